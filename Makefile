@@ -1,0 +1,50 @@
+# snn-cifar-book: the two commands of the README, and helpers.
+#   make book   build the book (executes every chapter) into _build/html
+#   make test   pytest on tests/ and nbval on notebooks/ (ci profile)
+# Both create the virtual environment .venv on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed-stamp
+# The kernels that execute the notebooks must be the venv's Python.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: help install book test execute data lab clean
+
+help:
+	@echo "make book     build the book, executing every chapter (SNNLIB_PROFILE, default book)"
+	@echo "make test     run pytest and nbval on the notebooks (ci profile)"
+	@echo "make execute  re-execute the notebooks in place at the book profile (commit their outputs)"
+	@echo "make data     find or download CIFAR-10 into \$$SNNLIB_DATA_DIR (default ~/.cache/snnlib) and validate it"
+	@echo "make lab      open the notebooks in JupyterLab"
+	@echo "make clean    remove _build"
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	@echo "The book is in _build/html/index.html"
+
+test: $(STAMP)
+	SNNLIB_PROFILE=ci $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900
+
+execute: $(STAMP)
+	SNNLIB_PROFILE=book $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=1800 notebooks/*.ipynb
+
+data: $(STAMP)
+	$(PY) -m snnlib data
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf _build
