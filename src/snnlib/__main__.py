@@ -1,0 +1,60 @@
+"""Command line: ``python -m snnlib COMMAND``.
+
+    python -m snnlib data [--dir DIR] [--no-download]
+        Find (or download) CIFAR-10, validate every batch, print a summary.
+    python -m snnlib profile [NAME]
+        Print the run sizes of a profile (default: $SNNLIB_PROFILE or book).
+
+Later chapters add ``run TIER --profile full``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+
+import numpy as np
+
+from . import data, profiles
+
+
+def _data(args: argparse.Namespace) -> int:
+    root = args.dir if args.dir is not None else data.default_data_dir()
+    for split in ("train", "test"):
+        ds = data.load_cifar10(split, root, download=not args.no_download)
+        counts = ", ".join(str(int(n)) for n in np.bincount(ds.labels, minlength=10))
+        print(f"{split}: {len(ds)} images {ds.images.shape[1:]} uint8, per class [{counts}]")
+    print(f"CIFAR-10 is valid in {ds.source}")
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    profile = profiles.get_profile(args.name)
+    for key, value in asdict(profile).items():
+        print(f"{key}: {value}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m snnlib", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("data", help="find or download CIFAR-10 and validate it")
+    p.add_argument("--dir", default=None,
+                   help=f"directory holding cifar-10-batches-py/ (default: ${data.DATA_DIR_ENV} "
+                        f"or {data.DEFAULT_DATA_DIR})")
+    p.add_argument("--no-download", action="store_true", help="fail instead of downloading")
+    p.set_defaults(func=_data)
+    p = sub.add_parser("profile", help="print a profile's run sizes")
+    p.add_argument("name", nargs="?", default=None)
+    p.set_defaults(func=_profile)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (data.CIFARDataError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Run sizes of the book, in one place: ``ci``, ``book`` and ``full``.
+
+Every chapter and the command line read the profile from the environment
+variable ``SNNLIB_PROFILE`` (default ``book``):
+
+- ``ci``: tiny; every notebook runs in well under a minute (nbval, CI).
+- ``book``: what the rendered book shows; all chapters together execute in
+  about 20 minutes on 2 cores.
+- ``full``: the headline numbers, on all of CIFAR-10 where a tier allows;
+  may take hours, checkpointed, writes ``results/*.json``.
+
+Example
+-------
+>>> import snnlib as sl
+>>> sl.profiles.get_profile("ci").n_test_per_class
+10
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Literal
+
+__all__ = ["PROFILE_ENV", "PROFILES", "Profile", "get_profile"]
+
+PROFILE_ENV = "SNNLIB_PROFILE"
+DEFAULT_PROFILE = "book"
+ProfileName = Literal["ci", "book", "full"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big a run is.
+
+    Attributes
+    ----------
+    name : {"ci", "book", "full"}
+    n_train_per_class : int or None
+        Training images per class (class-balanced, seeded); None: all 5000.
+    n_test_per_class : int or None
+        Test images per class; None: all 1000.
+    n_encode_images : int
+        Chapter 1: images whose pixels are Poisson-encoded to measure spike
+        count against intensity.
+    """
+
+    name: ProfileName
+    n_train_per_class: int | None
+    n_test_per_class: int | None
+    n_encode_images: int
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "name" or value is None:
+                continue
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"Profile.{f.name} must be a positive integer or None, got {value!r}.")
+
+
+PROFILES: dict[str, Profile] = {
+    "ci": Profile("ci", n_train_per_class=10, n_test_per_class=10, n_encode_images=8),
+    "book": Profile("book", n_train_per_class=100, n_test_per_class=100, n_encode_images=64),
+    "full": Profile("full", n_train_per_class=None, n_test_per_class=None, n_encode_images=1000),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile called ``name``, or the one ``$SNNLIB_PROFILE`` names (default ``book``).
+
+    Raises
+    ------
+    ValueError
+        For a name that is not ``ci``, ``book`` or ``full``.
+    """
+    source = "argument"
+    if name is None:
+        name = os.environ.get(PROFILE_ENV, "").strip() or DEFAULT_PROFILE
+        source = f"${PROFILE_ENV}"
+    key = name.strip().lower()
+    if key not in PROFILES:
+        raise ValueError(
+            f"Unknown profile {name!r} (from {source}); choose one of {', '.join(PROFILES)}."
+        )
+    return PROFILES[key]
