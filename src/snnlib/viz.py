@@ -1,0 +1,240 @@
+"""Figures shared by every chapter: sample grids, rasters, encoding panels.
+
+Nothing here changes matplotlib's global state on import. A chapter calls
+:func:`use_style` once in its first cell to get the book's look (seaborn
+``ticks`` theme and the colour-blind-friendly ``colorblind`` palette).
+Every function takes an optional ``ax`` (or returns a new figure), titles
+its axes and labels them with units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from . import encoding as enc
+
+__all__ = [
+    "PALETTE",
+    "count_vs_intensity",
+    "encoding_panel",
+    "image_grid",
+    "raster",
+    "reconstruction_error_plot",
+    "reconstruction_row",
+    "sample_grid",
+    "use_style",
+]
+
+PALETTE = "colorblind"
+"""The seaborn palette of the book (safe for the common colour-vision deficiencies)."""
+
+
+def use_style(context: str = "notebook") -> None:
+    """Apply the book's figure style (seaborn ``ticks``, ``colorblind`` palette).
+
+    Call it once at the top of a chapter; it sets matplotlib's rcParams.
+    """
+    import seaborn as sns
+
+    sns.set_theme(context=context, style="ticks", palette=PALETTE,
+                  rc={"figure.dpi": 100, "savefig.dpi": 100, "axes.titlesize": "medium",
+                      "image.cmap": "gray", "figure.constrained_layout.use": True})
+
+
+def _to_numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+
+
+def _show_image(ax, image, title: str | None = None) -> None:
+    """Show an RGB uint8 image or a [0, 1] grayscale image without axes."""
+    image = _to_numpy(image)
+    if image.ndim == 2:
+        ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+        ax.imshow(image, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize="small")
+
+
+def image_grid(images, titles: Sequence[str] | None = None, *, ncols: int = 8,
+               suptitle: str | None = None, size: float = 1.2):
+    """A grid of images (RGB uint8 or grayscale in [0, 1]); returns the figure."""
+    images = _to_numpy(images)
+    n = len(images)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < n:
+            _show_image(ax, images[i], titles[i] if titles is not None else None)
+        else:
+            ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def sample_grid(images, labels, class_names: Sequence[str], *, n_per_class: int = 8,
+                seed: int = 0, title: str = "CIFAR-10 samples, one row per class"):
+    """``n_per_class`` random examples of each class, one row per class.
+
+    ``images`` may be RGB uint8 ``(N, 32, 32, 3)`` or grayscale ``(N, 32, 32)``
+    in [0, 1]. The examples are drawn with ``numpy.random.default_rng(seed)``.
+    """
+    from .data import balanced_subset
+
+    labels = _to_numpy(labels)
+    idx = balanced_subset(labels, n_per_class, seed=seed)
+    n_classes = len(np.unique(labels))
+    images = _to_numpy(images)
+    fig, axes = plt.subplots(n_classes, n_per_class,
+                             figsize=(1.0 * n_per_class + 1.2, 1.0 * n_classes + 0.4),
+                             squeeze=False)
+    for k, i in enumerate(idx):
+        row, col = divmod(k, n_per_class)
+        ax = axes[row, col]
+        _show_image(ax, images[i])
+        if col == 0:
+            ax.set_ylabel(class_names[labels[i]], rotation=0, ha="right", va="center",
+                          fontsize="small")
+    fig.suptitle(title)
+    return fig
+
+
+def raster(spikes, dt_ms: float, *, sample: int = 0, neurons=None, ax=None,
+           title: str = "Spike raster", color=None, ylabel: str = "neuron"):
+    """Raster plot of one sample's spikes: a tick at (time, neuron) for every spike.
+
+    Parameters
+    ----------
+    spikes : torch.Tensor or numpy.ndarray
+        ``(T, B, ...)`` time-major spikes; the trailing axes are flattened
+        into neurons.
+    dt_ms : float
+        Time step in ms (for the time axis).
+    sample : int
+        Which batch element to draw.
+    neurons : sequence of int, optional
+        Which (flattened) neurons to draw, in order from bottom to top.
+    """
+    s = _to_numpy(spikes)
+    if s.ndim < 2:
+        raise ValueError(f"spikes must be time-major (T, B, ...), got shape {s.shape}.")
+    s = s[:, sample].reshape(s.shape[0], -1)
+    if neurons is not None:
+        s = s[:, np.asarray(neurons)]
+    t, n = np.nonzero(s)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    ax.scatter(t * dt_ms, n, marker="|", s=12, linewidths=0.8,
+               color=color if color is not None else "C0")
+    ax.set_xlim(0, s.shape[0] * dt_ms)
+    ax.set_ylim(-0.5, s.shape[1] - 0.5)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return ax
+
+
+def count_vs_intensity(intensities, counts, params: enc.PoissonParams, *, ax=None,
+                       title: str = "Spike count against pixel intensity"):
+    """Measured spike counts against intensity, with the theory E[n] +- 1 s.d.
+
+    Theory: :math:`E[n] = x r_{max} D`, :math:`\\sigma = \\sqrt{T p (1 - p)}`
+    with :math:`p = x r_{max} \\Delta t` (see :mod:`snnlib.encoding`).
+    """
+    x = _to_numpy(intensities).ravel()
+    n = _to_numpy(counts).ravel()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4))
+    ax.hexbin(x, n, gridsize=40, bins="log", cmap="Blues", mincnt=1, linewidths=0)
+    grid = np.linspace(0, 1, 101)
+    mean = _to_numpy(enc.expected_counts(grid, params))
+    p = grid * params.p_max
+    sd = np.sqrt(params.n_steps * p * (1 - p))
+    ax.plot(grid, mean, color="C1", lw=2, label=r"theory $E[n] = x\,r_{max}\,D$")
+    ax.fill_between(grid, mean - sd, mean + sd, color="C1", alpha=0.25,
+                    label=r"theory $\pm 1$ s.d.")
+    ax.set_xlabel("pixel intensity x (0-1)")
+    ax.set_ylabel(f"spike count in {params.duration_ms:g} ms")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize="small")
+    return ax
+
+
+def reconstruction_error_plot(durations_ms, measured_rmse, theory_rmse, *, ax=None,
+                              title: str = "Reconstruction error against duration"):
+    """RMS error of intensities decoded from counts, measured and theoretical, log-log."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot(durations_ms, theory_rmse, color="C1", lw=2, label=r"theory $\propto 1/\sqrt{D}$")
+    ax.plot(durations_ms, measured_rmse, "o", color="C0", label="measured")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("presentation duration D (ms)")
+    ax.set_ylabel("RMS error of decoded intensity")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def encoding_panel(image, params: enc.PoissonParams, *, seed: int = 0,
+                   n_raster_neurons: int = 64, title: str | None = None):
+    """One image through the encoder: input, raster of its middle rows, decoded image.
+
+    Parameters
+    ----------
+    image : array-like
+        ``(32, 32)`` grayscale intensities in [0, 1].
+    params : PoissonParams
+        Encoding parameters.
+    seed : int
+        Seed of the spike draw.
+    n_raster_neurons : int
+        How many pixels (from the middle rows, in reading order) the raster shows.
+    """
+    image = _to_numpy(image).astype(np.float32)
+    spikes = enc.poisson_spikes(image[None], params, generator=seed)
+    decoded = enc.decode_counts(enc.spike_counts(spikes), params)[0].clamp(0, 1)
+    first = (image.size - n_raster_neurons) // 2
+    neurons = np.arange(first, first + n_raster_neurons)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4),
+                             gridspec_kw={"width_ratios": [1, 2.2, 1]})
+    _show_image(axes[0], image, "input intensities")
+    axes[0].axhline(first // image.shape[1] - 0.5, color="C1", lw=1)
+    axes[0].axhline((first + n_raster_neurons) // image.shape[1] - 0.5, color="C1", lw=1)
+    raster(spikes, params.dt_ms, neurons=neurons, ax=axes[1],
+           title=f"spikes of the {n_raster_neurons} pixels between the orange lines",
+           ylabel="pixel")
+    _show_image(axes[2], decoded, f"decoded from counts\n(RMS error "
+                f"{float(np.sqrt(np.mean((decoded.numpy() - image) ** 2))):.3f})")
+    fig.suptitle(title or f"Poisson encoding: max rate {params.max_rate_hz:g} Hz, "
+                 f"duration {params.duration_ms:g} ms, dt {params.dt_ms:g} ms "
+                 f"({int(spikes.sum())} spikes)")
+    return fig
+
+
+def reconstruction_row(image, durations_ms, *, max_rate_hz: float, dt_ms: float,
+                       seed: int = 0, title: str = "Images decoded from spike counts"):
+    """The input image, then the image decoded from spike counts for each duration.
+
+    Decoding: :math:`\\hat x = n / (r_{max} D)` (:func:`snnlib.encoding.decode_counts`),
+    clipped to [0, 1] for display only.
+    """
+    image = _to_numpy(image).astype(np.float32)
+    gen = enc.make_generator(seed)
+    fig, axes = plt.subplots(1, len(durations_ms) + 1,
+                             figsize=(1.6 * (len(durations_ms) + 1), 2.1))
+    _show_image(axes[0], image, "input")
+    for ax, duration in zip(axes[1:], durations_ms):
+        params = enc.PoissonParams(max_rate_hz=max_rate_hz, duration_ms=float(duration), dt_ms=dt_ms)
+        counts = enc.spike_counts(enc.poisson_spikes(image[None], params, generator=gen))
+        _show_image(ax, enc.decode_counts(counts, params)[0].clamp(0, 1), f"{duration:g} ms")
+    fig.suptitle(f"{title} (max rate {max_rate_hz:g} Hz)")
+    return fig

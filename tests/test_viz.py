@@ -1,0 +1,92 @@
+"""snnlib.viz and snnlib.widgets: the figures show what they claim to show."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import snnlib as sl  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_importing_snnlib_leaves_rcparams_alone():
+    import importlib
+
+    before = dict(matplotlib.rcParams)
+    importlib.reload(sl.viz)
+    assert dict(matplotlib.rcParams) == before
+
+
+def test_raster_puts_a_tick_at_every_spike_and_nowhere_else():
+    spikes = torch.zeros(10, 2, 3, dtype=torch.bool)  # (T, B, neurons)
+    spikes[2, 1, 0] = spikes[7, 1, 2] = spikes[4, 0, 1] = True
+    ax = sl.viz.raster(spikes, dt_ms=0.5, sample=1)
+    offsets = ax.collections[0].get_offsets()
+    assert sorted(map(tuple, np.asarray(offsets))) == [(1.0, 0.0), (3.5, 2.0)]
+    assert ax.get_xlabel() == "time (ms)" and ax.get_xlim() == (0.0, 5.0)
+
+
+def test_raster_selects_neurons_in_the_given_order():
+    spikes = torch.zeros(4, 1, 2, 2, dtype=torch.bool)
+    spikes[1, 0, 1, 1] = True  # flattened neuron 3
+    ax = sl.viz.raster(spikes, dt_ms=1.0, neurons=[3, 0])
+    assert np.asarray(ax.collections[0].get_offsets()).tolist() == [[1.0, 0.0]]
+
+
+def test_count_vs_intensity_draws_the_theoretical_line():
+    params = sl.encoding.PoissonParams(max_rate_hz=100.0, duration_ms=100.0, dt_ms=1.0)
+    x = torch.rand(2, 32, 32, generator=sl.encoding.make_generator(0))
+    counts = sl.encoding.spike_counts(sl.encoding.poisson_spikes(x, params, generator=0))
+    ax = sl.viz.count_vs_intensity(x, counts, params)
+    line = ax.get_lines()[0]
+    np.testing.assert_allclose(line.get_ydata(), 10.0 * line.get_xdata(), atol=1e-5)  # r_max D
+    assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+
+
+def test_sample_grid_shows_n_per_class_with_class_names():
+    images = np.zeros((30, 32, 32, 3), dtype=np.uint8)
+    labels = np.repeat(np.arange(3), 10)
+    fig = sl.viz.sample_grid(images, labels, ("a", "b", "c"), n_per_class=4)
+    axes = np.array(fig.axes).reshape(3, 4)
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["a", "b", "c"]
+
+
+def test_encoding_panel_and_reconstruction_row_have_their_panels():
+    params = sl.encoding.PoissonParams(max_rate_hz=63.75, duration_ms=50.0, dt_ms=0.5)
+    image = np.full((32, 32), 0.5, dtype=np.float32)
+    assert len(sl.viz.encoding_panel(image, params).axes) == 3
+    fig = sl.viz.reconstruction_row(image, [10, 100], max_rate_hz=63.75, dt_ms=0.5)
+    assert [ax.get_title() for ax in fig.axes] == ["input", "10 ms", "100 ms"]
+
+
+def test_use_style_applies_the_colour_blind_palette():
+    import seaborn as sns
+
+    with matplotlib.rc_context():
+        sl.viz.use_style()
+        cycle = [c["color"] for c in matplotlib.rcParams["axes.prop_cycle"]]
+        expected = sns.color_palette("colorblind")[:3]
+        assert [matplotlib.colors.to_hex(c) for c in cycle[:3]] == [matplotlib.colors.to_hex(c) for c in expected]
+
+
+def test_encoding_explorer_caps_the_rate_at_one_spike_per_step():
+    images = np.random.default_rng(0).random((3, 32, 32)).astype(np.float32)
+    widget = sl.widgets.encoding_explorer(images, ("a", "b", "c"), [0, 1, 2], dt_ms=0.5,
+                                          duration_ms=20.0)
+    sliders = {w.description: w for w in widget.children[:-1]}
+    assert sliders["max rate (Hz)"].max == 2000.0  # 1000 / dt_ms
+    assert sliders["image"].max == 2
+    sliders["max rate (Hz)"].value = 2000.0  # p = 1: allowed, redraws without error
+    sliders["duration (ms)"].value = 3.3  # snapped to whole steps of dt
+    widget.update()
