@@ -1,0 +1,97 @@
+"""The book's structure and the committed notebooks' hygiene (no execution here:
+nbval runs the notebooks, `make book` builds the pages)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections", []))
+
+    for part in toc.get("parts", []):
+        walk(part["chapters"])
+    walk(toc.get("chapters", []))
+    return files
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "notebooks/ is empty"
+
+
+def test_toc_entries_exist_and_every_notebook_is_listed():
+    files = toc_files()
+    for entry in files:
+        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), entry
+    listed = {f for f in files if f.startswith("notebooks/")}
+    assert listed == {f"notebooks/{p.stem}" for p in NOTEBOOKS}
+
+
+def test_chapters_are_numbered_in_reading_order():
+    chapters = [f for f in toc_files() if f.startswith("notebooks/")]
+    assert chapters == sorted(chapters)
+    assert all(re.match(r"notebooks/\d\d_[a-z0-9_]+$", f) for f in chapters)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_outputs_hold_no_error_and_no_traceback(path):
+    nb = json.loads(path.read_text())
+    for i, cell in enumerate(nb["cells"]):
+        for out in cell.get("outputs", []):
+            assert out.get("output_type") != "error", f"cell {i} has an error output"
+            text = "".join(out.get("text", "")) if out.get("output_type") == "stream" else ""
+            assert "Traceback (most recent call last)" not in text, f"cell {i} prints a traceback"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_executed_in_order(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    counts = [c.get("execution_count") for c in code]
+    assert all(isinstance(n, int) for n in counts), "commit the notebooks with their outputs"
+    assert counts == sorted(counts), "cells were executed out of order"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_starts_with_the_house_imports(path):
+    nb = json.loads(path.read_text())
+    first = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    source = "".join(first["source"])
+    assert "import snnlib as sl" in source and "get_profile()" in source and "SEED" in source
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_widget_metadata_carries_its_state(path):
+    # GitHub refuses to render a notebook whose metadata.widgets lacks "state".
+    widgets = json.loads(path.read_text())["metadata"].get("widgets")
+    if widgets is not None:
+        assert "state" in widgets.get(WIDGET_STATE, {})
+
+
+def test_every_citation_is_in_the_bibliography():
+    bib = (ROOT / "book" / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    sources = [p.read_text() for p in NOTEBOOKS] + [p.read_text() for p in (ROOT / "book").glob("*.md")]
+    cited = set()
+    for text in sources:
+        for group in re.findall(r"\{cite(?::[pt])?\}`([^`]+)`", text):
+            cited.update(k.strip() for k in group.split(","))
+    assert cited, "no citations found"
+    assert sorted(cited - keys) == []
