@@ -1,0 +1,456 @@
+"""Leaky integrate-and-fire (LIF) neurons, in PyTorch and in Brian2.
+
+The membrane potential :math:`v` relaxes towards rest and is pushed by an
+input current :math:`I` or by excitatory and inhibitory conductances
+:math:`g_e, g_i` (dimensionless, in units of the leak conductance, as in
+Diehl & Cook 2015):
+
+.. math::
+
+    \\tau_m \\frac{dv}{dt} = (v_{rest} - v) + R I
+                           + g_e (E_e - v) + g_i (E_i - v),
+    \\qquad \\tau_e \\frac{dg_e}{dt} = -g_e, \\qquad \\tau_i \\frac{dg_i}{dt} = -g_i.
+
+When :math:`v > v_{th} + \\theta` the neuron spikes, :math:`v` is set to
+:math:`v_{reset}` and held there for the refractory period :math:`t_{ref}`.
+With an adaptive threshold each spike raises :math:`\\theta` by
+:math:`\\theta_+`, and :math:`\\theta` decays with :math:`\\tau_\\theta`
+(Diehl & Cook 2015, section 2.1).
+
+Integration (one step of :math:`\\Delta t`), the same scheme as Brian2's
+``exponential_euler``: the conductances and the current are held at their
+values at the start of the step, which makes the equation for :math:`v`
+linear, and it is solved exactly:
+
+.. math::
+
+    v \\leftarrow v_\\infty + (v - v_\\infty)\\, e^{-\\Delta t (1 + g_e + g_i) / \\tau_m},
+    \\qquad v_\\infty = \\frac{v_{rest} + R I + g_e E_e + g_i E_i}{1 + g_e + g_i}.
+
+This is *exact* for a current that is constant over the step and no
+conductance input (the usual "exact integration" of a linear ODE), and first
+order in :math:`\\Delta t` when conductances change within a step. The
+conductances and :math:`\\theta` decay exactly (:math:`g \\leftarrow g
+e^{-\\Delta t / \\tau}`).
+
+Order within a step (Brian2's default schedule): integrate, compare with the
+threshold, add this step's synaptic input to the conductances, reset. A
+neuron that spiked at step k is not integrated at steps k+1 ... k+n-1
+(:math:`n = t_{ref} / \\Delta t`) and resumes at step k+n: its potential
+is held for exactly :math:`t_{ref}`.
+
+Units: ms, mV, nA, MΩ (so that nA x MΩ = mV). Tensors are float32; state is
+``(batch, neurons)``; spikes over time are time-major ``(T, batch, neurons)``.
+
+References: Gerstner et al. (2014), *Neuronal Dynamics*, ch. 1.3; Diehl &
+Cook (2015), *Front. Comput. Neurosci.* 9:99.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+__all__ = [
+    "LIF",
+    "LIFParams",
+    "LIFRecord",
+    "LIFState",
+    "build_lif_group",
+    "lif_rate_hz",
+    "lif_step",
+    "measured_rate_hz",
+    "run_brian2",
+    "simulate_lif",
+    "simulate_lif_brian2",
+]
+
+
+@dataclass(frozen=True)
+class LIFParams:
+    """Parameters of a LIF neuron (one object drives PyTorch and Brian2).
+
+    Attributes
+    ----------
+    tau_mem_ms : float
+        Membrane time constant :math:`\\tau_m` (ms).
+    v_rest_mv, v_reset_mv, v_thresh_mv : float
+        Resting, reset and threshold potentials (mV); threshold above reset
+        and rest.
+    t_ref_ms : float
+        Refractory period (ms), a whole number of time steps.
+    r_mem_mohm : float
+        Membrane resistance R (MΩ) for current input: R I is in mV for I in nA.
+    e_exc_mv, e_inh_mv : float
+        Reversal potentials of the excitatory and inhibitory conductances (mV).
+    tau_exc_ms, tau_inh_ms : float
+        Decay time constants of the conductances (ms).
+    theta_plus_mv : float
+        Threshold increase per spike (mV); 0 disables the adaptive threshold.
+    tau_theta_ms : float
+        Decay time constant of the adaptive threshold (ms).
+    dt_ms : float
+        Time step (ms); must be smaller than every time constant.
+    """
+
+    tau_mem_ms: float = 20.0
+    v_rest_mv: float = -65.0
+    v_reset_mv: float = -65.0
+    v_thresh_mv: float = -52.0
+    t_ref_ms: float = 2.0
+    r_mem_mohm: float = 10.0
+    e_exc_mv: float = 0.0
+    e_inh_mv: float = -100.0
+    tau_exc_ms: float = 1.0
+    tau_inh_ms: float = 2.0
+    theta_plus_mv: float = 0.0
+    tau_theta_ms: float = 1.0e7
+    dt_ms: float = 0.5
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"LIFParams.{f.name} must be a finite number, got {value!r}.")
+        for name in ("tau_mem_ms", "tau_exc_ms", "tau_inh_ms", "tau_theta_ms", "dt_ms",
+                     "r_mem_mohm"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"LIFParams.{name} must be positive, got {getattr(self, name)!r}.")
+        for name in ("t_ref_ms", "theta_plus_mv"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"LIFParams.{name} must be >= 0, got {getattr(self, name)!r}.")
+        for name in ("tau_mem_ms", "tau_exc_ms", "tau_inh_ms"):
+            if self.dt_ms >= getattr(self, name):
+                raise ValueError(
+                    f"dt_ms={self.dt_ms} must be smaller than {name}={getattr(self, name)}: "
+                    "a step as long as a time constant cannot resolve the dynamics."
+                )
+        if self.v_thresh_mv <= self.v_reset_mv:
+            raise ValueError(
+                f"v_thresh_mv={self.v_thresh_mv} must be above v_reset_mv={self.v_reset_mv}, "
+                "or the neuron would spike again right after every reset."
+            )
+        if self.v_thresh_mv <= self.v_rest_mv:
+            raise ValueError(
+                f"v_thresh_mv={self.v_thresh_mv} must be above v_rest_mv={self.v_rest_mv}, "
+                "or the neuron would fire without input."
+            )
+        steps = self.t_ref_ms / self.dt_ms
+        if abs(steps - round(steps)) > 1e-6:
+            raise ValueError(f"t_ref_ms={self.t_ref_ms} is not a whole number of dt_ms={self.dt_ms} steps.")
+
+    @property
+    def ref_steps(self) -> int:
+        """Refractory period in time steps."""
+        return int(round(self.t_ref_ms / self.dt_ms))
+
+
+class LIFState(NamedTuple):
+    """State of a batch of LIF neurons, each ``(batch, neurons)``.
+
+    ``ref_steps``: steps of refractoriness left (int32; 0 = free).
+    """
+
+    v_mem: torch.Tensor
+    g_exc: torch.Tensor
+    g_inh: torch.Tensor
+    theta: torch.Tensor
+    ref_steps: torch.Tensor
+
+    @classmethod
+    def initial(cls, p: LIFParams, batch: int, neurons: int, device="cpu") -> "LIFState":
+        """Every neuron at rest, no conductance, no threshold adaptation, not refractory."""
+        zeros = torch.zeros(batch, neurons, dtype=torch.float32, device=device)
+        return cls(zeros + p.v_rest_mv, zeros.clone(), zeros.clone(), zeros.clone(),
+                   torch.zeros(batch, neurons, dtype=torch.int32, device=device))
+
+
+def lif_step(
+    state: LIFState,
+    p: LIFParams,
+    *,
+    current_na: torch.Tensor | float | None = None,
+    exc_input: torch.Tensor | None = None,
+    inh_input: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, LIFState]:
+    """Advance LIF neurons by one step of ``p.dt_ms``; pure (returns a new state).
+
+    Parameters
+    ----------
+    state : LIFState
+        ``(batch, neurons)`` tensors.
+    p : LIFParams
+    current_na : tensor or float, optional
+        Input current (nA) during this step, broadcastable to ``(batch, neurons)``.
+    exc_input, inh_input : tensor, optional
+        Conductance increments arriving this step (e.g. ``pre_spikes @ w.T``),
+        added after the threshold test: they act from the next step on.
+
+    Returns
+    -------
+    spikes : torch.Tensor
+        ``(batch, neurons)`` bool.
+    state : LIFState
+        The state after the step.
+
+    Notes
+    -----
+    .. math::
+
+        v \\leftarrow v_\\infty + (v - v_\\infty) e^{-\\Delta t (1 + g_e + g_i)/\\tau_m}
+        \\text{ (if not refractory)},\\quad
+        s = [v > v_{th} + \\theta],\\quad v \\leftarrow v_{reset} \\text{ where } s.
+    """
+    v, g_e, g_i, theta, ref = state
+    ref = torch.clamp(ref - 1, min=0)
+    free = ref == 0
+    leak = 1.0 + g_e + g_i
+    drive = p.v_rest_mv + g_e * p.e_exc_mv + g_i * p.e_inh_mv
+    if current_na is not None:
+        drive = drive + p.r_mem_mohm * torch.as_tensor(current_na, dtype=torch.float32,
+                                                       device=v.device)
+    v_inf = drive / leak
+    v_new = v_inf + (v - v_inf) * torch.exp(-p.dt_ms / p.tau_mem_ms * leak)
+    v = torch.where(free, v_new, v)
+    g_e = g_e * math.exp(-p.dt_ms / p.tau_exc_ms)
+    g_i = g_i * math.exp(-p.dt_ms / p.tau_inh_ms)
+    theta = theta * math.exp(-p.dt_ms / p.tau_theta_ms)
+    spikes = (v > p.v_thresh_mv + theta) & free
+    if exc_input is not None:
+        g_e = g_e + exc_input
+    if inh_input is not None:
+        g_i = g_i + inh_input
+    v = torch.where(spikes, torch.full_like(v, p.v_reset_mv), v)
+    theta = theta + p.theta_plus_mv * spikes
+    ref = torch.where(spikes, torch.full_like(ref, p.ref_steps), ref)
+    return spikes, LIFState(v, g_e, g_i, theta, ref)
+
+
+class LIF:
+    """A population of LIF neurons that keeps its state between steps.
+
+    Example
+    -------
+    >>> import torch, snnlib as sl
+    >>> layer = sl.neurons.LIF(sl.neurons.LIFParams(), batch=2, neurons=3)
+    >>> spikes = layer.step(current_na=torch.full((2, 3), 2.0))
+    >>> spikes.shape
+    torch.Size([2, 3])
+    """
+
+    def __init__(self, params: LIFParams, batch: int, neurons: int, device="cpu") -> None:
+        self.params = params
+        self.batch, self.neurons, self.device = batch, neurons, device
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Back to rest (v = v_rest, no conductance, theta = 0, not refractory)."""
+        self.state = LIFState.initial(self.params, self.batch, self.neurons, self.device)
+
+    def step(self, **inputs) -> torch.Tensor:
+        """One time step (see :func:`lif_step` for the inputs); returns the spikes."""
+        spikes, self.state = lif_step(self.state, self.params, **inputs)
+        return spikes
+
+
+class LIFRecord(NamedTuple):
+    """What :func:`simulate_lif` records, each ``(T, batch, neurons)``.
+
+    ``v_mem`` and ``theta`` are the values at the end of each step (after
+    reset); they are None when the run was made with ``record=False``.
+    """
+
+    spikes: torch.Tensor
+    v_mem: torch.Tensor | None
+    theta: torch.Tensor | None
+
+
+def simulate_lif(current_na: torch.Tensor, p: LIFParams, *, record: bool = True) -> LIFRecord:
+    """Drive LIF neurons with a current ``(T, batch, neurons)`` (nA), from rest.
+
+    Returns
+    -------
+    LIFRecord
+        ``spikes`` (bool), and when ``record`` the potential ``v_mem`` (mV)
+        and the threshold adaptation ``theta`` (mV).
+    """
+    current_na = torch.as_tensor(current_na, dtype=torch.float32)
+    if current_na.ndim != 3:
+        raise ValueError(f"current_na must be (T, batch, neurons), got shape {tuple(current_na.shape)}.")
+    steps, batch, neurons = current_na.shape
+    state = LIFState.initial(p, batch, neurons, current_na.device)
+    spikes = torch.empty(current_na.shape, dtype=torch.bool, device=current_na.device)
+    v_mem = torch.empty_like(current_na) if record else None
+    theta = torch.empty_like(current_na) if record else None
+    for t in range(steps):
+        spikes[t], state = lif_step(state, p, current_na=current_na[t])
+        if record:
+            v_mem[t] = state.v_mem
+            theta[t] = state.theta
+    return LIFRecord(spikes, v_mem, theta)
+
+
+def measured_rate_hz(current_na, p: LIFParams, *, duration_ms: float = 1000.0) -> np.ndarray:
+    """Firing rate of :func:`simulate_lif` for each constant current (nA), in Hz.
+
+    Counts the spikes of ``duration_ms`` of simulation from rest; the
+    analytic counterpart is :func:`lif_rate_hz`.
+    """
+    current = torch.as_tensor(np.asarray(current_na, dtype=np.float32)).flatten()
+    steps = int(round(duration_ms / p.dt_ms))
+    spikes = simulate_lif(current.expand(steps, 1, -1), p, record=False).spikes
+    return spikes[:, 0].sum(dim=0).numpy() / (duration_ms / 1000.0)
+
+
+def lif_rate_hz(current_na, p: LIFParams) -> np.ndarray:
+    """Analytic firing rate of a LIF neuron under constant current (the f-I curve).
+
+    .. math::
+
+        r = \\left[t_{ref} + \\tau_m \\ln \\frac{v_\\infty - v_{reset}}
+            {v_\\infty - v_{th}}\\right]^{-1} \\text{ for } v_\\infty > v_{th},
+        \\qquad v_\\infty = v_{rest} + R I,
+
+    and 0 below the rheobase :math:`I < (v_{th} - v_{rest}) / R`
+    (Gerstner et al. 2014, eq. 1.13, with a refractory period). Without
+    adaptation (``theta_plus_mv = 0``). A simulation with step
+    :math:`\\Delta t` detects each threshold crossing up to one step late.
+    """
+    current = np.asarray(current_na, dtype=float)
+    v_inf = p.v_rest_mv + p.r_mem_mohm * current
+    rate = np.zeros_like(current)
+    above = v_inf > p.v_thresh_mv
+    isi_ms = p.t_ref_ms + p.tau_mem_ms * np.log(
+        (v_inf[above] - p.v_reset_mv) / (v_inf[above] - p.v_thresh_mv))
+    rate[above] = 1000.0 / isi_ms
+    return rate
+
+
+# --- Brian2 ---------------------------------------------------------------
+
+def run_brian2(net, duration_ms: float, codegen_target: str = "numpy") -> None:
+    """Run a Brian2 ``Network`` for ``duration_ms`` with a code generation target.
+
+    The target is set for this run only (Brian2's preference is global and
+    restored afterwards); the run namespace is empty, so every name must come
+    from the objects' own namespaces (as the ``build_*`` functions set them),
+    never from the caller's variables. pyparsing's deprecation warnings,
+    raised inside Brian2 2.9's parser, are silenced.
+    """
+    import warnings
+
+    import brian2 as b2
+
+    previous = b2.prefs.codegen.target
+    b2.prefs.codegen.target = codegen_target
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module="pyparsing")
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module="brian2")
+            net.run(duration_ms * b2.ms, namespace={})
+    finally:
+        b2.prefs.codegen.target = previous
+
+
+def _b2_namespace(p: LIFParams) -> dict:
+    import brian2 as b2
+
+    ms, mV = b2.ms, b2.mV
+    return {
+        "tau_mem": p.tau_mem_ms * ms, "v_rest": p.v_rest_mv * mV, "v_reset": p.v_reset_mv * mV,
+        "v_thresh": p.v_thresh_mv * mV, "r_mem": p.r_mem_mohm * b2.Mohm,
+        "e_exc": p.e_exc_mv * mV, "e_inh": p.e_inh_mv * mV,
+        "tau_exc": p.tau_exc_ms * ms, "tau_inh": p.tau_inh_ms * ms,
+        "theta_plus": p.theta_plus_mv * mV, "tau_theta": p.tau_theta_ms * ms,
+    }
+
+
+LIF_EQUATIONS = """
+dv/dt = ((v_rest - v) + r_mem * I + g_exc * (e_exc - v) + g_inh * (e_inh - v)) / tau_mem : volt (unless refractory)
+dg_exc/dt = -g_exc / tau_exc : 1
+dg_inh/dt = -g_inh / tau_inh : 1
+dtheta/dt = -theta / tau_theta : volt
+"""
+"""The Brian2 equations of :func:`build_lif_group`; ``I`` is appended as a
+parameter or as a function of time."""
+
+
+def build_lif_group(n: int, p: LIFParams, *, current: str = "I : amp", name: str = "lif",
+                    method: str = "exponential_euler"):
+    """A Brian2 ``NeuronGroup`` of ``n`` LIF neurons with the parameters ``p``.
+
+    The same model as :func:`lif_step` (see :data:`LIF_EQUATIONS`), integrated
+    with Brian2's ``exponential_euler`` (the scheme :func:`lif_step` uses).
+
+    Parameters
+    ----------
+    n : int
+        Number of neurons.
+    p : LIFParams
+        The same parameter object as the PyTorch code; ``dt_ms`` sets the
+        group's clock.
+    current : str
+        The line defining ``I``: a parameter (``"I : amp"``, the default) or
+        a function of time, e.g. ``"I = I_input(t, i) : amp"`` with a
+        ``TimedArray`` named ``I_input`` in the namespace (pass it through
+        ``group.namespace`` or the ``run`` namespace).
+    name : str
+        The group's name.
+
+    Returns
+    -------
+    brian2.NeuronGroup
+        Variables ``v``, ``g_exc``, ``g_inh``, ``theta``, ``I``; threshold
+        ``v > v_thresh + theta``; reset ``v = v_reset; theta += theta_plus``.
+    """
+    import brian2 as b2
+
+    group = b2.NeuronGroup(
+        n, LIF_EQUATIONS + current, threshold="v > v_thresh + theta",
+        reset="v = v_reset\ntheta += theta_plus", refractory=p.t_ref_ms * b2.ms,
+        method=method, namespace=_b2_namespace(p), dt=p.dt_ms * b2.ms, name=name,
+    )
+    group.v = p.v_rest_mv * b2.mV
+    return group
+
+
+def simulate_lif_brian2(current_na, p: LIFParams, *, codegen_target: str = "numpy"
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Brian2 counterpart of :func:`simulate_lif` for one batch element.
+
+    Parameters
+    ----------
+    current_na : array-like
+        ``(T, neurons)`` input current (nA), constant within each step
+        (a ``TimedArray``).
+    p : LIFParams
+    codegen_target : str
+        Brian2's code generation target for this run ("numpy" needs no
+        compiler; "cython" compiles once and is faster for long runs).
+
+    Returns
+    -------
+    spikes : numpy.ndarray
+        ``(T, neurons)`` bool, a spike at the step Brian2 recorded it.
+    v_mem : numpy.ndarray
+        ``(T, neurons)`` float in mV, at the end of each step.
+    """
+    import brian2 as b2
+
+    current = np.asarray(current_na, dtype=float)
+    if current.ndim != 2:
+        raise ValueError(f"current_na must be (T, neurons), got shape {current.shape}.")
+    steps, n = current.shape
+    group = build_lif_group(n, p, current="I = I_input(t, i) : amp", name="lif_b2")
+    group.namespace["I_input"] = b2.TimedArray(current * b2.nA, dt=p.dt_ms * b2.ms)
+    v_monitor = b2.StateMonitor(group, "v", record=True, when="end", name="lif_b2_v")
+    spike_monitor = b2.SpikeMonitor(group, name="lif_b2_spikes")
+    run_brian2(b2.Network(group, v_monitor, spike_monitor), steps * p.dt_ms, codegen_target)
+    spikes = np.zeros((steps, n), dtype=bool)
+    step_index = np.round(np.asarray(spike_monitor.t / b2.ms) / p.dt_ms).astype(int)
+    spikes[step_index, np.asarray(spike_monitor.i)] = True
+    return spikes, np.asarray(v_monitor.v / b2.mV).T

@@ -1,0 +1,154 @@
+"""snnlib.neurons against the analytic solution of the LIF equation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from snnlib import neurons as N
+
+
+def test_subthreshold_response_is_the_exact_exponential():
+    p = N.LIFParams(tau_mem_ms=20.0, v_rest_mv=-65.0, v_thresh_mv=-40.0, r_mem_mohm=10.0, dt_ms=0.5)
+    current = torch.full((400, 1, 1), 1.5)  # v_inf = -65 + 15 = -50 mV < threshold
+    spikes, v, _ = N.simulate_lif(current, p)
+    assert not spikes.any()
+    t_ms = (np.arange(400) + 1) * p.dt_ms  # v[k] is the potential at the end of step k
+    theory = -50.0 + (-65.0 + 50.0) * np.exp(-t_ms / 20.0)
+    np.testing.assert_allclose(v[:, 0, 0].numpy(), theory, atol=1e-4)
+
+
+def test_f_i_curve_matches_the_analytic_rate_within_one_step_per_interval():
+    p = N.LIFParams(dt_ms=0.1, t_ref_ms=2.0)
+    currents = np.array([1.35, 1.5, 2.0, 3.0, 5.0, 10.0])  # rheobase is 1.3 nA
+    steps = 20000  # 2 s
+    spikes, _, _ = N.simulate_lif(torch.tensor(currents, dtype=torch.float32).expand(steps, 1, -1), p,
+                               record=False)
+    rates = N.lif_rate_hz(currents, p)
+    assert (rates > 0).all()
+    for k, rate in enumerate(rates):
+        times = np.flatnonzero(spikes[:, 0, k].numpy()) * p.dt_ms
+        assert len(times) > 5, "vacuous: the neuron barely fired"
+        isi = np.diff(times)
+        # a crossing is detected at the end of the step it happens in, and the
+        # spike is stamped with the step's start: ISI in [T - dt, T]
+        assert np.all(isi <= 1000.0 / rate + 1e-3) and np.all(isi >= 1000.0 / rate - p.dt_ms - 1e-3)
+
+
+def test_below_rheobase_there_is_no_spike_and_the_rate_is_zero():
+    p = N.LIFParams()
+    rheobase = (p.v_thresh_mv - p.v_rest_mv) / p.r_mem_mohm
+    assert N.lif_rate_hz([0.0, rheobase * 0.99, rheobase], p).tolist() == [0.0, 0.0, 0.0]
+    spikes, _, _ = N.simulate_lif(torch.full((4000, 1, 1), rheobase * 0.99), p)
+    assert not spikes.any()
+
+
+def test_potential_is_held_at_reset_for_the_refractory_period():
+    p = N.LIFParams(t_ref_ms=5.0, dt_ms=0.5)
+    spikes, v, _ = N.simulate_lif(torch.full((400, 1, 1), 50.0), p)  # strong drive
+    first = int(np.flatnonzero(spikes[:, 0, 0].numpy())[0])
+    held = v[first:first + p.ref_steps, 0, 0].numpy()
+    np.testing.assert_array_equal(held, np.full(p.ref_steps, p.v_reset_mv, dtype=np.float32))
+    assert v[first + p.ref_steps, 0, 0] > p.v_reset_mv  # integrates again after t_ref
+    isi = np.diff(np.flatnonzero(spikes[:, 0, 0].numpy())) * p.dt_ms
+    assert isi.min() > p.t_ref_ms  # never faster than 1 / t_ref
+
+
+def test_adaptive_threshold_rises_by_theta_plus_and_decays_exactly():
+    p = N.LIFParams(theta_plus_mv=2.0, tau_theta_ms=100.0, dt_ms=0.5)
+    state = N.LIFState.initial(p, 1, 1)
+    state = state._replace(v_mem=torch.full((1, 1), 0.0))  # far above threshold: spikes at once
+    spikes, state = N.lif_step(state, p)
+    assert spikes.item() and state.theta.item() == pytest.approx(2.0)
+    for _ in range(200):  # 100 ms with no input; refractory, then far below threshold
+        spikes, state = N.lif_step(state, p)
+        assert not spikes.any()
+    assert state.theta.item() == pytest.approx(2.0 * math.exp(-1.0), rel=1e-4)
+
+
+def test_adaptive_threshold_slows_firing():
+    base = N.LIFParams(dt_ms=0.5)
+    adaptive = N.LIFParams(dt_ms=0.5, theta_plus_mv=0.5, tau_theta_ms=1000.0)
+    current = torch.full((4000, 1, 1), 3.0)
+    plain, _, _ = N.simulate_lif(current, base, record=False)
+    adapted, _, _ = N.simulate_lif(current, adaptive, record=False)
+    first, last = adapted[:1000].sum(), adapted[-1000:].sum()
+    assert plain[-1000:].sum() > last and first > last > 0
+
+
+def test_conductance_input_relaxes_to_the_reversal_weighted_mean():
+    # g_exc held nearly constant (tau_exc huge): v -> (v_rest + g E_exc) / (1 + g)
+    p = N.LIFParams(v_thresh_mv=-10.0, tau_exc_ms=1e9, dt_ms=0.5)
+    state = N.LIFState.initial(p, 1, 1)
+    _, state = N.lif_step(state, p, exc_input=torch.full((1, 1), 0.5))
+    for _ in range(400):
+        _, state = N.lif_step(state, p)
+    assert state.v_mem.item() == pytest.approx((-65.0 + 0.5 * 0.0) / 1.5, abs=1e-3)
+
+
+def test_synaptic_input_acts_from_the_next_step_and_decays_exactly():
+    p = N.LIFParams(tau_exc_ms=2.0, dt_ms=0.5)
+    state = N.LIFState.initial(p, 1, 1)
+    _, after = N.lif_step(state, p, exc_input=torch.full((1, 1), 0.2))
+    assert after.v_mem.item() == p.v_rest_mv  # not yet
+    assert after.g_exc.item() == pytest.approx(0.2)
+    _, later = N.lif_step(after, p)
+    assert later.v_mem.item() > p.v_rest_mv
+    assert later.g_exc.item() == pytest.approx(0.2 * math.exp(-0.25))
+
+
+def test_batch_elements_are_independent():
+    p = N.LIFParams()
+    currents = torch.tensor([1.0, 2.0, 4.0])
+    together, _, _ = N.simulate_lif(currents.expand(1000, 1, 3), p)
+    for k in range(3):
+        alone, _, _ = N.simulate_lif(currents[k].expand(1000, 1, 1), p)
+        assert torch.equal(alone[:, 0, 0], together[:, 0, k])
+
+
+def test_stateful_module_matches_the_pure_step_and_resets():
+    p = N.LIFParams()
+    layer = N.LIF(p, batch=1, neurons=2)
+    current = torch.tensor([[1.0, 3.0]])
+    out = torch.stack([layer.step(current_na=current) for _ in range(200)])
+    expected, _, _ = N.simulate_lif(current.expand(200, 1, 2), p)
+    assert torch.equal(out, expected) and out.any()
+    layer.reset_state()
+    assert torch.equal(layer.state.v_mem, torch.full((1, 2), p.v_rest_mv))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(dt_ms=20.0), "dt_ms=20.0 must be smaller than tau_mem_ms=20.0"),
+        (dict(tau_mem_ms=-5.0), "tau_mem_ms must be positive"),
+        (dict(v_thresh_mv=-70.0), "v_thresh_mv=-70.0 must be above v_reset_mv=-65.0"),
+        (dict(v_reset_mv=-80.0, v_thresh_mv=-66.0), "must be above v_rest_mv"),
+        (dict(t_ref_ms=0.7, dt_ms=0.5), "not a whole number"),
+        (dict(theta_plus_mv=-1.0), "theta_plus_mv must be >= 0"),
+        (dict(tau_mem_ms=float("nan")), "tau_mem_ms must be a finite number"),
+    ],
+)
+def test_bad_parameters_are_refused_clearly(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        N.LIFParams(**kwargs)
+
+
+def test_simulate_lif_wants_time_batch_neurons():
+    with pytest.raises(ValueError, match=r"\(T, batch, neurons\)"):
+        N.simulate_lif(torch.zeros(10, 3), N.LIFParams())
+
+
+def test_measured_rate_follows_the_analytic_curve():
+    p = N.LIFParams(dt_ms=0.1)
+    currents = np.array([0.5, 1.4, 2.0, 5.0])
+    measured = N.measured_rate_hz(currents, p, duration_ms=2000.0)
+    analytic = N.lif_rate_hz(currents, p)
+    assert measured[0] == 0.0 and measured[1:].min() > 0
+    # counting spikes from rest over 2 s: within one spike plus the dt bias of the ISI
+    isi = 1000.0 / analytic[1:]
+    upper = 2000.0 / (isi - p.dt_ms) / 2.0 + 0.5
+    assert np.all(measured[1:] >= analytic[1:] - 0.5 - 1e-9) and np.all(measured[1:] <= upper + 1e-9)
