@@ -152,3 +152,23 @@ def test_params_are_frozen_and_give_steps():
 def test_the_package_exports_the_modules_chapters_use():
     for name in ("data", "encoding", "profiles", "viz", "widgets"):
         assert hasattr(sl, name)
+
+
+def test_correlated_trains_have_the_rate_and_share_spikes():
+    spikes = E.correlated_poisson_spikes(40, 20.0, 0.5, 20000.0, 1.0, batch=1, generator=0)
+    p = 0.02
+    rate_per_step = p * 0.5 + p * 0.5 - p * p * 0.5 * 0.5  # exact, see the docstring
+    n = spikes.shape[0] * 40
+    assert abs(float(spikes.double().mean()) - rate_per_step) < 5 * math.sqrt(rate_per_step / n)
+    s = spikes[:, 0].double()
+    corr = np.corrcoef(s.T.numpy())
+    off_diagonal = corr[~np.eye(40, dtype=bool)]
+    assert abs(off_diagonal.mean() - 0.25) < 0.02  # about c^2
+    independent = E.correlated_poisson_spikes(40, 20.0, 0.0, 20000.0, 1.0, generator=1)[:, 0]
+    corr0 = np.corrcoef(independent.double().T.numpy())[~np.eye(40, dtype=bool)]
+    assert abs(corr0.mean()) < 0.01
+
+
+def test_correlation_outside_zero_one_is_refused():
+    with pytest.raises(ValueError, match=r"correlation must be in \[0, 1\]"):
+        E.correlated_poisson_spikes(2, 10.0, 1.5, 100.0, 1.0, generator=0)

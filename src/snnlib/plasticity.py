@@ -1,0 +1,547 @@
+"""Spike-timing-dependent plasticity (STDP) and reward-modulated STDP, in
+PyTorch and in Brian2.
+
+Pair-based STDP with traces (Song, Miller & Abbott 2000; Morrison et al.
+2008). Every presynaptic neuron keeps a trace :math:`x` and every
+postsynaptic neuron a trace :math:`y`:
+
+.. math::
+
+    \\tau_+ \\frac{dx}{dt} = -x, \\qquad \\tau_- \\frac{dy}{dt} = -y,
+
+    x \\leftarrow x + 1 \\text{ (all-to-all) or } x \\leftarrow 1 \\text{ (nearest)}
+    \\text{ at each presynaptic spike; the same for } y.
+
+At a postsynaptic spike the synapse is potentiated by :math:`A_+ x`; at a
+presynaptic spike it is depressed by :math:`A_- y`. For one pair of spikes
+with :math:`\\Delta t = t_{post} - t_{pre}` this gives the STDP window
+
+.. math::
+
+    \\Delta w = A_+ e^{-\\Delta t / \\tau_+} \\ (\\Delta t \\ge 0), \\qquad
+    \\Delta w = -A_- e^{\\Delta t / \\tau_-} \\ (\\Delta t < 0)
+
+(:func:`stdp_window`). Sign convention: :math:`\\Delta t = t_{post} - t_{pre}`;
+``a_plus > 0`` potentiates, ``a_minus > 0`` depresses. "Nearest" here is the
+symmetric nearest-spike variant: each spike pairs with the latest spike of
+the other side only.
+
+Within one time step (as in Brian2, where the ``pre`` pathway runs before
+``post``): presynaptic spikes update :math:`x`, depression uses :math:`y`
+*before* this step's postsynaptic spikes are added, potentiation uses
+:math:`x` *after* this step's presynaptic spikes; so simultaneous spikes
+(:math:`\\Delta t = 0`) potentiate by :math:`A_+`.
+
+The rule (:func:`stdp_step`) returns the weight change; :func:`apply_weight_change`
+applies it with hard bounds (clip to :math:`[w_{min}, w_{max}]`) or soft
+bounds (potentiation scaled by :math:`w_{max} - w`, depression by
+:math:`w - w_{min}`), and :func:`normalize_weights` rescales each neuron's
+input weights to a fixed sum (Diehl & Cook 2015).
+
+R-STDP (Izhikevich 2007; Florian 2007): the STDP change does not touch the
+weight but feeds an eligibility trace :math:`e` per synapse, and a reward
+:math:`r` (e.g. +1 / -1) turns it into a weight change:
+
+.. math::
+
+    \\tau_e \\frac{de}{dt} = -e + \\text{STDP}(t), \\qquad
+    \\Delta w = \\eta\\, r\\, e.
+
+Weights are ``(post, pre)``. Spikes are ``(batch, neurons)`` per step;
+the change of a step is summed over the batch (``reduction="sum"``) or
+averaged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+import torch
+
+from .neurons import run_brian2
+
+__all__ = [
+    "RSTDPParams",
+    "RSTDPState",
+    "STDPParams",
+    "STDPState",
+    "WeightChange",
+    "apply_weight_change",
+    "build_stdp_synapses",
+    "normalize_weights",
+    "pairing_experiment",
+    "rstdp_step",
+    "run_lif_stdp",
+    "run_rstdp",
+    "stdp_step",
+    "stdp_window",
+]
+
+
+@dataclass(frozen=True)
+class STDPParams:
+    """Parameters of pair-based STDP (one object drives PyTorch and Brian2).
+
+    Attributes
+    ----------
+    a_plus, a_minus : float
+        Potentiation and depression amplitudes (>= 0).
+    tau_plus_ms, tau_minus_ms : float
+        Time constants of the pre (:math:`x`) and post (:math:`y`) traces (ms).
+    variant : {"all_to_all", "nearest"}
+        Traces add up over spikes, or reset to 1 at each spike.
+    bounds : {"hard", "soft"}
+        Clip to ``[w_min, w_max]``, or scale changes by the distance to the bound.
+    w_min, w_max : float
+        Weight bounds.
+    reduction : {"sum", "mean"}
+        How a batch's changes combine.
+    dt_ms : float
+        Time step (ms), smaller than both time constants.
+    """
+
+    a_plus: float = 0.01
+    a_minus: float = 0.0105
+    tau_plus_ms: float = 20.0
+    tau_minus_ms: float = 20.0
+    variant: Literal["all_to_all", "nearest"] = "all_to_all"
+    bounds: Literal["hard", "soft"] = "hard"
+    w_min: float = 0.0
+    w_max: float = 1.0
+    reduction: Literal["sum", "mean"] = "sum"
+    dt_ms: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("a_plus", "a_minus", "tau_plus_ms", "tau_minus_ms", "w_min", "w_max", "dt_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"STDPParams.{name} must be a finite number, got {value!r}.")
+        for name in ("a_plus", "a_minus"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"STDPParams.{name} must be >= 0 (the sign is in the rule), "
+                                 f"got {getattr(self, name)!r}.")
+        for name in ("tau_plus_ms", "tau_minus_ms", "dt_ms"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"STDPParams.{name} must be positive, got {getattr(self, name)!r}.")
+            if name != "dt_ms" and self.dt_ms >= getattr(self, name):
+                raise ValueError(f"dt_ms={self.dt_ms} must be smaller than {name}={getattr(self, name)}.")
+        if self.w_max <= self.w_min:
+            raise ValueError(f"w_max={self.w_max} must be above w_min={self.w_min}.")
+        for name, allowed in (("variant", ("all_to_all", "nearest")), ("bounds", ("hard", "soft")),
+                              ("reduction", ("sum", "mean"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"STDPParams.{name} must be one of {allowed}, got {getattr(self, name)!r}.")
+
+
+class STDPState(NamedTuple):
+    """Traces: ``x_pre`` ``(batch, pre)`` and ``y_post`` ``(batch, post)``."""
+
+    x_pre: torch.Tensor
+    y_post: torch.Tensor
+
+    @classmethod
+    def initial(cls, batch: int, pre: int, post: int, device="cpu") -> "STDPState":
+        return cls(torch.zeros(batch, pre, device=device), torch.zeros(batch, post, device=device))
+
+
+class WeightChange(NamedTuple):
+    """One step's STDP change, kept as the factors of two outer products.
+
+    ``potentiation()`` = :math:`A_+ s_{post}^T x` and ``depression()`` =
+    :math:`A_- y^T s_{pre}`, both ``(post, pre)`` and >= 0, summed (or
+    averaged) over the batch. Spikes are rare, so :func:`apply_weight_change`
+    touches only the rows and columns of neurons that spiked.
+    """
+
+    post_spikes: torch.Tensor  # (batch, post) float
+    x_pre: torch.Tensor        # (batch, pre), already scaled by a_plus / batch reduction
+    y_post: torch.Tensor       # (batch, post), already scaled by a_minus / batch reduction
+    pre_spikes: torch.Tensor   # (batch, pre) float
+
+    def potentiation(self) -> torch.Tensor:
+        return self.post_spikes.T @ self.x_pre
+
+    def depression(self) -> torch.Tensor:
+        return self.y_post.T @ self.pre_spikes
+
+    def dense(self) -> torch.Tensor:
+        """The net change ``potentiation - depression``, ``(post, pre)``."""
+        return self.potentiation() - self.depression()
+
+
+def stdp_step(pre_spikes: torch.Tensor, post_spikes: torch.Tensor, state: STDPState,
+              p: STDPParams) -> tuple[WeightChange, STDPState]:
+    """One time step of trace-based pair STDP; pure.
+
+    Parameters
+    ----------
+    pre_spikes : torch.Tensor
+        ``(batch, pre)`` bool or float spikes of this step.
+    post_spikes : torch.Tensor
+        ``(batch, post)`` spikes of this step.
+    state : STDPState
+        The traces after the previous step.
+    p : STDPParams
+
+    Returns
+    -------
+    change : WeightChange
+        Potentiation :math:`A_+ s_{post}^T x` and depression :math:`A_- y^T s_{pre}`.
+    state : STDPState
+        The traces after this step.
+
+    Notes
+    -----
+    .. math::
+
+        x \\leftarrow x e^{-\\Delta t/\\tau_+} + s_{pre}, \\quad
+        \\Delta w^- = A_- y^T s_{pre}, \\quad
+        \\Delta w^+ = A_+ s_{post}^T x, \\quad
+        y \\leftarrow y e^{-\\Delta t/\\tau_-} + s_{post}
+
+    (with ``nearest``: :math:`x \\leftarrow \\max(x e^{-\\Delta t/\\tau_+}, s_{pre})`).
+    """
+    pre = pre_spikes.to(torch.float32)
+    post = post_spikes.to(torch.float32)
+    x = state.x_pre * math.exp(-p.dt_ms / p.tau_plus_ms)
+    y = state.y_post * math.exp(-p.dt_ms / p.tau_minus_ms)
+    if p.variant == "all_to_all":
+        x = x + pre
+    else:
+        x = torch.where(pre > 0, torch.ones_like(x), x)
+    scale = 1.0 if p.reduction == "sum" else 1.0 / pre.shape[0]
+    change = WeightChange(post, (p.a_plus * scale) * x, (p.a_minus * scale) * y, pre)
+    if p.variant == "all_to_all":
+        y = y + post
+    else:
+        y = torch.where(post > 0, torch.ones_like(y), y)
+    return change, STDPState(x, y)
+
+
+def apply_weight_change(w: torch.Tensor, change: WeightChange, p: STDPParams) -> torch.Tensor:
+    """Apply one step's change to weights ``w`` ``(post, pre)`` with the bounds of ``p``.
+
+    Depression first, then potentiation (the order of Brian2's ``pre`` and
+    ``post`` pathways), each followed by the bound:
+
+    - hard: :math:`w \\leftarrow \\mathrm{clip}(w - \\Delta w^-)`, then
+      :math:`\\mathrm{clip}(w + \\Delta w^+)` to :math:`[w_{min}, w_{max}]`;
+    - soft: :math:`w \\leftarrow w - \\Delta w^- (w - w_{min})`, then
+      :math:`w + \\Delta w^+ (w_{max} - w)`.
+
+    Only the columns of presynaptic and rows of postsynaptic neurons that
+    spiked are touched. Returns a new tensor; ``w`` is not modified.
+    """
+    w = w.clone()
+    cols = torch.nonzero(change.pre_spikes.any(dim=0)).flatten()
+    if len(cols):
+        dep = change.y_post.T @ change.pre_spikes[:, cols]
+        block = w[:, cols]
+        block = block - dep * (block - p.w_min) if p.bounds == "soft" else block - dep
+        w[:, cols] = block.clamp(p.w_min, p.w_max)
+    rows = torch.nonzero(change.post_spikes.any(dim=0)).flatten()
+    if len(rows):
+        pot = change.post_spikes[:, rows].T @ change.x_pre
+        block = w[rows]
+        block = block + pot * (p.w_max - block) if p.bounds == "soft" else block + pot
+        w[rows] = block.clamp(p.w_min, p.w_max)
+    return w
+
+
+def normalize_weights(w: torch.Tensor, total: float) -> torch.Tensor:
+    """Scale each postsynaptic neuron's input weights to sum to ``total``.
+
+    .. math:: w_{ij} \\leftarrow w_{ij}\\, \\frac{W}{\\sum_k w_{ik}}
+
+    (Diehl & Cook 2015 use W = 78 for 784 MNIST inputs.) Rows that sum to
+    zero are left at zero.
+    """
+    sums = w.sum(dim=1, keepdim=True)
+    return torch.where(sums > 0, w * (total / sums.clamp_min(1e-12)), w)
+
+
+def stdp_window(delta_t_ms, p: STDPParams) -> np.ndarray:
+    """Analytic weight change for one pre/post pair at ``delta_t = t_post - t_pre`` (ms).
+
+    .. math:: \\Delta w = A_+ e^{-\\Delta t/\\tau_+} \\ (\\Delta t \\ge 0), \\quad
+              -A_- e^{\\Delta t/\\tau_-} \\ (\\Delta t < 0)
+
+    (Bi & Poo 1998 measured this shape; Song, Miller & Abbott 2000, eq. 1.)
+    """
+    dt = np.asarray(delta_t_ms, dtype=float)
+    return np.where(dt >= 0, p.a_plus * np.exp(-np.abs(dt) / p.tau_plus_ms),
+                    -p.a_minus * np.exp(-np.abs(dt) / p.tau_minus_ms))
+
+
+# --- R-STDP ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RSTDPParams:
+    """Reward-modulated STDP: an STDP rule feeding an eligibility trace.
+
+    Attributes
+    ----------
+    stdp : STDPParams
+        The pairing rule (its bounds apply to the reward-driven change).
+    tau_elig_ms : float
+        Decay time constant of the eligibility trace :math:`\\tau_e` (ms);
+        Izhikevich (2007) uses 1 s.
+    eta : float
+        Learning rate :math:`\\eta` multiplying reward x eligibility.
+    """
+
+    stdp: STDPParams = STDPParams()
+    tau_elig_ms: float = 1000.0
+    eta: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stdp, STDPParams):
+            raise ValueError(f"RSTDPParams.stdp must be an STDPParams, got {type(self.stdp).__name__}.")
+        if not (math.isfinite(self.tau_elig_ms) and self.tau_elig_ms > self.stdp.dt_ms):
+            raise ValueError(f"tau_elig_ms must be finite and above dt_ms={self.stdp.dt_ms}, "
+                             f"got {self.tau_elig_ms!r}.")
+        if not (math.isfinite(self.eta) and self.eta >= 0):
+            raise ValueError(f"eta must be a finite number >= 0, got {self.eta!r}.")
+
+
+class RSTDPState(NamedTuple):
+    """STDP traces and the eligibility ``(batch, post, pre)``."""
+
+    traces: STDPState
+    eligibility: torch.Tensor
+
+    @classmethod
+    def initial(cls, batch: int, pre: int, post: int, device="cpu") -> "RSTDPState":
+        return cls(STDPState.initial(batch, pre, post, device),
+                   torch.zeros(batch, post, pre, device=device))
+
+
+def rstdp_step(pre_spikes: torch.Tensor, post_spikes: torch.Tensor, reward, state: RSTDPState,
+               p: RSTDPParams) -> tuple[torch.Tensor, RSTDPState]:
+    """One step of R-STDP; returns the weight change ``(post, pre)`` and the new state.
+
+    .. math::
+
+        e \\leftarrow e\\, e^{-\\Delta t/\\tau_e} + (\\Delta w^+ - \\Delta w^-),
+        \\qquad \\Delta w = \\eta \\sum_b r_b\\, e_b
+
+    Parameters
+    ----------
+    reward : float or torch.Tensor
+        Reward of this step per batch element ``(batch,)`` (or one number):
+        usually 0, and +1 / -1 when a decision is judged.
+    """
+    batch = pre_spikes.shape[0]
+    elig = state.eligibility * math.exp(-p.stdp.dt_ms / p.tau_elig_ms)
+    # Per-sample outer products; with reduction="mean" the factors already
+    # carry 1/batch, so the sum over the batch below is a mean.
+    change, traces = stdp_step(pre_spikes, post_spikes, state.traces, p.stdp)
+    elig = elig + (change.post_spikes[:, :, None] * change.x_pre[:, None, :]
+                   - change.y_post[:, :, None] * change.pre_spikes[:, None, :])
+    reward = torch.as_tensor(reward, dtype=torch.float32, device=elig.device).expand(batch)
+    dw = p.eta * torch.einsum("b,bij->ij", reward, elig)
+    return dw, RSTDPState(traces, elig)
+
+
+# --- Brian2 ---------------------------------------------------------------
+
+def _stdp_code(p: STDPParams, on_pre_extra: str) -> tuple[str, str, str]:
+    """Model, on_pre and on_post code of the STDP synapse (see :func:`build_stdp_synapses`)."""
+    model = ("w : 1\n"
+             "dpre_trace/dt = -pre_trace / tau_plus : 1 (event-driven)\n"
+             "dpost_trace/dt = -post_trace / tau_minus : 1 (event-driven)")
+    add_pre = "pre_trace += 1" if p.variant == "all_to_all" else "pre_trace = 1"
+    add_post = "post_trace += 1" if p.variant == "all_to_all" else "post_trace = 1"
+    if p.bounds == "hard":
+        depress = "w = clip(w - a_minus * post_trace, w_min, w_max)"
+        potentiate = "w = clip(w + a_plus * pre_trace, w_min, w_max)"
+    else:
+        depress = "w = clip(w - a_minus * post_trace * (w - w_min), w_min, w_max)"
+        potentiate = "w = clip(w + a_plus * pre_trace * (w_max - w), w_min, w_max)"
+    on_pre = "\n".join(line for line in (on_pre_extra, add_pre, depress) if line)
+    on_post = "\n".join((add_post, potentiate))
+    return model, on_pre, on_post
+
+
+def build_stdp_synapses(source, target, p: STDPParams, *, on_pre: str = "", name: str = "stdp"):
+    """A Brian2 ``Synapses`` object with the STDP rule of :func:`stdp_step`.
+
+    Parameters
+    ----------
+    source, target : brian2 groups
+        Presynaptic and postsynaptic groups.
+    p : STDPParams
+        The same parameter object as the PyTorch code (``reduction`` does
+        not apply: Brian2 has no batch).
+    on_pre : str
+        The synapse's effect on the target, e.g. ``"g_exc_post += w"``;
+        runs before the trace update and the depression.
+    name : str
+
+    Returns
+    -------
+    brian2.Synapses
+        Not yet connected: call ``.connect(...)`` and set ``.w``. The traces
+        ``pre_trace`` and ``post_trace`` (Brian2 reserves the ``_pre`` and
+        ``_post`` suffixes, so they cannot be called ``x_pre`` and ``y_post``)
+        are event-driven (updated exactly at spikes), which equals
+        :func:`stdp_step`'s per-step exponential decay.
+    """
+    import brian2 as b2
+
+    model, pre_code, post_code = _stdp_code(p, on_pre)
+    namespace = {"a_plus": p.a_plus, "a_minus": p.a_minus, "tau_plus": p.tau_plus_ms * b2.ms,
+                 "tau_minus": p.tau_minus_ms * b2.ms, "w_min": p.w_min, "w_max": p.w_max}
+    return b2.Synapses(source, target, model=model, on_pre=pre_code, on_post=post_code,
+                       namespace=namespace, dt=p.dt_ms * b2.ms, name=name)
+
+
+def pairing_experiment(offsets_ms, p: STDPParams, *, simulator: Literal["torch", "brian2"] = "torch",
+                       w_init: float | None = None, codegen_target: str = "numpy") -> np.ndarray:
+    """The classic pairing experiment: one pre and one post spike per synapse.
+
+    Synapse k sees a presynaptic spike at :math:`t_0` and a postsynaptic spike at
+    :math:`t_0 + \\Delta t_k` (``offsets_ms[k]``, rounded to the time step), in
+    one simulation with one synapse per offset. Returns the weight changes,
+    to compare with :func:`stdp_window`.
+
+    Parameters
+    ----------
+    offsets_ms : array-like
+        :math:`\\Delta t = t_{post} - t_{pre}` per synapse (ms).
+    p : STDPParams
+    simulator : {"torch", "brian2"}
+        :func:`stdp_step` / :func:`apply_weight_change`, or
+        :func:`build_stdp_synapses` between two ``SpikeGeneratorGroup``.
+    w_init : float, optional
+        Starting weight (default: the middle of the bounds, so nothing clips).
+    """
+    offsets = np.asarray(offsets_ms, dtype=float)
+    n = len(offsets)
+    w0 = (p.w_min + p.w_max) / 2 if w_init is None else w_init
+    t0 = float(np.abs(offsets).max()) + 10.0  # every spike at t >= 10 ms
+    pre_step = int(round(t0 / p.dt_ms))
+    post_steps = np.round((t0 + offsets) / p.dt_ms).astype(int)
+    steps = int(post_steps.max()) + 2
+    if simulator == "torch":
+        pre = torch.zeros(steps, 1, n, dtype=torch.bool)
+        post = torch.zeros(steps, 1, n, dtype=torch.bool)
+        idx = torch.arange(n)
+        pre[pre_step, 0, idx] = True
+        post[torch.from_numpy(post_steps), 0, idx] = True
+        # synapse k links pre k to post k: the diagonal of a (post, pre) matrix
+        w = torch.full((n, n), float(w0))
+        state = STDPState.initial(1, n, n)
+        for k in range(steps):
+            change, state = stdp_step(pre[k], post[k], state, p)
+            w = apply_weight_change(w, change, p)
+        return torch.diagonal(w).numpy().astype(float) - w0
+    if simulator == "brian2":
+        import brian2 as b2
+
+        ms = b2.ms
+        pre = b2.SpikeGeneratorGroup(n, np.arange(n), np.full(n, pre_step) * p.dt_ms * ms,
+                                     dt=p.dt_ms * ms, name="pairing_pre")
+        post = b2.SpikeGeneratorGroup(n, np.arange(n), post_steps * p.dt_ms * ms,
+                                      dt=p.dt_ms * ms, name="pairing_post")
+        syn = build_stdp_synapses(pre, post, p, name="pairing_stdp")
+        syn.connect(j="i")
+        syn.w = w0
+        run_brian2(b2.Network(pre, post, syn), steps * p.dt_ms, codegen_target)
+        return np.asarray(syn.w, dtype=float) - w0
+    raise ValueError(f"simulator must be 'torch' or 'brian2', got {simulator!r}.")
+
+
+def run_lif_stdp(input_spikes: torch.Tensor, w_init: torch.Tensor, lif, p: STDPParams, *,
+                 record_every: int = 0, progress: bool = False) -> dict:
+    """A layer of conductance-based LIF neurons learning its input weights by STDP.
+
+    Each step: :math:`g_e \\mathrel{+}= w\\, s_{pre}` (:func:`snnlib.neurons.lif_step`),
+    then :func:`stdp_step` and :func:`apply_weight_change` with the layer's spikes.
+
+    Parameters
+    ----------
+    input_spikes : torch.Tensor
+        ``(T, batch, n_in)`` presynaptic spikes.
+    w_init : torch.Tensor
+        ``(n_out, n_in)`` initial weights (shared by the batch; the batch's
+        changes are combined by ``p.reduction``).
+    lif : snnlib.neurons.LIFParams
+        Neuron parameters (``dt_ms`` must equal ``p.dt_ms``).
+    p : STDPParams
+    record_every : int
+        Keep a copy of the weights every this many steps (0: only the end).
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    dict
+        ``w`` final weights, ``w_history`` ``(n_records, n_out, n_in)``,
+        ``record_ms`` their times, ``counts`` ``(batch, n_out)`` output spikes.
+    """
+    from tqdm.auto import tqdm
+
+    from .neurons import LIFState, lif_step
+
+    if abs(lif.dt_ms - p.dt_ms) > 1e-12:
+        raise ValueError(f"the neurons' dt_ms={lif.dt_ms} differs from the rule's dt_ms={p.dt_ms}.")
+    steps, batch, n_in = input_spikes.shape
+    if w_init.shape[1] != n_in:
+        raise ValueError(f"w_init has {w_init.shape[1]} inputs, the spikes have {n_in}.")
+    n_out = w_init.shape[0]
+    w = w_init.to(torch.float32).clone()
+    neurons = LIFState.initial(lif, batch, n_out, input_spikes.device)
+    traces = STDPState.initial(batch, n_in, n_out, input_spikes.device)
+    counts = torch.zeros(batch, n_out, dtype=torch.int64, device=input_spikes.device)
+    history, record_ms = [], []
+    for k in tqdm(range(steps), disable=not progress, desc="LIF + STDP", unit="step",
+                  mininterval=1.0):
+        pre = input_spikes[k]
+        post, neurons = lif_step(neurons, lif, exc_input=pre.to(torch.float32) @ w.T)
+        change, traces = stdp_step(pre, post, traces, p)
+        w = apply_weight_change(w, change, p)
+        counts += post
+        if record_every and k % record_every == 0:
+            history.append(w.clone())
+            record_ms.append(k * p.dt_ms)
+    history.append(w.clone())
+    record_ms.append(steps * p.dt_ms)
+    return {"w": w, "w_history": torch.stack(history), "record_ms": np.asarray(record_ms),
+            "counts": counts}
+
+
+def run_rstdp(pre_spikes: torch.Tensor, post_spikes: torch.Tensor, reward: torch.Tensor,
+              w_init: torch.Tensor, p: RSTDPParams) -> dict:
+    """Replay given spike trains and rewards through R-STDP, recording everything.
+
+    Parameters
+    ----------
+    pre_spikes, post_spikes : torch.Tensor
+        ``(T, batch, n_pre)`` and ``(T, batch, n_post)``.
+    reward : torch.Tensor
+        ``(T, batch)`` reward per step (mostly 0).
+    w_init : torch.Tensor
+        ``(n_post, n_pre)``.
+    p : RSTDPParams
+
+    Returns
+    -------
+    dict
+        ``w`` ``(T, n_post, n_pre)`` weights after each step (clipped to the
+        bounds of ``p.stdp``) and ``eligibility`` ``(T, batch, n_post, n_pre)``.
+    """
+    steps, batch, n_pre = pre_spikes.shape
+    n_post = post_spikes.shape[2]
+    state = RSTDPState.initial(batch, n_pre, n_post, pre_spikes.device)
+    w = w_init.to(torch.float32).clone()
+    ws, elig = [], []
+    for k in range(steps):
+        dw, state = rstdp_step(pre_spikes[k], post_spikes[k], reward[k], state, p)
+        w = (w + dw).clamp(p.stdp.w_min, p.stdp.w_max)
+        ws.append(w)
+        elig.append(state.eligibility)
+    return {"w": torch.stack(ws), "eligibility": torch.stack(elig)}
