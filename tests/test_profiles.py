@@ -28,8 +28,10 @@ def test_profiles_grow_from_ci_to_full():
     assert ci.n_train_per_class < book.n_train_per_class and full.n_train_per_class is None
     assert ci.n_test_per_class < book.n_test_per_class and full.n_test_per_class is None
     assert ci.n_encode_images < book.n_encode_images < full.n_encode_images
+    assert ci.stdp_demo_ms < book.stdp_demo_ms < full.stdp_demo_ms
 
 
 def test_profile_values_are_validated():
     with pytest.raises(ValueError, match="n_encode_images must be a positive integer"):
-        P.Profile("ci", n_train_per_class=1, n_test_per_class=1, n_encode_images=0)
+        P.Profile("ci", n_train_per_class=1, n_test_per_class=1, n_encode_images=0,
+                  stdp_demo_ms=1)

@@ -90,3 +90,34 @@ def test_encoding_explorer_caps_the_rate_at_one_spike_per_step():
     sliders["max rate (Hz)"].value = 2000.0  # p = 1: allowed, redraws without error
     sliders["duration (ms)"].value = 3.3  # snapped to whole steps of dt
     widget.update()
+
+
+def test_fi_curve_and_stdp_window_plots_draw_the_theory():
+    p = sl.neurons.LIFParams()
+    ax = sl.viz.fi_curve(p, np.linspace(0, 5, 6), {"PyTorch": np.zeros(6)})
+    line = ax.get_lines()[0]
+    np.testing.assert_allclose(line.get_ydata(), sl.neurons.lif_rate_hz(line.get_xdata(), p))
+    q = sl.plasticity.STDPParams()
+    ax = sl.viz.stdp_window_plot(q)
+    for line in ax.get_lines()[:2]:
+        np.testing.assert_allclose(line.get_ydata(), sl.plasticity.stdp_window(line.get_xdata(), q))
+
+
+def test_membrane_trace_marks_each_spike():
+    v = np.array([-65.0, -60.0, -65.0, -58.0])
+    s = np.array([False, True, False, False])
+    ax = sl.viz.membrane_trace(v, s, 0.5, threshold_mv=-52.0)
+    segments = ax.collections[0].get_segments()
+    assert len(segments) == 1 and segments[0][0][0] == 1.0  # the spike at the end of step 2
+
+
+def test_lif_and_stdp_explorers_keep_parameters_valid():
+    lif = sl.widgets.lif_explorer(sl.neurons.LIFParams(dt_ms=0.5), current_na=1.0)
+    sliders = {w.description: w for w in lif.children[:-1]}
+    assert sliders["threshold (mV)"].min > -65.0  # above reset
+    sliders["t_ref (ms)"].value = 2.3  # not a whole number of steps: snapped
+    lif.update()
+    stdp = sl.widgets.stdp_explorer()
+    {w.description: w for w in stdp.children[:-1]}["A-"].value = 0.0
+    stdp.update()
+    assert len(sl.viz.weight_evolution(np.arange(3), np.random.rand(3, 4), {"a": [0, 1], "b": [2, 3]})) == 2

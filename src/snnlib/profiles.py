@@ -43,12 +43,16 @@ class Profile:
     n_encode_images : int
         Chapter 1: images whose pixels are Poisson-encoded to measure spike
         count against intensity.
+    stdp_demo_ms : int
+        Chapter 2: model time (ms) of the STDP neuron learning from
+        correlated inputs.
     """
 
     name: ProfileName
     n_train_per_class: int | None
     n_test_per_class: int | None
     n_encode_images: int
+    stdp_demo_ms: int
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -60,9 +64,12 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "ci": Profile("ci", n_train_per_class=10, n_test_per_class=10, n_encode_images=8),
-    "book": Profile("book", n_train_per_class=100, n_test_per_class=100, n_encode_images=64),
-    "full": Profile("full", n_train_per_class=None, n_test_per_class=None, n_encode_images=1000),
+    "ci": Profile("ci", n_train_per_class=10, n_test_per_class=10, n_encode_images=8,
+                  stdp_demo_ms=3000),
+    "book": Profile("book", n_train_per_class=100, n_test_per_class=100, n_encode_images=64,
+                    stdp_demo_ms=40000),
+    "full": Profile("full", n_train_per_class=None, n_test_per_class=None, n_encode_images=1000,
+                    stdp_demo_ms=200000),
 }
 
 

@@ -16,10 +16,18 @@ import numpy as np
 import torch
 
 from . import encoding as enc
+from . import neurons as nrn
+from . import plasticity as pl
 
 __all__ = [
     "PALETTE",
     "count_vs_intensity",
+    "fi_curve",
+    "lif_panel",
+    "membrane_trace",
+    "stdp_panel",
+    "stdp_window_plot",
+    "weight_evolution",
     "encoding_panel",
     "image_grid",
     "raster",
@@ -237,4 +245,151 @@ def reconstruction_row(image, durations_ms, *, max_rate_hz: float, dt_ms: float,
         counts = enc.spike_counts(enc.poisson_spikes(image[None], params, generator=gen))
         _show_image(ax, enc.decode_counts(counts, params)[0].clamp(0, 1), f"{duration:g} ms")
     fig.suptitle(f"{title} (max rate {max_rate_hz:g} Hz)")
+    return fig
+
+
+# --- neurons and plasticity (chapter 2) -----------------------------------
+
+def membrane_trace(v_mem, spikes, dt_ms: float, *, threshold_mv=None, ax=None, label=None,
+                   color=None, linestyle="-", title: str | None = None):
+    """The potential of one neuron over time, with its spikes drawn as strokes to 0 mV.
+
+    Parameters
+    ----------
+    v_mem, spikes : array-like
+        ``(T,)`` potential (mV) at the end of each step, and bool spikes.
+    threshold_mv : float or array-like, optional
+        The threshold (constant, or ``(T,)`` when it adapts), drawn dashed.
+    """
+    v = _to_numpy(v_mem).astype(float).copy()
+    s = _to_numpy(spikes).astype(bool)
+    t = (np.arange(len(v)) + 1) * dt_ms
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3))
+    line, = ax.plot(t, v, color=color, lw=1.2, label=label, linestyle=linestyle)
+    ax.vlines(t[s], v[s], 0.0, color=line.get_color(), lw=1.0, linestyle=linestyle)
+    if threshold_mv is not None:
+        th = np.broadcast_to(_to_numpy(threshold_mv), v.shape)
+        ax.plot(t, th, color="0.4", lw=1.0, linestyle="--", label="threshold")
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("membrane potential (mV)")
+    if title is not None or not ax.get_title():
+        ax.set_title(title or "Membrane potential")
+    return ax
+
+
+def fi_curve(p: nrn.LIFParams, currents_na, measured: dict | None = None, *, ax=None,
+             title: str = "f-I curve: firing rate against input current"):
+    """Analytic f-I curve (:func:`snnlib.neurons.lif_rate_hz`) with measured rates as markers.
+
+    ``measured`` maps a label ("PyTorch", "Brian2") to rates (Hz) at ``currents_na``.
+    """
+    currents = _to_numpy(currents_na).astype(float)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4))
+    fine = np.linspace(currents.min(), currents.max(), 400)
+    ax.plot(fine, nrn.lif_rate_hz(fine, p), color="0.2", lw=1.5, label="analytic")
+    markers = iter(["o", "x", "s", "^"])
+    for k, (label, rates) in enumerate((measured or {}).items()):
+        ax.plot(currents, _to_numpy(rates), next(markers), color=f"C{k}", ms=6,
+                mfc="none", label=label)
+    ax.set_xlabel("input current I (nA)")
+    ax.set_ylabel("firing rate (Hz)")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def stdp_window_plot(p: pl.STDPParams, measured: dict | None = None, *, ax=None,
+                     span_ms: float = 100.0, title: str = "STDP window"):
+    """The analytic window (:func:`snnlib.plasticity.stdp_window`) and measured points.
+
+    ``measured`` maps a label to ``(offsets_ms, dw)`` from pairing experiments.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4))
+    fine = np.linspace(-span_ms, span_ms, 801)
+    ax.plot(fine[fine < 0], pl.stdp_window(fine[fine < 0], p), color="0.2", lw=1.5,
+            label="analytic")
+    ax.plot(fine[fine >= 0], pl.stdp_window(fine[fine >= 0], p), color="0.2", lw=1.5)
+    markers = iter(["o", "x", "s", "^"])
+    for k, (label, (offsets, dw)) in enumerate((measured or {}).items()):
+        ax.plot(_to_numpy(offsets), _to_numpy(dw), next(markers), color=f"C{k}", ms=6,
+                mfc="none", label=label)
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.axvline(0, color="0.6", lw=0.8)
+    ax.set_xlabel(r"$\Delta t = t_{post} - t_{pre}$ (ms)")
+    ax.set_ylabel(r"weight change $\Delta w$")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def weight_evolution(record_ms, w_history, groups: dict, *, axes=None,
+                     title: str = "Weights under STDP"):
+    """Mean weight of each input group over time, and the final weight histogram.
+
+    Parameters
+    ----------
+    record_ms : array-like
+        ``(R,)`` times of the records (ms).
+    w_history : array-like
+        ``(R, n_in)`` weights of one neuron at those times.
+    groups : dict
+        Label -> indices of the inputs in the group.
+    """
+    w = _to_numpy(w_history)
+    t_s = _to_numpy(record_ms) / 1000.0
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1.6, 1]})
+    for k, (label, idx) in enumerate(groups.items()):
+        sub = w[:, np.asarray(idx)]
+        mean, low, high = sub.mean(1), np.percentile(sub, 10, 1), np.percentile(sub, 90, 1)
+        axes[0].plot(t_s, mean, color=f"C{k}", label=f"{label} (mean)")
+        axes[0].fill_between(t_s, low, high, color=f"C{k}", alpha=0.2)
+        axes[1].hist(sub[-1], bins=20, range=(w.min(), w.max()), color=f"C{k}", alpha=0.7,
+                     label=label)
+    axes[0].set_xlabel("model time (s)")
+    axes[0].set_ylabel("weight (10-90 % band)")
+    axes[0].set_title(title)
+    axes[0].legend(fontsize="small")
+    axes[1].set_xlabel("final weight")
+    axes[1].set_ylabel("inputs")
+    axes[1].set_title("Final weights")
+    axes[1].legend(fontsize="small")
+    return axes
+
+
+def lif_panel(p: nrn.LIFParams, current_na: float, *, duration_ms: float = 200.0,
+              title: str | None = None):
+    """A LIF neuron under a step of current: its membrane trace, and where it sits on the f-I curve."""
+    steps = int(round(duration_ms / p.dt_ms))
+    current = torch.zeros(steps, 1, 1)
+    start = steps // 10
+    current[start:] = current_na
+    record = nrn.simulate_lif(current, p)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1.7, 1]})
+    membrane_trace(record.v_mem[:, 0, 0], record.spikes[:, 0, 0], p.dt_ms,
+                   threshold_mv=p.v_thresh_mv + record.theta[:, 0, 0].numpy(), ax=axes[0],
+                   title=f"step of {current_na:g} nA from t = {start * p.dt_ms:g} ms")
+    rheobase = (p.v_thresh_mv - p.v_rest_mv) / p.r_mem_mohm
+    currents = np.linspace(0, max(3 * rheobase, 1.5 * current_na), 200)
+    fi_curve(p, currents, ax=axes[1])
+    axes[1].plot([current_na], nrn.lif_rate_hz([current_na], p), "o", color="C1", ms=8,
+                 label="this current")
+    axes[1].legend(fontsize="small")
+    n = int(record.spikes.sum())
+    fig.suptitle(title or f"LIF: tau_mem {p.tau_mem_ms:g} ms, threshold {p.v_thresh_mv:g} mV, "
+                 f"t_ref {p.t_ref_ms:g} ms ({n} spikes)")
+    return fig
+
+
+def stdp_panel(p: pl.STDPParams, *, offsets_ms=None, title: str | None = None):
+    """The STDP window of ``p``: analytic curve and a PyTorch pairing experiment."""
+    offsets = np.arange(-100.0, 100.5, 5.0) if offsets_ms is None else np.asarray(offsets_ms)
+    dw = pl.pairing_experiment(offsets, p, simulator="torch")
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    stdp_window_plot(p, {"PyTorch pairing experiment": (offsets, dw)}, ax=ax,
+                     title=title or f"STDP window: A+ {p.a_plus:g}, A- {p.a_minus:g}, "
+                                    f"tau+ {p.tau_plus_ms:g} ms, tau- {p.tau_minus_ms:g} ms")
     return fig

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
+from dataclasses import replace
+
 from . import encoding as enc
+from . import neurons as nrn
+from . import plasticity as pl
 from . import viz
 
-__all__ = ["encoding_explorer"]
+__all__ = ["encoding_explorer", "lif_explorer", "stdp_explorer"]
 
 
 def encoding_explorer(intensities, class_names=None, labels=None, *,
@@ -58,3 +62,53 @@ def encoding_explorer(intensities, class_names=None, labels=None, *,
         plt.show(fig)
 
     return W.interactive(draw, index=image, max_rate=rate, duration_value=duration)
+
+
+def _slider(W, value, low, high, step, description):
+    return W.FloatSlider(value=value, min=low, max=high, step=step, description=description,
+                         style={"description_width": "initial"}, continuous_update=False)
+
+
+def lif_explorer(params: nrn.LIFParams | None = None, *, current_na: float = 2.0):
+    """Explore a LIF neuron: input current, membrane time constant, threshold, refractory period.
+
+    Redraws :func:`snnlib.viz.lif_panel`. The threshold slider stays above
+    the reset potential and the refractory slider moves in whole time steps,
+    so every setting is a valid :class:`~snnlib.neurons.LIFParams`.
+    """
+    import ipywidgets as W
+
+    p = params or nrn.LIFParams(dt_ms=0.1)
+    current = _slider(W, current_na, 0.0, 10.0, 0.1, "current (nA)")
+    tau = _slider(W, p.tau_mem_ms, max(1.0, 2 * p.dt_ms), 100.0, 1.0, "tau_mem (ms)")
+    thresh = _slider(W, p.v_thresh_mv, max(p.v_reset_mv, p.v_rest_mv) + 1.0, -30.0, 0.5,
+                     "threshold (mV)")
+    ref = _slider(W, p.t_ref_ms, 0.0, 20.0, p.dt_ms, "t_ref (ms)")
+
+    def draw(current_value: float, tau_value: float, thresh_value: float, ref_value: float) -> None:
+        steps = round(ref_value / p.dt_ms)
+        q = replace(p, tau_mem_ms=tau_value, v_thresh_mv=thresh_value, t_ref_ms=steps * p.dt_ms)
+        plt.show(viz.lif_panel(q, current_value))
+
+    return W.interactive(draw, current_value=current, tau_value=tau, thresh_value=thresh,
+                         ref_value=ref)
+
+
+def stdp_explorer(params: pl.STDPParams | None = None):
+    """Explore the STDP window: A+, A-, tau+ and tau-; redraws :func:`snnlib.viz.stdp_panel`."""
+    import ipywidgets as W
+
+    p = params or pl.STDPParams()
+    a_plus = _slider(W, p.a_plus, 0.0, 0.05, 0.001, "A+")
+    a_minus = _slider(W, p.a_minus, 0.0, 0.05, 0.001, "A-")
+    tau_plus = _slider(W, p.tau_plus_ms, 2.0, 80.0, 1.0, "tau+ (ms)")
+    tau_minus = _slider(W, p.tau_minus_ms, 2.0, 80.0, 1.0, "tau- (ms)")
+
+    def draw(a_plus_value: float, a_minus_value: float, tau_plus_value: float,
+             tau_minus_value: float) -> None:
+        q = replace(p, a_plus=a_plus_value, a_minus=a_minus_value, tau_plus_ms=tau_plus_value,
+                    tau_minus_ms=tau_minus_value)
+        plt.show(viz.stdp_panel(q))
+
+    return W.interactive(draw, a_plus_value=a_plus, a_minus_value=a_minus,
+                         tau_plus_value=tau_plus, tau_minus_value=tau_minus)
