@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-stamp
 # The kernels that execute the notebooks must be the venv's Python.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install book test execute data lab clean
+.PHONY: help install book test execute data lab benchmark clean
 
 help:
 	@echo "make book     build the book, executing every chapter (SNNLIB_PROFILE, default book)"
@@ -19,6 +19,7 @@ help:
 	@echo "make execute  re-execute the notebooks in place at the book profile (commit their outputs)"
 	@echo "make data     find or download CIFAR-10 into \$$SNNLIB_DATA_DIR (default ~/.cache/snnlib) and validate it"
 	@echo "make lab      open the notebooks in JupyterLab"
+	@echo "make benchmark  time snnlib's PyTorch LIF+STDP against Brian2 (minutes; prints a table)"
 	@echo "make clean    remove _build"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -45,6 +46,9 @@ data: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/lif_stdp.py
 
 clean:
 	rm -rf _build

@@ -233,3 +233,27 @@ def test_stdp_neuron_picks_out_correlated_inputs():
     assert out["counts"].sum() > 20, "vacuous: the neuron barely fired"
     w = out["w"][0]
     assert w[:50].mean() > 0.035 and w[50:].mean() < 0.018
+
+
+def test_event_driven_propagation_equals_the_matrix_product():
+    gen = torch.Generator().manual_seed(5)
+    w = torch.rand(7, 30, generator=gen)
+    for batch in (1, 3):
+        spikes = torch.rand(batch, 30, generator=gen) < 0.2
+        torch.testing.assert_close(P._propagate(spikes, w), spikes.float() @ w.T)
+    assert torch.equal(P._propagate(torch.zeros(1, 30, dtype=torch.bool), w), torch.zeros(1, 7))
+
+
+def test_in_place_application_equals_the_pure_one_and_the_pure_one_copies():
+    p = P.STDPParams(dt_ms=DT)
+    gen = torch.Generator().manual_seed(6)
+    pre = torch.rand(2, 8, generator=gen) < 0.3
+    post = torch.rand(2, 5, generator=gen) < 0.3
+    change, _ = P.stdp_step(pre, post, P.STDPState(torch.rand(2, 8, generator=gen),
+                                                   torch.rand(2, 5, generator=gen)), p)
+    w = torch.rand(5, 8, generator=gen)
+    before = w.clone()
+    pure = P.apply_weight_change(w, change, p)
+    assert torch.equal(w, before)  # the pure form leaves its input alone
+    assert P.apply_weight_change_(w, change, p) is w
+    torch.testing.assert_close(w, pure)

@@ -70,6 +70,7 @@ __all__ = [
     "STDPState",
     "WeightChange",
     "apply_weight_change",
+    "apply_weight_change_",
     "build_stdp_synapses",
     "normalize_weights",
     "pairing_experiment",
@@ -232,22 +233,33 @@ def apply_weight_change(w: torch.Tensor, change: WeightChange, p: STDPParams) ->
     - soft: :math:`w \\leftarrow w - \\Delta w^- (w - w_{min})`, then
       :math:`w + \\Delta w^+ (w_{max} - w)`.
 
-    Only the columns of presynaptic and rows of postsynaptic neurons that
-    spiked are touched. Returns a new tensor; ``w`` is not modified.
+    Returns a new tensor; ``w`` is not modified (see
+    :func:`apply_weight_change_` for the in-place form that simulation loops use).
     """
-    w = w.clone()
+    return apply_weight_change_(w.clone(), change, p)
+
+
+def apply_weight_change_(w: torch.Tensor, change: WeightChange, p: STDPParams) -> torch.Tensor:
+    """In-place :func:`apply_weight_change`: updates and returns ``w``.
+
+    Only the columns of presynaptic and the rows of postsynaptic neurons
+    that spiked are read and written, so a step costs in proportion to the
+    spikes, not to the number of synapses. For loops that own ``w``.
+    """
+    # index_select / index_copy_ rather than w[:, cols]: several times faster
+    # for the strided column gathers of a large (post, pre) matrix.
     cols = torch.nonzero(change.pre_spikes.any(dim=0)).flatten()
     if len(cols):
-        dep = change.y_post.T @ change.pre_spikes[:, cols]
-        block = w[:, cols]
+        dep = change.y_post.T @ change.pre_spikes.index_select(1, cols)
+        block = w.index_select(1, cols)
         block = block - dep * (block - p.w_min) if p.bounds == "soft" else block - dep
-        w[:, cols] = block.clamp(p.w_min, p.w_max)
+        w.index_copy_(1, cols, block.clamp_(p.w_min, p.w_max))
     rows = torch.nonzero(change.post_spikes.any(dim=0)).flatten()
     if len(rows):
-        pot = change.post_spikes[:, rows].T @ change.x_pre
-        block = w[rows]
+        pot = change.post_spikes.index_select(1, rows).T @ change.x_pre
+        block = w.index_select(0, rows)
         block = block + pot * (p.w_max - block) if p.bounds == "soft" else block + pot
-        w[rows] = block.clamp(p.w_min, p.w_max)
+        w.index_copy_(0, rows, block.clamp_(p.w_min, p.w_max))
     return w
 
 
@@ -455,6 +467,18 @@ def pairing_experiment(offsets_ms, p: STDPParams, *, simulator: Literal["torch",
     raise ValueError(f"simulator must be 'torch' or 'brian2', got {simulator!r}.")
 
 
+def _propagate(spikes: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Synaptic input :math:`s\\, w^T`, ``(batch, post)``, from spikes ``(batch, pre)``.
+
+    For a single sample only the columns of neurons that spiked are summed
+    (event-driven, as Brian2 does); a batch uses one matrix product.
+    """
+    if spikes.shape[0] == 1:
+        active = torch.nonzero(spikes[0]).flatten()
+        return w.index_select(1, active).sum(dim=1, keepdim=True).T
+    return spikes.to(w.dtype) @ w.T
+
+
 def run_lif_stdp(input_spikes: torch.Tensor, w_init: torch.Tensor, lif, p: STDPParams, *,
                  record_every: int = 0, progress: bool = False) -> dict:
     """A layer of conductance-based LIF neurons learning its input weights by STDP.
@@ -501,9 +525,9 @@ def run_lif_stdp(input_spikes: torch.Tensor, w_init: torch.Tensor, lif, p: STDPP
     for k in tqdm(range(steps), disable=not progress, desc="LIF + STDP", unit="step",
                   mininterval=1.0):
         pre = input_spikes[k]
-        post, neurons = lif_step(neurons, lif, exc_input=pre.to(torch.float32) @ w.T)
+        post, neurons = lif_step(neurons, lif, exc_input=_propagate(pre, w))
         change, traces = stdp_step(pre, post, traces, p)
-        w = apply_weight_change(w, change, p)
+        apply_weight_change_(w, change, p)  # w is this loop's own copy
         counts += post
         if record_every and k % record_every == 0:
             history.append(w.clone())
