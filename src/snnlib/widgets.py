@@ -55,11 +55,11 @@ def encoding_explorer(intensities, class_names=None, labels=None, *,
         label = ""
         if class_names is not None and labels is not None:
             label = f"image {index} ({class_names[int(labels[index])]}): "
-        fig = viz.encoding_panel(
+        viz.encoding_panel(
             intensities[index], params, seed=seed,
             title=f"{label}max rate {params.max_rate_hz:g} Hz, duration {params.duration_ms:g} ms",
         )
-        plt.show(fig)
+        plt.show()
 
     return W.interactive(draw, index=image, max_rate=rate, duration_value=duration)
 
@@ -88,7 +88,8 @@ def lif_explorer(params: nrn.LIFParams | None = None, *, current_na: float = 2.0
     def draw(current_value: float, tau_value: float, thresh_value: float, ref_value: float) -> None:
         steps = round(ref_value / p.dt_ms)
         q = replace(p, tau_mem_ms=tau_value, v_thresh_mv=thresh_value, t_ref_ms=steps * p.dt_ms)
-        plt.show(viz.lif_panel(q, current_value))
+        viz.lif_panel(q, current_value)
+        plt.show()
 
     return W.interactive(draw, current_value=current, tau_value=tau, thresh_value=thresh,
                          ref_value=ref)
@@ -108,7 +109,8 @@ def stdp_explorer(params: pl.STDPParams | None = None):
              tau_minus_value: float) -> None:
         q = replace(p, a_plus=a_plus_value, a_minus=a_minus_value, tau_plus_ms=tau_plus_value,
                     tau_minus_ms=tau_minus_value)
-        plt.show(viz.stdp_panel(q))
+        viz.stdp_panel(q)
+        plt.show()
 
     return W.interactive(draw, a_plus_value=a_plus, a_minus_value=a_minus,
                          tau_plus_value=tau_plus, tau_minus_value=tau_minus)
