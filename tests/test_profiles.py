@@ -29,9 +29,11 @@ def test_profiles_grow_from_ci_to_full():
     assert ci.n_test_per_class < book.n_test_per_class and full.n_test_per_class is None
     assert ci.n_encode_images < book.n_encode_images < full.n_encode_images
     assert ci.stdp_demo_ms < book.stdp_demo_ms < full.stdp_demo_ms
+    assert ci.tier1_neurons < book.tier1_neurons < full.tier1_neurons
+    assert full.tier1_neurons >= 400 and full.tier1_train_images >= 10000  # issue 4's full size
 
 
 def test_profile_values_are_validated():
     with pytest.raises(ValueError, match="n_encode_images must be a positive integer"):
         P.Profile("ci", n_train_per_class=1, n_test_per_class=1, n_encode_images=0,
-                  stdp_demo_ms=1)
+                  stdp_demo_ms=1, tier1_neurons=1, tier1_train_images=1)

@@ -4,8 +4,10 @@
         Find (or download) CIFAR-10, validate every batch, print a summary.
     python -m snnlib profile [NAME]
         Print the run sizes of a profile (default: $SNNLIB_PROFILE or book).
-
-Later chapters add ``run TIER --profile full``.
+    python -m snnlib run brian_stdp [--profile full] [--out DIR] [--seed N]
+        Train tier 1's hidden layers (resumable: run it again after a kill);
+        writes checkpoints, model.npz and record.json to DIR
+        (default runs/brian_stdp/PROFILE).
 """
 
 from __future__ import annotations
@@ -36,6 +38,22 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    profile = profiles.get_profile(args.profile)
+    if args.tier != "brian_stdp":
+        raise ValueError(f"unknown tier {args.tier!r}; available so far: brian_stdp.")
+    from .tiers import brian_stdp
+
+    out = args.out or f"runs/brian_stdp/{profile.name}"
+    record = brian_stdp.train_hidden_layers(profile, out_dir=out, seed=args.seed)
+    for name, phase in record["phases"].items():
+        print(f"{name}: {phase['trained_images']} images trained in {phase['wall_s']:.1f} s "
+              f"({phase['images_per_s']:.2f} images/s), rates {phase['rate_hz']} Hz, "
+              f"{phase['silent_after_boosts']} silent after boosts")
+    print(f"model and record in {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snnlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -48,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("profile", help="print a profile's run sizes")
     p.add_argument("name", nargs="?", default=None)
     p.set_defaults(func=_profile)
+    p = sub.add_parser("run", help="train a tier at a profile's size (resumable)")
+    p.add_argument("tier", choices=["brian_stdp"])
+    p.add_argument("--profile", default=None, help="ci, book or full (default: $SNNLIB_PROFILE or book)")
+    p.add_argument("--out", default=None, help="output directory (default runs/TIER/PROFILE)")
+    p.add_argument("--seed", type=int, default=2026)
+    p.set_defaults(func=_run)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

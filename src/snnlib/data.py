@@ -54,6 +54,7 @@ __all__ = [
     "CIFARDataError",
     "Dataset",
     "balanced_subset",
+    "dataset_name",
     "default_data_dir",
     "download_cifar10",
     "find_cifar10",
@@ -415,3 +416,20 @@ def balanced_subset(labels: np.ndarray, n_per_class: int, *, seed: int) -> np.nd
             )
         chosen.append(np.sort(rng.choice(members, size=n_per_class, replace=False)))
     return np.concatenate(chosen)
+
+
+# MD5 sums of the official test batch (the archive's own file).
+OFFICIAL_TEST_BATCH_MD5 = "40351d587109b95175f43aff81a1287e"
+
+
+def dataset_name(source: str | os.PathLike) -> str:
+    """How results should name the data read from ``source`` (a batches folder).
+
+    "CIFAR-10" when its ``test_batch`` is the official file (by MD5), else
+    "CIFAR-10 (JPEG copy or other non-official local copy)": pixels may
+    differ slightly from the official ones (see README).
+    """
+    path = Path(source) / "test_batch"
+    if path.is_file() and _md5(path) == OFFICIAL_TEST_BATCH_MD5:
+        return "CIFAR-10"
+    return "CIFAR-10 (JPEG copy or other non-official local copy)"

@@ -46,6 +46,10 @@ class Profile:
     stdp_demo_ms : int
         Chapter 2: model time (ms) of the STDP neuron learning from
         correlated inputs.
+    tier1_neurons : int
+        Tier 1: excitatory neurons in hidden layer 1 (layer 2 has half).
+    tier1_train_images : int
+        Tier 1: training images for each hidden layer (class-balanced).
     """
 
     name: ProfileName
@@ -53,6 +57,8 @@ class Profile:
     n_test_per_class: int | None
     n_encode_images: int
     stdp_demo_ms: int
+    tier1_neurons: int
+    tier1_train_images: int
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -65,11 +71,11 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "ci": Profile("ci", n_train_per_class=10, n_test_per_class=10, n_encode_images=8,
-                  stdp_demo_ms=3000),
+                  stdp_demo_ms=3000, tier1_neurons=20, tier1_train_images=20),
     "book": Profile("book", n_train_per_class=100, n_test_per_class=100, n_encode_images=64,
-                    stdp_demo_ms=40000),
+                    stdp_demo_ms=40000, tier1_neurons=100, tier1_train_images=400),
     "full": Profile("full", n_train_per_class=None, n_test_per_class=None, n_encode_images=1000,
-                    stdp_demo_ms=200000),
+                    stdp_demo_ms=200000, tier1_neurons=400, tier1_train_images=10000),
 }
 
 

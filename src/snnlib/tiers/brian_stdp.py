@@ -1,0 +1,580 @@
+"""Tier 1, hidden layers: a Brian2 network learning with STDP under lateral inhibition.
+
+After Diehl & Cook (2015). Grayscale images become Poisson spike trains
+(1024 input neurons, rate = intensity x max rate). Each hidden layer has
+``n`` excitatory LIF neurons with adaptive thresholds and ``n`` inhibitory
+partners: excitatory neuron k excites inhibitory neuron k, which inhibits
+every excitatory neuron but k (lateral inhibition, a soft winner-take-all).
+The feed-forward weights (input -> layer 1, layer 1 -> layer 2) learn by
+trace STDP (:mod:`snnlib.plasticity`) and are normalised per neuron to a
+fixed sum. Neuron and STDP equations come from :mod:`snnlib.neurons` and
+:mod:`snnlib.plasticity`: one parameter object drives them everywhere.
+
+How training is made fast (measured in ``benchmarks/brian_stdp_speed.py``):
+each Brian2 ``run()`` costs a fixed ~0.2 s here (code objects are prepared
+anew) on top of the simulation itself, so the network presents a *chunk*
+of images per ``run()``: a ``TimedArray`` holds the chunk's rates, and
+``run_regularly`` operations reset the membrane, the conductances and the
+STDP traces at every image boundary instead of simulating Diehl & Cook's
+150 ms of rest. Weights are normalised between chunks (Diehl & Cook
+normalise after every image; with small learning rates the drift within a
+chunk is small). The naive loop (one ``run()`` per image, rest simulated,
+every spike recorded) is kept as :meth:`BrianSTDPNetwork.fit_naive`, the
+baseline of the benchmark.
+
+A layer that stays nearly silent for an image (fewer than ``min_spikes``)
+gets the image again with ``boost_hz`` more input rate, at most
+``max_boosts`` times: a bounded retry (public ports of Diehl & Cook loop
+forever on a blank image).
+
+Randomness: the weights come from ``numpy.random.default_rng(seed)``; each
+chunk reseeds Brian2 with ``seed`` and the chunk's index, so a run resumed
+from a checkpoint (saved at chunk boundaries) continues exactly as the
+uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+
+from ..encoding import PoissonParams, _as_intensities
+from ..neurons import LIFParams, build_lif_group, run_brian2
+from ..plasticity import STDPParams, build_stdp_synapses
+
+__all__ = ["BrianSTDPNetwork", "BrianSTDPParams", "LayerParams", "TrainingInterrupted",
+           "params_for_profile", "train_hidden_layers"]
+
+N_INPUTS = 32 * 32
+
+# Diehl & Cook (2015), section 2.1 and their published code.
+DC_EXC = LIFParams(tau_mem_ms=100.0, v_rest_mv=-65.0, v_reset_mv=-65.0, v_thresh_mv=-52.0,
+                   t_ref_ms=5.0, e_exc_mv=0.0, e_inh_mv=-100.0, tau_exc_ms=1.0, tau_inh_ms=2.0,
+                   theta_plus_mv=0.05, tau_theta_ms=1.0e7, dt_ms=0.5)
+DC_INH = LIFParams(tau_mem_ms=10.0, v_rest_mv=-60.0, v_reset_mv=-45.0, v_thresh_mv=-40.0,
+                   t_ref_ms=2.0, e_exc_mv=0.0, e_inh_mv=-85.0, tau_exc_ms=1.0, tau_inh_ms=2.0,
+                   dt_ms=0.5)
+DC_STDP = STDPParams(a_plus=0.01, a_minus=0.0001, tau_plus_ms=20.0, tau_minus_ms=20.0,
+                     w_min=0.0, w_max=1.0, dt_ms=0.5)
+
+
+@dataclass(frozen=True)
+class LayerParams:
+    """One hidden layer: excitatory neurons, their inhibitory partners, plastic input.
+
+    Attributes
+    ----------
+    n_neurons : int
+        Excitatory neurons (and as many inhibitory ones).
+    exc, inh : LIFParams
+        Excitatory (adaptive threshold) and inhibitory neurons.
+    stdp : STDPParams
+        The rule on the layer's input weights.
+    w_exc_inh, w_inh_exc : float
+        Conductance jumps exc k -> inh k, and inh k -> every exc but k
+        (Diehl & Cook: 10.4 and 17).
+    lateral_inhibition : bool
+        Without it the layer has no inhibitory neurons: every neuron learns alone.
+    weight_sum_per_input : float
+        Normalisation: each neuron's input weights sum to this times the
+        number of inputs (Diehl & Cook: 78 / 784 = 0.1 for MNIST).
+    w_init_max : float
+        Initial weights are uniform in [0, w_init_max].
+    """
+
+    n_neurons: int = 100
+    exc: LIFParams = DC_EXC
+    inh: LIFParams = DC_INH
+    stdp: STDPParams = DC_STDP
+    w_exc_inh: float = 10.4
+    w_inh_exc: float = 17.0
+    lateral_inhibition: bool = True
+    weight_sum_per_input: float = 0.1
+    w_init_max: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_neurons, int) or self.n_neurons < 1:
+            raise ValueError(f"n_neurons must be a positive integer, got {self.n_neurons!r}.")
+        for name in ("w_exc_inh", "w_inh_exc", "weight_sum_per_input", "w_init_max"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"LayerParams.{name} must be a finite number >= 0, got {value!r}.")
+        if not (self.exc.dt_ms == self.inh.dt_ms == self.stdp.dt_ms):
+            raise ValueError("exc, inh and stdp must share one dt_ms, got "
+                             f"{self.exc.dt_ms}, {self.inh.dt_ms}, {self.stdp.dt_ms}.")
+
+
+@dataclass(frozen=True)
+class BrianSTDPParams:
+    """The whole network and how it is trained.
+
+    Attributes
+    ----------
+    encoding : PoissonParams
+        Input: max rate (Diehl & Cook 63.75 Hz), presentation time
+        (350 ms) and time step.
+    layer1, layer2 : LayerParams
+        The hidden layers; ``layer2`` may be None.
+    chunk_images : int
+        Images per Brian2 ``run()`` (weights are normalised between chunks).
+    min_spikes : int
+        A layer with fewer spikes than this for an image is "silent".
+    boost_hz, max_boosts : float, int
+        A silent image is shown again with ``boost_hz`` more max rate, at
+        most ``max_boosts`` times.
+    codegen_target : str
+        Brian2's code generation: "cython" (compiled once, cached on disk)
+        or "numpy" (no compiler; slower).
+    """
+
+    encoding: PoissonParams = PoissonParams(max_rate_hz=63.75, duration_ms=350.0, dt_ms=0.5)
+    layer1: LayerParams = LayerParams()
+    layer2: LayerParams | None = field(default_factory=lambda: LayerParams(n_neurons=100))
+    chunk_images: int = 25
+    min_spikes: int = 5
+    boost_hz: float = 32.0
+    max_boosts: int = 3
+    codegen_target: Literal["cython", "numpy"] = "cython"
+
+    def __post_init__(self) -> None:
+        for layer in (self.layer1, self.layer2):
+            if layer is not None and layer.exc.dt_ms != self.encoding.dt_ms:
+                raise ValueError(f"the layers' dt_ms={layer.exc.dt_ms} differs from the "
+                                 f"encoding's dt_ms={self.encoding.dt_ms}.")
+        for name in ("chunk_images", "min_spikes", "max_boosts"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (1 if name == "chunk_images" else 0):
+                raise ValueError(f"{name} must be a non-negative integer (chunk_images >= 1), "
+                                 f"got {value!r}.")
+        if not np.isfinite(self.boost_hz) or self.boost_hz < 0:
+            raise ValueError(f"boost_hz must be a finite number >= 0, got {self.boost_hz!r}.")
+        if self.codegen_target not in ("cython", "numpy"):
+            raise ValueError(f"codegen_target must be 'cython' or 'numpy', got {self.codegen_target!r}.")
+
+
+# What a new image starts from, as after Diehl & Cook's 150 ms of rest: rest
+# potential, no conductance, not refractory (the adaptive threshold stays).
+RESET_NEURONS = "v = v_rest\ng_exc = 0\ng_inh = 0\nlastspike = -1e4 * second"
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by an ``on_chunk`` callback to stop training (tests simulate a kill with it)."""
+
+
+class BrianSTDPNetwork:
+    """The tier-1 hidden layers as one Brian2 network.
+
+    Example
+    -------
+    >>> net = BrianSTDPNetwork(BrianSTDPParams(), seed=0)            # doctest: +SKIP
+    >>> net.fit(intensities, layer=1, checkpoint="ckpt/layer1.npz")  # doctest: +SKIP
+    >>> counts = net.spike_counts(intensities)                       # doctest: +SKIP
+    """
+
+    REST_MS = 150.0  # Diehl & Cook's rest between images (naive loop only)
+
+    def __init__(self, params: BrianSTDPParams, *, seed: int) -> None:
+        self.params = params
+        self.seed = int(seed)
+        self.layers = [params.layer1] + ([params.layer2] if params.layer2 is not None else [])
+        self._build()
+
+    # --- construction ---------------------------------------------------
+    def _build(self) -> None:
+        import brian2 as b2
+
+        p, ms = self.params, b2.ms
+        dt, slot = p.encoding.dt_ms * ms, p.encoding.duration_ms * ms
+        rng = np.random.default_rng(self.seed)
+        self._stimulus = b2.TimedArray(np.zeros((1, N_INPUTS)) * b2.Hz, dt=slot, name="stimulus")
+        self.input = b2.NeuronGroup(
+            N_INPUTS, "rates = stimulus(t - t_start, i) : Hz\nt_start : second (shared)",
+            threshold="rand() < rates * dt", dt=dt, name="input",
+            namespace={"stimulus": self._stimulus})
+        objects = [self.input]
+        self.exc, self.syn, self.monitors, self._resets, self._layer_objects = [], [], [], [], []
+        source, n_source = self.input, N_INPUTS
+        for k, lp in enumerate(self.layers, start=1):
+            exc = build_lif_group(lp.n_neurons, lp.exc, name=f"exc{k}")
+            syn = build_stdp_synapses(source, exc, lp.stdp, on_pre="g_exc_post += w", name=f"w{k}")
+            syn.connect()
+            syn.w = rng.uniform(0.0, lp.w_init_max, n_source * lp.n_neurons)
+            layer_objects = [exc, syn]
+            resets = [exc.run_regularly(RESET_NEURONS, dt=slot, when="start",
+                                        name=f"reset_exc{k}"),
+                      syn.run_regularly("pre_trace = 0\npost_trace = 0", dt=slot, when="start",
+                                        name=f"reset_w{k}")]
+            if lp.lateral_inhibition:
+                inh = build_lif_group(lp.n_neurons, lp.inh, name=f"inh{k}")
+                ei = b2.Synapses(exc, inh, on_pre="g_exc_post += w_ei", dt=dt, name=f"ei{k}",
+                                 namespace={"w_ei": lp.w_exc_inh})
+                ei.connect(j="i")
+                ie = b2.Synapses(inh, exc, on_pre="g_inh_post += w_ie", dt=dt, name=f"ie{k}",
+                                 namespace={"w_ie": lp.w_inh_exc})
+                ie.connect(condition="i != j")
+                layer_objects += [inh, ei, ie]
+                resets.append(inh.run_regularly(RESET_NEURONS, dt=slot,
+                                                when="start", name=f"reset_inh{k}"))
+            monitor = b2.SpikeMonitor(exc, name=f"spikes{k}")
+            layer_objects.append(monitor)
+            self.exc.append(exc)
+            self.syn.append(syn)
+            self.monitors.append(monitor)
+            self._resets.append(resets)
+            self._layer_objects.append(layer_objects)
+            objects += layer_objects
+            source, n_source = exc, lp.n_neurons
+        self._input_monitor = b2.SpikeMonitor(self.input, name="input_spikes")  # naive loop only
+        self._input_monitor.active = False
+        self.net = b2.Network(*objects, *[r for rs in self._resets for r in rs],
+                              self._input_monitor)
+        self.normalise(range(1, len(self.layers) + 1))
+
+    # --- state ------------------------------------------------------------
+    def weights(self, layer: int) -> np.ndarray:
+        """Input weights of ``layer`` (1-based) as ``(n_neurons, n_inputs)`` (post x pre)."""
+        lp = self.layers[layer - 1]
+        n_source = N_INPUTS if layer == 1 else self.layers[layer - 2].n_neurons
+        return np.asarray(self.syn[layer - 1].w).reshape(n_source, lp.n_neurons).T.copy()
+
+    def theta_mv(self, layer: int) -> np.ndarray:
+        """Adaptive threshold increase of ``layer``'s excitatory neurons (mV)."""
+        import brian2 as b2
+
+        return np.asarray(self.exc[layer - 1].theta / b2.mV).copy()
+
+    def normalise(self, layers) -> None:
+        """Scale each neuron's input weights to sum to ``weight_sum_per_input x n_inputs``."""
+        for layer in layers:
+            lp = self.layers[layer - 1]
+            syn = self.syn[layer - 1]
+            n_source = N_INPUTS if layer == 1 else self.layers[layer - 2].n_neurons
+            w = np.asarray(syn.w).reshape(n_source, lp.n_neurons)
+            sums = w.sum(axis=0)
+            target = lp.weight_sum_per_input * n_source
+            syn.w = (w * np.where(sums > 0, target / np.maximum(sums, 1e-12), 1.0)).ravel()
+
+    def state_dict(self) -> dict:
+        """Weights and thresholds of every layer (what a checkpoint holds besides the position)."""
+        out = {}
+        for k in range(1, len(self.layers) + 1):
+            out[f"w{k}"] = np.asarray(self.syn[k - 1].w).copy()
+            out[f"theta{k}"] = self.theta_mv(k)
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        import brian2 as b2
+
+        for k in range(1, len(self.layers) + 1):
+            self.syn[k - 1].w = state[f"w{k}"]
+            self.exc[k - 1].theta = state[f"theta{k}"] * b2.mV
+
+    # --- simulation -----------------------------------------------------
+    def _configure(self, active_layers: int, plastic: set[int]) -> None:
+        """Switch layers on or off, and their STDP and threshold adaptation.
+
+        The constants are read from the groups' namespaces at each ``run()``.
+        """
+        import brian2 as b2
+
+        for k, (objects, resets) in enumerate(zip(self._layer_objects, self._resets), start=1):
+            for obj in (*objects, *resets):
+                obj.active = k <= active_layers
+            lp = self.layers[k - 1]
+            on = k in plastic
+            self.syn[k - 1].namespace["a_plus"] = lp.stdp.a_plus if on else 0.0
+            self.syn[k - 1].namespace["a_minus"] = lp.stdp.a_minus if on else 0.0
+            # frozen: theta neither grows nor decays (Diehl & Cook's test mode)
+            self.exc[k - 1].namespace["theta_plus"] = (lp.exc.theta_plus_mv if on else 0.0) * b2.mV
+            self.exc[k - 1].namespace["tau_theta"] = (lp.exc.tau_theta_ms if on else 1e30) * b2.ms
+
+    def _present(self, x: np.ndarray, max_rate_hz: float) -> list[np.ndarray]:
+        """Show images ``x`` ``(m, 1024)`` back to back in one ``run()``; spike counts per layer."""
+        import brian2 as b2
+
+        p = self.params
+        slot = p.encoding.duration_ms
+        self._stimulus = b2.TimedArray(x * max_rate_hz * b2.Hz, dt=slot * b2.ms, name="stimulus")
+        self.input.namespace["stimulus"] = self._stimulus
+        self.input.t_start = self.net.t
+        t0 = float(self.net.t / b2.ms)
+        before = [m.num_spikes for m in self.monitors]
+        run_brian2(self.net, len(x) * slot, p.codegen_target)
+        counts = []
+        for monitor, start, lp in zip(self.monitors, before, self.layers):
+            t = np.asarray(monitor.t_[start:]) * 1000.0 - t0
+            image = np.minimum((t / slot).astype(int), len(x) - 1)
+            c = np.zeros((len(x), lp.n_neurons), dtype=np.int64)
+            np.add.at(c, (image, np.asarray(monitor.i[start:])), 1)
+            counts.append(c)
+        return counts
+
+    def _chunk_seed(self, chunk: int, boost: int = 0) -> int:
+        return (self.seed * 1_000_003 + chunk * 101 + boost) % (2**32 - 1)
+
+    def fit(
+        self,
+        intensities,
+        *,
+        layer: Literal[1, 2, "joint"] = 1,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_every: int = 1,
+        progress: bool = True,
+        on_chunk: Callable[["BrianSTDPNetwork", int], None] | None = None,
+    ) -> dict:
+        """Train on ``intensities`` ``(N, 32, 32)`` in [0, 1], in chunks, resumably.
+
+        Parameters
+        ----------
+        layer : 1, 2 or "joint"
+            Train layer 1 alone (layer 2 switched off), layer 2 alone on the
+            spikes of a frozen layer 1, or both at once.
+        checkpoint : path, optional
+            An ``.npz`` file written every ``checkpoint_every`` chunks (weights,
+            thresholds, position). If it exists, training resumes from it;
+            it must come from the same parameters, seed, layer and images.
+        progress : bool
+            A tqdm bar with images/s and mean rates per layer.
+        on_chunk : callable, optional
+            Called as ``on_chunk(net, position)`` after each chunk (and its
+            checkpoint); raising :class:`TrainingInterrupted` stops training.
+
+        Returns
+        -------
+        dict
+            ``images``, ``presentations`` (retries included), ``boosted`` and
+            ``silent_after_boosts`` image counts, ``wall_s``, ``images_per_s``,
+            ``rate_hz`` mean rate per trained layer, ``resumed_from``.
+        """
+        from tqdm.auto import tqdm
+
+        x = _as_intensities(intensities).numpy().reshape(len(intensities), -1)
+        if x.shape[1] != N_INPUTS:
+            raise ValueError(f"images must have {N_INPUTS} pixels (32 x 32 grayscale), got {x.shape[1]}.")
+        n_layers = len(self.layers)
+        if layer not in (1, 2, "joint") or (layer in (2, "joint") and n_layers < 2):
+            raise ValueError(f"layer must be 1, 2 or 'joint' (2 and 'joint' need layer2), got {layer!r}.")
+        plastic = {1} if layer == 1 else {2} if layer == 2 else {1, 2}
+        active = 1 if layer == 1 else 2
+        watched = max(plastic)  # the layer whose silence triggers a boost
+        fingerprint = self._fingerprint(x, layer)
+        position, resumed_from = 0, None
+        ckpt = Path(checkpoint) if checkpoint is not None else None
+        if ckpt is not None and ckpt.exists():
+            position = self._load_checkpoint(ckpt, fingerprint)
+            resumed_from = position
+        self._configure(active, plastic)
+        p, n = self.params, len(x)
+        stats = {"presentations": 0, "boosted": 0, "silent_after_boosts": 0,
+                 "spikes": np.zeros(n_layers), "neuron_seconds": np.zeros(n_layers)}
+        start = time.perf_counter()
+        bar = tqdm(total=n, initial=position, unit="img", desc=f"tier 1, layer {layer}",
+                   disable=not progress)
+        import brian2 as b2
+
+        chunk = position // p.chunk_images
+        while position < n:
+            idx = np.arange(position, min(n, position + p.chunk_images))
+            b2.seed(self._chunk_seed(chunk))
+            counts = self._present(x[idx], p.encoding.max_rate_hz)
+            stats["presentations"] += len(idx)
+            silent = counts[watched - 1].sum(axis=1) < p.min_spikes
+            stats["boosted"] += int(silent.sum())
+            for boost in range(1, p.max_boosts + 1):
+                if not silent.any():
+                    break
+                b2.seed(self._chunk_seed(chunk, boost))
+                retry = self._present(x[idx[silent]], p.encoding.max_rate_hz + boost * p.boost_hz)
+                stats["presentations"] += int(silent.sum())
+                for k in range(active):
+                    counts[k][silent] = retry[k]
+                silent = counts[watched - 1].sum(axis=1) < p.min_spikes
+            stats["silent_after_boosts"] += int(silent.sum())
+            self.normalise(sorted(plastic))
+            for k in range(active):
+                stats["spikes"][k] += counts[k].sum()
+                stats["neuron_seconds"][k] += counts[k].size * p.encoding.duration_ms / 1000.0
+            position = int(idx[-1]) + 1
+            chunk += 1
+            if ckpt is not None and (chunk % checkpoint_every == 0 or position == n):
+                self._save_checkpoint(ckpt, fingerprint, position)
+            elapsed = time.perf_counter() - start
+            bar.update(len(idx))
+            rates = stats["spikes"][:active] / np.maximum(stats["neuron_seconds"][:active], 1e-12)
+            bar.set_postfix({"img/s": f"{(position - (resumed_from or 0)) / elapsed:.2f}",
+                             **{f"rate{k + 1} Hz": f"{r:.2f}" for k, r in enumerate(rates)}})
+            if on_chunk is not None:
+                on_chunk(self, position)
+        bar.close()
+        wall = time.perf_counter() - start
+        trained = n - (resumed_from or 0)
+        return {
+            "images": n, "trained_images": trained, "presentations": stats["presentations"],
+            "boosted": stats["boosted"], "silent_after_boosts": stats["silent_after_boosts"],
+            "wall_s": wall, "images_per_s": trained / wall if wall > 0 else float("nan"),
+            "rate_hz": (stats["spikes"][:active] / np.maximum(stats["neuron_seconds"][:active],
+                                                              1e-12)).tolist(),
+            "resumed_from": resumed_from,
+        }
+
+    def fit_naive(self, intensities, *, progress: bool = False) -> dict:
+        """The baseline most tutorials use: one ``run()`` per image, then 150 ms of rest.
+
+        Every input and layer-1 spike is recorded, weights are normalised
+        after every image, state decays during the rest instead of being
+        reset. Trains layer 1. Use a fresh network: afterwards image slots no
+        longer line up with the chunked loop's resets.
+        """
+        import brian2 as b2
+        from tqdm.auto import tqdm
+
+        x = _as_intensities(intensities).numpy().reshape(len(intensities), -1)
+        p = self.params
+        self._configure(1, {1})
+        for r in self._resets[0]:
+            r.active = False
+        self._input_monitor.active = True
+        b2.seed(self.seed)
+        start = time.perf_counter()
+        spikes_before = self.monitors[0].num_spikes
+        for image in tqdm(x, disable=not progress, unit="img", desc="naive loop"):
+            self._stimulus = b2.TimedArray(image[None] * p.encoding.max_rate_hz * b2.Hz,
+                                           dt=p.encoding.duration_ms * b2.ms, name="stimulus")
+            self.input.namespace["stimulus"] = self._stimulus
+            self.input.t_start = self.net.t
+            run_brian2(self.net, p.encoding.duration_ms, p.codegen_target)
+            self._stimulus = b2.TimedArray(np.zeros((1, N_INPUTS)) * b2.Hz,
+                                           dt=p.encoding.duration_ms * b2.ms, name="stimulus")
+            self.input.namespace["stimulus"] = self._stimulus
+            run_brian2(self.net, self.REST_MS, p.codegen_target)
+            self.normalise([1])
+        wall = time.perf_counter() - start
+        self._input_monitor.active = False
+        spikes = self.monitors[0].num_spikes - spikes_before
+        return {"images": len(x), "wall_s": wall, "images_per_s": len(x) / wall,
+                "rate_hz": [spikes / (len(x) * self.layers[0].n_neurons
+                                      * p.encoding.duration_ms / 1000.0)]}
+
+    def spike_counts(self, intensities, *, progress: bool = False) -> list[np.ndarray]:
+        """Spike counts ``(N, n_neurons)`` of every layer, with learning switched off.
+
+        The features the R-STDP output layer and the linear readouts use.
+        No boost: a silent image gives zero counts.
+        """
+        import brian2 as b2
+        from tqdm.auto import tqdm
+
+        x = _as_intensities(intensities).numpy().reshape(len(intensities), -1)
+        p = self.params
+        self._configure(len(self.layers), set())
+        out = [np.zeros((len(x), lp.n_neurons), dtype=np.int64) for lp in self.layers]
+        for chunk, first in enumerate(tqdm(range(0, len(x), p.chunk_images), disable=not progress,
+                                           unit="chunk", desc="spike counts")):
+            idx = np.arange(first, min(len(x), first + p.chunk_images))
+            b2.seed(self._chunk_seed(10**6 + chunk))
+            for k, c in enumerate(self._present(x[idx], p.encoding.max_rate_hz)):
+                out[k][idx] = c
+        return out
+
+    # --- checkpoints ----------------------------------------------------
+    def _fingerprint(self, x: np.ndarray, layer) -> str:
+        import hashlib
+
+        h = hashlib.sha256()
+        h.update(repr(asdict(self.params)).encode())
+        h.update(f"{self.seed}|{layer}|{x.shape}".encode())
+        h.update(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+        return h.hexdigest()
+
+    def _save_checkpoint(self, path: Path, fingerprint: str, position: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp.npz", dir=path.parent)
+        os.close(fd)
+        try:
+            np.savez(tmp, fingerprint=fingerprint, position=position, **self.state_dict())
+            os.replace(tmp, path)  # atomic: a kill leaves the old checkpoint or the new one
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def _load_checkpoint(self, path: Path, fingerprint: str) -> int:
+        with np.load(path) as data:
+            if str(data["fingerprint"]) != fingerprint:
+                raise ValueError(
+                    f"checkpoint {path} comes from other parameters, seed, layer or images; "
+                    "delete it to start afresh or pass another path.")
+            self.load_state_dict({k: data[k] for k in data.files})
+            return int(data["position"])
+
+
+def params_for_profile(profile) -> BrianSTDPParams:
+    """The tier-1 network at a profile's size: layer 1 of ``profile.tier1_neurons``, layer 2 of half.
+
+    Layer 2 receives few, sparse spikes from layer 1, so its normalisation
+    sum per input is larger than layer 1's (3 instead of 0.1) to let it fire.
+    The ``ci`` profile uses Brian2's numpy code generation (no compilation).
+    """
+    n1 = profile.tier1_neurons
+    return BrianSTDPParams(layer1=LayerParams(n_neurons=n1),
+                           layer2=LayerParams(n_neurons=max(1, n1 // 2), weight_sum_per_input=3.0),
+                           # at ci size compiling would take longer than simulating
+                           codegen_target="numpy" if profile.name == "ci" else "cython")
+
+
+def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
+                        progress: bool = True) -> dict:
+    """Train tier 1's hidden layers at a profile's size; resumable; write the model and a record.
+
+    Layer 1 on ``profile.tier1_train_images`` class-balanced training images,
+    then layer 2 on the same images with layer 1 frozen. Writes, in
+    ``out_dir``: ``layer1.npz`` and ``layer2.npz`` (checkpoints: running the
+    same call again resumes from them), ``model.npz`` (weights and thresholds)
+    and ``record.json`` (sizes, timings, images/s, firing rates). Returns the record.
+    """
+    import json
+    import platform
+    import subprocess
+    from datetime import datetime, timezone
+
+    from .. import data
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train = data.load_cifar10("train")
+    per_class = max(1, profile.tier1_train_images // 10)
+    idx = data.balanced_subset(train.labels, per_class, seed=seed)
+    idx = idx[np.random.default_rng(seed).permutation(len(idx))]  # classes interleaved
+    x = data.to_grayscale(train.images[idx])
+    params = params_for_profile(profile)
+    net = BrianSTDPNetwork(params, seed=seed)
+    phases = {}
+    for layer in (1, 2):
+        phases[f"layer{layer}"] = net.fit(x, layer=layer, checkpoint=out / f"layer{layer}.npz",
+                                          progress=progress)
+    np.savez(out / "model.npz", **net.state_dict())
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=False).stdout.strip() or None
+    except OSError:
+        commit = None
+    record = {
+        "tier": "brian_stdp (hidden layers)",
+        "profile": profile.name,
+        "seed": seed,
+        "dataset": data.dataset_name(train.source),
+        "train_images": len(x),
+        "parameters": asdict(params),
+        "phases": phases,
+        "theta_mv_mean": [float(net.theta_mv(k).mean()) for k in (1, 2)],
+        "git_commit": commit,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "gpu": False, "platform": platform.platform()},
+    }
+    (out / "record.json").write_text(json.dumps(record, indent=2, default=str))
+    return record

@@ -1,0 +1,188 @@
+"""snnlib.tiers.brian_stdp: the tier-1 hidden layers in Brian2 (numpy code
+generation, tiny sizes: 10 neurons, 50 ms presentations)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+b2 = pytest.importorskip("brian2")
+# Networks that a test builds but never runs (bad input refused first) are
+# reported by Brian2 when collected; that is expected here.
+b2.BrianLogger.suppress_name("unused_brian_object")
+
+from snnlib import encoding as E  # noqa: E402
+from snnlib.tiers import brian_stdp as T  # noqa: E402
+
+ENC = E.PoissonParams(max_rate_hz=63.75, duration_ms=50.0, dt_ms=0.5)
+
+
+def small(**kwargs) -> T.BrianSTDPParams:
+    base = dict(encoding=ENC, layer1=T.LayerParams(n_neurons=10),
+                layer2=T.LayerParams(n_neurons=6, weight_sum_per_input=3.0),
+                chunk_images=2, codegen_target="numpy")
+    base.update(kwargs)
+    return T.BrianSTDPParams(**base)
+
+
+@pytest.fixture
+def images():
+    return np.random.default_rng(0).random((6, 32, 32)).astype(np.float32)
+
+
+def test_training_moves_and_normalises_weights_and_raises_thresholds(images):
+    net = T.BrianSTDPNetwork(small(), seed=0)
+    before = net.weights(1)
+    result = net.fit(images, layer=1, progress=False)
+    assert result["rate_hz"][0] > 0, "vacuous: layer 1 never fired"
+    after = net.weights(1)
+    assert after.shape == (10, 1024)
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after.sum(axis=1), 0.1 * 1024, rtol=1e-6)
+    assert net.theta_mv(1).max() > 0  # adaptive thresholds rose with the spikes
+
+
+def test_same_seed_same_weights_other_seed_other_weights(images):
+    a = T.BrianSTDPNetwork(small(), seed=3)
+    b = T.BrianSTDPNetwork(small(), seed=3)
+    c = T.BrianSTDPNetwork(small(), seed=4)
+    for net in (a, b, c):
+        net.fit(images, layer=1, progress=False)
+    np.testing.assert_array_equal(a.weights(1), b.weights(1))
+    assert not np.array_equal(a.weights(1), c.weights(1))
+
+
+def test_a_killed_run_resumes_to_the_same_weights(images, tmp_path):
+    uninterrupted = T.BrianSTDPNetwork(small(), seed=1)
+    uninterrupted.fit(images, layer=1, progress=False)
+
+    ckpt = tmp_path / "layer1.npz"
+
+    def kill_after_four(net, position):
+        if position == 4:
+            raise T.TrainingInterrupted("simulated kill")
+
+    first = T.BrianSTDPNetwork(small(), seed=1)
+    with pytest.raises(T.TrainingInterrupted):
+        first.fit(images, layer=1, checkpoint=ckpt, progress=False, on_chunk=kill_after_four)
+    resumed = T.BrianSTDPNetwork(small(), seed=1)  # a new process would start like this
+    result = resumed.fit(images, layer=1, checkpoint=ckpt, progress=False)
+    assert result["resumed_from"] == 4 and result["trained_images"] == 2
+    # Same spikes, same updates; the event-driven traces decay over (t - lastupdate),
+    # and t runs from 0 again after a resume, so float64 rounding may differ (~1e-16).
+    np.testing.assert_allclose(resumed.weights(1), uninterrupted.weights(1), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(resumed.theta_mv(1), uninterrupted.theta_mv(1), rtol=0, atol=1e-12)
+    assert np.abs(resumed.weights(1) - uninterrupted.weights(1)).max() < 1e-12
+
+
+def test_a_checkpoint_from_other_images_is_refused(images, tmp_path):
+    ckpt = tmp_path / "c.npz"
+    T.BrianSTDPNetwork(small(), seed=0).fit(images[:2], layer=1, checkpoint=ckpt, progress=False)
+    with pytest.raises(ValueError, match="comes from other parameters, seed, layer or images"):
+        T.BrianSTDPNetwork(small(), seed=0).fit(images, layer=1, checkpoint=ckpt, progress=False)
+
+
+def test_a_blank_image_is_retried_a_bounded_number_of_times():
+    net = T.BrianSTDPNetwork(small(max_boosts=2), seed=0)
+    blank = np.zeros((3, 32, 32), dtype=np.float32)
+    result = net.fit(blank, layer=1, progress=False)
+    assert result["boosted"] == 3 and result["silent_after_boosts"] == 3
+    assert result["presentations"] == 3 * (1 + 2)  # the first showing and two boosts, no more
+
+
+def test_lateral_inhibition_makes_fewer_neurons_answer_each_image(images):
+    counts = {}
+    for inhibition in (True, False):
+        layer1 = T.LayerParams(n_neurons=10, lateral_inhibition=inhibition)
+        net = T.BrianSTDPNetwork(small(layer1=layer1, layer2=None), seed=0)
+        counts[inhibition] = net.spike_counts(images)[0]
+    assert counts[False].sum() > 0 and counts[True].sum() > 0, "vacuous"
+    active = {k: (c > 0).sum(axis=1).mean() for k, c in counts.items()}
+    assert active[True] < active[False]
+
+
+def test_layer2_learns_on_frozen_layer1_spikes(images):
+    net = T.BrianSTDPNetwork(small(), seed=0)
+    net.fit(images, layer=1, progress=False)
+    w1, theta1, w2 = net.weights(1), net.theta_mv(1), net.weights(2)
+    result = net.fit(images, layer=2, progress=False)
+    np.testing.assert_array_equal(net.weights(1), w1)
+    np.testing.assert_array_equal(net.theta_mv(1), theta1)
+    assert result["rate_hz"][1] > 0, "vacuous: layer 2 never fired"
+    assert np.abs(net.weights(2) - w2).max() > 1e-4
+    assert net.weights(2).shape == (6, 10)
+
+
+def test_spike_counts_leave_the_network_unchanged(images):
+    net = T.BrianSTDPNetwork(small(), seed=0)
+    w, theta = net.weights(1), net.theta_mv(1)
+    counts = net.spike_counts(images)
+    assert [c.shape for c in counts] == [(6, 10), (6, 6)]
+    assert counts[0].sum() > 0
+    np.testing.assert_array_equal(net.weights(1), w)
+    np.testing.assert_array_equal(net.theta_mv(1), theta)
+
+
+def test_naive_loop_trains_the_same_network(images):
+    net = T.BrianSTDPNetwork(small(layer2=None), seed=0)
+    before = net.weights(1)
+    result = net.fit_naive(images[:2])
+    assert result["images"] == 2 and result["rate_hz"][0] > 0
+    assert np.abs(net.weights(1) - before).max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(chunk_images=0), "chunk_images"),
+        (dict(boost_hz=-1.0), "boost_hz"),
+        (dict(codegen_target="cpp"), "codegen_target"),
+        (dict(encoding=E.PoissonParams(dt_ms=0.25, duration_ms=50.0)), "differs from the encoding"),
+    ],
+)
+def test_bad_parameters_are_refused_clearly(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        small(**kwargs)
+
+
+def test_bad_layer_and_bad_images_are_refused_clearly(images):
+    net = T.BrianSTDPNetwork(small(layer2=None), seed=0)
+    with pytest.raises(ValueError, match="need layer2"):
+        net.fit(images, layer=2, progress=False)
+    with pytest.raises(ValueError, match="1024 pixels"):
+        net.fit(np.zeros((2, 16, 16), dtype=np.float32), progress=False)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        net.fit(images * 2, progress=False)
+    with pytest.raises(ValueError, match="n_neurons must be a positive integer"):
+        T.LayerParams(n_neurons=0)
+    assert replace(T.LayerParams(), n_neurons=5).n_neurons == 5
+
+
+def test_train_hidden_layers_writes_model_and_record_and_resumes(tmp_path, monkeypatch):
+    import json
+
+    from snnlib import data as D
+    from snnlib import profiles
+
+    rng = np.random.default_rng(0)
+    fake = D.Dataset(rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8),
+                     np.repeat(np.arange(10), 4), D.CLASS_NAMES, str(tmp_path))
+    monkeypatch.setattr(D, "load_cifar10", lambda split: fake)
+    profile = replace(profiles.get_profile("ci"), tier1_neurons=6, tier1_train_images=10)
+    monkeypatch.setattr(T, "params_for_profile",
+                        lambda prof: small(layer1=T.LayerParams(n_neurons=6), chunk_images=5,
+                                           layer2=T.LayerParams(n_neurons=3,
+                                                                weight_sum_per_input=3.0)))
+    record = T.train_hidden_layers(profile, out_dir=tmp_path / "run", seed=0, progress=False)
+    assert record["train_images"] == 10 and record["profile"] == "ci"
+    assert record["phases"]["layer1"]["trained_images"] == 10
+    assert record["dataset"] == "CIFAR-10 (JPEG copy or other non-official local copy)"
+    saved = json.loads((tmp_path / "run" / "record.json").read_text())
+    assert saved["phases"]["layer2"]["images"] == 10
+    with np.load(tmp_path / "run" / "model.npz") as model:
+        assert model["w1"].shape == (1024 * 6,) and model["w2"].shape == (6 * 3,)
+    again = T.train_hidden_layers(profile, out_dir=tmp_path / "run", seed=0, progress=False)
+    assert again["phases"]["layer1"]["resumed_from"] == 10  # finished: nothing retrained
+    assert again["phases"]["layer2"]["trained_images"] == 0
