@@ -300,7 +300,12 @@ class BrianSTDPNetwork:
 
         p = self.params
         slot = p.encoding.duration_ms
-        self._stimulus = b2.TimedArray(x * max_rate_hz * b2.Hz, dt=slot * b2.ms, name="stimulus")
+        # Always chunk_images rows (the unused ones stay silent and are not
+        # simulated): with cython every new TimedArray shape is new code to
+        # compile, and retries and the last chunk would otherwise bring new shapes.
+        rates = np.zeros((max(p.chunk_images, len(x)), N_INPUTS))
+        rates[:len(x)] = x * max_rate_hz
+        self._stimulus = b2.TimedArray(rates * b2.Hz, dt=slot * b2.ms, name="stimulus")
         self.input.namespace["stimulus"] = self._stimulus
         self.input.t_start = self.net.t
         t0 = float(self.net.t / b2.ms)
