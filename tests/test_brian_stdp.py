@@ -19,9 +19,12 @@ from snnlib.tiers import brian_stdp as T  # noqa: E402
 ENC = E.PoissonParams(max_rate_hz=63.75, duration_ms=50.0, dt_ms=0.5)
 
 
+LAYER2_STDP = replace(T.DC_STDP, w_max=10.0)
+
+
 def small(**kwargs) -> T.BrianSTDPParams:
     base = dict(encoding=ENC, layer1=T.LayerParams(n_neurons=10),
-                layer2=T.LayerParams(n_neurons=6, weight_sum_per_input=3.0),
+                layer2=T.LayerParams(n_neurons=6, weight_sum_per_input=3.0, stdp=LAYER2_STDP),
                 chunk_images=2, codegen_target="numpy")
     base.update(kwargs)
     return T.BrianSTDPParams(**base)
@@ -74,7 +77,6 @@ def test_a_killed_run_resumes_to_the_same_weights(images, tmp_path):
     # and t runs from 0 again after a resume, so float64 rounding may differ (~1e-16).
     np.testing.assert_allclose(resumed.weights(1), uninterrupted.weights(1), rtol=0, atol=1e-12)
     np.testing.assert_allclose(resumed.theta_mv(1), uninterrupted.theta_mv(1), rtol=0, atol=1e-12)
-    assert np.abs(resumed.weights(1) - uninterrupted.weights(1)).max() < 1e-12
 
 
 def test_a_checkpoint_from_other_images_is_refused(images, tmp_path):
@@ -117,12 +119,23 @@ def test_layer2_learns_on_frozen_layer1_spikes(images):
 
 def test_spike_counts_leave_the_network_unchanged(images):
     net = T.BrianSTDPNetwork(small(), seed=0)
-    w, theta = net.weights(1), net.theta_mv(1)
+    net.fit(images, layer=1, progress=False)
+    before = {k: (net.weights(k), net.theta_mv(k)) for k in (1, 2)}
     counts = net.spike_counts(images)
     assert [c.shape for c in counts] == [(6, 10), (6, 6)]
     assert counts[0].sum() > 0
-    np.testing.assert_array_equal(net.weights(1), w)
-    np.testing.assert_array_equal(net.theta_mv(1), theta)
+    for k in (1, 2):
+        np.testing.assert_array_equal(net.weights(k), before[k][0])
+        np.testing.assert_array_equal(net.theta_mv(k), before[k][1])
+
+
+def test_normalised_weights_stay_within_the_stdp_bounds():
+    net = T.BrianSTDPNetwork(small(), seed=0)
+    for k, lp in ((1, net.params.layer1), (2, net.params.layer2)):
+        w = net.weights(k)
+        assert w.min() >= lp.stdp.w_min and w.max() <= lp.stdp.w_max
+    with pytest.raises(ValueError, match="mean weight after normalisation"):
+        T.LayerParams(weight_sum_per_input=3.0)  # above DC_STDP's w_max of 1
 
 
 def test_naive_loop_trains_the_same_network(images):
@@ -157,7 +170,14 @@ def test_bad_layer_and_bad_images_are_refused_clearly(images):
         net.fit(images * 2, progress=False)
     with pytest.raises(ValueError, match="n_neurons must be a positive integer"):
         T.LayerParams(n_neurons=0)
-    assert replace(T.LayerParams(), n_neurons=5).n_neurons == 5
+    with pytest.raises(ValueError, match="no images"):
+        net.fit(np.zeros((0, 32, 32), dtype=np.float32), progress=False)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        net.fit(images, checkpoint_every=0, progress=False)
+    with pytest.raises(ValueError, match="1024 pixels"):
+        net.spike_counts(np.zeros((2, 16, 16), dtype=np.float32))
+    with pytest.raises(ValueError, match="1024 pixels"):
+        net.fit_naive(np.zeros((2, 16, 16), dtype=np.float32))
 
 
 def test_train_hidden_layers_writes_model_and_record_and_resumes(tmp_path, monkeypatch):
@@ -174,7 +194,8 @@ def test_train_hidden_layers_writes_model_and_record_and_resumes(tmp_path, monke
     monkeypatch.setattr(T, "params_for_profile",
                         lambda prof: small(layer1=T.LayerParams(n_neurons=6), chunk_images=5,
                                            layer2=T.LayerParams(n_neurons=3,
-                                                                weight_sum_per_input=3.0)))
+                                                                weight_sum_per_input=3.0,
+                                                                stdp=LAYER2_STDP)))
     record = T.train_hidden_layers(profile, out_dir=tmp_path / "run", seed=0, progress=False)
     assert record["train_images"] == 10 and record["profile"] == "ci"
     assert record["phases"]["layer1"]["trained_images"] == 10

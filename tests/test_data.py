@@ -264,3 +264,21 @@ def test_dataset_subset_keeps_images_and_labels_together(tmp_path, small_batches
     sub = ds.subset(idx)
     np.testing.assert_array_equal(sub.images, ds.images[idx])
     np.testing.assert_array_equal(np.bincount(sub.labels), [3] * 10)
+
+
+def test_download_into_a_root_named_like_the_batches_folder(tmp_path, small_batches):
+    url, md5 = _archive(tmp_path)
+    root = tmp_path / "data" / D.FOLDER  # the user points at the folder itself
+    folder = sl.data.download_cifar10(root, url=url, md5=md5, progress=False)
+    assert folder == root
+    assert len(sl.data.load_cifar10("test", root, download=False)) == ROWS
+
+
+def test_float_labels_are_named_in_the_message(tmp_path, small_batches):
+    write_layout(tmp_path, style="str")
+    path = tmp_path / D.FOLDER / "test_batch"
+    batch = pickle.loads(path.read_bytes())
+    batch["labels"] = [0.5] * ROWS
+    path.write_bytes(pickle.dumps(batch))
+    with pytest.raises(sl.data.CIFARDataError, match=r"labels must be integers 0..9; found \[0.5"):
+        sl.data.load_cifar10("test", tmp_path, download=False)

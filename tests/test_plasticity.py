@@ -257,3 +257,25 @@ def test_in_place_application_equals_the_pure_one_and_the_pure_one_copies():
     assert torch.equal(w, before)  # the pure form leaves its input alone
     assert P.apply_weight_change_(w, change, p) is w
     torch.testing.assert_close(w, pure)
+
+
+@pytest.mark.parametrize("simulator", ["torch", "brian2"])
+def test_pairing_experiment_with_only_negative_offsets(simulator):
+    pytest.importorskip("brian2")
+    p = P.STDPParams(a_plus=0.01, a_minus=0.012, dt_ms=DT)
+    offsets = np.array([-40.0, -10.0])
+    dw = P.pairing_experiment(offsets, p, simulator=simulator)
+    np.testing.assert_allclose(dw, P.stdp_window(offsets, p), atol=1e-7)
+
+
+def test_run_lif_stdp_records_the_start_every_k_steps_and_the_end():
+    from snnlib import neurons as N
+
+    lif = N.LIFParams(dt_ms=1.0, tau_exc_ms=5.0, tau_inh_ms=10.0)
+    stdp = P.STDPParams(dt_ms=1.0)
+    spikes = torch.zeros(10, 1, 3, dtype=torch.bool)
+    out = P.run_lif_stdp(spikes, torch.full((2, 3), 0.5), lif, stdp, record_every=4)
+    assert out["record_ms"].tolist() == [0.0, 4.0, 8.0, 10.0]
+    assert out["w_history"].shape == (4, 2, 3)
+    out = P.run_lif_stdp(spikes, torch.full((2, 3), 0.5), lif, stdp, record_every=5)
+    assert out["record_ms"].tolist() == [0.0, 5.0, 10.0]  # the end is not recorded twice

@@ -189,7 +189,8 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{path}: 'labels' has {labels.size} entries, expected {ROWS_PER_BATCH}."
         )
     if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
-        bad = labels[(labels < 0) | (labels > 9)] if np.issubdtype(labels.dtype, np.number) else labels[:3]
+        integer = np.issubdtype(labels.dtype, np.integer)
+        bad = labels[(labels < 0) | (labels > 9)] if integer else labels[:3]
         raise CIFARDataError(
             f"{path}: labels must be integers 0..9; found {bad[:5].tolist()}."
         )
@@ -326,6 +327,8 @@ def download_cifar10(
     url = url or CIFAR10_URL
     md5 = md5 or CIFAR10_MD5
     root = Path(root).expanduser() if root is not None else default_data_dir()
+    if root.name == FOLDER:  # given the batches folder itself: unpack beside it
+        root = root.parent
     target = root / FOLDER
     if target.exists():
         return target

@@ -39,12 +39,13 @@ bounds (potentiation scaled by :math:`w_{max} - w`, depression by
 input weights to a fixed sum (Diehl & Cook 2015).
 
 R-STDP (Izhikevich 2007; Florian 2007): the STDP change does not touch the
-weight but feeds an eligibility trace :math:`e` per synapse, and a reward
-:math:`r` (e.g. +1 / -1) turns it into a weight change:
+weight but is added to an eligibility trace :math:`e` per synapse, which
+decays with :math:`\\tau_e`, and a reward :math:`r` (e.g. +1 / -1) turns it
+into a weight change:
 
 .. math::
 
-    \\tau_e \\frac{de}{dt} = -e + \\text{STDP}(t), \\qquad
+    e \\leftarrow e\\, e^{-\\Delta t/\\tau_e} + (\\Delta w^+ - \\Delta w^-), \\qquad
     \\Delta w = \\eta\\, r\\, e.
 
 Weights are ``(post, pre)``. Spikes are ``(batch, neurons)`` per step;
@@ -297,7 +298,8 @@ class RSTDPParams:
     Attributes
     ----------
     stdp : STDPParams
-        The pairing rule (its bounds apply to the reward-driven change).
+        The pairing rule; :func:`run_rstdp` clips the weights to its
+        ``[w_min, w_max]`` (hard bounds, whatever ``bounds`` says).
     tau_elig_ms : float
         Decay time constant of the eligibility trace :math:`\\tau_e` (ms);
         Izhikevich (2007) uses 1 s.
@@ -437,7 +439,7 @@ def pairing_experiment(offsets_ms, p: STDPParams, *, simulator: Literal["torch",
     t0 = float(np.abs(offsets).max()) + 10.0  # every spike at t >= 10 ms
     pre_step = int(round(t0 / p.dt_ms))
     post_steps = np.round((t0 + offsets) / p.dt_ms).astype(int)
-    steps = int(post_steps.max()) + 2
+    steps = max(int(post_steps.max()), pre_step) + 2
     if simulator == "torch":
         pre = torch.zeros(steps, 1, n, dtype=torch.bool)
         post = torch.zeros(steps, 1, n, dtype=torch.bool)
@@ -504,7 +506,8 @@ def run_lif_stdp(input_spikes: torch.Tensor, w_init: torch.Tensor, lif, p: STDPP
     Returns
     -------
     dict
-        ``w`` final weights, ``w_history`` ``(n_records, n_out, n_in)``,
+        ``w`` final weights, ``w_history`` ``(n_records, n_out, n_in)``
+        (the start, every ``record_every`` steps, and the end),
         ``record_ms`` their times, ``counts`` ``(batch, n_out)`` output spikes.
     """
     from tqdm.auto import tqdm
@@ -521,7 +524,7 @@ def run_lif_stdp(input_spikes: torch.Tensor, w_init: torch.Tensor, lif, p: STDPP
     neurons = LIFState.initial(lif, batch, n_out, input_spikes.device)
     traces = STDPState.initial(batch, n_in, n_out, input_spikes.device)
     counts = torch.zeros(batch, n_out, dtype=torch.int64, device=input_spikes.device)
-    history, record_ms = [], []
+    history, record_ms = [w.clone()], [0.0]
     for k in tqdm(range(steps), disable=not progress, desc="LIF + STDP", unit="step",
                   mininterval=1.0):
         pre = input_spikes[k]
@@ -529,11 +532,12 @@ def run_lif_stdp(input_spikes: torch.Tensor, w_init: torch.Tensor, lif, p: STDPP
         change, traces = stdp_step(pre, post, traces, p)
         apply_weight_change_(w, change, p)  # w is this loop's own copy
         counts += post
-        if record_every and k % record_every == 0:
+        if record_every and (k + 1) % record_every == 0:
             history.append(w.clone())
-            record_ms.append(k * p.dt_ms)
-    history.append(w.clone())
-    record_ms.append(steps * p.dt_ms)
+            record_ms.append((k + 1) * p.dt_ms)  # the weights after step k
+    if not record_every or steps % record_every:
+        history.append(w.clone())
+        record_ms.append(steps * p.dt_ms)
     return {"w": w, "w_history": torch.stack(history), "record_ms": np.asarray(record_ms),
             "counts": counts}
 

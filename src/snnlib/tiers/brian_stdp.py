@@ -16,7 +16,9 @@ anew) on top of the simulation itself, so the network presents a *chunk*
 of images per ``run()``: a ``TimedArray`` holds the chunk's rates, and
 ``run_regularly`` operations reset the membrane, the conductances and the
 STDP traces at every image boundary instead of simulating Diehl & Cook's
-150 ms of rest. Weights are normalised between chunks (Diehl & Cook
+150 ms of rest, and only the hidden layers' spikes are recorded (the
+monitors keep them for the whole training; the naive loop also records
+every input spike). Weights are normalised between chunks (Diehl & Cook
 normalise after every image; with small learning rates the drift within a
 chunk is small). The naive loop (one ``run()`` per image, rest simulated,
 every spike recorded) is kept as :meth:`BrianSTDPNetwork.fit_naive`, the
@@ -105,6 +107,11 @@ class LayerParams:
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"LayerParams.{name} must be a finite number >= 0, got {value!r}.")
+        if not self.stdp.w_min <= self.weight_sum_per_input <= self.stdp.w_max:
+            raise ValueError(
+                f"weight_sum_per_input={self.weight_sum_per_input} is the mean weight after "
+                f"normalisation; it must lie within the STDP bounds [{self.stdp.w_min}, "
+                f"{self.stdp.w_max}] (raise stdp.w_max).")
         if not (self.exc.dt_ms == self.inh.dt_ms == self.stdp.dt_ms):
             raise ValueError("exc, inh and stdp must share one dt_ms, got "
                              f"{self.exc.dt_ms}, {self.inh.dt_ms}, {self.stdp.dt_ms}.")
@@ -161,6 +168,16 @@ class BrianSTDPParams:
 # What a new image starts from, as after Diehl & Cook's 150 ms of rest: rest
 # potential, no conductance, not refractory (the adaptive threshold stays).
 RESET_NEURONS = "v = v_rest\ng_exc = 0\ng_inh = 0\nlastspike = -1e4 * second"
+
+
+def _flat_images(intensities) -> np.ndarray:
+    """``(N, 32, 32)`` intensities in [0, 1] as ``(N, 1024)``, or a clear ValueError."""
+    if len(intensities) == 0:
+        raise ValueError("no images given.")
+    x = _as_intensities(intensities).numpy().reshape(len(intensities), -1)
+    if x.shape[1] != N_INPUTS:
+        raise ValueError(f"images must have {N_INPUTS} pixels (32 x 32 grayscale), got {x.shape[1]}.")
+    return x
 
 
 class TrainingInterrupted(RuntimeError):
@@ -250,7 +267,11 @@ class BrianSTDPNetwork:
         return np.asarray(self.exc[layer - 1].theta / b2.mV).copy()
 
     def normalise(self, layers) -> None:
-        """Scale each neuron's input weights to sum to ``weight_sum_per_input x n_inputs``."""
+        """Scale each neuron's input weights to sum to ``weight_sum_per_input x n_inputs``.
+
+        Then clip to the STDP bounds: a weight scaled above ``w_max`` makes
+        that neuron's sum fall short of the target.
+        """
         for layer in layers:
             lp = self.layers[layer - 1]
             syn = self.syn[layer - 1]
@@ -258,7 +279,10 @@ class BrianSTDPNetwork:
             w = np.asarray(syn.w).reshape(n_source, lp.n_neurons)
             sums = w.sum(axis=0)
             target = lp.weight_sum_per_input * n_source
-            syn.w = (w * np.where(sums > 0, target / np.maximum(sums, 1e-12), 1.0)).ravel()
+            w = w * np.where(sums > 0, target / np.maximum(sums, 1e-12), 1.0)
+            # Kept within the STDP bounds, so that a frozen rule (a_plus = a_minus = 0),
+            # whose update still clips, leaves the weights as they are.
+            syn.w = np.clip(w, lp.stdp.w_min, lp.stdp.w_max).ravel()
 
     def state_dict(self) -> dict:
         """Weights and thresholds of every layer (what a checkpoint holds besides the position)."""
@@ -359,9 +383,9 @@ class BrianSTDPNetwork:
         """
         from tqdm.auto import tqdm
 
-        x = _as_intensities(intensities).numpy().reshape(len(intensities), -1)
-        if x.shape[1] != N_INPUTS:
-            raise ValueError(f"images must have {N_INPUTS} pixels (32 x 32 grayscale), got {x.shape[1]}.")
+        x = _flat_images(intensities)
+        if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}.")
         n_layers = len(self.layers)
         if layer not in (1, 2, "joint") or (layer in (2, "joint") and n_layers < 2):
             raise ValueError(f"layer must be 1, 2 or 'joint' (2 and 'joint' need layer2), got {layer!r}.")
@@ -439,7 +463,7 @@ class BrianSTDPNetwork:
         import brian2 as b2
         from tqdm.auto import tqdm
 
-        x = _as_intensities(intensities).numpy().reshape(len(intensities), -1)
+        x = _flat_images(intensities)
         p = self.params
         self._configure(1, {1})
         for r in self._resets[0]:
@@ -475,7 +499,7 @@ class BrianSTDPNetwork:
         import brian2 as b2
         from tqdm.auto import tqdm
 
-        x = _as_intensities(intensities).numpy().reshape(len(intensities), -1)
+        x = _flat_images(intensities)
         p = self.params
         self._configure(len(self.layers), set())
         out = [np.zeros((len(x), lp.n_neurons), dtype=np.int64) for lp in self.layers]
@@ -522,12 +546,15 @@ def params_for_profile(profile) -> BrianSTDPParams:
     """The tier-1 network at a profile's size: layer 1 of ``profile.tier1_neurons``, layer 2 of half.
 
     Layer 2 receives few, sparse spikes from layer 1, so its normalisation
-    sum per input is larger than layer 1's (3 instead of 0.1) to let it fire.
+    sum per input is larger than layer 1's (3 instead of 0.1, with
+    ``w_max`` 10) to make it fire more; at the book size that is not yet
+    enough (most images leave layer 2 silent): it still needs tuning.
     The ``ci`` profile uses Brian2's numpy code generation (no compilation).
     """
     n1 = profile.tier1_neurons
-    return BrianSTDPParams(layer1=LayerParams(n_neurons=n1),
-                           layer2=LayerParams(n_neurons=max(1, n1 // 2), weight_sum_per_input=3.0),
+    layer2 = LayerParams(n_neurons=max(1, n1 // 2), weight_sum_per_input=3.0,
+                         stdp=STDPParams(**{**asdict(DC_STDP), "w_max": 10.0}))
+    return BrianSTDPParams(layer1=LayerParams(n_neurons=n1), layer2=layer2,
                            # at ci size compiling would take longer than simulating
                            codegen_target="numpy" if profile.name == "ci" else "cython")
 
