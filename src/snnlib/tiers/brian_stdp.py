@@ -547,8 +547,8 @@ def params_for_profile(profile) -> BrianSTDPParams:
 
     Layer 2 receives few, sparse spikes from layer 1, so its normalisation
     sum per input is larger than layer 1's (3 instead of 0.1, with
-    ``w_max`` 10) to make it fire more; at the book size that is not yet
-    enough (most images leave layer 2 silent): it still needs tuning.
+    ``w_max`` 10) to make it fire more; at the book size most images still
+    need a boosted input rate before layer 2 fires: it still needs tuning.
     The ``ci`` profile uses Brian2's numpy code generation (no compilation).
     """
     n1 = profile.tier1_neurons
