@@ -318,6 +318,15 @@ class BrianSTDPNetwork:
             self.exc[k - 1].namespace["theta_plus"] = (lp.exc.theta_plus_mv if on else 0.0) * b2.mV
             self.exc[k - 1].namespace["tau_theta"] = (lp.exc.tau_theta_ms if on else 1e30) * b2.ms
 
+    def _set_stimulus(self, rates_hz: np.ndarray) -> None:
+        """Input rates from now on: row k of ``rates_hz`` (Hz) during the k-th image slot."""
+        import brian2 as b2
+
+        self._stimulus = b2.TimedArray(rates_hz * b2.Hz, dt=self.params.encoding.duration_ms * b2.ms,
+                                       name="stimulus")
+        self.input.namespace["stimulus"] = self._stimulus
+        self.input.t_start = self.net.t
+
     def _present(self, x: np.ndarray, max_rate_hz: float) -> list[np.ndarray]:
         """Show images ``x`` ``(m, 1024)`` back to back in one ``run()``; spike counts per layer."""
         import brian2 as b2
@@ -329,9 +338,7 @@ class BrianSTDPNetwork:
         # compile, and retries and the last chunk would otherwise bring new shapes.
         rates = np.zeros((max(p.chunk_images, len(x)), N_INPUTS))
         rates[:len(x)] = x * max_rate_hz
-        self._stimulus = b2.TimedArray(rates * b2.Hz, dt=slot * b2.ms, name="stimulus")
-        self.input.namespace["stimulus"] = self._stimulus
-        self.input.t_start = self.net.t
+        self._set_stimulus(rates)
         t0 = float(self.net.t / b2.ms)
         before = [m.num_spikes for m in self.monitors]
         run_brian2(self.net, len(x) * slot, p.codegen_target)
@@ -473,14 +480,9 @@ class BrianSTDPNetwork:
         start = time.perf_counter()
         spikes_before = self.monitors[0].num_spikes
         for image in tqdm(x, disable=not progress, unit="img", desc="naive loop"):
-            self._stimulus = b2.TimedArray(image[None] * p.encoding.max_rate_hz * b2.Hz,
-                                           dt=p.encoding.duration_ms * b2.ms, name="stimulus")
-            self.input.namespace["stimulus"] = self._stimulus
-            self.input.t_start = self.net.t
+            self._set_stimulus(image[None] * p.encoding.max_rate_hz)
             run_brian2(self.net, p.encoding.duration_ms, p.codegen_target)
-            self._stimulus = b2.TimedArray(np.zeros((1, N_INPUTS)) * b2.Hz,
-                                           dt=p.encoding.duration_ms * b2.ms, name="stimulus")
-            self.input.namespace["stimulus"] = self._stimulus
+            self._set_stimulus(np.zeros((1, N_INPUTS)))  # rest: no input
             run_brian2(self.net, self.REST_MS, p.codegen_target)
             self.normalise([1])
         wall = time.perf_counter() - start
