@@ -59,7 +59,7 @@ def test_same_seed_same_weights_other_seed_other_weights(images):
 
 def test_a_killed_run_resumes_to_the_same_weights(images, tmp_path):
     uninterrupted = T.BrianSTDPNetwork(small(), seed=1)
-    uninterrupted.fit(images, layer=1, progress=False)
+    full = uninterrupted.fit(images, layer=1, progress=False, snapshots=[0, 4, 6])
 
     ckpt = tmp_path / "layer1.npz"
 
@@ -69,10 +69,18 @@ def test_a_killed_run_resumes_to_the_same_weights(images, tmp_path):
 
     first = T.BrianSTDPNetwork(small(), seed=1)
     with pytest.raises(T.TrainingInterrupted):
-        first.fit(images, layer=1, checkpoint=ckpt, progress=False, on_chunk=kill_after_four)
+        first.fit(images, layer=1, checkpoint=ckpt, progress=False, on_chunk=kill_after_four,
+                  snapshots=[0, 4, 6])
     resumed = T.BrianSTDPNetwork(small(), seed=1)  # a new process would start like this
-    result = resumed.fit(images, layer=1, checkpoint=ckpt, progress=False)
+    result = resumed.fit(images, layer=1, checkpoint=ckpt, progress=False, snapshots=[0, 4, 6])
     assert result["resumed_from"] == 4 and result["trained_images"] == 2
+    # the run's statistics, history and snapshots carry over the kill
+    assert result["presentations"] == full["presentations"]
+    assert [h["images"] for h in result["history"]] == [2, 4, 6]
+    assert [h["rate_hz"] for h in result["history"]] == [h["rate_hz"] for h in full["history"]]
+    assert sorted(result["snapshots"]) == [0, 4, 6]
+    for k in (0, 4):
+        np.testing.assert_array_equal(result["snapshots"][k], full["snapshots"][k])
     # Same spikes, same updates; the event-driven traces decay over (t - lastupdate),
     # and t runs from 0 again after a resume, so float64 rounding may differ (~1e-16).
     np.testing.assert_allclose(resumed.weights(1), uninterrupted.weights(1), rtol=0, atol=1e-12)
@@ -196,7 +204,8 @@ def test_train_hidden_layers_writes_model_and_record_and_resumes(tmp_path, monke
                                            layer2=T.LayerParams(n_neurons=3,
                                                                 weight_sum_per_input=3.0,
                                                                 stdp=LAYER2_STDP)))
-    record = T.train_hidden_layers(profile, out_dir=tmp_path / "run", seed=0, progress=False)
+    net, record = T.train_hidden_layers(profile, out_dir=tmp_path / "run", seed=0,
+                                        n_eval_images=10, progress=False)
     assert record["train_images"] == 10 and record["profile"] == "ci"
     assert record["phases"]["layer1"]["trained_images"] == 10
     assert record["dataset"] == "CIFAR-10 (JPEG copy or other non-official local copy)"
@@ -204,6 +213,59 @@ def test_train_hidden_layers_writes_model_and_record_and_resumes(tmp_path, monke
     assert saved["phases"]["layer2"]["images"] == 10
     with np.load(tmp_path / "run" / "model.npz") as model:
         assert model["w1"].shape == (1024 * 6,) and model["w2"].shape == (6 * 3,)
-    again = T.train_hidden_layers(profile, out_dir=tmp_path / "run", seed=0, progress=False)
+    assert record["eval"]["counts"][0].shape == (10, 6)
+    assert record["eval"]["labels"].tolist() == list(range(10))
+    assert set(record["test_spikes"]) == {"layer1", "layer2"}
+    snaps = record["phases"]["layer1"]["snapshots"]
+    assert sorted(snaps) == [0, 5, 10]  # chunks of 5 images
+    assert not np.array_equal(snaps[0], snaps[10])
+    np.testing.assert_array_equal(snaps[10], net.weights(1))
+    again_net, again = T.train_hidden_layers(profile, out_dir=tmp_path / "run", seed=0,
+                                             n_eval_images=10, progress=False)
+    np.testing.assert_array_equal(again_net.weights(2), net.weights(2))
+    assert sorted(again["phases"]["layer1"]["snapshots"]) == [0, 5, 10]
+    assert again["phases"]["layer1"]["history"] == record["phases"]["layer1"]["history"]
     assert again["phases"]["layer1"]["resumed_from"] == 10  # finished: nothing retrained
     assert again["phases"]["layer2"]["trained_images"] == 0
+
+
+def test_field_smoothness_is_zero_for_noise_and_near_one_for_blobs():
+    rng = np.random.default_rng(0)
+    noise = rng.random((50, 1024))
+    assert abs(T.field_smoothness(noise).mean()) < 0.02
+    yy, xx = np.mgrid[:32, :32]
+    blobs = np.stack([np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 4.0**2)).ravel()
+                      for cx, cy in [(8, 8), (16, 20), (25, 10)]])
+    assert (T.field_smoothness(blobs) > 0.9).all()
+    # a vertical edge: horizontal neighbours differ only at the edge
+    edge = np.where(xx < 16, 1.0, 0.0).ravel()[None]
+    assert T.field_smoothness(edge)[0] > 0.9
+    # a checkerboard is anti-correlated with its neighbours
+    checker = ((xx + yy) % 2).astype(float).ravel()[None]
+    np.testing.assert_allclose(T.field_smoothness(checker), -1.0, atol=1e-12)
+
+
+def test_field_similarity_of_copies_and_of_noise():
+    rng = np.random.default_rng(1)
+    field = rng.random(1024)
+    assert T.field_similarity(np.stack([field] * 5)) == pytest.approx(1.0)
+    assert abs(T.field_similarity(rng.random((60, 1024)))) < 0.01
+    with pytest.raises(ValueError, match="two neurons"):
+        T.field_similarity(field[None])
+
+
+def test_spike_statistics_on_known_counts():
+    counts = np.array([[0, 7, 0], [0, 0, 0], [0, 7, 14]])  # 3 images, 3 neurons, 350 ms
+    st = T.spike_statistics(counts, 350.0)
+    assert st["rate_hz"] == pytest.approx(28 / 9 / 0.35)
+    assert st["spikes_per_image"] == pytest.approx(28 / 3)
+    assert st["silent_neurons"] == pytest.approx(1 / 3)
+    assert st["silent_images"] == pytest.approx(1 / 3)
+    assert st["active_per_image"] == pytest.approx(1.0)
+    assert st["rate_hz_percentiles"][1] == pytest.approx(14 / 3 / 0.35)
+
+
+def test_snapshot_schedule_doubles_in_whole_chunks():
+    assert T.snapshot_schedule(400, 25) == [0, 25, 50, 100, 200, 400]
+    assert T.snapshot_schedule(10000, 25) == [0, 300, 625, 1250, 2500, 5000, 10000]
+    assert T.snapshot_schedule(10, 5) == [0, 5, 10]

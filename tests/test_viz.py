@@ -134,3 +134,40 @@ def test_lif_and_stdp_explorers_keep_parameters_valid():
     {w.description: w for w in stdp.children[:-1]}["A-"].value = 0.0
     redraw(stdp)
     assert len(sl.viz.weight_evolution(np.arange(3), np.random.rand(3, 4), {"a": [0, 1], "b": [2, 3]})) == 2
+
+
+def test_tier1_figures_draw_what_they_are_given():
+    import matplotlib.pyplot as plt
+
+    w = np.random.default_rng(0).random((12, 1024))
+    viz = sl.viz
+    axes = viz.receptive_fields(w, ncols=5, titles=list(range(12)))
+    assert len(axes) == 15 and len(axes[11].images) == 1 and len(axes[12].images) == 0
+    np.testing.assert_array_equal(axes[3].images[0].get_array(), w[3].reshape(32, 32))
+    ax = viz.rate_histograms({"layer 1": np.array([0.0, 1.0, 2.0]), "layer 2": np.array([0.5])})
+    assert "1 silent" in ax.get_legend().get_texts()[0].get_text()
+    ax = viz.weight_heatmap(w[:, :20])
+    assert ax.images[0].get_array().shape == (12, 20)
+    ax = viz.tier1_architecture(1024, 100, 50)
+    texts = " ".join(t.get_text() for t in ax.texts)
+    assert "layer 1: 100 excitatory" in texts and "50 inhibitory" in texts
+    plt.close("all")
+
+
+def test_receptive_field_explorer_shows_the_chosen_neuron_and_image():
+    rng = np.random.default_rng(0)
+    w, x = rng.random((5, 1024)), rng.random((4, 32, 32))
+    counts = np.arange(20).reshape(4, 5)
+    widget = sl.widgets.receptive_field_explorer(w, x, counts, labels=[0, 1, 2, 3],
+                                                 class_names=list("abcd"))
+    sliders = {s.description: s for s in widget.children[:-1]}
+    assert sliders["neuron"].max == 4 and sliders["image"].max == 3
+    sliders["neuron"].value, sliders["image"].value = 2, 3
+    redraw(widget)
+    fig = plt.gcf()
+    ax_w, ax_x, ax_layer, ax_neuron = fig.axes
+    np.testing.assert_array_equal(ax_w.images[0].get_array(), w[2].reshape(32, 32))
+    assert ax_x.get_title() == "image 3 (d)"
+    assert [p.get_height() for p in ax_layer.patches] == counts[3].tolist()
+    assert [p.get_height() for p in ax_neuron.patches] == counts[:, 2].tolist()
+    assert "neuron 2 fired 17" in ax_layer.get_title()

@@ -45,11 +45,19 @@ def _run(args: argparse.Namespace) -> int:
     from .tiers import brian_stdp
 
     out = args.out or f"runs/brian_stdp/{profile.name}"
-    record = brian_stdp.train_hidden_layers(profile, out_dir=out, seed=args.seed)
+    _, record = brian_stdp.train_hidden_layers(profile, out_dir=out, seed=args.seed)
     for name, phase in record["phases"].items():
-        print(f"{name}: {phase['trained_images']} images trained in {phase['wall_s']:.1f} s "
-              f"({phase['images_per_s']:.2f} images/s), rates {phase['rate_hz']} Hz, "
-              f"{phase['silent_after_boosts']} silent after boosts")
+        print(f"{name}: {phase['images']} images; this call trained {phase['trained_images']} "
+              f"in {phase['wall_s']:.1f} s; whole run {phase['total_wall_s']:.1f} s "
+              f"({phase['images'] / max(phase['total_wall_s'], 1e-9):.2f} images/s); training "
+              f"rates {[round(r, 2) for r in phase['rate_hz']]} Hz; "
+              f"{phase['boosted']} boosted, {phase['silent_after_boosts']} silent after boosts")
+    n_eval = record["eval_images"]
+    for name, st in record["test_spikes"].items():
+        print(f"{name} on {n_eval} test images: {st['rate_hz']:.2f} Hz mean, "
+              f"{st['spikes_per_image']:.1f} spikes and {st['active_per_image']:.1f} active "
+              f"neurons per image, {100 * st['silent_neurons']:.1f}% neurons silent, "
+              f"{100 * st['silent_images']:.1f}% images without a spike")
     print(f"model and record in {out}")
     return 0
 

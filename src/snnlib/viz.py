@@ -25,12 +25,17 @@ __all__ = [
     "fi_curve",
     "lif_panel",
     "membrane_trace",
+    "neuron_response_panel",
     "stdp_panel",
     "stdp_window_plot",
+    "tier1_architecture",
     "weight_evolution",
+    "weight_heatmap",
     "encoding_panel",
     "image_grid",
     "raster",
+    "rate_histograms",
+    "receptive_fields",
     "reconstruction_error_plot",
     "reconstruction_row",
     "sample_grid",
@@ -392,4 +397,135 @@ def stdp_panel(p: pl.STDPParams, *, offsets_ms=None, title: str | None = None):
     stdp_window_plot(p, {"PyTorch pairing experiment": (offsets, dw)}, ax=ax,
                      title=title or f"STDP window: A+ {p.a_plus:g}, A- {p.a_minus:g}, "
                                     f"tau+ {p.tau_plus_ms:g} ms, tau- {p.tau_minus_ms:g} ms")
+    return fig
+
+
+def receptive_fields(weights, *, ncols: int = 10, n: int | None = None, titles=None,
+                     title: str | None = None, axes=None, size: float = 1.0):
+    """Input weights of neurons as a grid of 32 x 32 images, each scaled to its own range.
+
+    ``weights`` ``(neurons, 1024)``; the first ``n`` are shown (default all).
+    Bright = strong weight. Pass ``axes`` (a flat sequence) to draw into an
+    existing figure.
+    """
+    w = _to_numpy(weights)
+    w = w[: n or len(w)]
+    if axes is None:
+        nrows = int(np.ceil(len(w) / ncols))
+        fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4),
+                                 squeeze=False)
+        axes = axes.ravel()
+        if title:
+            fig.suptitle(title)
+    for k, ax in enumerate(axes):
+        ax.set_axis_off()
+        if k < len(w):
+            ax.imshow(w[k].reshape(32, 32), cmap="gray", interpolation="nearest")
+            if titles is not None:
+                ax.set_title(str(titles[k]), fontsize="x-small")
+    return axes
+
+
+def rate_histograms(rates_hz: dict, *, ax=None, bins: int = 30, title: str = "Firing rates"):
+    """Histogram of per-neuron mean firing rates (Hz), one per layer (``{label: rates}``)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.6))
+    top = max(float(np.max(_to_numpy(r))) for r in rates_hz.values())
+    edges = np.linspace(0, max(top, 1e-3) * 1.02, bins + 1)
+    for k, (label, r) in enumerate(rates_hz.items()):
+        r = _to_numpy(r)
+        ax.hist(r, bins=edges, color=f"C{k}", alpha=0.6,
+                label=f"{label}: mean {r.mean():.2f} Hz, {int((r == 0).sum())} silent")
+    ax.set_xlabel("mean firing rate per neuron (Hz)")
+    ax.set_ylabel("neurons")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def weight_heatmap(weights, *, ax=None, title: str = "Weights", xlabel: str = "presynaptic neuron",
+                   ylabel: str = "postsynaptic neuron"):
+    """A weight matrix ``(post, pre)`` as a heatmap with a colour bar."""
+    w = _to_numpy(weights)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.8))
+    im = ax.imshow(w, aspect="auto", cmap="viridis", interpolation="nearest")
+    plt.colorbar(im, ax=ax, label="weight")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return ax
+
+
+def tier1_architecture(n_inputs: int = 1024, n1: int = 400, n2: int | None = 200, *, ax=None):
+    """Schematic of the tier-1 network: Poisson input, two excitatory layers with inhibitory partners."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 4.2))
+    ax.set_xlim(0, 11)
+    ax.set_ylim(0, 4.2)
+    ax.set_axis_off()
+
+    def box(x, y, w, h, text, color):
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", fc=color, ec="0.2",
+                                    alpha=0.9))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9)
+
+    def arrow(a, b, text, color="0.2", rad=0.0, dy=0.12):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=14, color=color,
+                                     connectionstyle=f"arc3,rad={rad}", lw=1.4))
+        ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + dy, text, ha="center", va="bottom",
+                fontsize=8, color=color)
+
+    box(0.1, 1.5, 1.9, 1.2, f"image 32x32\ngrayscale\n-> {n_inputs} Poisson\ninputs", "#cfe2f3")
+    layers = [(3.3, n1, 1)] + ([(7.4, n2, 2)] if n2 else [])
+    prev = (2.05, 2.1)
+    for x, n, k in layers:
+        box(x, 2.2, 2.3, 1.1, f"layer {k}: {n} excitatory\nLIF, adaptive threshold", "#d9ead3")
+        box(x, 0.3, 2.3, 0.9, f"{n} inhibitory", "#f4cccc")
+        arrow(prev, (x - 0.05, 2.75), "all-to-all, STDP\n+ normalisation", color="C0")
+        arrow((x + 0.75, 2.15), (x + 0.75, 1.25), "one-to-one", color="C2", dy=-0.05)
+        arrow((x + 1.55, 1.25), (x + 1.55, 2.15), "to all but\nits partner", color="C3", dy=-0.05)
+        prev = (x + 2.35, 2.75)
+    ax.set_title("Tier 1: unsupervised STDP with lateral inhibition (after Diehl & Cook 2015)")
+    return ax
+
+
+def neuron_response_panel(weights, images, counts, neuron: int, image: int, *,
+                          labels=None, class_names=None, duration_ms: float = 350.0):
+    """One neuron and one image: the neuron's receptive field, the image, the layer's answer.
+
+    ``weights`` ``(neurons, 1024)``; ``images`` ``(N, 32, 32)``; ``counts``
+    ``(N, neurons)`` spike counts of the layer for those images (learning off).
+    Right: the spike count of every neuron for the chosen image (the chosen
+    neuron in orange); below: the chosen neuron's count for every image.
+    """
+    w, x, c = _to_numpy(weights), _to_numpy(images), _to_numpy(counts)
+    fig = plt.figure(figsize=(12, 5.2))
+    grid = fig.add_gridspec(2, 3, width_ratios=[1, 1, 2.4])
+    ax_w, ax_x = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
+    ax_layer, ax_neuron = fig.add_subplot(grid[0, 2]), fig.add_subplot(grid[1, :])
+    ax_w.imshow(w[neuron].reshape(32, 32), cmap="gray", interpolation="nearest")
+    ax_w.set_title(f"neuron {neuron}: receptive field")
+    name = ""
+    if labels is not None and class_names is not None:
+        name = f" ({class_names[int(_to_numpy(labels)[image])]})"
+    ax_x.imshow(x[image], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax_x.set_title(f"image {image}{name}")
+    for ax in (ax_w, ax_x):
+        ax.set_axis_off()
+    colours = ["C0"] * c.shape[1]
+    colours[neuron] = "C1"
+    ax_layer.bar(np.arange(c.shape[1]), c[image], color=colours, width=1.0)
+    ax_layer.set_xlabel("neuron")
+    ax_layer.set_ylabel(f"spikes in {duration_ms:g} ms")
+    ax_layer.set_title(f"the layer's answer to image {image}: {int(c[image].sum())} spikes, "
+                       f"neuron {neuron} fired {int(c[image, neuron])}")
+    ax_neuron.bar(np.arange(len(c)), c[:, neuron], color="C1", width=1.0)
+    ax_neuron.axvline(image, color="0.3", lw=0.8, ls="--")
+    ax_neuron.set_xlabel("image")
+    ax_neuron.set_ylabel("spikes")
+    ax_neuron.set_title(f"neuron {neuron} over all {len(c)} images: fired for "
+                        f"{int((c[:, neuron] > 0).sum())} of them")
     return fig

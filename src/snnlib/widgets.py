@@ -17,7 +17,7 @@ from . import neurons as nrn
 from . import plasticity as pl
 from . import viz
 
-__all__ = ["encoding_explorer", "lif_explorer", "stdp_explorer"]
+__all__ = ["encoding_explorer", "lif_explorer", "receptive_field_explorer", "stdp_explorer"]
 
 
 def encoding_explorer(intensities, class_names=None, labels=None, *,
@@ -114,3 +114,26 @@ def stdp_explorer(params: pl.STDPParams | None = None):
 
     return W.interactive(draw, a_plus_value=a_plus, a_minus_value=a_minus,
                          tau_plus_value=tau_plus, tau_minus_value=tau_minus)
+
+
+def receptive_field_explorer(weights, images, counts, *, labels=None, class_names=None,
+                             duration_ms: float = 350.0):
+    """Browse a layer's neurons: receptive field, response to a chosen image, responses to all.
+
+    Arguments as :func:`snnlib.viz.neuron_response_panel`; two sliders
+    choose the neuron and the image.
+    """
+    import ipywidgets as W
+
+    n_neurons, n_images = len(weights), len(images)
+    neuron = W.IntSlider(value=0, min=0, max=n_neurons - 1, description="neuron",
+                         continuous_update=False)
+    image = W.IntSlider(value=0, min=0, max=n_images - 1, description="image",
+                        continuous_update=False)
+
+    def draw(neuron_index: int, image_index: int) -> None:
+        viz.neuron_response_panel(weights, images, counts, neuron_index, image_index,
+                                  labels=labels, class_names=class_names, duration_ms=duration_ms)
+        plt.show()
+
+    return W.interactive(draw, neuron_index=neuron, image_index=image)
