@@ -18,8 +18,9 @@ active neurons per image, wall time. Variants:
 - ``s05``, ``s03``: normalisation sum 0.05 / 0.03 per input;
 - ``r25``: max input rate 25 Hz instead of 63.75;
 - ``s05_inh40``: sum 0.05 and inhibition 40 instead of 17;
-- ``s05_tt5`` (what ``params_for_profile`` uses): sum 0.05 and theta time
-  constant 1e5 ms;
+- ``s05_tt5`` (what ``params_for_profile`` uses): sum 0.05, theta time
+  constant 1e5 ms, soft STDP bounds (every other variant has Diehl & Cook's
+  hard bounds, as ``s05_tt5_hard``);
 - ``s05_tt5_inh40``, ``s05_th05`` (theta_plus 0.5 mV instead of 0.05).
 
 ``--layer2 S ...`` trains the tuned layer 1, then layer 2 (half as many
@@ -44,6 +45,7 @@ VARIANTS = {
     "s05_tt5": dict(s=0.05, tau_theta=1e5),
     "s05_tt5_inh40": dict(s=0.05, tau_theta=1e5, inh=40.0),
     "s05_th05": dict(s=0.05, tau_theta=1e7, theta_plus=0.5),
+    "s05_tt5_hard": dict(s=0.05, tau_theta=1e5, bounds="hard"),
 }
 
 
@@ -74,10 +76,12 @@ def main() -> int:
                                                                   seed=args.seed)])
     base = T.params_for_profile(sl.profiles.get_profile("book"))
 
-    def layer1(v):
+    def layer1(v, name):
         exc = replace(T.DC_EXC, tau_theta_ms=v["tau_theta"], theta_plus_mv=v.get("theta_plus", 0.05))
+        bounds = v.get("bounds", "soft" if name == "s05_tt5" else "hard")
         return replace(base.layer1, n_neurons=args.neurons, exc=exc, weight_sum_per_input=v["s"],
-                       w_inh_exc=v.get("inh", 17.0))
+                       w_inh_exc=v.get("inh", 17.0),
+                       stdp=replace(base.layer1.stdp, bounds=bounds))
 
     print(f"# tier-1 tuning: {args.neurons} neurons, {len(x)} CIFAR-10 training images, "
           f"{len(xt)} test images, seed {args.seed}")
@@ -88,7 +92,7 @@ def main() -> int:
         for name in args.variants:
             v = VARIANTS[name]
             enc = replace(base.encoding, max_rate_hz=v.get("rate", base.encoding.max_rate_hz))
-            params = replace(base, encoding=enc, layer1=layer1(v), layer2=None)
+            params = replace(base, encoding=enc, layer1=layer1(v, name), layer2=None)
             net = T.BrianSTDPNetwork(params, seed=args.seed)
             w0 = net.weights(1)
             start = time.perf_counter()

@@ -602,6 +602,12 @@ def params_for_profile(profile) -> BrianSTDPParams:
       model time, about 285 images) instead of 1e7 ms, so that theta settles
       where a neuron fires at a sustainable rate instead of growing through
       the whole run: dominant neurons are held back and more neurons learn;
+    - STDP has soft bounds (potentiation scaled by ``w_max - w``, depression
+      by ``w - w_min``) instead of hard ones: with hard bounds and
+      normalisation the weights of a winning neuron split into a few
+      pixels at ``w_max`` and the rest near 0 (the bimodal outcome of
+      Song et al. 2000), so the fields became scattered dots rather than
+      pieces of images;
     - layer 2 receives few, sparse spikes from layer 1, so its sum per input
       is far larger (LAYER2_SUM, with ``w_max`` raised to match).
 
@@ -609,9 +615,10 @@ def params_for_profile(profile) -> BrianSTDPParams:
     """
     n1 = profile.tier1_neurons
     exc = replace(DC_EXC, tau_theta_ms=1.0e5)
-    layer1 = LayerParams(n_neurons=n1, exc=exc, weight_sum_per_input=0.05)
+    stdp = replace(DC_STDP, bounds="soft")
+    layer1 = LayerParams(n_neurons=n1, exc=exc, stdp=stdp, weight_sum_per_input=0.05)
     layer2 = LayerParams(n_neurons=max(1, n1 // 2), exc=exc, weight_sum_per_input=LAYER2_SUM,
-                         stdp=replace(DC_STDP, w_max=LAYER2_W_MAX))
+                         stdp=replace(stdp, w_max=LAYER2_W_MAX))
     return BrianSTDPParams(layer1=layer1, layer2=layer2,
                            # at ci size compiling would take longer than simulating
                            codegen_target="numpy" if profile.name == "ci" else "cython")
@@ -686,10 +693,12 @@ def spike_statistics(counts: np.ndarray, duration_ms: float) -> dict:
 
 def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
                         params: BrianSTDPParams | None = None, layers: Sequence[int] = (1, 2),
-                        n_eval_images: int | None = None, progress: bool = True):
+                        n_images: int | None = None, n_eval_images: int | None = None,
+                        progress: bool = True):
     """Train tier 1's hidden layers at a profile's size; resumable; write the model and a record.
 
-    Layer 1 on ``profile.tier1_train_images`` class-balanced training images,
+    Layer 1 on ``n_images`` (default ``profile.tier1_train_images``)
+    class-balanced training images,
     then (if 2 is in ``layers``) layer 2 on the same images with layer 1
     frozen; then spike counts of every layer, learning off, for
     ``n_eval_images`` class-balanced test images (default: 10 x the
@@ -721,7 +730,10 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train = data.load_cifar10("train")
-    per_class = max(1, profile.tier1_train_images // 10)
+    n_images = profile.tier1_train_images if n_images is None else n_images
+    if not isinstance(n_images, int) or n_images < 1:
+        raise ValueError(f"n_images must be a positive integer, got {n_images!r}.")
+    per_class = max(1, n_images // 10)
     idx = data.balanced_subset(train.labels, per_class, seed=seed)
     idx = idx[np.random.default_rng(seed).permutation(len(idx))]  # classes interleaved
     x = data.to_grayscale(train.images[idx])
