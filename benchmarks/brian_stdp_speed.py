@@ -3,7 +3,7 @@
     python benchmarks/brian_stdp_speed.py                # 100 neurons, 40 images
     python benchmarks/brian_stdp_speed.py --neurons 400 --images 100
 
-Same network (layer 1 of ``BrianSTDPParams``: 1024 Poisson inputs, N
+Same network (layer 1 of ``params_for_profile``: 1024 Poisson inputs, N
 excitatory neurons with adaptive thresholds and N inhibitory partners, STDP
 on the input weights), same seed, same CIFAR-10 training images (grayscale,
 class-balanced), same 350 ms presentation per image, Brian2's cython code
@@ -47,8 +47,11 @@ def main() -> int:
     idx = sl.data.balanced_subset(train.labels, args.images // 10, seed=args.seed)
     x = sl.data.to_grayscale(train.images[idx])
     x = x[np.random.default_rng(args.seed).permutation(len(x))]
-    params = T.BrianSTDPParams(layer1=T.LayerParams(n_neurons=args.neurons), layer2=None,
-                               chunk_images=args.chunk, codegen_target="cython")
+    from dataclasses import replace
+
+    tuned = T.params_for_profile(sl.profiles.get_profile("book"))  # the chapter's network
+    params = replace(tuned, layer1=replace(tuned.layer1, n_neurons=args.neurons), layer2=None,
+                     chunk_images=args.chunk, codegen_target="cython")
 
     print(f"# tier-1 layer 1: {args.neurons} exc + {args.neurons} inh neurons, 1024 inputs, "
           f"{len(x)} CIFAR-10 (JPEG copy) training images, {params.encoding.duration_ms:g} ms "

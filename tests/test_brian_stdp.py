@@ -75,7 +75,8 @@ def test_a_killed_run_resumes_to_the_same_weights(images, tmp_path):
     result = resumed.fit(images, layer=1, checkpoint=ckpt, progress=False, snapshots=[0, 4, 6])
     assert result["resumed_from"] == 4 and result["trained_images"] == 2
     # the run's statistics, history and snapshots carry over the kill
-    assert result["presentations"] == full["presentations"]
+    for key in ("presentations", "boosted", "silent_after_boosts", "rate_hz"):
+        assert result[key] == full[key], key
     assert [h["images"] for h in result["history"]] == [2, 4, 6]
     assert [h["rate_hz"] for h in result["history"]] == [h["rate_hz"] for h in full["history"]]
     assert sorted(result["snapshots"]) == [0, 4, 6]
@@ -85,6 +86,56 @@ def test_a_killed_run_resumes_to_the_same_weights(images, tmp_path):
     # and t runs from 0 again after a resume, so float64 rounding may differ (~1e-16).
     np.testing.assert_allclose(resumed.weights(1), uninterrupted.weights(1), rtol=0, atol=1e-12)
     np.testing.assert_allclose(resumed.theta_mv(1), uninterrupted.theta_mv(1), rtol=0, atol=1e-12)
+
+
+def test_a_run_killed_between_checkpoints_redoes_the_lost_chunks_exactly(tmp_path):
+    images = np.random.default_rng(5).random((8, 32, 32)).astype(np.float32)
+    kw = dict(layer=1, progress=False, snapshots=[0, 2, 6, 8])
+    full = T.BrianSTDPNetwork(small(), seed=2).fit(images, **kw)
+    ckpt = tmp_path / "layer1.npz"
+
+    def kill_after_six(net, position):  # checkpoints at 4 and 8 only: chunk 3 is lost
+        if position == 6:
+            raise T.TrainingInterrupted("simulated kill")
+
+    with pytest.raises(T.TrainingInterrupted):
+        T.BrianSTDPNetwork(small(), seed=2).fit(images, checkpoint=ckpt, checkpoint_every=2,
+                                                on_chunk=kill_after_six, **kw)
+    resumed = T.BrianSTDPNetwork(small(), seed=2)
+    result = resumed.fit(images, checkpoint=ckpt, checkpoint_every=2, **kw)
+    assert result["resumed_from"] == 4 and result["trained_images"] == 4
+    for key in ("presentations", "boosted", "silent_after_boosts", "rate_hz"):
+        assert result[key] == full[key], key
+    assert [h["images"] for h in result["history"]] == [2, 4, 6, 8]
+    assert [h["rate_hz"] for h in result["history"]] == [h["rate_hz"] for h in full["history"]]
+    assert sorted(result["snapshots"]) == [0, 2, 6, 8]
+    for k in (0, 2, 6, 8):
+        np.testing.assert_allclose(result["snapshots"][k], full["snapshots"][k], rtol=0, atol=1e-12)
+
+
+def test_an_old_checkpoint_without_history_is_refused_clearly(images, tmp_path):
+    ckpt = tmp_path / "c.npz"
+    net = T.BrianSTDPNetwork(small(), seed=0)
+    net.fit(images[:2], layer=1, checkpoint=ckpt, progress=False)
+    with np.load(ckpt) as data:
+        old = {k: data[k] for k in data.files if k != "run"}
+    np.savez(ckpt, **old)
+    with pytest.raises(ValueError, match="older snnlib"):
+        T.BrianSTDPNetwork(small(), seed=0).fit(images[:2], layer=1, checkpoint=ckpt,
+                                                progress=False)
+
+
+@pytest.mark.parametrize("name", ["ci", "book", "full"])
+def test_the_profiles_networks_are_valid_and_retuned(name):
+    from snnlib import profiles
+
+    prof = profiles.get_profile(name)
+    p = T.params_for_profile(prof)
+    assert p.layer1.n_neurons == prof.tier1_neurons and p.layer2.n_neurons == prof.tier1_neurons // 2
+    assert p.layer1.weight_sum_per_input == 0.05 and p.layer1.stdp.bounds == "soft"
+    assert p.layer1.exc.tau_theta_ms == 1e5
+    assert p.layer2.weight_sum_per_input <= p.layer2.stdp.w_max
+    assert p.codegen_target == ("numpy" if name == "ci" else "cython")
 
 
 def test_a_checkpoint_from_other_images_is_refused(images, tmp_path):
@@ -227,6 +278,35 @@ def test_train_hidden_layers_writes_model_and_record_and_resumes(tmp_path, monke
     assert again["phases"]["layer1"]["history"] == record["phases"]["layer1"]["history"]
     assert again["phases"]["layer1"]["resumed_from"] == 10  # finished: nothing retrained
     assert again["phases"]["layer2"]["trained_images"] == 0
+    assert again["phases"]["layer2"]["images_per_s"] is None  # valid JSON, not NaN
+    json.loads((tmp_path / "run" / "record.json").read_text(),
+               parse_constant=lambda c: pytest.fail(f"record.json holds {c}"))
+
+    # the test counts are cached: a finished run does not count again, unless the images change
+    calls = []
+    original = T.BrianSTDPNetwork.spike_counts
+    monkeypatch.setattr(T.BrianSTDPNetwork, "spike_counts",
+                        lambda self, *a, **k: calls.append(len(a[0])) or original(self, *a, **k))
+    T.train_hidden_layers(profile, out_dir=tmp_path / "run", seed=0, n_eval_images=10,
+                          progress=False)
+    assert calls == []
+    _, other = T.train_hidden_layers(profile, out_dir=tmp_path / "run", seed=0, n_eval_images=20,
+                                     progress=False)
+    assert calls == [20] and other["eval_images"] == 20
+    # an unreadable cache (a kill while it was written, before writes were atomic) is recounted
+    (tmp_path / "run" / "eval_counts.npz").write_bytes(b"PK\x03\x04 truncated")
+    T.train_hidden_layers(profile, out_dir=tmp_path / "run", seed=0, n_eval_images=20,
+                          progress=False)
+    assert calls == [20, 20]
+
+    # layer 1 alone, in its own directory
+    net1, rec1 = T.train_hidden_layers(profile, out_dir=tmp_path / "one", seed=0, layers=(1,),
+                                       n_eval_images=10, progress=False)
+    assert len(net1.layers) == 1 and set(rec1["phases"]) == {"layer1"}
+    np.testing.assert_array_equal(net1.weights(1), net.weights(1))  # same seed, same layer 1
+    assert set(rec1["test_spikes"]) == {"layer1"}
+    with pytest.raises(ValueError, match="n_images"):
+        T.train_hidden_layers(profile, out_dir=tmp_path / "x", n_images=0, progress=False)
 
 
 def test_field_smoothness_is_zero_for_noise_and_near_one_for_blobs():

@@ -5,9 +5,11 @@
     python -m snnlib profile [NAME]
         Print the run sizes of a profile (default: $SNNLIB_PROFILE or book).
     python -m snnlib run brian_stdp [--profile full] [--out DIR] [--seed N]
-        Train tier 1's hidden layers (resumable: run it again after a kill);
-        writes checkpoints, model.npz and record.json to DIR
-        (default runs/brian_stdp/PROFILE).
+        Train tier 1's hidden layers (resumable: run it again after a kill),
+        then count both layers' spikes for test images; writes checkpoints,
+        model.npz, eval_counts.npz and record.json to DIR (default
+        runs/brian_stdp/PROFILE) and prints wall times, images/s and the
+        test spike statistics.
 """
 
 from __future__ import annotations

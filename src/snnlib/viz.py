@@ -458,7 +458,7 @@ def weight_heatmap(weights, *, ax=None, title: str = "Weights", xlabel: str = "p
 
 
 def tier1_architecture(n_inputs: int = 1024, n1: int = 400, n2: int | None = 200, *, ax=None):
-    """Schematic of the tier-1 network: Poisson input, two excitatory layers with inhibitory partners."""
+    """Schematic of the tier-1 network: Poisson input, one or two (``n2``) excitatory layers with inhibitory partners."""
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
     if ax is None:
@@ -496,7 +496,8 @@ def neuron_response_panel(weights, images, counts, neuron: int, image: int, *,
                           labels=None, class_names=None, duration_ms: float = 350.0):
     """One neuron and one image: the neuron's receptive field, the image, the layer's answer.
 
-    ``weights`` ``(neurons, 1024)``; ``images`` ``(N, 32, 32)``; ``counts``
+    ``weights`` ``(neurons, 1024)``; ``images`` ``(N, 32, 32)`` intensities
+    in [0, 1] (drawn on that fixed scale); ``counts``
     ``(N, neurons)`` spike counts of the layer for those images (learning off).
     Right: the spike count of every neuron for the chosen image (the chosen
     neuron in orange); below: the chosen neuron's count for every image.

@@ -183,6 +183,19 @@ def _flat_images(intensities) -> np.ndarray:
     return x
 
 
+def _savez_atomic(path: Path, **arrays) -> None:
+    """``np.savez`` to a temporary file, then rename: a kill leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp.npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 class TrainingInterrupted(RuntimeError):
     """Raised by an ``on_chunk`` callback to stop training (tests simulate a kill with it)."""
 
@@ -383,7 +396,10 @@ class BrianSTDPNetwork:
         snapshots : sequence of int
             Image counts at which to keep a copy of the trained layer's
             weights (layer 2 for "joint"): taken at the first chunk boundary
-            at or after each count; 0 is the initial weights.
+            at or after each count; 0 is the initial weights. Counts beyond
+            the number of images are never reached. A resumed run has the
+            snapshots its checkpoint holds; counts that fell before the
+            checkpoint's position but were not asked for then are not taken.
         progress : bool
             A tqdm bar with images/s and mean rates per layer.
         on_chunk : callable, optional
@@ -488,7 +504,7 @@ class BrianSTDPNetwork:
         return {
             "images": n, "trained_images": trained, "presentations": run["presentations"],
             "boosted": run["boosted"], "silent_after_boosts": run["silent_after_boosts"],
-            "wall_s": wall, "images_per_s": trained / wall if trained and wall > 0 else float("nan"),
+            "wall_s": wall, "images_per_s": trained / wall if trained and wall > 0 else None,
             "total_wall_s": run["wall_s"],
             "rate_hz": (np.array(run["spikes"][:active])
                         / np.maximum(run["neuron_seconds"][:active], 1e-12)).tolist(),
@@ -564,16 +580,8 @@ class BrianSTDPNetwork:
                          snaps: dict[int, np.ndarray]) -> None:
         import json
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp.npz", dir=path.parent)
-        os.close(fd)
-        try:
-            np.savez(tmp, fingerprint=fingerprint, position=position, run=json.dumps(run),
-                     **{f"snapshot_{k}": w for k, w in snaps.items()}, **self.state_dict())
-            os.replace(tmp, path)  # atomic: a kill leaves the old checkpoint or the new one
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        _savez_atomic(path, fingerprint=fingerprint, position=position, run=json.dumps(run),
+                      **{f"snapshot_{k}": w for k, w in snaps.items()}, **self.state_dict())
 
     def _load_checkpoint(self, path: Path, fingerprint: str) -> tuple[int, dict, dict]:
         import json
@@ -583,6 +591,9 @@ class BrianSTDPNetwork:
                 raise ValueError(
                     f"checkpoint {path} comes from other parameters, seed, layer or images; "
                     "delete it to start afresh or pass another path.")
+            if "run" not in data.files:
+                raise ValueError(f"checkpoint {path} was written by an older snnlib (no training "
+                                 "history); delete it to start afresh.")
             self.load_state_dict({k: data[k] for k in data.files})
             snaps = {int(k.split("_", 1)[1]): data[k] for k in data.files
                      if k.startswith("snapshot_")}
@@ -608,8 +619,12 @@ def params_for_profile(profile) -> BrianSTDPParams:
       pixels at ``w_max`` and the rest near 0 (the bimodal outcome of
       Song et al. 2000), so the fields became scattered dots rather than
       pieces of images;
-    - layer 2 receives few, sparse spikes from layer 1, so its sum per input
-      is far larger (LAYER2_SUM, with ``w_max`` raised to match).
+    - layer 2 has the same neurons and rule (theta time constant, soft
+      bounds); it receives only layer 1's spikes, so its sum per input is
+      far larger (LAYER2_SUM, with ``w_max`` raised to match). At the book
+      size (100 + 50 neurons, 400 images) that keeps it firing without
+      boosts for almost every image, but every layer-2 neuron ends up
+      listening to the same few active layer-1 neurons.
 
     The ``ci`` profile uses Brian2's numpy code generation (no compilation).
     """
@@ -697,12 +712,15 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
                         progress: bool = True):
     """Train tier 1's hidden layers at a profile's size; resumable; write the model and a record.
 
-    Layer 1 on ``n_images`` (default ``profile.tier1_train_images``)
-    class-balanced training images,
+    Layer 1 on ``n_images`` (default ``profile.tier1_train_images``;
+    rounded down to a multiple of 10, at least 10: class-balanced) training images,
     then (if 2 is in ``layers``) layer 2 on the same images with layer 1
     frozen; then spike counts of every layer, learning off, for
     ``n_eval_images`` class-balanced test images (default: 10 x the
     profile's test images per class, at most 1000).
+
+    With ``layers=(1,)`` the network has no layer 2, which is part of the
+    checkpoints' fingerprint: use another ``out_dir`` than for ``(1, 2)``.
 
     Writes, in ``out_dir``: ``layer1.npz`` and ``layer2.npz`` (checkpoints,
     with the training history and layer-1 weight snapshots from
@@ -717,9 +735,11 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
         The trained network and the record, which also holds the phases'
         ``history`` and ``snapshots`` and the ``eval`` counts (not in the JSON).
     """
+    import hashlib
     import json
     import platform
     import subprocess
+    import zipfile
     from datetime import datetime, timezone
 
     from .. import data
@@ -749,23 +769,28 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
         phases[f"layer{layer}"] = net.fit(
             x, layer=layer, checkpoint=out / f"layer{layer}.npz", progress=progress,
             snapshots=snapshot_schedule(len(x), params.chunk_images) if layer == 1 else ())
-    np.savez(out / "model.npz", **net.state_dict())
+    _savez_atomic(out / "model.npz", **net.state_dict())
 
     test = data.load_cifar10("test")
     if n_eval_images is None:
         n_eval_images = min(1000, 10 * (profile.n_test_per_class or 1000))
     eval_idx = data.balanced_subset(test.labels, max(1, n_eval_images // 10), seed=seed)
     eval_path = out / "eval_counts.npz"
-    key = f"{net._fingerprint(x, 'eval')}|{eval_idx.tobytes().hex()[:64]}|{len(eval_idx)}"
+    eval_x = data.to_grayscale(test.images[eval_idx])
+    # the trained weights and thresholds, and the test images: the counts depend on nothing else
+    key = hashlib.sha256(b"".join(np.ascontiguousarray(v).tobytes() for v in
+                                  (*net.state_dict().values(), eval_x, eval_idx))).hexdigest()
     counts = None
-    if eval_path.exists():
+    try:
         with np.load(eval_path) as saved:
             if str(saved["key"]) == key:
                 counts = [saved[f"counts{k}"] for k in range(1, len(net.layers) + 1)]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        counts = None  # absent or unreadable: count again
     if counts is None:
-        counts = net.spike_counts(data.to_grayscale(test.images[eval_idx]), progress=progress)
-        np.savez(eval_path, key=key, labels=test.labels[eval_idx], index=eval_idx,
-                 **{f"counts{k}": c for k, c in enumerate(counts, start=1)})
+        counts = net.spike_counts(eval_x, progress=progress)
+        _savez_atomic(eval_path, key=key, labels=test.labels[eval_idx], index=eval_idx,
+                      **{f"counts{k}": c for k, c in enumerate(counts, start=1)})
     duration = params.encoding.duration_ms
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
