@@ -349,3 +349,24 @@ def test_snapshot_schedule_doubles_in_whole_chunks():
     assert T.snapshot_schedule(400, 25) == [0, 25, 50, 100, 200, 400]
     assert T.snapshot_schedule(10000, 25) == [0, 300, 625, 1250, 2500, 5000, 10000]
     assert T.snapshot_schedule(10, 5) == [0, 5, 10]
+
+
+def test_weights_are_normalised_at_the_start_of_every_image(images):
+    import brian2 as b2
+
+    net = T.BrianSTDPNetwork(small(chunk_images=3), seed=0)
+    starts = []
+    original = net.normalise
+
+    def record(layers):
+        starts.append(round(float(net.net.t / b2.ms) / ENC.duration_ms, 6))
+        original(layers)
+
+    net.normalise = record
+    net.fit(images, layer=1, progress=False)
+    # every image slot of both chunks (t restarts at each slot of the network clock),
+    # and once more at the end of each chunk
+    assert sorted(set(starts)) == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    before = len(starts)
+    net.spike_counts(images[:2])  # learning off: nothing to normalise
+    assert len(starts) == before
