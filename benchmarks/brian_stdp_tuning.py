@@ -18,9 +18,9 @@ active neurons per image, wall time. Variants:
 - ``s05``, ``s03``: normalisation sum 0.05 / 0.03 per input;
 - ``r25``: max input rate 25 Hz instead of 63.75;
 - ``s05_inh40``: sum 0.05 and inhibition 40 instead of 17;
-- ``s05_tt5`` (what ``params_for_profile`` uses): sum 0.05, theta time
-  constant 1e5 ms, soft STDP bounds (every other variant has Diehl & Cook's
-  hard bounds, as ``s05_tt5_hard``);
+- ``s05_tt5`` (what ``params_for_profile`` uses): sum 0.05 and theta time
+  constant 1e5 ms; ``s05_tt5_soft`` the same with soft STDP bounds (every
+  other variant has Diehl & Cook's hard bounds);
 - ``s05_tt5_inh40``, ``s05_th05`` (theta_plus 0.5 mV instead of 0.05).
 
 ``--layer2 S ...`` trains the tuned layer 1, then layer 2 (half as many
@@ -45,7 +45,7 @@ VARIANTS = {
     "s05_tt5": dict(s=0.05, tau_theta=1e5),
     "s05_tt5_inh40": dict(s=0.05, tau_theta=1e5, inh=40.0),
     "s05_th05": dict(s=0.05, tau_theta=1e7, theta_plus=0.5),
-    "s05_tt5_hard": dict(s=0.05, tau_theta=1e5, bounds="hard"),
+    "s05_tt5_soft": dict(s=0.05, tau_theta=1e5, bounds="soft"),
 }
 
 
@@ -78,7 +78,7 @@ def main() -> int:
 
     def layer1(v, name):
         exc = replace(T.DC_EXC, tau_theta_ms=v["tau_theta"], theta_plus_mv=v.get("theta_plus", 0.05))
-        bounds = v.get("bounds", "soft" if name == "s05_tt5" else "hard")
+        bounds = v.get("bounds", "hard")
         return replace(base.layer1, n_neurons=args.neurons, exc=exc, weight_sum_per_input=v["s"],
                        w_inh_exc=v.get("inh", 17.0),
                        stdp=replace(base.layer1.stdp, bounds=bounds))

@@ -132,7 +132,7 @@ def test_the_profiles_networks_are_valid_and_retuned(name):
     prof = profiles.get_profile(name)
     p = T.params_for_profile(prof)
     assert p.layer1.n_neurons == prof.tier1_neurons and p.layer2.n_neurons == prof.tier1_neurons // 2
-    assert p.layer1.weight_sum_per_input == 0.05 and p.layer1.stdp.bounds == "soft"
+    assert p.layer1.weight_sum_per_input == 0.05 and p.layer1.stdp.bounds == "hard"
     assert p.layer1.exc.tau_theta_ms == 1e5
     assert p.layer2.weight_sum_per_input <= p.layer2.stdp.w_max
     assert p.codegen_target == ("numpy" if name == "ci" else "cython")
