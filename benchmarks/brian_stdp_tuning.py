@@ -99,7 +99,7 @@ def main() -> int:
             fit = net.fit(x, progress=False)
             counts = net.spike_counts(xt)[0]
             w = net.weights(1)
-            learned = np.mean([np.corrcoef(a, b)[0, 1] < 0.5 for a, b in zip(w, w0)])
+            learned = T.learned_fraction(w, w0)
             th = net.theta_mv(1)
             print(f"| {name} | {fit['rate_hz'][0]:.2f} | {fit['boosted']} | {th.mean():.1f} / "
                   f"{th.max():.1f} | {learned:.2f} | {np.median(T.field_smoothness(w)):.2f} | "

@@ -370,3 +370,16 @@ def test_weights_are_normalised_at_the_start_of_every_image(images):
     before = len(starts)
     net.spike_counts(images[:2])  # learning off: nothing to normalise
     assert len(starts) == before
+
+
+def test_learned_fraction_counts_fields_that_left_their_start():
+    rng = np.random.default_rng(2)
+    w0 = rng.random((4, 1024))
+    w = w0.copy()
+    w[1] = rng.random(1024)           # a new, independent field: correlation ~0
+    w[2] = w0[2] + 0.1 * rng.random(1024)  # a small change: still correlated ~0.99
+    w[3] = 1.0 - w0[3]                # anti-correlated: left its start
+    assert T.learned_fraction(w, w0) == pytest.approx(0.5)
+    assert T.learned_fraction(w0, w0) == 0.0
+    with pytest.raises(ValueError, match="same shape"):
+        T.learned_fraction(w[:2], w0)

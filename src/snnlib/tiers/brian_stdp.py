@@ -54,7 +54,7 @@ from ..neurons import LIFParams, build_lif_group, run_brian2
 from ..plasticity import STDPParams, build_stdp_synapses
 
 __all__ = ["BrianSTDPNetwork", "BrianSTDPParams", "LayerParams", "TrainingInterrupted",
-           "field_similarity", "field_smoothness", "params_for_profile", "snapshot_schedule", "spike_statistics",
+           "field_similarity", "field_smoothness", "learned_fraction", "params_for_profile", "snapshot_schedule", "spike_statistics",
            "train_hidden_layers"]
 
 N_INPUTS = 32 * 32
@@ -483,6 +483,7 @@ class BrianSTDPNetwork:
                     counts[k][silent] = retry[k]
                 silent = counts[watched - 1].sum(axis=1) < p.min_spikes
             run["silent_after_boosts"] += int(silent.sum())
+            # the weights after the chunk's last image: what a checkpoint stores
             self.normalise(sorted(plastic))
             seconds = len(idx) * p.encoding.duration_ms / 1000.0
             for k in range(active):
@@ -667,6 +668,19 @@ def field_smoothness(weights) -> np.ndarray:
         return np.where(den > 0, (a * b).sum(1) / np.maximum(den, 1e-300), 0.0)
 
     return 0.5 * (corr(w[:, :, :-1], w[:, :, 1:]) + corr(w[:, :-1, :], w[:, 1:, :]))
+
+
+def learned_fraction(weights, initial, *, threshold: float = 0.5) -> float:
+    """Fraction of neurons whose field has moved away from its initial weights.
+
+    A field counts as learned when the Pearson correlation between its
+    weights and its initial weights has fallen below ``threshold``. Both
+    arguments ``(n, d)``, row k the same neuron.
+    """
+    w, w0 = np.asarray(weights, dtype=np.float64), np.asarray(initial, dtype=np.float64)
+    if w.shape != w0.shape:
+        raise ValueError(f"weights {w.shape} and initial {w0.shape} must have the same shape.")
+    return float(np.mean([np.corrcoef(a, b)[0, 1] < threshold for a, b in zip(w, w0)]))
 
 
 def field_similarity(weights) -> float:
