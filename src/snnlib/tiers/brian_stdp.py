@@ -43,7 +43,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
@@ -135,7 +135,8 @@ class BrianSTDPParams:
     layer1, layer2 : LayerParams
         The hidden layers; ``layer2`` may be None.
     chunk_images : int
-        Images per Brian2 ``run()`` (weights are normalised between chunks).
+        Images per Brian2 ``run()`` (weights are normalised before every image
+        all the same; checkpoints are written between chunks).
     min_spikes : int
         A layer with fewer spikes than this for an image is "silent".
     boost_hz, max_boosts : float, int
@@ -783,8 +784,7 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
     if 2 in layers and params.layer2 is None:
         raise ValueError("layers=(1, 2) but params.layer2 is None.")
     if layers == (1,):
-        params = BrianSTDPParams(**{**{f.name: getattr(params, f.name)
-                                       for f in fields(params)}, "layer2": None})
+        params = replace(params, layer2=None)
     net = BrianSTDPNetwork(params, seed=seed)
     phases = {}
     for layer in layers:
