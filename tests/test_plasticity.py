@@ -279,3 +279,33 @@ def test_run_lif_stdp_records_the_start_every_k_steps_and_the_end():
     assert out["w_history"].shape == (4, 2, 3)
     out = P.run_lif_stdp(spikes, torch.full((2, 3), 0.5), lif, stdp, record_every=5)
     assert out["record_ms"].tolist() == [0.0, 5.0, 10.0]  # the end is not recorded twice
+
+
+@pytest.mark.parametrize("offset_ms", [-6.0, 4.0, 10.0])
+def test_brian2_rstdp_eligibility_and_reward_follow_the_analytic_rule(offset_ms):
+    """One pre spike at 10 ms, one post spike at 10 ms + offset, reward r at 60 ms:
+    Δw = η r e(60), e(60) = A+ e^{-Δt/τ+} e^{-(60 - t_post)/τ_e} (pre first) or
+    -A- e^{Δt/τ-} e^{-(60 - t_pre)/τ_e} (post first)."""
+    b2 = pytest.importorskip("brian2")
+    stdp = P.STDPParams(a_plus=0.5, a_minus=0.3, tau_plus_ms=20.0, tau_minus_ms=15.0,
+                        w_min=0.0, w_max=10.0, dt_ms=0.5)
+    p = P.RSTDPParams(stdp=stdp, tau_elig_ms=40.0, eta=2.0)
+    t_pre, t_post, t_reward = 10.0, 10.0 + offset_ms, 60.0
+    pre = b2.SpikeGeneratorGroup(1, [0], [t_pre] * b2.ms, dt=0.5 * b2.ms)
+    post = b2.SpikeGeneratorGroup(1, [0], [t_post] * b2.ms, dt=0.5 * b2.ms)
+    syn = P.build_rstdp_synapses(pre, post, p)
+    syn.connect()
+    syn.w = 5.0
+    P.run_brian2(b2.Network(pre, post, syn), t_reward, "numpy")
+    if offset_ms >= 0:
+        e = 0.5 * np.exp(-offset_ms / 20.0) * np.exp(-(t_reward - t_post) / 40.0)
+    else:
+        e = -0.3 * np.exp(offset_ms / 15.0) * np.exp(-(t_reward - t_pre) / 40.0)
+    np.testing.assert_allclose(P.eligibility(syn, p), [e], rtol=1e-6)
+    assert float(syn.w[0]) == 5.0  # nothing changes before the reward
+    dw = P.apply_reward(syn, -1.0, p)
+    np.testing.assert_allclose(dw, [2.0 * -1.0 * e], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(syn.w), [5.0 - 2.0 * e], rtol=1e-6)
+    # the bounds hold whatever the reward
+    P.apply_reward(syn, 1e6 * np.sign(e), p)
+    assert float(syn.w[0]) == 10.0

@@ -37,3 +37,12 @@ def test_profile_values_are_validated():
     with pytest.raises(ValueError, match="n_encode_images must be a positive integer"):
         P.Profile("ci", n_train_per_class=1, n_test_per_class=1, n_encode_images=0,
                   stdp_demo_ms=1, tier1_neurons=1, tier1_train_images=1)
+
+
+def test_tier1_readout_sizes_grow_and_full_uses_every_hidden_image():
+    ci, book, full = (P.PROFILES[k] for k in ("ci", "book", "full"))
+    assert ci.tier1_readout_images < book.tier1_readout_images <= full.tier1_readout_images
+    assert full.tier1_readout_images >= full.tier1_train_images
+    with pytest.raises(ValueError, match="tier1_readout_epochs must be a positive integer"):
+        P.Profile("ci", n_train_per_class=1, n_test_per_class=1, n_encode_images=1,
+                  stdp_demo_ms=1, tier1_neurons=1, tier1_train_images=1, tier1_readout_epochs=0)

@@ -11,8 +11,8 @@ Chapters import it as ``import snnlib as sl`` and call the modules by name::
 Importing snnlib changes no global state (plot style included).
 """
 
-from . import data, encoding, profiles, viz, widgets
+from . import data, encoding, metrics, profiles, readout, viz, widgets
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "data", "encoding", "profiles", "viz", "widgets"]
+__all__ = ["__version__", "data", "encoding", "metrics", "profiles", "readout", "viz", "widgets"]

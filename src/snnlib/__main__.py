@@ -4,12 +4,15 @@
         Find (or download) CIFAR-10, validate every batch, print a summary.
     python -m snnlib profile [NAME]
         Print the run sizes of a profile (default: $SNNLIB_PROFILE or book).
-    python -m snnlib run brian_stdp [--profile full] [--out DIR] [--seed N]
-        Train tier 1's hidden layers (resumable: run it again after a kill),
-        then count both layers' spikes for test images; writes checkpoints,
-        model.npz, eval_counts.npz and record.json to DIR (default
-        runs/brian_stdp/PROFILE) and prints wall times, images/s and the
-        test spike statistics.
+    python -m snnlib run brian_stdp [--profile full] [--out DIR] [--seed N] [--hidden-only]
+        Train tier 1 (resumable: run it again after a kill): the hidden
+        layers, then the R-STDP output layer, with the baselines measured in
+        the same run; writes checkpoints, features, model.npz,
+        eval_counts.npz, record.json and tier_record.json to DIR (default
+        runs/brian_stdp/PROFILE), prints the results table, and for the
+        ``full`` profile copies the record to results/brian_stdp.json.
+        --hidden-only stops after the hidden layers and their test spike
+        statistics (record.json).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def _run(args: argparse.Namespace) -> int:
     from .tiers import brian_stdp
 
     out = args.out or f"runs/brian_stdp/{profile.name}"
+    if not args.hidden_only:
+        return _run_tier(profile, out, args)
     _, record = brian_stdp.train_hidden_layers(profile, out_dir=out, seed=args.seed)
     for name, phase in record["phases"].items():
         print(f"{name}: {phase['images']} images; this call trained {phase['trained_images']} "
@@ -61,6 +66,30 @@ def _run(args: argparse.Namespace) -> int:
               f"neurons per image, {100 * st['silent_neurons']:.1f}% neurons silent, "
               f"{100 * st['silent_images']:.1f}% images without a spike")
     print(f"model and record in {out}")
+    return 0
+
+
+def _run_tier(profile, out: str, args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .tiers import brian_stdp
+
+    record, _ = brian_stdp.train_tier(profile, out_dir=out, seed=args.seed)
+    sizes = record["train_images"]
+    print(f"tier 1 on {record['test_images']} test images ({record['dataset']}); hidden layers "
+          f"trained on {sizes['hidden_layers']} images, output layer on {sizes['output_layer']} "
+          f"x {sizes['output_epochs']} epoch(s)")
+    print(f"  {'R-STDP output on STDP hidden layers (the tier)':<58} {record['accuracy']:.3f}")
+    for name, acc in record["baselines"].items():
+        print(f"  {name:<58} {acc:.3f}")
+    print("wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in record["wall_s"].items()))
+    results = args.results or ("results/brian_stdp.json" if profile.name == "full" else None)
+    if results:
+        Path(results).parent.mkdir(parents=True, exist_ok=True)
+        Path(results).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        print(f"results record in {results}")
+    print(f"model, features and records in {out}")
     return 0
 
 
@@ -81,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default=None, help="ci, book or full (default: $SNNLIB_PROFILE or book)")
     p.add_argument("--out", default=None, help="output directory (default runs/TIER/PROFILE)")
     p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--hidden-only", action="store_true",
+                   help="train and evaluate the hidden layers only (tier 1, part 1)")
+    p.add_argument("--results", default=None,
+                   help="where to write the results record (default for --profile full: "
+                        "results/brian_stdp.json)")
     p.set_defaults(func=_run)
     args = parser.parse_args(argv)
     try:

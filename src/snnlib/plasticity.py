@@ -67,6 +67,9 @@ from .neurons import run_brian2
 __all__ = [
     "RSTDPParams",
     "RSTDPState",
+    "apply_reward",
+    "build_rstdp_synapses",
+    "eligibility",
     "STDPParams",
     "STDPState",
     "WeightChange",
@@ -411,6 +414,82 @@ def build_stdp_synapses(source, target, p: STDPParams, *, on_pre: str = "", name
                  "tau_minus": p.tau_minus_ms * b2.ms, "w_min": p.w_min, "w_max": p.w_max}
     return b2.Synapses(source, target, model=model, on_pre=pre_code, on_post=post_code,
                        namespace=namespace, dt=p.dt_ms * b2.ms, name=name)
+
+
+def build_rstdp_synapses(source, target, p: RSTDPParams, *, on_pre: str = "", name: str = "rstdp"):
+    """A Brian2 ``Synapses`` object with R-STDP: STDP pairings feed an eligibility trace.
+
+    The pairing rule of :func:`rstdp_step` (hard bounds are applied when the
+    reward arrives, by :func:`apply_reward`)::
+
+        at a presynaptic spike:  pre_trace += 1 (or = 1);  elig -= a_minus * post_trace
+        at a postsynaptic spike: post_trace += 1 (or = 1); elig += a_plus * pre_trace
+        between spikes:          d elig/dt = -elig / tau_elig
+
+    The weight does not change until :func:`apply_reward` turns the trace
+    into :math:`\\Delta w = \\eta\\, r\\, e`. All three traces are
+    event-driven (updated exactly at spikes); :func:`eligibility` decays
+    ``e`` to the present.
+
+    Parameters
+    ----------
+    source, target : brian2 groups
+    p : RSTDPParams
+    on_pre : str
+        The synapse's effect on the target, e.g. ``"g_exc_post += w"``.
+    name : str
+
+    Returns
+    -------
+    brian2.Synapses
+        Not yet connected; variables ``w``, ``elig`` (the eligibility :math:`e`; Brian2
+        reserves ``e``), ``pre_trace``, ``post_trace``.
+    """
+    import brian2 as b2
+
+    s = p.stdp
+    add_pre = "pre_trace += 1" if s.variant == "all_to_all" else "pre_trace = 1"
+    add_post = "post_trace += 1" if s.variant == "all_to_all" else "post_trace = 1"
+    model = ("w : 1\n"
+             "delig/dt = -elig / tau_elig : 1 (event-driven)\n"
+             "dpre_trace/dt = -pre_trace / tau_plus : 1 (event-driven)\n"
+             "dpost_trace/dt = -post_trace / tau_minus : 1 (event-driven)")
+    pre_code = "\n".join(line for line in (on_pre, add_pre, "elig -= a_minus * post_trace") if line)
+    post_code = "\n".join((add_post, "elig += a_plus * pre_trace"))
+    namespace = {"a_plus": s.a_plus, "a_minus": s.a_minus, "tau_plus": s.tau_plus_ms * b2.ms,
+                 "tau_minus": s.tau_minus_ms * b2.ms, "tau_elig": p.tau_elig_ms * b2.ms}
+    return b2.Synapses(source, target, model=model, on_pre=pre_code, on_post=post_code,
+                       namespace=namespace, dt=s.dt_ms * b2.ms, name=name)
+
+
+def eligibility(syn, p: RSTDPParams) -> np.ndarray:
+    """The eligibility traces of :func:`build_rstdp_synapses` decayed to the present.
+
+    Brian2 updates event-driven variables only at spikes; between them
+    :math:`e(t) = e(t_{last})\\, e^{-(t - t_{last})/\\tau_e}`.
+    """
+    import brian2 as b2
+
+    age_ms = float(syn.t / b2.ms) - np.asarray(syn.lastupdate / b2.ms)
+    return np.asarray(syn.elig) * np.exp(-age_ms / p.tau_elig_ms)
+
+
+def apply_reward(syn, reward: float, p: RSTDPParams, *, where=None) -> np.ndarray:
+    """Deliver a reward to R-STDP synapses: :math:`w \\leftarrow \\mathrm{clip}(w + \\eta\\, r\\, e)`.
+
+    ``reward`` > 0 strengthens the pairings that the trace holds (pre before
+    post), < 0 weakens them (anti-STDP, Mozafari et al. 2018); 0 changes
+    nothing. Clipped to ``[w_min, w_max]`` of ``p.stdp``. ``where`` (a
+    boolean array over the synapses) limits the change to some synapses.
+    Returns the weight change actually applied.
+    """
+    w = np.asarray(syn.w, dtype=np.float64)
+    dw = p.eta * float(reward) * eligibility(syn, p)
+    if where is not None:
+        dw = np.where(np.asarray(where, dtype=bool), dw, 0.0)
+    new = np.clip(w + dw, p.stdp.w_min, p.stdp.w_max)
+    syn.w = new
+    return new - w
 
 
 def pairing_experiment(offsets_ms, p: STDPParams, *, simulator: Literal["torch", "brian2"] = "torch",

@@ -50,6 +50,12 @@ class Profile:
         Tier 1: excitatory neurons in hidden layer 1 (layer 2 has half).
     tier1_train_images : int
         Tier 1: training images for each hidden layer (class-balanced).
+    tier1_readout_images : int
+        Tier 1: training images of the R-STDP output layer and of the
+        logistic-regression baselines (class-balanced; the hidden layers'
+        images first).
+    tier1_readout_epochs : int
+        Tier 1: passes of the output layer over its training images.
     """
 
     name: ProfileName
@@ -59,6 +65,8 @@ class Profile:
     stdp_demo_ms: int
     tier1_neurons: int
     tier1_train_images: int
+    tier1_readout_images: int = 20
+    tier1_readout_epochs: int = 1
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -71,11 +79,14 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "ci": Profile("ci", n_train_per_class=10, n_test_per_class=10, n_encode_images=8,
-                  stdp_demo_ms=3000, tier1_neurons=20, tier1_train_images=20),
+                  stdp_demo_ms=3000, tier1_neurons=20, tier1_train_images=20,
+                  tier1_readout_images=20, tier1_readout_epochs=1),
     "book": Profile("book", n_train_per_class=100, n_test_per_class=100, n_encode_images=64,
-                    stdp_demo_ms=40000, tier1_neurons=100, tier1_train_images=400),
+                    stdp_demo_ms=40000, tier1_neurons=100, tier1_train_images=400,
+                    tier1_readout_images=1000, tier1_readout_epochs=2),
     "full": Profile("full", n_train_per_class=None, n_test_per_class=None, n_encode_images=1000,
-                    stdp_demo_ms=200000, tier1_neurons=400, tier1_train_images=10000),
+                    stdp_demo_ms=200000, tier1_neurons=400, tier1_train_images=10000,
+                    tier1_readout_images=10000, tier1_readout_epochs=1),
 }
 
 

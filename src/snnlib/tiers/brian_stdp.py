@@ -51,9 +51,12 @@ import numpy as np
 
 from ..encoding import PoissonParams, _as_intensities
 from ..neurons import LIFParams, build_lif_group, run_brian2
-from ..plasticity import STDPParams, build_stdp_synapses
+from ..plasticity import RSTDPParams, STDPParams, apply_reward, build_rstdp_synapses, build_stdp_synapses
 
-__all__ = ["BrianSTDPNetwork", "BrianSTDPParams", "LayerParams", "TrainingInterrupted",
+__all__ = ["BrianSTDPNetwork", "BrianSTDPParams", "FrozenReplicas", "LayerParams", "OutputParams",
+           "RSTDPReadout", "TrainingInterrupted", "decide", "initial_state", "readout_training_indices", "select_trains",
+           "synaptic_events",
+           "train_tier",
            "field_similarity", "field_smoothness", "learned_fraction", "params_for_profile", "snapshot_schedule", "spike_statistics",
            "train_hidden_layers"]
 
@@ -614,6 +617,571 @@ class BrianSTDPNetwork:
             return int(data["position"]), json.loads(str(data["run"])), snaps
 
 
+class FrozenReplicas:
+    """The hidden layers with learning off, simulated for ``replicas`` images at once.
+
+    Evaluation needs no plasticity, so ``replicas`` copies of the network
+    (the same weights and thresholds, independent Poisson inputs) run side by
+    side in one Brian2 network: copy ``r`` sees image ``r`` of each group of
+    ``replicas`` images. A time step then does ``replicas`` times the work for
+    the same fixed cost of Brian2's per-step code calls, which dominate at
+    these sizes (``benchmarks/brian_stdp_speed.py`` measures the gain). The
+    equations are those of :class:`BrianSTDPNetwork` with
+    ``theta_plus = 0`` and ``tau_theta`` infinite; each image starts from
+    the same reset state (the chunked trainer's ``RESET_NEURONS``).
+
+    Parameters
+    ----------
+    params : BrianSTDPParams
+    state : dict
+        ``w1``, ``theta1`` (and ``w2``, ``theta2``), as from
+        :meth:`BrianSTDPNetwork.state_dict`.
+    replicas : int
+        Images simulated at once.
+    """
+
+    def __init__(self, params: BrianSTDPParams, state: dict, *, replicas: int = 16) -> None:
+        import brian2 as b2
+
+        if not isinstance(replicas, int) or replicas < 1:
+            raise ValueError(f"replicas must be a positive integer, got {replicas!r}.")
+        self.params, self.replicas = params, replicas
+        self.layers = [params.layer1] + ([params.layer2] if params.layer2 is not None else [])
+        missing = [f"{v}{k}" for k in range(1, len(self.layers) + 1) for v in ("w", "theta")
+                   if f"{v}{k}" not in state]
+        if missing:
+            raise ValueError(f"state lacks {missing} for a network of {len(self.layers)} layers.")
+        R, ms = replicas, b2.ms
+        dt, slot = params.encoding.dt_ms * ms, params.encoding.duration_ms * ms
+        self.input = b2.NeuronGroup(
+            R * N_INPUTS, "rates = stimulus(t - t_start, i) : Hz\nt_start : second (shared)",
+            threshold="rand() < rates * dt", dt=dt, name="frozen_input",
+            namespace={"stimulus": b2.TimedArray(np.zeros((1, R * N_INPUTS)) * b2.Hz, dt=slot)})
+        objects, self.monitors = [self.input], []
+        source, n_source = self.input, N_INPUTS
+        for k, lp in enumerate(self.layers, start=1):
+            frozen = replace(lp.exc, theta_plus_mv=0.0, tau_theta_ms=1e30)
+            exc = build_lif_group(R * lp.n_neurons, frozen, name=f"frozen_exc{k}")
+            exc.theta = np.tile(np.asarray(state[f"theta{k}"], dtype=np.float64), R) * b2.mV
+            w = np.asarray(state[f"w{k}"], dtype=np.float64).reshape(n_source, lp.n_neurons)
+            if w.size != n_source * lp.n_neurons:
+                raise ValueError(f"w{k} has {w.size} weights; layer {k} needs {n_source * lp.n_neurons}.")
+            syn = b2.Synapses(source, exc, "w : 1", on_pre="g_exc_post += w", dt=dt,
+                              name=f"frozen_w{k}")
+            # block diagonal: copy r of the source drives copy r of the layer only
+            pre, post = np.meshgrid(np.arange(n_source), np.arange(lp.n_neurons), indexing="ij")
+            offsets = np.arange(R)[:, None]
+            syn.connect(i=(pre.ravel() + offsets * n_source).ravel(),
+                        j=(post.ravel() + offsets * lp.n_neurons).ravel())
+            syn.w = np.tile(w.ravel(), R)
+            objects += [exc, syn, exc.run_regularly(RESET_NEURONS, dt=slot, when="start")]
+            if lp.lateral_inhibition:
+                inh = build_lif_group(R * lp.n_neurons, lp.inh, name=f"frozen_inh{k}")
+                ei = b2.Synapses(exc, inh, on_pre="g_exc_post += w_ei", dt=dt,
+                                 namespace={"w_ei": lp.w_exc_inh}, name=f"frozen_ei{k}")
+                ei.connect(j="i")
+                a, b = np.meshgrid(np.arange(lp.n_neurons), np.arange(lp.n_neurons), indexing="ij")
+                keep = a != b
+                ie = b2.Synapses(inh, exc, on_pre="g_inh_post += w_ie", dt=dt,
+                                 namespace={"w_ie": lp.w_inh_exc}, name=f"frozen_ie{k}")
+                ie.connect(i=(a[keep] + offsets * lp.n_neurons).ravel(),
+                           j=(b[keep] + offsets * lp.n_neurons).ravel())
+                objects += [inh, ei, ie, inh.run_regularly(RESET_NEURONS, dt=slot, when="start")]
+            monitor = b2.SpikeMonitor(exc, name=f"frozen_spikes{k}")
+            objects.append(monitor)
+            self.monitors.append(monitor)
+            source, n_source = exc, lp.n_neurons
+        self.net = b2.Network(*objects)
+
+    def run(self, intensities, *, seed: int, progress: bool = False, boost: bool = True,
+            desc: str = "spike counts") -> dict:
+        """Spike counts of every layer for ``intensities`` ``(N, 32, 32)``, and the last layer's spikes.
+
+        With ``boost`` (Diehl & Cook do it at test time too), an image for
+        which the last layer fires fewer than ``min_spikes`` spikes is shown
+        again with ``boost_hz`` more max rate, at most ``max_boosts`` times,
+        as in training; its counts and spikes are those of its last showing.
+
+        Returns
+        -------
+        dict
+            ``counts``: one ``(N, n_neurons)`` int array per layer;
+            ``trains``: the last layer's spikes as ``image``, ``neuron`` and
+            ``t_ms`` (time within the image's presentation) arrays, sorted by
+            image and time; ``boosted`` (images shown again) and
+            ``silent_after_boosts`` (images still below ``min_spikes``).
+        """
+        from tqdm.auto import tqdm
+
+        x = _flat_images(intensities)
+        p = self.params
+        bar = tqdm(total=len(x), unit="img", desc=desc, disable=not progress)
+        counts, trains = self._run_once(x, p.encoding.max_rate_hz, seed, bar)
+        bar.close()
+        silent = np.flatnonzero(counts[-1].sum(axis=1) < p.min_spikes) if boost else np.zeros(0, int)
+        boosted = len(silent)
+        for k in range(1, p.max_boosts + 1):
+            if not len(silent):
+                break
+            again, again_trains = self._run_once(x[silent], p.encoding.max_rate_hz + k * p.boost_hz,
+                                                 seed * 31 + k, None)
+            for layer, c in enumerate(again):
+                counts[layer][silent] = c
+            keep = ~np.isin(trains["image"], silent)
+            trains = {f: np.concatenate([trains[f][keep],
+                                         silent[again_trains[f]] if f == "image" else again_trains[f]])
+                      for f in trains}
+            silent = silent[again[-1].sum(axis=1) < p.min_spikes]
+        order = np.lexsort((trains["t_ms"], trains["image"]))
+        return {"counts": counts, "trains": {f: v[order] for f, v in trains.items()},
+                "boosted": int(boosted), "silent_after_boosts": int(len(silent))}
+
+    def _run_once(self, x: np.ndarray, max_rate_hz: float, seed: int, bar) -> tuple[list, dict]:
+        import brian2 as b2
+
+        p, R = self.params, self.replicas
+        slot = p.encoding.duration_ms
+        per_run = R * p.chunk_images  # images per run(): chunk_images slots of R images
+        counts = [np.zeros((len(x), lp.n_neurons), dtype=np.int64) for lp in self.layers]
+        trains = {"image": [], "neuron": [], "t_ms": []}
+        for chunk, first in enumerate(range(0, len(x), per_run)):
+            batch = x[first:first + per_run]
+            n_slots = -(-len(batch) // R)
+            rates = np.zeros((p.chunk_images, R * N_INPUTS))  # one shape: no recompilation
+            padded = np.zeros((n_slots * R, N_INPUTS))
+            padded[:len(batch)] = batch * max_rate_hz
+            rates[:n_slots] = padded.reshape(n_slots, R * N_INPUTS)
+            self.input.namespace["stimulus"] = b2.TimedArray(rates * b2.Hz, dt=slot * b2.ms)
+            self.input.t_start = self.net.t
+            t0 = float(self.net.t / b2.ms)
+            before = [m.num_spikes for m in self.monitors]
+            b2.seed((seed * 1_000_003 + chunk) % (2**32 - 1))
+            run_brian2(self.net, n_slots * slot, p.codegen_target)
+            for k, (monitor, start, lp) in enumerate(zip(self.monitors, before, self.layers)):
+                t = np.asarray(monitor.t_[start:]) * 1000.0 - t0
+                i = np.asarray(monitor.i[start:])
+                slot_of = np.minimum((t / slot).astype(int), n_slots - 1)
+                image = first + slot_of * R + i // lp.n_neurons
+                neuron = i % lp.n_neurons
+                ok = image < first + len(batch)  # padding replicas see a blank image
+                np.add.at(counts[k], (image[ok], neuron[ok]), 1)
+                if k == len(self.layers) - 1:
+                    trains["image"].append(image[ok])
+                    trains["neuron"].append(neuron[ok])
+                    trains["t_ms"].append(t[ok] - slot_of[ok] * slot)
+            if bar is not None:
+                bar.update(len(batch))
+        trains = {key: np.concatenate(v) if v else np.zeros(0) for key, v in trains.items()}
+        return counts, trains
+
+# --- the R-STDP output layer --------------------------------------------------
+
+DC_OUT = replace(DC_EXC, theta_plus_mv=0.0)  # output neurons: no adaptive threshold
+
+
+@dataclass(frozen=True)
+class OutputParams:
+    """The output layer: one population of neurons per class, learning by R-STDP.
+
+    Attributes
+    ----------
+    n_classes, neurons_per_class : int
+        ``n_classes x neurons_per_class`` output neurons; neuron ``k``
+        belongs to class ``k // neurons_per_class``.
+    exc : LIFParams
+        The output neurons (Diehl & Cook's excitatory neuron, no adaptive
+        threshold).
+    rstdp : RSTDPParams
+        Pairings (``a_plus``, ``a_minus``, trace time constants) fill the
+        eligibility trace (decay ``tau_elig_ms``); a reward ``r`` turns it
+        into ``eta * r * e``, clipped to ``[w_min, w_max]``.
+    w_inh : float
+        Lateral inhibition between classes: a spike of a class-c neuron
+        raises ``g_inh`` of every neuron of the other classes by ``w_inh``
+        (a direct shortcut for inhibitory interneurons).
+    weight_sum_per_input : float
+        After every reward each output neuron's input weights are rescaled
+        to sum to this times the number of inputs (as in the hidden layers):
+        reward moves weight between inputs, not the neuron's total drive.
+    w_init_max : float
+        Initial weights uniform in ``[0, w_init_max]`` (then normalised).
+    reward, punishment : float
+        ``r`` for a right decision (> 0) and for a wrong one (< 0); an image
+        with no output spike gives no decision and ``r = 0``.
+    balanced_reward : bool
+        Mozafari et al. (2018): scale rewards by the running miss rate and
+        punishments by the running hit rate (over ``balance_window``
+        images). Off by default: near chance accuracy it makes punishments
+        about ten times weaker than rewards, and in a first trial on
+        book-size features one class then won most decisions.
+    reward_decision_only : bool
+        Deliver the reward only to the synapses onto the population that made
+        the decision. In Mozafari et al. (2018) only the winner fires, so only
+        its synapses are eligible; here inhibition is soft and several
+        populations often fire in the same volley, and a global reward would
+        credit them all alike.
+    chunk_images : int
+        Images per Brian2 ``run()``; checkpoints are written between chunks.
+    """
+
+    n_classes: int = 10
+    neurons_per_class: int = 10
+    exc: LIFParams = DC_OUT
+    rstdp: RSTDPParams = RSTDPParams(
+        stdp=STDPParams(a_plus=1.0, a_minus=1.0, tau_plus_ms=20.0, tau_minus_ms=20.0,
+                        w_min=0.0, w_max=15.0, dt_ms=0.5),
+        tau_elig_ms=200.0, eta=1.0)
+    w_inh: float = 20.0
+    weight_sum_per_input: float = 3.0
+    w_init_max: float = 6.0
+    reward: float = 1.0
+    punishment: float = -1.0
+    balanced_reward: bool = False
+    balance_window: int = 200
+    reward_decision_only: bool = True
+    chunk_images: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("n_classes", "neurons_per_class", "balance_window", "chunk_images"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"OutputParams.{name} must be a positive integer, got {value!r}.")
+        if self.n_classes < 2:
+            raise ValueError(f"n_classes must be at least 2, got {self.n_classes}.")
+        for name in ("w_inh", "weight_sum_per_input", "w_init_max"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"OutputParams.{name} must be a finite number >= 0, got {value!r}.")
+        if not (np.isfinite(self.reward) and self.reward > 0):
+            raise ValueError(f"reward must be a positive number, got {self.reward!r}.")
+        if not (np.isfinite(self.punishment) and self.punishment <= 0):
+            raise ValueError(f"punishment must be a number <= 0, got {self.punishment!r}.")
+        s = self.rstdp.stdp
+        if not s.w_min <= self.weight_sum_per_input <= s.w_max:
+            raise ValueError(f"weight_sum_per_input={self.weight_sum_per_input} must lie within "
+                             f"the R-STDP bounds [{s.w_min}, {s.w_max}].")
+        if s.dt_ms != self.exc.dt_ms:
+            raise ValueError(f"exc.dt_ms={self.exc.dt_ms} and rstdp.stdp.dt_ms={s.dt_ms} differ.")
+
+    @property
+    def n_neurons(self) -> int:
+        return self.n_classes * self.neurons_per_class
+
+
+def decide(class_counts: np.ndarray, first_spike_ms: np.ndarray, *, rng=None) -> np.ndarray:
+    """The network's decision per image: the class population that fired most.
+
+    Ties go to the tied class that fired first; classes tied on both (their
+    first spikes in the same time step, common when one input volley makes
+    several populations fire at once) are drawn at random with ``rng`` (a
+    ``numpy.random.Generator``; without one, the lowest class wins, which
+    biases learning towards class 0). An image with no output spike gets -1
+    (no decision). ``class_counts`` ``(N, classes)``; ``first_spike_ms``
+    ``(N, classes)``, ``inf`` for a silent class.
+    """
+    counts = np.asarray(class_counts, dtype=np.float64)
+    first = np.asarray(first_spike_ms, dtype=np.float64)
+    top = counts == counts.max(axis=1, keepdims=True)
+    first_top = np.where(top, first, np.inf)
+    tied = first_top == first_top.min(axis=1, keepdims=True)
+    if rng is None:
+        decision = tied.argmax(axis=1)
+    else:
+        decision = np.array([rng.choice(np.flatnonzero(row)) for row in tied])
+    return np.where(counts.sum(axis=1) > 0, decision, -1)
+
+
+def select_trains(trains: dict, images: np.ndarray) -> dict:
+    """The spikes of ``images`` (indices into ``trains``' image numbering), renumbered 0..len-1."""
+    images = np.asarray(images)
+    starts = np.searchsorted(trains["image"], images, side="left")
+    stops = np.searchsorted(trains["image"], images, side="right")
+    take = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)]) if len(images) else \
+        np.zeros(0, dtype=int)
+    new = np.repeat(np.arange(len(images)), stops - starts)
+    return {"image": new, "neuron": trains["neuron"][take], "t_ms": trains["t_ms"][take]}
+
+
+class RSTDPReadout:
+    """Tier 1's output layer in Brian2: class populations learning by reward-modulated STDP.
+
+    Its input is hidden layer 2's spikes, replayed image by image from
+    :meth:`FrozenReplicas.run` (the hidden layers are frozen while the
+    output learns, so their spikes for an image do not depend on the
+    output layer; replaying them is the same network, simulated once).
+    Each image is shown for ``duration_ms``; at its end the decision
+    (:func:`decide`) is judged and a reward (+) or punishment (-) is
+    delivered to every synapse through its eligibility trace
+    (:func:`snnlib.plasticity.apply_reward`); then the weights are
+    normalised per neuron, and the membranes, conductances and traces reset
+    for the next image.
+
+    Deterministic: the input spikes are given, so the same seed (initial
+    weights), spikes and order give the same weights.
+    """
+
+    def __init__(self, params: OutputParams, *, n_inputs: int, duration_ms: float, seed: int,
+                 codegen_target: Literal["cython", "numpy"] = "cython") -> None:
+        import brian2 as b2
+
+        if not isinstance(n_inputs, int) or n_inputs < 1:
+            raise ValueError(f"n_inputs must be a positive integer, got {n_inputs!r}.")
+        self.params, self.n_inputs, self.seed = params, n_inputs, int(seed)
+        self.codegen_target = codegen_target
+        self.duration_ms = float(duration_ms)
+        p, ms = params, b2.ms
+        dt, slot = p.exc.dt_ms * ms, self.duration_ms * ms
+        self.input = b2.SpikeGeneratorGroup(n_inputs, np.zeros(0, dtype=int), np.zeros(0) * ms,
+                                            dt=dt, name="out_input")
+        self.out = build_lif_group(p.n_neurons, p.exc, name="out_exc")
+        self.syn = build_rstdp_synapses(self.input, self.out, p.rstdp, on_pre="g_exc_post += w",
+                                        name="out_w")
+        self.syn.connect()
+        rng = np.random.default_rng(self.seed)
+        self.syn.w = rng.uniform(0.0, p.w_init_max, n_inputs * p.n_neurons)
+        inh = b2.Synapses(self.out, self.out, on_pre="g_inh_post += w_inh", dt=dt, name="out_inh",
+                          namespace={"w_inh": p.w_inh})
+        inh.connect(condition=f"i // {p.neurons_per_class} != j // {p.neurons_per_class}")
+        self.monitor = b2.SpikeMonitor(self.out, name="out_spikes")
+        reset = self.out.run_regularly(RESET_NEURONS, dt=slot, when="start", name="out_reset")
+        self._learning = False
+        self._pending: int | None = None  # image of the slot that just ended, awaiting its reward
+        self._labels: np.ndarray = np.zeros(0, dtype=int)
+        self._ids: np.ndarray = np.zeros(0, dtype=int)
+        self._seen = 0
+        self._hits: list[int] = []
+        self.decisions: dict[int, int] = {}
+
+        self._next = 0
+
+        @b2.network_operation(dt=slot, when="start", name="out_reward")
+        def reward_each_image():
+            self._advance()
+
+        self.net = b2.Network(self.input, self.out, self.syn, inh, self.monitor, reset,
+                              reward_each_image)
+        self.normalise()
+
+    # --- state -----------------------------------------------------------
+    def weights(self) -> np.ndarray:
+        """``(n_output_neurons, n_inputs)`` (post x pre)."""
+        return np.asarray(self.syn.w).reshape(self.n_inputs, self.params.n_neurons).T.copy()
+
+    def normalise(self) -> None:
+        p = self.params
+        w = np.asarray(self.syn.w).reshape(self.n_inputs, p.n_neurons)
+        sums = w.sum(axis=0)
+        w = w * np.where(sums > 0, p.weight_sum_per_input * self.n_inputs / np.maximum(sums, 1e-12), 1.0)
+        self.syn.w = np.clip(w, p.rstdp.stdp.w_min, p.rstdp.stdp.w_max).ravel()
+
+    def _class_spikes(self, start: int, t0_ms: float, n_slots: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-slot class counts and first-spike times of the monitor's spikes from ``start`` on."""
+        p = self.params
+        t = np.asarray(self.monitor.t_[start:]) * 1000.0 - t0_ms
+        cls = np.asarray(self.monitor.i[start:]) // p.neurons_per_class
+        slot = np.minimum((t / self.duration_ms).astype(int), n_slots - 1)
+        counts = np.zeros((n_slots, p.n_classes), dtype=np.int64)
+        np.add.at(counts, (slot, cls), 1)
+        first = np.full((n_slots, p.n_classes), np.inf)
+        np.minimum.at(first, (slot, cls), t - slot * self.duration_ms)
+        return counts, first
+
+    def _close_slot(self) -> None:
+        """Judge the image whose slot just ended, deliver its reward, reset the traces."""
+        import brian2 as b2
+
+        if self._pending is None:
+            return
+        p = self.params
+        t_now = float(self.net.t / b2.ms)
+        counts, first = self._class_spikes(self._seen, t_now - self.duration_ms, 1)
+        self._seen = self.monitor.num_spikes
+        image = int(self._pending)
+        rng = np.random.default_rng([self.seed, int(self._ids[image])])
+        decision = int(decide(counts, first, rng=rng)[0])
+        label = int(self._labels[image])
+        self.decisions[image] = decision
+        if self._learning:
+            if decision >= 0:
+                hit = decision == label
+                r = p.reward if hit else p.punishment
+                if p.balanced_reward and self._hits:
+                    rate = float(np.mean(self._hits[-p.balance_window:]))
+                    r *= (1.0 - rate) if hit else rate
+                where = None
+                if p.reward_decision_only:
+                    where = np.tile(np.arange(p.n_neurons) // p.neurons_per_class == decision,
+                                    self.n_inputs)  # synapse k: pre k // n_out, post k % n_out
+                apply_reward(self.syn, r, p.rstdp, where=where)
+                self.normalise()
+            self._hits.append(int(decision == label))
+            self.syn.elig = 0
+            self.syn.pre_trace = 0
+            self.syn.post_trace = 0
+        self._pending = None
+
+    # --- simulation ------------------------------------------------------
+    def _advance(self) -> None:
+        """At the start of an image slot: judge the previous image, then open the next."""
+        self._close_slot()
+        if self._next < len(self._labels):
+            self._pending = self._next
+            self._next += 1
+
+    def _present(self, trains: dict, images: np.ndarray, labels: np.ndarray,
+                 ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Show ``images`` (indices into ``trains``) back to back in one ``run()``.
+
+        Learning (if on) happens at the end of each image, inside the run.
+        ``ids`` number the presentations (they seed the tie-breaks).
+        Returns the decisions and the output neurons' spike counts.
+        """
+        import brian2 as b2
+
+        dt = self.params.exc.dt_ms
+        sel = select_trains(trains, images)
+        t0 = float(self.net.t / b2.ms)
+        # on the time-step grid, one spike per neuron and step (as recorded)
+        steps = np.round((t0 + sel["image"] * self.duration_ms + sel["t_ms"]) / dt).astype(np.int64)
+        self.input.set_spikes(sel["neuron"], steps * dt * b2.ms)
+        self._labels, self._ids = np.asarray(labels), np.asarray(ids)
+        self.decisions = {}
+        self._seen = start = self.monitor.num_spikes
+        self._pending, self._next = None, 0
+        run_brian2(self.net, len(images) * self.duration_ms, self.codegen_target)
+        self._close_slot()  # the last image's slot ended with the run
+        t = np.asarray(self.monitor.t_[start:]) * 1000.0 - t0
+        slot = np.minimum((t / self.duration_ms).astype(int), len(images) - 1)
+        counts = np.zeros((len(images), self.params.n_neurons), dtype=np.int64)
+        np.add.at(counts, (slot, np.asarray(self.monitor.i[start:])), 1)
+        return np.array([self.decisions[k] for k in range(len(images))]), counts
+
+    def _fingerprint(self, trains: dict, labels: np.ndarray, epochs: int) -> str:
+        import hashlib
+
+        h = hashlib.sha256()
+        h.update(repr((asdict(self.params), self.n_inputs, self.duration_ms, self.seed, epochs)).encode())
+        for key in ("image", "neuron", "t_ms"):
+            h.update(np.ascontiguousarray(trains[key], dtype=np.float64).tobytes())
+        h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+        return h.hexdigest()
+
+    def fit(self, trains: dict, labels, *, epochs: int = 1,
+            checkpoint: str | os.PathLike | None = None, progress: bool = True,
+            on_chunk: Callable[["RSTDPReadout", int], None] | None = None) -> dict:
+        """Learn from rewards: show every training image ``epochs`` times, shuffled each epoch.
+
+        Parameters
+        ----------
+        trains : dict
+            Hidden layer 2's spikes (``image``, ``neuron``, ``t_ms``), from
+            :meth:`FrozenReplicas.run`; images numbered like ``labels``.
+        labels : array of int
+            The class of each image (the reward needs it, nothing else does).
+        checkpoint : path, optional
+            Written after every chunk (weights, position, running hits,
+            history); an existing one is resumed from (same parameters,
+            seed, spikes, labels and epochs, or a clear error).
+        on_chunk : callable, optional
+            ``on_chunk(readout, position)`` after each chunk; raising
+            :class:`TrainingInterrupted` stops training.
+
+        Returns
+        -------
+        dict
+            ``images`` (presentations), ``wall_s``, ``total_wall_s``,
+            ``images_per_s``, ``history`` (per chunk: ``images`` shown so
+            far, ``accuracy`` and ``no_decision`` fractions of the chunk,
+            ``running_accuracy`` over the last ``balance_window`` images),
+            ``resumed_from``.
+        """
+        import json
+
+        from tqdm.auto import tqdm
+
+        labels = np.asarray(labels, dtype=np.int64)
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
+        if labels.ndim != 1 or len(labels) == 0:
+            raise ValueError("labels must be a non-empty 1-d array.")
+        if labels.min() < 0 or labels.max() >= self.params.n_classes:
+            raise ValueError(f"labels must lie in [0, {self.params.n_classes - 1}].")
+        n = len(labels)
+        if len(trains["image"]) and trains["image"].max() >= n:
+            raise ValueError(f"trains hold spikes of image {int(trains['image'].max())}, "
+                             f"but only {n} labels were given.")
+        order = np.concatenate([np.random.default_rng([self.seed, e]).permutation(n)
+                                for e in range(epochs)])
+        fingerprint = self._fingerprint(trains, labels, epochs)
+        run = {"hits": [], "history": [], "wall_s": 0.0}
+        position, resumed_from = 0, None
+        ckpt = Path(checkpoint) if checkpoint is not None else None
+        if ckpt is not None and ckpt.exists():
+            with np.load(ckpt) as saved:
+                if str(saved["fingerprint"]) != fingerprint:
+                    raise ValueError(f"checkpoint {ckpt} comes from other parameters, seed, spikes, "
+                                     "labels or epochs; delete it to start afresh or pass another path.")
+                self.syn.w = saved["w"]
+                position = resumed_from = int(saved["position"])
+                run = json.loads(str(saved["run"]))
+        self._hits = list(run["hits"])
+        self._learning = True
+        total = len(order)
+        wall_before, start = run["wall_s"], time.perf_counter()
+        bar = tqdm(total=total, initial=position, unit="img", desc="tier 1, R-STDP output",
+                   disable=not progress)
+        p = self.params
+        try:
+            while position < total:
+                idx = order[position:position + p.chunk_images]
+                decisions, _ = self._present(trains, idx, labels[idx],
+                                             np.arange(position, position + len(idx)))
+                position += len(idx)
+                run["hits"] = self._hits
+                run["wall_s"] = wall_before + time.perf_counter() - start
+                run["history"].append({
+                    "images": position,
+                    "accuracy": float(np.mean(decisions == labels[idx])),
+                    "no_decision": float(np.mean(decisions < 0)),
+                    "running_accuracy": float(np.mean(self._hits[-p.balance_window:])),
+                    "wall_s": run["wall_s"]})
+                if ckpt is not None:
+                    _savez_atomic(ckpt, fingerprint=fingerprint, position=position,
+                                  run=json.dumps(run), w=np.asarray(self.syn.w))
+                bar.update(len(idx))
+                bar.set_postfix({"running acc": f"{run['history'][-1]['running_accuracy']:.3f}"})
+                if on_chunk is not None:
+                    on_chunk(self, position)
+        finally:
+            self._learning = False
+            bar.close()
+        wall = time.perf_counter() - start
+        trained = total - (resumed_from or 0)
+        return {"images": total, "epochs": epochs, "trained_images": trained, "wall_s": wall,
+                "total_wall_s": run["wall_s"],
+                "images_per_s": trained / wall if trained and wall > 0 else None,
+                "history": run["history"], "resumed_from": resumed_from}
+
+    def predict(self, trains: dict, n_images: int, *, progress: bool = False) -> dict:
+        """Decisions for images ``0 .. n_images - 1`` of ``trains``, learning off.
+
+        Returns ``decision`` ``(N,)`` (-1: no output spike) and ``counts``
+        ``(N, n_output_neurons)``.
+        """
+        from tqdm.auto import tqdm
+
+        self._learning = False
+        p = self.params
+        decisions = np.zeros(n_images, dtype=np.int64)
+        counts = np.zeros((n_images, p.n_neurons), dtype=np.int64)
+        for first in tqdm(range(0, n_images, p.chunk_images), disable=not progress, unit="chunk",
+                          desc="R-STDP output, test"):
+            idx = np.arange(first, min(n_images, first + p.chunk_images))
+            decisions[idx], counts[idx] = self._present(trains, idx, np.zeros(len(idx), dtype=np.int64),
+                                                        10**9 + idx)
+        return {"decision": decisions, "counts": counts}
+
+
 def params_for_profile(profile) -> BrianSTDPParams:
     """The tier-1 network at a profile's size: layer 1 of ``profile.tier1_neurons``, layer 2 of half.
 
@@ -776,9 +1344,7 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
     n_images = profile.tier1_train_images if n_images is None else n_images
     if not isinstance(n_images, int) or n_images < 1:
         raise ValueError(f"n_images must be a positive integer, got {n_images!r}.")
-    per_class = max(1, n_images // 10)
-    idx = data.balanced_subset(train.labels, per_class, seed=seed)
-    idx = idx[np.random.default_rng(seed).permutation(len(idx))]  # classes interleaved
+    idx, _ = readout_training_indices(train.labels, n_images, 1, seed)
     x = data.to_grayscale(train.images[idx])
     params = params if params is not None else params_for_profile(profile)
     if 2 in layers and params.layer2 is None:
@@ -840,3 +1406,261 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
     record = {**record, "phases": phases,
               "eval": {"counts": counts, "labels": test.labels[eval_idx], "index": eval_idx}}
     return net, record
+
+
+def readout_training_indices(labels: np.ndarray, n_hidden: int, n_readout: int, seed: int
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Training images of tier 1: the hidden layers' and the output layer's (indices into ``labels``).
+
+    The hidden layers get ``n_hidden`` class-balanced images (rounded down to
+    a multiple of 10), classes interleaved; the output layer and the linear
+    baselines get ``n_readout``: the hidden layers' images first, then more
+    class-balanced ones they never saw (or the first ``n_readout`` of them).
+    """
+    labels = np.asarray(labels)
+    for name, n in (("n_hidden", n_hidden), ("n_readout", n_readout)):
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{name} must be a positive integer, got {n!r}.")
+    from .. import data
+
+    hidden = data.balanced_subset(labels, max(1, n_hidden // 10), seed=seed)
+    hidden = hidden[np.random.default_rng(seed).permutation(len(hidden))]  # classes interleaved
+    if n_readout <= len(hidden):
+        return hidden, hidden[:n_readout]
+    rest = np.setdiff1d(np.arange(len(labels)), hidden)
+    extra = rest[data.balanced_subset(labels[rest], max(1, (n_readout - len(hidden)) // 10),
+                                      seed=seed + 1)]
+    extra = extra[np.random.default_rng(seed + 1).permutation(len(extra))]
+    return hidden, np.concatenate([hidden, extra])
+
+
+def _features(out: Path, name: str, params: BrianSTDPParams, state: dict, sets: dict, *,
+              seed: int, replicas: int, progress: bool) -> dict:
+    """Spike counts of every layer and layer 2's spikes for each image set.
+
+    Each set is cached in ``out/features_{name}_{set}.npz``, keyed by the
+    parameters, seed, replicas, state and images (a long run keeps the
+    sets it finished).
+    """
+    import hashlib
+    import zipfile
+
+    frozen, result = None, {}
+    for k, (set_name, x) in enumerate(sets.items()):
+        h = hashlib.sha256(repr((asdict(params), seed, replicas, set_name)).encode())
+        for value in (*state.values(), x):
+            h.update(np.ascontiguousarray(value).tobytes())
+        key, path = h.hexdigest(), out / f"features_{name}_{set_name}.npz"
+        try:
+            with np.load(path) as saved:
+                if str(saved["key"]) == key:
+                    result[set_name] = _unpack_features(saved)
+                    continue
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # absent or unreadable: simulate again
+        if frozen is None:
+            frozen = FrozenReplicas(params, state, replicas=replicas)
+        start = time.perf_counter()
+        run = frozen.run(x, seed=seed * 7919 + k, progress=progress,
+                         desc=f"hidden spikes, {name} weights, {set_name}")
+        _savez_atomic(path, key=key, wall_s=np.array(time.perf_counter() - start),
+                      **{f"counts{layer}": c for layer, c in enumerate(run["counts"], start=1)},
+                      **{f"train_{f}": v for f, v in run["trains"].items()})
+        with np.load(path) as saved:
+            result[set_name] = _unpack_features(saved)
+    return result
+
+
+def _unpack_features(saved) -> dict:
+    n_layers = sum(1 for f in saved.files if f.startswith("counts"))
+    return {"counts": [saved[f"counts{k}"] for k in range(1, n_layers + 1)],
+            "trains": {f: saved[f"train_{f}"] for f in ("image", "neuron", "t_ms")},
+            "wall_s": float(saved["wall_s"])}
+
+
+def initial_state(params: BrianSTDPParams, seed: int) -> dict:
+    """The untrained network's state, as :class:`BrianSTDPNetwork` builds it (without Brian2).
+
+    Weights uniform in ``[0, w_init_max]`` from ``numpy.random.default_rng(seed)``
+    (layer 1 first), each neuron's then scaled to its layer's sum and clipped
+    to the STDP bounds (:meth:`BrianSTDPNetwork.normalise`); thresholds 0.
+    """
+    rng = np.random.default_rng(seed)
+    out, n_source = {}, N_INPUTS
+    for k, lp in enumerate([params.layer1] + ([params.layer2] if params.layer2 else []), start=1):
+        w = rng.uniform(0.0, lp.w_init_max, n_source * lp.n_neurons).reshape(n_source, lp.n_neurons)
+        sums = w.sum(axis=0)
+        w = w * np.where(sums > 0, lp.weight_sum_per_input * n_source / np.maximum(sums, 1e-12), 1.0)
+        out[f"w{k}"] = np.clip(w, lp.stdp.w_min, lp.stdp.w_max).ravel()
+        out[f"theta{k}"] = np.zeros(lp.n_neurons)
+        n_source = lp.n_neurons
+    return out
+
+
+def synaptic_events(x, hidden_counts, output_counts, params: BrianSTDPParams) -> float:
+    """Mean feed-forward synaptic events per image: every spike times its fan-out.
+
+    Input spikes are their expectation (intensity x max rate x duration, summed
+    over the 1024 pixels) times layer 1's size; then layer 1's spikes times
+    layer 2's size and layer 2's spikes times the output layer's size
+    (``output_counts.shape[1]``). Inhibitory synapses are not counted.
+    """
+    x = _flat_images(x)
+    enc = params.encoding
+    input_spikes = x.sum(axis=1).mean() * enc.max_rate_hz * enc.duration_ms / 1000.0
+    sizes = [lp.n_neurons for lp in (params.layer1, params.layer2)] + [output_counts.shape[1]]
+    events = input_spikes * sizes[0]
+    for counts, fan_out in zip(hidden_counts, sizes[1:]):
+        events += counts.sum(axis=1).mean() * fan_out
+    return float(events)
+
+
+def train_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
+               params: BrianSTDPParams | None = None, output: OutputParams | None = None,
+               n_readout_images: int | None = None, epochs: int | None = None,
+               n_test_images: int | None = None, replicas: int = 16, progress: bool = True):
+    """The whole of tier 1 at a profile's size, with its baselines measured in the same run.
+
+    1. The hidden layers (:func:`train_hidden_layers`, resumable, in ``out_dir``).
+    2. Their spikes, learning off (:class:`FrozenReplicas`), for the output
+       layer's training images (:func:`readout_training_indices`) and the
+       test images, for the trained network and for the same network with
+       its initial random weights (and zero adaptive thresholds).
+    3. An R-STDP output layer (:class:`RSTDPReadout`, resumable) on each
+       network's layer-2 spikes; predictions for the test images.
+    4. Baselines on the same images: logistic regression on the grayscale
+       pixels, on the trained network's spike counts (layer 2; layers 1 and
+       2), on the random network's layer-2 counts; chance.
+
+    Sizes: ``profile.tier1_readout_images`` and ``tier1_readout_epochs``;
+    test images ``10 x profile.n_test_per_class`` (all 10,000 for ``full``).
+
+    Writes ``tier_record.json`` in ``out_dir`` (and everything
+    :func:`train_hidden_layers` writes, ``features_*.npz``, ``output_*.npz``)
+    and returns ``(record, details)``: the JSON record, and arrays for the
+    chapter (``history`` of both readouts, output ``weights``, test
+    ``labels``, ``predictions``, ``features``, the networks' states).
+    """
+    import json
+    import platform
+    import subprocess
+    from datetime import datetime, timezone
+
+    from .. import data, metrics, readout
+
+    out = Path(out_dir)
+    params = params if params is not None else params_for_profile(profile)
+    output = output if output is not None else OutputParams()
+    if params.layer2 is None:
+        raise ValueError("tier 1 needs both hidden layers: params.layer2 is None.")
+    n_readout = profile.tier1_readout_images if n_readout_images is None else n_readout_images
+    epochs = profile.tier1_readout_epochs if epochs is None else epochs
+    t_start = time.perf_counter()
+    net, hidden = train_hidden_layers(profile, out_dir=out, seed=seed, params=params, progress=progress)
+    wall = {"hidden_layers_total": sum(ph["total_wall_s"] for ph in hidden["phases"].values())}
+
+    train, test = data.load_cifar10("train"), data.load_cifar10("test")
+    _, readout_idx = readout_training_indices(train.labels, profile.tier1_train_images, n_readout, seed)
+    per_class = (n_test_images // 10 if n_test_images is not None
+                 else profile.n_test_per_class or 1000)
+    test_idx = data.balanced_subset(test.labels, max(1, per_class), seed=seed)
+    x_train, y_train = data.to_grayscale(train.images[readout_idx]), train.labels[readout_idx]
+    x_test, y_test = data.to_grayscale(test.images[test_idx]), test.labels[test_idx]
+    states = {"stdp": net.state_dict(), "random": initial_state(params, seed)}
+    features, readouts, results, histories = {}, {}, {}, {}
+    duration = params.encoding.duration_ms
+    for name, state in states.items():
+        features[name] = _features(out, name, params, state, {"train": x_train, "test": x_test},
+                                   seed=seed, replicas=replicas, progress=progress)
+        wall[f"features_{name}"] = features[name]["train"]["wall_s"] + features[name]["test"]["wall_s"]
+        ro = RSTDPReadout(output, n_inputs=params.layer2.n_neurons, duration_ms=duration, seed=seed,
+                          codegen_target=params.codegen_target)
+        start = time.perf_counter()
+        fit = ro.fit(features[name]["train"]["trains"], y_train, epochs=epochs,
+                     checkpoint=out / f"output_{name}.npz", progress=progress)
+        wall[f"output_{name}_training_total"] = fit["total_wall_s"]
+        start = time.perf_counter()
+        pred = ro.predict(features[name]["test"]["trains"], len(x_test), progress=progress)
+        wall[f"output_{name}_test"] = time.perf_counter() - start
+        readouts[name], histories[name] = ro, fit["history"]
+        results[name] = {"summary": metrics.classification_summary(y_test, pred["decision"]),
+                         "decision": pred["decision"], "counts": pred["counts"],
+                         "images_per_s": fit["images"] / max(fit["total_wall_s"], 1e-9)}
+
+    start = time.perf_counter()
+    f_stdp, f_rand = features["stdp"], features["random"]
+    baselines = {
+        "logistic regression, grayscale pixels": readout.logistic_regression(
+            x_train, y_train, x_test, y_test, seed=seed),
+        "logistic regression, hidden layer 2 spike counts": readout.logistic_regression(
+            f_stdp["train"]["counts"][1], y_train, f_stdp["test"]["counts"][1], y_test, seed=seed),
+        "logistic regression, hidden layers 1 + 2 spike counts": readout.logistic_regression(
+            np.hstack(f_stdp["train"]["counts"]), y_train, np.hstack(f_stdp["test"]["counts"]),
+            y_test, seed=seed),
+        "logistic regression, random-weight layer 2 spike counts": readout.logistic_regression(
+            f_rand["train"]["counts"][1], y_train, f_rand["test"]["counts"][1], y_test, seed=seed),
+    }
+    wall["baselines"] = time.perf_counter() - start
+    wall["this_call"] = time.perf_counter() - t_start
+
+    def spikes(feat, out_counts):
+        layers = {f"hidden layer {k}": spike_statistics(c, duration)
+                  for k, c in enumerate(feat["test"]["counts"], start=1)}
+        layers["output"] = spike_statistics(out_counts, duration)
+        return layers
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=False).stdout.strip() or None
+    except OSError:
+        commit = None
+    summary = results["stdp"]["summary"]
+    record = {
+        "tier": "brian_stdp",
+        "profile": profile.name,
+        "accuracy": summary["accuracy"],
+        "per_class_accuracy": summary["per_class_accuracy"],
+        "confusion": summary["confusion"],
+        "no_decision": summary["no_decision"],
+        "class_names": list(data.CLASS_NAMES),
+        "baselines": {
+            "R-STDP output on random (untrained) hidden weights":
+                results["random"]["summary"]["accuracy"],
+            **{k: v["accuracy"] for k, v in baselines.items()},
+            "chance": 0.1,
+        },
+        "baseline_details": {k: {"c": v["c"], "validation": v["validation"]}
+                             for k, v in baselines.items()},
+        "seed": seed,
+        "dataset": data.dataset_name(train.source),
+        "train_images": {"hidden_layers": hidden["train_images"], "output_layer": len(readout_idx),
+                         "output_epochs": epochs},
+        "test_images": len(test_idx),
+        "parameters": {"network": asdict(params), "output": asdict(output), "replicas": replicas},
+        "wall_s": wall,
+        "images_per_s": {
+            "hidden_layer_training": {name: ph["images"] / ph["total_wall_s"]
+                                      for name, ph in hidden["phases"].items()},
+            "hidden_spikes_learning_off": (2 * (len(x_train) + len(x_test))
+                                           / max(wall["features_stdp"] + wall["features_random"], 1e-9)),
+            "output_training": results["stdp"]["images_per_s"],
+        },
+        "spike_statistics": {"trained": spikes(f_stdp, results["stdp"]["counts"]),
+                             "random": spikes(f_rand, results["random"]["counts"])},
+        "synaptic_operations": {
+            "what": "feed-forward synaptic events per test image (input->layer 1, layer 1->2, "
+                    "layer 2->output; inhibitory synapses not counted)",
+            "trained": synaptic_events(x_test, f_stdp["test"]["counts"], results["stdp"]["counts"],
+                                       params),
+            "random": synaptic_events(x_test, f_rand["test"]["counts"], results["random"]["counts"],
+                                      params)},
+        "git_commit": commit,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "gpu": False, "platform": platform.platform()},
+    }
+    (out / "tier_record.json").write_text(json.dumps(record, indent=2, default=str))
+    details = {"net": net, "hidden": hidden, "readouts": readouts, "history": histories,
+               "results": results, "baselines": baselines, "features": features,
+               "test_labels": y_test, "test_index": test_idx, "train_index": readout_idx,
+               "train_labels": y_train, "test_images": x_test, "states": states}
+    return record, details

@@ -1,0 +1,36 @@
+"""snnlib.readout (logistic-regression baselines) and snnlib.metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from snnlib import metrics, readout
+
+
+def test_confusion_matrix_rows_are_true_classes_and_no_decision_is_wrong():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    predictions = np.array([0, 1, 1, 1, -1, 0])
+    m = metrics.confusion_matrix(labels, predictions, 3)
+    np.testing.assert_array_equal(m, [[1, 1, 0], [0, 2, 0], [1, 0, 0]])
+    s = metrics.classification_summary(labels, predictions, 3)
+    assert s["accuracy"] == pytest.approx(3 / 6)
+    assert s["per_class_accuracy"] == pytest.approx([0.5, 1.0, 0.0])
+    assert s["no_decision"] == pytest.approx(1 / 6)
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.confusion_matrix(labels, predictions[:2], 3)
+
+
+def test_logistic_regression_separates_separable_classes_and_not_noise():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 50)
+    centres = rng.normal(0, 3, (4, 8))
+    x = centres[y] + rng.normal(0, 0.5, (200, 8))
+    yt = np.repeat(np.arange(4), 25)
+    xt = centres[yt] + rng.normal(0, 0.5, (100, 8))
+    good = readout.logistic_regression(x, y, xt, yt)
+    assert good["accuracy"] > 0.95 and good["c"] in good["validation"]
+    noise = readout.logistic_regression(rng.normal(size=(200, 8)), y, rng.normal(size=(100, 8)), yt)
+    assert noise["accuracy"] < 0.45  # chance is 0.25
+    with pytest.raises(ValueError, match="same number of rows"):
+        readout.logistic_regression(x, y[:10], xt, yt)
