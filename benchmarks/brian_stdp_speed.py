@@ -14,7 +14,8 @@ generation for both, in one run:
   (``BrianSTDPNetwork.fit_naive``), as most Brian2 tutorials do;
 - snnlib: ``chunk_images`` images per ``run()`` with a ``TimedArray``,
   state reset instead of rest, only layer spikes recorded, weights
-  normalised between chunks (``BrianSTDPNetwork.fit``).
+  normalised at the start of every image by a network operation
+  (``BrianSTDPNetwork.fit``).
 
 A warm-up (one chunk for snnlib, two images for the naive loop) compiles the
 cython code (or loads it from Brian2's disk cache) before anything is timed. Not a test: the numbers depend on

@@ -71,9 +71,10 @@ def main() -> int:
 
     train, test = sl.data.load_cifar10("train"), sl.data.load_cifar10("test")
     idx = sl.data.balanced_subset(train.labels, args.images // 10, seed=args.seed)
-    x = sl.data.to_grayscale(train.images[idx[np.random.default_rng(args.seed).permutation(len(idx))]])
-    xt = sl.data.to_grayscale(test.images[sl.data.balanced_subset(test.labels, args.eval // 10,
-                                                                  seed=args.seed)])
+    idx = idx[np.random.default_rng(args.seed).permutation(len(idx))]
+    x, y = sl.data.to_grayscale(train.images[idx]), train.labels[idx]
+    test_idx = sl.data.balanced_subset(test.labels, args.eval // 10, seed=args.seed)
+    xt, yt = sl.data.to_grayscale(test.images[test_idx]), test.labels[test_idx]
     base = T.params_for_profile(sl.profiles.get_profile("book"))
 
     def layer1(v, name):
@@ -108,9 +109,12 @@ def main() -> int:
                   flush=True)
         return 0
 
+    from snnlib import readout
+
     print("| layer-2 sum per input | layer-2 train rate (Hz) | boosted | presentations | "
-          "silent after boosts | layer-2 images/s | test spikes/img (l1, l2) |")
-    print("|---|---|---|---|---|---|---|")
+          "silent after boosts | layer-2 images/s | test spikes/img (l1, l2) | layer-2 volleys | "
+          "LR on layer-2 counts |")
+    print("|---|---|---|---|---|---|---|---|---|")
     tuned = base.layer1
     params = replace(base, layer1=replace(tuned, n_neurons=args.neurons), layer2=None)
     net = T.BrianSTDPNetwork(params, seed=args.seed)
@@ -124,10 +128,16 @@ def main() -> int:
         import brian2 as b2
         net2.exc[0].theta = state["theta1"] * b2.mV
         fit = net2.fit(x, layer=2, progress=False)
-        c1, c2 = net2.spike_counts(xt)
+        frozen = T.FrozenReplicas(net2.params, net2.state_dict(), replicas=16)
+        test_out = frozen.run(xt, seed=args.seed + 1)
+        train_out = frozen.run(x, seed=args.seed + 2)
+        c1, c2 = test_out["counts"]
+        volleys = T.volley_fraction(test_out["trains"], len(xt), l2.n_neurons)
+        lr = readout.logistic_regression(train_out["counts"][1], y, c2, yt)["accuracy"]
         print(f"| {s:g} | {fit['rate_hz'][1]:.2f} | {fit['boosted']} | {fit['presentations']} | "
               f"{fit['silent_after_boosts']} | {fit['images_per_s']:.2f} | "
-              f"{c1.sum(1).mean():.1f}, {c2.sum(1).mean():.1f} |", flush=True)
+              f"{c1.sum(1).mean():.1f}, {c2.sum(1).mean():.1f} | {volleys:.2f} | {lr:.3f} |",
+              flush=True)
     return 0
 
 

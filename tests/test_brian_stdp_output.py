@@ -211,3 +211,15 @@ def test_frozen_replicas_boost_silent_images_boundedly():
     again = np.zeros((6, 6), dtype=np.int64)
     np.add.at(again, (boosted["trains"]["image"], boosted["trains"]["neuron"]), 1)
     np.testing.assert_array_equal(again, boosted["counts"][1])
+
+
+def test_volley_fraction_counts_images_where_nearly_every_neuron_fires_together():
+    n = 10
+    image = np.r_[np.zeros(n), np.ones(n), np.full(n, 2)].astype(int)
+    neuron = np.r_[np.arange(n), np.arange(n), np.zeros(n)].astype(int)
+    t = np.r_[np.linspace(100, 102, n), np.linspace(0, 300, n), np.linspace(50, 51, n)]
+    trains = {"image": image, "neuron": neuron, "t_ms": t}
+    # image 0: all ten within 2 ms; image 1: spread over 300 ms; image 2: one neuron ten times;
+    # image 3: silent
+    assert T.volley_fraction(trains, 4, n) == pytest.approx(1 / 4)
+    assert T.volley_fraction(trains, 4, n, window_ms=400.0) == pytest.approx(2 / 4)

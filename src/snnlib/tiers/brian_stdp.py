@@ -55,7 +55,7 @@ from ..plasticity import RSTDPParams, STDPParams, apply_reward, build_rstdp_syna
 
 __all__ = ["BrianSTDPNetwork", "BrianSTDPParams", "FrozenReplicas", "LayerParams", "OutputParams",
            "RSTDPReadout", "TrainingInterrupted", "decide", "initial_state", "readout_training_indices", "select_trains",
-           "synaptic_events",
+           "synaptic_events", "volley_fraction",
            "train_tier",
            "field_similarity", "field_smoothness", "learned_fraction", "params_for_profile", "snapshot_schedule", "spike_statistics",
            "train_hidden_layers"]
@@ -1274,6 +1274,32 @@ def snapshot_schedule(n_images: int, chunk_images: int) -> list[int]:
     for div in (32, 16, 8, 4, 2):
         counts.add(min(n_images, max(chunk_images, round(n_images / div / chunk_images) * chunk_images)))
     return sorted(counts)
+
+
+def volley_fraction(trains: dict, n_images: int, n_neurons: int, *, window_ms: float = 5.0,
+                    fraction: float = 0.9) -> float:
+    """Fraction of images in which a layer fires as one volley.
+
+    An image counts when, within some window of ``window_ms``, at least
+    ``fraction`` of the layer's ``n_neurons`` neurons fire: lateral
+    inhibition (one time step late) cannot separate neurons that cross
+    threshold together, so such a layer says "an image" but not which.
+    ``trains``: ``image``, ``neuron``, ``t_ms`` arrays (from
+    :meth:`FrozenReplicas.run`), images ``0 .. n_images - 1``.
+    """
+    image, neuron, t = (np.asarray(trains[k]) for k in ("image", "neuron", "t_ms"))
+    need = max(1, int(np.ceil(fraction * n_neurons)))
+    volleys = 0
+    for k in range(n_images):
+        sel = image == k
+        if sel.sum() < need:
+            continue
+        order = np.argsort(t[sel])
+        tt, nn = t[sel][order], neuron[sel][order]
+        stops = np.searchsorted(tt, tt + window_ms, side="left")
+        if any(len(np.unique(nn[a:b])) >= need for a, b in zip(range(len(tt)), stops) if b - a >= need):
+            volleys += 1
+    return volleys / n_images if n_images else 0.0
 
 
 def spike_statistics(counts: np.ndarray, duration_ms: float) -> dict:
