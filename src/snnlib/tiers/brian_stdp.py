@@ -1323,6 +1323,17 @@ def spike_statistics(counts: np.ndarray, duration_ms: float) -> dict:
     }
 
 
+def _git_commit() -> str | None:
+    """The checked-out commit (read when a run starts: the code it runs), or None."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=False).stdout.strip() or None
+    except OSError:
+        return None
+
+
 def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
                         params: BrianSTDPParams | None = None, layers: Sequence[int] = (1, 2),
                         n_images: int | None = None, n_eval_images: int | None = None,
@@ -1355,12 +1366,12 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
     import hashlib
     import json
     import platform
-    import subprocess
     import zipfile
     from datetime import datetime, timezone
 
     from .. import data
 
+    commit = _git_commit()  # at the start: the code this call runs
     layers = tuple(layers)
     if layers not in ((1,), (1, 2)):
         raise ValueError(f"layers must be (1,) or (1, 2), got {layers!r}.")
@@ -1406,11 +1417,6 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
         _savez_atomic(eval_path, key=key, labels=test.labels[eval_idx], index=eval_idx,
                       **{f"counts{k}": c for k, c in enumerate(counts, start=1)})
     duration = params.encoding.duration_ms
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=False).stdout.strip() or None
-    except OSError:
-        commit = None
     record = {
         "tier": "brian_stdp (hidden layers)",
         "profile": profile.name,
@@ -1569,7 +1575,6 @@ def train_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
     """
     import json
     import platform
-    import subprocess
     from datetime import datetime, timezone
 
     from .. import data, metrics, readout
@@ -1582,6 +1587,7 @@ def train_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
     n_readout = profile.tier1_readout_images if n_readout_images is None else n_readout_images
     epochs = profile.tier1_readout_epochs if epochs is None else epochs
     t_start = time.perf_counter()
+    commit = _git_commit()  # at the start: the code this call runs
     net, hidden = train_hidden_layers(profile, out_dir=out, seed=seed, params=params, progress=progress)
     wall = {"hidden_layers_total": sum(ph["total_wall_s"] for ph in hidden["phases"].values())}
 
@@ -1635,11 +1641,6 @@ def train_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
         layers["output"] = spike_statistics(out_counts, duration)
         return layers
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=False).stdout.strip() or None
-    except OSError:
-        commit = None
     summary = results["stdp"]["summary"]
     record = {
         "tier": "brian_stdp",
