@@ -51,7 +51,8 @@ import numpy as np
 
 from ..encoding import PoissonParams, _as_intensities
 from ..neurons import LIFParams, build_lif_group, run_brian2
-from ..plasticity import RSTDPParams, STDPParams, apply_reward, build_rstdp_synapses, build_stdp_synapses
+from ..plasticity import (RSTDPParams, STDPParams, apply_reward, build_rstdp_synapses,
+                          build_stdp_synapses, normalize_weights)
 
 __all__ = ["BrianSTDPNetwork", "BrianSTDPParams", "FrozenReplicas", "LayerParams", "OutputParams",
            "RSTDPReadout", "TrainingInterrupted", "decide", "initial_state", "readout_training_indices", "select_trains",
@@ -203,6 +204,24 @@ def _savez_atomic(path: Path, **arrays) -> None:
             os.remove(tmp)
 
 
+def _normalised(w: np.ndarray, total: float, stdp: STDPParams) -> np.ndarray:
+    """Weights ``(n_source, n)`` with each neuron's column scaled to sum to ``total``.
+
+    :func:`snnlib.plasticity.normalize_weights` (on the transpose: it takes
+    post x pre), then clipped to the STDP bounds ``[w_min, w_max]``: a weight
+    scaled above ``w_max`` makes that neuron's sum fall short of ``total``.
+    """
+    import torch
+
+    post_pre = torch.from_numpy(np.ascontiguousarray(np.asarray(w, dtype=np.float64).T))
+    return np.clip(normalize_weights(post_pre, total).numpy().T, stdp.w_min, stdp.w_max)
+
+
+def _spikes_since(monitor, start: int, t0_ms: float) -> tuple[np.ndarray, np.ndarray]:
+    """A ``SpikeMonitor``'s spikes from index ``start`` on: times (ms) since ``t0_ms``, neurons."""
+    return np.asarray(monitor.t_[start:]) * 1000.0 - t0_ms, np.asarray(monitor.i[start:])
+
+
 class TrainingInterrupted(RuntimeError):
     """Raised by an ``on_chunk`` callback to stop training (tests simulate a kill with it)."""
 
@@ -307,12 +326,9 @@ class BrianSTDPNetwork:
             syn = self.syn[layer - 1]
             n_source = N_INPUTS if layer == 1 else self.layers[layer - 2].n_neurons
             w = np.asarray(syn.w).reshape(n_source, lp.n_neurons)
-            sums = w.sum(axis=0)
-            target = lp.weight_sum_per_input * n_source
-            w = w * np.where(sums > 0, target / np.maximum(sums, 1e-12), 1.0)
             # Kept within the STDP bounds, so that a frozen rule (a_plus = a_minus = 0),
             # whose update still clips, leaves the weights as they are.
-            syn.w = np.clip(w, lp.stdp.w_min, lp.stdp.w_max).ravel()
+            syn.w = _normalised(w, lp.weight_sum_per_input * n_source, lp.stdp).ravel()
 
     def state_dict(self) -> dict:
         """Weights and thresholds of every layer (what a checkpoint holds besides the position)."""
@@ -375,10 +391,10 @@ class BrianSTDPNetwork:
         run_brian2(self.net, len(x) * slot, p.codegen_target)
         counts = []
         for monitor, start, lp in zip(self.monitors, before, self.layers):
-            t = np.asarray(monitor.t_[start:]) * 1000.0 - t0
+            t, i = _spikes_since(monitor, start, t0)
             image = np.minimum((t / slot).astype(int), len(x) - 1)
             c = np.zeros((len(x), lp.n_neurons), dtype=np.int64)
-            np.add.at(c, (image, np.asarray(monitor.i[start:])), 1)
+            np.add.at(c, (image, i), 1)
             counts.append(c)
         return counts
 
@@ -758,8 +774,7 @@ class FrozenReplicas:
             b2.seed((seed * 1_000_003 + chunk) % (2**32 - 1))
             run_brian2(self.net, n_slots * slot, p.codegen_target)
             for k, (monitor, start, lp) in enumerate(zip(self.monitors, before, self.layers)):
-                t = np.asarray(monitor.t_[start:]) * 1000.0 - t0
-                i = np.asarray(monitor.i[start:])
+                t, i = _spikes_since(monitor, start, t0)
                 slot_of = np.minimum((t / slot).astype(int), n_slots - 1)
                 image = first + slot_of * R + i // lp.n_neurons
                 neuron = i % lp.n_neurons
@@ -970,15 +985,13 @@ class RSTDPReadout:
     def normalise(self) -> None:
         p = self.params
         w = np.asarray(self.syn.w).reshape(self.n_inputs, p.n_neurons)
-        sums = w.sum(axis=0)
-        w = w * np.where(sums > 0, p.weight_sum_per_input * self.n_inputs / np.maximum(sums, 1e-12), 1.0)
-        self.syn.w = np.clip(w, p.rstdp.stdp.w_min, p.rstdp.stdp.w_max).ravel()
+        self.syn.w = _normalised(w, p.weight_sum_per_input * self.n_inputs, p.rstdp.stdp).ravel()
 
     def _class_spikes(self, start: int, t0_ms: float, n_slots: int) -> tuple[np.ndarray, np.ndarray]:
         """Per-slot class counts and first-spike times of the monitor's spikes from ``start`` on."""
         p = self.params
-        t = np.asarray(self.monitor.t_[start:]) * 1000.0 - t0_ms
-        cls = np.asarray(self.monitor.i[start:]) // p.neurons_per_class
+        t, i = _spikes_since(self.monitor, start, t0_ms)
+        cls = i // p.neurons_per_class
         slot = np.minimum((t / self.duration_ms).astype(int), n_slots - 1)
         counts = np.zeros((n_slots, p.n_classes), dtype=np.int64)
         np.add.at(counts, (slot, cls), 1)
@@ -1050,10 +1063,10 @@ class RSTDPReadout:
         self._pending, self._next = None, 0
         run_brian2(self.net, len(images) * self.duration_ms, self.codegen_target)
         self._close_slot()  # the last image's slot ended with the run
-        t = np.asarray(self.monitor.t_[start:]) * 1000.0 - t0
+        t, i = _spikes_since(self.monitor, start, t0)
         slot = np.minimum((t / self.duration_ms).astype(int), len(images) - 1)
         counts = np.zeros((len(images), self.params.n_neurons), dtype=np.int64)
-        np.add.at(counts, (slot, np.asarray(self.monitor.i[start:])), 1)
+        np.add.at(counts, (slot, i), 1)
         return np.array([self.decisions[k] for k in range(len(images))]), counts
 
     def _fingerprint(self, trains: dict, labels: np.ndarray, epochs: int) -> str:
@@ -1521,9 +1534,7 @@ def initial_state(params: BrianSTDPParams, seed: int) -> dict:
     out, n_source = {}, N_INPUTS
     for k, lp in enumerate([params.layer1] + ([params.layer2] if params.layer2 else []), start=1):
         w = rng.uniform(0.0, lp.w_init_max, n_source * lp.n_neurons).reshape(n_source, lp.n_neurons)
-        sums = w.sum(axis=0)
-        w = w * np.where(sums > 0, lp.weight_sum_per_input * n_source / np.maximum(sums, 1e-12), 1.0)
-        out[f"w{k}"] = np.clip(w, lp.stdp.w_min, lp.stdp.w_max).ravel()
+        out[f"w{k}"] = _normalised(w, lp.weight_sum_per_input * n_source, lp.stdp).ravel()
         out[f"theta{k}"] = np.zeros(lp.n_neurons)
         n_source = lp.n_neurons
     return out
@@ -1607,7 +1618,6 @@ def train_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
         wall[f"features_{name}"] = features[name]["train"]["wall_s"] + features[name]["test"]["wall_s"]
         ro = RSTDPReadout(output, n_inputs=params.layer2.n_neurons, duration_ms=duration, seed=seed,
                           codegen_target=params.codegen_target)
-        start = time.perf_counter()
         fit = ro.fit(features[name]["train"]["trains"], y_train, epochs=epochs,
                      checkpoint=out / f"output_{name}.npz", progress=progress)
         wall[f"output_{name}_training_total"] = fit["total_wall_s"]
