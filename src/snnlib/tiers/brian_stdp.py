@@ -191,6 +191,29 @@ def _flat_images(intensities) -> np.ndarray:
     return x
 
 
+def _cache_key(header: bytes, arrays) -> str:
+    """SHA-256 of ``header`` followed by the bytes of every array: what a cached result depends on."""
+    import hashlib
+
+    h = hashlib.sha256(header)
+    for value in arrays:
+        h.update(np.ascontiguousarray(value).tobytes())
+    return h.hexdigest()
+
+
+def _cached(path: Path, key: str) -> dict | None:
+    """The arrays of the ``.npz`` at ``path`` if its ``key`` matches; None if absent, unreadable or stale."""
+    import zipfile
+
+    try:
+        with np.load(path) as saved:
+            if str(saved["key"]) == key:
+                return {k: saved[k] for k in saved.files}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass
+    return None
+
+
 def _savez_atomic(path: Path, **arrays) -> None:
     """``np.savez`` to a temporary file, then rename: a kill leaves the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1376,10 +1399,8 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
         The trained network and the record, which also holds the phases'
         ``history`` and ``snapshots`` and the ``eval`` counts (not in the JSON).
     """
-    import hashlib
     import json
     import platform
-    import zipfile
     from datetime import datetime, timezone
 
     from .. import data
@@ -1416,15 +1437,9 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
     eval_path = out / "eval_counts.npz"
     eval_x = data.to_grayscale(test.images[eval_idx])
     # the trained weights and thresholds, and the test images: the counts depend on nothing else
-    key = hashlib.sha256(b"".join(np.ascontiguousarray(v).tobytes() for v in
-                                  (*net.state_dict().values(), eval_x, eval_idx))).hexdigest()
-    counts = None
-    try:
-        with np.load(eval_path) as saved:
-            if str(saved["key"]) == key:
-                counts = [saved[f"counts{k}"] for k in range(1, len(net.layers) + 1)]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        counts = None  # absent or unreadable: count again
+    key = _cache_key(b"", (*net.state_dict().values(), eval_x, eval_idx))
+    saved = _cached(eval_path, key)
+    counts = None if saved is None else [saved[f"counts{k}"] for k in range(1, len(net.layers) + 1)]
     if counts is None:
         counts = net.spike_counts(eval_x, progress=progress)
         _savez_atomic(eval_path, key=key, labels=test.labels[eval_idx], index=eval_idx,
@@ -1487,22 +1502,15 @@ def _features(out: Path, name: str, params: BrianSTDPParams, state: dict, sets: 
     parameters, seed, replicas, state and images (a long run keeps the
     sets it finished).
     """
-    import hashlib
-    import zipfile
-
     frozen, result = None, {}
     for k, (set_name, x) in enumerate(sets.items()):
-        h = hashlib.sha256(repr((asdict(params), seed, replicas, set_name)).encode())
-        for value in (*state.values(), x):
-            h.update(np.ascontiguousarray(value).tobytes())
-        key, path = h.hexdigest(), out / f"features_{name}_{set_name}.npz"
-        try:
-            with np.load(path) as saved:
-                if str(saved["key"]) == key:
-                    result[set_name] = _unpack_features(saved)
-                    continue
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            pass  # absent or unreadable: simulate again
+        key = _cache_key(repr((asdict(params), seed, replicas, set_name)).encode(),
+                         (*state.values(), x))
+        path = out / f"features_{name}_{set_name}.npz"
+        saved = _cached(path, key)
+        if saved is not None:
+            result[set_name] = _unpack_features(saved)
+            continue
         if frozen is None:
             frozen = FrozenReplicas(params, state, replicas=replicas)
         start = time.perf_counter()
@@ -1511,13 +1519,12 @@ def _features(out: Path, name: str, params: BrianSTDPParams, state: dict, sets: 
         _savez_atomic(path, key=key, wall_s=np.array(time.perf_counter() - start),
                       **{f"counts{layer}": c for layer, c in enumerate(run["counts"], start=1)},
                       **{f"train_{f}": v for f, v in run["trains"].items()})
-        with np.load(path) as saved:
-            result[set_name] = _unpack_features(saved)
+        result[set_name] = _unpack_features(_cached(path, key))
     return result
 
 
-def _unpack_features(saved) -> dict:
-    n_layers = sum(1 for f in saved.files if f.startswith("counts"))
+def _unpack_features(saved: dict) -> dict:
+    n_layers = sum(1 for f in saved if f.startswith("counts"))
     return {"counts": [saved[f"counts{k}"] for k in range(1, n_layers + 1)],
             "trains": {f: saved[f"train_{f}"] for f in ("image", "neuron", "t_ms")},
             "wall_s": float(saved["wall_s"])}
