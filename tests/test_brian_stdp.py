@@ -258,6 +258,7 @@ def test_train_hidden_layers_writes_model_and_record_and_resumes(tmp_path, monke
     net, record = T.train_hidden_layers(profile, out_dir=tmp_path / "run", seed=0,
                                         n_eval_images=10, progress=False)
     assert record["train_images"] == 10 and record["profile"] == "ci"
+    assert record["layer2_train_images"] == 10  # the ci profile: all of layer 1's
     assert record["phases"]["layer1"]["trained_images"] == 10
     assert record["dataset"] == "CIFAR-10 (JPEG copy or other non-official local copy)"
     saved = json.loads((tmp_path / "run" / "record.json").read_text())

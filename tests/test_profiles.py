@@ -31,6 +31,7 @@ def test_profiles_grow_from_ci_to_full():
     assert ci.stdp_demo_ms < book.stdp_demo_ms < full.stdp_demo_ms
     assert ci.tier1_neurons < book.tier1_neurons < full.tier1_neurons
     assert full.tier1_neurons >= 400 and full.tier1_train_images >= 10000  # issue 4's full size
+    assert full.tier1_layer2_train_images <= full.tier1_train_images
 
 
 def test_profile_values_are_validated():
@@ -39,10 +40,10 @@ def test_profile_values_are_validated():
                   stdp_demo_ms=1, tier1_neurons=1, tier1_train_images=1)
 
 
-def test_tier1_readout_sizes_grow_and_full_uses_every_hidden_image():
+def test_tier1_readout_sizes_grow_and_cover_layer_2s_images():
     ci, book, full = (P.PROFILES[k] for k in ("ci", "book", "full"))
     assert ci.tier1_readout_images < book.tier1_readout_images <= full.tier1_readout_images
-    assert full.tier1_readout_images >= full.tier1_train_images
+    assert full.tier1_readout_images >= full.tier1_layer2_train_images
     with pytest.raises(ValueError, match="tier1_readout_epochs must be a positive integer"):
         P.Profile("ci", n_train_per_class=1, n_test_per_class=1, n_encode_images=1,
                   stdp_demo_ms=1, tier1_neurons=1, tier1_train_images=1, tier1_readout_epochs=0)

@@ -78,7 +78,7 @@ def _run_tier(profile, out: str, args: argparse.Namespace) -> int:
     record, _ = brian_stdp.train_tier(profile, out_dir=out, seed=args.seed)
     sizes = record["train_images"]
     print(f"tier 1 on {record['test_images']} test images ({record['dataset']}); hidden layers "
-          f"trained on {sizes['hidden_layers']} images, output layer on {sizes['output_layer']} "
+          f"trained on {sizes['hidden_layer1']} and {sizes['hidden_layer2']} images, output layer on {sizes['output_layer']} "
           f"x {sizes['output_epochs']} epoch(s)")
     print(f"  {'R-STDP output on STDP hidden layers (the tier)':<58} {record['accuracy']:.3f}")
     for name, acc in record["baselines"].items():

@@ -49,7 +49,11 @@ class Profile:
     tier1_neurons : int
         Tier 1: excitatory neurons in hidden layer 1 (layer 2 has half).
     tier1_train_images : int
-        Tier 1: training images for each hidden layer (class-balanced).
+        Tier 1: training images of hidden layer 1 (class-balanced).
+    tier1_layer2_train_images : int or None
+        Tier 1: training images of hidden layer 2, the first of layer 1's;
+        None: all of them. (Layer 2 trains at about a third of layer 1's
+        speed: it re-presents the images it stays silent for.)
     tier1_readout_images : int
         Tier 1: training images of the R-STDP output layer and of the
         logistic-regression baselines (class-balanced; the hidden layers'
@@ -65,6 +69,7 @@ class Profile:
     stdp_demo_ms: int
     tier1_neurons: int
     tier1_train_images: int
+    tier1_layer2_train_images: int | None = None
     tier1_readout_images: int = 20
     tier1_readout_epochs: int = 1
 
@@ -86,7 +91,8 @@ PROFILES: dict[str, Profile] = {
                     tier1_readout_images=1000, tier1_readout_epochs=2),
     "full": Profile("full", n_train_per_class=None, n_test_per_class=None, n_encode_images=1000,
                     stdp_demo_ms=200000, tier1_neurons=400, tier1_train_images=10000,
-                    tier1_readout_images=10000, tier1_readout_epochs=1),
+                    tier1_layer2_train_images=4000, tier1_readout_images=5000,
+                    tier1_readout_epochs=1),
 }
 
 

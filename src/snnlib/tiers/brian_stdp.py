@@ -1378,8 +1378,9 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
 
     Layer 1 on ``n_images`` (default ``profile.tier1_train_images``;
     rounded down to a multiple of 10, at least 10: class-balanced) training images,
-    then (if 2 is in ``layers``) layer 2 on the same images with layer 1
-    frozen; then spike counts of every layer, learning off, for
+    then (if 2 is in ``layers``) layer 2 with layer 1 frozen, on the first
+    ``profile.tier1_layer2_train_images`` of the same images (all if None;
+    classes are interleaved, so they are close to balanced); then spike counts of every layer, learning off, for
     ``n_eval_images`` class-balanced test images (default: 10 x the
     profile's test images per class, at most 1000).
 
@@ -1423,11 +1424,16 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
     if layers == (1,):
         params = replace(params, layer2=None)
     net = BrianSTDPNetwork(params, seed=seed)
+    n2 = getattr(profile, "tier1_layer2_train_images", None) or len(x)
+    if n2 > len(x):
+        raise ValueError(f"profile.tier1_layer2_train_images ({n2}) exceeds layer 1's {len(x)} "
+                         "training images.")
     phases = {}
     for layer in layers:
+        xl = x if layer == 1 else x[:n2]  # layer 2: the first n2 of layer 1's (classes interleaved)
         phases[f"layer{layer}"] = net.fit(
-            x, layer=layer, checkpoint=out / f"layer{layer}.npz", progress=progress,
-            snapshots=snapshot_schedule(len(x), params.chunk_images) if layer == 1 else ())
+            xl, layer=layer, checkpoint=out / f"layer{layer}.npz", progress=progress,
+            snapshots=snapshot_schedule(len(xl), params.chunk_images) if layer == 1 else ())
     _savez_atomic(out / "model.npz", **net.state_dict())
 
     test = data.load_cifar10("test")
@@ -1451,6 +1457,7 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
         "seed": seed,
         "dataset": data.dataset_name(train.source),
         "train_images": len(x),
+        "layer2_train_images": n2 if 2 in layers else 0,
         "eval_images": len(eval_idx),
         "parameters": asdict(params),
         "phases": {name: {k: v for k, v in ph.items() if k != "snapshots"}
@@ -1677,7 +1684,8 @@ def train_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
                              for k, v in baselines.items()},
         "seed": seed,
         "dataset": data.dataset_name(train.source),
-        "train_images": {"hidden_layers": hidden["train_images"], "output_layer": len(readout_idx),
+        "train_images": {"hidden_layer1": hidden["train_images"],
+                         "hidden_layer2": hidden["layer2_train_images"], "output_layer": len(readout_idx),
                          "output_epochs": epochs},
         "test_images": len(test_idx),
         "parameters": {"network": asdict(params), "output": asdict(output), "replicas": replicas},
