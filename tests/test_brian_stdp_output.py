@@ -223,3 +223,63 @@ def test_volley_fraction_counts_images_where_nearly_every_neuron_fires_together(
     # image 3: silent
     assert T.volley_fraction(trains, 4, n) == pytest.approx(1 / 4)
     assert T.volley_fraction(trains, 4, n, window_ms=400.0) == pytest.approx(2 / 4)
+    shuffled = np.random.default_rng(0).permutation(len(t))  # any order of the spikes
+    trains = {k: v[shuffled] for k, v in trains.items()}
+    assert T.volley_fraction(trains, 4, n) == pytest.approx(1 / 4)
+    assert T.volley_fraction(trains, 4, n, fraction=0.25, window_ms=100.0) == pytest.approx(2 / 4)
+
+
+def test_every_layer_trains_match_every_layers_counts_and_keep_the_last_layer_as_before():
+    images = np.random.default_rng(4).random((7, 32, 32)).astype(np.float32)
+    state = T.initial_state(small(), seed=0)
+    plain = T.FrozenReplicas(small(), state, replicas=3).run(images, seed=5)
+    full = T.FrozenReplicas(small(), state, replicas=3).run(images, seed=5, every_layer=True)
+    assert len(full["layer_trains"]) == 2
+    for layer, trains in enumerate(full["layer_trains"]):
+        again = np.zeros_like(full["counts"][layer])
+        np.add.at(again, (trains["image"].astype(int), trains["neuron"].astype(int)), 1)
+        np.testing.assert_array_equal(again, full["counts"][layer])
+    assert full["counts"][0].sum() > 20, "vacuous: layer 1 barely fired"
+    # the same seed: the same spikes whether or not every layer is kept
+    for f in ("image", "neuron", "t_ms"):
+        np.testing.assert_array_equal(full["trains"][f], plain["trains"][f])
+        np.testing.assert_array_equal(full["layer_trains"][1][f], plain["trains"][f])
+
+
+def test_predict_returns_the_output_spikes_behind_its_counts():
+    test, labels = toy_task(30, seed=2)
+    readout = T.RSTDPReadout(toy_params(), n_inputs=20, duration_ms=100.0, seed=0,
+                             codegen_target="numpy")
+    out = readout.predict(test, 30)
+    tr = out["trains"]
+    again = np.zeros_like(out["counts"])
+    np.add.at(again, (tr["image"], tr["neuron"]), 1)
+    np.testing.assert_array_equal(again, out["counts"])
+    assert out["counts"].sum() > 0, "vacuous: the output never fired"
+    assert tr["t_ms"].min() >= 0 and tr["t_ms"].max() < 100.0
+    # the decision is the population with most spikes (ties: see test_decide_...)
+    per_class = out["counts"].reshape(30, 4, 2).sum(axis=2)
+    clear = (per_class.max(axis=1) > 0) & ((per_class == per_class.max(axis=1, keepdims=True))
+                                            .sum(axis=1) == 1)
+    assert clear.sum() > 5
+    np.testing.assert_array_equal(out["decision"][clear], per_class[clear].argmax(axis=1))
+
+
+def test_image_spikes_runs_one_image_through_every_layer_to_a_decision():
+    params = small()
+    images = np.random.default_rng(6).random((2, 32, 32))
+    frozen = T.FrozenReplicas(params, T.initial_state(params, seed=0), replicas=1)
+    readout = T.RSTDPReadout(replace(T.OutputParams(), n_classes=3, neurons_per_class=2,
+                                     w_init_max=10.0, weight_sum_per_input=6.0),
+                             n_inputs=6, duration_ms=ENC.duration_ms, seed=0,
+                             codegen_target="numpy")
+    out = T.image_spikes(frozen, readout, images[0], seed=1)
+    assert len(out["hidden"]) == 2 and len(out["hidden"][0]["neuron"]) > 0
+    assert out["class_counts"].shape == (3,)
+    assert out["class_counts"].sum() == len(out["output"]["neuron"])
+    if out["class_counts"].sum():
+        assert out["class_counts"][out["decision"]] == out["class_counts"].max()
+    else:
+        assert out["decision"] == -1
+    with pytest.raises(ValueError, match="one 32 x 32"):
+        T.image_spikes(frozen, readout, images, seed=1)

@@ -171,3 +171,43 @@ def test_receptive_field_explorer_shows_the_chosen_neuron_and_image():
     assert [p.get_height() for p in ax_layer.patches] == counts[3].tolist()
     assert [p.get_height() for p in ax_neuron.patches] == counts[:, 2].tolist()
     assert "neuron 2 fired 17" in ax_layer.get_title()
+
+
+def test_tier1_chapter_figures_show_their_data():
+    names = [f"c{k}" for k in range(10)]
+    history = [{"images": 50 * k, "accuracy": 0.1 * k, "running_accuracy": 0.05 * k}
+               for k in range(1, 5)]
+    ax = sl.viz.running_accuracy({"trained": history})
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [0.05, 0.1, 0.15, 0.2])
+    assert ax.lines[-1].get_ydata()[0] == 0.1  # chance
+    confusion = np.diag(np.arange(1, 11)) + 1
+    ax = sl.viz.confusion_heatmap(confusion, names)
+    shown = ax.collections[0].get_array().reshape(10, 10)
+    np.testing.assert_allclose(shown.sum(axis=1), 1.0)
+    np.testing.assert_allclose(np.diag(shown), (np.arange(1, 11) + 1) / (np.arange(1, 11) + 10))
+    assert [t.get_text() for t in ax.get_xticklabels()] == names
+    ax = sl.viz.output_weights(np.random.default_rng(0).random((20, 7)), 2, names)
+    assert ax.images[0].get_array().shape == (20, 7)
+    assert [t.get_text() for t in ax.get_yticklabels()] == names
+    plt.close("all")
+
+
+def test_tier1_image_explorer_shows_each_layer_and_the_decision():
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((3, 32, 32)), np.array([2, 0, 1])
+
+    def spikes_of(k):
+        return {"hidden": [{"neuron": np.array([0, 1, 1]), "t_ms": np.array([1.0, 2.0, 3.0])},
+                           {"neuron": np.array([4]), "t_ms": np.array([5.0])}],
+                "output": {"neuron": np.array([2, 3]), "t_ms": np.array([6.0, 7.0])},
+                "decision": 1, "class_counts": np.array([0, 2, 0])}
+
+    widget = sl.widgets.tier1_image_explorer(images, labels, ["a", "b", "c"], spikes_of,
+                                             duration_ms=50.0, neurons_per_class=2)
+    widget.children[0].value = 2
+    redraw(widget)
+    fig = plt.gcf()
+    titles = [ax.get_title(loc="left") for ax in fig.axes] + [ax.get_title() for ax in fig.axes]
+    assert "hidden layer 1: 3 spikes" in titles and "output layer: 2 spikes" in titles
+    assert "decision: b (right)" in titles and "true class: b" in titles
+    plt.close("all")

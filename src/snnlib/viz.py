@@ -21,6 +21,10 @@ from . import plasticity as pl
 
 __all__ = [
     "PALETTE",
+    "confusion_heatmap",
+    "output_weights",
+    "running_accuracy",
+    "tier1_spike_panel",
     "count_vs_intensity",
     "fi_curve",
     "lif_panel",
@@ -529,4 +533,119 @@ def neuron_response_panel(weights, images, counts, neuron: int, image: int, *,
     ax_neuron.set_ylabel("spikes")
     ax_neuron.set_title(f"neuron {neuron} over all {len(c)} images: fired for "
                         f"{int((c[:, neuron] > 0).sum())} of them")
+    return fig
+
+
+def running_accuracy(histories: dict, *, chance: float = 0.1, ax=None,
+                     title: str = "R-STDP output layer: accuracy during training"):
+    """Accuracy of the decisions while the output layer learns, one line per run.
+
+    ``histories``: ``{label: history}``, each a list of chunk records with
+    ``images`` (shown so far), ``accuracy`` (of the chunk's decisions) and
+    ``running_accuracy`` (over a trailing window), as
+    :meth:`snnlib.tiers.brian_stdp.RSTDPReadout.fit` returns. The running
+    value is the line, the per-chunk values are faint dots; chance is dashed.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.6))
+    for k, (label, history) in enumerate(histories.items()):
+        n = [h["images"] for h in history]
+        ax.plot(n, [h["accuracy"] for h in history], ".", color=f"C{k}", alpha=0.25, ms=4)
+        ax.plot(n, [h["running_accuracy"] for h in history], color=f"C{k}", lw=1.8, label=label)
+    ax.axhline(chance, color="0.4", ls="--", lw=1, label=f"chance ({chance:.0%})")
+    ax.set_xlabel("training images shown (rewards delivered)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, max(0.3, ax.get_ylim()[1]))
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def confusion_heatmap(confusion, class_names: Sequence[str], *, ax=None, title: str = "Confusion matrix",
+                      normalise: bool = True):
+    """A confusion matrix (rows: true class, columns: decision) as a seaborn heatmap.
+
+    With ``normalise`` each row is divided by its number of images (the
+    diagonal is then the per-class accuracy); cells show the fraction, the
+    colour bar the same. Images without a decision are in no column, so a
+    row may sum to less than 1.
+    """
+    import seaborn as sns
+
+    m = np.asarray(confusion, dtype=np.float64)
+    rows = m.sum(axis=1, keepdims=True)
+    if normalise:
+        totals = np.asarray(rows)
+        m = m / np.maximum(totals, 1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.2, 6))
+    sns.heatmap(m, annot=True, fmt=".2f" if normalise else "g", cmap="rocket_r", square=True,
+                xticklabels=class_names, yticklabels=class_names, ax=ax, annot_kws={"size": 7},
+                vmin=0, cbar_kws={"label": "fraction of the class" if normalise else "images"})
+    ax.set_xlabel("decision")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    return ax
+
+
+def output_weights(weights, neurons_per_class: int, class_names: Sequence[str], *, ax=None,
+                   title: str = "Output-layer weights (after R-STDP)"):
+    """The output layer's weights ``(output neurons, hidden neurons)``, class populations marked."""
+    w = _to_numpy(weights)
+    ax = weight_heatmap(w, ax=ax, title=title, xlabel="hidden layer 2 neuron",
+                        ylabel="output neuron")
+    for k in range(1, len(w) // neurons_per_class):
+        ax.axhline(k * neurons_per_class - 0.5, color="w", lw=0.6)
+    ax.set_yticks(np.arange(len(class_names)) * neurons_per_class + (neurons_per_class - 1) / 2)
+    ax.set_yticklabels(class_names, fontsize="small")
+    return ax
+
+
+def tier1_spike_panel(image, spikes: dict, *, duration_ms: float, neurons_per_class: int,
+                      class_names: Sequence[str], label: int | None = None, title: str | None = None):
+    """One image through tier 1: the image, then a raster per layer, then the decision.
+
+    ``spikes`` as :func:`snnlib.tiers.brian_stdp.image_spikes` returns:
+    ``hidden`` (per layer ``neuron`` and ``t_ms``), ``output``,
+    ``decision``, ``class_counts``. Output neurons are coloured by class
+    population; the bar chart shows each population's spikes.
+    """
+    layers = list(spikes["hidden"]) + [spikes["output"]]
+    names = [f"hidden layer {k}" for k in range(1, len(layers))] + ["output layer"]
+    fig = plt.figure(figsize=(12, 6.4))
+    grid = fig.add_gridspec(len(layers), 3, width_ratios=[1.1, 3.2, 1.6])
+    ax_img = fig.add_subplot(grid[:, 0])
+    ax_img.imshow(_to_numpy(image), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax_img.set_axis_off()
+    truth = f"true class: {class_names[label]}" if label is not None else ""
+    ax_img.set_title(truth)
+    axes = [fig.add_subplot(grid[k, 1]) for k in range(len(layers))]
+    for k, (ax, tr, name) in enumerate(zip(axes, layers, names)):
+        n, t = np.asarray(tr["neuron"]), np.asarray(tr["t_ms"])
+        if k == len(layers) - 1:
+            colours = [f"C{c % 10}" for c in (n // neurons_per_class).astype(int)]
+        else:
+            colours = "0.15"
+        ax.scatter(t, n, s=4, c=colours, marker="|", linewidths=0.9)
+        ax.set_xlim(0, duration_ms)
+        ax.set_ylabel("neuron")
+        ax.set_title(f"{name}: {len(n)} spikes", fontsize="small", loc="left")
+        if k < len(layers) - 1:
+            ax.tick_params(labelbottom=False)
+    axes[-1].set_xlabel("time within the presentation (ms)")
+    ax_bar = fig.add_subplot(grid[:, 2])
+    counts = np.asarray(spikes["class_counts"])
+    decision = int(spikes["decision"])
+    colours = ["C" + str(c % 10) for c in range(len(counts))]
+    ax_bar.barh(np.arange(len(counts)), counts, color=colours)
+    ax_bar.set_yticks(np.arange(len(counts)))
+    ax_bar.set_yticklabels(class_names, fontsize="small")
+    ax_bar.invert_yaxis()
+    ax_bar.set_xlabel("output spikes per class")
+    verdict = "no decision (no output spike)" if decision < 0 else f"decision: {class_names[decision]}"
+    if decision >= 0 and label is not None:
+        verdict += " (right)" if decision == label else " (wrong)"
+    ax_bar.set_title(verdict, fontsize="small")
+    if title:
+        fig.suptitle(title)
     return fig

@@ -17,7 +17,8 @@ from . import neurons as nrn
 from . import plasticity as pl
 from . import viz
 
-__all__ = ["encoding_explorer", "lif_explorer", "receptive_field_explorer", "stdp_explorer"]
+__all__ = ["encoding_explorer", "lif_explorer", "receptive_field_explorer", "stdp_explorer",
+           "tier1_image_explorer"]
 
 
 def encoding_explorer(intensities, class_names=None, labels=None, *,
@@ -137,3 +138,25 @@ def receptive_field_explorer(weights, images, counts, *, labels=None, class_name
         plt.show()
 
     return W.interactive(draw, neuron_index=neuron, image_index=image)
+
+
+def tier1_image_explorer(images, labels, class_names, spikes_of, *, duration_ms: float,
+                         neurons_per_class: int, start: int = 0):
+    """Pick a test image and see the spikes of every layer of tier 1 and its decision.
+
+    ``spikes_of(k)`` returns :func:`snnlib.tiers.brian_stdp.image_spikes`'s
+    dict for image ``k`` (it runs the network: a second or so); the panel is
+    :func:`snnlib.viz.tier1_spike_panel`.
+    """
+    import ipywidgets as W
+
+    image = W.IntSlider(value=start, min=0, max=len(images) - 1, description="test image",
+                        continuous_update=False)
+
+    def draw(image_index: int) -> None:
+        viz.tier1_spike_panel(images[image_index], spikes_of(image_index), duration_ms=duration_ms,
+                              neurons_per_class=neurons_per_class, class_names=class_names,
+                              label=int(labels[image_index]))
+        plt.show()
+
+    return W.interactive(draw, image_index=image)

@@ -59,7 +59,7 @@ __all__ = ["BrianSTDPNetwork", "BrianSTDPParams", "FrozenReplicas", "LayerParams
            "synaptic_events", "volley_fraction",
            "train_tier",
            "field_similarity", "field_smoothness", "learned_fraction", "params_for_profile", "snapshot_schedule", "spike_statistics",
-           "train_hidden_layers"]
+           "train_hidden_layers", "image_spikes"]
 
 N_INPUTS = 32 * 32
 
@@ -733,7 +733,7 @@ class FrozenReplicas:
         self.net = b2.Network(*objects)
 
     def run(self, intensities, *, seed: int, progress: bool = False, boost: bool = True,
-            desc: str = "spike counts") -> dict:
+            desc: str = "spike counts", every_layer: bool = False) -> dict:
         """Spike counts of every layer for ``intensities`` ``(N, 32, 32)``, and the last layer's spikes.
 
         With ``boost`` (Diehl & Cook do it at test time too), an image for
@@ -748,14 +748,17 @@ class FrozenReplicas:
             ``trains``: the last layer's spikes as ``image``, ``neuron`` and
             ``t_ms`` (time within the image's presentation) arrays, sorted by
             image and time; ``boosted`` (images shown again) and
-            ``silent_after_boosts`` (images still below ``min_spikes``).
+            ``silent_after_boosts`` (images still below ``min_spikes``);
+            with ``every_layer``, also ``layer_trains``: every layer's
+            spikes in the same form (memory grows with the spikes: meant for
+            a few images).
         """
         from tqdm.auto import tqdm
 
         x = _flat_images(intensities)
         p = self.params
         bar = tqdm(total=len(x), unit="img", desc=desc, disable=not progress)
-        counts, trains = self._run_once(x, p.encoding.max_rate_hz, seed, bar)
+        counts, layer_trains = self._run_once(x, p.encoding.max_rate_hz, seed, bar, every_layer)
         bar.close()
         silent = np.flatnonzero(counts[-1].sum(axis=1) < p.min_spikes) if boost else np.zeros(0, int)
         boosted = len(silent)
@@ -763,26 +766,39 @@ class FrozenReplicas:
             if not len(silent):
                 break
             again, again_trains = self._run_once(x[silent], p.encoding.max_rate_hz + k * p.boost_hz,
-                                                 seed * 31 + k, None)
+                                                 seed * 31 + k, None, every_layer)
             for layer, c in enumerate(again):
                 counts[layer][silent] = c
-            keep = ~np.isin(trains["image"], silent)
-            trains = {f: np.concatenate([trains[f][keep],
-                                         silent[again_trains[f]] if f == "image" else again_trains[f]])
-                      for f in trains}
+            for layer, (old, new) in enumerate(zip(layer_trains, again_trains)):
+                if old is None:
+                    continue
+                keep = ~np.isin(old["image"], silent)
+                layer_trains[layer] = {f: np.concatenate([old[f][keep],
+                                                          silent[new[f]] if f == "image" else new[f]])
+                                       for f in old}
             silent = silent[again[-1].sum(axis=1) < p.min_spikes]
-        order = np.lexsort((trains["t_ms"], trains["image"]))
-        return {"counts": counts, "trains": {f: v[order] for f, v in trains.items()},
-                "boosted": int(boosted), "silent_after_boosts": int(len(silent))}
+        for layer, trains in enumerate(layer_trains):
+            if trains is not None:
+                order = np.lexsort((trains["t_ms"], trains["image"]))
+                layer_trains[layer] = {f: v[order] for f, v in trains.items()}
+        result = {"counts": counts, "trains": layer_trains[-1],
+                  "boosted": int(boosted), "silent_after_boosts": int(len(silent))}
+        if every_layer:
+            result["layer_trains"] = layer_trains
+        return result
 
-    def _run_once(self, x: np.ndarray, max_rate_hz: float, seed: int, bar) -> tuple[list, dict]:
+    def _run_once(self, x: np.ndarray, max_rate_hz: float, seed: int, bar,
+                  every_layer: bool = False) -> tuple[list, list]:
+        """Counts of every layer, and the spikes of the last (or of every) layer (None: not kept)."""
         import brian2 as b2
 
         p, R = self.params, self.replicas
         slot = p.encoding.duration_ms
         per_run = R * p.chunk_images  # images per run(): chunk_images slots of R images
         counts = [np.zeros((len(x), lp.n_neurons), dtype=np.int64) for lp in self.layers]
-        trains = {"image": [], "neuron": [], "t_ms": []}
+        last = len(self.layers) - 1
+        kept = [k for k in range(len(self.layers)) if every_layer or k == last]
+        trains = {k: {"image": [], "neuron": [], "t_ms": []} for k in kept}
         for chunk, first in enumerate(range(0, len(x), per_run)):
             batch = x[first:first + per_run]
             n_slots = -(-len(batch) // R)
@@ -803,14 +819,16 @@ class FrozenReplicas:
                 neuron = i % lp.n_neurons
                 ok = image < first + len(batch)  # padding replicas see a blank image
                 np.add.at(counts[k], (image[ok], neuron[ok]), 1)
-                if k == len(self.layers) - 1:
-                    trains["image"].append(image[ok])
-                    trains["neuron"].append(neuron[ok])
-                    trains["t_ms"].append(t[ok] - slot_of[ok] * slot)
+                if k in trains:
+                    trains[k]["image"].append(image[ok])
+                    trains[k]["neuron"].append(neuron[ok])
+                    trains[k]["t_ms"].append(t[ok] - slot_of[ok] * slot)
             if bar is not None:
                 bar.update(len(batch))
-        trains = {key: np.concatenate(v) if v else np.zeros(0) for key, v in trains.items()}
-        return counts, trains
+        layer_trains = [None] * len(self.layers)
+        for k, tr in trains.items():
+            layer_trains[k] = {key: np.concatenate(v) if v else np.zeros(0) for key, v in tr.items()}
+        return counts, layer_trains
 
 # --- the R-STDP output layer --------------------------------------------------
 
@@ -1070,7 +1088,8 @@ class RSTDPReadout:
 
         Learning (if on) happens at the end of each image, inside the run.
         ``ids`` number the presentations (they seed the tie-breaks).
-        Returns the decisions and the output neurons' spike counts.
+        Returns the decisions, the output neurons' spike counts and their
+        spikes (``image``: position in ``images``, ``neuron``, ``t_ms``).
         """
         import brian2 as b2
 
@@ -1090,7 +1109,8 @@ class RSTDPReadout:
         slot = np.minimum((t / self.duration_ms).astype(int), len(images) - 1)
         counts = np.zeros((len(images), self.params.n_neurons), dtype=np.int64)
         np.add.at(counts, (slot, i), 1)
-        return np.array([self.decisions[k] for k in range(len(images))]), counts
+        trains = {"image": slot, "neuron": i, "t_ms": t - slot * self.duration_ms}
+        return np.array([self.decisions[k] for k in range(len(images))]), counts, trains
 
     def _fingerprint(self, trains: dict, labels: np.ndarray, epochs: int) -> str:
         import hashlib
@@ -1170,7 +1190,7 @@ class RSTDPReadout:
         try:
             while position < total:
                 idx = order[position:position + p.chunk_images]
-                decisions, _ = self._present(trains, idx, labels[idx],
+                decisions, _, _ = self._present(trains, idx, labels[idx],
                                              np.arange(position, position + len(idx)))
                 position += len(idx)
                 run["hits"] = self._hits
@@ -1201,8 +1221,9 @@ class RSTDPReadout:
     def predict(self, trains: dict, n_images: int, *, progress: bool = False) -> dict:
         """Decisions for images ``0 .. n_images - 1`` of ``trains``, learning off.
 
-        Returns ``decision`` ``(N,)`` (-1: no output spike) and ``counts``
-        ``(N, n_output_neurons)``.
+        Returns ``decision`` ``(N,)`` (-1: no output spike), ``counts``
+        ``(N, n_output_neurons)`` and ``trains``, the output neurons' spikes
+        (``image``, ``neuron``, ``t_ms`` within the image).
         """
         from tqdm.auto import tqdm
 
@@ -1210,12 +1231,45 @@ class RSTDPReadout:
         p = self.params
         decisions = np.zeros(n_images, dtype=np.int64)
         counts = np.zeros((n_images, p.n_neurons), dtype=np.int64)
+        out = {"image": [], "neuron": [], "t_ms": []}
         for first in tqdm(range(0, n_images, p.chunk_images), disable=not progress, unit="chunk",
                           desc="R-STDP output, test"):
             idx = np.arange(first, min(n_images, first + p.chunk_images))
-            decisions[idx], counts[idx] = self._present(trains, idx, np.zeros(len(idx), dtype=np.int64),
-                                                        10**9 + idx)
-        return {"decision": decisions, "counts": counts}
+            decisions[idx], counts[idx], tr = self._present(
+                trains, idx, np.zeros(len(idx), dtype=np.int64), 10**9 + idx)
+            out["image"].append(idx[tr["image"]])
+            out["neuron"].append(np.asarray(tr["neuron"]))
+            out["t_ms"].append(np.asarray(tr["t_ms"]))
+        out = {f: np.concatenate(v) if v else np.zeros(0, dtype=int) for f, v in out.items()}
+        return {"decision": decisions, "counts": counts, "trains": out}
+
+
+def image_spikes(frozen: FrozenReplicas, readout: RSTDPReadout, image, *, seed: int) -> dict:
+    """One image through the whole tier, learning off: every layer's spikes and the decision.
+
+    A new presentation (new Poisson input spikes from ``seed``, the test-time
+    boost if layer 2 stays silent) through the hidden layers of ``frozen``
+    (build it with ``replicas=1``), whose layer-2 spikes then drive the
+    trained ``readout``. The decision can differ from the one recorded for
+    the same image in a test run, which saw other input spikes.
+
+    Returns
+    -------
+    dict
+        ``hidden``: per hidden layer, spikes (``neuron``, ``t_ms``);
+        ``output``: the output neurons' spikes; ``decision`` (class, or -1
+        for no output spike); ``class_counts`` (spikes per class population).
+    """
+    x = np.asarray(image, dtype=np.float64)
+    if x.shape != (32, 32):
+        raise ValueError(f"image must be one 32 x 32 grayscale image, got shape {x.shape}.")
+    run = frozen.run(x[None], seed=seed, every_layer=True)
+    pred = readout.predict(run["trains"], 1)
+    p = readout.params
+    strip = lambda tr: {"neuron": np.asarray(tr["neuron"]), "t_ms": np.asarray(tr["t_ms"])}  # noqa: E731
+    return {"hidden": [strip(tr) for tr in run["layer_trains"]], "output": strip(pred["trains"]),
+            "decision": int(pred["decision"][0]),
+            "class_counts": pred["counts"][0].reshape(p.n_classes, p.neurons_per_class).sum(axis=1)}
 
 
 def params_for_profile(profile) -> BrianSTDPParams:
@@ -1324,14 +1378,16 @@ def volley_fraction(trains: dict, n_images: int, n_neurons: int, *, window_ms: f
     :meth:`FrozenReplicas.run`), images ``0 .. n_images - 1``.
     """
     image, neuron, t = (np.asarray(trains[k]) for k in ("image", "neuron", "t_ms"))
+    order = np.lexsort((t, image))  # by image, then time
+    image, neuron, t = image[order], neuron[order], t[order]
+    bounds = np.searchsorted(image, np.arange(n_images + 1), side="left")
     need = max(1, int(np.ceil(fraction * n_neurons)))
     volleys = 0
     for k in range(n_images):
-        sel = image == k
-        if sel.sum() < need:
+        a, b = bounds[k], bounds[k + 1]
+        if b - a < need:
             continue
-        order = np.argsort(t[sel])
-        tt, nn = t[sel][order], neuron[sel][order]
+        tt, nn = t[a:b], neuron[a:b]
         stops = np.searchsorted(tt, tt + window_ms, side="left")
         if any(len(np.unique(nn[a:b])) >= need for a, b in zip(range(len(tt)), stops) if b - a >= need):
             volleys += 1
@@ -1699,6 +1755,12 @@ def train_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
         },
         "spike_statistics": {"trained": spikes(f_stdp, results["stdp"]["counts"]),
                              "random": spikes(f_rand, results["random"]["counts"])},
+        "layer2_volleys": {
+            "what": "fraction of test images in which at least 90% (25%) of hidden layer 2's "
+                    "neurons fire within 5 ms (volley_fraction)",
+            **{name: {f"{int(100 * q)}%": volley_fraction(
+                features[key]["test"]["trains"], len(x_test), params.layer2.n_neurons, fraction=q)
+                for q in (0.9, 0.25)} for name, key in (("trained", "stdp"), ("random", "random"))}},
         "synaptic_operations": {
             "what": "feed-forward synaptic events per test image (input->layer 1, layer 1->2, "
                     "layer 2->output; inhibitory synapses not counted)",
