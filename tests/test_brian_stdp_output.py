@@ -75,18 +75,18 @@ def test_select_trains_renumbers_the_chosen_images():
 
 def toy_task(n, seed, n_classes=4, duration_ms=100.0):
     """Class c: inputs 5c..5c+4 fire at 100 Hz, the others at 5 Hz."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, n_classes, n)
-    image, neuron, t = [], [], []
-    for k, c in enumerate(labels):
-        rates = np.full(5 * n_classes, 5.0)
-        rates[5 * c:5 * c + 5] = 100.0
-        s, j = np.nonzero(rng.random((int(duration_ms / 0.5), len(rates))) < rates * 0.5e-3)
-        image.append(np.full(len(s), k))
-        neuron.append(j)
-        t.append(s * 0.5)
-    return {"image": np.concatenate(image), "neuron": np.concatenate(neuron),
-            "t_ms": np.concatenate(t)}, labels
+    return T.toy_spike_task(n, seed=seed, n_classes=n_classes, duration_ms=duration_ms)
+
+
+def test_toy_task_rates_are_those_asked_for():
+    trains, labels = T.toy_spike_task(400, seed=0, n_classes=4, duration_ms=100.0)
+    counts = np.zeros((400, 20))
+    np.add.at(counts, (trains["image"], trains["neuron"]), 1)
+    own = np.arange(20)[None, :] // 5 == labels[:, None]
+    # Poisson means: 100 Hz x 0.1 s = 10 spikes; 5 Hz x 0.1 s = 0.5 (std of the means ~0.07, ~0.02)
+    assert counts[own].mean() == pytest.approx(10.0, abs=0.3)
+    assert counts[~own].mean() == pytest.approx(0.5, abs=0.06)
+    assert np.bincount(labels, minlength=4).min() > 70
 
 
 def toy_params(**kwargs):

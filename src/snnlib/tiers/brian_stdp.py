@@ -59,7 +59,7 @@ __all__ = ["BrianSTDPNetwork", "BrianSTDPParams", "FrozenReplicas", "LayerParams
            "synaptic_events", "volley_fraction",
            "train_tier",
            "field_similarity", "field_smoothness", "learned_fraction", "params_for_profile", "snapshot_schedule", "spike_statistics",
-           "train_hidden_layers", "image_spikes"]
+           "train_hidden_layers", "image_spikes", "toy_spike_task"]
 
 N_INPUTS = 32 * 32
 
@@ -1242,6 +1242,38 @@ class RSTDPReadout:
             out["t_ms"].append(np.asarray(tr["t_ms"]))
         out = {f: np.concatenate(v) if v else np.zeros(0, dtype=int) for f, v in out.items()}
         return {"decision": decisions, "counts": counts, "trains": out}
+
+
+def toy_spike_task(n_images: int, *, seed: int, n_classes: int = 4, inputs_per_class: int = 5,
+                   duration_ms: float = 100.0, rate_hz: float = 100.0, background_hz: float = 5.0,
+                   dt_ms: float = 0.5) -> tuple[dict, np.ndarray]:
+    """A task that reward alone can teach: each class drives its own group of inputs.
+
+    Image ``k`` of class ``c`` (drawn uniformly) is ``n_classes x
+    inputs_per_class`` Poisson inputs for ``duration_ms``: inputs
+    ``c * inputs_per_class`` to ``(c + 1) * inputs_per_class - 1`` fire at
+    ``rate_hz``, the others at ``background_hz`` (a spike in a step of
+    ``dt_ms`` with probability rate x dt).
+
+    Returns
+    -------
+    (dict, ndarray)
+        Spikes (``image``, ``neuron``, ``t_ms``, as :meth:`FrozenReplicas.run`
+        gives them) and the labels.
+    """
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, n_classes, n_images)
+    n_inputs, steps = n_classes * inputs_per_class, int(round(duration_ms / dt_ms))
+    image, neuron, t = [], [], []
+    for k, c in enumerate(labels):
+        rates = np.full(n_inputs, background_hz)
+        rates[c * inputs_per_class:(c + 1) * inputs_per_class] = rate_hz
+        step, j = np.nonzero(rng.random((steps, n_inputs)) < rates * dt_ms * 1e-3)
+        image.append(np.full(len(step), k))
+        neuron.append(j)
+        t.append(step * dt_ms)
+    return {"image": np.concatenate(image), "neuron": np.concatenate(neuron),
+            "t_ms": np.concatenate(t)}, labels
 
 
 def image_spikes(frozen: FrozenReplicas, readout: RSTDPReadout, image, *, seed: int) -> dict:
