@@ -626,7 +626,7 @@ def tier1_spike_panel(image, spikes: dict, *, duration_ms: float, neurons_per_cl
             colours = [f"C{c % 10}" for c in (n // neurons_per_class).astype(int)]
         else:
             colours = "0.15"
-        ax.scatter(t, n, s=4, c=colours, marker="|", linewidths=0.9)
+        ax.scatter(t, n, s=30, c=colours, marker="|", linewidths=1.0)
         ax.set_xlim(0, duration_ms)
         ax.set_ylabel("neuron")
         ax.set_title(f"{name}: {len(n)} spikes", fontsize="small", loc="left")
