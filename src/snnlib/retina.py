@@ -1,0 +1,248 @@
+"""A retina for the spiking tiers: Difference-of-Gaussians filters, ON/OFF channels, ZCA whitening.
+
+Retinal ganglion cells answer to *contrast*, not to light: a centre that
+excites and a surround that inhibits (or the reverse), which a Difference of
+Gaussians (DoG) models well (Rodieck 1965; Marr & Hildreth 1980, who note
+that a surround-to-centre ratio of about 1.6 approximates the Laplacian of a
+Gaussian). For an image :math:`I`,
+
+.. math::
+
+    D = G_{\\sigma_c} * I - G_{\\sigma_s} * I, \\qquad \\sigma_s > \\sigma_c ,
+
+and the ON-centre and OFF-centre cells carry its two signs,
+
+.. math:: \\text{ON} = \\max(D, 0), \\qquad \\text{OFF} = \\max(-D, 0).
+
+Colour-opponent cells compare one cone type in the centre with another in the
+surround: red-green :math:`G_{\\sigma_c} * R - G_{\\sigma_s} * G`, blue-yellow
+:math:`G_{\\sigma_c} * B - G_{\\sigma_s} * (R + G)/2`.
+
+Everything is batched in torch (images first), with the Gaussian blur as two
+separable 1-d convolutions. The blur matches :func:`scipy.ndimage.gaussian_filter`
+(and so :func:`skimage.filters.difference_of_gaussians`) with its defaults:
+kernel radius ``int(truncate * sigma + 0.5)``, edges padded by repeating the
+border pixel (``mode="nearest"``).
+
+A second front end, ZCA whitening of image patches (:func:`zca_fit`,
+:func:`zca_apply`), decorrelates neighbouring pixels as a DoG does, but learns
+its filters from the data; Falez et al. (2020) found it gives better STDP
+features than DoG filtering.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["DoGParams", "ZCA", "colour_opponent", "dog", "extract_patches", "gaussian_blur",
+           "gaussian_kernel1d", "on_off", "zca_apply", "zca_fit"]
+
+
+@dataclass(frozen=True)
+class DoGParams:
+    """A centre-surround filter.
+
+    Attributes
+    ----------
+    sigma_center_px : float
+        Standard deviation of the centre Gaussian :math:`\\sigma_c` (pixels).
+    sigma_surround_px : float
+        Standard deviation of the surround Gaussian :math:`\\sigma_s` (pixels);
+        must exceed the centre's.
+    truncate : float
+        The kernels are cut at ``truncate`` standard deviations (scipy's default 4).
+    """
+
+    sigma_center_px: float = 1.0
+    sigma_surround_px: float = 2.0
+    truncate: float = 4.0
+
+    def __post_init__(self) -> None:
+        for name in ("sigma_center_px", "sigma_surround_px", "truncate"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"DoGParams.{name} must be a finite number > 0, got {value!r}.")
+        if self.sigma_surround_px <= self.sigma_center_px:
+            raise ValueError(f"sigma_surround_px ({self.sigma_surround_px}) must exceed "
+                             f"sigma_center_px ({self.sigma_center_px}): the surround is the wider "
+                             "Gaussian (swap them for an OFF-centre filter, or use on_off).")
+
+
+def gaussian_kernel1d(sigma_px: float, truncate: float = 4.0, *, dtype=torch.float64) -> torch.Tensor:
+    """The normalised 1-d Gaussian :math:`g_k \\propto e^{-k^2 / 2\\sigma^2}`, :math:`|k| \\le r`.
+
+    ``r = int(truncate * sigma + 0.5)`` as in :func:`scipy.ndimage.gaussian_filter`;
+    the weights sum to 1.
+    """
+    if not (math.isfinite(sigma_px) and sigma_px > 0):
+        raise ValueError(f"sigma_px must be a finite number > 0, got {sigma_px!r}.")
+    radius = int(truncate * sigma_px + 0.5)
+    k = torch.arange(-radius, radius + 1, dtype=dtype)
+    g = torch.exp(-0.5 * (k / sigma_px) ** 2)
+    return g / g.sum()
+
+
+def _as_batch(images) -> tuple[torch.Tensor, tuple]:
+    x = torch.as_tensor(images)
+    if not torch.is_floating_point(x):
+        raise ValueError(f"images must be floating point (intensities), got {x.dtype}.")
+    if x.ndim < 3:
+        raise ValueError(f"images must be (N, H, W) or (N, C, H, W), got shape {tuple(x.shape)}.")
+    if torch.isnan(x).any():
+        raise ValueError("images contain NaN values.")
+    shape = tuple(x.shape)
+    return x.reshape(-1, 1, shape[-2], shape[-1]), shape
+
+
+def gaussian_blur(images, sigma_px: float, truncate: float = 4.0) -> torch.Tensor:
+    """:math:`G_\\sigma * I` for a batch ``(..., H, W)``, edges extended by their border pixels.
+
+    Two separable convolutions (rows, then columns) in the images' dtype.
+    """
+    x, shape = _as_batch(images)
+    g = gaussian_kernel1d(sigma_px, truncate, dtype=x.dtype)
+    r = (len(g) - 1) // 2
+    h, w = shape[-2], shape[-1]
+    # "nearest": index -k and size - 1 + k both read the border pixel, however wide the kernel
+    x = x[..., torch.arange(-r, h + r).clamp(0, h - 1), :]
+    x = F.conv2d(x, g.view(1, 1, -1, 1))
+    x = x[..., torch.arange(-r, w + r).clamp(0, w - 1)]
+    x = F.conv2d(x, g.view(1, 1, 1, -1))
+    return x.reshape(shape)
+
+
+def dog(images, p: DoGParams = DoGParams()) -> torch.Tensor:
+    """The Difference of Gaussians :math:`D = G_{\\sigma_c} * I - G_{\\sigma_s} * I`.
+
+    Parameters
+    ----------
+    images : tensor or array
+        ``(N, H, W)`` or ``(N, C, H, W)`` float intensities; each channel is
+        filtered on its own.
+    p : DoGParams
+
+    Returns
+    -------
+    torch.Tensor
+        The same shape. A uniform image gives 0 (both kernels sum to 1); a
+        spot the size of the centre gives the largest response.
+
+    Examples
+    --------
+    >>> d = dog(torch.rand(8, 32, 32), DoGParams(1.0, 1.6))
+    """
+    return gaussian_blur(images, p.sigma_center_px, p.truncate) - gaussian_blur(
+        images, p.sigma_surround_px, p.truncate)
+
+
+def on_off(response) -> torch.Tensor:
+    """ON and OFF channels of a centre-surround response: ``(..., H, W)`` to ``(..., 2, H, W)``.
+
+    .. math:: \\text{ON} = \\max(D, 0), \\qquad \\text{OFF} = \\max(-D, 0)
+
+    so ON - OFF = D and at most one of them is non-zero at each pixel.
+    """
+    d = torch.as_tensor(response)
+    return torch.stack([d.clamp(min=0), (-d).clamp(min=0)], dim=-3)
+
+
+def colour_opponent(images_rgb, p: DoGParams = DoGParams()) -> torch.Tensor:
+    """Luminance, red-green and blue-yellow centre-surround responses of RGB images.
+
+    Parameters
+    ----------
+    images_rgb : tensor or array
+        ``(N, H, W, 3)`` RGB in [0, 1] (channels last, as
+        :func:`snnlib.data.load_cifar10` gives them after ``/ 255``).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, 3, H, W)``: :math:`D_Y` (the DoG of the BT.601 luminance
+        :math:`Y`), :math:`G_{\\sigma_c} * R - G_{\\sigma_s} * G` and
+        :math:`G_{\\sigma_c} * B - G_{\\sigma_s} * (R + G)/2`. A uniform grey
+        image gives 0 in every channel; a uniform red one gives 0 luminance
+        contrast and a positive red-green response.
+    """
+    x = torch.as_tensor(images_rgb)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"images_rgb must be (N, H, W, 3), got shape {tuple(x.shape)}.")
+    if not torch.is_floating_point(x):
+        raise ValueError(f"images_rgb must be floating point in [0, 1], got {x.dtype}.")
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    c, s = p.sigma_center_px, p.sigma_surround_px
+    blur = gaussian_blur
+    return torch.stack([
+        dog(y, p),
+        blur(r, c, p.truncate) - blur(g, s, p.truncate),
+        blur(b, c, p.truncate) - blur((r + g) / 2, s, p.truncate),
+    ], dim=1)
+
+
+# --- ZCA whitening -------------------------------------------------------------
+
+
+def extract_patches(images, size: int, stride: int = 1) -> torch.Tensor:
+    """All ``size x size`` patches of ``(N, C, H, W)`` images at ``stride``, flattened.
+
+    Returns ``(N * n_patches, C * size * size)`` (channel-major, as
+    :func:`torch.nn.functional.unfold` orders them).
+    """
+    x = torch.as_tensor(images)
+    if x.ndim != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(x.shape)}.")
+    if not (isinstance(size, int) and 1 <= size <= min(x.shape[-2:])):
+        raise ValueError(f"size must be an integer in [1, {min(x.shape[-2:])}], got {size!r}.")
+    if not (isinstance(stride, int) and stride >= 1):
+        raise ValueError(f"stride must be a positive integer, got {stride!r}.")
+    cols = F.unfold(x, kernel_size=size, stride=stride)  # (N, C*size*size, L)
+    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+
+@dataclass(frozen=True)
+class ZCA:
+    """A fitted ZCA transform: ``(x - mean) @ matrix`` (``matrix`` symmetric)."""
+
+    mean: torch.Tensor
+    matrix: torch.Tensor
+    eps: float
+
+
+def zca_fit(patches, *, eps: float = 1e-2) -> ZCA:
+    """Fit ZCA whitening to ``(n, d)`` patches.
+
+    With the patch covariance :math:`\\Sigma = U \\Lambda U^T`,
+
+    .. math:: W = U (\\Lambda + \\epsilon I)^{-1/2} U^T ,
+
+    the symmetric whitening matrix closest to the identity (Bell & Sejnowski
+    1997): whitened patches :math:`(x - \\mu) W` have covariance
+    :math:`U \\Lambda (\\Lambda + \\epsilon)^{-1} U^T`, the identity for
+    :math:`\\epsilon \\to 0`; :math:`\\epsilon` keeps the noisiest
+    directions (small :math:`\\lambda`) from being amplified without bound.
+    """
+    x = torch.as_tensor(patches, dtype=torch.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"patches must be (n >= 2, d), got shape {tuple(x.shape)}.")
+    if not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a finite number > 0, got {eps!r}.")
+    mean = x.mean(dim=0)
+    xc = x - mean
+    cov = xc.T @ xc / (x.shape[0] - 1)
+    lam, u = torch.linalg.eigh(cov)
+    w = u @ torch.diag((lam.clamp(min=0) + eps).rsqrt()) @ u.T
+    return ZCA(mean=mean, matrix=w, eps=float(eps))
+
+
+def zca_apply(patches, zca: ZCA) -> torch.Tensor:
+    """Whiten ``(n, d)`` patches with a fitted :class:`ZCA`: ``(x - mean) @ matrix``."""
+    x = torch.as_tensor(patches, dtype=zca.matrix.dtype)
+    if x.ndim != 2 or x.shape[1] != zca.matrix.shape[0]:
+        raise ValueError(f"patches must be (n, {zca.matrix.shape[0]}), got shape {tuple(x.shape)}.")
+    return (x - zca.mean) @ zca.matrix
+
