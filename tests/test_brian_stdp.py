@@ -308,6 +308,16 @@ def test_train_hidden_layers_writes_model_and_record_and_resumes(tmp_path, monke
     assert set(rec1["test_spikes"]) == {"layer1"}
     with pytest.raises(ValueError, match="n_images"):
         T.train_hidden_layers(profile, out_dir=tmp_path / "x", n_images=0, progress=False)
+    # a profile that trains layer 2 on fewer images: the first of layer 1's
+    fewer = replace(profile, tier1_train_images=30, tier1_layer2_train_images=20)
+    _, rec = T.train_hidden_layers(fewer, out_dir=tmp_path / "fewer", seed=0, n_eval_images=10,
+                                   progress=False)
+    assert rec["phases"]["layer1"]["images"] == 30 and rec["phases"]["layer2"]["images"] == 20
+    assert rec["train_images"] == 30 and rec["layer2_train_images"] == 20
+    # fewer images asked for than the profile's layer 2 gets: layer 2 takes them all
+    _, rec = T.train_hidden_layers(fewer, out_dir=tmp_path / "fewer10", seed=0, n_images=10,
+                                   n_eval_images=10, progress=False)
+    assert rec["phases"]["layer1"]["images"] == 10 and rec["phases"]["layer2"]["images"] == 10
 
 
 def test_field_smoothness_is_zero_for_noise_and_near_one_for_blobs():

@@ -47,3 +47,10 @@ def test_tier1_readout_sizes_grow_and_cover_layer_2s_images():
     with pytest.raises(ValueError, match="tier1_readout_epochs must be a positive integer"):
         P.Profile("ci", n_train_per_class=1, n_test_per_class=1, n_encode_images=1,
                   stdp_demo_ms=1, tier1_neurons=1, tier1_train_images=1, tier1_readout_epochs=0)
+
+
+def test_layer_2_cannot_train_on_more_images_than_layer_1():
+    with pytest.raises(ValueError, match="must not exceed tier1_train_images"):
+        P.Profile("ci", n_train_per_class=1, n_test_per_class=1, n_encode_images=1,
+                  stdp_demo_ms=1, tier1_neurons=1, tier1_train_images=10,
+                  tier1_layer2_train_images=20)

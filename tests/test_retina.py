@@ -106,6 +106,12 @@ def test_bad_input_is_refused_with_a_clear_message():
         R.dog(torch.zeros(8, 8))
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
         R.colour_opponent(torch.zeros(2, 8, 8))
+    with pytest.raises(ValueError, match="channels-last"):
+        R.dog(torch.zeros(2, 32, 32, 3))
+    with pytest.raises(ValueError, match=r"\(N, H, W\) or \(N, C, H, W\)"):
+        R.dog(torch.zeros(1, 2, 3, 8, 8))
+    with pytest.raises(ValueError, match="truncate"):
+        R.gaussian_blur(torch.zeros(1, 8, 8), 1.0, truncate=0.0)
     with pytest.raises(ValueError, match="size must be"):
         R.extract_patches(torch.zeros(1, 1, 8, 8), 9)
     with pytest.raises(ValueError, match="patches must be"):

@@ -186,6 +186,14 @@ def test_tier1_chapter_figures_show_their_data():
     np.testing.assert_allclose(shown.sum(axis=1), 1.0)
     np.testing.assert_allclose(np.diag(shown), (np.arange(1, 11) + 1) / (np.arange(1, 11) + 10))
     assert [t.get_text() for t in ax.get_xticklabels()] == names
+    # five images of class 0 got no decision: its row (11 decided) is a fraction of all 16
+    ax = sl.viz.confusion_heatmap(confusion, names, class_totals=confusion.sum(axis=1) + np.r_[5, [0] * 9])
+    shown = ax.collections[0].get_array().reshape(10, 10)
+    assert shown[0].sum() == pytest.approx(11 / 16) and shown[0, 0] == pytest.approx(2 / 16)
+    with pytest.raises(ValueError, match="at least the images"):
+        sl.viz.confusion_heatmap(confusion, names, class_totals=np.ones(10))
+    with pytest.raises(ValueError, match="class names"):
+        sl.viz.output_weights(np.zeros((20, 7)), 2, names[:3])
     ax = sl.viz.output_weights(np.random.default_rng(0).random((20, 7)), 2, names)
     assert ax.images[0].get_array().shape == (20, 7)
     assert [t.get_text() for t in ax.get_yticklabels()] == names
@@ -196,7 +204,10 @@ def test_tier1_image_explorer_shows_each_layer_and_the_decision():
     rng = np.random.default_rng(0)
     images, labels = rng.random((3, 32, 32)), np.array([2, 0, 1])
 
+    asked = []
+
     def spikes_of(k):
+        asked.append(k)
         return {"hidden": [{"neuron": np.array([0, 1, 1]), "t_ms": np.array([1.0, 2.0, 3.0])},
                            {"neuron": np.array([4]), "t_ms": np.array([5.0])}],
                 "output": {"neuron": np.array([2, 3]), "t_ms": np.array([6.0, 7.0])},
@@ -210,4 +221,5 @@ def test_tier1_image_explorer_shows_each_layer_and_the_decision():
     titles = [ax.get_title(loc="left") for ax in fig.axes] + [ax.get_title() for ax in fig.axes]
     assert "hidden layer 1: 3 spikes" in titles and "output layer: 2 spikes" in titles
     assert "decision: b (right)" in titles and "true class: b" in titles
+    assert asked[-1] == 2
     plt.close("all")

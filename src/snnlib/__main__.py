@@ -78,8 +78,8 @@ def _run_tier(profile, out: str, args: argparse.Namespace) -> int:
     record, _ = brian_stdp.train_tier(profile, out_dir=out, seed=args.seed)
     sizes = record["train_images"]
     print(f"tier 1 on {record['test_images']} test images ({record['dataset']}); hidden layers "
-          f"trained on {sizes['hidden_layer1']} and {sizes['hidden_layer2']} images, output layer on {sizes['output_layer']} "
-          f"x {sizes['output_epochs']} epoch(s)")
+          f"trained on {sizes['hidden_layer1']} and {sizes['hidden_layer2']} images, output layer "
+          f"on {sizes['output_layer']} x {sizes['output_epochs']} epoch(s)")
     print(f"  {'R-STDP output on STDP hidden layers (the tier)':<58} {record['accuracy']:.3f}")
     for name, acc in record["baselines"].items():
         print(f"  {name:<58} {acc:.3f}")

@@ -51,13 +51,15 @@ class Profile:
     tier1_train_images : int
         Tier 1: training images of hidden layer 1 (class-balanced).
     tier1_layer2_train_images : int or None
-        Tier 1: training images of hidden layer 2, the first of layer 1's;
+        Tier 1: training images of hidden layer 2, the first of layer 1's
+        (classes interleaved at random, so close to balanced, not exactly);
         None: all of them. (Layer 2 trains at about a third of layer 1's
         speed: it re-presents the images it stays silent for.)
     tier1_readout_images : int
         Tier 1: training images of the R-STDP output layer and of the
-        logistic-regression baselines (class-balanced; the hidden layers'
-        images first).
+        logistic-regression baselines: the hidden layers' images first (when
+        fewer, the first of them: close to class-balanced, not exactly),
+        then class-balanced others.
     tier1_readout_epochs : int
         Tier 1: passes of the output layer over its training images.
     """
@@ -80,6 +82,10 @@ class Profile:
                 continue
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Profile.{f.name} must be a positive integer or None, got {value!r}.")
+        if (self.tier1_layer2_train_images or 0) > self.tier1_train_images:
+            raise ValueError(f"Profile.tier1_layer2_train_images ({self.tier1_layer2_train_images}) "
+                             f"must not exceed tier1_train_images ({self.tier1_train_images}): "
+                             "layer 2 trains on the first of layer 1's images.")
 
 
 PROFILES: dict[str, Profile] = {

@@ -19,15 +19,27 @@ surround: red-green :math:`G_{\\sigma_c} * R - G_{\\sigma_s} * G`, blue-yellow
 :math:`G_{\\sigma_c} * B - G_{\\sigma_s} * (R + G)/2`.
 
 Everything is batched in torch (images first), with the Gaussian blur as two
-separable 1-d convolutions. The blur matches :func:`scipy.ndimage.gaussian_filter`
-(and so :func:`skimage.filters.difference_of_gaussians`) with its defaults:
-kernel radius ``int(truncate * sigma + 0.5)``, edges padded by repeating the
-border pixel (``mode="nearest"``).
+separable 1-d convolutions. The blur matches
+:func:`scipy.ndimage.gaussian_filter` with ``mode="nearest"`` (edges padded by
+repeating the border pixel) and its default ``truncate=4`` (kernel radius
+``int(truncate * sigma + 0.5)``), and so the DoG matches
+:func:`skimage.filters.difference_of_gaussians` with its defaults.
 
 A second front end, ZCA whitening of image patches (:func:`zca_fit`,
 :func:`zca_apply`), decorrelates neighbouring pixels as a DoG does, but learns
 its filters from the data; Falez et al. (2020) found it gives better STDP
 features than DoG filtering.
+
+References
+----------
+Rodieck, R. W. (1965). Quantitative analysis of cat retinal ganglion cell
+response to visual stimuli. *Vision Research* 5, 583-601.
+Marr, D. & Hildreth, E. (1980). Theory of edge detection. *Proc. R. Soc.
+Lond. B* 207, 187-217.
+Bell, A. J. & Sejnowski, T. J. (1997). The "independent components" of
+natural scenes are edge filters. *Vision Research* 37, 3327-3338.
+Falez, P., Tirilly, P. & Bilasco, I. M. (2020). Improving STDP-based visual
+feature learning with whitening. *IJCNN 2020*.
 """
 
 from __future__ import annotations
@@ -80,6 +92,8 @@ def gaussian_kernel1d(sigma_px: float, truncate: float = 4.0, *, dtype=torch.flo
     """
     if not (math.isfinite(sigma_px) and sigma_px > 0):
         raise ValueError(f"sigma_px must be a finite number > 0, got {sigma_px!r}.")
+    if not (math.isfinite(truncate) and truncate > 0):
+        raise ValueError(f"truncate must be a finite number > 0, got {truncate!r}.")
     radius = int(truncate * sigma_px + 0.5)
     k = torch.arange(-radius, radius + 1, dtype=dtype)
     g = torch.exp(-0.5 * (k / sigma_px) ** 2)
@@ -90,8 +104,12 @@ def _as_batch(images) -> tuple[torch.Tensor, tuple]:
     x = torch.as_tensor(images)
     if not torch.is_floating_point(x):
         raise ValueError(f"images must be floating point (intensities), got {x.dtype}.")
-    if x.ndim < 3:
+    if x.ndim not in (3, 4):
         raise ValueError(f"images must be (N, H, W) or (N, C, H, W), got shape {tuple(x.shape)}.")
+    if x.ndim == 4 and x.shape[-1] == 3 and x.shape[1] != 3:
+        raise ValueError(f"images of shape {tuple(x.shape)} look channels-last (N, H, W, 3); "
+                         "filter channels-first (N, C, H, W), e.g. images.permute(0, 3, 1, 2), "
+                         "or use colour_opponent for RGB.")
     if torch.isnan(x).any():
         raise ValueError("images contain NaN values.")
     shape = tuple(x.shape)
@@ -99,9 +117,21 @@ def _as_batch(images) -> tuple[torch.Tensor, tuple]:
 
 
 def gaussian_blur(images, sigma_px: float, truncate: float = 4.0) -> torch.Tensor:
-    """:math:`G_\\sigma * I` for a batch ``(..., H, W)``, edges extended by their border pixels.
+    """:math:`G_\\sigma * I`, edges extended by their border pixels.
 
-    Two separable convolutions (rows, then columns) in the images' dtype.
+    Parameters
+    ----------
+    images : tensor or array
+        ``(N, H, W)`` or ``(N, C, H, W)`` float; each channel blurred on its own.
+    sigma_px : float
+        Standard deviation of the Gaussian (pixels).
+    truncate : float
+        Kernel radius in standard deviations.
+
+    Returns
+    -------
+    torch.Tensor
+        The same shape and dtype: two separable convolutions (rows, then columns).
     """
     x, shape = _as_batch(images)
     g = gaussian_kernel1d(sigma_px, truncate, dtype=x.dtype)
@@ -140,11 +170,21 @@ def dog(images, p: DoGParams = DoGParams()) -> torch.Tensor:
 
 
 def on_off(response) -> torch.Tensor:
-    """ON and OFF channels of a centre-surround response: ``(..., H, W)`` to ``(..., 2, H, W)``.
+    """ON and OFF channels of a centre-surround response.
 
     .. math:: \\text{ON} = \\max(D, 0), \\qquad \\text{OFF} = \\max(-D, 0)
 
     so ON - OFF = D and at most one of them is non-zero at each pixel.
+
+    Parameters
+    ----------
+    response : tensor or array
+        ``(..., H, W)``, e.g. from :func:`dog`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., 2, H, W)``: ON, then OFF.
     """
     d = torch.as_tensor(response)
     return torch.stack([d.clamp(min=0), (-d).clamp(min=0)], dim=-3)
@@ -175,12 +215,11 @@ def colour_opponent(images_rgb, p: DoGParams = DoGParams()) -> torch.Tensor:
         raise ValueError(f"images_rgb must be floating point in [0, 1], got {x.dtype}.")
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     y = 0.299 * r + 0.587 * g + 0.114 * b
-    c, s = p.sigma_center_px, p.sigma_surround_px
-    blur = gaussian_blur
+    c, s, t = p.sigma_center_px, p.sigma_surround_px, p.truncate
     return torch.stack([
         dog(y, p),
-        blur(r, c, p.truncate) - blur(g, s, p.truncate),
-        blur(b, c, p.truncate) - blur((r + g) / 2, s, p.truncate),
+        gaussian_blur(r, c, t) - gaussian_blur(g, s, t),
+        gaussian_blur(b, c, t) - gaussian_blur((r + g) / 2, s, t),
     ], dim=1)
 
 
@@ -188,10 +227,22 @@ def colour_opponent(images_rgb, p: DoGParams = DoGParams()) -> torch.Tensor:
 
 
 def extract_patches(images, size: int, stride: int = 1) -> torch.Tensor:
-    """All ``size x size`` patches of ``(N, C, H, W)`` images at ``stride``, flattened.
+    """All ``size x size`` patches of images at ``stride``, flattened.
 
-    Returns ``(N * n_patches, C * size * size)`` (channel-major, as
-    :func:`torch.nn.functional.unfold` orders them).
+    Parameters
+    ----------
+    images : tensor or array
+        ``(N, C, H, W)``.
+    size : int
+        Patch side (pixels).
+    stride : int
+        Step between patches (pixels).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N * n_patches, C * size * size)`` (channel-major, as
+        :func:`torch.nn.functional.unfold` orders them).
     """
     x = torch.as_tensor(images)
     if x.ndim != 4:

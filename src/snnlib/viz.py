@@ -561,22 +561,28 @@ def running_accuracy(histories: dict, *, chance: float = 0.1, ax=None,
     return ax
 
 
-def confusion_heatmap(confusion, class_names: Sequence[str], *, ax=None, title: str = "Confusion matrix",
-                      normalise: bool = True):
+def confusion_heatmap(confusion, class_names: Sequence[str], *, class_totals=None, ax=None,
+                      title: str = "Confusion matrix", normalise: bool = True):
     """A confusion matrix (rows: true class, columns: decision) as a seaborn heatmap.
 
-    With ``normalise`` each row is divided by its number of images (the
-    diagonal is then the per-class accuracy); cells show the fraction, the
-    colour bar the same. Images without a decision are in no column, so a
-    row may sum to less than 1.
+    With ``normalise`` each row is divided by its class's number of images,
+    ``class_totals`` (default: the row sums); cells show the fraction, the
+    colour bar the same. Images without a decision (:mod:`snnlib.metrics`)
+    are in no column: give ``class_totals`` (e.g. ``np.bincount(labels)``)
+    and the diagonal is the per-class accuracy, a row summing to less than
+    1 by its undecided images.
     """
     import seaborn as sns
 
     m = np.asarray(confusion, dtype=np.float64)
-    rows = m.sum(axis=1, keepdims=True)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(class_names):
+        raise ValueError(f"confusion must be square with one row per class name "
+                         f"({len(class_names)}), got shape {m.shape}.")
+    totals = m.sum(axis=1) if class_totals is None else np.asarray(class_totals, dtype=np.float64)
+    if totals.shape != (len(m),) or np.any(totals < m.sum(axis=1)):
+        raise ValueError("class_totals must give, per class, at least the images in its row.")
     if normalise:
-        totals = np.asarray(rows)
-        m = m / np.maximum(totals, 1)
+        m = m / np.maximum(totals, 1)[:, None]
     if ax is None:
         _, ax = plt.subplots(figsize=(7.2, 6))
     sns.heatmap(m, annot=True, fmt=".2f" if normalise else "g", cmap="rocket_r", square=True,
@@ -592,6 +598,9 @@ def output_weights(weights, neurons_per_class: int, class_names: Sequence[str], 
                    title: str = "Output-layer weights (after R-STDP)"):
     """The output layer's weights ``(output neurons, hidden neurons)``, class populations marked."""
     w = _to_numpy(weights)
+    if len(w) != len(class_names) * neurons_per_class:
+        raise ValueError(f"{len(w)} output neurons, but {len(class_names)} class names x "
+                         f"{neurons_per_class} neurons per class.")
     ax = weight_heatmap(w, ax=ax, title=title, xlabel="hidden layer 2 neuron",
                         ylabel="output neuron")
     for k in range(1, len(w) // neurons_per_class):
@@ -610,6 +619,9 @@ def tier1_spike_panel(image, spikes: dict, *, duration_ms: float, neurons_per_cl
     ``decision``, ``class_counts``. Output neurons are coloured by class
     population; the bar chart shows each population's spikes.
     """
+    if len(spikes["class_counts"]) != len(class_names):
+        raise ValueError(f"{len(spikes['class_counts'])} class counts but {len(class_names)} "
+                         "class names.")
     layers = list(spikes["hidden"]) + [spikes["output"]]
     names = [f"hidden layer {k}" for k in range(1, len(layers))] + ["output layer"]
     fig = plt.figure(figsize=(12, 6.4))

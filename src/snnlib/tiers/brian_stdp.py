@@ -827,7 +827,8 @@ class FrozenReplicas:
                 bar.update(len(batch))
         layer_trains = [None] * len(self.layers)
         for k, tr in trains.items():
-            layer_trains[k] = {key: np.concatenate(v) if v else np.zeros(0) for key, v in tr.items()}
+            layer_trains[k] = {key: np.concatenate(v) if v else np.zeros(0, dtype=float if key == "t_ms" else int)
+                               for key, v in tr.items()}
         return counts, layer_trains
 
 # --- the R-STDP output layer --------------------------------------------------
@@ -1083,7 +1084,7 @@ class RSTDPReadout:
             self._next += 1
 
     def _present(self, trains: dict, images: np.ndarray, labels: np.ndarray,
-                 ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                 ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
         """Show ``images`` (indices into ``trains``) back to back in one ``run()``.
 
         Learning (if on) happens at the end of each image, inside the run.
@@ -1240,7 +1241,8 @@ class RSTDPReadout:
             out["image"].append(idx[tr["image"]])
             out["neuron"].append(np.asarray(tr["neuron"]))
             out["t_ms"].append(np.asarray(tr["t_ms"]))
-        out = {f: np.concatenate(v) if v else np.zeros(0, dtype=int) for f, v in out.items()}
+        out = {f: np.concatenate(v) if v else np.zeros(0, dtype=float if f == "t_ms" else int)
+               for f, v in out.items()}
         return {"decision": decisions, "counts": counts, "trains": out}
 
 
@@ -1252,8 +1254,9 @@ def toy_spike_task(n_images: int, *, seed: int, n_classes: int = 4, inputs_per_c
     Image ``k`` of class ``c`` (drawn uniformly) is ``n_classes x
     inputs_per_class`` Poisson inputs for ``duration_ms``: inputs
     ``c * inputs_per_class`` to ``(c + 1) * inputs_per_class - 1`` fire at
-    ``rate_hz``, the others at ``background_hz`` (a spike in a step of
-    ``dt_ms`` with probability rate x dt).
+    ``rate_hz``, the others at ``background_hz``. Poisson in the Bernoulli
+    approximation: a spike in each step of ``dt_ms`` with probability
+    ``rate_hz * dt_ms / 1000`` (refused above 1).
 
     Returns
     -------
@@ -1261,6 +1264,17 @@ def toy_spike_task(n_images: int, *, seed: int, n_classes: int = 4, inputs_per_c
         Spikes (``image``, ``neuron``, ``t_ms``, as :meth:`FrozenReplicas.run`
         gives them) and the labels.
     """
+    for name, value in (("n_images", n_images), ("n_classes", n_classes),
+                        ("inputs_per_class", inputs_per_class)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    for name, value in (("rate_hz", rate_hz), ("background_hz", background_hz)):
+        if not (np.isfinite(value) and 0 <= value * dt_ms / 1000.0 <= 1):
+            raise ValueError(f"{name}={value!r} must be >= 0 with {name} x dt_ms / 1000 <= 1 "
+                             f"(dt_ms={dt_ms}).")
+    if not (np.isfinite(duration_ms) and duration_ms >= dt_ms > 0):
+        raise ValueError(f"duration_ms={duration_ms!r} and dt_ms={dt_ms!r} must satisfy "
+                         "duration_ms >= dt_ms > 0.")
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, n_classes, n_images)
     n_inputs, steps = n_classes * inputs_per_class, int(round(duration_ms / dt_ms))
@@ -1274,6 +1288,11 @@ def toy_spike_task(n_images: int, *, seed: int, n_classes: int = 4, inputs_per_c
         t.append(step * dt_ms)
     return {"image": np.concatenate(image), "neuron": np.concatenate(neuron),
             "t_ms": np.concatenate(t)}, labels
+
+
+def _neuron_times(trains: dict) -> dict:
+    """The ``neuron`` and ``t_ms`` arrays of one image's spikes."""
+    return {"neuron": np.asarray(trains["neuron"]), "t_ms": np.asarray(trains["t_ms"])}
 
 
 def image_spikes(frozen: FrozenReplicas, readout: RSTDPReadout, image, *, seed: int) -> dict:
@@ -1295,11 +1314,20 @@ def image_spikes(frozen: FrozenReplicas, readout: RSTDPReadout, image, *, seed: 
     x = np.asarray(image, dtype=np.float64)
     if x.shape != (32, 32):
         raise ValueError(f"image must be one 32 x 32 grayscale image, got shape {x.shape}.")
+    if frozen.replicas != 1:
+        raise ValueError(f"frozen has {frozen.replicas} replicas; build it with replicas=1 for one "
+                         "image (the others would simulate blank images for nothing).")
+    if readout.n_inputs != frozen.layers[-1].n_neurons:
+        raise ValueError(f"the readout has {readout.n_inputs} inputs but the last hidden layer "
+                         f"{frozen.layers[-1].n_neurons} neurons.")
+    if readout.duration_ms != frozen.params.encoding.duration_ms:
+        raise ValueError(f"the readout shows an image for {readout.duration_ms} ms, the hidden "
+                         f"layers for {frozen.params.encoding.duration_ms} ms.")
     run = frozen.run(x[None], seed=seed, every_layer=True)
     pred = readout.predict(run["trains"], 1)
     p = readout.params
-    strip = lambda tr: {"neuron": np.asarray(tr["neuron"]), "t_ms": np.asarray(tr["t_ms"])}  # noqa: E731
-    return {"hidden": [strip(tr) for tr in run["layer_trains"]], "output": strip(pred["trains"]),
+    return {"hidden": [_neuron_times(tr) for tr in run["layer_trains"]],
+            "output": _neuron_times(pred["trains"]),
             "decision": int(pred["decision"][0]),
             "class_counts": pred["counts"][0].reshape(p.n_classes, p.neurons_per_class).sum(axis=1)}
 
@@ -1512,10 +1540,8 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
     if layers == (1,):
         params = replace(params, layer2=None)
     net = BrianSTDPNetwork(params, seed=seed)
-    n2 = getattr(profile, "tier1_layer2_train_images", None) or len(x)
-    if n2 > len(x):
-        raise ValueError(f"profile.tier1_layer2_train_images ({n2}) exceeds layer 1's {len(x)} "
-                         "training images.")
+    # layer 2: the profile's number, or all of layer 1's images when there are fewer
+    n2 = min(profile.tier1_layer2_train_images or len(x), len(x))
     phases = {}
     for layer in layers:
         xl = x if layer == 1 else x[:n2]  # layer 2: the first n2 of layer 1's (classes interleaved)
@@ -1790,7 +1816,7 @@ def train_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
         "layer2_volleys": {
             "what": "fraction of test images in which at least 90% (25%) of hidden layer 2's "
                     "neurons fire within 5 ms (volley_fraction)",
-            **{name: {f"{int(100 * q)}%": volley_fraction(
+            **{name: {f"{q:.0%}": volley_fraction(
                 features[key]["test"]["trains"], len(x_test), params.layer2.n_neurons, fraction=q)
                 for q in (0.9, 0.25)} for name, key in (("trained", "stdp"), ("random", "random"))}},
         "synaptic_operations": {
