@@ -15,6 +15,7 @@ the design before building the spiking one:
   held-out fifth.
 
     python benchmarks/tier2_frontends.py --train 10000 --test 2000 --filters 256 zca zca_rand dog
+    python benchmarks/tier2_frontends.py --train 10000 --test 2000 --filters 256 --patch-norm zca zca_rand
 
 Prints one line per variant: accuracy on class-balanced test images and wall time.
 """
@@ -47,10 +48,18 @@ def front_end(name: str, rgb: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown front end {name!r}")
 
 
-def responses(name, w, rgb, zca, alpha=0.5, batch=500):
+def normalise_patches(cols: torch.Tensor) -> torch.Tensor:
+    """Per-patch brightness and contrast normalisation (Coates et al. 2011): zero mean, unit std."""
+    cols = cols - cols.mean(-1, keepdim=True)
+    return cols / (cols.var(-1, keepdim=True) + 0.01).sqrt()
+
+
+def responses(name, w, rgb, zca, alpha=0.5, batch=500, patch_norm=False):
     out = []
     for i in range(0, len(rgb), batch):
         cols = F.unfold(front_end(name, rgb[i:i + batch]), SIZE).transpose(1, 2)  # (n, L, d)
+        if patch_norm:
+            cols = normalise_patches(cols)
         if zca is not None:
             cols = (cols - zca.mean.float()) @ zca.matrix.float()
         a = cols @ w.T
@@ -68,6 +77,8 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--filters", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--patch-norm", action="store_true",
+                    help="normalise each patch's brightness and contrast before whitening")
     ap.add_argument("variants", nargs="+", help="dog, gray_dog, zca, each optionally with _rand")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
@@ -82,6 +93,8 @@ def main() -> None:
         start = time.perf_counter()
         name = variant.removesuffix("_rand")
         patches = R.extract_patches(front_end(name, xtr[:2000]), SIZE, stride=3)
+        if args.patch_norm:
+            patches = normalise_patches(patches)
         zca = None
         if name == "zca":
             zca = R.zca_fit(patches, eps=0.1)
@@ -97,7 +110,8 @@ def main() -> None:
                     for k in win.unique():
                         w[k] += 0.1 * (p[win == k].mean(0) - w[k])
                     w /= w.norm(dim=1, keepdim=True) + 1e-9
-        ftr, fte = responses(name, w, xtr, zca), responses(name, w, xte, zca)
+        ftr = responses(name, w, xtr, zca, patch_norm=args.patch_norm)
+        fte = responses(name, w, xte, zca, patch_norm=args.patch_norm)
         r = logistic_regression(ftr, train.labels[itr], fte, test.labels[ite], cs=(0.01, 0.1))
         print(f"{variant:<14} features {ftr.shape[1]:5d}  accuracy {r['accuracy']:.3f}  "
               f"(C {r['c']})  {time.perf_counter() - start:.0f} s", flush=True)
