@@ -656,6 +656,12 @@ class BrianSTDPNetwork:
             return int(data["position"]), json.loads(str(data["run"])), snaps
 
 
+def _joined_trains(parts: dict) -> dict:
+    """Concatenate lists of ``image``, ``neuron`` and ``t_ms`` arrays (empty: int, int, float)."""
+    return {key: np.concatenate(v) if v else np.zeros(0, dtype=float if key == "t_ms" else int)
+            for key, v in parts.items()}
+
+
 class FrozenReplicas:
     """The hidden layers with learning off, simulated for ``replicas`` images at once.
 
@@ -827,8 +833,7 @@ class FrozenReplicas:
                 bar.update(len(batch))
         layer_trains = [None] * len(self.layers)
         for k, tr in trains.items():
-            layer_trains[k] = {key: np.concatenate(v) if v else np.zeros(0, dtype=float if key == "t_ms" else int)
-                               for key, v in tr.items()}
+            layer_trains[k] = _joined_trains(tr)
         return counts, layer_trains
 
 # --- the R-STDP output layer --------------------------------------------------
@@ -1241,8 +1246,7 @@ class RSTDPReadout:
             out["image"].append(idx[tr["image"]])
             out["neuron"].append(np.asarray(tr["neuron"]))
             out["t_ms"].append(np.asarray(tr["t_ms"]))
-        out = {f: np.concatenate(v) if v else np.zeros(0, dtype=float if f == "t_ms" else int)
-               for f, v in out.items()}
+        out = _joined_trains(out)
         return {"decision": decisions, "counts": counts, "trains": out}
 
 
