@@ -152,3 +152,67 @@ def test_measured_rate_follows_the_analytic_curve():
     isi = 1000.0 / analytic[1:]
     upper = 2000.0 / (isi - p.dt_ms) / 2.0 + 0.5
     assert np.all(measured[1:] >= analytic[1:] - 0.5 - 1e-9) and np.all(measured[1:] <= upper + 1e-9)
+
+
+# --- current-based LIF with delta synapses (tier 2) ----------------------------
+
+DELTA = N.LIFParams(tau_mem_ms=10.0, v_rest_mv=-65.0, v_reset_mv=-65.0, v_thresh_mv=-52.0,
+                  t_ref_ms=0.0, dt_ms=1.0, tau_exc_ms=2.0)
+
+
+def test_lif_delta_constant_jump_matches_the_analytic_rate():
+    jumps = torch.tensor([0.5, 1.3, 1.5, 2.0, 4.0, 14.0])
+    steps = 2000
+    v = torch.full((1, len(jumps)), DELTA.v_rest_mv)
+    counts = torch.zeros(len(jumps))
+    for _ in range(steps):
+        s, v = N.lif_delta_step(v, jumps[None], DELTA)
+        counts += s[0]
+    measured = counts.numpy() / (steps * DELTA.dt_ms / 1000)
+    expected = N.lif_delta_rate_hz(jumps.numpy(), DELTA)
+    # 13 mV to threshold with alpha = e^-0.1: J = 0.5 mV never gets there (asymptote 5.25 mV)
+    assert expected[0] == 0 and measured[0] == 0
+    # J = 14 mV crosses in one step: 1000 Hz
+    assert expected[-1] == 1000.0
+    # whole periods of k steps; the count over 2000 steps is within one period of 2000/k
+    np.testing.assert_allclose(measured, expected, atol=1000.0 / steps * 1.01)
+    # closed form for J = 2 mV: first k with 2 (1 - a^k) / (1 - a) > 13
+    a = math.exp(-0.1)
+    k = math.ceil(math.log(1 - 13 * (1 - a) / 2.0) / math.log(a))
+    assert expected[3] == pytest.approx(1000.0 / k)
+
+
+def test_lif_delta_poisson_input_has_campbells_mean_and_variance():
+    """Below threshold, v - v_rest = sum_k alpha^k w s_k: mean w p / (1 - alpha),
+    variance w^2 p (1 - p) / (1 - alpha^2) (Campbell's theorem, discrete time)."""
+    p_spike, w = 0.2, 0.5
+    high = N.LIFParams(tau_mem_ms=10.0, v_thresh_mv=100.0, v_reset_mv=-65.0, t_ref_ms=0.0, dt_ms=1.0, tau_exc_ms=2.0)
+    g = torch.Generator().manual_seed(0)
+    v = torch.full((20000, 1), high.v_rest_mv)
+    for _ in range(200):
+        s = (torch.rand(20000, 1, generator=g) < p_spike).float()
+        spikes, v = N.lif_delta_step(v, w * s, high)
+        assert not spikes.any()
+    a = math.exp(-0.1)
+    dv = (v - high.v_rest_mv).double()
+    assert dv.mean().item() == pytest.approx(w * p_spike / (1 - a), rel=0.01)
+    assert dv.var().item() == pytest.approx(w**2 * p_spike * (1 - p_spike) / (1 - a**2), rel=0.05)
+
+
+def test_lif_delta_lateral_inhibition_lowers_the_others_not_below_reset():
+    v = torch.tensor([[-60.0, -55.0, -64.0]])
+    spikes, v2 = N.lif_delta_step(v, torch.tensor([[20.0, 0.0, 0.0]]), DELTA, inhibition_mv=3.0)
+    assert spikes.tolist() == [[1.0, 0.0, 0.0]]
+    a = math.exp(-0.1)
+    assert v2[0, 0].item() == DELTA.v_reset_mv
+    assert v2[0, 1].item() == pytest.approx(-65 + 10 * a - 3.0, abs=1e-5)
+    assert v2[0, 2].item() == DELTA.v_reset_mv  # -65 + 1 * a - 3 would be below reset
+    # a threshold offset per neuron
+    spikes, _ = N.lif_delta_step(torch.full((1, 2), -65.0), torch.tensor([[14.0, 14.0]]), DELTA,
+                               theta_mv=torch.tensor([0.0, 2.0]))
+    assert spikes.tolist() == [[1.0, 0.0]]
+
+
+def test_lif_delta_needs_no_refractory_period():
+    with pytest.raises(ValueError, match="t_ref_ms=0"):
+        N.lif_delta_step(torch.zeros(1, 1), torch.zeros(1, 1), N.LIFParams())

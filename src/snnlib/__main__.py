@@ -13,6 +13,13 @@
         ``full`` profile copies the record to results/brian_stdp.json.
         --hidden-only stops after the hidden layers and their test spike
         statistics (record.json).
+    python -m snnlib run dog_lif [--profile full] [--out DIR] [--seed N]
+        Tier 2 (resumable: run it again after a kill): the STDP layer and a
+        random-weight copy, their spike-count features (checkpointed), and
+        the logistic-regression readouts with their baselines; writes
+        layer_*.npz, features_*/ and tier_record.json to DIR (default
+        runs/dog_lif/PROFILE), prints the results table, and for the
+        ``full`` profile copies the record to results/dog_lif.json.
 """
 
 from __future__ import annotations
@@ -45,8 +52,8 @@ def _profile(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     profile = profiles.get_profile(args.profile)
-    if args.tier != "brian_stdp":
-        raise ValueError(f"unknown tier {args.tier!r}; available so far: brian_stdp.")
+    if args.tier == "dog_lif":
+        return _run_dog_lif(profile, args)
     from .tiers import brian_stdp
 
     out = args.out or f"runs/brian_stdp/{profile.name}"
@@ -69,10 +76,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_tier(profile, out: str, args: argparse.Namespace) -> int:
+def _write_results(record: dict, profile, args: argparse.Namespace) -> None:
+    """Write the record to --results, or for the full profile to results/TIER.json."""
     import json
     from pathlib import Path
 
+    results = args.results or (f"results/{record['tier']}.json" if profile.name == "full" else None)
+    if results:
+        Path(results).parent.mkdir(parents=True, exist_ok=True)
+        Path(results).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        print(f"results record in {results}")
+
+
+def _run_tier(profile, out: str, args: argparse.Namespace) -> int:
     from .tiers import brian_stdp
 
     record, _ = brian_stdp.train_tier(profile, out_dir=out, seed=args.seed)
@@ -84,12 +100,30 @@ def _run_tier(profile, out: str, args: argparse.Namespace) -> int:
     for name, acc in record["baselines"].items():
         print(f"  {name:<58} {acc:.3f}")
     print("wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in record["wall_s"].items()))
-    results = args.results or ("results/brian_stdp.json" if profile.name == "full" else None)
-    if results:
-        Path(results).parent.mkdir(parents=True, exist_ok=True)
-        Path(results).write_text(json.dumps(record, indent=2, default=str) + "\n")
-        print(f"results record in {results}")
+    _write_results(record, profile, args)
     print(f"model, features and records in {out}")
+    return 0
+
+
+def _run_dog_lif(profile, args: argparse.Namespace) -> int:
+    from .tiers import dog_lif
+
+    if args.hidden_only:
+        raise ValueError("--hidden-only is for tier 1 (brian_stdp).")
+    out = args.out or f"runs/dog_lif/{profile.name}"
+    record, _ = dog_lif.run_tier(profile, out_dir=out, seed=args.seed)
+    print(f"tier 2 on {record['test_images']} test images ({record['dataset']}); "
+          f"{record['train_images']} training images, {record['parameters']['n_filters']} filters, "
+          f"{record['features_per_image']} features per image")
+    print(f"  {'logistic regression, STDP layer spike counts (the tier)':<58} {record['accuracy']:.3f}")
+    for name, acc in record["baselines"].items():
+        print(f"  {name:<58} {acc:.3f}")
+    print("wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in record["wall_s"].items()))
+    speed = record["images_per_s"]["feature_extraction"]
+    print("feature extraction (images/s): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in speed.items() if v is not None))
+    _write_results(record, profile, args)
+    print(f"layers, features and record in {out}")
     return 0
 
 
@@ -106,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name", nargs="?", default=None)
     p.set_defaults(func=_profile)
     p = sub.add_parser("run", help="train a tier at a profile's size (resumable)")
-    p.add_argument("tier", choices=["brian_stdp"])
+    p.add_argument("tier", choices=["brian_stdp", "dog_lif"])
     p.add_argument("--profile", default=None, help="ci, book or full (default: $SNNLIB_PROFILE or book)")
     p.add_argument("--out", default=None, help="output directory (default runs/TIER/PROFILE)")
     p.add_argument("--seed", type=int, default=2026)
@@ -114,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="train and evaluate the hidden layers only (tier 1, part 1)")
     p.add_argument("--results", default=None,
                    help="where to write the results record (default for --profile full: "
-                        "results/brian_stdp.json)")
+                        "results/TIER.json)")
     p.set_defaults(func=_run)
     args = parser.parse_args(argv)
     try:

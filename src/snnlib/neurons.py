@@ -61,6 +61,8 @@ __all__ = [
     "LIFRecord",
     "LIFState",
     "build_lif_group",
+    "lif_delta_rate_hz",
+    "lif_delta_step",
     "lif_rate_hz",
     "lif_step",
     "measured_rate_hz",
@@ -328,6 +330,94 @@ def lif_rate_hz(current_na, p: LIFParams) -> np.ndarray:
         (v_inf[above] - p.v_reset_mv) / (v_inf[above] - p.v_thresh_mv))
     rate[above] = 1000.0 / isi_ms
     return rate
+
+
+# --- current-based LIF with instantaneous (delta) synapses -------------------
+
+def lif_delta_step(v_mem: torch.Tensor, input_mv: torch.Tensor, p: LIFParams, *,
+                   theta_mv: torch.Tensor | float = 0.0, inhibition_mv: float = 0.0
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of a LIF neuron whose synapses are instantaneous jumps of ``v``; pure.
+
+    The simplest LIF used by convolutional STDP networks (Kheradpisheh et al.
+    2018; Mozafari et al. 2019): each presynaptic spike moves the potential by
+    its weight at once (a current that is a delta function),
+
+    .. math::
+
+        \\tau_m \\frac{dv}{dt} = (v_{rest} - v) + \\tau_m \\sum_j w_j \\sum_f \\delta(t - t_j^f),
+
+    integrated exactly over a step of :math:`\\Delta t`:
+
+    .. math::
+
+        v \\leftarrow v_{rest} + (v - v_{rest})\\, e^{-\\Delta t/\\tau_m} + \\sum_j w_j s_j,
+        \\qquad s = [v > v_{th} + \\theta], \\qquad v \\leftarrow v_{reset} \\text{ where } s.
+
+    With ``inhibition_mv`` > 0 the neurons along the last dimension inhibit
+    each other (lateral inhibition, a soft winner-take-all): every spike
+    lowers the potential of the *other* neurons of its row by
+    ``inhibition_mv``, but not below :math:`v_{reset}`.
+
+    Uses ``tau_mem_ms``, ``v_rest_mv``, ``v_reset_mv``, ``v_thresh_mv`` and
+    ``dt_ms`` of ``p`` (no conductances, no refractory period: ``t_ref_ms``
+    must be 0).
+
+    Parameters
+    ----------
+    v_mem : torch.Tensor
+        ``(batch, neurons)`` potentials (mV) after the previous step.
+    input_mv : torch.Tensor
+        ``(batch, neurons)`` jump of this step, :math:`\\sum_j w_j s_j` (mV),
+        e.g. ``pre_spikes @ w.T`` with ``w`` in mV.
+    theta_mv : tensor or float
+        Threshold offsets (mV), broadcastable (e.g. ``(neurons,)``).
+
+    Returns
+    -------
+    spikes : torch.Tensor
+        ``(batch, neurons)`` float32, 1.0 for a spike and 0.0 otherwise (ready
+        for the next layer's matrix product).
+    v_mem : torch.Tensor
+        The potentials after the step (mV).
+    """
+    if p.t_ref_ms != 0:
+        raise ValueError(f"lif_delta_step has no refractory period; use LIFParams(t_ref_ms=0), "
+                         f"not {p.t_ref_ms}.")
+    decay = math.exp(-p.dt_ms / p.tau_mem_ms)
+    # Written for speed (tier 2 calls it for millions of neurons per step): one new
+    # tensor updated in place, and spikes as float 0/1, since float arithmetic is
+    # several times faster than bool tensors on the CPU. v_mem and input_mv are not modified.
+    v = input_mv.add(v_mem, alpha=decay).add_(p.v_rest_mv * (1.0 - decay))
+    spikes = (v - (p.v_thresh_mv + theta_mv)).sign_().clamp_(min=0.0)  # 1 where v > threshold
+    v.mul_(1.0 - spikes).add_(spikes, alpha=p.v_reset_mv)
+    if inhibition_mv:
+        others = spikes.sum(dim=-1, keepdim=True)
+        v.sub_(others, alpha=inhibition_mv).add_(spikes, alpha=inhibition_mv).clamp_(min=p.v_reset_mv)
+    return spikes, v
+
+
+def lif_delta_rate_hz(jump_mv, p: LIFParams) -> np.ndarray:
+    """Analytic rate of :func:`lif_delta_step` when the input jumps by ``jump_mv`` every step.
+
+    From reset, after :math:`k` steps :math:`v_k = v_{rest} + (v_{reset} - v_{rest})\\alpha^k
+    + J (1 - \\alpha^k)/(1 - \\alpha)` with :math:`\\alpha = e^{-\\Delta t/\\tau_m}`; the
+    neuron fires at the first :math:`k` with :math:`v_k > v_{th}` and then
+    repeats, so :math:`r = 1 / (k\\,\\Delta t)`; 0 when
+    :math:`J/(1-\\alpha) \\le v_{th} - v_{rest}` (never reaches threshold).
+    """
+    jump = np.atleast_1d(np.asarray(jump_mv, dtype=float))
+    alpha = math.exp(-p.dt_ms / p.tau_mem_ms)
+    rate = np.zeros_like(jump)
+    for i, j in enumerate(jump):
+        if p.v_rest_mv + j / (1 - alpha) <= p.v_thresh_mv:
+            continue
+        v, k = p.v_reset_mv, 0
+        while v <= p.v_thresh_mv:
+            v = p.v_rest_mv + (v - p.v_rest_mv) * alpha + j
+            k += 1
+        rate[i] = 1000.0 / (k * p.dt_ms)
+    return rate.reshape(np.shape(jump_mv))
 
 
 # --- Brian2 ---------------------------------------------------------------

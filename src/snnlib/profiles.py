@@ -62,6 +62,10 @@ class Profile:
         then class-balanced others.
     tier1_readout_epochs : int
         Tier 1: passes of the output layer over its training images.
+    tier2_filters : int
+        Tier 2: neurons per position of the convolutional STDP layer.
+    tier2_train_patches : int
+        Tier 2: random image patches the STDP layer learns from.
     """
 
     name: ProfileName
@@ -74,6 +78,8 @@ class Profile:
     tier1_layer2_train_images: int | None = None
     tier1_readout_images: int = 20
     tier1_readout_epochs: int = 1
+    tier2_filters: int = 16
+    tier2_train_patches: int = 2000
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -91,14 +97,16 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "ci": Profile("ci", n_train_per_class=10, n_test_per_class=10, n_encode_images=8,
                   stdp_demo_ms=3000, tier1_neurons=20, tier1_train_images=20,
-                  tier1_readout_images=20, tier1_readout_epochs=1),
+                  tier1_readout_images=20, tier1_readout_epochs=1,
+                  tier2_filters=16, tier2_train_patches=2000),
     "book": Profile("book", n_train_per_class=100, n_test_per_class=100, n_encode_images=64,
                     stdp_demo_ms=40000, tier1_neurons=100, tier1_train_images=400,
-                    tier1_readout_images=1000, tier1_readout_epochs=2),
+                    tier1_readout_images=1000, tier1_readout_epochs=2,
+                    tier2_filters=256, tier2_train_patches=100_000),
     "full": Profile("full", n_train_per_class=None, n_test_per_class=None, n_encode_images=1000,
                     stdp_demo_ms=200000, tier1_neurons=400, tier1_train_images=10000,
                     tier1_layer2_train_images=4000, tier1_readout_images=5000,
-                    tier1_readout_epochs=1),
+                    tier1_readout_epochs=1, tier2_filters=256, tier2_train_patches=100_000),
 }
 
 

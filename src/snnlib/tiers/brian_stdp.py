@@ -51,6 +51,7 @@ import numpy as np
 
 from ..encoding import PoissonParams, _as_intensities
 from ..neurons import LIFParams, build_lif_group, run_brian2
+from . import git_commit
 from ..plasticity import (RSTDPParams, STDPParams, apply_reward, build_rstdp_synapses,
                           build_stdp_synapses, normalize_weights)
 
@@ -1479,17 +1480,6 @@ def spike_statistics(counts: np.ndarray, duration_ms: float) -> dict:
     }
 
 
-def _git_commit() -> str | None:
-    """The checked-out commit (read when a run starts: the code it runs), or None."""
-    import subprocess
-
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=False).stdout.strip() or None
-    except OSError:
-        return None
-
-
 def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
                         params: BrianSTDPParams | None = None, layers: Sequence[int] = (1, 2),
                         n_images: int | None = None, n_eval_images: int | None = None,
@@ -1526,7 +1516,7 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
 
     from .. import data
 
-    commit = _git_commit()  # at the start: the code this call runs
+    commit = git_commit()  # at the start: the code this call runs
     layers = tuple(layers)
     if layers not in ((1,), (1, 2)):
         raise ValueError(f"layers must be (1,) or (1, 2), got {layers!r}.")
@@ -1730,7 +1720,7 @@ def train_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
     n_readout = profile.tier1_readout_images if n_readout_images is None else n_readout_images
     epochs = profile.tier1_readout_epochs if epochs is None else epochs
     t_start = time.perf_counter()
-    commit = _git_commit()  # at the start: the code this call runs
+    commit = git_commit()  # at the start: the code this call runs
     net, hidden = train_hidden_layers(profile, out_dir=out, seed=seed, params=params, progress=progress)
     wall = {"hidden_layers_total": sum(ph["total_wall_s"] for ph in hidden["phases"].values())}
 

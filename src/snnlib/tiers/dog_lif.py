@@ -1,0 +1,768 @@
+"""Tier 2: a retina, Poisson spikes, and a convolutional layer of LIF neurons that learns by STDP.
+
+The balanced tier, in PyTorch and batched over image patches:
+
+1. **Retina** (:mod:`snnlib.retina`): every ``patch_px x patch_px`` patch of
+   the RGB image (stride 1: 28 x 28 positions for 5 x 5 patches) is either
+   whitened (``retina="zca"``: per-patch brightness and contrast
+   normalisation, then ZCA, Coates et al. 2011; Falez et al. 2020) or read
+   from colour-opponent Difference-of-Gaussians channels (``retina="dog"``:
+   luminance, red-green, blue-yellow). Whitened values :math:`z` are split
+   into ON and OFF channels :math:`\\max(\\pm z, 0)`, as the DoG's are, and
+   scaled to intensities in [0, 1] by a high quantile of the training
+   patches. Both give ``2 x 3 x patch_px**2`` inputs per position.
+2. **Poisson encoding**: an input with intensity :math:`x` spikes in each step
+   of :math:`\\Delta t` with probability :math:`x\\, r_{max} \\Delta t`.
+3. **A convolutional LIF layer**: ``n_filters`` neurons per position share
+   their input weights over positions (a convolution). Their synapses are
+   instantaneous (:func:`snnlib.neurons.lif_delta_step`): each input spike
+   moves the potential by its weight (mV). Neurons at the same position
+   inhibit each other (``inhibition_mv`` per spike, a soft
+   winner-take-all), and each has its own threshold offset
+   :math:`\\theta_k`.
+4. **Learning** (unsupervised, on random patches of the training images):
+   a patch is shown for ``steps`` steps; the first neuron to fire is the
+   winner (ties: the larger input), the others are held at reset for the
+   rest of the patch (winner-take-all, Masquelier & Thorpe 2007;
+   Kheradpisheh et al. 2018). The winner's spikes drive pair STDP with
+   traces (:func:`snnlib.plasticity.stdp_step`), the changes of a batch of
+   patches are summed, and each neuron's weights are normalised to
+   ``w_sum_mv`` (:func:`snnlib.plasticity.normalize_weights`), which
+   makes the potentiated inputs grow at the expense of the others. The
+   thresholds adapt so that every neuron wins equally often (homeostasis):
+
+   .. math::
+
+      \\theta_k \\leftarrow \\theta_k + \\eta_\\theta \\left(K\\, \\frac{w_k}{n} - 1\\right),
+
+   with :math:`w_k` the patches neuron :math:`k` won out of :math:`n`.
+5. **Features**: the layer's spike counts over the ``steps`` steps, summed
+   over a ``pool x pool`` grid of image regions (quadrants for ``pool=2``):
+   ``n_filters * pool**2`` numbers per image, and a standardised logistic
+   regression on them (:func:`snnlib.readout.logistic_regression`).
+
+The same layer with *random* weights (uniform, normalised to the same sum;
+thresholds adapted by the same homeostasis, weights never learned) is the
+baseline that says what STDP adds.
+
+Everything random comes from torch generators seeded from ``seed`` and the
+index of the first image of each chunk, so a feature extraction resumed from
+its checkpoint gives the numbers of an uninterrupted one.
+
+References
+----------
+Coates, A., Ng, A. & Lee, H. (2011). An analysis of single-layer networks in
+unsupervised feature learning. *AISTATS*.
+Masquelier, T. & Thorpe, S. J. (2007). Unsupervised learning of visual
+features through spike timing dependent plasticity. *PLoS Comput. Biol.* 3, e31.
+Kheradpisheh, S. R. et al. (2018). STDP-based spiking deep convolutional
+neural networks for object recognition. *Neural Networks* 99, 56-67.
+Falez, P., Tirilly, P. & Bilasco, I. M. (2020). Improving STDP-based visual
+feature learning with whitening. *IJCNN*.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import retina as R
+from . import git_commit
+from ..neurons import LIFParams, lif_delta_step
+from ..plasticity import STDPParams, STDPState, normalize_weights, stdp_step
+
+__all__ = ["DoGLIF", "DoGLIFParams", "RetinaFit", "layer_run", "on_off_inputs", "poisson_on_off",
+           "params_for_profile", "run_tier", "spike_statistics"]
+
+IMAGE_PX = 32
+
+
+@dataclass(frozen=True)
+class DoGLIFParams:
+    """Parameters of tier 2 (units in the names; validated on construction).
+
+    Attributes
+    ----------
+    retina : {"zca", "dog"}
+        Whitened patches (ON/OFF of ZCA) or colour-opponent DoG ON/OFF channels.
+    dog : snnlib.retina.DoGParams
+        Centre and surround of the DoG retina.
+    patch_px : int
+        Side of a neuron's receptive field (pixels); 32 makes the layer fully
+        connected (one position).
+    zca_eps : float
+        Regularisation of the ZCA whitening (:func:`snnlib.retina.zca_fit`).
+    scale_quantile : float
+        Input values are divided by this quantile of the training patches'
+        absolute values and clipped at 1.
+    max_rate_hz : float
+        Firing rate of an input of intensity 1.
+    steps : int
+        Time steps of ``dt_ms`` per presentation.
+    dt_ms, tau_mem_ms : float
+        Time step and membrane time constant.
+    v_gap_mv : float
+        Threshold minus rest (= reset): 13 mV as in Diehl & Cook's neurons.
+    n_filters : int
+        Neurons per position (feature maps).
+    w_sum_mv : float
+        Sum of each neuron's input weights (mV of jump if all inputs spiked at once).
+    inhibition_mv : float
+        Lateral inhibition between neurons of the same position, per spike.
+    a_plus, a_minus : float
+        STDP amplitudes (mV per pairing); ``tau_stdp_ms`` both traces' time constant.
+    theta_eta_mv : float
+        Homeostasis step :math:`\\eta_\\theta`.
+    train_patches : int
+        Random patches the layer learns from (one pass).
+    patch_batch : int
+        Patches shown at once (their weight changes are summed).
+    pool : int
+        Features are spike counts summed over ``pool x pool`` image regions.
+    image_batch : int
+        Images simulated at once when extracting features.
+    """
+
+    retina: Literal["zca", "dog"] = "zca"
+    dog: R.DoGParams = field(default_factory=lambda: R.DoGParams(1.0, 2.0))
+    patch_px: int = 5
+    zca_eps: float = 0.1
+    scale_quantile: float = 0.99
+    max_rate_hz: float = 300.0
+    steps: int = 15
+    dt_ms: float = 1.0
+    tau_mem_ms: float = 10.0
+    v_gap_mv: float = 13.0
+    n_filters: int = 256
+    w_sum_mv: float = 65.0
+    inhibition_mv: float = 13.0
+    a_plus: float = 0.026
+    a_minus: float = 0.0
+    tau_stdp_ms: float = 10.0
+    theta_eta_mv: float = 0.65
+    train_patches: int = 100_000
+    patch_batch: int = 1000
+    pool: int = 2
+    image_batch: int = 4
+
+    def __post_init__(self) -> None:
+        if self.retina not in ("zca", "dog"):
+            raise ValueError(f"DoGLIFParams.retina must be 'zca' or 'dog', got {self.retina!r}.")
+        for name in ("patch_px", "steps", "n_filters", "train_patches", "patch_batch", "pool",
+                     "image_batch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"DoGLIFParams.{name} must be a positive integer, got {value!r}.")
+        if self.patch_px > IMAGE_PX:
+            raise ValueError(f"DoGLIFParams.patch_px must be at most {IMAGE_PX}, got {self.patch_px}.")
+        side = IMAGE_PX - self.patch_px + 1
+        if self.pool > side:
+            raise ValueError(f"DoGLIFParams.pool ({self.pool}) exceeds the {side} x {side} "
+                             f"positions of {self.patch_px}-pixel patches.")
+        for name in ("zca_eps", "max_rate_hz", "dt_ms", "tau_mem_ms", "v_gap_mv", "w_sum_mv",
+                     "tau_stdp_ms"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"DoGLIFParams.{name} must be a finite number > 0, got {value!r}.")
+        for name in ("inhibition_mv", "a_plus", "a_minus", "theta_eta_mv"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"DoGLIFParams.{name} must be a finite number >= 0, got {value!r}.")
+        if not 0.5 <= self.scale_quantile <= 1:
+            raise ValueError(f"DoGLIFParams.scale_quantile must be in [0.5, 1], got {self.scale_quantile!r}.")
+        if self.max_rate_hz * self.dt_ms / 1000 > 1:
+            raise ValueError(f"max_rate_hz={self.max_rate_hz} x dt_ms={self.dt_ms} is more than one "
+                             "spike per step; lower the rate or the step.")
+        if self.dt_ms >= self.tau_mem_ms or self.dt_ms >= self.tau_stdp_ms:
+            raise ValueError(f"dt_ms={self.dt_ms} must be smaller than tau_mem_ms and tau_stdp_ms.")
+
+    @property
+    def n_inputs(self) -> int:
+        """Inputs per position: ON and OFF of 3 channels x patch_px**2."""
+        return 2 * 3 * self.patch_px ** 2
+
+    @property
+    def side(self) -> int:
+        """Positions per image side (stride 1, no padding)."""
+        return IMAGE_PX - self.patch_px + 1
+
+    @property
+    def n_features(self) -> int:
+        return self.n_filters * self.pool ** 2
+
+    @property
+    def lif(self) -> LIFParams:
+        """The neurons, as :class:`snnlib.neurons.LIFParams` (rest = reset = -65 mV)."""
+        return LIFParams(tau_mem_ms=self.tau_mem_ms, v_rest_mv=-65.0, v_reset_mv=-65.0,
+                         v_thresh_mv=-65.0 + self.v_gap_mv, t_ref_ms=0.0, dt_ms=self.dt_ms,
+                         tau_exc_ms=max(1.0, 2 * self.dt_ms), tau_inh_ms=max(2.0, 2 * self.dt_ms))
+
+    @property
+    def stdp(self) -> STDPParams:
+        """The learning rule, as :class:`snnlib.plasticity.STDPParams` (sum over a batch)."""
+        return STDPParams(a_plus=self.a_plus, a_minus=self.a_minus, tau_plus_ms=self.tau_stdp_ms,
+                          tau_minus_ms=self.tau_stdp_ms, w_min=0.0, w_max=self.w_sum_mv,
+                          reduction="sum", dt_ms=self.dt_ms)
+
+    @property
+    def p_max(self) -> float:
+        """Spike probability per step of an input of intensity 1."""
+        return self.max_rate_hz * self.dt_ms / 1000.0
+
+
+def _normalise_patches(cols: torch.Tensor) -> torch.Tensor:
+    """Per-patch brightness and contrast normalisation: :math:`(x - \\bar x) / \\sqrt{\\mathrm{var}(x) + 0.01}`."""
+    cols = cols - cols.mean(-1, keepdim=True)
+    return cols / (cols.var(-1, keepdim=True) + 0.01).sqrt()
+
+
+def _float_images(images) -> torch.Tensor:
+    """uint8 ``(N, 32, 32, 3)`` (or floats in [0, 1]) to float ``(N, 3, 32, 32)``."""
+    x = torch.as_tensor(np.asarray(images))
+    if x.ndim != 4 or tuple(x.shape[1:]) != (IMAGE_PX, IMAGE_PX, 3):
+        raise ValueError(f"images must be (N, 32, 32, 3) RGB (channels last, as load_cifar10 gives "
+                         f"them), got shape {tuple(x.shape)}.")
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    return x.permute(0, 3, 1, 2)
+
+
+@dataclass(frozen=True)
+class RetinaFit:
+    """The retina fitted to training images: the ZCA transform (``retina="zca"``) and the input scale."""
+
+    retina: str
+    scale: float
+    zca_mean: torch.Tensor | None = None
+    zca_matrix: torch.Tensor | None = None
+
+    @classmethod
+    def fit(cls, images, p: DoGLIFParams, *, seed: int, n_images: int = 2000) -> "RetinaFit":
+        """Fit on the first ``n_images`` images: ZCA on their patches (stride 3), then the scale."""
+        x = _float_images(images[:n_images])
+        zmean = zmat = None
+        if p.retina == "zca":
+            patches = _normalise_patches(R.extract_patches(x, p.patch_px, stride=3 if p.patch_px < IMAGE_PX else 1))
+            zca = R.zca_fit(patches, eps=p.zca_eps)
+            zmean, zmat = zca.mean.float(), zca.matrix.float()
+        fit = cls(p.retina, 1.0, zmean, zmat)
+        values = fit._signed(x, p).abs().flatten()
+        g = torch.Generator().manual_seed(seed)
+        sample = values[torch.randint(0, len(values), (min(len(values), 1_000_000),), generator=g)]
+        return cls(p.retina, float(torch.quantile(sample, p.scale_quantile)), zmean, zmat)
+
+    def _signed(self, x: torch.Tensor, p: DoGLIFParams) -> torch.Tensor:
+        """Float images ``(N, 3, 32, 32)`` to signed responses ``(N, L, 3 * patch_px**2)``, unscaled."""
+        if self.retina == "zca":
+            cols = F.unfold(x, p.patch_px).transpose(1, 2)
+            return (_normalise_patches(cols) - self.zca_mean) @ self.zca_matrix
+        d = R.colour_opponent(x.permute(0, 2, 3, 1), p.dog)
+        return F.unfold(d, p.patch_px).transpose(1, 2)
+
+    def intensities(self, images, p: DoGLIFParams) -> torch.Tensor:
+        """Images ``(N, 32, 32, 3)`` to *signed* input intensities ``(N, L, n_inputs // 2)`` in [-1, 1].
+
+        :math:`c = \\mathrm{clip}(z / s, -1, 1)` for the whitened (or DoG) value :math:`z` of
+        each pixel and channel of each patch; its ON input has intensity
+        :math:`\\max(c, 0)` and its OFF input :math:`\\max(-c, 0)` (:func:`on_off_inputs`).
+        At most one of the two is non-zero.
+        """
+        return (self._signed(_float_images(images), p) / self.scale).clamp_(-1.0, 1.0)
+
+    def state_dict(self) -> dict:
+        out = {"retina": np.array(self.retina), "scale": np.array(self.scale)}
+        if self.zca_mean is not None:
+            out.update(zca_mean=self.zca_mean.numpy(), zca_matrix=self.zca_matrix.numpy())
+        return out
+
+    @classmethod
+    def from_state(cls, s) -> "RetinaFit":
+        zm = torch.from_numpy(s["zca_mean"]) if "zca_mean" in s else None
+        zw = torch.from_numpy(s["zca_matrix"]) if "zca_matrix" in s else None
+        return cls(str(s["retina"]), float(s["scale"]), zm, zw)
+
+
+def on_off_inputs(signed: torch.Tensor) -> torch.Tensor:
+    """Signed intensities ``(..., h)`` to ON and OFF input intensities ``(..., 2h)``: :math:`[\\max(c, 0), \\max(-c, 0)]`."""
+    return torch.cat([signed.clamp(min=0), (-signed).clamp(min=0)], dim=-1)
+
+
+def poisson_on_off(signed: torch.Tensor, p_max: float, rng: np.random.Generator) -> torch.Tensor:
+    """One step of Poisson spikes of the ON and OFF inputs, ``(M, 2h)`` float 0/1.
+
+    An input of intensity :math:`x` spikes with probability :math:`x\\, p_{max}`.
+    ON and OFF inputs of a pixel are never both active (one intensity is 0),
+    so one uniform number per pair decides both: the same distribution as
+    independent draws, with half the random numbers.
+    """
+    u = torch.from_numpy(rng.random(tuple(signed.shape), dtype=np.float32))
+    spikes = (u < signed.abs() * p_max).float()
+    on = spikes * (signed > 0)
+    return torch.cat([on, spikes - on], dim=-1)
+
+
+def layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
+              p: DoGLIFParams, rng: np.random.Generator, *, learn: bool = False,
+              record: bool = False) -> dict:
+    """Simulate the LIF layer at a batch of positions for ``p.steps`` steps.
+
+    Each step: Poisson input spikes :math:`s` (:func:`poisson_on_off`), then
+    :func:`snnlib.neurons.lif_delta_step` with jumps :math:`s\\, w^T` (mV),
+    threshold offsets :math:`\\theta` and lateral inhibition ``p.inhibition_mv``.
+
+    With ``learn``: no lateral inhibition but a hard winner-take-all (the
+    first neuron to fire at a position is its winner, ties going to the
+    larger jump; the others are held at reset), and the winner's spikes
+    drive STDP (:func:`snnlib.plasticity.stdp_step`): the change summed over
+    the batch is returned, not applied.
+
+    Parameters
+    ----------
+    signed : torch.Tensor
+        ``(M, n_inputs // 2)`` signed intensities in [-1, 1]
+        (:meth:`RetinaFit.intensities`): M positions (patches).
+    w_mv : torch.Tensor
+        ``(K, n_inputs)`` weights (mV): ON inputs first, then OFF.
+    theta_mv : torch.Tensor
+        ``(K,)`` threshold offsets (mV).
+    rng : numpy.random.Generator
+        The Poisson spikes' randomness.
+    record : bool
+        Also return every step's input spikes ``(T, M, n_inputs)``, layer
+        spikes and potentials ``(T, M, K)``.
+
+    Returns
+    -------
+    dict
+        ``counts`` ``(M, K)`` spikes per neuron, ``input_spikes`` (the total,
+        for the synaptic-operation count); with ``learn``: ``dw``
+        ``(K, n_inputs)`` and ``winner`` ``(M,)`` (-1: no neuron fired); with
+        ``record``: ``input_trains``, ``trains`` (bool) and ``v_mem``.
+    """
+    if signed.ndim != 2 or 2 * signed.shape[1] != w_mv.shape[1]:
+        raise ValueError(f"signed intensities must be (M, {w_mv.shape[1] // 2}), "
+                         f"got {tuple(signed.shape)}.")
+    lif = p.lif
+    m, k = signed.shape[0], w_mv.shape[0]
+    v = torch.full((m, k), lif.v_rest_mv)
+    counts = torch.zeros(m, k)
+    n_input_spikes = 0.0
+    if learn:
+        rule = p.stdp
+        traces = STDPState.initial(m, w_mv.shape[1], k)
+        dw = torch.zeros_like(w_mv)
+        winner = torch.full((m,), -1, dtype=torch.long)
+        rows = torch.arange(m)
+    trains, v_rec, in_rec = [], [], []
+    for _ in range(p.steps):
+        s = poisson_on_off(signed, p.p_max, rng)
+        n_input_spikes += float(s.sum())
+        jump = s @ w_mv.T
+        spikes, v = lif_delta_step(v, jump, lif, theta_mv=theta_mv,
+                                   inhibition_mv=0.0 if learn else p.inhibition_mv)
+        if learn:
+            fired = spikes > 0
+            new = (winner < 0) & fired.any(dim=1)
+            if new.any():
+                strength = torch.where(fired[new], jump[new], torch.tensor(-math.inf))
+                winner[new] = strength.argmax(dim=1)
+            won = winner >= 0
+            mask = torch.zeros(m, k)
+            mask[rows[won], winner[won]] = 1.0
+            spikes = spikes * mask
+            held = won[:, None] & (mask == 0)
+            v = torch.where(held, torch.full_like(v, lif.v_reset_mv), v)
+            change, traces = stdp_step(s, spikes, traces, rule)
+            dw += change.dense()
+        counts += spikes
+        if record:
+            trains.append(spikes > 0)
+            v_rec.append(v.clone())
+            in_rec.append(s > 0)
+    out = {"counts": counts, "input_spikes": n_input_spikes}
+    if learn:
+        out.update(dw=dw, winner=winner)
+    if record:
+        out.update(trains=torch.stack(trains), v_mem=torch.stack(v_rec),
+                   input_trains=torch.stack(in_rec))
+    return out
+
+
+def _pool(counts: torch.Tensor, n: int, side: int, pool: int) -> torch.Tensor:
+    """``(n * side * side, K)`` counts to ``(n, K * pool * pool)``: sums over a pool x pool grid of regions."""
+    c = counts.reshape(n, side, side, -1)
+    edges = [(i * side) // pool for i in range(pool + 1)]
+    cells = [c[:, edges[i]:edges[i + 1], edges[j]:edges[j + 1]].sum(dim=(1, 2))
+             for i in range(pool) for j in range(pool)]
+    return torch.stack(cells, dim=2).flatten(1)
+
+
+class DoGLIF:
+    """Tier 2: retina, Poisson spikes, an STDP-trained convolutional LIF layer, pooled spike counts.
+
+    Example
+    -------
+    >>> net = DoGLIF(DoGLIFParams(n_filters=16, train_patches=2000), seed=0)
+    >>> net.fit(train_images, progress=False)                      # doctest: +SKIP
+    >>> feats = net.features(test_images, seed=1)                 # (N, 16 * 4)  doctest: +SKIP
+    """
+
+    def __init__(self, params: DoGLIFParams = DoGLIFParams(), *, seed: int, learn: bool = True) -> None:
+        self.params = params
+        self.seed = seed
+        self.learn = learn
+        g = torch.Generator().manual_seed(seed)
+        w = torch.rand(params.n_filters, params.n_inputs, generator=g)
+        self.w_mv = normalize_weights(w, params.w_sum_mv)
+        self.w_initial = self.w_mv.clone()
+        self.theta_mv = torch.zeros(params.n_filters)
+        self.retina: RetinaFit | None = None
+        self.history: dict = {}
+
+    def fit(self, images, *, progress: bool = True) -> dict:
+        """Learn from random patches of ``images`` (uint8 ``(N, 32, 32, 3)``).
+
+        Fits the retina on the first 2000 images, draws ``train_patches``
+        positions at random (seeded) from all images, and shows them in
+        batches of ``patch_batch``: STDP with winner-take-all and weight
+        normalisation (only if this network was made with ``learn=True``),
+        and threshold homeostasis (always). Returns the history: per batch,
+        the fraction of patches without a winner, the spread of wins and
+        of thresholds.
+        """
+        from tqdm.auto import tqdm
+
+        p = self.params
+        start = time.perf_counter()
+        self.retina = RetinaFit.fit(images, p, seed=self.seed)
+        g = torch.Generator().manual_seed(self.seed + 1)
+        rng = np.random.default_rng([self.seed, 1])
+        images = np.asarray(images)
+        per_image = -(-p.train_patches // len(images))  # ceil
+        parts = []
+        for first in range(0, len(images), 500):
+            x = self.retina.intensities(images[first:first + 500], p)  # (n, L, n_inputs)
+            pos = torch.randint(0, x.shape[1], (len(x), per_image), generator=g)
+            parts.append(x[torch.arange(len(x))[:, None], pos].reshape(-1, x.shape[-1]))
+        patches = torch.cat(parts)
+        patches = patches[torch.randperm(len(patches), generator=g)[:p.train_patches]]
+        hist = {"no_winner": [], "wins_cv": [], "theta_mv": [], "w_change": []}
+        bar = tqdm(range(0, len(patches), p.patch_batch), disable=not progress, unit="batch",
+                   desc="tier 2, STDP layer" if self.learn else "tier 2, thresholds (random weights)")
+        for first in bar:
+            step = self.learn_batch(patches[first:first + p.patch_batch], rng)
+            for key, val in step.items():
+                hist[key].append(val)
+            if progress:
+                bar.set_postfix(no_winner=f"{step['no_winner']:.2f}", refresh=False)
+        self.history = {key: np.asarray(val) for key, val in hist.items()}
+        self.history["wall_s"] = time.perf_counter() - start
+        self.history["patches_per_s"] = p.train_patches / self.history["wall_s"]
+        return self.history
+
+    def learn_batch(self, patches: torch.Tensor, rng: np.random.Generator) -> dict:
+        """Show a batch of patches (signed intensities ``(M, n_inputs // 2)``) once and learn.
+
+        STDP under winner-take-all (:func:`layer_run` with ``learn=True``),
+        the summed change added to the weights (clipped to ``[0, w_sum_mv]``)
+        and each neuron's weights normalised to ``w_sum_mv`` (only when
+        ``learn``), then the homeostatic threshold step. Returns this batch's
+        ``no_winner`` fraction, ``wins_cv`` (spread of the wins over neurons),
+        ``theta_mv`` (min, max) and ``w_change`` (mean L1 change of a neuron's weights).
+        """
+        p = self.params
+        k = p.n_filters
+        out = layer_run(patches, self.w_mv, self.theta_mv, p, rng, learn=True)
+        wins = torch.bincount(out["winner"][out["winner"] >= 0], minlength=k).float()
+        change = 0.0
+        if self.learn:
+            bounded = (self.w_mv + out["dw"]).clamp_(p.stdp.w_min, p.stdp.w_max)
+            new = normalize_weights(bounded, p.w_sum_mv)
+            change = float((new - self.w_mv).abs().sum(1).mean())
+            self.w_mv = new
+        self.theta_mv += p.theta_eta_mv * (k * wins / len(patches) - 1.0)
+        # never below rest: a neuron must not fire without input
+        self.theta_mv.clamp_(min=-0.9 * p.v_gap_mv)
+        return {"no_winner": float((out["winner"] < 0).float().mean()),
+                "wins_cv": float(wins.std() / wins.mean().clamp_min(1e-9)),
+                "theta_mv": (float(self.theta_mv.min()), float(self.theta_mv.max())),
+                "w_change": change}
+
+    def _check_fitted(self) -> None:
+        if self.retina is None:
+            raise RuntimeError("this network has no retina yet: call fit() (or load_state_dict) first.")
+
+    def features(self, images, *, seed: int, progress: bool = True, checkpoint: str | os.PathLike | None = None,
+                 part_images: int = 2000, desc: str = "tier 2, features") -> dict:
+        """Pooled spike counts ``(N, n_features)`` of ``images`` (learning off).
+
+        With ``checkpoint`` (a directory), the counts are saved every
+        ``part_images`` images and an interrupted call resumes where it
+        stopped; each part draws its spikes from a generator seeded with
+        ``seed`` and the part's first image, so the result does not depend on
+        the interruption.
+
+        Returns ``{"features", "wall_s", "images_per_s", "synaptic_ops_per_image",
+        "spikes_per_image"}`` (wall time of the images computed in this call).
+        """
+        from tqdm.auto import tqdm
+
+        self._check_fitted()
+        p = self.params
+        images = np.asarray(images)
+        n = len(images)
+        folder = Path(checkpoint) if checkpoint is not None else None
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            key = self._fingerprint(images, seed)
+        feats = np.zeros((n, p.n_features), dtype=np.float32)
+        stats = np.zeros((n, 2))  # input spikes, layer spikes per image
+        computed, wall = 0, 0.0
+        bar = tqdm(total=n, disable=not progress, unit="img", desc=desc)
+        for first in range(0, n, part_images):
+            last = min(n, first + part_images)
+            path = folder / f"part_{first:06d}_{last:06d}.npz" if folder is not None else None
+            if path is not None and path.exists():
+                saved = np.load(path)
+                if str(saved["key"]) == key:
+                    feats[first:last], stats[first:last] = saved["features"], saved["stats"]
+                    bar.update(last - first)
+                    continue
+            start = time.perf_counter()
+            rng = np.random.default_rng([self.seed, seed, first])
+            for i in range(first, last, p.image_batch):
+                j = min(last, i + p.image_batch)
+                x = self.retina.intensities(images[i:j], p)
+                out = layer_run(x.reshape(-1, x.shape[-1]), self.w_mv, self.theta_mv, p, rng)
+                feats[i:j] = _pool(out["counts"], j - i, p.side, p.pool).numpy()
+                per_image = out["counts"].reshape(j - i, -1).sum(1)
+                stats[i:j, 1] = per_image.numpy()
+                stats[i:j, 0] = out["input_spikes"] / (j - i)  # batch mean (the batch is small)
+                bar.update(j - i)
+            wall += time.perf_counter() - start
+            computed += last - first
+            if path is not None:
+                tmp = path.with_suffix(".tmp.npz")
+                np.savez(tmp, key=np.array(key), features=feats[first:last], stats=stats[first:last])
+                os.replace(tmp, path)
+        bar.close()
+        return {"features": feats, "wall_s": wall, "computed_images": computed,
+                "images_per_s": computed / wall if wall else float("nan"),
+                "synaptic_ops_per_image": float(stats[:, 0].mean() * p.n_filters),
+                "layer_spikes_per_image": float(stats[:, 1].mean())}
+
+    def _fingerprint(self, images: np.ndarray, seed: int) -> str:
+        h = hashlib.sha1()
+        h.update(repr((asdict(self.params), self.seed, seed, self.learn)).encode())
+        h.update(self.w_mv.numpy().tobytes())
+        h.update(self.theta_mv.numpy().tobytes())
+        h.update(np.ascontiguousarray(images[:: max(1, len(images) // 64)]).tobytes())
+        h.update(str(images.shape).encode())
+        return h.hexdigest()[:16]
+
+    def spikes_of_image(self, image, *, seed: int, positions=None) -> dict:
+        """One image through the layer, every step recorded (for rasters and membrane traces).
+
+        Returns ``input_trains`` ``(T, L, n_inputs)``, ``trains`` and ``v_mem``
+        ``(T, L, K)`` for the positions ``positions`` (default: all).
+        """
+        self._check_fitted()
+        x = self.retina.intensities(np.asarray(image)[None], self.params)[0]
+        if positions is not None:
+            x = x[torch.as_tensor(positions)]
+        return layer_run(x, self.w_mv, self.theta_mv, self.params, np.random.default_rng(seed),
+                         record=True)
+
+    def state_dict(self) -> dict:
+        self._check_fitted()
+        return {"w_mv": self.w_mv.numpy(), "w_initial": self.w_initial.numpy(),
+                "theta_mv": self.theta_mv.numpy(), "learn": np.array(self.learn),
+                "seed": np.array(self.seed),
+                **{f"retina_{k}": v for k, v in self.retina.state_dict().items()},
+                **{f"history_{k}": np.asarray(v) for k, v in self.history.items()}}
+
+    def load_state_dict(self, s) -> None:
+        self.w_mv = torch.from_numpy(np.asarray(s["w_mv"]).copy())
+        self.w_initial = torch.from_numpy(np.asarray(s["w_initial"]).copy())
+        self.theta_mv = torch.from_numpy(np.asarray(s["theta_mv"]).copy())
+        self.learn = bool(s["learn"])
+        self.retina = RetinaFit.from_state({k[len("retina_"):]: s[k] for k in s if k.startswith("retina_")})
+        self.history = {k[len("history_"):]: s[k] for k in s if k.startswith("history_")}
+
+
+def params_for_profile(profile) -> DoGLIFParams:
+    """The tier's parameters at a profile's size (``tier2_filters``, ``tier2_train_patches``)."""
+    return DoGLIFParams(n_filters=profile.tier2_filters, train_patches=profile.tier2_train_patches)
+
+
+def spike_statistics(features: np.ndarray, p: DoGLIFParams) -> dict:
+    """Firing of the layer from pooled counts ``(images, n_features)``.
+
+    ``rate_hz``: mean rate of a neuron (one filter at one position);
+    ``spikes_per_image``: the layer's spikes per image; ``silent_filters``:
+    fraction of filters that never fired in any image;
+    ``filter_rate_hz_percentiles``: 5th, 50th and 95th percentiles of the
+    filters' mean rates.
+    """
+    per_filter = features.reshape(len(features), p.n_filters, p.pool ** 2).sum(axis=2)
+    duration_s = p.steps * p.dt_ms / 1000.0
+    rate = per_filter.mean(axis=0) / (p.side ** 2) / duration_s
+    return {"rate_hz": float(rate.mean()),
+            "spikes_per_image": float(per_filter.sum(axis=1).mean()),
+            "silent_filters": float((per_filter.sum(axis=0) == 0).mean()),
+            "filter_rate_hz_percentiles": [float(v) for v in np.percentile(rate, [5, 50, 95])]}
+
+
+def _layer(out: Path, name: str, params: DoGLIFParams, images: np.ndarray, *, seed: int,
+           progress: bool) -> DoGLIF:
+    """The layer trained (``stdp``) or with random weights (``random``), cached in ``out/layer_NAME.npz``."""
+    net = DoGLIF(params, seed=seed, learn=(name == "stdp"))
+    key = hashlib.sha1(repr((asdict(params), seed, name, images.shape)).encode()
+                       + np.ascontiguousarray(images[:: max(1, len(images) // 64)]).tobytes()).hexdigest()[:16]
+    path = out / f"layer_{name}.npz"
+    if path.exists():
+        saved = dict(np.load(path))
+        if str(saved.pop("key")) == key:
+            net.load_state_dict(saved)
+            return net
+    net.fit(images, progress=progress)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, key=np.array(key), **net.state_dict())
+    os.replace(tmp, path)
+    return net
+
+
+def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
+             params: DoGLIFParams | None = None, progress: bool = True):
+    """Tier 2 at a profile's size, with its baselines measured in the same run; resumable.
+
+    1. The layer learns from random patches of the training images (STDP);
+       the same layer with random weights adapts only its thresholds.
+    2. Pooled spike counts of both for the training and test images
+       (checkpointed every 2000 images in ``out_dir``).
+    3. Logistic regression (:func:`snnlib.readout.logistic_regression`) on
+       the STDP features (the tier), on the random-weight features, on the
+       raw RGB pixels and on the colour-opponent DoG responses of the pixels.
+
+    Sizes: ``10 x profile.n_train_per_class`` training and ``10 x
+    n_test_per_class`` test images, class-balanced (all 50,000 and 10,000
+    for ``full``); ``profile.tier2_filters`` and ``tier2_train_patches``.
+
+    Writes ``out_dir/tier_record.json`` and returns ``(record, details)``:
+    the JSON record and, for the chapter, the networks, features, labels
+    and predictions.
+    """
+    import json
+    import platform
+    from datetime import datetime, timezone
+
+    from .. import data, metrics, readout
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    params = params if params is not None else params_for_profile(profile)
+    t_start = time.perf_counter()
+    commit = git_commit()
+    train, test = data.load_cifar10("train"), data.load_cifar10("test")
+    itr = (np.arange(len(train)) if profile.n_train_per_class is None
+           else data.balanced_subset(train.labels, profile.n_train_per_class, seed=seed))
+    ite = (np.arange(len(test)) if profile.n_test_per_class is None
+           else data.balanced_subset(test.labels, profile.n_test_per_class, seed=seed))
+    x_train, y_train = train.images[itr], train.labels[itr]
+    x_test, y_test = test.images[ite], test.labels[ite]
+
+    wall, nets, feats, extraction = {}, {}, {}, {}
+    for name in ("stdp", "random"):
+        start = time.perf_counter()
+        nets[name] = _layer(out, name, params, x_train, seed=seed, progress=progress)
+        wall[f"layer_{name}"] = float(nets[name].history.get("wall_s", time.perf_counter() - start))
+        feats[name], extraction[name] = {}, {}
+        for k, (split, x) in enumerate((("train", x_train), ("test", x_test))):
+            f = nets[name].features(x, seed=seed + 1 + k, progress=progress,
+                                    checkpoint=out / f"features_{name}_{split}",
+                                    desc=f"tier 2, {name} features, {split}")
+            feats[name][split], extraction[name][split] = f["features"], f
+            wall[f"features_{name}_{split}"] = f["wall_s"]
+
+    start = time.perf_counter()
+    fits = {
+        "the tier: STDP layer's spike counts": (feats["stdp"]["train"], feats["stdp"]["test"]),
+        "random-weight layer's spike counts": (feats["random"]["train"], feats["random"]["test"]),
+        "raw pixels (RGB)": (x_train.reshape(len(x_train), -1) / 255.0,
+                             x_test.reshape(len(x_test), -1) / 255.0),
+    }
+    dog = lambda x: _dog_pixels(x, params)  # noqa: E731
+    fits["colour-opponent DoG of the pixels"] = (dog(x_train), dog(x_test))
+    results = {}
+    for label, (ftr, fte) in fits.items():
+        s = time.perf_counter()
+        results[label] = readout.logistic_regression(ftr, y_train, fte, y_test, seed=seed)
+        results[label]["wall_s"] = time.perf_counter() - s
+    wall["readouts"] = time.perf_counter() - start
+    wall["this_call"] = time.perf_counter() - t_start
+
+    tier_label = "the tier: STDP layer's spike counts"
+    summary = metrics.classification_summary(y_test, results[tier_label]["predictions"])
+    computed = {n: sum(extraction[n][s]["computed_images"] for s in ("train", "test")) for n in nets}
+    ext_wall = {n: sum(extraction[n][s]["wall_s"] for s in ("train", "test")) for n in nets}
+    record = {
+        "tier": "dog_lif",
+        "profile": profile.name,
+        "accuracy": summary["accuracy"],
+        "per_class_accuracy": summary["per_class_accuracy"],
+        "confusion": summary["confusion"],
+        "class_names": list(data.CLASS_NAMES),
+        "baselines": {
+            "logistic regression, random-weight layer's spike counts":
+                results["random-weight layer's spike counts"]["accuracy"],
+            "logistic regression, raw pixels (RGB)": results["raw pixels (RGB)"]["accuracy"],
+            "logistic regression, colour-opponent DoG of the pixels":
+                results["colour-opponent DoG of the pixels"]["accuracy"],
+            "chance": 0.1,
+        },
+        "readout_details": {k: {"c": v["c"], "validation": v["validation"], "wall_s": v["wall_s"]}
+                            for k, v in results.items()},
+        "seed": seed,
+        "dataset": data.dataset_name(train.source),
+        "train_images": len(itr),
+        "test_images": len(ite),
+        "features_per_image": params.n_features,
+        "parameters": asdict(params),
+        "wall_s": wall,
+        "images_per_s": {
+            "stdp_training_patches_per_s": float(nets["stdp"].history["patches_per_s"]),
+            "feature_extraction": {n: (computed[n] / ext_wall[n] if ext_wall[n] else None)
+                                   for n in nets},
+        },
+        "synaptic_operations_per_image": {
+            "what": "feed-forward synaptic events per test image: input spikes x filters "
+                    "(every input spike reaches the n_filters neurons of its position)",
+            **{n: extraction[n]["test"]["synaptic_ops_per_image"] for n in nets}},
+        "spike_statistics": {n: spike_statistics(feats[n]["test"], params) for n in nets},
+        "stdp_training": {n: {"no_winner_last_batch": float(nets[n].history["no_winner"][-1]),
+                              "wins_cv_last_batch": float(nets[n].history["wins_cv"][-1])}
+                          for n in nets},
+        "git_commit": commit,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "gpu": False, "platform": platform.platform()},
+    }
+    (out / "tier_record.json").write_text(json.dumps(record, indent=2, default=str))
+    details = {"nets": nets, "features": feats, "results": results, "train_labels": y_train,
+               "test_labels": y_test, "train_index": itr, "test_index": ite,
+               "test_images": x_test, "extraction": extraction}
+    return record, details
+
+
+def _dog_pixels(images: np.ndarray, p: DoGLIFParams, batch: int = 2000) -> np.ndarray:
+    """The colour-opponent DoG responses ``(N, 3 * 32 * 32)`` of uint8 images (a baseline's features)."""
+    out = [R.colour_opponent(torch.from_numpy(images[i:i + batch]).float() / 255.0, p.dog)
+           .flatten(1).numpy() for i in range(0, len(images), batch)]
+    return np.concatenate(out) if out else np.zeros((0, 3 * IMAGE_PX ** 2), np.float32)

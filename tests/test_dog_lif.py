@@ -1,0 +1,243 @@
+"""Tier 2 (snnlib.tiers.dog_lif) against theory: Poisson means, the LIF rate under
+deterministic input, the STDP change of a winner, competitive learning of two
+patterns, pooling, determinism and resumption."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from snnlib import neurons as N
+from snnlib.tiers import dog_lif as D
+
+SMALL = D.DoGLIFParams(n_filters=8, train_patches=600, patch_batch=200, image_batch=2)
+
+
+def _images(n: int, seed: int = 0) -> np.ndarray:
+    """Smooth random RGB images (uint8, channels last) with some structure to whiten."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n, 8, 8, 3))
+    up = np.kron(base, np.ones((1, 4, 4, 1)))
+    noise = rng.normal(scale=0.3, size=(n, 32, 32, 3))
+    x = (up + noise - (up + noise).min()) / np.ptp(up + noise)
+    return (255 * x).astype(np.uint8)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(retina="lgn"), "retina"),
+    (dict(n_filters=0), "n_filters"),
+    (dict(patch_px=33), "patch_px"),
+    (dict(pool=29), "pool"),
+    (dict(max_rate_hz=2000.0), "more than one spike per step"),
+    (dict(tau_mem_ms=1.0), "smaller than tau_mem_ms"),
+    (dict(a_plus=-1.0), "a_plus"),
+])
+def test_params_are_validated_with_clear_messages(bad, match):
+    with pytest.raises(ValueError, match=match):
+        D.DoGLIFParams(**bad)
+
+
+def test_sizes_follow_from_the_patch():
+    p = D.DoGLIFParams(patch_px=5, n_filters=10, pool=3)
+    assert (p.side, p.n_inputs, p.n_features) == (28, 150, 90)
+    full = D.DoGLIFParams(patch_px=32, pool=1)
+    assert (full.side, full.n_inputs) == (1, 6144)  # a fully connected layer
+
+
+def test_poisson_on_off_has_the_bernoulli_mean_and_never_both():
+    signed = torch.tensor([[0.8, -0.5, 0.0, 1.0, -1.0]]).expand(20000, -1).contiguous()
+    rng = np.random.default_rng(0)
+    spikes = torch.stack([D.poisson_on_off(signed, 0.3, rng) for _ in range(5)])
+    on, off = spikes[..., :5], spikes[..., 5:]
+    assert not (on * off).any()
+    expected_on = torch.tensor([0.8, 0, 0, 1.0, 0]) * 0.3
+    expected_off = torch.tensor([0, 0.5, 0, 0, 1.0]) * 0.3
+    # 100,000 draws each: standard error at most 0.0015
+    np.testing.assert_allclose(on.mean(dim=(0, 1)).numpy(), expected_on.numpy(), atol=0.006)
+    np.testing.assert_allclose(off.mean(dim=(0, 1)).numpy(), expected_off.numpy(), atol=0.006)
+    assert set(spikes.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_layer_rate_under_deterministic_input_is_the_analytic_lif_rate():
+    # intensity 1 at p_max = 1: every ON input spikes every step, so the jump is the
+    # sum of the ON weights, constant: the neuron's rate is lif_delta_rate_hz's
+    p = D.DoGLIFParams(max_rate_hz=1000.0, steps=200, n_filters=3, inhibition_mv=0.0)
+    h = p.n_inputs // 2
+    w = torch.zeros(3, p.n_inputs)
+    jumps = [0.5, 2.0, 5.0]  # mV per step
+    for k, j in enumerate(jumps):
+        w[k, :h] = j / h
+    out = D.layer_run(torch.ones(1, h), w, torch.zeros(3), p, np.random.default_rng(0))
+    rate = out["counts"][0].numpy() / (p.steps * p.dt_ms / 1000)
+    expected = N.lif_delta_rate_hz(np.array(jumps), p.lif)
+    assert expected[0] == 0 and expected[2] > expected[1] > 0
+    np.testing.assert_allclose(rate, expected, atol=1000 / p.steps * 1.01)
+    assert out["input_spikes"] == p.steps * h
+
+
+def test_lateral_inhibition_silences_the_weaker_neurons():
+    p = D.DoGLIFParams(max_rate_hz=1000.0, steps=50, n_filters=2, inhibition_mv=13.0)
+    h = p.n_inputs // 2
+    w = torch.zeros(2, p.n_inputs)
+    w[0, :h], w[1, :h] = 5.0 / h, 4.0 / h
+    free = D.layer_run(torch.ones(1, h), w, torch.zeros(2), replace(p, inhibition_mv=0.0),
+                       np.random.default_rng(0))
+    inhibited = D.layer_run(torch.ones(1, h), w, torch.zeros(2), p, np.random.default_rng(0))
+    assert free["counts"][0, 1] > 0
+    assert inhibited["counts"][0, 0] == free["counts"][0, 0]
+    assert inhibited["counts"][0, 1] == 0
+
+
+def test_winner_take_all_and_the_winners_stdp_change():
+    """Deterministic input, a_minus = 0: only the first neuron to fire learns, by
+    a_plus times the presynaptic trace at each of its spikes."""
+    p = D.DoGLIFParams(max_rate_hz=1000.0, steps=10, n_filters=2, a_plus=0.1, a_minus=0.0,
+                       tau_stdp_ms=10.0)
+    h = p.n_inputs // 2
+    w = torch.zeros(2, p.n_inputs)
+    w[0, :h], w[1, :h] = 7.0 / h, 6.5 / h   # 7 mV per step reaches 13 mV at step 2; 6.5 also
+    out = D.layer_run(torch.ones(3, h), w, torch.zeros(2), p, np.random.default_rng(0), learn=True)
+    assert out["winner"].tolist() == [0, 0, 0]  # both cross at step 2; the larger jump wins
+    # the winner fires every 2nd step (7 -> 7 + 7 e^-0.1 = 13.33 > 13); the loser is held at reset
+    counts = out["counts"]
+    assert counts[:, 1].sum() == 0 and counts[:, 0].tolist() == [5.0, 5.0, 5.0]
+    x = [sum(math.exp(-(k - i) / 10.0) for i in range(k + 1)) for k in range(10)]
+    expected = 3 * 0.1 * sum(x[k] for k in (1, 3, 5, 7, 9))   # 3 rows; spikes at steps 1, 3, ...
+    assert out["dw"][0, :h] == pytest.approx(torch.full((h,), expected), rel=1e-5)
+    assert (out["dw"][0, h:] == 0).all() and (out["dw"][1] == 0).all()
+
+
+def test_competitive_learning_separates_two_patterns():
+    """Two patterns, two neurons: STDP under winner-take-all with normalisation
+    makes each neuron's weights point to one pattern (its ON/OFF inputs)."""
+    p = D.DoGLIFParams(n_filters=2, steps=15, patch_batch=100, theta_eta_mv=0.2)
+    h = p.n_inputs // 2
+    rng = np.random.default_rng(1)
+    a = torch.from_numpy(np.sign(rng.normal(size=h))).float() * 0.8
+    b = -a.roll(h // 2)
+    net = D.DoGLIF(p, seed=3)
+    for i in range(30):
+        labels = torch.from_numpy(rng.integers(0, 2, 100))
+        patches = torch.where(labels[:, None] == 0, a, b)
+        net.learn_batch(patches, rng)
+    on_off = D.on_off_inputs(torch.stack([a, b]))  # (2, n_inputs)
+    sim = torch.nn.functional.cosine_similarity(net.w_mv[:, None], on_off[None], dim=-1)
+    # one neuron per pattern, each much closer to its own
+    assert sim.argmax(dim=1).sort().values.tolist() == [0, 1]
+    assert sim.max(dim=1).values.min() > 0.9
+    assert torch.allclose(net.w_mv.sum(1), torch.full((2,), p.w_sum_mv), rtol=1e-4)
+
+
+def test_pooling_sums_counts_over_regions():
+    counts = torch.arange(2 * 28 * 28 * 3, dtype=torch.float32).reshape(2 * 28 * 28, 3)
+    pooled = D._pool(counts, 2, 28, 3)
+    assert pooled.shape == (2, 9 * 3)
+    np.testing.assert_allclose(pooled.reshape(2, 3, 9).sum(-1).numpy(),
+                               counts.reshape(2, 784, 3).sum(1).numpy(), rtol=1e-6)
+    # the first region of image 0 holds rows 0..8 and columns 0..8 of the 28 x 28 grid
+    grid = counts.reshape(2, 28, 28, 3)
+    assert pooled[0, 0].item() == pytest.approx(grid[0, :9, :9, 0].sum().item())
+
+
+@pytest.mark.parametrize("retina", ["zca", "dog"])
+def test_retina_gives_signed_intensities_in_range(retina):
+    p = replace(SMALL, retina=retina)
+    fit = D.RetinaFit.fit(_images(40), p, seed=0)
+    x = fit.intensities(_images(3, seed=1), p)
+    assert x.shape == (3, 28 * 28, 75)
+    assert x.min() >= -1 and x.max() <= 1
+    assert (x > 0).any() and (x < 0).any()
+    assert (x.abs() == 1).float().mean() < 0.05  # the scale is a high quantile: few clipped
+
+
+def test_retina_refuses_channels_first_images():
+    with pytest.raises(ValueError, match="channels last"):
+        D.RetinaFit.fit(np.zeros((4, 3, 32, 32), np.uint8), SMALL, seed=0)
+
+
+def test_features_are_seeded_and_resume_from_their_checkpoint(tmp_path):
+    train, test = _images(30), _images(6, seed=5)
+    net = D.DoGLIF(SMALL, seed=0)
+    hist = net.fit(train, progress=False)
+    assert len(hist["no_winner"]) == 3 and hist["w_change"][0] > 0
+    a = net.features(test, seed=1, progress=False, checkpoint=tmp_path / "f", part_images=4)
+    assert a["features"].shape == (6, SMALL.n_features) and a["features"].sum() > 0
+    assert a["computed_images"] == 6
+    # an interruption after the first part: the second part is recomputed, the first loaded
+    parts = sorted((tmp_path / "f").glob("part_*.npz"))
+    assert len(parts) == 2
+    parts[1].unlink()
+    b = net.features(test, seed=1, progress=False, checkpoint=tmp_path / "f", part_images=4)
+    assert b["computed_images"] == 2
+    np.testing.assert_array_equal(a["features"], b["features"])
+    c = net.features(test, seed=1, progress=False, part_images=4)
+    np.testing.assert_array_equal(a["features"], c["features"])
+    d = net.features(test, seed=2, progress=False, part_images=4)
+    assert not np.array_equal(a["features"], d["features"])
+
+
+def test_random_network_adapts_thresholds_but_keeps_its_weights():
+    net = D.DoGLIF(SMALL, seed=0, learn=False)
+    w0 = net.w_mv.clone()
+    net.fit(_images(30), progress=False)
+    assert torch.equal(net.w_mv, w0)
+    assert net.theta_mv.abs().sum() > 0
+
+
+def test_state_dict_round_trip():
+    net = D.DoGLIF(SMALL, seed=0)
+    net.fit(_images(30), progress=False)
+    other = D.DoGLIF(SMALL, seed=0)
+    other.load_state_dict(net.state_dict())
+    test = _images(2, seed=9)
+    np.testing.assert_array_equal(net.features(test, seed=1, progress=False)["features"],
+                                  other.features(test, seed=1, progress=False)["features"])
+
+
+def test_features_need_a_fitted_retina():
+    with pytest.raises(RuntimeError, match="fit"):
+        D.DoGLIF(SMALL, seed=0).features(_images(2), seed=0, progress=False)
+
+
+def test_spikes_of_one_image_are_recorded_step_by_step():
+    net = D.DoGLIF(SMALL, seed=0)
+    net.fit(_images(30), progress=False)
+    rec = net.spikes_of_image(_images(1, seed=3)[0], seed=0, positions=[0, 100, 200])
+    assert rec["trains"].shape == (SMALL.steps, 3, SMALL.n_filters)
+    assert rec["v_mem"].shape == rec["trains"].shape
+    assert rec["input_trains"].shape == (SMALL.steps, 3, SMALL.n_inputs)
+    assert torch.equal(rec["trains"].sum(0).float(), rec["counts"])
+
+
+def test_the_command_runs_the_tier_with_its_baselines_and_resumes(tmp_path, monkeypatch, capsys):
+    import json
+
+    import snnlib.__main__ as cli
+    from snnlib import data
+
+    fake = data.Dataset(_images(100, seed=2), np.repeat(np.arange(10), 10), data.CLASS_NAMES,
+                        str(tmp_path))
+    monkeypatch.setattr(data, "load_cifar10", lambda split: fake)
+    out, results = tmp_path / "run", tmp_path / "dog_lif.json"
+    args = ["run", "dog_lif", "--profile", "ci", "--out", str(out), "--results", str(results)]
+    assert cli.main(args) == 0
+    record = json.loads(results.read_text())
+    assert record["tier"] == "dog_lif" and record["train_images"] == 100
+    assert set(record["baselines"]) == {
+        "logistic regression, random-weight layer's spike counts",
+        "logistic regression, raw pixels (RGB)",
+        "logistic regression, colour-opponent DoG of the pixels", "chance"}
+    assert 0 <= record["accuracy"] <= 1
+    assert record["synaptic_operations_per_image"]["stdp"] > 0
+    assert record["spike_statistics"]["stdp"]["spikes_per_image"] > 0
+    printed = capsys.readouterr().out
+    assert "STDP layer spike counts (the tier)" in printed
+    # run again: the layers and every feature part come from the checkpoints
+    first = sorted(p.stat().st_mtime_ns for p in out.rglob("part_*.npz"))
+    assert cli.main(args) == 0
+    assert sorted(p.stat().st_mtime_ns for p in out.rglob("part_*.npz")) == first
+    assert json.loads(results.read_text())["accuracy"] == record["accuracy"]
