@@ -223,3 +223,59 @@ def test_tier1_image_explorer_shows_each_layer_and_the_decision():
     assert "decision: b (right)" in titles and "true class: b" in titles
     assert asked[-1] == 2
     plt.close("all")
+
+
+def _tier2_net():
+    from snnlib.tiers import dog_lif as D
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    net = D.DoGLIF(D.DoGLIFParams(n_filters=6, train_patches=400, patch_batch=200), seed=0)
+    net.fit(images, progress=False)
+    return net, images
+
+
+def test_dog_panel_shows_on_off_and_opponent_channels():
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[12:20, 12:20] = (255, 0, 0)  # a red square on black
+    axes = sl.viz.dog_panel(image, sl.retina.DoGParams(1.0, 2.0))
+    on = axes[2].images[0].get_array()
+    red_green = axes[4].images[0].get_array()
+    assert on.max() > 0 and red_green[16, 16] > 0  # red centre: positive red-green
+    kernel = axes[1].lines[0].get_ydata()
+    assert kernel[len(kernel) // 2] > 0 and kernel.min() < 0  # centre excites, surround inhibits
+
+
+def test_conv_filters_draw_on_minus_off_as_colour():
+    w = torch.zeros(3, 150)
+    w[0, 0:25] = 1.0      # ON, red channel: a red patch
+    w[1, 75 + 50:75 + 75] = 1.0  # OFF, blue channel: a yellow-ish (no blue) patch
+    fig = sl.viz.conv_filters(w, 5, ncols=3)
+    img0 = fig.axes[0].images[0].get_array()
+    img1 = fig.axes[1].images[0].get_array()
+    assert img0[..., 0].min() == pytest.approx(1.0) and img0[..., 1].max() == pytest.approx(0.5)
+    assert img1[..., 2].max() == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="need 150"):
+        sl.viz.conv_filters(torch.zeros(2, 100), 5)
+
+
+def test_tier2_figures_and_explorers_show_the_layer():
+    net, images = _tier2_net()
+    rec = net.spikes_of_image(images[0], seed=0)
+    fig = sl.viz.tier2_position_panel(rec, dt_ms=1.0, v_thresh_mv=-52.0 + net.theta_mv, position=5)
+    n_input_ticks = len(fig.axes[0].collections[0].get_offsets())
+    assert n_input_ticks == int(rec["input_trains"][:, 5].sum())
+    fmap = sl.viz.feature_maps(rec["counts"], images[0], filters=[0, 1], w_mv=net.w_mv, patch_px=5)
+    shown = fmap.axes[4].images[0].get_array()  # bottom row, filter 0
+    np.testing.assert_array_equal(np.asarray(shown), rec["counts"][:, 0].reshape(28, 28).numpy())
+    redraw(sl.widgets.dog_explorer(images[:3]))
+    w = sl.widgets.tier2_position_explorer(net, images[:3])
+    redraw(w)
+    w.kwargs_widgets[4].value = 20.0  # tau slider: the panel is drawn again
+    redraw(w)
+
+
+def test_dog_explorer_refuses_a_narrow_surround_in_words(capsys):
+    w = sl.widgets.dog_explorer(np.zeros((2, 32, 32, 3), np.uint8))
+    w.f(image_index=0, sigma_c=2.0, sigma_s=1.5)
+    assert "must be wider than the centre" in capsys.readouterr().out

@@ -22,6 +22,10 @@ from . import plasticity as pl
 __all__ = [
     "PALETTE",
     "confusion_heatmap",
+    "conv_filters",
+    "dog_panel",
+    "feature_maps",
+    "tier2_position_panel",
     "output_weights",
     "running_accuracy",
     "tier1_spike_panel",
@@ -658,6 +662,147 @@ def tier1_spike_panel(image, spikes: dict, *, duration_ms: float, neurons_per_cl
     if decision >= 0 and label is not None:
         verdict += " (right)" if decision == label else " (wrong)"
     ax_bar.set_title(verdict, fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# --- tier 2 ---------------------------------------------------------------------
+
+def dog_panel(image, p, *, axes=None, title: str | None = None):
+    """An RGB image through the retina: the DoG kernel's profile and the ON / OFF channels.
+
+    Columns: the image; the centre-surround kernel's profile (centre Gaussian
+    minus surround Gaussian, through the middle); luminance ON and OFF; the
+    red-green and blue-yellow opponent responses (red / blue positive).
+
+    Parameters
+    ----------
+    image : array-like
+        ``(32, 32, 3)`` uint8 or floats in [0, 1].
+    p : snnlib.retina.DoGParams
+    """
+    from . import retina
+
+    x = _to_numpy(image)
+    x = x / 255.0 if x.dtype == np.uint8 else x.astype(np.float64)
+    d = retina.colour_opponent(torch.as_tensor(x, dtype=torch.float64)[None], p)[0].numpy()
+    if axes is None:
+        fig, axes = plt.subplots(1, 6, figsize=(13, 2.6))
+        if title:
+            fig.suptitle(title)
+    _show_image(axes[0], x, "image")
+    r = int(p.truncate * p.sigma_surround_px + 0.5)
+    k = np.arange(-r, r + 1)
+    gc = np.exp(-0.5 * (k / p.sigma_center_px) ** 2) / (np.sqrt(2 * np.pi) * p.sigma_center_px) ** 2
+    gs = np.exp(-0.5 * (k / p.sigma_surround_px) ** 2) / (np.sqrt(2 * np.pi) * p.sigma_surround_px) ** 2
+    axes[1].plot(k, gc - gs, color="k")
+    axes[1].axhline(0, color="0.6", lw=0.8)
+    axes[1].set_xlabel("pixels from centre")
+    axes[1].set_title(f"DoG kernel\nσc={p.sigma_center_px:g}, σs={p.sigma_surround_px:g}",
+                      fontsize="small")
+    lim = max(float(np.abs(d).max()), 1e-9)
+    panels = [(np.clip(d[0], 0, None), "gray", (0, lim), "luminance ON"),
+              (np.clip(-d[0], 0, None), "gray", (0, lim), "luminance OFF"),
+              (d[1], "RdBu_r", (-lim, lim), "red - green"),
+              (d[2], "RdBu_r", (-lim, lim), "blue - yellow")]
+    for ax, (img, cmap, (lo, hi), name) in zip(axes[2:], panels):
+        ax.imshow(img, cmap=cmap if name != "blue - yellow" else "PuOr", vmin=lo, vmax=hi,
+                  interpolation="nearest")
+        ax.set_title(name, fontsize="small")
+        ax.set_axis_off()
+    return axes
+
+
+def conv_filters(w_mv, patch_px: int, *, n: int | None = None, ncols: int = 16, order=None,
+                 title: str | None = None, size: float = 0.7):
+    """The input weights of a convolutional ON/OFF layer as small RGB patches.
+
+    ``w_mv`` ``(K, 2 * 3 * patch_px**2)``: ON weights, then OFF (channel-major,
+    as :func:`torch.nn.functional.unfold` orders them). Each filter is shown
+    as ON minus OFF, the colour a pixel of its preferred patch would have,
+    scaled to its own range (grey = 0).
+    """
+    w = _to_numpy(w_mv).astype(np.float64)
+    h = w.shape[1] // 2
+    if h != 3 * patch_px ** 2:
+        raise ValueError(f"w_mv has {w.shape[1]} inputs; ON/OFF RGB patches of {patch_px} px "
+                         f"need {6 * patch_px ** 2}.")
+    signed = (w[:, :h] - w[:, h:]).reshape(-1, 3, patch_px, patch_px).transpose(0, 2, 3, 1)
+    if order is not None:
+        signed = signed[np.asarray(order)]
+    signed = signed[: n or len(signed)]
+    nrows = int(np.ceil(len(signed) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.5), squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.set_axis_off()
+        if k < len(signed):
+            f = signed[k]
+            ax.imshow(0.5 + 0.5 * f / max(np.abs(f).max(), 1e-12), interpolation="nearest")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def tier2_position_panel(record: dict, *, dt_ms: float, v_thresh_mv, position: int = 0,
+                         neurons=None, title: str | None = None):
+    """One position of the tier-2 layer: input raster, layer raster, membrane potentials.
+
+    ``record`` is :meth:`snnlib.tiers.dog_lif.DoGLIF.spikes_of_image`'s dict;
+    ``v_thresh_mv`` the neurons' thresholds ``(K,)`` (base + :math:`\\theta`);
+    ``neurons``: whose potentials to draw (default: the three that fired most).
+    """
+    s_in = _to_numpy(record["input_trains"])[:, position]
+    s_out = _to_numpy(record["trains"])[:, position]
+    v = _to_numpy(record["v_mem"])[:, position]
+    if neurons is None:
+        neurons = np.argsort(-s_out.sum(0), kind="stable")[:3]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    raster(s_in[:, None], dt_ms, ax=axes[0], title="input spikes (ON, then OFF)",
+           ylabel="input", color="0.3")
+    raster(s_out[:, None], dt_ms, ax=axes[1], title="layer spikes", ylabel="neuron (filter)")
+    th = np.broadcast_to(_to_numpy(v_thresh_mv), (s_out.shape[1],))
+    for c, k in enumerate(neurons):
+        membrane_trace(v[:, k], s_out[:, k], dt_ms, ax=axes[2], color=f"C{c}", label=f"neuron {k}")
+        axes[2].axhline(th[k], color=f"C{c}", lw=0.8, linestyle="--")
+    axes[2].set_title("membrane potential (dashed: threshold)")
+    axes[2].legend(fontsize="x-small", loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def feature_maps(counts, image, *, filters, w_mv=None, patch_px: int | None = None,
+                 title: str | None = None):
+    """Where in an image some filters fired: the image, then one spike-count map per filter.
+
+    ``counts`` ``(side * side, K)``: the layer's spike counts at each position
+    (``spikes_of_image(...)["counts"]``). With ``w_mv`` and ``patch_px`` each
+    map is titled by a small picture of its filter.
+    """
+    c = _to_numpy(counts)
+    side = int(round(np.sqrt(len(c))))
+    filters = list(filters)
+    fig, axes = plt.subplots(1 + (w_mv is not None), len(filters) + 1,
+                             figsize=(1.6 * (len(filters) + 1), 1.7 * (1 + (w_mv is not None)) + 0.4),
+                             squeeze=False)
+    _show_image(axes[-1, 0], image, "image")
+    vmax = max(float(c[:, filters].max()), 1.0)
+    for j, k in enumerate(filters, start=1):
+        im = axes[-1, j].imshow(c[:, k].reshape(side, side), cmap="magma", vmin=0, vmax=vmax,
+                                interpolation="nearest")
+        axes[-1, j].set_title(f"filter {k}", fontsize="x-small")
+        axes[-1, j].set_axis_off()
+    if w_mv is not None:
+        w = _to_numpy(w_mv).astype(np.float64)
+        h = w.shape[1] // 2
+        axes[0, 0].set_axis_off()
+        for j, k in enumerate(filters, start=1):
+            f = (w[k, :h] - w[k, h:]).reshape(3, patch_px, patch_px).transpose(1, 2, 0)
+            axes[0, j].imshow(0.5 + 0.5 * f / max(np.abs(f).max(), 1e-12), interpolation="nearest")
+            axes[0, j].set_axis_off()
+    fig.colorbar(im, ax=axes[-1, -1], fraction=0.046, label="spikes")
     if title:
         fig.suptitle(title)
     return fig

@@ -17,8 +17,8 @@ from . import neurons as nrn
 from . import plasticity as pl
 from . import viz
 
-__all__ = ["encoding_explorer", "lif_explorer", "receptive_field_explorer", "stdp_explorer",
-           "tier1_image_explorer"]
+__all__ = ["dog_explorer", "encoding_explorer", "lif_explorer", "receptive_field_explorer",
+           "stdp_explorer", "tier1_image_explorer", "tier2_position_explorer"]
 
 
 def encoding_explorer(intensities, class_names=None, labels=None, *,
@@ -160,3 +160,67 @@ def tier1_image_explorer(images, labels, class_names, spikes_of, *, duration_ms:
         plt.show()
 
     return W.interactive(draw, image_index=image)
+
+
+def dog_explorer(images, *, labels=None, class_names=None, sigma_center_px: float = 1.0,
+                 sigma_surround_px: float = 2.0):
+    """The retina on a chosen image: sliders for the image and the two sigmas (:func:`snnlib.viz.dog_panel`).
+
+    A surround no wider than the centre is refused in words, not with a traceback.
+    """
+    import ipywidgets as W
+
+    from .retina import DoGParams
+
+    image = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image",
+                        continuous_update=False)
+    centre = _slider(W, sigma_center_px, 0.3, 4.0, 0.1, "σ centre (px)")
+    surround = _slider(W, sigma_surround_px, 0.5, 8.0, 0.1, "σ surround (px)")
+
+    def draw(image_index: int, sigma_c: float, sigma_s: float) -> None:
+        if sigma_s <= sigma_c:
+            print(f"The surround (σ = {sigma_s:g} px) must be wider than the centre "
+                  f"(σ = {sigma_c:g} px).")
+            return
+        name = (f"{class_names[labels[image_index]]}" if labels is not None and class_names is not None
+                else f"image {image_index}")
+        viz.dog_panel(images[image_index], DoGParams(sigma_c, sigma_s), title=name)
+        plt.show()
+
+    return W.interactive(draw, image_index=image, sigma_c=centre, sigma_s=surround)
+
+
+def tier2_position_explorer(net, images, *, position: int = 14 * 28 + 14, seed: int = 0):
+    """Encoding and LIF at one position of tier 2's layer: choose the image, the position,
+    the input rate, the membrane time constant and the lateral inhibition.
+
+    ``net`` is a fitted :class:`snnlib.tiers.dog_lif.DoGLIF`; the panel is
+    :func:`snnlib.viz.tier2_position_panel` (input raster, layer raster,
+    membrane potentials of the three busiest neurons).
+    """
+    import ipywidgets as W
+
+    base = net.params
+    side = base.side
+    image = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image",
+                        continuous_update=False)
+    row = W.IntSlider(value=position // side, min=0, max=side - 1, description="row",
+                      continuous_update=False)
+    col = W.IntSlider(value=position % side, min=0, max=side - 1, description="column",
+                      continuous_update=False)
+    rate = _slider(W, base.max_rate_hz, 10.0, 1000.0 / base.dt_ms, 10.0, "max rate (Hz)")
+    tau = _slider(W, base.tau_mem_ms, 2.0 * base.dt_ms, 50.0, 1.0, "τ membrane (ms)")
+    inh = _slider(W, base.inhibition_mv, 0.0, 40.0, 1.0, "inhibition (mV)")
+
+    def draw(image_index, r, c, max_rate_hz, tau_mem_ms, inhibition_mv) -> None:
+        p = replace(base, max_rate_hz=max_rate_hz, tau_mem_ms=tau_mem_ms,
+                    inhibition_mv=inhibition_mv)
+        rec = net.spikes_of_image(images[image_index], seed=seed, positions=[r * side + c],
+                                  params=p)
+        viz.tier2_position_panel(rec, dt_ms=p.dt_ms, v_thresh_mv=p.lif.v_thresh_mv + net.theta_mv,
+                                 title=f"image {image_index}, position ({r}, {c}): "
+                                       f"{int(rec['counts'].sum())} layer spikes")
+        plt.show()
+
+    return W.interactive(draw, image_index=image, r=row, c=col, max_rate_hz=rate,
+                         tau_mem_ms=tau, inhibition_mv=inh)

@@ -568,18 +568,27 @@ class DoGLIF:
         h.update(str(images.shape).encode())
         return h.hexdigest()[:16]
 
-    def spikes_of_image(self, image, *, seed: int, positions=None) -> dict:
+    def spikes_of_image(self, image, *, seed: int, positions=None,
+                        params: DoGLIFParams | None = None) -> dict:
         """One image through the layer, every step recorded (for rasters and membrane traces).
 
-        Returns ``input_trains`` ``(T, L, n_inputs)``, ``trains`` and ``v_mem``
-        ``(T, L, K)`` for the positions ``positions`` (default: all).
+        Returns :func:`layer_run`'s dict with ``input_trains`` ``(T, L, n_inputs)``,
+        ``trains`` and ``v_mem`` ``(T, L, K)`` for the positions ``positions``
+        (default: all ``side * side``). ``params`` may change the encoding and
+        the neurons (rate, time constant, inhibition, steps) to explore them;
+        the retina, the patch and the number of filters must stay those of
+        this network.
         """
         self._check_fitted()
+        p = self.params if params is None else params
+        if (p.retina, p.patch_px, p.n_filters) != (self.params.retina, self.params.patch_px,
+                                                    self.params.n_filters):
+            raise ValueError("params may not change the retina, patch_px or n_filters of a "
+                             "trained network.")
         x = self.retina.intensities(np.asarray(image)[None], self.params)[0]
         if positions is not None:
             x = x[torch.as_tensor(positions)]
-        return layer_run(x, self.w_mv, self.theta_mv, self.params, np.random.default_rng(seed),
-                         record=True)
+        return layer_run(x, self.w_mv, self.theta_mv, p, np.random.default_rng(seed), record=True)
 
     def state_dict(self) -> dict:
         self._check_fitted()
