@@ -84,6 +84,8 @@ __all__ = ["DoGLIF", "DoGLIFParams", "RetinaFit", "layer_run", "on_off_inputs", 
            "params_for_profile", "run_tier", "spike_statistics"]
 
 IMAGE_PX = 32
+READOUT_CS = (0.001, 0.01, 0.1)
+"""Inverse regularisation strengths the readouts choose from (on a held-out fifth)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ class DoGLIFParams:
     scale_quantile: float = 0.99
     max_rate_hz: float = 300.0
     steps: int = 15
-    dt_ms: float = 1.0
+    dt_ms: float = 2.0
     tau_mem_ms: float = 10.0
     v_gap_mv: float = 13.0
     n_filters: int = 256
@@ -151,7 +153,7 @@ class DoGLIFParams:
     theta_eta_mv: float = 0.65
     train_patches: int = 100_000
     patch_batch: int = 1000
-    pool: int = 2
+    pool: int = 3
     image_batch: int = 4
 
     def __post_init__(self) -> None:
@@ -713,7 +715,8 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
     results = {}
     for label, (ftr, fte) in fits.items():
         s = time.perf_counter()
-        results[label] = readout.logistic_regression(ftr, y_train, fte, y_test, seed=seed)
+        results[label] = readout.logistic_regression(ftr, y_train, fte, y_test, cs=READOUT_CS,
+                                                     seed=seed)
         results[label]["wall_s"] = time.perf_counter() - s
     wall["readouts"] = time.perf_counter() - start
     wall["this_call"] = time.perf_counter() - t_start
