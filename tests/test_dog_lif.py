@@ -95,20 +95,28 @@ def test_lateral_inhibition_silences_the_weaker_neurons():
 def test_winner_take_all_and_the_winners_stdp_change():
     """Deterministic input, a_minus = 0: only the first neuron to fire learns, by
     a_plus times the presynaptic trace at each of its spikes."""
-    p = D.DoGLIFParams(max_rate_hz=1000.0, dt_ms=1.0, steps=10, n_filters=2, a_plus=0.1, a_minus=0.0,
-                       tau_stdp_ms=10.0)
+    p = D.DoGLIFParams(max_rate_hz=1000.0, dt_ms=1.0, steps=10, n_filters=2, a_plus=0.1,
+                       a_minus=0.0, tau_stdp_ms=10.0)
     h = p.n_inputs // 2
     w = torch.zeros(2, p.n_inputs)
-    w[0, :h], w[1, :h] = 7.0 / h, 6.5 / h   # 7 mV per step reaches 13 mV at step 2; 6.5 also
+    # jumps of 6.9 and 7.0 mV per step: both cross 13 mV at the second step
+    # (6.9 (1 + e^-0.1) = 13.14); the tie goes to the larger jump, neuron 1
+    w[0, :h], w[1, :h] = 6.9 / h, 7.0 / h
     out = D.layer_run(torch.ones(3, h), w, torch.zeros(2), p, np.random.default_rng(0), learn=True)
-    assert out["winner"].tolist() == [0, 0, 0]  # both cross at step 2; the larger jump wins
-    # the winner fires every 2nd step (7 -> 7 + 7 e^-0.1 = 13.33 > 13); the loser is held at reset
+    assert out["winner"].tolist() == [1, 1, 1]
+    # the winner fires every 2nd step (from reset, 7 + 7 e^-0.1 = 13.33 > 13); the loser is
+    # held at reset
     counts = out["counts"]
-    assert counts[:, 1].sum() == 0 and counts[:, 0].tolist() == [5.0, 5.0, 5.0]
+    assert counts[:, 0].sum() == 0 and counts[:, 1].tolist() == [5.0, 5.0, 5.0]
     x = [sum(math.exp(-(k - i) / 10.0) for i in range(k + 1)) for k in range(10)]
     expected = 3 * 0.1 * sum(x[k] for k in (1, 3, 5, 7, 9))   # 3 rows; spikes at steps 1, 3, ...
-    assert out["dw"][0, :h] == pytest.approx(torch.full((h,), expected), rel=1e-5)
-    assert (out["dw"][0, h:] == 0).all() and (out["dw"][1] == 0).all()
+    assert out["dw"][1, :h] == pytest.approx(torch.full((h,), expected), rel=1e-5)
+    assert (out["dw"][1, h:] == 0).all() and (out["dw"][0] == 0).all()
+    # a neuron that crosses a step earlier wins even with the smaller jump
+    w[0, :h] = 14.0 / h
+    w[1, :h] = 20.0 / h * 0 + 6.9 / h
+    first = D.layer_run(torch.ones(1, h), w, torch.zeros(2), p, np.random.default_rng(0), learn=True)
+    assert first["winner"].tolist() == [0]
 
 
 def test_competitive_learning_separates_two_patterns():
@@ -138,9 +146,11 @@ def test_pooling_sums_counts_over_regions():
     assert pooled.shape == (2, 9 * 3)
     np.testing.assert_allclose(pooled.reshape(2, 3, 9).sum(-1).numpy(),
                                counts.reshape(2, 784, 3).sum(1).numpy(), rtol=1e-6)
-    # the first region of image 0 holds rows 0..8 and columns 0..8 of the 28 x 28 grid
+    # the first region of image 0 holds rows 0..8 and columns 0..8 of the 28 x 28 grid,
+    # the last rows and columns 18..27 (10 wide); filter-major: filter k's 9 regions together
     grid = counts.reshape(2, 28, 28, 3)
     assert pooled[0, 0].item() == pytest.approx(grid[0, :9, :9, 0].sum().item())
+    assert pooled[1, 9 * 2 + 8].item() == pytest.approx(grid[1, 18:, 18:, 2].sum().item())
 
 
 @pytest.mark.parametrize("retina", ["zca", "dog"])
@@ -174,8 +184,13 @@ def test_features_are_seeded_and_resume_from_their_checkpoint(tmp_path):
     b = net.features(test, seed=1, progress=False, checkpoint=tmp_path / "f", part_images=4)
     assert b["computed_images"] == 2
     np.testing.assert_array_equal(a["features"], b["features"])
+    assert b["wall_s"] > b["computed_wall_s"] > 0  # the loaded part's time is counted too
     c = net.features(test, seed=1, progress=False, part_images=4)
     np.testing.assert_array_equal(a["features"], c["features"])
+    # a checkpoint made with other numbers (another seed) is not loaded: recomputed
+    e = net.features(test, seed=2, progress=False, checkpoint=tmp_path / "f", part_images=4)
+    assert e["computed_images"] == 6
+    assert not np.array_equal(a["features"], e["features"])
     d = net.features(test, seed=2, progress=False, part_images=4)
     assert not np.array_equal(a["features"], d["features"])
 

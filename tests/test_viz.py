@@ -271,8 +271,15 @@ def test_tier2_figures_and_explorers_show_the_layer():
     redraw(sl.widgets.dog_explorer(images[:3]))
     w = sl.widgets.tier2_position_explorer(net, images[:3])
     redraw(w)
-    w.kwargs_widgets[4].value = 20.0  # tau slider: the panel is drawn again
-    redraw(w)
+    assert (w.kwargs["r"], w.kwargs["c"]) == (14, 14)  # the centre of 28 x 28 positions
+
+    def input_ticks(max_rate_hz):
+        w.f(**{**w.kwargs, "r": 10, "c": 10, "max_rate_hz": max_rate_hz})
+        return len(plt.gcf().axes[0].collections[0].get_offsets())
+
+    assert input_ticks(10.0) < input_ticks(500.0)  # the rate slider reaches the encoding
+    with pytest.raises(ValueError, match="at least one filter"):
+        sl.viz.feature_maps(rec["counts"], images[0], filters=[])
 
 
 def test_dog_explorer_refuses_a_narrow_surround_in_words(capsys):

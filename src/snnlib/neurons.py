@@ -357,7 +357,9 @@ def lif_delta_step(v_mem: torch.Tensor, input_mv: torch.Tensor, p: LIFParams, *,
     With ``inhibition_mv`` > 0 the neurons along the last dimension inhibit
     each other (lateral inhibition, a soft winner-take-all): every spike
     lowers the potential of the *other* neurons of its row by
-    ``inhibition_mv``, but not below :math:`v_{reset}`.
+    ``inhibition_mv``, and then every potential below :math:`v_{reset}` is
+    raised to it (with rest = reset and non-negative weights, as in tier 2,
+    nothing else is ever below it).
 
     Uses ``tau_mem_ms``, ``v_rest_mv``, ``v_reset_mv``, ``v_thresh_mv`` and
     ``dt_ms`` of ``p`` (no conductances, no refractory period: ``t_ref_ms``
@@ -376,8 +378,8 @@ def lif_delta_step(v_mem: torch.Tensor, input_mv: torch.Tensor, p: LIFParams, *,
     Returns
     -------
     spikes : torch.Tensor
-        ``(batch, neurons)`` float32, 1.0 for a spike and 0.0 otherwise (ready
-        for the next layer's matrix product).
+        ``(batch, neurons)``, 1.0 for a spike and 0.0 otherwise, in the dtype of
+        the inputs (ready for the next layer's matrix product).
     v_mem : torch.Tensor
         The potentials after the step (mV).
     """

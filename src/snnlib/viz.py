@@ -784,6 +784,8 @@ def feature_maps(counts, image, *, filters, w_mv=None, patch_px: int | None = No
     c = _to_numpy(counts)
     side = int(round(np.sqrt(len(c))))
     filters = list(filters)
+    if not filters:
+        raise ValueError("filters must name at least one filter.")
     fig, axes = plt.subplots(1 + (w_mv is not None), len(filters) + 1,
                              figsize=(1.6 * (len(filters) + 1), 1.7 * (1 + (w_mv is not None)) + 0.4),
                              squeeze=False)

@@ -190,7 +190,7 @@ def dog_explorer(images, *, labels=None, class_names=None, sigma_center_px: floa
     return W.interactive(draw, image_index=image, sigma_c=centre, sigma_s=surround)
 
 
-def tier2_position_explorer(net, images, *, position: int = 14 * 28 + 14, seed: int = 0):
+def tier2_position_explorer(net, images, *, position: int | None = None, seed: int = 0):
     """Encoding and LIF at one position of tier 2's layer: choose the image, the position,
     the input rate, the membrane time constant and the lateral inhibition.
 
@@ -202,6 +202,8 @@ def tier2_position_explorer(net, images, *, position: int = 14 * 28 + 14, seed: 
 
     base = net.params
     side = base.side
+    if position is None:
+        position = (side // 2) * side + side // 2  # the centre
     image = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image",
                         continuous_update=False)
     row = W.IntSlider(value=position // side, min=0, max=side - 1, description="row",

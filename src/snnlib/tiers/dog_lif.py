@@ -10,9 +10,15 @@ The balanced tier, in PyTorch and batched over image patches:
    luminance, red-green, blue-yellow). Whitened values :math:`z` are split
    into ON and OFF channels :math:`\\max(\\pm z, 0)`, as the DoG's are, and
    scaled to intensities in [0, 1] by a high quantile of the training
-   patches. Both give ``2 x 3 x patch_px**2`` inputs per position.
+   patches. Both give ``2 x 3 x patch_px**2`` inputs per position. (The
+   choice of whitening as the default, of 2 ms steps and of 3 x 3 pooling
+   was measured; chapter 5 and ``benchmarks/tier2_frontends.py`` show how.)
 2. **Poisson encoding**: an input with intensity :math:`x` spikes in each step
-   of :math:`\\Delta t` with probability :math:`x\\, r_{max} \\Delta t`.
+   of :math:`\\Delta t` with probability :math:`x\\, r_{max} \\Delta t`
+   (Bernoulli steps: at most one spike per step, so :math:`r_{max} \\Delta t \\le 1`).
+   Every position has its own input spike trains (overlapping patches do not
+   share spikes for the pixels they share): the weights are convolved, the
+   Poisson processes are drawn per position.
 3. **A convolutional LIF layer**: ``n_filters`` neurons per position share
    their input weights over positions (a convolution). Their synapses are
    instantaneous (:func:`snnlib.neurons.lif_delta_step`): each input spike
@@ -45,9 +51,12 @@ The same layer with *random* weights (uniform, normalised to the same sum;
 thresholds adapted by the same homeostasis, weights never learned) is the
 baseline that says what STDP adds.
 
-Everything random comes from torch generators seeded from ``seed`` and the
-index of the first image of each chunk, so a feature extraction resumed from
-its checkpoint gives the numbers of an uninterrupted one.
+Everything random comes from generators seeded from the network's ``seed``,
+the call's ``seed`` and the index of the first image of each checkpointed
+part, so a feature extraction resumed from its checkpoint gives the numbers
+of an uninterrupted one. The trained and the random network draw the same
+input spikes for the same images (common random numbers: their comparison
+is paired).
 
 References
 ----------
@@ -414,7 +423,7 @@ class DoGLIF:
     -------
     >>> net = DoGLIF(DoGLIFParams(n_filters=16, train_patches=2000), seed=0)
     >>> net.fit(train_images, progress=False)                      # doctest: +SKIP
-    >>> feats = net.features(test_images, seed=1)                 # (N, 16 * 4)  doctest: +SKIP
+    >>> feats = net.features(test_images, seed=1)["features"]    # (N, 16 * 9)  doctest: +SKIP
     """
 
     def __init__(self, params: DoGLIFParams = DoGLIFParams(), *, seed: int, learn: bool = True) -> None:
@@ -432,13 +441,16 @@ class DoGLIF:
     def fit(self, images, *, progress: bool = True) -> dict:
         """Learn from random patches of ``images`` (uint8 ``(N, 32, 32, 3)``).
 
-        Fits the retina on the first 2000 images, draws ``train_patches``
+        Fits the retina on the first 2000 images (pass them in random order,
+        not sorted by class, as :func:`run_tier` does), draws ``train_patches``
         positions at random (seeded) from all images, and shows them in
         batches of ``patch_batch``: STDP with winner-take-all and weight
         normalisation (only if this network was made with ``learn=True``),
         and threshold homeostasis (always). Returns the history: per batch,
         the fraction of patches without a winner, the spread of wins and
-        of thresholds.
+        of thresholds; ``wall_s`` (all of it, retina and whitening of every
+        training image included) and ``learning_s`` / ``patches_per_s`` (the
+        learning loop alone).
         """
         from tqdm.auto import tqdm
 
@@ -457,6 +469,7 @@ class DoGLIF:
         patches = torch.cat(parts)
         patches = patches[torch.randperm(len(patches), generator=g)[:p.train_patches]]
         hist = {"no_winner": [], "wins_cv": [], "theta_mv": [], "w_change": []}
+        learning_start = time.perf_counter()
         bar = tqdm(range(0, len(patches), p.patch_batch), disable=not progress, unit="batch",
                    desc="tier 2, STDP layer" if self.learn else "tier 2, thresholds (random weights)")
         for first in bar:
@@ -466,8 +479,9 @@ class DoGLIF:
             if progress:
                 bar.set_postfix(no_winner=f"{step['no_winner']:.2f}", refresh=False)
         self.history = {key: np.asarray(val) for key, val in hist.items()}
+        self.history["learning_s"] = time.perf_counter() - learning_start
         self.history["wall_s"] = time.perf_counter() - start
-        self.history["patches_per_s"] = p.train_patches / self.history["wall_s"]
+        self.history["patches_per_s"] = len(patches) / self.history["learning_s"]
         return self.history
 
     def learn_batch(self, patches: torch.Tensor, rng: np.random.Generator) -> dict:
@@ -491,7 +505,7 @@ class DoGLIF:
             change = float((new - self.w_mv).abs().sum(1).mean())
             self.w_mv = new
         self.theta_mv += p.theta_eta_mv * (k * wins / len(patches) - 1.0)
-        # never below rest: a neuron must not fire without input
+        # a threshold at least 10% of the gap above rest: no neuron fires without input
         self.theta_mv.clamp_(min=-0.9 * p.v_gap_mv)
         return {"no_winner": float((out["winner"] < 0).float().mean()),
                 "wins_cv": float(wins.std() / wins.mean().clamp_min(1e-9)),
@@ -508,12 +522,17 @@ class DoGLIF:
 
         With ``checkpoint`` (a directory), the counts are saved every
         ``part_images`` images and an interrupted call resumes where it
-        stopped; each part draws its spikes from a generator seeded with
-        ``seed`` and the part's first image, so the result does not depend on
-        the interruption.
+        stopped; each part draws its spikes from a generator seeded with the
+        network's seed, ``seed`` and the part's first image, and uses it for
+        its images in order, so the result does not depend on the
+        interruption (it does depend on ``part_images`` and
+        ``params.image_batch``: the same values give the same numbers).
 
-        Returns ``{"features", "wall_s", "images_per_s", "synaptic_ops_per_image",
-        "spikes_per_image"}`` (wall time of the images computed in this call).
+        Returns a dict: ``features``; ``wall_s`` and ``images_per_s`` over all
+        parts whose time is known (a part stores its own time), ``computed_images``
+        and ``computed_wall_s`` for the parts computed in this call;
+        ``synaptic_ops_per_image`` (input spikes x ``n_filters``) and
+        ``layer_spikes_per_image``.
         """
         from tqdm.auto import tqdm
 
@@ -527,7 +546,7 @@ class DoGLIF:
             key = self._fingerprint(images, seed)
         feats = np.zeros((n, p.n_features), dtype=np.float32)
         stats = np.zeros((n, 2))  # input spikes, layer spikes per image
-        computed, wall = 0, 0.0
+        computed, wall, timed_images, timed_wall = 0, 0.0, 0, 0.0
         bar = tqdm(total=n, disable=not progress, unit="img", desc=desc)
         for first in range(0, n, part_images):
             last = min(n, first + part_images)
@@ -536,6 +555,9 @@ class DoGLIF:
                 saved = np.load(path)
                 if str(saved["key"]) == key:
                     feats[first:last], stats[first:last] = saved["features"], saved["stats"]
+                    if "wall_s" in saved:
+                        timed_images += last - first
+                        timed_wall += float(saved["wall_s"])
                     bar.update(last - first)
                     continue
             start = time.perf_counter()
@@ -549,15 +571,20 @@ class DoGLIF:
                 stats[i:j, 1] = per_image.numpy()
                 stats[i:j, 0] = out["input_spikes"] / (j - i)  # batch mean (the batch is small)
                 bar.update(j - i)
-            wall += time.perf_counter() - start
+            part_wall = time.perf_counter() - start
+            wall += part_wall
             computed += last - first
+            timed_images += last - first
+            timed_wall += part_wall
             if path is not None:
                 tmp = path.with_suffix(".tmp.npz")
-                np.savez(tmp, key=np.array(key), features=feats[first:last], stats=stats[first:last])
+                np.savez(tmp, key=np.array(key), features=feats[first:last], stats=stats[first:last],
+                         wall_s=np.array(part_wall))
                 os.replace(tmp, path)
         bar.close()
-        return {"features": feats, "wall_s": wall, "computed_images": computed,
-                "images_per_s": computed / wall if wall else float("nan"),
+        return {"features": feats, "wall_s": timed_wall, "computed_images": computed,
+                "computed_wall_s": wall,
+                "images_per_s": timed_images / timed_wall if timed_wall else float("nan"),
                 "synaptic_ops_per_image": float(stats[:, 0].mean() * p.n_filters),
                 "layer_spikes_per_image": float(stats[:, 1].mean())}
 
@@ -683,8 +710,11 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
     t_start = time.perf_counter()
     commit = git_commit()
     train, test = data.load_cifar10("train"), data.load_cifar10("test")
+    # balanced_subset groups its indices by class; the retina is fitted on the first
+    # 2000 training images, so those are shuffled (all 50,000 keep CIFAR's own order)
     itr = (np.arange(len(train)) if profile.n_train_per_class is None
-           else data.balanced_subset(train.labels, profile.n_train_per_class, seed=seed))
+           else np.random.default_rng(seed).permutation(
+               data.balanced_subset(train.labels, profile.n_train_per_class, seed=seed)))
     ite = (np.arange(len(test)) if profile.n_test_per_class is None
            else data.balanced_subset(test.labels, profile.n_test_per_class, seed=seed))
     x_train, y_train = train.images[itr], train.labels[itr]
@@ -723,8 +753,7 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
 
     tier_label = "the tier: STDP layer's spike counts"
     summary = metrics.classification_summary(y_test, results[tier_label]["predictions"])
-    computed = {n: sum(extraction[n][s]["computed_images"] for s in ("train", "test")) for n in nets}
-    ext_wall = {n: sum(extraction[n][s]["wall_s"] for s in ("train", "test")) for n in nets}
+    speed = {n: [extraction[n][s]["images_per_s"] for s in ("train", "test")] for n in nets}
     record = {
         "tier": "dog_lif",
         "profile": profile.name,
@@ -750,9 +779,12 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
         "parameters": asdict(params),
         "wall_s": wall,
         "images_per_s": {
+            "what": "stdp_training_patches_per_s: the learning loop alone (patches shown "
+                    "per second); feature_extraction: images per second over the train "
+                    "and test images (their mean)",
             "stdp_training_patches_per_s": float(nets["stdp"].history["patches_per_s"]),
-            "feature_extraction": {n: (computed[n] / ext_wall[n] if ext_wall[n] else None)
-                                   for n in nets},
+            "feature_extraction": {n: float(np.nanmean(v)) if not np.isnan(v).all() else None
+                                   for n, v in speed.items()},
         },
         "synaptic_operations_per_image": {
             "what": "feed-forward synaptic events per test image: input spikes x filters "
