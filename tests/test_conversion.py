@@ -4,6 +4,8 @@ network approaches its CNN as T grows."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -105,3 +107,35 @@ def test_augment_crops_and_flips_reproducibly():
     same = C.augment(x, torch.Generator().manual_seed(0), pad=0)
     for k in range(2):  # without padding, each image is itself or its mirror
         assert torch.equal(same[k], x[k]) or torch.equal(same[k], x[k].flip(2))
+
+
+def test_training_learns_and_resumes_to_the_same_weights(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 128)  # two classes: dark or bright images, with noise
+    images = np.clip(rng.normal(80 + 100 * labels[:, None, None, None], 30, (128, 32, 32, 3)),
+                     0, 255).astype(np.uint8)
+    p = C.TrainParams(epochs=4, batch_size=16, max_lr=0.05)
+    torch.manual_seed(0)
+    full = C.ConvNet(TINY)
+    hist = C.train_cnn(full, images, labels, p, seed=1, progress=False, eval_images=images,
+                       eval_labels=labels)
+    assert hist["eval_accuracy"][-1] >= 0.9 and len(hist["loss"]) == 4
+
+    def stop_after_two(epoch, history):
+        if epoch == 2:  # of 4
+            raise KeyboardInterrupt
+
+    torch.manual_seed(0)
+    interrupted = C.ConvNet(TINY)
+    with pytest.raises(KeyboardInterrupt):
+        C.train_cnn(interrupted, images, labels, p, seed=1, progress=False,
+                    checkpoint=tmp_path / "cnn.pt", on_epoch=stop_after_two)
+    resumed = C.ConvNet(TINY)  # fresh weights: everything comes from the checkpoint
+    again = C.train_cnn(resumed, images, labels, p, seed=1, progress=False,
+                        checkpoint=tmp_path / "cnn.pt")
+    assert len(again["loss"]) == 4
+    for a, b in zip(resumed.state_dict().values(), full.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="another training run"):
+        C.train_cnn(C.ConvNet(TINY), images, labels, replace(p, max_lr=0.01), seed=1,
+                    progress=False, checkpoint=tmp_path / "cnn.pt")

@@ -56,8 +56,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ConvNet", "ConvNetParams", "QCFS", "SpikingLayer", "augment", "fold_batchnorm",
-           "if_rate", "normalise", "relu_layers", "simulate"]
+__all__ = ["ConvNet", "ConvNetParams", "QCFS", "SpikingLayer", "TrainParams", "augment",
+           "evaluate_cnn", "fold_batchnorm", "if_rate", "images_to_tensor", "normalise",
+           "relu_layers", "simulate", "train_cnn"]
 
 @dataclass(frozen=True)
 class ConvNetParams:
@@ -335,3 +336,151 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
             "predictions": {t: p.numpy() for t, p in preds.items()},
             "spikes_per_image": [layer.spikes / len(images) for layer in spiking],
             "neurons": neurons}
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """How the CNN is trained: SGD with Nesterov momentum and a one-cycle learning rate.
+
+    Attributes
+    ----------
+    epochs, batch_size : int
+    max_lr : float
+        Peak learning rate of the one-cycle schedule (reached after ``warmup``
+        of the steps, then annealed by cosine to ``max_lr / 1e4``).
+    weight_decay, momentum : float
+    warmup : float
+        Fraction of the steps spent rising to ``max_lr``.
+    augment : bool
+        Random crops and flips (:func:`augment`).
+    label_smoothing : float
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    max_lr: float = 0.1
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    warmup: float = 0.2
+    augment: bool = True
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainParams.{name} must be a positive integer, got {value!r}.")
+        for name in ("max_lr", "weight_decay", "momentum", "warmup", "label_smoothing"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"TrainParams.{name} must be a finite number >= 0, got {value!r}.")
+        if not 0 < self.warmup < 1:
+            raise ValueError(f"TrainParams.warmup must be in (0, 1), got {self.warmup!r}.")
+
+
+def images_to_tensor(images) -> torch.Tensor:
+    """uint8 ``(N, 32, 32, 3)`` to float ``(N, 3, 32, 32)`` in [0, 1]."""
+    x = torch.as_tensor(np.asarray(images))
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"images must be (N, 32, 32, 3) RGB, got shape {tuple(x.shape)}.")
+    return x.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+@torch.no_grad()
+def evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int = 500) -> dict:
+    """Accuracy and predictions of a CNN (eval mode) on float images ``(N, 3, 32, 32)``."""
+    model.eval()
+    preds = torch.cat([model(images[i:i + batch]).argmax(1) for i in range(0, len(images), batch)])
+    labels = torch.as_tensor(np.asarray(labels))
+    return {"accuracy": float((preds == labels).float().mean()), "predictions": preds.numpy()}
+
+
+def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *, seed: int,
+              checkpoint=None, progress: bool = True, eval_images=None, eval_labels=None,
+              on_epoch=None) -> dict:
+    """Train ``model`` on uint8 ``images`` ``(N, 32, 32, 3)``; resumable from ``checkpoint``.
+
+    The checkpoint (model, optimiser, schedule, generator and history) is
+    written atomically after every epoch; a call with the same arguments
+    after an interruption continues from the last finished epoch and ends
+    with the same weights as an uninterrupted run. With ``eval_images``, the
+    accuracy on them is recorded after every epoch (for the training curve;
+    they should not be the test set used to report results). ``on_epoch(epoch,
+    history)`` is called after each epoch's checkpoint is written.
+
+    Returns the history: per epoch ``loss``, ``train_accuracy`` (on the
+    augmented batches), ``eval_accuracy`` (or None), ``wall_s``; and
+    ``total_wall_s``.
+    """
+    import os
+    import time
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    x = images_to_tensor(images)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    x_eval = images_to_tensor(eval_images) if eval_images is not None else None
+    steps_per_epoch = math.ceil(len(x) / p.batch_size)
+    opt = torch.optim.SGD(model.parameters(), lr=p.max_lr, momentum=p.momentum, nesterov=True,
+                          weight_decay=p.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.max_lr, epochs=p.epochs,
+                                                steps_per_epoch=steps_per_epoch,
+                                                pct_start=p.warmup, final_div_factor=1e4)
+    g = torch.Generator().manual_seed(seed)
+    history = {"loss": [], "train_accuracy": [], "eval_accuracy": [], "wall_s": []}
+    start_epoch = 0
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and path.exists():
+        state = torch.load(path, weights_only=False)
+        if state["params"] != p or state["n_images"] != len(x) or state["seed"] != seed:
+            raise ValueError(f"{path} was written by another training run (other parameters, "
+                             "images or seed); remove it or choose another checkpoint.")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        g.set_state(state["generator"])
+        history, start_epoch = state["history"], state["epoch"]
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=p.label_smoothing)
+    for epoch in range(start_epoch, p.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(x), generator=g)
+        total, correct, seen = 0.0, 0, 0
+        bar = tqdm(range(0, len(x), p.batch_size), disable=not progress, unit="batch",
+                   desc=f"tier 3, CNN epoch {epoch + 1}/{p.epochs}", leave=False)
+        for first in bar:
+            idx = order[first:first + p.batch_size]
+            xb = augment(x[idx], g) if p.augment else x[idx]
+            out = model(xb)
+            loss = loss_fn(out, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss) * len(idx)
+            correct += int((out.argmax(1) == y[idx]).sum())
+            seen += len(idx)
+        history["loss"].append(total / seen)
+        history["train_accuracy"].append(correct / seen)
+        history["eval_accuracy"].append(
+            evaluate_cnn(model, x_eval, eval_labels)["accuracy"] if x_eval is not None else None)
+        history["wall_s"].append(time.perf_counter() - t0)
+        if progress:
+            ev = history["eval_accuracy"][-1]
+            print(f"epoch {epoch + 1}/{p.epochs}: loss {history['loss'][-1]:.3f}, train "
+                  f"{history['train_accuracy'][-1]:.3f}" + (f", eval {ev:.3f}" if ev is not None else "")
+                  + f" ({history['wall_s'][-1]:.0f} s)")
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "generator": g.get_state(),
+                        "history": history, "epoch": epoch + 1, "params": p,
+                        "n_images": len(x), "seed": seed}, tmp)
+            os.replace(tmp, path)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, history)
+    model.eval()
+    history["total_wall_s"] = float(sum(history["wall_s"]))
+    return history
