@@ -458,7 +458,7 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             correct += int((out.argmax(1) == y[idx]).sum())
             seen += len(idx)
         history["loss"].append(total / seen)
