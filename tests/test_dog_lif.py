@@ -201,6 +201,12 @@ def test_random_network_adapts_thresholds_but_keeps_its_weights():
     net.fit(_images(30), progress=False)
     assert torch.equal(net.w_mv, w0)
     assert net.theta_mv.abs().sum() > 0
+    # a twin given the fitted retina learns exactly as one that fits its own
+    own, given = D.DoGLIF(SMALL, seed=0), D.DoGLIF(SMALL, seed=0)
+    own.fit(_images(30), progress=False)
+    given.fit(_images(30), progress=False, retina=net.retina)
+    assert given.retina is net.retina
+    assert torch.equal(own.w_mv, given.w_mv)
 
 
 def test_state_dict_round_trip():

@@ -438,8 +438,11 @@ class DoGLIF:
         self.retina: RetinaFit | None = None
         self.history: dict = {}
 
-    def fit(self, images, *, progress: bool = True) -> dict:
+    def fit(self, images, *, progress: bool = True, retina: RetinaFit | None = None) -> dict:
         """Learn from random patches of ``images`` (uint8 ``(N, 32, 32, 3)``).
+
+        ``retina``: a retina already fitted to the same images with the same
+        seed (another network's ``.retina``), to skip fitting it again.
 
         Fits the retina on the first 2000 images (pass them in random order,
         not sorted by class, as :func:`run_tier` does), draws ``train_patches``
@@ -456,7 +459,7 @@ class DoGLIF:
 
         p = self.params
         start = time.perf_counter()
-        self.retina = RetinaFit.fit(images, p, seed=self.seed)
+        self.retina = retina if retina is not None else RetinaFit.fit(images, p, seed=self.seed)
         g = torch.Generator().manual_seed(self.seed + 1)
         rng = np.random.default_rng([self.seed, 1])
         images = np.asarray(images)
