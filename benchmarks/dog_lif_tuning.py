@@ -61,7 +61,8 @@ def main() -> None:
         ftr = net.features(train.images[itr], seed=1, progress=False)
         fte = net.features(test.images[ite], seed=2, progress=False)
         r = logistic_regression(ftr["features"], train.labels[itr], fte["features"],
-                                test.labels[ite], cs=D.READOUT_CS, seed=args.seed)
+                                test.labels[ite], cs=D.READOUT_CS, seed=args.seed,
+                                dtype=np.float32, max_iter=D.READOUT_MAX_ITER)
         print(f"{variant:<7} {' '.join(args.set) or 'defaults':<40} accuracy {r['accuracy']:.3f} "
               f"(C {r['c']}), {params.n_features} features, {fte['images_per_s']:.1f} images/s, "
               f"{fte['layer_spikes_per_image']:.0f} layer spikes per image, "

@@ -34,3 +34,20 @@ def test_logistic_regression_separates_separable_classes_and_not_noise():
     assert noise["accuracy"] < 0.45  # chance is 0.25
     with pytest.raises(ValueError, match="same number of rows"):
         readout.logistic_regression(x, y[:10], xt, yt)
+
+
+def test_logistic_regression_in_float32_predicts_as_float64_does():
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(3), 60)
+    centres = rng.normal(0, 1, (3, 20))
+    x = centres[y] + rng.normal(0, 1.0, (180, 20))
+    xt = centres[y] + rng.normal(0, 1.0, (180, 20))
+    a = readout.logistic_regression(x, y, xt, y, cs=(0.1,))
+    b = readout.logistic_regression(x, y, xt, y, cs=(0.1,), dtype=np.float32)
+    assert 0.5 < a["accuracy"] < 1.0  # neither trivial nor at chance (1/3)
+    assert np.mean(a["predictions"] == b["predictions"]) > 0.97
+    assert 1 <= b["iterations"] <= 3000
+    with pytest.raises(ValueError, match="dtype"):
+        readout.logistic_regression(x, y, xt, y, dtype=np.int32)
+    with pytest.raises(ValueError, match="max_iter"):
+        readout.logistic_regression(x, y, xt, y, max_iter=0)

@@ -31,7 +31,7 @@ __all__ = ["logistic_regression"]
 
 
 def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float] = (0.01, 0.1, 1.0),
-                        seed: int = 0) -> dict:
+                        seed: int = 0, dtype=np.float64, max_iter: int = 3000) -> dict:
     """Fit a standardised multinomial logistic regression; score it on the test set.
 
     Parameters
@@ -44,6 +44,11 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
         accuracy on a seeded, stratified fifth of the training set is refitted
         on all of it. When that fifth would hold fewer than two images per
         class (tiny runs), the middle one is used without validation.
+    dtype : numpy float type
+        Precision of the fit. ``np.float32`` halves the memory and roughly
+        halves the time on large feature sets (tier 2's 50,000 x 2,304).
+    max_iter : int
+        L-BFGS iteration limit per fit.
 
     Returns
     -------
@@ -56,8 +61,12 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    train_x = np.asarray(train_x, dtype=np.float64).reshape(len(train_x), -1)
-    test_x = np.asarray(test_x, dtype=np.float64).reshape(len(test_x), -1)
+    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be numpy.float32 or numpy.float64, not {dtype!r}.")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be at least 1, not {max_iter}.")
+    train_x = np.asarray(train_x, dtype=dtype).reshape(len(train_x), -1)
+    test_x = np.asarray(test_x, dtype=dtype).reshape(len(test_x), -1)
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     if len(train_x) != len(train_y) or len(test_x) != len(test_y):
         raise ValueError("features and labels must have the same number of rows.")
@@ -67,7 +76,7 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
         raise ValueError("cs must name at least one C.")
 
     def model(c):
-        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000))
+        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
 
     validation = {}
     n_classes = len(np.unique(train_y))
@@ -82,4 +91,4 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
     final = model(best).fit(train_x, train_y)
     predictions = final.predict(test_x)
     return {"accuracy": float(np.mean(predictions == test_y)), "predictions": predictions,
-            "c": best, "validation": validation}
+            "c": best, "validation": validation, "iterations": int(np.max(final[-1].n_iter_))}
