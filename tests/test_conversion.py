@@ -139,3 +139,123 @@ def test_training_learns_and_resumes_to_the_same_weights(tmp_path):
     with pytest.raises(ValueError, match="another training run"):
         C.train_cnn(C.ConvNet(TINY), images, labels, replace(p, max_lr=0.01), seed=1,
                     progress=False, checkpoint=tmp_path / "cnn.pt")
+
+
+def _synapses(path: nn.Sequential, shape) -> int:
+    """Brute force: the non-zero entries of the path's Jacobian (random, non-zero weights)."""
+    jac = torch.autograd.functional.jacobian(lambda v: path(v.reshape(1, *shape)).flatten(),
+                                             torch.rand(int(np.prod(shape))))
+    return int((jac != 0).sum())
+
+
+def test_synaptic_operations_count_every_synapse_a_spike_crosses():
+    params = C.ConvNetParams(widths=(3, 4, 5), pool_after=(1, 2))
+    net = C.fold_batchnorm(_trained_like(params, seed=3))
+    mods = list(net)  # conv relu conv relu pool conv relu pool flatten linear
+    acts = C.relu_layers(net)
+    side = 32
+    # every neuron of every layer spikes exactly once: the accumulates of a layer are then
+    # the synapses from its input layer, counted here from the Jacobian on random weights
+    x = torch.zeros(1, 3, side, side)
+    shapes = []
+    for k, m in enumerate(mods):
+        if k in acts:
+            shapes.append(tuple(x.shape[1:]))
+        x = m(x)
+    maps = [torch.full(s[1:], float(s[0])) for s in shapes]
+    ops = C.synaptic_operations(net, maps, steps=7)
+    expected = []
+    for j, a in enumerate(acts):
+        nxt = next(k for k, m in enumerate(mods) if k > a and isinstance(m, (nn.Conv2d, nn.Linear)))
+        expected.append(_synapses(nn.Sequential(*mods[a + 1:nxt + 1]), shapes[j]))
+    assert ops["per_layer_accumulates"] == pytest.approx(expected)
+    assert ops["accumulates"] == pytest.approx(sum(expected))
+    # the CNN: output units x fan-in, the padded borders included (the usual count)
+    macs = [3 * 32 * 32 * 3 * 9, 4 * 32 * 32 * 3 * 9, 5 * 16 * 16 * 4 * 9, 10 * 5 * 8 * 8]
+    assert ops["cnn_multiply_accumulates"] == pytest.approx(sum(macs))
+    # analog input: the first layer multiplies the image every step
+    assert ops["multiply_accumulates"] == pytest.approx(7 * macs[0])
+    # Poisson input: its spikes are accumulates through the first layer's synapses
+    poisson = C.synaptic_operations(net, maps, steps=7, input_map=torch.full((side, side), 3.0))
+    assert poisson["multiply_accumulates"] == 0
+    assert poisson["per_layer_accumulates"][0] == pytest.approx(
+        _synapses(nn.Sequential(mods[0]), (3, side, side)))
+
+
+def test_smallest_steps_within_reads_the_curve():
+    acc = {1: 0.50, 2: 0.80, 4: 0.895, 8: 0.899, 16: 0.9}
+    assert C.smallest_steps_within(acc, 0.9, 1.0) == 4
+    assert C.smallest_steps_within(acc, 0.9, 0.1) == 8
+    assert C.smallest_steps_within(acc, 0.95, 1.0) is None
+
+
+def test_simulation_in_parts_equals_one_run_and_resumes(tmp_path):
+    net = C.fold_batchnorm(_trained_like(seed=4))
+    x = torch.rand(30, 3, 32, 32)
+    normed, _ = C.normalise(net, x, percentile=99.9)
+    labels = net(x).argmax(1).numpy()
+    whole = C.simulate(normed, x, labels, steps=[4, 16])
+    parts = C.simulate_parts(normed, x, labels, steps=[4, 16], folder=tmp_path / "a",
+                             part_images=12, progress=False)
+    assert parts["accuracy"] == whole["accuracy"]
+    assert parts["spikes_per_image"] == pytest.approx(whole["spikes_per_image"])
+    assert parts["synaptic_ops_per_image"]["accumulates"] == pytest.approx(
+        whole["synaptic_ops_per_image"]["accumulates"])
+    assert parts["rate_per_step"] == pytest.approx(
+        [s / (m * 16) for s, m in zip(parts["spikes_per_image"], parts["neurons"])])
+    assert all(0 < r < 1 for r in parts["rate_per_step"])
+    first = C.simulate_parts(normed, x, labels, steps=[4, 16], folder=tmp_path / "p",
+                             input="poisson", seed=5, part_images=12, progress=False)
+    (tmp_path / "p" / "part_000012_000024.npz").unlink()  # as if killed in that part
+    again = C.simulate_parts(normed, x, labels, steps=[4, 16], folder=tmp_path / "p",
+                             input="poisson", seed=5, part_images=12, progress=False)
+    for t in (4, 16):
+        assert np.array_equal(first["predictions"][t], again["predictions"][t])
+    assert again["input_spikes_per_image"] == pytest.approx(first["input_spikes_per_image"])
+    # Poisson input spikes: intensity x steps on average
+    assert again["input_spikes_per_image"] == pytest.approx(float(x[0:1].numel()) * 16 * float(x.mean()), rel=0.02)
+
+
+def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):
+    import json
+
+    from snnlib import data
+    from snnlib.__main__ import main
+
+    rng = np.random.default_rng(0)
+    fake = data.Dataset(rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8),
+                        np.repeat(np.arange(10), 20), data.CLASS_NAMES, str(tmp_path))
+    monkeypatch.setattr(data, "load_cifar10", lambda split: fake)
+    out, results = tmp_path / "run", tmp_path / "conversion.json"
+    args = ["run", "conversion", "--profile", "ci", "--out", str(out), "--results", str(results)]
+    assert main(args) == 0
+    record = json.loads(results.read_text())
+    assert record["tier"] == "conversion" and record["train_images"] == 200
+    assert set(record["snn"]["accuracy_vs_steps"]) == {"1", "2", "4", "8", "16", "32"}
+    assert record["snn_images"] == 50 and record["variants"]["images"] == 20
+    assert record["cnn"]["multiply_accumulates_per_image"] > 0
+    firing = record["snn"]["firing"]
+    assert list(firing) == [f"conv{k}" for k in range(1, 7)]
+    assert all(0 <= f["rate_per_step"] <= 1 for f in firing.values())
+    saved = sorted(out.rglob("*.npz")) + [out / "cnn.pt"]
+    mtimes = [p.stat().st_mtime_ns for p in saved]
+    assert main(args) == 0  # everything cached: resumes without training or simulating again
+    assert [p.stat().st_mtime_ns for p in saved] == mtimes
+    assert json.loads(results.read_text())["snn"] == record["snn"]
+
+
+def test_rates_approach_the_activations_they_stand_for():
+    net = C.fold_batchnorm(_trained_like(seed=6))
+    x = torch.rand(20, 3, 32, 32)
+    normed, _ = C.normalise(net, x, percentile=99.0)
+    r = C.rates_vs_activations(normed, x, steps=[1, 8, 64, 512], keep_rates=True)
+    for err in r["error"]:
+        # an IF neuron's rate after T steps is within 1/T of its (clipped) input in the first
+        # layer; deeper layers add their inputs' errors: the error falls as T grows
+        assert err[512] < err[8] < err[1]
+    first = r["error"][0]
+    assert first[64] <= 1 / 64 + 1e-6 and first[512] <= 1 / 512 + 1e-6
+    assert 0 < r["clipped"][0] < 0.05  # normalised at p99: about 1% of activations above 1
+    assert r["rates"][512][0].shape == r["activations"][0].shape
+    with pytest.raises(ValueError, match="steps"):
+        C.rates_vs_activations(normed, x, steps=[0])

@@ -286,3 +286,38 @@ def test_dog_explorer_refuses_a_narrow_surround_in_words(capsys):
     w = sl.widgets.dog_explorer(np.zeros((2, 32, 32, 3), np.uint8))
     w.f(image_index=0, sigma_c=2.0, sigma_s=1.5)
     assert "must be wider than the centre" in capsys.readouterr().out
+
+
+def test_tier3_figures_show_rates_accuracy_and_the_explorer_follows_t():
+    from torch import nn
+
+    from snnlib.tiers import conversion as C
+
+    ax = sl.viz.if_rate_plot(steps=(4,))
+    staircase, relu = ax.lines[0], ax.lines[1]
+    z, r = staircase.get_xdata(), staircase.get_ydata()
+    assert r[np.searchsorted(z, 0.6)] == pytest.approx(0.5)  # floor(4 x 0.6) / 4
+    assert relu.get_ydata().max() == pytest.approx(1.0)
+    ax = sl.viz.accuracy_vs_steps({"SNN": {"1": 0.2, "4": 0.5, "16": 0.8}}, 0.85)
+    assert list(ax.lines[0].get_ydata()) == pytest.approx([20, 50, 80])
+    assert ax.lines[1].get_ydata()[0] == pytest.approx(85)
+    ax = sl.viz.rate_error_plot([{1: 0.5, 8: 0.1}, {1: 0.6, 8: 0.2}], ["a", "b"])
+    assert len(ax.lines) == 3  # two layers and the 1/T line
+
+    torch.manual_seed(0)
+    folded = C.fold_batchnorm(C.ConvNet(C.ConvNetParams(widths=(4, 6), pool_after=(0, 1))).eval())
+    images = torch.rand(3, 3, 32, 32)
+    w = sl.widgets.conversion_explorer(folded, images, images, [str(k) for k in range(10)],
+                                       labels=[0, 1, 2], steps=(1, 4, 16))
+    redraw(w)
+
+    def snn_bars(steps):
+        w.f(**{**w.kwargs, "steps_t": steps, "layer_index": 0})
+        bars = plt.gcf().axes[1].containers[1]
+        return np.array([b.get_height() for b in bars])
+
+    trace = C.rates_vs_activations(C.normalise(folded, images, percentile=99.99)[0], images[:1],
+                                   steps=(1, 4, 16), keep_rates=True)
+    np.testing.assert_allclose(snn_bars(4), trace["outputs"][4][0].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(snn_bars(16), trace["outputs"][16][0].numpy(), rtol=1e-5)
+    assert isinstance(folded[0], nn.Conv2d)

@@ -20,6 +20,13 @@
         layer_*.npz, features_*/ and tier_record.json to DIR (default
         runs/dog_lif/PROFILE), prints the results table, and for the
         ``full`` profile copies the record to results/dog_lif.json.
+    python -m snnlib run conversion [--profile full] [--out DIR] [--seed N]
+        Tier 3 (resumable: run it again after a kill): train the CNN
+        (checkpointed every epoch), convert it, simulate the spiking network
+        (checkpointed in parts of 500 images); writes cnn.pt, snn_*/ and
+        tier_record.json to DIR (default runs/conversion/PROFILE), prints the
+        CNN and SNN accuracies, and for the ``full`` profile copies the
+        record to results/conversion.json.
 """
 
 from __future__ import annotations
@@ -54,6 +61,8 @@ def _run(args: argparse.Namespace) -> int:
     profile = profiles.get_profile(args.profile)
     if args.tier == "dog_lif":
         return _run_dog_lif(profile, args)
+    if args.tier == "conversion":
+        return _run_conversion(profile, args)
     from .tiers import brian_stdp
 
     out = args.out or f"runs/brian_stdp/{profile.name}"
@@ -127,6 +136,33 @@ def _run_dog_lif(profile, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_conversion(profile, args: argparse.Namespace) -> int:
+    from .tiers import conversion
+
+    if args.hidden_only:
+        raise ValueError("--hidden-only is for tier 1 (brian_stdp).")
+    out = args.out or f"runs/conversion/{profile.name}"
+    record, _ = conversion.run_tier(profile, out_dir=out, seed=args.seed)
+    cnn, snn = record["cnn"], record["snn"]
+    print(f"tier 3 on {record['test_images']} test images ({record['dataset']}); CNN trained on "
+          f"{record['train_images']} images for {cnn['training']['epochs']} epochs in "
+          f"{cnn['training']['wall_s']:.0f} s")
+    print(f"  CNN accuracy {cnn['accuracy']:.4f} ({cnn['accuracy_on_snn_images']:.4f} on the "
+          f"{record['snn_images']} images the SNN ran on), {cnn['images_per_s']:.0f} images/s")
+    print("  SNN accuracy by steps: " + ", ".join(
+        f"T={t} {a:.4f}" for t, a in snn["accuracy_vs_steps"].items()))
+    print(f"  smallest T within 1 point of the CNN: {snn['smallest_steps_within_1_point']}, "
+          f"within 0.1 point: {snn['smallest_steps_within_0.1_point']}; "
+          f"{snn['images_per_s']:.1f} images/s at T={snn['steps']}")
+    for name, acc in record["variants"]["accuracy_vs_steps"].items():
+        print(f"  {name:<18} on {record['variants']['images']} images: "
+              + ", ".join(f"T={t} {a:.3f}" for t, a in acc.items()))
+    print("wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in record["wall_s"].items()))
+    _write_results(record, profile, args)
+    print(f"CNN, simulations and record in {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snnlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name", nargs="?", default=None)
     p.set_defaults(func=_profile)
     p = sub.add_parser("run", help="train a tier at a profile's size (resumable)")
-    p.add_argument("tier", choices=["brian_stdp", "dog_lif"])
+    p.add_argument("tier", choices=["brian_stdp", "dog_lif", "conversion"])
     p.add_argument("--profile", default=None, help="ci, book or full (default: $SNNLIB_PROFILE or book)")
     p.add_argument("--out", default=None, help="output directory (default runs/TIER/PROFILE)")
     p.add_argument("--seed", type=int, default=2026)

@@ -66,6 +66,22 @@ class Profile:
         Tier 2: neurons per position of the convolutional STDP layer.
     tier2_train_patches : int
         Tier 2: random image patches the STDP layer learns from.
+    tier3_width : int
+        Tier 3: channels of the CNN's first convolutions (the six
+        convolutions have width, width, 2 width, 2 width, 4 width, 4 width).
+    tier3_train_images : int or None
+        Tier 3: CNN training images (class-balanced); None: all 50,000.
+    tier3_epochs : int
+        Tier 3: CNN training epochs.
+    tier3_snn_images : int or None
+        Tier 3: test images the converted network is simulated on (the first
+        of the profile's test images); None: all of them.
+    tier3_steps : int
+        Tier 3: the longest simulation (steps); accuracy is read at every
+        power of two up to it.
+    tier3_variant_images : int
+        Tier 3: test images for the comparisons of normalisation and input
+        coding (the first of the simulated ones).
     """
 
     name: ProfileName
@@ -80,6 +96,12 @@ class Profile:
     tier1_readout_epochs: int = 1
     tier2_filters: int = 16
     tier2_train_patches: int = 2000
+    tier3_width: int = 8
+    tier3_train_images: int | None = 200
+    tier3_epochs: int = 1
+    tier3_snn_images: int | None = 50
+    tier3_steps: int = 32
+    tier3_variant_images: int = 20
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -92,21 +114,30 @@ class Profile:
             raise ValueError(f"Profile.tier1_layer2_train_images ({self.tier1_layer2_train_images}) "
                              f"must not exceed tier1_train_images ({self.tier1_train_images}): "
                              "layer 2 trains on the first of layer 1's images.")
+        if self.tier3_train_images is not None and self.tier3_train_images < 10:
+            raise ValueError(f"Profile.tier3_train_images must be None or at least 10 (one per "
+                             f"class), got {self.tier3_train_images!r}.")
 
 
 PROFILES: dict[str, Profile] = {
     "ci": Profile("ci", n_train_per_class=10, n_test_per_class=10, n_encode_images=8,
                   stdp_demo_ms=3000, tier1_neurons=20, tier1_train_images=20,
                   tier1_readout_images=20, tier1_readout_epochs=1,
-                  tier2_filters=16, tier2_train_patches=2000),
+                  tier2_filters=16, tier2_train_patches=2000, tier3_width=8,
+                  tier3_train_images=200, tier3_epochs=1, tier3_snn_images=50, tier3_steps=32,
+                  tier3_variant_images=20),
     "book": Profile("book", n_train_per_class=100, n_test_per_class=100, n_encode_images=64,
                     stdp_demo_ms=40000, tier1_neurons=100, tier1_train_images=400,
                     tier1_readout_images=1000, tier1_readout_epochs=2,
-                    tier2_filters=256, tier2_train_patches=100_000),
+                    tier2_filters=256, tier2_train_patches=100_000, tier3_width=32,
+                    tier3_train_images=10_000, tier3_epochs=8, tier3_snn_images=1000,
+                    tier3_steps=256, tier3_variant_images=500),
     "full": Profile("full", n_train_per_class=None, n_test_per_class=None, n_encode_images=1000,
                     stdp_demo_ms=200000, tier1_neurons=400, tier1_train_images=10000,
                     tier1_layer2_train_images=4000, tier1_readout_images=5000,
-                    tier1_readout_epochs=1, tier2_filters=256, tier2_train_patches=100_000),
+                    tier1_readout_epochs=1, tier2_filters=256, tier2_train_patches=100_000,
+                    tier3_width=64, tier3_train_images=None, tier3_epochs=14,
+                    tier3_snn_images=None, tier3_steps=256, tier3_variant_images=1000),
 }
 
 

@@ -21,6 +21,10 @@ from . import plasticity as pl
 
 __all__ = [
     "PALETTE",
+    "accuracy_vs_steps",
+    "conversion_image_panel",
+    "if_rate_plot",
+    "rate_error_plot",
     "confusion_heatmap",
     "conv_filters",
     "dog_panel",
@@ -807,4 +811,105 @@ def feature_maps(counts, image, *, filters, w_mv=None, patch_px: int | None = No
     fig.colorbar(im, ax=axes[-1, -1], fraction=0.046, label="spikes")
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def if_rate_plot(steps=(4, 16, 128), *, threshold: float = 1.0, ax=None,
+                 title: str = "An IF neuron's rate is a clipped ReLU"):
+    """Rate (spikes per step) of an IF neuron under constant input ``z``, for several ``T``.
+
+    The staircase :math:`\\lfloor T z / \\vartheta \\rfloor / T`
+    (:func:`snnlib.tiers.conversion.if_rate`) against the ReLU clipped at one
+    spike per step, :math:`\\mathrm{clip}(z / \\vartheta, 0, 1)`, which it
+    approaches as :math:`T` grows.
+    """
+    from .tiers.conversion import if_rate
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 3.6))
+    z = np.linspace(-0.3, 1.4, 1200)
+    for t in steps:
+        ax.plot(z, if_rate(z, t, threshold), lw=1.2, label=f"IF rate, T = {t}")
+    ax.plot(z, np.clip(z / threshold, 0, 1), "k--", lw=1.2, label="ReLU clipped at 1")
+    ax.set(xlabel="input per step z (threshold units)", ylabel="spikes per step", title=title)
+    ax.legend(frameon=False, fontsize=8)
+    return ax
+
+
+def accuracy_vs_steps(curves: dict, cnn_accuracy: float | None = None, *, ax=None,
+                      title: str = "Accuracy of the converted network",
+                      cnn_label: str = "CNN"):
+    """Accuracy against simulation steps (log2 axis) for named curves ``{name: {T: accuracy}}``,
+    with the CNN's accuracy as a horizontal line."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    for name, acc in curves.items():
+        ts = sorted(int(t) for t in acc)
+        ax.plot(ts, [100 * acc[t] if t in acc else 100 * acc[str(t)] for t in ts], "o-",
+                ms=4, label=name)
+    if cnn_accuracy is not None:
+        ax.axhline(100 * cnn_accuracy, color="k", ls="--", lw=1, label=cnn_label)
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="simulation steps T", ylabel="test accuracy (%)", title=title, ylim=(0, 100))
+    ax.legend(frameon=False, fontsize=8)
+    return ax
+
+
+def rate_error_plot(error, layer_names: Sequence[str] | None = None, *, ax=None,
+                    title: str = "Rate error by layer"):
+    """Mean |rate - activation| of each spiking layer against T (log-log), with the 1/T bound.
+
+    ``error`` is :func:`snnlib.tiers.conversion.rates_vs_activations`'s
+    ``error``: one ``{T: error}`` per layer.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    names = layer_names or [f"layer {j + 1}" for j in range(len(error))]
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(error)))
+    for err, name, c in zip(error, names, colours):
+        ts = sorted(err)
+        ax.plot(ts, [err[t] for t in ts], "o-", ms=3, color=c, label=name)
+    ts = sorted(error[0])
+    ax.plot(ts, [1 / t for t in ts], "k:", lw=1, label="1 / T")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set(xlabel="simulation steps T", ylabel="mean |rate - activation| (spikes/step)",
+           title=title)
+    ax.legend(frameon=False, fontsize=7, ncol=2)
+    return ax
+
+
+def conversion_image_panel(image, trace: dict, steps: int, layer: int, class_names: Sequence[str],
+                           *, label: int | None = None, layer_names: Sequence[str] | None = None,
+                           title: str | None = None):
+    """One image through the converted network: the image, the class scores of CNN and SNN
+    after ``steps`` steps, and one layer's rates against its activations.
+
+    ``trace`` is :func:`snnlib.tiers.conversion.rates_vs_activations` of one
+    image with ``keep_rates=True`` (``steps`` must be one of its T).
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), gridspec_kw={"width_ratios": [0.8, 1.4, 1.2]})
+    _show_image(axes[0], image, class_names[label] if label is not None else None)
+    cnn = _to_numpy(trace["cnn_outputs"][0])
+    snn = _to_numpy(trace["outputs"][steps][0])
+    x = np.arange(len(class_names))
+    axes[1].bar(x - 0.2, cnn, 0.4, label=f"CNN → {class_names[int(cnn.argmax())]}")
+    axes[1].bar(x + 0.2, snn, 0.4, label=f"SNN, T = {steps} → {class_names[int(snn.argmax())]}")
+    axes[1].set_xticks(x, class_names, rotation=60, fontsize=8)
+    axes[1].set(ylabel="output (per step)", title="class scores")
+    axes[1].legend(frameon=False, fontsize=8)
+    rate = _to_numpy(trace["rates"][steps][layer][0]).ravel()
+    act = _to_numpy(trace["activations"][layer][0]).ravel()
+    show = np.random.default_rng(0).permutation(len(act))[:4000]
+    axes[2].plot(act[show], rate[show], ".", ms=2, alpha=0.4)
+    top = max(1.0, float(act.max()))
+    axes[2].plot([0, 1, top], [0, 1, 1], "k--", lw=1, label="clipped ReLU")
+    name = layer_names[layer] if layer_names is not None else f"layer {layer + 1}"
+    err = float(np.abs(rate - np.minimum(act, 1)).mean())
+    axes[2].set(xlabel="CNN activation (normalised)", ylabel=f"SNN rate after T = {steps}",
+                title=f"{name}: mean error {err:.3f}")
+    axes[2].legend(frameon=False, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return fig

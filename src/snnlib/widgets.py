@@ -17,7 +17,7 @@ from . import neurons as nrn
 from . import plasticity as pl
 from . import viz
 
-__all__ = ["dog_explorer", "encoding_explorer", "lif_explorer", "receptive_field_explorer",
+__all__ = ["conversion_explorer", "dog_explorer", "encoding_explorer", "lif_explorer", "receptive_field_explorer",
            "stdp_explorer", "tier1_image_explorer", "tier2_position_explorer"]
 
 
@@ -226,3 +226,49 @@ def tier2_position_explorer(net, images, *, position: int | None = None, seed: i
 
     return W.interactive(draw, image_index=image, r=row, c=col, max_rate_hz=rate,
                          tau_mem_ms=tau, inhibition_mv=inh)
+
+
+def conversion_explorer(folded, images, calibration, class_names, *, labels=None,
+                        percentiles=(99.0, 99.9, 99.99, 100.0), steps=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+                        layer_names=None):
+    """Tier 3 on a chosen image: the number of steps T, the normalisation percentile and the layer.
+
+    ``folded`` is the CNN with batch norm folded
+    (:func:`snnlib.tiers.conversion.fold_batchnorm`), ``images`` float
+    ``(N, 3, 32, 32)`` in [0, 1], ``calibration`` the training images the
+    normalisation is computed on. Each (image, percentile) is simulated once
+    for ``max(steps)`` steps; moving the T slider only reads the record. The
+    panel is :func:`snnlib.viz.conversion_image_panel`.
+    """
+    import ipywidgets as W
+
+    from .tiers import conversion as C
+
+    nets: dict = {}
+    traces: dict = {}
+    n_layers = len(C.relu_layers(folded))
+    names = layer_names or [f"layer {j + 1}" for j in range(n_layers)]
+    image = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image",
+                        continuous_update=False)
+    t = W.SelectionSlider(options=list(steps), value=steps[len(steps) // 2], description="T",
+                          continuous_update=False)
+    pct = W.Dropdown(options=list(percentiles), value=99.99 if 99.99 in percentiles else percentiles[0],
+                     description="percentile")
+    layer = W.Dropdown(options=[(n, j) for j, n in enumerate(names)], value=n_layers - 1,
+                       description="layer")
+
+    def draw(image_index, steps_t, percentile, layer_index) -> None:
+        if percentile not in nets:
+            nets[percentile] = C.normalise(folded, calibration, percentile=percentile)[0]
+        key = (image_index, percentile)
+        if key not in traces:
+            traces[key] = C.rates_vs_activations(nets[percentile], images[image_index:image_index + 1],
+                                                 steps=steps, keep_rates=True)
+        viz.conversion_image_panel(images[image_index].permute(1, 2, 0).numpy(), traces[key],
+                                   steps_t, layer_index, class_names,
+                                   label=None if labels is None else int(labels[image_index]),
+                                   layer_names=names,
+                                   title=f"normalised at the {percentile:g}th percentile")
+        plt.show()
+
+    return W.interactive(draw, image_index=image, steps_t=t, percentile=pct, layer_index=layer)
