@@ -214,7 +214,7 @@ def relu_layers(net: nn.Sequential) -> list[int]:
 
 @torch.no_grad()
 def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 99.99,
-              batch: int = 250) -> tuple[nn.Sequential, list[float]]:
+              batch: int = 250, seed: int = 0) -> tuple[nn.Sequential, list[float]]:
     """Data-based weight normalisation (Rueckauer et al. 2017); returns the scaled copy and the :math:`\\lambda_l`.
 
     :math:`\\lambda_l` is the ``percentile`` of layer :math:`l`'s activations
@@ -224,7 +224,9 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     spike per step. The output layer is scaled by :math:`\\lambda_{L-1}` only.
     With QCFS activations, :math:`\\lambda_l` is the activation's trained
     threshold instead (Bu et al. 2022). ``percentile=100`` is max-norm
-    (Diehl et al. 2015).
+    (Diehl et al. 2015). The percentile is taken over up to 200,000
+    activations per layer and batch, sampled with a generator seeded by
+    ``seed``; the maximum (``percentile=100``) over all of them.
     """
     import copy
 
@@ -233,8 +235,14 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     net = copy.deepcopy(net).eval()
     acts = relu_layers(net)
     samples: dict[int, list[torch.Tensor]] = {k: [] for k in acts}
-    hooks = [net[k].register_forward_hook(lambda m, i, o, k=k: samples[k].append(
-        o.flatten()[torch.randperm(o.numel())[:200_000]])) for k in acts]
+    g = torch.Generator().manual_seed(seed)
+    maxima: dict[int, float] = {k: 0.0 for k in acts}
+
+    def record(k: int, o: torch.Tensor) -> None:
+        samples[k].append(o.flatten()[torch.randperm(o.numel(), generator=g)[:200_000]])
+        maxima[k] = max(maxima[k], float(o.max()))
+
+    hooks = [net[k].register_forward_hook(lambda m, i, o, k=k: record(k, o)) for k in acts]
     for i in range(0, len(images), batch):
         net(images[i:i + batch])
     for h in hooks:
@@ -243,6 +251,8 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     for k in acts:
         if isinstance(net[k], QCFS):
             lambdas.append(float(net[k].threshold))
+        elif percentile == 100:  # max-norm: the exact maximum, not a sample's
+            lambdas.append(max(maxima[k], 1e-6))
         else:
             values = torch.cat(samples[k])
             lambdas.append(max(float(torch.quantile(values.float(), percentile / 100.0)), 1e-6))
