@@ -85,6 +85,15 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_wall_times(record: dict) -> None:
+    """Wall times of a record; a phase loaded from checkpoints without a time (None) is named apart."""
+    wall = record["wall_s"]
+    print("wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items() if v is not None))
+    untimed = [k for k, v in wall.items() if v is None]
+    if untimed:
+        print("not timed (loaded from checkpoints that carry no time): " + ", ".join(untimed))
+
+
 def _write_results(record: dict, profile, args: argparse.Namespace) -> None:
     """Write the record to --results, or for the full profile to results/TIER.json."""
     import json
@@ -108,7 +117,7 @@ def _run_tier(profile, out: str, args: argparse.Namespace) -> int:
     print(f"  {'R-STDP output on STDP hidden layers (the tier)':<58} {record['accuracy']:.3f}")
     for name, acc in record["baselines"].items():
         print(f"  {name:<58} {acc:.3f}")
-    print("wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in record["wall_s"].items()))
+    _print_wall_times(record)
     _write_results(record, profile, args)
     print(f"model, features and records in {out}")
     return 0
@@ -127,7 +136,7 @@ def _run_dog_lif(profile, args: argparse.Namespace) -> int:
     print(f"  {'logistic regression, STDP layer spike counts (the tier)':<58} {record['accuracy']:.3f}")
     for name, acc in record["baselines"].items():
         print(f"  {name:<58} {acc:.3f}")
-    print("wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in record["wall_s"].items()))
+    _print_wall_times(record)
     speed = record["images_per_s"]["feature_extraction"]
     print("feature extraction (images/s): " + ", ".join(
         f"{k} {v:.1f}" for k, v in speed.items() if v is not None))
@@ -157,7 +166,7 @@ def _run_conversion(profile, args: argparse.Namespace) -> int:
     for name, acc in record["variants"]["accuracy_vs_steps"].items():
         print(f"  {name:<18} on {record['variants']['images']} images: "
               + ", ".join(f"T={t} {a:.3f}" for t, a in acc.items()))
-    print("wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in record["wall_s"].items()))
+    _print_wall_times(record)
     _write_results(record, profile, args)
     print(f"CNN, simulations and record in {out}")
     return 0

@@ -740,7 +740,8 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
                                     checkpoint=out / f"features_{name}_{split}",
                                     desc=f"tier 2, {name} features, {split}")
             feats[name][split], extraction[name][split] = f["features"], f
-            wall[f"features_{name}_{split}"] = f["wall_s"]
+            # None: every part was loaded from a checkpoint that carries no time
+            wall[f"features_{name}_{split}"] = f["wall_s"] if f["wall_s"] or not len(x) else None
 
     start = time.perf_counter()
     fits = {
