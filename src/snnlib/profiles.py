@@ -136,7 +136,7 @@ PROFILES: dict[str, Profile] = {
                     stdp_demo_ms=200000, tier1_neurons=400, tier1_train_images=10000,
                     tier1_layer2_train_images=4000, tier1_readout_images=5000,
                     tier1_readout_epochs=1, tier2_filters=256, tier2_train_patches=100_000,
-                    tier3_width=64, tier3_train_images=None, tier3_epochs=16,
+                    tier3_width=64, tier3_train_images=None, tier3_epochs=15,
                     tier3_snn_images=None, tier3_steps=256, tier3_variant_images=1000),
 }
 
