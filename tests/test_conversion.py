@@ -4,6 +4,7 @@ network approaches its CNN as T grows."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -139,6 +140,14 @@ def test_training_learns_and_resumes_to_the_same_weights(tmp_path):
     with pytest.raises(ValueError, match="another training run"):
         C.train_cnn(C.ConvNet(TINY), images, labels, replace(p, max_lr=0.01), seed=1,
                     progress=False, checkpoint=tmp_path / "cnn.pt")
+    other = images.copy()
+    other[0, 0, 0, 0] ^= 1  # one pixel of other data: the checkpoint is not theirs
+    with pytest.raises(ValueError, match="another training run"):
+        C.train_cnn(C.ConvNet(TINY), other, labels, p, seed=1, progress=False,
+                    checkpoint=tmp_path / "cnn.pt")
+    with pytest.raises(ValueError, match="another training run"):
+        C.train_cnn(C.ConvNet(C.ConvNetParams(widths=(4, 8), pool_after=(0, 1))), images, labels,
+                    p, seed=1, progress=False, checkpoint=tmp_path / "cnn.pt")
 
 
 def _synapses(path: nn.Sequential, shape) -> int:
@@ -175,6 +184,21 @@ def test_synaptic_operations_count_every_synapse_a_spike_crosses():
     assert ops["cnn_multiply_accumulates"] == pytest.approx(sum(macs))
     # analog input: the first layer multiplies the image every step
     assert ops["multiply_accumulates"] == pytest.approx(7 * macs[0])
+    # biases: one addition per neuron (and output unit) per step
+    assert ops["bias_additions"] == pytest.approx(7 * (3 * 1024 + 4 * 1024 + 5 * 256 + 10))
+    # one spike in a corner of layer 1 crosses 4 taps of layer 2's 3 x 3 kernels, one in
+    # the middle 9 (zero padding): x 4 output channels
+    corner, centre = torch.zeros(side, side), torch.zeros(side, side)
+    corner[0, 0], centre[10, 10] = 1.0, 1.0
+    one = [torch.zeros(s[1:]) for s in shapes]
+    ops_corner = C.synaptic_operations(net, [corner] + one[1:], steps=1)
+    ops_centre = C.synaptic_operations(net, [centre] + one[1:], steps=1)
+    assert ops_corner["per_layer_accumulates"][0] == 4 * 4
+    assert ops_centre["per_layer_accumulates"][0] == 9 * 4
+    with pytest.raises(ValueError, match="shape"):
+        C.synaptic_operations(net, [torch.zeros(side * side)] + one[1:], steps=1)
+    with pytest.raises(ValueError, match="one spike map per spiking layer"):
+        C.synaptic_operations(net, one[1:], steps=1)
     # Poisson input: its spikes are accumulates through the first layer's synapses
     poisson = C.synaptic_operations(net, maps, steps=7, input_map=torch.full((side, side), 3.0))
     assert poisson["multiply_accumulates"] == 0
@@ -206,14 +230,48 @@ def test_simulation_in_parts_equals_one_run_and_resumes(tmp_path):
     assert all(0 < r < 1 for r in parts["rate_per_step"])
     first = C.simulate_parts(normed, x, labels, steps=[4, 16], folder=tmp_path / "p",
                              input="poisson", seed=5, part_images=12, progress=False)
+    # a part is recomputed when anything it depends on changes, and only then
+    folder = tmp_path / "a"
+    mtimes = lambda: [p.stat().st_mtime_ns for p in sorted(folder.glob("part_*.npz"))]  # noqa: E731
+    before = mtimes()
+    C.simulate_parts(normed, x, labels, steps=[4, 16], folder=folder, part_images=12,
+                     progress=False)
+    assert mtimes() == before
+    for change in ({"bf16": True}, {"steps": [4, 32]}, {"input": "poisson"}, {"seed": 9}):
+        C.simulate_parts(normed, x, labels, folder=folder, part_images=12, progress=False,
+                         **{"steps": [4, 16], **change})
+        assert all(a != b for a, b in zip(mtimes(), before)), change
+        before = mtimes()
+    nudged = copy.deepcopy(normed)
+    with torch.no_grad():
+        nudged[0].weight[0, 0, 0, 0] += 1e-3
+    C.simulate_parts(nudged, x, labels, steps=[4, 16], folder=folder, part_images=12,
+                     progress=False)
+    assert all(a != b for a, b in zip(mtimes(), before))
+    before = mtimes()
+    y = x.clone()
+    y[-1, 0, 0, 0] += 0.01  # the last image only: only the last part is redone
+    C.simulate_parts(nudged, y, labels, steps=[4, 16], folder=folder, part_images=12,
+                     progress=False)
+    after = mtimes()
+    assert after[:2] == before[:2] and after[2] != before[2]
+    with pytest.raises(ValueError, match="one label per image"):
+        C.simulate_parts(normed, x, labels[:-1], steps=[4], folder=folder, progress=False)
+
     (tmp_path / "p" / "part_000012_000024.npz").unlink()  # as if killed in that part
     again = C.simulate_parts(normed, x, labels, steps=[4, 16], folder=tmp_path / "p",
                              input="poisson", seed=5, part_images=12, progress=False)
     for t in (4, 16):
         assert np.array_equal(first["predictions"][t], again["predictions"][t])
     assert again["input_spikes_per_image"] == pytest.approx(first["input_spikes_per_image"])
-    # Poisson input spikes: intensity x steps on average
-    assert again["input_spikes_per_image"] == pytest.approx(float(x[0:1].numel()) * 16 * float(x.mean()), rel=0.02)
+    # Poisson input spikes: intensity x steps on average, position by position
+    assert again["input_spikes_per_image"] == pytest.approx(
+        float(x[0:1].numel()) * 16 * float(x.mean()), rel=0.02)
+    expected_map = x.sum(dim=1).mean(dim=0) * 16
+    assert float(np.abs(again["synaptic_ops_per_image"]["per_layer_accumulates"][0]
+                        / first["synaptic_ops_per_image"]["per_layer_accumulates"][0] - 1)) < 1e-6
+    assert float((torch.as_tensor(again["input_map"]) - expected_map).abs().mean()) < 0.1 * float(
+        expected_map.mean())
 
 
 def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):

@@ -47,6 +47,7 @@ def test_logistic_regression_in_float32_predicts_as_float64_does():
     assert 0.5 < a["accuracy"] < 1.0  # neither trivial nor at chance (1/3)
     assert np.mean(a["predictions"] == b["predictions"]) > 0.97
     assert 1 <= b["iterations"] <= 3000
+    assert (a["fit_dtype"], b["fit_dtype"]) == ("float64", "float32")  # the fit ran in float32
     with pytest.raises(ValueError, match="dtype"):
         readout.logistic_regression(x, y, xt, y, dtype=np.int32)
     with pytest.raises(ValueError, match="max_iter"):

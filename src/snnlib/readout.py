@@ -54,7 +54,8 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
     -------
     dict
         ``accuracy`` (test), ``predictions`` (test), ``c`` (chosen),
-        ``validation`` ({C: held-out accuracy}).
+        ``validation`` ({C: held-out accuracy}), ``iterations`` (L-BFGS, of the
+        final fit) and ``fit_dtype`` (of its coefficients).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
@@ -91,4 +92,5 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
     final = model(best).fit(train_x, train_y)
     predictions = final.predict(test_x)
     return {"accuracy": float(np.mean(predictions == test_y)), "predictions": predictions,
-            "c": best, "validation": validation, "iterations": int(np.max(final[-1].n_iter_))}
+            "c": best, "validation": validation, "iterations": int(np.max(final[-1].n_iter_)),
+            "fit_dtype": str(final[-1].coef_.dtype)}

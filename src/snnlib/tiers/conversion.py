@@ -226,7 +226,9 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     threshold instead (Bu et al. 2022). ``percentile=100`` is max-norm
     (Diehl et al. 2015). The percentile is taken over up to 200,000
     activations per layer and batch, sampled with a generator seeded by
-    ``seed``; the maximum (``percentile=100``) over all of them.
+    ``seed``; the maximum (``percentile=100``) over all of them. The
+    percentile is over all activations, zeros included (some implementations
+    take it over the non-zero ones only, which gives larger thresholds).
     """
     import copy
 
@@ -255,6 +257,8 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
             lambdas.append(max(maxima[k], 1e-6))
         else:
             values = torch.cat(samples[k])
+            if len(values) > 10_000_000:  # torch.quantile takes at most 2**24 values
+                values = values[torch.randperm(len(values), generator=g)[:10_000_000]]
             lambdas.append(max(float(torch.quantile(values.float(), percentile / 100.0)), 1e-6))
     previous = 1.0
     weighted = [k for k, m in enumerate(net) if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -322,9 +326,12 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
     ``analog`` input feeds the image itself every step (a constant current);
     ``poisson`` feeds Bernoulli spikes with probability equal to the pixel
     intensity (in [0, 1]). ``bf16`` runs the convolutions and the linear
-    layer in bfloat16 (the potentials stay float32; the spikes, 0 or 1, are
-    exact in bfloat16, the weights are rounded to 8 significant bits). The
-    tensors are kept channels-last, which oneDNN runs fastest. Images go
+    layer in bfloat16: the potentials stay float32 and the spikes (0 or 1)
+    are exact, but weights, biases, the analog input image and every layer's
+    input current are rounded to 8 significant bits, and the first layer gets
+    the same rounded current every step, so its rounding does not average
+    out (run_tier measures the effect against float32). The tensors are kept
+    channels-last, which oneDNN runs fastest. Images go
     through in batches of ``batch``; ``bar`` (a tqdm bar counting images)
     advances every step.
 
@@ -344,6 +351,11 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
         raise ValueError(f"steps must be positive integers, got {steps!r}.")
     if input not in ("analog", "poisson"):
         raise ValueError(f"input must be 'analog' or 'poisson', got {input!r}.")
+    if len(images) == 0 or len(images) != len(labels):
+        raise ValueError(f"need at least one image and one label per image, got {len(images)} "
+                         f"images and {len(labels)} labels.")
+    if batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}.")
     start = time.perf_counter()
     snn = copy.deepcopy(net).eval().to(memory_format=torch.channels_last)
     spiking = []
@@ -388,6 +400,7 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
             "rate_per_step": [s / (m * steps[-1]) for s, m in zip(per_image, neurons)],
             "spike_maps": [m.numpy() for m in spike_maps],
             "input_spikes_per_image": float(input_map.sum()) / n,
+            "input_map": (input_map / n).numpy(),
             "synaptic_ops_per_image": ops,
             "steps": steps[-1],
             "wall_s": time.perf_counter() - start}
@@ -514,10 +527,17 @@ def synaptic_operations(net: nn.Sequential, spike_maps: Sequence[torch.Tensor], 
     analog input, the first layer takes the image as a current every step
     (``MAC_1`` per step), with Poisson input its input spikes are counted as
     accumulates too (``input_map``). The CNN's cost is one multiply-accumulate
-    per weight use: :math:`\\sum_l` (output units x fan-in).
+    per weight use: :math:`\\sum_l` (output units x fan-in). The SNN's
+    biases are constant currents: one addition per neuron and step, counted
+    apart (``bias_additions``); pooling's additions are counted in neither.
 
-    Returns ``accumulates``, ``multiply_accumulates`` (SNN, per image),
-    ``cnn_multiply_accumulates`` and ``per_layer_accumulates``.
+    ``spike_maps`` must have one map per spiking layer, shaped as its
+    positions (``H x W``, or ``(units,)`` for a flat layer); ``input_map``
+    ``32 x 32``.
+
+    Returns ``accumulates``, ``multiply_accumulates``, ``bias_additions``
+    (SNN, per image), ``cnn_multiply_accumulates`` and
+    ``per_layer_accumulates``.
     """
     mods = list(net)
     acts = relu_layers(net)
@@ -538,18 +558,31 @@ def synaptic_operations(net: nn.Sequential, spike_maps: Sequence[torch.Tensor], 
                      else m.out_features)
         fan_in = m.weight[0].numel()
         macs.append(out_units * fan_in)
+    if len(spike_maps) != len(acts):
+        raise ValueError(f"need one spike map per spiking layer ({len(acts)}), got {len(spike_maps)}.")
+
+    def checked(m, fan: torch.Tensor, what: str) -> torch.Tensor:
+        m = torch.as_tensor(m)
+        if tuple(m.shape) != tuple(fan.shape):
+            raise ValueError(f"{what} has shape {tuple(m.shape)}, its layer's positions are "
+                             f"{tuple(fan.shape)}.")
+        return m
+
     per_layer = []
     for j, a in enumerate(acts):
         nxt = next(k for k in weighted if k > a)
         fan = _fanout(mods[a + 1:nxt + 1], shapes[a + 1])
-        per_layer.append(float((torch.as_tensor(spike_maps[j]).reshape(fan.shape) * fan).sum()))
+        per_layer.append(float((checked(spike_maps[j], fan, f"spike map {j}") * fan).sum()))
     first_mac = 0.0
     if input_map is not None:
         fan = _fanout(mods[:weighted[0] + 1], shapes[0])
-        per_layer.insert(0, float((input_map.reshape(fan.shape) * fan).sum()))
+        per_layer.insert(0, float((checked(input_map, fan, "input_map") * fan).sum()))
     else:
         first_mac = float(steps * macs[0])
+    biases = sum(m.out_channels * _conv_out_positions(m, shapes[k]) if isinstance(m, nn.Conv2d)
+                 else m.out_features for k in weighted for m in [mods[k]] if m.bias is not None)
     return {"accumulates": float(sum(per_layer)), "multiply_accumulates": first_mac,
+            "bias_additions": float(steps * biases),
             "cnn_multiply_accumulates": float(sum(macs)), "per_layer_accumulates": per_layer}
 
 
@@ -609,6 +642,15 @@ class TrainParams:
             raise ValueError(f"TrainParams.warmup must be in (0, 1), got {self.warmup!r}.")
 
 
+def _data_key(images, labels) -> str:
+    """A fingerprint of every training image and label (a checkpoint belongs to its data)."""
+    import hashlib
+
+    h = hashlib.sha1(np.ascontiguousarray(np.asarray(images)).tobytes())
+    h.update(np.ascontiguousarray(np.asarray(labels)).tobytes())
+    return h.hexdigest()
+
+
 def images_to_tensor(images) -> torch.Tensor:
     """uint8 ``(N, 32, 32, 3)`` to float ``(N, 3, 32, 32)`` in [0, 1]."""
     x = torch.as_tensor(np.asarray(images))
@@ -662,11 +704,13 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
     history = {"loss": [], "train_accuracy": [], "eval_accuracy": [], "wall_s": []}
     start_epoch = 0
     path = Path(checkpoint) if checkpoint is not None else None
+    data_key = _data_key(images, labels)
     if path is not None and path.exists():
         state = torch.load(path, weights_only=False)
-        if state["params"] != p or state["n_images"] != len(x) or state["seed"] != seed:
+        if (state["params"] != p or state["n_images"] != len(x) or state["seed"] != seed
+                or state.get("data_key") != data_key or state.get("model_params") != model.params):
             raise ValueError(f"{path} was written by another training run (other parameters, "
-                             "images or seed); remove it or choose another checkpoint.")
+                             "network, images or seed); remove it or choose another checkpoint.")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -709,7 +753,8 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(), "generator": g.get_state(),
                         "history": history, "epoch": epoch + 1, "params": p,
-                        "n_images": len(x), "seed": seed}, tmp)
+                        "n_images": len(x), "seed": seed, "data_key": data_key,
+                        "model_params": model.params}, tmp)
             os.replace(tmp, path)
         if on_epoch is not None:
             on_epoch(epoch + 1, history)
@@ -725,17 +770,37 @@ PERCENTILES = (99.9, 99.99, 100.0)
 PERCENTILE = 99.99
 SNN_PART_IMAGES = 500
 """Images per checkpointed part of a simulation (a killed run resumes at a part)."""
-SNN_BF16 = True
-"""Simulate the converted network's convolutions in bfloat16 (about 1.8 times faster here,
-``benchmarks/conversion_speed.py``); every run also simulates its variant images in
-float32, so that what the rounding costs is measured, not assumed."""
+SIM_VERSION = 2
+"""Part of every simulation checkpoint's key: raised when :func:`simulate` changes."""
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (AVX-512 BF16 or AMX, via oneDNN).
+
+    Elsewhere bfloat16 is emulated and slower than float32, so the tier uses float32.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def params_for_profile(profile) -> tuple[ConvNetParams, TrainParams]:
-    """The CNN and its training at a profile's size (``tier3_width``, ``tier3_epochs``)."""
+    """The CNN and its training at a profile's size (``tier3_width``, ``tier3_epochs``).
+
+    Training uses bfloat16 autocast where the CPU supports it (:func:`bf16_supported`).
+    """
     w = profile.tier3_width
     return (ConvNetParams(widths=(w, w, 2 * w, 2 * w, 4 * w, 4 * w)),
-            TrainParams(epochs=profile.tier3_epochs, bf16=True))
+            TrainParams(epochs=profile.tier3_epochs, bf16=bf16_supported()))
+
+
+def _images_key(images: torch.Tensor, labels) -> str:
+    import hashlib
+
+    h = hashlib.sha1(images.detach().contiguous().numpy().tobytes())
+    h.update(np.ascontiguousarray(np.asarray(labels)).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _net_key(net: nn.Sequential, *extra) -> str:
@@ -753,8 +818,8 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
                    desc: str = "tier 3, SNN") -> dict:
     """:func:`simulate` in parts of ``part_images`` images, each saved in ``folder``; resumable.
 
-    A part is recomputed only when its network, images, settings or seed
-    differ from the saved one (Poisson parts draw from a generator seeded with
+    A part is recomputed when its network's weights, its images or labels,
+    the settings, the seed or ``SIM_VERSION`` differ from the saved one (Poisson parts draw from a generator seeded with
     ``seed`` and the part's first image, so an interrupted run gives the same
     numbers). Returns what :func:`simulate` returns for all the images,
     with ``wall_s`` summed over the parts and ``images_per_s`` (images
@@ -766,11 +831,16 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
     from tqdm.auto import tqdm
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     steps = sorted(set(int(t) for t in steps))
     labels = np.asarray(labels)
     n = len(images)
-    key = _net_key(net, steps, input, seed, bf16)
+    if n == 0 or n != len(labels):
+        raise ValueError(f"need at least one image and one label per image, got {n} images "
+                         f"and {len(labels)} labels.")
+    if not isinstance(part_images, int) or part_images < 1:
+        raise ValueError(f"part_images must be a positive integer, got {part_images!r}.")
+    folder.mkdir(parents=True, exist_ok=True)
+    key = _net_key(net, SIM_VERSION, steps, input, seed, bf16)
     preds = {t: np.zeros(n, dtype=np.int64) for t in steps}
     maps, input_maps, walls, sizes = None, [], [], []
     bar = tqdm(total=n, disable=not progress, unit="img", desc=desc,
@@ -779,7 +849,7 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
         last = min(n, first + part_images)
         path = folder / f"part_{first:06d}_{last:06d}.npz"
         x = images[first:last]
-        part_key = key + _net_key(nn.Sequential(), x[:: max(1, len(x) // 16)].numpy().tobytes())
+        part_key = key + _images_key(x, labels[first:last])
         saved = dict(np.load(path, allow_pickle=False)) if path.exists() else None
         if saved is None or str(saved["key"]) != part_key:
             g = torch.Generator().manual_seed(int(seed) * 1_000_003 + first)
@@ -788,6 +858,7 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
             saved = {"key": np.array(part_key), "wall_s": np.array(r["wall_s"]),
                      "predictions": np.stack([r["predictions"][t] for t in steps]),
                      "input_spikes": np.array(r["input_spikes_per_image"]),
+                     "input_map": r["input_map"],
                      **{f"map_{j}": m for j, m in enumerate(r["spike_maps"])}}
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, **saved)
@@ -799,26 +870,24 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
         part_maps = [saved[f"map_{j}"] * (last - first)
                      for j in range(sum(k.startswith("map_") for k in saved))]
         maps = part_maps if maps is None else [a + b for a, b in zip(maps, part_maps)]
-        input_maps.append(float(saved["input_spikes"]) * (last - first))
+        input_maps.append(saved["input_map"] * (last - first))
         walls.append(float(saved["wall_s"]))
         sizes.append(last - first)
     bar.close()
     spike_maps = [torch.as_tensor(m / n) for m in maps]
     neurons = _activation_sizes(net, images[:1])
     per_image = [float(m.sum()) for m in spike_maps]
-    # Poisson input spikes per position are not kept per part, only their total: the
-    # first layer's accumulates are counted from the mean input map instead
-    input_per_image = sum(input_maps) / n
-    input_map = None
-    if input == "poisson":
-        mean_image = images.mean(dim=0).sum(dim=0)  # expected spikes per step and position
-        input_map = mean_image / mean_image.sum() * input_per_image
+    input_map = torch.as_tensor(sum(input_maps) / n)
+    input_per_image = float(input_map.sum())
+    if input != "poisson":
+        input_map = None
     wall = float(sum(walls))
     return {"accuracy": {t: float(np.mean(p == labels)) for t, p in preds.items()},
             "predictions": preds, "spikes_per_image": per_image, "neurons": neurons,
             "rate_per_step": [s / (m * steps[-1]) for s, m in zip(per_image, neurons)],
             "spike_maps": [m.numpy() for m in spike_maps],
             "input_spikes_per_image": input_per_image,
+            "input_map": np.asarray(sum(input_maps) / n),
             "synaptic_ops_per_image": synaptic_operations(net, spike_maps, steps[-1],
                                                           input_map=input_map),
             "steps": steps[-1], "wall_s": wall, "images_per_s": n / wall if wall else None}
@@ -870,17 +939,23 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
                                                      seed=seed)))
     y_train, y_test = train.labels[itr], test.labels[ite]
     cp, tp = params_for_profile(profile)
+    # bfloat16 simulation where the CPU has it (about 1.8 times faster here,
+    # benchmarks/conversion_speed.py); every run then also simulates its variant
+    # images in float32, so that what the rounding costs is measured, not assumed
+    snn_bf16 = tp.bf16
     torch.manual_seed(seed)
     model = ConvNet(cp)
     history = train_cnn(model, train.images[itr], y_train, tp, seed=seed,
                         checkpoint=out / "cnn.pt", progress=progress)
     folded = fold_batchnorm(model)
     x_test = images_to_tensor(test.images[ite])
+    evaluate_cnn(folded, x_test[:500], y_test[:500])  # warm-up: oneDNN sets up on first use
     start = time.perf_counter()
     cnn = evaluate_cnn(folded, x_test, y_test)
     cnn_wall = time.perf_counter() - start
-    start = time.perf_counter()
     with torch.autocast("cpu", dtype=torch.bfloat16):
+        evaluate_cnn(folded, x_test[:500], y_test[:500])
+        start = time.perf_counter()
         cnn_bf16 = evaluate_cnn(folded, x_test, y_test)
     cnn_bf16_wall = time.perf_counter() - start
 
@@ -893,20 +968,20 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
     steps = [t for t in STEPS_ANALYSED if t < profile.tier3_steps] + [profile.tier3_steps]
     sims = {"analog, p99.99": simulate_parts(
         nets[PERCENTILE], x_test[:n_snn], y_test[:n_snn], steps=steps, seed=seed,
-        folder=out / "snn_analog_p99.99", bf16=SNN_BF16, progress=progress,
+        folder=out / "snn_analog_p99.99", bf16=snn_bf16, progress=progress,
         desc="tier 3, SNN (analog input)")}
     variants = {}
     for pct in PERCENTILES:
         if pct != PERCENTILE:
             variants[f"analog, p{pct:g}"] = simulate_parts(
                 nets[pct], x_test[:n_var], y_test[:n_var], steps=steps, seed=seed,
-                folder=out / f"snn_analog_p{pct:g}", bf16=SNN_BF16, progress=progress,
+                folder=out / f"snn_analog_p{pct:g}", bf16=snn_bf16, progress=progress,
                 desc=f"tier 3, SNN (normalised at p{pct:g})")
     variants["poisson, p99.99"] = simulate_parts(
         nets[PERCENTILE], x_test[:n_var], y_test[:n_var], steps=steps, input="poisson",
-        seed=seed, folder=out / "snn_poisson_p99.99", bf16=SNN_BF16, progress=progress,
+        seed=seed, folder=out / "snn_poisson_p99.99", bf16=snn_bf16, progress=progress,
         desc="tier 3, SNN (Poisson input)")
-    if SNN_BF16:
+    if snn_bf16:
         variants["analog, p99.99, float32"] = simulate_parts(
             nets[PERCENTILE], x_test[:n_var], y_test[:n_var], steps=steps, seed=seed,
             folder=out / "snn_analog_p99.99_float32", bf16=False, progress=progress,
@@ -950,10 +1025,12 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
                        for name, m, s, r in zip(layer_names, main["neurons"],
                                                 main["spikes_per_image"], main["rate_per_step"])},
             "operations_per_image": {
-                "what": f"over {t_max} steps: accumulates (a spike crossing a synapse) and "
-                        "multiply-accumulates (the first layer takes the image as a current)",
+                "what": f"over {t_max} steps: accumulates (a spike crossing a synapse), "
+                        "multiply-accumulates (the first layer takes the image as a current) "
+                        "and bias additions (one per neuron and step)",
                 "accumulates": ops["accumulates"],
                 "multiply_accumulates": ops["multiply_accumulates"],
+                "bias_additions": ops["bias_additions"],
                 "per_layer_accumulates": dict(zip(layer_names[1:] + ["output"],
                                                   ops["per_layer_accumulates"]))},
         },
@@ -971,7 +1048,7 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
         "normalisation_lambdas": {f"p{k:g}": v for k, v in lambdas.items()},
         "parameters": {"cnn": asdict(cp), "training": asdict(tp), "percentile": PERCENTILE,
                        "calibration_images": len(calibration), "v0": 0.0,
-                       "snn_bf16": SNN_BF16},
+                       "snn_bf16": snn_bf16},
         "seed": seed,
         "dataset": data.dataset_name(train.source),
         "train_images": len(itr),
