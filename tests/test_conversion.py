@@ -148,6 +148,10 @@ def test_training_learns_and_resumes_to_the_same_weights(tmp_path):
     with pytest.raises(ValueError, match="another training run"):
         C.train_cnn(C.ConvNet(C.ConvNetParams(widths=(4, 8), pool_after=(0, 1))), images, labels,
                     p, seed=1, progress=False, checkpoint=tmp_path / "cnn.pt")
+    # a cache (run_tier) sets a stale checkpoint aside and trains afresh
+    fresh = C.train_cnn(C.ConvNet(TINY), other, labels, replace(p, epochs=1), seed=1,
+                        progress=False, checkpoint=tmp_path / "cnn.pt", restart_stale=True)
+    assert len(fresh["loss"]) == 1 and (tmp_path / "cnn.pt.stale").exists()
 
 
 def _synapses(path: nn.Sequential, shape) -> int:

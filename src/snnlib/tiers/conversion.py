@@ -670,7 +670,7 @@ def evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int =
 
 def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *, seed: int,
               checkpoint=None, progress: bool = True, eval_images=None, eval_labels=None,
-              on_epoch=None) -> dict:
+              on_epoch=None, restart_stale: bool = False) -> dict:
     """Train ``model`` on uint8 ``images`` ``(N, 32, 32, 3)``; resumable from ``checkpoint``.
 
     The checkpoint (model, optimiser, schedule, generator and history) is
@@ -679,7 +679,10 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
     with the same weights as an uninterrupted run. With ``eval_images``, the
     accuracy on them is recorded after every epoch (for the training curve;
     they should not be the test set used to report results). ``on_epoch(epoch,
-    history)`` is called after each epoch's checkpoint is written.
+    history)`` is called after each epoch's checkpoint is written. A
+    checkpoint written by another run (other parameters, network, images or
+    seed) raises ``ValueError``, or with ``restart_stale`` is set aside (as
+    ``NAME.stale``) and training starts afresh.
 
     Returns the history: per epoch ``loss``, ``train_accuracy`` (on the
     augmented batches), ``eval_accuracy`` (or None), ``wall_s``; and
@@ -707,10 +710,16 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
     data_key = _data_key(images, labels)
     if path is not None and path.exists():
         state = torch.load(path, weights_only=False)
-        if (state["params"] != p or state["n_images"] != len(x) or state["seed"] != seed
-                or state.get("data_key") != data_key or state.get("model_params") != model.params):
+        stale = (state["params"] != p or state["n_images"] != len(x) or state["seed"] != seed
+                 or state.get("data_key") != data_key or state.get("model_params") != model.params)
+        if stale and not restart_stale:
             raise ValueError(f"{path} was written by another training run (other parameters, "
                              "network, images or seed); remove it or choose another checkpoint.")
+        if stale:
+            os.replace(path, path.with_name(path.name + ".stale"))
+            print(f"{path} was written by another training run: set aside as "
+                  f"{path.name}.stale; training afresh.")
+    if path is not None and path.exists():
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -946,7 +955,7 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
     torch.manual_seed(seed)
     model = ConvNet(cp)
     history = train_cnn(model, train.images[itr], y_train, tp, seed=seed,
-                        checkpoint=out / "cnn.pt", progress=progress)
+                        checkpoint=out / "cnn.pt", progress=progress, restart_stale=True)
     folded = fold_batchnorm(model)
     x_test = images_to_tensor(test.images[ite])
     evaluate_cnn(folded, x_test[:500], y_test[:500])  # warm-up: oneDNN sets up on first use
