@@ -828,9 +828,9 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
     """:func:`simulate` in parts of ``part_images`` images, each saved in ``folder``; resumable.
 
     A part is recomputed when its network's weights, its images or labels,
-    the settings, the seed or ``SIM_VERSION`` differ from the saved one (Poisson parts draw from a generator seeded with
-    ``seed`` and the part's first image, so an interrupted run gives the same
-    numbers). Returns what :func:`simulate` returns for all the images,
+    the settings, the seed or ``SIM_VERSION`` differ from the saved one
+    (Poisson parts draw from a generator seeded with ``seed`` and the part's
+    first image, so an interrupted run gives the same numbers). Returns what :func:`simulate` returns for all the images,
     with ``wall_s`` summed over the parts and ``images_per_s`` (images
     simulated for ``max(steps)`` steps per second).
     """
@@ -851,7 +851,7 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
     folder.mkdir(parents=True, exist_ok=True)
     key = _net_key(net, SIM_VERSION, steps, input, seed, bf16)
     preds = {t: np.zeros(n, dtype=np.int64) for t in steps}
-    maps, input_maps, walls, sizes = None, [], [], []
+    maps, input_maps, walls = None, [], []
     bar = tqdm(total=n, disable=not progress, unit="img", desc=desc,
                bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]")
     for first in range(0, n, part_images):
@@ -866,7 +866,6 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
                          bf16=bf16, bar=bar)
             saved = {"key": np.array(part_key), "wall_s": np.array(r["wall_s"]),
                      "predictions": np.stack([r["predictions"][t] for t in steps]),
-                     "input_spikes": np.array(r["input_spikes_per_image"]),
                      "input_map": r["input_map"],
                      **{f"map_{j}": m for j, m in enumerate(r["spike_maps"])}}
             tmp = path.with_suffix(".tmp.npz")
@@ -881,7 +880,6 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
         maps = part_maps if maps is None else [a + b for a, b in zip(maps, part_maps)]
         input_maps.append(saved["input_map"] * (last - first))
         walls.append(float(saved["wall_s"]))
-        sizes.append(last - first)
     bar.close()
     spike_maps = [torch.as_tensor(m / n) for m in maps]
     neurons = _activation_sizes(net, images[:1])
