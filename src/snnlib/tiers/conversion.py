@@ -343,7 +343,6 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
     ``synaptic_ops_per_image`` (see :func:`synaptic_operations`) and
     ``wall_s``.
     """
-    import copy
     import time
 
     steps = sorted(set(int(t) for t in steps))
@@ -357,11 +356,8 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
     if batch < 1:
         raise ValueError(f"batch must be a positive integer, got {batch!r}.")
     start = time.perf_counter()
-    snn = copy.deepcopy(net).eval().to(memory_format=torch.channels_last)
-    spiking = []
-    for k in relu_layers(snn):
-        snn[k] = SpikingLayer(v0)
-        spiking.append(snn[k])
+    snn, spiking = _spiking_copy(net, v0)
+    snn = snn.to(memory_format=torch.channels_last)
     labels = torch.as_tensor(np.asarray(labels))
     n = len(images)
     preds = {t: [] for t in steps}
@@ -426,7 +422,6 @@ def rates_vs_activations(net: nn.Sequential, images: torch.Tensor, *, steps: Seq
     ``activations`` and ``outputs[T]`` (the output layer's mean input per
     step) are returned too (use few images).
     """
-    import copy
 
     steps = sorted(set(int(t) for t in steps))
     if not steps or steps[0] < 1:
@@ -438,11 +433,7 @@ def rates_vs_activations(net: nn.Sequential, images: torch.Tensor, *, steps: Seq
     cnn_out = net(images)
     for h in hooks:
         h.remove()
-    snn = copy.deepcopy(net).eval()
-    spiking = []
-    for k in acts_idx:
-        snn[k] = SpikingLayer(v0)
-        spiking.append(snn[k])
+    snn, spiking = _spiking_copy(net, v0)
     counts: list[torch.Tensor | None] = [None] * len(spiking)
     captured: list[torch.Tensor] = []
     hooks = [layer.register_forward_hook(lambda m, i, o: captured.append(o)) for layer in spiking]
@@ -467,6 +458,18 @@ def rates_vs_activations(net: nn.Sequential, images: torch.Tensor, *, steps: Seq
     if keep_rates:
         result.update(rates=rates, activations=activations, outputs=outputs, cnn_outputs=cnn_out)
     return result
+
+
+def _spiking_copy(net: nn.Sequential, v0: float) -> tuple[nn.Sequential, list[SpikingLayer]]:
+    """A copy of a normalised network with every activation replaced by IF neurons."""
+    import copy
+
+    snn = copy.deepcopy(net).eval()
+    spiking = []
+    for k in relu_layers(snn):
+        snn[k] = SpikingLayer(v0)
+        spiking.append(snn[k])
+    return snn, spiking
 
 
 def _activation_sizes(net: nn.Sequential, probe_image: torch.Tensor) -> list[int]:
