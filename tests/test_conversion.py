@@ -100,6 +100,90 @@ def test_qcfs_quantises_and_passes_gradients_straight_through():
     assert x.grad[0] == 0 and x.grad[-1] == 0
 
 
+def test_if_neuron_starting_half_way_computes_qcfs_in_l_steps():
+    # Bu et al. 2022: an IF neuron with threshold 1, v0 = 1/2 and constant input z fires
+    # floor(L z + 1/2) clipped to [0, L] times in L steps: L times the QCFS activation
+    levels = 4
+    z = torch.linspace(-0.5, 1.5, 801) + 1e-3  # no input exactly on a step's edge
+    layer = C.SpikingLayer(v0=0.5)
+    for _ in range(levels):
+        layer(z[None, :])
+    q = C.QCFS(levels=levels, threshold=1.0)
+    torch.testing.assert_close(layer.spike_map / levels, q(z).detach(), atol=1e-6, rtol=0)
+
+
+def test_qcfs_threshold_gradient_is_the_straight_through_derivative():
+    # h = lambda / L * (clip(x / lambda, 0, 1) L + 1/2 + [floor - identity], held fixed):
+    # dh/dlambda = 0 below 0, 1 above lambda, (floor(x L / lambda + 1/2) - x L / lambda) / L between
+    levels, lam = 4, 2.0
+    x = torch.tensor([-1.0, 0.3, 0.7, 1.1, 1.9, 2.5])
+    q = C.QCFS(levels=levels, threshold=lam)
+    q(x).sum().backward()
+    inside = x[1:5] * levels / lam
+    expected = [0.0, *((torch.floor(inside + 0.5) - inside) / levels).tolist(), 1.0]
+    torch.testing.assert_close(q.threshold.grad, torch.tensor(sum(expected)))
+    for k, e in enumerate(expected):  # one input at a time
+        one = C.QCFS(levels=levels, threshold=lam)
+        one(x[k:k + 1]).sum().backward()
+        assert float(one.threshold.grad) == pytest.approx(e, abs=1e-6), float(x[k])
+
+
+def test_converted_qcfs_network_gives_its_first_layer_in_l_steps():
+    # after normalisation with the trained thresholds, the first layer's IF neurons (v0 = 1/2,
+    # constant input) count exactly L times the QCFS activation divided by lambda in L steps
+    torch.manual_seed(8)
+    qnet = _trained_like(replace(TINY, quantisation_levels=4), seed=8)
+    for m in qnet.features:
+        if isinstance(m, C.QCFS):
+            m.threshold.data.fill_(0.8)
+    folded = C.fold_batchnorm(qnet)
+    x = torch.rand(6, 3, 32, 32)
+    normed, lambdas = C.normalise(folded, x)
+    assert lambdas == pytest.approx([0.8, 0.8])
+    with torch.no_grad():
+        expected = folded[1](folded[0](x)) / 0.8  # the first QCFS activation, over lambda
+    snn, spiking = C._spiking_copy(normed, 0.5)
+    counts = torch.zeros_like(expected)
+    first = snn[:2]  # convolution and IF neurons
+    for _ in range(4):
+        counts += first(x)
+    torch.testing.assert_close(counts / 4, expected, atol=1e-5, rtol=0)
+    assert 0 < float(expected.mean()) < 1  # neither silent nor saturated
+
+
+def test_qcfs_from_relu_rounds_each_activation_to_its_levels():
+    relu = _trained_like(seed=7)
+    x = torch.rand(40, 3, 32, 32)
+    q = C.qcfs_from_relu(relu, x, levels=4, percentile=99.0)
+    assert q.params.quantisation_levels == 4 and not q.training
+    _, lambdas = C.normalise(C.fold_batchnorm(relu), x, percentile=99.0)
+    acts = [m for m in q.features if isinstance(m, C.QCFS)]
+    assert [float(m.threshold.detach()) for m in acts] == pytest.approx(lambdas)
+    # layer by layer: fed the ReLU network's pre-activation, each QCFS gives the ReLU
+    # activation rounded to the nearest multiple of lambda / L, clipped at lambda
+    pre = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: pre.append(i[0]))
+             for m in relu.features if isinstance(m, nn.ReLU)]
+    with torch.no_grad():
+        relu(x)
+    for h in hooks:
+        h.remove()
+    for act, lam, z in zip(acts, lambdas, pre):
+        h = act(z).detach()
+        below = (z > 0) & (z < lam)
+        assert float((h - z.clamp(min=0))[below].abs().max()) <= lam / 8 + 1e-5
+        assert torch.allclose(h[z >= lam], torch.tensor(lam))
+        assert torch.all(h[z <= 0] == 0)
+    # with many levels and the maximum as threshold, the copy is the ReLU network
+    fine = C.qcfs_from_relu(relu, x, levels=4096, percentile=100.0)
+    with torch.no_grad():
+        torch.testing.assert_close(fine(x), relu(x), atol=2e-2, rtol=0)
+    with pytest.raises(ValueError, match="ReLU ConvNet"):
+        C.qcfs_from_relu(q, x)
+    with pytest.raises(ValueError, match="levels"):
+        C.qcfs_from_relu(relu, x, levels=0)
+
+
 def test_augment_crops_and_flips_reproducibly():
     x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).reshape(2, 3, 32, 32)
     a = C.augment(x, torch.Generator().manual_seed(0))
@@ -152,6 +236,10 @@ def test_training_learns_and_resumes_to_the_same_weights(tmp_path):
     fresh = C.train_cnn(C.ConvNet(TINY), other, labels, replace(p, epochs=1), seed=1,
                         progress=False, checkpoint=tmp_path / "cnn.pt", restart_stale=True)
     assert len(fresh["loss"]) == 1 and (tmp_path / "cnn.pt.stale").exists()
+    # fine-tuning: a checkpoint that started from other weights is not this run's
+    with pytest.raises(ValueError, match="another training run"):
+        C.train_cnn(C.ConvNet(TINY), other, labels, replace(p, epochs=1), seed=1,
+                    progress=False, checkpoint=tmp_path / "cnn.pt", init_key="other start")
 
 
 def _synapses(path: nn.Sequential, shape) -> int:
@@ -241,7 +329,12 @@ def test_simulation_in_parts_equals_one_run_and_resumes(tmp_path):
     C.simulate_parts(normed, x, labels, steps=[4, 16], folder=folder, part_images=12,
                      progress=False)
     assert mtimes() == before
-    for change in ({"bf16": True}, {"steps": [4, 32]}, {"input": "poisson"}, {"seed": 9}):
+    # v0 = 0 keeps the key that parts had before v0 was an option (saved runs stay valid)
+    saved = np.load(folder / "part_000000_000012.npz")
+    assert str(saved["key"]) == (C._net_key(normed, C.SIM_VERSION, [4, 16], "analog", 0, False)
+                                 + C._images_key(x[:12], labels[:12]))
+    for change in ({"bf16": True}, {"steps": [4, 32]}, {"input": "poisson"}, {"seed": 9},
+                   {"v0": 0.5}):
         C.simulate_parts(normed, x, labels, folder=folder, part_images=12, progress=False,
                          **{"steps": [4, 16], **change})
         assert all(a != b for a, b in zip(mtimes(), before)), change
@@ -299,7 +392,11 @@ def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):
     firing = record["snn"]["firing"]
     assert list(firing) == [f"conv{k}" for k in range(1, 7)]
     assert all(0 <= f["rate_per_step"] <= 1 for f in firing.values())
-    saved = sorted(out.rglob("*.npz")) + [out / "cnn.pt"]
+    qcfs = record["qcfs"]
+    assert set(qcfs["accuracy_vs_steps"]) == {"1", "2", "4", "8", "16"}
+    assert qcfs["levels"] == C.QCFS_LEVELS and len(qcfs["thresholds"]) == 6
+    assert qcfs["training"]["epochs"] == 1 and qcfs["operations_per_image"]["accumulates"] > 0
+    saved = sorted(out.rglob("*.npz")) + [out / "cnn.pt", out / "cnn_qcfs.pt"]
     mtimes = [p.stat().st_mtime_ns for p in saved]
     assert main(args) == 0  # everything cached: resumes without training or simulating again
     assert [p.stat().st_mtime_ns for p in saved] == mtimes

@@ -23,7 +23,8 @@
     python -m snnlib run conversion [--profile full] [--out DIR] [--seed N]
         Tier 3 (resumable: run it again after a kill): train the CNN
         (checkpointed every epoch), convert it, simulate the spiking network
-        (checkpointed in parts of 500 images); writes cnn.pt, snn_*/ and
+        (checkpointed in parts of 500 images), then fine-tune a QCFS copy and
+        simulate it too; writes cnn.pt, cnn_qcfs.pt, snn_*/ and
         tier_record.json to DIR (default runs/conversion/PROFILE), prints the
         CNN and SNN accuracies, and for the ``full`` profile copies the
         record to results/conversion.json.
@@ -166,6 +167,15 @@ def _run_conversion(profile, args: argparse.Namespace) -> int:
     for name, acc in record["variants"]["accuracy_vs_steps"].items():
         print(f"  {name:<18} on {record['variants']['images']} images: "
               + ", ".join(f"T={t} {a:.3f}" for t, a in acc.items()))
+    q = record["qcfs"]
+    print(f"  fine-tuned with QCFS ({q['levels']} levels, {q['training']['epochs']} epochs, "
+          f"{q['training']['wall_s']:.0f} s): CNN accuracy {q['cnn_accuracy']:.4f} "
+          f"({q['cnn_accuracy_on_snn_images']:.4f} on the SNN's images)")
+    print(f"  its SNN (v0 = {q['v0']}) by steps: " + ", ".join(
+        f"T={t} {a:.4f}" for t, a in q["accuracy_vs_steps"].items()))
+    print(f"  smallest T within 1 point of its CNN: {q['smallest_steps_within_1_point']}, "
+          f"within 0.1 point: {q['smallest_steps_within_0.1_point']}, within 1 point of the "
+          f"ReLU CNN: {q['smallest_steps_within_1_point_of_relu_cnn']}")
     _print_wall_times(record)
     _write_results(record, profile, args)
     print(f"CNN, simulations and record in {out}")

@@ -82,6 +82,12 @@ class Profile:
     tier3_variant_images : int
         Tier 3: test images for the comparisons of normalisation and input
         coding (the first of the simulated ones).
+    tier3_qcfs_epochs : int
+        Tier 3: epochs of quantisation-aware fine-tuning (clip-floor-shift
+        activations) that start from the trained CNN.
+    tier3_qcfs_steps : int
+        Tier 3: the longest simulation of the fine-tuned network (steps), on
+        the same test images as the tier's.
     """
 
     name: ProfileName
@@ -102,6 +108,8 @@ class Profile:
     tier3_snn_images: int | None = 50
     tier3_steps: int = 32
     tier3_variant_images: int = 20
+    tier3_qcfs_epochs: int = 1
+    tier3_qcfs_steps: int = 16
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -125,19 +133,22 @@ PROFILES: dict[str, Profile] = {
                   tier1_readout_images=20, tier1_readout_epochs=1,
                   tier2_filters=16, tier2_train_patches=2000, tier3_width=8,
                   tier3_train_images=200, tier3_epochs=1, tier3_snn_images=50, tier3_steps=32,
-                  tier3_variant_images=20),
+                  tier3_variant_images=20, tier3_qcfs_epochs=1,
+                  tier3_qcfs_steps=16),
     "book": Profile("book", n_train_per_class=100, n_test_per_class=100, n_encode_images=64,
                     stdp_demo_ms=40000, tier1_neurons=100, tier1_train_images=400,
                     tier1_readout_images=1000, tier1_readout_epochs=2,
                     tier2_filters=256, tier2_train_patches=100_000, tier3_width=32,
                     tier3_train_images=10_000, tier3_epochs=8, tier3_snn_images=500,
-                    tier3_steps=128, tier3_variant_images=200),
+                    tier3_steps=128, tier3_variant_images=200, tier3_qcfs_epochs=3,
+                    tier3_qcfs_steps=32),
     "full": Profile("full", n_train_per_class=None, n_test_per_class=None, n_encode_images=1000,
                     stdp_demo_ms=200000, tier1_neurons=400, tier1_train_images=10000,
                     tier1_layer2_train_images=4000, tier1_readout_images=5000,
                     tier1_readout_epochs=1, tier2_filters=256, tier2_train_patches=100_000,
                     tier3_width=64, tier3_train_images=None, tier3_epochs=15,
-                    tier3_snn_images=None, tier3_steps=256, tier3_variant_images=1000),
+                    tier3_snn_images=None, tier3_steps=256, tier3_variant_images=1000,
+                    tier3_qcfs_epochs=3, tier3_qcfs_steps=32),
 }
 
 

@@ -30,7 +30,12 @@ The recipe here:
    subtraction, the image given as a constant current (``analog``) or as
    Poisson spikes (``poisson``), the output layer integrating without
    spiking; the accuracy at every requested number of steps is read from
-   one run.
+   one run;
+5. optionally, quantisation-aware fine-tuning (:func:`qcfs_from_relu`): the
+   trained CNN's ReLUs become clip-floor-shift activations with ``L`` levels
+   (Bu et al. 2022), a few epochs of training adapt the weights to them, and
+   the network converts with neurons that start half-way to threshold
+   (``v0 = 0.5``), which it needs far fewer steps for.
 
 References
 ----------
@@ -49,7 +54,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal, Sequence
 
 import numpy as np
@@ -59,8 +64,9 @@ from torch.nn import functional as F
 
 __all__ = ["ConvNet", "ConvNetParams", "QCFS", "SpikingLayer", "TrainParams", "augment",
            "evaluate_cnn", "fold_batchnorm", "if_rate", "images_to_tensor", "normalise",
-           "params_for_profile", "rates_vs_activations", "relu_layers", "run_tier", "simulate", "simulate_parts",
-           "smallest_steps_within", "synaptic_operations", "train_cnn"]
+           "params_for_profile", "qcfs_from_relu", "rates_vs_activations", "relu_layers",
+           "run_tier", "simulate", "simulate_parts", "smallest_steps_within",
+           "synaptic_operations", "train_cnn"]
 
 @dataclass(frozen=True)
 class ConvNetParams:
@@ -118,6 +124,16 @@ class QCFS(nn.Module):
         y = torch.clamp(x / lam, 0.0, 1.0) * self.levels + 0.5
         y = y + (torch.floor(y) - y).detach()  # straight-through floor: already in 0..L
         return y * lam / self.levels
+
+
+QCFS_LEVELS = 4
+"""Quantisation levels ``L`` of the clip-floor-shift network (Bu et al. use 4 on CIFAR-10)."""
+QCFS_INIT_PERCENTILE = 99.0
+"""Percentile of the ReLU network's activations that each QCFS threshold starts at."""
+QCFS_MAX_LR = 0.05
+"""Peak learning rate of the quantisation-aware fine-tuning (one-cycle, like training)."""
+QCFS_V0 = 0.5
+"""Initial potential of the QCFS network's IF neurons (the shift of the activation)."""
 
 
 class ConvNet(nn.Module):
@@ -271,6 +287,44 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     for k in acts:  # the activations are now IF neurons with threshold 1
         net[k] = nn.ReLU()
     return net, lambdas
+
+
+@torch.no_grad()
+def qcfs_from_relu(model: ConvNet, images: torch.Tensor, *, levels: int = QCFS_LEVELS,
+                   percentile: float = QCFS_INIT_PERCENTILE, seed: int = 0) -> ConvNet:
+    """A copy of a trained ReLU :class:`ConvNet` with clip-floor-shift activations, to fine-tune.
+
+    The copy has the same convolutions, batch norms and linear layer; each
+    ReLU becomes a :class:`QCFS` with ``levels`` levels whose threshold
+    :math:`\\lambda_l` starts at the ``percentile`` of that ReLU's activations
+    on ``images`` (as :func:`normalise` takes it). Before any training it computes
+
+    .. math:: h(x) = \\frac{\\lambda}{L}\\,\\mathrm{clip}\\left(\\left\\lfloor
+              \\frac{x L}{\\lambda} + \\frac{1}{2} \\right\\rfloor, 0, L\\right),
+
+    the ReLU's activation rounded to the nearest of :math:`L + 1` levels in
+    :math:`[0, \\lambda]`: at most :math:`\\lambda / 2L` from it where it is below
+    :math:`\\lambda`, and :math:`\\lambda` where it is above. Training it for a few epochs
+    (:func:`train_cnn`) adapts the weights and thresholds to the staircase;
+    the result converts with :func:`normalise` (which takes the trained
+    thresholds as :math:`\\lambda_l`) and simulates with ``v0 = 0.5``.
+    Starting from the ReLU network instead of from scratch (Bu et al. train
+    from scratch for hundreds of epochs) keeps the training short.
+    """
+    if not isinstance(model, ConvNet):
+        raise TypeError(f"qcfs_from_relu takes a ConvNet, got {type(model).__name__}.")
+    if model.params.quantisation_levels is not None:
+        raise ValueError("qcfs_from_relu takes a ReLU ConvNet; this one already has QCFS "
+                         "activations.")
+    if not isinstance(levels, int) or levels < 1:
+        raise ValueError(f"levels must be a positive integer, got {levels!r}.")
+    _, lambdas = normalise(fold_batchnorm(model), images, percentile=percentile, seed=seed)
+    q = ConvNet(replace(model.params, quantisation_levels=levels))
+    missing, unexpected = q.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.endswith(".threshold") for k in missing), (missing, unexpected)
+    for act, lam in zip((m for m in q.features if isinstance(m, QCFS)), lambdas):
+        act.threshold.fill_(lam)
+    return q.train(model.training)
 
 
 class SpikingLayer(nn.Module):
@@ -673,7 +727,7 @@ def evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int =
 
 def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *, seed: int,
               checkpoint=None, progress: bool = True, eval_images=None, eval_labels=None,
-              on_epoch=None, restart_stale: bool = False) -> dict:
+              on_epoch=None, restart_stale: bool = False, init_key: str | None = None) -> dict:
     """Train ``model`` on uint8 ``images`` ``(N, 32, 32, 3)``; resumable from ``checkpoint``.
 
     The checkpoint (model, optimiser, schedule, generator and history) is
@@ -684,8 +738,9 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
     they should not be the test set used to report results). ``on_epoch(epoch,
     history)`` is called after each epoch's checkpoint is written. A
     checkpoint written by another run (other parameters, network, images or
-    seed) raises ``ValueError``, or with ``restart_stale`` is set aside (as
-    ``NAME.stale``) and training starts afresh.
+    seed, or another ``init_key``: a fingerprint of the starting weights, for
+    fine-tuning) raises ``ValueError``, or with ``restart_stale`` is set aside
+    (as ``NAME.stale``) and training starts afresh.
 
     Returns the history: per epoch ``loss``, ``train_accuracy`` (on the
     augmented batches), ``eval_accuracy`` (or None), ``wall_s``; and
@@ -714,10 +769,12 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
     if path is not None and path.exists():
         state = torch.load(path, weights_only=False)
         stale = (state["params"] != p or state["n_images"] != len(x) or state["seed"] != seed
-                 or state.get("data_key") != data_key or state.get("model_params") != model.params)
+                 or state.get("data_key") != data_key or state.get("model_params") != model.params
+                 or state.get("init_key") != init_key)
         if stale and not restart_stale:
             raise ValueError(f"{path} was written by another training run (other parameters, "
-                             "network, images or seed); remove it or choose another checkpoint.")
+                             "network, images, seed or starting weights); remove it or choose "
+                             "another checkpoint.")
         if stale:
             os.replace(path, path.with_name(path.name + ".stale"))
             print(f"{path} was written by another training run: set aside as "
@@ -766,7 +823,7 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                         "scheduler": sched.state_dict(), "generator": g.get_state(),
                         "history": history, "epoch": epoch + 1, "params": p,
                         "n_images": len(x), "seed": seed, "data_key": data_key,
-                        "model_params": model.params}, tmp)
+                        "model_params": model.params, "init_key": init_key}, tmp)
             os.replace(tmp, path)
         if on_epoch is not None:
             on_epoch(epoch + 1, history)
@@ -826,8 +883,8 @@ def _net_key(net: nn.Sequential, *extra) -> str:
 
 def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequence[int],
                    folder, input: Literal["analog", "poisson"] = "analog", seed: int = 0,
-                   bf16: bool = False, part_images: int = SNN_PART_IMAGES, progress: bool = True,
-                   desc: str = "tier 3, SNN") -> dict:
+                   bf16: bool = False, v0: float = 0.0, part_images: int = SNN_PART_IMAGES,
+                   progress: bool = True, desc: str = "tier 3, SNN") -> dict:
     """:func:`simulate` in parts of ``part_images`` images, each saved in ``folder``; resumable.
 
     A part is recomputed when its network's weights, its images or labels,
@@ -852,7 +909,9 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
     if not isinstance(part_images, int) or part_images < 1:
         raise ValueError(f"part_images must be a positive integer, got {part_images!r}.")
     folder.mkdir(parents=True, exist_ok=True)
-    key = _net_key(net, SIM_VERSION, steps, input, seed, bf16)
+    # v0 joins the key only when it is not 0, so that parts saved before it was
+    # an option (all with v0 = 0) keep their keys
+    key = _net_key(net, SIM_VERSION, steps, input, seed, bf16, *([float(v0)] if v0 else []))
     preds = {t: np.zeros(n, dtype=np.int64) for t in steps}
     maps, input_maps, walls = None, [], []
     bar = tqdm(total=n, disable=not progress, unit="img", desc=desc,
@@ -866,7 +925,7 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
         if saved is None or str(saved["key"]) != part_key:
             g = torch.Generator().manual_seed(int(seed) * 1_000_003 + first)
             r = simulate(net, x, labels[first:last], steps=steps, input=input, generator=g,
-                         bf16=bf16, bar=bar)
+                         bf16=bf16, v0=v0, bar=bar)
             saved = {"key": np.array(part_key), "wall_s": np.array(r["wall_s"]),
                      "predictions": np.stack([r["predictions"][t] for t in steps]),
                      "input_map": r["input_map"],
@@ -921,6 +980,12 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
        steps: the tier (``PERCENTILE``) on ``tier3_snn_images`` test images,
        the others, and Poisson input, on the first ``tier3_variant_images``
        of them. Simulations are checkpointed in parts.
+    4. Step 5 of the recipe: the CNN is fine-tuned with clip-floor-shift activations
+       (:func:`qcfs_from_relu`, ``tier3_qcfs_epochs``, checkpointed in
+       ``out_dir/cnn_qcfs.pt``), converted with its trained thresholds and
+       simulated with ``v0 = 0.5`` for ``tier3_qcfs_steps`` on the tier's
+       test images (and, when that runs in bfloat16, in float32 on the
+       variant images).
 
     Writes ``out_dir/tier_record.json``; returns ``(record, details)``.
     """
@@ -996,8 +1061,31 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
             nets[PERCENTILE], x_test[:n_var], y_test[:n_var], steps=steps, seed=seed,
             folder=out / "snn_analog_p99.99_float32", bf16=False, progress=progress,
             desc="tier 3, SNN (float32 check)")
+    # 5. quantisation-aware fine-tuning from the trained CNN, then the same conversion
+    # with the trained thresholds as lambda and neurons starting half-way (v0 = 0.5)
+    # (its own seed, so that its shuffles and crops do not repeat the CNN's first epochs)
+    q_model = qcfs_from_relu(model, calibration, seed=seed)
+    q_tp = replace(tp, epochs=profile.tier3_qcfs_epochs, max_lr=QCFS_MAX_LR)
+    q_history = train_cnn(q_model, train.images[itr], y_train, q_tp, seed=seed + 1,
+                          checkpoint=out / "cnn_qcfs.pt", progress=progress, restart_stale=True,
+                          init_key=_net_key(q_model, QCFS_LEVELS))
+    q_folded = fold_batchnorm(q_model)
+    q_cnn = evaluate_cnn(q_folded, x_test, y_test)
+    q_net, q_lambdas = normalise(q_folded, calibration)
+    q_steps = ([t for t in STEPS_ANALYSED if t < profile.tier3_qcfs_steps]
+               + [profile.tier3_qcfs_steps])
+    q_sim = simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=q_steps, seed=seed,
+                           v0=QCFS_V0, folder=out / "snn_qcfs", bf16=snn_bf16, progress=progress,
+                           desc="tier 3, SNN (fine-tuned QCFS)")
+    q_check = None
+    if snn_bf16:  # the staircase's edges are what QCFS relies on: measure what bfloat16 moves
+        q_check = simulate_parts(q_net, x_test[:n_var], y_test[:n_var], steps=q_steps, seed=seed,
+                                 v0=QCFS_V0, folder=out / "snn_qcfs_float32", bf16=False,
+                                 progress=progress, desc="tier 3, SNN (QCFS, float32 check)")
     main = sims["analog, p99.99"]
     cnn_on_snn = float(np.mean(cnn["predictions"][:n_snn] == y_test[:n_snn]))
+    q_cnn_on_snn = float(np.mean(q_cnn["predictions"][:n_snn] == y_test[:n_snn]))
+    q_ops = q_sim["synaptic_ops_per_image"]
     cnn_on_var = float(np.mean(cnn["predictions"][:n_var] == y_test[:n_var]))
     t_max = steps[-1]
     ops = main["synaptic_ops_per_image"]
@@ -1055,6 +1143,53 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
             "accumulates_per_image": {k: v["synaptic_ops_per_image"]["accumulates"]
                                       for k, v in variants.items()},
         },
+        "qcfs": {
+            "what": (f"the CNN fine-tuned for {q_tp.epochs} epochs with clip-floor-shift "
+                     f"activations of {QCFS_LEVELS} levels (thresholds starting at the "
+                     f"{QCFS_INIT_PERCENTILE:g}th percentile of its activations), converted with "
+                     f"the trained thresholds and simulated with v0 = {QCFS_V0}"),
+            "levels": QCFS_LEVELS, "init_percentile": QCFS_INIT_PERCENTILE, "v0": QCFS_V0,
+            "training": {"epochs": q_tp.epochs, "max_lr": q_tp.max_lr,
+                         "wall_s": q_history["total_wall_s"], "loss": q_history["loss"],
+                         "train_accuracy": q_history["train_accuracy"],
+                         "epoch_wall_s": q_history["wall_s"]},
+            "cnn_accuracy": q_cnn["accuracy"],
+            "cnn_accuracy_on_snn_images": q_cnn_on_snn,
+            "thresholds": q_lambdas,
+            "accuracy_vs_steps": {str(t): a for t, a in q_sim["accuracy"].items()},
+            "steps": q_steps[-1],
+            "loss_vs_own_cnn_points": {str(t): 100 * (q_cnn_on_snn - a)
+                                       for t, a in q_sim["accuracy"].items()},
+            "loss_vs_relu_cnn_points": {str(t): 100 * (cnn_on_snn - a)
+                                        for t, a in q_sim["accuracy"].items()},
+            "smallest_steps_within_1_point": smallest_steps_within(q_sim["accuracy"],
+                                                                   q_cnn_on_snn, 1.0),
+            "smallest_steps_within_0.1_point": smallest_steps_within(q_sim["accuracy"],
+                                                                     q_cnn_on_snn, 0.1),
+            "smallest_steps_within_1_point_of_relu_cnn": smallest_steps_within(
+                q_sim["accuracy"], cnn_on_snn, 1.0),
+            **{k: v for k, v in metrics.classification_summary(
+                y_test[:n_snn], q_sim["predictions"][q_steps[-1]]).items()
+               if k in ("per_class_accuracy", "confusion")},
+            "images_per_s": q_sim["images_per_s"],
+            "what_images_per_s": f"images simulated for {q_steps[-1]} steps per second",
+            "float32_check": None if q_check is None else {
+                "images": n_var,
+                "bfloat16": {str(t): float(np.mean(p[:n_var] == y_test[:n_var]))
+                             for t, p in q_sim["predictions"].items()},
+                "float32": {str(t): a for t, a in q_check["accuracy"].items()}},
+            "firing": {name: {"neurons": m, "spikes_per_image": s, "rate_per_step": r}
+                       for name, m, s, r in zip(layer_names, q_sim["neurons"],
+                                                q_sim["spikes_per_image"],
+                                                q_sim["rate_per_step"])},
+            "operations_per_image": {
+                "what": f"over {q_steps[-1]} steps, counted as for the tier",
+                "accumulates": q_ops["accumulates"],
+                "multiply_accumulates": q_ops["multiply_accumulates"],
+                "bias_additions": q_ops["bias_additions"],
+                "per_layer_accumulates": dict(zip(layer_names[1:] + ["output"],
+                                                  q_ops["per_layer_accumulates"]))},
+        },
         "normalisation_lambdas": {f"p{k:g}": v for k, v in lambdas.items()},
         "parameters": {"cnn": asdict(cp), "training": asdict(tp), "percentile": PERCENTILE,
                        "calibration_images": len(calibration), "v0": 0.0,
@@ -1066,6 +1201,8 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
         "snn_images": n_snn,
         "wall_s": {"cnn_training": history["total_wall_s"], "cnn_test": cnn_wall,
                    "snn": main["wall_s"], **{f"snn {k}": v["wall_s"] for k, v in variants.items()},
+                   "qcfs_training": q_history["total_wall_s"], "snn qcfs": q_sim["wall_s"],
+                   **({"snn qcfs float32": q_check["wall_s"]} if q_check is not None else {}),
                    "this_call": time.perf_counter() - t_start},
         "git_commit": commit,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -1075,5 +1212,7 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
     (out / "tier_record.json").write_text(json.dumps(record, indent=2, default=str))
     details = {"model": model, "folded": folded, "nets": nets, "lambdas": lambdas,
                "simulation": main, "variants": variants, "cnn": cnn, "history": history,
-               "test_images": x_test, "test_labels": y_test, "train_index": itr, "test_index": ite}
+               "test_images": x_test, "test_labels": y_test, "train_index": itr, "test_index": ite,
+               "qcfs": {"model": q_model, "folded": q_folded, "net": q_net, "cnn": q_cnn,
+                        "simulation": q_sim, "float32_check": q_check, "history": q_history}}
     return record, details
