@@ -140,7 +140,7 @@ PROFILES: dict[str, Profile] = {
                     tier1_readout_images=1000, tier1_readout_epochs=2,
                     tier2_filters=256, tier2_train_patches=100_000, tier3_width=32,
                     tier3_train_images=10_000, tier3_epochs=8, tier3_snn_images=500,
-                    tier3_steps=128, tier3_variant_images=200, tier3_qcfs_epochs=3,
+                    tier3_steps=128, tier3_variant_images=100, tier3_qcfs_epochs=2,
                     tier3_qcfs_steps=32),
     "full": Profile("full", n_train_per_class=None, n_test_per_class=None, n_encode_images=1000,
                     stdp_demo_ms=200000, tier1_neurons=400, tier1_train_images=10000,

@@ -773,7 +773,8 @@ def tier2_position_panel(record: dict, *, dt_ms: float, v_thresh_mv, position: i
     axes[2].legend(fontsize="x-small", loc="lower right")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # use_style's constrained layout needs no help
+        fig.tight_layout()
     return fig
 
 
@@ -911,5 +912,6 @@ def conversion_image_panel(image, trace: dict, steps: int, layer: int, class_nam
     axes[2].legend(frameon=False, fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # use_style's constrained layout needs no help
+        fig.tight_layout()
     return fig
