@@ -131,7 +131,6 @@ def test_qcfs_threshold_gradient_is_the_straight_through_derivative():
 def test_converted_qcfs_network_gives_its_first_layer_in_l_steps():
     # after normalisation with the trained thresholds, the first layer's IF neurons (v0 = 1/2,
     # constant input) count exactly L times the QCFS activation divided by lambda in L steps
-    torch.manual_seed(8)
     qnet = _trained_like(replace(TINY, quantisation_levels=4), seed=8)
     for m in qnet.features:
         if isinstance(m, C.QCFS):

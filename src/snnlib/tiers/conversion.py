@@ -1085,11 +1085,27 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
     main = sims["analog, p99.99"]
     cnn_on_snn = float(np.mean(cnn["predictions"][:n_snn] == y_test[:n_snn]))
     q_cnn_on_snn = float(np.mean(q_cnn["predictions"][:n_snn] == y_test[:n_snn]))
-    q_ops = q_sim["synaptic_ops_per_image"]
     cnn_on_var = float(np.mean(cnn["predictions"][:n_var] == y_test[:n_var]))
     t_max = steps[-1]
     ops = main["synaptic_ops_per_image"]
     layer_names = [f"conv{k + 1}" for k in range(len(cp.widths))]
+
+    def confusion(y, predictions) -> dict:
+        summary = metrics.classification_summary(y, predictions)
+        return {k: summary[k] for k in ("per_class_accuracy", "confusion")}
+
+    def firing(sim) -> dict:
+        return {name: {"neurons": m, "spikes_per_image": s, "rate_per_step": r}
+                for name, m, s, r in zip(layer_names, sim["neurons"], sim["spikes_per_image"],
+                                         sim["rate_per_step"])}
+
+    def operations(sim, what: str) -> dict:
+        o = sim["synaptic_ops_per_image"]
+        return {"what": what, "accumulates": o["accumulates"],
+                "multiply_accumulates": o["multiply_accumulates"],
+                "bias_additions": o["bias_additions"],
+                "per_layer_accumulates": dict(zip(layer_names[1:] + ["output"],
+                                                  o["per_layer_accumulates"]))}
     record = {
         "tier": "conversion",
         "profile": profile.name,
@@ -1097,8 +1113,7 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
             "accuracy": cnn["accuracy"],
             "accuracy_on_snn_images": cnn_on_snn,
             "accuracy_on_variant_images": cnn_on_var,
-            **{k: v for k, v in metrics.classification_summary(y_test, cnn["predictions"]).items()
-               if k in ("per_class_accuracy", "confusion")},
+            **confusion(y_test, cnn["predictions"]),
             "images_per_s": len(x_test) / cnn_wall,
             "bfloat16": {"accuracy": cnn_bf16["accuracy"],
                          "images_per_s": len(x_test) / cnn_bf16_wall},
@@ -1114,23 +1129,14 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
             "loss_vs_cnn_points": {str(t): 100 * (cnn_on_snn - a) for t, a in main["accuracy"].items()},
             "smallest_steps_within_1_point": smallest_steps_within(main["accuracy"], cnn_on_snn, 1.0),
             "smallest_steps_within_0.1_point": smallest_steps_within(main["accuracy"], cnn_on_snn, 0.1),
-            **{k: v for k, v in metrics.classification_summary(
-                y_test[:n_snn], main["predictions"][t_max]).items()
-               if k in ("per_class_accuracy", "confusion")},
+            **confusion(y_test[:n_snn], main["predictions"][t_max]),
             "images_per_s": main["images_per_s"],
             "what_images_per_s": f"images simulated for {t_max} steps per second",
-            "firing": {name: {"neurons": m, "spikes_per_image": s, "rate_per_step": r}
-                       for name, m, s, r in zip(layer_names, main["neurons"],
-                                                main["spikes_per_image"], main["rate_per_step"])},
-            "operations_per_image": {
-                "what": f"over {t_max} steps: accumulates (a spike crossing a synapse), "
-                        "multiply-accumulates (the first layer takes the image as a current) "
-                        "and bias additions (one per neuron and step)",
-                "accumulates": ops["accumulates"],
-                "multiply_accumulates": ops["multiply_accumulates"],
-                "bias_additions": ops["bias_additions"],
-                "per_layer_accumulates": dict(zip(layer_names[1:] + ["output"],
-                                                  ops["per_layer_accumulates"]))},
+            "firing": firing(main),
+            "operations_per_image": operations(
+                main, f"over {t_max} steps: accumulates (a spike crossing a synapse), "
+                      "multiply-accumulates (the first layer takes the image as a current) "
+                      "and bias additions (one per neuron and step)"),
         },
         "variants": {
             "images": n_var,
@@ -1168,9 +1174,7 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
                                                                      q_cnn_on_snn, 0.1),
             "smallest_steps_within_1_point_of_relu_cnn": smallest_steps_within(
                 q_sim["accuracy"], cnn_on_snn, 1.0),
-            **{k: v for k, v in metrics.classification_summary(
-                y_test[:n_snn], q_sim["predictions"][q_steps[-1]]).items()
-               if k in ("per_class_accuracy", "confusion")},
+            **confusion(y_test[:n_snn], q_sim["predictions"][q_steps[-1]]),
             "images_per_s": q_sim["images_per_s"],
             "what_images_per_s": f"images simulated for {q_steps[-1]} steps per second",
             "float32_check": None if q_check is None else {
@@ -1178,17 +1182,9 @@ def run_tier(profile, *, out_dir, seed: int = 2026, progress: bool = True):
                 "bfloat16": {str(t): float(np.mean(p[:n_var] == y_test[:n_var]))
                              for t, p in q_sim["predictions"].items()},
                 "float32": {str(t): a for t, a in q_check["accuracy"].items()}},
-            "firing": {name: {"neurons": m, "spikes_per_image": s, "rate_per_step": r}
-                       for name, m, s, r in zip(layer_names, q_sim["neurons"],
-                                                q_sim["spikes_per_image"],
-                                                q_sim["rate_per_step"])},
-            "operations_per_image": {
-                "what": f"over {q_steps[-1]} steps, counted as for the tier",
-                "accumulates": q_ops["accumulates"],
-                "multiply_accumulates": q_ops["multiply_accumulates"],
-                "bias_additions": q_ops["bias_additions"],
-                "per_layer_accumulates": dict(zip(layer_names[1:] + ["output"],
-                                                  q_ops["per_layer_accumulates"]))},
+            "firing": firing(q_sim),
+            "operations_per_image": operations(
+                q_sim, f"over {q_steps[-1]} steps, counted as for the tier"),
         },
         "normalisation_lambdas": {f"p{k:g}": v for k, v in lambdas.items()},
         "parameters": {"cnn": asdict(cp), "training": asdict(tp), "percentile": PERCENTILE,
