@@ -476,14 +476,12 @@ def rates_vs_activations(net: nn.Sequential, images: torch.Tensor, *, steps: Seq
     ``activations`` and ``outputs[T]`` (the output layer's mean input per
     step) are returned too (use few images).
     """
-
     steps = sorted(set(int(t) for t in steps))
     if not steps or steps[0] < 1:
         raise ValueError(f"steps must be positive integers, got {steps!r}.")
-    acts_idx = relu_layers(net)
     activations: list[torch.Tensor] = []
     hooks = [net[k].register_forward_hook(lambda m, i, o: activations.append(o.clone()))
-             for k in acts_idx]
+             for k in relu_layers(net)]
     cnn_out = net(images)
     for h in hooks:
         h.remove()
@@ -890,9 +888,10 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
     A part is recomputed when its network's weights, its images or labels,
     the settings, the seed or ``SIM_VERSION`` differ from the saved one
     (Poisson parts draw from a generator seeded with ``seed`` and the part's
-    first image, so an interrupted run gives the same numbers). Returns what :func:`simulate` returns for all the images,
-    with ``wall_s`` summed over the parts and ``images_per_s`` (images
-    simulated for ``max(steps)`` steps per second).
+    first image, so an interrupted run gives the same numbers). Returns what
+    :func:`simulate` returns for all the images, with ``wall_s`` summed over
+    the parts and ``images_per_s`` (images simulated for ``max(steps)`` steps
+    per second).
     """
     import os
     from pathlib import Path
