@@ -22,6 +22,7 @@ the noise of the images' Poisson inputs). Not a test.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -45,7 +46,7 @@ def main() -> int:
     profile = sl.profiles.get_profile(args.profile)
     params = T.params_for_profile(profile)
     if params.codegen_target != "cython":
-        params = T.replace(params, codegen_target="cython")
+        params = dataclasses.replace(params, codegen_target="cython")
     test = sl.data.load_cifar10("test")
     x = sl.data.to_grayscale(test.images[:args.images])
     net = T.BrianSTDPNetwork(params, seed=args.seed)

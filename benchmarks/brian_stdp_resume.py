@@ -37,7 +37,8 @@ from dataclasses import replace
 from snnlib import profiles
 from snnlib.tiers import brian_stdp as T
 out, neurons, images = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-profile = replace(profiles.get_profile("book"), tier1_neurons=neurons, tier1_train_images=images)
+book = profiles.get_profile("book")
+profile = replace(book, brian_stdp=replace(book.brian_stdp, neurons=neurons, train_images=images))
 T.train_hidden_layers(profile, out_dir=out, seed=2026, n_eval_images=10, progress=False)
 """
 

@@ -14,6 +14,7 @@ cannot separate. Not a test.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -41,7 +42,7 @@ def main() -> int:
           "volleys (25% in 5 ms) | wall (s) |")
     print("|---|---|---|---|---|---|---|")
     for layer in (1, 2):
-        p = params if layer == 2 else T.replace(params, layer2=None)
+        p = params if layer == 2 else dataclasses.replace(params, layer2=None)
         keys = [f"{v}{k}" for k in range(1, layer + 1) for v in ("w", "theta")]
         frozen = T.FrozenReplicas(p, {k: state[k] for k in keys}, replicas=16)
         n = (params.layer1, params.layer2)[layer - 1].n_neurons

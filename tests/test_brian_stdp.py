@@ -131,7 +131,7 @@ def test_the_profiles_networks_are_valid_and_retuned(name):
 
     prof = profiles.get_profile(name)
     p = T.params_for_profile(prof)
-    assert p.layer1.n_neurons == prof.tier1_neurons and p.layer2.n_neurons == prof.tier1_neurons // 2
+    assert p.layer1.n_neurons == prof.brian_stdp.neurons and p.layer2.n_neurons == prof.brian_stdp.neurons // 2
     assert p.layer1.weight_sum_per_input == 0.05 and p.layer1.stdp.bounds == "hard"
     assert p.layer1.exc.tau_theta_ms == 1e5
     assert p.layer2.weight_sum_per_input <= p.layer2.stdp.w_max
@@ -249,8 +249,9 @@ def test_train_hidden_layers_writes_model_and_record_and_resumes(tmp_path, monke
     fake = D.Dataset(rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8),
                      np.repeat(np.arange(10), 4), D.CLASS_NAMES, str(tmp_path))
     monkeypatch.setattr(D, "load_cifar10", lambda split: fake)
-    profile = replace(profiles.get_profile("ci"), tier1_neurons=6, tier1_train_images=10)
-    monkeypatch.setattr(T, "params_for_profile",
+    ci = profiles.get_profile("ci")
+    profile = replace(ci, brian_stdp=replace(ci.brian_stdp, neurons=6, train_images=10))
+    monkeypatch.setattr(T.run, "params_for_profile",
                         lambda prof: small(layer1=T.LayerParams(n_neurons=6), chunk_images=5,
                                            layer2=T.LayerParams(n_neurons=3,
                                                                 weight_sum_per_input=3.0,
@@ -309,7 +310,8 @@ def test_train_hidden_layers_writes_model_and_record_and_resumes(tmp_path, monke
     with pytest.raises(ValueError, match="n_images"):
         T.train_hidden_layers(profile, out_dir=tmp_path / "x", n_images=0, progress=False)
     # a profile that trains layer 2 on fewer images: the first of layer 1's
-    fewer = replace(profile, tier1_train_images=30, tier1_layer2_train_images=20)
+    fewer = replace(profile, brian_stdp=replace(profile.brian_stdp, train_images=30,
+                                                 layer2_train_images=20))
     _, rec = T.train_hidden_layers(fewer, out_dir=tmp_path / "fewer", seed=0, n_eval_images=10,
                                    progress=False)
     assert rec["phases"]["layer1"]["images"] == 30 and rec["phases"]["layer2"]["images"] == 20

@@ -12,6 +12,8 @@ import pytest
 import torch
 from torch import nn
 
+from snnlib import neurons as N
+from snnlib import runs
 from snnlib.tiers import conversion as C
 
 TINY = C.ConvNetParams(widths=(4, 6), pool_after=(0, 1))
@@ -62,18 +64,6 @@ def test_normalisation_keeps_the_function_and_bounds_the_activations():
     assert max(float(a.detach().max()) for a in acts) > 0.99
 
 
-def test_if_neuron_rate_is_the_floor_formula():
-    z = torch.tensor([-0.3, 0.0, 0.05, 0.26, 0.5, 0.99, 1.0, 1.7])
-    for v0 in (0.0, 0.5):
-        layer = C.SpikingLayer(v0)
-        for steps in (1, 7, 64):
-            layer.reset()
-            count = sum(layer(z) for _ in range(steps))
-            np.testing.assert_allclose(count.numpy() / steps, C.if_rate(z.numpy(), steps, v0=v0))
-    # and the rate tends to clip(z, 0, 1): the ReLU the network was trained with
-    np.testing.assert_allclose(C.if_rate(z.numpy(), 10_000), np.clip(z.numpy(), 0, 1), atol=1e-4)
-
-
 def test_converted_network_approaches_its_cnn_as_t_grows():
     net = C.fold_batchnorm(_trained_like(seed=1))
     x = torch.rand(200, 3, 32, 32)
@@ -105,7 +95,7 @@ def test_if_neuron_starting_half_way_computes_qcfs_in_l_steps():
     # floor(L z + 1/2) clipped to [0, L] times in L steps: L times the QCFS activation
     levels = 4
     z = torch.linspace(-0.5, 1.5, 801) + 1e-3  # no input exactly on a step's edge
-    layer = C.SpikingLayer(v0=0.5)
+    layer = N.IFNeurons(v0=0.5)
     for _ in range(levels):
         layer(z[None, :])
     q = C.QCFS(levels=levels, threshold=1.0)
@@ -141,7 +131,7 @@ def test_converted_qcfs_network_gives_its_first_layer_in_l_steps():
     assert lambdas == pytest.approx([0.8, 0.8])
     with torch.no_grad():
         expected = folded[1](folded[0](x)) / 0.8  # the first QCFS activation, over lambda
-    snn, spiking = C._spiking_copy(normed, 0.5)
+    snn, spiking = C.convert._spiking_copy(normed, 0.5)
     counts = torch.zeros_like(expected)
     first = snn[:2]  # convolution and IF neurons
     for _ in range(4):
@@ -328,10 +318,6 @@ def test_simulation_in_parts_equals_one_run_and_resumes(tmp_path):
     C.simulate_parts(normed, x, labels, steps=[4, 16], folder=folder, part_images=12,
                      progress=False)
     assert mtimes() == before
-    # v0 = 0 keeps the key that parts had before v0 was an option (saved runs stay valid)
-    saved = np.load(folder / "part_000000_000012.npz")
-    assert str(saved["key"]) == (C._net_key(normed, C.SIM_VERSION, [4, 16], "analog", 0, False)
-                                 + C._images_key(x[:12], labels[:12]))
     for change in ({"bf16": True}, {"steps": [4, 32]}, {"input": "poisson"}, {"seed": 9},
                    {"v0": 0.5}):
         C.simulate_parts(normed, x, labels, folder=folder, part_images=12, progress=False,
@@ -383,12 +369,16 @@ def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):
     out, results = tmp_path / "run", tmp_path / "conversion.json"
     args = ["run", "conversion", "--profile", "ci", "--out", str(out), "--results", str(results)]
     assert main(args) == 0
-    record = json.loads(results.read_text())
-    assert record["tier"] == "conversion" and record["train_images"] == 200
+    rec = runs.load_record(results, tier="conversion")
+    assert rec.train_images == 200 and rec.test_images == 50 and rec.device == "cpu"
+    assert rec.provenance["versions"]["torch"] and rec.provenance["device"]["type"] == "cpu"
+    assert rec.time_steps == 32 and rec.synaptic_events.accumulates > 0
+    assert set(rec.variants) == {"the CNN (not spiking)", "QCFS fine-tuned, T = 16"}
+    record = rec.specific
     assert set(record["snn"]["accuracy_vs_steps"]) == {"1", "2", "4", "8", "16", "32"}
     assert record["snn_images"] == 50 and record["variants"]["images"] == 20
     assert record["cnn"]["multiply_accumulates_per_image"] > 0
-    firing = record["snn"]["firing"]
+    firing = rec.firing
     assert list(firing) == [f"conv{k}" for k in range(1, 7)]
     assert all(0 <= f["rate_per_step"] <= 1 for f in firing.values())
     qcfs = record["qcfs"]
@@ -399,7 +389,9 @@ def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):
     mtimes = [p.stat().st_mtime_ns for p in saved]
     assert main(args) == 0  # everything cached: resumes without training or simulating again
     assert [p.stat().st_mtime_ns for p in saved] == mtimes
-    assert json.loads(results.read_text())["snn"] == record["snn"]
+    again = runs.load_record(results)
+    assert again.specific["snn"] == rec.specific["snn"] and again.accuracy == rec.accuracy
+    assert json.loads(results.read_text())["format"] == runs.RECORD_FORMAT
 
 
 def test_rates_approach_the_activations_they_stand_for():

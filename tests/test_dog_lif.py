@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from snnlib import neurons as N
+from snnlib import runs
 from snnlib.tiers import dog_lif as D
 
 SMALL = D.DoGLIFParams(n_filters=8, train_patches=600, patch_batch=200, image_batch=2)
@@ -142,7 +143,7 @@ def test_competitive_learning_separates_two_patterns():
 
 def test_pooling_sums_counts_over_regions():
     counts = torch.arange(2 * 28 * 28 * 3, dtype=torch.float32).reshape(2 * 28 * 28, 3)
-    pooled = D._pool(counts, 2, 28, 3)
+    pooled = D.layer._pool(counts, 2, 28, 3)
     assert pooled.shape == (2, 9 * 3)
     np.testing.assert_allclose(pooled.reshape(2, 3, 9).sum(-1).numpy(),
                                counts.reshape(2, 784, 3).sum(1).numpy(), rtol=1e-6)
@@ -235,8 +236,6 @@ def test_spikes_of_one_image_are_recorded_step_by_step():
 
 
 def test_the_command_runs_the_tier_with_its_baselines_and_resumes(tmp_path, monkeypatch, capsys):
-    import json
-
     import snnlib.__main__ as cli
     from snnlib import data
 
@@ -246,19 +245,57 @@ def test_the_command_runs_the_tier_with_its_baselines_and_resumes(tmp_path, monk
     out, results = tmp_path / "run", tmp_path / "dog_lif.json"
     args = ["run", "dog_lif", "--profile", "ci", "--out", str(out), "--results", str(results)]
     assert cli.main(args) == 0
-    record = json.loads(results.read_text())
-    assert record["tier"] == "dog_lif" and record["train_images"] == 100
-    assert set(record["baselines"]) == {
+    rec = runs.load_record(results, tier="dog_lif")
+    assert rec.train_images == 100 and rec.test_images == 100 and rec.device == "cpu"
+    assert set(rec.baselines) == {
         "logistic regression, random-weight layer's spike counts",
         "logistic regression, raw pixels (RGB)",
         "logistic regression, colour-opponent DoG of the pixels", "chance"}
-    assert 0 <= record["accuracy"] <= 1
-    assert record["synaptic_operations_per_image"]["stdp"] > 0
-    assert record["spike_statistics"]["stdp"]["spikes_per_image"] > 0
+    assert 0 <= rec.accuracy <= 1
+    assert rec.synaptic_events.accumulates == rec.specific["synaptic_operations_per_image"]["stdp"] > 0
+    assert rec.firing["STDP layer"]["spikes_per_image"] > 0
+    assert rec.time_steps == D.DoGLIFParams().steps and rec.dt_ms == D.DoGLIFParams().dt_ms
     printed = capsys.readouterr().out
-    assert "STDP layer spike counts (the tier)" in printed
+    assert "the tier" in printed and "raw pixels (RGB)" in printed
     # run again: the layers and every feature part come from the checkpoints
-    first = sorted(p.stat().st_mtime_ns for p in out.rglob("part_*.npz"))
+    first = sorted(p.stat().st_mtime_ns for p in out.rglob("*.npz"))
     assert cli.main(args) == 0
-    assert sorted(p.stat().st_mtime_ns for p in out.rglob("part_*.npz")) == first
-    assert json.loads(results.read_text())["accuracy"] == record["accuracy"]
+    assert sorted(p.stat().st_mtime_ns for p in out.rglob("*.npz")) == first
+    assert runs.load_record(results).accuracy == rec.accuracy
+
+
+def test_a_changed_training_image_makes_the_layer_learn_again(tmp_path):
+    params = D.DoGLIFParams(n_filters=8, train_patches=500, patch_batch=250)
+    images = _images(40, seed=5)
+    first = D.run._layer(tmp_path, "stdp", params, images, seed=0, progress=False)
+    path = tmp_path / "layer_stdp.npz"
+    mtime = path.stat().st_mtime_ns
+    again = D.run._layer(tmp_path, "stdp", params, images, seed=0, progress=False)
+    assert path.stat().st_mtime_ns == mtime and torch.equal(again.w_mv, first.w_mv)  # loaded
+    changed = images.copy()
+    changed[37, 5, 5, 0] ^= 1  # one bit of one pixel of one image (not one of every 64th)
+    D.run._layer(tmp_path, "stdp", params, changed, seed=0, progress=False)
+    assert path.stat().st_mtime_ns != mtime  # the cache is keyed on every training image
+
+
+def test_a_changed_image_invalidates_only_its_feature_part(tmp_path):
+    net = D.DoGLIF(D.DoGLIFParams(n_filters=8, train_patches=500, patch_batch=250), seed=0)
+    images = _images(12, seed=4)
+    net.fit(images, progress=False)
+    folder = tmp_path / "features"
+    first = net.features(images, seed=1, checkpoint=folder, part_images=4, progress=False)
+    mtimes = lambda: [p.stat().st_mtime_ns for p in sorted(folder.glob("part_*.npz"))]  # noqa: E731
+    before = mtimes()
+    changed = images.copy()
+    changed[5, 31, 31, 2] ^= 1  # the second part's second image, one channel of one pixel
+    again = net.features(changed, seed=1, checkpoint=folder, part_images=4, progress=False)
+    after = mtimes()
+    assert after[0] == before[0] and after[2] == before[2] and after[1] != before[1]
+    assert again["computed_images"] == 4
+    np.testing.assert_array_equal(again["features"][:4], first["features"][:4])
+    # a truncated part is set aside and recomputed, and the run says so
+    part = sorted(folder.glob("part_*.npz"))[2]
+    part.write_bytes(part.read_bytes()[:100])
+    redone = net.features(changed, seed=1, checkpoint=folder, part_images=4, progress=False)
+    assert redone["computed_images"] == 4 and (folder / (part.name + ".stale")).exists()
+    np.testing.assert_array_equal(redone["features"], again["features"])

@@ -172,3 +172,22 @@ def test_correlated_trains_have_the_rate_and_share_spikes():
 def test_correlation_outside_zero_one_is_refused():
     with pytest.raises(ValueError, match=r"correlation must be in \[0, 1\]"):
         E.correlated_poisson_spikes(2, 10.0, 1.5, 100.0, 1.0, generator=0)
+
+
+def test_poisson_step_is_bernoulli_at_the_rate_and_the_same_for_both_generators():
+    x = torch.linspace(0.0, 1.0, 11).repeat(20000, 1)
+    p_max = 0.3
+    spikes = E.poisson_step(x, p_max, generator=torch.Generator().manual_seed(0))
+    assert spikes.dtype == x.dtype and set(spikes.unique().tolist()) <= {0.0, 1.0}
+    mean = spikes.mean(0)
+    sem = torch.sqrt(x[0] * p_max * (1 - x[0] * p_max) / len(x))
+    assert (torch.abs(mean - x[0] * p_max) <= 5 * sem + 1e-9).all()  # E[s] = x p_max
+    assert spikes[:, 0].sum() == 0  # intensity 0 never spikes
+    a = E.poisson_step(x[:50], 1.0, generator=np.random.default_rng(3))
+    b = E.poisson_step(x[:50], 1.0, generator=np.random.default_rng(3))
+    assert torch.equal(a, b) and torch.equal(a[:, -1], torch.ones(50))  # p = 1: always
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="p_max must be a spike probability per step"):
+            E.poisson_step(x, bad, generator=np.random.default_rng(0))
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        E.poisson_step(x, 0.5, generator=0)

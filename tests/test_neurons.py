@@ -216,3 +216,21 @@ def test_lif_delta_lateral_inhibition_lowers_the_others_not_below_reset():
 def test_lif_delta_needs_no_refractory_period():
     with pytest.raises(ValueError, match="t_ref_ms=0"):
         N.lif_delta_step(torch.zeros(1, 1), torch.zeros(1, 1), N.LIFParams())
+
+
+def test_if_neuron_rate_is_the_floor_formula():
+    z = torch.tensor([-0.3, 0.0, 0.05, 0.26, 0.5, 0.99, 1.0, 1.7])
+    for v0 in (0.0, 0.5):
+        layer = N.IFNeurons(v0)
+        for steps in (1, 7, 64):
+            layer.reset_state()
+            count = sum(layer(z) for _ in range(steps))
+            np.testing.assert_allclose(count.numpy() / steps, N.if_rate(z.numpy(), steps, v0=v0))
+            # the pure step function gives the same spikes
+            v, pure = torch.full_like(z, v0), torch.zeros_like(z)
+            for _ in range(steps):
+                s, v = N.if_step(v, z)
+                pure += s
+            assert torch.equal(pure, count)
+    # and the rate tends to clip(z, 0, 1): the ReLU the network was trained with
+    np.testing.assert_allclose(N.if_rate(z.numpy(), 10_000), np.clip(z.numpy(), 0, 1), atol=1e-4)

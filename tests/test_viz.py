@@ -308,6 +308,7 @@ def test_tier3_figures_show_rates_accuracy_and_the_explorer_follows_t():
     folded = C.fold_batchnorm(C.ConvNet(C.ConvNetParams(widths=(4, 6), pool_after=(0, 1))).eval())
     images = torch.rand(3, 3, 32, 32)
     w = sl.widgets.conversion_explorer(folded, images, images, [str(k) for k in range(10)],
+                                       normalise=C.normalise, trace=C.rates_vs_activations,
                                        labels=[0, 1, 2], steps=(1, 4, 16))
     redraw(w)
 

@@ -43,6 +43,7 @@ __all__ = [
     "expected_counts",
     "make_generator",
     "poisson_spikes",
+    "poisson_step",
     "reconstruction_error",
     "spike_counts",
 ]
@@ -174,6 +175,47 @@ def poisson_spikes(
         u = torch.rand((stop - start, *x.shape), generator=generator, device=x.device)
         torch.lt(u, p, out=spikes[start:stop])
     return spikes
+
+
+def poisson_step(intensities: torch.Tensor, p_max: float, *, generator) -> torch.Tensor:
+    """One time step of Poisson (Bernoulli-approximated) spikes, for simulations that draw as they go.
+
+    .. math:: s \\sim \\mathrm{Bernoulli}(x\\, p_{max}), \\qquad
+              p_{max} = r_{max}\\, \\Delta t_{ms} / 1000 \\le 1
+
+    the same process as :func:`poisson_spikes`, one step at a time (a long
+    simulation of a large batch then never holds all its input spikes).
+
+    Parameters
+    ----------
+    intensities : torch.Tensor
+        Floats in [0, 1], any shape (not checked here, in the inner loop:
+        callers check them once).
+    p_max : float
+        Spike probability per step of an input of intensity 1, in (0, 1]
+        (:attr:`PoissonParams.p_max`).
+    generator : torch.Generator or numpy.random.Generator
+        The random source. A torch generator draws on its own device; a numpy
+        generator draws float32 uniforms on the CPU (the same numbers on every
+        device). Either way the result is moved to ``intensities``' device.
+
+    Returns
+    -------
+    torch.Tensor
+        Spikes, 1.0 or 0.0, in ``intensities``' shape, dtype and device.
+    """
+    if not (isinstance(p_max, (int, float)) and 0.0 < p_max <= 1.0):
+        raise ValueError(f"p_max must be a spike probability per step in (0, 1], got {p_max!r}.")
+    if isinstance(generator, np.random.Generator):
+        u = torch.from_numpy(generator.random(tuple(intensities.shape), dtype=np.float32))
+    elif isinstance(generator, torch.Generator):
+        u = torch.rand(intensities.shape, generator=generator, device=generator.device)
+    else:
+        raise TypeError(f"generator must be a torch.Generator or a numpy.random.Generator, "
+                        f"got {type(generator).__name__}.")
+    u = u.to(intensities.device)
+    p = intensities if p_max == 1.0 else intensities * p_max
+    return (u < p).to(intensities.dtype)
 
 
 def spike_counts(spikes: torch.Tensor) -> torch.Tensor:

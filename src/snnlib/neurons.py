@@ -56,11 +56,14 @@ import numpy as np
 import torch
 
 __all__ = [
+    "IFNeurons",
     "LIF",
     "LIFParams",
     "LIFRecord",
     "LIFState",
     "build_lif_group",
+    "if_rate",
+    "if_step",
     "lif_delta_rate_hz",
     "lif_delta_step",
     "lif_rate_hz",
@@ -420,6 +423,81 @@ def lif_delta_rate_hz(jump_mv, p: LIFParams) -> np.ndarray:
             k += 1
         rate[i] = 1000.0 / (k * p.dt_ms)
     return rate.reshape(np.shape(jump_mv))
+
+
+# --- integrate-and-fire with reset by subtraction (converted networks) -------
+
+def if_step(v: torch.Tensor, z: torch.Tensor, *, threshold: float = 1.0
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of non-leaky integrate-and-fire neurons with reset by subtraction; pure.
+
+    .. math:: v \\leftarrow v + z, \\qquad s = [v \\ge \\vartheta], \\qquad
+              v \\leftarrow v - \\vartheta s
+
+    (Rueckauer et al. 2017, eq. 2-3; "reset by subtraction" keeps the charge
+    above threshold, so the rate follows the input without the loss of a
+    reset to zero). ``v`` and ``z`` are any broadcastable shapes (input
+    per step, in units of the threshold when ``threshold = 1``). Returns
+    ``(spikes, v)``, spikes as 0/1 in ``z``'s dtype; ``v`` is not modified.
+    """
+    v = v + z
+    spikes = (v >= threshold).to(z.dtype)
+    return spikes, v - threshold * spikes
+
+
+def if_rate(z, steps: int, threshold: float = 1.0, v0: float = 0.0) -> np.ndarray:
+    """Rate (spikes per step) of :func:`if_step` under a constant input ``z`` for ``steps`` steps.
+
+    .. math:: r = \\frac{1}{T}\\, \\mathrm{clip}\\left(\\left\\lfloor \\frac{T z + v_0}{\\vartheta}
+              \\right\\rfloor, 0, T\\right)
+
+    (at most one spike per step): a staircase that approaches the ReLU
+    clipped at one spike per step, :math:`\\mathrm{clip}(z/\\vartheta, 0, 1)`, as
+    :math:`T` grows.
+    """
+    z = np.asarray(z, dtype=float)
+    return np.clip(np.floor((steps * z + v0) / threshold + 1e-9), 0, steps) / steps
+
+
+class IFNeurons(torch.nn.Module):
+    """IF neurons with threshold 1 and reset by subtraction (:func:`if_step`), with state.
+
+    Replaces an activation of a converted network: each call is one step,
+    :math:`v \\leftarrow v + z`, :math:`s = [v \\ge 1]`, :math:`v \\leftarrow v - s`,
+    and returns the spikes. ``v0`` is the initial potential (0, or 0.5 as Bu
+    et al. 2022 recommend for a quantisation-trained network).
+
+    ``spike_map`` sums the spikes over the batch and the channels since the
+    last :meth:`reset_state` (one value per position, or per unit of a flat
+    layer): what the synaptic operations of the next layer are counted from.
+    The potential is kept in float32 whatever the input's precision, and
+    updated in place (the converted network calls this millions of times).
+    """
+
+    def __init__(self, v0: float = 0.0) -> None:
+        super().__init__()
+        self.v0 = v0
+        self.v: torch.Tensor | None = None
+        self.spike_map: torch.Tensor | None = None
+
+    def reset_state(self) -> None:
+        self.v, self.spike_map = None, None
+
+    @property
+    def spikes(self) -> float:
+        """All spikes since the last reset."""
+        return 0.0 if self.spike_map is None else float(self.spike_map.sum())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.v is None:
+            self.v = torch.full_like(z, self.v0, dtype=torch.float32,
+                                     memory_format=torch.preserve_format)
+        self.v.add_(z)  # if_step, in place
+        s = (self.v >= 1.0).to(z.dtype)  # spikes in the input's precision (exact: 0 or 1)
+        self.v.sub_(s)
+        m = s.sum(dim=(0, 1), dtype=torch.float32) if s.ndim == 4 else s.sum(dim=0, dtype=torch.float32)
+        self.spike_map = m if self.spike_map is None else self.spike_map.add_(m)
+        return s
 
 
 # --- Brian2 ---------------------------------------------------------------

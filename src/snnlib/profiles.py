@@ -22,16 +22,135 @@ import os
 from dataclasses import dataclass, fields
 from typing import Literal
 
-__all__ = ["PROFILE_ENV", "PROFILES", "Profile", "get_profile"]
+__all__ = ["BrianSTDPSizes", "ConversionSizes", "DogLIFSizes", "PROFILE_ENV", "PROFILES",
+           "Profile", "get_profile", "profile_items"]
 
 PROFILE_ENV = "SNNLIB_PROFILE"
 DEFAULT_PROFILE = "book"
 ProfileName = Literal["ci", "book", "full"]
 
 
+def _check_positive(owner: str, obj) -> None:
+    """Every int field of ``obj`` positive (None allowed where the field says so)."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if "int" not in str(f.type) or value is None:  # names and sections are checked apart
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{owner}.{f.name} must be a positive integer"
+                             f"{' or None' if 'None' in str(f.type) else ''}, got {value!r}.")
+
+
+def _is_section(value) -> bool:
+    return isinstance(value, (BrianSTDPSizes, DogLIFSizes, ConversionSizes))
+
+
+@dataclass(frozen=True)
+class BrianSTDPSizes:
+    """Tier 1 (``brian_stdp``) at a profile's size.
+
+    Attributes
+    ----------
+    neurons : int
+        Excitatory neurons in hidden layer 1 (layer 2 has half).
+    train_images : int
+        Training images of hidden layer 1 (class-balanced).
+    layer2_train_images : int or None
+        Training images of hidden layer 2, the first of layer 1's (classes
+        interleaved at random, so close to balanced, not exactly); None: all
+        of them. (Layer 2 trains at about a third of layer 1's speed: it
+        re-presents the images it stays silent for.)
+    readout_images : int
+        Training images of the R-STDP output layer and of the
+        logistic-regression baselines: the hidden layers' images first (when
+        fewer, the first of them: close to class-balanced, not exactly), then
+        class-balanced others.
+    readout_epochs : int
+        Passes of the output layer over its training images.
+    """
+
+    neurons: int = 20
+    train_images: int = 20
+    layer2_train_images: int | None = None
+    readout_images: int = 20
+    readout_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        _check_positive("Profile.brian_stdp", self)
+        if (self.layer2_train_images or 0) > self.train_images:
+            raise ValueError(f"Profile.brian_stdp.layer2_train_images ({self.layer2_train_images}) "
+                             f"must not exceed train_images ({self.train_images}): layer 2 "
+                             "trains on the first of layer 1's images.")
+
+
+@dataclass(frozen=True)
+class DogLIFSizes:
+    """Tier 2 (``dog_lif``) at a profile's size.
+
+    Attributes
+    ----------
+    filters : int
+        Neurons per position of the convolutional STDP layer.
+    train_patches : int
+        Random image patches the STDP layer learns from.
+    """
+
+    filters: int = 16
+    train_patches: int = 2000
+
+    def __post_init__(self) -> None:
+        _check_positive("Profile.dog_lif", self)
+
+
+@dataclass(frozen=True)
+class ConversionSizes:
+    """Tier 3 (``conversion``) at a profile's size.
+
+    Attributes
+    ----------
+    width : int
+        Channels of the CNN's first convolutions (the six convolutions have
+        width, width, 2 width, 2 width, 4 width, 4 width).
+    train_images : int or None
+        CNN training images (class-balanced); None: all 50,000.
+    epochs : int
+        CNN training epochs.
+    snn_images : int or None
+        Test images the converted network is simulated on (the first of the
+        profile's test images); None: all of them.
+    steps : int
+        The longest simulation (steps); accuracy is read at every power of
+        two up to it.
+    variant_images : int
+        Test images for the comparisons of normalisation and input coding
+        (the first of the simulated ones).
+    qcfs_epochs : int
+        Epochs of quantisation-aware fine-tuning (clip-floor-shift
+        activations) that start from the trained CNN.
+    qcfs_steps : int
+        The longest simulation of the fine-tuned network (steps), on the same
+        test images as the tier's.
+    """
+
+    width: int = 8
+    train_images: int | None = 200
+    epochs: int = 1
+    snn_images: int | None = 50
+    steps: int = 32
+    variant_images: int = 20
+    qcfs_epochs: int = 1
+    qcfs_steps: int = 16
+
+    def __post_init__(self) -> None:
+        _check_positive("Profile.conversion", self)
+        if self.train_images is not None and self.train_images < 10:
+            raise ValueError(f"Profile.conversion.train_images must be None or at least 10 (one "
+                             f"per class), got {self.train_images!r}.")
+
+
 @dataclass(frozen=True)
 class Profile:
-    """How big a run is.
+    """How big a run is: sizes shared by the chapters, then one section per tier.
 
     Attributes
     ----------
@@ -46,48 +165,15 @@ class Profile:
     stdp_demo_ms : int
         Chapter 2: model time (ms) of the STDP neuron learning from
         correlated inputs.
-    tier1_neurons : int
-        Tier 1: excitatory neurons in hidden layer 1 (layer 2 has half).
-    tier1_train_images : int
-        Tier 1: training images of hidden layer 1 (class-balanced).
-    tier1_layer2_train_images : int or None
-        Tier 1: training images of hidden layer 2, the first of layer 1's
-        (classes interleaved at random, so close to balanced, not exactly);
-        None: all of them. (Layer 2 trains at about a third of layer 1's
-        speed: it re-presents the images it stays silent for.)
-    tier1_readout_images : int
-        Tier 1: training images of the R-STDP output layer and of the
-        logistic-regression baselines: the hidden layers' images first (when
-        fewer, the first of them: close to class-balanced, not exactly),
-        then class-balanced others.
-    tier1_readout_epochs : int
-        Tier 1: passes of the output layer over its training images.
-    tier2_filters : int
-        Tier 2: neurons per position of the convolutional STDP layer.
-    tier2_train_patches : int
-        Tier 2: random image patches the STDP layer learns from.
-    tier3_width : int
-        Tier 3: channels of the CNN's first convolutions (the six
-        convolutions have width, width, 2 width, 2 width, 4 width, 4 width).
-    tier3_train_images : int or None
-        Tier 3: CNN training images (class-balanced); None: all 50,000.
-    tier3_epochs : int
-        Tier 3: CNN training epochs.
-    tier3_snn_images : int or None
-        Tier 3: test images the converted network is simulated on (the first
-        of the profile's test images); None: all of them.
-    tier3_steps : int
-        Tier 3: the longest simulation (steps); accuracy is read at every
-        power of two up to it.
-    tier3_variant_images : int
-        Tier 3: test images for the comparisons of normalisation and input
-        coding (the first of the simulated ones).
-    tier3_qcfs_epochs : int
-        Tier 3: epochs of quantisation-aware fine-tuning (clip-floor-shift
-        activations) that start from the trained CNN.
-    tier3_qcfs_steps : int
-        Tier 3: the longest simulation of the fine-tuned network (steps), on
-        the same test images as the tier's.
+    brian_stdp : BrianSTDPSizes
+        Tier 1.
+    dog_lif : DogLIFSizes
+        Tier 2.
+    conversion : ConversionSizes
+        Tier 3.
+
+    Each tier reads its own section, named as the tier is in
+    :data:`snnlib.tiers.TIERS`: ``getattr(profile, tier.name)``.
     """
 
     name: ProfileName
@@ -95,60 +181,45 @@ class Profile:
     n_test_per_class: int | None
     n_encode_images: int
     stdp_demo_ms: int
-    tier1_neurons: int
-    tier1_train_images: int
-    tier1_layer2_train_images: int | None = None
-    tier1_readout_images: int = 20
-    tier1_readout_epochs: int = 1
-    tier2_filters: int = 16
-    tier2_train_patches: int = 2000
-    tier3_width: int = 8
-    tier3_train_images: int | None = 200
-    tier3_epochs: int = 1
-    tier3_snn_images: int | None = 50
-    tier3_steps: int = 32
-    tier3_variant_images: int = 20
-    tier3_qcfs_epochs: int = 1
-    tier3_qcfs_steps: int = 16
+    brian_stdp: BrianSTDPSizes = BrianSTDPSizes()
+    dog_lif: DogLIFSizes = DogLIFSizes()
+    conversion: ConversionSizes = ConversionSizes()
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "name" or value is None:
-                continue
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"Profile.{f.name} must be a positive integer or None, got {value!r}.")
-        if (self.tier1_layer2_train_images or 0) > self.tier1_train_images:
-            raise ValueError(f"Profile.tier1_layer2_train_images ({self.tier1_layer2_train_images}) "
-                             f"must not exceed tier1_train_images ({self.tier1_train_images}): "
-                             "layer 2 trains on the first of layer 1's images.")
-        if self.tier3_train_images is not None and self.tier3_train_images < 10:
-            raise ValueError(f"Profile.tier3_train_images must be None or at least 10 (one per "
-                             f"class), got {self.tier3_train_images!r}.")
+        _check_positive("Profile", self)
+        for name, kind in (("brian_stdp", BrianSTDPSizes), ("dog_lif", DogLIFSizes),
+                           ("conversion", ConversionSizes)):
+            if not isinstance(getattr(self, name), kind):
+                raise ValueError(f"Profile.{name} must be a {kind.__name__}, got "
+                                 f"{getattr(self, name)!r}.")
 
 
 PROFILES: dict[str, Profile] = {
     "ci": Profile("ci", n_train_per_class=10, n_test_per_class=10, n_encode_images=8,
-                  stdp_demo_ms=3000, tier1_neurons=20, tier1_train_images=20,
-                  tier1_readout_images=20, tier1_readout_epochs=1,
-                  tier2_filters=16, tier2_train_patches=2000, tier3_width=8,
-                  tier3_train_images=200, tier3_epochs=1, tier3_snn_images=50, tier3_steps=32,
-                  tier3_variant_images=20, tier3_qcfs_epochs=1,
-                  tier3_qcfs_steps=16),
+                  stdp_demo_ms=3000,
+                  brian_stdp=BrianSTDPSizes(neurons=20, train_images=20, readout_images=20,
+                                            readout_epochs=1),
+                  dog_lif=DogLIFSizes(filters=16, train_patches=2000),
+                  conversion=ConversionSizes(width=8, train_images=200, epochs=1, snn_images=50,
+                                             steps=32, variant_images=20, qcfs_epochs=1,
+                                             qcfs_steps=16)),
     "book": Profile("book", n_train_per_class=100, n_test_per_class=100, n_encode_images=64,
-                    stdp_demo_ms=40000, tier1_neurons=100, tier1_train_images=400,
-                    tier1_readout_images=1000, tier1_readout_epochs=2,
-                    tier2_filters=256, tier2_train_patches=100_000, tier3_width=32,
-                    tier3_train_images=10_000, tier3_epochs=8, tier3_snn_images=500,
-                    tier3_steps=128, tier3_variant_images=100, tier3_qcfs_epochs=2,
-                    tier3_qcfs_steps=32),
+                    stdp_demo_ms=40000,
+                    brian_stdp=BrianSTDPSizes(neurons=100, train_images=400,
+                                              readout_images=1000, readout_epochs=2),
+                    dog_lif=DogLIFSizes(filters=256, train_patches=100_000),
+                    conversion=ConversionSizes(width=32, train_images=10_000, epochs=8,
+                                               snn_images=500, steps=128, variant_images=100,
+                                               qcfs_epochs=2, qcfs_steps=32)),
     "full": Profile("full", n_train_per_class=None, n_test_per_class=None, n_encode_images=1000,
-                    stdp_demo_ms=200000, tier1_neurons=400, tier1_train_images=10000,
-                    tier1_layer2_train_images=4000, tier1_readout_images=5000,
-                    tier1_readout_epochs=1, tier2_filters=256, tier2_train_patches=100_000,
-                    tier3_width=64, tier3_train_images=None, tier3_epochs=15,
-                    tier3_snn_images=None, tier3_steps=256, tier3_variant_images=1000,
-                    tier3_qcfs_epochs=3, tier3_qcfs_steps=32),
+                    stdp_demo_ms=200000,
+                    brian_stdp=BrianSTDPSizes(neurons=400, train_images=10000,
+                                              layer2_train_images=4000, readout_images=5000,
+                                              readout_epochs=1),
+                    dog_lif=DogLIFSizes(filters=256, train_patches=100_000),
+                    conversion=ConversionSizes(width=64, train_images=None, epochs=15,
+                                               snn_images=None, steps=256, variant_images=1000,
+                                               qcfs_epochs=3, qcfs_steps=32)),
 }
 
 
@@ -170,3 +241,16 @@ def get_profile(name: str | None = None) -> Profile:
             f"Unknown profile {name!r} (from {source}); choose one of {', '.join(PROFILES)}."
         )
     return PROFILES[key]
+
+
+def profile_items(profile: Profile) -> list[tuple[str, object]]:
+    """``(dotted name, value)`` of every size of ``profile``, sections flattened
+    (``conversion.width``, ...), for printing."""
+    out = []
+    for f in fields(profile):
+        value = getattr(profile, f.name)
+        if _is_section(value):
+            out += [(f"{f.name}.{g.name}", getattr(value, g.name)) for g in fields(value)]
+        else:
+            out.append((f.name, value))
+    return out

@@ -820,17 +820,15 @@ def if_rate_plot(steps=(4, 16, 128), *, threshold: float = 1.0, ax=None,
     """Rate (spikes per step) of an IF neuron under constant input ``z``, for several ``T``.
 
     The staircase :math:`\\lfloor T z / \\vartheta \\rfloor / T`
-    (:func:`snnlib.tiers.conversion.if_rate`) against the ReLU clipped at one
+    (:func:`snnlib.neurons.if_rate`) against the ReLU clipped at one
     spike per step, :math:`\\mathrm{clip}(z / \\vartheta, 0, 1)`, which it
     approaches as :math:`T` grows.
     """
-    from .tiers.conversion import if_rate
-
     if ax is None:
         _, ax = plt.subplots(figsize=(5.2, 3.6))
     z = np.linspace(-0.3, 1.4, 1200)
     for t in steps:
-        ax.plot(z, if_rate(z, t, threshold), lw=1.2, label=f"IF rate, T = {t}")
+        ax.plot(z, nrn.if_rate(z, t, threshold), lw=1.2, label=f"IF rate, T = {t}")
     ax.plot(z, np.clip(z / threshold, 0, 1), "k--", lw=1.2, label="ReLU clipped at 1")
     ax.set(xlabel="input per step z (threshold units)", ylabel="spikes per step", title=title)
     ax.legend(frameon=False, fontsize=8)

@@ -228,25 +228,28 @@ def tier2_position_explorer(net, images, *, position: int | None = None, seed: i
                          tau_mem_ms=tau, inhibition_mv=inh)
 
 
-def conversion_explorer(folded, images, calibration, class_names, *, labels=None,
-                        percentiles=(99.0, 99.9, 99.99, 100.0), steps=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-                        layer_names=None):
+def conversion_explorer(folded, images, calibration, class_names, *, normalise, trace,
+                        labels=None, percentiles=(99.0, 99.9, 99.99, 100.0),
+                        steps=(1, 2, 4, 8, 16, 32, 64, 128, 256), layer_names=None):
     """Tier 3 on a chosen image: the number of steps T, the normalisation percentile and the layer.
 
-    ``folded`` is the CNN with batch norm folded
-    (:func:`snnlib.tiers.conversion.fold_batchnorm`), ``images`` float
+    ``folded`` is the CNN with batch norm folded, ``images`` float
     ``(N, 3, 32, 32)`` in [0, 1], ``calibration`` the training images the
-    normalisation is computed on. Each (image, percentile) is simulated once
-    for ``max(steps)`` steps; moving the T slider only reads the record. The
-    panel is :func:`snnlib.viz.conversion_image_panel`.
+    normalisation is computed on. ``normalise(folded, calibration,
+    percentile=p)`` returns ``(network, lambdas)`` and ``trace(network,
+    images, steps=..., keep_rates=True)`` the rates of one image (tier 3's
+    :func:`~snnlib.tiers.conversion.normalise` and
+    :func:`~snnlib.tiers.conversion.rates_vs_activations`). Each (image,
+    percentile) is simulated once for ``max(steps)`` steps; moving the T
+    slider only reads the record. The panel is
+    :func:`snnlib.viz.conversion_image_panel`.
     """
     import ipywidgets as W
-
-    from .tiers import conversion as C
+    from torch import nn
 
     nets: dict = {}
     traces: dict = {}
-    n_layers = len(C.relu_layers(folded))
+    n_layers = sum(isinstance(m, nn.ReLU) for m in folded)
     names = layer_names or [f"layer {j + 1}" for j in range(n_layers)]
     image = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image",
                         continuous_update=False)
@@ -259,11 +262,11 @@ def conversion_explorer(folded, images, calibration, class_names, *, labels=None
 
     def draw(image_index, steps_t, percentile, layer_index) -> None:
         if percentile not in nets:
-            nets[percentile] = C.normalise(folded, calibration, percentile=percentile)[0]
+            nets[percentile] = normalise(folded, calibration, percentile=percentile)[0]
         key = (image_index, percentile)
         if key not in traces:
-            traces[key] = C.rates_vs_activations(nets[percentile], images[image_index:image_index + 1],
-                                                 steps=steps, keep_rates=True)
+            traces[key] = trace(nets[percentile], images[image_index:image_index + 1],
+                                steps=steps, keep_rates=True)
         viz.conversion_image_panel(images[image_index].permute(1, 2, 0).numpy(), traces[key],
                                    steps_t, layer_index, class_names,
                                    label=None if labels is None else int(labels[image_index]),

@@ -1,4 +1,4 @@
-"""Tier 2: a retina, Poisson spikes, and a convolutional layer of LIF neurons that learns by STDP.
+"""Tier 2, the network: a retina, Poisson spikes, and a convolutional layer of LIF neurons that learns by STDP.
 
 The balanced tier, in PyTorch and batched over image patches:
 
@@ -70,13 +70,13 @@ Falez, P., Tirilly, P. & Bilasco, I. M. (2020). Improving STDP-based visual
 feature learning with whitening. *IJCNN*.
 """
 
+
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -84,23 +84,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import retina as R
-from . import git_commit
-from ..neurons import LIFParams, lif_delta_step
-from ..plasticity import STDPParams, STDPState, normalize_weights, stdp_step
+from ... import retina as R
+from ... import runs
+from ...encoding import poisson_step
+from ...neurons import LIFParams, lif_delta_step
+from ...plasticity import STDPParams, STDPState, normalize_weights, stdp_step
 
-__all__ = ["DoGLIF", "DoGLIFParams", "RetinaFit", "layer_run", "on_off_inputs", "poisson_on_off",
-           "params_for_profile", "run_tier", "spike_statistics"]
+__all__ = ["DoGLIF", "DoGLIFParams", "FEATURES_VERSION", "RetinaFit", "layer_run",
+           "on_off_inputs", "poisson_on_off", "spike_statistics"]
 
+FEATURES_VERSION = 1
+"""Part of every feature checkpoint's key: raised when the layer's simulation changes."""
 IMAGE_PX = 32
-READOUT_CS = (0.003, 0.01)
-"""Inverse regularisation strengths the readouts choose from (on a held-out fifth).
-
-Two, fitted in float32 with at most ``READOUT_MAX_ITER`` L-BFGS iterations: at the
-full profile one fit on 50,000 x 2,304 features took 139 s (C = 0.01, 387
-iterations); larger Cs need many more iterations, and with three Cs up to 0.1 in
-float64 the four readouts of the full run had not finished after 50 minutes."""
-READOUT_MAX_ITER = 1000
 
 
 @dataclass(frozen=True)
@@ -315,13 +310,13 @@ def on_off_inputs(signed: torch.Tensor) -> torch.Tensor:
 def poisson_on_off(signed: torch.Tensor, p_max: float, rng: np.random.Generator) -> torch.Tensor:
     """One step of Poisson spikes of the ON and OFF inputs, ``(M, 2h)`` float 0/1.
 
-    An input of intensity :math:`x` spikes with probability :math:`x\\, p_{max}`.
-    ON and OFF inputs of a pixel are never both active (one intensity is 0),
-    so one uniform number per pair decides both: the same distribution as
+    An input of intensity :math:`x` spikes with probability :math:`x\\, p_{max}`
+    (:func:`snnlib.encoding.poisson_step`). ON and OFF inputs of a pixel are
+    never both active (one intensity is 0), so one draw per pair, at the
+    pair's intensity :math:`|c|`, decides both: the same distribution as
     independent draws, with half the random numbers.
     """
-    u = torch.from_numpy(rng.random(tuple(signed.shape), dtype=np.float32))
-    spikes = (u < signed.abs() * p_max).float()
+    spikes = poisson_step(signed.abs(), p_max, generator=rng).float()
     on = spikes * (signed > 0)
     return torch.cat([on, spikes - on], dim=-1)
 
@@ -369,15 +364,16 @@ def layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
                          f"got {tuple(signed.shape)}.")
     lif = p.lif
     m, k = signed.shape[0], w_mv.shape[0]
-    v = torch.full((m, k), lif.v_rest_mv)
-    counts = torch.zeros(m, k)
+    dev = signed.device
+    v = torch.full((m, k), lif.v_rest_mv, device=dev)
+    counts = torch.zeros(m, k, device=dev)
     n_input_spikes = 0.0
     if learn:
         rule = p.stdp
-        traces = STDPState.initial(m, w_mv.shape[1], k)
+        traces = STDPState.initial(m, w_mv.shape[1], k, device=dev)
         dw = torch.zeros_like(w_mv)
-        winner = torch.full((m,), -1, dtype=torch.long)
-        rows = torch.arange(m)
+        winner = torch.full((m,), -1, dtype=torch.long, device=dev)
+        rows = torch.arange(m, device=dev)
     trains, v_rec, in_rec = [], [], []
     for _ in range(p.steps):
         s = poisson_on_off(signed, p.p_max, rng)
@@ -392,7 +388,7 @@ def layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
                 strength = torch.where(fired[new], jump[new], torch.tensor(-math.inf))
                 winner[new] = strength.argmax(dim=1)
             won = winner >= 0
-            mask = torch.zeros(m, k)
+            mask = torch.zeros(m, k, device=dev)
             mask[rows[won], winner[won]] = 1.0
             spikes = spikes * mask
             held = won[:, None] & (mask == 0)
@@ -432,15 +428,17 @@ class DoGLIF:
     >>> feats = net.features(test_images, seed=1)["features"]    # (N, 16 * 9)  doctest: +SKIP
     """
 
-    def __init__(self, params: DoGLIFParams = DoGLIFParams(), *, seed: int, learn: bool = True) -> None:
+    def __init__(self, params: DoGLIFParams = DoGLIFParams(), *, seed: int, learn: bool = True,
+                 device: str = "cpu") -> None:
         self.params = params
         self.seed = seed
         self.learn = learn
-        g = torch.Generator().manual_seed(seed)
+        self.device = device
+        g = torch.Generator().manual_seed(seed)  # on the CPU: the same weights on every device
         w = torch.rand(params.n_filters, params.n_inputs, generator=g)
-        self.w_mv = normalize_weights(w, params.w_sum_mv)
+        self.w_mv = normalize_weights(w, params.w_sum_mv).to(device)
         self.w_initial = self.w_mv.clone()
-        self.theta_mv = torch.zeros(params.n_filters)
+        self.theta_mv = torch.zeros(params.n_filters, device=device)
         self.retina: RetinaFit | None = None
         self.history: dict = {}
 
@@ -476,7 +474,7 @@ class DoGLIF:
             pos = torch.randint(0, x.shape[1], (len(x), per_image), generator=g)
             parts.append(x[torch.arange(len(x))[:, None], pos].reshape(-1, x.shape[-1]))
         patches = torch.cat(parts)
-        patches = patches[torch.randperm(len(patches), generator=g)[:p.train_patches]]
+        patches = patches[torch.randperm(len(patches), generator=g)[:p.train_patches]].to(self.device)
         hist = {"no_winner": [], "wins_cv": [], "theta_mv": [], "w_change": []}
         learning_start = time.perf_counter()
         bar = tqdm(range(0, len(patches), p.patch_batch), disable=not progress, unit="batch",
@@ -550,9 +548,6 @@ class DoGLIF:
         images = np.asarray(images)
         n = len(images)
         folder = Path(checkpoint) if checkpoint is not None else None
-        if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            key = self._fingerprint(images, seed)
         feats = np.zeros((n, p.n_features), dtype=np.float32)
         stats = np.zeros((n, 2))  # input spikes, layer spikes per image
         computed, wall, timed_images, timed_wall = 0, 0.0, 0, 0.0
@@ -560,24 +555,23 @@ class DoGLIF:
         for first in range(0, n, part_images):
             last = min(n, first + part_images)
             path = folder / f"part_{first:06d}_{last:06d}.npz" if folder is not None else None
-            if path is not None and path.exists():
-                saved = np.load(path)
-                if str(saved["key"]) == key:
-                    feats[first:last], stats[first:last] = saved["features"], saved["stats"]
-                    if "wall_s" in saved:
-                        timed_images += last - first
-                        timed_wall += float(saved["wall_s"])
-                    bar.update(last - first)
-                    continue
+            key = self._part_key(images[first:last], seed, first) if path is not None else None
+            saved = runs.cached_npz(path, key) if path is not None else None
+            if saved is not None:
+                feats[first:last], stats[first:last] = saved["features"], saved["stats"]
+                timed_images += last - first
+                timed_wall += float(saved["wall_s"])
+                bar.update(last - first)
+                continue
             start = time.perf_counter()
             rng = np.random.default_rng([self.seed, seed, first])
             for i in range(first, last, p.image_batch):
                 j = min(last, i + p.image_batch)
-                x = self.retina.intensities(images[i:j], p)
+                x = self.retina.intensities(images[i:j], p).to(self.device)
                 out = layer_run(x.reshape(-1, x.shape[-1]), self.w_mv, self.theta_mv, p, rng)
-                feats[i:j] = _pool(out["counts"], j - i, p.side, p.pool).numpy()
+                feats[i:j] = _pool(out["counts"], j - i, p.side, p.pool).cpu().numpy()
                 per_image = out["counts"].reshape(j - i, -1).sum(1)
-                stats[i:j, 1] = per_image.numpy()
+                stats[i:j, 1] = per_image.cpu().numpy()
                 stats[i:j, 0] = out["input_spikes"] / (j - i)  # batch mean (the batch is small)
                 bar.update(j - i)
             part_wall = time.perf_counter() - start
@@ -586,10 +580,8 @@ class DoGLIF:
             timed_images += last - first
             timed_wall += part_wall
             if path is not None:
-                tmp = path.with_suffix(".tmp.npz")
-                np.savez(tmp, key=np.array(key), features=feats[first:last], stats=stats[first:last],
-                         wall_s=np.array(part_wall))
-                os.replace(tmp, path)
+                runs.save_npz(path, key=np.array(key), features=feats[first:last],
+                              stats=stats[first:last], wall_s=np.array(part_wall))
         bar.close()
         return {"features": feats, "wall_s": timed_wall, "computed_images": computed,
                 "computed_wall_s": wall,
@@ -597,14 +589,12 @@ class DoGLIF:
                 "synaptic_ops_per_image": float(stats[:, 0].mean() * p.n_filters),
                 "layer_spikes_per_image": float(stats[:, 1].mean())}
 
-    def _fingerprint(self, images: np.ndarray, seed: int) -> str:
-        h = hashlib.sha1()
-        h.update(repr((asdict(self.params), self.seed, seed, self.learn)).encode())
-        h.update(self.w_mv.numpy().tobytes())
-        h.update(self.theta_mv.numpy().tobytes())
-        h.update(np.ascontiguousarray(images[:: max(1, len(images) // 64)]).tobytes())
-        h.update(str(images.shape).encode())
-        return h.hexdigest()[:16]
+    def _part_key(self, images: np.ndarray, seed: int, first: int) -> str:
+        """Everything a part of the features depends on: the network, its retina, every image
+        of the part, the seeds and where the part starts."""
+        return runs.cache_key(self.params, self.seed, seed, self.learn, first, self.w_mv,
+                              self.theta_mv, self.retina.state_dict(), images,
+                              version=FEATURES_VERSION)
 
     def spikes_of_image(self, image, *, seed: int, positions=None,
                         params: DoGLIFParams | None = None) -> dict:
@@ -623,31 +613,27 @@ class DoGLIF:
                                                     self.params.n_filters):
             raise ValueError("params may not change the retina, patch_px or n_filters of a "
                              "trained network.")
-        x = self.retina.intensities(np.asarray(image)[None], self.params)[0]
+        x = self.retina.intensities(np.asarray(image)[None], self.params)[0].to(self.device)
         if positions is not None:
             x = x[torch.as_tensor(positions)]
-        return layer_run(x, self.w_mv, self.theta_mv, p, np.random.default_rng(seed), record=True)
+        out = layer_run(x, self.w_mv, self.theta_mv, p, np.random.default_rng(seed), record=True)
+        return {k: v.cpu() if torch.is_tensor(v) else v for k, v in out.items()}  # for figures
 
     def state_dict(self) -> dict:
         self._check_fitted()
-        return {"w_mv": self.w_mv.numpy(), "w_initial": self.w_initial.numpy(),
-                "theta_mv": self.theta_mv.numpy(), "learn": np.array(self.learn),
+        return {"w_mv": self.w_mv.cpu().numpy(), "w_initial": self.w_initial.cpu().numpy(),
+                "theta_mv": self.theta_mv.cpu().numpy(), "learn": np.array(self.learn),
                 "seed": np.array(self.seed),
                 **{f"retina_{k}": v for k, v in self.retina.state_dict().items()},
                 **{f"history_{k}": np.asarray(v) for k, v in self.history.items()}}
 
     def load_state_dict(self, s) -> None:
-        self.w_mv = torch.from_numpy(np.asarray(s["w_mv"]).copy())
-        self.w_initial = torch.from_numpy(np.asarray(s["w_initial"]).copy())
-        self.theta_mv = torch.from_numpy(np.asarray(s["theta_mv"]).copy())
+        self.w_mv = torch.from_numpy(np.asarray(s["w_mv"]).copy()).to(self.device)
+        self.w_initial = torch.from_numpy(np.asarray(s["w_initial"]).copy()).to(self.device)
+        self.theta_mv = torch.from_numpy(np.asarray(s["theta_mv"]).copy()).to(self.device)
         self.learn = bool(s["learn"])
         self.retina = RetinaFit.from_state({k[len("retina_"):]: s[k] for k in s if k.startswith("retina_")})
         self.history = {k[len("history_"):]: s[k] for k in s if k.startswith("history_")}
-
-
-def params_for_profile(profile) -> DoGLIFParams:
-    """The tier's parameters at a profile's size (``tier2_filters``, ``tier2_train_patches``)."""
-    return DoGLIFParams(n_filters=profile.tier2_filters, train_patches=profile.tier2_train_patches)
 
 
 def spike_statistics(features: np.ndarray, p: DoGLIFParams) -> dict:
@@ -666,159 +652,3 @@ def spike_statistics(features: np.ndarray, p: DoGLIFParams) -> dict:
             "spikes_per_image": float(per_filter.sum(axis=1).mean()),
             "silent_filters": float((per_filter.sum(axis=0) == 0).mean()),
             "filter_rate_hz_percentiles": [float(v) for v in np.percentile(rate, [5, 50, 95])]}
-
-
-def _layer(out: Path, name: str, params: DoGLIFParams, images: np.ndarray, *, seed: int,
-           progress: bool) -> DoGLIF:
-    """The layer trained (``stdp``) or with random weights (``random``), cached in ``out/layer_NAME.npz``."""
-    net = DoGLIF(params, seed=seed, learn=(name == "stdp"))
-    key = hashlib.sha1(repr((asdict(params), seed, name, images.shape)).encode()
-                       + np.ascontiguousarray(images[:: max(1, len(images) // 64)]).tobytes()).hexdigest()[:16]
-    path = out / f"layer_{name}.npz"
-    if path.exists():
-        saved = dict(np.load(path))
-        if str(saved.pop("key")) == key:
-            net.load_state_dict(saved)
-            return net
-    net.fit(images, progress=progress)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, key=np.array(key), **net.state_dict())
-    os.replace(tmp, path)
-    return net
-
-
-def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026,
-             params: DoGLIFParams | None = None, progress: bool = True):
-    """Tier 2 at a profile's size, with its baselines measured in the same run; resumable.
-
-    1. The layer learns from random patches of the training images (STDP);
-       the same layer with random weights adapts only its thresholds.
-    2. Pooled spike counts of both for the training and test images
-       (checkpointed every 2000 images in ``out_dir``).
-    3. Logistic regression (:func:`snnlib.readout.logistic_regression`) on
-       the STDP features (the tier), on the random-weight features, on the
-       raw RGB pixels and on the colour-opponent DoG responses of the pixels.
-
-    Sizes: ``10 x profile.n_train_per_class`` training and ``10 x
-    n_test_per_class`` test images, class-balanced (all 50,000 and 10,000
-    for ``full``); ``profile.tier2_filters`` and ``tier2_train_patches``.
-
-    Writes ``out_dir/tier_record.json`` and returns ``(record, details)``:
-    the JSON record and, for the chapter, the networks, features, labels
-    and predictions.
-    """
-    import json
-    import platform
-    from datetime import datetime, timezone
-
-    from .. import data, metrics, readout
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    params = params if params is not None else params_for_profile(profile)
-    t_start = time.perf_counter()
-    commit = git_commit()
-    train, test = data.load_cifar10("train"), data.load_cifar10("test")
-    # balanced_subset groups its indices by class; the retina is fitted on the first
-    # 2000 training images, so those are shuffled (all 50,000 keep CIFAR's own order)
-    itr = (np.arange(len(train)) if profile.n_train_per_class is None
-           else np.random.default_rng(seed).permutation(
-               data.balanced_subset(train.labels, profile.n_train_per_class, seed=seed)))
-    ite = (np.arange(len(test)) if profile.n_test_per_class is None
-           else data.balanced_subset(test.labels, profile.n_test_per_class, seed=seed))
-    x_train, y_train = train.images[itr], train.labels[itr]
-    x_test, y_test = test.images[ite], test.labels[ite]
-
-    wall, nets, feats, extraction = {}, {}, {}, {}
-    for name in ("stdp", "random"):
-        start = time.perf_counter()
-        nets[name] = _layer(out, name, params, x_train, seed=seed, progress=progress)
-        wall[f"layer_{name}"] = float(nets[name].history.get("wall_s", time.perf_counter() - start))
-        feats[name], extraction[name] = {}, {}
-        for k, (split, x) in enumerate((("train", x_train), ("test", x_test))):
-            f = nets[name].features(x, seed=seed + 1 + k, progress=progress,
-                                    checkpoint=out / f"features_{name}_{split}",
-                                    desc=f"tier 2, {name} features, {split}")
-            feats[name][split], extraction[name][split] = f["features"], f
-            # None: every part was loaded from a checkpoint that carries no time
-            wall[f"features_{name}_{split}"] = f["wall_s"] if f["wall_s"] or not len(x) else None
-
-    start = time.perf_counter()
-    fits = {
-        "the tier: STDP layer's spike counts": (feats["stdp"]["train"], feats["stdp"]["test"]),
-        "random-weight layer's spike counts": (feats["random"]["train"], feats["random"]["test"]),
-        "raw pixels (RGB)": (x_train.reshape(len(x_train), -1) / 255.0,
-                             x_test.reshape(len(x_test), -1) / 255.0),
-    }
-    dog = lambda x: _dog_pixels(x, params)  # noqa: E731
-    fits["colour-opponent DoG of the pixels"] = (dog(x_train), dog(x_test))
-    results = {}
-    for label, (ftr, fte) in fits.items():
-        s = time.perf_counter()
-        results[label] = readout.logistic_regression(ftr, y_train, fte, y_test, cs=READOUT_CS,
-                                                     seed=seed, dtype=np.float32,
-                                                     max_iter=READOUT_MAX_ITER)
-        results[label]["wall_s"] = time.perf_counter() - s
-    wall["readouts"] = time.perf_counter() - start
-    wall["this_call"] = time.perf_counter() - t_start
-
-    tier_label = "the tier: STDP layer's spike counts"
-    summary = metrics.classification_summary(y_test, results[tier_label]["predictions"])
-    speed = {n: [extraction[n][s]["images_per_s"] for s in ("train", "test")] for n in nets}
-    record = {
-        "tier": "dog_lif",
-        "profile": profile.name,
-        "accuracy": summary["accuracy"],
-        "per_class_accuracy": summary["per_class_accuracy"],
-        "confusion": summary["confusion"],
-        "class_names": list(data.CLASS_NAMES),
-        "baselines": {
-            "logistic regression, random-weight layer's spike counts":
-                results["random-weight layer's spike counts"]["accuracy"],
-            "logistic regression, raw pixels (RGB)": results["raw pixels (RGB)"]["accuracy"],
-            "logistic regression, colour-opponent DoG of the pixels":
-                results["colour-opponent DoG of the pixels"]["accuracy"],
-            "chance": 0.1,
-        },
-        "readout_details": {k: {"c": v["c"], "validation": v["validation"], "wall_s": v["wall_s"],
-                                "lbfgs_iterations": v["iterations"]}
-                            for k, v in results.items()},
-        "seed": seed,
-        "dataset": data.dataset_name(train.source),
-        "train_images": len(itr),
-        "test_images": len(ite),
-        "features_per_image": params.n_features,
-        "parameters": asdict(params),
-        "wall_s": wall,
-        "images_per_s": {
-            "what": "stdp_training_patches_per_s: the learning loop alone (patches shown "
-                    "per second); feature_extraction: images per second over the train "
-                    "and test images (their mean)",
-            "stdp_training_patches_per_s": float(nets["stdp"].history["patches_per_s"]),
-            "feature_extraction": {n: float(np.nanmean(v)) if not np.isnan(v).all() else None
-                                   for n, v in speed.items()},
-        },
-        "synaptic_operations_per_image": {
-            "what": "feed-forward synaptic events per test image: input spikes x filters "
-                    "(every input spike reaches the n_filters neurons of its position)",
-            **{n: extraction[n]["test"]["synaptic_ops_per_image"] for n in nets}},
-        "spike_statistics": {n: spike_statistics(feats[n]["test"], params) for n in nets},
-        "stdp_training": {n: {"no_winner_last_batch": float(nets[n].history["no_winner"][-1]),
-                              "wins_cv_last_batch": float(nets[n].history["wins_cv"][-1])}
-                          for n in nets},
-        "git_commit": commit,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "gpu": False, "platform": platform.platform()},
-    }
-    (out / "tier_record.json").write_text(json.dumps(record, indent=2, default=str))
-    details = {"nets": nets, "features": feats, "results": results, "train_labels": y_train,
-               "test_labels": y_test, "train_index": itr, "test_index": ite,
-               "test_images": x_test, "extraction": extraction}
-    return record, details
-
-
-def _dog_pixels(images: np.ndarray, p: DoGLIFParams, batch: int = 2000) -> np.ndarray:
-    """The colour-opponent DoG responses ``(N, 3 * 32 * 32)`` of uint8 images (a baseline's features)."""
-    out = [R.colour_opponent(torch.from_numpy(images[i:i + batch]).float() / 255.0, p.dog)
-           .flatten(1).numpy() for i in range(0, len(images), batch)]
-    return np.concatenate(out) if out else np.zeros((0, 3 * IMAGE_PX ** 2), np.float32)

@@ -1,0 +1,372 @@
+"""Tier 3, the network that is converted: a VGG-style CNN built to convert, and its training.
+
+The CNN (:class:`ConvNet`) has only what has a spiking equivalent:
+convolutions and a linear layer, batch norm (folded into the convolutions
+before conversion, :func:`fold_batchnorm`), ReLU or the quantised
+clip-floor-shift activation (:class:`QCFS`, Bu et al. 2022), and average
+pooling (a spiking max-pool has no simple rate equivalent). It trains with
+SGD, one-cycle learning rates, crops and flips (:func:`train_cnn`),
+resumable from a checkpoint written after every epoch.
+
+:mod:`.convert` turns it into a spiking network; :mod:`.run` is the tier's
+pipeline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ... import runs
+
+__all__ = ["ConvNet", "ConvNetParams", "QCFS", "QCFS_INIT_PERCENTILE", "QCFS_LEVELS",
+           "QCFS_MAX_LR", "TRAIN_VERSION", "TrainParams", "augment", "bf16_supported",
+           "evaluate_cnn", "fold_batchnorm", "images_to_tensor", "train_cnn"]
+
+TRAIN_VERSION = 1
+"""Part of every training checkpoint's key: raised when :func:`train_cnn` changes."""
+
+
+@dataclass(frozen=True)
+class ConvNetParams:
+    """A VGG-style CNN that converts: 3 x 3 convolutions, batch norm, ReLU, average pooling.
+
+    Attributes
+    ----------
+    widths : tuple of int
+        Output channels of each convolution; ``pool_after`` says after which
+        (0-based) a 2 x 2 average pool halves the image.
+    pool_after : tuple of int
+    quantisation_levels : int or None
+        None: ReLU. L: the clip-floor-shift activation with L levels (Bu et
+        al. 2022), trained so that the SNN is accurate after few steps.
+    """
+
+    widths: tuple[int, ...] = (64, 64, 128, 128, 256, 256)
+    pool_after: tuple[int, ...] = (1, 3, 5)
+    quantisation_levels: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.widths or any(not isinstance(w, int) or w < 1 for w in self.widths):
+            raise ValueError(f"ConvNetParams.widths must be positive integers, got {self.widths!r}.")
+        if any(not 0 <= k < len(self.widths) for k in self.pool_after):
+            raise ValueError(f"ConvNetParams.pool_after must index the convolutions "
+                             f"(0..{len(self.widths) - 1}), got {self.pool_after!r}.")
+        if 2 ** len(self.pool_after) > 32:
+            raise ValueError("at most 5 poolings fit a 32 x 32 image.")
+        q = self.quantisation_levels
+        if q is not None and (not isinstance(q, int) or q < 1):
+            raise ValueError(f"ConvNetParams.quantisation_levels must be None or a positive "
+                             f"integer, got {q!r}.")
+
+
+class QCFS(nn.Module):
+    """Quantisation-clip-floor-shift activation (Bu et al. 2022).
+
+    .. math:: h(x) = \\frac{\\lambda}{L}\\, \\mathrm{clip}\\left(\\left\\lfloor
+              \\frac{x L}{\\lambda} + \\frac{1}{2} \\right\\rfloor, 0, L\\right)
+
+    with a trainable threshold :math:`\\lambda`; the gradient of the floor is
+    taken as 1 (straight-through). It is what an IF neuron with threshold
+    :math:`\\lambda` and initial potential :math:`\\lambda / 2` computes in
+    :math:`L` steps, so a network trained with it converts with little loss
+    at :math:`T \\approx L`.
+    """
+
+    def __init__(self, levels: int, threshold: float = 8.0) -> None:
+        super().__init__()
+        self.levels = levels
+        self.threshold = nn.Parameter(torch.tensor(float(threshold)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lam = self.threshold
+        y = torch.clamp(x / lam, 0.0, 1.0) * self.levels + 0.5
+        y = y + (torch.floor(y) - y).detach()  # straight-through floor: already in 0..L
+        return y * lam / self.levels
+
+
+QCFS_LEVELS = 4
+"""Quantisation levels ``L`` of the clip-floor-shift network (Bu et al. use 4 on CIFAR-10)."""
+QCFS_INIT_PERCENTILE = 99.0
+"""Percentile of the ReLU network's activations that each QCFS threshold starts at."""
+QCFS_MAX_LR = 0.05
+"""Peak learning rate of the quantisation-aware fine-tuning (one-cycle, like training)."""
+
+
+class ConvNet(nn.Module):
+    """The CNN of tier 3 (see :class:`ConvNetParams`), on images in [0, 1].
+
+    No input normalisation: the batch norm after the first convolution
+    learns it, and the converted network then takes the intensities that
+    Poisson encoding also uses.
+    """
+
+    def __init__(self, params: ConvNetParams = ConvNetParams()) -> None:
+        super().__init__()
+        self.params = params
+        layers: list[nn.Module] = []
+        c_in = 3
+        for k, width in enumerate(params.widths):
+            layers += [nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                       nn.ReLU() if params.quantisation_levels is None
+                       else QCFS(params.quantisation_levels)]
+            if k in params.pool_after:
+                layers.append(nn.AvgPool2d(2))
+            c_in = width
+        side = 32 // 2 ** len(params.pool_after)
+        layers += [nn.Flatten(), nn.Linear(c_in * side * side, 10)]
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` float ``(N, 3, 32, 32)`` in [0, 1]; returns logits ``(N, 10)``."""
+        return self.features(x)
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crops (``pad`` pixels of reflection around, then the original size) and horizontal flips.
+
+    ``x`` ``(N, C, H, W)``; every image gets its own offset and flip from ``generator``.
+    """
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+    out = padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    flip = torch.rand(n, generator=generator) < 0.5
+    out[flip] = out[flip].flip(3)
+    return out
+
+
+def fold_batchnorm(model: ConvNet) -> nn.Sequential:
+    """The network with every batch norm folded into the convolution before it (eval mode).
+
+    For :math:`y = \\gamma (W x - \\mu) / \\sqrt{\\sigma^2 + \\epsilon} + \\beta`:
+    :math:`W' = W \\gamma / \\sqrt{\\sigma^2 + \\epsilon}`, :math:`b' = \\beta - \\mu \\gamma /
+    \\sqrt{\\sigma^2 + \\epsilon}`. Exact: the folded network computes the same
+    function as the original in eval mode.
+    """
+    layers: list[nn.Module] = []
+    mods = list(model.features)
+    k = 0
+    while k < len(mods):
+        m = mods[k]
+        if isinstance(m, nn.Conv2d) and k + 1 < len(mods) and isinstance(mods[k + 1], nn.BatchNorm2d):
+            bn = mods[k + 1]
+            scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+            w = m.weight.detach() * scale.view(-1, 1, 1, 1)
+            b = bn.bias.detach() - bn.running_mean * scale
+            conv = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, padding=m.padding, bias=True)
+            conv.weight.data.copy_(w)
+            conv.bias.data.copy_(b)
+            layers.append(conv)
+            k += 2
+            continue
+        layers.append(m)
+        k += 1
+    return nn.Sequential(*layers).eval()
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """How the CNN is trained: SGD with Nesterov momentum and a one-cycle learning rate.
+
+    Attributes
+    ----------
+    epochs, batch_size : int
+    max_lr : float
+        Peak learning rate of the one-cycle schedule (reached after ``warmup``
+        of the steps, then annealed by cosine to ``max_lr / 1e4``).
+    weight_decay, momentum : float
+    warmup : float
+        Fraction of the steps spent rising to ``max_lr``.
+    augment : bool
+        Random crops and flips (:func:`augment`).
+    label_smoothing : float
+    bf16 : bool
+        Forward and backward passes in bfloat16 under ``torch.autocast``
+        (the weights stay float32). On CPUs with AMX or AVX-512 BF16 units
+        this about doubles the speed; the trained network is evaluated and
+        converted in float32.
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    max_lr: float = 0.1
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    warmup: float = 0.2
+    augment: bool = True
+    label_smoothing: float = 0.0
+    bf16: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bf16, bool):
+            raise ValueError(f"TrainParams.bf16 must be True or False, got {self.bf16!r}.")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainParams.{name} must be a positive integer, got {value!r}.")
+        for name in ("max_lr", "weight_decay", "momentum", "warmup", "label_smoothing"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"TrainParams.{name} must be a finite number >= 0, got {value!r}.")
+        if not 0 < self.warmup < 1:
+            raise ValueError(f"TrainParams.warmup must be in (0, 1), got {self.warmup!r}.")
+
+
+def images_to_tensor(images) -> torch.Tensor:
+    """uint8 ``(N, 32, 32, 3)`` to float ``(N, 3, 32, 32)`` in [0, 1]."""
+    x = torch.as_tensor(np.asarray(images))
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"images must be (N, 32, 32, 3) RGB, got shape {tuple(x.shape)}.")
+    return x.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+@torch.no_grad()
+def evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int = 500) -> dict:
+    """Accuracy and predictions of a CNN (eval mode) on float images ``(N, 3, 32, 32)``.
+
+    The images go to the model's device a batch at a time; predictions come back to the CPU.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    preds = torch.cat([model(images[i:i + batch].to(device)).argmax(1).cpu()
+                       for i in range(0, len(images), batch)])
+    labels = torch.as_tensor(np.asarray(labels))
+    return {"accuracy": float((preds == labels).float().mean()), "predictions": preds.numpy()}
+
+
+def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *, seed: int,
+              checkpoint=None, progress: bool = True, eval_images=None, eval_labels=None,
+              on_epoch=None, restart_stale: bool = False, init_key: str | None = None,
+              device: str = "cpu") -> dict:
+    """Train ``model`` on uint8 ``images`` ``(N, 32, 32, 3)``; resumable from ``checkpoint``.
+
+    The checkpoint (model, optimiser, schedule, generator and history) is
+    written atomically after every epoch; a call with the same arguments
+    after an interruption continues from the last finished epoch and ends
+    with the same weights as an uninterrupted run. With ``eval_images``, the
+    accuracy on them is recorded after every epoch (for the training curve;
+    they should not be the test set used to report results). ``on_epoch(epoch,
+    history)`` is called after each epoch's checkpoint is written. A
+    checkpoint written by another run (other parameters, network, images or
+    seed, or another ``init_key``: a fingerprint of the starting weights, for
+    fine-tuning) raises ``ValueError``, or with ``restart_stale`` is set aside
+    (as ``NAME.stale``) and training starts afresh.
+
+    The checkpoint holds only tensors and plain values (the parameters as
+    dicts) and is read with ``weights_only=True`` (:func:`snnlib.runs.load_torch`):
+    a file that asks to build any other object is refused, not run.
+
+    ``device``: where the model trains (``"cpu"`` or ``"cuda"``); the crops,
+    flips and shuffles are drawn on the CPU, so they are the same on every
+    device.
+
+    Returns the history: per epoch ``loss``, ``train_accuracy`` (on the
+    augmented batches), ``eval_accuracy`` (or None), ``wall_s``; and
+    ``total_wall_s``.
+    """
+    import time
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    model.to(device)
+    x = images_to_tensor(images)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    x_eval = images_to_tensor(eval_images) if eval_images is not None else None
+    steps_per_epoch = math.ceil(len(x) / p.batch_size)
+    opt = torch.optim.SGD(model.parameters(), lr=p.max_lr, momentum=p.momentum, nesterov=True,
+                          weight_decay=p.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.max_lr, epochs=p.epochs,
+                                                steps_per_epoch=steps_per_epoch,
+                                                pct_start=p.warmup, final_div_factor=1e4)
+    g = torch.Generator().manual_seed(seed)
+    history = {"loss": [], "train_accuracy": [], "eval_accuracy": [], "wall_s": []}
+    start_epoch = 0
+    path = Path(checkpoint) if checkpoint is not None else None
+    data_key = runs.cache_key(np.asarray(images), np.asarray(labels), version=TRAIN_VERSION)
+    if path is not None and path.exists():
+        state = runs.load_torch(path)
+        stale = (state.get("params") != asdict(p) or state.get("n_images") != len(x)
+                 or state.get("seed") != seed or state.get("data_key") != data_key
+                 or state.get("model_params") != asdict(model.params)
+                 or state.get("init_key") != init_key)
+        if stale and not restart_stale:
+            raise runs.CheckpointError(
+                f"{path} was written by another training run (other parameters, network, "
+                "images, seed or starting weights); remove it or choose another checkpoint.")
+        if stale:
+            runs.set_aside(path, "written by another training run")
+    if path is not None and path.exists():
+        model.load_state_dict(state["model"])  # onto the model's device
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        g.set_state(state["generator"])
+        history, start_epoch = state["history"], state["epoch"]
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=p.label_smoothing)
+    for epoch in range(start_epoch, p.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(x), generator=g)
+        total, correct, seen = 0.0, 0, 0
+        bar = tqdm(range(0, len(x), p.batch_size), disable=not progress, unit="batch",
+                   desc=f"tier 3, CNN epoch {epoch + 1}/{p.epochs}", leave=False)
+        for first in bar:
+            idx = order[first:first + p.batch_size]
+            xb = (augment(x[idx], g) if p.augment else x[idx]).to(device, non_blocking=True)
+            yb = y[idx].to(device, non_blocking=True)
+            with runs.autocast(device, p.bf16):
+                out = model(xb)
+                loss = loss_fn(out.float(), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+            correct += int((out.argmax(1) == yb).sum())
+            seen += len(idx)
+        history["loss"].append(total / seen)
+        history["train_accuracy"].append(correct / seen)
+        history["eval_accuracy"].append(
+            evaluate_cnn(model, x_eval, eval_labels)["accuracy"] if x_eval is not None else None)
+        history["wall_s"].append(time.perf_counter() - t0)
+        if progress:
+            ev = history["eval_accuracy"][-1]
+            print(f"epoch {epoch + 1}/{p.epochs}: loss {history['loss'][-1]:.3f}, train "
+                  f"{history['train_accuracy'][-1]:.3f}" + (f", eval {ev:.3f}" if ev is not None else "")
+                  + f" ({history['wall_s'][-1]:.0f} s)")
+        if path is not None:
+            runs.save_torch(path, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "generator": g.get_state(),
+                "history": history, "epoch": epoch + 1, "params": asdict(p),
+                "n_images": len(x), "seed": seed, "data_key": data_key,
+                "model_params": asdict(model.params), "init_key": init_key})
+        if on_epoch is not None:
+            on_epoch(epoch + 1, history)
+    model.eval()
+    history["total_wall_s"] = float(sum(history["wall_s"]))
+    return history
+
+
+def bf16_supported(device: str = "cpu") -> bool:
+    """Whether ``device`` runs bfloat16 convolutions natively.
+
+    On the CPU: AVX-512 BF16 or AMX, via oneDNN (elsewhere bfloat16 is
+    emulated and slower than float32, so the tier uses float32). On a CUDA
+    GPU: what ``torch.cuda.is_bf16_supported`` says.
+    """
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

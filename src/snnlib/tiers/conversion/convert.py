@@ -1,0 +1,560 @@
+"""Tier 3, the conversion: a trained CNN becomes a spiking network of integrate-and-fire neurons.
+
+An integrate-and-fire (IF) neuron with threshold :math:`\\vartheta`, reset by
+subtraction and a constant input :math:`z` per step fires at the rate
+(:func:`snnlib.neurons.if_rate`)
+
+.. math::
+
+    r = \\frac{1}{T} \\left\\lfloor \\frac{T z + v_0}{\\vartheta} \\right\\rfloor
+      \\;\\to\\; \\mathrm{clip}(z / \\vartheta, 0, 1) \\quad (T \\to \\infty),
+
+which is a ReLU clipped at one spike per step. So a ReLU network whose
+activations are scaled to [0, 1] becomes a spiking network with the same
+weights: each layer's rates approximate the next layer's inputs, better the
+longer it runs.
+
+- :func:`normalise`: data-based normalisation (Rueckauer et al. 2017): each
+  layer's weights are scaled by :math:`\\lambda_{l-1} / \\lambda_l` and its bias
+  by :math:`1 / \\lambda_l`, with :math:`\\lambda_l` the ``p``-th percentile of
+  layer :math:`l`'s activations on training images (``p = 100`` is Diehl et
+  al.'s max-norm);
+- :func:`simulate`: IF neurons with threshold 1 and reset by subtraction
+  (:class:`snnlib.neurons.IFNeurons`), the image given as a constant current
+  (``analog``) or as Poisson spikes (``poisson``), the output layer
+  integrating without spiking; the accuracy at every requested number of
+  steps is read from one run; :func:`simulate_parts` checkpoints it;
+- :func:`qcfs_from_relu`: the trained CNN's ReLUs become clip-floor-shift
+  activations with ``L`` levels (Bu et al. 2022) to fine-tune, after which
+  the network converts with neurons that start half-way to threshold
+  (``v0 = 0.5``) and needs far fewer steps;
+- :func:`synaptic_operations`: exact operation counts from the spike maps.
+
+References
+----------
+Cao, Y., Chen, Y. & Khosla, D. (2015). Spiking deep convolutional neural
+networks for energy-efficient object recognition. *IJCV* 113, 54-66.
+Diehl, P. U. et al. (2015). Fast-classifying, high-accuracy spiking deep
+networks through weight and threshold balancing. *IJCNN*.
+Rueckauer, B. et al. (2017). Conversion of continuous-valued deep networks
+to efficient event-driven networks for image classification. *Front.
+Neurosci.* 11, 682.
+Bu, T. et al. (2022). Optimal ANN-SNN conversion for high-accuracy and
+ultra-low-latency spiking neural networks. *ICLR*.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ... import runs
+from ...encoding import PoissonParams, poisson_step
+from ...neurons import IFNeurons
+from .cnn import QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, ConvNet, fold_batchnorm
+
+__all__ = ["PERCENTILE", "PERCENTILES", "QCFS_V0", "SIM_VERSION", "SNN_PART_IMAGES",
+           "STEPS_ANALYSED", "normalise", "qcfs_from_relu", "rates_vs_activations",
+           "relu_layers", "simulate", "simulate_parts", "smallest_steps_within",
+           "synaptic_operations"]
+
+QCFS_V0 = 0.5
+"""Initial potential of the QCFS network's IF neurons (the shift of the activation)."""
+
+
+def relu_layers(net: nn.Sequential) -> list[int]:
+    """Indices of the activation modules (ReLU or QCFS) of a folded network."""
+    return [k for k, m in enumerate(net) if isinstance(m, (nn.ReLU, QCFS))]
+
+
+@torch.no_grad()
+def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 99.99,
+              batch: int = 250, seed: int = 0) -> tuple[nn.Sequential, list[float]]:
+    """Data-based weight normalisation (Rueckauer et al. 2017); returns the scaled copy and the :math:`\\lambda_l`.
+
+    :math:`\\lambda_l` is the ``percentile`` of layer :math:`l`'s activations
+    (after its ReLU) over ``images``; the layer's weights become
+    :math:`W_l \\lambda_{l-1} / \\lambda_l` and its bias :math:`b_l / \\lambda_l`
+    (:math:`\\lambda_0 = 1`), so its activations are at most about 1: one
+    spike per step. The output layer is scaled by :math:`\\lambda_{L-1}` only.
+    With QCFS activations, :math:`\\lambda_l` is the activation's trained
+    threshold instead (Bu et al. 2022). ``percentile=100`` is max-norm
+    (Diehl et al. 2015). The percentile is taken over up to 200,000
+    activations per layer and batch, sampled with a generator seeded by
+    ``seed``; the maximum (``percentile=100``) over all of them. The
+    percentile is over all activations, zeros included (some implementations
+    take it over the non-zero ones only, which gives larger thresholds).
+    """
+    import copy
+
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile!r}.")
+    net = copy.deepcopy(net).eval()
+    acts = relu_layers(net)
+    samples: dict[int, list[torch.Tensor]] = {k: [] for k in acts}
+    g = torch.Generator().manual_seed(seed)
+    maxima: dict[int, float] = {k: 0.0 for k in acts}
+
+    def record(k: int, o: torch.Tensor) -> None:
+        samples[k].append(o.flatten()[torch.randperm(o.numel(), generator=g)[:200_000]])
+        maxima[k] = max(maxima[k], float(o.max()))
+
+    hooks = [net[k].register_forward_hook(lambda m, i, o, k=k: record(k, o)) for k in acts]
+    for i in range(0, len(images), batch):
+        net(images[i:i + batch])
+    for h in hooks:
+        h.remove()
+    lambdas = []
+    for k in acts:
+        if isinstance(net[k], QCFS):
+            lambdas.append(float(net[k].threshold))
+        elif percentile == 100:  # max-norm: the exact maximum, not a sample's
+            lambdas.append(max(maxima[k], 1e-6))
+        else:
+            values = torch.cat(samples[k])
+            if len(values) > 10_000_000:  # torch.quantile takes at most 2**24 values
+                values = values[torch.randperm(len(values), generator=g)[:10_000_000]]
+            lambdas.append(max(float(torch.quantile(values.float(), percentile / 100.0)), 1e-6))
+    previous = 1.0
+    weighted = [k for k, m in enumerate(net) if isinstance(m, (nn.Conv2d, nn.Linear))]
+    for j, k in enumerate(weighted):
+        lam = lambdas[j] if j < len(lambdas) else 1.0
+        net[k].weight.mul_(previous / lam)
+        if net[k].bias is not None:
+            net[k].bias.div_(lam)
+        previous = lam
+    for k in acts:  # the activations are now IF neurons with threshold 1
+        net[k] = nn.ReLU()
+    return net, lambdas
+
+
+@torch.no_grad()
+def qcfs_from_relu(model: ConvNet, images: torch.Tensor, *, levels: int = QCFS_LEVELS,
+                   percentile: float = QCFS_INIT_PERCENTILE, seed: int = 0) -> ConvNet:
+    """A copy of a trained ReLU :class:`ConvNet` with clip-floor-shift activations, to fine-tune.
+
+    The copy has the same convolutions, batch norms and linear layer; each
+    ReLU becomes a :class:`QCFS` with ``levels`` levels whose threshold
+    :math:`\\lambda_l` starts at the ``percentile`` of that ReLU's activations
+    on ``images`` (as :func:`normalise` takes it). Before any training it computes
+
+    .. math:: h(x) = \\frac{\\lambda}{L}\\,\\mathrm{clip}\\left(\\left\\lfloor
+              \\frac{x L}{\\lambda} + \\frac{1}{2} \\right\\rfloor, 0, L\\right),
+
+    the ReLU's activation rounded to the nearest of :math:`L + 1` levels in
+    :math:`[0, \\lambda]`: at most :math:`\\lambda / 2L` from it where it is below
+    :math:`\\lambda`, and :math:`\\lambda` where it is above. Training it for a few epochs
+    (:func:`train_cnn`) adapts the weights and thresholds to the staircase;
+    the result converts with :func:`normalise` (which takes the trained
+    thresholds as :math:`\\lambda_l`) and simulates with ``v0 = 0.5``.
+    Starting from the ReLU network instead of from scratch (Bu et al. train
+    from scratch for hundreds of epochs) keeps the training short.
+    """
+    if not isinstance(model, ConvNet):
+        raise TypeError(f"qcfs_from_relu takes a ConvNet, got {type(model).__name__}.")
+    if model.params.quantisation_levels is not None:
+        raise ValueError("qcfs_from_relu takes a ReLU ConvNet; this one already has QCFS "
+                         "activations.")
+    if not isinstance(levels, int) or levels < 1:
+        raise ValueError(f"levels must be a positive integer, got {levels!r}.")
+    _, lambdas = normalise(fold_batchnorm(model), images, percentile=percentile, seed=seed)
+    q = ConvNet(replace(model.params, quantisation_levels=levels))
+    missing, unexpected = q.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.endswith(".threshold") for k in missing), (missing, unexpected)
+    for act, lam in zip((m for m in q.features if isinstance(m, QCFS)), lambdas):
+        act.threshold.fill_(lam)
+    return q.train(model.training)
+
+
+@torch.no_grad()
+def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequence[int],
+             input: Literal["analog", "poisson"] = "analog", v0: float = 0.0,
+             generator: torch.Generator | None = None, bf16: bool = False,
+             batch: int = 100, bar=None, max_rate_hz: float = 1000.0, dt_ms: float = 1.0,
+             device: str = "cpu") -> dict:
+    """Run the converted network for ``max(steps)`` steps; accuracy at every ``T`` in ``steps``.
+
+    ``net`` is a normalised network (:func:`normalise`): each ReLU becomes
+    IF neurons (:class:`snnlib.neurons.IFNeurons`); pooling, flattening, convolutions and the
+    linear layer act on spikes unchanged (they are linear). The output
+    layer does not spike: its input is summed over steps, and the class with
+    the largest sum after :math:`T` steps is the decision at :math:`T`.
+    ``analog`` input feeds the image itself every step (a constant current);
+    ``poisson`` feeds Poisson spikes (:func:`snnlib.encoding.poisson_step`)
+    at a rate of ``intensity x max_rate_hz`` in steps of ``dt_ms``: with the
+    defaults (1000 Hz, 1 ms) a pixel of intensity :math:`x` spikes in a step
+    with probability :math:`x`, the analog input's mean. ``bf16`` runs the convolutions and the linear
+    layer in bfloat16: the potentials stay float32 and the spikes (0 or 1)
+    are exact, but weights, biases, the analog input image and every layer's
+    input current are rounded to 8 significant bits, and the first layer gets
+    the same rounded current every step, so its rounding does not average
+    out (run_tier measures the effect against float32). The tensors are kept
+    channels-last, which oneDNN runs fastest. Images go
+    through in batches of ``batch``; ``bar`` (a tqdm bar counting images)
+    advances every step. ``device``: where the spiking copy runs (``net``
+    itself stays where it is; the Poisson draws come from ``generator`` on
+    the CPU, so they are the same on every device).
+
+    Returns ``accuracy`` ``{T: fraction}``, ``predictions`` ``{T: array}``;
+    per spiking layer: ``spikes_per_image`` (over ``max(steps)`` steps),
+    ``neurons``, ``rate_per_step`` (spikes per neuron per step) and
+    ``spike_maps`` (spikes per image summed over channels, one value per
+    position); ``input_spikes_per_image`` (Poisson input; 0 for analog);
+    ``synaptic_ops_per_image`` (see :func:`synaptic_operations`) and
+    ``wall_s``.
+    """
+    import time
+
+    steps = sorted(set(int(t) for t in steps))
+    if not steps or steps[0] < 1:
+        raise ValueError(f"steps must be positive integers, got {steps!r}.")
+    if input not in ("analog", "poisson"):
+        raise ValueError(f"input must be 'analog' or 'poisson', got {input!r}.")
+    if len(images) == 0 or len(images) != len(labels):
+        raise ValueError(f"need at least one image and one label per image, got {len(images)} "
+                         f"images and {len(labels)} labels.")
+    if batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}.")
+    p_max = PoissonParams(max_rate_hz=max_rate_hz, duration_ms=dt_ms, dt_ms=dt_ms).p_max
+    if input == "poisson" and generator is None:
+        generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    snn, spiking = _spiking_copy(net, v0)
+    snn = snn.to(device=device, memory_format=torch.channels_last)
+    labels = torch.as_tensor(np.asarray(labels))
+    n = len(images)
+    preds = {t: [] for t in steps}
+    maps = [None] * len(spiking)
+    input_map = torch.zeros(images.shape[-2:], device=device)
+    for first in range(0, n, batch):
+        x_all = images[first:first + batch].to(device).contiguous(memory_format=torch.channels_last)
+        for layer in spiking:
+            layer.reset_state()
+        total = None
+        for t in range(1, steps[-1] + 1):
+            if input == "analog":
+                x = x_all
+            else:
+                x = poisson_step(x_all, p_max, generator=generator)
+                input_map += x.sum(dim=(0, 1))
+            with runs.autocast(device, bf16):
+                out = snn(x)
+            total = out.float() if total is None else total + out.float()
+            if t in preds:
+                preds[t].append(total.argmax(dim=1).cpu())
+            if bar is not None:
+                bar.update(len(x_all) / steps[-1])
+        for j, layer in enumerate(spiking):
+            maps[j] = layer.spike_map.clone() if maps[j] is None else maps[j] + layer.spike_map
+    predictions = {t: torch.cat(p).numpy() for t, p in preds.items()}
+    neurons = _activation_sizes(net, images[:1])
+    spike_maps = [m.cpu() / n for m in maps]
+    input_map = input_map.cpu()
+    per_image = [float(m.sum()) for m in spike_maps]
+    ops = synaptic_operations(net, spike_maps, steps[-1],
+                              input_map=input_map / n if input == "poisson" else None)
+    return {"accuracy": {t: float(np.mean(p == labels.numpy())) for t, p in predictions.items()},
+            "predictions": predictions,
+            "spikes_per_image": per_image,
+            "neurons": neurons,
+            "rate_per_step": [s / (m * steps[-1]) for s, m in zip(per_image, neurons)],
+            "spike_maps": [m.numpy() for m in spike_maps],
+            "input_spikes_per_image": float(input_map.sum()) / n,
+            "input_map": (input_map / n).numpy(),
+            "synaptic_ops_per_image": ops,
+            "steps": steps[-1],
+            "wall_s": time.perf_counter() - start}
+
+
+@torch.no_grad()
+def rates_vs_activations(net: nn.Sequential, images: torch.Tensor, *, steps: Sequence[int],
+                         keep_rates: bool = False, v0: float = 0.0) -> dict:
+    """How far each layer's spike rates are from the activations they stand for.
+
+    ``net`` is normalised (:func:`normalise`), so its ReLU activations
+    :math:`a` should be approximated by the IF rates :math:`r_T` (spikes per
+    step after :math:`T` steps, analog input) up to clipping at one spike per
+    step. Per spiking layer and :math:`T`, returns the mean absolute error
+
+    .. math:: \\varepsilon_l(T) = \\langle |r_{l,T} - \\min(a_l, 1)| \\rangle
+
+    over neurons and images (``error[l][T]``), and the fraction of neurons
+    whose activation exceeds one (``clipped[l]``: rates cannot follow them).
+    Errors of early layers propagate: a layer's input is spikes, not the
+    activations, so the deepest layers' errors are the largest at small T.
+    With ``keep_rates``, ``rates[T]`` (per layer, ``(N, ...)``),
+    ``activations`` and ``outputs[T]`` (the output layer's mean input per
+    step) are returned too (use few images).
+    """
+    steps = sorted(set(int(t) for t in steps))
+    if not steps or steps[0] < 1:
+        raise ValueError(f"steps must be positive integers, got {steps!r}.")
+    activations: list[torch.Tensor] = []
+    hooks = [net[k].register_forward_hook(lambda m, i, o: activations.append(o.clone()))
+             for k in relu_layers(net)]
+    cnn_out = net(images)
+    for h in hooks:
+        h.remove()
+    snn, spiking = _spiking_copy(net, v0)
+    counts: list[torch.Tensor | None] = [None] * len(spiking)
+    captured: list[torch.Tensor] = []
+    hooks = [layer.register_forward_hook(lambda m, i, o: captured.append(o)) for layer in spiking]
+    error = [{} for _ in spiking]
+    rates, outputs, total = {}, {}, None
+    for t in range(1, steps[-1] + 1):
+        captured.clear()
+        out = snn(images)
+        total = out if total is None else total + out
+        for j, s in enumerate(captured):
+            counts[j] = s.clone() if counts[j] is None else counts[j] + s
+        if t in steps:
+            for j, c in enumerate(counts):
+                error[j][t] = float((c / t - activations[j].clamp(max=1.0)).abs().mean())
+            if keep_rates:
+                rates[t] = [c / t for c in counts]
+                outputs[t] = total / t
+    for h in hooks:
+        h.remove()
+    result = {"error": error, "clipped": [float((a > 1).float().mean()) for a in activations],
+              "mean_activation": [float(a.clamp(max=1.0).mean()) for a in activations]}
+    if keep_rates:
+        result.update(rates=rates, activations=activations, outputs=outputs, cnn_outputs=cnn_out)
+    return result
+
+
+def _spiking_copy(net: nn.Sequential, v0: float) -> tuple[nn.Sequential, list[IFNeurons]]:
+    """A copy of a normalised network with every activation replaced by IF neurons."""
+    import copy
+
+    snn = copy.deepcopy(net).eval()
+    spiking = []
+    for k in relu_layers(snn):
+        snn[k] = IFNeurons(v0)
+        spiking.append(snn[k])
+    return snn, spiking
+
+
+def _activation_sizes(net: nn.Sequential, probe_image: torch.Tensor) -> list[int]:
+    """Neurons (per image) of each activation of ``net``."""
+    sizes: list[int] = []
+    hooks = [net[k].register_forward_hook(lambda m, i, o: sizes.append(o[0].numel()))
+             for k in relu_layers(net)]
+    with torch.no_grad():
+        net(probe_image)
+    for h in hooks:
+        h.remove()
+    return sizes
+
+
+def _fanout(path: list[nn.Module], shape: tuple[int, ...]) -> torch.Tensor:
+    """Synapses each input unit of ``path`` (pooling, flattening, one weighted layer) reaches.
+
+    Computed as :math:`\\partial \\sum_j y_j / \\partial x_i` of the path with every
+    weight set to one and average pooling replaced by sum pooling: the number
+    of weights an input spike is added through. Summed over channels, one
+    value per position (inputs of the same position share their fan-out).
+    """
+    with torch.enable_grad():
+        x = torch.ones((1, *shape), requires_grad=True)
+        y = _fanout_forward(path, x)
+        y.sum().backward()
+    g = x.grad[0]
+    return g[0] if g.ndim == 3 else g  # a conv input's channels share a fan-out
+
+
+def _fanout_forward(path: list[nn.Module], y: torch.Tensor) -> torch.Tensor:
+    for m in path:
+        if isinstance(m, nn.AvgPool2d):
+            y = F.avg_pool2d(y, m.kernel_size, m.stride, m.padding) * (
+                m.kernel_size ** 2 if isinstance(m.kernel_size, int) else math.prod(m.kernel_size))
+        elif isinstance(m, nn.Conv2d):
+            y = F.conv2d(y, torch.ones_like(m.weight), None, m.stride, m.padding)
+        elif isinstance(m, nn.Linear):
+            y = F.linear(y, torch.ones_like(m.weight))
+        else:
+            y = m(y)
+    return y
+
+
+def synaptic_operations(net: nn.Sequential, spike_maps: Sequence[torch.Tensor], steps: int, *,
+                        input_map: torch.Tensor | None = None) -> dict:
+    """Operations per image of the converted network, and the CNN's multiply-accumulates.
+
+    A spike reaching a layer costs one accumulate per synapse it crosses
+    (its fan-out, :func:`_fanout`); a layer whose input is not spikes costs
+    one multiply-accumulate per weight and step. So
+
+    .. math:: \\mathrm{AC} = \\sum_l \\sum_i s_{l,i}\\, f_{l,i},
+              \\qquad \\mathrm{MAC}_\\mathrm{SNN} = T \\cdot \\mathrm{MAC}_1
+
+    with :math:`s_{l,i}` the spikes per image at position :math:`i` of the
+    layer feeding layer :math:`l` and :math:`f_{l,i}` their fan-out; with
+    analog input, the first layer takes the image as a current every step
+    (``MAC_1`` per step), with Poisson input its input spikes are counted as
+    accumulates too (``input_map``). The CNN's cost is one multiply-accumulate
+    per weight use: :math:`\\sum_l` (output units x fan-in). The SNN's
+    biases are constant currents: one addition per neuron and step, counted
+    apart (``bias_additions``); pooling's additions are counted in neither.
+
+    ``spike_maps`` must have one map per spiking layer, shaped as its
+    positions (``H x W``, or ``(units,)`` for a flat layer); ``input_map``
+    ``32 x 32``.
+
+    Returns ``accumulates``, ``multiply_accumulates``, ``bias_additions``
+    (SNN, per image), ``cnn_multiply_accumulates`` and
+    ``per_layer_accumulates``.
+    """
+    mods = list(net)
+    acts = relu_layers(net)
+    weighted = [k for k, m in enumerate(mods) if isinstance(m, (nn.Conv2d, nn.Linear))]
+    shapes: dict[int, tuple[int, ...]] = {}
+    macs: list[int] = []
+    hooks = []
+    for k in range(len(mods)):
+        hooks.append(mods[k].register_forward_hook(
+            lambda m, i, o, k=k: shapes.__setitem__(k, tuple(i[0].shape[1:]))))
+    with torch.no_grad():
+        net(torch.zeros(1, 3, 32, 32))
+    for h in hooks:
+        h.remove()
+    for k in weighted:
+        m = mods[k]
+        out_units = (m.out_channels * _conv_out_positions(m, shapes[k]) if isinstance(m, nn.Conv2d)
+                     else m.out_features)
+        fan_in = m.weight[0].numel()
+        macs.append(out_units * fan_in)
+    if len(spike_maps) != len(acts):
+        raise ValueError(f"need one spike map per spiking layer ({len(acts)}), got {len(spike_maps)}.")
+
+    def checked(m, fan: torch.Tensor, what: str) -> torch.Tensor:
+        m = torch.as_tensor(m)
+        if tuple(m.shape) != tuple(fan.shape):
+            raise ValueError(f"{what} has shape {tuple(m.shape)}, its layer's positions are "
+                             f"{tuple(fan.shape)}.")
+        return m
+
+    per_layer = []
+    for j, a in enumerate(acts):
+        nxt = next(k for k in weighted if k > a)
+        fan = _fanout(mods[a + 1:nxt + 1], shapes[a + 1])
+        per_layer.append(float((checked(spike_maps[j], fan, f"spike map {j}") * fan).sum()))
+    first_mac = 0.0
+    if input_map is not None:
+        fan = _fanout(mods[:weighted[0] + 1], shapes[0])
+        per_layer.insert(0, float((checked(input_map, fan, "input_map") * fan).sum()))
+    else:
+        first_mac = float(steps * macs[0])
+    biases = sum(m.out_channels * _conv_out_positions(m, shapes[k]) if isinstance(m, nn.Conv2d)
+                 else m.out_features for k in weighted for m in [mods[k]] if m.bias is not None)
+    return {"accumulates": float(sum(per_layer)), "multiply_accumulates": first_mac,
+            "bias_additions": float(steps * biases),
+            "cnn_multiply_accumulates": float(sum(macs)), "per_layer_accumulates": per_layer}
+
+
+def _conv_out_positions(m: nn.Conv2d, in_shape: tuple[int, ...]) -> int:
+    h, w = in_shape[-2:]
+    kh, kw = m.kernel_size
+    ph, pw = m.padding
+    sh, sw = m.stride
+    return ((h + 2 * ph - kh) // sh + 1) * ((w + 2 * pw - kw) // sw + 1)
+
+
+STEPS_ANALYSED = tuple(2 ** k for k in range(9))
+"""Numbers of steps at which the converted network's accuracy is read (1 ... 256)."""
+PERCENTILES = (99.9, 99.99, 100.0)
+"""Normalisation percentiles compared; the tier uses ``PERCENTILE``."""
+PERCENTILE = 99.99
+SNN_PART_IMAGES = 500
+"""Images per checkpointed part of a simulation (a killed run resumes at a part)."""
+SIM_VERSION = 3
+"""Part of every simulation checkpoint's key: raised when :func:`simulate` changes."""
+
+
+def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequence[int],
+                   folder, input: Literal["analog", "poisson"] = "analog", seed: int = 0,
+                   bf16: bool = False, v0: float = 0.0, part_images: int = SNN_PART_IMAGES,
+                   progress: bool = True, desc: str = "tier 3, SNN", device: str = "cpu") -> dict:
+    """:func:`simulate` in parts of ``part_images`` images, each saved in ``folder``; resumable.
+
+    A part is recomputed when its network's weights, its images or labels,
+    the settings, the seed or ``SIM_VERSION`` differ from the saved one, or
+    when its file cannot be read (it is then set aside and the run says so)
+    (Poisson parts draw from a generator seeded with ``seed`` and the part's
+    first image, so an interrupted run gives the same numbers). Returns what
+    :func:`simulate` returns for all the images, with ``wall_s`` summed over
+    the parts and ``images_per_s`` (images simulated for ``max(steps)`` steps
+    per second).
+    """
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    folder = Path(folder)
+    steps = sorted(set(int(t) for t in steps))
+    labels = np.asarray(labels)
+    n = len(images)
+    if n == 0 or n != len(labels):
+        raise ValueError(f"need at least one image and one label per image, got {n} images "
+                         f"and {len(labels)} labels.")
+    if not isinstance(part_images, int) or part_images < 1:
+        raise ValueError(f"part_images must be a positive integer, got {part_images!r}.")
+    folder.mkdir(parents=True, exist_ok=True)
+    preds = {t: np.zeros(n, dtype=np.int64) for t in steps}
+    maps, input_maps, walls = None, [], []
+    bar = tqdm(total=n, disable=not progress, unit="img", desc=desc,
+               bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]")
+    for first in range(0, n, part_images):
+        last = min(n, first + part_images)
+        path = folder / f"part_{first:06d}_{last:06d}.npz"
+        x = images[first:last]
+        part_key = runs.cache_key(net, x, labels[first:last], steps, input, seed, bf16,
+                                  float(v0), first, version=SIM_VERSION)
+        saved = runs.cached_npz(path, part_key)
+        if saved is None:
+            g = torch.Generator().manual_seed(int(seed) * 1_000_003 + first)
+            r = simulate(net, x, labels[first:last], steps=steps, input=input, generator=g,
+                         bf16=bf16, v0=v0, bar=bar, device=device)
+            saved = {"key": np.array(part_key), "wall_s": np.array(r["wall_s"]),
+                     "predictions": np.stack([r["predictions"][t] for t in steps]),
+                     "input_map": r["input_map"],
+                     **{f"map_{j}": m for j, m in enumerate(r["spike_maps"])}}
+            runs.save_npz(path, **saved)
+        else:
+            bar.update(last - first)
+        for i, t in enumerate(steps):
+            preds[t][first:last] = saved["predictions"][i]
+        part_maps = [saved[f"map_{j}"] * (last - first)
+                     for j in range(sum(k.startswith("map_") for k in saved))]
+        maps = part_maps if maps is None else [a + b for a, b in zip(maps, part_maps)]
+        input_maps.append(saved["input_map"] * (last - first))
+        walls.append(float(saved["wall_s"]))
+    bar.close()
+    spike_maps = [torch.as_tensor(m / n) for m in maps]
+    neurons = _activation_sizes(net, images[:1])
+    per_image = [float(m.sum()) for m in spike_maps]
+    input_map = torch.as_tensor(sum(input_maps) / n)
+    input_per_image = float(input_map.sum())
+    if input != "poisson":
+        input_map = None
+    wall = float(sum(walls))
+    return {"accuracy": {t: float(np.mean(p == labels)) for t, p in preds.items()},
+            "predictions": preds, "spikes_per_image": per_image, "neurons": neurons,
+            "rate_per_step": [s / (m * steps[-1]) for s, m in zip(per_image, neurons)],
+            "spike_maps": [m.numpy() for m in spike_maps],
+            "input_spikes_per_image": input_per_image,
+            "input_map": np.asarray(sum(input_maps) / n),
+            "synaptic_ops_per_image": synaptic_operations(net, spike_maps, steps[-1],
+                                                          input_map=input_map),
+            "steps": steps[-1], "wall_s": wall, "images_per_s": n / wall if wall else None}
+
+
+def smallest_steps_within(accuracy: dict, reference: float, points: float):
+    """The smallest T whose accuracy is within ``points`` percentage points of ``reference`` (or None)."""
+    ok = [t for t, a in sorted(accuracy.items()) if a >= reference - points / 100.0 - 1e-12]
+    return ok[0] if ok else None

@@ -1,0 +1,94 @@
+"""Tier 3's measurements as the common record (:class:`snnlib.runs.TierRecord`).
+
+:func:`to_record` takes the nested dict that :func:`.run.run_tier` measures
+(the shape ``results/conversion.json`` had before the common format) and
+moves its common fields into place (``MOVES``); the rest is the record's
+``specific`` part. The same function migrates an old record.
+"""
+
+from __future__ import annotations
+
+from ... import runs
+from ...data import CLASS_NAMES
+
+MOVES = [m for m in runs.common_moves() if m[0] not in ("test_images", "class_names")] + [
+    ("train_images", "train_images"),
+    ("snn/accuracy", "accuracy"),
+    ("snn/per_class_accuracy", "per_class_accuracy"),
+    ("snn/confusion", "confusion"),
+]
+"""``(path in the measurements, path in the record)``; the test images of the record are the
+ones the spiking network ran on (``snn_images``); the class names are CIFAR-10's."""
+
+
+def _events(ops: dict) -> runs.SynapticEvents:
+    return runs.SynapticEvents(accumulates=ops["accumulates"],
+                               multiply_accumulates=ops["multiply_accumulates"], what=ops["what"])
+
+
+def to_record(d: dict, *, device: str, provenance: dict | None = None) -> runs.TierRecord:
+    """The record of tier 3's measurements ``d`` (see the module docstring)."""
+    cnn, snn, q = d["cnn"], d["snn"], d.get("qcfs")
+    training = cnn["training"]
+    variants = {"the CNN (not spiking)": runs.Variant(
+        accuracy=cnn["accuracy_on_snn_images"], time_steps=None,
+        synaptic_events=runs.SynapticEvents(
+            accumulates=0.0, multiply_accumulates=cnn["multiply_accumulates_per_image"],
+            what="one multiply-accumulate per weight use"),
+        inference=runs.Speed(cnn["images_per_s"], "images per second, float32"),
+        what="the CNN the spiking network was converted from, on the same test images")}
+    if q is not None:
+        variants[f"QCFS fine-tuned, T = {q['steps']}"] = runs.Variant(
+            accuracy=q["accuracy_vs_steps"][str(q["steps"])], time_steps=q["steps"],
+            synaptic_events=_events(q["operations_per_image"]),
+            inference=runs.Speed(q["images_per_s"], q["what_images_per_s"]), what=q["what"])
+    n_train = d["train_images"]
+    return runs.record_from_dict(
+        d, MOVES,
+        class_names=list(CLASS_NAMES),
+        test_images=d["snn_images"],
+        baselines={"the CNN it was converted from": cnn["accuracy_on_snn_images"],
+                   "chance": 0.1},
+        firing={name: dict(layer) for name, layer in snn["firing"].items()},
+        synaptic_events=_events(snn["operations_per_image"]),
+        time_steps=snn["steps"], dt_ms=None,
+        training_wall_s=runs.total_or_none(training["wall_s"]),
+        training=runs.Speed(
+            runs.finite_or_none(n_train * training["epochs"] / training["wall_s"])
+            if training["wall_s"] else None,
+            "CNN training: images per second over all epochs (backpropagation)"),
+        inference=runs.Speed(snn["images_per_s"], snn["what_images_per_s"]),
+        variants=variants,
+        device=device,
+        provenance=provenance)
+
+
+def summary_lines(record: runs.TierRecord) -> list[str]:
+    """What ``python -m snnlib run conversion`` prints beyond the common table."""
+    s = record.specific
+    cnn, snn, q = s["cnn"], s["snn"], s["qcfs"]
+    lines = [
+        f"CNN trained on {record.train_images} images for {cnn['training']['epochs']} epochs in "
+        f"{cnn['training']['wall_s']:.0f} s: accuracy {cnn['accuracy']:.4f} "
+        f"({cnn['accuracy_on_snn_images']:.4f} on the {record.test_images} images the SNN ran "
+        f"on), {cnn['images_per_s']:.0f} images/s",
+        "SNN accuracy by steps: " + ", ".join(
+            f"T={t} {a:.4f}" for t, a in snn["accuracy_vs_steps"].items()),
+        f"smallest T within 1 point of the CNN: {snn['smallest_steps_within_1_point']}, "
+        f"within 0.1 point: {snn['smallest_steps_within_0.1_point']}",
+    ]
+    var = s["variants"]
+    for name, acc in var["accuracy_vs_steps"].items():
+        lines.append(f"{name:<24} on {var['images']} images: "
+                     + ", ".join(f"T={t} {a:.3f}" for t, a in acc.items()))
+    lines += [
+        f"fine-tuned with QCFS ({q['levels']} levels, {q['training']['epochs']} epochs, "
+        f"{q['training']['wall_s']:.0f} s): CNN accuracy {q['cnn_accuracy']:.4f} "
+        f"({q['cnn_accuracy_on_snn_images']:.4f} on the SNN's images)",
+        f"its SNN (v0 = {q['v0']}) by steps: " + ", ".join(
+            f"T={t} {a:.4f}" for t, a in q["accuracy_vs_steps"].items()),
+        f"smallest T within 1 point of its CNN: {q['smallest_steps_within_1_point']}, "
+        f"within 0.1 point: {q['smallest_steps_within_0.1_point']}, within 1 point of the "
+        f"ReLU CNN: {q['smallest_steps_within_1_point_of_relu_cnn']}",
+    ]
+    return lines

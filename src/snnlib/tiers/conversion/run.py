@@ -1,0 +1,287 @@
+"""Tier 3, the pipeline: train the CNN, convert it, simulate it, fine-tune a QCFS copy; resumable.
+
+:func:`run_tier` is what ``python -m snnlib run conversion`` and chapter 6
+call; it writes the tier's :class:`snnlib.runs.TierRecord`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, replace
+
+import numpy as np
+import torch
+
+from ... import runs
+from .cnn import (QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, TRAIN_VERSION, ConvNet,
+                  ConvNetParams, TrainParams, bf16_supported, evaluate_cnn, fold_batchnorm,
+                  images_to_tensor, train_cnn)
+from .convert import (PERCENTILE, PERCENTILES, QCFS_V0, STEPS_ANALYSED, normalise,
+                      qcfs_from_relu, simulate_parts, smallest_steps_within)
+from .record import to_record
+
+__all__ = ["params_for_profile", "run_tier"]
+
+
+def params_for_profile(profile, device: str = "cpu") -> tuple[ConvNetParams, TrainParams]:
+    """The CNN and its training at a profile's size (``profile.conversion.width``, ``.epochs``).
+
+    Training uses bfloat16 autocast where ``device`` supports it (:func:`bf16_supported`).
+    """
+    w = profile.conversion.width
+    return (ConvNetParams(widths=(w, w, 2 * w, 2 * w, 4 * w, 4 * w)),
+            TrainParams(epochs=profile.conversion.epochs, bf16=bf16_supported(device)))
+
+
+def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
+             progress: bool = True) -> tuple[runs.TierRecord, dict]:
+    """Tier 3 at a profile's size: train the CNN, convert it, simulate it; resumable.
+
+    Sizes come from ``profile.conversion`` (``sizes`` below).
+
+    1. The CNN (``sizes.width``) trains for ``sizes.epochs`` on
+       ``sizes.train_images`` class-balanced images (all 50,000 for ``full``),
+       checkpointed every epoch in ``out_dir/cnn.pt``.
+    2. Batch norm is folded; the CNN's test accuracy and speed are measured.
+    3. The network is normalised on 1,000 training images at each of
+       ``PERCENTILES`` and simulated with analog input for ``sizes.steps``
+       steps: the tier (``PERCENTILE``) on ``sizes.snn_images`` test images,
+       the others, and Poisson input, on the first ``sizes.variant_images``
+       of them. Simulations are checkpointed in parts.
+    4. The CNN is fine-tuned with clip-floor-shift activations
+       (:func:`qcfs_from_relu`, ``sizes.qcfs_epochs``, checkpointed in
+       ``out_dir/cnn_qcfs.pt``), converted with its trained thresholds and
+       simulated with ``v0 = 0.5`` for ``sizes.qcfs_steps`` on the tier's
+       test images (and, when that runs in bfloat16, in float32 on the
+       variant images).
+
+    ``device`` (default ``$SNNLIB_DEVICE`` or ``"cpu"``): where the CNN
+    trains and the spiking network is simulated.
+
+    Writes ``out_dir/tier_record.json`` (:class:`snnlib.runs.TierRecord`);
+    returns ``(record, details)``: the record and, for the chapter, the
+    networks, simulations and test images.
+    """
+    import time
+    from pathlib import Path
+
+    from ... import data, metrics
+
+    device = runs.get_device(device)
+    sizes = profile.conversion
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    commit = runs.git_commit()
+    t_start = time.perf_counter()
+    train, test = data.load_cifar10("train"), data.load_cifar10("test")
+    rng = np.random.default_rng(seed)
+    itr = (np.arange(len(train)) if sizes.train_images is None
+           else rng.permutation(data.balanced_subset(train.labels,
+                                                     sizes.train_images // 10, seed=seed)))
+    # balanced_subset sorts by class: shuffled, so that the first images (simulated
+    # by the variants) hold every class; all 10,000 keep CIFAR's own order
+    ite = (np.arange(len(test)) if profile.n_test_per_class is None
+           else rng.permutation(data.balanced_subset(test.labels, profile.n_test_per_class,
+                                                     seed=seed)))
+    y_train, y_test = train.labels[itr], test.labels[ite]
+    cp, tp = params_for_profile(profile, device)
+    # bfloat16 simulation where the CPU has it (about 1.8 times faster here,
+    # benchmarks/conversion_speed.py); every run then also simulates its variant
+    # images in float32, so that what the rounding costs is measured, not assumed
+    snn_bf16 = tp.bf16
+    torch.manual_seed(seed)
+    model = ConvNet(cp)
+    history = train_cnn(model, train.images[itr], y_train, tp, seed=seed,
+                        checkpoint=out / "cnn.pt", progress=progress, restart_stale=True,
+                        device=device)
+    model.cpu()
+    folded = fold_batchnorm(model)
+    on_device = folded if device == "cpu" else copy.deepcopy(folded).to(device)
+    x_test = images_to_tensor(test.images[ite])
+    evaluate_cnn(on_device, x_test[:500], y_test[:500])  # warm-up: oneDNN sets up on first use
+    start = time.perf_counter()
+    cnn = evaluate_cnn(on_device, x_test, y_test)
+    cnn_wall = time.perf_counter() - start
+    with runs.autocast(device, True):
+        evaluate_cnn(on_device, x_test[:500], y_test[:500])
+        start = time.perf_counter()
+        cnn_bf16 = evaluate_cnn(on_device, x_test, y_test)
+    cnn_bf16_wall = time.perf_counter() - start
+
+    calibration = images_to_tensor(train.images[itr[:1000]])
+    nets, lambdas = {}, {}
+    for pct in PERCENTILES:
+        nets[pct], lambdas[pct] = normalise(folded, calibration, percentile=pct)
+    n_snn = len(ite) if sizes.snn_images is None else min(len(ite), sizes.snn_images)
+    n_var = min(n_snn, sizes.variant_images)
+    steps = [t for t in STEPS_ANALYSED if t < sizes.steps] + [sizes.steps]
+    sims = {"analog, p99.99": simulate_parts(
+        nets[PERCENTILE], x_test[:n_snn], y_test[:n_snn], steps=steps, seed=seed,
+        folder=out / "snn_analog_p99.99", bf16=snn_bf16, progress=progress,
+        desc="tier 3, SNN (analog input)", device=device)}
+    variants = {}
+    for pct in PERCENTILES:
+        if pct != PERCENTILE:
+            variants[f"analog, p{pct:g}"] = simulate_parts(
+                nets[pct], x_test[:n_var], y_test[:n_var], steps=steps, seed=seed,
+                folder=out / f"snn_analog_p{pct:g}", bf16=snn_bf16, progress=progress,
+                desc=f"tier 3, SNN (normalised at p{pct:g})", device=device)
+    variants["poisson, p99.99"] = simulate_parts(
+        nets[PERCENTILE], x_test[:n_var], y_test[:n_var], steps=steps, input="poisson",
+        seed=seed, folder=out / "snn_poisson_p99.99", bf16=snn_bf16, progress=progress,
+        desc="tier 3, SNN (Poisson input)", device=device)
+    if snn_bf16:
+        variants["analog, p99.99, float32"] = simulate_parts(
+            nets[PERCENTILE], x_test[:n_var], y_test[:n_var], steps=steps, seed=seed,
+            folder=out / "snn_analog_p99.99_float32", bf16=False, progress=progress,
+            desc="tier 3, SNN (float32 check)", device=device)
+    # 5. quantisation-aware fine-tuning from the trained CNN, then the same conversion
+    # with the trained thresholds as lambda and neurons starting half-way (v0 = 0.5)
+    # (its own seed, so that its shuffles and crops do not repeat the CNN's first epochs)
+    q_model = qcfs_from_relu(model, calibration, seed=seed)
+    q_tp = replace(tp, epochs=sizes.qcfs_epochs, max_lr=QCFS_MAX_LR)
+    q_history = train_cnn(q_model, train.images[itr], y_train, q_tp, seed=seed + 1,
+                          checkpoint=out / "cnn_qcfs.pt", progress=progress, restart_stale=True,
+                          init_key=runs.cache_key(q_model, QCFS_LEVELS, version=TRAIN_VERSION),
+                          device=device)
+    q_model.cpu()
+    q_folded = fold_batchnorm(q_model)
+    q_cnn = evaluate_cnn(q_folded, x_test, y_test)
+    q_net, q_lambdas = normalise(q_folded, calibration)
+    q_steps = ([t for t in STEPS_ANALYSED if t < sizes.qcfs_steps]
+               + [sizes.qcfs_steps])
+    q_sim = simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=q_steps, seed=seed,
+                           v0=QCFS_V0, folder=out / "snn_qcfs", bf16=snn_bf16, progress=progress,
+                           desc="tier 3, SNN (fine-tuned QCFS)", device=device)
+    q_check = None
+    if snn_bf16:  # the staircase's edges are what QCFS relies on: measure what bfloat16 moves
+        q_check = simulate_parts(q_net, x_test[:n_var], y_test[:n_var], steps=q_steps, seed=seed,
+                                 v0=QCFS_V0, folder=out / "snn_qcfs_float32", bf16=False,
+                                 progress=progress, desc="tier 3, SNN (QCFS, float32 check)", device=device)
+    main = sims["analog, p99.99"]
+    cnn_on_snn = float(np.mean(cnn["predictions"][:n_snn] == y_test[:n_snn]))
+    q_cnn_on_snn = float(np.mean(q_cnn["predictions"][:n_snn] == y_test[:n_snn]))
+    cnn_on_var = float(np.mean(cnn["predictions"][:n_var] == y_test[:n_var]))
+    t_max = steps[-1]
+    ops = main["synaptic_ops_per_image"]
+    layer_names = [f"conv{k + 1}" for k in range(len(cp.widths))]
+
+    def confusion(y, predictions) -> dict:
+        summary = metrics.classification_summary(y, predictions)
+        return {k: summary[k] for k in ("per_class_accuracy", "confusion")}
+
+    def firing(sim) -> dict:
+        return {name: {"neurons": m, "spikes_per_image": s, "rate_per_step": r}
+                for name, m, s, r in zip(layer_names, sim["neurons"], sim["spikes_per_image"],
+                                         sim["rate_per_step"])}
+
+    def operations(sim, what: str) -> dict:
+        o = sim["synaptic_ops_per_image"]
+        return {"what": what, "accumulates": o["accumulates"],
+                "multiply_accumulates": o["multiply_accumulates"],
+                "bias_additions": o["bias_additions"],
+                "per_layer_accumulates": dict(zip(layer_names[1:] + ["output"],
+                                                  o["per_layer_accumulates"]))}
+    measured = {
+        "tier": "conversion",
+        "profile": profile.name,
+        "cnn": {
+            "accuracy": cnn["accuracy"],
+            "accuracy_on_snn_images": cnn_on_snn,
+            "accuracy_on_variant_images": cnn_on_var,
+            **confusion(y_test, cnn["predictions"]),
+            "images_per_s": len(x_test) / cnn_wall,
+            "bfloat16": {"accuracy": cnn_bf16["accuracy"],
+                         "images_per_s": len(x_test) / cnn_bf16_wall},
+            "multiply_accumulates_per_image": ops["cnn_multiply_accumulates"],
+            "training": {"epochs": tp.epochs, "wall_s": history["total_wall_s"],
+                         "loss": history["loss"], "train_accuracy": history["train_accuracy"],
+                         "epoch_wall_s": history["wall_s"]},
+        },
+        "snn": {
+            "accuracy_vs_steps": {str(t): a for t, a in main["accuracy"].items()},
+            "accuracy": main["accuracy"][t_max],
+            "steps": t_max,
+            "loss_vs_cnn_points": {str(t): 100 * (cnn_on_snn - a) for t, a in main["accuracy"].items()},
+            "smallest_steps_within_1_point": smallest_steps_within(main["accuracy"], cnn_on_snn, 1.0),
+            "smallest_steps_within_0.1_point": smallest_steps_within(main["accuracy"], cnn_on_snn, 0.1),
+            **confusion(y_test[:n_snn], main["predictions"][t_max]),
+            "images_per_s": main["images_per_s"],
+            "what_images_per_s": f"images simulated for {t_max} steps per second",
+            "firing": firing(main),
+            "operations_per_image": operations(
+                main, f"over {t_max} steps: accumulates (a spike crossing a synapse), "
+                      "multiply-accumulates (the first layer takes the image as a current) "
+                      "and bias additions (one per neuron and step)"),
+        },
+        "variants": {
+            "images": n_var,
+            "cnn_accuracy": cnn_on_var,
+            "accuracy_vs_steps": {
+                name: {str(t): a for t, a in r.items()} for name, r in
+                [("analog, p99.99", {t: float(np.mean(p[:n_var] == y_test[:n_var]))
+                                     for t, p in main["predictions"].items()})]
+                + [(k, v["accuracy"]) for k, v in variants.items()]},
+            "accumulates_per_image": {k: v["synaptic_ops_per_image"]["accumulates"]
+                                      for k, v in variants.items()},
+        },
+        "qcfs": {
+            "what": (f"the CNN fine-tuned for {q_tp.epochs} epochs with clip-floor-shift "
+                     f"activations of {QCFS_LEVELS} levels (thresholds starting at the "
+                     f"{QCFS_INIT_PERCENTILE:g}th percentile of its activations), converted with "
+                     f"the trained thresholds and simulated with v0 = {QCFS_V0}"),
+            "levels": QCFS_LEVELS, "init_percentile": QCFS_INIT_PERCENTILE, "v0": QCFS_V0,
+            "training": {"epochs": q_tp.epochs, "max_lr": q_tp.max_lr,
+                         "wall_s": q_history["total_wall_s"], "loss": q_history["loss"],
+                         "train_accuracy": q_history["train_accuracy"],
+                         "epoch_wall_s": q_history["wall_s"]},
+            "cnn_accuracy": q_cnn["accuracy"],
+            "cnn_accuracy_on_snn_images": q_cnn_on_snn,
+            "thresholds": q_lambdas,
+            "accuracy_vs_steps": {str(t): a for t, a in q_sim["accuracy"].items()},
+            "steps": q_steps[-1],
+            "loss_vs_own_cnn_points": {str(t): 100 * (q_cnn_on_snn - a)
+                                       for t, a in q_sim["accuracy"].items()},
+            "loss_vs_relu_cnn_points": {str(t): 100 * (cnn_on_snn - a)
+                                        for t, a in q_sim["accuracy"].items()},
+            "smallest_steps_within_1_point": smallest_steps_within(q_sim["accuracy"],
+                                                                   q_cnn_on_snn, 1.0),
+            "smallest_steps_within_0.1_point": smallest_steps_within(q_sim["accuracy"],
+                                                                     q_cnn_on_snn, 0.1),
+            "smallest_steps_within_1_point_of_relu_cnn": smallest_steps_within(
+                q_sim["accuracy"], cnn_on_snn, 1.0),
+            **confusion(y_test[:n_snn], q_sim["predictions"][q_steps[-1]]),
+            "images_per_s": q_sim["images_per_s"],
+            "what_images_per_s": f"images simulated for {q_steps[-1]} steps per second",
+            "float32_check": None if q_check is None else {
+                "images": n_var,
+                "bfloat16": {str(t): float(np.mean(p[:n_var] == y_test[:n_var]))
+                             for t, p in q_sim["predictions"].items()},
+                "float32": {str(t): a for t, a in q_check["accuracy"].items()}},
+            "firing": firing(q_sim),
+            "operations_per_image": operations(
+                q_sim, f"over {q_steps[-1]} steps, counted as for the tier"),
+        },
+        "normalisation_lambdas": {f"p{k:g}": v for k, v in lambdas.items()},
+        "parameters": {"cnn": asdict(cp), "training": asdict(tp), "percentile": PERCENTILE,
+                       "calibration_images": len(calibration), "v0": 0.0,
+                       "snn_bf16": snn_bf16},
+        "seed": seed,
+        "dataset": data.dataset_name(train.source),
+        "train_images": len(itr),
+        "test_images": len(ite),
+        "snn_images": n_snn,
+        "wall_s": {"cnn_training": history["total_wall_s"], "cnn_test": cnn_wall,
+                   "snn": main["wall_s"], **{f"snn {k}": v["wall_s"] for k, v in variants.items()},
+                   "qcfs_training": q_history["total_wall_s"], "snn qcfs": q_sim["wall_s"],
+                   **({"snn qcfs float32": q_check["wall_s"]} if q_check is not None else {}),
+                   "this_call": time.perf_counter() - t_start},
+    }
+    record = to_record(measured, device=device, provenance=runs.provenance(device, commit=commit))
+    runs.save_record(record, out / "tier_record.json")
+    details = {"model": model, "folded": folded, "nets": nets, "lambdas": lambdas,
+               "simulation": main, "variants": variants, "cnn": cnn, "history": history,
+               "test_images": x_test, "test_labels": y_test, "train_index": itr, "test_index": ite,
+               "qcfs": {"model": q_model, "folded": q_folded, "net": q_net, "cnn": q_cnn,
+                        "simulation": q_sim, "float32_check": q_check, "history": q_history}}
+    return record, details

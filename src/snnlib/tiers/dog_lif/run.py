@@ -1,0 +1,197 @@
+"""Tier 2, the pipeline: the STDP layer and its random twin, their features, the readouts; resumable.
+
+:func:`run_tier` is what ``python -m snnlib run dog_lif`` and chapter 5 call;
+it writes the tier's :class:`snnlib.runs.TierRecord`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ... import retina as R
+from ... import runs
+from .layer import IMAGE_PX, DoGLIF, DoGLIFParams, spike_statistics
+from .record import to_record
+
+__all__ = ["READOUT_CS", "READOUT_MAX_ITER", "params_for_profile", "run_tier"]
+
+READOUT_CS = (0.003, 0.01)
+"""Inverse regularisation strengths the readouts choose from (on a held-out fifth).
+
+Two, fitted in float32 with at most ``READOUT_MAX_ITER`` L-BFGS iterations: at the
+full profile one fit on 50,000 x 2,304 features took 139 s (C = 0.01, 387
+iterations); larger Cs need many more iterations, and with three Cs up to 0.1 in
+float64 the four readouts of the full run had not finished after 50 minutes."""
+READOUT_MAX_ITER = 1000
+
+
+def params_for_profile(profile) -> DoGLIFParams:
+    """The tier's parameters at a profile's size (``profile.dog_lif``: filters, training patches)."""
+    return DoGLIFParams(n_filters=profile.dog_lif.filters,
+                        train_patches=profile.dog_lif.train_patches)
+
+
+LAYER_VERSION = 1
+"""Part of every trained layer's cache key: raised when :meth:`DoGLIF.fit` changes."""
+
+
+def _layer(out: Path, name: str, params: DoGLIFParams, images: np.ndarray, *, seed: int,
+           progress: bool, device: str = "cpu") -> DoGLIF:
+    """The layer trained (``stdp``) or with random weights (``random``), cached in ``out/layer_NAME.npz``.
+
+    The cache is keyed on the parameters, the seed and every training image.
+    """
+    net = DoGLIF(params, seed=seed, learn=(name == "stdp"), device=device)
+    key = runs.cache_key(params, seed, name, images, version=LAYER_VERSION)
+    path = out / f"layer_{name}.npz"
+    saved = runs.cached_npz(path, key)
+    if saved is not None:
+        saved.pop("key")
+        net.load_state_dict(saved)
+        return net
+    net.fit(images, progress=progress)
+    runs.save_npz(path, key=np.array(key), **net.state_dict())
+    return net
+
+
+def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: str | None = None,
+             params: DoGLIFParams | None = None, progress: bool = True
+             ) -> tuple[runs.TierRecord, dict]:
+    """Tier 2 at a profile's size, with its baselines measured in the same run; resumable.
+
+    1. The layer learns from random patches of the training images (STDP);
+       the same layer with random weights adapts only its thresholds.
+    2. Pooled spike counts of both for the training and test images
+       (checkpointed every 2000 images in ``out_dir``).
+    3. Logistic regression (:func:`snnlib.readout.logistic_regression`) on
+       the STDP features (the tier), on the random-weight features, on the
+       raw RGB pixels and on the colour-opponent DoG responses of the pixels.
+
+    Sizes: ``10 x profile.n_train_per_class`` training and ``10 x
+    n_test_per_class`` test images, class-balanced (all 50,000 and 10,000
+    for ``full``); ``profile.dog_lif`` (filters, training patches).
+
+    ``device`` (default ``$SNNLIB_DEVICE`` or ``"cpu"``): where the layer
+    learns and runs (the retina and the readouts run on the CPU).
+
+    Writes ``out_dir/tier_record.json`` (:class:`snnlib.runs.TierRecord`) and
+    returns ``(record, details)``: the record and, for the chapter, the
+    networks, features, labels and predictions.
+    """
+    from ... import data, metrics, readout
+
+    device = runs.get_device(device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    params = params if params is not None else params_for_profile(profile)
+    t_start = time.perf_counter()
+    commit = runs.git_commit()
+    train, test = data.load_cifar10("train"), data.load_cifar10("test")
+    # balanced_subset groups its indices by class; the retina is fitted on the first
+    # 2000 training images, so those are shuffled (all 50,000 keep CIFAR's own order)
+    itr = (np.arange(len(train)) if profile.n_train_per_class is None
+           else np.random.default_rng(seed).permutation(
+               data.balanced_subset(train.labels, profile.n_train_per_class, seed=seed)))
+    ite = (np.arange(len(test)) if profile.n_test_per_class is None
+           else data.balanced_subset(test.labels, profile.n_test_per_class, seed=seed))
+    x_train, y_train = train.images[itr], train.labels[itr]
+    x_test, y_test = test.images[ite], test.labels[ite]
+
+    wall, nets, feats, extraction = {}, {}, {}, {}
+    for name in ("stdp", "random"):
+        start = time.perf_counter()
+        nets[name] = _layer(out, name, params, x_train, seed=seed, progress=progress,
+                            device=device)
+        wall[f"layer_{name}"] = float(nets[name].history.get("wall_s", time.perf_counter() - start))
+        feats[name], extraction[name] = {}, {}
+        for k, (split, x) in enumerate((("train", x_train), ("test", x_test))):
+            f = nets[name].features(x, seed=seed + 1 + k, progress=progress,
+                                    checkpoint=out / f"features_{name}_{split}",
+                                    desc=f"tier 2, {name} features, {split}")
+            feats[name][split], extraction[name][split] = f["features"], f
+            # None: every part was loaded from a checkpoint that carries no time
+            wall[f"features_{name}_{split}"] = f["wall_s"] if f["wall_s"] or not len(x) else None
+
+    start = time.perf_counter()
+    fits = {
+        "the tier: STDP layer's spike counts": (feats["stdp"]["train"], feats["stdp"]["test"]),
+        "random-weight layer's spike counts": (feats["random"]["train"], feats["random"]["test"]),
+        "raw pixels (RGB)": (x_train.reshape(len(x_train), -1) / 255.0,
+                             x_test.reshape(len(x_test), -1) / 255.0),
+    }
+    dog = lambda x: _dog_pixels(x, params)  # noqa: E731
+    fits["colour-opponent DoG of the pixels"] = (dog(x_train), dog(x_test))
+    results = {}
+    for label, (ftr, fte) in fits.items():
+        s = time.perf_counter()
+        results[label] = readout.logistic_regression(ftr, y_train, fte, y_test, cs=READOUT_CS,
+                                                     seed=seed, dtype=np.float32,
+                                                     max_iter=READOUT_MAX_ITER)
+        results[label]["wall_s"] = time.perf_counter() - s
+    wall["readouts"] = time.perf_counter() - start
+    wall["this_call"] = time.perf_counter() - t_start
+
+    tier_label = "the tier: STDP layer's spike counts"
+    summary = metrics.classification_summary(y_test, results[tier_label]["predictions"])
+    speed = {n: [extraction[n][s]["images_per_s"] for s in ("train", "test")] for n in nets}
+    measured = {
+        "tier": "dog_lif",
+        "profile": profile.name,
+        "accuracy": summary["accuracy"],
+        "per_class_accuracy": summary["per_class_accuracy"],
+        "confusion": summary["confusion"],
+        "class_names": list(data.CLASS_NAMES),
+        "baselines": {
+            "logistic regression, random-weight layer's spike counts":
+                results["random-weight layer's spike counts"]["accuracy"],
+            "logistic regression, raw pixels (RGB)": results["raw pixels (RGB)"]["accuracy"],
+            "logistic regression, colour-opponent DoG of the pixels":
+                results["colour-opponent DoG of the pixels"]["accuracy"],
+            "chance": 0.1,
+        },
+        "readout_details": {k: {"c": v["c"], "validation": v["validation"], "wall_s": v["wall_s"],
+                                "lbfgs_iterations": v["iterations"]}
+                            for k, v in results.items()},
+        "seed": seed,
+        "dataset": data.dataset_name(train.source),
+        "train_images": len(itr),
+        "test_images": len(ite),
+        "features_per_image": params.n_features,
+        "parameters": asdict(params),
+        "wall_s": wall,
+        "images_per_s": {
+            "what": "stdp_training_patches_per_s: the learning loop alone (patches shown "
+                    "per second); feature_extraction: images per second over the train "
+                    "and test images (their mean)",
+            "stdp_training_patches_per_s": float(nets["stdp"].history["patches_per_s"]),
+            "feature_extraction": {n: float(np.nanmean(v)) if not np.isnan(v).all() else None
+                                   for n, v in speed.items()},
+        },
+        "synaptic_operations_per_image": {
+            "what": "feed-forward synaptic events per test image: input spikes x filters "
+                    "(every input spike reaches the n_filters neurons of its position)",
+            **{n: extraction[n]["test"]["synaptic_ops_per_image"] for n in nets}},
+        "spike_statistics": {n: spike_statistics(feats[n]["test"], params) for n in nets},
+        "stdp_training": {n: {"no_winner_last_batch": float(nets[n].history["no_winner"][-1]),
+                              "wins_cv_last_batch": float(nets[n].history["wins_cv"][-1])}
+                          for n in nets},
+    }
+    record = to_record(measured, device=device, provenance=runs.provenance(device, commit=commit))
+    runs.save_record(record, out / "tier_record.json")
+    details = {"nets": nets, "features": feats, "results": results, "train_labels": y_train,
+               "test_labels": y_test, "train_index": itr, "test_index": ite,
+               "test_images": x_test, "extraction": extraction}
+    return record, details
+
+
+def _dog_pixels(images: np.ndarray, p: DoGLIFParams, batch: int = 2000) -> np.ndarray:
+    """The colour-opponent DoG responses ``(N, 3 * 32 * 32)`` of uint8 images (a baseline's features)."""
+    out = [R.colour_opponent(torch.from_numpy(images[i:i + batch]).float() / 255.0, p.dog)
+           .flatten(1).numpy() for i in range(0, len(images), batch)]
+    return np.concatenate(out) if out else np.zeros((0, 3 * IMAGE_PX ** 2), np.float32)
