@@ -37,6 +37,7 @@ import math
 import os
 import pickle
 import platform
+import re
 import sys
 import tempfile
 import zipfile
@@ -224,16 +225,16 @@ def load_torch(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        what = f"'{found.group(1)}'" if found else "objects"
         raise CheckpointError(
-            f"{path} was refused: it asks to build Python objects that snnlib's checkpoints "
-            f"never hold ({first[:160]}). It may come from an older snnlib or have been crafted; "
-            "nothing in it was run. Delete it (or move it away) and run again to recompute it."
-        ) from None
+            f"{path} was refused: it asks to build Python {what}, which snnlib's checkpoints "
+            "never hold. It may come from an older snnlib or have been crafted; nothing in it "
+            "was run. Delete it (or move it away) and run again to recompute it.") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as err:
-        raise CheckpointError(f"{path} is truncated or corrupt ({type(err).__name__}: "
-                              f"{str(err)[:160]}); delete it and run again: it will be "
-                              "recomputed.") from None
+        first = str(err).split(". ")[0].strip()[:120]
+        raise CheckpointError(f"{path} is truncated or corrupt ({type(err).__name__}: {first}); "
+                              "delete it and run again: it will be recomputed.") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not an snnlib checkpoint (it holds a "
                               f"{type(state).__name__}, not a dict); delete it and run again.")
@@ -264,7 +265,7 @@ def cached_npz(path: str | os.PathLike, key: str) -> dict[str, np.ndarray] | Non
     try:
         saved = load_npz(path)
     except CheckpointError as err:
-        set_aside(path, str(err).split(";")[0].removeprefix(f"{path} "))
+        set_aside(path, str(err).split(";")[0].removeprefix(f"{path} ").removeprefix("is "))
         return None
     return saved if "key" in saved and str(saved["key"]) == key else None
 
