@@ -282,3 +282,18 @@ def test_float_labels_are_named_in_the_message(tmp_path, small_batches):
     path.write_bytes(pickle.dumps(batch))
     with pytest.raises(sl.data.CIFARDataError, match=r"labels must be integers 0..9; found \[0.5"):
         sl.data.load_cifar10("test", tmp_path, download=False)
+
+
+def test_the_validation_split_is_the_last_images_of_each_class():
+    labels = np.repeat(np.arange(10), 30)[np.random.default_rng(0).permutation(300)]
+    train, val = D.validation_split(labels, 7)
+    assert len(val) == 70 and len(train) == 230
+    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(300))
+    for cls in range(10):
+        members = np.flatnonzero(labels == cls)
+        assert np.array_equal(val[labels[val] == cls], members[-7:])
+    assert np.array_equal(D.validation_split(labels, 7)[1], val)  # no seed: always the same
+    with pytest.raises(ValueError, match="would leave class"):
+        D.validation_split(labels, 30)
+    with pytest.raises(ValueError, match="positive integer"):
+        D.validation_split(labels, 0)

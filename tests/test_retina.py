@@ -95,6 +95,49 @@ def test_zca_whitens_correlated_patches():
     torch.testing.assert_close(shrunk, torch.sort(lam / (lam + eps)).values, atol=1e-6, rtol=1e-6)
 
 
+
+def test_whitening_kernel_is_centre_surround_and_decorrelates_neighbours():
+    """The fitted kernel sums to 0 (uniform light gives nothing), has its largest weight at
+    the centre and a negative surround, and filtered images have neighbouring pixels that
+    are far less correlated than the raw ones (whitening)."""
+    rng = np.random.default_rng(3)
+    images = ndimage.gaussian_filter(rng.random((300, 32, 32)), (0, 1.5, 1.5))
+    images += 0.02 * rng.random(images.shape)
+    kernel = R.whitening_kernel(torch.from_numpy(images), size_px=7, eps=1e-4, seed=0)
+    assert kernel.shape == (7, 7) and abs(float(kernel.sum())) < 1e-5
+    assert float(kernel[3, 3]) == float(kernel.max()) > 0
+    assert float(kernel[0, 0] + kernel[0, 6] + kernel[6, 0] + kernel[6, 6]) < 0
+
+    def neighbour_correlation(x):
+        x = np.asarray(x)[:, 4:-4, 4:-4]
+        return np.corrcoef(x[:, :, :-1].ravel(), x[:, :, 1:].ravel())[0, 1]
+
+    filtered = R.filter_images(torch.from_numpy(images), kernel)
+    assert neighbour_correlation(images) > 0.8
+    assert abs(neighbour_correlation(filtered)) < 0.3
+    # a uniform offset does not change the response (edges reflected)
+    torch.testing.assert_close(R.filter_images(torch.from_numpy(images + 0.5), kernel), filtered,
+                               atol=1e-4, rtol=0)
+
+
+def test_local_contrast_normalisation_is_contrast_invariant():
+    """D / (sqrt(G * D^2) + c): scaling D and c together changes nothing; a uniform map d
+    gives d / (|d| + c)."""
+    rng = np.random.default_rng(4)
+    d = torch.from_numpy(rng.standard_normal((3, 32, 32)).astype(np.float32))
+    out, c = R.local_contrast_normalise(d, sigma_px=2.0)
+    assert c > 0
+    scaled, _ = R.local_contrast_normalise(5.0 * d, sigma_px=2.0, c=5.0 * c)
+    torch.testing.assert_close(scaled, out, atol=1e-5, rtol=1e-5)
+    uniform, _ = R.local_contrast_normalise(torch.full((1, 16, 16), -0.3), sigma_px=2.0, c=0.1)
+    torch.testing.assert_close(uniform, torch.full((1, 16, 16), -0.3 / 0.4), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="c must be a finite number > 0"):
+        R.local_contrast_normalise(d, c=0.0)
+    with pytest.raises(ValueError, match="size_px must be an odd integer"):
+        R.whitening_kernel(d, size_px=4)
+    with pytest.raises(ValueError, match="grayscale"):
+        R.whitening_kernel(d[0])
+
 def test_bad_input_is_refused_with_a_clear_message():
     with pytest.raises(ValueError, match="must exceed"):
         R.DoGParams(2.0, 1.0)

@@ -54,6 +54,7 @@ __all__ = [
     "CIFARDataError",
     "Dataset",
     "balanced_subset",
+    "validation_split",
     "dataset_name",
     "default_data_dir",
     "download_cifar10",
@@ -419,6 +420,45 @@ def balanced_subset(labels: np.ndarray, n_per_class: int, *, seed: int) -> np.nd
             )
         chosen.append(np.sort(rng.choice(members, size=n_per_class, replace=False)))
     return np.concatenate(chosen)
+
+
+VALIDATION_PER_CLASS = 500
+"""Images per class held out of the training set for every choice the book makes."""
+
+
+def validation_split(labels: np.ndarray, n_per_class: int = VALIDATION_PER_CLASS
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation indices of the CIFAR-10 training set: no seed, no choice.
+
+    The validation split is the *last* ``n_per_class`` images of each class
+    in the training set's own order (5,000 for the default 500, class-balanced);
+    the training split is every other image, in order. Every design choice,
+    hyper-parameter and readout of the book is made on the validation split;
+    the test set is read once, for the reported figure.
+
+    Returns
+    -------
+    (train_index, validation_index) : tuple of numpy.ndarray
+        Disjoint, sorted, together all of ``labels``' indices.
+
+    Raises
+    ------
+    ValueError
+        If ``n_per_class`` is not positive or leaves a class without training images.
+    """
+    labels = np.asarray(labels)
+    if not isinstance(n_per_class, (int, np.integer)) or isinstance(n_per_class, bool) \
+            or n_per_class < 1:
+        raise ValueError(f"n_per_class must be a positive integer, got {n_per_class!r}.")
+    held = []
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        if n_per_class >= len(members):
+            raise ValueError(f"n_per_class={n_per_class} would leave class {cls} (with "
+                             f"{len(members)} images) no training image.")
+        held.append(members[-n_per_class:])
+    validation = np.sort(np.concatenate(held))
+    return np.setdiff1d(np.arange(len(labels)), validation), validation
 
 
 # MD5 sums of the official test batch (the archive's own file).

@@ -50,8 +50,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DoGParams", "ZCA", "colour_opponent", "dog", "extract_patches", "gaussian_blur",
-           "gaussian_kernel1d", "on_off", "zca_apply", "zca_fit"]
+__all__ = ["DoGParams", "ZCA", "colour_opponent", "dog", "extract_patches", "filter_images",
+           "gaussian_blur", "gaussian_kernel1d", "local_contrast_normalise", "on_off",
+           "whitening_kernel", "zca_apply", "zca_fit"]
 
 
 @dataclass(frozen=True)
@@ -297,3 +298,74 @@ def zca_apply(patches, zca: ZCA) -> torch.Tensor:
         raise ValueError(f"patches must be (n, {zca.matrix.shape[0]}), got shape {tuple(x.shape)}.")
     return (x - zca.mean) @ zca.matrix
 
+
+# --- a whitening retina for whole images -------------------------------------
+
+
+def whitening_kernel(images, *, size_px: int = 7, eps: float = 1e-2, n_patches: int = 20000,
+                     seed: int = 0) -> torch.Tensor:
+    """A centre-surround filter fitted to images: the ZCA whitening filter of one pixel.
+
+    ZCA (:func:`zca_fit`) is fitted on ``n_patches`` random ``size_px x
+    size_px`` patches of ``images`` (grayscale ``(N, H, W)``), each with its
+    own mean removed; the row of the whitening matrix :math:`W` that belongs
+    to the centre pixel is the filter that whitens that pixel given its
+    neighbours. Convolving a whole image with it (:func:`filter_images`)
+    whitens every pixel the same way: a retina whose ganglion cells all have
+    this receptive field (Atick & Redlich 1992 derive centre-surround fields
+    from whitening). The kernel's mean is then removed, so a uniform image
+    gives 0 (the patches' own means were removed, so the fit says nothing
+    about uniform light).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(size_px, size_px)`` float32, summing to 0: a positive centre and a
+        negative surround.
+    """
+    x = torch.as_tensor(images, dtype=torch.float32)
+    if x.ndim != 3 or x.shape[0] < 1:
+        raise ValueError(f"images must be grayscale (N, H, W), got shape {tuple(x.shape)}.")
+    if not isinstance(size_px, int) or size_px < 3 or size_px % 2 == 0:
+        raise ValueError(f"size_px must be an odd integer >= 3, got {size_px!r}.")
+    cols = extract_patches(x[:, None], size_px)
+    g = torch.Generator().manual_seed(seed)
+    cols = cols[torch.randperm(len(cols), generator=g)[:n_patches]].double()
+    cols = cols - cols.mean(dim=1, keepdim=True)
+    w = zca_fit(cols, eps=eps).matrix
+    kernel = w[(size_px * size_px) // 2].reshape(size_px, size_px).float()
+    return kernel - kernel.mean()
+
+
+def filter_images(images, kernel: torch.Tensor) -> torch.Tensor:
+    """Every pixel of grayscale ``(N, H, W)`` images through ``kernel`` (edges reflected): ``(N, H, W)``."""
+    x = torch.as_tensor(images, dtype=torch.float32)[:, None]
+    r = kernel.shape[-1] // 2
+    return F.conv2d(F.pad(x, (r, r, r, r), mode="reflect"), kernel[None, None].float())[:, 0]
+
+
+def local_contrast_normalise(response, *, sigma_px: float = 2.0, c: float | None = None
+                             ) -> tuple[torch.Tensor, float]:
+    """Divide a response map by its local contrast: :math:`D / (\\sqrt{G_\\sigma * D^2} + c)`.
+
+    The gain control of the retina and of the lateral geniculate nucleus
+    (Mante et al. 2005; Carandini & Heeger 2012): a pixel's response is
+    divided by the root-mean-square response around it (a Gaussian of
+    ``sigma_px``), so an edge in a dim, flat region and one in a bright,
+    busy region give similar responses. ``c`` (the semi-saturation
+    constant) keeps flat regions from being amplified to noise; when None,
+    the mean local contrast of ``response`` is used, and returned, so that
+    the same ``c`` can be applied to other images.
+
+    Returns
+    -------
+    (torch.Tensor, float)
+        The normalised map (same shape) and ``c``.
+    """
+    d = torch.as_tensor(response, dtype=torch.float32)
+    local = gaussian_blur(d * d, sigma_px).sqrt()
+    if c is None:
+        c = float(local.mean())
+    if not (math.isfinite(c) and c > 0):
+        raise ValueError(f"c must be a finite number > 0, got {c!r}.")
+    return d / (local + c), c

@@ -1,920 +1,866 @@
-"""Tier 1, the hidden layers: a Brian2 network learning with STDP under lateral inhibition.
+"""Tier 1, the hidden layers: a retina, then two convolutional layers of LIF neurons that learn by STDP (Brian2).
 
-After Diehl & Cook (2015). Grayscale images become Poisson spike trains
-(1024 input neurons, rate = intensity x max rate). Each hidden layer has
-``n`` excitatory LIF neurons with adaptive thresholds and ``n`` inhibitory
-partners: excitatory neuron k excites inhibitory neuron k, which inhibits
-every excitatory neuron but k (lateral inhibition, a soft winner-take-all).
-The feed-forward weights (input -> layer 1, layer 1 -> layer 2) learn by
-trace STDP (:mod:`snnlib.plasticity`) and are normalised per neuron to a
-fixed sum. Neuron and STDP equations come from :mod:`snnlib.neurons` and
-:mod:`snnlib.plasticity`: one parameter object drives them everywhere.
+The network, as Brian2 simulates it (every spiking layer is a Brian2 group):
 
-How training is made fast (measured in ``benchmarks/brian_stdp_speed.py``):
-each Brian2 ``run()`` costs a fixed ~0.2 s here (code objects are prepared
-anew) on top of the simulation itself, so the network presents a *chunk*
-of images per ``run()``: a ``TimedArray`` holds the chunk's rates, and
-``run_regularly`` operations reset the membrane, the conductances and the
-STDP traces at every image boundary instead of simulating Diehl & Cook's
-150 ms of rest, and only the hidden layers' spikes are recorded (the
-monitors keep them for the whole training; the naive loop also records
-every input spike). Weights are normalised at the start of every image, as
-Diehl & Cook do, by a Brian2 ``network_operation`` that runs once per image
-slot (a few milliseconds of numpy for 400 x 1024 weights). Normalising only
-between chunks is not the same network: STDP then inflates the weights
-within a chunk, the layer fires far more while it learns than it does with
-normalised, frozen weights. The naive loop (one ``run()`` per image, rest simulated,
-every spike recorded) is kept as :meth:`BrianSTDPNetwork.fit_naive`, the
-baseline of the benchmark.
+1. **Retina** (:class:`Retina`, fixed): the grayscale image is filtered by a
+   centre-surround whitening kernel fitted on training patches
+   (:func:`snnlib.retina.whitening_kernel`), divided by its local contrast
+   (:func:`snnlib.retina.local_contrast_normalise`) and split into ON and OFF
+   channels. The ``2 x 32 x 32`` intensities set the rates of Poisson input
+   neurons (``intensity x max_rate_hz``): one spike train per ON or OFF pixel.
+2. **Layer 1**: at each of the ``28 x 28`` positions, ``K1`` LIF neurons whose
+   receptive field is the ``5 x 5 x 2`` ON/OFF inputs there. The ``K1``
+   neurons of a position inhibit each other at once (a spike lowers the others'
+   potential by ``inhibition_mv`` in the same time step), and each neuron has a
+   threshold offset :math:`\\theta_k` set by homeostasis. The weights are the
+   same at every position (a convolution): a computational shortcut, see
+   below.
+3. **Complex cells**: a pooling neuron per ``2 x 2`` block of positions and
+   filter fires (one step later) whenever any of its four layer-1 neurons
+   does: ``14 x 14 x K1`` of them.
+4. **Layer 2**: at each of the ``12 x 12`` positions, ``K2`` LIF neurons whose
+   field is the ``3 x 3 x K1`` complex cells there, with the same
+   competition.
 
-A layer that stays nearly silent for an image (fewer than ``min_spikes``)
-gets the image again with ``boost_hz`` more input rate, at most
-``max_boosts`` times: a bounded retry (public ports of Diehl & Cook loop
-forever on a blank image).
+The neurons are current-based LIF neurons with instantaneous synapses
+(:func:`snnlib.neurons.lif_delta_step`): each input spike moves the potential
+by its weight (mV), and between spikes
 
-Randomness: the weights come from ``numpy.random.default_rng(seed)``; each
-chunk reseeds Brian2 with ``seed`` and the chunk's index, so a run resumed
-from a checkpoint (saved at chunk boundaries) continues exactly as the
-uninterrupted run would have.
+.. math:: \\tau_m \\frac{dv}{dt} = v_{rest} - v, \\qquad
+          \\text{spike when } v > v_{th} + \\theta_k, \\text{ then } v \\leftarrow v_{reset}.
+
+**Learning** (unsupervised, one layer at a time, :class:`ConvLearner`): many
+copies of one position of a layer run side by side in one Brian2 network,
+each copy seeing another patch (another image and place). Within a copy the
+first neuron to fire wins: its spike holds every other neuron of the copy
+at reset for the rest of the presentation (a hard winner-take-all), and only
+the winner's spikes drive pair STDP (the eligibility of
+:func:`snnlib.plasticity.build_rstdp_synapses`, with a constant reward: plain
+STDP, summed). The changes of all copies are summed into the shared filter,
+which is clipped to ``[0, w_sum_mv]`` and rescaled to sum to ``w_sum_mv``
+(Masquelier & Thorpe 2007; Kheradpisheh et al. 2018). The thresholds adapt so
+that every neuron wins equally often and a fraction ``win_target`` of the
+patches has a winner (homeostasis):
+
+.. math:: \\theta_k \\leftarrow \\theta_k + \\eta_\\theta \\left(K\\, \\frac{w_k}{n} - f\\right).
+
+**Weight sharing** is a computational shortcut: the brain has no mechanism
+that copies a synapse from one place to another. What sharing buys is that
+every position learns from every patch; a brain could approximate it with
+many more patches and neurons (each position learning its own copy from the
+same statistics) or with slow eye movements that show each patch to many
+positions (Földiák 1991 proposed a trace rule of this kind).
+
+References
+----------
+Masquelier, T. & Thorpe, S. J. (2007). Unsupervised learning of visual
+features through spike timing dependent plasticity. *PLoS Comput. Biol.* 3, e31.
+Kheradpisheh, S. R. et al. (2018). STDP-based spiking deep convolutional
+neural networks for object recognition. *Neural Networks* 99, 56-67.
+Falez, P., Tirilly, P. & Bilasco, I. M. (2019). Multi-layered spiking neural
+network with target timestamp threshold adaptation and STDP. *IJCNN*.
+Atick, J. J. & Redlich, A. N. (1992). What does the retina know about natural
+scenes? *Neural Computation* 4, 196-210.
 """
 
 from __future__ import annotations
 
-import os
-import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Callable, Literal, Sequence
+import math
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+import torch
 
-from ... import runs
-from ...encoding import PoissonParams, _as_intensities
-from ...neurons import LIFParams, build_lif_group, run_brian2
-from ...plasticity import STDPParams, build_stdp_synapses, normalize_weights
+from ... import retina as R
+from ...neurons import LIFParams
 
-__all__ = ["BrianSTDPNetwork", "BrianSTDPParams", "DC_EXC", "DC_INH", "DC_STDP", "FrozenReplicas",
-           "LAYER2_SUM", "LAYER2_W_MAX", "LayerParams", "N_INPUTS", "TrainingInterrupted",
-           "field_similarity", "field_smoothness", "initial_state", "learned_fraction",
-           "snapshot_schedule", "spike_statistics", "volley_fraction"]
+__all__ = ["ConvLayerParams", "ConvLearner", "FrozenLayers", "IMAGE_PX", "Retina", "RetinaParams",
+           "Tier1Params", "features", "initial_layer", "layer2_patches", "pool_counts",
+           "spike_statistics", "stack_patches", "train_layers", "volley_fraction"]
 
-N_INPUTS = 32 * 32
-TRAIN_VERSION = 1
-"""Part of the training checkpoints' keys: raised when the hidden layers' training changes."""
-
-# Diehl & Cook (2015), section 2.1 and their published code.
-DC_EXC = LIFParams(tau_mem_ms=100.0, v_rest_mv=-65.0, v_reset_mv=-65.0, v_thresh_mv=-52.0,
-                   t_ref_ms=5.0, e_exc_mv=0.0, e_inh_mv=-100.0, tau_exc_ms=1.0, tau_inh_ms=2.0,
-                   theta_plus_mv=0.05, tau_theta_ms=1.0e7, dt_ms=0.5)
-DC_INH = LIFParams(tau_mem_ms=10.0, v_rest_mv=-60.0, v_reset_mv=-45.0, v_thresh_mv=-40.0,
-                   t_ref_ms=2.0, e_exc_mv=0.0, e_inh_mv=-85.0, tau_exc_ms=1.0, tau_inh_ms=2.0,
-                   dt_ms=0.5)
-LAYER2_SUM = 3.0
-LAYER2_W_MAX = 10.0
-DC_STDP = STDPParams(a_plus=0.01, a_minus=0.0001, tau_plus_ms=20.0, tau_minus_ms=20.0,
-                     w_min=0.0, w_max=1.0, dt_ms=0.5)
+IMAGE_PX = 32
 
 
 @dataclass(frozen=True)
-class LayerParams:
-    """One hidden layer: excitatory neurons, their inhibitory partners, plastic input.
+class RetinaParams:
+    """The fixed front end (fitted once on training images, never learned).
 
     Attributes
     ----------
-    n_neurons : int
-        Excitatory neurons (and as many inhibitory ones).
-    exc, inh : LIFParams
-        Excitatory (adaptive threshold) and inhibitory neurons.
-    stdp : STDPParams
-        The rule on the layer's input weights.
-    w_exc_inh, w_inh_exc : float
-        Conductance jumps exc k -> inh k, and inh k -> every exc but k
-        (Diehl & Cook: 10.4 and 17).
-    lateral_inhibition : bool
-        Without it the layer has no inhibitory neurons: every neuron learns alone.
-    weight_sum_per_input : float
-        Normalisation: each neuron's input weights sum to this times the
-        number of inputs (Diehl & Cook: 78 / 784 = 0.1 for MNIST).
-    w_init_max : float
-        Initial weights are uniform in [0, w_init_max].
+    kernel_px : int
+        Side of the whitening kernel (odd).
+    zca_eps : float
+        Regularisation of the whitening fit.
+    lcn_sigma_px : float
+        Width of the local-contrast neighbourhood.
+    scale_quantile : float
+        Responses are divided by this quantile of the training images'
+        absolute responses, then clipped to [-1, 1].
+    fit_images : int
+        Training images the kernel, the contrast constant and the scale are fitted on.
     """
 
-    n_neurons: int = 100
-    exc: LIFParams = DC_EXC
-    inh: LIFParams = DC_INH
-    stdp: STDPParams = DC_STDP
-    w_exc_inh: float = 10.4
-    w_inh_exc: float = 17.0
-    lateral_inhibition: bool = True
-    weight_sum_per_input: float = 0.1
-    w_init_max: float = 0.3
+    kernel_px: int = 7
+    zca_eps: float = 0.01
+    lcn_sigma_px: float = 2.0
+    scale_quantile: float = 0.99
+    fit_images: int = 2000
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n_neurons, int) or self.n_neurons < 1:
-            raise ValueError(f"n_neurons must be a positive integer, got {self.n_neurons!r}.")
-        for name in ("w_exc_inh", "w_inh_exc", "weight_sum_per_input", "w_init_max"):
+        if not isinstance(self.kernel_px, int) or self.kernel_px < 3 or self.kernel_px % 2 == 0:
+            raise ValueError(f"RetinaParams.kernel_px must be an odd integer >= 3, got "
+                             f"{self.kernel_px!r}.")
+        for name in ("zca_eps", "lcn_sigma_px"):
             value = getattr(self, name)
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"LayerParams.{name} must be a finite number >= 0, got {value!r}.")
-        if not self.stdp.w_min <= self.weight_sum_per_input <= self.stdp.w_max:
-            raise ValueError(
-                f"weight_sum_per_input={self.weight_sum_per_input} is the mean weight after "
-                f"normalisation; it must lie within the STDP bounds [{self.stdp.w_min}, "
-                f"{self.stdp.w_max}] (raise stdp.w_max).")
-        if not (self.exc.dt_ms == self.inh.dt_ms == self.stdp.dt_ms):
-            raise ValueError("exc, inh and stdp must share one dt_ms, got "
-                             f"{self.exc.dt_ms}, {self.inh.dt_ms}, {self.stdp.dt_ms}.")
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"RetinaParams.{name} must be a finite number > 0, got {value!r}.")
+        if not 0.5 <= self.scale_quantile <= 1:
+            raise ValueError(f"RetinaParams.scale_quantile must be in [0.5, 1], got "
+                             f"{self.scale_quantile!r}.")
+        if not isinstance(self.fit_images, int) or self.fit_images < 1:
+            raise ValueError(f"RetinaParams.fit_images must be a positive integer, got "
+                             f"{self.fit_images!r}.")
 
 
 @dataclass(frozen=True)
-class BrianSTDPParams:
-    """The whole network and how it is trained.
+class ConvLayerParams:
+    """One convolutional layer of LIF neurons and how it learns.
 
     Attributes
     ----------
-    encoding : PoissonParams
-        Input: max rate (Diehl & Cook 63.75 Hz), presentation time
-        (350 ms) and time step.
-    layer1, layer2 : LayerParams
-        The hidden layers; ``layer2`` may be None.
-    chunk_images : int
-        Images per Brian2 ``run()`` (weights are normalised before every image
-        all the same; checkpoints are written between chunks).
-    min_spikes : int
-        A layer with fewer spikes than this for an image is "silent".
-    boost_hz, max_boosts : float, int
-        A silent image is shown again with ``boost_hz`` more max rate, at
-        most ``max_boosts`` times.
-    codegen_target : str
-        Brian2's code generation: "cython" (compiled once, cached on disk)
-        or "numpy" (no compiler; slower).
+    n_filters : int
+        Neurons per position (``K``).
+    field_px : int
+        Side of a neuron's receptive field, in its input's positions.
+    w_sum_mv : float
+        Sum of each neuron's input weights (mV).
+    tau_mem_ms, v_gap_mv : float
+        Membrane time constant; threshold minus rest (= reset).
+    inhibition_mv : float
+        How far a spike lowers the potential of the other neurons of its
+        position (with learning off).
+    a_plus, a_minus : float
+        STDP amplitudes (mV per pairing); ``tau_stdp_ms`` the traces' time constant.
+    theta_eta_mv : float
+        Homeostasis step :math:`\\eta_\\theta`.
+    win_target : float
+        Fraction of patches that should have a winner (homeostasis target ``f``).
+    train_patches : int
+        Patches the layer learns from (one pass).
+    patch_batch : int
+        Copies (patches) simulated at once; their changes are summed.
     """
 
-    encoding: PoissonParams = PoissonParams(max_rate_hz=63.75, duration_ms=350.0, dt_ms=0.5)
-    layer1: LayerParams = LayerParams()
-    layer2: LayerParams | None = field(default_factory=lambda: LayerParams(n_neurons=100))
-    chunk_images: int = 25
-    min_spikes: int = 5
-    boost_hz: float = 32.0
-    max_boosts: int = 3
+    n_filters: int = 32
+    field_px: int = 5
+    w_sum_mv: float = 9.0
+    tau_mem_ms: float = 10.0
+    v_gap_mv: float = 13.0
+    inhibition_mv: float = 13.0
+    a_plus: float = 0.026
+    a_minus: float = 0.0
+    tau_stdp_ms: float = 10.0
+    theta_eta_mv: float = 0.65
+    win_target: float = 0.75
+    train_patches: int = 20000
+    patch_batch: int = 500
+
+    def __post_init__(self) -> None:
+        for name in ("n_filters", "field_px", "train_patches", "patch_batch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"ConvLayerParams.{name} must be a positive integer, got {value!r}.")
+        for name in ("w_sum_mv", "tau_mem_ms", "v_gap_mv", "tau_stdp_ms"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"ConvLayerParams.{name} must be a finite number > 0, got {value!r}.")
+        for name in ("inhibition_mv", "a_plus", "a_minus", "theta_eta_mv"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"ConvLayerParams.{name} must be a finite number >= 0, got {value!r}.")
+        if not 0 < self.win_target <= 1:
+            raise ValueError(f"ConvLayerParams.win_target must be in (0, 1], got {self.win_target!r}.")
+
+
+@dataclass(frozen=True)
+class Tier1Params:
+    """The hidden layers of tier 1 (units in the names; validated on construction).
+
+    Attributes
+    ----------
+    retina : RetinaParams
+    layer1, layer2 : ConvLayerParams
+        Layer 2's ``field_px`` counts complex cells (``pool_px`` layer-1 positions each).
+    pool_px : int
+        Side of the complex cells' pooling blocks.
+    max_rate_hz : float
+        Rate of an input of intensity 1.
+    steps, dt_ms : int, float
+        Time steps of ``dt_ms`` per presentation (an image or a patch).
+    v_rest_mv : float
+        Rest and reset potential.
+    features_pool : tuple of int
+        The spike counts the readouts see: layer 1's summed over a
+        ``features_pool[0]`` square grid of image regions, layer 2's over a
+        ``features_pool[1]`` grid.
+    codegen_target : {"cython", "numpy"}
+        Brian2's code generation (numpy needs no compiler).
+    """
+
+    retina: RetinaParams = field(default_factory=RetinaParams)
+    layer1: ConvLayerParams = field(default_factory=ConvLayerParams)
+    layer2: ConvLayerParams = field(default_factory=lambda: ConvLayerParams(
+        n_filters=64, field_px=3, w_sum_mv=30.0, train_patches=20000, patch_batch=250))
+    pool_px: int = 2
+    max_rate_hz: float = 300.0
+    steps: int = 15
+    dt_ms: float = 2.0
+    v_rest_mv: float = -65.0
+    features_pool: tuple[int, int] = (3, 2)
     codegen_target: Literal["cython", "numpy"] = "cython"
 
     def __post_init__(self) -> None:
-        for layer in (self.layer1, self.layer2):
-            if layer is not None and layer.exc.dt_ms != self.encoding.dt_ms:
-                raise ValueError(f"the layers' dt_ms={layer.exc.dt_ms} differs from the "
-                                 f"encoding's dt_ms={self.encoding.dt_ms}.")
-        for name in ("chunk_images", "min_spikes", "max_boosts"):
+        if not isinstance(self.retina, RetinaParams):
+            raise ValueError(f"Tier1Params.retina must be a RetinaParams, got {self.retina!r}.")
+        for name in ("layer1", "layer2"):
+            if not isinstance(getattr(self, name), ConvLayerParams):
+                raise ValueError(f"Tier1Params.{name} must be a ConvLayerParams.")
+        for name in ("pool_px", "steps"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < (1 if name == "chunk_images" else 0):
-                raise ValueError(f"{name} must be a non-negative integer (chunk_images >= 1), "
-                                 f"got {value!r}.")
-        if not np.isfinite(self.boost_hz) or self.boost_hz < 0:
-            raise ValueError(f"boost_hz must be a finite number >= 0, got {self.boost_hz!r}.")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Tier1Params.{name} must be a positive integer, got {value!r}.")
+        for name in ("max_rate_hz", "dt_ms"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"Tier1Params.{name} must be a finite number > 0, got {value!r}.")
+        if self.p_max > 1:
+            raise ValueError(f"max_rate_hz={self.max_rate_hz} x dt_ms={self.dt_ms} is more than one "
+                             "spike per step; lower the rate or the step.")
+        if self.side1 % self.pool_px:
+            raise ValueError(f"pool_px={self.pool_px} does not divide layer 1's {self.side1} "
+                             "positions per side.")
+        if self.side2 < 1:
+            raise ValueError(f"layer 2's field ({self.layer2.field_px}) is wider than the "
+                             f"{self.side1 // self.pool_px} complex cells per side.")
+        if (len(self.features_pool) != 2 or any(not isinstance(k, int) or k < 1
+                                                for k in self.features_pool)
+                or self.features_pool[0] > self.side1 or self.features_pool[1] > self.side2):
+            raise ValueError(f"Tier1Params.features_pool must be two grid sizes that fit the "
+                             f"layers ({self.side1}, {self.side2}), got {self.features_pool!r}.")
         if self.codegen_target not in ("cython", "numpy"):
-            raise ValueError(f"codegen_target must be 'cython' or 'numpy', got {self.codegen_target!r}.")
+            raise ValueError(f"codegen_target must be 'cython' or 'numpy', got "
+                             f"{self.codegen_target!r}.")
+
+    @property
+    def p_max(self) -> float:
+        """Spike probability per step of an input of intensity 1."""
+        return self.max_rate_hz * self.dt_ms / 1000.0
+
+    @property
+    def side1(self) -> int:
+        """Layer-1 positions per side."""
+        return IMAGE_PX - self.layer1.field_px + 1
+
+    @property
+    def side_pool(self) -> int:
+        """Complex cells per side."""
+        return self.side1 // self.pool_px
+
+    @property
+    def side2(self) -> int:
+        """Layer-2 positions per side."""
+        return self.side_pool - self.layer2.field_px + 1
+
+    @property
+    def inputs1(self) -> int:
+        """Inputs of a layer-1 neuron: ON and OFF of ``field_px**2`` pixels."""
+        return 2 * self.layer1.field_px ** 2
+
+    @property
+    def inputs2(self) -> int:
+        """Inputs of a layer-2 neuron: ``K1 x field_px**2`` complex cells."""
+        return self.layer1.n_filters * self.layer2.field_px ** 2
+
+    @property
+    def n_features(self) -> int:
+        """Spike counts per image the readouts see (both layers, pooled)."""
+        return (self.layer1.n_filters * self.features_pool[0] ** 2
+                + self.layer2.n_filters * self.features_pool[1] ** 2)
+
+    def lif(self, layer: ConvLayerParams) -> LIFParams:
+        """A layer's neurons as :class:`snnlib.neurons.LIFParams` (rest = reset)."""
+        return LIFParams(tau_mem_ms=layer.tau_mem_ms, v_rest_mv=self.v_rest_mv,
+                         v_reset_mv=self.v_rest_mv, v_thresh_mv=self.v_rest_mv + layer.v_gap_mv,
+                         t_ref_ms=0.0, dt_ms=self.dt_ms, tau_exc_ms=max(1.0, 2 * self.dt_ms),
+                         tau_inh_ms=max(2.0, 2 * self.dt_ms))
 
 
-# What a new image starts from, as after Diehl & Cook's 150 ms of rest: rest
-# potential, no conductance, not refractory (the adaptive threshold stays).
-RESET_NEURONS = "v = v_rest\ng_exc = 0\ng_inh = 0\nlastspike = -1e4 * second"
+# --- the retina ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Retina:
+    """The fitted retina: whitening kernel, contrast constant and scale (see the module docstring)."""
+
+    kernel: torch.Tensor
+    lcn_c: float
+    scale: float
+    params: RetinaParams
+
+    @classmethod
+    def fit(cls, gray, p: RetinaParams, *, seed: int) -> "Retina":
+        """Fit on the first ``p.fit_images`` grayscale training images ``(N, 32, 32)`` in [0, 1]."""
+        x = torch.as_tensor(np.asarray(gray[:p.fit_images]), dtype=torch.float32)
+        kernel = R.whitening_kernel(x, size_px=p.kernel_px, eps=p.zca_eps, seed=seed)
+        d, c = R.local_contrast_normalise(R.filter_images(x, kernel), sigma_px=p.lcn_sigma_px)
+        g = torch.Generator().manual_seed(seed)
+        values = d.abs().flatten()
+        sample = values[torch.randint(0, len(values), (min(len(values), 1_000_000),), generator=g)]
+        return cls(kernel, c, float(torch.quantile(sample, p.scale_quantile)), p)
+
+    def signed(self, gray) -> torch.Tensor:
+        """Whitened, contrast-normalised responses in [-1, 1], ``(N, 32, 32)``."""
+        x = torch.as_tensor(np.asarray(gray), dtype=torch.float32)
+        d, _ = R.local_contrast_normalise(R.filter_images(x, self.kernel),
+                                          sigma_px=self.params.lcn_sigma_px, c=self.lcn_c)
+        return (d / self.scale).clamp_(-1.0, 1.0)
+
+    def intensities(self, gray) -> np.ndarray:
+        """ON and OFF intensities in [0, 1], ``(N, 2, 32, 32)`` float32: the input neurons' rates
+        divided by ``max_rate_hz``."""
+        return R.on_off(self.signed(gray)).numpy()
+
+    def state(self) -> dict:
+        return {"kernel": self.kernel.numpy(), "lcn_c": np.array(self.lcn_c),
+                "scale": np.array(self.scale)}
+
+    @classmethod
+    def from_state(cls, s: dict, p: RetinaParams) -> "Retina":
+        return cls(torch.from_numpy(np.asarray(s["kernel"]).copy()), float(s["lcn_c"]),
+                   float(s["scale"]), p)
 
 
-def _flat_images(intensities) -> np.ndarray:
-    """``(N, 32, 32)`` intensities in [0, 1] as ``(N, 1024)``, or a clear ValueError."""
-    if len(intensities) == 0:
-        raise ValueError("no images given.")
-    x = _as_intensities(intensities).numpy().reshape(len(intensities), -1)
-    if x.shape[1] != N_INPUTS:
-        raise ValueError(f"images must have {N_INPUTS} pixels (32 x 32 grayscale), got {x.shape[1]}.")
-    return x
+# --- connectivity -------------------------------------------------------------------------------
+def _conv_indices(n_images: int, channels: int, side_in: int, field: int, n_filters: int):
+    """Synapses of a convolutional layer over ``n_images`` copies.
 
-
-def _normalised(w: np.ndarray, total: float, stdp: STDPParams) -> np.ndarray:
-    """Weights ``(n_source, n)`` with each neuron's column scaled to sum to ``total``.
-
-    :func:`snnlib.plasticity.normalize_weights` (on the transpose: it takes
-    post x pre), then clipped to the STDP bounds ``[w_min, w_max]``: a weight
-    scaled above ``w_max`` makes that neuron's sum fall short of ``total``.
+    Input neuron ``(b, c, y, x)`` has index ``((b * C + c) * side_in + y) * side_in + x``;
+    layer neuron ``(b, py, px, k)`` has ``((b * S + py) * S + px) * K + k`` with
+    ``S = side_in - field + 1``; kernel entry ``(c, dy, dx)`` is column
+    ``(c * field + dy) * field + dx`` of the ``(K, C * field**2)`` filter matrix.
+    Returns ``(pre, post, filter_row, filter_column)`` as int32/int64 arrays.
     """
-    import torch
-
-    post_pre = torch.from_numpy(np.ascontiguousarray(np.asarray(w, dtype=np.float64).T))
-    return np.clip(normalize_weights(post_pre, total).numpy().T, stdp.w_min, stdp.w_max)
-
-
-def _spikes_since(monitor, start: int, t0_ms: float) -> tuple[np.ndarray, np.ndarray]:
-    """A ``SpikeMonitor``'s spikes from index ``start`` on: times (ms) since ``t0_ms``, neurons."""
-    return np.asarray(monitor.t_[start:]) * 1000.0 - t0_ms, np.asarray(monitor.i[start:])
-
-
-class TrainingInterrupted(RuntimeError):
-    """Raised by an ``on_chunk`` callback to stop training (tests simulate a kill with it)."""
+    s = side_in - field + 1
+    b, c, dy, dx, py, px, k = np.meshgrid(np.arange(n_images), np.arange(channels),
+                                          np.arange(field), np.arange(field), np.arange(s),
+                                          np.arange(s), np.arange(n_filters), indexing="ij",
+                                          sparse=True)
+    pre = ((b * channels + c) * side_in + (py + dy)) * side_in + (px + dx)
+    post = ((b * s + py) * s + px) * n_filters + k
+    col = (c * field + dy) * field + dx
+    shape = np.broadcast_shapes(pre.shape, post.shape)
+    return tuple(np.broadcast_to(a, shape).ravel() for a in (pre, post, k, col))
 
 
-class BrianSTDPNetwork:
-    """The tier-1 hidden layers as one Brian2 network.
+def _by_input(pre, post, *columns):
+    """The synapses sorted by input neuron (then target): one input's synapses then lie side
+    by side in Brian2's arrays, and delivering its spike reads memory in order (2x faster)."""
+    order = np.lexsort((post, pre))
+    return (pre[order], post[order], *(c[order] for c in columns))
 
-    Example
-    -------
-    >>> net = BrianSTDPNetwork(BrianSTDPParams(), seed=0)            # doctest: +SKIP
-    >>> net.fit(intensities, layer=1, checkpoint="ckpt/layer1.npz")  # doctest: +SKIP
-    >>> counts = net.spike_counts(intensities)                       # doctest: +SKIP
+
+def _rival_indices(n_groups: int, k: int):
+    """Pairs ``(i, j)``, ``i != j``, within each group of ``k`` consecutive neurons."""
+    a = np.arange(k)
+    i, j = np.meshgrid(a, a, indexing="ij")
+    keep = (i != j).ravel()
+    base = (np.arange(n_groups) * k)[:, None]
+    return (base + i.ravel()[keep]).ravel(), (base + j.ravel()[keep]).ravel()
+
+
+def _lif_group(n: int, p: Tier1Params, layer: ConvLayerParams, name: str, *, learning: bool):
+    """LIF neurons with instantaneous synapses; in learning mode a spike of a rival blocks them."""
+    import brian2 as b2
+
+    lif = p.lif(layer)
+    ns = {"v_rest": lif.v_rest_mv * b2.mV, "v_th": lif.v_thresh_mv * b2.mV,
+          "tau": lif.tau_mem_ms * b2.ms}
+    eqs = "dv/dt = (v_rest - v) / tau : volt\ntheta : volt"
+    threshold = "v > v_th + theta"
+    if learning:
+        eqs += "\nblocked : 1"
+        threshold += " and blocked < 0.5"
+    g = b2.NeuronGroup(n, eqs, threshold=threshold, reset="v = v_rest", method="exact",
+                       namespace=ns, dt=p.dt_ms * b2.ms, name=name,
+                       refractory=0 * b2.ms if learning else False)  # learning: lastspike
+    g.v = lif.v_rest_mv * b2.mV
+    return g
+
+
+def _rivals(group, p: Tier1Params, layer: ConvLayerParams, n_positions: int, name: str, *,
+            learning: bool):
+    """Lateral inhibition among the ``K`` neurons of each position (same time step).
+
+    With learning off a spike lowers the others' potential by ``inhibition_mv``
+    (not below reset); in learning mode it holds them at reset for the rest of
+    the presentation (a hard winner-take-all), unless they fired in the same
+    step (a tie: both learn).
     """
+    import brian2 as b2
 
-    REST_MS = 150.0  # Diehl & Cook's rest between images (naive loop only)
-
-    def __init__(self, params: BrianSTDPParams, *, seed: int) -> None:
-        self.params = params
-        self.seed = int(seed)
-        self.layers = [params.layer1] + ([params.layer2] if params.layer2 is not None else [])
-        self._build()
-
-    # --- construction ---------------------------------------------------
-    def _build(self) -> None:
-        import brian2 as b2
-
-        p, ms = self.params, b2.ms
-        dt, slot = p.encoding.dt_ms * ms, p.encoding.duration_ms * ms
-        rng = np.random.default_rng(self.seed)
-        self._stimulus = b2.TimedArray(np.zeros((1, N_INPUTS)) * b2.Hz, dt=slot, name="stimulus")
-        self.input = b2.NeuronGroup(
-            N_INPUTS, "rates = stimulus(t - t_start, i) : Hz\nt_start : second (shared)",
-            threshold="rand() < rates * dt", dt=dt, name="input",
-            namespace={"stimulus": self._stimulus})
-        objects = [self.input]
-        self.exc, self.syn, self.monitors, self._resets, self._layer_objects = [], [], [], [], []
-        source, n_source = self.input, N_INPUTS
-        for k, lp in enumerate(self.layers, start=1):
-            exc = build_lif_group(lp.n_neurons, lp.exc, name=f"exc{k}")
-            syn = build_stdp_synapses(source, exc, lp.stdp, on_pre="g_exc_post += w", name=f"w{k}")
-            syn.connect()
-            syn.w = rng.uniform(0.0, lp.w_init_max, n_source * lp.n_neurons)
-            layer_objects = [exc, syn]
-            resets = [exc.run_regularly(RESET_NEURONS, dt=slot, when="start",
-                                        name=f"reset_exc{k}"),
-                      syn.run_regularly("pre_trace = 0\npost_trace = 0", dt=slot, when="start",
-                                        name=f"reset_w{k}")]
-            if lp.lateral_inhibition:
-                inh = build_lif_group(lp.n_neurons, lp.inh, name=f"inh{k}")
-                ei = b2.Synapses(exc, inh, on_pre="g_exc_post += w_ei", dt=dt, name=f"ei{k}",
-                                 namespace={"w_ei": lp.w_exc_inh})
-                ei.connect(j="i")
-                ie = b2.Synapses(inh, exc, on_pre="g_inh_post += w_ie", dt=dt, name=f"ie{k}",
-                                 namespace={"w_ie": lp.w_inh_exc})
-                ie.connect(condition="i != j")
-                layer_objects += [inh, ei, ie]
-                resets.append(inh.run_regularly(RESET_NEURONS, dt=slot,
-                                                when="start", name=f"reset_inh{k}"))
-            monitor = b2.SpikeMonitor(exc, name=f"spikes{k}")
-            layer_objects.append(monitor)
-            self.exc.append(exc)
-            self.syn.append(syn)
-            self.monitors.append(monitor)
-            self._resets.append(resets)
-            self._layer_objects.append(layer_objects)
-            objects += layer_objects
-            source, n_source = exc, lp.n_neurons
-        self._input_monitor = b2.SpikeMonitor(self.input, name="input_spikes")  # naive loop only
-        self._input_monitor.active = False
-        self._normalised_layers: list[int] = []  # set by _configure: the plastic layers
-
-        @b2.network_operation(dt=slot, when="start", name="normalise_each_image")
-        def normalise_each_image():
-            if self._normalised_layers:
-                self.normalise(self._normalised_layers)
-
-        self.net = b2.Network(*objects, *[r for rs in self._resets for r in rs],
-                              self._input_monitor, normalise_each_image)
-        self.normalise(range(1, len(self.layers) + 1))
-
-    # --- state ------------------------------------------------------------
-    def weights(self, layer: int) -> np.ndarray:
-        """Input weights of ``layer`` (1-based) as ``(n_neurons, n_inputs)`` (post x pre)."""
-        lp = self.layers[layer - 1]
-        n_source = N_INPUTS if layer == 1 else self.layers[layer - 2].n_neurons
-        return np.asarray(self.syn[layer - 1].w).reshape(n_source, lp.n_neurons).T.copy()
-
-    def theta_mv(self, layer: int) -> np.ndarray:
-        """Adaptive threshold increase of ``layer``'s excitatory neurons (mV)."""
-        import brian2 as b2
-
-        return np.asarray(self.exc[layer - 1].theta / b2.mV).copy()
-
-    def normalise(self, layers) -> None:
-        """Scale each neuron's input weights to sum to ``weight_sum_per_input x n_inputs``.
-
-        Then clip to the STDP bounds: a weight scaled above ``w_max`` makes
-        that neuron's sum fall short of the target.
-        """
-        for layer in layers:
-            lp = self.layers[layer - 1]
-            syn = self.syn[layer - 1]
-            n_source = N_INPUTS if layer == 1 else self.layers[layer - 2].n_neurons
-            w = np.asarray(syn.w).reshape(n_source, lp.n_neurons)
-            # Kept within the STDP bounds, so that a frozen rule (a_plus = a_minus = 0),
-            # whose update still clips, leaves the weights as they are.
-            syn.w = _normalised(w, lp.weight_sum_per_input * n_source, lp.stdp).ravel()
-
-    def state_dict(self) -> dict:
-        """Weights and thresholds of every layer (what a checkpoint holds besides the position)."""
-        out = {}
-        for k in range(1, len(self.layers) + 1):
-            out[f"w{k}"] = np.asarray(self.syn[k - 1].w).copy()
-            out[f"theta{k}"] = self.theta_mv(k)
-        return out
-
-    def load_state_dict(self, state: dict) -> None:
-        import brian2 as b2
-
-        for k in range(1, len(self.layers) + 1):
-            self.syn[k - 1].w = state[f"w{k}"]
-            self.exc[k - 1].theta = state[f"theta{k}"] * b2.mV
-
-    # --- simulation -----------------------------------------------------
-    def _configure(self, active_layers: int, plastic: set[int]) -> None:
-        """Switch layers on or off, and their STDP and threshold adaptation.
-
-        The constants are read from the groups' namespaces at each ``run()``.
-        """
-        import brian2 as b2
-
-        self._normalised_layers = sorted(plastic)
-        for k, (objects, resets) in enumerate(zip(self._layer_objects, self._resets), start=1):
-            for obj in (*objects, *resets):
-                obj.active = k <= active_layers
-            lp = self.layers[k - 1]
-            on = k in plastic
-            self.syn[k - 1].namespace["a_plus"] = lp.stdp.a_plus if on else 0.0
-            self.syn[k - 1].namespace["a_minus"] = lp.stdp.a_minus if on else 0.0
-            # frozen: theta neither grows nor decays (Diehl & Cook's test mode)
-            self.exc[k - 1].namespace["theta_plus"] = (lp.exc.theta_plus_mv if on else 0.0) * b2.mV
-            self.exc[k - 1].namespace["tau_theta"] = (lp.exc.tau_theta_ms if on else 1e30) * b2.ms
-
-    def _set_stimulus(self, rates_hz: np.ndarray) -> None:
-        """Input rates from now on: row k of ``rates_hz`` (Hz) during the k-th image slot."""
-        import brian2 as b2
-
-        self._stimulus = b2.TimedArray(rates_hz * b2.Hz, dt=self.params.encoding.duration_ms * b2.ms,
-                                       name="stimulus")
-        self.input.namespace["stimulus"] = self._stimulus
-        self.input.t_start = self.net.t
-
-    def _present(self, x: np.ndarray, max_rate_hz: float) -> list[np.ndarray]:
-        """Show images ``x`` ``(m, 1024)`` back to back in one ``run()``; spike counts per layer."""
-        import brian2 as b2
-
-        p = self.params
-        slot = p.encoding.duration_ms
-        # Always chunk_images rows (the unused ones stay silent and are not
-        # simulated): with cython every new TimedArray shape is new code to
-        # compile, and retries and the last chunk would otherwise bring new shapes.
-        rates = np.zeros((max(p.chunk_images, len(x)), N_INPUTS))
-        rates[:len(x)] = x * max_rate_hz
-        self._set_stimulus(rates)
-        t0 = float(self.net.t / b2.ms)
-        before = [m.num_spikes for m in self.monitors]
-        run_brian2(self.net, len(x) * slot, p.codegen_target)
-        counts = []
-        for monitor, start, lp in zip(self.monitors, before, self.layers):
-            t, i = _spikes_since(monitor, start, t0)
-            image = np.minimum((t / slot).astype(int), len(x) - 1)
-            c = np.zeros((len(x), lp.n_neurons), dtype=np.int64)
-            np.add.at(c, (image, i), 1)
-            counts.append(c)
-        return counts
-
-    def _chunk_seed(self, chunk: int, boost: int = 0) -> int:
-        return (self.seed * 1_000_003 + chunk * 101 + boost) % (2**32 - 1)
-
-    def fit(
-        self,
-        intensities,
-        *,
-        layer: Literal[1, 2, "joint"] = 1,
-        checkpoint: str | os.PathLike | None = None,
-        checkpoint_every: int = 1,
-        snapshots: Sequence[int] = (),
-        progress: bool = True,
-        on_chunk: Callable[["BrianSTDPNetwork", int], None] | None = None,
-    ) -> dict:
-        """Train on ``intensities`` ``(N, 32, 32)`` in [0, 1], in chunks, resumably.
-
-        Parameters
-        ----------
-        layer : 1, 2 or "joint"
-            Train layer 1 alone (layer 2 switched off), layer 2 alone on the
-            spikes of a frozen layer 1, or both at once.
-        checkpoint : path, optional
-            An ``.npz`` file written every ``checkpoint_every`` chunks (weights,
-            thresholds, position, the statistics, history and snapshots so
-            far). If it exists, training resumes from it; it must come from
-            the same parameters, seed, layer and images.
-        snapshots : sequence of int
-            Image counts at which to keep a copy of the trained layer's
-            weights (layer 2 for "joint"): taken at the first chunk boundary
-            at or after each count; 0 is the initial weights. Counts beyond
-            the number of images are never reached. A resumed run has the
-            snapshots its checkpoint holds; counts that fell before the
-            checkpoint's position but were not asked for then are not taken.
-        progress : bool
-            A tqdm bar with images/s and mean rates per layer.
-        on_chunk : callable, optional
-            Called as ``on_chunk(net, position)`` after each chunk (and its
-            checkpoint); raising :class:`TrainingInterrupted` stops training.
-
-        Returns
-        -------
-        dict
-            ``images``; ``trained_images``, ``wall_s`` and ``images_per_s`` of
-            this call; ``total_wall_s`` over every call that trained on the
-            same checkpoint; over the whole run: ``presentations`` (retries
-            included), ``boosted`` and ``silent_after_boosts`` image counts,
-            ``rate_hz`` (mean rate per active layer during training);
-            ``history`` (one entry per chunk: ``images``, ``rate_hz`` of the
-            chunk, ``theta_mv`` mean per layer, ``wall_s`` since the start);
-            ``snapshots`` ({image count: weights}); ``resumed_from``.
-        """
-        from tqdm.auto import tqdm
-
-        x = _flat_images(intensities)
-        if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}.")
-        n_layers = len(self.layers)
-        if layer not in (1, 2, "joint") or (layer in (2, "joint") and n_layers < 2):
-            raise ValueError(f"layer must be 1, 2 or 'joint' (2 and 'joint' need layer2), got {layer!r}.")
-        wanted = sorted({int(s) for s in snapshots})
-        if any(s < 0 for s in wanted):
-            raise ValueError(f"snapshots must be image counts >= 0, got {list(snapshots)!r}.")
-        plastic = {1} if layer == 1 else {2} if layer == 2 else {1, 2}
-        active = 1 if layer == 1 else 2
-        watched = max(plastic)  # the layer whose silence triggers a boost
-        fingerprint = self._fingerprint(x, layer)
-        p, n = self.params, len(x)
-        run = {"presentations": 0, "boosted": 0, "silent_after_boosts": 0,
-               "spikes": [0.0] * n_layers, "neuron_seconds": [0.0] * n_layers,
-               "wall_s": 0.0, "history": []}
-        snaps: dict[int, np.ndarray] = {}
-        position, resumed_from = 0, None
-        ckpt = Path(checkpoint) if checkpoint is not None else None
-        if ckpt is not None and ckpt.exists():
-            position, run, snaps = self._load_checkpoint(ckpt, fingerprint)
-            resumed_from = position
-        self._configure(active, plastic)
-        pending = [s for s in wanted if s >= position and s not in snaps]
-        if pending and pending[0] == 0 and position == 0:
-            snaps[0] = self.weights(watched)
-            pending.pop(0)
-        wall_before = run["wall_s"]
-        start = time.perf_counter()
-        bar = tqdm(total=n, initial=position, unit="img", desc=f"tier 1, layer {layer}",
-                   disable=not progress)
-        import brian2 as b2
-
-        chunk = position // p.chunk_images
-        while position < n:
-            idx = np.arange(position, min(n, position + p.chunk_images))
-            b2.seed(self._chunk_seed(chunk))
-            counts = self._present(x[idx], p.encoding.max_rate_hz)
-            run["presentations"] += len(idx)
-            silent = counts[watched - 1].sum(axis=1) < p.min_spikes
-            run["boosted"] += int(silent.sum())
-            for boost in range(1, p.max_boosts + 1):
-                if not silent.any():
-                    break
-                b2.seed(self._chunk_seed(chunk, boost))
-                retry = self._present(x[idx[silent]], p.encoding.max_rate_hz + boost * p.boost_hz)
-                run["presentations"] += int(silent.sum())
-                for k in range(active):
-                    counts[k][silent] = retry[k]
-                silent = counts[watched - 1].sum(axis=1) < p.min_spikes
-            run["silent_after_boosts"] += int(silent.sum())
-            # the weights after the chunk's last image: what a checkpoint stores
-            self.normalise(sorted(plastic))
-            seconds = len(idx) * p.encoding.duration_ms / 1000.0
-            for k in range(active):
-                run["spikes"][k] += float(counts[k].sum())
-                run["neuron_seconds"][k] += counts[k].shape[1] * seconds
-            position = int(idx[-1]) + 1
-            chunk += 1
-            run["wall_s"] = wall_before + time.perf_counter() - start
-            run["history"].append({
-                "images": position,
-                "rate_hz": [float(counts[k].sum() / (counts[k].shape[1] * seconds))
-                            for k in range(active)],
-                "theta_mv": [float(self.theta_mv(k + 1).mean()) for k in range(active)],
-                "wall_s": run["wall_s"]})
-            while pending and pending[0] <= position:
-                snaps[position] = self.weights(watched)
-                pending.pop(0)
-            if ckpt is not None and (chunk % checkpoint_every == 0 or position == n):
-                self._save_checkpoint(ckpt, fingerprint, position, run, snaps)
-            elapsed = time.perf_counter() - start
-            bar.update(len(idx))
-            rates = np.array(run["spikes"][:active]) / np.maximum(run["neuron_seconds"][:active], 1e-12)
-            bar.set_postfix({"img/s": f"{(position - (resumed_from or 0)) / elapsed:.2f}",
-                             **{f"rate{k + 1} Hz": f"{r:.2f}" for k, r in enumerate(rates)}})
-            if on_chunk is not None:
-                on_chunk(self, position)
-        bar.close()
-        wall = time.perf_counter() - start
-        trained = n - (resumed_from or 0)
-        return {
-            "images": n, "trained_images": trained, "presentations": run["presentations"],
-            "boosted": run["boosted"], "silent_after_boosts": run["silent_after_boosts"],
-            "wall_s": wall, "images_per_s": trained / wall if trained and wall > 0 else None,
-            "total_wall_s": run["wall_s"],
-            "rate_hz": (np.array(run["spikes"][:active])
-                        / np.maximum(run["neuron_seconds"][:active], 1e-12)).tolist(),
-            "history": run["history"], "snapshots": dict(sorted(snaps.items())),
-            "resumed_from": resumed_from,
-        }
-
-    def fit_naive(self, intensities, *, progress: bool = False) -> dict:
-        """The baseline most tutorials use: one ``run()`` per image, then 150 ms of rest.
-
-        Every input and layer-1 spike is recorded, weights are normalised
-        after every image, state decays during the rest instead of being
-        reset. Trains layer 1. Use a fresh network: afterwards image slots no
-        longer line up with the chunked loop's resets.
-        """
-        import brian2 as b2
-        from tqdm.auto import tqdm
-
-        x = _flat_images(intensities)
-        p = self.params
-        self._configure(1, {1})
-        self._normalised_layers = []  # image slots do not line up with the clock here
-        for r in self._resets[0]:
-            r.active = False
-        self._input_monitor.active = True
-        b2.seed(self.seed)
-        start = time.perf_counter()
-        spikes_before = self.monitors[0].num_spikes
-        for image in tqdm(x, disable=not progress, unit="img", desc="naive loop"):
-            self._set_stimulus(image[None] * p.encoding.max_rate_hz)
-            run_brian2(self.net, p.encoding.duration_ms, p.codegen_target)
-            self._set_stimulus(np.zeros((1, N_INPUTS)))  # rest: no input
-            run_brian2(self.net, self.REST_MS, p.codegen_target)
-            self.normalise([1])
-        wall = time.perf_counter() - start
-        self._input_monitor.active = False
-        spikes = self.monitors[0].num_spikes - spikes_before
-        return {"images": len(x), "wall_s": wall, "images_per_s": len(x) / wall,
-                "rate_hz": [spikes / (len(x) * self.layers[0].n_neurons
-                                      * p.encoding.duration_ms / 1000.0)]}
-
-    def spike_counts(self, intensities, *, progress: bool = False) -> list[np.ndarray]:
-        """Spike counts ``(N, n_neurons)`` of every layer, with learning switched off.
-
-        The features the R-STDP output layer and the linear readouts use.
-        No boost: a silent image gives zero counts.
-        """
-        import brian2 as b2
-        from tqdm.auto import tqdm
-
-        x = _flat_images(intensities)
-        p = self.params
-        self._configure(len(self.layers), set())
-        out = [np.zeros((len(x), lp.n_neurons), dtype=np.int64) for lp in self.layers]
-        for chunk, first in enumerate(tqdm(range(0, len(x), p.chunk_images), disable=not progress,
-                                           unit="chunk", desc="spike counts")):
-            idx = np.arange(first, min(len(x), first + p.chunk_images))
-            b2.seed(self._chunk_seed(10**6 + chunk))
-            for k, c in enumerate(self._present(x[idx], p.encoding.max_rate_hz)):
-                out[k][idx] = c
-        return out
-
-    # --- checkpoints ----------------------------------------------------
-    def _fingerprint(self, x: np.ndarray, layer) -> str:
-        return runs.cache_key(self.params, self.seed, layer, np.asarray(x, dtype=np.float32),
-                              version=TRAIN_VERSION)
-
-    def _save_checkpoint(self, path: Path, fingerprint: str, position: int, run: dict,
-                         snaps: dict[int, np.ndarray]) -> None:
-        import json
-
-        runs.save_npz(path, fingerprint=fingerprint, position=position, run=json.dumps(run),
-                      **{f"snapshot_{k}": w for k, w in snaps.items()}, **self.state_dict())
-
-    def _load_checkpoint(self, path: Path, fingerprint: str) -> tuple[int, dict, dict]:
-        import json
-
-        data = runs.load_npz(path)
-        if str(data["fingerprint"]) != fingerprint:
-            raise runs.CheckpointError(
-                f"checkpoint {path} comes from other parameters, seed, layer or images; "
-                "delete it to start afresh or pass another path.")
-        if "run" not in data:
-            raise runs.CheckpointError(f"checkpoint {path} was written by an older snnlib (no "
-                                       "training history); delete it to start afresh.")
-        self.load_state_dict(data)
-        snaps = {int(k.split("_", 1)[1]): v for k, v in data.items() if k.startswith("snapshot_")}
-        return int(data["position"]), json.loads(str(data["run"])), snaps
+    ns = {"v_rest": p.v_rest_mv * b2.mV, "w_inh": layer.inhibition_mv * b2.mV}
+    on_pre = ("v_post = v_rest\nblocked_post = int(lastspike_post < t - 0.5 * dt)" if learning
+              else "v_post = clip(v_post - w_inh, v_rest, v_post)")
+    syn = b2.Synapses(group, group, on_pre=on_pre, namespace=ns, dt=p.dt_ms * b2.ms, name=name)
+    i, j = _rival_indices(n_positions, layer.n_filters)
+    syn.connect(i=i, j=j)
+    return syn
 
 
-def _joined_trains(parts: dict) -> dict:
-    """Concatenate lists of ``image``, ``neuron`` and ``t_ms`` arrays (empty: int, int, float)."""
-    return {key: np.concatenate(v) if v else np.zeros(0, dtype=float if key == "t_ms" else int)
-            for key, v in parts.items()}
+# --- frozen layers: features of whole images ---------------------------------------------------
+class FrozenLayers:
+    """Both hidden layers with learning off, for ``batch`` images at once (one Brian2 network).
 
-
-class FrozenReplicas:
-    """The hidden layers with learning off, simulated for ``replicas`` images at once.
-
-    Evaluation needs no plasticity, so ``replicas`` copies of the network
-    (the same weights and thresholds, independent Poisson inputs) run side by
-    side in one Brian2 network: copy ``r`` sees image ``r`` of each group of
-    ``replicas`` images. A time step then does ``replicas`` times the work for
-    the same fixed cost of Brian2's per-step code calls, which dominate at
-    these sizes (``benchmarks/brian_stdp_speed.py`` measures the gain). The
-    equations are those of :class:`BrianSTDPNetwork` with
-    ``theta_plus = 0`` and ``tau_theta`` infinite; each image starts from
-    the same reset state (the chunked trainer's ``RESET_NEURONS``).
-
-    Parameters
-    ----------
-    params : BrianSTDPParams
-    state : dict
-        ``w1``, ``theta1`` (and ``w2``, ``theta2``), as from
-        :meth:`BrianSTDPNetwork.state_dict`.
-    replicas : int
-        Images simulated at once.
+    ``filters`` and ``thresholds`` are the layers' weight matrices ``(K, inputs)``
+    in mV and threshold offsets ``(K,)`` in mV (:func:`initial_layer` or
+    :class:`ConvLearner`). With ``layers=1`` only layer 1 and its complex
+    cells are built (layer 2 learns from them).
     """
 
-    def __init__(self, params: BrianSTDPParams, state: dict, *, replicas: int = 16) -> None:
+    def __init__(self, p: Tier1Params, filters: list[np.ndarray], thresholds: list[np.ndarray],
+                 *, batch: int = 8, layers: int = 2, record_trains: bool = False) -> None:
         import brian2 as b2
 
-        if not isinstance(replicas, int) or replicas < 1:
-            raise ValueError(f"replicas must be a positive integer, got {replicas!r}.")
-        self.params, self.replicas = params, replicas
-        self.layers = [params.layer1] + ([params.layer2] if params.layer2 is not None else [])
-        missing = [f"{v}{k}" for k in range(1, len(self.layers) + 1) for v in ("w", "theta")
-                   if f"{v}{k}" not in state]
-        if missing:
-            raise ValueError(f"state lacks {missing} for a network of {len(self.layers)} layers.")
-        R, ms = replicas, b2.ms
-        dt, slot = params.encoding.dt_ms * ms, params.encoding.duration_ms * ms
-        self.input = b2.NeuronGroup(
-            R * N_INPUTS, "rates = stimulus(t - t_start, i) : Hz\nt_start : second (shared)",
-            threshold="rand() < rates * dt", dt=dt, name="frozen_input",
-            namespace={"stimulus": b2.TimedArray(np.zeros((1, R * N_INPUTS)) * b2.Hz, dt=slot)})
-        objects, self.monitors = [self.input], []
-        source, n_source = self.input, N_INPUTS
-        for k, lp in enumerate(self.layers, start=1):
-            frozen = replace(lp.exc, theta_plus_mv=0.0, tau_theta_ms=1e30)
-            exc = build_lif_group(R * lp.n_neurons, frozen, name=f"frozen_exc{k}")
-            exc.theta = np.tile(np.asarray(state[f"theta{k}"], dtype=np.float64), R) * b2.mV
-            w = np.asarray(state[f"w{k}"], dtype=np.float64).reshape(n_source, lp.n_neurons)
-            if w.size != n_source * lp.n_neurons:
-                raise ValueError(f"w{k} has {w.size} weights; layer {k} needs {n_source * lp.n_neurons}.")
-            syn = b2.Synapses(source, exc, "w : 1", on_pre="g_exc_post += w", dt=dt,
-                              name=f"frozen_w{k}")
-            # block diagonal: copy r of the source drives copy r of the layer only
-            pre, post = np.meshgrid(np.arange(n_source), np.arange(lp.n_neurons), indexing="ij")
-            offsets = np.arange(R)[:, None]
-            syn.connect(i=(pre.ravel() + offsets * n_source).ravel(),
-                        j=(post.ravel() + offsets * lp.n_neurons).ravel())
-            syn.w = np.tile(w.ravel(), R)
-            objects += [exc, syn, exc.run_regularly(RESET_NEURONS, dt=slot, when="start")]
-            if lp.lateral_inhibition:
-                inh = build_lif_group(R * lp.n_neurons, lp.inh, name=f"frozen_inh{k}")
-                ei = b2.Synapses(exc, inh, on_pre="g_exc_post += w_ei", dt=dt,
-                                 namespace={"w_ei": lp.w_exc_inh}, name=f"frozen_ei{k}")
-                ei.connect(j="i")
-                a, b = np.meshgrid(np.arange(lp.n_neurons), np.arange(lp.n_neurons), indexing="ij")
-                keep = a != b
-                ie = b2.Synapses(inh, exc, on_pre="g_inh_post += w_ie", dt=dt,
-                                 namespace={"w_ie": lp.w_inh_exc}, name=f"frozen_ie{k}")
-                ie.connect(i=(a[keep] + offsets * lp.n_neurons).ravel(),
-                           j=(b[keep] + offsets * lp.n_neurons).ravel())
-                objects += [inh, ei, ie, inh.run_regularly(RESET_NEURONS, dt=slot, when="start")]
-            monitor = b2.SpikeMonitor(exc, name=f"frozen_spikes{k}")
-            objects.append(monitor)
-            self.monitors.append(monitor)
-            source, n_source = exc, lp.n_neurons
+        if layers not in (1, 2) or len(filters) < layers or len(thresholds) < layers:
+            raise ValueError(f"layers must be 1 or 2 with as many filters and thresholds, got "
+                             f"{layers} and {len(filters)}, {len(thresholds)}.")
+        if not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a positive integer, got {batch!r}.")
+        self.p, self.batch, self.layers = p, batch, layers
+        b2.prefs.codegen.target = p.codegen_target
+        dt = p.dt_ms * b2.ms
+        k1, s1, sp = p.layer1.n_filters, p.side1, p.side_pool
+        self.inputs = b2.PoissonGroup(batch * 2 * IMAGE_PX ** 2, rates=0 * b2.Hz, dt=dt,
+                                      name="inputs")
+        self.l1 = _lif_group(batch * s1 * s1 * k1, p, p.layer1, "layer1", learning=False)
+        s_in = b2.Synapses(self.inputs, self.l1, "w : volt", on_pre="v_post += w", dt=dt,
+                           name="input_layer1")
+        pre, post, row, col = _by_input(*_conv_indices(batch, 2, IMAGE_PX, p.layer1.field_px, k1))
+        s_in.connect(i=pre, j=post)
+        self._rows = [(s_in, row, col)]
+        objects = [self.inputs, self.l1, s_in,
+                   _rivals(self.l1, p, p.layer1, batch * s1 * s1, "rivals1", learning=False)]
+        # complex cells: one per pool block and filter, spiking the step after any of its inputs
+        self.pool = b2.NeuronGroup(batch * sp * sp * k1, "v : 1", threshold="v > 0.5",
+                                   reset="v = 0", dt=dt, name="complex")
+        to_pool = b2.Synapses(self.l1, self.pool, on_pre="v_post = 1", dt=dt, name="pooling")
+        b, py, px, k = np.meshgrid(np.arange(batch), np.arange(s1), np.arange(s1), np.arange(k1),
+                                   indexing="ij")
+        to_pool.connect(i=(((b * s1 + py) * s1 + px) * k1 + k).ravel(),
+                        j=(((b * sp + py // p.pool_px) * sp + px // p.pool_px) * k1 + k).ravel())
+        objects += [self.pool, to_pool]
+        self.monitors = [b2.SpikeMonitor(self.l1, record=False, name="count1")]
+        self.pool_monitor = b2.SpikeMonitor(self.pool, record=record_trains, name="pool_spikes")
+        objects += [self.monitors[0], self.pool_monitor]
+        if layers == 2:
+            k2, s2 = p.layer2.n_filters, p.side2
+            self.l2 = _lif_group(batch * s2 * s2 * k2, p, p.layer2, "layer2", learning=False)
+            s12 = b2.Synapses(self.pool, self.l2, "w : volt", on_pre="v_post += w", dt=dt,
+                              name="complex_layer2")
+            # complex cells are channel-last (b, y, x, k1); the filter's columns are (k1, dy, dx)
+            pre, post, row, col = _conv_indices(batch, k1, sp, p.layer2.field_px, k2)
+            pre, post, row, col = _by_input(_channels_last(pre, batch, k1, sp), post, row, col)
+            s12.connect(i=pre, j=post)
+            self._rows.append((s12, row, col))
+            self.monitors.append(b2.SpikeMonitor(self.l2, record=record_trains, name="count2"))
+            objects += [self.l2, s12, self.monitors[1],
+                        _rivals(self.l2, p, p.layer2, batch * s2 * s2, "rivals2", learning=False)]
         self.net = b2.Network(*objects)
+        self.set_layers(filters, thresholds)
 
-    def run(self, intensities, *, seed: int, progress: bool = False, boost: bool = True,
-            desc: str = "spike counts", every_layer: bool = False) -> dict:
-        """Spike counts of every layer for ``intensities`` ``(N, 32, 32)``, and the last layer's spikes.
-
-        With ``boost`` (Diehl & Cook do it at test time too), an image for
-        which the last layer fires fewer than ``min_spikes`` spikes is shown
-        again with ``boost_hz`` more max rate, at most ``max_boosts`` times,
-        as in training; its counts and spikes are those of its last showing.
-
-        Returns
-        -------
-        dict
-            ``counts``: one ``(N, n_neurons)`` int array per layer;
-            ``trains``: the last layer's spikes as ``image``, ``neuron`` and
-            ``t_ms`` (time within the image's presentation) arrays, sorted by
-            image and time; ``boosted`` (images shown again) and
-            ``silent_after_boosts`` (images still below ``min_spikes``);
-            with ``every_layer``, also ``layer_trains``: every layer's
-            spikes in the same form (memory grows with the spikes: meant for
-            a few images).
-        """
-        from tqdm.auto import tqdm
-
-        x = _flat_images(intensities)
-        p = self.params
-        bar = tqdm(total=len(x), unit="img", desc=desc, disable=not progress)
-        counts, layer_trains = self._run_once(x, p.encoding.max_rate_hz, seed, bar, every_layer)
-        bar.close()
-        silent = np.flatnonzero(counts[-1].sum(axis=1) < p.min_spikes) if boost else np.zeros(0, int)
-        boosted = len(silent)
-        for k in range(1, p.max_boosts + 1):
-            if not len(silent):
-                break
-            again, again_trains = self._run_once(x[silent], p.encoding.max_rate_hz + k * p.boost_hz,
-                                                 seed * 31 + k, None, every_layer)
-            for layer, c in enumerate(again):
-                counts[layer][silent] = c
-            for layer, (old, new) in enumerate(zip(layer_trains, again_trains)):
-                if old is None:
-                    continue
-                keep = ~np.isin(old["image"], silent)
-                layer_trains[layer] = {f: np.concatenate([old[f][keep],
-                                                          silent[new[f]] if f == "image" else new[f]])
-                                       for f in old}
-            silent = silent[again[-1].sum(axis=1) < p.min_spikes]
-        for layer, trains in enumerate(layer_trains):
-            if trains is not None:
-                order = np.lexsort((trains["t_ms"], trains["image"]))
-                layer_trains[layer] = {f: v[order] for f, v in trains.items()}
-        result = {"counts": counts, "trains": layer_trains[-1],
-                  "boosted": int(boosted), "silent_after_boosts": int(len(silent))}
-        if every_layer:
-            result["layer_trains"] = layer_trains
-        return result
-
-    def _run_once(self, x: np.ndarray, max_rate_hz: float, seed: int, bar,
-                  every_layer: bool = False) -> tuple[list, list]:
-        """Counts of every layer, and the spikes of the last (or of every) layer (None: not kept)."""
+    def set_layers(self, filters: list[np.ndarray], thresholds: list[np.ndarray]) -> None:
+        """Load filter matrices (mV) and threshold offsets (mV) into the synapses and neurons."""
         import brian2 as b2
 
-        p, R = self.params, self.replicas
-        slot = p.encoding.duration_ms
-        per_run = R * p.chunk_images  # images per run(): chunk_images slots of R images
-        counts = [np.zeros((len(x), lp.n_neurons), dtype=np.int64) for lp in self.layers]
-        last = len(self.layers) - 1
-        kept = [k for k in range(len(self.layers)) if every_layer or k == last]
-        trains = {k: {"image": [], "neuron": [], "t_ms": []} for k in kept}
-        for chunk, first in enumerate(range(0, len(x), per_run)):
-            batch = x[first:first + per_run]
-            n_slots = -(-len(batch) // R)
-            rates = np.zeros((p.chunk_images, R * N_INPUTS))  # one shape: no recompilation
-            padded = np.zeros((n_slots * R, N_INPUTS))
-            padded[:len(batch)] = batch * max_rate_hz
-            rates[:n_slots] = padded.reshape(n_slots, R * N_INPUTS)
-            self.input.namespace["stimulus"] = b2.TimedArray(rates * b2.Hz, dt=slot * b2.ms)
-            self.input.t_start = self.net.t
+        for layer, (syn, row, col) in enumerate(self._rows):
+            f = np.asarray(filters[layer], dtype=float)
+            syn.w = f[row, col] * b2.mV
+            group = self.l1 if layer == 0 else self.l2
+            th = np.asarray(thresholds[layer], dtype=float)
+            group.theta = np.tile(th, len(group) // len(th)) * b2.mV
+
+    def run(self, intensities: np.ndarray, *, seed: int) -> dict:
+        """One presentation of up to ``batch`` images (``(n, 2, 32, 32)`` ON/OFF intensities).
+
+        Returns ``counts1`` ``(n, S1, S1, K1)``, ``counts2`` ``(n, S2, S2, K2)``
+        (layers=2), ``input_spikes`` and ``pool_spikes`` per image, and with
+        ``record_trains`` the complex cells' and layer 2's spikes as
+        ``(image, neuron-in-image, step)`` arrays.
+        """
+        import brian2 as b2
+
+        p, n = self.p, len(intensities)
+        if n < 1 or n > self.batch or tuple(intensities.shape[1:]) != (2, IMAGE_PX, IMAGE_PX):
+            raise ValueError(f"intensities must be (1..{self.batch}, 2, 32, 32), got "
+                             f"{tuple(intensities.shape)}.")
+        x = np.zeros((self.batch, 2, IMAGE_PX, IMAGE_PX))
+        x[:n] = intensities
+        self.inputs.rates = x.ravel() * p.max_rate_hz * b2.Hz
+        groups = [self.l1] + ([self.l2] if self.layers == 2 else [])
+        for g in groups:
+            g.v = p.v_rest_mv * b2.mV
+        self.pool.v = 0
+        before = [np.asarray(m.count).copy() for m in self.monitors]
+        pool_before = self.pool_monitor.num_spikes
+        trains_from = [m.num_spikes if m.record else 0 for m in (self.pool_monitor,
+                                                                 *self.monitors[1:])]
+        b2.seed(int(seed))
+        t0 = float(self.net.t / b2.ms)
+        self.net.run(p.steps * p.dt_ms * b2.ms)
+        counts = [np.asarray(m.count) - c for m, c in zip(self.monitors, before)]
+        out = {"counts1": counts[0].reshape(self.batch, p.side1, p.side1, -1)[:n],
+               "pool_spikes": (self.pool_monitor.num_spikes - pool_before) / max(n, 1)}
+        if self.layers == 2:
+            out["counts2"] = counts[1].reshape(self.batch, p.side2, p.side2, -1)[:n]
+        if self.pool_monitor.record:
+            out["pool_trains"] = _trains(self.pool_monitor, trains_from[0], t0, p,
+                                         len(self.pool) // self.batch, n)
+        if self.layers == 2 and self.monitors[1].record:
+            out["trains2"] = _trains(self.monitors[1], trains_from[1], t0, p,
+                                     len(self.l2) // self.batch, n)
+        return out
+
+
+def _channels_last(index: np.ndarray, n_images: int, channels: int, side: int) -> np.ndarray:
+    """Map channel-first indices ``((b*C + c)*S + y)*S + x`` to channel-last ``((b*S + y)*S + x)*C + c``."""
+    x = index % side
+    y = (index // side) % side
+    c = (index // (side * side)) % channels
+    b = index // (side * side * channels)
+    return ((b * side + y) * side + x) * channels + c
+
+
+def _trains(monitor, start: int, t0_ms: float, p: Tier1Params, per_image: int, n: int):
+    """Spikes since index ``start``: ``(image, neuron within image, step)`` int arrays."""
+    import brian2 as b2
+
+    i = np.asarray(monitor.i[start:])
+    steps = np.rint((np.asarray(monitor.t[start:] / b2.ms) - t0_ms) / p.dt_ms).astype(np.int64)
+    image, neuron = i // per_image, i % per_image
+    keep = image < n
+    return image[keep], neuron[keep], steps[keep]
+
+
+def pool_counts(counts: np.ndarray, grid: int) -> np.ndarray:
+    """``(n, S, S, K)`` spike counts summed over a ``grid x grid`` partition of the positions:
+    ``(n, K * grid**2)`` (regions as equal as integer edges allow)."""
+    n, s, _, k = counts.shape
+    edges = [(i * s) // grid for i in range(grid + 1)]
+    cells = [counts[:, edges[a]:edges[a + 1], edges[b]:edges[b + 1]].sum(axis=(1, 2))
+             for a in range(grid) for b in range(grid)]
+    return np.stack(cells, axis=2).reshape(n, -1).astype(np.float32)
+
+
+def initial_layer(p: Tier1Params, layer: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A layer before learning: uniform random filters scaled to ``w_sum_mv``, thresholds 0 (mV)."""
+    lp = p.layer1 if layer == 1 else p.layer2
+    n_in = p.inputs1 if layer == 1 else p.inputs2
+    w = np.random.default_rng([seed, layer]).random((lp.n_filters, n_in))
+    return w * (lp.w_sum_mv / w.sum(axis=1, keepdims=True)), np.zeros(lp.n_filters)
+
+
+# --- learning ------------------------------------------------------------------------------------
+class ConvLearner:
+    """One layer learning by STDP under winner-take-all, ``patch_batch`` patches at a time.
+
+    Each copy has the layer's ``K`` neurons and the inputs of one position:
+    Poisson ON/OFF inputs (layer 1: ``patches`` are intensities
+    ``(n, 2 * field**2)``) or given spike trains (layer 2: complex-cell spikes,
+    ``(copy, input, step)``). See the module docstring for the rule.
+    """
+
+    def __init__(self, p: Tier1Params, layer: int, *, seed: int, filters=None,
+                 thresholds=None, learn: bool = True) -> None:
+        import brian2 as b2
+
+        from ...plasticity import RSTDPParams, STDPParams, build_rstdp_synapses
+
+        self.p, self.layer, self.seed, self.learn = p, layer, seed, learn
+        lp = self.lp = p.layer1 if layer == 1 else p.layer2
+        self.n_in = p.inputs1 if layer == 1 else p.inputs2
+        w0, th0 = initial_layer(p, layer, seed)
+        self.filters = np.array(w0 if filters is None else filters, dtype=float)
+        self.initial = self.filters.copy()
+        self.thresholds = np.array(th0 if thresholds is None else thresholds, dtype=float)
+        b2.prefs.codegen.target = p.codegen_target
+        dt = p.dt_ms * b2.ms
+        c, k = lp.patch_batch, lp.n_filters
+        if layer == 1:
+            self.inputs = b2.PoissonGroup(c * self.n_in, rates=0 * b2.Hz, dt=dt, name="patch_inputs")
+        else:
+            self.inputs = b2.SpikeGeneratorGroup(c * self.n_in, [], [] * b2.ms, dt=dt,
+                                                 name="patch_inputs")
+        self.neurons = _lif_group(c * k, p, lp, "patch_neurons", learning=True)
+        stdp = STDPParams(a_plus=lp.a_plus, a_minus=lp.a_minus, tau_plus_ms=lp.tau_stdp_ms,
+                          tau_minus_ms=lp.tau_stdp_ms, w_min=0.0, w_max=lp.w_sum_mv,
+                          dt_ms=p.dt_ms)
+        rule = RSTDPParams(stdp=stdp, tau_elig_ms=1e9)  # no decay within a presentation
+        self.syn = build_rstdp_synapses(self.inputs, self.neurons, rule,
+                                        on_pre="v_post += w * mV", name="patch_synapses")
+        ci, kk, ii = np.meshgrid(np.arange(c), np.arange(k), np.arange(self.n_in), indexing="ij")
+        self.syn.connect(i=(ci * self.n_in + ii).ravel(), j=(ci * k + kk).ravel())
+        self._rows, self._cols = kk.ravel(), ii.ravel()
+        self.monitor = b2.SpikeMonitor(self.neurons, name="patch_spikes")
+        self.input_monitor = b2.SpikeMonitor(self.inputs, name="patch_input_spikes")
+        self.net = b2.Network(self.inputs, self.neurons, self.syn, self.monitor,
+                              self.input_monitor,
+                              _rivals(self.neurons, p, lp, c, "patch_rivals", learning=True))
+        self.history: dict[str, list] = {"no_winner": [], "wins_cv": [], "w_change": [],
+                                         "theta_mv": []}
+        self._batches = 0
+
+    def step(self, patches) -> dict:
+        """Show one batch of patches and learn; returns the batch's statistics."""
+        import brian2 as b2
+
+        p, lp, c, k = self.p, self.lp, self.lp.patch_batch, self.lp.n_filters
+        if self.layer == 1:
+            x = np.zeros((c, self.n_in))
+            x[:len(patches)] = patches
+            self.inputs.rates = x.ravel() * p.max_rate_hz * b2.Hz
+            n = len(patches)
+        else:
+            copy, inp, step, n = patches
             t0 = float(self.net.t / b2.ms)
-            before = [m.num_spikes for m in self.monitors]
-            b2.seed((seed * 1_000_003 + chunk) % (2**32 - 1))
-            run_brian2(self.net, n_slots * slot, p.codegen_target)
-            for k, (monitor, start, lp) in enumerate(zip(self.monitors, before, self.layers)):
-                t, i = _spikes_since(monitor, start, t0)
-                slot_of = np.minimum((t / slot).astype(int), n_slots - 1)
-                image = first + slot_of * R + i // lp.n_neurons
-                neuron = i % lp.n_neurons
-                ok = image < first + len(batch)  # padding replicas see a blank image
-                np.add.at(counts[k], (image[ok], neuron[ok]), 1)
-                if k in trains:
-                    trains[k]["image"].append(image[ok])
-                    trains[k]["neuron"].append(neuron[ok])
-                    trains[k]["t_ms"].append(t[ok] - slot_of[ok] * slot)
-            if bar is not None:
-                bar.update(len(batch))
-        layer_trains = [None] * len(self.layers)
-        for k, tr in trains.items():
-            layer_trains[k] = _joined_trains(tr)
-        return counts, layer_trains
+            self.inputs.set_spikes(copy * self.n_in + inp,
+                                   (t0 + step * p.dt_ms + 0.25 * p.dt_ms) * b2.ms)
+        self.syn.w = self.filters[self._rows, self._cols]
+        self.syn.elig = 0
+        self.syn.pre_trace = 0
+        self.syn.post_trace = 0
+        self.neurons.v = p.v_rest_mv * b2.mV
+        self.neurons.blocked = 0
+        self.neurons.theta = np.tile(self.thresholds, c) * b2.mV
+        start, in_start = self.monitor.num_spikes, self.input_monitor.num_spikes
+        t0 = float(self.net.t / b2.ms)
+        b2.seed(int(self.seed) * 1_000_003 + self._batches)
+        self.net.run(p.steps * p.dt_ms * b2.ms)
+        self._batches += 1
+        winner = self._winners(self.monitor, start, self.input_monitor, in_start, t0, n)
+        self.last_winners = winner
+        wins = np.bincount(winner[winner >= 0], minlength=k).astype(float)
+        change = 0.0
+        if self.learn:  # only each copy's winner learns (a tie that fired too does not)
+            copy = np.arange(len(self._rows)) // (k * self.n_in)
+            elig = np.where(self._rows == np.append(winner, np.full(c - n, -1))[copy],
+                            np.asarray(self.syn.elig), 0.0)
+            dw = np.zeros((k, self.n_in))
+            np.add.at(dw, (self._rows, self._cols), elig)
+            new = np.clip(self.filters + dw, 0.0, lp.w_sum_mv)
+            new *= lp.w_sum_mv / np.maximum(new.sum(axis=1, keepdims=True), 1e-12)
+            change = float(np.abs(new - self.filters).sum(axis=1).mean())
+            self.filters = new
+        self.thresholds += lp.theta_eta_mv * (k * wins / max(n, 1) - lp.win_target)
+        np.maximum(self.thresholds, -0.9 * lp.v_gap_mv, out=self.thresholds)
+        stats = {"no_winner": float(np.mean(winner < 0)),
+                 "wins_cv": float(wins.std() / max(wins.mean(), 1e-9)), "w_change": change,
+                 "theta_mv": (float(self.thresholds.min()), float(self.thresholds.max()))}
+        for key, val in stats.items():
+            self.history[key].append(val)
+        return stats
 
-def field_smoothness(weights) -> np.ndarray:
-    """How image-like each receptive field is: the correlation of neighbouring pixels' weights.
 
-    For a field ``w`` ``(32, 32)`` with its mean removed, the mean of the
-    Pearson correlations between ``w[y, x]`` and ``w[y, x + 1]`` and between
-    ``w[y, x]`` and ``w[y + 1, x]``. Independent random weights give about 0
-    (the initial fields); fields that look like parts of natural images
-    (blobs, edges) give values near 1, because neighbouring pixels of natural
-    images are strongly correlated. ``weights``: ``(n, 1024)``; returns ``(n,)``.
+    def _winners(self, monitor, start, input_monitor, in_start, t0, n) -> np.ndarray:
+        """Each copy's winner (-1: none): the neuron that fired first; among neurons that
+        first fired in the same step, the one whose potential was furthest above its
+        threshold (the one that would have crossed first in continuous time)."""
+        import brian2 as b2
+
+        p, k = self.p, self.lp.n_filters
+        i = np.asarray(monitor.i[start:])
+        step = np.rint((np.asarray(monitor.t[start:] / b2.ms) - t0) / p.dt_ms).astype(np.int64)
+        copy, neuron = i // k, i % k
+        first = np.full(n, np.iinfo(np.int64).max)
+        keep = copy < n
+        np.minimum.at(first, copy[keep], step[keep])
+        winner = np.full(n, -1)
+        has = first < np.iinfo(np.int64).max
+        if not has.any():
+            return winner
+        # potential of every neuron of a copy at its first step: decayed sum of its input
+        ii = np.asarray(input_monitor.i[in_start:])
+        si = np.rint((np.asarray(input_monitor.t[in_start:] / b2.ms) - t0) / p.dt_ms).astype(
+            np.int64)
+        ci, inp = ii // self.n_in, ii % self.n_in
+        ok = (ci < n)
+        ci, inp, si = ci[ok], inp[ok], si[ok]
+        ok = si < first[ci]  # an input delivered in step s is first seen by the threshold at s + 1
+        decay = math.exp(-p.dt_ms / self.lp.tau_mem_ms)
+        x = np.zeros((n, self.n_in))
+        np.add.at(x, (ci[ok], inp[ok]), decay ** (first[ci[ok]] - si[ok]))
+        margin = x @ self.filters.T - self.thresholds  # (n, K), mV above rest minus theta
+        fired_first = np.zeros((n, k), bool)
+        at_first = keep & (step == first[np.minimum(copy, n - 1)])
+        fired_first[copy[at_first], neuron[at_first]] = True
+        margin = np.where(fired_first, margin, -np.inf)
+        winner[has] = margin[has].argmax(axis=1)
+        return winner
+
+
+def layer2_patches(pool_trains, n_images: int, p: Tier1Params, per_image: int,
+                   rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
+    """Complex-cell spike trains of ``per_image`` random layer-2 fields of each image.
+
+    ``pool_trains`` is ``(image, neuron, step)`` of the complex cells
+    (:meth:`FrozenLayers.run` with ``record_trains``); a neuron's index is
+    ``(y * side + x) * K1 + k``. Returns one ``(input, step)`` pair of arrays
+    per field, inputs numbered ``(k * field + dy) * field + dx`` as layer 2's
+    filter columns are.
     """
-    w = np.asarray(weights, dtype=np.float64).reshape(-1, 32, 32)
-    w = w - w.mean(axis=(1, 2), keepdims=True)
-
-    def corr(a, b):
-        a = a.reshape(len(a), -1) - a.reshape(len(a), -1).mean(1, keepdims=True)
-        b = b.reshape(len(b), -1) - b.reshape(len(b), -1).mean(1, keepdims=True)
-        den = np.sqrt((a * a).sum(1) * (b * b).sum(1))
-        return np.where(den > 0, (a * b).sum(1) / np.maximum(den, 1e-300), 0.0)
-
-    return 0.5 * (corr(w[:, :, :-1], w[:, :, 1:]) + corr(w[:, :-1, :], w[:, 1:, :]))
-
-
-def learned_fraction(weights, initial, *, threshold: float = 0.5) -> float:
-    """Fraction of neurons whose field has moved away from its initial weights.
-
-    A field counts as learned when the Pearson correlation between its
-    weights and its initial weights has fallen below ``threshold``. Both
-    arguments ``(n, d)``, row k the same neuron.
-    """
-    w, w0 = np.asarray(weights, dtype=np.float64), np.asarray(initial, dtype=np.float64)
-    if w.shape != w0.shape:
-        raise ValueError(f"weights {w.shape} and initial {w0.shape} must have the same shape.")
-    return float(np.mean([np.corrcoef(a, b)[0, 1] < threshold for a, b in zip(w, w0)]))
-
-
-def field_similarity(weights) -> float:
-    """Mean Pearson correlation between the receptive fields of different neurons.
-
-    ``weights`` ``(n, d)``: 1 when every neuron learned the same field, about
-    0 for independent random fields. Lateral inhibition should keep it low.
-    """
-    w = np.asarray(weights, dtype=np.float64)
-    if len(w) < 2:
-        raise ValueError("field_similarity needs at least two neurons.")
-    c = np.corrcoef(w)
-    return float(np.nanmean(c[~np.eye(len(w), dtype=bool)]))
-
-
-def snapshot_schedule(n_images: int, chunk_images: int) -> list[int]:
-    """Image counts at which training keeps the weights: 0, then doubling up to ``n_images``.
-
-    ``[0, n/32, n/16, n/8, n/4, n/2, n]`` rounded to whole chunks (at least one).
-    """
-    counts = {0, n_images}
-    for div in (32, 16, 8, 4, 2):
-        counts.add(min(n_images, max(chunk_images, round(n_images / div / chunk_images) * chunk_images)))
-    return sorted(counts)
-
-
-def volley_fraction(trains: dict, n_images: int, n_neurons: int, *, window_ms: float = 5.0,
-                    fraction: float = 0.9) -> float:
-    """Fraction of images in which a layer fires as one volley.
-
-    An image counts when, within some window of ``window_ms``, at least
-    ``fraction`` of the layer's ``n_neurons`` neurons fire: lateral
-    inhibition (one time step late) cannot separate neurons that cross
-    threshold together, so such a layer says "an image" but not which.
-    ``trains``: ``image``, ``neuron``, ``t_ms`` arrays (from
-    :meth:`FrozenReplicas.run`), images ``0 .. n_images - 1``.
-    """
-    image, neuron, t = (np.asarray(trains[k]) for k in ("image", "neuron", "t_ms"))
-    order = np.lexsort((t, image))  # by image, then time
-    image, neuron, t = image[order], neuron[order], t[order]
-    bounds = np.searchsorted(image, np.arange(n_images + 1), side="left")
-    need = max(1, int(np.ceil(fraction * n_neurons)))
-    volleys = 0
-    for k in range(n_images):
-        a, b = bounds[k], bounds[k + 1]
-        if b - a < need:
-            continue
-        tt, nn = t[a:b], neuron[a:b]
-        stops = np.searchsorted(tt, tt + window_ms, side="left")
-        if any(len(np.unique(nn[a:b])) >= need for a, b in zip(range(len(tt)), stops) if b - a >= need):
-            volleys += 1
-    return volleys / n_images if n_images else 0.0
-
-
-def spike_statistics(counts: np.ndarray, duration_ms: float) -> dict:
-    """Summary of one layer's spike counts ``(images, neurons)`` for ``duration_ms`` each.
-
-    ``rate_hz``: mean rate over neurons and images; ``spikes_per_image``:
-    mean layer spikes per image; ``silent_neurons``: fraction of neurons
-    that never fired; ``silent_images``: fraction of images with no spike;
-    ``active_per_image``: mean number of neurons that fired at least once;
-    ``rate_hz_percentiles``: 5th, 50th, 95th percentiles of the per-neuron rates.
-    """
-    counts = np.asarray(counts)
-    per_neuron = counts.mean(axis=0) / (duration_ms / 1000.0)
-    return {
-        "rate_hz": float(per_neuron.mean()),
-        "spikes_per_image": float(counts.sum(axis=1).mean()),
-        "silent_neurons": float((counts.sum(axis=0) == 0).mean()),
-        "silent_images": float((counts.sum(axis=1) == 0).mean()),
-        "active_per_image": float((counts > 0).sum(axis=1).mean()),
-        "rate_hz_percentiles": [float(v) for v in np.percentile(per_neuron, [5, 50, 95])],
-    }
-
-
-def initial_state(params: BrianSTDPParams, seed: int) -> dict:
-    """The untrained network's state, as :class:`BrianSTDPNetwork` builds it (without Brian2).
-
-    Weights uniform in ``[0, w_init_max]`` from ``numpy.random.default_rng(seed)``
-    (layer 1 first), each neuron's then scaled to its layer's sum and clipped
-    to the STDP bounds (:meth:`BrianSTDPNetwork.normalise`); thresholds 0.
-    """
-    rng = np.random.default_rng(seed)
-    out, n_source = {}, N_INPUTS
-    for k, lp in enumerate([params.layer1] + ([params.layer2] if params.layer2 else []), start=1):
-        w = rng.uniform(0.0, lp.w_init_max, n_source * lp.n_neurons).reshape(n_source, lp.n_neurons)
-        out[f"w{k}"] = _normalised(w, lp.weight_sum_per_input * n_source, lp.stdp).ravel()
-        out[f"theta{k}"] = np.zeros(lp.n_neurons)
-        n_source = lp.n_neurons
+    image, neuron, step = pool_trains
+    k1, sp, f = p.layer1.n_filters, p.side_pool, p.layer2.field_px
+    y, x, k = neuron // k1 // sp, (neuron // k1) % sp, neuron % k1
+    out = []
+    for b in range(n_images):
+        mine = image == b
+        yb, xb, kb, sb = y[mine], x[mine], k[mine], step[mine]
+        for ly, lx in zip(rng.integers(0, p.side2, per_image), rng.integers(0, p.side2, per_image)):
+            inside = (yb >= ly) & (yb < ly + f) & (xb >= lx) & (xb < lx + f)
+            out.append(((kb[inside] * f + (yb[inside] - ly)) * f + (xb[inside] - lx),
+                        sb[inside]))
     return out
 
 
+def stack_patches(fields: list[tuple[np.ndarray, np.ndarray]]) -> tuple:
+    """Fields of :func:`layer2_patches` as one ``(copy, input, step, n)`` batch for :class:`ConvLearner`."""
+    copy = np.concatenate([np.full(len(i), c) for c, (i, _) in enumerate(fields)]) if fields \
+        else np.zeros(0, int)
+    inp = np.concatenate([i for i, _ in fields]) if fields else np.zeros(0, int)
+    step = np.concatenate([s for _, s in fields]) if fields else np.zeros(0, int)
+    return copy.astype(np.int64), inp.astype(np.int64), step.astype(np.int64), len(fields)
+
+
+# --- analyses -----------------------------------------------------------------------------------
+def spike_statistics(counts: np.ndarray, duration_ms: float) -> dict:
+    """Firing of a layer from counts ``(images, ...)``: mean ``rate_hz`` of a neuron,
+    ``spikes_per_image``, ``silent_filters`` (fraction of filters that never fired),
+    ``silent_images`` (fraction of images without a spike)."""
+    n = len(counts)
+    per_image = counts.reshape(n, -1).sum(axis=1)
+    per_filter = counts.reshape(n, -1, counts.shape[-1]).sum(axis=(0, 1))
+    return {"rate_hz": float(counts.mean() / (duration_ms / 1000.0)),
+            "spikes_per_image": float(per_image.mean()),
+            "silent_filters": float(np.mean(per_filter == 0)),
+            "silent_images": float(np.mean(per_image == 0))}
+
+
+def volley_fraction(trains, n_images: int, n_neurons: int, *, window_steps: int = 2,
+                    fraction: float = 0.25) -> float:
+    """Fraction of images in which at least ``fraction`` of a layer's neurons fire within
+    ``window_steps`` steps: a synchronous volley, where every neuron fires whatever its weights.
+
+    ``trains`` is ``(image, neuron, step)`` as :meth:`FrozenLayers.run` records them.
+    """
+    image, neuron, step = trains
+    volleys = 0
+    for k in range(n_images):
+        mine = image == k
+        if not mine.any():
+            continue
+        s = step[mine]
+        per_step = np.bincount(s, minlength=int(s.max()) + 1)
+        window = np.convolve(per_step, np.ones(window_steps), mode="valid") if len(
+            per_step) >= window_steps else per_step
+        volleys += window.max() >= fraction * n_neurons
+    return volleys / max(n_images, 1)
+
+
+# --- the two layers, end to end ---------------------------------------------------------------
+def train_layers(p: Tier1Params, intensities: np.ndarray, *, seed: int, learn: bool = True,
+                 batch: int = 16, progress: bool = False) -> dict:
+    """Both hidden layers learn, one after the other, from training images' ON/OFF intensities.
+
+    Layer 1 learns from ``p.layer1.train_patches`` random ``field x field``
+    patches of ``intensities`` ``(N, 2, 32, 32)``; layer 2 from
+    ``p.layer2.train_patches`` random fields of complex-cell spikes, made by
+    running the learned layer 1 on the images, ``batch`` at a time. With
+    ``learn=False`` the weights keep their random start and only the
+    thresholds adapt (the same homeostasis, the same patches): the
+    random-weight twin that the learned layers must beat.
+
+    Returns ``{"filters": [f1, f2], "thresholds": [t1, t2], "history": [h1, h2],
+    "initial": [w1, w2]}`` (mV).
+    """
+    from tqdm.auto import tqdm
+
+    x = np.asarray(intensities, dtype=np.float32)
+    if x.ndim != 4 or x.shape[1:] != (2, IMAGE_PX, IMAGE_PX) or len(x) < 1:
+        raise ValueError(f"intensities must be (N, 2, 32, 32), got {x.shape}.")
+    rng = np.random.default_rng([seed, 17])
+    out: dict = {"filters": [], "thresholds": [], "history": [], "initial": []}
+    # layer 1: random patches of random images
+    f1 = p.layer1.field_px
+    learner = ConvLearner(p, 1, seed=seed, learn=learn)
+    side = IMAGE_PX - f1 + 1
+    n_batches = -(-p.layer1.train_patches // p.layer1.patch_batch)
+    for _ in tqdm(range(n_batches), disable=not progress, desc="layer 1 learns", unit="batch"):
+        img = rng.integers(0, len(x), p.layer1.patch_batch)
+        py, px = (rng.integers(0, side, p.layer1.patch_batch) for _ in range(2))
+        rows = py[:, None] + np.arange(f1)[None, :]
+        cols = px[:, None] + np.arange(f1)[None, :]
+        patches = x[img[:, None, None, None], np.arange(2)[None, :, None, None],
+                    rows[:, None, :, None], cols[:, None, None, :]]
+        learner.step(patches.reshape(len(img), -1))
+    for key, value in (("filters", learner.filters), ("thresholds", learner.thresholds),
+                       ("history", learner.history), ("initial", learner.initial)):
+        out[key].append(value)
+    # layer 2: fields of the complex cells' spikes, a few from each image
+    layer1 = FrozenLayers(p, out["filters"], out["thresholds"], batch=batch, layers=1,
+                          record_trains=True)
+    learner = ConvLearner(p, 2, seed=seed, learn=learn)
+    per_image = max(1, p.layer2.patch_batch // batch)
+    n_batches = -(-p.layer2.train_patches // (per_image * batch))
+    order = rng.permutation(len(x))
+    for b in tqdm(range(n_batches), disable=not progress, desc="layer 2 learns", unit="batch"):
+        take = order[(np.arange(batch) + b * batch) % len(x)]
+        trains = layer1.run(x[take], seed=int(rng.integers(2**31)))["pool_trains"]
+        learner.step(stack_patches(layer2_patches(trains, batch, p, per_image, rng)))
+    for key, value in (("filters", learner.filters), ("thresholds", learner.thresholds),
+                       ("history", learner.history), ("initial", learner.initial)):
+        out[key].append(value)
+    return out
+
+
+def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int,
+             batch: int = 16, record_every: int = 0, progress: bool = False) -> dict:
+    """Spike counts of both frozen layers for every image, pooled for the readouts.
+
+    ``layers`` is :func:`train_layers`' result. Returns ``f1`` ``(N, K1 g1^2)``
+    and ``f2`` ``(N, K2 g2^2)`` (counts summed over a ``g x g`` grid,
+    ``p.features_pool``), ``spikes1`` and ``spikes2`` per image, and the volley
+    fraction of layer 2 (over batches whose trains are recorded: every
+    ``record_every``-th, none if 0).
+    """
+    from tqdm.auto import tqdm
+
+    x = np.asarray(intensities, dtype=np.float32)
+    if x.ndim != 4 or x.shape[1:] != (2, IMAGE_PX, IMAGE_PX):
+        raise ValueError(f"intensities must be (N, 2, 32, 32), got {x.shape}.")
+    frozen = FrozenLayers(p, layers["filters"], layers["thresholds"], batch=batch,
+                          record_trains=record_every > 0)
+    f1, f2, s1, s2 = [], [], [], []
+    volleys, seen = 0.0, 0
+    for k, start in enumerate(tqdm(range(0, len(x), batch), disable=not progress,
+                                   desc="frozen layers", unit="batch")):
+        chunk = x[start:start + batch]
+        out = frozen.run(chunk, seed=seed * 1_000_003 + start)
+        f1.append(pool_counts(out["counts1"], p.features_pool[0]))
+        f2.append(pool_counts(out["counts2"], p.features_pool[1]))
+        s1.append(out["counts1"].reshape(len(chunk), -1).sum(axis=1))
+        s2.append(out["counts2"].reshape(len(chunk), -1).sum(axis=1))
+        if record_every and k % record_every == 0:
+            volleys += volley_fraction(out["trains2"], len(chunk),
+                                       p.side2 ** 2 * p.layer2.n_filters) * len(chunk)
+            seen += len(chunk)
+    return {"f1": np.concatenate(f1), "f2": np.concatenate(f2),
+            "spikes1": np.concatenate(s1), "spikes2": np.concatenate(s2),
+            "volley_fraction": volleys / seen if seen else None}

@@ -21,8 +21,8 @@ import numpy as np
 from ... import runs
 from ...neurons import LIFParams, build_lif_group, run_brian2
 from ...plasticity import RSTDPParams, STDPParams, apply_reward, build_rstdp_synapses
-from .network import (DC_EXC, RESET_NEURONS, FrozenReplicas, _joined_trains,
-                      _normalised, _spikes_since)
+from .diehl_cook import (DC_EXC, RESET_NEURONS, FrozenReplicas, _joined_trains,
+                         _normalised, _spikes_since)
 
 TRAIN_VERSION = 1
 """Part of the output layer's checkpoint keys: raised when its training changes."""

@@ -16,9 +16,9 @@ from typing import Sequence
 import numpy as np
 
 from ... import runs
-from .network import (DC_EXC, DC_STDP, LAYER2_SUM, LAYER2_W_MAX, BrianSTDPNetwork,
-                      BrianSTDPParams, FrozenReplicas, LayerParams, _flat_images, initial_state,
-                      snapshot_schedule, spike_statistics, volley_fraction)
+from .diehl_cook import (DC_EXC, DC_STDP, LAYER2_SUM, LAYER2_W_MAX, BrianSTDPNetwork,
+                         BrianSTDPParams, FrozenReplicas, LayerParams, _flat_images,
+                         initial_state, snapshot_schedule, spike_statistics, volley_fraction)
 from .readout import OutputParams, RSTDPReadout
 from .record import to_record
 

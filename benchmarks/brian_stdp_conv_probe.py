@@ -1,0 +1,91 @@
+"""Tuning probe: how much class information the convolutional tier-1 layers carry (validation only).
+
+    python benchmarks/brian_stdp_conv_probe.py --train 2000 --val 1000
+    python benchmarks/brian_stdp_conv_probe.py --w2 30 --k1 32 --k2 64
+
+Every number it prints is measured on the *validation split* of the CIFAR-10
+training set (:func:`snnlib.data.validation_split`: the last 500 training
+images of each class); the test set is never read. The layers learn from the
+first ``--train`` images of the training split; a logistic regression
+(:func:`snnlib.readout.logistic_regression`, its ``C`` chosen on a fifth of
+those) is fitted on their features and scored on ``--val`` validation images,
+for: the retina's ON/OFF intensities (pixels), layer 1, layer 2, both, and the
+random-weight twins of both layers (same thresholds rule, weights left at
+their random start). It also prints the firing and layer 2's volley fraction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=int, default=2000)
+    parser.add_argument("--val", type=int, default=1000)
+    parser.add_argument("--k1", type=int, default=32)
+    parser.add_argument("--k2", type=int, default=64)
+    parser.add_argument("--w1", type=float, default=9.0)
+    parser.add_argument("--w2", type=float, default=30.0)
+    parser.add_argument("--patches1", type=int, default=20000)
+    parser.add_argument("--patches2", type=int, default=20000)
+    parser.add_argument("--no-twin", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import numpy as np
+
+    import snnlib as sl
+    from snnlib.tiers.brian_stdp import network as N
+
+    p = N.Tier1Params(
+        layer1=N.ConvLayerParams(n_filters=args.k1, w_sum_mv=args.w1,
+                                 train_patches=args.patches1, patch_batch=500),
+        layer2=N.ConvLayerParams(n_filters=args.k2, field_px=3, w_sum_mv=args.w2,
+                                 train_patches=args.patches2, patch_batch=250))
+    data = sl.data.load_cifar10("train")
+    train_idx, val_idx = sl.data.validation_split(data.labels)
+    train_idx, val_idx = train_idx[:args.train], val_idx[::len(val_idx) // args.val][:args.val]
+    gray = sl.data.to_grayscale(data.images)
+    retina = N.Retina.fit(gray[train_idx], p.retina, seed=args.seed)
+    x_tr, x_va = retina.intensities(gray[train_idx]), retina.intensities(gray[val_idx])
+    y_tr, y_va = data.labels[train_idx], data.labels[val_idx]
+    result = {"split": "validation (last 500 training images per class)",
+              "train_images": len(train_idx), "val_images": len(val_idx), "args": vars(args)}
+
+    def probe(name, f_tr, f_va):
+        acc = sl.readout.logistic_regression(f_tr, y_tr, f_va, y_va, seed=args.seed)["accuracy"]
+        result[name] = round(100 * acc, 2)
+        print(f"{name}: {100 * acc:.2f}% validation", flush=True)
+
+    probe("pixels (ON/OFF retina)", x_tr, x_va)
+    probe("pixels (grayscale)", gray[train_idx], gray[val_idx])
+    for twin in ([False] if args.no_twin else [False, True]):
+        t0 = time.perf_counter()
+        layers = N.train_layers(p, x_tr, seed=args.seed, learn=not twin, progress=True)
+        tag = "random " if twin else ""
+        result[f"{tag}learning_s"] = round(time.perf_counter() - t0, 1)
+        moved = [float(np.abs(f - w0).sum(axis=1).mean() / (2 * p_.w_sum_mv))
+                 for f, w0, p_ in zip(layers["filters"], layers["initial"], (p.layer1, p.layer2))]
+        result[f"{tag}weights_moved"] = moved
+        t0 = time.perf_counter()
+        ftr = N.features(p, layers, x_tr, seed=1, progress=True)
+        fva = N.features(p, layers, x_va, seed=2, record_every=4, progress=True)
+        result[f"{tag}frozen_images_s"] = round((len(x_tr) + len(x_va)) / (time.perf_counter() - t0), 2)
+        result[f"{tag}spikes_per_image"] = [float(fva["spikes1"].mean()), float(fva["spikes2"].mean())]
+        result[f"{tag}volley_fraction"] = fva["volley_fraction"]
+        print(f"{tag}layers: moved {moved}, spikes/image {result[f'{tag}spikes_per_image']}, "
+              f"volleys {fva['volley_fraction']}", flush=True)
+        probe(f"{tag}layer 1", ftr["f1"], fva["f1"])
+        probe(f"{tag}layer 2", ftr["f2"], fva["f2"])
+        probe(f"{tag}layers 1 + 2", np.hstack([ftr["f1"], ftr["f2"]]),
+              np.hstack([fva["f1"], fva["f2"]]))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

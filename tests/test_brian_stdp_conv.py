@@ -1,0 +1,225 @@
+"""The convolutional tier-1 network (snnlib.tiers.brian_stdp.network): its wiring is a
+convolution, its learning is competitive, its thresholds follow the homeostasis rule
+(Brian2 with numpy code generation, tiny sizes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+b2 = pytest.importorskip("brian2")
+b2.BrianLogger.suppress_name("unused_brian_object")
+
+from snnlib.tiers.brian_stdp import network as N  # noqa: E402
+
+
+def params(**kwargs) -> N.Tier1Params:
+    base = dict(layer1=N.ConvLayerParams(n_filters=4, patch_batch=20),
+                layer2=N.ConvLayerParams(n_filters=3, field_px=3, w_sum_mv=10.0, patch_batch=20),
+                codegen_target="numpy", features_pool=(2, 2))
+    base.update(kwargs)
+    return N.Tier1Params(**base)
+
+
+def test_the_wiring_of_both_layers_is_a_convolution():
+    """The synapse lists, as a matrix, compute torch's conv2d (layer 1 on channel-first
+    inputs, layer 2 on channel-last complex cells), for every filter and position."""
+    rng = np.random.default_rng(0)
+    n, c, side, field, k = 2, 3, 7, 3, 4
+    pre, post, row, col = N._by_input(*N._conv_indices(n, c, side, field, k))
+    assert np.all(np.diff(pre) >= 0)  # sorted by input neuron
+    w = rng.random((k, c * field * field))
+    x = rng.random((n, c, side, side))
+    out = np.zeros(n * (side - field + 1) ** 2 * k)
+    np.add.at(out, post, w[row, col] * x.ravel()[pre])
+    expected = F.conv2d(torch.from_numpy(x), torch.from_numpy(w).reshape(k, c, field, field))
+    np.testing.assert_allclose(out.reshape(n, side - field + 1, side - field + 1, k),
+                               expected.permute(0, 2, 3, 1).numpy(), rtol=1e-12)
+    # channel-last inputs (b, y, x, c): the same convolution once the inputs are renumbered
+    pre_last = N._channels_last(pre, n, c, side)
+    out_last = np.zeros_like(out)
+    np.add.at(out_last, post, w[row, col] * x.transpose(0, 2, 3, 1).ravel()[pre_last])
+    np.testing.assert_allclose(out_last, out, rtol=1e-12)
+
+
+def test_one_input_spike_moves_layer_one_by_the_flipped_filter():
+    """Intensity 1 at rate x step = 1 fires every step: after one step each layer-1
+    neuron's potential has moved by its weight from that ON pixel (no spike: high
+    thresholds), i.e. the filter seen through the pixel's position."""
+    p = params(max_rate_hz=500.0, dt_ms=2.0, steps=1)
+    filters, _ = N.initial_layer(p, 1, seed=3)
+    net = N.FrozenLayers(p, [filters], [np.full(4, 1000.0)], batch=1, layers=1)
+    x = np.zeros((1, 2, 32, 32))
+    y0, x0 = 10, 12
+    x[0, 0, y0, x0] = 1.0
+    out = net.run(x, seed=0)
+    assert out["counts1"].sum() == 0
+    dv = (np.asarray(net.l1.v / b2.mV) - p.v_rest_mv).reshape(p.side1, p.side1, 4)
+    f = filters.reshape(4, 2, 5, 5)
+    for py in range(p.side1):
+        for px in range(p.side1):
+            dy, dx = y0 - py, x0 - px
+            want = f[:, 0, dy, dx] if 0 <= dy < 5 and 0 <= dx < 5 else np.zeros(4)
+            np.testing.assert_allclose(dv[py, px], want, atol=1e-9)
+
+
+def test_frozen_layers_count_spikes_where_the_input_is_and_pool_them():
+    p = params()
+    f1, _ = N.initial_layer(p, 1, seed=0)
+    f2, _ = N.initial_layer(p, 2, seed=0)
+    net = N.FrozenLayers(p, [f1, f2], [np.full(4, -8.0), np.full(3, -10.0)], batch=2,
+                         record_trains=True)
+    x = np.zeros((2, 2, 32, 32))
+    x[0, :, :16, :16] = 1.0  # image 0: only its top-left quarter; image 1: dark
+    out = net.run(x[:1], seed=1)
+    c1 = out["counts1"]
+    assert c1.shape == (1, 28, 28, 4) and c1[0, :12, :12].sum() > 0
+    assert c1[0, 16:, 16:].sum() == 0  # no input there, no spike
+    pooled = N.pool_counts(c1, 2)
+    np.testing.assert_array_equal(pooled.reshape(1, 4, 4)[0, :, 0], c1[0, :14, :14].sum(axis=(0, 1)))
+    assert out["counts2"].shape == (1, 12, 12, 3)
+    image, neuron, step = out["pool_trains"]
+    assert np.all(image == 0) and np.all(step < p.steps) and len(neuron) == out["pool_spikes"]
+    dark = net.run(x[1:], seed=2)
+    assert dark["counts1"].sum() == 0 and dark["counts2"].sum() == 0
+
+
+def test_the_same_seed_gives_the_same_counts():
+    p = params()
+    f1, _ = N.initial_layer(p, 1, seed=0)
+    net = N.FrozenLayers(p, [f1], [np.full(4, -8.0)], batch=1, layers=1)
+    x = np.random.default_rng(0).random((1, 2, 32, 32)) * 0.5
+    a, b, c = (net.run(x, seed=s)["counts1"] for s in (5, 5, 6))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def _two_patterns(n: int, seed: int):
+    """ON/OFF 5 x 5 patches: a vertical bar (ON left, OFF right) or its opposite."""
+    a = np.zeros((2, 5, 5))
+    a[0, :, 1] = a[1, :, 3] = 1.0
+    b = a[::-1].copy()
+    labels = np.random.default_rng(seed).integers(0, 2, n)
+    return np.where(labels[:, None], b.ravel(), a.ravel()), labels, a.ravel(), b.ravel()
+
+
+def test_competitive_stdp_finds_the_two_patterns_and_homeostasis_shares_the_wins():
+    """STDP under winner-take-all is competitive learning: with two kinds of patch and two
+    neurons, each neuron's filter comes to match one kind (the cosine to it rises
+    from below 0.5 at the random start to > 0.9), and both neurons win."""
+    p = params(layer1=N.ConvLayerParams(n_filters=2, patch_batch=40, a_plus=0.05,
+                                        theta_eta_mv=1.0))
+    learner = N.ConvLearner(p, 1, seed=0)
+    cos = lambda f, g: f @ g / np.linalg.norm(f) / np.linalg.norm(g)  # noqa: E731
+    _, _, a, b = _two_patterns(1, seed=0)
+    assert max(cos(f, g) for f in learner.filters for g in (a, b)) < 0.5
+    for step in range(20):
+        patches, _, a, b = _two_patterns(40, seed=step)
+        learner.step(patches)
+    f = learner.filters
+    best = sorted([max(cos(f[0], a), cos(f[0], b)), max(cos(f[1], a), cos(f[1], b))])
+    assert best[0] > 0.9
+    assert {int(cos(f[0], b) > cos(f[0], a)), int(cos(f[1], b) > cos(f[1], a))} == {0, 1}
+    # weights moved away from their start, and every filter keeps its sum
+    assert np.abs(f - learner.initial).sum(axis=1).min() > 1.0
+    np.testing.assert_allclose(f.sum(axis=1), p.layer1.w_sum_mv)
+    patches, labels, _, _ = _two_patterns(40, seed=99)
+    learner.learn = False
+    stats = learner.step(patches)
+    assert stats["no_winner"] < 0.5 and stats["wins_cv"] < 0.5
+
+
+def test_only_the_winner_learns_and_thresholds_follow_the_homeostasis_rule():
+    p = params(layer1=N.ConvLayerParams(n_filters=3, patch_batch=10, theta_eta_mv=0.5,
+                                        win_target=0.75))
+    learner = N.ConvLearner(p, 1, seed=1)
+    patches, _, _, _ = _two_patterns(10, seed=0)
+    before_f, before_th = learner.filters.copy(), learner.thresholds.copy()
+    stats = learner.step(patches)
+    winners = learner.last_winners
+    moved = np.abs(learner.filters - before_f).sum(axis=1) > 1e-12
+    np.testing.assert_array_equal(moved, np.isin(np.arange(3), winners[winners >= 0]))
+    wins = np.bincount(winners[winners >= 0], minlength=3)
+    np.testing.assert_allclose(learner.thresholds - before_th, 0.5 * (3 * wins / 10 - 0.75))
+    assert stats["no_winner"] == np.mean(winners < 0)
+
+
+def test_layer_two_learns_from_given_spike_trains():
+    p = params()
+    learner = N.ConvLearner(p, 2, seed=0)
+    rng = np.random.default_rng(0)
+    fields = [(rng.choice(p.inputs2, 30, replace=False), rng.integers(0, 5, 30)) for _ in range(20)]
+    stats = learner.step(N.stack_patches(fields))
+    assert 0 <= stats["no_winner"] <= 1 and learner.filters.shape == (3, p.inputs2)
+
+
+def test_volley_fraction_tells_a_volley_from_spread_firing():
+    n_neurons = 100
+    volley = (np.zeros(60, int), np.arange(60), np.full(60, 3))  # 60% in one step
+    spread = (np.zeros(60, int), np.arange(60), np.arange(60) % 15)  # 4 per step
+    assert N.volley_fraction(volley, 1, n_neurons) == 1.0
+    assert N.volley_fraction(spread, 1, n_neurons) == 0.0
+    both = tuple(np.concatenate([a, b]) for a, b in zip(
+        volley, (spread[0] + 1, spread[1], spread[2])))
+    assert N.volley_fraction(both, 2, n_neurons) == 0.5
+
+
+def test_the_retina_removes_brightness_and_splits_on_off():
+    gray = np.random.default_rng(0).random((40, 32, 32)).astype(np.float32)
+    gray = F.avg_pool2d(torch.from_numpy(gray)[:, None], 3, 1, 1)[:, 0].numpy()  # correlated
+    ret = N.Retina.fit(gray, N.RetinaParams(fit_images=40), seed=0)
+    x = ret.intensities(gray)
+    assert x.shape == (40, 2, 32, 32) and x.min() >= 0 and x.max() <= 1
+    assert np.all(x[:, 0] * x[:, 1] == 0)  # a pixel is ON or OFF, never both
+    brighter = ret.intensities(np.clip(gray + 0.2, 0, 2))  # uniform light added
+    np.testing.assert_allclose(brighter, x, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(pool_px=3), "does not divide"),
+    (dict(max_rate_hz=1000.0), "more than one spike per step"),
+    (dict(features_pool=(30, 2)), "features_pool"),
+    (dict(codegen_target="cpp"), "codegen_target"),
+])
+def test_bad_parameters_are_refused_with_a_clear_message(bad, message):
+    with pytest.raises(ValueError, match=message):
+        params(**bad)
+
+
+def test_bad_layer_parameters_and_inputs_are_refused():
+    with pytest.raises(ValueError, match="n_filters must be a positive integer"):
+        N.ConvLayerParams(n_filters=0)
+    with pytest.raises(ValueError, match="win_target"):
+        N.ConvLayerParams(win_target=1.5)
+    p = params()
+    f1, t1 = N.initial_layer(p, 1, seed=0)
+    net = N.FrozenLayers(p, [f1], [t1], batch=1, layers=1)
+    with pytest.raises(ValueError, match=r"intensities must be \(1..1, 2, 32, 32\)"):
+        net.run(np.zeros((2, 2, 32, 32)), seed=0)
+
+
+
+def test_train_layers_and_features_end_to_end_and_the_random_twin_keeps_its_weights():
+    p = params(layer1=N.ConvLayerParams(n_filters=4, patch_batch=20, train_patches=40),
+               layer2=N.ConvLayerParams(n_filters=3, field_px=3, w_sum_mv=10.0, patch_batch=8,
+                                        train_patches=8))
+    x = np.random.default_rng(0).random((3, 2, 32, 32)).astype(np.float32) * 0.6
+    x[:, 1] = 0.0
+    learned = N.train_layers(p, x, seed=0, batch=2)
+    twin = N.train_layers(p, x, seed=0, batch=2, learn=False)
+    assert [len(h["no_winner"]) for h in learned["history"]] == [2, 1]
+    for layer in range(2):
+        np.testing.assert_array_equal(twin["filters"][layer], twin["initial"][layer])
+        np.testing.assert_array_equal(twin["initial"][layer], learned["initial"][layer])
+    assert np.abs(learned["filters"][0] - learned["initial"][0]).sum() > 0
+    out = N.features(p, learned, x, seed=0, batch=2, record_every=1)
+    assert out["f1"].shape == (3, 4 * 4) and out["f2"].shape == (3, 3 * 4)
+    np.testing.assert_allclose(out["f1"].sum(axis=1), out["spikes1"])
+    assert 0.0 <= out["volley_fraction"] <= 1.0
+    again = N.features(p, learned, x, seed=0, batch=2)
+    np.testing.assert_array_equal(again["f1"], out["f1"])
+    assert again["volley_fraction"] is None
+    with pytest.raises(ValueError, match=r"intensities must be \(N, 2, 32, 32\)"):
+        N.features(p, learned, x[:, :1], seed=0)
