@@ -33,6 +33,7 @@ def main() -> int:
     parser.add_argument("--patches1", type=int, default=20000)
     parser.add_argument("--patches2", type=int, default=20000)
     parser.add_argument("--no-twin", action="store_true")
+    parser.add_argument("--save", help="write the learned layers' spike counts (npz) here")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -72,8 +73,16 @@ def main() -> int:
                  for f, w0, p_ in zip(layers["filters"], layers["initial"], (p.layer1, p.layer2))]
         result[f"{tag}weights_moved"] = moved
         t0 = time.perf_counter()
-        ftr = N.features(p, layers, x_tr, seed=1, progress=True)
-        fva = N.features(p, layers, x_va, seed=2, record_every=4, progress=True)
+        keep = bool(args.save) and not twin
+        ftr = N.features(p, layers, x_tr, seed=1, keep_counts=keep, progress=True)
+        fva = N.features(p, layers, x_va, seed=2, record_every=4, keep_counts=keep,
+                         progress=True)
+        if keep:
+            np.savez(args.save, y_tr=y_tr, y_va=y_va,
+                     **{f"{k}_tr": v for k, v in ftr.items() if v is not None},
+                     **{f"{k}_va": v for k, v in fva.items() if v is not None},
+                     **{f"filters{i + 1}": f for i, f in enumerate(layers["filters"])},
+                     **{f"thresholds{i + 1}": t for i, t in enumerate(layers["thresholds"])})
         result[f"{tag}frozen_images_s"] = round((len(x_tr) + len(x_va)) / (time.perf_counter() - t0), 2)
         result[f"{tag}spikes_per_image"] = [float(fva["spikes1"].mean()), float(fva["spikes2"].mean())]
         result[f"{tag}volley_fraction"] = fva["volley_fraction"]

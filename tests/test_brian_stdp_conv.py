@@ -218,8 +218,10 @@ def test_train_layers_and_features_end_to_end_and_the_random_twin_keeps_its_weig
     assert out["f1"].shape == (3, 4 * 4) and out["f2"].shape == (3, 3 * 4)
     np.testing.assert_allclose(out["f1"].sum(axis=1), out["spikes1"])
     assert 0.0 <= out["volley_fraction"] <= 1.0
-    again = N.features(p, learned, x, seed=0, batch=2)
+    again = N.features(p, learned, x, seed=0, batch=2, keep_counts=True)
     np.testing.assert_array_equal(again["f1"], out["f1"])
+    assert again["counts1"].dtype == np.uint8 and again["counts2"].shape == (3, 12, 12, 3)
+    np.testing.assert_array_equal(N.pool_counts(again["counts1"].astype(float), 2), out["f1"])
     assert again["volley_fraction"] is None
     with pytest.raises(ValueError, match=r"intensities must be \(N, 2, 32, 32\)"):
         N.features(p, learned, x[:, :1], seed=0)

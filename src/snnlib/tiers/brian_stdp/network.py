@@ -831,14 +831,17 @@ def train_layers(p: Tier1Params, intensities: np.ndarray, *, seed: int, learn: b
 
 
 def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int,
-             batch: int = 16, record_every: int = 0, progress: bool = False) -> dict:
+             batch: int = 16, record_every: int = 0, keep_counts: bool = False,
+             progress: bool = False) -> dict:
     """Spike counts of both frozen layers for every image, pooled for the readouts.
 
     ``layers`` is :func:`train_layers`' result. Returns ``f1`` ``(N, K1 g1^2)``
     and ``f2`` ``(N, K2 g2^2)`` (counts summed over a ``g x g`` grid,
     ``p.features_pool``), ``spikes1`` and ``spikes2`` per image, and the volley
     fraction of layer 2 (over batches whose trains are recorded: every
-    ``record_every``-th, none if 0).
+    ``record_every``-th, none if 0). With ``keep_counts`` also every neuron's
+    count, ``counts1`` ``(N, S1, S1, K1)`` and ``counts2`` ``(N, S2, S2, K2)``
+    (uint8 while ``steps`` < 256: a neuron fires at most once per step).
     """
     from tqdm.auto import tqdm
 
@@ -847,7 +850,7 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
         raise ValueError(f"intensities must be (N, 2, 32, 32), got {x.shape}.")
     frozen = FrozenLayers(p, layers["filters"], layers["thresholds"], batch=batch,
                           record_trains=record_every > 0)
-    f1, f2, s1, s2 = [], [], [], []
+    f1, f2, s1, s2, c1, c2 = [], [], [], [], [], []
     volleys, seen = 0.0, 0
     for k, start in enumerate(tqdm(range(0, len(x), batch), disable=not progress,
                                    desc="frozen layers", unit="batch")):
@@ -857,10 +860,17 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
         f2.append(pool_counts(out["counts2"], p.features_pool[1]))
         s1.append(out["counts1"].reshape(len(chunk), -1).sum(axis=1))
         s2.append(out["counts2"].reshape(len(chunk), -1).sum(axis=1))
+        if keep_counts:
+            small = np.uint8 if p.steps < 256 else np.uint16  # one spike per step at most
+            c1.append(out["counts1"].astype(small))
+            c2.append(out["counts2"].astype(small))
         if record_every and k % record_every == 0:
             volleys += volley_fraction(out["trains2"], len(chunk),
                                        p.side2 ** 2 * p.layer2.n_filters) * len(chunk)
             seen += len(chunk)
-    return {"f1": np.concatenate(f1), "f2": np.concatenate(f2),
-            "spikes1": np.concatenate(s1), "spikes2": np.concatenate(s2),
-            "volley_fraction": volleys / seen if seen else None}
+    out = {"f1": np.concatenate(f1), "f2": np.concatenate(f2),
+           "spikes1": np.concatenate(s1), "spikes2": np.concatenate(s2),
+           "volley_fraction": volleys / seen if seen else None}
+    if keep_counts:
+        out.update(counts1=np.concatenate(c1), counts2=np.concatenate(c2))
+    return out
