@@ -1,0 +1,68 @@
+"""Tuning probe: the R-STDP output layer on the convolutional tier 1's features (validation only).
+
+    python benchmarks/brian_stdp_conv_probe.py --train 5000 --val 2000 --no-twin --save feats.npz
+    python benchmarks/brian_stdp_conv_readout.py feats.npz                  # 10 per class
+    python benchmarks/brian_stdp_conv_readout.py feats.npz --per-class 1     # the ablations
+    python benchmarks/brian_stdp_conv_readout.py feats.npz --baseline
+
+Reads the spike-count features that ``brian_stdp_conv_probe.py --save`` wrote
+(layers 1 + 2, training split and validation split of the CIFAR-10 training
+set), trains :class:`snnlib.tiers.brian_stdp.output.PopulationReadout` on the
+training features and prints its validation accuracy after every epoch, next
+to a logistic regression on the same features. The test set is never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("features", help="an npz written by brian_stdp_conv_probe.py --save")
+    parser.add_argument("--per-class", type=int, default=10)
+    parser.add_argument("--baseline", action="store_true", help="reward minus its running mean")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--eta", type=float, default=0.003)
+    parser.add_argument("--eta-decay", type=float, default=1.0)
+    parser.add_argument("--train", type=int, default=0, help="use the first N (0: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-lr", action="store_true")
+    args = parser.parse_args()
+
+    import numpy as np
+
+    from snnlib import readout
+    from snnlib.tiers.brian_stdp import output as O
+
+    d = np.load(args.features)
+    f_tr, f_va = (np.hstack([d[f"f1_{s}"], d[f"f2_{s}"]]).astype(float) for s in ("tr", "va"))
+    y_tr, y_va = d["y_tr"], d["y_va"]
+    if args.train:
+        f_tr, y_tr = f_tr[:args.train], y_tr[:args.train]
+    result = {"split": "validation (last 500 training images per class)",
+              "train_images": len(f_tr), "val_images": len(f_va), "args": vars(args)}
+    if not args.no_lr:
+        lr = readout.logistic_regression(f_tr, y_tr, f_va, y_va, seed=args.seed)["accuracy"]
+        result["logistic_regression"] = lr
+        print(f"logistic regression, layers 1 + 2: {100 * lr:.2f}% validation", flush=True)
+    p = O.PopulationParams(neurons_per_class=args.per_class, baseline=args.baseline,
+                       eta=args.eta, eta_decay=args.eta_decay, epochs=1)
+    net = O.PopulationReadout(p, f_tr.shape[1], seed=args.seed)
+    t0 = time.perf_counter()
+    for epoch in range(args.epochs):
+        history = net.fit(f_tr, y_tr, validation=(f_va, y_va))
+        print(f"epoch {epoch + 1}: train (while learning) {100 * history['train_accuracy'][-1]:.2f}%, "
+              f"validation {100 * history['validation_accuracy'][-1]:.2f}%, "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+    result.update(history=history, wall_s=round(time.perf_counter() - t0, 1),
+                  best_validation=max(history["validation_accuracy"]))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
