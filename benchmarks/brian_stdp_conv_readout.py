@@ -28,6 +28,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--eta", type=float, default=0.003)
     parser.add_argument("--eta-decay", type=float, default=1.0)
+    parser.add_argument("--eval-steps", type=int, default=20, help="steps per image when deciding")
     parser.add_argument("--train", type=int, default=0, help="use the first N (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-lr", action="store_true")
@@ -50,7 +51,7 @@ def main() -> int:
         result["logistic_regression"] = lr
         print(f"logistic regression, layers 1 + 2: {100 * lr:.2f}% validation", flush=True)
     p = O.PopulationParams(neurons_per_class=args.per_class, baseline=args.baseline,
-                       eta=args.eta, eta_decay=args.eta_decay, epochs=1)
+                       eta=args.eta, eta_decay=args.eta_decay, eval_steps=args.eval_steps, epochs=1)
     net = O.PopulationReadout(p, f_tr.shape[1], seed=args.seed)
     t0 = time.perf_counter()
     for epoch in range(args.epochs):

@@ -225,3 +225,21 @@ def test_train_layers_and_features_end_to_end_and_the_random_twin_keeps_its_weig
     assert again["volley_fraction"] is None
     with pytest.raises(ValueError, match=r"intensities must be \(N, 2, 32, 32\)"):
         N.features(p, learned, x[:, :1], seed=0)
+
+
+def test_the_retina_takes_brightness_out_of_layer_one_drives():
+    """Positive filters on raw intensities carry brightness (correlation ~1); the same
+    filters behind the whitening retina do not (|correlation| small)."""
+    rng = np.random.default_rng(7)
+    base = F.avg_pool2d(torch.from_numpy(rng.random((60, 1, 32, 32))), 3, 1, 1)[:, 0].numpy()
+    gray = np.clip(base * 0.5 + rng.random((60, 1, 1)) * 0.5, 0, 1)  # each image its own light
+    brightness = gray.mean(axis=(1, 2))
+    p = params()
+    filters, _ = N.initial_layer(p, 1, seed=0)
+    raw = np.stack([gray, np.zeros_like(gray)], axis=1)  # intensities straight to layer 1
+    assert N.drive_brightness_correlation(filters, raw, brightness) > 0.95
+    retina = N.Retina.fit(gray, N.RetinaParams(fit_images=60), seed=0)
+    through = N.drive_brightness_correlation(filters, retina.intensities(gray), brightness)
+    assert abs(through) < 0.5
+    with pytest.raises(ValueError, match="do not fit"):
+        N.drive_brightness_correlation(filters[:, :10], raw, brightness)

@@ -71,13 +71,15 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ... import retina as R
 from ...neurons import LIFParams
 
 __all__ = ["ConvLayerParams", "ConvLearner", "FrozenLayers", "IMAGE_PX", "Retina", "RetinaParams",
-           "Tier1Params", "features", "initial_layer", "layer2_patches", "pool_counts",
-           "spike_statistics", "stack_patches", "train_layers", "volley_fraction"]
+           "Tier1Params", "drive_brightness_correlation", "features", "initial_layer",
+           "layer2_patches", "pool_counts", "spike_statistics", "stack_patches", "train_layers",
+           "volley_fraction"]
 
 IMAGE_PX = 32
 
@@ -874,3 +876,30 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
     if keep_counts:
         out.update(counts1=np.concatenate(c1), counts2=np.concatenate(c2))
     return out
+
+
+def drive_brightness_correlation(filters: np.ndarray, intensities: np.ndarray,
+                                 brightness: np.ndarray) -> float:
+    """How much a layer-1 neuron's input says about an image's mean brightness.
+
+    For filter ``k`` the drive of an image is its summed input over every position,
+    :math:`d_k = \\sum_{p} w_k \\cdot x_p` (the convolution of the ON/OFF
+    ``intensities`` ``(N, 2, 32, 32)`` with the filter, summed); the result is the
+    median over filters of the correlation, across images, between :math:`d_k` and
+    ``brightness`` ``(N,)`` (e.g. the grayscale image's mean). Near 1: the layer
+    encodes brightness (the Diehl & Cook network on raw intensities: 0.995);
+    near 0: it does not.
+    """
+    x = torch.as_tensor(np.asarray(intensities), dtype=torch.float64)
+    w = np.asarray(filters, dtype=float)
+    field = int(round(math.sqrt(w.shape[1] // x.shape[1])))
+    if x.ndim != 4 or w.ndim != 2 or x.shape[1] * field * field != w.shape[1]:
+        raise ValueError(f"filters {w.shape} do not fit intensities {tuple(x.shape)}.")
+    b = np.asarray(brightness, dtype=float)
+    if b.shape != (len(x),) or len(x) < 3:
+        raise ValueError(f"brightness must be one value per image (>= 3), got {b.shape}.")
+    kernel = torch.from_numpy(w).reshape(len(w), x.shape[1], field, field)
+    drive = F.conv2d(x, kernel).sum(dim=(2, 3)).numpy()  # (N, K)
+    corr = [np.corrcoef(drive[:, k], b)[0, 1] if drive[:, k].std() > 0 else 0.0
+            for k in range(len(w))]
+    return float(np.median(corr))
