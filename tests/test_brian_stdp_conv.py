@@ -147,12 +147,17 @@ def test_only_the_winner_learns_and_thresholds_follow_the_homeostasis_rule():
 
 
 def test_layer_two_learns_from_given_spike_trains():
+    """Complex-cell spike trains given as fields: winners appear, and only their filters move."""
     p = params()
-    learner = N.ConvLearner(p, 2, seed=0)
+    learner = N.ConvLearner(p, 2, seed=0, thresholds=np.full(3, -10.0))
     rng = np.random.default_rng(0)
     fields = [(rng.choice(p.inputs2, 30, replace=False), rng.integers(0, 5, 30)) for _ in range(20)]
+    before = learner.filters.copy()
     stats = learner.step(N.stack_patches(fields))
-    assert 0 <= stats["no_winner"] <= 1 and learner.filters.shape == (3, p.inputs2)
+    winners = learner.last_winners
+    assert stats["no_winner"] < 1 and learner.filters.shape == (3, p.inputs2)
+    moved = np.abs(learner.filters - before).sum(axis=1) > 1e-12
+    np.testing.assert_array_equal(moved, np.isin(np.arange(3), winners[winners >= 0]))
 
 
 def test_volley_fraction_tells_a_volley_from_spread_firing():

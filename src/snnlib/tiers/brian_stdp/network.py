@@ -799,6 +799,11 @@ def train_layers(p: Tier1Params, intensities: np.ndarray, *, seed: int, learn: b
         raise ValueError(f"intensities must be (N, 2, 32, 32), got {x.shape}.")
     rng = np.random.default_rng([seed, 17])
     out: dict = {"filters": [], "thresholds": [], "history": [], "initial": []}
+
+    def keep(learner: ConvLearner) -> None:
+        for key in out:
+            out[key].append(getattr(learner, key))
+
     # layer 1: random patches of random images
     f1 = p.layer1.field_px
     learner = ConvLearner(p, 1, seed=seed, learn=learn)
@@ -812,9 +817,7 @@ def train_layers(p: Tier1Params, intensities: np.ndarray, *, seed: int, learn: b
         patches = x[img[:, None, None, None], np.arange(2)[None, :, None, None],
                     rows[:, None, :, None], cols[:, None, None, :]]
         learner.step(patches.reshape(len(img), -1))
-    for key, value in (("filters", learner.filters), ("thresholds", learner.thresholds),
-                       ("history", learner.history), ("initial", learner.initial)):
-        out[key].append(value)
+    keep(learner)
     # layer 2: fields of the complex cells' spikes, a few from each image
     layer1 = FrozenLayers(p, out["filters"], out["thresholds"], batch=batch, layers=1,
                           record_trains=True)
@@ -826,9 +829,7 @@ def train_layers(p: Tier1Params, intensities: np.ndarray, *, seed: int, learn: b
         take = order[(np.arange(batch) + b * batch) % len(x)]
         trains = layer1.run(x[take], seed=int(rng.integers(2**31)))["pool_trains"]
         learner.step(stack_patches(layer2_patches(trains, batch, p, per_image, rng)))
-    for key, value in (("filters", learner.filters), ("thresholds", learner.thresholds),
-                       ("history", learner.history), ("initial", learner.initial)):
-        out[key].append(value)
+    keep(learner)
     return out
 
 
