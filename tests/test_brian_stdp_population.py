@@ -15,12 +15,7 @@ from snnlib.tiers.brian_stdp import output as O  # noqa: E402
 def task(n: int, seed: int, n_classes: int = 4, per_class: int = 3):
     """Features where each class raises its own group of features (plus noise): a task
     that reward alone can teach, and that a linear readout solves."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, n_classes, n)
-    f = rng.random((n, n_classes * per_class))
-    for c in range(n_classes):
-        f[y == c, c * per_class:(c + 1) * per_class] += 2.0
-    return f, y
+    return O.toy_features(n, seed=seed, n_classes=n_classes, per_class=per_class)
 
 
 def params(**kwargs) -> O.PopulationParams:

@@ -33,6 +33,11 @@ def test_profiles_grow_from_ci_to_full():
     assert t1[0].neurons < t1[1].neurons < t1[2].neurons
     assert t1[2].neurons >= 400 and t1[2].train_images >= 10000
     assert t1[2].layer2_train_images <= t1[2].train_images
+    for name in ("hidden_images", "layer1_patches", "output_images", "output_epochs"):
+        assert getattr(t1[0], name) <= getattr(t1[1], name) <= getattr(t1[2], name), name
+    assert t1[2].test_images is None and t1[2].output_images >= 5000  # all 10,000 test images
+    with pytest.raises(ValueError, match="brian_stdp.output_images must be a positive integer"):
+        P.BrianSTDPSizes(output_images=0)
     t3 = [p.conversion for p in (ci, book, full)]
     assert t3[0].width < t3[1].width < t3[2].width and t3[2].train_images is None
 

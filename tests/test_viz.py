@@ -322,3 +322,39 @@ def test_tier3_figures_show_rates_accuracy_and_the_explorer_follows_t():
     np.testing.assert_allclose(snn_bars(4), trace["outputs"][4][0].numpy(), rtol=1e-5)
     np.testing.assert_allclose(snn_bars(16), trace["outputs"][16][0].numpy(), rtol=1e-5)
     assert isinstance(folded[0], nn.Conv2d)
+
+
+def test_tier1_conv_figures_show_their_data():
+    w = np.zeros((3, 50))
+    w[0, 12] = 1.0  # ON at the centre
+    w[1, 25 + 12] = 1.0  # OFF at the centre
+    axes = sl.viz.gray_filters(w, 5, ncols=3)
+    assert axes[0].images[0].get_array()[2, 2] > 0 and axes[1].images[0].get_array()[2, 2] < 0
+    with pytest.raises(ValueError, match=r"w_mv must be \(K, 2"):
+        sl.viz.gray_filters(np.zeros((2, 49)), 5)
+    gray = np.random.default_rng(0).random((2, 8, 8))
+    signed = gray - 0.5
+    fig = sl.viz.retina_panel(gray, signed, np.ones((3, 3)), titles=["a", "b"])
+    on = fig.axes[3].images[0].get_array()
+    np.testing.assert_allclose(on, np.maximum(signed[0], 0))
+    fig = sl.viz.spike_rasters({"layer 1": (np.array([0, 5]), np.array([1, 2]))}, steps=15,
+                               dt_ms=2.0, image=gray[0])
+    assert "2 spikes" in fig.axes[1].get_title(loc="left")
+    plt.close("all")
+
+
+def test_filter_map_panel_and_explorer_show_the_chosen_filter():
+    counts = np.zeros((4, 4, 3))
+    counts[1, 2, 2] = 5
+    w = np.random.default_rng(0).random((3, 18))
+    fig = sl.viz.filter_map_panel(np.zeros((6, 6)), w, 3, counts, 2)
+    np.testing.assert_array_equal(fig.axes[2].images[0].get_array(), counts[:, :, 2])
+    assert "(5)" in fig.axes[2].get_title()
+    with pytest.raises(ValueError, match="k in"):
+        sl.viz.filter_map_panel(np.zeros((6, 6)), w, 3, counts, 3)
+    calls = []
+    widget = sl.widgets.filter_map_explorer(np.zeros((2, 6, 6)), w, 3,
+                                            lambda i: calls.append(i) or counts)
+    widget.children[1].value = 1  # another filter: the image's counts are reused
+    assert calls == [0]
+    plt.close("all")

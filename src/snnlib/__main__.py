@@ -13,8 +13,8 @@
         profile copies the record to results/TIER.json (or to --results).
         --device (default $SNNLIB_DEVICE or cpu) chooses where the PyTorch
         tiers compute; tier 1 (Brian2) runs on the CPU.
-        --hidden-only (tier 1) stops after the hidden layers and their test
-        spike statistics (record.json).
+        --hidden-only (tier 1) stops after the hidden layers and their spike
+        counts (layers_stdp.npz, features_stdp_*.npz).
     python -m snnlib record PATH
         Print a record (any tier, any snnlib version: older ones are migrated).
     python -m snnlib migrate PATH [PATH ...]
@@ -92,19 +92,15 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_hidden(record: dict) -> None:
-    for name, phase in record["phases"].items():
-        print(f"{name}: {phase['images']} images; this call trained {phase['trained_images']} "
-              f"in {phase['wall_s']:.1f} s; whole run {phase['total_wall_s']:.1f} s "
-              f"({phase['images'] / max(phase['total_wall_s'], 1e-9):.2f} images/s); training "
-              f"rates {[round(r, 2) for r in phase['rate_hz']]} Hz; "
-              f"{phase['boosted']} boosted, {phase['silent_after_boosts']} silent after boosts")
-    n_eval = record["eval_images"]
-    for name, st in record["test_spikes"].items():
-        print(f"{name} on {n_eval} test images: {st['rate_hz']:.2f} Hz mean, "
-              f"{st['spikes_per_image']:.1f} spikes and {st['active_per_image']:.1f} active "
-              f"neurons per image, {100 * st['silent_neurons']:.1f}% neurons silent, "
-              f"{100 * st['silent_images']:.1f}% images without a spike")
+def _print_hidden(details: dict) -> None:
+    layers, feats = details["layers"]["stdp"], details["features"]["stdp"]
+    print(f"hidden layers learned in {layers['wall_s']:.1f} s (the whole run)")
+    for set_name, f in feats.items():
+        volleys = ("" if f["volley_fraction"] is None
+                   else f", layer-2 volleys in {100 * f['volley_fraction']:.1f}% of the images")
+        print(f"{set_name} images ({len(f['f1'])}): layer 1 {np.mean(f['spikes1']):.0f} and "
+              f"layer 2 {np.mean(f['spikes2']):.0f} spikes per image{volleys}; "
+              f"{len(f['f1']) / max(f['wall_s'], 1e-9):.1f} images/s")
 
 
 def _record(args: argparse.Namespace) -> int:

@@ -49,8 +49,27 @@ def _is_section(value) -> bool:
 class BrianSTDPSizes:
     """Tier 1 (``brian_stdp``) at a profile's size.
 
+    The convolutional network (:func:`snnlib.tiers.brian_stdp.run_tier`):
+
     Attributes
     ----------
+    hidden_images : int
+        Training images (the first of the training split, validation split
+        excluded) that the retina is fitted on and the hidden layers' patches
+        are drawn from.
+    layer1_patches, layer2_patches : int
+        Patches each hidden layer learns from (one pass).
+    output_images : int
+        Training images (the first of the training split) of the R-STDP output
+        layer and of the logistic-regression baselines.
+    output_epochs : int
+        Passes of the output layer over them.
+    test_images : int or None
+        Class-balanced test images; None: ``10 x n_test_per_class`` of the profile.
+
+    The fully connected network of Diehl & Cook (:mod:`snnlib.tiers.brian_stdp.run`, the
+    chapter-3 section on why it fails on CIFAR-10):
+
     neurons : int
         Excitatory neurons in hidden layer 1 (layer 2 has half).
     train_images : int
@@ -69,6 +88,12 @@ class BrianSTDPSizes:
         Passes of the output layer over its training images.
     """
 
+    hidden_images: int = 20
+    layer1_patches: int = 1000
+    layer2_patches: int = 500
+    output_images: int = 20
+    output_epochs: int = 2
+    test_images: int | None = None
     neurons: int = 20
     train_images: int = 20
     layer2_train_images: int | None = None
@@ -197,15 +222,20 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "ci": Profile("ci", n_train_per_class=10, n_test_per_class=10, n_encode_images=8,
                   stdp_demo_ms=3000,
-                  brian_stdp=BrianSTDPSizes(neurons=20, train_images=20, readout_images=20,
-                                            readout_epochs=1),
+                  brian_stdp=BrianSTDPSizes(hidden_images=20, layer1_patches=2000,
+                                            layer2_patches=256, output_images=20, output_epochs=2,
+                                            test_images=20, neurons=20, train_images=20,
+                                            readout_images=20, readout_epochs=1),
                   dog_lif=DogLIFSizes(filters=16, train_patches=2000),
                   conversion=ConversionSizes(width=8, train_images=200, epochs=1, snn_images=50,
                                              steps=32, variant_images=20, qcfs_epochs=1,
                                              qcfs_steps=16)),
     "book": Profile("book", n_train_per_class=100, n_test_per_class=100, n_encode_images=64,
                     stdp_demo_ms=40000,
-                    brian_stdp=BrianSTDPSizes(neurons=100, train_images=400,
+                    brian_stdp=BrianSTDPSizes(hidden_images=1000, layer1_patches=20000,
+                                              layer2_patches=5000, output_images=600,
+                                              output_epochs=6, test_images=500,
+                                              neurons=100, train_images=100,
                                               readout_images=1000, readout_epochs=2),
                     dog_lif=DogLIFSizes(filters=256, train_patches=100_000),
                     conversion=ConversionSizes(width=32, train_images=10_000, epochs=8,
@@ -213,7 +243,10 @@ PROFILES: dict[str, Profile] = {
                                                qcfs_epochs=2, qcfs_steps=32)),
     "full": Profile("full", n_train_per_class=None, n_test_per_class=None, n_encode_images=1000,
                     stdp_demo_ms=200000,
-                    brian_stdp=BrianSTDPSizes(neurons=400, train_images=10000,
+                    brian_stdp=BrianSTDPSizes(hidden_images=10000, layer1_patches=20000,
+                                              layer2_patches=20000, output_images=5000,
+                                              output_epochs=10, test_images=None,
+                                              neurons=400, train_images=10000,
                                               layer2_train_images=4000, readout_images=5000,
                                               readout_epochs=1),
                     dog_lif=DogLIFSizes(filters=256, train_patches=100_000),

@@ -412,6 +412,17 @@ def stdp_panel(p: pl.STDPParams, *, offsets_ms=None, title: str | None = None):
     return fig
 
 
+def _tile_axes(n: int, ncols: int, size: float, title: str | None, axes=None):
+    """A flat sequence of axes for ``n`` small images (``axes`` if given, else a new grid)."""
+    if axes is not None:
+        return axes
+    nrows = int(np.ceil(n / ncols))
+    fig, grid = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4), squeeze=False)
+    if title:
+        fig.suptitle(title)
+    return grid.ravel()
+
+
 def receptive_fields(weights, *, ncols: int = 10, n: int | None = None, titles=None,
                      title: str | None = None, axes=None, size: float = 1.0):
     """Input weights of neurons as a grid of 32 x 32 images, each scaled to its own range.
@@ -422,13 +433,7 @@ def receptive_fields(weights, *, ncols: int = 10, n: int | None = None, titles=N
     """
     w = _to_numpy(weights)
     w = w[: n or len(w)]
-    if axes is None:
-        nrows = int(np.ceil(len(w) / ncols))
-        fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4),
-                                 squeeze=False)
-        axes = axes.ravel()
-        if title:
-            fig.suptitle(title)
+    axes = _tile_axes(len(w), ncols, size, title, axes)
     for k, ax in enumerate(axes):
         ax.set_axis_off()
         if k < len(w):
@@ -668,6 +673,111 @@ def tier1_spike_panel(image, spikes: dict, *, duration_ms: float, neurons_per_cl
     ax_bar.set_title(verdict, fontsize="small")
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def gray_filters(w_mv, field_px: int, *, n: int | None = None, ncols: int = 16, title: str | None = None,
+                 size: float = 0.7, axes=None):
+    """Filters of a layer on ON/OFF grayscale input as small images: ON minus OFF weights.
+
+    ``w_mv`` ``(K, 2 * field_px**2)``, ON weights first. Bright: the filter
+    prefers light there, dark: it prefers dark; mid-grey: it does not care.
+    Each filter is scaled to its own largest magnitude. Pass ``axes`` (a
+    flat sequence) to draw into an existing figure; returns the axes.
+    """
+    w = _to_numpy(w_mv).astype(np.float64)
+    if w.ndim != 2 or w.shape[1] != 2 * field_px ** 2:
+        raise ValueError(f"w_mv must be (K, 2 * {field_px}**2 = {2 * field_px ** 2}), got {w.shape}.")
+    h = field_px ** 2
+    signed = (w[:, :h] - w[:, h:]).reshape(-1, field_px, field_px)[: n or len(w)]
+    axes = _tile_axes(len(signed), ncols, size, title, axes)
+    for k, ax in enumerate(axes):
+        ax.set_axis_off()
+        if k < len(signed):
+            f = signed[k]
+            ax.imshow(f, cmap="gray", vmin=-np.abs(f).max() - 1e-12, vmax=np.abs(f).max() + 1e-12,
+                      interpolation="nearest")
+    return axes
+
+
+def retina_panel(gray, signed, kernel, *, titles: Sequence[str] | None = None):
+    """Grayscale images through a centre-surround retina: the kernel, then per image the input,
+    the signed response and its ON and OFF halves (the input neurons' rates).
+
+    ``gray`` ``(n, H, W)`` in [0, 1]; ``signed`` ``(n, H, W)`` in [-1, 1]; ``kernel`` ``(k, k)``.
+    """
+    g, s, k = _to_numpy(gray), _to_numpy(signed), _to_numpy(kernel)
+    if g.shape != s.shape or g.ndim != 3:
+        raise ValueError(f"gray and signed must both be (n, H, W), got {g.shape} and {s.shape}.")
+    fig, axes = plt.subplots(len(g), 5, figsize=(9.5, 2.0 * len(g)), squeeze=False)
+    columns = ["kernel", "input", "response", "ON (rate)", "OFF (rate)"]
+    for r in range(len(g)):
+        panels = [None, g[r], s[r], np.maximum(s[r], 0), np.maximum(-s[r], 0)]
+        for c, ax in enumerate(axes[r]):
+            ax.set_axis_off()
+            if c == 0:
+                if r == 0:
+                    m = np.abs(k).max()
+                    ax.imshow(k, cmap="RdBu_r", vmin=-m, vmax=m, interpolation="nearest")
+                continue
+            cmap, lo = ("RdBu_r", -1) if c == 2 else ("gray", 0)
+            ax.imshow(panels[c], cmap=cmap, vmin=lo, vmax=1, interpolation="nearest")
+            if r == 0:
+                ax.set_title(columns[c], fontsize="small")
+        if titles is not None:
+            axes[r, 1].set_title(titles[r] if r else f"input: {titles[r]}", fontsize="small")
+    axes[0, 0].set_title("kernel", fontsize="small")
+    return fig
+
+
+def spike_rasters(trains: dict, *, steps: int, dt_ms: float, image=None, title: str | None = None):
+    """One image's spikes in several layers: a raster per layer, the image on the left.
+
+    ``trains``: ``{layer name: (neuron, step)}`` integer arrays of one image.
+    """
+    n = len(trains)
+    fig = plt.figure(figsize=(11, 1.9 * n + 0.6))
+    grid = fig.add_gridspec(n, 2 if image is not None else 1,
+                            width_ratios=[1, 4] if image is not None else [1])
+    if image is not None:
+        ax_img = fig.add_subplot(grid[:, 0])
+        ax_img.imshow(_to_numpy(image), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax_img.set_axis_off()
+    col = 1 if image is not None else 0
+    for k, (name, (neuron, step)) in enumerate(trains.items()):
+        ax = fig.add_subplot(grid[k, col])
+        ax.scatter(np.asarray(step) * dt_ms, np.asarray(neuron), marker="|", s=10,
+                   linewidths=0.6, color="0.15")
+        ax.set_xlim(-0.5 * dt_ms, steps * dt_ms)
+        ax.set_ylabel("neuron")
+        ax.set_title(f"{name}: {len(neuron)} spikes", fontsize="small", loc="left")
+        if k < n - 1:
+            ax.tick_params(labelbottom=False)
+        else:
+            ax.set_xlabel("time (ms)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def filter_map_panel(image, filters, field_px: int, counts, k: int, *, title: str | None = None):
+    """Where one layer-1 filter fires on an image: the image, the filter (ON minus OFF), and
+    its spike count at every position.
+
+    ``counts`` ``(S, S, K)``: the layer's spike counts for the image; ``k`` the filter.
+    """
+    c = _to_numpy(counts)
+    if c.ndim != 3 or not 0 <= k < c.shape[2]:
+        raise ValueError(f"counts must be (S, S, K) and k in [0, K), got {c.shape} and {k}.")
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.1))
+    axes[0].imshow(_to_numpy(image), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axes[0].set_title(title or "image", fontsize="small")
+    gray_filters(_to_numpy(filters)[k:k + 1], field_px, axes=[axes[1]])
+    axes[1].set_title(f"filter {k}", fontsize="small")
+    axes[2].imshow(c[:, :, k], cmap="magma", vmin=0, interpolation="nearest")
+    axes[2].set_title(f"its spikes at each position ({int(c[:, :, k].sum())})", fontsize="small")
+    for ax in axes:
+        ax.set_axis_off()
     return fig
 
 

@@ -140,6 +140,32 @@ def receptive_field_explorer(weights, images, counts, *, labels=None, class_name
     return W.interactive(draw, neuron_index=neuron, image_index=image)
 
 
+def filter_map_explorer(images, filters, field_px: int, counts_of, *, titles=None):
+    """Pick an image and a layer-1 filter: where does the filter fire?
+
+    ``counts_of(i)`` returns the layer's spike counts ``(S, S, K)`` for image ``i``
+    (it may run the network; it is called when the image changes); the panel is
+    :func:`snnlib.viz.filter_map_panel`.
+    """
+    import ipywidgets as W
+
+    image = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image",
+                        continuous_update=False)
+    k = W.IntSlider(value=0, min=0, max=len(filters) - 1, description="filter",
+                    continuous_update=False)
+    cache: dict = {}
+
+    def draw(image_index: int, filter_index: int) -> None:
+        if image_index not in cache:
+            cache.clear()
+            cache[image_index] = counts_of(image_index)
+        viz.filter_map_panel(images[image_index], filters, field_px, cache[image_index],
+                             filter_index, title=None if titles is None else titles[image_index])
+        plt.show()
+
+    return W.interactive(draw, image_index=image, filter_index=k)
+
+
 def tier1_image_explorer(images, labels, class_names, spikes_of, *, duration_ms: float,
                          neurons_per_class: int, start: int = 0):
     """Pick a test image and see the spikes of every layer of tier 1 and its decision.

@@ -439,6 +439,8 @@ class FrozenLayers:
             raise ValueError(f"batch must be a positive integer, got {batch!r}.")
         self.p, self.batch, self.layers = p, batch, layers
         b2.prefs.codegen.target = p.codegen_target
+        # numpy code generation runs the inhibition's clip() in a Python loop and says so
+        b2.BrianLogger.suppress_name("numpy_generator")
         dt = p.dt_ms * b2.ms
         k1, s1, sp = p.layer1.n_filters, p.side1, p.side_pool
         self.inputs = b2.PoissonGroup(batch * 2 * IMAGE_PX ** 2, rates=0 * b2.Hz, dt=dt,
@@ -594,6 +596,8 @@ class ConvLearner:
         self.initial = self.filters.copy()
         self.thresholds = np.array(th0 if thresholds is None else thresholds, dtype=float)
         b2.prefs.codegen.target = p.codegen_target
+        # numpy code generation runs the inhibition's clip() in a Python loop and says so
+        b2.BrianLogger.suppress_name("numpy_generator")
         dt = p.dt_ms * b2.ms
         c, k = lp.patch_batch, lp.n_filters
         if layer == 1:
@@ -822,13 +826,14 @@ def train_layers(p: Tier1Params, intensities: np.ndarray, *, seed: int, learn: b
     layer1 = FrozenLayers(p, out["filters"], out["thresholds"], batch=batch, layers=1,
                           record_trains=True)
     learner = ConvLearner(p, 2, seed=seed, learn=learn)
-    per_image = max(1, p.layer2.patch_batch // batch)
-    n_batches = -(-p.layer2.train_patches // (per_image * batch))
+    n_img = min(batch, p.layer2.patch_batch)  # images per step, never more than its patches
+    per_image = p.layer2.patch_batch // n_img
+    n_batches = -(-p.layer2.train_patches // (per_image * n_img))
     order = rng.permutation(len(x))
     for b in tqdm(range(n_batches), disable=not progress, desc="layer 2 learns", unit="batch"):
-        take = order[(np.arange(batch) + b * batch) % len(x)]
+        take = order[(np.arange(n_img) + b * n_img) % len(x)]
         trains = layer1.run(x[take], seed=int(rng.integers(2**31)))["pool_trains"]
-        learner.step(stack_patches(layer2_patches(trains, batch, p, per_image, rng)))
+        learner.step(stack_patches(layer2_patches(trains, n_img, p, per_image, rng)))
     keep(learner)
     return out
 
@@ -842,7 +847,8 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
     and ``f2`` ``(N, K2 g2^2)`` (counts summed over a ``g x g`` grid,
     ``p.features_pool``), ``spikes1`` and ``spikes2`` per image, and the volley
     fraction of layer 2 (over batches whose trains are recorded: every
-    ``record_every``-th, none if 0). With ``keep_counts`` also every neuron's
+    ``record_every``-th, none if 0), and ``spikes_pool``, the complex cells'
+    spikes per image (the mean of the image's batch). With ``keep_counts`` also every neuron's
     count, ``counts1`` ``(N, S1, S1, K1)`` and ``counts2`` ``(N, S2, S2, K2)``
     (uint8 while ``steps`` < 256: a neuron fires at most once per step).
     """
@@ -853,7 +859,7 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
         raise ValueError(f"intensities must be (N, 2, 32, 32), got {x.shape}.")
     frozen = FrozenLayers(p, layers["filters"], layers["thresholds"], batch=batch,
                           record_trains=record_every > 0)
-    f1, f2, s1, s2, c1, c2 = [], [], [], [], [], []
+    f1, f2, s1, s2, sp, c1, c2 = [], [], [], [], [], [], []
     volleys, seen = 0.0, 0
     for k, start in enumerate(tqdm(range(0, len(x), batch), disable=not progress,
                                    desc="frozen layers", unit="batch")):
@@ -863,6 +869,7 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
         f2.append(pool_counts(out["counts2"], p.features_pool[1]))
         s1.append(out["counts1"].reshape(len(chunk), -1).sum(axis=1))
         s2.append(out["counts2"].reshape(len(chunk), -1).sum(axis=1))
+        sp.append(np.full(len(chunk), out["pool_spikes"]))
         if keep_counts:
             small = np.uint8 if p.steps < 256 else np.uint16  # one spike per step at most
             c1.append(out["counts1"].astype(small))
@@ -873,6 +880,7 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
             seen += len(chunk)
     out = {"f1": np.concatenate(f1), "f2": np.concatenate(f2),
            "spikes1": np.concatenate(s1), "spikes2": np.concatenate(s2),
+           "spikes_pool": np.concatenate(sp),
            "volley_fraction": volleys / seen if seen else None}
     if keep_counts:
         out.update(counts1=np.concatenate(c1), counts2=np.concatenate(c2))

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PopulationParams", "PopulationReadout"]
+__all__ = ["PopulationParams", "PopulationReadout", "toy_features"]
 
 V_REST_MV = -65.0
 
@@ -163,6 +163,8 @@ class PopulationReadout:
         self.p, self.seed, self.n_features = p, seed, int(n_features)
         self.n_in, n = 2 * self.n_features, p.n_neurons
         b2.prefs.codegen.target = p.codegen_target
+        # numpy code generation runs the inhibition's clip() in a Python loop and says so
+        b2.BrianLogger.suppress_name("numpy_generator")
         dt = p.dt_ms * b2.ms
         self.inputs = b2.PoissonGroup(self.n_in, rates=0 * b2.Hz, dt=dt, name="out_inputs")
         ns = {"v_rest": V_REST_MV * b2.mV, "v_th": (V_REST_MV + p.v_gap_mv) * b2.mV,
@@ -235,6 +237,7 @@ class PopulationReadout:
             decision = (int(np.argmax(pop + 1e-3 * self._ties.random(p.n_classes)))
                         if pop.max() > 0 else -1)
             self._decisions.append(decision)
+            self._counts.append(counts)
             if self._learn:
                 self._reward(counts, decision, int(self._labels[self._pos - 1]))
         if self._pos < len(self._u):
@@ -271,11 +274,12 @@ class PopulationReadout:
         import brian2 as b2
 
         self._u, self._labels, self._learn, self._steps = u, labels, learn, steps
-        self._pos, self._step, self._decisions = 0, 0, []
+        self._pos, self._step, self._decisions, self._counts = 0, 0, [], []
         self._ties = np.random.default_rng([seed, 11])  # a random class among tied ones
         b2.seed(int(seed))
         # one more step: the boundary at its start closes the last image
         self.net.run((len(u) * steps + 1) * self.p.dt_ms * b2.ms)
+        self.last_counts = np.array(self._counts[:len(u)]).reshape(len(u), self.p.n_neurons)
         return np.array(self._decisions[:len(u)])
 
     # --- the public interface ----------------------------------------------------------------
@@ -314,13 +318,70 @@ class PopulationReadout:
         return self.history
 
     def predict(self, features, *, seed: int = 1) -> np.ndarray:
-        """Decisions for features ``(N, n_features)`` (-1: no output spike), learning off."""
+        """Decisions for features ``(N, n_features)`` (-1: no output spike), learning off.
+
+        Each output neuron's spike count per image is left in ``last_counts`` ``(N, neurons)``.
+        """
         if self.w is None:
             raise ValueError("the output layer has not learned yet: call fit first.")
         f = self._check(features)
         return self._show(self.intensities(f), None, learn=False, steps=self.p.eval_steps,
                           seed=seed)
 
+    def state_dict(self) -> dict:
+        """Everything that ``fit`` changes, as arrays (for :meth:`load_state` and checkpoints)."""
+        if self.w is None:
+            raise ValueError("the output layer has not learned yet: call fit first.")
+        import json
+
+        return {"w": self.w, "theta": self.theta, "m": self.m, "mu": self.mu, "sd": self.sd,
+                "reward_baseline": np.array(self.reward_baseline),
+                "train_accuracy": np.array(self.history["train_accuracy"]),
+                "no_decision": np.array(self.history["no_decision"]),
+                "validation_accuracy": np.array(self.history.get("validation_accuracy", [])),
+                "rng": np.array(json.dumps(self.rng.bit_generator.state))}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` (of a readout with the same parameters and inputs)."""
+        import json
+
+        import brian2 as b2
+
+        w = np.asarray(state["w"], dtype=float)
+        if w.shape != (self.n_in, self.p.n_neurons):
+            raise ValueError(f"the saved weights are {w.shape}, this output layer has "
+                             f"{(self.n_in, self.p.n_neurons)}.")
+        self.w = w.copy()
+        self.syn.w = self.w.ravel()
+        self.theta = np.asarray(state["theta"], dtype=float).copy()
+        self.neurons.theta = self.theta * b2.mV
+        self.m = np.asarray(state["m"], dtype=float).copy()
+        self.mu, self.sd = np.asarray(state["mu"], float), np.asarray(state["sd"], float)
+        self.reward_baseline = float(state["reward_baseline"])
+        self.history = {"train_accuracy": [float(a) for a in state["train_accuracy"]],
+                        "no_decision": [float(a) for a in state["no_decision"]]}
+        if len(state["validation_accuracy"]):
+            self.history["validation_accuracy"] = [float(a) for a in state["validation_accuracy"]]
+        self.rng.bit_generator.state = json.loads(str(state["rng"]))
+
     def weights(self) -> np.ndarray:
         """``(neurons, inputs)`` weights in mV (ON inputs first, then OFF)."""
         return self.w.T.copy()
+
+
+def toy_features(n: int, *, seed: int, n_classes: int = 4, per_class: int = 3
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A task that reward alone can teach: class ``c`` raises features ``c * per_class`` to
+    ``(c + 1) * per_class - 1`` by 2 on top of uniform noise in [0, 1).
+
+    Returns ``(features (n, n_classes * per_class), labels (n,))``; a linear readout
+    separates the classes perfectly.
+    """
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}.")
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n)
+    f = rng.random((n, n_classes * per_class))
+    for c in range(n_classes):
+        f[y == c, c * per_class:(c + 1) * per_class] += 2.0
+    return f, y

@@ -51,7 +51,15 @@ def to_record(d: dict, *, device: str, provenance: dict | None = None) -> runs.T
 
 def summary_lines(record: runs.TierRecord) -> list[str]:
     """What ``python -m snnlib run brian_stdp`` prints beyond the common table."""
-    sizes = record.specific["train_images"]
-    return [f"hidden layers trained on {sizes['hidden_layer1']} and {sizes['hidden_layer2']} "
-            f"images, output layer on {sizes['output_layer']} x {sizes['output_epochs']} "
-            "epoch(s)"]
+    sizes = record.specific.get("images")
+    if sizes is None:  # a record of the first, fully connected network
+        sizes = record.specific["train_images"]
+        return [f"hidden layers trained on {sizes['hidden_layer1']} and {sizes['hidden_layer2']} "
+                f"images, output layer on {sizes['output_layer']} x {sizes['output_epochs']} "
+                "epoch(s)"]
+    volleys = record.specific["layer2_volley_fraction"]["trained"]
+    return [f"hidden layers learned from {sizes['layer1_patches']} + {sizes['layer2_patches']} "
+            f"patches of {sizes['hidden_layers']} images, output layer from "
+            f"{sizes['output_layer']} images x {sizes['output_epochs']} epochs",
+            f"layer-2 volleys in {100 * volleys:.1f}% of the test images; weights moved "
+            + ", ".join(f"{k} {v:.2f}" for k, v in record.specific["weights_moved"].items())]

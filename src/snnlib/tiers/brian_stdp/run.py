@@ -1,8 +1,11 @@
-"""Tier 1, the pipeline: hidden layers, their spikes with learning off, the R-STDP output, baselines.
+"""Tier 1's first network, fully connected after Diehl & Cook: its pipeline (kept to show why it fails).
 
-:func:`run_tier` is what ``python -m snnlib run brian_stdp`` and chapter 4
-call; it writes the tier's :class:`snnlib.runs.TierRecord`.
-:func:`train_hidden_layers` is its first part (chapter 3).
+:func:`run_diehl_cook` runs it end to end (hidden layers, their spikes with
+learning off, its R-STDP output layer, baselines) and writes a
+:class:`snnlib.runs.TierRecord` in the format of ``results/records_v1``;
+:func:`train_hidden_layers` is its first part (chapter 3's section on why this
+network fails on CIFAR-10). The tier's network is now the convolutional one of
+:mod:`.pipeline`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from .diehl_cook import (DC_EXC, DC_STDP, LAYER2_SUM, LAYER2_W_MAX, BrianSTDPNet
 from .readout import OutputParams, RSTDPReadout
 from .record import to_record
 
-__all__ = ["FEATURES_VERSION", "params_for_profile", "readout_training_indices", "run_tier",
+__all__ = ["FEATURES_VERSION", "params_for_profile", "readout_training_indices", "run_diehl_cook",
            "synaptic_events", "train_hidden_layers"]
 
 FEATURES_VERSION = 1
@@ -241,12 +244,12 @@ def synaptic_events(x, hidden_counts, output_counts, params: BrianSTDPParams) ->
     return float(events)
 
 
-def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: str = "cpu",
+def run_diehl_cook(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: str = "cpu",
              params: BrianSTDPParams | None = None, output: OutputParams | None = None,
              n_readout_images: int | None = None, epochs: int | None = None,
              n_test_images: int | None = None, replicas: int = 16, progress: bool = True,
              hidden_only: bool = False):
-    """The whole of tier 1 at a profile's size, with its baselines measured in the same run.
+    """The whole Diehl & Cook network at a profile's size, with its baselines measured in the same run.
 
     1. The hidden layers (:func:`train_hidden_layers`, resumable, in ``out_dir``).
     2. Their spikes, learning off (:class:`FrozenReplicas`), for the output

@@ -1,0 +1,448 @@
+"""Tier 1, the pipeline of the convolutional network: retina, two STDP layers, an R-STDP output layer.
+
+:func:`run_tier` is what ``python -m snnlib run brian_stdp`` and chapters 3 and 4
+call. Each phase keeps its result in the run folder, keyed by everything it
+depends on, so a run that is killed resumes at the phase it was in (the
+output layer after its last finished epoch), and a finished run just loads.
+
+Which images do what (:func:`snnlib.data.validation_split`):
+
+- the retina and the hidden layers learn from the first ``hidden_images`` of
+  the **training split**; the output layer and the logistic-regression
+  baselines from its first ``output_images``;
+- the **validation split** (the last 500 training images of each class) is
+  never used here: every design parameter was chosen on it by the benchmark
+  scripts (``benchmarks/brian_stdp_conv_probe.py`` for the layers,
+  ``benchmarks/brian_stdp_conv_readout.py`` for the output layer), and the
+  record says so (``specific["chosen_on"]``);
+- the **test images** are read once, for the reported figures.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from ... import runs
+from . import network as N
+from .output import PopulationParams, PopulationReadout
+
+__all__ = ["CHOSEN_ON", "LAYERS_VERSION", "OUTPUT_VERSION", "ablations", "output_params", "run_tier",
+           "synaptic_events", "tier_params", "tier_images"]
+
+LAYERS_VERSION = 1
+"""Part of the cache keys of the learned layers and their features: raised when
+:mod:`.network`'s learning or simulation changes."""
+OUTPUT_VERSION = 1
+"""Part of the cache key of the output layer's checkpoints."""
+
+CHOSEN_ON = {
+    "split": "validation: the last 500 training images of each class (snnlib.data.validation_split)",
+    "hidden layers (filters, field sizes, weight sums, rates, steps, pooling)":
+        "benchmarks/brian_stdp_conv_probe.py: logistic regression on each layer's counts, "
+        "validation accuracy",
+    "output layer (neurons per class, reward baseline, learning rate and its decay, steps)":
+        "benchmarks/brian_stdp_conv_readout.py: validation accuracy after each epoch",
+    "logistic regression's C": "a stratified fifth of the output layer's training images",
+}
+"""What chose each design parameter (the record keeps this)."""
+
+
+def tier_params(profile) -> N.Tier1Params:
+    """The hidden layers at a profile's size: :class:`~.network.Tier1Params`' defaults, with the
+    profile's patch counts.
+
+    The ``ci`` profile (a smoke test of the code, not of learning) uses numpy code
+    generation (no compiling), a quarter of the filters and smaller patch batches,
+    so that the thresholds have enough batches to come down to where neurons win.
+    """
+    s, base = profile.brian_stdp, N.Tier1Params()
+    l1 = replace(base.layer1, train_patches=s.layer1_patches)
+    l2 = replace(base.layer2, train_patches=s.layer2_patches)
+    if profile.name == "ci":
+        l1 = replace(l1, n_filters=l1.n_filters // 4, patch_batch=50)
+        l2 = replace(l2, n_filters=l2.n_filters // 4, patch_batch=64)
+    return replace(base, layer1=l1, layer2=l2,
+                   retina=replace(base.retina, fit_images=min(base.retina.fit_images,
+                                                              s.hidden_images)),
+                   codegen_target="numpy" if profile.name == "ci" else "cython")
+
+
+def output_params(profile) -> PopulationParams:
+    """The output layer at a profile's size. Chosen on the validation split (5,000 training
+    and 2,000 validation images' features): 10 neurons per class, reward minus a running
+    baseline, eta 0.003 decaying by 0.85 per epoch, 100 steps per image when deciding."""
+    return PopulationParams(neurons_per_class=10, baseline=True, eta=0.003, eta_decay=0.85,
+                            eval_steps=100, epochs=profile.brian_stdp.output_epochs,
+                            codegen_target="numpy" if profile.name == "ci" else "cython")
+
+
+def tier_images(profile, train_labels, test_labels, *, seed: int) -> dict:
+    """Indices of the images each phase uses (see the module docstring): ``hidden``, ``output``
+    (into the training set) and ``test`` (class-balanced, or all for a profile without a
+    test size)."""
+    from ... import data
+
+    s = profile.brian_stdp
+    train_split, _ = data.validation_split(train_labels)
+    for name in ("hidden_images", "output_images"):
+        if getattr(s, name) > len(train_split):
+            raise ValueError(f"Profile.brian_stdp.{name} = {getattr(s, name)} is more than the "
+                             f"{len(train_split)} images of the training split.")
+    n_test = s.test_images if s.test_images is not None else (
+        10 * profile.n_test_per_class if profile.n_test_per_class else len(test_labels))
+    test = (np.arange(len(test_labels)) if n_test >= len(test_labels)
+            else data.balanced_subset(test_labels, max(1, n_test // 10), seed=seed))
+    return {"hidden": train_split[:s.hidden_images], "output": train_split[:s.output_images],
+            "test": test}
+
+
+def synaptic_events(p: N.Tier1Params, intensities: np.ndarray, feats: dict,
+                    output_inputs: float, n_output: int) -> dict:
+    """Mean feed-forward synaptic events per image, by pathway (inhibition not counted).
+
+    - input -> layer 1: every input spike reaches ``K1`` neurons at each of the
+      positions whose field covers it; in expectation
+      :math:`K_1\\, p_{max}\\, T \\sum_{positions} \\sum_{field} x`;
+    - layer 1 -> complex cells: one event per layer-1 spike;
+    - complex cells -> layer 2: their spikes times ``K2`` times the mean number of
+      layer-2 positions that see a complex cell (:math:`S_2^2 F_2^2 / S_{pool}^2`);
+    - output inputs -> output: their spikes (``output_inputs`` per image) times the
+      ``n_output`` output neurons.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    f1 = p.layer1.field_px
+    x = torch.as_tensor(np.asarray(intensities), dtype=torch.float64)
+    window = F.avg_pool2d(x, f1, stride=1) * f1 * f1  # each position's field sum
+    input_events = float(window.sum(dim=(1, 2, 3)).mean()) * p.layer1.n_filters * p.p_max * p.steps
+    coverage = p.side2 ** 2 * p.layer2.field_px ** 2 / p.side_pool ** 2
+    events = {"input -> layer 1": input_events,
+              "layer 1 -> complex cells": float(np.mean(feats["spikes1"])),
+              "complex cells -> layer 2": float(np.mean(feats["spikes_pool"]))
+              * p.layer2.n_filters * coverage,
+              "output inputs -> output": float(output_inputs) * n_output}
+    return {**events, "total": sum(events.values())}
+
+
+def _layers(out: Path, name: str, p: N.Tier1Params, x: np.ndarray, *, seed: int,
+            progress: bool) -> dict:
+    """The learned layers (``stdp``) or their random-weight twin (``random``), cached."""
+    key = runs.cache_key(p, seed, name, x, version=LAYERS_VERSION)
+    path = out / f"layers_{name}.npz"
+    saved = runs.cached_npz(path, key)
+    if saved is None:
+        start = time.perf_counter()
+        layers = N.train_layers(p, x, seed=seed, learn=name == "stdp", progress=progress)
+        hist = {f"history{k + 1}_{h}": np.asarray(v, dtype=float)
+                for k, layer_hist in enumerate(layers["history"]) for h, v in layer_hist.items()}
+        runs.save_npz(path, key=key, wall_s=np.array(time.perf_counter() - start),
+                      **{f"{f}{k + 1}": np.asarray(layers[f][k])
+                         for f in ("filters", "thresholds", "initial") for k in range(2)}, **hist)
+        saved = runs.cached_npz(path, key)
+    return {"filters": [saved["filters1"], saved["filters2"]],
+            "thresholds": [saved["thresholds1"], saved["thresholds2"]],
+            "initial": [saved["initial1"], saved["initial2"]],
+            "history": [{h.split("_", 1)[1]: saved[h] for h in saved if h.startswith(f"history{k}_")}
+                        for k in (1, 2)],
+            "wall_s": float(saved["wall_s"])}
+
+
+def _features(out: Path, name: str, set_name: str, p: N.Tier1Params, layers: dict,
+              x: np.ndarray, *, seed: int, progress: bool) -> dict:
+    """Both layers' pooled counts for images ``x``, cached (volleys measured on every image)."""
+    state = [layers["filters"], layers["thresholds"]]
+    key = runs.cache_key(p, seed, name, set_name, state, x, version=LAYERS_VERSION)
+    path = out / f"features_{name}_{set_name}.npz"
+    saved = runs.cached_npz(path, key)
+    if saved is None:
+        start = time.perf_counter()
+        feats = N.features(p, layers, x, seed=seed + (0 if set_name == "train" else 1),
+                           record_every=1 if set_name == "test" else 0, progress=progress)
+        volleys = feats.pop("volley_fraction")
+        runs.save_npz(path, key=key, wall_s=np.array(time.perf_counter() - start),
+                      volley_fraction=np.array(np.nan if volleys is None else volleys), **feats)
+        saved = runs.cached_npz(path, key)
+    result = dict(saved)
+    result["wall_s"] = float(saved["wall_s"])
+    v = float(saved["volley_fraction"])
+    result["volley_fraction"] = None if np.isnan(v) else v
+    return result
+
+
+def _output(out: Path, name: str, q: PopulationParams, f_train: np.ndarray, y_train: np.ndarray,
+            *, seed: int, progress: bool) -> tuple[PopulationReadout, float]:
+    """The R-STDP output layer on one network's features, checkpointed after every epoch."""
+    from tqdm.auto import tqdm
+
+    # the number of epochs is not in the key: asking for more continues from the last one
+    key = runs.cache_key(replace(q, epochs=1), seed, name, f_train, y_train, version=OUTPUT_VERSION)
+    path = out / f"output_{name}.npz"
+    readout = PopulationReadout(replace(q, epochs=1), f_train.shape[1], seed=seed)
+    saved = runs.cached_npz(path, key)
+    wall = 0.0
+    if saved is not None:
+        readout.load_state(saved)
+        wall = float(saved["wall_s"])
+    done = len(readout.history["train_accuracy"])
+    for _ in tqdm(range(done, q.epochs), disable=not progress, initial=done, total=q.epochs,
+                  desc=f"output layer learns ({name} hidden weights)", unit="epoch"):
+        start = time.perf_counter()
+        readout.fit(f_train, y_train)
+        wall += time.perf_counter() - start
+        runs.save_npz(path, key=key, wall_s=np.array(wall), **readout.state_dict())
+    return readout, wall
+
+
+def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: str = "cpu",
+             params: N.Tier1Params | None = None, output: PopulationParams | None = None,
+             progress: bool = True, hidden_only: bool = False):
+    """The whole of tier 1 at a profile's size, with its baselines measured in the same run.
+
+    1. The retina, fitted on the hidden layers' training images.
+    2. The two hidden layers learn by STDP (:func:`~.network.train_layers`); their
+       random-weight twin runs the same patches with learning off (only its
+       thresholds adapt).
+    3. Both networks' spike counts with learning off (:func:`~.network.features`)
+       for the output layer's training images and the test images.
+    4. An R-STDP output layer (:class:`~.output.PopulationReadout`) on each
+       network's counts; its decisions for the test images.
+    5. Baselines on the same images: logistic regression on the grayscale
+       pixels, on layer 1, layer 2, layers 1 + 2 and the random twin's layers
+       1 + 2; chance.
+
+    Brian2 runs on the CPU: ``device`` must be ``"cpu"``. With ``hidden_only``
+    only steps 1-3 run (for the trained network) and ``(None, details)`` is
+    returned. Writes ``layers_*.npz``, ``features_*.npz``, ``output_*.npz`` and
+    ``tier_record.json`` in ``out_dir``; returns ``(record, details)``: the
+    :class:`snnlib.runs.TierRecord` and, for the chapters, ``params``,
+    ``output_params``, ``retina``, ``layers`` and ``features`` of both networks,
+    ``readouts``, ``index`` (image indices), ``labels`` and ``decisions``.
+    """
+    from ... import data, metrics, readout
+
+    if runs.get_device(device) != "cpu":
+        raise ValueError(f"tier 1 simulates with Brian2 on the CPU; device must be 'cpu', "
+                         f"got {device!r}.")
+    p = params if params is not None else tier_params(profile)
+    q = output if output is not None else output_params(profile)
+    if not isinstance(p, N.Tier1Params) or not isinstance(q, PopulationParams):
+        raise ValueError("params must be a Tier1Params and output a PopulationParams.")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    commit = runs.git_commit()  # at the start: the code this call runs
+    t_start = time.perf_counter()
+    train, test = data.load_cifar10("train"), data.load_cifar10("test")
+    idx = tier_images(profile, train.labels, test.labels, seed=seed)
+    gray = {"hidden": data.to_grayscale(train.images[idx["hidden"]]),
+            "train": data.to_grayscale(train.images[idx["output"]]),
+            "test": data.to_grayscale(test.images[idx["test"]])}
+    labels = {"train": train.labels[idx["output"]], "test": test.labels[idx["test"]]}
+    retina = N.Retina.fit(gray["hidden"], p.retina, seed=seed)
+    x = {k: retina.intensities(v) for k, v in gray.items()}
+    details = {"params": p, "output_params": q, "retina": retina, "index": idx,
+               "labels": labels, "layers": {}, "features": {}, "readouts": {}, "decisions": {}}
+    wall: dict = {}
+    names = ("stdp",) if hidden_only else ("stdp", "random")
+    for name in names:
+        layers = details["layers"][name] = _layers(out, name, p, x["hidden"], seed=seed,
+                                                   progress=progress)
+        wall[f"hidden_layers_{name}"] = layers["wall_s"]
+        details["features"][name] = {}
+        for set_name in ("train", "test"):
+            f = details["features"][name][set_name] = _features(
+                out, name, set_name, p, layers, x[set_name], seed=seed, progress=progress)
+            wall[f"features_{name}_{set_name}"] = f["wall_s"]
+    if hidden_only:
+        return None, details
+
+    def both(f):
+        return np.hstack([f["f1"], f["f2"]]).astype(float)
+
+    results = {}
+    for name in names:
+        feats = details["features"][name]
+        ro, wall[f"output_{name}_training"] = _output(out, name, q, both(feats["train"]),
+                                                      labels["train"], seed=seed,
+                                                      progress=progress)
+        start = time.perf_counter()
+        decisions = ro.predict(both(feats["test"]), seed=seed)
+        wall[f"output_{name}_test"] = time.perf_counter() - start
+        details["readouts"][name], details["decisions"][name] = ro, decisions
+        results[name] = {"summary": metrics.classification_summary(labels["test"], decisions),
+                         "counts": ro.last_counts,
+                         "inputs": ro.intensities(both(feats["test"])).sum(axis=1).mean()
+                         * q.max_rate_hz * q.eval_steps * q.dt_ms / 1000.0}
+
+    start = time.perf_counter()
+    fs, fr = details["features"]["stdp"], details["features"]["random"]
+
+    def lr(train_x, test_x):
+        return readout.logistic_regression(train_x, labels["train"], test_x, labels["test"],
+                                           seed=seed)
+
+    probes = {
+        "logistic regression, grayscale pixels": lr(gray["train"], gray["test"]),
+        "logistic regression, hidden layer 1 spike counts": lr(fs["train"]["f1"], fs["test"]["f1"]),
+        "logistic regression, hidden layer 2 spike counts": lr(fs["train"]["f2"], fs["test"]["f2"]),
+        "logistic regression, hidden layers 1 + 2 spike counts": lr(both(fs["train"]),
+                                                                    both(fs["test"])),
+        "logistic regression, random-weight layers 1 + 2 spike counts": lr(both(fr["train"]),
+                                                                           both(fr["test"])),
+    }
+    wall["baselines"] = time.perf_counter() - start
+    wall["this_call"] = time.perf_counter() - t_start
+    details["baselines"] = probes
+
+    duration_ms = p.steps * p.dt_ms
+    sizes = {"hidden layer 1": p.side1 ** 2 * p.layer1.n_filters,
+             "complex cells": p.side_pool ** 2 * p.layer1.n_filters,
+             "hidden layer 2": p.side2 ** 2 * p.layer2.n_filters, "output": q.n_neurons}
+
+    def firing(feats, counts):
+        spikes = {"hidden layer 1": float(np.mean(feats["spikes1"])),
+                  "complex cells": float(np.mean(feats["spikes_pool"])),
+                  "hidden layer 2": float(np.mean(feats["spikes2"])),
+                  "output": float(counts.sum(axis=1).mean())}
+        return {layer: {"neurons": sizes[layer], "spikes_per_image": s,
+                        "rate_hz": s / sizes[layer] / ((q.eval_steps * q.dt_ms if layer == "output"
+                                                        else duration_ms) / 1000.0)}
+                for layer, s in spikes.items()}
+
+    events = {name: synaptic_events(p, x["test"], details["features"][name]["test"],
+                                    results[name]["inputs"], q.n_neurons) for name in names}
+    summary = results["stdp"]["summary"]
+    n_test = len(idx["test"])
+    specific = {
+        "no_decision": summary["no_decision"],
+        "chosen_on": CHOSEN_ON,
+        "images": {"hidden_layers": len(idx["hidden"]), "output_layer": len(idx["output"]),
+                   "output_epochs": q.epochs, "layer1_patches": p.layer1.train_patches,
+                   "layer2_patches": p.layer2.train_patches,
+                   "from": "the first images of the training split (validation split excluded)"},
+        "time": {"hidden_layers_ms": duration_ms, "hidden_dt_ms": p.dt_ms,
+                 "output_learning_ms": q.steps * q.dt_ms, "output_deciding_ms": q.eval_steps * q.dt_ms,
+                 "output_dt_ms": q.dt_ms},
+        "random_twin": {"R-STDP accuracy": results["random"]["summary"]["accuracy"],
+                        "firing": firing(fr["test"], results["random"]["counts"]),
+                        "synaptic_events": events["random"]},
+        "layer2_volley_fraction": {
+            "what": "fraction of test images in which at least 90% of hidden layer 2's neurons "
+                    "fire within 2 steps (volley_fraction)",
+            "trained": fs["test"]["volley_fraction"], "random": fr["test"]["volley_fraction"]},
+        "weights_moved": {f"layer {k + 1}": float(np.abs(f - w0).sum(axis=1).mean()
+                                                  / (2 * lp.w_sum_mv))
+                          for k, (f, w0, lp) in enumerate(zip(
+                              details["layers"]["stdp"]["filters"],
+                              details["layers"]["stdp"]["initial"], (p.layer1, p.layer2)))},
+        "output_history": {name: details["readouts"][name].history for name in names},
+        "baseline_details": {k: {"c": v["c"], "validation": v["validation"]}
+                             for k, v in probes.items()},
+        "synaptic_events_by_pathway": events["stdp"],
+        "speed": {"hidden_layers_learning_patches_per_s": (
+                      (p.layer1.train_patches + p.layer2.train_patches) / wall["hidden_layers_stdp"]),
+                  "frozen_hidden_images_per_s": n_test / wall["features_stdp_test"],
+                  "output_learning_images_per_s": (q.epochs * len(idx["output"])
+                                                   / wall["output_stdp_training"]),
+                  "output_deciding_images_per_s": n_test / wall["output_stdp_test"]},
+    }
+    record = runs.TierRecord(
+        tier="brian_stdp", profile=profile.name, dataset=data.dataset_name(train.source),
+        seed=seed, train_images=len(idx["hidden"]) if len(idx["hidden"]) > len(idx["output"])
+        else len(idx["output"]), test_images=n_test, class_names=list(data.CLASS_NAMES),
+        accuracy=summary["accuracy"],
+        baselines={"R-STDP output on the random-weight twin": results["random"]["summary"]["accuracy"],
+                   **{k: v["accuracy"] for k, v in probes.items()}, "chance": 0.1},
+        per_class_accuracy=summary["per_class_accuracy"], confusion=summary["confusion"],
+        firing=firing(fs["test"], results["stdp"]["counts"]),
+        synaptic_events=runs.SynapticEvents(
+            accumulates=events["stdp"]["total"], multiply_accumulates=0.0,
+            what="feed-forward synaptic events per test image: input -> layer 1 (expected), "
+                 "layer 1 -> complex cells, complex cells -> layer 2, output inputs -> output; "
+                 "inhibition not counted"),
+        time_steps=p.steps + q.eval_steps, dt_ms=None,
+        wall_s=wall,
+        training_wall_s=(wall["hidden_layers_stdp"] + wall["features_stdp_train"]
+                         + wall["output_stdp_training"]),
+        training=runs.Speed(specific["speed"]["output_learning_images_per_s"],
+                            "output layer learning by R-STDP: images per second (the hidden "
+                            "layers learn from patches: see specific.speed)"),
+        inference=runs.Speed(specific["speed"]["frozen_hidden_images_per_s"],
+                             "hidden layers with learning off, batches of 16 images: images "
+                             "per second"),
+        device="cpu", provenance=runs.provenance("cpu", commit=commit),
+        parameters={"hidden": asdict(p), "output": asdict(q)}, specific=runs._plain(specific))
+    runs.save_record(record, out / "tier_record.json")
+    record = runs.load_record(out / "tier_record.json", tier="brian_stdp")  # as JSON has it
+    details["results"] = results
+    return record, details
+
+
+def ablations(profile, details: dict, *, out_dir: str | os.PathLike, variants: dict,
+              n_validation: int, seed: int = 2026, progress: bool = True) -> dict:
+    """Output-layer variants on the trained network's features, scored on validation images.
+
+    ``details`` is :func:`run_tier`'s. Each variant is a dict of
+    :class:`~.output.PopulationParams` fields that replace the tier's
+    (``{"neurons_per_class": 1}``, ``{"baseline": False}``, ...); it learns from the
+    same training features for the same epochs, and is scored on ``n_validation``
+    images of the validation split (spread over the split; their spike counts are
+    cached in ``features_stdp_validation.npz``). The tier's own output layer is scored
+    on them too, as ``"the tier's output layer"``. Results are cached in
+    ``ablations.json``. Returns ``{name: {"validation_accuracy", "train_accuracy",
+    "wall_s", "changes"}}``. The test set is not read.
+    """
+    from tqdm.auto import tqdm
+
+    from ... import data
+
+    if not isinstance(n_validation, int) or n_validation < 1:
+        raise ValueError(f"n_validation must be a positive integer, got {n_validation!r}.")
+    fields = set(PopulationParams.__dataclass_fields__)
+    for name, changes in variants.items():
+        unknown = set(changes) - fields
+        if unknown:
+            raise ValueError(f"variant {name!r}: {sorted(unknown)} are not PopulationParams fields.")
+    out = Path(out_dir)
+    p, q = details["params"], details["output_params"]
+    train = data.load_cifar10("train")
+    _, val = data.validation_split(train.labels)
+    val = val[::max(1, len(val) // n_validation)][:n_validation]
+    x_val = details["retina"].intensities(data.to_grayscale(train.images[val]))
+    y_val = train.labels[val]
+    f_val = _features(out, "stdp", "validation", p, details["layers"]["stdp"], x_val, seed=seed,
+                      progress=progress)
+
+    def both(f):
+        return np.hstack([f["f1"], f["f2"]]).astype(float)
+
+    f_train, y_train = both(details["features"]["stdp"]["train"]), details["labels"]["train"]
+    key = runs.cache_key(q, seed, variants, f_train, both(f_val), version=OUTPUT_VERSION)
+    path = out / "ablations.json"
+    if path.exists():
+        import json
+
+        try:
+            saved = json.loads(path.read_text())
+            if saved.get("key") == key:
+                return saved["results"]
+        except (ValueError, OSError):
+            pass
+    main = details["readouts"]["stdp"]
+    results = {"the tier's output layer": {
+        "validation_accuracy": float(np.mean(main.predict(both(f_val), seed=seed) == y_val)),
+        "train_accuracy": main.history["train_accuracy"], "wall_s": None, "changes": {}}}
+    for name, changes in tqdm(variants.items(), disable=not progress, desc="output variants"):
+        start = time.perf_counter()
+        ro = PopulationReadout(replace(q, **changes), f_train.shape[1], seed=seed)
+        history = ro.fit(f_train, y_train)
+        acc = float(np.mean(ro.predict(both(f_val), seed=seed) == y_val))
+        results[name] = {"validation_accuracy": acc, "train_accuracy": history["train_accuracy"],
+                         "wall_s": time.perf_counter() - start, "changes": changes}
+    runs.save_json(path, {"key": key, "validation_images": len(val), "results": results})
+    return results
