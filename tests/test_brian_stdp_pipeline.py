@@ -81,36 +81,42 @@ def test_run_tier_writes_a_record_and_a_second_call_loads_every_phase(tmp_path, 
     twin = details["layers"]["random"]
     np.testing.assert_array_equal(twin["filters"][0], twin["initial"][0])
     assert record.specific["weights_moved"]["layer 1"] > 0
-    # every phase is cached: the second call trains and simulates nothing
+    # every phase is cached: the second call learns nothing and makes no spike counts again
     stamps = {f.name: f.stat().st_mtime_ns for f in tmp_path.glob("*.npz")}
     record2, details2 = P.run_tier(profile, out_dir=tmp_path, seed=3, params=params,
                                    progress=False)
     assert {f.name: f.stat().st_mtime_ns for f in tmp_path.glob("*.npz")} == stamps
     assert record2.accuracy == record.accuracy and record2.baselines == record.baselines
     np.testing.assert_array_equal(details2["decisions"]["stdp"], details["decisions"]["stdp"])
-    # one more epoch continues the output layer from its checkpoint
+    # one more epoch continues the output layer from its checkpoint, and ends where an
+    # uninterrupted two-epoch run ends; asking for fewer epochs than saved learns afresh
     more = replace(profile, brian_stdp=replace(profile.brian_stdp, output_epochs=2))
     q1 = P.output_params(profile)
-    _, d3 = P.run_tier(more, out_dir=tmp_path / "more", seed=3, params=params, progress=False,
-                       output=q1)
-    first = d3["readouts"]["stdp"].history["train_accuracy"]
+    P.run_tier(more, out_dir=tmp_path / "more", seed=3, params=params, progress=False, output=q1)
     calls = []
     fit = O.PopulationReadout.fit
     monkeypatch.setattr(O.PopulationReadout, "fit",
                         lambda self, *a, **k: calls.append(1) or fit(self, *a, **k))
-    _, d4 = P.run_tier(more, out_dir=tmp_path / "more", seed=3, params=params, progress=False,
-                       output=replace(q1, epochs=2))
-    assert len(calls) == 2  # one more epoch for each of the two networks, not two
-    assert d4["readouts"]["stdp"].history["train_accuracy"][:1] == first
-    assert len(d4["readouts"]["stdp"].history["train_accuracy"]) == 2
-    with pytest.raises(ValueError, match="'cuda'.*'cpu'"):
+    _, resumed = P.run_tier(more, out_dir=tmp_path / "more", seed=3, params=params,
+                            progress=False, output=replace(q1, epochs=2))
+    assert len(calls) == 2  # one more epoch for each of the two networks, not two each
+    _, straight = P.run_tier(more, out_dir=tmp_path / "straight", seed=3, params=params,
+                             progress=False, output=replace(q1, epochs=2))
+    np.testing.assert_array_equal(resumed["readouts"]["stdp"].weights(),
+                                  straight["readouts"]["stdp"].weights())
+    calls.clear()
+    _, fewer = P.run_tier(more, out_dir=tmp_path / "more", seed=3, params=params,
+                          progress=False, output=q1)
+    assert len(calls) == 2 and len(fewer["readouts"]["stdp"].history["train_accuracy"]) == 1
+    with pytest.raises(ValueError, match="device must be 'cpu', got 'cuda'"):
         P.run_tier(profile, out_dir=tmp_path, device="cuda")
 
 
 def test_the_output_layer_continues_from_its_state():
     rng = np.random.default_rng(0)
     f, y = rng.random((30, 6)), rng.integers(0, 3, 30)
-    p = O.PopulationParams(n_classes=3, neurons_per_class=2, epochs=1, codegen_target="numpy")
+    p = O.PopulationParams(n_classes=3, neurons_per_class=2, epochs=1, eta_decay=0.5,
+                           baseline=True, codegen_target="numpy")
     a = O.PopulationReadout(p, 6, seed=1)
     a.fit(f, y)
     b = O.PopulationReadout(p, 6, seed=1)

@@ -17,9 +17,9 @@ keeps an eligibility trace :math:`e_{ij}` of pre-before-post pairings
 (:func:`snnlib.plasticity.build_rstdp_synapses`; the traces outlast an
 image). At the end of an image a reward arrives: :math:`r = +1` for a right
 decision, :math:`-1` for a wrong one. With ``baseline`` on, the running mean
-reward :math:`b` is subtracted; :math:`b` never sees the label. Only the
-deciding population's synapses change, because the inhibition silenced the
-others:
+of past rewards :math:`b` is subtracted; :math:`b` does not see the current
+image's label. Only the deciding population's synapses change (the reward is
+delivered to it alone):
 
 .. math:: \\Delta w_{ij} = \\eta\\, (r - b)\\, \\big(e_{ij} - n_j\\, m_i\\big),
           \\qquad m_i \\leftarrow (1 - \\beta)\\, m_i
