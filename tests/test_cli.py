@@ -48,3 +48,28 @@ def test_a_missing_record_is_one_clean_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "none.json does not exist" in err and "python -m snnlib run" in err
     assert "Traceback" not in err
+
+
+def test_hidden_only_prints_tier_1s_layers(monkeypatch, capsys, tmp_path):
+    import numpy as np
+
+    from snnlib.tiers import brian_stdp
+
+    feats = {"f1": np.zeros((4, 3)), "spikes1": np.full(4, 100.0), "spikes2": np.full(4, 50.0),
+             "wall_s": 2.0, "volley_fraction": None}
+    details = {"layers": {"stdp": {"wall_s": 12.0}},
+               "features": {"stdp": {"train": feats, "test": {**feats, "volley_fraction": 0.25}}}}
+    seen = {}
+
+    def fake_run_tier(profile, **kwargs):
+        seen.update(kwargs)
+        return None, details
+
+    monkeypatch.setattr(brian_stdp, "run_tier", fake_run_tier)
+    assert cli.main(["run", "brian_stdp", "--profile", "ci", "--hidden-only",
+                     "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert seen["hidden_only"] is True
+    assert "hidden layers learned in 12.0 s" in out
+    assert "test images (4): layer 1 100 and layer 2 50 spikes per image, layer-2 volleys in " \
+           "25.0% of the images; 2.0 images/s" in out

@@ -79,9 +79,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("--hidden-only is for tier 1 (brian_stdp).")
     out = args.out or f"runs/{tier.name}/{profile.name}"
     options = {"hidden_only": True} if args.hidden_only else {}
-    result, _ = tier.run(profile, out_dir=out, seed=args.seed, device=args.device, **options)
+    result, details = tier.run(profile, out_dir=out, seed=args.seed, device=args.device, **options)
     if args.hidden_only:
-        _print_hidden(result)
+        _print_hidden(details)
     else:
         print_record(result)
         results = args.results or (f"results/{tier.name}.json" if profile.name == "full" else None)
