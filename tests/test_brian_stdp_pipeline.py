@@ -7,6 +7,7 @@ tests/test_brian_stdp_conv.py and tests/test_brian_stdp_population.py check.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -66,7 +67,9 @@ def test_synaptic_events_follow_the_fan_out_of_each_pathway():
 
 def test_run_tier_writes_a_record_and_a_second_call_loads_every_phase(tmp_path, monkeypatch):
     profile, params = tiny()
-    record, details = P.run_tier(profile, out_dir=tmp_path, seed=3, params=params, progress=False)
+    small = replace(P.output_params(profile), neurons_per_class=2)  # numpy: few output neurons
+    record, details = P.run_tier(profile, out_dir=tmp_path, seed=3, params=params, progress=False,
+                                 output=small)
     again = runs.load_record(tmp_path / "tier_record.json", tier="brian_stdp")
     assert again == record and record.profile == "ci" and record.test_images == 10
     assert set(record.baselines) >= {"R-STDP output on the random-weight twin",
@@ -84,14 +87,17 @@ def test_run_tier_writes_a_record_and_a_second_call_loads_every_phase(tmp_path, 
     # every phase is cached: the second call learns nothing and makes no spike counts again
     stamps = {f.name: f.stat().st_mtime_ns for f in tmp_path.glob("*.npz")}
     record2, details2 = P.run_tier(profile, out_dir=tmp_path, seed=3, params=params,
-                                   progress=False)
+                                   progress=False, output=small)
     assert {f.name: f.stat().st_mtime_ns for f in tmp_path.glob("*.npz")} == stamps
     assert record2.accuracy == record.accuracy and record2.baselines == record.baselines
     np.testing.assert_array_equal(details2["decisions"]["stdp"], details["decisions"]["stdp"])
     # one more epoch continues the output layer from its checkpoint, and ends where an
     # uninterrupted two-epoch run ends; asking for fewer epochs than saved learns afresh
     more = replace(profile, brian_stdp=replace(profile.brian_stdp, output_epochs=2))
-    q1 = P.output_params(profile)
+    q1 = small
+    (tmp_path / "more").mkdir()
+    for cached in tmp_path.glob("[lf]*.npz"):  # the same layers and counts: only the outputs learn
+        shutil.copy(cached, tmp_path / "more" / cached.name)
     P.run_tier(more, out_dir=tmp_path / "more", seed=3, params=params, progress=False, output=q1)
     calls = []
     fit = O.PopulationReadout.fit
@@ -100,6 +106,9 @@ def test_run_tier_writes_a_record_and_a_second_call_loads_every_phase(tmp_path, 
     _, resumed = P.run_tier(more, out_dir=tmp_path / "more", seed=3, params=params,
                             progress=False, output=replace(q1, epochs=2))
     assert len(calls) == 2  # one more epoch for each of the two networks, not two each
+    (tmp_path / "straight").mkdir()
+    for cached in (tmp_path / "more").glob("[lf]*.npz"):  # the layers and counts, not the outputs
+        shutil.copy(cached, tmp_path / "straight" / cached.name)
     _, straight = P.run_tier(more, out_dir=tmp_path / "straight", seed=3, params=params,
                              progress=False, output=replace(q1, epochs=2))
     np.testing.assert_array_equal(resumed["readouts"]["stdp"].weights(),
