@@ -69,8 +69,7 @@ def main() -> int:
         layers = N.train_layers(p, x_tr, seed=args.seed, learn=not twin, progress=True)
         tag = "random " if twin else ""
         result[f"{tag}learning_s"] = round(time.perf_counter() - t0, 1)
-        moved = [float(np.abs(f - w0).sum(axis=1).mean() / (2 * p_.w_sum_mv))
-                 for f, w0, p_ in zip(layers["filters"], layers["initial"], (p.layer1, p.layer2))]
+        moved = N.weights_moved(p, layers)
         result[f"{tag}weights_moved"] = moved
         t0 = time.perf_counter()
         keep = bool(args.save) and not twin

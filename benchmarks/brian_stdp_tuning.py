@@ -6,11 +6,12 @@
 
 Each layer-1 variant trains layer 1 (``--neurons`` neurons, cython) on the
 same class-balanced training images with the same seed, then measures, with
-learning off, the layer's spikes for ``--eval`` test images. Printed per
+learning off, the layer's spikes for ``--eval`` validation images (the last 500
+training images of each class; the test set is never read). Printed per
 variant: training rate, images boosted, mean and largest threshold theta,
 the fraction of *learned* fields (correlation with the initial weights below
 0.5), their median smoothness and their similarity
-(``brian_stdp.field_smoothness`` / ``field_similarity``), test spikes and
+(``brian_stdp.field_smoothness`` / ``field_similarity``), validation spikes and
 active neurons per image, wall time. Variants:
 
 - ``dc``: Diehl & Cook's MNIST constants (normalisation sum 0.1 per input,
@@ -55,7 +56,7 @@ def main() -> int:
                         help=f"any of {', '.join(VARIANTS)} (default: all)")
     parser.add_argument("--neurons", type=int, default=100)
     parser.add_argument("--images", type=int, default=300, help="training images (multiple of 10)")
-    parser.add_argument("--eval", type=int, default=100, help="test images for the spike counts")
+    parser.add_argument("--eval", type=int, default=100, help="validation images for the spike counts")
     parser.add_argument("--layer2", type=float, nargs="*", default=None,
                         help="layer-2 normalisation sums per input to compare")
     parser.add_argument("--seed", type=int, default=0)
@@ -69,12 +70,17 @@ def main() -> int:
     import snnlib as sl
     from snnlib.tiers import brian_stdp as T
 
-    train, test = sl.data.load_cifar10("train"), sl.data.load_cifar10("test")
-    idx = sl.data.balanced_subset(train.labels, args.images // 10, seed=args.seed)
+    # layers learn from the training split; their spikes are measured on the validation split
+    # (the last 500 training images of each class); the test set is not read
+    train = sl.data.load_cifar10("train")
+    train_split, val_split = sl.data.validation_split(train.labels)
+    idx = train_split[sl.data.balanced_subset(train.labels[train_split], args.images // 10,
+                                              seed=args.seed)]
     idx = idx[np.random.default_rng(args.seed).permutation(len(idx))]
     x, y = sl.data.to_grayscale(train.images[idx]), train.labels[idx]
-    test_idx = sl.data.balanced_subset(test.labels, args.eval // 10, seed=args.seed)
-    xt, yt = sl.data.to_grayscale(test.images[test_idx]), test.labels[test_idx]
+    val_idx = val_split[sl.data.balanced_subset(train.labels[val_split], args.eval // 10,
+                                                seed=args.seed)]
+    xt, yt = sl.data.to_grayscale(train.images[val_idx]), train.labels[val_idx]
     base = T.params_for_profile(sl.profiles.get_profile("book"))
 
     def layer1(v, name):
@@ -85,10 +91,10 @@ def main() -> int:
                        stdp=replace(base.layer1.stdp, bounds=bounds))
 
     print(f"# tier-1 tuning: {args.neurons} neurons, {len(x)} CIFAR-10 training images, "
-          f"{len(xt)} test images, seed {args.seed}")
+          f"{len(xt)} validation images, seed {args.seed}")
     if args.layer2 is None:
         print("| variant | train rate (Hz) | boosted | theta mean / max (mV) | learned | smoothness "
-              "| similarity | test spikes/img | active/img | wall (s) |")
+              "| similarity | validation spikes/img | active/img | wall (s) |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for name in args.variants:
             v = VARIANTS[name]
@@ -112,7 +118,7 @@ def main() -> int:
     from snnlib import readout
 
     print("| layer-2 sum per input | layer-2 train rate (Hz) | boosted | presentations | "
-          "silent after boosts | layer-2 images/s | test spikes/img (l1, l2) | layer-2 volleys | "
+          "silent after boosts | layer-2 images/s | validation spikes/img (l1, l2) | layer-2 volleys | "
           "LR on layer-2 counts |")
     print("|---|---|---|---|---|---|---|---|---|")
     tuned = base.layer1
@@ -129,10 +135,10 @@ def main() -> int:
         net2.exc[0].theta = state["theta1"] * b2.mV
         fit = net2.fit(x, layer=2, progress=False)
         frozen = T.FrozenReplicas(net2.params, net2.state_dict(), replicas=16)
-        test_out = frozen.run(xt, seed=args.seed + 1)
+        val_out = frozen.run(xt, seed=args.seed + 1)
         train_out = frozen.run(x, seed=args.seed + 2)
-        c1, c2 = test_out["counts"]
-        volleys = T.volley_fraction(test_out["trains"], len(xt), l2.n_neurons)
+        c1, c2 = val_out["counts"]
+        volleys = T.volley_fraction(val_out["trains"], len(xt), l2.n_neurons)
         lr = readout.logistic_regression(train_out["counts"][1], y, c2, yt)["accuracy"]
         print(f"| {s:g} | {fit['rate_hz'][1]:.2f} | {fit['boosted']} | {fit['presentations']} | "
               f"{fit['silent_after_boosts']} | {fit['images_per_s']:.2f} | "

@@ -248,3 +248,14 @@ def test_the_retina_takes_brightness_out_of_layer_one_drives():
     assert abs(through) < 0.5
     with pytest.raises(ValueError, match="do not fit"):
         N.drive_brightness_correlation(filters[:, :10], raw, brightness)
+
+
+def test_weights_moved_is_zero_for_no_change_and_one_for_disjoint_filters():
+    p = params()
+    w0 = np.zeros((4, p.inputs1))
+    w0[:, :10] = p.layer1.w_sum_mv / 10  # all weight on the first ten inputs
+    w1 = np.zeros_like(w0)
+    w1[:, -10:] = p.layer1.w_sum_mv / 10  # all on the last ten: nothing shared
+    v0 = np.full((3, p.inputs2), p.layer2.w_sum_mv / p.inputs2)
+    moved = N.weights_moved(p, {"filters": [w0, v0], "initial": [w1, v0]})
+    assert moved == [pytest.approx(1.0), 0.0]

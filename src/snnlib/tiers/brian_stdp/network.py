@@ -77,6 +77,7 @@ from ... import retina as R
 from ...neurons import LIFParams
 
 __all__ = ["ConvLayerParams", "ConvLearner", "FrozenLayers", "IMAGE_PX", "Retina", "RetinaParams",
+           "weights_moved",
            "Tier1Params", "drive_brightness_correlation", "features", "initial_layer",
            "layer2_patches", "pool_counts", "spike_statistics", "stack_patches", "train_layers",
            "volley_fraction"]
@@ -885,6 +886,14 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
     if keep_counts:
         out.update(counts1=np.concatenate(c1), counts2=np.concatenate(c2))
     return out
+
+
+def weights_moved(p: Tier1Params, layers: dict) -> list[float]:
+    """How far each layer's filters moved from their start: the mean over filters of
+    :math:`\lVert w - w_0 \rVert_1 / (2 W)`, 0 for no change and 1 for filters that share
+    no weight with their start (``layers`` as :func:`train_layers` returns)."""
+    return [float(np.abs(np.asarray(f) - np.asarray(w0)).sum(axis=1).mean() / (2 * lp.w_sum_mv))
+            for f, w0, lp in zip(layers["filters"], layers["initial"], (p.layer1, p.layer2))]
 
 
 def drive_brightness_correlation(filters: np.ndarray, intensities: np.ndarray,

@@ -131,6 +131,11 @@ def synaptic_events(p: N.Tier1Params, intensities: np.ndarray, feats: dict,
     return {**events, "total": sum(events.values())}
 
 
+def _both(f: dict) -> np.ndarray:
+    """The readouts' features: both layers' pooled counts side by side."""
+    return np.hstack([f["f1"], f["f2"]]).astype(float)
+
+
 def _layers(out: Path, name: str, p: N.Tier1Params, x: np.ndarray, *, seed: int,
             progress: bool) -> dict:
     """The learned layers (``stdp``) or their random-weight twin (``random``), cached."""
@@ -264,22 +269,20 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
     if hidden_only:
         return None, details
 
-    def both(f):
-        return np.hstack([f["f1"], f["f2"]]).astype(float)
-
     results = {}
     for name in names:
         feats = details["features"][name]
-        ro, wall[f"output_{name}_training"] = _output(out, name, q, both(feats["train"]),
+        ro, wall[f"output_{name}_training"] = _output(out, name, q, _both(feats["train"]),
                                                       labels["train"], seed=seed,
                                                       progress=progress)
+        f_test = _both(feats["test"])
         start = time.perf_counter()
-        decisions = ro.predict(both(feats["test"]), seed=seed)
+        decisions = ro.predict(f_test, seed=seed)
         wall[f"output_{name}_test"] = time.perf_counter() - start
         details["readouts"][name], details["decisions"][name] = ro, decisions
         results[name] = {"summary": metrics.classification_summary(labels["test"], decisions),
                          "counts": ro.last_counts,
-                         "inputs": ro.intensities(both(feats["test"])).sum(axis=1).mean()
+                         "inputs": ro.intensities(f_test).sum(axis=1).mean()
                          * q.max_rate_hz * q.eval_steps * q.dt_ms / 1000.0}
 
     start = time.perf_counter()
@@ -293,10 +296,10 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
         "logistic regression, grayscale pixels": lr(gray["train"], gray["test"]),
         "logistic regression, hidden layer 1 spike counts": lr(fs["train"]["f1"], fs["test"]["f1"]),
         "logistic regression, hidden layer 2 spike counts": lr(fs["train"]["f2"], fs["test"]["f2"]),
-        "logistic regression, hidden layers 1 + 2 spike counts": lr(both(fs["train"]),
-                                                                    both(fs["test"])),
-        "logistic regression, random-weight layers 1 + 2 spike counts": lr(both(fr["train"]),
-                                                                           both(fr["test"])),
+        "logistic regression, hidden layers 1 + 2 spike counts": lr(_both(fs["train"]),
+                                                                    _both(fs["test"])),
+        "logistic regression, random-weight layers 1 + 2 spike counts": lr(_both(fr["train"]),
+                                                                           _both(fr["test"])),
     }
     wall["baselines"] = time.perf_counter() - start
     wall["this_call"] = time.perf_counter() - t_start
@@ -338,11 +341,8 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
             "what": "fraction of test images in which at least 25% of hidden layer 2's neurons "
                     "fire within 2 steps, 4 ms (volley_fraction)",
             "trained": fs["test"]["volley_fraction"], "random": fr["test"]["volley_fraction"]},
-        "weights_moved": {f"layer {k + 1}": float(np.abs(f - w0).sum(axis=1).mean()
-                                                  / (2 * lp.w_sum_mv))
-                          for k, (f, w0, lp) in enumerate(zip(
-                              details["layers"]["stdp"]["filters"],
-                              details["layers"]["stdp"]["initial"], (p.layer1, p.layer2)))},
+        "weights_moved": {f"layer {k + 1}": m for k, m in enumerate(
+            N.weights_moved(p, details["layers"]["stdp"]))},
         "output_history": {name: details["readouts"][name].history for name in names},
         "baseline_details": {k: {"c": v["c"], "validation": v["validation"]}
                              for k, v in probes.items()},
@@ -422,11 +422,8 @@ def ablations(profile, details: dict, *, out_dir: str | os.PathLike, variants: d
     f_val = _features(out, "stdp", "validation", p, details["layers"]["stdp"], x_val, seed=seed,
                       progress=progress)
 
-    def both(f):
-        return np.hstack([f["f1"], f["f2"]]).astype(float)
-
-    f_train, y_train = both(details["features"]["stdp"]["train"]), details["labels"]["train"]
-    key = runs.cache_key(q, seed, variants, f_train, both(f_val), version=OUTPUT_VERSION)
+    f_train, y_train = _both(details["features"]["stdp"]["train"]), details["labels"]["train"]
+    key = runs.cache_key(q, seed, variants, f_train, _both(f_val), version=OUTPUT_VERSION)
     path = out / "ablations.json"
     if path.exists():
         import json
@@ -439,13 +436,13 @@ def ablations(profile, details: dict, *, out_dir: str | os.PathLike, variants: d
             pass
     main = details["readouts"]["stdp"]
     results = {"the tier's output layer": {
-        "validation_accuracy": float(np.mean(main.predict(both(f_val), seed=seed) == y_val)),
+        "validation_accuracy": float(np.mean(main.predict(_both(f_val), seed=seed) == y_val)),
         "train_accuracy": main.history["train_accuracy"], "wall_s": None, "changes": {}}}
     for name, changes in tqdm(variants.items(), disable=not progress, desc="output variants"):
         start = time.perf_counter()
         ro = PopulationReadout(replace(q, **changes), f_train.shape[1], seed=seed)
         history = ro.fit(f_train, y_train)
-        acc = float(np.mean(ro.predict(both(f_val), seed=seed) == y_val))
+        acc = float(np.mean(ro.predict(_both(f_val), seed=seed) == y_val))
         results[name] = {"validation_accuracy": acc, "train_accuracy": history["train_accuracy"],
                          "wall_s": time.perf_counter() - start, "changes": changes}
     runs.save_json(path, {"key": key, "validation_images": len(val), "results": results})
