@@ -889,7 +889,7 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
 
 
 def weights_moved(p: Tier1Params, layers: dict) -> list[float]:
-    """How far each layer's filters moved from their start: the mean over filters of
+    r"""How far each layer's filters moved from their start: the mean over filters of
     :math:`\lVert w - w_0 \rVert_1 / (2 W)`, 0 for no change and 1 for filters that share
     no weight with their start (``layers`` as :func:`train_layers` returns)."""
     return [float(np.abs(np.asarray(f) - np.asarray(w0)).sum(axis=1).mean() / (2 * lp.w_sum_mv))
