@@ -201,8 +201,42 @@ def test_bad_layer_parameters_and_inputs_are_refused():
     p = params()
     f1, t1 = N.initial_layer(p, 1, seed=0)
     net = N.FrozenLayers(p, [f1], [t1], batch=1, layers=1)
-    with pytest.raises(ValueError, match=r"intensities must be \(1..1, 2, 32, 32\)"):
-        net.run(np.zeros((2, 2, 32, 32)), seed=0)
+    with pytest.raises(ValueError, match=r"intensities must be \(N >= 1, 2, 32, 32\)"):
+        net.run(np.zeros((2, 1, 32, 32)), seed=0)
+    with pytest.raises(ValueError, match=r"intensities must be \(N >= 1, 2, 32, 32\)"):
+        net.run(np.zeros((0, 2, 32, 32)), seed=0)
+
+
+def test_presentations_in_one_run_match_a_run_per_batch():
+    """More images than the batch: the batches follow one another in one Brian2 run, each
+    from rest with its own rates. The first batch gives what a call with only it gives
+    (same seed); the images and steps of the recorded trains count from each batch."""
+    p = params()
+    f1, _ = N.initial_layer(p, 1, seed=0)
+    f2, _ = N.initial_layer(p, 2, seed=0)
+    x = np.zeros((5, 2, 32, 32))
+    x[[0, 2, 4], 0, :16, :16] = 0.8  # images 0, 2, 4 lit in their top-left quarter
+    x[3, 0, 16:, 16:] = 0.8  # image 3 lit in its bottom-right quarter; image 1 dark
+    net = N.FrozenLayers(p, [f1, f2], [np.full(4, -8.0), np.full(3, -10.0)], batch=2,
+                         record_trains=True)
+    many = net.run(x, seed=4)
+    first = N.FrozenLayers(p, [f1, f2], [np.full(4, -8.0), np.full(3, -10.0)], batch=2,
+                           record_trains=True).run(x[:2], seed=4)
+    np.testing.assert_array_equal(many["counts1"][:2], first["counts1"])
+    np.testing.assert_array_equal(many["counts2"][:2], first["counts2"])
+    c1 = many["counts1"]
+    assert c1.shape == (5, 28, 28, 4) and c1[1].sum() == 0
+    assert c1[[0, 2, 4], :12, :12].sum(axis=(1, 2, 3)).min() > 0
+    assert c1[[0, 2, 4], 16:, 16:].sum() == 0 and c1[3, :12, :12].sum() == 0
+    assert c1[3, 16:, 16:].sum() > 0
+    image, neuron, step = many["pool_trains"]
+    assert set(np.unique(image)) == {0, 2, 3, 4} and step.min() >= 0 and step.max() < p.steps
+    per_image = np.bincount(image, minlength=5)
+    assert np.all(per_image <= c1.reshape(5, -1).sum(axis=1))  # a pool cell needs a layer-1 spike
+    assert many["pool_spikes"] == pytest.approx(per_image.sum() / 5)
+    image2, _, step2 = many["trains2"]
+    np.testing.assert_array_equal(np.bincount(image2, minlength=5),
+                                  many["counts2"].reshape(5, -1).sum(axis=1))
 
 
 

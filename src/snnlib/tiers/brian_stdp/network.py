@@ -479,6 +479,8 @@ class FrozenLayers:
             self.monitors.append(b2.SpikeMonitor(self.l2, record=record_trains, name="count2"))
             objects += [self.l2, s12, self.monitors[1],
                         _rivals(self.l2, p, p.layer2, batch * s2 * s2, "rivals2", learning=False)]
+        objects.append(b2.NetworkOperation(self._boundary, dt=dt, when="start",
+                                           name="presentations"))
         self.net = b2.Network(*objects)
         self.set_layers(filters, thresholds)
 
@@ -494,45 +496,70 @@ class FrozenLayers:
             group.theta = np.tile(th, len(group) // len(th)) * b2.mV
 
     def run(self, intensities: np.ndarray, *, seed: int) -> dict:
-        """One presentation of up to ``batch`` images (``(n, 2, 32, 32)`` ON/OFF intensities).
+        """Present images (``(n, 2, 32, 32)`` ON/OFF intensities), ``batch`` at a time.
+
+        The presentations follow one another in one Brian2 run (a network
+        operation swaps the input rates and resets the potentials at each
+        boundary): a call of Brian2's ``run`` costs about half a second of
+        preparation, many times the simulation of one batch. The first ``batch``
+        images of a call give the same counts as a call with only them (same seed).
 
         Returns ``counts1`` ``(n, S1, S1, K1)``, ``counts2`` ``(n, S2, S2, K2)``
-        (layers=2), ``input_spikes`` and ``pool_spikes`` per image, and with
-        ``record_trains`` the complex cells' and layer 2's spikes as
+        (layers=2), ``pool_spikes`` (complex-cell spikes per image, the mean of the
+        call), and with ``record_trains`` the complex cells' and layer 2's spikes as
         ``(image, neuron-in-image, step)`` arrays.
         """
         import brian2 as b2
 
         p, n = self.p, len(intensities)
-        if n < 1 or n > self.batch or tuple(intensities.shape[1:]) != (2, IMAGE_PX, IMAGE_PX):
-            raise ValueError(f"intensities must be (1..{self.batch}, 2, 32, 32), got "
+        if n < 1 or tuple(intensities.shape[1:]) != (2, IMAGE_PX, IMAGE_PX):
+            raise ValueError(f"intensities must be (N >= 1, 2, 32, 32), got "
                              f"{tuple(intensities.shape)}.")
-        x = np.zeros((self.batch, 2, IMAGE_PX, IMAGE_PX))
+        chunks = -(-n // self.batch)
+        x = np.zeros((chunks * self.batch, 2, IMAGE_PX, IMAGE_PX))
         x[:n] = intensities
-        self.inputs.rates = x.ravel() * p.max_rate_hz * b2.Hz
-        groups = [self.l1] + ([self.l2] if self.layers == 2 else [])
-        for g in groups:
-            g.v = p.v_rest_mv * b2.mV
-        self.pool.v = 0
-        before = [np.asarray(m.count).copy() for m in self.monitors]
+        self._rates = x.reshape(chunks, -1) * p.max_rate_hz
+        self._chunk, self._step = 0, 0
+        self._closed = [[] for _ in self.monitors]
         pool_before = self.pool_monitor.num_spikes
         trains_from = [m.num_spikes if m.record else 0 for m in (self.pool_monitor,
                                                                  *self.monitors[1:])]
         b2.seed(int(seed))
         t0 = float(self.net.t / b2.ms)
-        self.net.run(p.steps * p.dt_ms * b2.ms)
-        counts = [np.asarray(m.count) - c for m, c in zip(self.monitors, before)]
-        out = {"counts1": counts[0].reshape(self.batch, p.side1, p.side1, -1)[:n],
-               "pool_spikes": (self.pool_monitor.num_spikes - pool_before) / max(n, 1)}
+        self.net.run(chunks * p.steps * p.dt_ms * b2.ms)
+        self._close_chunk()
+        counts = [np.concatenate(c)[:n] for c in self._closed]
+        out = {"counts1": counts[0].reshape(n, p.side1, p.side1, -1),
+               "pool_spikes": (self.pool_monitor.num_spikes - pool_before) / n}
         if self.layers == 2:
-            out["counts2"] = counts[1].reshape(self.batch, p.side2, p.side2, -1)[:n]
+            out["counts2"] = counts[1].reshape(n, p.side2, p.side2, -1)
         if self.pool_monitor.record:
             out["pool_trains"] = _trains(self.pool_monitor, trains_from[0], t0, p,
-                                         len(self.pool) // self.batch, n)
+                                         len(self.pool) // self.batch, n, self.batch)
         if self.layers == 2 and self.monitors[1].record:
             out["trains2"] = _trains(self.monitors[1], trains_from[1], t0, p,
-                                     len(self.l2) // self.batch, n)
+                                     len(self.l2) // self.batch, n, self.batch)
         return out
+
+    def _boundary(self) -> None:
+        """At the start of each time step: at a presentation's first step, close the
+        previous batch (its counts) and open the next (its rates, potentials at rest)."""
+        import brian2 as b2
+
+        if self._step % self.p.steps == 0 and self._chunk < len(self._rates):
+            if self._chunk > 0:
+                self._close_chunk()
+            self._before = [np.asarray(m.count).copy() for m in self.monitors]
+            self.inputs.rates = self._rates[self._chunk] * b2.Hz
+            for g in [self.l1] + ([self.l2] if self.layers == 2 else []):
+                g.v = self.p.v_rest_mv * b2.mV
+            self.pool.v = 0
+            self._chunk += 1
+        self._step += 1
+
+    def _close_chunk(self) -> None:
+        for closed, m, before in zip(self._closed, self.monitors, self._before):
+            closed.append((np.asarray(m.count) - before).reshape(self.batch, -1))
 
 
 def _channels_last(index: np.ndarray, n_images: int, channels: int, side: int) -> np.ndarray:
@@ -544,13 +571,21 @@ def _channels_last(index: np.ndarray, n_images: int, channels: int, side: int) -
     return ((b * side + y) * side + x) * channels + c
 
 
-def _trains(monitor, start: int, t0_ms: float, p: Tier1Params, per_image: int, n: int):
-    """Spikes since index ``start``: ``(image, neuron within image, step)`` int arrays."""
+def _trains(monitor, start: int, t0_ms: float, p: Tier1Params, per_image: int, n: int,
+            batch: int | None = None):
+    """Spikes since index ``start``: ``(image, neuron within image, step)`` int arrays.
+
+    With ``batch``, presentations of ``batch`` images follow one another every
+    ``p.steps`` steps (:meth:`FrozenLayers.run`): image and step are counted
+    from each presentation's start."""
     import brian2 as b2
 
     i = np.asarray(monitor.i[start:])
     steps = np.rint((np.asarray(monitor.t[start:] / b2.ms) - t0_ms) / p.dt_ms).astype(np.int64)
     image, neuron = i // per_image, i % per_image
+    if batch is not None:
+        image = image + (steps // p.steps) * batch
+        steps = steps % p.steps
     keep = image < n
     return image[keep], neuron[keep], steps[keep]
 
@@ -767,18 +802,15 @@ def volley_fraction(trains, n_images: int, n_neurons: int, *, window_steps: int 
 
     ``trains`` is ``(image, neuron, step)`` as :meth:`FrozenLayers.run` records them.
     """
-    image, neuron, step = trains
-    volleys = 0
-    for k in range(n_images):
-        mine = image == k
-        if not mine.any():
-            continue
-        s = step[mine]
-        per_step = np.bincount(s, minlength=int(s.max()) + 1)
-        window = np.convolve(per_step, np.ones(window_steps), mode="valid") if len(
-            per_step) >= window_steps else per_step
-        volleys += window.max() >= fraction * n_neurons
-    return volleys / max(n_images, 1)
+    image, neuron, step = (np.asarray(a, dtype=np.int64) for a in trains)
+    if len(step) == 0 or n_images < 1:
+        return 0.0
+    n_steps = max(int(step.max()) + 1, window_steps)
+    per_step = np.bincount(image * n_steps + step, minlength=n_images * n_steps)
+    per_step = per_step[:n_images * n_steps].reshape(n_images, n_steps)
+    run = np.cumsum(np.pad(per_step, ((0, 0), (1, 0))), axis=1)
+    window = run[:, window_steps:] - run[:, :-window_steps]  # spikes in each window of steps
+    return float(np.mean(window.max(axis=1) >= fraction * n_neurons))
 
 
 # --- the two layers, end to end ---------------------------------------------------------------
@@ -831,25 +863,38 @@ def train_layers(p: Tier1Params, intensities: np.ndarray, *, seed: int, learn: b
     per_image = p.layer2.patch_batch // n_img
     n_batches = -(-p.layer2.train_patches // (per_image * n_img))
     order = rng.permutation(len(x))
-    for b in tqdm(range(n_batches), disable=not progress, desc="layer 2 learns", unit="batch"):
-        take = order[(np.arange(n_img) + b * n_img) % len(x)]
-        trains = layer1.run(x[take], seed=int(rng.integers(2**31)))["pool_trains"]
-        learner.step(stack_patches(layer2_patches(trains, n_img, p, per_image, rng)))
+    per_call = 32  # layer-1 batches per Brian2 run (see FrozenLayers.run)
+    bar = tqdm(total=n_batches, disable=not progress, desc="layer 2 learns", unit="batch")
+    for first in range(0, n_batches, per_call):
+        todo = min(per_call, n_batches - first)
+        take = order[(np.arange(todo * n_img) + first * n_img) % len(x)]
+        image, neuron, step = layer1.run(x[take], seed=int(rng.integers(2**31)))["pool_trains"]
+        by_image = np.argsort(image, kind="stable")
+        edges = np.searchsorted(image[by_image], np.arange(todo + 1) * n_img)
+        for b in range(todo):
+            mine = by_image[edges[b]:edges[b + 1]]
+            trains = (image[mine] - b * n_img, neuron[mine], step[mine])
+            learner.step(stack_patches(layer2_patches(trains, n_img, p, per_image, rng)))
+            bar.update(1)
+    bar.close()
     keep(learner)
     return out
 
 
 def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int,
              batch: int = 16, record_every: int = 0, keep_counts: bool = False,
-             progress: bool = False) -> dict:
+             progress: bool = False, per_call: int = 32) -> dict:
     """Spike counts of both frozen layers for every image, pooled for the readouts.
 
-    ``layers`` is :func:`train_layers`' result. Returns ``f1`` ``(N, K1 g1^2)``
+    ``layers`` is :func:`train_layers`' result. The images go through
+    :meth:`FrozenLayers.run` ``batch`` at a time, ``per_call`` batches per call
+    (the call ``k``, from image ``start``, draws its spikes with seed
+    ``seed * 1_000_003 + start``). Returns ``f1`` ``(N, K1 g1^2)``
     and ``f2`` ``(N, K2 g2^2)`` (counts summed over a ``g x g`` grid,
-    ``p.features_pool``), ``spikes1`` and ``spikes2`` per image, and the volley
-    fraction of layer 2 (over batches whose trains are recorded: every
-    ``record_every``-th, none if 0), and ``spikes_pool``, the complex cells'
-    spikes per image (the mean of the image's batch). With ``keep_counts`` also every neuron's
+    ``p.features_pool``), ``spikes1`` and ``spikes2`` per image, the volley
+    fraction of layer 2 (over the images of the calls whose trains are recorded:
+    every ``record_every``-th, none if 0), and ``spikes_pool``, the complex cells'
+    spikes per image (the mean of the image's call). With ``keep_counts`` also every neuron's
     count, ``counts1`` ``(N, S1, S1, K1)`` and ``counts2`` ``(N, S2, S2, K2)``
     (uint8 while ``steps`` < 256: a neuron fires at most once per step).
     """
@@ -858,27 +903,31 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
     x = np.asarray(intensities, dtype=np.float32)
     if x.ndim != 4 or x.shape[1:] != (2, IMAGE_PX, IMAGE_PX):
         raise ValueError(f"intensities must be (N, 2, 32, 32), got {x.shape}.")
+    if not isinstance(per_call, int) or per_call < 1:
+        raise ValueError(f"per_call must be a positive integer, got {per_call!r}.")
     frozen = FrozenLayers(p, layers["filters"], layers["thresholds"], batch=batch,
                           record_trains=record_every > 0)
     f1, f2, s1, s2, sp, c1, c2 = [], [], [], [], [], [], []
     volleys, seen = 0.0, 0
-    for k, start in enumerate(tqdm(range(0, len(x), batch), disable=not progress,
-                                   desc="frozen layers", unit="batch")):
-        chunk = x[start:start + batch]
-        out = frozen.run(chunk, seed=seed * 1_000_003 + start)
-        f1.append(pool_counts(out["counts1"], p.features_pool[0]))
-        f2.append(pool_counts(out["counts2"], p.features_pool[1]))
-        s1.append(out["counts1"].reshape(len(chunk), -1).sum(axis=1))
-        s2.append(out["counts2"].reshape(len(chunk), -1).sum(axis=1))
-        sp.append(np.full(len(chunk), out["pool_spikes"]))
-        if keep_counts:
-            small = np.uint8 if p.steps < 256 else np.uint16  # one spike per step at most
-            c1.append(out["counts1"].astype(small))
-            c2.append(out["counts2"].astype(small))
-        if record_every and k % record_every == 0:
-            volleys += volley_fraction(out["trains2"], len(chunk),
-                                       p.side2 ** 2 * p.layer2.n_filters) * len(chunk)
-            seen += len(chunk)
+    step = batch * per_call
+    with tqdm(total=len(x), disable=not progress, desc="frozen layers", unit="image") as bar:
+        for k, start in enumerate(range(0, len(x), step)):
+            chunk = x[start:start + step]
+            out = frozen.run(chunk, seed=seed * 1_000_003 + start)
+            f1.append(pool_counts(out["counts1"], p.features_pool[0]))
+            f2.append(pool_counts(out["counts2"], p.features_pool[1]))
+            s1.append(out["counts1"].reshape(len(chunk), -1).sum(axis=1))
+            s2.append(out["counts2"].reshape(len(chunk), -1).sum(axis=1))
+            sp.append(np.full(len(chunk), out["pool_spikes"]))
+            if keep_counts:
+                small = np.uint8 if p.steps < 256 else np.uint16  # one spike per step at most
+                c1.append(out["counts1"].astype(small))
+                c2.append(out["counts2"].astype(small))
+            if record_every and k % record_every == 0:
+                volleys += volley_fraction(out["trains2"], len(chunk),
+                                           p.side2 ** 2 * p.layer2.n_filters) * len(chunk)
+                seen += len(chunk)
+            bar.update(len(chunk))
     out = {"f1": np.concatenate(f1), "f2": np.concatenate(f2),
            "spikes1": np.concatenate(s1), "spikes2": np.concatenate(s2),
            "spikes_pool": np.concatenate(sp),
