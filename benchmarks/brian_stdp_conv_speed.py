@@ -14,8 +14,10 @@ cython code generation for all:
   copies of one position per ``run()`` (patches/s);
 - conv, layer-2 learning: each image through frozen layer 1 and its complex
   cells, then fields of its complex-cell spikes to ``ConvLearner`` (images/s);
-- conv, frozen: both layers on ``--batch`` whole images per ``run()``, the
-  features the readouts see (images/s).
+- conv, frozen: both layers on ``--batch`` whole images at once, the features
+  the readouts see (images/s), in two ways: one Brian2 ``run()`` per batch, and
+  ``--per-call`` batches per ``run()`` one after another (what
+  ``network.features`` does: a ``run()`` call costs a fixed preparation time).
 
 Layers are trained briefly first, so that their firing is that of a learned
 layer (an untrained layer hardly fires and would be fast for nothing). A
@@ -37,7 +39,9 @@ def main() -> int:
     parser.add_argument("--k1", type=int, default=32)
     parser.add_argument("--k2", type=int, default=64)
     parser.add_argument("--images", type=int, default=48, help="frozen images timed")
-    parser.add_argument("--batch", type=int, default=16, help="images per run() (frozen)")
+    parser.add_argument("--batch", type=int, default=16, help="images at once (frozen)")
+    parser.add_argument("--per-call", type=int, default=16,
+                        help="batches per run() in the second frozen measurement")
     parser.add_argument("--naive-images", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -102,10 +106,18 @@ def main() -> int:
         out = frozen.run(x[start:start + args.batch], seed=start)
         spikes[0] += out["counts1"].sum()
         spikes[1] += out["counts2"].sum()
-    frozen_s = args.images / (time.perf_counter() - t0)
-    print(f"conv frozen (both layers): {frozen_s:.2f} images/s "
+    per_batch_s = args.images / (time.perf_counter() - t0)
+    print(f"conv frozen (both layers), one run() per batch: {per_batch_s:.2f} images/s "
           f"({spikes[0] / args.images:,.0f} layer-1 and {spikes[1] / args.images:,.0f} "
           f"layer-2 spikes per image)", flush=True)
+    n_long = args.batch * args.per_call
+    t0 = time.perf_counter()
+    out = frozen.run(x[1000:1000 + n_long], seed=1)
+    frozen_s = n_long / (time.perf_counter() - t0)
+    print(f"conv frozen (both layers), {args.per_call} batches per run(): {frozen_s:.2f} "
+          f"images/s ({out['counts1'].sum() / n_long:,.0f} layer-1 and "
+          f"{out['counts2'].sum() / n_long:,.0f} layer-2 spikes per image); "
+          f"{frozen_s / per_batch_s:.1f}x one run() per batch", flush=True)
 
     # the naive Brian2 loop: the fully connected network, one run() per image
     base = params_for_profile(sl.profiles.get_profile("full"))

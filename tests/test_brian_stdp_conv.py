@@ -187,6 +187,8 @@ def test_the_retina_removes_brightness_and_splits_on_off():
     (dict(max_rate_hz=1000.0), "more than one spike per step"),
     (dict(features_pool=(30, 2)), "features_pool"),
     (dict(codegen_target="cpp"), "codegen_target"),
+    (dict(feature_steps=0), "feature_steps"),
+    (dict(feature_steps=2.5), "feature_steps"),
 ])
 def test_bad_parameters_are_refused_with_a_clear_message(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -293,3 +295,26 @@ def test_weights_moved_is_zero_for_no_change_and_one_for_disjoint_filters():
     v0 = np.full((3, p.inputs2), p.layer2.w_sum_mv / p.inputs2)
     moved = N.weights_moved(p, {"filters": [w0, v0], "initial": [w1, v0]})
     assert moved == [pytest.approx(1.0), 0.0]
+
+
+def test_features_look_for_feature_steps_and_spike_more_the_longer_they_look():
+    """With ``feature_steps`` the frozen layers present each image that long (the trains'
+    steps reach it), learning keeps ``steps``; a longer look gives more spikes: four times
+    the steps, at least four times the spikes (the potentials start at rest, so the first
+    steps of a look are quiet), but not much more."""
+    p = params(steps=10)
+    f1, _ = N.initial_layer(p, 1, seed=0)
+    f2, _ = N.initial_layer(p, 2, seed=0)
+    layers = {"filters": [f1, f2], "thresholds": [np.full(4, -8.0), np.full(3, -10.0)]}
+    x = np.random.default_rng(1).random((4, 2, 32, 32)) * 0.6
+    short = N.features(p, layers, x, seed=0, batch=2, record_every=1)
+    long_p = params(steps=10, feature_steps=40)
+    assert long_p.steps_frozen == 40 and p.steps_frozen == 10
+    net = N.FrozenLayers(long_p, layers["filters"], layers["thresholds"], batch=2,
+                         record_trains=True, steps=long_p.steps_frozen)
+    out = net.run(x, seed=0)
+    _, _, step = out["trains2"]
+    assert step.max() >= 30 and step.max() < 40
+    long = N.features(long_p, layers, x, seed=0, batch=2)
+    ratio = long["spikes1"].sum() / short["spikes1"].sum()
+    assert 4.0 < ratio < 7.0

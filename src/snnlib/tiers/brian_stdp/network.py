@@ -200,7 +200,12 @@ class Tier1Params:
     max_rate_hz : float
         Rate of an input of intensity 1.
     steps, dt_ms : int, float
-        Time steps of ``dt_ms`` per presentation (an image or a patch).
+        Time steps of ``dt_ms`` per presentation while the layers learn (a patch,
+        or an image through layer 1 for layer 2's patches).
+    feature_steps : int or None
+        Time steps per image when the frozen layers make the readouts' features
+        (None: ``steps``). A longer look gives more spikes, so less Poisson
+        noise in the counts.
     v_rest_mv : float
         Rest and reset potential.
     features_pool : tuple of int
@@ -219,6 +224,7 @@ class Tier1Params:
     max_rate_hz: float = 300.0
     steps: int = 15
     dt_ms: float = 2.0
+    feature_steps: int | None = None
     v_rest_mv: float = -65.0
     features_pool: tuple[int, int] = (3, 2)
     codegen_target: Literal["cython", "numpy"] = "cython"
@@ -233,6 +239,11 @@ class Tier1Params:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Tier1Params.{name} must be a positive integer, got {value!r}.")
+        if self.feature_steps is not None and (
+                not isinstance(self.feature_steps, int) or isinstance(self.feature_steps, bool)
+                or self.feature_steps < 1):
+            raise ValueError(f"Tier1Params.feature_steps must be a positive integer or None, "
+                             f"got {self.feature_steps!r}.")
         for name in ("max_rate_hz", "dt_ms"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -259,6 +270,11 @@ class Tier1Params:
     def p_max(self) -> float:
         """Spike probability per step of an input of intensity 1."""
         return self.max_rate_hz * self.dt_ms / 1000.0
+
+    @property
+    def steps_frozen(self) -> int:
+        """Time steps per image of the readouts' features (``feature_steps`` or ``steps``)."""
+        return self.feature_steps if self.feature_steps is not None else self.steps
 
     @property
     def side1(self) -> int:
@@ -430,7 +446,8 @@ class FrozenLayers:
     """
 
     def __init__(self, p: Tier1Params, filters: list[np.ndarray], thresholds: list[np.ndarray],
-                 *, batch: int = 8, layers: int = 2, record_trains: bool = False) -> None:
+                 *, batch: int = 8, layers: int = 2, record_trains: bool = False,
+                 steps: int | None = None) -> None:
         import brian2 as b2
 
         if layers not in (1, 2) or len(filters) < layers or len(thresholds) < layers:
@@ -438,7 +455,10 @@ class FrozenLayers:
                              f"{layers} and {len(filters)}, {len(thresholds)}.")
         if not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}.")
+        if steps is not None and (not isinstance(steps, int) or steps < 1):
+            raise ValueError(f"steps must be a positive integer or None, got {steps!r}.")
         self.p, self.batch, self.layers = p, batch, layers
+        self.steps = steps if steps is not None else p.steps  # per presentation
         b2.prefs.codegen.target = p.codegen_target
         # numpy code generation runs the inhibition's clip() in a Python loop and says so
         b2.BrianLogger.suppress_name("numpy_generator")
@@ -526,7 +546,7 @@ class FrozenLayers:
                                                                  *self.monitors[1:])]
         b2.seed(int(seed))
         t0 = float(self.net.t / b2.ms)
-        self.net.run(chunks * p.steps * p.dt_ms * b2.ms)
+        self.net.run(chunks * self.steps * p.dt_ms * b2.ms)
         self._close_chunk()
         counts = [np.concatenate(c)[:n] for c in self._closed]
         out = {"counts1": counts[0].reshape(n, p.side1, p.side1, -1),
@@ -535,10 +555,10 @@ class FrozenLayers:
             out["counts2"] = counts[1].reshape(n, p.side2, p.side2, -1)
         if self.pool_monitor.record:
             out["pool_trains"] = _trains(self.pool_monitor, trains_from[0], t0, p,
-                                         len(self.pool) // self.batch, n, self.batch)
+                                         len(self.pool) // self.batch, n, self.batch, self.steps)
         if self.layers == 2 and self.monitors[1].record:
             out["trains2"] = _trains(self.monitors[1], trains_from[1], t0, p,
-                                     len(self.l2) // self.batch, n, self.batch)
+                                     len(self.l2) // self.batch, n, self.batch, self.steps)
         return out
 
     def _boundary(self) -> None:
@@ -546,7 +566,7 @@ class FrozenLayers:
         previous batch (its counts) and open the next (its rates, potentials at rest)."""
         import brian2 as b2
 
-        if self._step % self.p.steps == 0 and self._chunk < len(self._rates):
+        if self._step % self.steps == 0 and self._chunk < len(self._rates):
             if self._chunk > 0:
                 self._close_chunk()
             self._before = [np.asarray(m.count).copy() for m in self.monitors]
@@ -572,11 +592,11 @@ def _channels_last(index: np.ndarray, n_images: int, channels: int, side: int) -
 
 
 def _trains(monitor, start: int, t0_ms: float, p: Tier1Params, per_image: int, n: int,
-            batch: int | None = None):
+            batch: int | None = None, steps_each: int | None = None):
     """Spikes since index ``start``: ``(image, neuron within image, step)`` int arrays.
 
     With ``batch``, presentations of ``batch`` images follow one another every
-    ``p.steps`` steps (:meth:`FrozenLayers.run`): image and step are counted
+    ``steps_each`` steps (:meth:`FrozenLayers.run`): image and step are counted
     from each presentation's start."""
     import brian2 as b2
 
@@ -584,8 +604,8 @@ def _trains(monitor, start: int, t0_ms: float, p: Tier1Params, per_image: int, n
     steps = np.rint((np.asarray(monitor.t[start:] / b2.ms) - t0_ms) / p.dt_ms).astype(np.int64)
     image, neuron = i // per_image, i % per_image
     if batch is not None:
-        image = image + (steps // p.steps) * batch
-        steps = steps % p.steps
+        image = image + (steps // steps_each) * batch
+        steps = steps % steps_each
     keep = image < n
     return image[keep], neuron[keep], steps[keep]
 
@@ -887,7 +907,7 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
     """Spike counts of both frozen layers for every image, pooled for the readouts.
 
     ``layers`` is :func:`train_layers`' result. The images go through
-    :meth:`FrozenLayers.run` ``batch`` at a time, ``per_call`` batches per call
+    :meth:`FrozenLayers.run` ``batch`` at a time for ``p.steps_frozen`` steps each, ``per_call`` batches per call
     (the call ``k``, from image ``start``, draws its spikes with seed
     ``seed * 1_000_003 + start``). Returns ``f1`` ``(N, K1 g1^2)``
     and ``f2`` ``(N, K2 g2^2)`` (counts summed over a ``g x g`` grid,
@@ -896,7 +916,7 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
     every ``record_every``-th, none if 0), and ``spikes_pool``, the complex cells'
     spikes per image (the mean of the image's call). With ``keep_counts`` also every neuron's
     count, ``counts1`` ``(N, S1, S1, K1)`` and ``counts2`` ``(N, S2, S2, K2)``
-    (uint8 while ``steps`` < 256: a neuron fires at most once per step).
+    (uint8 while ``steps_frozen`` < 256: a neuron fires at most once per step).
     """
     from tqdm.auto import tqdm
 
@@ -906,7 +926,7 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
     if not isinstance(per_call, int) or per_call < 1:
         raise ValueError(f"per_call must be a positive integer, got {per_call!r}.")
     frozen = FrozenLayers(p, layers["filters"], layers["thresholds"], batch=batch,
-                          record_trains=record_every > 0)
+                          record_trains=record_every > 0, steps=p.steps_frozen)
     f1, f2, s1, s2, sp, c1, c2 = [], [], [], [], [], [], []
     volleys, seen = 0.0, 0
     step = batch * per_call
@@ -920,7 +940,7 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
             s2.append(out["counts2"].reshape(len(chunk), -1).sum(axis=1))
             sp.append(np.full(len(chunk), out["pool_spikes"]))
             if keep_counts:
-                small = np.uint8 if p.steps < 256 else np.uint16  # one spike per step at most
+                small = np.uint8 if p.steps_frozen < 256 else np.uint16  # one spike a step at most
                 c1.append(out["counts1"].astype(small))
                 c2.append(out["counts2"].astype(small))
             if record_every and k % record_every == 0:

@@ -107,7 +107,8 @@ def synaptic_events(p: N.Tier1Params, intensities: np.ndarray, feats: dict,
 
     - input -> layer 1: every input spike reaches ``K1`` neurons at each of the
       positions whose field covers it; in expectation
-      :math:`K_1\\, p_{max}\\, T \\sum_{positions} \\sum_{field} x`;
+      :math:`K_1\\, p_{max}\\, T \\sum_{positions} \\sum_{field} x` (``T``: the
+      feature steps, ``p.steps_frozen``);
     - layer 1 -> complex cells: one event per layer-1 spike;
     - complex cells -> layer 2: their spikes times ``K2`` times the mean number of
       layer-2 positions that see a complex cell (:math:`S_2^2 F_2^2 / S_{pool}^2`; an
@@ -121,7 +122,7 @@ def synaptic_events(p: N.Tier1Params, intensities: np.ndarray, feats: dict,
     f1 = p.layer1.field_px
     x = torch.as_tensor(np.asarray(intensities), dtype=torch.float64)
     window = F.avg_pool2d(x, f1, stride=1) * f1 * f1  # each position's field sum
-    input_events = float(window.sum(dim=(1, 2, 3)).mean()) * p.layer1.n_filters * p.p_max * p.steps
+    input_events = float(window.sum(dim=(1, 2, 3)).mean()) * p.layer1.n_filters * p.p_max * p.steps_frozen
     coverage = p.side2 ** 2 * p.layer2.field_px ** 2 / p.side_pool ** 2
     events = {"input -> layer 1": input_events,
               "layer 1 -> complex cells": float(np.mean(feats["spikes1"])),
@@ -305,7 +306,7 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
     wall["this_call"] = time.perf_counter() - t_start
     details["baselines"] = probes
 
-    duration_ms = p.steps * p.dt_ms
+    duration_ms = p.steps_frozen * p.dt_ms
     sizes = {"hidden layer 1": p.side1 ** 2 * p.layer1.n_filters,
              "complex cells": p.side_pool ** 2 * p.layer1.n_filters,
              "hidden layer 2": p.side2 ** 2 * p.layer2.n_filters, "output": q.n_neurons}
@@ -332,6 +333,7 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
                    "layer2_patches": p.layer2.train_patches,
                    "from": "the first images of the training split (validation split excluded)"},
         "time": {"hidden_layers_ms": duration_ms, "hidden_dt_ms": p.dt_ms,
+                 "hidden_layers_learning_ms": p.steps * p.dt_ms,
                  "output_learning_ms": q.steps * q.dt_ms, "output_deciding_ms": q.eval_steps * q.dt_ms,
                  "output_dt_ms": q.dt_ms},
         "random_twin": {"R-STDP accuracy": results["random"]["summary"]["accuracy"],
@@ -369,7 +371,7 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
                  "layer 1 -> complex cells, complex cells -> layer 2 (with the mean number of "
                  "layer-2 positions that see a complex cell), output inputs -> output; "
                  "inhibition not counted"),
-        time_steps=p.steps + q.eval_steps, dt_ms=None,
+        time_steps=p.steps_frozen + q.eval_steps, dt_ms=None,
         wall_s=wall,
         training_wall_s=(wall["hidden_layers_stdp"] + wall["features_stdp_train"]
                          + wall["output_stdp_training"]),
