@@ -2,6 +2,7 @@
 
     python benchmarks/brian_stdp_conv_probe.py --train 2000 --val 1000
     python benchmarks/brian_stdp_conv_probe.py --w2 30 --k1 32 --k2 64
+    python benchmarks/brian_stdp_conv_probe.py --train 5000 --val 2000 --no-twin --feature-steps 15 30 60
 
 Every number it prints is measured on the *validation split* of the CIFAR-10
 training set (:func:`snnlib.data.validation_split`: the last 500 training
@@ -12,6 +13,8 @@ those) is fitted on their features and scored on ``--val`` validation images,
 for: the retina's ON/OFF intensities (pixels), layer 1, layer 2, both, and the
 random-weight twins of both layers (same thresholds rule, weights left at
 their random start). It also prints the firing and layer 2's volley fraction.
+With ``--feature-steps`` the same learned layers make features with each of
+those presentation lengths (``Tier1Params.feature_steps``), each probed.
 """
 
 from __future__ import annotations
@@ -33,14 +36,19 @@ def main() -> int:
     parser.add_argument("--patches1", type=int, default=20000)
     parser.add_argument("--patches2", type=int, default=20000)
     parser.add_argument("--no-twin", action="store_true")
+    parser.add_argument("--feature-steps", type=int, nargs="+", default=[0],
+                        help="steps per image of the features (0: the learning steps)")
     parser.add_argument("--save", help="write the learned layers' spike counts (npz) here")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     import numpy as np
 
+    from dataclasses import replace
+
     import snnlib as sl
     from snnlib.tiers.brian_stdp import network as N
+    from snnlib.tiers.brian_stdp.pipeline import LR_CS
 
     p = N.Tier1Params(
         layer1=N.ConvLayerParams(n_filters=args.k1, w_sum_mv=args.w1,
@@ -58,7 +66,8 @@ def main() -> int:
               "train_images": len(train_idx), "val_images": len(val_idx), "args": vars(args)}
 
     def probe(name, f_tr, f_va):
-        acc = sl.readout.logistic_regression(f_tr, y_tr, f_va, y_va, seed=args.seed)["accuracy"]
+        acc = sl.readout.logistic_regression(f_tr, y_tr, f_va, y_va, seed=args.seed,
+                                             cs=LR_CS)["accuracy"]
         result[name] = round(100 * acc, 2)
         print(f"{name}: {100 * acc:.2f}% validation", flush=True)
 
@@ -71,26 +80,32 @@ def main() -> int:
         result[f"{tag}learning_s"] = round(time.perf_counter() - t0, 1)
         moved = N.weights_moved(p, layers)
         result[f"{tag}weights_moved"] = moved
-        t0 = time.perf_counter()
-        keep = bool(args.save) and not twin
-        ftr = N.features(p, layers, x_tr, seed=1, keep_counts=keep, progress=True)
-        fva = N.features(p, layers, x_va, seed=2, record_every=4, keep_counts=keep,
-                         progress=True)
-        if keep:
-            np.savez(args.save, y_tr=y_tr, y_va=y_va,
-                     **{f"{k}_tr": v for k, v in ftr.items() if v is not None},
-                     **{f"{k}_va": v for k, v in fva.items() if v is not None},
-                     **{f"filters{i + 1}": f for i, f in enumerate(layers["filters"])},
-                     **{f"thresholds{i + 1}": t for i, t in enumerate(layers["thresholds"])})
-        result[f"{tag}frozen_images_s"] = round((len(x_tr) + len(x_va)) / (time.perf_counter() - t0), 2)
-        result[f"{tag}spikes_per_image"] = [float(fva["spikes1"].mean()), float(fva["spikes2"].mean())]
-        result[f"{tag}volley_fraction"] = fva["volley_fraction"]
-        print(f"{tag}layers: moved {moved}, spikes/image {result[f'{tag}spikes_per_image']}, "
-              f"volleys {fva['volley_fraction']}", flush=True)
-        probe(f"{tag}layer 1", ftr["f1"], fva["f1"])
-        probe(f"{tag}layer 2", ftr["f2"], fva["f2"])
-        probe(f"{tag}layers 1 + 2", np.hstack([ftr["f1"], ftr["f2"]]),
-              np.hstack([fva["f1"], fva["f2"]]))
+        for n, fs in enumerate(args.feature_steps):
+            q = replace(p, feature_steps=fs or None)
+            tag = ("random " if twin else "") + (f"{q.steps_frozen} steps, "
+                                                  if len(args.feature_steps) > 1 else "")
+            t0 = time.perf_counter()
+            keep = bool(args.save) and not twin and n == 0
+            ftr = N.features(q, layers, x_tr, seed=1, keep_counts=keep, progress=True)
+            fva = N.features(q, layers, x_va, seed=2, record_every=4, keep_counts=keep,
+                             progress=True)
+            if keep:
+                np.savez(args.save, y_tr=y_tr, y_va=y_va,
+                         **{f"{k}_tr": v for k, v in ftr.items() if v is not None},
+                         **{f"{k}_va": v for k, v in fva.items() if v is not None},
+                         **{f"filters{i + 1}": f for i, f in enumerate(layers["filters"])},
+                         **{f"thresholds{i + 1}": t for i, t in enumerate(layers["thresholds"])})
+            result[f"{tag}frozen_images_s"] = round((len(x_tr) + len(x_va))
+                                                    / (time.perf_counter() - t0), 2)
+            result[f"{tag}spikes_per_image"] = [float(fva["spikes1"].mean()),
+                                                float(fva["spikes2"].mean())]
+            result[f"{tag}volley_fraction"] = fva["volley_fraction"]
+            print(f"{tag}layers: moved {moved}, spikes/image {result[f'{tag}spikes_per_image']}, "
+                  f"volleys {fva['volley_fraction']}", flush=True)
+            probe(f"{tag}layer 1", ftr["f1"], fva["f1"])
+            probe(f"{tag}layer 2", ftr["f2"], fva["f2"])
+            probe(f"{tag}layers 1 + 2", np.hstack([ftr["f1"], ftr["f2"]]),
+                  np.hstack([fva["f1"], fva["f2"]]))
     print(json.dumps(result))
     return 0
 

@@ -31,20 +31,32 @@ from ... import runs
 from . import network as N
 from .output import PopulationParams, PopulationReadout
 
-__all__ = ["CHOSEN_ON", "LAYERS_VERSION", "OUTPUT_VERSION", "ablations", "output_params", "run_tier",
+__all__ = ["CHOSEN_ON", "FEATURE_STEPS", "LAYERS_VERSION", "LR_CS", "OUTPUT_VERSION", "ablations", "output_params", "run_tier",
            "synaptic_events", "tier_params", "tier_images"]
 
-LAYERS_VERSION = 1
+LAYERS_VERSION = 2
 """Part of the cache keys of the learned layers and their features: raised when
 :mod:`.network`'s learning or simulation changes."""
 OUTPUT_VERSION = 1
 """Part of the cache key of the output layer's checkpoints."""
+
+FEATURE_STEPS = 60
+"""Steps (of 2 ms) per image of the features the readouts see, chosen on the validation split
+(``benchmarks/brian_stdp_conv_probe.py --feature-steps 15 30 60``): a longer look, more spikes,
+less Poisson noise in the counts."""
+
+LR_CS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+"""The inverse regularisation strengths the logistic-regression baselines choose from (on a
+stratified fifth of their training images): wide enough that the choice falls inside it."""
 
 CHOSEN_ON = {
     "split": "validation: the last 500 training images of each class (snnlib.data.validation_split)",
     "hidden layers (filters, field sizes, weight sums, rates, steps, pooling)":
         "benchmarks/brian_stdp_conv_probe.py: logistic regression on each layer's counts, "
         "validation accuracy",
+    "steps per image of the features (feature_steps)":
+        "benchmarks/brian_stdp_conv_probe.py --feature-steps 15 30 60: logistic regression on "
+        "layers 1 + 2, validation accuracy",
     "output layer (neurons per class, reward baseline, learning rate and its decay, steps)":
         "benchmarks/brian_stdp_conv_readout.py: validation accuracy after each epoch",
     "logistic regression's C": "a stratified fifth of the output layer's training images",
@@ -54,11 +66,12 @@ CHOSEN_ON = {
 
 def tier_params(profile) -> N.Tier1Params:
     """The hidden layers at a profile's size: :class:`~.network.Tier1Params`' defaults, with the
-    profile's patch counts.
+    profile's patch counts and ``FEATURE_STEPS`` steps (120 ms) per image for the features.
 
     The ``ci`` profile (a smoke test of the code, not of learning) uses numpy code
-    generation (no compiling), a quarter of the filters and smaller patch batches,
-    so that the thresholds have enough batches to come down to where neurons win.
+    generation (no compiling), a quarter of the filters, smaller patch batches, so
+    that the thresholds have enough batches to come down to where neurons win, and
+    features over the learning steps.
     """
     s, base = profile.brian_stdp, N.Tier1Params()
     l1 = replace(base.layer1, train_patches=s.layer1_patches)
@@ -67,6 +80,7 @@ def tier_params(profile) -> N.Tier1Params:
         l1 = replace(l1, n_filters=l1.n_filters // 4, patch_batch=50)
         l2 = replace(l2, n_filters=l2.n_filters // 4, patch_batch=64)
     return replace(base, layer1=l1, layer2=l2,
+                   feature_steps=None if profile.name == "ci" else FEATURE_STEPS,
                    retina=replace(base.retina, fit_images=min(base.retina.fit_images,
                                                               s.hidden_images)),
                    codegen_target="numpy" if profile.name == "ci" else "cython")
@@ -291,7 +305,7 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
 
     def lr(train_x, test_x):
         return readout.logistic_regression(train_x, labels["train"], test_x, labels["test"],
-                                           seed=seed)
+                                           seed=seed, cs=LR_CS)
 
     probes = {
         "logistic regression, grayscale pixels": lr(gray["train"], gray["test"]),
