@@ -4,6 +4,7 @@
     python benchmarks/brian_stdp_conv_readout.py feats.npz                  # 10 per class
     python benchmarks/brian_stdp_conv_readout.py feats.npz --per-class 1     # the ablations
     python benchmarks/brian_stdp_conv_readout.py feats.npz --baseline
+    python benchmarks/brian_stdp_conv_readout.py feats.npz --baseline --set max_rate_hz=500
 
 Reads the spike-count features that ``brian_stdp_conv_probe.py --save`` wrote
 (layers 1 + 2, training split and validation split of the CIFAR-10 training
@@ -32,6 +33,8 @@ def main() -> int:
     parser.add_argument("--train", type=int, default=0, help="use the first N (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-lr", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="any other PopulationParams field (a number or true/false)")
     args = parser.parse_args()
 
     import numpy as np
@@ -50,8 +53,16 @@ def main() -> int:
         lr = readout.logistic_regression(f_tr, y_tr, f_va, y_va, seed=args.seed)["accuracy"]
         result["logistic_regression"] = lr
         print(f"logistic regression, layers 1 + 2: {100 * lr:.2f}% validation", flush=True)
+    extra = {}
+    for item in args.set:
+        field, _, value = item.partition("=")
+        if field not in O.PopulationParams.__dataclass_fields__ or not value:
+            parser.error(f"--set {item!r}: expected FIELD=VALUE with a PopulationParams field")
+        extra[field] = (value.lower() == "true" if value.lower() in ("true", "false")
+                        else int(value) if value.lstrip("-").isdigit() else float(value))
     p = O.PopulationParams(neurons_per_class=args.per_class, baseline=args.baseline,
-                       eta=args.eta, eta_decay=args.eta_decay, eval_steps=args.eval_steps, epochs=1)
+                           eta=args.eta, eta_decay=args.eta_decay, eval_steps=args.eval_steps,
+                           epochs=1, **extra)
     net = O.PopulationReadout(p, f_tr.shape[1], seed=args.seed)
     t0 = time.perf_counter()
     for epoch in range(args.epochs):

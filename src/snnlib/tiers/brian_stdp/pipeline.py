@@ -45,7 +45,7 @@ FEATURE_STEPS = 60
 (``benchmarks/brian_stdp_conv_probe.py --feature-steps 15 30 60``): a longer look, more spikes,
 less Poisson noise in the counts."""
 
-LR_CS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+LR_CS = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 """The inverse regularisation strengths the logistic-regression baselines choose from (on a
 stratified fifth of their training images): wide enough that the choice falls inside it."""
 
