@@ -442,7 +442,8 @@ class FrozenLayers:
     ``filters`` and ``thresholds`` are the layers' weight matrices ``(K, inputs)``
     in mV and threshold offsets ``(K,)`` in mV (:func:`initial_layer` or
     :class:`ConvLearner`). With ``layers=1`` only layer 1 and its complex
-    cells are built (layer 2 learns from them).
+    cells are built (layer 2 learns from them). Each presentation lasts ``steps``
+    time steps (default ``p.steps``; the readouts' features use ``p.steps_frozen``).
     """
 
     def __init__(self, p: Tier1Params, filters: list[np.ndarray], thresholds: list[np.ndarray],
