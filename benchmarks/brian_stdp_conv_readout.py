@@ -42,6 +42,13 @@ def main() -> int:
     from snnlib import readout
     from snnlib.tiers.brian_stdp import output as O
 
+    extra = {}
+    for item in args.set:
+        field, _, value = item.partition("=")
+        if field not in O.PopulationParams.__dataclass_fields__ or not value:
+            parser.error(f"--set {item!r}: expected FIELD=VALUE with a PopulationParams field")
+        extra[field] = (value.lower() == "true" if value.lower() in ("true", "false")
+                        else int(value) if value.lstrip("-").isdigit() else float(value))
     d = np.load(args.features)
     f_tr, f_va = (np.hstack([d[f"f1_{s}"], d[f"f2_{s}"]]).astype(float) for s in ("tr", "va"))
     y_tr, y_va = d["y_tr"], d["y_va"]
@@ -53,13 +60,6 @@ def main() -> int:
         lr = readout.logistic_regression(f_tr, y_tr, f_va, y_va, seed=args.seed)["accuracy"]
         result["logistic_regression"] = lr
         print(f"logistic regression, layers 1 + 2: {100 * lr:.2f}% validation", flush=True)
-    extra = {}
-    for item in args.set:
-        field, _, value = item.partition("=")
-        if field not in O.PopulationParams.__dataclass_fields__ or not value:
-            parser.error(f"--set {item!r}: expected FIELD=VALUE with a PopulationParams field")
-        extra[field] = (value.lower() == "true" if value.lower() in ("true", "false")
-                        else int(value) if value.lstrip("-").isdigit() else float(value))
     p = O.PopulationParams(neurons_per_class=args.per_class, baseline=args.baseline,
                            eta=args.eta, eta_decay=args.eta_decay, eval_steps=args.eval_steps,
                            epochs=1, **extra)

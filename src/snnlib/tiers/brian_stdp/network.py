@@ -456,7 +456,8 @@ class FrozenLayers:
                              f"{layers} and {len(filters)}, {len(thresholds)}.")
         if not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}.")
-        if steps is not None and (not isinstance(steps, int) or steps < 1):
+        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool)
+                                  or steps < 1):
             raise ValueError(f"steps must be a positive integer or None, got {steps!r}.")
         self.p, self.batch, self.layers = p, batch, layers
         self.steps = steps if steps is not None else p.steps  # per presentation
@@ -593,20 +594,17 @@ def _channels_last(index: np.ndarray, n_images: int, channels: int, side: int) -
 
 
 def _trains(monitor, start: int, t0_ms: float, p: Tier1Params, per_image: int, n: int,
-            batch: int | None = None, steps_each: int | None = None):
+            batch: int, steps_each: int):
     """Spikes since index ``start``: ``(image, neuron within image, step)`` int arrays.
 
-    With ``batch``, presentations of ``batch`` images follow one another every
-    ``steps_each`` steps (:meth:`FrozenLayers.run`): image and step are counted
-    from each presentation's start."""
+    Presentations of ``batch`` images follow one another every ``steps_each`` steps
+    (:meth:`FrozenLayers.run`): image and step are counted from each presentation's start."""
     import brian2 as b2
 
     i = np.asarray(monitor.i[start:])
     steps = np.rint((np.asarray(monitor.t[start:] / b2.ms) - t0_ms) / p.dt_ms).astype(np.int64)
-    image, neuron = i // per_image, i % per_image
-    if batch is not None:
-        image = image + (steps // steps_each) * batch
-        steps = steps % steps_each
+    image = i // per_image + (steps // steps_each) * batch
+    neuron, steps = i % per_image, steps % steps_each
     keep = image < n
     return image[keep], neuron[keep], steps[keep]
 

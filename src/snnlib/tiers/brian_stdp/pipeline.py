@@ -31,8 +31,8 @@ from ... import runs
 from . import network as N
 from .output import PopulationParams, PopulationReadout
 
-__all__ = ["CHOSEN_ON", "FEATURE_STEPS", "LAYERS_VERSION", "LR_CS", "OUTPUT_VERSION", "ablations", "output_params", "run_tier",
-           "synaptic_events", "tier_params", "tier_images"]
+__all__ = ["CHOSEN_ON", "FEATURE_STEPS", "LAYERS_VERSION", "LR_CS", "OUTPUT_VERSION", "ablations",
+           "output_params", "run_tier", "synaptic_events", "tier_params", "tier_images"]
 
 LAYERS_VERSION = 2
 """Part of the cache keys of the learned layers and their features: raised when
@@ -136,7 +136,8 @@ def synaptic_events(p: N.Tier1Params, intensities: np.ndarray, feats: dict,
     f1 = p.layer1.field_px
     x = torch.as_tensor(np.asarray(intensities), dtype=torch.float64)
     window = F.avg_pool2d(x, f1, stride=1) * f1 * f1  # each position's field sum
-    input_events = float(window.sum(dim=(1, 2, 3)).mean()) * p.layer1.n_filters * p.p_max * p.steps_frozen
+    input_events = (float(window.sum(dim=(1, 2, 3)).mean()) * p.layer1.n_filters * p.p_max
+                    * p.steps_frozen)
     coverage = p.side2 ** 2 * p.layer2.field_px ** 2 / p.side_pool ** 2
     events = {"input -> layer 1": input_events,
               "layer 1 -> complex cells": float(np.mean(feats["spikes1"])),
