@@ -3,8 +3,8 @@
     python benchmarks/brian_stdp_conv_probe.py --train 5000 --val 2000 --no-twin --save feats.npz
     python benchmarks/brian_stdp_conv_readout.py feats.npz                  # 10 per class
     python benchmarks/brian_stdp_conv_readout.py feats.npz --per-class 1     # the ablations
-    python benchmarks/brian_stdp_conv_readout.py feats.npz --baseline
-    python benchmarks/brian_stdp_conv_readout.py feats.npz --baseline --set max_rate_hz=500
+    python benchmarks/brian_stdp_conv_readout.py feats.npz --prediction running_mean
+    python benchmarks/brian_stdp_conv_readout.py feats.npz --set max_rate_hz=500
 
 Reads the spike-count features that ``brian_stdp_conv_probe.py --save`` wrote
 (layers 1 + 2, training split and validation split of the CIFAR-10 training
@@ -25,9 +25,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("features", help="an npz written by brian_stdp_conv_probe.py --save")
     parser.add_argument("--per-class", type=int, default=10)
-    parser.add_argument("--baseline", action="store_true", help="reward minus its running mean")
+    parser.add_argument("--prediction", default="confidence",
+                        choices=("confidence", "running_mean", "none"),
+                        help="the reward prediction subtracted from the reward")
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--eta", type=float, default=0.003)
+    parser.add_argument("--eta", type=float, default=0.1)
     parser.add_argument("--eta-decay", type=float, default=1.0)
     parser.add_argument("--eval-steps", type=int, default=20, help="steps per image when deciding")
     parser.add_argument("--train", type=int, default=0, help="use the first N (0: all)")
@@ -60,7 +62,7 @@ def main() -> int:
         lr = readout.logistic_regression(f_tr, y_tr, f_va, y_va, seed=args.seed)["accuracy"]
         result["logistic_regression"] = lr
         print(f"logistic regression, layers 1 + 2: {100 * lr:.2f}% validation", flush=True)
-    p = O.PopulationParams(neurons_per_class=args.per_class, baseline=args.baseline,
+    p = O.PopulationParams(neurons_per_class=args.per_class, prediction=args.prediction,
                            eta=args.eta, eta_decay=args.eta_decay, eval_steps=args.eval_steps,
                            epochs=1, **extra)
     net = O.PopulationReadout(p, f_tr.shape[1], seed=args.seed)

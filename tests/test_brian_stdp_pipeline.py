@@ -125,7 +125,7 @@ def test_the_output_layer_continues_from_its_state():
     rng = np.random.default_rng(0)
     f, y = rng.random((30, 6)), rng.integers(0, 3, 30)
     p = O.PopulationParams(n_classes=3, neurons_per_class=2, epochs=1, eta_decay=0.5,
-                           baseline=True, codegen_target="numpy")
+                           prediction="running_mean", codegen_target="numpy")
     a = O.PopulationReadout(p, 6, seed=1)
     a.fit(f, y)
     b = O.PopulationReadout(p, 6, seed=1)

@@ -56,11 +56,12 @@ def test_without_reward_there_is_no_learning_and_the_same_seed_repeats():
 
 
 def test_homeostasis_shares_the_decisions_among_the_classes():
-    """With learning off (eta 0) the decision homeostasis alone spreads the decisions:
-    no class takes more than about half of them."""
+    """With learning off (eta 0) the decision homeostasis alone spreads the decisions
+    (made as when deciding, by the most spikes): no class takes more than about half."""
     f, y = task(200, seed=4)
-    readout = O.PopulationReadout(params(eta=0.0, epochs=2, decision_eta_mv=1.0),
-                                  f.shape[1], seed=0)
+    readout = O.PopulationReadout(params(eta=0.0, epochs=2, decision_eta_mv=1.0,
+                                         decide_by="most_spikes", tonic_input=False,
+                                         fire_target=0.2), f.shape[1], seed=0)
     readout.fit(f, y)
     pred = readout.predict(f)
     assert np.bincount(pred[pred >= 0], minlength=4).max() <= 0.5 * len(pred)
@@ -71,10 +72,12 @@ def test_the_intensities_are_on_off_standardised_features():
     readout = O.PopulationReadout(params(epochs=1), f.shape[1], seed=0)
     readout.fit(f, y)
     u = readout.intensities(f)
-    assert u.shape == (50, 24) and u.min() >= 0 and u.max() <= 1
-    assert np.all(u[:, :12] * u[:, 12:] == 0)  # a feature is above or below its mean
+    assert u.shape == (50, 25) and u.min() >= 0 and u.max() <= 1
+    np.testing.assert_array_equal(u[:, 24], 1.0)  # the tonic input
+    assert O.PopulationReadout(params(tonic_input=False), 12, seed=0).n_in == 24
+    assert np.all(u[:, :12] * u[:, 12:24] == 0)  # a feature is above or below its mean
     z = (f - f.mean(axis=0)) / (f.std(axis=0) + 1e-6)
-    np.testing.assert_allclose(u[:, :12] - u[:, 12:], np.clip(z, -3, 3) / 3, atol=1e-9)
+    np.testing.assert_allclose(u[:, :12] - u[:, 12:24], np.clip(z, -3, 3) / 3, atol=1e-9)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -83,7 +86,9 @@ def test_the_intensities_are_on_off_standardised_features():
     (dict(fire_target=0.0), "fire_target must be in"),
     (dict(eta_decay=1.5), "eta_decay must be in"),
     (dict(max_rate_hz=2000.0), "more than one spike per step"),
-    (dict(baseline=1), "baseline must be True or False"),
+    (dict(conserve=1), "conserve must be True or False"),
+    (dict(prediction="mean"), "prediction must be one of"),
+    (dict(decide_by="last"), "decide_by must be one of"),
 ])
 def test_bad_parameters_are_refused_with_a_clear_message(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -103,3 +108,85 @@ def test_bad_features_and_labels_are_refused():
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="finite"):
         readout.fit(bad, y)
+
+
+def _one_image(**kwargs):
+    """One learning image after a first pass; returns the readout, the weights before it and
+    its label. The label is a wrong one: the layer, sure of the right class, is punished."""
+    f, y = task(40, seed=7)
+    readout = O.PopulationReadout(params(epochs=1, **kwargs), f.shape[1], seed=1)
+    readout.fit(f, y)  # a first pass sets the gain control and the weights
+    w0 = readout.w.copy()
+    label = (y[:1] + 1) % 4
+    reward, seen = readout._reward, {}
+
+    def spy(counts, decision, label):  # the eligibility when the reward arrives
+        seen["elig"] = np.asarray(readout.syn.elig).reshape(readout.n_in, -1).copy()
+        reward(counts, decision, label)
+
+    readout._reward = spy
+    readout.fit(f[:1], label)
+    return readout, w0, int(label[0]), seen["elig"]
+
+
+@pytest.mark.parametrize("conserve", [False, True])
+def test_one_update_is_the_documented_rule(conserve):
+    """dw_ij = eta (r - r_hat) e_ij / max(n_j, 1) for the deciding population, made zero-sum
+    over each neuron's inputs and then over each input's neurons when ``conserve`` is on."""
+    readout, w0, label, e = _one_image(conserve=conserve, eta=0.07)
+    counts, decision = readout.last_counts[0], int(readout._decisions[0])
+    assert decision >= 0
+    r = 1.0 if decision == label else 0.0
+    deciders = readout.klass == decision
+    expected = np.zeros_like(w0)
+    expected[:, deciders] = 0.07 * (r - readout.predicted_reward(counts, decision)) \
+        * e[:, deciders] / np.maximum(counts[deciders], 1)
+    if conserve:
+        expected[:, deciders] -= expected[:, deciders].mean(axis=0)
+        expected -= expected.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(readout.w - w0, expected, atol=1e-12)
+    assert np.abs(expected).max() > 0
+
+
+def test_conservation_keeps_every_neurons_and_every_inputs_summed_weight():
+    f, y = task(120, seed=8)
+    readout = O.PopulationReadout(params(epochs=1, eta=0.2), f.shape[1], seed=2)
+    readout.fit(f[:1], y[:1])
+    w0 = readout.w.copy()
+    readout.fit(f, y)
+    assert np.abs(readout.w - w0).max() > 1e-3  # the weights moved
+    np.testing.assert_allclose(readout.w.sum(axis=0), w0.sum(axis=0), atol=1e-9)
+    np.testing.assert_allclose(readout.w.sum(axis=1), w0.sum(axis=1), atol=1e-9)
+
+
+def test_the_reward_prediction():
+    readout = O.PopulationReadout(params(), 12, seed=0)  # 4 classes x 3 neurons
+    counts = np.array([3, 1, 0, 0, 2, 0, 1, 0, 0, 0, 0, 1.0])  # populations: 4, 2, 1, 1
+    assert readout.predicted_reward(counts, 0) == pytest.approx(3 / 7)  # (4 - 1) / (8 - 1)
+    assert readout.predicted_reward(counts, 2) == pytest.approx(0 / 7)
+    assert readout.predicted_reward(np.eye(12)[4], 1) == pytest.approx(1 / 4)  # one spike
+    readout.reward_baseline = 0.3
+    assert O.PopulationReadout(params(prediction="running_mean"), 12, seed=0) \
+        .predicted_reward(counts, 0) == 0.0  # a new layer's running mean
+    assert O.PopulationReadout(params(prediction="none"), 12, seed=0) \
+        .predicted_reward(counts, 0) == 0.0
+
+
+def test_while_learning_the_first_spike_decides():
+    """The deciding population is one whose neuron fired first; ``first_step`` is the step of
+    each neuron's first spike in the image (checked against a spike monitor)."""
+    f, y = task(30, seed=9)
+    readout = O.PopulationReadout(params(epochs=1, eta=0.0), f.shape[1], seed=3)
+    readout.fit(f, y)
+    monitor = b2.SpikeMonitor(readout.neurons)
+    readout.net.add(monitor)
+    readout.fit(f[:1], y[:1])
+    steps = np.round(np.asarray(monitor.t / b2.ms) / readout.p.dt_ms).astype(int)
+    idx = np.asarray(monitor.i)
+    assert len(idx) > 1
+    fired = readout.last_counts[0] > 0
+    first = np.asarray(readout.neurons.first_step)
+    for j in np.flatnonzero(fired):
+        assert first[j] == steps[idx == j].min()
+    earliest = first[fired].min()
+    assert readout._decisions[0] in set(readout.klass[fired & (first == earliest)])

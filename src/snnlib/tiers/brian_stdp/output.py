@@ -8,36 +8,62 @@ ON and an OFF input, :math:`u^+ = [z]_+ / z_{max}` and
 
 **Output.** ``neurons_per_class`` LIF neurons per class. A spike of a class-``c``
 neuron lowers the potential of every neuron of the other classes by
-``inhibition_mv`` (lateral inhibition between class populations). The decision
-is the population that fired most (a random tied class; no spike: no decision).
+``inhibition_mv`` (lateral inhibition between class populations).
+
+**Tonic input.** One more input fires at ``max_rate_hz`` for every image (when
+``tonic_input`` is on): its weight onto a neuron is a bias that learns like any
+other weight.
 
 **Learning** (reward-modulated STDP; Izhikevich 2007, Florian 2007). Images
 are shown one after another in one Brian2 run. Every input-to-output synapse
 keeps an eligibility trace :math:`e_{ij}` of pre-before-post pairings
 (:func:`snnlib.plasticity.build_rstdp_synapses`; the traces outlast an
-image). At the end of an image a reward arrives: :math:`r = +1` for a right
-decision, :math:`-1` for a wrong one. With ``baseline`` on, the running mean
-of past rewards :math:`b` is subtracted; :math:`b` does not see the current
-image's label. Only the deciding population's synapses change (the reward is
-delivered to it alone):
+image). While learning, the population of the **first** output spike decides
+(``decide_by="first_spike"``): a race that a population wins with a
+probability that grows with its rate, so the layer tries classes it is not
+sure of. At the end of the image a reward arrives: :math:`r = 1` for a right
+decision, :math:`0` for a wrong one. From it the layer subtracts its own
+**prediction** of the reward, :math:`\\hat r`, which does not see the label:
 
-.. math:: \\Delta w_{ij} = \\eta\\, (r - b)\\, \\big(e_{ij} - n_j\\, m_i\\big),
-          \\qquad m_i \\leftarrow (1 - \\beta)\\, m_i
-          + \\beta\\, \\frac{\\sum_j e_{ij}}{\\sum_j n_j}.
+- ``"confidence"``: the deciding population's share of the output spikes that
+  followed the first, :math:`\\hat r = (N_a - 1) / (N - 1)` (``1 / n_classes``
+  after a single spike). A confident decision predicts a reward, so a right one
+  teaches little and a wrong one much (as in attention-gated reinforcement
+  learning, Roelfsema & van Ooyen 2005, where the chosen unit's activity is the
+  prediction);
+- ``"running_mean"``: the running mean of past rewards (time constant
+  ``baseline_images`` images), the same for every image;
+- ``"none"``: :math:`\\hat r = 0`.
 
-Here :math:`n_j` is neuron ``j``'s spike count and :math:`m_i` is input ``i``'s
-running mean pairing per output spike. This is a heterosynaptic term: an input
-that pairs with every output spike, whatever the image, carries no class
-information and gains nothing.
+Only the deciding population's synapses learn, by their eligibility per output
+spike:
+
+.. math:: \\Delta w_{ij} = \\eta\\, (r - \\hat r)\\, \\frac{e_{ij}}{\\max(n_j, 1)},
+
+where :math:`n_j` is neuron ``j``'s spike count. With ``conserve`` on, the
+change is then made zero-sum twice: first over each deciding neuron's inputs,
+then over each input's output neurons,
+
+.. math:: \\Delta w_{ij} \\leftarrow \\Delta w_{ij} - \\langle \\Delta w_{\\cdot j} \\rangle,
+          \\qquad \\Delta w_{ij} \\leftarrow \\Delta w_{ij} - \\langle \\Delta w_{i \\cdot} \\rangle,
+
+so that every neuron's summed input weight and every input's summed output
+weight stay where they started (synaptic resources are redistributed, not
+created): what the deciding population gains the others lose, and no neuron
+runs away with ever larger weights.
 
 Weights are signed: a negative weight stands for a path through an
 inhibitory interneuron (a shortcut against Dale's law).
 
+**Deciding.** With learning off, the population that fired most over
+``eval_steps`` decides (the greedy choice; a random tied class; no spike: no
+decision).
+
 **Homeostasis.** Each neuron's threshold offset rises or falls so that the
-neuron fires on about ``fire_target`` of the images. A population's
-thresholds also rise by ``decision_eta_mv`` x 0.9 when it decides, and fall
-by ``decision_eta_mv`` x 0.1 when another population does. So each class
-decides about a tenth of the time, and no population takes every decision.
+neuron fires on about ``fire_target`` of the images. With
+``decision_eta_mv`` > 0, a population's thresholds also rise by
+``decision_eta_mv`` x 0.9 when it decides and fall by ``decision_eta_mv`` x
+0.1 when another population does.
 """
 
 from __future__ import annotations
@@ -50,6 +76,8 @@ import numpy as np
 __all__ = ["PopulationParams", "PopulationReadout", "toy_features"]
 
 V_REST_MV = -65.0
+DECIDE_BY = ("first_spike", "most_spikes")
+PREDICTIONS = ("confidence", "running_mean", "none")
 
 
 @dataclass(frozen=True)
@@ -73,12 +101,21 @@ class PopulationParams:
     inhibition_mv : float
         Lateral inhibition between class populations.
     eta, eta_decay : float
-        Learning rate (mV per pairing and unit of reward) of the first epoch; each
-        later epoch's is ``eta_decay`` times the one before.
-    baseline : bool
-        Subtract the running mean reward (time constant ``baseline_images`` images).
-    fire_target, theta_eta_mv, decision_eta_mv, centre_beta : float
-        Homeostasis (see the module docstring) and the rate of the heterosynaptic mean.
+        Learning rate (mV per pairing per output spike and unit of reward prediction
+        error) of the first epoch; each later epoch's is ``eta_decay`` times the one before.
+    decide_by : str
+        Who decides while learning: ``"first_spike"`` (the population of the first output
+        spike) or ``"most_spikes"`` (as when learning is off).
+    prediction : str
+        The reward prediction subtracted from the reward: ``"confidence"``,
+        ``"running_mean"`` (time constant ``baseline_images`` images) or ``"none"``
+        (see the module docstring).
+    conserve : bool
+        Keep every neuron's and every input's summed weight (zero-sum changes).
+    tonic_input : bool
+        One more input that fires at ``max_rate_hz`` for every image (a learned bias).
+    fire_target, theta_eta_mv, decision_eta_mv : float
+        Homeostasis (see the module docstring).
     init_drive : float
         The random excitatory starting weights give an average image this many
         times the threshold gap of input.
@@ -96,14 +133,16 @@ class PopulationParams:
     tau_mem_ms: float = 20.0
     v_gap_mv: float = 10.0
     inhibition_mv: float = 2.0
-    eta: float = 0.003
+    eta: float = 0.1
     eta_decay: float = 1.0
-    baseline: bool = False
+    decide_by: str = "first_spike"
+    prediction: str = "confidence"
     baseline_images: float = 100.0
-    fire_target: float = 0.2
+    conserve: bool = True
+    tonic_input: bool = True
+    fire_target: float = 0.5
     theta_eta_mv: float = 0.05
-    decision_eta_mv: float = 1.0
-    centre_beta: float = 0.01
+    decision_eta_mv: float = 0.0
     init_drive: float = 1.5
     epochs: int = 5
     codegen_target: str = "cython"
@@ -126,12 +165,20 @@ class PopulationParams:
             if isinstance(value, bool) or not (isinstance(value, (int, float))
                                                and math.isfinite(value) and value >= 0):
                 raise ValueError(f"PopulationParams.{name} must be a finite number >= 0, got {value!r}.")
-        for name in ("fire_target", "centre_beta", "eta_decay"):
+        for name in ("fire_target", "eta_decay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value <= 1):
                 raise ValueError(f"PopulationParams.{name} must be in (0, 1], got {value!r}.")
-        if not isinstance(self.baseline, bool):
-            raise ValueError(f"PopulationParams.baseline must be True or False, got {self.baseline!r}.")
+        for name in ("conserve", "tonic_input"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"PopulationParams.{name} must be True or False, "
+                                 f"got {getattr(self, name)!r}.")
+        if self.decide_by not in DECIDE_BY:
+            raise ValueError(f"PopulationParams.decide_by must be one of {DECIDE_BY}, "
+                             f"got {self.decide_by!r}.")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"PopulationParams.prediction must be one of {PREDICTIONS}, "
+                             f"got {self.prediction!r}.")
         if self.max_rate_hz * self.dt_ms / 1000.0 > 1:
             raise ValueError(f"max_rate_hz={self.max_rate_hz} x dt_ms={self.dt_ms} is more than "
                              "one spike per step; lower the rate or the step.")
@@ -161,7 +208,7 @@ class PopulationReadout:
         if not isinstance(n_features, (int, np.integer)) or n_features < 1:
             raise ValueError(f"n_features must be a positive integer, got {n_features!r}.")
         self.p, self.seed, self.n_features = p, seed, int(n_features)
-        self.n_in, n = 2 * self.n_features, p.n_neurons
+        self.n_in, n = 2 * self.n_features + int(p.tonic_input), p.n_neurons
         b2.prefs.codegen.target = p.codegen_target
         # numpy code generation runs the inhibition's clip() in a Python loop and says so
         b2.BrianLogger.suppress_name("numpy_generator")
@@ -170,8 +217,11 @@ class PopulationReadout:
         ns = {"v_rest": V_REST_MV * b2.mV, "v_th": (V_REST_MV + p.v_gap_mv) * b2.mV,
               "tau": p.tau_mem_ms * b2.ms, "w_inh": p.inhibition_mv * b2.mV}
         self.neurons = b2.NeuronGroup(
-            n, "dv/dt = (v_rest - v) / tau : volt\ntheta : volt\nn_spikes : 1",
-            threshold="v > v_th + theta", reset="v = v_rest\nn_spikes += 1", method="exact",
+            n, "dv/dt = (v_rest - v) / tau : volt\ntheta : volt\nn_spikes : 1\nfirst_step : 1",
+            threshold="v > v_th + theta", method="exact",
+            # the step of a neuron's first spike of the image (0 before it fires)
+            reset="v = v_rest\nfirst_step += (t / dt - first_step) * int(n_spikes == 0)\n"
+                  "n_spikes += 1",
             namespace=ns, dt=dt, name="out_neurons")
         long_ms = 1e6  # the traces outlast an image; they are cleared between images
         rule = RSTDPParams(stdp=STDPParams(a_plus=1.0, a_minus=0.0, tau_plus_ms=long_ms,
@@ -191,7 +241,6 @@ class PopulationReadout:
         self.rng = np.random.default_rng([seed, 7])
         self.w: np.ndarray | None = None  # (inputs, neurons), mV
         self.theta = np.zeros(n)
-        self.m = np.zeros(self.n_in)
         self.reward_baseline = 0.0
         self.mu = self.sd = None
         self.history: dict[str, list] = {"train_accuracy": [], "no_decision": []}
@@ -206,10 +255,14 @@ class PopulationReadout:
 
     # --- inputs ------------------------------------------------------------------------------
     def intensities(self, features) -> np.ndarray:
-        """ON/OFF input intensities in [0, 1], ``(N, 2 n_features)``, of features ``(N, n_features)``."""
+        """Input intensities in [0, 1] of features ``(N, n_features)``: ``(N, 2 n_features)``
+        ON then OFF, and a last column of ones for the tonic input when it is on."""
         z = np.clip((np.asarray(features, float) - self.mu) / self.sd,
                     -self.p.z_max, self.p.z_max) / self.p.z_max
-        return np.hstack([np.maximum(z, 0), np.maximum(-z, 0)])
+        parts = [np.maximum(z, 0), np.maximum(-z, 0)]
+        if self.p.tonic_input:
+            parts.append(np.ones((len(z), 1)))
+        return np.hstack(parts)
 
     def _check(self, features, labels=None) -> np.ndarray:
         f = np.asarray(features, dtype=float)
@@ -234,8 +287,13 @@ class PopulationReadout:
         if self._pos > 0:
             counts = np.asarray(self.neurons.n_spikes).copy()
             pop = np.bincount(self.klass, weights=counts, minlength=p.n_classes)
-            decision = (int(np.argmax(pop + 1e-3 * self._ties.random(p.n_classes)))
-                        if pop.max() > 0 else -1)
+            if pop.max() == 0:
+                decision = -1
+            elif self._learn and p.decide_by == "first_spike":  # a random one of the first
+                first = np.where(counts > 0, np.asarray(self.neurons.first_step), np.inf)
+                decision = int(self.klass[np.argmin(first + 0.5 * self._ties.random(len(first)))])
+            else:
+                decision = int(np.argmax(pop + 1e-3 * self._ties.random(p.n_classes)))
             self._decisions.append(decision)
             self._counts.append(counts)
             if self._learn:
@@ -244,6 +302,7 @@ class PopulationReadout:
             self.inputs.rates = self._u[self._pos] * p.max_rate_hz * b2.Hz
             self.neurons.v = V_REST_MV * b2.mV
             self.neurons.n_spikes = 0
+            self.neurons.first_step = 0
             if self._learn:
                 self.syn.elig = 0
                 self.syn.pre_trace = 0
@@ -255,20 +314,40 @@ class PopulationReadout:
 
         p = self.p
         if decision >= 0:
-            r = 1.0 if decision == label else -1.0
-            delta = r - self.reward_baseline if p.baseline else r
+            r = 1.0 if decision == label else 0.0
+            delta = r - self.predicted_reward(counts, decision)
             self.reward_baseline += (r - self.reward_baseline) / p.baseline_images
             e = np.asarray(self.syn.elig).reshape(self.n_in, p.n_neurons)
-            if counts.sum() > 0:
-                self.m += p.centre_beta * (e.sum(axis=1) / counts.sum() - self.m)
             deciders = self.klass == decision
-            self.w[:, deciders] += self._eta * delta * (e[:, deciders]
-                                                    - self.m[:, None] * counts[deciders][None, :])
+            dw = np.zeros_like(self.w)
+            dw[:, deciders] = self._eta * delta * e[:, deciders] / np.maximum(counts[deciders], 1)
+            if p.conserve:
+                dw[:, deciders] -= dw[:, deciders].mean(axis=0, keepdims=True)
+                dw -= dw.mean(axis=1, keepdims=True)
+            self.w += dw
             self.syn.w = self.w.ravel()
             self.theta += p.decision_eta_mv * (deciders - 1.0 / p.n_classes)
         self.theta += p.theta_eta_mv * ((counts > 0) - p.fire_target)
         np.clip(self.theta, -0.9 * p.v_gap_mv, None, out=self.theta)
         self.neurons.theta = self.theta * b2.mV
+
+    def predicted_reward(self, counts: np.ndarray, decision: int) -> float:
+        """The reward the layer predicts for a decision, from its spike counts (``prediction``).
+
+        ``"confidence"``: :math:`(N_a - 1) / (N - 1)`, the deciding population's share of the
+        spikes after the first (``1 / n_classes`` when there was one spike);
+        ``"running_mean"``: the mean of past rewards; ``"none"``: 0. The label is not used.
+        """
+        p = self.p
+        if p.prediction == "running_mean":
+            return float(self.reward_baseline)
+        if p.prediction == "none":
+            return 0.0
+        total = float(np.sum(counts))
+        if total <= 1:
+            return 1.0 / p.n_classes
+        mine = float(np.sum(counts[self.klass == decision]))
+        return (mine - 1.0) / (total - 1.0)
 
     def _show(self, u: np.ndarray, labels, *, learn: bool, steps: int, seed: int) -> np.ndarray:
         import brian2 as b2
@@ -334,7 +413,7 @@ class PopulationReadout:
             raise ValueError("the output layer has not learned yet: call fit first.")
         import json
 
-        return {"w": self.w, "theta": self.theta, "m": self.m, "mu": self.mu, "sd": self.sd,
+        return {"w": self.w, "theta": self.theta, "mu": self.mu, "sd": self.sd,
                 "reward_baseline": np.array(self.reward_baseline),
                 "train_accuracy": np.array(self.history["train_accuracy"]),
                 "no_decision": np.array(self.history["no_decision"]),
@@ -355,7 +434,6 @@ class PopulationReadout:
         self.syn.w = self.w.ravel()
         self.theta = np.asarray(state["theta"], dtype=float).copy()
         self.neurons.theta = self.theta * b2.mV
-        self.m = np.asarray(state["m"], dtype=float).copy()
         self.mu, self.sd = np.asarray(state["mu"], float), np.asarray(state["sd"], float)
         self.reward_baseline = float(state["reward_baseline"])
         self.history = {"train_accuracy": [float(a) for a in state["train_accuracy"]],
@@ -365,7 +443,7 @@ class PopulationReadout:
         self.rng.bit_generator.state = json.loads(str(state["rng"]))
 
     def weights(self) -> np.ndarray:
-        """``(neurons, inputs)`` weights in mV (ON inputs first, then OFF)."""
+        """``(neurons, inputs)`` weights in mV (ON inputs first, then OFF, then the tonic input)."""
         return self.w.T.copy()
 
 

@@ -37,7 +37,7 @@ __all__ = ["CHOSEN_ON", "FEATURE_STEPS", "LAYERS_VERSION", "LR_CS", "OUTPUT_VERS
 LAYERS_VERSION = 2
 """Part of the cache keys of the learned layers and their features: raised when
 :mod:`.network`'s learning or simulation changes."""
-OUTPUT_VERSION = 1
+OUTPUT_VERSION = 2
 """Part of the cache key of the output layer's checkpoints."""
 
 FEATURE_STEPS = 60
@@ -57,7 +57,8 @@ CHOSEN_ON = {
     "steps per image of the features (feature_steps)":
         "benchmarks/brian_stdp_conv_probe.py --feature-steps 15 30 60: logistic regression on "
         "layers 1 + 2, validation accuracy",
-    "output layer (neurons per class, reward baseline, learning rate and its decay, steps)":
+    "output layer (neurons per class, who decides while learning, reward prediction, zero-sum "
+    "changes, tonic input, firing target, learning rate and its decay, starting weights, steps)":
         "benchmarks/brian_stdp_conv_readout.py: validation accuracy after each epoch",
     "logistic regression's C": "a stratified fifth of the output layer's training images",
 }
@@ -88,9 +89,14 @@ def tier_params(profile) -> N.Tier1Params:
 
 def output_params(profile) -> PopulationParams:
     """The output layer at a profile's size. Chosen on the validation split (5,000 training
-    and 2,000 validation images' features): 10 neurons per class, reward minus a running
-    baseline, eta 0.003 decaying by 0.85 per epoch, 100 steps per image when deciding."""
-    return PopulationParams(neurons_per_class=10, baseline=True, eta=0.003, eta_decay=0.85,
+    and 2,000 validation images' features): 10 neurons per class, the first spike decides
+    while learning, the reward minus the layer's confidence, zero-sum changes, a tonic input,
+    thresholds for firing on half the images, eta 0.1 decaying by 0.85 per epoch, starting
+    weights that give an average image 3 times the threshold gap, 100 steps per image when
+    deciding."""
+    return PopulationParams(neurons_per_class=10, decide_by="first_spike", prediction="confidence",
+                            conserve=True, tonic_input=True, fire_target=0.5, eta=0.1,
+                            eta_decay=0.85, init_drive=3.0,
                             eval_steps=100, epochs=profile.brian_stdp.output_epochs,
                             codegen_target="numpy" if profile.name == "ci" else "cython")
 
@@ -410,7 +416,7 @@ def ablations(profile, details: dict, *, out_dir: str | os.PathLike, variants: d
 
     ``details`` is :func:`run_tier`'s. Each variant is a dict of
     :class:`~.output.PopulationParams` fields that replace the tier's
-    (``{"neurons_per_class": 1}``, ``{"baseline": False}``, ...); it learns from the
+    (``{"neurons_per_class": 1}``, ``{"prediction": "none"}``, ...); it learns from the
     same training features for the same epochs, and is scored on ``n_validation``
     images of the validation split (spread over the split; their spike counts are
     cached in ``features_stdp_validation.npz``). The tier's own output layer is scored
