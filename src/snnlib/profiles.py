@@ -244,7 +244,7 @@ PROFILES: dict[str, Profile] = {
     "full": Profile("full", n_train_per_class=None, n_test_per_class=None, n_encode_images=1000,
                     stdp_demo_ms=200000,
                     brian_stdp=BrianSTDPSizes(hidden_images=10000, layer1_patches=20000,
-                                              layer2_patches=20000, output_images=5000,
+                                              layer2_patches=20000, output_images=10000,
                                               output_epochs=10, test_images=None,
                                               neurons=400, train_images=10000,
                                               layer2_train_images=4000, readout_images=5000,
