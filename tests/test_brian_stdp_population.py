@@ -165,9 +165,10 @@ def test_the_reward_prediction():
     assert readout.predicted_reward(counts, 0) == pytest.approx(3 / 7)  # (4 - 1) / (8 - 1)
     assert readout.predicted_reward(counts, 2) == pytest.approx(0 / 7)
     assert readout.predicted_reward(np.eye(12)[4], 1) == pytest.approx(1 / 4)  # one spike
-    readout.reward_baseline = 0.3
-    assert O.PopulationReadout(params(prediction="running_mean"), 12, seed=0) \
-        .predicted_reward(counts, 0) == 0.0  # a new layer's running mean
+    running = O.PopulationReadout(params(prediction="running_mean"), 12, seed=0)
+    assert running.predicted_reward(counts, 0) == 0.0  # a new layer's running mean
+    running.reward_baseline = 0.3
+    assert running.predicted_reward(counts, 0) == 0.3
     assert O.PopulationReadout(params(prediction="none"), 12, seed=0) \
         .predicted_reward(counts, 0) == 0.0
 
