@@ -23,12 +23,35 @@ def params(**kwargs) -> N.Tier1Params:
     return N.Tier1Params(**base)
 
 
+def _reference_indices(n, c, side, field, k, *, channels_last=False):
+    """The synapse lists the slow way: every (input, offset, filter) on a grid, then sorted."""
+    s = side - field + 1
+    b, ch, dy, dx, py, px, kk = (a.ravel() for a in np.meshgrid(
+        np.arange(n), np.arange(c), np.arange(field), np.arange(field), np.arange(s),
+        np.arange(s), np.arange(k), indexing="ij"))
+    y, x = py + dy, px + dx
+    pre = (((b * side + y) * side + x) * c + ch if channels_last
+           else ((b * c + ch) * side + y) * side + x)
+    post = ((b * s + py) * s + px) * k + kk
+    order = np.lexsort((post, pre))
+    return pre[order], post[order], kk[order], ((ch * field + dy) * field + dx)[order]
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7, 3, 4), (3, 2, 9, 5, 5), (1, 4, 6, 2, 3)])
+def test_the_wiring_is_every_input_offset_and_filter_in_input_order(shape):
+    """The fast enumeration equals building every synapse and sorting them (both layouts)."""
+    for last in (False, True):
+        fast = N._conv_indices(*shape, channels_last=last)
+        for a, b in zip(fast, _reference_indices(*shape, channels_last=last)):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_the_wiring_of_both_layers_is_a_convolution():
     """The synapse lists, as a matrix, compute torch's conv2d (layer 1 on channel-first
     inputs, layer 2 on channel-last complex cells), for every filter and position."""
     rng = np.random.default_rng(0)
     n, c, side, field, k = 2, 3, 7, 3, 4
-    pre, post, row, col = N._by_input(*N._conv_indices(n, c, side, field, k))
+    pre, post, row, col = N._conv_indices(n, c, side, field, k)
     assert np.all(np.diff(pre) >= 0)  # sorted by input neuron
     w = rng.random((k, c * field * field))
     x = rng.random((n, c, side, side))
@@ -37,10 +60,10 @@ def test_the_wiring_of_both_layers_is_a_convolution():
     expected = F.conv2d(torch.from_numpy(x), torch.from_numpy(w).reshape(k, c, field, field))
     np.testing.assert_allclose(out.reshape(n, side - field + 1, side - field + 1, k),
                                expected.permute(0, 2, 3, 1).numpy(), rtol=1e-12)
-    # channel-last inputs (b, y, x, c): the same convolution once the inputs are renumbered
-    pre_last = N._channels_last(pre, n, c, side)
+    # channel-last inputs (b, y, x, c): the same convolution
+    pre, post, row, col = N._conv_indices(n, c, side, field, k, channels_last=True)
     out_last = np.zeros_like(out)
-    np.add.at(out_last, post, w[row, col] * x.transpose(0, 2, 3, 1).ravel()[pre_last])
+    np.add.at(out_last, post, w[row, col] * x.transpose(0, 2, 3, 1).ravel()[pre])
     np.testing.assert_allclose(out_last, out, rtol=1e-12)
 
 
@@ -266,6 +289,33 @@ def test_train_layers_and_features_end_to_end_and_the_random_twin_keeps_its_weig
     assert again["volley_fraction"] is None
     with pytest.raises(ValueError, match=r"intensities must be \(N, 2, 32, 32\)"):
         N.features(p, learned, x[:, :1], seed=0)
+
+
+def test_features_reuse_the_frozen_network_and_count_what_a_fresh_one_counts():
+    """A second call of the same shape reuses the wired network with other weights loaded;
+    after other weights, the first ones give the counts a freshly built network gives
+    (same seed)."""
+    p = params()
+
+    def layers(seed):  # low thresholds: both layers fire
+        return {"filters": [N.initial_layer(p, k, seed=seed)[0] for k in (1, 2)],
+                "thresholds": [np.full(4, -8.0), np.full(3, -8.0)]}
+
+    a, b = layers(1), layers(2)
+    x = np.random.default_rng(0).random((3, 2, 32, 32)).astype(np.float32)
+    N._REUSED.clear()
+    first = N.features(p, a, x, seed=5, batch=2)
+    network = next(iter(N._REUSED.values()))
+    other = N.features(p, b, x, seed=5, batch=2)
+    again = N.features(p, a, x, seed=5, batch=2)
+    assert next(iter(N._REUSED.values())) is network  # reused, not rebuilt
+    assert first["spikes1"].sum() > 0 and first["spikes2"].sum() > 0
+    assert not np.array_equal(other["f1"], first["f1"])  # the other weights were loaded
+    N._REUSED.clear()
+    fresh = N.features(p, a, x, seed=5, batch=2)
+    for key in ("f1", "f2", "spikes1", "spikes2"):
+        np.testing.assert_array_equal(again[key], first[key])
+        np.testing.assert_array_equal(fresh[key], first[key])
 
 
 def test_the_retina_takes_brightness_out_of_layer_one_drives():

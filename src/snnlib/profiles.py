@@ -234,7 +234,7 @@ PROFILES: dict[str, Profile] = {
                     stdp_demo_ms=40000,
                     brian_stdp=BrianSTDPSizes(hidden_images=1000, layer1_patches=20000,
                                               layer2_patches=5000, output_images=600,
-                                              output_epochs=6, test_images=500,
+                                              output_epochs=4, test_images=400,
                                               neurons=100, train_images=100,
                                               readout_images=1000, readout_epochs=2),
                     dog_lif=DogLIFSizes(filters=256, train_patches=100_000),

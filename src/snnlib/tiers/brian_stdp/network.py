@@ -65,6 +65,7 @@ scenes? *Neural Computation* 4, 196-210.
 
 from __future__ import annotations
 
+import gc
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -358,33 +359,64 @@ class Retina:
                    float(s["scale"]), p)
 
 
-# --- connectivity -------------------------------------------------------------------------------
-def _conv_indices(n_images: int, channels: int, side_in: int, field: int, n_filters: int):
-    """Synapses of a convolutional layer over ``n_images`` copies.
+def run_network(net, duration) -> None:
+    """``net.run(duration)`` with the garbage collector's full pass made cheap.
 
-    Input neuron ``(b, c, y, x)`` has index ``((b * C + c) * side_in + y) * side_in + x``;
-    layer neuron ``(b, py, px, k)`` has ``((b * S + py) * S + px) * K + k`` with
-    ``S = side_in - field + 1``; kernel entry ``(c, dy, dx)`` is column
-    ``(c * field + dy) * field + dx`` of the ``(K, C * field**2)`` filter matrix.
-    Returns ``(pre, post, filter_row, filter_column)`` as int32/int64 arrays.
+    Brian2 calls ``gc.collect()`` at the start of every ``Network.run``. In a process
+    that holds many Python objects (a notebook's kernel after a few chapters' cells)
+    one such pass takes a tenth of a second or more: more than simulating one batch of
+    patches, and the layers learn in hundreds of short runs. The objects that exist
+    before the run are frozen (``gc.freeze``) for its duration, so the pass looks
+    only at new ones; they are unfrozen afterwards and collected as usual.
     """
-    s = side_in - field + 1
-    b, c, dy, dx, py, px, k = np.meshgrid(np.arange(n_images), np.arange(channels),
-                                          np.arange(field), np.arange(field), np.arange(s),
-                                          np.arange(s), np.arange(n_filters), indexing="ij",
-                                          sparse=True)
-    pre = ((b * channels + c) * side_in + (py + dy)) * side_in + (px + dx)
+    gc.freeze()
+    try:
+        net.run(duration)
+    finally:
+        gc.unfreeze()
+
+
+# --- connectivity -------------------------------------------------------------------------------
+def _conv_indices(n_images: int, channels: int, side_in: int, field: int,
+                           n_filters: int, *, channels_last: bool = False):
+    """Synapses of a convolutional layer over ``n_images`` copies, sorted by input neuron.
+
+    Input neuron ``(b, c, y, x)`` has index ``((b * C + c) * side_in + y) * side_in + x``
+    (with ``channels_last``: ``((b * side_in + y) * side_in + x) * C + c``, the complex
+    cells that feed layer 2); layer neuron ``(b, py, px, k)`` has
+    ``((b * S + py) * S + px) * K + k`` with ``S = side_in - field + 1``; kernel entry
+    ``(c, dy, dx)`` is column ``(c * field + dy) * field + dx`` of the ``(K, C * field**2)``
+    filter matrix, and input ``(y, x)`` reaches ``(py, px) = (y - dy, x - dx)``.
+
+    The synapses come sorted by input neuron, then by target: one input's synapses lie
+    side by side in Brian2's arrays, and delivering its spike reads memory in order
+    (2x faster). They are enumerated in that order (inputs, then ``dy`` and ``dx``
+    descending, then ``k``), the offsets that fall outside the layer masked out, so
+    no sort of tens of millions of synapses is needed. Returns
+    ``(pre, post, filter_row, filter_column)`` as int32 arrays.
+    """
+    s, f = side_in - field + 1, field
+    if n_images * channels * side_in ** 2 * field ** 2 * n_filters >= 2 ** 31:
+        raise ValueError("too many synapses for 32-bit indices: use a smaller batch.")
+    b = np.arange(n_images, dtype=np.int32).reshape(-1, 1, 1, 1, 1, 1, 1)
+    c, y, x = (np.arange(n, dtype=np.int32).reshape(shape) for n, shape in (
+        (channels, (1, -1, 1, 1, 1, 1, 1)), (side_in, (1, 1, -1, 1, 1, 1, 1)),
+        (side_in, (1, 1, 1, -1, 1, 1, 1))))
+    if channels_last:  # enumerate (b, y, x, c): move c after x
+        c, y, x = c.reshape(1, 1, 1, -1, 1, 1, 1), y.reshape(1, -1, 1, 1, 1, 1, 1), \
+            x.reshape(1, 1, -1, 1, 1, 1, 1)
+    dy = (f - 1 - np.arange(f, dtype=np.int32)).reshape(1, 1, 1, 1, -1, 1, 1)  # descending: py ascending
+    dx = (f - 1 - np.arange(f, dtype=np.int32)).reshape(1, 1, 1, 1, 1, -1, 1)
+    k = np.arange(n_filters, dtype=np.int32).reshape(1, 1, 1, 1, 1, 1, -1)
+    py, px = y - dy, x - dx
+    keep = (py >= 0) & (py < s) & (px >= 0) & (px < s)
+    shape = np.broadcast_shapes(b.shape, c.shape, y.shape, x.shape, dy.shape, dx.shape, k.shape)
+    keep = np.broadcast_to(keep, shape)
+    pre = (((b * side_in + y) * side_in + x) * channels + c if channels_last
+           else ((b * channels + c) * side_in + y) * side_in + x)
     post = ((b * s + py) * s + px) * n_filters + k
-    col = (c * field + dy) * field + dx
-    shape = np.broadcast_shapes(pre.shape, post.shape)
-    return tuple(np.broadcast_to(a, shape).ravel() for a in (pre, post, k, col))
-
-
-def _by_input(pre, post, *columns):
-    """The synapses sorted by input neuron (then target): one input's synapses then lie side
-    by side in Brian2's arrays, and delivering its spike reads memory in order (2x faster)."""
-    order = np.lexsort((post, pre))
-    return (pre[order], post[order], *(c[order] for c in columns))
+    col = (c * f + dy) * f + dx
+    return tuple(np.broadcast_to(a, shape)[keep] for a in (pre, post, k, col))
 
 
 def _rival_indices(n_groups: int, k: int):
@@ -444,11 +476,13 @@ class FrozenLayers:
     :class:`ConvLearner`). With ``layers=1`` only layer 1 and its complex
     cells are built (layer 2 learns from them). Each presentation lasts ``steps``
     time steps (default ``p.steps``; the readouts' features use ``p.steps_frozen``).
+    ``record_trains`` records the spike trains of the complex cells and of layer 2;
+    ``record_pool=False`` leaves out the complex cells' (recording them costs time).
     """
 
     def __init__(self, p: Tier1Params, filters: list[np.ndarray], thresholds: list[np.ndarray],
                  *, batch: int = 8, layers: int = 2, record_trains: bool = False,
-                 steps: int | None = None) -> None:
+                 record_pool: bool = True, steps: int | None = None) -> None:
         import brian2 as b2
 
         if layers not in (1, 2) or len(filters) < layers or len(thresholds) < layers:
@@ -471,7 +505,7 @@ class FrozenLayers:
         self.l1 = _lif_group(batch * s1 * s1 * k1, p, p.layer1, "layer1", learning=False)
         s_in = b2.Synapses(self.inputs, self.l1, "w : volt", on_pre="v_post += w", dt=dt,
                            name="input_layer1")
-        pre, post, row, col = _by_input(*_conv_indices(batch, 2, IMAGE_PX, p.layer1.field_px, k1))
+        pre, post, row, col = _conv_indices(batch, 2, IMAGE_PX, p.layer1.field_px, k1)
         s_in.connect(i=pre, j=post)
         self._rows = [(s_in, row, col)]
         objects = [self.inputs, self.l1, s_in,
@@ -486,7 +520,8 @@ class FrozenLayers:
                         j=(((b * sp + py // p.pool_px) * sp + px // p.pool_px) * k1 + k).ravel())
         objects += [self.pool, to_pool]
         self.monitors = [b2.SpikeMonitor(self.l1, record=False, name="count1")]
-        self.pool_monitor = b2.SpikeMonitor(self.pool, record=record_trains, name="pool_spikes")
+        self.pool_monitor = b2.SpikeMonitor(self.pool, record=record_trains and record_pool,
+                                            name="pool_spikes")
         objects += [self.monitors[0], self.pool_monitor]
         if layers == 2:
             k2, s2 = p.layer2.n_filters, p.side2
@@ -494,8 +529,8 @@ class FrozenLayers:
             s12 = b2.Synapses(self.pool, self.l2, "w : volt", on_pre="v_post += w", dt=dt,
                               name="complex_layer2")
             # complex cells are channel-last (b, y, x, k1); the filter's columns are (k1, dy, dx)
-            pre, post, row, col = _conv_indices(batch, k1, sp, p.layer2.field_px, k2)
-            pre, post, row, col = _by_input(_channels_last(pre, batch, k1, sp), post, row, col)
+            pre, post, row, col = _conv_indices(batch, k1, sp, p.layer2.field_px, k2,
+                                                         channels_last=True)
             s12.connect(i=pre, j=post)
             self._rows.append((s12, row, col))
             self.monitors.append(b2.SpikeMonitor(self.l2, record=record_trains, name="count2"))
@@ -548,7 +583,7 @@ class FrozenLayers:
                                                                  *self.monitors[1:])]
         b2.seed(int(seed))
         t0 = float(self.net.t / b2.ms)
-        self.net.run(chunks * self.steps * p.dt_ms * b2.ms)
+        run_network(self.net, chunks * self.steps * p.dt_ms * b2.ms)
         self._close_chunk()
         counts = [np.concatenate(c)[:n] for c in self._closed]
         out = {"counts1": counts[0].reshape(n, p.side1, p.side1, -1),
@@ -582,15 +617,6 @@ class FrozenLayers:
     def _close_chunk(self) -> None:
         for closed, m, before in zip(self._closed, self.monitors, self._before):
             closed.append((np.asarray(m.count) - before).reshape(self.batch, -1))
-
-
-def _channels_last(index: np.ndarray, n_images: int, channels: int, side: int) -> np.ndarray:
-    """Map channel-first indices ``((b*C + c)*S + y)*S + x`` to channel-last ``((b*S + y)*S + x)*C + c``."""
-    x = index % side
-    y = (index // side) % side
-    c = (index // (side * side)) % channels
-    b = index // (side * side * channels)
-    return ((b * side + y) * side + x) * channels + c
 
 
 def _trains(monitor, start: int, t0_ms: float, p: Tier1Params, per_image: int, n: int,
@@ -704,7 +730,7 @@ class ConvLearner:
         start, in_start = self.monitor.num_spikes, self.input_monitor.num_spikes
         t0 = float(self.net.t / b2.ms)
         b2.seed(int(self.seed) * 1_000_003 + self._batches)
-        self.net.run(p.steps * p.dt_ms * b2.ms)
+        run_network(self.net, p.steps * p.dt_ms * b2.ms)
         self._batches += 1
         winner = self._winners(self.monitor, start, self.input_monitor, in_start, t0, n)
         self.last_winners = winner
@@ -900,6 +926,34 @@ def train_layers(p: Tier1Params, intensities: np.ndarray, *, seed: int, learn: b
     return out
 
 
+_REUSED: dict = {}
+"""The last :class:`FrozenLayers` that :func:`features` built without recording trains."""
+
+
+def _frozen_layers(p: Tier1Params, layers: dict, *, batch: int, record: bool) -> FrozenLayers:
+    """The frozen layers for :func:`features`, with ``layers``' filters and thresholds.
+
+    Wiring a batch of 16 images (60 million synapses) takes about ten seconds, often
+    more than simulating them: the network built for one call without recorded
+    trains is kept and reused by the next call of the same shape, its weights and
+    thresholds replaced (it gives the counts a new one would: every presentation
+    starts from rest, and the synapses carry no delay). A network that records
+    trains is built for its call only (its monitors keep every spike).
+    """
+    if record:
+        return FrozenLayers(p, layers["filters"], layers["thresholds"], batch=batch,
+                            record_trains=True, record_pool=False, steps=p.steps_frozen)
+    key = (p, batch)
+    frozen = _REUSED.get(key)
+    if frozen is None:
+        _REUSED.clear()
+        frozen = _REUSED[key] = FrozenLayers(p, layers["filters"], layers["thresholds"],
+                                             batch=batch, steps=p.steps_frozen)
+    else:
+        frozen.set_layers(layers["filters"], layers["thresholds"])
+    return frozen
+
+
 def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int,
              batch: int = 16, record_every: int = 0, keep_counts: bool = False,
              progress: bool = False, per_call: int = 32) -> dict:
@@ -924,8 +978,7 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
         raise ValueError(f"intensities must be (N, 2, 32, 32), got {x.shape}.")
     if not isinstance(per_call, int) or per_call < 1:
         raise ValueError(f"per_call must be a positive integer, got {per_call!r}.")
-    frozen = FrozenLayers(p, layers["filters"], layers["thresholds"], batch=batch,
-                          record_trains=record_every > 0, steps=p.steps_frozen)
+    frozen = _frozen_layers(p, layers, batch=batch, record=record_every > 0)
     f1, f2, s1, s2, sp, c1, c2 = [], [], [], [], [], [], []
     volleys, seen = 0.0, 0
     step = batch * per_call

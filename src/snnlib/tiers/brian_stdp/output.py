@@ -73,6 +73,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .network import run_network
+
 __all__ = ["PopulationParams", "PopulationReadout", "toy_features"]
 
 V_REST_MV = -65.0
@@ -357,7 +359,7 @@ class PopulationReadout:
         self._ties = np.random.default_rng([seed, 11])  # a random class among tied ones
         b2.seed(int(seed))
         # one more step: the boundary at its start closes the last image
-        self.net.run((len(u) * steps + 1) * self.p.dt_ms * b2.ms)
+        run_network(self.net, (len(u) * steps + 1) * self.p.dt_ms * b2.ms)
         self.last_counts = np.array(self._counts[:len(u)]).reshape(len(u), self.p.n_neurons)
         return np.array(self._decisions[:len(u)])
 
