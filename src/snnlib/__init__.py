@@ -13,15 +13,16 @@ Chapters import it as ``import snnlib as sl`` and call the modules by name::
     sl.runs        checkpoints, cache keys, provenance, the device, the one record format
     sl.tiers       the three tiers (TIERS: the registry), imported when used
     sl.viz         figures shared by the chapters
+    sl.compare     the tiers side by side, from their records (chapter 7, the README's results)
     sl.widgets     ipywidgets explorers
 
 Importing snnlib changes no global state (plot style included).
 """
 
-from . import (data, encoding, metrics, neurons, plasticity, profiles, readout, retina, runs,
-               tiers, viz, widgets)
+from . import (compare, data, encoding, metrics, neurons, plasticity, profiles, readout, retina,
+               runs, tiers, viz, widgets)
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "data", "encoding", "metrics", "neurons", "plasticity", "profiles",
-           "readout", "retina", "runs", "tiers", "viz", "widgets"]
+__all__ = ["__version__", "compare", "data", "encoding", "metrics", "neurons", "plasticity",
+           "profiles", "readout", "retina", "runs", "tiers", "viz", "widgets"]

@@ -19,12 +19,23 @@
         Print a record (any tier, any snnlib version: older ones are migrated).
     python -m snnlib migrate PATH [PATH ...]
         Rewrite records of an older snnlib in the current format, in place.
+    python -m snnlib compare [--records DIR] [--profile NAME] [--out DIR] [--write-readme]
+        The tiers side by side, from their records only (seconds; nothing is
+        trained or simulated): prints the comparison table, writes its figures
+        and tables to --out (default runs/compare/results, or
+        runs/compare/PROFILE for a runs folder). --records is a results folder
+        (default results/, TIER.json files) or a runs folder (runs/, read at
+        --profile, default $SNNLIB_PROFILE or book). A tier whose record is
+        missing is named with the command that makes it (exit status 1).
+        --write-readme regenerates README.md's results section from the
+        results folder (--readme PATH for another file).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -116,6 +127,43 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    from . import compare, viz
+
+    records = compare.load_records(args.records, profile=args.profile)
+    rows = compare.comparison_rows(records)
+    kind = (f"a runs folder, profile {records.profile}" if records.layout == "runs"
+            else "a results folder")
+    print(f"records: {records.source} ({kind}); {len(rows)} networks from "
+          f"{len(records.records)} records")
+    if rows:
+        print(compare.comparison_table(rows).to_text())
+    for message in records.missing.values():
+        print(f"missing: {message}", file=sys.stderr)
+    if rows and not args.no_figures:
+        matplotlib.use("Agg")  # files only, no window
+        viz.use_style()
+        out = Path(args.out or f"runs/compare/{records.profile or 'results'}")
+        paths = compare.write_figures(rows, out)
+        tables = (compare.comparison_table(rows), compare.counting_table(rows),
+                  compare.provenance_table(rows), compare.per_class_table(rows),
+                  compare.shared_confusions(rows), compare.plausibility_table(why=True))
+        text = "\n\n".join(f"## {t.title}\n\n{t.to_markdown()}" for t in tables) + "\n"
+        paths.append(runs.atomic_write(out / "comparison.md",
+                                       lambda tmp: Path(tmp).write_text(text)))
+        print(f"figures and tables in {out}: " + ", ".join(p.name for p in paths))
+    if args.write_readme:
+        if records.layout != "results":
+            raise ValueError(f"--write-readme reads a results folder (TIER.json files); "
+                             f"{records.source} is a runs folder.")
+        changed = compare.write_readme(args.readme, records)
+        print(f"{args.readme}: results section " + ("regenerated from " if changed
+                                                    else "already matches ") + f"{records.source}")
+    return 1 if records.missing else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snnlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -147,6 +195,20 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("migrate", help="rewrite records of an older snnlib in the current format")
     p.add_argument("paths", nargs="+")
     p.set_defaults(func=_migrate)
+    p = sub.add_parser("compare", help="the tiers side by side, from their records (no simulation)")
+    p.add_argument("--records", default="results",
+                   help="a results folder (TIER.json) or a runs folder (TIER/PROFILE/"
+                        "tier_record.json); default results")
+    p.add_argument("--profile", default=None,
+                   help="the profile read from a runs folder (default: $SNNLIB_PROFILE or book)")
+    p.add_argument("--out", default=None,
+                   help="folder for the figures and tables (default runs/compare/results or "
+                        "runs/compare/PROFILE)")
+    p.add_argument("--no-figures", action="store_true", help="print the table only")
+    p.add_argument("--write-readme", action="store_true",
+                   help="regenerate the README's results section from the records")
+    p.add_argument("--readme", default="README.md", help="the README to write (default README.md)")
+    p.set_defaults(func=_compare)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
