@@ -434,6 +434,10 @@ def comparison_rows(records: Records) -> list[Row]:
                 training = None if any(_untimed(t) for t in phases) else float(sum(phases))
             confusion = part.get("confusion")
             spiking = not (v.time_steps is None and v.synaptic_events.accumulates == 0)
+            # the record's baseline was measured for its headline network: a network without
+            # spikes has no non-spiking baseline of its own, and a spiking variant says whose it is
+            base = dict(common, baseline=None, baseline_name=None) if not spiking else dict(
+                common, baseline_name=f"{best}, as for {f.label}" if best else None)
             rows.append(Row(
                 key=f"{f.name}/{name}", label=f"tier {tier.number}: {name}", spiking=spiking,
                 accuracy=v.accuracy, training_wall_s=training,
@@ -445,7 +449,7 @@ def comparison_rows(records: Records) -> list[Row]:
                 events_what=v.synaptic_events.what,
                 per_class=_per_class(confusion, part.get("per_class_accuracy"), rec.test_images),
                 confusion=(tuple(tuple(int(x) for x in r) for r in confusion)
-                           if confusion is not None else None), **common))
+                           if confusion is not None else None), **base))
     return rows
 
 
