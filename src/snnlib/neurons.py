@@ -510,19 +510,29 @@ def run_brian2(net, duration_ms: float, codegen_target: str = "numpy") -> None:
     from the objects' own namespaces (as the ``build_*`` functions set them),
     never from the caller's variables. pyparsing's deprecation warnings,
     raised inside Brian2 2.9's parser, are silenced.
+
+    Brian2 calls ``gc.collect()`` at the start of every run. In a process that
+    holds many Python objects (a notebook's kernel after a few chapters' cells)
+    one such pass takes a tenth of a second or more, more than a short run
+    simulates, and the networks learn in hundreds of short runs. The objects that
+    exist before the run are frozen (``gc.freeze``) for its duration, so the pass
+    looks only at new ones; they are unfrozen afterwards and collected as usual.
     """
+    import gc
     import warnings
 
     import brian2 as b2
 
     previous = b2.prefs.codegen.target
     b2.prefs.codegen.target = codegen_target
+    gc.freeze()
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning, module="pyparsing")
             warnings.filterwarnings("ignore", category=DeprecationWarning, module="brian2")
             net.run(duration_ms * b2.ms, namespace={})
     finally:
+        gc.unfreeze()
         b2.prefs.codegen.target = previous
 
 

@@ -58,6 +58,7 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
         final fit) and ``fit_dtype`` (of its coefficients).
     """
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
@@ -79,35 +80,27 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
     def model(c):
         return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
 
+    validation = {}
+    n_classes = len(np.unique(train_y))
     # one BLAS/OpenMP thread: on 2 cores, two threads made each L-BFGS iteration slower at
     # every size measured, 7 times at hundreds of images (benchmarks/readout_threads.py)
     with threadpool_limits(limits=1):
-        return _fit_and_score(model, train_x, train_y, test_x, test_y, cs, seed, max_iter)
-
-
-def _fit_and_score(model, train_x, train_y, test_x, test_y, cs, seed, max_iter) -> dict:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
-    validation = {}
-    n_classes = len(np.unique(train_y))
-    if len(cs) > 1 and 0.2 * len(train_y) >= 2 * n_classes:
-        fit_x, val_x, fit_y, val_y = train_test_split(train_x, train_y, test_size=0.2,
-                                                      random_state=seed, stratify=train_y)
-        # one scaler; the Cs from the strongest regularisation up, each fit starting from the
-        # last one's solution (the same optimum, reached in fewer L-BFGS iterations)
-        scaler = StandardScaler().fit(fit_x)
-        fit_s, val_s = scaler.transform(fit_x), scaler.transform(val_x)
-        path = LogisticRegression(max_iter=max_iter, warm_start=True)
-        for c in sorted(float(c) for c in cs):
-            path.set_params(C=c).fit(fit_s, fit_y)
-            validation[c] = float(path.score(val_s, val_y))
-        best = max((float(c) for c in cs), key=validation.get)  # ties: the first in cs
-    else:
-        best = float(cs[len(cs) // 2])
-    final = model(best).fit(train_x, train_y)
-    predictions = final.predict(test_x)
+        if len(cs) > 1 and 0.2 * len(train_y) >= 2 * n_classes:
+            fit_x, val_x, fit_y, val_y = train_test_split(train_x, train_y, test_size=0.2,
+                                                          random_state=seed, stratify=train_y)
+            # one scaler; the Cs from the strongest regularisation up, each fit starting from
+            # the last one's solution (the same optimum, reached in fewer L-BFGS iterations)
+            scaler = StandardScaler().fit(fit_x)
+            fit_s, val_s = scaler.transform(fit_x), scaler.transform(val_x)
+            path = LogisticRegression(max_iter=max_iter, warm_start=True)
+            for c in sorted(float(c) for c in cs):
+                path.set_params(C=c).fit(fit_s, fit_y)
+                validation[c] = float(path.score(val_s, val_y))
+            best = max((float(c) for c in cs), key=validation.get)  # ties: the first in cs
+        else:
+            best = float(cs[len(cs) // 2])
+        final = model(best).fit(train_x, train_y)
+        predictions = final.predict(test_x)
     return {"accuracy": float(np.mean(predictions == test_y)), "predictions": predictions,
             "c": best, "validation": validation, "iterations": int(np.max(final[-1].n_iter_)),
             "fit_dtype": str(final[-1].coef_.dtype)}

@@ -65,7 +65,6 @@ scenes? *Neural Computation* 4, 196-210.
 
 from __future__ import annotations
 
-import gc
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -75,7 +74,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import retina as R
-from ...neurons import LIFParams
+from ...neurons import LIFParams, run_brian2
 
 __all__ = ["ConvLayerParams", "ConvLearner", "FrozenLayers", "IMAGE_PX", "Retina", "RetinaParams",
            "weights_moved",
@@ -359,26 +358,9 @@ class Retina:
                    float(s["scale"]), p)
 
 
-def run_network(net, duration) -> None:
-    """``net.run(duration)`` with the garbage collector's full pass made cheap.
-
-    Brian2 calls ``gc.collect()`` at the start of every ``Network.run``. In a process
-    that holds many Python objects (a notebook's kernel after a few chapters' cells)
-    one such pass takes a tenth of a second or more: more than simulating one batch of
-    patches, and the layers learn in hundreds of short runs. The objects that exist
-    before the run are frozen (``gc.freeze``) for its duration, so the pass looks
-    only at new ones; they are unfrozen afterwards and collected as usual.
-    """
-    gc.freeze()
-    try:
-        net.run(duration)
-    finally:
-        gc.unfreeze()
-
-
 # --- connectivity -------------------------------------------------------------------------------
-def _conv_indices(n_images: int, channels: int, side_in: int, field: int,
-                           n_filters: int, *, channels_last: bool = False):
+def _conv_indices(n_images: int, channels: int, side_in: int, field: int, n_filters: int, *,
+                  channels_last: bool = False):
     """Synapses of a convolutional layer over ``n_images`` copies, sorted by input neuron.
 
     Input neuron ``(b, c, y, x)`` has index ``((b * C + c) * side_in + y) * side_in + x``
@@ -405,7 +387,8 @@ def _conv_indices(n_images: int, channels: int, side_in: int, field: int,
     if channels_last:  # enumerate (b, y, x, c): move c after x
         c, y, x = c.reshape(1, 1, 1, -1, 1, 1, 1), y.reshape(1, -1, 1, 1, 1, 1, 1), \
             x.reshape(1, 1, -1, 1, 1, 1, 1)
-    dy = (f - 1 - np.arange(f, dtype=np.int32)).reshape(1, 1, 1, 1, -1, 1, 1)  # descending: py ascending
+    # offsets descending, so that a given input's targets (py, px) come out ascending
+    dy = (f - 1 - np.arange(f, dtype=np.int32)).reshape(1, 1, 1, 1, -1, 1, 1)
     dx = (f - 1 - np.arange(f, dtype=np.int32)).reshape(1, 1, 1, 1, 1, -1, 1)
     k = np.arange(n_filters, dtype=np.int32).reshape(1, 1, 1, 1, 1, 1, -1)
     py, px = y - dy, x - dx
@@ -530,7 +513,7 @@ class FrozenLayers:
                               name="complex_layer2")
             # complex cells are channel-last (b, y, x, k1); the filter's columns are (k1, dy, dx)
             pre, post, row, col = _conv_indices(batch, k1, sp, p.layer2.field_px, k2,
-                                                         channels_last=True)
+                                                channels_last=True)
             s12.connect(i=pre, j=post)
             self._rows.append((s12, row, col))
             self.monitors.append(b2.SpikeMonitor(self.l2, record=record_trains, name="count2"))
@@ -583,7 +566,7 @@ class FrozenLayers:
                                                                  *self.monitors[1:])]
         b2.seed(int(seed))
         t0 = float(self.net.t / b2.ms)
-        run_network(self.net, chunks * self.steps * p.dt_ms * b2.ms)
+        run_brian2(self.net, chunks * self.steps * p.dt_ms, p.codegen_target)
         self._close_chunk()
         counts = [np.concatenate(c)[:n] for c in self._closed]
         out = {"counts1": counts[0].reshape(n, p.side1, p.side1, -1),
@@ -730,7 +713,7 @@ class ConvLearner:
         start, in_start = self.monitor.num_spikes, self.input_monitor.num_spikes
         t0 = float(self.net.t / b2.ms)
         b2.seed(int(self.seed) * 1_000_003 + self._batches)
-        run_network(self.net, p.steps * p.dt_ms * b2.ms)
+        run_brian2(self.net, p.steps * p.dt_ms, p.codegen_target)
         self._batches += 1
         winner = self._winners(self.monitor, start, self.input_monitor, in_start, t0, n)
         self.last_winners = winner

@@ -73,7 +73,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .network import run_network
+from ...neurons import run_brian2
 
 __all__ = ["PopulationParams", "PopulationReadout", "toy_features"]
 
@@ -359,7 +359,7 @@ class PopulationReadout:
         self._ties = np.random.default_rng([seed, 11])  # a random class among tied ones
         b2.seed(int(seed))
         # one more step: the boundary at its start closes the last image
-        run_network(self.net, (len(u) * steps + 1) * self.p.dt_ms * b2.ms)
+        run_brian2(self.net, (len(u) * steps + 1) * self.p.dt_ms, self.p.codegen_target)
         self.last_counts = np.array(self._counts[:len(u)]).reshape(len(u), self.p.n_neurons)
         return np.array(self._decisions[:len(u)])
 
