@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 import snnlib.__main__ as cli
 from snnlib import data as D
 
@@ -73,3 +75,80 @@ def test_hidden_only_prints_tier_1s_layers(monkeypatch, capsys, tmp_path):
     assert "hidden layers learned in 12.0 s" in out
     assert "test images (4): layer 1 100 and layer 2 50 spikes per image, layer-2 volleys in " \
            "25.0% of the images; 2.0 images/s" in out
+
+
+# --- every error of the command line: one line, exit status 2, no traceback -------------------
+
+def _a_file(tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("not a folder")
+    return path
+
+
+def _broken_json(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    return path
+
+
+CLI_ERRORS = [
+    # (argv from tmp_path; environment; what the one line must name, {tmp} for tmp_path)
+    (lambda t: ["run", "dog_lif", "--profile", "ci", "--out", "/dev/null/x"], {},
+     ["--out", "/dev/null"]),
+    (lambda t: ["run", "dog_lif", "--profile", "ci", "--out", str(_a_file(t))], {},
+     ["--out", "a_file"]),
+    (lambda t: ["run", "dog_lif", "--profile", "ci", "--results", "/dev/null/r.json"], {},
+     ["--results", "/dev/null"]),
+    (lambda t: ["run", "dog_lif", "--seed", "-5"], {}, ["--seed", "-5"]),
+    (lambda t: ["run", "dog_lif", "--seed", "1.5"], {}, ["--seed", "1.5"]),
+    (lambda t: ["run", "dog_lif", "--seed", str(2**40)], {}, ["--seed"]),
+    (lambda t: ["run", "tier9"], {}, ["tier9"]),
+    (lambda t: ["run", "dog_lif", "--profile", "huge"], {}, ["huge"]),
+    (lambda t: ["run", "dog_lif", "--profile", "ci", "--device", "tpu"], {}, ["tpu"]),
+    (lambda t: ["frobnicate"], {}, ["frobnicate"]),
+    (lambda t: ["data", "--no-download"], {"SNNLIB_DATA_DIR": "FILE"}, ["SNNLIB_DATA_DIR"]),
+    (lambda t: ["data", "--dir", str(_a_file(t))], {}, ["--dir", "a_file"]),
+    (lambda t: ["data", "--dir", str(t / "none"), "--no-download"], {}, ["{tmp}/none"]),
+    (lambda t: ["record", str(t)], {}, ["{tmp}", "is not readable JSON"]),
+    (lambda t: ["record", str(_broken_json(t))], {}, ["broken.json"]),
+    (lambda t: ["migrate", str(t / "missing.json")], {}, ["missing.json"]),
+    (lambda t: ["profile", "huge"], {}, ["huge"]),
+]
+
+
+@pytest.mark.parametrize("make_argv, environment, names", CLI_ERRORS)
+def test_every_error_is_one_line_naming_the_option_or_file(make_argv, environment, names,
+                                                           tmp_path, capsys, monkeypatch):
+    from snnlib.tiers import TIERS
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the tier ran: the command line should have been refused first")
+
+    for tier in TIERS.values():  # a refused command never starts a tier
+        monkeypatch.setattr(tier.module(), "run_tier", no_run)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, str(_a_file(tmp_path)) if value == "FILE" else value)
+    argv = make_argv(tmp_path)
+    assert cli.main(argv) == 2, argv
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert "Traceback" not in captured.err + captured.out
+    for name in names:
+        name = name.replace("{tmp}", str(tmp_path))
+        assert name in lines[0], (argv, name, lines[0])
+
+
+def test_debug_shows_the_traceback_and_an_interrupt_is_one_line(monkeypatch, capsys):
+    with pytest.raises(ValueError, match="Unknown profile 'huge'"):
+        cli.main(["--debug", "profile", "huge"])
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.profiles, "get_profile", interrupted)
+    assert cli.main(["profile", "ci"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: interrupted")
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["--debug", "profile", "ci"])

@@ -29,11 +29,17 @@
         missing is named with the command that makes it (exit status 1).
         --write-readme regenerates README.md's results section from the
         results folder (--readme PATH for another file).
+
+Errors (a wrong option, missing or corrupt data, a record or checkpoint that
+cannot be read, a folder that cannot be written) are printed as one line,
+``error: ...``, with exit status 2; ``python -m snnlib --debug COMMAND ...``
+shows the traceback instead. An interrupted command (Ctrl-C) exits with 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -43,7 +49,54 @@ from . import data, profiles, runs
 from .tiers import TIERS
 
 
+class _UsageError(Exception):
+    """A command line that argparse refuses (wrong option, wrong value)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a wrong command line is one ``error:`` line (printed by :func:`main`)."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        raise _UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+SEED_MAX = 2**32 - 1
+"""The largest seed every random generator of the tiers accepts (scikit-learn's limit)."""
+
+
+def _seed(text: str) -> int:
+    """argparse type of ``--seed``: an integer in [0, 2**32 - 1] (argparse names the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {SEED_MAX}], got "
+                                         f"{text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {SEED_MAX}], got {value}")
+    return value
+
+
+def _folder(option: str, path: str | Path) -> Path:
+    """Check that ``path`` (an output folder named by ``option``) is a folder that exists or
+    can be created, and is writable; say why not, naming the option. Creates nothing."""
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "it" if existing == path else str(existing)
+        raise ValueError(f"{option} {path}: {where} is a file, not a folder; give a folder to "
+                         "write to.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "the folder" if existing == path else f"{existing}, where it would be created,"
+        raise ValueError(f"{option} {path}: {where} is not writable.")
+    return path
+
+
 def _data(args: argparse.Namespace) -> int:
+    if args.dir is not None and Path(args.dir).exists() and not Path(args.dir).is_dir():
+        raise ValueError(f"--dir {args.dir}: it is a file, not a directory; give the directory "
+                         f"that holds {data.FOLDER}/.")
     root = args.dir if args.dir is not None else data.default_data_dir()
     for split in ("train", "test"):
         ds = data.load_cifar10(split, root, download=not args.no_download)
@@ -89,13 +142,20 @@ def _run(args: argparse.Namespace) -> int:
     if args.hidden_only and tier.name != "brian_stdp":
         raise ValueError("--hidden-only is for tier 1 (brian_stdp).")
     out = args.out or f"runs/{tier.name}/{profile.name}"
+    _folder("--out", out)  # before hours of training, not after
+    results = None if args.hidden_only else (
+        args.results or (f"results/{tier.name}.json" if profile.name == "full" else None))
+    if results:
+        if Path(results).is_dir():
+            raise ValueError(f"--results {results}: it is a folder; give the record's file name "
+                             f"(e.g. {Path(results) / (tier.name + '.json')}).")
+        _folder("--results", Path(results).parent)
     options = {"hidden_only": True} if args.hidden_only else {}
     result, details = tier.run(profile, out_dir=out, seed=args.seed, device=args.device, **options)
     if args.hidden_only:
         _print_hidden(details)
     else:
         print_record(result)
-        results = args.results or (f"results/{tier.name}.json" if profile.name == "full" else None)
         if results:
             runs.save_record(result, results)
             print(f"results record in {results}")
@@ -145,7 +205,7 @@ def _compare(args: argparse.Namespace) -> int:
     if rows and not args.no_figures:
         matplotlib.use("Agg")  # files only, no window
         viz.use_style()
-        out = Path(args.out or f"runs/compare/{records.profile or 'results'}")
+        out = _folder("--out", args.out or f"runs/compare/{records.profile or 'results'}")
         paths = compare.write_figures(rows, out)
         tables = (compare.comparison_table(rows), compare.counting_table(rows),
                   compare.provenance_table(rows), compare.per_class_table(rows),
@@ -164,8 +224,18 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if records.missing else 0
 
 
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m snnlib", description=__doc__.splitlines()[0])
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status:
+    0, 1 (``compare`` with a record missing), 2 (an error, printed as one ``error:`` line)
+    or 130 (interrupted)."""
+    parser = _Parser(prog="python -m snnlib", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show the traceback instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("data", help="find or download CIFAR-10 and validate it")
     p.add_argument("--dir", default=None,
@@ -180,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("tier", choices=list(TIERS))
     p.add_argument("--profile", default=None, help="ci, book or full (default: $SNNLIB_PROFILE or book)")
     p.add_argument("--out", default=None, help="output directory (default runs/TIER/PROFILE)")
-    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--seed", type=_seed, default=2026,
+                   help=f"random seed, an integer in [0, {SEED_MAX}] (default 2026)")
     p.add_argument("--hidden-only", action="store_true",
                    help="train and evaluate the hidden layers only (tier 1, part 1)")
     p.add_argument("--device", default=None,
@@ -209,11 +280,25 @@ def main(argv: list[str] | None = None) -> int:
                    help="regenerate the README's results section from the records")
     p.add_argument("--readme", default="README.md", help="the README to write (default README.md)")
     p.set_defaults(func=_compare)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
-    except (data.CIFARDataError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        resume = "; run the same command again to continue" if args.command == "run" else ""
+        print(f"error: interrupted{resume}", file=sys.stderr)
+        return 130
+    # ValueError covers runs.CheckpointError and runs.RecordError; OSError a folder or file
+    # that cannot be read or written. Anything else is a bug: its traceback is shown.
+    except (data.CIFARDataError, ValueError, TypeError, OSError) as err:
+        if args.debug:
+            raise
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
 
 

@@ -45,6 +45,8 @@ from typing import Literal
 
 import numpy as np
 
+from . import _validate as check
+
 __all__ = [
     "CIFAR10_MD5",
     "CIFAR10_URL",
@@ -111,19 +113,79 @@ class Dataset:
     class_names: tuple[str, ...]
     source: str
 
+    def __post_init__(self) -> None:
+        where = "data.Dataset"
+        check.instance("images", self.images, np.ndarray, where=where)
+        if self.images.ndim != 4 or self.images.shape[-1] != 3:
+            raise ValueError(f"{where}: images must be (N, H, W, 3) RGB, channels last, got shape "
+                             f"{self.images.shape}")
+        if self.images.dtype != np.uint8:
+            raise TypeError(f"{where}: images must be uint8 (0-255), got dtype {self.images.dtype}")
+        check.labels("labels", self.labels, length=len(self.images), where=where)
+        names = self.class_names
+        if isinstance(names, str) or not hasattr(names, "__len__") or len(names) != 10 \
+                or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{where}: class_names must be the 10 class names (str), got "
+                             f"{names!r}")
+        check.text("source", self.source, nonempty=False, where=where)
+
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, indices) -> "Dataset":
-        """The images and labels at ``indices`` (e.g. from :func:`balanced_subset`)."""
+        """The images and labels at ``indices`` (e.g. from :func:`balanced_subset`): integers
+        in ``[-N, N)`` or a boolean mask of length N."""
+        where = "data.Dataset.subset"
         indices = np.asarray(indices)
+        n = len(self.labels)
+        if indices.dtype == bool:
+            if indices.shape != (n,):
+                raise ValueError(f"{where}: a boolean mask of indices must have shape ({n},), got "
+                                 f"{indices.shape}")
+        elif indices.dtype.kind not in "iu" and indices.size:
+            raise TypeError(f"{where}: indices must be integers (or a boolean mask), got dtype "
+                            f"{indices.dtype}")
+        elif indices.ndim != 1:
+            raise ValueError(f"{where}: indices must have one dimension, got shape "
+                             f"{indices.shape}")
+        elif indices.size and (indices.min() < -n or indices.max() >= n):
+            bad = indices.min() if indices.min() < -n else indices.max()
+            raise ValueError(f"{where}: indices must be in [-{n}, {n - 1}] for {n} images, got "
+                             f"{int(bad)}")
+        if indices.dtype.kind == "f":  # empty float array: no image
+            indices = indices.astype(np.int64)
         return Dataset(self.images[indices], self.labels[indices], self.class_names, self.source)
 
 
 def default_data_dir() -> Path:
-    """The data directory: ``$SNNLIB_DATA_DIR`` if set, else ``~/.cache/snnlib``."""
+    """The data directory: ``$SNNLIB_DATA_DIR`` if set, else ``~/.cache/snnlib``.
+
+    Raises
+    ------
+    ValueError
+        When ``$SNNLIB_DATA_DIR`` names something that exists and is not a
+        directory (a file, say).
+    """
     value = os.environ.get(DATA_DIR_ENV, "").strip()
-    return Path(value).expanduser() if value else DEFAULT_DATA_DIR.expanduser()
+    if not value:
+        return DEFAULT_DATA_DIR.expanduser()
+    root = Path(value).expanduser()
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"${DATA_DIR_ENV} is {value!r}, which is a file, not a directory; set "
+                         f"{DATA_DIR_ENV} to the directory that holds (or will hold) {FOLDER}/.")
+    return root
+
+
+def _root(root, where: str) -> Path:
+    """``root`` (checked: a path, not a file) or the default data directory."""
+    if root is None:
+        return default_data_dir()
+    check.path("root", root, where=where)
+    path = Path(root).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{where}: root is {os.fspath(root)!r}, which is a file, not a "
+                         f"directory; give the directory that holds {FOLDER}/ (or that folder).")
+    return path
 
 
 def _batches_dir(root: Path) -> Path:
@@ -138,7 +200,7 @@ def find_cifar10(root: str | os.PathLike | None = None) -> Path | None:
 
     Existence only: :func:`load_cifar10` validates the content.
     """
-    root = Path(root).expanduser() if root is not None else default_data_dir()
+    root = _root(root, "data.find_cifar10")
     folder = _batches_dir(root)
     return folder if folder.is_dir() else None
 
@@ -254,8 +316,9 @@ def load_cifar10(
         When the data is absent and cannot be downloaded, or is invalid.
     """
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    root = Path(root).expanduser() if root is not None else default_data_dir()
+        raise ValueError(f"data.load_cifar10: split must be 'train' or 'test', got {split!r}.")
+    check.flag("download", download, where="data.load_cifar10")
+    root = _root(root, "data.load_cifar10")
     folder = find_cifar10(root)
     if folder is None:
         if not download:
@@ -325,9 +388,18 @@ def download_cifar10(
         When the download fails (offline, HTTP error), the checksum does not
         match, or the archive does not hold a valid layout.
     """
+    where = "data.download_cifar10"
+    if url is not None:
+        check.text("url", url, where=where)
+    if md5 is not None:
+        check.text("md5", md5, where=where)
+        if len(md5) != 32 or any(c not in "0123456789abcdefABCDEF" for c in md5):
+            raise ValueError(f"{where}: md5 must be 32 hexadecimal digits, got {md5!r}")
+        md5 = md5.lower()
+    check.flag("progress", progress, where=where)
     url = url or CIFAR10_URL
     md5 = md5 or CIFAR10_MD5
-    root = Path(root).expanduser() if root is not None else default_data_dir()
+    root = _root(root, where)
     if root.name == FOLDER:  # given the batches folder itself: unpack beside it
         root = root.parent
     target = root / FOLDER
@@ -387,12 +459,26 @@ def to_grayscale(images: np.ndarray) -> np.ndarray:
     numpy.ndarray
         ``(..., 32, 32)`` float32 in [0, 1].
     """
+    where = "data.to_grayscale"
     images = np.asarray(images)
     if images.ndim < 3 or images.shape[-1] != 3:
-        raise ValueError(f"images must have 3 colour channels last, got shape {images.shape}.")
+        raise ValueError(f"{where}: images must have 3 colour channels last, got shape "
+                         f"{images.shape}.")
     if images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 (0..255), got {images.dtype}.")
+        raise ValueError(f"{where}: images must be uint8 (0..255), got {images.dtype}.")
+    if images.size == 0:
+        raise ValueError(f"{where}: images must not be empty, got shape {images.shape}.")
     return (images.astype(np.float32) @ LUMA_WEIGHTS) / np.float32(255.0)
+
+
+def _labels(labels, where: str) -> np.ndarray:
+    """CIFAR-10 class indices (0..9), one dimension, not empty; as a numpy array."""
+    if hasattr(labels, "detach"):
+        labels = labels.detach().cpu().numpy()
+    labels = np.asarray(check.labels("labels", labels, where=where))
+    if len(labels) == 0:
+        raise ValueError(f"{where}: labels must not be empty.")
+    return labels
 
 
 def balanced_subset(labels: np.ndarray, n_per_class: int, *, seed: int) -> np.ndarray:
@@ -407,9 +493,12 @@ def balanced_subset(labels: np.ndarray, n_per_class: int, *, seed: int) -> np.nd
     ValueError
         If ``n_per_class`` is not positive or exceeds the smallest class.
     """
-    labels = np.asarray(labels)
-    if not isinstance(n_per_class, (int, np.integer)) or n_per_class < 1:
-        raise ValueError(f"n_per_class must be a positive integer, got {n_per_class!r}.")
+    where = "data.balanced_subset"
+    labels = _labels(labels, where)
+    if isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer)) \
+            or n_per_class < 1:
+        raise ValueError(f"{where}: n_per_class must be a positive integer, got {n_per_class!r}.")
+    seed = check.integer("seed", seed, low=0, where=where)
     rng = np.random.default_rng(seed)
     chosen = []
     for cls in np.unique(labels):
@@ -446,10 +535,12 @@ def validation_split(labels: np.ndarray, n_per_class: int = VALIDATION_PER_CLASS
     ValueError
         If ``n_per_class`` is not positive or leaves a class without training images.
     """
-    labels = np.asarray(labels)
+    where = "data.validation_split"
+    labels = _labels(labels, where)
     if not isinstance(n_per_class, (int, np.integer)) or isinstance(n_per_class, bool) \
             or n_per_class < 1:
-        raise ValueError(f"n_per_class must be a positive integer, got {n_per_class!r}.")
+        raise ValueError(f"{where}: n_per_class must be a positive integer, got "
+                         f"{n_per_class!r}.")
     held = []
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)
@@ -472,6 +563,7 @@ def dataset_name(source: str | os.PathLike) -> str:
     "CIFAR-10 (JPEG copy or other non-official local copy)": pixels may
     differ slightly from the official ones (see README).
     """
+    check.path("source", source, where="data.dataset_name")
     path = Path(source) / "test_batch"
     if path.is_file() and _md5(path) == OFFICIAL_TEST_BATCH_MD5:
         return "CIFAR-10"

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import _validate as check
+
 __all__ = [
     "PoissonParams",
     "correlated_poisson_spikes",
@@ -73,8 +75,13 @@ class PoissonParams:
     def __post_init__(self) -> None:
         for name in ("max_rate_hz", "duration_ms", "dt_ms"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                                 np.floating)):
+                raise TypeError(f"PoissonParams.{name} must be a real number, got "
+                                f"{type(value).__name__} {value!r}.")
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"PoissonParams.{name}: {name} must be a positive finite number, "
+                                 f"got {value!r}.")
         if self.p_max > 1.0:
             raise ValueError(
                 f"max_rate_hz={self.max_rate_hz} with dt_ms={self.dt_ms} asks for "
@@ -83,6 +90,9 @@ class PoissonParams:
                 "(or use a smaller dt_ms)."
             )
         steps = self.duration_ms / self.dt_ms
+        if not math.isfinite(steps):
+            raise ValueError(f"duration_ms={self.duration_ms} / dt_ms={self.dt_ms} is not a finite "
+                             "number of steps.")
         if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
             raise ValueError(
                 f"duration_ms={self.duration_ms} is not a whole number of dt_ms={self.dt_ms} steps."
@@ -99,31 +109,82 @@ class PoissonParams:
         return self.max_rate_hz * self.dt_ms / 1000.0
 
 
+def _seed(name: str, seed, where: str) -> int:
+    """A seed torch accepts: an integer in [0, 2**64 - 1] (not a float, not a bool)."""
+    return check.integer(name, seed, low=0, high=2**64 - 1, where=where)
+
+
+def _device(device, where: str) -> torch.device:
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"{where}: device must be a str or torch.device such as 'cpu' or "
+                        f"'cuda', got {type(device).__name__} {device!r}")
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"{where}: device must name a torch device such as 'cpu' or 'cuda', "
+                         f"got {device!r} ({err})") from None
+
+
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
-    """A ``torch.Generator`` on ``device`` seeded with ``seed``."""
-    gen = torch.Generator(device=device)
-    gen.manual_seed(int(seed))
+    """A ``torch.Generator`` on ``device`` seeded with ``seed`` (an integer >= 0)."""
+    seed = _seed("seed", seed, "encoding.make_generator")
+    gen = torch.Generator(device=_device(device, "encoding.make_generator"))
+    gen.manual_seed(seed)
     return gen
 
 
-def _as_intensities(intensities) -> torch.Tensor:
-    """Convert to a float32 tensor and check it lies in [0, 1] without NaN."""
-    x = torch.as_tensor(np.asarray(intensities) if not torch.is_tensor(intensities) else intensities)
+def _generator(generator, device, where: str) -> torch.Generator:
+    """``generator`` itself, or a new one seeded with it (an integer >= 0)."""
+    if isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, bool) or not isinstance(generator, (int, np.integer)):
+        raise TypeError(f"{where}: generator must be a torch.Generator or an integer seed, got "
+                        f"{type(generator).__name__} {generator!r}")
+    return make_generator(_seed("generator", generator, where), device)
+
+
+def _params(params, where: str) -> "PoissonParams":
+    return check.instance("params", params, PoissonParams, where=where)
+
+
+def _as_intensities(intensities, where: str = "encoding", name: str = "intensities"
+                    ) -> torch.Tensor:
+    """Convert to a float32 tensor and check it lies in [0, 1] without NaN, not empty."""
+    if torch.is_tensor(intensities):
+        x = intensities
+    else:
+        try:
+            a = np.asarray(intensities)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{where}: {name} must be an array of floats in [0, 1], got "
+                            f"{type(intensities).__name__} ({err})") from None
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"{where}: {name} must be an array of floats in [0, 1], got dtype "
+                            f"{a.dtype}")
+        x = torch.as_tensor(a)
     if x.dtype == torch.uint8:
         raise ValueError(
-            "intensities must be floats in [0, 1], got uint8 images; "
+            f"{where}: {name} must be floats in [0, 1], got uint8 images; "
             "divide by 255 or use snnlib.data.to_grayscale first."
         )
+    if x.is_complex():
+        raise TypeError(f"{where}: {name} must be real floats in [0, 1], got dtype {x.dtype}")
     if not torch.is_floating_point(x):
         x = x.to(torch.float32)
     if x.ndim < 1:
-        raise ValueError("intensities must have a batch dimension first, got a scalar.")
-    if torch.isnan(x).any():
-        raise ValueError(f"intensities contain {int(torch.isnan(x).sum())} NaN value(s).")
+        raise ValueError(f"{where}: {name} must have a batch dimension first, got a scalar.")
+    if x.numel() == 0:
+        raise ValueError(f"{where}: {name} must not be empty, got shape {tuple(x.shape)}.")
+    nan = torch.isnan(x)
+    if nan.any():
+        first = tuple(int(k) for k in nan.nonzero()[0])
+        raise ValueError(f"{where}: {name} contain {int(nan.sum())} NaN value(s) (the first at "
+                         f"index {first}); {name} must be floats in [0, 1].")
     low, high = float(x.min()), float(x.max())
     if low < 0.0 or high > 1.0:
         raise ValueError(
-            f"intensities must lie in [0, 1]; found values from {low:g} to {high:g}."
+            f"{where}: {name} must lie in [0, 1]; found values from {low:g} to {high:g}."
+            + (" (0-255 values: divide by 255)" if 1.0 < high <= 255.0 else "")
         )
     return x.to(torch.float32)
 
@@ -158,13 +219,18 @@ def poisson_spikes(
     Raises
     ------
     ValueError
-        For NaN, negative or > 1 intensities, or uint8 input.
+        For NaN, negative or > 1 intensities, uint8 or empty input, or spikes that
+        would not fit in memory (T x elements bytes).
+    TypeError
+        For ``params`` that are not a :class:`PoissonParams` or a ``generator``
+        that is neither a generator nor an integer seed.
     """
-    if not isinstance(params, PoissonParams):
-        raise ValueError(f"params must be a PoissonParams, got {type(params).__name__}.")
-    x = _as_intensities(intensities)
-    if not isinstance(generator, torch.Generator):
-        generator = make_generator(generator, x.device)
+    where = "encoding.poisson_spikes"
+    _params(params, where)
+    x = _as_intensities(intensities, where)
+    check.fits_in_memory(f"{params.n_steps} steps x {x.numel()} intensities of bool spikes",
+                         params.n_steps * x.numel(), where=where)
+    generator = _generator(generator, x.device, where)
     p = x * params.p_max
     spikes = torch.empty((params.n_steps, *x.shape), dtype=torch.bool, device=x.device)
     # Draw the uniforms a block of time steps at a time: about 64 MB of
@@ -189,8 +255,9 @@ def poisson_step(intensities: torch.Tensor, p_max: float, *, generator) -> torch
     Parameters
     ----------
     intensities : torch.Tensor
-        Floats in [0, 1], any shape (not checked here, in the inner loop:
-        callers check them once).
+        Floats in [0, 1], any shape. Their values are not checked here, in the
+        inner loop of a simulation (a NaN would never spike): callers check them
+        once, before the loop (as :func:`poisson_spikes` does).
     p_max : float
         Spike probability per step of an input of intensity 1, in (0, 1]
         (:attr:`PoissonParams.p_max`).
@@ -204,35 +271,58 @@ def poisson_step(intensities: torch.Tensor, p_max: float, *, generator) -> torch
     torch.Tensor
         Spikes, 1.0 or 0.0, in ``intensities``' shape, dtype and device.
     """
-    if not (isinstance(p_max, (int, float)) and 0.0 < p_max <= 1.0):
-        raise ValueError(f"p_max must be a spike probability per step in (0, 1], got {p_max!r}.")
+    if not torch.is_tensor(intensities):
+        raise TypeError(f"encoding.poisson_step: intensities must be a torch.Tensor, got "
+                        f"{type(intensities).__name__}.")
+    if isinstance(p_max, bool) or not isinstance(p_max, (int, float)):
+        raise TypeError(f"encoding.poisson_step: p_max must be a real number (a spike "
+                        f"probability per step in (0, 1]), got {type(p_max).__name__} {p_max!r}.")
+    if not 0.0 < p_max <= 1.0:
+        raise ValueError(f"encoding.poisson_step: p_max must be a spike probability per step in "
+                         f"(0, 1], got {p_max!r}.")
     if isinstance(generator, np.random.Generator):
         u = torch.from_numpy(generator.random(tuple(intensities.shape), dtype=np.float32))
     elif isinstance(generator, torch.Generator):
         u = torch.rand(intensities.shape, generator=generator, device=generator.device)
     else:
-        raise TypeError(f"generator must be a torch.Generator or a numpy.random.Generator, "
-                        f"got {type(generator).__name__}.")
+        raise TypeError(f"encoding.poisson_step: generator must be a torch.Generator or a "
+                        f"numpy.random.Generator, got {type(generator).__name__}.")
     u = u.to(intensities.device)
     p = intensities if p_max == 1.0 else intensities * p_max
     return (u < p).to(intensities.dtype)
 
 
 def spike_counts(spikes: torch.Tensor) -> torch.Tensor:
-    """Spikes per neuron over time: the sum over the first (time) axis, as int64."""
+    """Spikes per neuron over time: the sum over the first (time) axis, as int64.
+
+    ``spikes`` is a time-major ``(T, ...)`` tensor of bools or of 0/1 numbers.
+    """
+    where = "encoding.spike_counts"
+    check.tensor("spikes", spikes, where=where)
+    if spikes.ndim < 1 or spikes.numel() == 0:
+        raise ValueError(f"{where}: spikes must be time-major (T, ...) and not empty, got shape "
+                         f"{tuple(spikes.shape)}.")
+    if spikes.dtype != torch.bool:
+        check.array("spikes", spikes, low=0, high=1, where=where)
     return spikes.sum(dim=0, dtype=torch.int64)
 
 
 def expected_counts(intensities, params: PoissonParams) -> torch.Tensor:
     """Mean spike count of each neuron: :math:`E[n] = x\\, r_{max}\\, D_{ms} / 1000`."""
-    return _as_intensities(intensities) * params.max_rate_hz * params.duration_ms / 1000.0
+    where = "encoding.expected_counts"
+    _params(params, where)
+    return _as_intensities(intensities, where) * params.max_rate_hz * params.duration_ms / 1000.0
 
 
 def decode_counts(counts, params: PoissonParams) -> torch.Tensor:
     """Estimate intensities from spike counts: :math:`\\hat x = n / (r_{max} D_{ms} / 1000)`.
 
     The estimate is unbiased; :func:`decode_variance` gives its variance.
+    ``counts`` are finite, non-negative numbers (e.g. :func:`spike_counts`).
     """
+    where = "encoding.decode_counts"
+    _params(params, where)
+    counts = check.array("counts", counts, low=0, where=where)
     counts = torch.as_tensor(counts)
     return counts.to(torch.float32) / (params.max_rate_hz * params.duration_ms / 1000.0)
 
@@ -248,7 +338,9 @@ def decode_variance(intensities, params: PoissonParams) -> torch.Tensor:
 
     It falls as 1/D: doubling the presentation time halves the squared error.
     """
-    x = _as_intensities(intensities)
+    where = "encoding.decode_variance"
+    _params(params, where)
+    x = _as_intensities(intensities, where)
     return x * (1.0 - x * params.p_max) / (params.n_steps * params.p_max)
 
 
@@ -273,11 +365,22 @@ def reconstruction_error(
         ``duration_ms``, ``measured_rmse`` and ``theory_rmse``, arrays of the
         same length as ``durations_ms``.
     """
-    x = _as_intensities(intensities)
-    gen = make_generator(seed, x.device)
+    where = "encoding.reconstruction_error"
+    x = _as_intensities(intensities, where)
+    durations = check.array("durations_ms", durations_ms, ndim=1, low=0, where=where)
+    all_params = []
+    for duration in durations.tolist():  # every duration checked before any is simulated
+        try:
+            all_params.append(PoissonParams(max_rate_hz=max_rate_hz, duration_ms=float(duration),
+                                            dt_ms=dt_ms))
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{where}: {err}") from None
+    steps = max(params.n_steps for params in all_params)
+    check.fits_in_memory(f"{steps} steps x {x.numel()} intensities of bool spikes",
+                         steps * x.numel(), where=where)
+    gen = make_generator(_seed("seed", seed, where), x.device)
     measured, theory = [], []
-    for duration in durations_ms:
-        params = PoissonParams(max_rate_hz=max_rate_hz, duration_ms=float(duration), dt_ms=dt_ms)
+    for params in all_params:
         decoded = decode_counts(spike_counts(poisson_spikes(x, params, generator=gen)), params)
         measured.append(float(torch.sqrt(torch.mean((decoded - x) ** 2))))
         theory.append(float(torch.sqrt(torch.mean(decode_variance(x, params)))))
@@ -318,13 +421,21 @@ def correlated_poisson_spikes(
     torch.Tensor
         ``(T, batch, n_inputs)`` bool.
     """
-    if not 0.0 <= correlation <= 1.0:
-        raise ValueError(f"correlation must be in [0, 1], got {correlation!r}.")
-    params = PoissonParams(max_rate_hz=rate_hz, duration_ms=duration_ms, dt_ms=dt_ms)
-    if not isinstance(generator, torch.Generator):
-        generator = make_generator(generator)
+    where = "encoding.correlated_poisson_spikes"
+    n_inputs = check.integer("n_inputs", n_inputs, low=1, where=where)
+    batch = check.integer("batch", batch, low=1, where=where)
+    correlation = check.probability("correlation", correlation, where=where)
+    try:
+        params = PoissonParams(max_rate_hz=rate_hz, duration_ms=duration_ms, dt_ms=dt_ms)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{where}: {err}".replace("max_rate_hz", "rate_hz")) from None
     p = params.p_max
     shape = (params.n_steps, batch, n_inputs)
+    # two float32 uniforms and three bool tensors of this shape at the peak
+    check.fits_in_memory(f"{params.n_steps} steps (duration_ms / dt_ms) x batch={batch} x "
+                         f"n_inputs={n_inputs}",
+                         11 * params.n_steps * batch * n_inputs, where=where)
+    generator = _generator(generator, "cpu", where)
     reference = torch.rand((params.n_steps, batch, 1), generator=generator) < p
     copied = torch.rand(shape, generator=generator) < correlation
     own = torch.rand(shape, generator=generator) < p * (1.0 - correlation)

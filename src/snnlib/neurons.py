@@ -55,6 +55,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from . import _validate as check
+
 __all__ = [
     "IFNeurons",
     "LIF",
@@ -119,7 +121,10 @@ class LIFParams:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"LIFParams.{f.name} must be a real number, got "
+                                f"{type(value).__name__} {value!r}.")
+            if not math.isfinite(value):
                 raise ValueError(f"LIFParams.{f.name} must be a finite number, got {value!r}.")
         for name in ("tau_mem_ms", "tau_exc_ms", "tau_inh_ms", "tau_theta_ms", "dt_ms",
                      "r_mem_mohm"):
@@ -145,6 +150,9 @@ class LIFParams:
                 "or the neuron would fire without input."
             )
         steps = self.t_ref_ms / self.dt_ms
+        if not math.isfinite(steps):
+            raise ValueError(f"t_ref_ms={self.t_ref_ms} / dt_ms={self.dt_ms} is not a finite "
+                             "number of steps.")
         if abs(steps - round(steps)) > 1e-6:
             raise ValueError(f"t_ref_ms={self.t_ref_ms} is not a whole number of dt_ms={self.dt_ms} steps.")
 
@@ -169,9 +177,42 @@ class LIFState(NamedTuple):
     @classmethod
     def initial(cls, p: LIFParams, batch: int, neurons: int, device="cpu") -> "LIFState":
         """Every neuron at rest, no conductance, no threshold adaptation, not refractory."""
+        _check_population(p, batch, neurons, "neurons.LIFState.initial")
         zeros = torch.zeros(batch, neurons, dtype=torch.float32, device=device)
         return cls(zeros + p.v_rest_mv, zeros.clone(), zeros.clone(), zeros.clone(),
                    torch.zeros(batch, neurons, dtype=torch.int32, device=device))
+
+
+def _check_population(p, batch, neurons, where: str) -> None:
+    check.instance("p", p, LIFParams, where=where)
+    batch = check.integer("batch", batch, low=1, where=where)
+    neurons = check.integer("neurons", neurons, low=1, where=where)
+    check.fits_in_memory(f"the state of batch={batch} x neurons={neurons}",
+                         20 * batch * neurons, where=where)
+
+
+def _check_input(name: str, x, shape: tuple, where: str):
+    """A finite number, or a finite tensor broadcastable to ``shape``; None passes."""
+    if x is None:
+        return None
+    if isinstance(x, np.ndarray):
+        x = torch.as_tensor(check.array(name, x, nonempty=False, where=where))
+    if not torch.is_tensor(x):
+        if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer,
+                                                                 np.floating)):
+            raise TypeError(f"{where}: {name} must be a number or a torch.Tensor broadcastable to "
+                            f"{shape}, got {type(x).__name__}")
+        return check.number(name, x, where=where)
+    try:
+        broadcast = tuple(torch.broadcast_shapes(tuple(x.shape), shape))
+    except RuntimeError:
+        raise ValueError(f"{where}: {name} of shape {tuple(x.shape)} does not broadcast to the "
+                         f"state's (batch, neurons) = {shape}") from None
+    # (an ndarray current is passed on as it came: lif_step reads it with torch.as_tensor)
+    if broadcast != shape:
+        raise ValueError(f"{where}: {name} of shape {tuple(x.shape)} would change the state's "
+                         f"shape {shape}")
+    return check.array(name, x, nonempty=False, where=where)
 
 
 def lif_step(
@@ -209,7 +250,34 @@ def lif_step(
         v \\leftarrow v_\\infty + (v - v_\\infty) e^{-\\Delta t (1 + g_e + g_i)/\\tau_m}
         \\text{ (if not refractory)},\\quad
         s = [v > v_{th} + \\theta],\\quad v \\leftarrow v_{reset} \\text{ where } s.
+
+    The inputs are checked (shapes, finite values: one pass each);
+    :func:`simulate_lif` and the other loops check theirs once and step
+    without checks.
     """
+    where = "neurons.lif_step"
+    check.instance("state", state, LIFState, where=where)
+    check.instance("p", p, LIFParams, where=where)
+    for name, value in zip(LIFState._fields, state):
+        check.tensor(f"state.{name}", value, where=where)
+    shape = tuple(state.v_mem.shape)
+    if len(shape) != 2:
+        raise ValueError(f"{where}: state must hold (batch, neurons) tensors, got v_mem of shape "
+                         f"{shape}")
+    for name, value in zip(LIFState._fields, state):
+        if tuple(value.shape) != shape:
+            raise ValueError(f"{where}: state.{name} has shape {tuple(value.shape)}, "
+                             f"state.v_mem {shape}; they must match")
+    check.array("state.v_mem", state.v_mem, where=where)
+    _check_input("current_na", current_na, shape, where)
+    _check_input("exc_input", exc_input, shape, where)
+    _check_input("inh_input", inh_input, shape, where)
+    return _lif_step(state, p, current_na=current_na, exc_input=exc_input, inh_input=inh_input)
+
+
+def _lif_step(state: LIFState, p: LIFParams, *, current_na=None, exc_input=None, inh_input=None
+              ) -> tuple[torch.Tensor, LIFState]:
+    """:func:`lif_step` without checks, for loops that checked their inputs once."""
     v, g_e, g_i, theta, ref = state
     ref = torch.clamp(ref - 1, min=0)
     free = ref == 0
@@ -248,6 +316,10 @@ class LIF:
     """
 
     def __init__(self, params: LIFParams, batch: int, neurons: int, device="cpu") -> None:
+        where = "neurons.LIF"
+        check.instance("params", params, LIFParams, where=where)
+        batch = check.integer("batch", batch, low=1, where=where)
+        neurons = check.integer("neurons", neurons, low=1, where=where)
         self.params = params
         self.batch, self.neurons, self.device = batch, neurons, device
         self.reset_state()
@@ -256,9 +328,10 @@ class LIF:
         """Back to rest (v = v_rest, no conductance, theta = 0, not refractory)."""
         self.state = LIFState.initial(self.params, self.batch, self.neurons, self.device)
 
-    def step(self, **inputs) -> torch.Tensor:
-        """One time step (see :func:`lif_step` for the inputs); returns the spikes."""
-        spikes, self.state = lif_step(self.state, self.params, **inputs)
+    def step(self, *, current_na=None, exc_input=None, inh_input=None) -> torch.Tensor:
+        """One time step (:func:`lif_step`'s inputs, checked there); returns the spikes."""
+        spikes, self.state = lif_step(self.state, self.params, current_na=current_na,
+                                      exc_input=exc_input, inh_input=inh_input)
         return spikes
 
 
@@ -283,16 +356,27 @@ def simulate_lif(current_na: torch.Tensor, p: LIFParams, *, record: bool = True)
         ``spikes`` (bool), and when ``record`` the potential ``v_mem`` (mV)
         and the threshold adaptation ``theta`` (mV).
     """
+    where = "neurons.simulate_lif"
+    check.instance("p", p, LIFParams, where=where)
+    record = check.flag("record", record, where=where)
+    if not torch.is_tensor(current_na):
+        current_na = check.array("current_na", current_na, finite=False, nonempty=False,
+                                 where=where)
     current_na = torch.as_tensor(current_na, dtype=torch.float32)
     if current_na.ndim != 3:
-        raise ValueError(f"current_na must be (T, batch, neurons), got shape {tuple(current_na.shape)}.")
+        raise ValueError(f"{where}: current_na must be (T, batch, neurons), got shape "
+                         f"{tuple(current_na.shape)}.")
+    check.array("current_na", current_na, where=where)  # finite (after float32), not empty
     steps, batch, neurons = current_na.shape
+    check.fits_in_memory(f"recording {steps} steps x {batch} x {neurons} neurons",
+                         current_na.numel() * (9 if record else 1) + 20 * batch * neurons,
+                         where=where)
     state = LIFState.initial(p, batch, neurons, current_na.device)
     spikes = torch.empty(current_na.shape, dtype=torch.bool, device=current_na.device)
     v_mem = torch.empty_like(current_na) if record else None
     theta = torch.empty_like(current_na) if record else None
     for t in range(steps):
-        spikes[t], state = lif_step(state, p, current_na=current_na[t])
+        spikes[t], state = _lif_step(state, p, current_na=current_na[t])
         if record:
             v_mem[t] = state.v_mem
             theta[t] = state.theta
@@ -305,8 +389,18 @@ def measured_rate_hz(current_na, p: LIFParams, *, duration_ms: float = 1000.0) -
     Counts the spikes of ``duration_ms`` of simulation from rest; the
     analytic counterpart is :func:`lif_rate_hz`.
     """
-    current = torch.as_tensor(np.asarray(current_na, dtype=np.float32)).flatten()
-    steps = int(round(duration_ms / p.dt_ms))
+    where = "neurons.measured_rate_hz"
+    check.instance("p", p, LIFParams, where=where)
+    current = check.array("current_na", current_na, where=where)
+    duration_ms = check.number("duration_ms", duration_ms, low=0, low_open=True, where=where)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused below
+        current = torch.as_tensor(np.asarray(current, dtype=np.float32)).flatten()
+    check.array("current_na", current, where=where)  # finite in float32 too
+    steps = check.steps(f"duration_ms={duration_ms:g} at dt_ms={p.dt_ms:g}",
+                        duration_ms / p.dt_ms, max_steps=MAX_STEPS, where=where)
+    if steps < 1:
+        raise ValueError(f"{where}: duration_ms={duration_ms:g} is less than one step of "
+                         f"dt_ms={p.dt_ms:g}")
     spikes = simulate_lif(current.expand(steps, 1, -1), p, record=False).spikes
     return spikes[:, 0].sum(dim=0).numpy() / (duration_ms / 1000.0)
 
@@ -325,7 +419,9 @@ def lif_rate_hz(current_na, p: LIFParams) -> np.ndarray:
     adaptation (``theta_plus_mv = 0``). A simulation with step
     :math:`\\Delta t` detects each threshold crossing up to one step late.
     """
-    current = np.asarray(current_na, dtype=float)
+    check.instance("p", p, LIFParams, where="neurons.lif_rate_hz")
+    current = np.asarray(check.array("current_na", current_na, where="neurons.lif_rate_hz"),
+                         dtype=float)
     v_inf = p.v_rest_mv + p.r_mem_mohm * current
     rate = np.zeros_like(current)
     above = v_inf > p.v_thresh_mv
@@ -333,6 +429,11 @@ def lif_rate_hz(current_na, p: LIFParams) -> np.ndarray:
         (v_inf[above] - p.v_reset_mv) / (v_inf[above] - p.v_thresh_mv))
     rate[above] = 1000.0 / isi_ms
     return rate
+
+
+MAX_STEPS = 1_000_000
+"""The most time steps a duration given in ms may ask for (a typo such as 1e6 ms for 1e3 ms
+would otherwise run for many minutes)."""
 
 
 # --- current-based LIF with instantaneous (delta) synapses -------------------
@@ -385,7 +486,27 @@ def lif_delta_step(v_mem: torch.Tensor, input_mv: torch.Tensor, p: LIFParams, *,
         the inputs (ready for the next layer's matrix product).
     v_mem : torch.Tensor
         The potentials after the step (mV).
+
+    Notes
+    -----
+    Types, shapes and the numbers ``theta_mv`` (when a float) and
+    ``inhibition_mv`` are checked; the tensors' values are not (this is the
+    inner loop of tier 2, millions of neurons per step): callers check their
+    inputs once, before the loop.
     """
+    where = "neurons.lif_delta_step"
+    if not isinstance(p, LIFParams):
+        check.instance("p", p, LIFParams, where=where)
+    if not (torch.is_tensor(v_mem) and torch.is_tensor(input_mv)):
+        check.tensor("v_mem", v_mem, where=where)
+        check.tensor("input_mv", input_mv, where=where)
+    if v_mem.shape != input_mv.shape:
+        raise ValueError(f"{where}: input_mv has shape {tuple(input_mv.shape)}, v_mem "
+                         f"{tuple(v_mem.shape)}; they must match")
+    if not torch.is_tensor(theta_mv):
+        check.number("theta_mv", theta_mv, where=where)
+    if inhibition_mv.__class__ is not float or not 0.0 <= inhibition_mv < math.inf:
+        check.number("inhibition_mv", inhibition_mv, low=0, where=where)
     if p.t_ref_ms != 0:
         raise ValueError(f"lif_delta_step has no refractory period; use LIFParams(t_ref_ms=0), "
                          f"not {p.t_ref_ms}.")
@@ -411,17 +532,21 @@ def lif_delta_rate_hz(jump_mv, p: LIFParams) -> np.ndarray:
     repeats, so :math:`r = 1 / (k\\,\\Delta t)`; 0 when
     :math:`J/(1-\\alpha) \\le v_{th} - v_{rest}` (never reaches threshold).
     """
-    jump = np.atleast_1d(np.asarray(jump_mv, dtype=float))
+    where = "neurons.lif_delta_rate_hz"
+    check.instance("p", p, LIFParams, where=where)
+    jump = np.atleast_1d(np.asarray(check.array("jump_mv", jump_mv, where=where), dtype=float))
     alpha = math.exp(-p.dt_ms / p.tau_mem_ms)
     rate = np.zeros_like(jump)
     for i, j in enumerate(jump):
         if p.v_rest_mv + j / (1 - alpha) <= p.v_thresh_mv:
             continue
         v, k = p.v_reset_mv, 0
-        while v <= p.v_thresh_mv:
+        while v <= p.v_thresh_mv and k < MAX_STEPS:
             v = p.v_rest_mv + (v - p.v_rest_mv) * alpha + j
             k += 1
-        rate[i] = 1000.0 / (k * p.dt_ms)
+        # a jump a rounding error above the rheobase may never cross in floating point:
+        # slower than one spike per MAX_STEPS steps counts as silent
+        rate[i] = 1000.0 / (k * p.dt_ms) if v > p.v_thresh_mv else 0.0
     return rate.reshape(np.shape(jump_mv))
 
 
@@ -440,6 +565,17 @@ def if_step(v: torch.Tensor, z: torch.Tensor, *, threshold: float = 1.0
     per step, in units of the threshold when ``threshold = 1``). Returns
     ``(spikes, v)``, spikes as 0/1 in ``z``'s dtype; ``v`` is not modified.
     """
+    where = "neurons.if_step"
+    check.tensor("v", v, where=where)
+    check.tensor("z", z, where=where)
+    threshold = check.number("threshold", threshold, low=0, low_open=True, where=where)
+    try:
+        torch.broadcast_shapes(v.shape, z.shape)
+    except RuntimeError:
+        raise ValueError(f"{where}: v of shape {tuple(v.shape)} and z of shape "
+                         f"{tuple(z.shape)} do not broadcast") from None
+    check.array("v", v, nonempty=False, where=where)
+    check.array("z", z, nonempty=False, where=where)
     v = v + z
     spikes = (v >= threshold).to(z.dtype)
     return spikes, v - threshold * spikes
@@ -455,7 +591,11 @@ def if_rate(z, steps: int, threshold: float = 1.0, v0: float = 0.0) -> np.ndarra
     clipped at one spike per step, :math:`\\mathrm{clip}(z/\\vartheta, 0, 1)`, as
     :math:`T` grows.
     """
-    z = np.asarray(z, dtype=float)
+    where = "neurons.if_rate"
+    z = np.asarray(check.array("z", z, where=where), dtype=float)
+    steps = check.integer("steps", steps, low=1, where=where)
+    threshold = check.number("threshold", threshold, low=0, low_open=True, where=where)
+    v0 = check.number("v0", v0, where=where)
     return np.clip(np.floor((steps * z + v0) / threshold + 1e-9), 0, steps) / steps
 
 
@@ -476,6 +616,7 @@ class IFNeurons(torch.nn.Module):
 
     def __init__(self, v0: float = 0.0) -> None:
         super().__init__()
+        check.number("v0", v0, where="neurons.IFNeurons")
         self.v0 = v0
         self.v: torch.Tensor | None = None
         self.spike_map: torch.Tensor | None = None
@@ -489,6 +630,13 @@ class IFNeurons(torch.nn.Module):
         return 0.0 if self.spike_map is None else float(self.spike_map.sum())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """One step for input ``z`` (the shape of the first input since :meth:`reset_state`;
+        its values are not checked: this is the converted network's inner loop)."""
+        if not torch.is_tensor(z):
+            check.tensor("z", z, where="neurons.IFNeurons")
+        if self.v is not None and self.v.shape != z.shape:
+            raise ValueError(f"neurons.IFNeurons: z has shape {tuple(z.shape)}, the potential "
+                             f"{tuple(self.v.shape)}; call reset_state() before a new batch")
         if self.v is None:
             self.v = torch.full_like(z, self.v0, dtype=torch.float32,
                                      memory_format=torch.preserve_format)
@@ -501,6 +649,19 @@ class IFNeurons(torch.nn.Module):
 
 
 # --- Brian2 ---------------------------------------------------------------
+
+CODEGEN_TARGETS = ("numpy", "cython", "auto")
+"""Brian2's code generation targets that :func:`run_brian2` accepts."""
+
+
+def _check_name(name, where: str) -> str:
+    """A Brian2 object name: letters, digits and underscores, not starting with a digit."""
+    check.text("name", name, where=where)
+    if not name.isascii() or not name.replace("_", "a").isalnum() or name[0].isdigit():
+        raise ValueError(f"{where}: name must be a Brian2 name (letters, digits, _; not "
+                         f"starting with a digit), got {name!r}")
+    return name
+
 
 def run_brian2(net, duration_ms: float, codegen_target: str = "numpy") -> None:
     """Run a Brian2 ``Network`` for ``duration_ms`` with a code generation target.
@@ -518,6 +679,11 @@ def run_brian2(net, duration_ms: float, codegen_target: str = "numpy") -> None:
     exist before the run are frozen (``gc.freeze``) for its duration, so the pass
     looks only at new ones; they are unfrozen afterwards and collected as usual.
     """
+    where = "neurons.run_brian2"
+    if not callable(getattr(net, "run", None)):
+        raise TypeError(f"{where}: net must be a brian2.Network, got {type(net).__name__}")
+    duration_ms = check.number("duration_ms", duration_ms, low=0, where=where)
+    check.choice("codegen_target", codegen_target, CODEGEN_TARGETS, where=where)
     import gc
     import warnings
 
@@ -587,6 +753,12 @@ def build_lif_group(n: int, p: LIFParams, *, current: str = "I : amp", name: str
         Variables ``v``, ``g_exc``, ``g_inh``, ``theta``, ``I``; threshold
         ``v > v_thresh + theta``; reset ``v = v_reset; theta += theta_plus``.
     """
+    where = "neurons.build_lif_group"
+    n = check.integer("n", n, low=1, where=where)
+    check.instance("p", p, LIFParams, where=where)
+    check.text("current", current, where=where)
+    _check_name(name, where)
+    check.text("method", method, where=where)
     import brian2 as b2
 
     group = b2.NeuronGroup(
@@ -619,12 +791,18 @@ def simulate_lif_brian2(current_na, p: LIFParams, *, codegen_target: str = "nump
     v_mem : numpy.ndarray
         ``(T, neurons)`` float in mV, at the end of each step.
     """
+    where = "neurons.simulate_lif_brian2"
+    check.instance("p", p, LIFParams, where=where)
+    check.choice("codegen_target", codegen_target, CODEGEN_TARGETS, where=where)
+    current = check.array("current_na", current_na, where=where)
+    current = np.asarray(current, dtype=float)
+    if current.ndim != 2:
+        raise ValueError(f"{where}: current_na must be (T, neurons), got shape {current.shape}.")
+    steps, n = current.shape
+    check.fits_in_memory(f"recording v of {steps} steps x {n} neurons", 16 * steps * n,
+                         where=where)
     import brian2 as b2
 
-    current = np.asarray(current_na, dtype=float)
-    if current.ndim != 2:
-        raise ValueError(f"current_na must be (T, neurons), got shape {current.shape}.")
-    steps, n = current.shape
     group = build_lif_group(n, p, current="I = I_input(t, i) : amp", name="lif_b2")
     group.namespace["I_input"] = b2.TimedArray(current * b2.nA, dt=p.dt_ms * b2.ms)
     v_monitor = b2.StateMonitor(group, "v", record=True, when="end", name="lif_b2_v")

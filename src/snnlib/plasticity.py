@@ -62,7 +62,8 @@ from typing import Literal, NamedTuple
 import numpy as np
 import torch
 
-from .neurons import run_brian2
+from . import _validate as check
+from .neurons import CODEGEN_TARGETS, _check_name, run_brian2
 
 __all__ = [
     "RSTDPParams",
@@ -122,7 +123,10 @@ class STDPParams:
     def __post_init__(self) -> None:
         for name in ("a_plus", "a_minus", "tau_plus_ms", "tau_minus_ms", "w_min", "w_max", "dt_ms"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"STDPParams.{name} must be a real number, got "
+                                f"{type(value).__name__} {value!r}.")
+            if not math.isfinite(value):
                 raise ValueError(f"STDPParams.{name} must be a finite number, got {value!r}.")
         for name in ("a_plus", "a_minus"):
             if getattr(self, name) < 0:
@@ -149,6 +153,8 @@ class STDPState(NamedTuple):
 
     @classmethod
     def initial(cls, batch: int, pre: int, post: int, device="cpu") -> "STDPState":
+        """Zero traces for ``batch`` samples of ``pre`` and ``post`` neurons."""
+        _check_sizes(batch, pre, post, "plasticity.STDPState.initial")
         return cls(torch.zeros(batch, pre, device=device), torch.zeros(batch, post, device=device))
 
 
@@ -175,6 +181,28 @@ class WeightChange(NamedTuple):
     def dense(self) -> torch.Tensor:
         """The net change ``potentiation - depression``, ``(post, pre)``."""
         return self.potentiation() - self.depression()
+
+
+def _check_sizes(batch, pre, post, where: str, eligibility: bool = False) -> None:
+    """Sizes of traces (and of an eligibility trace per synapse): integers >= 1 that fit."""
+    batch = check.integer("batch", batch, low=1, where=where)
+    pre = check.integer("pre", pre, low=1, where=where)
+    post = check.integer("post", post, low=1, where=where)
+    n_bytes = 4 * batch * (pre + post + (pre * post if eligibility else 0))
+    check.fits_in_memory(f"the traces of batch={batch}, pre={pre}, post={post} neurons",
+                         n_bytes, where=where)
+
+
+def _check_spikes(pre_spikes, post_spikes, x_pre, y_post, where: str) -> None:
+    """Types and shapes only (O(1): this runs every time step): spikes ``(batch, pre)`` and
+    ``(batch, post)`` matching the traces."""
+    for name, s, trace, trace_name in (("pre_spikes", pre_spikes, x_pre, "x_pre"),
+                                       ("post_spikes", post_spikes, y_post, "y_post")):
+        if not torch.is_tensor(s):
+            check.tensor(name, s, where=where)
+        if s.shape != trace.shape:
+            raise ValueError(f"{where}: {name} has shape {tuple(s.shape)}, the state's "
+                             f"{trace_name} {tuple(trace.shape)}; they must match (batch, neurons)")
 
 
 def stdp_step(pre_spikes: torch.Tensor, post_spikes: torch.Tensor, state: STDPState,
@@ -208,7 +236,22 @@ def stdp_step(pre_spikes: torch.Tensor, post_spikes: torch.Tensor, state: STDPSt
         y \\leftarrow y e^{-\\Delta t/\\tau_-} + s_{post}
 
     (with ``nearest``: :math:`x \\leftarrow \\max(x e^{-\\Delta t/\\tau_+}, s_{pre})`).
+
+    Types and shapes are checked; the spikes' values are not (a step of a
+    simulation loop: spikes come from the neurons, 0 or 1).
     """
+    where = "plasticity.stdp_step"
+    if not isinstance(state, STDPState):
+        check.instance("state", state, STDPState, where=where)
+    if not isinstance(p, STDPParams):
+        check.instance("p", p, STDPParams, where=where)
+    _check_spikes(pre_spikes, post_spikes, state.x_pre, state.y_post, where)
+    return _stdp_step(pre_spikes, post_spikes, state, p)
+
+
+def _stdp_step(pre_spikes: torch.Tensor, post_spikes: torch.Tensor, state: STDPState,
+               p: STDPParams) -> tuple[WeightChange, STDPState]:
+    """:func:`stdp_step` without checks."""
     pre = pre_spikes.to(torch.float32)
     post = post_spikes.to(torch.float32)
     x = state.x_pre * math.exp(-p.dt_ms / p.tau_plus_ms)
@@ -239,8 +282,25 @@ def apply_weight_change(w: torch.Tensor, change: WeightChange, p: STDPParams) ->
 
     Returns a new tensor; ``w`` is not modified (see
     :func:`apply_weight_change_` for the in-place form that simulation loops use).
+    ``w`` must be finite (checked: one pass, as the copy is).
     """
-    return apply_weight_change_(w.clone(), change, p)
+    _check_change(w, change, p, "plasticity.apply_weight_change")
+    check.array("w", w, where="plasticity.apply_weight_change")
+    return _apply_weight_change_(w.clone(), change, p)
+
+
+def _check_change(w, change, p, where: str) -> None:
+    """Types and shapes (O(1)): ``w`` ``(post, pre)`` matching the change's factors."""
+    if not torch.is_tensor(w):
+        check.tensor("w", w, where=where)
+    if not isinstance(change, WeightChange):
+        check.instance("change", change, WeightChange, where=where)
+    if not isinstance(p, STDPParams):
+        check.instance("p", p, STDPParams, where=where)
+    shape = (change.post_spikes.shape[-1], change.pre_spikes.shape[-1])
+    if w.ndim != 2 or tuple(w.shape) != shape:
+        raise ValueError(f"{where}: w has shape {tuple(w.shape)}; the change is for "
+                         f"(post, pre) = {shape}")
 
 
 def apply_weight_change_(w: torch.Tensor, change: WeightChange, p: STDPParams) -> torch.Tensor:
@@ -248,8 +308,15 @@ def apply_weight_change_(w: torch.Tensor, change: WeightChange, p: STDPParams) -
 
     Only the columns of presynaptic and the rows of postsynaptic neurons
     that spiked are read and written, so a step costs in proportion to the
-    spikes, not to the number of synapses. For loops that own ``w``.
+    spikes, not to the number of synapses. For loops that own ``w``. Types and
+    shapes are checked; ``w``'s values are not (that would read every synapse).
     """
+    _check_change(w, change, p, "plasticity.apply_weight_change_")
+    return _apply_weight_change_(w, change, p)
+
+
+def _apply_weight_change_(w: torch.Tensor, change: WeightChange, p: STDPParams) -> torch.Tensor:
+    """:func:`apply_weight_change_` without checks."""
     # index_select / index_copy_ rather than w[:, cols]: several times faster
     # for the strided column gathers of a large (post, pre) matrix.
     cols = torch.nonzero(change.pre_spikes.any(dim=0)).flatten()
@@ -273,8 +340,13 @@ def normalize_weights(w: torch.Tensor, total: float) -> torch.Tensor:
     .. math:: w_{ij} \\leftarrow w_{ij}\\, \\frac{W}{\\sum_k w_{ik}}
 
     (Diehl & Cook 2015 use W = 78 for 784 MNIST inputs.) Rows that sum to
-    zero are left at zero.
+    zero are left at zero. ``w`` is a finite ``(post, pre)`` tensor, ``total``
+    a finite number > 0.
     """
+    where = "plasticity.normalize_weights"
+    check.tensor("w", w, where=where)
+    check.array("w", w, ndim=2, where=where)
+    total = check.number("total", total, low=0, low_open=True, where=where)
     sums = w.sum(dim=1, keepdim=True)
     return torch.where(sums > 0, w * (total / sums.clamp_min(1e-12)), w)
 
@@ -287,7 +359,9 @@ def stdp_window(delta_t_ms, p: STDPParams) -> np.ndarray:
 
     (Bi & Poo 1998 measured this shape; Song, Miller & Abbott 2000, eq. 1.)
     """
-    dt = np.asarray(delta_t_ms, dtype=float)
+    check.instance("p", p, STDPParams, where="plasticity.stdp_window")
+    dt = np.asarray(check.array("delta_t_ms", delta_t_ms, where="plasticity.stdp_window"),
+                    dtype=float)
     return np.where(dt >= 0, p.a_plus * np.exp(-np.abs(dt) / p.tau_plus_ms),
                     -p.a_minus * np.exp(-np.abs(dt) / p.tau_minus_ms))
 
@@ -315,13 +389,14 @@ class RSTDPParams:
     eta: float = 1.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.stdp, STDPParams):
-            raise ValueError(f"RSTDPParams.stdp must be an STDPParams, got {type(self.stdp).__name__}.")
-        if not (math.isfinite(self.tau_elig_ms) and self.tau_elig_ms > self.stdp.dt_ms):
-            raise ValueError(f"tau_elig_ms must be finite and above dt_ms={self.stdp.dt_ms}, "
-                             f"got {self.tau_elig_ms!r}.")
-        if not (math.isfinite(self.eta) and self.eta >= 0):
-            raise ValueError(f"eta must be a finite number >= 0, got {self.eta!r}.")
+        check.instance("stdp", self.stdp, STDPParams, where="RSTDPParams")
+        check.number("tau_elig_ms", self.tau_elig_ms, where="RSTDPParams")
+        check.number("eta", self.eta, where="RSTDPParams")
+        if not self.tau_elig_ms > self.stdp.dt_ms:
+            raise ValueError(f"RSTDPParams: tau_elig_ms must be finite and above dt_ms="
+                             f"{self.stdp.dt_ms}, got {self.tau_elig_ms!r}.")
+        if not self.eta >= 0:
+            raise ValueError(f"RSTDPParams: eta must be a finite number >= 0, got {self.eta!r}.")
 
 
 class RSTDPState(NamedTuple):
@@ -332,6 +407,8 @@ class RSTDPState(NamedTuple):
 
     @classmethod
     def initial(cls, batch: int, pre: int, post: int, device="cpu") -> "RSTDPState":
+        """Zero traces and eligibility ``(batch, post, pre)``."""
+        _check_sizes(batch, pre, post, "plasticity.RSTDPState.initial", eligibility=True)
         return cls(STDPState.initial(batch, pre, post, device),
                    torch.zeros(batch, post, pre, device=device))
 
@@ -349,13 +426,31 @@ def rstdp_step(pre_spikes: torch.Tensor, post_spikes: torch.Tensor, reward, stat
     ----------
     reward : float or torch.Tensor
         Reward of this step per batch element ``(batch,)`` (or one number):
-        usually 0, and +1 / -1 when a decision is judged.
+        usually 0, and +1 / -1 when a decision is judged; finite (checked).
     """
+    where = "plasticity.rstdp_step"
+    check.instance("state", state, RSTDPState, where=where)
+    check.instance("p", p, RSTDPParams, where=where)
+    _check_spikes(pre_spikes, post_spikes, state.traces.x_pre, state.traces.y_post, where)
+    batch = pre_spikes.shape[0]
+    if torch.is_tensor(reward) or isinstance(reward, np.ndarray):
+        check.array("reward", reward, where=where)
+        if tuple(reward.shape) not in ((), (1,), (batch,)):
+            raise ValueError(f"{where}: reward must be one number or one per batch element "
+                             f"({batch},), got shape {tuple(reward.shape)}")
+    else:
+        check.number("reward", reward, where=where)
+    return _rstdp_step(pre_spikes, post_spikes, reward, state, p)
+
+
+def _rstdp_step(pre_spikes: torch.Tensor, post_spikes: torch.Tensor, reward, state: RSTDPState,
+                p: RSTDPParams) -> tuple[torch.Tensor, RSTDPState]:
+    """:func:`rstdp_step` without checks."""
     batch = pre_spikes.shape[0]
     elig = state.eligibility * math.exp(-p.stdp.dt_ms / p.tau_elig_ms)
     # Per-sample outer products; with reduction="mean" the factors already
     # carry 1/batch, so the sum over the batch below is a mean.
-    change, traces = stdp_step(pre_spikes, post_spikes, state.traces, p.stdp)
+    change, traces = _stdp_step(pre_spikes, post_spikes, state.traces, p.stdp)
     elig = elig + (change.post_spikes[:, :, None] * change.x_pre[:, None, :]
                    - change.y_post[:, :, None] * change.pre_spikes[:, None, :])
     reward = torch.as_tensor(reward, dtype=torch.float32, device=elig.device).expand(batch)
@@ -383,6 +478,16 @@ def _stdp_code(p: STDPParams, on_pre_extra: str) -> tuple[str, str, str]:
     return model, on_pre, on_post
 
 
+def _check_synapse_args(source, target, p, kind, on_pre, name, where: str) -> None:
+    for label, group in (("source", source), ("target", target)):
+        if not hasattr(group, "N") or not hasattr(group, "namespace"):
+            raise TypeError(f"{where}: {label} must be a brian2 group (NeuronGroup, "
+                            f"SpikeGeneratorGroup, ...), got {type(group).__name__}")
+    check.instance("p", p, kind, where=where)
+    check.text("on_pre", on_pre, nonempty=False, where=where)
+    _check_name(name, where)
+
+
 def build_stdp_synapses(source, target, p: STDPParams, *, on_pre: str = "", name: str = "stdp"):
     """A Brian2 ``Synapses`` object with the STDP rule of :func:`stdp_step`.
 
@@ -407,6 +512,8 @@ def build_stdp_synapses(source, target, p: STDPParams, *, on_pre: str = "", name
         are event-driven (updated exactly at spikes), which equals
         :func:`stdp_step`'s per-step exponential decay.
     """
+    _check_synapse_args(source, target, p, STDPParams, on_pre, name,
+                        "plasticity.build_stdp_synapses")
     import brian2 as b2
 
     model, pre_code, post_code = _stdp_code(p, on_pre)
@@ -445,6 +552,8 @@ def build_rstdp_synapses(source, target, p: RSTDPParams, *, on_pre: str = "", na
         Not yet connected; variables ``w``, ``elig`` (the eligibility :math:`e`; Brian2
         reserves ``e``), ``pre_trace``, ``post_trace``.
     """
+    _check_synapse_args(source, target, p, RSTDPParams, on_pre, name,
+                        "plasticity.build_rstdp_synapses")
     import brian2 as b2
 
     s = p.stdp
@@ -468,6 +577,11 @@ def eligibility(syn, p: RSTDPParams) -> np.ndarray:
     Brian2 updates event-driven variables only at spikes; between them
     :math:`e(t) = e(t_{last})\\, e^{-(t - t_{last})/\\tau_e}`.
     """
+    where = "plasticity.eligibility"
+    if not hasattr(syn, "elig") or not hasattr(syn, "lastupdate"):
+        raise TypeError(f"{where}: syn must be R-STDP synapses from build_rstdp_synapses (with "
+                        f"'elig' and 'lastupdate'), got {type(syn).__name__}")
+    check.instance("p", p, RSTDPParams, where=where)
     import brian2 as b2
 
     age_ms = float(syn.t / b2.ms) - np.asarray(syn.lastupdate / b2.ms)
@@ -483,13 +597,29 @@ def apply_reward(syn, reward: float, p: RSTDPParams, *, where=None) -> np.ndarra
     boolean array over the synapses) limits the change to some synapses.
     Returns the weight change actually applied.
     """
+    here = "plasticity.apply_reward"
+    reward = check.number("reward", reward, where=here)
+    check.instance("p", p, RSTDPParams, where=here)
+    if not hasattr(syn, "w") or not hasattr(syn, "elig"):
+        raise TypeError(f"{here}: syn must be R-STDP synapses from build_rstdp_synapses, got "
+                        f"{type(syn).__name__}")
     w = np.asarray(syn.w, dtype=np.float64)
+    if where is not None:
+        mask = np.asarray(where)
+        if mask.dtype != bool or mask.shape != w.shape:
+            raise ValueError(f"{here}: where must be a boolean array over the {len(w)} synapses, "
+                             f"got dtype {mask.dtype} and shape {mask.shape}")
     dw = p.eta * float(reward) * eligibility(syn, p)
     if where is not None:
         dw = np.where(np.asarray(where, dtype=bool), dw, 0.0)
     new = np.clip(w + dw, p.stdp.w_min, p.stdp.w_max)
     syn.w = new
     return new - w
+
+
+MAX_PAIRING_STEPS = 200_000
+"""The longest pairing experiment (time steps): 100 s of model time at dt = 0.5 ms, offsets
+of +- 50 s, far beyond any STDP window."""
 
 
 def pairing_experiment(offsets_ms, p: STDPParams, *, simulator: Literal["torch", "brian2"] = "torch",
@@ -510,12 +640,32 @@ def pairing_experiment(offsets_ms, p: STDPParams, *, simulator: Literal["torch",
         :func:`stdp_step` / :func:`apply_weight_change`, or
         :func:`build_stdp_synapses` between two ``SpikeGeneratorGroup``.
     w_init : float, optional
-        Starting weight (default: the middle of the bounds, so nothing clips).
+        Starting weight in ``[w_min, w_max]`` (default: the middle of the
+        bounds, so nothing clips).
+
+    Raises
+    ------
+    ValueError
+        For offsets that are not finite, or so large that the simulation
+        would need more than :data:`MAX_PAIRING_STEPS` steps (the window is
+        zero there anyway: :math:`e^{-|\\Delta t|/\\tau}`), or too many
+        synapses for memory (``n x n`` weights).
     """
-    offsets = np.asarray(offsets_ms, dtype=float)
+    where = "plasticity.pairing_experiment"
+    check.instance("p", p, STDPParams, where=where)
+    check.choice("simulator", simulator, ("torch", "brian2"), where=where)
+    check.choice("codegen_target", codegen_target, CODEGEN_TARGETS, where=where)
+    offsets = np.asarray(check.array("offsets_ms", offsets_ms, ndim=1, where=where), dtype=float)
     n = len(offsets)
+    if w_init is not None:
+        w_init = check.number("w_init", w_init, low=p.w_min, high=p.w_max, where=where)
     w0 = (p.w_min + p.w_max) / 2 if w_init is None else w_init
     t0 = float(np.abs(offsets).max()) + 10.0  # every spike at t >= 10 ms
+    check.steps(f"offsets_ms up to {t0 - 10.0:g} ms at dt_ms={p.dt_ms:g}",
+                (2 * t0) / p.dt_ms + 2, max_steps=MAX_PAIRING_STEPS, where=where)
+    if simulator == "torch":
+        check.fits_in_memory(f"{n} offsets_ms ({n} synapses, {n} x {n} weights)", 12 * n * n,
+                             where=where)
     pre_step = int(round(t0 / p.dt_ms))
     post_steps = np.round((t0 + offsets) / p.dt_ms).astype(int)
     steps = max(int(post_steps.max()), pre_step) + 2
@@ -529,8 +679,8 @@ def pairing_experiment(offsets_ms, p: STDPParams, *, simulator: Literal["torch",
         w = torch.full((n, n), float(w0))
         state = STDPState.initial(1, n, n)
         for k in range(steps):
-            change, state = stdp_step(pre[k], post[k], state, p)
-            w = apply_weight_change(w, change, p)
+            change, state = _stdp_step(pre[k], post[k], state, p)
+            w = _apply_weight_change_(w.clone(), change, p)
         return torch.diagonal(w).numpy().astype(float) - w0
     if simulator == "brian2":
         import brian2 as b2
@@ -591,14 +741,28 @@ def run_lif_stdp(input_spikes: torch.Tensor, w_init: torch.Tensor, lif, p: STDPP
     """
     from tqdm.auto import tqdm
 
-    from .neurons import LIFState, lif_step
+    from .neurons import LIFParams, LIFState, _lif_step
 
+    where = "plasticity.run_lif_stdp"
+    check.instance("lif", lif, LIFParams, where=where)
+    check.instance("p", p, STDPParams, where=where)
+    check.tensor("input_spikes", input_spikes, where=where)
+    check.tensor("w_init", w_init, where=where)
+    record_every = check.integer("record_every", record_every, low=0, where=where)
+    progress = check.flag("progress", progress, where=where)
     if abs(lif.dt_ms - p.dt_ms) > 1e-12:
-        raise ValueError(f"the neurons' dt_ms={lif.dt_ms} differs from the rule's dt_ms={p.dt_ms}.")
+        raise ValueError(f"{where}: the neurons' dt_ms={lif.dt_ms} differs from the rule's "
+                         f"dt_ms={p.dt_ms}; lif.dt_ms and p.dt_ms must be equal.")
+    check.array("input_spikes", input_spikes, ndim=3, low=0, high=1, where=where)
+    check.array("w_init", w_init, ndim=2, where=where)
     steps, batch, n_in = input_spikes.shape
     if w_init.shape[1] != n_in:
-        raise ValueError(f"w_init has {w_init.shape[1]} inputs, the spikes have {n_in}.")
+        raise ValueError(f"{where}: w_init has {w_init.shape[1]} inputs, the spikes have {n_in}; "
+                         f"w_init must be (n_out, {n_in}).")
     n_out = w_init.shape[0]
+    records = (steps // record_every if record_every else 0) + 2
+    check.fits_in_memory(f"{records} records of {n_out} x {n_in} weights",
+                         4 * records * n_out * n_in, where=where)
     w = w_init.to(torch.float32).clone()
     neurons = LIFState.initial(lif, batch, n_out, input_spikes.device)
     traces = STDPState.initial(batch, n_in, n_out, input_spikes.device)
@@ -607,9 +771,9 @@ def run_lif_stdp(input_spikes: torch.Tensor, w_init: torch.Tensor, lif, p: STDPP
     for k in tqdm(range(steps), disable=not progress, desc="LIF + STDP", unit="step",
                   mininterval=1.0):
         pre = input_spikes[k]
-        post, neurons = lif_step(neurons, lif, exc_input=_propagate(pre, w))
-        change, traces = stdp_step(pre, post, traces, p)
-        apply_weight_change_(w, change, p)  # w is this loop's own copy
+        post, neurons = _lif_step(neurons, lif, exc_input=_propagate(pre, w))
+        change, traces = _stdp_step(pre, post, traces, p)
+        _apply_weight_change_(w, change, p)  # w is this loop's own copy
         counts += post
         if record_every and (k + 1) % record_every == 0:
             history.append(w.clone())
@@ -641,13 +805,31 @@ def run_rstdp(pre_spikes: torch.Tensor, post_spikes: torch.Tensor, reward: torch
         ``w`` ``(T, n_post, n_pre)`` weights after each step (clipped to the
         bounds of ``p.stdp``) and ``eligibility`` ``(T, batch, n_post, n_pre)``.
     """
+    where = "plasticity.run_rstdp"
+    check.instance("p", p, RSTDPParams, where=where)
+    for name, x in (("pre_spikes", pre_spikes), ("post_spikes", post_spikes),
+                    ("reward", reward), ("w_init", w_init)):
+        check.tensor(name, x, where=where)
+    check.array("pre_spikes", pre_spikes, ndim=3, low=0, high=1, where=where)
+    check.array("post_spikes", post_spikes, ndim=3, low=0, high=1, where=where)
+    check.array("reward", reward, ndim=2, where=where)
+    check.array("w_init", w_init, ndim=2, where=where)
     steps, batch, n_pre = pre_spikes.shape
     n_post = post_spikes.shape[2]
+    if post_spikes.shape[:2] != (steps, batch) or reward.shape != (steps, batch):
+        raise ValueError(f"{where}: pre_spikes {tuple(pre_spikes.shape)}, post_spikes "
+                         f"{tuple(post_spikes.shape)} and reward {tuple(reward.shape)} must share "
+                         f"(T, batch) = {(steps, batch)}")
+    if tuple(w_init.shape) != (n_post, n_pre):
+        raise ValueError(f"{where}: w_init has shape {tuple(w_init.shape)}; (n_post, n_pre) = "
+                         f"{(n_post, n_pre)} expected")
+    check.fits_in_memory(f"recording {steps} steps of {batch} x {n_post} x {n_pre} eligibility "
+                         f"traces", 4 * steps * (batch + 1) * n_post * n_pre, where=where)
     state = RSTDPState.initial(batch, n_pre, n_post, pre_spikes.device)
     w = w_init.to(torch.float32).clone()
     ws, elig = [], []
     for k in range(steps):
-        dw, state = rstdp_step(pre_spikes[k], post_spikes[k], reward[k], state, p)
+        dw, state = _rstdp_step(pre_spikes[k], post_spikes[k], reward[k], state, p)
         w = (w + dw).clamp(p.stdp.w_min, p.stdp.w_max)
         ws.append(w)
         elig.append(state.eligibility)

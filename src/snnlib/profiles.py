@@ -34,8 +34,8 @@ def _check_positive(owner: str, obj) -> None:
     """Every int field of ``obj`` positive (None allowed where the field says so)."""
     for f in fields(obj):
         value = getattr(obj, f.name)
-        if "int" not in str(f.type) or value is None:  # names and sections are checked apart
-            continue
+        if "int" not in str(f.type) or (value is None and "None" in str(f.type)):
+            continue  # names and sections are checked apart; None where the field allows it
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{owner}.{f.name} must be a positive integer"
                              f"{' or None' if 'None' in str(f.type) else ''}, got {value!r}.")
@@ -211,6 +211,9 @@ class Profile:
     conversion: ConversionSizes = ConversionSizes()
 
     def __post_init__(self) -> None:
+        if self.name not in ("ci", "book", "full"):
+            raise ValueError(f"Profile.name must be one of 'ci', 'book', 'full'; got "
+                             f"{self.name!r}.")
         _check_positive("Profile", self)
         for name, kind in (("brian_stdp", BrianSTDPSizes), ("dog_lif", DogLIFSizes),
                            ("conversion", ConversionSizes)):
@@ -264,6 +267,9 @@ def get_profile(name: str | None = None) -> Profile:
     ValueError
         For a name that is not ``ci``, ``book`` or ``full``.
     """
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"profiles.get_profile: name must be a str (ci, book or full) or None, "
+                        f"got {type(name).__name__} {name!r}.")
     source = "argument"
     if name is None:
         name = os.environ.get(PROFILE_ENV, "").strip() or DEFAULT_PROFILE
@@ -279,6 +285,9 @@ def get_profile(name: str | None = None) -> Profile:
 def profile_items(profile: Profile) -> list[tuple[str, object]]:
     """``(dotted name, value)`` of every size of ``profile``, sections flattened
     (``conversion.width``, ...), for printing."""
+    if not isinstance(profile, Profile):
+        raise TypeError(f"profiles.profile_items: profile must be a Profile, got "
+                        f"{type(profile).__name__} {profile!r}.")
     out = []
     for f in fields(profile):
         value = getattr(profile, f.name)

@@ -27,6 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
+from . import _validate as check
+
 __all__ = ["logistic_regression"]
 
 
@@ -57,25 +59,53 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
         ``validation`` ({C: held-out accuracy}), ``iterations`` (L-BFGS, of the
         final fit) and ``fit_dtype`` (of its coefficients).
     """
+    where = "readout.logistic_regression"
+    try:
+        ok = np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float64))
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{where}: dtype must be numpy.float32 or numpy.float64, not {dtype!r}.")
+    max_iter = check.integer("max_iter", max_iter, where=where)
+    if max_iter < 1:
+        raise ValueError(f"{where}: max_iter must be at least 1, not {max_iter}.")
+    seed = check.integer("seed", seed, low=0, high=2**32 - 1, where=where)
+    if isinstance(cs, (str, bytes)) or not hasattr(cs, "__len__") or not len(cs):
+        raise ValueError(f"{where}: cs must name at least one C (a sequence of numbers > 0), "
+                         f"got {cs!r}.")
+    for c in cs:
+        check.number("cs", c, low=0, low_open=True, where=where)
+    features = {}
+    for name, x in (("train_x", train_x), ("test_x", test_x)):
+        x = check.array(name, x, finite=False, where=where)  # numeric, not empty
+        if x.ndim < 1 or len(x) == 0:
+            raise ValueError(f"{where}: {name} must be (N, d) features, got shape {x.shape}.")
+        features[name] = x
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused below
+        train_x = np.asarray(features["train_x"], dtype=dtype).reshape(len(features["train_x"]), -1)
+        test_x = np.asarray(features["test_x"], dtype=dtype).reshape(len(features["test_x"]), -1)
+    check.array("train_x", train_x, where=where)  # finite in dtype (a large value overflows)
+    check.array("test_x", test_x, where=where)
+    for x_name, x, y_name, y in (("train_x", train_x, "train_y", train_y),
+                                 ("test_x", test_x, "test_y", test_y)):
+        if len(np.asarray(y).reshape(-1)) != len(x) or np.ndim(y) != 1:
+            raise ValueError(f"{where}: {x_name} has {len(x)} rows and {y_name} "
+                             f"{np.shape(y)} labels; features and labels must have the same "
+                             "number of rows (one label per row).")
+    train_y = check.labels("train_y", train_y, where=where)
+    test_y = check.labels("test_y", test_y, where=where)
+    if train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"{where}: train_x has {train_x.shape[1]} features, test_x "
+                         f"{test_x.shape[1]}; they must match.")
+    if len(np.unique(train_y)) < 2:
+        raise ValueError(f"{where}: train_y holds one class only ({int(train_y[0])}); a "
+                         "classifier needs at least two.")
+
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
-
-    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be numpy.float32 or numpy.float64, not {dtype!r}.")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be at least 1, not {max_iter}.")
-    train_x = np.asarray(train_x, dtype=dtype).reshape(len(train_x), -1)
-    test_x = np.asarray(test_x, dtype=dtype).reshape(len(test_x), -1)
-    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
-    if len(train_x) != len(train_y) or len(test_x) != len(test_y):
-        raise ValueError("features and labels must have the same number of rows.")
-    if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"train has {train_x.shape[1]} features, test {test_x.shape[1]}.")
-    if not cs:
-        raise ValueError("cs must name at least one C.")
 
     def model(c):
         return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))

@@ -40,13 +40,14 @@ import platform
 import re
 import sys
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+
+from . import _validate as check
 
 __all__ = ["CheckpointError", "DEVICE_ENV", "RECORD_FORMAT", "RecordError", "Speed",
            "SynapticEvents", "TierRecord", "Variant", "atomic_write", "autocast", "cache_key",
@@ -79,7 +80,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     folder do not overwrite each other's half-written files; the rename is
     atomic on one file system, so a reader sees the old file or the new one.
     """
+    check.path("path", path, where="runs.atomic_write")
+    if not callable(write):
+        raise TypeError(f"runs.atomic_write: write must be a function of the temporary path, got "
+                        f"{type(write).__name__}")
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"runs.atomic_write: path {os.fspath(path)!r} is a directory; give the "
+                         "name of the file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -94,7 +102,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
 
 
 def save_npz(path: str | os.PathLike, **arrays) -> Path:
-    """``np.savez`` atomically (:func:`atomic_write`); arrays only, so it loads without pickle."""
+    """``np.savez`` atomically (:func:`atomic_write`); arrays only, so it loads without pickle.
+
+    Object arrays (which would need pickle, and :func:`load_npz` refuses) are refused here.
+    """
+    check.path("path", path, where="runs.save_npz")
+    for name, value in arrays.items():
+        try:
+            kind = np.asanyarray(value).dtype
+        except (TypeError, ValueError) as err:  # ragged lists
+            raise TypeError(f"runs.save_npz: arrays[{name!r}] is not an array ({err})") from None
+        if kind == object:
+            raise TypeError(f"runs.save_npz: arrays[{name!r}] has dtype object (ragged lists, "
+                            "None, Python objects), which would need pickle to load; save "
+                            "numeric or string arrays")
+
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:  # a file object: savez adds no ".npz" to the name
             np.savez(f, **arrays)
@@ -107,13 +129,45 @@ def save_torch(path: str | os.PathLike, obj) -> Path:
     (dicts, lists, numbers, strings), so that :func:`load_torch` can read it with ``weights_only``."""
     import torch
 
+    check.path("path", path, where="runs.save_torch")
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_json(path: str | os.PathLike, obj) -> Path:
-    """JSON (indented, a final newline) written atomically."""
-    text = json.dumps(obj, indent=2, default=_json_default) + "\n"
+    """JSON (indented, a final newline) written atomically.
+
+    NaN and infinite numbers are refused (JSON has none; ``finite_or_none`` turns
+    them into None): the message names where in ``obj`` the first one is.
+    """
+    check.path("path", path, where="runs.save_json")
+    try:
+        text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False) + "\n"
+    except TypeError as err:
+        raise TypeError(f"runs.save_json: obj holds a value JSON cannot store ({err}); {path} "
+                        "was not written") from None
+    except ValueError:
+        where = next((k for k, v in _json_leaves(obj) if isinstance(v, (float, np.floating))
+                      and not math.isfinite(v)), "?")
+        raise ValueError(f"runs.save_json: obj holds a non-finite number at {where!r}, which JSON "
+                         f"cannot store (use None, e.g. runs.finite_or_none); {path} was not "
+                         "written") from None
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _json_leaves(value, prefix: str = ""):
+    """``(path, leaf)`` of nested dicts, lists, tuples and arrays (for error messages)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _json_leaves(v, f"{prefix}/{k}" if prefix else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _json_leaves(v, f"{prefix}[{i}]")
+    elif isinstance(value, np.ndarray):
+        yield from _json_leaves(value.tolist(), prefix)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        yield from _json_leaves(dataclasses.asdict(value), prefix)
+    else:
+        yield prefix, value
 
 
 def _json_default(value):
@@ -137,6 +191,9 @@ def cache_key(*parts, version: int | str) -> str:
     result: raise it when the computation changes, and every cache made
     before is recomputed.
     """
+    if isinstance(version, bool) or not isinstance(version, (int, str)):
+        raise TypeError(f"runs.cache_key: version must be an int or a str, got "
+                        f"{type(version).__name__} {version!r}")
     h = hashlib.sha256(f"version={version!r}".encode())
     for part in parts:
         _feed(h, part)
@@ -189,10 +246,19 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     Raises :class:`CheckpointError` naming the file when it is truncated,
     corrupt or holds pickled objects.
     """
-    path = Path(path)
+    path = Path(check.path("path", path, where="runs.load_npz"))
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a .npz file; give the file's path.")
     try:
-        with np.load(path, allow_pickle=False) as saved:
+        saved = np.load(path, allow_pickle=False)
+        if not isinstance(saved, np.lib.npyio.NpzFile):  # a .npy file: one array, no names
+            raise CheckpointError(f"{path} holds a single array ({type(saved).__name__}), not an "
+                                  ".npz archive of named arrays; delete it and run again: it will "
+                                  "be recomputed.")
+        with saved:
             return {k: saved[k] for k in saved.files}
+    except CheckpointError:
+        raise
     except FileNotFoundError:
         raise
     except ValueError as err:
@@ -203,7 +269,7 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
             ) from None
         raise CheckpointError(f"{path} is corrupt ({err}); delete it and run again: it will be "
                               "recomputed.") from None
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
+    except Exception as err:  # OSError, EOFError, BadZipFile...: whatever the bytes make np.load do
         raise CheckpointError(f"{path} is truncated or corrupt ({type(err).__name__}: {err}); "
                               "delete it and run again: it will be recomputed.") from None
 
@@ -219,7 +285,10 @@ def load_torch(path: str | os.PathLike) -> dict:
     """
     import torch
 
-    path = Path(path)
+    path = Path(check.path("path", path, where="runs.load_torch"))
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file; give the file's "
+                              "path.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -231,7 +300,7 @@ def load_torch(path: str | os.PathLike) -> dict:
             f"{path} was refused: it asks to build Python {what}, which snnlib's checkpoints "
             "never hold. It may come from an older snnlib or have been crafted; nothing in it "
             "was run. Delete it (or move it away) and run again to recompute it.") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as err:
+    except Exception as err:  # RuntimeError, EOFError, BadZipFile, IndexError...: corrupt bytes
         first = str(err).split(". ")[0].strip()[:120]
         raise CheckpointError(f"{path} is truncated or corrupt ({type(err).__name__}: {first}); "
                               "delete it and run again: it will be recomputed.") from None
@@ -243,7 +312,8 @@ def load_torch(path: str | os.PathLike) -> dict:
 
 def set_aside(path: str | os.PathLike, reason: str) -> Path:
     """Rename ``path`` to ``NAME.stale`` (``.stale1``, ... if taken), print why, return the new path."""
-    path = Path(path)
+    path = Path(check.path("path", path, where="runs.set_aside"))
+    check.text("reason", reason, nonempty=False, where="runs.set_aside")
     target, k = path.with_name(path.name + ".stale"), 0
     while target.exists():
         k += 1
@@ -259,7 +329,8 @@ def cached_npz(path: str | os.PathLike, key: str) -> dict[str, np.ndarray] | Non
     A file that cannot be read (truncated, corrupt, pickled) is set aside
     (:func:`set_aside`) and None is returned, so the caller recomputes it.
     """
-    path = Path(path)
+    path = Path(check.path("path", path, where="runs.cached_npz"))
+    check.text("key", key, where="runs.cached_npz")
     if not path.exists():
         return None
     try:
@@ -297,6 +368,9 @@ def provenance(device: str = "cpu", *, commit: str | None = None) -> dict:
     ``commit`` defaults to :func:`git_commit` now; a run passes the commit it
     read when it started.
     """
+    check.text("device", device, where="runs.provenance")
+    if commit is not None:
+        check.text("commit", commit, nonempty=False, where="runs.provenance")
     machine = {"cores": os.cpu_count(), "platform": platform.platform(),
                "processor": platform.processor() or platform.machine()}
     dev = {"type": device.split(":")[0], "name": machine["processor"]}
@@ -346,6 +420,9 @@ def autocast(device: str, enabled: bool):
     """``torch.autocast`` to bfloat16 for ``device``'s type (a no-op context when not ``enabled``)."""
     import torch
 
+    check.text("device", device, where="runs.autocast")
+    check.choice("device", device.split(":")[0], ("cpu", "cuda"), where="runs.autocast")
+    check.flag("enabled", enabled, where="runs.autocast")
     return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16,
                           enabled=enabled)
 
@@ -360,6 +437,12 @@ class SynapticEvents:
     multiply_accumulates: float = 0.0
     what: str = ""
 
+    def __post_init__(self) -> None:
+        check.number("accumulates", self.accumulates, low=0, where="runs.SynapticEvents")
+        check.number("multiply_accumulates", self.multiply_accumulates, low=0,
+                     where="runs.SynapticEvents")
+        check.text("what", self.what, nonempty=False, where="runs.SynapticEvents")
+
 
 @dataclass(frozen=True)
 class Speed:
@@ -367,6 +450,11 @@ class Speed:
 
     images_per_s: float | None
     what: str = ""
+
+    def __post_init__(self) -> None:
+        if self.images_per_s is not None:
+            check.number("images_per_s", self.images_per_s, low=0, where="runs.Speed")
+        check.text("what", self.what, nonempty=False, where="runs.Speed")
 
 
 @dataclass(frozen=True)
@@ -378,6 +466,15 @@ class Variant:
     synaptic_events: SynapticEvents
     inference: Speed
     what: str = ""
+
+    def __post_init__(self) -> None:
+        where = "runs.Variant"
+        check.probability("accuracy", self.accuracy, where=where)
+        if self.time_steps is not None:
+            check.integer("time_steps", self.time_steps, low=0, where=where)
+        check.instance("synaptic_events", self.synaptic_events, SynapticEvents, where=where)
+        check.instance("inference", self.inference, Speed, where=where)
+        check.text("what", self.what, nonempty=False, where=where)
 
 
 @dataclass(frozen=True)
@@ -453,6 +550,9 @@ class TierRecord:
     specific: dict = field(default_factory=dict)
     format: int = RECORD_FORMAT
 
+    def __post_init__(self) -> None:
+        self._check("TierRecord")
+
     @property
     def spikes_per_neuron_per_image(self) -> float:
         """All spiking layers' spikes per image over their neurons."""
@@ -488,10 +588,11 @@ class TierRecord:
                 k: Variant(**{**v, "synaptic_events": SynapticEvents(**v["synaptic_events"]),
                               "inference": Speed(**v["inference"])})
                 for k, v in d.get("variants", {}).items()}
-        except (TypeError, KeyError) as err:
+            record = cls(**values)
+        except RecordError as err:
+            raise RecordError(f"{source}: {str(err).removeprefix('TierRecord: ')}") from None
+        except (TypeError, KeyError, ValueError) as err:
             raise RecordError(f"{source}: {err}; {_remedy(d.get('tier'))}") from None
-        record = cls(**values)
-        record._check(source)
         return record
 
     def _check(self, source: str) -> None:
@@ -500,16 +601,39 @@ class TierRecord:
 
         if self.format != RECORD_FORMAT:
             raise bad(f"format {self.format!r}, this snnlib reads format {RECORD_FORMAT}")
+        for name in ("tier", "profile", "dataset", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise bad(f"{name} must be a str, got {getattr(self, name)!r}")
+        for name in ("seed", "train_images", "test_images"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise bad(f"{name} must be an integer >= 0, got {value!r}")
+        for name, kind in (("synaptic_events", SynapticEvents), ("training", Speed),
+                           ("inference", Speed)):
+            if not isinstance(getattr(self, name), kind):
+                raise bad(f"{name} must be a {kind.__name__}, got {getattr(self, name)!r}")
+        for name in ("class_names", "per_class_accuracy", "confusion"):
+            if not isinstance(getattr(self, name), (list, tuple)):
+                raise bad(f"{name} must be a list, got {type(getattr(self, name)).__name__}")
+        for name in ("baselines", "firing", "wall_s", "provenance", "parameters", "variants",
+                     "specific"):
+            if not isinstance(getattr(self, name), dict):
+                raise bad(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
         for name in ("accuracy", *(f"baselines[{k!r}]" for k in self.baselines)):
             value = self.accuracy if name == "accuracy" else self.baselines[name[11:-2]]
-            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 <= value <= 1:
                 raise bad(f"{name} must be a fraction in [0, 1], got {value!r}")
         n = len(self.class_names)
         if len(self.per_class_accuracy) != n or len(self.confusion) != n or any(
                 len(row) != n for row in self.confusion):
             raise bad(f"per_class_accuracy and confusion must cover the {n} classes")
+        for k, value in enumerate(self.per_class_accuracy):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 <= value <= 1:
+                raise bad(f"per_class_accuracy[{k}] must be a fraction in [0, 1], got {value!r}")
         for layer, stats in self.firing.items():
-            if not {"neurons", "spikes_per_image"} <= set(stats):
+            if not isinstance(stats, dict) or not {"neurons", "spikes_per_image"} <= set(stats):
                 raise bad(f"firing[{layer!r}] needs 'neurons' and 'spikes_per_image'")
 
 
@@ -557,6 +681,8 @@ def record_from_dict(d: dict, moves: Sequence[tuple[str, str]], **derived) -> Ti
     that kept none of its own). :func:`legacy_view` puts the moved
     values back, so no measurement is lost or changed on the way.
     """
+    check.instance("d", d, dict, where="runs.record_from_dict")
+    _check_moves(moves, "runs.record_from_dict")
     if derived.get("provenance") is None:  # an old record: where it ran is all that is known
         derived["provenance"] = {"device": {"type": derived["device"], "name": None}}
     rest = copy.deepcopy(d)
@@ -572,8 +698,22 @@ def record_from_dict(d: dict, moves: Sequence[tuple[str, str]], **derived) -> Ti
     return TierRecord.from_dict(_plain(out), source=f"the {d.get('tier', '?')} record")
 
 
+def _check_moves(moves, where: str) -> None:
+    """``(source path, target path)`` pairs of str."""
+    if isinstance(moves, (str, bytes)) or not isinstance(moves, (list, tuple)):
+        raise TypeError(f"{where}: moves must be a list of (source, target) path pairs, got "
+                        f"{type(moves).__name__}")
+    for pair in moves:
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2
+                and all(isinstance(p, str) and p for p in pair)):
+            raise ValueError(f"{where}: moves must hold (source, target) pairs of '/'-separated "
+                             f"paths, got {pair!r}")
+
+
 def legacy_view(record: TierRecord, moves: Sequence[tuple[str, str]]) -> dict:
     """The tier's measurements as one nested dict again: ``specific`` with the moved values put back."""
+    check.instance("record", record, TierRecord, where="runs.legacy_view")
+    _check_moves(moves, "runs.legacy_view")
     full = record.to_dict()
     out = copy.deepcopy(record.specific)
     for source, target in moves:
@@ -592,7 +732,10 @@ def _plain(value):
 
 
 def save_record(record: TierRecord, path: str | os.PathLike) -> Path:
-    """Write ``record`` as JSON, atomically."""
+    """Write ``record`` as JSON, atomically (checked first: a bad record is never written)."""
+    check.instance("record", record, TierRecord, where="runs.save_record")
+    check.path("path", path, where="runs.save_record")
+    record._check("runs.save_record: record")
     return save_json(path, record.to_dict())
 
 
@@ -603,7 +746,9 @@ def load_record(path: str | os.PathLike, *, tier: str | None = None) -> TierReco
     naming the file and the command that makes it when the file is missing,
     unreadable, of an unknown format or of another tier.
     """
-    path = Path(path)
+    path = Path(check.path("path", path, where="runs.load_record"))
+    if tier is not None:
+        check.text("tier", tier, where="runs.load_record")
     if not path.exists():
         raise RecordError(f"{path} does not exist; {_remedy(tier)}")
     try:
@@ -629,6 +774,7 @@ def migrate_record(old: dict, *, source: str = "record") -> TierRecord:
     """
     from .tiers import TIERS
 
+    check.instance("old", old, dict, where="runs.migrate_record")
     tier = old.get("tier")
     if tier not in TIERS:
         raise RecordError(f"{source}: unknown tier {tier!r} (known: {', '.join(TIERS)}).")

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from . import _validate as check
 from . import encoding as enc
 from . import neurons as nrn
 from . import plasticity as pl
@@ -63,6 +64,7 @@ def use_style(context: str = "notebook") -> None:
 
     Call it once at the top of a chapter; it sets matplotlib's rcParams.
     """
+    check.choice("context", context, ("paper", "notebook", "talk", "poster"), where="viz.use_style")
     import seaborn as sns
 
     sns.set_theme(context=context, style="ticks", palette=PALETTE,
@@ -72,6 +74,50 @@ def use_style(context: str = "notebook") -> None:
 
 def _to_numpy(x) -> np.ndarray:
     return x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+
+
+def _array(name: str, x, where: str, **kwargs) -> np.ndarray:
+    """``x`` as a numpy array, checked (finite, not empty, ``ndim``/``low``/``high``...)."""
+    if torch.is_tensor(x):
+        x = x.detach().cpu()
+        if x.dtype == torch.bfloat16:
+            x = x.float()
+        x = x.numpy()
+    return np.asarray(check.array(name, x, where=where, **kwargs))
+
+
+def _positive(name: str, value, where: str) -> float:
+    return check.number(name, value, low=0, low_open=True, where=where)
+
+
+def _count(name: str, value, where: str, low: int = 1) -> int:
+    return check.integer(name, value, low=low, where=where)
+
+
+def _index(name: str, value, n: int, where: str) -> int:
+    """An integer in [0, n)."""
+    return check.integer(name, value, low=0, high=n - 1, where=where)
+
+
+def _class_names(class_names, where: str, n: int | None = None) -> list:
+    if isinstance(class_names, str) or not hasattr(class_names, "__len__") or not len(class_names):
+        raise TypeError(f"{where}: class_names must be a sequence of names, got "
+                        f"{type(class_names).__name__}")
+    if n is not None and len(class_names) != n:
+        raise ValueError(f"{where}: class_names has {len(class_names)} names, {n} expected")
+    return list(class_names)
+
+
+def _image(name: str, image, where: str, *, rgb: bool | None = None) -> np.ndarray:
+    """One image: grayscale (H, W) floats in [0, 1], or RGB (H, W, 3) uint8 or floats in [0, 1]."""
+    x = _to_numpy(image)
+    x, _ = check.images(name, x[None], where=where, channels=(3,))
+    x = np.asarray(x)[0]
+    if rgb is True and x.ndim != 3:
+        raise ValueError(f"{where}: {name} must be an RGB (H, W, 3) image, got shape {x.shape}")
+    if rgb is False and x.ndim != 2:
+        raise ValueError(f"{where}: {name} must be a grayscale (H, W) image, got shape {x.shape}")
+    return x
 
 
 def _show_image(ax, image, title: str | None = None) -> None:
@@ -90,8 +136,13 @@ def _show_image(ax, image, title: str | None = None) -> None:
 def image_grid(images, titles: Sequence[str] | None = None, *, ncols: int = 8,
                suptitle: str | None = None, size: float = 1.2):
     """A grid of images (RGB uint8 or grayscale in [0, 1]); returns the figure."""
-    images = _to_numpy(images)
+    where = "viz.image_grid"
+    images = np.asarray(check.images("images", _to_numpy(images), where=where, channels=(3,))[0])
     n = len(images)
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"{where}: titles has {len(titles)} entries for {n} images")
+    _count("ncols", ncols, where)
+    _positive("size", size, where)
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4),
                              squeeze=False)
@@ -114,10 +165,16 @@ def sample_grid(images, labels, class_names: Sequence[str], *, n_per_class: int 
     """
     from .data import balanced_subset
 
-    labels = _to_numpy(labels)
+    where = "viz.sample_grid"
+    images = np.asarray(check.images("images", _to_numpy(images), where=where, channels=(3,))[0])
+    labels = np.asarray(check.labels("labels", _to_numpy(labels), length=len(images), where=where))
+    _class_names(class_names, where)
+    if len(labels) and int(labels.max()) >= len(class_names):
+        raise ValueError(f"{where}: labels go up to {int(labels.max())}, but class_names has "
+                         f"{len(class_names)} names")
+    _count("n_per_class", n_per_class, where)
     idx = balanced_subset(labels, n_per_class, seed=seed)
     n_classes = len(np.unique(labels))
-    images = _to_numpy(images)
     fig, axes = plt.subplots(n_classes, n_per_class,
                              figsize=(1.0 * n_per_class + 1.2, 1.0 * n_classes + 0.4),
                              squeeze=False)
@@ -148,12 +205,19 @@ def raster(spikes, dt_ms: float, *, sample: int = 0, neurons=None, ax=None,
     neurons : sequence of int, optional
         Which (flattened) neurons to draw, in order from bottom to top.
     """
-    s = _to_numpy(spikes)
+    where = "viz.raster"
+    s = _array("spikes", spikes, where)
     if s.ndim < 2:
-        raise ValueError(f"spikes must be time-major (T, B, ...), got shape {s.shape}.")
+        raise ValueError(f"{where}: spikes must be time-major (T, B, ...), got shape {s.shape}.")
+    _positive("dt_ms", dt_ms, where)
+    _index("sample", sample, s.shape[1], where)
     s = s[:, sample].reshape(s.shape[0], -1)
     if neurons is not None:
-        s = s[:, np.asarray(neurons)]
+        idx = np.asarray(check.array("neurons", np.asarray(neurons), ndim=1, low=0,
+                                     high=s.shape[1] - 1, where=where))
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"{where}: neurons must be integer indices, got dtype {idx.dtype}")
+        s = s[:, idx]
     t, n = np.nonzero(s)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
@@ -174,8 +238,13 @@ def count_vs_intensity(intensities, counts, params: enc.PoissonParams, *, ax=Non
     Theory: :math:`E[n] = x r_{max} D`, :math:`\\sigma = \\sqrt{T p (1 - p)}`
     with :math:`p = x r_{max} \\Delta t` (see :mod:`snnlib.encoding`).
     """
-    x = _to_numpy(intensities).ravel()
-    n = _to_numpy(counts).ravel()
+    where = "viz.count_vs_intensity"
+    check.instance("params", params, enc.PoissonParams, where=where)
+    x = _array("intensities", intensities, where, low=0, high=1).ravel()
+    n = _array("counts", counts, where, low=0).ravel()
+    if x.shape != n.shape:
+        raise ValueError(f"{where}: intensities ({x.size}) and counts ({n.size}) must have the "
+                         "same number of values")
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 4))
     ax.hexbin(x, n, gridsize=40, bins="log", cmap="Blues", mincnt=1, linewidths=0)
@@ -196,6 +265,14 @@ def count_vs_intensity(intensities, counts, params: enc.PoissonParams, *, ax=Non
 def reconstruction_error_plot(durations_ms, measured_rmse, theory_rmse, *, ax=None,
                               title: str = "Reconstruction error against duration"):
     """RMS error of intensities decoded from counts, measured and theoretical, log-log."""
+    where = "viz.reconstruction_error_plot"
+    d = _array("durations_ms", durations_ms, where, ndim=1)
+    if d.min() <= 0:
+        raise ValueError(f"{where}: durations_ms must be > 0 (a log axis), got {d.min():g}")
+    for name, values in (("measured_rmse", measured_rmse), ("theory_rmse", theory_rmse)):
+        v = _array(name, values, where, ndim=1, low=0)
+        if len(v) != len(d):
+            raise ValueError(f"{where}: {name} has {len(v)} values for {len(d)} durations_ms")
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 4))
     ax.plot(durations_ms, theory_rmse, color="C1", lw=2, label=r"theory $\propto 1/\sqrt{D}$")
@@ -224,7 +301,11 @@ def encoding_panel(image, params: enc.PoissonParams, *, seed: int = 0,
     n_raster_neurons : int
         How many pixels (from the middle rows, in reading order) the raster shows.
     """
-    image = _to_numpy(image).astype(np.float32)
+    where = "viz.encoding_panel"
+    image = _image("image", image, where, rgb=False).astype(np.float32)
+    check.instance("params", params, enc.PoissonParams, where=where)
+    check.integer("seed", seed, low=0, where=where)
+    check.integer("n_raster_neurons", n_raster_neurons, low=1, high=image.size, where=where)
     spikes = enc.poisson_spikes(image[None], params, generator=seed)
     decoded = enc.decode_counts(enc.spike_counts(spikes), params)[0].clamp(0, 1)
     first = (image.size - n_raster_neurons) // 2
@@ -252,7 +333,15 @@ def reconstruction_row(image, durations_ms, *, max_rate_hz: float, dt_ms: float,
     Decoding: :math:`\\hat x = n / (r_{max} D)` (:func:`snnlib.encoding.decode_counts`),
     clipped to [0, 1] for display only.
     """
-    image = _to_numpy(image).astype(np.float32)
+    where = "viz.reconstruction_row"
+    image = _image("image", image, where, rgb=False).astype(np.float32)
+    durations = _array("durations_ms", durations_ms, where, ndim=1, low=0)
+    for duration in durations.tolist():  # every duration checked before any is drawn
+        try:
+            enc.PoissonParams(max_rate_hz=max_rate_hz, duration_ms=float(duration), dt_ms=dt_ms)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{where}: {err}") from None
+    check.integer("seed", seed, low=0, where=where)
     gen = enc.make_generator(seed)
     fig, axes = plt.subplots(1, len(durations_ms) + 1,
                              figsize=(1.6 * (len(durations_ms) + 1), 2.1))
@@ -278,8 +367,17 @@ def membrane_trace(v_mem, spikes, dt_ms: float, *, threshold_mv=None, ax=None, l
     threshold_mv : float or array-like, optional
         The threshold (constant, or ``(T,)`` when it adapts), drawn dashed.
     """
-    v = _to_numpy(v_mem).astype(float).copy()
-    s = _to_numpy(spikes).astype(bool)
+    where = "viz.membrane_trace"
+    v = _array("v_mem", v_mem, where, ndim=1).astype(float).copy()
+    s = _array("spikes", spikes, where, ndim=1).astype(bool)
+    if len(s) != len(v):
+        raise ValueError(f"{where}: spikes has {len(s)} steps, v_mem {len(v)}; they must match")
+    _positive("dt_ms", dt_ms, where)
+    if threshold_mv is not None:
+        th = _array("threshold_mv", threshold_mv, where, nonempty=True)
+        if th.shape not in ((), (1,), v.shape):
+            raise ValueError(f"{where}: threshold_mv must be one number or one per step "
+                             f"({len(v)},), got shape {th.shape}")
     t = (np.arange(len(v)) + 1) * dt_ms
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3))
@@ -301,7 +399,14 @@ def fi_curve(p: nrn.LIFParams, currents_na, measured: dict | None = None, *, ax=
 
     ``measured`` maps a label ("PyTorch", "Brian2") to rates (Hz) at ``currents_na``.
     """
-    currents = _to_numpy(currents_na).astype(float)
+    where = "viz.fi_curve"
+    check.instance("p", p, nrn.LIFParams, where=where)
+    currents = _array("currents_na", currents_na, where, ndim=1).astype(float)
+    for label, rates in (measured or {}).items():
+        r = _array(f"measured[{label!r}]", rates, where, low=0)
+        if r.shape != currents.shape:
+            raise ValueError(f"{where}: measured[{label!r}] has shape {r.shape}, currents_na "
+                             f"{currents.shape}; one rate per current")
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 4))
     fine = np.linspace(currents.min(), currents.max(), 400)
@@ -323,6 +428,17 @@ def stdp_window_plot(p: pl.STDPParams, measured: dict | None = None, *, ax=None,
 
     ``measured`` maps a label to ``(offsets_ms, dw)`` from pairing experiments.
     """
+    where = "viz.stdp_window_plot"
+    check.instance("p", p, pl.STDPParams, where=where)
+    _positive("span_ms", span_ms, where)
+    for label, pair in (measured or {}).items():
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise TypeError(f"{where}: measured[{label!r}] must be a pair (offsets_ms, dw)")
+        offsets = _array(f"measured[{label!r}] offsets", pair[0], where, ndim=1)
+        dw = _array(f"measured[{label!r}] dw", pair[1], where, ndim=1)
+        if offsets.shape != dw.shape:
+            raise ValueError(f"{where}: measured[{label!r}] has {len(offsets)} offsets and "
+                             f"{len(dw)} weight changes; they must match")
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 4))
     fine = np.linspace(-span_ms, span_ms, 801)
@@ -355,8 +471,18 @@ def weight_evolution(record_ms, w_history, groups: dict, *, axes=None,
     groups : dict
         Label -> indices of the inputs in the group.
     """
-    w = _to_numpy(w_history)
-    t_s = _to_numpy(record_ms) / 1000.0
+    where = "viz.weight_evolution"
+    w = _array("w_history", w_history, where, ndim=2)
+    t_s = _array("record_ms", record_ms, where, ndim=1) / 1000.0
+    if len(t_s) != len(w):
+        raise ValueError(f"{where}: record_ms has {len(t_s)} times, w_history {len(w)} records; "
+                         "they must match")
+    if not isinstance(groups, dict) or not groups:
+        raise TypeError(f"{where}: groups must be a dict of label -> input indices, got "
+                        f"{type(groups).__name__}")
+    for label, idx in groups.items():
+        check.array(f"groups[{label!r}]", np.asarray(list(idx)), ndim=1, low=0,
+                    high=w.shape[1] - 1, where=where)
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1.6, 1]})
     for k, (label, idx) in enumerate(groups.items()):
@@ -380,7 +506,14 @@ def weight_evolution(record_ms, w_history, groups: dict, *, axes=None,
 def lif_panel(p: nrn.LIFParams, current_na: float, *, duration_ms: float = 200.0,
               title: str | None = None):
     """A LIF neuron under a step of current: its membrane trace, and where it sits on the f-I curve."""
-    steps = int(round(duration_ms / p.dt_ms))
+    where = "viz.lif_panel"
+    check.instance("p", p, nrn.LIFParams, where=where)
+    current_na = check.number("current_na", current_na, where=where)
+    duration_ms = _positive("duration_ms", duration_ms, where)
+    steps = check.steps(f"duration_ms={duration_ms:g} at dt_ms={p.dt_ms:g}",
+                        duration_ms / p.dt_ms, max_steps=nrn.MAX_STEPS, where=where)
+    if steps < 1:
+        raise ValueError(f"{where}: duration_ms={duration_ms:g} is less than one step")
     current = torch.zeros(steps, 1, 1)
     start = steps // 10
     current[start:] = current_na
@@ -403,6 +536,7 @@ def lif_panel(p: nrn.LIFParams, current_na: float, *, duration_ms: float = 200.0
 
 def stdp_panel(p: pl.STDPParams, *, offsets_ms=None, title: str | None = None):
     """The STDP window of ``p``: analytic curve and a PyTorch pairing experiment."""
+    check.instance("p", p, pl.STDPParams, where="viz.stdp_panel")
     offsets = np.arange(-100.0, 100.5, 5.0) if offsets_ms is None else np.asarray(offsets_ms)
     dw = pl.pairing_experiment(offsets, p, simulator="torch")
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -431,8 +565,17 @@ def receptive_fields(weights, *, ncols: int = 10, n: int | None = None, titles=N
     Bright = strong weight. Pass ``axes`` (a flat sequence) to draw into an
     existing figure.
     """
-    w = _to_numpy(weights)
+    where = "viz.receptive_fields"
+    w = _array("weights", weights, where, ndim=2)
+    if w.shape[1] != 1024:
+        raise ValueError(f"{where}: weights must be (neurons, 1024) for 32 x 32 images, got "
+                         f"shape {w.shape}")
+    if n is not None:
+        _count("n", n, where)
+    _count("ncols", ncols, where)
     w = w[: n or len(w)]
+    if titles is not None and len(titles) < len(w):
+        raise ValueError(f"{where}: titles has {len(titles)} entries for {len(w)} neurons")
     axes = _tile_axes(len(w), ncols, size, title, axes)
     for k, ax in enumerate(axes):
         ax.set_axis_off()
@@ -445,6 +588,13 @@ def receptive_fields(weights, *, ncols: int = 10, n: int | None = None, titles=N
 
 def rate_histograms(rates_hz: dict, *, ax=None, bins: int = 30, title: str = "Firing rates"):
     """Histogram of per-neuron mean firing rates (Hz), one per layer (``{label: rates}``)."""
+    where = "viz.rate_histograms"
+    if not isinstance(rates_hz, dict) or not rates_hz:
+        raise TypeError(f"{where}: rates_hz must be a dict of label -> rates, got "
+                        f"{type(rates_hz).__name__}")
+    for label, r in rates_hz.items():
+        _array(f"rates_hz[{label!r}]", r, where, low=0)
+    _count("bins", bins, where)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.6))
     top = max(float(np.max(_to_numpy(r))) for r in rates_hz.values())
@@ -463,7 +613,7 @@ def rate_histograms(rates_hz: dict, *, ax=None, bins: int = 30, title: str = "Fi
 def weight_heatmap(weights, *, ax=None, title: str = "Weights", xlabel: str = "presynaptic neuron",
                    ylabel: str = "postsynaptic neuron"):
     """A weight matrix ``(post, pre)`` as a heatmap with a colour bar."""
-    w = _to_numpy(weights)
+    w = _array("weights", weights, "viz.weight_heatmap", ndim=2)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.8))
     im = ax.imshow(w, aspect="auto", cmap="viridis", interpolation="nearest")
@@ -478,6 +628,11 @@ def tier1_architecture(n_inputs: int = 1024, n1: int = 400, n2: int | None = 200
     """Schematic of the tier-1 network: Poisson input, one or two (``n2``) excitatory layers with inhibitory partners."""
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+    where = "viz.tier1_architecture"
+    _count("n_inputs", n_inputs, where)
+    _count("n1", n1, where)
+    if n2 is not None:
+        _count("n2", n2, where, low=0)
     if ax is None:
         _, ax = plt.subplots(figsize=(11, 4.2))
     ax.set_xlim(0, 11)
@@ -519,7 +674,20 @@ def neuron_response_panel(weights, images, counts, neuron: int, image: int, *,
     Right: the spike count of every neuron for the chosen image (the chosen
     neuron in orange); below: the chosen neuron's count for every image.
     """
-    w, x, c = _to_numpy(weights), _to_numpy(images), _to_numpy(counts)
+    where = "viz.neuron_response_panel"
+    w = _array("weights", weights, where, ndim=2)
+    if w.shape[1] != 1024:
+        raise ValueError(f"{where}: weights must be (neurons, 1024), got shape {w.shape}")
+    x = _array("images", images, where, ndim=3, low=0, high=1)
+    c = _array("counts", counts, where, ndim=2, low=0)
+    if c.shape != (len(x), len(w)):
+        raise ValueError(f"{where}: counts must be (images, neurons) = {(len(x), len(w))}, got "
+                         f"{c.shape}")
+    _index("neuron", neuron, len(w), where)
+    _index("image", image, len(x), where)
+    _positive("duration_ms", duration_ms, where)
+    if labels is not None:
+        check.labels("labels", _to_numpy(labels), length=len(x), where=where)
     fig = plt.figure(figsize=(12, 5.2))
     grid = fig.add_gridspec(2, 3, width_ratios=[1, 1, 2.4])
     ax_w, ax_x = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
@@ -559,6 +727,20 @@ def running_accuracy(histories: dict, *, chance: float = 0.1, ax=None,
     :meth:`snnlib.tiers.brian_stdp.RSTDPReadout.fit` returns. The running
     value is the line, the per-chunk values are faint dots; chance is dashed.
     """
+    where = "viz.running_accuracy"
+    check.probability("chance", chance, where=where)
+    if not isinstance(histories, dict):
+        raise TypeError(f"{where}: histories must be a dict of label -> history, got "
+                        f"{type(histories).__name__}")
+    for label, history in histories.items():
+        for h in history:
+            for key in ("images", "accuracy", "running_accuracy"):
+                if not isinstance(h, dict) or key not in h:
+                    raise ValueError(f"{where}: histories[{label!r}] entries need 'images', "
+                                     f"'accuracy' and 'running_accuracy', got {h!r}"[:300])
+            check.probability(f"histories[{label!r}] accuracy", h["accuracy"], where=where)
+            check.probability(f"histories[{label!r}] running_accuracy", h["running_accuracy"],
+                              where=where)
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3.6))
     for k, (label, history) in enumerate(histories.items()):
@@ -587,7 +769,7 @@ def confusion_heatmap(confusion, class_names: Sequence[str], *, class_totals=Non
     """
     import seaborn as sns
 
-    m = np.asarray(confusion, dtype=np.float64)
+    m = _array("confusion", confusion, "viz.confusion_heatmap", low=0).astype(np.float64)
     if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(class_names):
         raise ValueError(f"confusion must be square with one row per class name "
                          f"({len(class_names)}), got shape {m.shape}.")
@@ -610,10 +792,13 @@ def confusion_heatmap(confusion, class_names: Sequence[str], *, class_totals=Non
 def output_weights(weights, neurons_per_class: int, class_names: Sequence[str], *, ax=None,
                    title: str = "Output-layer weights (after R-STDP)"):
     """The output layer's weights ``(output neurons, hidden neurons)``, class populations marked."""
-    w = _to_numpy(weights)
+    where = "viz.output_weights"
+    w = _array("weights", weights, where, ndim=2)
+    _count("neurons_per_class", neurons_per_class, where)
+    _class_names(class_names, where)
     if len(w) != len(class_names) * neurons_per_class:
-        raise ValueError(f"{len(w)} output neurons, but {len(class_names)} class names x "
-                         f"{neurons_per_class} neurons per class.")
+        raise ValueError(f"{where}: weights has {len(w)} output neurons, but {len(class_names)} "
+                         f"class names x {neurons_per_class} neurons per class.")
     ax = weight_heatmap(w, ax=ax, title=title, xlabel="hidden layer 2 neuron",
                         ylabel="output neuron")
     for k in range(1, len(w) // neurons_per_class):
@@ -632,9 +817,21 @@ def tier1_spike_panel(image, spikes: dict, *, duration_ms: float, neurons_per_cl
     ``decision``, ``class_counts``. Output neurons are coloured by class
     population; the bar chart shows each population's spikes.
     """
+    where = "viz.tier1_spike_panel"
+    _image("image", image, where, rgb=False)
+    _positive("duration_ms", duration_ms, where)
+    _count("neurons_per_class", neurons_per_class, where)
+    _class_names(class_names, where)
+    if label is not None:
+        _index("label", label, len(class_names), where)
+    if not isinstance(spikes, dict) or not {"hidden", "output", "decision",
+                                            "class_counts"} <= set(spikes):
+        raise ValueError(f"{where}: spikes must be image_spikes' dict (hidden, output, decision, "
+                         "class_counts)")
+    _array("spikes['class_counts']", spikes["class_counts"], where, ndim=1, low=0)
     if len(spikes["class_counts"]) != len(class_names):
-        raise ValueError(f"{len(spikes['class_counts'])} class counts but {len(class_names)} "
-                         "class names.")
+        raise ValueError(f"{where}: spikes has {len(spikes['class_counts'])} class counts but "
+                         f"{len(class_names)} class names.")
     layers = list(spikes["hidden"]) + [spikes["output"]]
     names = [f"hidden layer {k}" for k in range(1, len(layers))] + ["output layer"]
     fig = plt.figure(figsize=(12, 6.4))
@@ -798,7 +995,9 @@ def dog_panel(image, p, *, axes=None, title: str | None = None):
     """
     from . import retina
 
-    x = _to_numpy(image)
+    where = "viz.dog_panel"
+    x = _image("image", image, where, rgb=True)
+    check.instance("p", p, retina.DoGParams, where=where)
     x = x / 255.0 if x.dtype == np.uint8 else x.astype(np.float64)
     d = retina.colour_opponent(torch.as_tensor(x, dtype=torch.float64)[None], p)[0].numpy()
     if axes is None:
@@ -837,7 +1036,12 @@ def conv_filters(w_mv, patch_px: int, *, n: int | None = None, ncols: int = 16, 
     as ON minus OFF, the colour a pixel of its preferred patch would have,
     scaled to its own range (grey = 0).
     """
-    w = _to_numpy(w_mv).astype(np.float64)
+    where = "viz.conv_filters"
+    w = _array("w_mv", w_mv, where, ndim=2).astype(np.float64)
+    _count("patch_px", patch_px, where)
+    _count("ncols", ncols, where)
+    if n is not None:
+        _count("n", n, where)
     h = w.shape[1] // 2
     if h != 3 * patch_px ** 2:
         raise ValueError(f"w_mv has {w.shape[1]} inputs; ON/OFF RGB patches of {patch_px} px "
@@ -866,6 +1070,15 @@ def tier2_position_panel(record: dict, *, dt_ms: float, v_thresh_mv, position: i
     ``v_thresh_mv`` the neurons' thresholds ``(K,)`` (base + :math:`\\theta`);
     ``neurons``: whose potentials to draw (default: the three that fired most).
     """
+    where = "viz.tier2_position_panel"
+    if not isinstance(record, dict) or not {"input_trains", "trains", "v_mem"} <= set(record):
+        raise ValueError(f"{where}: record must be spikes_of_image's dict (input_trains, trains, "
+                         "v_mem)")
+    _positive("dt_ms", dt_ms, where)
+    trains = _array("record['trains']", record["trains"], where, ndim=3)
+    _index("position", position, trains.shape[1], where)
+    _array("record['v_mem']", record["v_mem"], where, ndim=3)
+    _array("v_thresh_mv", v_thresh_mv, where)
     s_in = _to_numpy(record["input_trains"])[:, position]
     s_out = _to_numpy(record["trains"])[:, position]
     v = _to_numpy(record["v_mem"])[:, position]
@@ -896,11 +1109,15 @@ def feature_maps(counts, image, *, filters, w_mv=None, patch_px: int | None = No
     (``spikes_of_image(...)["counts"]``). With ``w_mv`` and ``patch_px`` each
     map is titled by a small picture of its filter.
     """
-    c = _to_numpy(counts)
+    where = "viz.feature_maps"
+    c = _array("counts", counts, where, ndim=2, low=0)
     side = int(round(np.sqrt(len(c))))
+    if side * side != len(c):
+        raise ValueError(f"{where}: counts must have side x side positions, got {len(c)}")
     filters = list(filters)
     if not filters:
         raise ValueError("filters must name at least one filter.")
+    check.array("filters", np.asarray(filters), ndim=1, low=0, high=c.shape[1] - 1, where=where)
     fig, axes = plt.subplots(1 + (w_mv is not None), len(filters) + 1,
                              figsize=(1.6 * (len(filters) + 1), 1.7 * (1 + (w_mv is not None)) + 0.4),
                              squeeze=False)
@@ -934,6 +1151,12 @@ def if_rate_plot(steps=(4, 16, 128), *, threshold: float = 1.0, ax=None,
     spike per step, :math:`\\mathrm{clip}(z / \\vartheta, 0, 1)`, which it
     approaches as :math:`T` grows.
     """
+    where = "viz.if_rate_plot"
+    if isinstance(steps, (str, bytes)) or not hasattr(steps, "__len__") or not len(steps):
+        raise TypeError(f"{where}: steps must be a sequence of step counts, got {steps!r}")
+    for t in steps:
+        _count("steps", t, where)
+    _positive("threshold", threshold, where)
     if ax is None:
         _, ax = plt.subplots(figsize=(5.2, 3.6))
     z = np.linspace(-0.3, 1.4, 1200)
@@ -950,6 +1173,19 @@ def accuracy_vs_steps(curves: dict, cnn_accuracy: float | None = None, *, ax=Non
                       cnn_label: str = "CNN"):
     """Accuracy against simulation steps (log2 axis) for named curves ``{name: {T: accuracy}}``,
     with the CNN's accuracy as a horizontal line."""
+    where = "viz.accuracy_vs_steps"
+    if not isinstance(curves, dict):
+        raise TypeError(f"{where}: curves must be a dict of name -> {{T: accuracy}}, got "
+                        f"{type(curves).__name__}")
+    for name, acc in curves.items():
+        if not isinstance(acc, dict) or not acc:
+            raise TypeError(f"{where}: curves[{name!r}] must be a non-empty dict of T -> accuracy")
+        for t, a in acc.items():
+            check.integer(f"curves[{name!r}] steps", int(t) if str(t).isdigit() else t, low=1,
+                          where=where)
+            check.probability(f"curves[{name!r}][{t!r}]", a, where=where)
+    if cnn_accuracy is not None:
+        check.probability("cnn_accuracy", cnn_accuracy, where=where)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.8))
     for name, acc in curves.items():
@@ -971,6 +1207,18 @@ def rate_error_plot(error, layer_names: Sequence[str] | None = None, *, ax=None,
     ``error`` is :func:`snnlib.tiers.conversion.rates_vs_activations`'s
     ``error``: one ``{T: error}`` per layer.
     """
+    where = "viz.rate_error_plot"
+    if isinstance(error, dict) or not hasattr(error, "__len__") or not len(error):
+        raise TypeError(f"{where}: error must be a non-empty list of {{T: error}}, one per layer")
+    for j, err in enumerate(error):
+        if not isinstance(err, dict) or not err:
+            raise TypeError(f"{where}: error[{j}] must be a non-empty dict of T -> error")
+        for t, e in err.items():
+            _positive(f"error[{j}] steps", t, where)
+            check.number(f"error[{j}][{t!r}]", e, low=0, where=where)
+    if layer_names is not None and len(layer_names) != len(error):
+        raise ValueError(f"{where}: layer_names has {len(layer_names)} names for {len(error)} "
+                         "layers")
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.8))
     names = layer_names or [f"layer {j + 1}" for j in range(len(error))]
@@ -997,6 +1245,19 @@ def conversion_image_panel(image, trace: dict, steps: int, layer: int, class_nam
     ``trace`` is :func:`snnlib.tiers.conversion.rates_vs_activations` of one
     image with ``keep_rates=True`` (``steps`` must be one of its T).
     """
+    where = "viz.conversion_image_panel"
+    _array("image", image, where, ndim=(2, 3))
+    _class_names(class_names, where)
+    if not isinstance(trace, dict) or not {"cnn_outputs", "outputs", "rates",
+                                           "activations"} <= set(trace):
+        raise ValueError(f"{where}: trace must be rates_vs_activations' dict (cnn_outputs, "
+                         "outputs, rates, activations)")
+    if isinstance(steps, bool) or steps not in trace["outputs"]:
+        raise ValueError(f"{where}: steps must be one of the trace's T "
+                         f"({', '.join(str(t) for t in trace['outputs'])}), got {steps!r}")
+    _index("layer", layer, len(trace["activations"]), where)
+    if label is not None:
+        _index("label", label, len(class_names), where)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), gridspec_kw={"width_ratios": [0.8, 1.4, 1.2]})
     _show_image(axes[0], image, class_names[label] if label is not None else None)
     cnn = _to_numpy(trace["cnn_outputs"][0])
