@@ -52,6 +52,21 @@ class Tier:
     devices: tuple[str, ...]
     chapters: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        from .. import _validate as check
+
+        for field in ("name", "title", "simulator"):
+            check.instance(f"Tier.{field}", getattr(self, field), str)
+        if not self.name.isidentifier():
+            raise ValueError(f"Tier.name must be a package name (an identifier), got {self.name!r}")
+        check.positive_int("Tier.number", self.number)
+        for field in ("devices", "chapters"):
+            value = check.instance(f"Tier.{field}", getattr(self, field), tuple,
+                                   what="a tuple of strings")
+            if not value or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"Tier.{field} must be a non-empty tuple of strings, got "
+                                 f"{value!r}")
+
     def module(self) -> ModuleType:
         """The tier's package (imported on first use)."""
         return importlib.import_module(f"{__name__}.{self.name}")
@@ -65,6 +80,7 @@ class Tier:
         """``run_tier`` of the tier; a device it cannot use is refused with a clear message."""
         from .. import runs
 
+        _profile_section(profile, self.name, f"{self.name}.run_tier")
         device = runs.get_device(device)
         if device.split(":")[0] not in self.devices:
             raise ValueError(f"tier {self.number} ({self.name}) runs on "
@@ -82,3 +98,16 @@ TIERS: dict[str, Tier] = {t.name: t for t in (
          "PyTorch", ("cpu", "cuda"), ("06_conversion",)),
 )}
 """The tiers in the book's order."""
+
+
+def _profile_section(profile, section: str, where: str):
+    """``profile``'s section for a tier (``profile.conversion``, ...), or a TypeError naming
+    ``profile`` when it is not a :class:`snnlib.profiles.Profile`."""
+    sizes = getattr(profile, section, None)
+    if sizes is None or isinstance(profile, (str, bytes)):
+        import reprlib
+
+        raise TypeError(f"{where}: profile must be a snnlib.profiles.Profile (with a .{section} "
+                        f"section; snnlib.profiles.get_profile(name) gives one), got "
+                        f"{type(profile).__name__} {reprlib.repr(profile)}")
+    return sizes

@@ -48,8 +48,9 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
+from ... import _validate as check
 from ... import runs
-from ...encoding import PoissonParams, _as_intensities
+from ...encoding import PoissonParams
 from ...neurons import LIFParams, build_lif_group, run_brian2
 from ...plasticity import STDPParams, build_stdp_synapses, normalize_weights
 
@@ -110,12 +111,13 @@ class LayerParams:
     w_init_max: float = 0.3
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n_neurons, int) or self.n_neurons < 1:
-            raise ValueError(f"n_neurons must be a positive integer, got {self.n_neurons!r}.")
+        check.positive_int("LayerParams.n_neurons", self.n_neurons)
+        check.instance("LayerParams.exc", self.exc, LIFParams)
+        check.instance("LayerParams.inh", self.inh, LIFParams)
+        check.instance("LayerParams.stdp", self.stdp, STDPParams)
         for name in ("w_exc_inh", "w_inh_exc", "weight_sum_per_input", "w_init_max"):
-            value = getattr(self, name)
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"LayerParams.{name} must be a finite number >= 0, got {value!r}.")
+            check.finite_number(f"LayerParams.{name}", getattr(self, name), at_least=0)
+        check.flag("LayerParams.lateral_inhibition", self.lateral_inhibition)
         if not self.stdp.w_min <= self.weight_sum_per_input <= self.stdp.w_max:
             raise ValueError(
                 f"weight_sum_per_input={self.weight_sum_per_input} is the mean weight after "
@@ -160,19 +162,38 @@ class BrianSTDPParams:
     codegen_target: Literal["cython", "numpy"] = "cython"
 
     def __post_init__(self) -> None:
+        check.instance("BrianSTDPParams.encoding", self.encoding, PoissonParams)
+        check.instance("BrianSTDPParams.layer1", self.layer1, LayerParams)
+        check.instance("BrianSTDPParams.layer2", self.layer2, LayerParams, none=True)
         for layer in (self.layer1, self.layer2):
             if layer is not None and layer.exc.dt_ms != self.encoding.dt_ms:
                 raise ValueError(f"the layers' dt_ms={layer.exc.dt_ms} differs from the "
                                  f"encoding's dt_ms={self.encoding.dt_ms}.")
-        for name in ("chunk_images", "min_spikes", "max_boosts"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < (1 if name == "chunk_images" else 0):
-                raise ValueError(f"{name} must be a non-negative integer (chunk_images >= 1), "
-                                 f"got {value!r}.")
-        if not np.isfinite(self.boost_hz) or self.boost_hz < 0:
-            raise ValueError(f"boost_hz must be a finite number >= 0, got {self.boost_hz!r}.")
+        check.positive_int("BrianSTDPParams.chunk_images", self.chunk_images)
+        for name in ("min_spikes", "max_boosts"):
+            check.positive_int(f"BrianSTDPParams.{name}", getattr(self, name), low=0)
+        check.finite_number("BrianSTDPParams.boost_hz", self.boost_hz, at_least=0)
+        if (self.encoding.max_rate_hz + self.max_boosts * self.boost_hz) * self.encoding.dt_ms \
+                / 1000.0 > 1:
+            raise ValueError(f"BrianSTDPParams.boost_hz={self.boost_hz}: after {self.max_boosts} "
+                             f"boosts the input rate ({self.encoding.max_rate_hz} Hz + "
+                             f"{self.max_boosts} x {self.boost_hz} Hz) is more than one spike per "
+                             f"step of {self.encoding.dt_ms} ms.")
         if self.codegen_target not in ("cython", "numpy"):
-            raise ValueError(f"codegen_target must be 'cython' or 'numpy', got {self.codegen_target!r}.")
+            raise ValueError(f"BrianSTDPParams.codegen_target must be 'cython' or 'numpy', got "
+                             f"{self.codegen_target!r}.")
+
+    def n_synapses(self, replicas: int = 1) -> int:
+        """Synapses of the network (feed-forward and lateral), ``replicas`` copies of it."""
+        total, n_source = 0, N_INPUTS
+        for lp in (self.layer1, self.layer2):
+            if lp is None:
+                continue
+            total += n_source * lp.n_neurons
+            if lp.lateral_inhibition:
+                total += lp.n_neurons * lp.n_neurons
+            n_source = lp.n_neurons
+        return replicas * total
 
 
 # What a new image starts from, as after Diehl & Cook's 150 ms of rest: rest
@@ -180,14 +201,78 @@ class BrianSTDPParams:
 RESET_NEURONS = "v = v_rest\ng_exc = 0\ng_inh = 0\nlastspike = -1e4 * second"
 
 
-def _flat_images(intensities) -> np.ndarray:
-    """``(N, 32, 32)`` intensities in [0, 1] as ``(N, 1024)``, or a clear ValueError."""
+BYTES_PER_SYNAPSE = 24
+"""What Brian2 keeps per synapse at least (its source, its target, its weight): the estimate
+a network's size is checked with before it is built."""
+
+
+def _flat_images(intensities, name: str = "intensities", where: str | None = None) -> np.ndarray:
+    """``(N, 32, 32)`` intensities in [0, 1] as ``(N, 1024)`` float32, or a clear error naming
+    the argument ``name`` of ``where``."""
+    import torch
+
+    label = f"{where}: {name}" if where else name
+    if isinstance(intensities, (str, bytes)) or not hasattr(intensities, "__len__"):
+        raise TypeError(f"{label} must be grayscale images (N, 32, 32) in [0, 1], got "
+                        f"{type(intensities).__name__}")
     if len(intensities) == 0:
-        raise ValueError("no images given.")
-    x = _as_intensities(intensities).numpy().reshape(len(intensities), -1)
+        raise ValueError(f"{label}: no images given.")
+    x = intensities if torch.is_tensor(intensities) else torch.as_tensor(np.asarray(intensities))
+    if x.dtype == torch.uint8:
+        raise TypeError(f"{label} must be floats in [0, 1], got uint8 images; divide by 255 or "
+                        "use snnlib.data.to_grayscale first.")
+    check.array(name, x, low=0.0, high=1.0, where=where)
+    x = x.to(torch.float32).numpy().reshape(len(intensities), -1)
     if x.shape[1] != N_INPUTS:
-        raise ValueError(f"images must have {N_INPUTS} pixels (32 x 32 grayscale), got {x.shape[1]}.")
+        raise ValueError(f"{label}: images must have {N_INPUTS} pixels (32 x 32 grayscale), got "
+                         f"{x.shape[1]}.")
     return x
+
+
+def _check_state(state, layers: list, where: str, name: str = "state") -> None:
+    """``state`` holds ``w1``, ``theta1`` (and ``w2``, ``theta2``) of the right sizes, finite."""
+    if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
+        raise TypeError(f"{where}: {name} must be a dict of arrays (state_dict gives one), got "
+                        f"{type(state).__name__}")
+    missing = [f"{v}{k}" for k in range(1, len(layers) + 1) for v in ("w", "theta")
+               if f"{v}{k}" not in state]
+    if missing:
+        raise ValueError(f"{where}: {name} lacks {missing} for a network of {len(layers)} layers.")
+    n_source = N_INPUTS
+    for k, lp in enumerate(layers, start=1):
+        w = check.array(f"{name}['w{k}']", np.asarray(state[f"w{k}"]), where=where)
+        if w.size != n_source * lp.n_neurons:
+            raise ValueError(f"{where}: {name}['w{k}'] has {w.size} weights; layer {k} needs "
+                             f"{n_source * lp.n_neurons}.")
+        check.array(f"{name}['theta{k}']", np.asarray(state[f"theta{k}"]), shape=(lp.n_neurons,),
+                    where=where)
+        n_source = lp.n_neurons
+
+
+def _trains_dict(name: str, trains, where: str, *, n_images: int | None = None,
+                 n_neurons: int | None = None) -> dict:
+    """Spikes as ``image``, ``neuron`` (non-negative integers) and ``t_ms`` (finite) arrays
+    of one length; images below ``n_images``, neurons below ``n_neurons`` when given."""
+    if not hasattr(trains, "keys") or any(k not in trains for k in ("image", "neuron", "t_ms")):
+        raise TypeError(f"{where}: {name} must be a dict of 'image', 'neuron' and 't_ms' arrays, "
+                        f"got {type(trains).__name__}"
+                        + (f" with keys {sorted(trains)}" if hasattr(trains, "keys") else ""))
+    out = {k: np.asarray(trains[k]) for k in ("image", "neuron", "t_ms")}
+    lengths = {k: v.shape for k, v in out.items()}
+    if any(v.ndim != 1 for v in out.values()) or len({v.shape for v in out.values()}) > 1:
+        raise ValueError(f"{where}: {name}' arrays must be one-dimensional and of one length, got "
+                         f"shapes {lengths}")
+    for k in ("image", "neuron"):
+        if out[k].dtype.kind not in "iu":
+            raise TypeError(f"{where}: {name}['{k}'] must be integer indices, got dtype "
+                            f"{out[k].dtype}")
+    check.array(f"{name}['t_ms']", out["t_ms"], nonempty=False, low=0.0, where=where)
+    for k, n in (("image", n_images), ("neuron", n_neurons)):
+        if len(out[k]) and (out[k].min() < 0 or (n is not None and out[k].max() >= n)):
+            bad = int(out[k].min()) if out[k].min() < 0 else int(out[k].max())
+            raise ValueError(f"{where}: {name}['{k}'] must be in [0, "
+                             f"{'inf' if n is None else n - 1}], got {bad}")
+    return out
 
 
 def _normalised(w: np.ndarray, total: float, stdp: STDPParams) -> np.ndarray:
@@ -225,6 +310,10 @@ class BrianSTDPNetwork:
     REST_MS = 150.0  # Diehl & Cook's rest between images (naive loop only)
 
     def __init__(self, params: BrianSTDPParams, *, seed: int) -> None:
+        check.instance("params", params, BrianSTDPParams, where="BrianSTDPNetwork")
+        check.integer("seed", seed, low=0, where="BrianSTDPNetwork")
+        check.fits_in_memory(f"params' network of {params.n_synapses():,} synapses",
+                             BYTES_PER_SYNAPSE * params.n_synapses(), where="BrianSTDPNetwork")
         self.params = params
         self.seed = int(seed)
         self.layers = [params.layer1] + ([params.layer2] if params.layer2 is not None else [])
@@ -291,6 +380,7 @@ class BrianSTDPNetwork:
     # --- state ------------------------------------------------------------
     def weights(self, layer: int) -> np.ndarray:
         """Input weights of ``layer`` (1-based) as ``(n_neurons, n_inputs)`` (post x pre)."""
+        self._layer_number(layer, "BrianSTDPNetwork.weights")
         lp = self.layers[layer - 1]
         n_source = N_INPUTS if layer == 1 else self.layers[layer - 2].n_neurons
         return np.asarray(self.syn[layer - 1].w).reshape(n_source, lp.n_neurons).T.copy()
@@ -299,6 +389,7 @@ class BrianSTDPNetwork:
         """Adaptive threshold increase of ``layer``'s excitatory neurons (mV)."""
         import brian2 as b2
 
+        self._layer_number(layer, "BrianSTDPNetwork.theta_mv")
         return np.asarray(self.exc[layer - 1].theta / b2.mV).copy()
 
     def normalise(self, layers) -> None:
@@ -307,6 +398,23 @@ class BrianSTDPNetwork:
         Then clip to the STDP bounds: a weight scaled above ``w_max`` makes
         that neuron's sum fall short of the target.
         """
+        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+            raise TypeError(f"BrianSTDPNetwork.normalise: layers must be a sequence of layer "
+                            f"numbers, got {type(layers).__name__} {layers!r}")
+        layers = list(layers)
+        for layer in layers:
+            self._layer_number(layer, "BrianSTDPNetwork.normalise", name="layers")
+        self._normalise(layers)
+
+    def _layer_number(self, layer, where: str, name: str = "layer") -> int:
+        check.positive_int(name, layer, where=where)
+        if layer > len(self.layers):
+            raise ValueError(f"{where}: {name} must be a layer number in [1, {len(self.layers)}], "
+                             f"got {layer}")
+        return int(layer)
+
+    def _normalise(self, layers) -> None:
+        """:meth:`normalise` after its checks."""
         for layer in layers:
             lp = self.layers[layer - 1]
             syn = self.syn[layer - 1]
@@ -327,6 +435,7 @@ class BrianSTDPNetwork:
     def load_state_dict(self, state: dict) -> None:
         import brian2 as b2
 
+        _check_state(state, self.layers, "BrianSTDPNetwork.load_state_dict")
         for k in range(1, len(self.layers) + 1):
             self.syn[k - 1].w = state[f"w{k}"]
             self.exc[k - 1].theta = state[f"theta{k}"] * b2.mV
@@ -437,15 +546,25 @@ class BrianSTDPNetwork:
         """
         from tqdm.auto import tqdm
 
-        x = _flat_images(intensities)
-        if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}.")
+        where = "BrianSTDPNetwork.fit"
+        x = _flat_images(intensities, "intensities", where)
+        check.positive_int("checkpoint_every", checkpoint_every, where=where)
         n_layers = len(self.layers)
-        if layer not in (1, 2, "joint") or (layer in (2, "joint") and n_layers < 2):
+        if (isinstance(layer, (bool, float)) or layer not in (1, 2, "joint")
+                or (layer in (2, "joint") and n_layers < 2)):
             raise ValueError(f"layer must be 1, 2 or 'joint' (2 and 'joint' need layer2), got {layer!r}.")
+        if isinstance(snapshots, (str, bytes)) or not hasattr(snapshots, "__iter__"):
+            raise TypeError(f"{where}: snapshots must be a sequence of image counts, got "
+                            f"{type(snapshots).__name__} {snapshots!r}")
+        for s in snapshots:
+            if isinstance(s, (bool, float)) or not hasattr(s, "__index__") or s < 0:
+                raise ValueError(f"snapshots must be image counts >= 0, got {list(snapshots)!r}.")
         wanted = sorted({int(s) for s in snapshots})
-        if any(s < 0 for s in wanted):
-            raise ValueError(f"snapshots must be image counts >= 0, got {list(snapshots)!r}.")
+        check.instance("checkpoint", checkpoint, (str, os.PathLike), none=True, where=where)
+        check.flag("progress", progress, where=where)
+        if on_chunk is not None and not callable(on_chunk):
+            raise TypeError(f"{where}: on_chunk must be None or a callable, got "
+                            f"{type(on_chunk).__name__}")
         plastic = {1} if layer == 1 else {2} if layer == 2 else {1, 2}
         active = 1 if layer == 1 else 2
         watched = max(plastic)  # the layer whose silence triggers a boost
@@ -541,7 +660,8 @@ class BrianSTDPNetwork:
         import brian2 as b2
         from tqdm.auto import tqdm
 
-        x = _flat_images(intensities)
+        x = _flat_images(intensities, "intensities", "BrianSTDPNetwork.fit_naive")
+        check.flag("progress", progress, where="BrianSTDPNetwork.fit_naive")
         p = self.params
         self._configure(1, {1})
         self._normalised_layers = []  # image slots do not line up with the clock here
@@ -573,7 +693,8 @@ class BrianSTDPNetwork:
         import brian2 as b2
         from tqdm.auto import tqdm
 
-        x = _flat_images(intensities)
+        x = _flat_images(intensities, "intensities", "BrianSTDPNetwork.spike_counts")
+        check.flag("progress", progress, where="BrianSTDPNetwork.spike_counts")
         p = self.params
         self._configure(len(self.layers), set())
         out = [np.zeros((len(x), lp.n_neurons), dtype=np.int64) for lp in self.layers]
@@ -601,6 +722,10 @@ class BrianSTDPNetwork:
         import json
 
         data = runs.load_npz(path)
+        missing = [k for k in ("fingerprint", "position") if k not in data]
+        if missing:
+            raise runs.CheckpointError(f"checkpoint {path} lacks {missing}: it is not a training "
+                                       "checkpoint of this network; delete it to start afresh.")
         if str(data["fingerprint"]) != fingerprint:
             raise runs.CheckpointError(
                 f"checkpoint {path} comes from other parameters, seed, layer or images; "
@@ -608,6 +733,11 @@ class BrianSTDPNetwork:
         if "run" not in data:
             raise runs.CheckpointError(f"checkpoint {path} was written by an older snnlib (no "
                                        "training history); delete it to start afresh.")
+        try:
+            _check_state(data, self.layers, "BrianSTDPNetwork.fit", name=str(path))
+        except ValueError as err:
+            raise runs.CheckpointError(f"checkpoint {path} is damaged ({err}); delete it to start "
+                                       "afresh.") from None
         self.load_state_dict(data)
         snaps = {int(k.split("_", 1)[1]): v for k, v in data.items() if k.startswith("snapshot_")}
         return int(data["position"]), json.loads(str(data["run"])), snaps
@@ -645,14 +775,16 @@ class FrozenReplicas:
     def __init__(self, params: BrianSTDPParams, state: dict, *, replicas: int = 16) -> None:
         import brian2 as b2
 
-        if not isinstance(replicas, int) or replicas < 1:
-            raise ValueError(f"replicas must be a positive integer, got {replicas!r}.")
+        where = "FrozenReplicas"
+        check.instance("params", params, BrianSTDPParams, where=where)
+        check.positive_int("replicas", replicas, where=where)
         self.params, self.replicas = params, replicas
         self.layers = [params.layer1] + ([params.layer2] if params.layer2 is not None else [])
-        missing = [f"{v}{k}" for k in range(1, len(self.layers) + 1) for v in ("w", "theta")
-                   if f"{v}{k}" not in state]
-        if missing:
-            raise ValueError(f"state lacks {missing} for a network of {len(self.layers)} layers.")
+        _check_state(state, self.layers, where)
+        check.fits_in_memory(
+            f"replicas={replicas} copies of a network of {params.n_synapses():,} synapses",
+            BYTES_PER_SYNAPSE * params.n_synapses(replicas)
+            + 8 * params.chunk_images * replicas * N_INPUTS, where=where)
         R, ms = replicas, b2.ms
         dt, slot = params.encoding.dt_ms * ms, params.encoding.duration_ms * ms
         self.input = b2.NeuronGroup(
@@ -666,8 +798,6 @@ class FrozenReplicas:
             exc = build_lif_group(R * lp.n_neurons, frozen, name=f"frozen_exc{k}")
             exc.theta = np.tile(np.asarray(state[f"theta{k}"], dtype=np.float64), R) * b2.mV
             w = np.asarray(state[f"w{k}"], dtype=np.float64).reshape(n_source, lp.n_neurons)
-            if w.size != n_source * lp.n_neurons:
-                raise ValueError(f"w{k} has {w.size} weights; layer {k} needs {n_source * lp.n_neurons}.")
             syn = b2.Synapses(source, exc, "w : 1", on_pre="g_exc_post += w", dt=dt,
                               name=f"frozen_w{k}")
             # block diagonal: copy r of the source drives copy r of the layer only
@@ -718,7 +848,11 @@ class FrozenReplicas:
         """
         from tqdm.auto import tqdm
 
-        x = _flat_images(intensities)
+        where = "FrozenReplicas.run"
+        x = _flat_images(intensities, "intensities", where)
+        check.integer("seed", seed, low=0, where=where)
+        for name, value in (("progress", progress), ("boost", boost), ("every_layer", every_layer)):
+            check.flag(name, value, where=where)
         p = self.params
         bar = tqdm(total=len(x), unit="img", desc=desc, disable=not progress)
         counts, layer_trains = self._run_once(x, p.encoding.max_rate_hz, seed, bar, every_layer)
@@ -803,6 +937,7 @@ def field_smoothness(weights) -> np.ndarray:
     (blobs, edges) give values near 1, because neighbouring pixels of natural
     images are strongly correlated. ``weights``: ``(n, 1024)``; returns ``(n,)``.
     """
+    check.array("weights", weights, shape=(None, N_INPUTS), where="field_smoothness")
     w = np.asarray(weights, dtype=np.float64).reshape(-1, 32, 32)
     w = w - w.mean(axis=(1, 2), keepdims=True)
 
@@ -822,6 +957,10 @@ def learned_fraction(weights, initial, *, threshold: float = 0.5) -> float:
     weights and its initial weights has fallen below ``threshold``. Both
     arguments ``(n, d)``, row k the same neuron.
     """
+    where = "learned_fraction"
+    check.array("weights", weights, ndim=2, where=where)
+    check.array("initial", initial, ndim=2, where=where)
+    check.number("threshold", threshold, low=-1.0, high=1.0, where=where)
     w, w0 = np.asarray(weights, dtype=np.float64), np.asarray(initial, dtype=np.float64)
     if w.shape != w0.shape:
         raise ValueError(f"weights {w.shape} and initial {w0.shape} must have the same shape.")
@@ -834,10 +973,17 @@ def field_similarity(weights) -> float:
     ``weights`` ``(n, d)``: 1 when every neuron learned the same field, about
     0 for independent random fields. Lateral inhibition should keep it low.
     """
+    check.array("weights", weights, ndim=2, where="field_similarity")
     w = np.asarray(weights, dtype=np.float64)
     if len(w) < 2:
-        raise ValueError("field_similarity needs at least two neurons.")
-    c = np.corrcoef(w)
+        raise ValueError(f"field_similarity needs at least two neurons; weights has shape "
+                         f"{w.shape}.")
+    varying = w.std(axis=1) > 0
+    if varying.sum() < 2:
+        raise ValueError("field_similarity: weights must hold at least two fields that are not "
+                         f"constant (a constant field has no correlation), got {int(varying.sum())}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.corrcoef(w)
     return float(np.nanmean(c[~np.eye(len(w), dtype=bool)]))
 
 
@@ -846,6 +992,8 @@ def snapshot_schedule(n_images: int, chunk_images: int) -> list[int]:
 
     ``[0, n/32, n/16, n/8, n/4, n/2, n]`` rounded to whole chunks (at least one).
     """
+    check.positive_int("n_images", n_images, where="snapshot_schedule")
+    check.positive_int("chunk_images", chunk_images, where="snapshot_schedule")
     counts = {0, n_images}
     for div in (32, 16, 8, 4, 2):
         counts.add(min(n_images, max(chunk_images, round(n_images / div / chunk_images) * chunk_images)))
@@ -863,6 +1011,12 @@ def volley_fraction(trains: dict, n_images: int, n_neurons: int, *, window_ms: f
     ``trains``: ``image``, ``neuron``, ``t_ms`` arrays (from
     :meth:`FrozenReplicas.run`), images ``0 .. n_images - 1``.
     """
+    where = "volley_fraction"
+    check.positive_int("n_images", n_images, where=where)
+    check.positive_int("n_neurons", n_neurons, where=where)
+    check.finite_number("window_ms", window_ms, above=0, where=where)
+    check.number("fraction", fraction, low=0.0, low_open=True, high=1.0, where=where)
+    trains = _trains_dict("trains", trains, where, n_images=n_images, n_neurons=n_neurons)
     image, neuron, t = (np.asarray(trains[k]) for k in ("image", "neuron", "t_ms"))
     order = np.lexsort((t, image))  # by image, then time
     image, neuron, t = image[order], neuron[order], t[order]
@@ -889,6 +1043,8 @@ def spike_statistics(counts: np.ndarray, duration_ms: float) -> dict:
     ``active_per_image``: mean number of neurons that fired at least once;
     ``rate_hz_percentiles``: 5th, 50th, 95th percentiles of the per-neuron rates.
     """
+    check.array("counts", counts, ndim=2, low=0.0, where="spike_statistics")
+    check.finite_number("duration_ms", duration_ms, above=0, where="spike_statistics")
     counts = np.asarray(counts)
     per_neuron = counts.mean(axis=0) / (duration_ms / 1000.0)
     return {
@@ -908,6 +1064,8 @@ def initial_state(params: BrianSTDPParams, seed: int) -> dict:
     (layer 1 first), each neuron's then scaled to its layer's sum and clipped
     to the STDP bounds (:meth:`BrianSTDPNetwork.normalise`); thresholds 0.
     """
+    check.instance("params", params, BrianSTDPParams, where="initial_state")
+    check.integer("seed", seed, low=0, where="initial_state")
     rng = np.random.default_rng(seed)
     out, n_source = {}, N_INPUTS
     for k, lp in enumerate([params.layer1] + ([params.layer2] if params.layer2 else []), start=1):

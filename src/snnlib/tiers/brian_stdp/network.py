@@ -73,6 +73,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ... import _validate as check
 from ... import retina as R
 from ...neurons import LIFParams, run_brian2
 
@@ -111,19 +112,15 @@ class RetinaParams:
     fit_images: int = 2000
 
     def __post_init__(self) -> None:
-        if not isinstance(self.kernel_px, int) or self.kernel_px < 3 or self.kernel_px % 2 == 0:
-            raise ValueError(f"RetinaParams.kernel_px must be an odd integer >= 3, got "
-                             f"{self.kernel_px!r}.")
+        k = self.kernel_px
+        if isinstance(k, bool) or not isinstance(k, int) or k < 3 or k % 2 == 0:
+            kind = TypeError if not isinstance(k, (int, float)) else ValueError
+            raise kind(f"RetinaParams.kernel_px must be an odd integer >= 3, got "
+                       f"{type(k).__name__} {k!r}.")
         for name in ("zca_eps", "lcn_sigma_px"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"RetinaParams.{name} must be a finite number > 0, got {value!r}.")
-        if not 0.5 <= self.scale_quantile <= 1:
-            raise ValueError(f"RetinaParams.scale_quantile must be in [0.5, 1], got "
-                             f"{self.scale_quantile!r}.")
-        if not isinstance(self.fit_images, int) or self.fit_images < 1:
-            raise ValueError(f"RetinaParams.fit_images must be a positive integer, got "
-                             f"{self.fit_images!r}.")
+            check.finite_number(f"RetinaParams.{name}", getattr(self, name), above=0)
+        check.number("RetinaParams.scale_quantile", self.scale_quantile, low=0.5, high=1.0)
+        check.positive_int("RetinaParams.fit_images", self.fit_images)
 
 
 @dataclass(frozen=True)
@@ -171,19 +168,13 @@ class ConvLayerParams:
 
     def __post_init__(self) -> None:
         for name in ("n_filters", "field_px", "train_patches", "patch_batch"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ConvLayerParams.{name} must be a positive integer, got {value!r}.")
+            check.positive_int(f"ConvLayerParams.{name}", getattr(self, name))
         for name in ("w_sum_mv", "tau_mem_ms", "v_gap_mv", "tau_stdp_ms"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"ConvLayerParams.{name} must be a finite number > 0, got {value!r}.")
+            check.finite_number(f"ConvLayerParams.{name}", getattr(self, name), above=0)
         for name in ("inhibition_mv", "a_plus", "a_minus", "theta_eta_mv"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"ConvLayerParams.{name} must be a finite number >= 0, got {value!r}.")
-        if not 0 < self.win_target <= 1:
-            raise ValueError(f"ConvLayerParams.win_target must be in (0, 1], got {self.win_target!r}.")
+            check.finite_number(f"ConvLayerParams.{name}", getattr(self, name), at_least=0)
+        check.number("ConvLayerParams.win_target", self.win_target, low=0.0, low_open=True,
+                     high=1.0)
 
 
 @dataclass(frozen=True)
@@ -230,24 +221,23 @@ class Tier1Params:
     codegen_target: Literal["cython", "numpy"] = "cython"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.retina, RetinaParams):
-            raise ValueError(f"Tier1Params.retina must be a RetinaParams, got {self.retina!r}.")
+        check.instance("Tier1Params.retina", self.retina, RetinaParams)
         for name in ("layer1", "layer2"):
-            if not isinstance(getattr(self, name), ConvLayerParams):
-                raise ValueError(f"Tier1Params.{name} must be a ConvLayerParams.")
+            check.instance(f"Tier1Params.{name}", getattr(self, name), ConvLayerParams)
         for name in ("pool_px", "steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Tier1Params.{name} must be a positive integer, got {value!r}.")
+            check.positive_int(f"Tier1Params.{name}", getattr(self, name))
         if self.feature_steps is not None and (
                 not isinstance(self.feature_steps, int) or isinstance(self.feature_steps, bool)
                 or self.feature_steps < 1):
             raise ValueError(f"Tier1Params.feature_steps must be a positive integer or None, "
                              f"got {self.feature_steps!r}.")
         for name in ("max_rate_hz", "dt_ms"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"Tier1Params.{name} must be a finite number > 0, got {value!r}.")
+            check.finite_number(f"Tier1Params.{name}", getattr(self, name), above=0)
+        check.finite_number("Tier1Params.v_rest_mv", self.v_rest_mv)
+        fp = self.features_pool
+        if isinstance(fp, (str, bytes)) or not isinstance(fp, (tuple, list)):
+            raise TypeError(f"Tier1Params.features_pool must be a tuple of two grid sizes, got "
+                            f"{type(fp).__name__} {fp!r}.")
         if self.p_max > 1:
             raise ValueError(f"max_rate_hz={self.max_rate_hz} x dt_ms={self.dt_ms} is more than one "
                              "spike per step; lower the rate or the step.")
@@ -257,13 +247,13 @@ class Tier1Params:
         if self.side2 < 1:
             raise ValueError(f"layer 2's field ({self.layer2.field_px}) is wider than the "
                              f"{self.side1 // self.pool_px} complex cells per side.")
-        if (len(self.features_pool) != 2 or any(not isinstance(k, int) or k < 1
-                                                for k in self.features_pool)
+        if (len(self.features_pool) != 2 or any(isinstance(k, bool) or not isinstance(k, int)
+                                                or k < 1 for k in self.features_pool)
                 or self.features_pool[0] > self.side1 or self.features_pool[1] > self.side2):
             raise ValueError(f"Tier1Params.features_pool must be two grid sizes that fit the "
                              f"layers ({self.side1}, {self.side2}), got {self.features_pool!r}.")
         if self.codegen_target not in ("cython", "numpy"):
-            raise ValueError(f"codegen_target must be 'cython' or 'numpy', got "
+            raise ValueError(f"Tier1Params.codegen_target must be 'cython' or 'numpy', got "
                              f"{self.codegen_target!r}.")
 
     @property
@@ -325,19 +315,42 @@ class Retina:
     scale: float
     params: RetinaParams
 
+    def __post_init__(self) -> None:
+        check.instance("Retina.kernel", self.kernel, torch.Tensor)
+        check.array("Retina.kernel", self.kernel, ndim=2)
+        check.finite_number("Retina.lcn_c", self.lcn_c, above=0)
+        check.finite_number("Retina.scale", self.scale, above=0)
+        check.instance("Retina.params", self.params, RetinaParams)
+
     @classmethod
     def fit(cls, gray, p: RetinaParams, *, seed: int) -> "Retina":
         """Fit on the first ``p.fit_images`` grayscale training images ``(N, 32, 32)`` in [0, 1]."""
+        where = "Retina.fit"
+        check.instance("p", p, RetinaParams, where=where)
+        check.integer("seed", seed, low=0, where=where)
+        if isinstance(gray, (str, bytes)) or not hasattr(gray, "__getitem__"):
+            raise TypeError(f"{where}: gray must be grayscale images (N, 32, 32) in [0, 1], got "
+                            f"{type(gray).__name__}")
+        _gray("gray", gray[:p.fit_images], where)
         x = torch.as_tensor(np.asarray(gray[:p.fit_images]), dtype=torch.float32)
         kernel = R.whitening_kernel(x, size_px=p.kernel_px, eps=p.zca_eps, seed=seed)
         d, c = R.local_contrast_normalise(R.filter_images(x, kernel), sigma_px=p.lcn_sigma_px)
         g = torch.Generator().manual_seed(seed)
         values = d.abs().flatten()
         sample = values[torch.randint(0, len(values), (min(len(values), 1_000_000),), generator=g)]
-        return cls(kernel, c, float(torch.quantile(sample, p.scale_quantile)), p)
+        scale = float(torch.quantile(sample, p.scale_quantile))
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"{where}: gray gives no contrast to scale by (the responses' "
+                             f"{p.scale_quantile:g} quantile is {scale:g}: blank or uniform "
+                             "images?)")
+        return cls(kernel, c, scale, p)
 
     def signed(self, gray) -> torch.Tensor:
-        """Whitened, contrast-normalised responses in [-1, 1], ``(N, 32, 32)``."""
+        """Whitened, contrast-normalised responses in [-1, 1], ``(N, 32, 32)``.
+
+        ``gray``: light intensities >= 0 (the retina removes their mean brightness: images
+        brighter than the [0, 1] it was fitted on give the same responses)."""
+        _gray("gray", gray, "Retina.signed", high=None)
         x = torch.as_tensor(np.asarray(gray), dtype=torch.float32)
         d, _ = R.local_contrast_normalise(R.filter_images(x, self.kernel),
                                           sigma_px=self.params.lcn_sigma_px, c=self.lcn_c)
@@ -346,6 +359,7 @@ class Retina:
     def intensities(self, gray) -> np.ndarray:
         """ON and OFF intensities in [0, 1], ``(N, 2, 32, 32)`` float32: the input neurons' rates
         divided by ``max_rate_hz``."""
+        _gray("gray", gray, "Retina.intensities", high=None)
         return R.on_off(self.signed(gray)).numpy()
 
     def state(self) -> dict:
@@ -356,6 +370,49 @@ class Retina:
     def from_state(cls, s: dict, p: RetinaParams) -> "Retina":
         return cls(torch.from_numpy(np.asarray(s["kernel"]).copy()), float(s["lcn_c"]),
                    float(s["scale"]), p)
+
+
+def _gray(name: str, gray, where: str, high: float | None = 1.0):
+    """Grayscale images ``(N >= 1, 32, 32)``, floats in [0, ``high``] (snnlib.data.to_grayscale)."""
+    x = gray if torch.is_tensor(gray) else np.asarray(gray)
+    if str(x.dtype) in ("uint8", "torch.uint8"):
+        raise TypeError(f"{where}: {name} must be floats in [0, 1], got uint8 images; use "
+                        "snnlib.data.to_grayscale")
+    if x.ndim != 3 or tuple(x.shape[1:]) != (IMAGE_PX, IMAGE_PX):
+        raise ValueError(f"{where}: {name} must be grayscale images (N, 32, 32), got shape "
+                         f"{tuple(x.shape)}")
+    return check.array(name, x, low=0.0, high=high, where=where)
+
+
+def _intensities(name: str, intensities, where: str) -> np.ndarray:
+    """ON/OFF intensities ``(N >= 1, 2, 32, 32)`` in [0, 1] (:meth:`Retina.intensities`)."""
+    x = np.asarray(intensities)
+    if x.ndim != 4 or x.shape[1:] != (2, IMAGE_PX, IMAGE_PX) or len(x) < 1:
+        raise ValueError(f"{where}: {name} must be (N, 2, 32, 32), got {x.shape}.")
+    check.array(name, x, low=0.0, high=1.0, where=where)
+    return x
+
+
+def _check_layers(name: str, layers, p: "Tier1Params", where: str, *,
+                  keys=("filters", "thresholds"), n_layers: int = 2) -> None:
+    """``layers`` as :func:`train_layers` returns them: filters ``(K, inputs)`` (mV) and
+    thresholds ``(K,)`` of each layer, finite."""
+    if not hasattr(layers, "keys") or any(k not in layers for k in keys):
+        raise TypeError(f"{where}: {name} must be a dict with {list(keys)} (train_layers gives "
+                        f"one), got {type(layers).__name__}")
+    for key in keys:
+        _check_filters(f"{name}[{key!r}]", layers[key], p, where, n_layers=n_layers,
+                       thresholds=key == "thresholds")
+
+
+def _check_filters(name: str, values, p: "Tier1Params", where: str, *, n_layers: int,
+                   thresholds: bool = False) -> None:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) < n_layers:
+        raise ValueError(f"{where}: {name} must hold {n_layers} layer(s), got "
+                         f"{type(values).__name__}")
+    for k, (lp, n_in) in enumerate(((p.layer1, p.inputs1), (p.layer2, p.inputs2))[:n_layers]):
+        shape = (lp.n_filters,) if thresholds else (lp.n_filters, n_in)
+        check.array(f"{name}[{k}]", values[k], shape=shape, where=where)
 
 
 # --- connectivity -------------------------------------------------------------------------------
@@ -468,14 +525,28 @@ class FrozenLayers:
                  record_pool: bool = True, steps: int | None = None) -> None:
         import brian2 as b2
 
-        if layers not in (1, 2) or len(filters) < layers or len(thresholds) < layers:
+        where = "FrozenLayers"
+        check.instance("p", p, Tier1Params, where=where)
+        if (isinstance(layers, bool) or layers not in (1, 2) or not hasattr(filters, "__len__")
+                or not hasattr(thresholds, "__len__") or len(filters) < layers
+                or len(thresholds) < layers):
             raise ValueError(f"layers must be 1 or 2 with as many filters and thresholds, got "
-                             f"{layers} and {len(filters)}, {len(thresholds)}.")
-        if not isinstance(batch, int) or batch < 1:
-            raise ValueError(f"batch must be a positive integer, got {batch!r}.")
+                             f"{layers} and {len(filters) if hasattr(filters, '__len__') else filters}, "
+                             f"{len(thresholds) if hasattr(thresholds, '__len__') else thresholds}.")
+        check.positive_int("batch", batch, where=where)
         if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool)
                                   or steps < 1):
-            raise ValueError(f"steps must be a positive integer or None, got {steps!r}.")
+            raise ValueError(f"{where}: steps must be a positive integer or None, got {steps!r}.")
+        check.flag("record_trains", record_trains, where=where)
+        check.flag("record_pool", record_pool, where=where)
+        _check_filters("filters", filters, p, where, n_layers=layers)
+        _check_filters("thresholds", thresholds, p, where, n_layers=layers, thresholds=True)
+        k1, f1, k2, f2 = p.layer1.n_filters, p.layer1.field_px, p.layer2.n_filters, p.layer2.field_px
+        synapses = batch * (2 * IMAGE_PX ** 2 * f1 ** 2 * k1 + p.side1 ** 2 * k1 * k1)
+        if layers == 2:
+            synapses += batch * (p.side_pool ** 2 * k1 * f2 ** 2 * k2 + p.side2 ** 2 * k2 * k2)
+        check.fits_in_memory(f"frozen layers for batch={batch} images ({synapses:,} synapses)",
+                             24 * synapses, where=where)
         self.p, self.batch, self.layers = p, batch, layers
         self.steps = steps if steps is not None else p.steps  # per presentation
         b2.prefs.codegen.target = p.codegen_target
@@ -528,6 +599,9 @@ class FrozenLayers:
         """Load filter matrices (mV) and threshold offsets (mV) into the synapses and neurons."""
         import brian2 as b2
 
+        _check_filters("filters", filters, self.p, "FrozenLayers.set_layers", n_layers=self.layers)
+        _check_filters("thresholds", thresholds, self.p, "FrozenLayers.set_layers",
+                       n_layers=self.layers, thresholds=True)
         for layer, (syn, row, col) in enumerate(self._rows):
             f = np.asarray(filters[layer], dtype=float)
             syn.w = f[row, col] * b2.mV
@@ -551,10 +625,13 @@ class FrozenLayers:
         """
         import brian2 as b2
 
+        intensities = np.asarray(intensities)
         p, n = self.p, len(intensities)
-        if n < 1 or tuple(intensities.shape[1:]) != (2, IMAGE_PX, IMAGE_PX):
+        if intensities.ndim != 4 or n < 1 or tuple(intensities.shape[1:]) != (2, IMAGE_PX, IMAGE_PX):
             raise ValueError(f"intensities must be (N >= 1, 2, 32, 32), got "
                              f"{tuple(intensities.shape)}.")
+        check.array("intensities", intensities, low=0.0, high=1.0, where="FrozenLayers.run")
+        check.integer("seed", seed, low=0, where="FrozenLayers.run")
         chunks = -(-n // self.batch)
         x = np.zeros((chunks * self.batch, 2, IMAGE_PX, IMAGE_PX))
         x[:n] = intensities
@@ -621,6 +698,11 @@ def _trains(monitor, start: int, t0_ms: float, p: Tier1Params, per_image: int, n
 def pool_counts(counts: np.ndarray, grid: int) -> np.ndarray:
     """``(n, S, S, K)`` spike counts summed over a ``grid x grid`` partition of the positions:
     ``(n, K * grid**2)`` (regions as equal as integer edges allow)."""
+    check.array("counts", counts, ndim=4, low=0.0, where="pool_counts")
+    check.positive_int("grid", grid, where="pool_counts")
+    if grid > counts.shape[1]:
+        raise ValueError(f"pool_counts: grid must be at most the {counts.shape[1]} positions per "
+                         f"side, got {grid}")
     n, s, _, k = counts.shape
     edges = [(i * s) // grid for i in range(grid + 1)]
     cells = [counts[:, edges[a]:edges[a + 1], edges[b]:edges[b + 1]].sum(axis=(1, 2))
@@ -630,6 +712,10 @@ def pool_counts(counts: np.ndarray, grid: int) -> np.ndarray:
 
 def initial_layer(p: Tier1Params, layer: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A layer before learning: uniform random filters scaled to ``w_sum_mv``, thresholds 0 (mV)."""
+    check.instance("p", p, Tier1Params, where="initial_layer")
+    if isinstance(layer, bool) or layer not in (1, 2):
+        raise ValueError(f"initial_layer: layer must be 1 or 2, got {layer!r}")
+    check.integer("seed", seed, low=0, where="initial_layer")
     lp = p.layer1 if layer == 1 else p.layer2
     n_in = p.inputs1 if layer == 1 else p.inputs2
     w = np.random.default_rng([seed, layer]).random((lp.n_filters, n_in))
@@ -814,6 +900,9 @@ def spike_statistics(counts: np.ndarray, duration_ms: float) -> dict:
     """Firing of a layer from counts ``(images, ...)``: mean ``rate_hz`` of a neuron,
     ``spikes_per_image``, ``silent_filters`` (fraction of filters that never fired),
     ``silent_images`` (fraction of images without a spike)."""
+    check.array("counts", counts, ndim=(2, 3, 4), low=0.0, where="network.spike_statistics")
+    check.finite_number("duration_ms", duration_ms, above=0, where="network.spike_statistics")
+    counts = np.asarray(counts)
     n = len(counts)
     per_image = counts.reshape(n, -1).sum(axis=1)
     per_filter = counts.reshape(n, -1, counts.shape[-1]).sum(axis=(0, 1))
@@ -830,6 +919,19 @@ def volley_fraction(trains, n_images: int, n_neurons: int, *, window_steps: int 
 
     ``trains`` is ``(image, neuron, step)`` as :meth:`FrozenLayers.run` records them.
     """
+    where = "network.volley_fraction"
+    check.positive_int("n_neurons", n_neurons, where=where)
+    check.positive_int("window_steps", window_steps, where=where)
+    check.number("fraction", fraction, low=0.0, low_open=True, high=1.0, where=where)
+    check.positive_int("n_images", n_images, low=0, where=where)
+    if isinstance(trains, (str, bytes)) or not hasattr(trains, "__len__") or len(trains) != 3:
+        raise TypeError(f"{where}: trains must be (image, neuron, step) arrays, got "
+                        f"{type(trains).__name__}")
+    for name, a in zip(("image", "neuron", "step"), trains):
+        a = check.array(f"trains' {name}", a, ndim=1, nonempty=False, low=0, where=where)
+        if np.asarray(a).dtype.kind not in "iu" and len(a):
+            raise TypeError(f"{where}: trains' {name} must be integers, got dtype "
+                            f"{np.asarray(a).dtype}")
     image, neuron, step = (np.asarray(a, dtype=np.int64) for a in trains)
     if len(step) == 0 or n_images < 1:
         return 0.0
@@ -859,9 +961,14 @@ def train_layers(p: Tier1Params, intensities: np.ndarray, *, seed: int, learn: b
     """
     from tqdm.auto import tqdm
 
+    where = "train_layers"
+    check.instance("p", p, Tier1Params, where=where)
+    _intensities("intensities", intensities, where)
+    check.integer("seed", seed, low=0, where=where)
+    check.flag("learn", learn, where=where)
+    check.positive_int("batch", batch, where=where)
+    check.flag("progress", progress, where=where)
     x = np.asarray(intensities, dtype=np.float32)
-    if x.ndim != 4 or x.shape[1:] != (2, IMAGE_PX, IMAGE_PX) or len(x) < 1:
-        raise ValueError(f"intensities must be (N, 2, 32, 32), got {x.shape}.")
     rng = np.random.default_rng([seed, 17])
     out: dict = {"filters": [], "thresholds": [], "history": [], "initial": []}
 
@@ -956,11 +1063,21 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
     """
     from tqdm.auto import tqdm
 
+    where = "features"
+    check.instance("p", p, Tier1Params, where=where)
+    _check_layers("layers", layers, p, where)
+    _intensities("intensities", intensities, where)
+    check.integer("seed", seed, low=0, where=where)
+    check.positive_int("batch", batch, where=where)
+    check.positive_int("record_every", record_every, low=0, where=where)
+    check.positive_int("per_call", per_call, where=where)
+    check.flag("keep_counts", keep_counts, where=where)
+    check.flag("progress", progress, where=where)
     x = np.asarray(intensities, dtype=np.float32)
-    if x.ndim != 4 or x.shape[1:] != (2, IMAGE_PX, IMAGE_PX):
-        raise ValueError(f"intensities must be (N, 2, 32, 32), got {x.shape}.")
-    if not isinstance(per_call, int) or per_call < 1:
-        raise ValueError(f"per_call must be a positive integer, got {per_call!r}.")
+    check.fits_in_memory(
+        f"features of {len(x)} images (intensities)", len(x) * (4 * p.n_features + 32 + (
+            p.side1 ** 2 * p.layer1.n_filters + p.side2 ** 2 * p.layer2.n_filters
+            if keep_counts else 0)), where=where)
     frozen = _frozen_layers(p, layers, batch=batch, record=record_every > 0)
     f1, f2, s1, s2, sp, c1, c2 = [], [], [], [], [], [], []
     volleys, seen = 0.0, 0
@@ -996,6 +1113,8 @@ def weights_moved(p: Tier1Params, layers: dict) -> list[float]:
     r"""How far each layer's filters moved from their start: the mean over filters of
     :math:`\lVert w - w_0 \rVert_1 / (2 W)`, 0 for no change and 1 for filters that share
     no weight with their start (``layers`` as :func:`train_layers` returns)."""
+    check.instance("p", p, Tier1Params, where="weights_moved")
+    _check_layers("layers", layers, p, "weights_moved", keys=("filters", "initial"))
     return [float(np.abs(np.asarray(f) - np.asarray(w0)).sum(axis=1).mean() / (2 * lp.w_sum_mv))
             for f, w0, lp in zip(layers["filters"], layers["initial"], (p.layer1, p.layer2))]
 
@@ -1012,6 +1131,10 @@ def drive_brightness_correlation(filters: np.ndarray, intensities: np.ndarray,
     encodes brightness (the Diehl & Cook network on raw intensities: 0.995);
     near 0: it does not.
     """
+    where = "drive_brightness_correlation"
+    check.array("filters", filters, ndim=2, where=where)
+    check.array("intensities", intensities, ndim=4, where=where)
+    check.array("brightness", brightness, ndim=1, where=where)
     x = torch.as_tensor(np.asarray(intensities), dtype=torch.float64)
     w = np.asarray(filters, dtype=float)
     field = int(round(math.sqrt(w.shape[1] // x.shape[1])))

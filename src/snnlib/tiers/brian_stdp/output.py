@@ -73,6 +73,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ... import _validate as check
 from ...neurons import run_brian2
 
 __all__ = ["PopulationParams", "PopulationReadout", "toy_features"]
@@ -175,17 +176,17 @@ class PopulationParams:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"PopulationParams.{name} must be True or False, "
                                  f"got {getattr(self, name)!r}.")
-        if self.decide_by not in DECIDE_BY:
+        if not isinstance(self.decide_by, str) or self.decide_by not in DECIDE_BY:
             raise ValueError(f"PopulationParams.decide_by must be one of {DECIDE_BY}, "
                              f"got {self.decide_by!r}.")
-        if self.prediction not in PREDICTIONS:
+        if not isinstance(self.prediction, str) or self.prediction not in PREDICTIONS:
             raise ValueError(f"PopulationParams.prediction must be one of {PREDICTIONS}, "
                              f"got {self.prediction!r}.")
         if self.max_rate_hz * self.dt_ms / 1000.0 > 1:
             raise ValueError(f"max_rate_hz={self.max_rate_hz} x dt_ms={self.dt_ms} is more than "
                              "one spike per step; lower the rate or the step.")
-        if self.codegen_target not in ("cython", "numpy"):
-            raise ValueError(f"codegen_target must be 'cython' or 'numpy', got "
+        if not isinstance(self.codegen_target, str) or self.codegen_target not in ("cython", "numpy"):
+            raise ValueError(f"PopulationParams.codegen_target must be 'cython' or 'numpy', got "
                              f"{self.codegen_target!r}.")
 
     @property
@@ -207,8 +208,14 @@ class PopulationReadout:
 
         from ...plasticity import RSTDPParams, STDPParams, build_rstdp_synapses
 
-        if not isinstance(n_features, (int, np.integer)) or n_features < 1:
-            raise ValueError(f"n_features must be a positive integer, got {n_features!r}.")
+        where = "PopulationReadout"
+        check.instance("p", p, PopulationParams, where=where)
+        check.positive_int("n_features", n_features, where=where)
+        check.integer("seed", seed, low=0, where=where)
+        n_syn = (2 * n_features + 1) * p.n_neurons + p.n_neurons ** 2
+        # Brian2's synapses, and the numpy index grids that wire them
+        check.fits_in_memory(f"an output layer for n_features={n_features} ({n_syn:,} synapses)",
+                             40 * n_syn, where=where)
         self.p, self.seed, self.n_features = p, seed, int(n_features)
         self.n_in, n = 2 * self.n_features + int(p.tonic_input), p.n_neurons
         b2.prefs.codegen.target = p.codegen_target
@@ -267,7 +274,11 @@ class PopulationReadout:
         return np.hstack(parts)
 
     def _check(self, features, labels=None) -> np.ndarray:
-        f = np.asarray(features, dtype=float)
+        try:
+            f = np.asarray(features, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"features must be a numeric array (N, {self.n_features}), got "
+                            f"{type(features).__name__} ({err})") from None
         if f.ndim != 2 or f.shape[1] != self.n_features or len(f) < 1:
             raise ValueError(f"features must be (N >= 1, {self.n_features}), got {f.shape}.")
         if not np.isfinite(f).all():
@@ -375,6 +386,15 @@ class PopulationReadout:
 
         f = self._check(features, labels)
         y = np.asarray(labels)
+        if validation is not None:
+            if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+                raise TypeError(f"PopulationReadout.fit: validation must be None or (features, "
+                                f"labels), got {type(validation).__name__}")
+            try:
+                self._check(*validation)
+            except ValueError as err:
+                raise ValueError(f"PopulationReadout.fit: validation: {err}") from None
+        check.flag("progress", progress, where="PopulationReadout.fit")
         p = self.p
         if self.w is None:  # the gain control and the random excitatory start
             self.mu, self.sd = f.mean(axis=0), f.std(axis=0) + 1e-6
@@ -405,6 +425,7 @@ class PopulationReadout:
         """
         if self.w is None:
             raise ValueError("the output layer has not learned yet: call fit first.")
+        check.integer("seed", seed, low=0, where="PopulationReadout.predict")
         f = self._check(features)
         return self._show(self.intensities(f), None, learn=False, steps=self.p.eval_steps,
                           seed=seed)
@@ -428,10 +449,25 @@ class PopulationReadout:
 
         import brian2 as b2
 
+        where = "PopulationReadout.load_state"
+        keys = ("w", "theta", "mu", "sd", "reward_baseline", "train_accuracy", "no_decision",
+                "validation_accuracy", "rng")
+        if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
+            raise TypeError(f"{where}: state must be a dict of arrays (state_dict gives one), got "
+                            f"{type(state).__name__}")
+        missing = [k for k in keys if k not in state]
+        if missing:
+            raise ValueError(f"{where}: state lacks {missing} (it must come from state_dict)")
         w = np.asarray(state["w"], dtype=float)
         if w.shape != (self.n_in, self.p.n_neurons):
             raise ValueError(f"the saved weights are {w.shape}, this output layer has "
                              f"{(self.n_in, self.p.n_neurons)}.")
+        check.array("state['w']", w, where=where)
+        check.array("state['theta']", np.asarray(state["theta"], dtype=float),
+                    shape=(self.p.n_neurons,), where=where)
+        for key in ("mu", "sd"):
+            check.array(f"state[{key!r}]", np.asarray(state[key], dtype=float),
+                        shape=(self.n_features,), where=where)
         self.w = w.copy()
         self.syn.w = self.w.ravel()
         self.theta = np.asarray(state["theta"], dtype=float).copy()
@@ -457,8 +493,13 @@ def toy_features(n: int, *, seed: int, n_classes: int = 4, per_class: int = 3
     Returns ``(features (n, n_classes * per_class), labels (n,))``; a linear readout
     separates the classes perfectly.
     """
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}.")
+    where = "toy_features"
+    check.positive_int("n", n, where=where)
+    check.integer("seed", seed, low=0, where=where)
+    check.positive_int("n_classes", n_classes, where=where)
+    check.positive_int("per_class", per_class, where=where)
+    check.fits_in_memory(f"n={n} x {n_classes * per_class} features",
+                         8 * n * (n_classes * per_class + 1), where=where)
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, n)
     f = rng.random((n, n_classes * per_class))

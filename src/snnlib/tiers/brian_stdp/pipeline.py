@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import _validate as check
 from ... import runs
+from .. import _profile_section
 from . import network as N
 from .output import PopulationParams, PopulationReadout
 
@@ -74,6 +76,7 @@ def tier_params(profile) -> N.Tier1Params:
     that the thresholds have enough batches to come down to where neurons win, and
     features over the learning steps.
     """
+    _profile_section(profile, "brian_stdp", "brian_stdp.tier_params")
     s, base = profile.brian_stdp, N.Tier1Params()
     l1 = replace(base.layer1, train_patches=s.layer1_patches)
     l2 = replace(base.layer2, train_patches=s.layer2_patches)
@@ -94,6 +97,7 @@ def output_params(profile) -> PopulationParams:
     thresholds for firing on half the images, eta 0.1 decaying by 0.85 per epoch, starting
     weights that give an average image 3 times the threshold gap, 100 steps per image when
     deciding."""
+    _profile_section(profile, "brian_stdp", "brian_stdp.output_params")
     return PopulationParams(neurons_per_class=10, decide_by="first_spike", prediction="confidence",
                             conserve=True, tonic_input=True, fire_target=0.5, eta=0.1,
                             eta_decay=0.85, init_drive=3.0,
@@ -107,7 +111,14 @@ def tier_images(profile, train_labels, test_labels, *, seed: int) -> dict:
     test size)."""
     from ... import data
 
-    s = profile.brian_stdp
+    where = "tier_images"
+    s = _profile_section(profile, "brian_stdp", where)
+    train_labels = check.labels("train_labels", train_labels, where=where)
+    test_labels = check.labels("test_labels", test_labels, where=where)
+    for name, y in (("train_labels", train_labels), ("test_labels", test_labels)):
+        if len(y) == 0:
+            raise ValueError(f"{where}: {name} must not be empty")
+    check.integer("seed", seed, low=0, where=where)
     train_split, _ = data.validation_split(train_labels)
     for name in ("hidden_images", "output_images"):
         if getattr(s, name) > len(train_split):
@@ -256,13 +267,19 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
     """
     from ... import data, metrics, readout
 
+    where = "brian_stdp.run_tier"
     if str(device).split(":")[0] != "cpu" or runs.get_device(device) != "cpu":
         raise ValueError(f"tier 1 simulates with Brian2 on the CPU; device must be 'cpu', "
                          f"got {device!r}.")
+    _profile_section(profile, "brian_stdp", where)
+    check.instance("out_dir", out_dir, (str, os.PathLike), where=where)
+    check.integer("seed", seed, low=0, where=where)
+    check.instance("params", params, N.Tier1Params, none=True, where=where)
+    check.instance("output", output, PopulationParams, none=True, where=where)
+    check.flag("progress", progress, where=where)
+    check.flag("hidden_only", hidden_only, where=where)
     p = params if params is not None else tier_params(profile)
     q = output if output is not None else output_params(profile)
-    if not isinstance(p, N.Tier1Params) or not isinstance(q, PopulationParams):
-        raise ValueError("params must be a Tier1Params and output a PopulationParams.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     commit = runs.git_commit()  # at the start: the code this call runs
@@ -428,13 +445,31 @@ def ablations(profile, details: dict, *, out_dir: str | os.PathLike, variants: d
 
     from ... import data
 
-    if not isinstance(n_validation, int) or n_validation < 1:
-        raise ValueError(f"n_validation must be a positive integer, got {n_validation!r}.")
+    where = "ablations"
+    _profile_section(profile, "brian_stdp", where)
+    check.positive_int("n_validation", n_validation, where=where)
+    check.instance("out_dir", out_dir, (str, os.PathLike), where=where)
+    check.integer("seed", seed, low=0, where=where)
+    check.flag("progress", progress, where=where)
+    needed = ("params", "output_params", "retina", "layers", "features", "labels", "readouts")
+    if not isinstance(details, dict) or any(k not in details for k in needed):
+        raise TypeError(f"{where}: details must be run_tier's details dict (with {list(needed)}), "
+                        f"got {type(details).__name__}"
+                        + (f" lacking {[k for k in needed if k not in details]}"
+                           if isinstance(details, dict) else ""))
+    check.instance("variants", variants, dict, where=where, what="a dict {name: {field: value}}")
     fields = set(PopulationParams.__dataclass_fields__)
     for name, changes in variants.items():
+        check.instance(f"variants[{name!r}]", changes, dict, where=where,
+                       what="a dict of PopulationParams fields")
         unknown = set(changes) - fields
         if unknown:
-            raise ValueError(f"variant {name!r}: {sorted(unknown)} are not PopulationParams fields.")
+            raise ValueError(f"{where}: variants[{name!r}]: {sorted(unknown)} are not "
+                             "PopulationParams fields.")
+        try:  # a bad value is refused now, not after the features are computed
+            replace(details["output_params"], **changes)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{where}: variants[{name!r}]: {err}") from None
     out = Path(out_dir)
     p, q = details["params"], details["output_params"]
     train = data.load_cifar10("train")

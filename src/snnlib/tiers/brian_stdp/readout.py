@@ -18,11 +18,12 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from ... import _validate as check
 from ... import runs
 from ...neurons import LIFParams, build_lif_group, run_brian2
 from ...plasticity import RSTDPParams, STDPParams, apply_reward, build_rstdp_synapses
-from .diehl_cook import (DC_EXC, RESET_NEURONS, FrozenReplicas, _joined_trains,
-                         _normalised, _spikes_since)
+from .diehl_cook import (BYTES_PER_SYNAPSE, DC_EXC, RESET_NEURONS, FrozenReplicas,
+                         _joined_trains, _normalised, _spikes_since, _trains_dict)
 
 TRAIN_VERSION = 1
 """Part of the output layer's checkpoint keys: raised when its training changes."""
@@ -97,19 +98,17 @@ class OutputParams:
 
     def __post_init__(self) -> None:
         for name in ("n_classes", "neurons_per_class", "balance_window", "chunk_images"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"OutputParams.{name} must be a positive integer, got {value!r}.")
+            check.positive_int(f"OutputParams.{name}", getattr(self, name))
         if self.n_classes < 2:
-            raise ValueError(f"n_classes must be at least 2, got {self.n_classes}.")
+            raise ValueError(f"OutputParams.n_classes must be at least 2, got {self.n_classes}.")
+        check.instance("OutputParams.exc", self.exc, LIFParams)
+        check.instance("OutputParams.rstdp", self.rstdp, RSTDPParams)
         for name in ("w_inh", "weight_sum_per_input", "w_init_max"):
-            value = getattr(self, name)
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"OutputParams.{name} must be a finite number >= 0, got {value!r}.")
-        if not (np.isfinite(self.reward) and self.reward > 0):
-            raise ValueError(f"reward must be a positive number, got {self.reward!r}.")
-        if not (np.isfinite(self.punishment) and self.punishment <= 0):
-            raise ValueError(f"punishment must be a number <= 0, got {self.punishment!r}.")
+            check.finite_number(f"OutputParams.{name}", getattr(self, name), at_least=0)
+        check.finite_number("OutputParams.reward", self.reward, above=0)
+        check.finite_number("OutputParams.punishment", self.punishment, at_most=0)
+        for name in ("balanced_reward", "reward_decision_only"):
+            check.flag(f"OutputParams.{name}", getattr(self, name))
         s = self.rstdp.stdp
         if not s.w_min <= self.weight_sum_per_input <= s.w_max:
             raise ValueError(f"weight_sum_per_input={self.weight_sum_per_input} must lie within "
@@ -133,6 +132,21 @@ def decide(class_counts: np.ndarray, first_spike_ms: np.ndarray, *, rng=None) ->
     (no decision). ``class_counts`` ``(N, classes)``; ``first_spike_ms``
     ``(N, classes)``, ``inf`` for a silent class.
     """
+    where = "decide"
+    check.array("class_counts", class_counts, ndim=2, low=0.0, where=where)
+    first = np.asarray(first_spike_ms)
+    if first.shape != np.shape(class_counts):
+        raise ValueError(f"{where}: first_spike_ms must have class_counts' shape "
+                         f"{np.shape(class_counts)}, got {first.shape}")
+    check.array("first_spike_ms", first, finite=False, where=where)
+    if np.isnan(first.astype(np.float64)).any():
+        raise ValueError(f"{where}: first_spike_ms must be times (ms) or inf, got NaN")
+    check.instance("rng", rng, np.random.Generator, none=True, where=where)
+    return _decide(class_counts, first_spike_ms, rng=rng)
+
+
+def _decide(class_counts: np.ndarray, first_spike_ms: np.ndarray, *, rng=None) -> np.ndarray:
+    """:func:`decide` without the checks (it runs at every image)."""
     counts = np.asarray(class_counts, dtype=np.float64)
     first = np.asarray(first_spike_ms, dtype=np.float64)
     top = counts == counts.max(axis=1, keepdims=True)
@@ -147,6 +161,23 @@ def decide(class_counts: np.ndarray, first_spike_ms: np.ndarray, *, rng=None) ->
 
 def select_trains(trains: dict, images: np.ndarray) -> dict:
     """The spikes of ``images`` (indices into ``trains``' image numbering), renumbered 0..len-1."""
+    where = "select_trains"
+    trains = _trains_dict("trains", trains, where)
+    if len(trains["image"]) and (np.diff(trains["image"]) < 0).any():
+        raise ValueError(f"{where}: trains must be sorted by image (as FrozenReplicas.run gives "
+                         "them)")
+    chosen = check.array("images", images, ndim=1, nonempty=False, where=where)
+    if np.asarray(chosen).dtype.kind not in "iu":
+        raise TypeError(f"{where}: images must be integer image indices, got dtype "
+                        f"{np.asarray(chosen).dtype}")
+    if len(chosen) and np.asarray(chosen).min() < 0:
+        raise ValueError(f"{where}: images must be image indices >= 0, got "
+                         f"{int(np.asarray(chosen).min())}")
+    return _select_trains(trains, images)
+
+
+def _select_trains(trains: dict, images: np.ndarray) -> dict:
+    """:func:`select_trains` without the checks (it runs at every chunk)."""
     images = np.asarray(images)
     starts = np.searchsorted(trains["image"], images, side="left")
     stops = np.searchsorted(trains["image"], images, side="right")
@@ -178,8 +209,16 @@ class RSTDPReadout:
                  codegen_target: Literal["cython", "numpy"] = "cython") -> None:
         import brian2 as b2
 
-        if not isinstance(n_inputs, int) or n_inputs < 1:
-            raise ValueError(f"n_inputs must be a positive integer, got {n_inputs!r}.")
+        where = "RSTDPReadout"
+        check.instance("params", params, OutputParams, where=where)
+        check.positive_int("n_inputs", n_inputs, where=where)
+        check.finite_number("duration_ms", duration_ms, at_least=params.exc.dt_ms, where=where)
+        check.integer("seed", seed, low=0, where=where)
+        check.choice("codegen_target", codegen_target, ("cython", "numpy"), where=where)
+        n_syn = n_inputs * params.n_neurons + params.n_neurons ** 2
+        check.fits_in_memory(f"an output layer for n_inputs={n_inputs} ({n_syn:,} synapses)",
+                             BYTES_PER_SYNAPSE * n_syn, where=where)
+        n_inputs = int(n_inputs)
         self.params, self.n_inputs, self.seed = params, n_inputs, int(seed)
         self.codegen_target = codegen_target
         self.duration_ms = float(duration_ms)
@@ -250,7 +289,7 @@ class RSTDPReadout:
         self._seen = self.monitor.num_spikes
         image = int(self._pending)
         rng = np.random.default_rng([self.seed, int(self._ids[image])])
-        decision = int(decide(counts, first, rng=rng)[0])
+        decision = int(_decide(counts, first, rng=rng)[0])
         label = int(self._labels[image])
         self.decisions[image] = decision
         if self._learning:
@@ -292,7 +331,7 @@ class RSTDPReadout:
         import brian2 as b2
 
         dt = self.params.exc.dt_ms
-        sel = select_trains(trains, images)
+        sel = _select_trains(trains, images)
         t0 = float(self.net.t / b2.ms)
         # on the time-step grid, one spike per neuron and step (as recorded)
         steps = np.round((t0 + sel["image"] * self.duration_ms + sel["t_ms"]) / dt).astype(np.int64)
@@ -349,25 +388,48 @@ class RSTDPReadout:
 
         from tqdm.auto import tqdm
 
-        labels = np.asarray(labels, dtype=np.int64)
-        if not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
+        where = "RSTDPReadout.fit"
+        check.positive_int("epochs", epochs, where=where)
+        raw = np.asarray(labels)
+        if raw.dtype.kind not in "iu":
+            raise TypeError(f"{where}: labels must be integer class indices, got dtype "
+                            f"{raw.dtype}")
+        labels = raw.astype(np.int64)
         if labels.ndim != 1 or len(labels) == 0:
-            raise ValueError("labels must be a non-empty 1-d array.")
+            raise ValueError(f"{where}: labels must be a non-empty 1-d array, got shape "
+                             f"{labels.shape}.")
         if labels.min() < 0 or labels.max() >= self.params.n_classes:
-            raise ValueError(f"labels must lie in [0, {self.params.n_classes - 1}].")
+            bad = int(labels.min()) if labels.min() < 0 else int(labels.max())
+            raise ValueError(f"{where}: labels must lie in [0, {self.params.n_classes - 1}], "
+                             f"got {bad}.")
         n = len(labels)
+        trains = _trains_dict("trains", trains, where, n_neurons=self.n_inputs)
         if len(trains["image"]) and trains["image"].max() >= n:
             raise ValueError(f"trains hold spikes of image {int(trains['image'].max())}, "
                              f"but only {n} labels were given.")
+        check.instance("checkpoint", checkpoint, (str, os.PathLike), none=True, where=where)
+        check.flag("progress", progress, where=where)
+        if on_chunk is not None and not callable(on_chunk):
+            raise TypeError(f"{where}: on_chunk must be None or a callable, got "
+                            f"{type(on_chunk).__name__}")
         order = np.concatenate([np.random.default_rng([self.seed, e]).permutation(n)
                                 for e in range(epochs)])
         fingerprint = self._fingerprint(trains, labels, epochs)
+        p_out = self.params
         run = {"hits": [], "history": [], "wall_s": 0.0}
         position, resumed_from = 0, None
         ckpt = Path(checkpoint) if checkpoint is not None else None
         if ckpt is not None and ckpt.exists():
             saved = runs.load_npz(ckpt)
+            missing = [k for k in ("fingerprint", "position", "run", "w") if k not in saved]
+            if missing:
+                raise runs.CheckpointError(
+                    f"checkpoint {ckpt} lacks {missing}: it is not a checkpoint of this output "
+                    "layer; delete it to start afresh.")
+            if np.asarray(saved["w"]).size != self.n_inputs * p_out.n_neurons:
+                raise runs.CheckpointError(
+                    f"checkpoint {ckpt} holds {np.asarray(saved['w']).size} weights, this output "
+                    f"layer has {self.n_inputs * p_out.n_neurons}; delete it to start afresh.")
             if str(saved["fingerprint"]) != fingerprint:
                 raise runs.CheckpointError(
                     f"checkpoint {ckpt} comes from other parameters, seed, spikes, labels or "
@@ -422,6 +484,13 @@ class RSTDPReadout:
         """
         from tqdm.auto import tqdm
 
+        where = "RSTDPReadout.predict"
+        check.positive_int("n_images", n_images, where=where)
+        trains = _trains_dict("trains", trains, where, n_neurons=self.n_inputs)
+        if len(trains["image"]) and (np.diff(trains["image"]) < 0).any():
+            raise ValueError(f"{where}: trains must be sorted by image (as FrozenReplicas.run "
+                             "gives them)")
+        check.flag("progress", progress, where=where)
         self._learning = False
         p = self.params
         decisions = np.zeros(n_images, dtype=np.int64)
@@ -457,17 +526,27 @@ def toy_spike_task(n_images: int, *, seed: int, n_classes: int = 4, inputs_per_c
         Spikes (``image``, ``neuron``, ``t_ms``, as :meth:`FrozenReplicas.run`
         gives them) and the labels.
     """
+    where = "toy_spike_task"
     for name, value in (("n_images", n_images), ("n_classes", n_classes),
                         ("inputs_per_class", inputs_per_class)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        check.positive_int(name, value, where=where)
+    check.integer("seed", seed, low=0, where=where)
+    check.finite_number("dt_ms", dt_ms, above=0, where=where)
     for name, value in (("rate_hz", rate_hz), ("background_hz", background_hz)):
-        if not (np.isfinite(value) and 0 <= value * dt_ms / 1000.0 <= 1):
+        check.finite_number(name, value, at_least=0, where=where)
+        if not value * dt_ms / 1000.0 <= 1:
             raise ValueError(f"{name}={value!r} must be >= 0 with {name} x dt_ms / 1000 <= 1 "
                              f"(dt_ms={dt_ms}).")
-    if not (np.isfinite(duration_ms) and duration_ms >= dt_ms > 0):
+    check.finite_number("duration_ms", duration_ms, where=where)
+    if not duration_ms >= dt_ms:
         raise ValueError(f"duration_ms={duration_ms!r} and dt_ms={dt_ms!r} must satisfy "
                          "duration_ms >= dt_ms > 0.")
+    n_in, n_steps = n_classes * inputs_per_class, round(duration_ms / dt_ms)
+    spikes = n_images * n_steps * (inputs_per_class * rate_hz
+                                   + (n_in - inputs_per_class) * background_hz) * dt_ms / 1000.0
+    # every spike as three int64 / float64 numbers, and one image's uniform draws
+    check.fits_in_memory(f"n_images={n_images} images of {n_steps} steps x {n_in} inputs",
+                         3 * 8 * spikes + 8 * n_steps * n_in, where=where)
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, n_classes, n_images)
     n_inputs, steps = n_classes * inputs_per_class, int(round(duration_ms / dt_ms))
@@ -504,9 +583,14 @@ def image_spikes(frozen: FrozenReplicas, readout: RSTDPReadout, image, *, seed: 
         ``output``: the output neurons' spikes; ``decision`` (class, or -1
         for no output spike); ``class_counts`` (spikes per class population).
     """
+    where = "image_spikes"
+    check.instance("frozen", frozen, FrozenReplicas, where=where)
+    check.instance("readout", readout, RSTDPReadout, where=where)
+    check.integer("seed", seed, low=0, where=where)
     x = np.asarray(image, dtype=np.float64)
     if x.shape != (32, 32):
         raise ValueError(f"image must be one 32 x 32 grayscale image, got shape {x.shape}.")
+    check.array("image", x, low=0.0, high=1.0, where=where)
     if frozen.replicas != 1:
         raise ValueError(f"frozen has {frozen.replicas} replicas; build it with replicas=1 for one "
                          "image (the others would simulate blank images for nothing).")

@@ -18,7 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
+from ... import _validate as check
 from ... import runs
+from .. import _profile_section
 from .diehl_cook import (DC_EXC, DC_STDP, LAYER2_SUM, LAYER2_W_MAX, BrianSTDPNetwork,
                          BrianSTDPParams, FrozenReplicas, LayerParams, _flat_images,
                          initial_state, snapshot_schedule, spike_statistics, volley_fraction)
@@ -57,6 +59,7 @@ def params_for_profile(profile) -> BrianSTDPParams:
 
     The ``ci`` profile uses Brian2's numpy code generation (no compilation).
     """
+    _profile_section(profile, "brian_stdp", "brian_stdp.params_for_profile")
     n1 = profile.brian_stdp.neurons
     exc = replace(DC_EXC, tau_theta_ms=1.0e5)
     stdp = DC_STDP
@@ -100,16 +103,26 @@ def train_hidden_layers(profile, *, out_dir: str | os.PathLike, seed: int = 2026
     """
     from ... import data
 
-    commit = runs.git_commit()  # at the start: the code this call runs
+    where = "train_hidden_layers"
+    _profile_section(profile, "brian_stdp", where)
+    check.instance("out_dir", out_dir, (str, os.PathLike), where=where)
+    check.integer("seed", seed, low=0, where=where)
+    check.instance("params", params, BrianSTDPParams, none=True, where=where)
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise TypeError(f"{where}: layers must be (1,) or (1, 2), got {type(layers).__name__} "
+                        f"{layers!r}")
     layers = tuple(layers)
-    if layers not in ((1,), (1, 2)):
+    if layers not in ((1,), (1, 2)) or any(isinstance(k, bool) for k in layers):
         raise ValueError(f"layers must be (1,) or (1, 2), got {layers!r}.")
+    n_images = profile.brian_stdp.train_images if n_images is None else n_images
+    check.positive_int("n_images", n_images, where=where)
+    if n_eval_images is not None:
+        check.positive_int("n_eval_images", n_eval_images, where=where)
+    check.flag("progress", progress, where=where)
+    commit = runs.git_commit()  # at the start: the code this call runs
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train = data.load_cifar10("train")
-    n_images = profile.brian_stdp.train_images if n_images is None else n_images
-    if not isinstance(n_images, int) or n_images < 1:
-        raise ValueError(f"n_images must be a positive integer, got {n_images!r}.")
     idx, _ = readout_training_indices(train.labels, n_images, 1, seed)
     x = data.to_grayscale(train.images[idx])
     params = params if params is not None else params_for_profile(profile)
@@ -174,10 +187,13 @@ def readout_training_indices(labels: np.ndarray, n_hidden: int, n_readout: int, 
     baselines get ``n_readout``: the hidden layers' images first, then more
     class-balanced ones they never saw (or the first ``n_readout`` of them).
     """
-    labels = np.asarray(labels)
+    where = "readout_training_indices"
+    labels = check.labels("labels", labels, where=where)
+    if len(labels) == 0:
+        raise ValueError(f"{where}: labels must not be empty")
     for name, n in (("n_hidden", n_hidden), ("n_readout", n_readout)):
-        if not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"{name} must be a positive integer, got {n!r}.")
+        check.positive_int(name, n, where=where)
+    check.integer("seed", seed, low=0, where=where)
     from ... import data
 
     hidden = data.balanced_subset(labels, max(1, n_hidden // 10), seed=seed)
@@ -234,7 +250,22 @@ def synaptic_events(x, hidden_counts, output_counts, params: BrianSTDPParams) ->
     layer 2's size and layer 2's spikes times the output layer's size
     (``output_counts.shape[1]``). Inhibitory synapses are not counted.
     """
-    x = _flat_images(x)
+    where = "synaptic_events"
+    check.instance("params", params, BrianSTDPParams, where=where)
+    if params.layer2 is None:
+        raise ValueError(f"{where}: params must have both hidden layers (params.layer2 is None)")
+    x = _flat_images(x, "x", where)
+    if isinstance(hidden_counts, (str, bytes)) or not hasattr(hidden_counts, "__len__") \
+            or len(hidden_counts) != 2:
+        raise ValueError(f"{where}: hidden_counts must be the two hidden layers' counts, got "
+                         f"{type(hidden_counts).__name__}"
+                         + (f" of {len(hidden_counts)}" if hasattr(hidden_counts, "__len__") else ""))
+    for k, c in enumerate(hidden_counts):  # only each image's total is used: any columns
+        check.array(f"hidden_counts[{k}]", c, shape=(len(x), None), low=0.0, where=where)
+    check.array("output_counts", output_counts, ndim=2, low=0.0, where=where)
+    if len(output_counts) != len(x):
+        raise ValueError(f"{where}: output_counts has {len(output_counts)} rows for {len(x)} "
+                         "images in x")
     enc = params.encoding
     input_spikes = x.sum(axis=1).mean() * enc.max_rate_hz * enc.duration_ms / 1000.0
     sizes = [lp.n_neurons for lp in (params.layer1, params.layer2)] + [output_counts.shape[1]]
@@ -276,9 +307,22 @@ def run_diehl_cook(profile, *, out_dir: str | os.PathLike, seed: int = 2026, dev
     """
     from ... import data, metrics, readout
 
+    where = "run_diehl_cook"
     if runs.get_device(device) != "cpu":
         raise ValueError(f"tier 1 simulates with Brian2 on the CPU; device must be 'cpu', "
                          f"got {device!r}.")
+    _profile_section(profile, "brian_stdp", where)
+    check.instance("out_dir", out_dir, (str, os.PathLike), where=where)
+    check.integer("seed", seed, low=0, where=where)
+    check.instance("params", params, BrianSTDPParams, none=True, where=where)
+    check.instance("output", output, OutputParams, none=True, where=where)
+    for name, value in (("n_readout_images", n_readout_images), ("epochs", epochs),
+                        ("n_test_images", n_test_images)):
+        if value is not None:
+            check.positive_int(name, value, where=where)
+    check.positive_int("replicas", replicas, where=where)
+    check.flag("progress", progress, where=where)
+    check.flag("hidden_only", hidden_only, where=where)
     if hidden_only:
         return train_hidden_layers(profile, out_dir=out_dir, seed=seed, params=params,
                                    progress=progress)

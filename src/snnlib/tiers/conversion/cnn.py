@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ... import _validate as check
 from ... import runs
 
 __all__ = ["ConvNet", "ConvNetParams", "QCFS", "QCFS_INIT_PERCENTILE", "QCFS_LEVELS",
@@ -52,17 +53,52 @@ class ConvNetParams:
     quantisation_levels: int | None = None
 
     def __post_init__(self) -> None:
-        if not self.widths or any(not isinstance(w, int) or w < 1 for w in self.widths):
-            raise ValueError(f"ConvNetParams.widths must be positive integers, got {self.widths!r}.")
+        _int_sequence("ConvNetParams.widths", self.widths, low=1, nonempty=True)
+        _int_sequence("ConvNetParams.pool_after", self.pool_after, low=0)
         if any(not 0 <= k < len(self.widths) for k in self.pool_after):
             raise ValueError(f"ConvNetParams.pool_after must index the convolutions "
                              f"(0..{len(self.widths) - 1}), got {self.pool_after!r}.")
+        if len(set(self.pool_after)) != len(self.pool_after):
+            raise ValueError(f"ConvNetParams.pool_after must not repeat a convolution (one pool "
+                             f"after each at most), got {self.pool_after!r}.")
         if 2 ** len(self.pool_after) > 32:
-            raise ValueError("at most 5 poolings fit a 32 x 32 image.")
+            raise ValueError(f"ConvNetParams.pool_after: at most 5 poolings fit a 32 x 32 image, "
+                             f"got {len(self.pool_after)} ({self.pool_after!r}).")
         q = self.quantisation_levels
-        if q is not None and (not isinstance(q, int) or q < 1):
+        if q is not None and (isinstance(q, bool) or not isinstance(q, int) or q < 1):
             raise ValueError(f"ConvNetParams.quantisation_levels must be None or a positive "
                              f"integer, got {q!r}.")
+
+    def n_weights(self) -> int:
+        """Trainable numbers of the CNN (convolutions, batch norms, the linear layer)."""
+        c_in, total = 3, 0
+        for width in self.widths:
+            total += c_in * width * 9 + 2 * width + (self.quantisation_levels is not None)
+            c_in = width
+        side = 32 // 2 ** len(self.pool_after)
+        return total + c_in * side * side * 10 + 10
+
+    def activations_per_image(self) -> int:
+        """Activations of one image through the convolutions (what a batch keeps for backprop)."""
+        side, total = 32, 0
+        for k, width in enumerate(self.widths):
+            total += width * side * side
+            if k in self.pool_after:
+                side //= 2
+        return total
+
+
+def _int_sequence(name: str, value, *, low: int, nonempty: bool = False) -> tuple:
+    """A tuple or list of integers >= ``low`` (not bools), named ``name`` in the error."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple of integers, got {type(value).__name__} "
+                        f"{value!r}.")
+    if nonempty and not value:
+        raise ValueError(f"{name} must not be empty, got {value!r}.")
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < low for v in value):
+        want = "positive integers" if low == 1 else f"integers >= {low}"
+        raise ValueError(f"{name} must be {want}, got {value!r}.")
+    return tuple(value)
 
 
 class QCFS(nn.Module):
@@ -79,6 +115,8 @@ class QCFS(nn.Module):
     """
 
     def __init__(self, levels: int, threshold: float = 8.0) -> None:
+        check.positive_int("levels", levels, where="QCFS")
+        check.finite_number("threshold", threshold, above=0, where="QCFS")
         super().__init__()
         self.levels = levels
         self.threshold = nn.Parameter(torch.tensor(float(threshold)))
@@ -107,6 +145,10 @@ class ConvNet(nn.Module):
     """
 
     def __init__(self, params: ConvNetParams = ConvNetParams()) -> None:
+        check.instance("params", params, ConvNetParams, where="ConvNet")
+        # weights, their gradients and the optimiser's momentum, float32
+        check.fits_in_memory(f"a CNN of params.widths={params.widths}", 3 * 4 * params.n_weights(),
+                             where="ConvNet")
         super().__init__()
         self.params = params
         layers: list[nn.Module] = []
@@ -132,6 +174,18 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
 
     ``x`` ``(N, C, H, W)``; every image gets its own offset and flip from ``generator``.
     """
+    check.instance("x", x, torch.Tensor, where="augment")
+    check.array("x", x, ndim=4, where="augment")
+    check.instance("generator", generator, torch.Generator, where="augment")
+    check.positive_int("pad", pad, low=0, where="augment")
+    if pad >= min(x.shape[-2:]):
+        raise ValueError(f"augment: pad must be smaller than the images' sides "
+                         f"{tuple(x.shape[-2:])} (reflection), got {pad}")
+    return _augment(x, generator, pad)
+
+
+def _augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """:func:`augment` without the checks (the training loop calls it every batch)."""
     n, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
@@ -152,6 +206,12 @@ def fold_batchnorm(model: ConvNet) -> nn.Sequential:
     \\sqrt{\\sigma^2 + \\epsilon}`. Exact: the folded network computes the same
     function as the original in eval mode.
     """
+    check.instance("model", model, ConvNet, where="fold_batchnorm")
+    _finite_module("model", model, "fold_batchnorm")
+    for m in model.features:
+        if isinstance(m, nn.BatchNorm2d) and bool((m.running_var + m.eps <= 0).any()):
+            raise ValueError(f"fold_batchnorm: model has a batch norm with a negative running "
+                             f"variance ({float(m.running_var.min()):g}): corrupt statistics")
     layers: list[nn.Module] = []
     mods = list(model.features)
     k = 0
@@ -207,26 +267,64 @@ class TrainParams:
     bf16: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.bf16, bool):
-            raise ValueError(f"TrainParams.bf16 must be True or False, got {self.bf16!r}.")
+        for name in ("augment", "bf16"):
+            check.flag(f"TrainParams.{name}", getattr(self, name))
         for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainParams.{name} must be a positive integer, got {value!r}.")
-        for name in ("max_lr", "weight_decay", "momentum", "warmup", "label_smoothing"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"TrainParams.{name} must be a finite number >= 0, got {value!r}.")
+            check.positive_int(f"TrainParams.{name}", getattr(self, name))
+        check.finite_number("TrainParams.max_lr", self.max_lr, above=0)
+        for name in ("weight_decay", "momentum", "warmup", "label_smoothing"):
+            check.finite_number(f"TrainParams.{name}", getattr(self, name), at_least=0)
+        if not 0 < self.momentum < 1:  # Nesterov momentum needs one
+            raise ValueError(f"TrainParams.momentum must be in (0, 1), got {self.momentum!r}.")
         if not 0 < self.warmup < 1:
             raise ValueError(f"TrainParams.warmup must be in (0, 1), got {self.warmup!r}.")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"TrainParams.label_smoothing must be in [0, 1), got "
+                             f"{self.label_smoothing!r}.")
 
 
 def images_to_tensor(images) -> torch.Tensor:
-    """uint8 ``(N, 32, 32, 3)`` to float ``(N, 3, 32, 32)`` in [0, 1]."""
-    x = torch.as_tensor(np.asarray(images))
-    if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"images must be (N, 32, 32, 3) RGB, got shape {tuple(x.shape)}.")
-    return x.permute(0, 3, 1, 2).float().div_(255.0)
+    """uint8 ``(N, 32, 32, 3)`` (0-255) or floats already in [0, 1] to float ``(N, 3, 32, 32)`` in [0, 1].
+
+    uint8 images are divided by 255; float images are taken as they are (floats
+    above 1, 0-255 values stored as floats, are refused: convert them to uint8).
+    """
+    return _images_tensor(images, "images", "images_to_tensor")
+
+
+def _images_tensor(images, name: str, where: str) -> torch.Tensor:
+    """:func:`images_to_tensor`, its errors naming the argument ``name`` of ``where``."""
+    x = images if torch.is_tensor(images) else torch.as_tensor(
+        check.array(name, images, nonempty=False, finite=False, where=where))
+    if x.ndim != 4 or tuple(x.shape[1:]) != (32, 32, 3):
+        raise ValueError(f"{where}: {name} must be (N, 32, 32, 3) RGB images (channels last, as "
+                         f"load_cifar10 gives them), got shape {tuple(x.shape)}.")
+    x, is_uint8 = check.images(name, x, where=where)
+    check.fits_in_memory(f"{name} as floats ({len(x)} images)", 4 * x.numel(), where=where)
+    x = x.permute(0, 3, 1, 2).float()
+    return x.div_(255.0) if is_uint8 else x
+
+
+def _finite_module(name: str, model: nn.Module, where: str) -> None:
+    """Every parameter and buffer of ``model`` finite (a NaN weight makes every output NaN)."""
+    for key, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{where}: {name} has non-finite values in {key} (NaN or inf "
+                             f"weights make every output NaN)")
+
+
+def _image_batch(name: str, images, where: str) -> torch.Tensor:
+    """Float images ``(N, 3, 32, 32)`` in [0, 1], finite, not empty (as :func:`images_to_tensor` gives)."""
+    if not torch.is_tensor(images):
+        raise TypeError(f"{where}: {name} must be a float tensor (N, 3, 32, 32) in [0, 1] "
+                        f"(images_to_tensor makes one), got {type(images).__name__}")
+    if not images.is_floating_point():
+        raise TypeError(f"{where}: {name} must be float images in [0, 1] (images_to_tensor "
+                        f"converts uint8 ones), got dtype {images.dtype}")
+    if images.ndim != 4 or tuple(images.shape[1:]) != (3, 32, 32):
+        raise ValueError(f"{where}: {name} must be (N, 3, 32, 32) images, got shape "
+                         f"{tuple(images.shape)}")
+    return check.array(name, images, low=0.0, high=1.0, where=where)
 
 
 @torch.no_grad()
@@ -235,6 +333,14 @@ def evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int =
 
     The images go to the model's device a batch at a time; predictions come back to the CPU.
     """
+    where = "evaluate_cnn"
+    check.instance("model", model, nn.Module, where=where)
+    if next(model.parameters(), None) is None:
+        raise ValueError(f"{where}: model has no parameters (it must be a trained CNN)")
+    _finite_module("model", model, where)
+    _image_batch("images", images, where)
+    _labels_for("labels", labels, len(images), where, n_classes=_n_classes(model))
+    check.positive_int("batch", batch, where=where)
     model.eval()
     device = next(model.parameters()).device
     preds = torch.cat([model(images[i:i + batch].to(device)).argmax(1).cpu()
@@ -273,15 +379,39 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
     augmented batches), ``eval_accuracy`` (or None), ``wall_s``; and
     ``total_wall_s``.
     """
+    import os
     import time
     from pathlib import Path
 
     from tqdm.auto import tqdm
 
+    where = "train_cnn"
+    check.instance("model", model, ConvNet, where=where)
+    check.instance("p", p, TrainParams, where=where)
+    check.integer("seed", seed, where=where)
+    check.instance("checkpoint", checkpoint, (str, os.PathLike), none=True, where=where)
+    check.flag("progress", progress, where=where)
+    check.flag("restart_stale", restart_stale, where=where)
+    check.instance("init_key", init_key, str, none=True, where=where)
+    if on_epoch is not None and not callable(on_epoch):
+        raise TypeError(f"{where}: on_epoch must be None or a callable, got "
+                        f"{type(on_epoch).__name__}")
+    if (eval_images is None) != (eval_labels is None):
+        raise ValueError(f"{where}: eval_images and eval_labels go together; got "
+                         f"{'only eval_images' if eval_labels is None else 'only eval_labels'}")
+    check.instance("device", device, str, where=where)
+    _finite_module("model", model, where)
+    x = _images_tensor(images, "images", where)
+    _labels_for("labels", labels, len(x), where)
+    x_eval = _images_tensor(eval_images, "eval_images", where) if eval_images is not None else None
+    if x_eval is not None:
+        _labels_for("eval_labels", eval_labels, len(x_eval), where, of="eval_images")
+    # a batch's activations, kept for the backward pass (with the gradients: about 3 times)
+    check.fits_in_memory(f"training in batches of p.batch_size={p.batch_size}",
+                         3 * 4 * min(p.batch_size, len(x)) * model.params.activations_per_image(),
+                         where=where)
     model.to(device)
-    x = images_to_tensor(images)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    x_eval = images_to_tensor(eval_images) if eval_images is not None else None
     steps_per_epoch = math.ceil(len(x) / p.batch_size)
     opt = torch.optim.SGD(model.parameters(), lr=p.max_lr, momentum=p.momentum, nesterov=True,
                           weight_decay=p.weight_decay)
@@ -321,7 +451,7 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                    desc=f"tier 3, CNN epoch {epoch + 1}/{p.epochs}", leave=False)
         for first in bar:
             idx = order[first:first + p.batch_size]
-            xb = (augment(x[idx], g) if p.augment else x[idx]).to(device, non_blocking=True)
+            xb = (_augment(x[idx], g) if p.augment else x[idx]).to(device, non_blocking=True)
             yb = y[idx].to(device, non_blocking=True)
             with runs.autocast(device, p.bf16):
                 out = model(xb)
@@ -364,9 +494,28 @@ def bf16_supported(device: str = "cpu") -> bool:
     emulated and slower than float32, so the tier uses float32). On a CUDA
     GPU: what ``torch.cuda.is_bf16_supported`` says.
     """
+    check.instance("device", device, str, where="bf16_supported")
     if device.startswith("cuda"):
         return bool(torch.cuda.is_bf16_supported())
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def _n_classes(model: nn.Module) -> int:
+    """Outputs of the model's last linear layer (the classes it decides between), else 10."""
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return last[-1].out_features if last else 10
+
+
+def _labels_for(name: str, labels, n: int, where: str, *, of: str = "images",
+                n_classes: int = 10):
+    """Class indices, one per image of ``n`` (the images' argument is ``of``)."""
+    if labels is None or isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+        raise TypeError(f"{where}: {name} must be an array of class indices, got "
+                        f"{type(labels).__name__} {labels!r}")
+    if len(labels) != n:
+        raise ValueError(f"{where}: need one label per image: {name} has {len(labels)} entries "
+                         f"for {n} {of}")
+    return check.labels(name, labels, n_classes=n_classes, length=n, length_of=of, where=where)

@@ -54,10 +54,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ... import _validate as check
 from ... import runs
 from ...encoding import PoissonParams, poisson_step
 from ...neurons import IFNeurons
-from .cnn import QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, ConvNet, fold_batchnorm
+from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, ConvNet, _finite_module, _image_batch,
+                  _labels_for, _n_classes, fold_batchnorm)
 
 __all__ = ["PERCENTILE", "PERCENTILES", "QCFS_V0", "SIM_VERSION", "SNN_PART_IMAGES",
            "STEPS_ANALYSED", "normalise", "qcfs_from_relu", "rates_vs_activations",
@@ -66,11 +68,57 @@ __all__ = ["PERCENTILE", "PERCENTILES", "QCFS_V0", "SIM_VERSION", "SNN_PART_IMAG
 
 QCFS_V0 = 0.5
 """Initial potential of the QCFS network's IF neurons (the shift of the activation)."""
+MAX_STEPS = 100_000
+"""The most time steps a simulation accepts: the book reads accuracy up to a few hundred;
+far more is a typo that would run for days."""
 
 
 def relu_layers(net: nn.Sequential) -> list[int]:
     """Indices of the activation modules (ReLU or QCFS) of a folded network."""
+    _sequential("net", net, "relu_layers")
     return [k for k, m in enumerate(net) if isinstance(m, (nn.ReLU, QCFS))]
+
+
+def _sequential(name: str, net, where: str, *, finite: bool = False) -> nn.Sequential:
+    """A folded network (an ``nn.Sequential``, :func:`fold_batchnorm` or :func:`normalise` gives one)."""
+    if not isinstance(net, nn.Sequential):
+        raise TypeError(f"{where}: {name} must be an nn.Sequential (fold_batchnorm or normalise "
+                        f"gives one), got {type(net).__name__}")
+    if finite:
+        _finite_module(name, net, where)
+    return net
+
+
+def _steps(steps, where: str) -> list[int]:
+    """Sorted distinct numbers of steps: positive integers (:func:`_max_steps` bounds them)."""
+    if isinstance(steps, (str, bytes)) or not hasattr(steps, "__iter__"):
+        raise TypeError(f"{where}: steps must be a sequence of positive integers (e.g. [1, 8, "
+                        f"64]), got {type(steps).__name__} {steps!r}")
+    values = list(steps)
+    if not values:
+        raise ValueError(f"{where}: steps must be positive integers, got none ({steps!r})")
+    out = []
+    for t in values:
+        if isinstance(t, (bool, float)) or not hasattr(t, "__index__"):
+            raise ValueError(f"{where}: steps must be positive integers, got {t!r} in {steps!r}")
+        out.append(t.__index__())
+    out = sorted(set(out))
+    if out[0] < 1:
+        raise ValueError(f"{where}: steps must be positive integers, got {out[0]} in {steps!r}")
+    return out
+
+
+def _max_steps(steps: list[int], n_images: int, where: str) -> None:
+    """Refuse a simulation longer than ``MAX_STEPS`` steps, saying how much work it would be."""
+    if steps[-1] > MAX_STEPS:
+        raise ValueError(f"{where}: steps go up to {steps[-1]:,}, more than the {MAX_STEPS:,} a "
+                         f"simulation accepts ({steps[-1]:.3g} steps x {n_images} images = "
+                         f"{steps[-1] * n_images:.3g} image-steps, days of computing); ask for "
+                         f"fewer steps")
+
+
+def _v0(v0, where: str) -> float:
+    return check.number("v0", v0, low=0.0, high=1.0, where=where)
 
 
 @torch.no_grad()
@@ -93,9 +141,23 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     """
     import copy
 
-    if not 0 < percentile <= 100:
-        raise ValueError(f"percentile must be in (0, 100], got {percentile!r}.")
+    where = "normalise"
+    _sequential("net", net, where, finite=True)
+    _image_batch("images", images, where)
+    check.number("percentile", percentile, low=0, low_open=True, high=100, where=where)
+    check.positive_int("batch", batch, where=where)
+    check.integer("seed", seed, where=where)
+    for k in relu_layers(net):
+        if isinstance(net[k], QCFS) and not float(net[k].threshold) > 0:
+            raise ValueError(f"{where}: net[{k}] is a QCFS activation with threshold "
+                             f"{float(net[k].threshold):g}; its threshold must be > 0")
     net = copy.deepcopy(net).eval()
+    sizes = _activation_sizes(net, images[:1])
+    n_batches = -(-len(images) // batch)
+    check.fits_in_memory(
+        f"normalising on {len(images)} images in batches of batch={batch}",
+        4 * (n_batches * sum(min(200_000, batch * s) for s in sizes)
+             + 3 * min(batch, len(images)) * sum(sizes)), where=where)
     acts = relu_layers(net)
     samples: dict[int, list[torch.Tensor]] = {k: [] for k in acts}
     g = torch.Generator().manual_seed(seed)
@@ -156,13 +218,16 @@ def qcfs_from_relu(model: ConvNet, images: torch.Tensor, *, levels: int = QCFS_L
     Starting from the ReLU network instead of from scratch (Bu et al. train
     from scratch for hundreds of epochs) keeps the training short.
     """
+    where = "qcfs_from_relu"
     if not isinstance(model, ConvNet):
-        raise TypeError(f"qcfs_from_relu takes a ConvNet, got {type(model).__name__}.")
+        raise TypeError(f"{where}: model must be a ConvNet, got {type(model).__name__}.")
     if model.params.quantisation_levels is not None:
-        raise ValueError("qcfs_from_relu takes a ReLU ConvNet; this one already has QCFS "
+        raise ValueError(f"{where}: model must be a ReLU ConvNet; this one already has QCFS "
                          "activations.")
-    if not isinstance(levels, int) or levels < 1:
-        raise ValueError(f"levels must be a positive integer, got {levels!r}.")
+    check.positive_int("levels", levels, where=where)
+    _image_batch("images", images, where)
+    check.number("percentile", percentile, low=0, low_open=True, high=100, where=where)
+    check.integer("seed", seed, where=where)
     _, lambdas = normalise(fold_batchnorm(model), images, percentile=percentile, seed=seed)
     q = ConvNet(replace(model.params, quantisation_levels=levels))
     missing, unexpected = q.load_state_dict(model.state_dict(), strict=False)
@@ -211,16 +276,24 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
     """
     import time
 
-    steps = sorted(set(int(t) for t in steps))
-    if not steps or steps[0] < 1:
-        raise ValueError(f"steps must be positive integers, got {steps!r}.")
-    if input not in ("analog", "poisson"):
-        raise ValueError(f"input must be 'analog' or 'poisson', got {input!r}.")
-    if len(images) == 0 or len(images) != len(labels):
-        raise ValueError(f"need at least one image and one label per image, got {len(images)} "
-                         f"images and {len(labels)} labels.")
-    if batch < 1:
-        raise ValueError(f"batch must be a positive integer, got {batch!r}.")
+    where = "simulate"
+    _simulation_checks(net, images, labels, steps, input, v0, bf16, device, where)
+    steps = _steps(steps, where)
+    if generator is not None and not isinstance(generator, (torch.Generator, np.random.Generator)):
+        raise TypeError(f"{where}: generator must be None, a torch.Generator or a "
+                        f"numpy.random.Generator, got {type(generator).__name__}")
+    check.positive_int("batch", batch, where=where)
+    check.finite_number("max_rate_hz", max_rate_hz, above=0, where=where)
+    check.finite_number("dt_ms", dt_ms, above=0, where=where)
+    if max_rate_hz * dt_ms / 1000.0 > 1:
+        raise ValueError(f"{where}: max_rate_hz={max_rate_hz} x dt_ms={dt_ms} is more than one "
+                         "spike per step; lower the rate or the step")
+    _max_steps(steps, len(images), where)
+    sizes = _probe_sizes(net, images)
+    # per image of a batch: the IF potentials, the layers' inputs and outputs, the spike maps
+    check.fits_in_memory(f"simulating batches of {min(batch, len(images))} images (batch={batch})",
+                         4 * min(batch, len(images)) * (4 * sum(sizes) + 2 * images[0].numel()),
+                         where=where)
     p_max = PoissonParams(max_rate_hz=max_rate_hz, duration_ms=dt_ms, dt_ms=dt_ms).p_max
     if input == "poisson" and generator is None:
         generator = torch.Generator().manual_seed(0)
@@ -292,9 +365,20 @@ def rates_vs_activations(net: nn.Sequential, images: torch.Tensor, *, steps: Seq
     ``activations`` and ``outputs[T]`` (the output layer's mean input per
     step) are returned too (use few images).
     """
-    steps = sorted(set(int(t) for t in steps))
-    if not steps or steps[0] < 1:
-        raise ValueError(f"steps must be positive integers, got {steps!r}.")
+    where = "rates_vs_activations"
+    _sequential("net", net, where, finite=True)
+    _image_batch("images", images, where)
+    steps = _steps(steps, where)
+    check.flag("keep_rates", keep_rates, where=where)
+    v0 = _v0(v0, where)
+    _max_steps(steps, len(images), where)
+    sizes = _probe_sizes(net, images)
+    # the activations, the counts, one step's spikes and the layers' inputs; with keep_rates
+    # the rates at every T asked for
+    check.fits_in_memory(
+        f"rates of {len(images)} images" + (f" at {len(steps)} steps (keep_rates)" if keep_rates
+                                            else ""),
+        4 * len(images) * sum(sizes) * (6 + (len(steps) if keep_rates else 0)), where=where)
     activations: list[torch.Tensor] = []
     hooks = [net[k].register_forward_hook(lambda m, i, o: activations.append(o.clone()))
              for k in relu_layers(net)]
@@ -338,6 +422,14 @@ def _spiking_copy(net: nn.Sequential, v0: float) -> tuple[nn.Sequential, list[IF
         snn[k] = IFNeurons(v0)
         spiking.append(snn[k])
     return snn, spiking
+
+
+def _probe_sizes(net: nn.Sequential, images: torch.Tensor) -> list[int]:
+    """:func:`_activation_sizes` on an eval-mode copy: ``net`` itself is not run (a batch norm
+    in training mode would update its statistics)."""
+    import copy
+
+    return _activation_sizes(copy.deepcopy(net).eval(), images[:1])
 
 
 def _activation_sizes(net: nn.Sequential, probe_image: torch.Tensor) -> list[int]:
@@ -410,6 +502,16 @@ def synaptic_operations(net: nn.Sequential, spike_maps: Sequence[torch.Tensor], 
     (SNN, per image), ``cnn_multiply_accumulates`` and
     ``per_layer_accumulates``.
     """
+    where = "synaptic_operations"
+    _sequential("net", net, where)
+    check.positive_int("steps", steps, where=where)
+    if isinstance(spike_maps, (str, bytes)) or not hasattr(spike_maps, "__len__"):
+        raise TypeError(f"{where}: spike_maps must be a sequence of arrays (one per spiking "
+                        f"layer), got {type(spike_maps).__name__}")
+    for j, m in enumerate(spike_maps):
+        check.array(f"spike_maps[{j}]", m, low=0.0, where=where)
+    if input_map is not None:
+        check.array("input_map", input_map, low=0.0, where=where)
     mods = list(net)
     acts = relu_layers(net)
     weighted = [k for k, m in enumerate(mods) if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -491,19 +593,23 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
     the parts and ``images_per_s`` (images simulated for ``max(steps)`` steps
     per second).
     """
+    import os
     from pathlib import Path
 
     from tqdm.auto import tqdm
 
+    where = "simulate_parts"
+    check.instance("folder", folder, (str, os.PathLike), where=where)
+    _simulation_checks(net, images, labels, steps, input, v0, bf16, device, where)
+    check.integer("seed", seed, where=where)
+    check.positive_int("part_images", part_images, where=where)
+    check.flag("progress", progress, where=where)
+    check.instance("desc", desc, str, where=where)
+    _max_steps(_steps(steps, where), len(images), where)
     folder = Path(folder)
     steps = sorted(set(int(t) for t in steps))
     labels = np.asarray(labels)
     n = len(images)
-    if n == 0 or n != len(labels):
-        raise ValueError(f"need at least one image and one label per image, got {n} images "
-                         f"and {len(labels)} labels.")
-    if not isinstance(part_images, int) or part_images < 1:
-        raise ValueError(f"part_images must be a positive integer, got {part_images!r}.")
     folder.mkdir(parents=True, exist_ok=True)
     preds = {t: np.zeros(n, dtype=np.int64) for t in steps}
     maps, input_maps, walls = None, [], []
@@ -556,5 +662,40 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
 
 def smallest_steps_within(accuracy: dict, reference: float, points: float):
     """The smallest T whose accuracy is within ``points`` percentage points of ``reference`` (or None)."""
+    where = "smallest_steps_within"
+    check.instance("accuracy", accuracy, dict, where=where, what="a dict {T: accuracy}")
+    if not accuracy:
+        raise ValueError(f"{where}: accuracy must map numbers of steps to accuracies, got {{}}")
+    for t, a in accuracy.items():
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
+            raise ValueError(f"{where}: accuracy's keys must be numbers of steps (positive "
+                             f"integers), got {t!r}")
+        check.probability(f"accuracy[{t}]", a, where=where)
+    check.probability("reference", reference, where=where)
+    check.finite_number("points", points, at_least=0, where=where)
     ok = [t for t, a in sorted(accuracy.items()) if a >= reference - points / 100.0 - 1e-12]
     return ok[0] if ok else None
+
+
+def _simulation_checks(net, images, labels, steps, input, v0, bf16, device, where: str) -> None:
+    """What :func:`simulate` and :func:`simulate_parts` share: the network, the images and
+    their labels, the steps, the input, ``v0``, ``bf16`` and the device."""
+    _sequential("net", net, where, finite=True)
+    if not relu_layers(net):
+        raise ValueError(f"{where}: net has no ReLU or QCFS activation to turn into IF neurons")
+    _image_batch("images", images, where)
+    if labels is None or not hasattr(labels, "__len__"):
+        raise TypeError(f"{where}: labels must be an array of class indices, got "
+                        f"{type(labels).__name__} {labels!r}")
+    if len(images) != len(labels):  # the phrase of the earlier message, kept
+        raise ValueError(f"{where}: need at least one image and one label per image, got "
+                         f"{len(images)} images and {len(labels)} labels.")
+    _labels_for("labels", labels, len(images), where, n_classes=_n_classes(net))
+    _steps(steps, where)
+    check.choice("input", input, ("analog", "poisson"), where=where)
+    _v0(v0, where)
+    check.flag("bf16", bf16, where=where)
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"{where}: device must be a string such as 'cpu' or 'cuda', got "
+                        f"{type(device).__name__} {device!r}")
+    runs.get_device(str(device))

@@ -12,7 +12,9 @@ from dataclasses import asdict, replace
 import numpy as np
 import torch
 
+from ... import _validate as check
 from ... import runs
+from .. import _profile_section
 from .cnn import (QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, TRAIN_VERSION, ConvNet,
                   ConvNetParams, TrainParams, bf16_supported, evaluate_cnn, fold_batchnorm,
                   images_to_tensor, train_cnn)
@@ -28,6 +30,7 @@ def params_for_profile(profile, device: str = "cpu") -> tuple[ConvNetParams, Tra
 
     Training uses bfloat16 autocast where ``device`` supports it (:func:`bf16_supported`).
     """
+    _profile_section(profile, "conversion", "conversion.params_for_profile")
     w = profile.conversion.width
     return (ConvNetParams(widths=(w, w, 2 * w, 2 * w, 4 * w, 4 * w)),
             TrainParams(epochs=profile.conversion.epochs, bf16=bf16_supported(device)))
@@ -65,8 +68,15 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
     import time
     from pathlib import Path
 
+    import os
+
     from ... import data, metrics
 
+    where = "conversion.run_tier"
+    _profile_section(profile, "conversion", where)
+    check.instance("out_dir", out_dir, (str, os.PathLike), where=where)
+    check.integer("seed", seed, low=0, where=where)
+    check.flag("progress", progress, where=where)
     device = runs.get_device(device)
     sizes = profile.conversion
     out = Path(out_dir)

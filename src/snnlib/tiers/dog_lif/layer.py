@@ -84,6 +84,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ... import _validate as check
 from ... import retina as R
 from ... import runs
 from ...encoding import poisson_step
@@ -167,13 +168,12 @@ class DoGLIFParams:
     image_batch: int = 4
 
     def __post_init__(self) -> None:
-        if self.retina not in ("zca", "dog"):
+        if not isinstance(self.retina, str) or self.retina not in ("zca", "dog"):
             raise ValueError(f"DoGLIFParams.retina must be 'zca' or 'dog', got {self.retina!r}.")
+        check.instance("DoGLIFParams.dog", self.dog, R.DoGParams)
         for name in ("patch_px", "steps", "n_filters", "train_patches", "patch_batch", "pool",
                      "image_batch"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"DoGLIFParams.{name} must be a positive integer, got {value!r}.")
+            check.positive_int(f"DoGLIFParams.{name}", getattr(self, name))
         if self.patch_px > IMAGE_PX:
             raise ValueError(f"DoGLIFParams.patch_px must be at most {IMAGE_PX}, got {self.patch_px}.")
         side = IMAGE_PX - self.patch_px + 1
@@ -182,15 +182,10 @@ class DoGLIFParams:
                              f"positions of {self.patch_px}-pixel patches.")
         for name in ("zca_eps", "max_rate_hz", "dt_ms", "tau_mem_ms", "v_gap_mv", "w_sum_mv",
                      "tau_stdp_ms"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"DoGLIFParams.{name} must be a finite number > 0, got {value!r}.")
+            check.finite_number(f"DoGLIFParams.{name}", getattr(self, name), above=0)
         for name in ("inhibition_mv", "a_plus", "a_minus", "theta_eta_mv"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"DoGLIFParams.{name} must be a finite number >= 0, got {value!r}.")
-        if not 0.5 <= self.scale_quantile <= 1:
-            raise ValueError(f"DoGLIFParams.scale_quantile must be in [0.5, 1], got {self.scale_quantile!r}.")
+            check.finite_number(f"DoGLIFParams.{name}", getattr(self, name), at_least=0)
+        check.number("DoGLIFParams.scale_quantile", self.scale_quantile, low=0.5, high=1.0)
         if self.max_rate_hz * self.dt_ms / 1000 > 1:
             raise ValueError(f"max_rate_hz={self.max_rate_hz} x dt_ms={self.dt_ms} is more than one "
                              "spike per step; lower the rate or the step.")
@@ -237,12 +232,25 @@ def _normalise_patches(cols: torch.Tensor) -> torch.Tensor:
     return cols / (cols.var(-1, keepdim=True) + 0.01).sqrt()
 
 
-def _float_images(images) -> torch.Tensor:
-    """uint8 ``(N, 32, 32, 3)`` (or floats in [0, 1]) to float ``(N, 3, 32, 32)``."""
-    x = torch.as_tensor(np.asarray(images))
+def _float_images(images, name: str = "images", where: str | None = None) -> torch.Tensor:
+    """uint8 ``(N, 32, 32, 3)`` (or floats in [0, 1]) to float ``(N, 3, 32, 32)``, checked:
+    errors name the argument ``name`` of ``where``."""
+    return _as_float(_checked_images(images, name, where))
+
+
+def _checked_images(images, name: str = "images", where: str | None = None) -> torch.Tensor:
+    """Images ``(N >= 1, 32, 32, 3)``, uint8 (0-255) or floats in [0, 1], as a tensor."""
+    x = images if torch.is_tensor(images) else torch.as_tensor(
+        check.array(name, images, nonempty=False, finite=False, where=where))
     if x.ndim != 4 or tuple(x.shape[1:]) != (IMAGE_PX, IMAGE_PX, 3):
-        raise ValueError(f"images must be (N, 32, 32, 3) RGB (channels last, as load_cifar10 gives "
-                         f"them), got shape {tuple(x.shape)}.")
+        raise ValueError(f"{where + ': ' if where else ''}{name} must be (N, 32, 32, 3) RGB "
+                         f"(channels last, as load_cifar10 gives them), got shape "
+                         f"{tuple(x.shape)}.")
+    return check.images(name, x, where=where)[0]
+
+
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    """Checked images (:func:`_checked_images`) to float ``(N, 3, 32, 32)`` in [0, 1]."""
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
     return x.permute(0, 3, 1, 2)
 
@@ -256,10 +264,32 @@ class RetinaFit:
     zca_mean: torch.Tensor | None = None
     zca_matrix: torch.Tensor | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.retina, str) or self.retina not in ("zca", "dog"):
+            raise ValueError(f"RetinaFit.retina must be 'zca' or 'dog', got {self.retina!r}.")
+        check.finite_number("RetinaFit.scale", self.scale, above=0)
+        for name in ("zca_mean", "zca_matrix"):
+            value = check.instance(f"RetinaFit.{name}", getattr(self, name), torch.Tensor,
+                                   none=True)
+            if value is not None:
+                check.array(f"RetinaFit.{name}", value)
+        if self.retina == "zca" and (self.zca_mean is None or self.zca_matrix is None):
+            raise ValueError("RetinaFit.zca_mean and zca_matrix are needed by a ZCA retina, got "
+                             "None.")
+
     @classmethod
     def fit(cls, images, p: DoGLIFParams, *, seed: int, n_images: int = 2000) -> "RetinaFit":
         """Fit on the first ``n_images`` images: ZCA on their patches (stride 3), then the scale."""
-        x = _float_images(images[:n_images])
+        where = "RetinaFit.fit"
+        check.instance("p", p, DoGLIFParams, where=where)
+        check.integer("seed", seed, where=where)
+        check.positive_int("n_images", n_images, where=where)
+        if isinstance(images, (str, bytes)) or not hasattr(images, "__getitem__"):
+            raise TypeError(f"{where}: images must be an array (N, 32, 32, 3), got "
+                            f"{type(images).__name__}")
+        if np.ndim(images) != 4:
+            _checked_images(images, "images", where)  # says what the shape should be
+        x = _float_images(images[:n_images], "images", where)
         zmean = zmat = None
         if p.retina == "zca":
             patches = _normalise_patches(R.extract_patches(x, p.patch_px, stride=3 if p.patch_px < IMAGE_PX else 1))
@@ -269,7 +299,21 @@ class RetinaFit:
         values = fit._signed(x, p).abs().flatten()
         g = torch.Generator().manual_seed(seed)
         sample = values[torch.randint(0, len(values), (min(len(values), 1_000_000),), generator=g)]
-        return cls(p.retina, float(torch.quantile(sample, p.scale_quantile)), zmean, zmat)
+        scale = float(torch.quantile(sample, p.scale_quantile))
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"{where}: images give no contrast to scale by (the retina's "
+                             f"{p.scale_quantile:g} quantile is {scale:g}: blank or uniform "
+                             f"images?)")
+        return cls(p.retina, scale, zmean, zmat)
+
+    def _check_params(self, p: DoGLIFParams, where: str) -> None:
+        check.instance("p", p, DoGLIFParams, where=where)
+        if p.retina != self.retina:
+            raise ValueError(f"{where}: p.retina is {p.retina!r} but this retina was fitted as "
+                             f"{self.retina!r}")
+        if self.zca_matrix is not None and self.zca_matrix.shape[0] != 3 * p.patch_px ** 2:
+            raise ValueError(f"{where}: p.patch_px is {p.patch_px} but this retina was fitted on "
+                             f"{math.isqrt(self.zca_matrix.shape[0] // 3)}-pixel patches")
 
     def _signed(self, x: torch.Tensor, p: DoGLIFParams) -> torch.Tensor:
         """Float images ``(N, 3, 32, 32)`` to signed responses ``(N, L, 3 * patch_px**2)``, unscaled."""
@@ -287,7 +331,12 @@ class RetinaFit:
         :math:`\\max(c, 0)` and its OFF input :math:`\\max(-c, 0)` (:func:`on_off_inputs`).
         At most one of the two is non-zero.
         """
-        return (self._signed(_float_images(images), p) / self.scale).clamp_(-1.0, 1.0)
+        self._check_params(p, "RetinaFit.intensities")
+        return self._intensities(_float_images(images, "images", "RetinaFit.intensities"), p)
+
+    def _intensities(self, x: torch.Tensor, p: DoGLIFParams) -> torch.Tensor:
+        """:meth:`intensities` of float images ``(N, 3, 32, 32)`` already checked."""
+        return (self._signed(x, p) / self.scale).clamp_(-1.0, 1.0)
 
     def state_dict(self) -> dict:
         out = {"retina": np.array(self.retina), "scale": np.array(self.scale)}
@@ -304,6 +353,7 @@ class RetinaFit:
 
 def on_off_inputs(signed: torch.Tensor) -> torch.Tensor:
     """Signed intensities ``(..., h)`` to ON and OFF input intensities ``(..., 2h)``: :math:`[\\max(c, 0), \\max(-c, 0)]`."""
+    _signed_intensities("signed", signed, "on_off_inputs")
     return torch.cat([signed.clamp(min=0), (-signed).clamp(min=0)], dim=-1)
 
 
@@ -316,6 +366,25 @@ def poisson_on_off(signed: torch.Tensor, p_max: float, rng: np.random.Generator)
     pair's intensity :math:`|c|`, decides both: the same distribution as
     independent draws, with half the random numbers.
     """
+    where = "poisson_on_off"
+    _signed_intensities("signed", signed, where)
+    check.number("p_max", p_max, low=0.0, low_open=True, high=1.0, where=where)
+    check.instance("rng", rng, (np.random.Generator, torch.Generator), where=where)
+    return _poisson_on_off(signed, float(p_max), rng)
+
+
+def _signed_intensities(name: str, signed, where: str, ndim=None) -> torch.Tensor:
+    """A float tensor of signed intensities in [-1, 1] (:meth:`RetinaFit.intensities`)."""
+    if not torch.is_tensor(signed):
+        raise TypeError(f"{where}: {name} must be a torch tensor of signed intensities in "
+                        f"[-1, 1], got {type(signed).__name__}")
+    if not signed.is_floating_point():
+        raise TypeError(f"{where}: {name} must be floats in [-1, 1], got dtype {signed.dtype}")
+    return check.array(name, signed, ndim=ndim, low=-1.0, high=1.0, where=where)
+
+
+def _poisson_on_off(signed: torch.Tensor, p_max: float, rng: np.random.Generator) -> torch.Tensor:
+    """:func:`poisson_on_off` without the checks (called every time step)."""
     spikes = poisson_step(signed.abs(), p_max, generator=rng).float()
     on = spikes * (signed > 0)
     return torch.cat([on, spikes - on], dim=-1)
@@ -359,9 +428,41 @@ def layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
         ``(K, n_inputs)`` and ``winner`` ``(M,)`` (-1: no neuron fired); with
         ``record``: ``input_trains``, ``trains`` (bool) and ``v_mem``.
     """
-    if signed.ndim != 2 or 2 * signed.shape[1] != w_mv.shape[1]:
-        raise ValueError(f"signed intensities must be (M, {w_mv.shape[1] // 2}), "
+    _layer_checks(signed, w_mv, theta_mv, p, rng, learn, record, "layer_run")
+    return _layer_run(signed, w_mv, theta_mv, p, rng, learn=learn, record=record)
+
+
+def _layer_checks(signed, w_mv, theta_mv, p, rng, learn, record, where: str) -> None:
+    """:func:`layer_run`'s arguments, and the memory it would take."""
+    check.instance("p", p, DoGLIFParams, where=where)
+    for name, t in (("w_mv", w_mv), ("theta_mv", theta_mv)):
+        if not torch.is_tensor(t) or not t.is_floating_point():
+            raise TypeError(f"{where}: {name} must be a float tensor, got "
+                            f"{type(t).__name__}{' ' + str(t.dtype) if torch.is_tensor(t) else ''}")
+    check.array("w_mv", w_mv, ndim=2, where=where)
+    if w_mv.shape[1] != p.n_inputs:
+        raise ValueError(f"{where}: w_mv must be (K, {p.n_inputs}) for {p.patch_px}-pixel "
+                         f"patches, got {tuple(w_mv.shape)}")
+    check.array("theta_mv", theta_mv, shape=(w_mv.shape[0],), where=where)
+    _signed_intensities("signed", signed, where, ndim=2)
+    if 2 * signed.shape[1] != w_mv.shape[1]:
+        raise ValueError(f"{where}: signed intensities must be (M, {w_mv.shape[1] // 2}), "
                          f"got {tuple(signed.shape)}.")
+    check.instance("rng", rng, np.random.Generator, where=where)
+    check.flag("learn", learn, where=where)
+    check.flag("record", record, where=where)
+    m, k, n_in = signed.shape[0], w_mv.shape[0], w_mv.shape[1]
+    need = 4 * m * (n_in + 4 * k) + (4 * m * (2 * n_in + 2 * k) if learn else 0) \
+        + (p.steps * m * (n_in + 5 * k) if record else 0)
+    check.fits_in_memory(f"simulating {m} positions (signed) x {k} neurons (w_mv)"
+                         + (f" with record=True for p.steps={p.steps} steps" if record else ""),
+                         need, where=where)
+
+
+def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
+               p: DoGLIFParams, rng: np.random.Generator, *, learn: bool = False,
+               record: bool = False) -> dict:
+    """:func:`layer_run` without the checks (called for every batch)."""
     lif = p.lif
     m, k = signed.shape[0], w_mv.shape[0]
     dev = signed.device
@@ -376,7 +477,7 @@ def layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
         rows = torch.arange(m, device=dev)
     trains, v_rec, in_rec = [], [], []
     for _ in range(p.steps):
-        s = poisson_on_off(signed, p.p_max, rng)
+        s = _poisson_on_off(signed, p.p_max, rng)
         n_input_spikes += float(s.sum())
         jump = s @ w_mv.T
         spikes, v = lif_delta_step(v, jump, lif, theta_mv=theta_mv,
@@ -430,6 +531,14 @@ class DoGLIF:
 
     def __init__(self, params: DoGLIFParams = DoGLIFParams(), *, seed: int, learn: bool = True,
                  device: str = "cpu") -> None:
+        where = "DoGLIF"
+        check.instance("params", params, DoGLIFParams, where=where)
+        check.integer("seed", seed, low=0, where=where)
+        check.flag("learn", learn, where=where)
+        check.instance("device", device, str, where=where)
+        check.fits_in_memory(f"params.n_filters={params.n_filters} filters of {params.n_inputs} "
+                             "weights",
+                             3 * 4 * params.n_filters * params.n_inputs, where=where)
         self.params = params
         self.seed = seed
         self.learn = learn
@@ -461,16 +570,26 @@ class DoGLIF:
         """
         from tqdm.auto import tqdm
 
+        where = "DoGLIF.fit"
         p = self.params
+        checked = _checked_images(images, "images", where)
+        check.flag("progress", progress, where=where)
+        check.instance("retina", retina, RetinaFit, none=True, where=where)
+        if retina is not None:
+            retina._check_params(p, where)
+        h, n = p.n_inputs // 2, len(checked)
+        per_image = -(-p.train_patches // n)  # ceil
+        check.fits_in_memory(f"train_patches={p.train_patches} patches from {n} images",
+                             4 * h * (n * per_image + p.train_patches + 500 * p.side ** 2),
+                             where=where)
         start = time.perf_counter()
         self.retina = retina if retina is not None else RetinaFit.fit(images, p, seed=self.seed)
         g = torch.Generator().manual_seed(self.seed + 1)
         rng = np.random.default_rng([self.seed, 1])
         images = np.asarray(images)
-        per_image = -(-p.train_patches // len(images))  # ceil
         parts = []
         for first in range(0, len(images), 500):
-            x = self.retina.intensities(images[first:first + 500], p)  # (n, L, n_inputs)
+            x = self.retina._intensities(_as_float(checked[first:first + 500]), p)  # (n, L, n_inputs)
             pos = torch.randint(0, x.shape[1], (len(x), per_image), generator=g)
             parts.append(x[torch.arange(len(x))[:, None], pos].reshape(-1, x.shape[-1]))
         patches = torch.cat(parts)
@@ -503,7 +622,13 @@ class DoGLIF:
         """
         p = self.params
         k = p.n_filters
-        out = layer_run(patches, self.w_mv, self.theta_mv, p, rng, learn=True)
+        where = "DoGLIF.learn_batch"
+        _signed_intensities("patches", patches, where, ndim=2)
+        if patches.shape[1] != p.n_inputs // 2:
+            raise ValueError(f"{where}: patches must be (M, {p.n_inputs // 2}), got "
+                             f"{tuple(patches.shape)}")
+        check.instance("rng", rng, np.random.Generator, where=where)
+        out = _layer_run(patches, self.w_mv, self.theta_mv, p, rng, learn=True)
         wins = torch.bincount(out["winner"][out["winner"] >= 0], minlength=k).float()
         change = 0.0
         if self.learn:
@@ -543,8 +668,20 @@ class DoGLIF:
         """
         from tqdm.auto import tqdm
 
+        where = "DoGLIF.features"
         self._check_fitted()
         p = self.params
+        checked = _checked_images(images, "images", where)
+        check.integer("seed", seed, low=0, where=where)
+        check.flag("progress", progress, where=where)
+        check.instance("checkpoint", checkpoint, (str, os.PathLike), none=True, where=where)
+        check.positive_int("part_images", part_images, where=where)
+        check.instance("desc", desc, str, where=where)
+        m = min(p.image_batch, len(checked)) * p.side ** 2
+        check.fits_in_memory(
+            f"features of {len(checked)} images in batches of image_batch={p.image_batch}",
+            4 * len(checked) * (p.n_features + 2) + 4 * m * (p.n_inputs + 4 * p.n_filters),
+            where=where)
         images = np.asarray(images)
         n = len(images)
         folder = Path(checkpoint) if checkpoint is not None else None
@@ -567,8 +704,8 @@ class DoGLIF:
             rng = np.random.default_rng([self.seed, seed, first])
             for i in range(first, last, p.image_batch):
                 j = min(last, i + p.image_batch)
-                x = self.retina.intensities(images[i:j], p).to(self.device)
-                out = layer_run(x.reshape(-1, x.shape[-1]), self.w_mv, self.theta_mv, p, rng)
+                x = self.retina._intensities(_as_float(checked[i:j]), p).to(self.device)
+                out = _layer_run(x.reshape(-1, x.shape[-1]), self.w_mv, self.theta_mv, p, rng)
                 feats[i:j] = _pool(out["counts"], j - i, p.side, p.pool).cpu().numpy()
                 per_image = out["counts"].reshape(j - i, -1).sum(1)
                 stats[i:j, 1] = per_image.cpu().numpy()
@@ -607,16 +744,34 @@ class DoGLIF:
         the retina, the patch and the number of filters must stay those of
         this network.
         """
+        where = "DoGLIF.spikes_of_image"
         self._check_fitted()
+        check.instance("params", params, DoGLIFParams, none=True, where=where)
+        check.integer("seed", seed, low=0, where=where)
         p = self.params if params is None else params
         if (p.retina, p.patch_px, p.n_filters) != (self.params.retina, self.params.patch_px,
                                                     self.params.n_filters):
             raise ValueError("params may not change the retina, patch_px or n_filters of a "
                              "trained network.")
-        x = self.retina.intensities(np.asarray(image)[None], self.params)[0].to(self.device)
+        one = image if torch.is_tensor(image) else np.asarray(image)
+        if tuple(one.shape) != (IMAGE_PX, IMAGE_PX, 3):
+            raise ValueError(f"{where}: image must be one (32, 32, 3) RGB image, got shape "
+                             f"{tuple(one.shape)}")
+        x = self.retina._intensities(_float_images(one[None], "image", where), self.params)[0].to(
+            self.device)
         if positions is not None:
+            pos = np.asarray(check.array("positions", positions, ndim=1, where=where))
+            if pos.dtype.kind not in "iu":
+                raise TypeError(f"{where}: positions must be integer indices, got dtype "
+                                f"{pos.dtype}")
+            if int(pos.min()) < 0 or int(pos.max()) >= len(x):
+                raise ValueError(f"{where}: positions must be in [0, {len(x) - 1}] (the "
+                                 f"{p.side} x {p.side} positions), got {int(pos.min())} to "
+                                 f"{int(pos.max())}")
             x = x[torch.as_tensor(positions)]
-        out = layer_run(x, self.w_mv, self.theta_mv, p, np.random.default_rng(seed), record=True)
+        rng = np.random.default_rng(seed)
+        _layer_checks(x, self.w_mv, self.theta_mv, p, rng, False, True, where)
+        out = _layer_run(x, self.w_mv, self.theta_mv, p, rng, record=True)
         return {k: v.cpu() if torch.is_tensor(v) else v for k, v in out.items()}  # for figures
 
     def state_dict(self) -> dict:
@@ -628,6 +783,19 @@ class DoGLIF:
                 **{f"history_{k}": np.asarray(v) for k, v in self.history.items()}}
 
     def load_state_dict(self, s) -> None:
+        where = "DoGLIF.load_state_dict"
+        p = self.params
+        if not hasattr(s, "keys") or not hasattr(s, "__getitem__"):
+            raise TypeError(f"{where}: s must be a dict of arrays (state_dict gives one), got "
+                            f"{type(s).__name__}")
+        missing = [k for k in ("w_mv", "w_initial", "theta_mv", "learn", "retina_retina",
+                               "retina_scale") if k not in s]
+        if missing:
+            raise ValueError(f"{where}: s lacks {missing} (it must come from state_dict)")
+        for key in ("w_mv", "w_initial"):
+            check.array(f"s[{key!r}]", np.asarray(s[key]), shape=(p.n_filters, p.n_inputs),
+                        where=where)
+        check.array("s['theta_mv']", np.asarray(s["theta_mv"]), shape=(p.n_filters,), where=where)
         self.w_mv = torch.from_numpy(np.asarray(s["w_mv"]).copy()).to(self.device)
         self.w_initial = torch.from_numpy(np.asarray(s["w_initial"]).copy()).to(self.device)
         self.theta_mv = torch.from_numpy(np.asarray(s["theta_mv"]).copy()).to(self.device)
@@ -645,6 +813,10 @@ def spike_statistics(features: np.ndarray, p: DoGLIFParams) -> dict:
     ``filter_rate_hz_percentiles``: 5th, 50th and 95th percentiles of the
     filters' mean rates.
     """
+    where = "dog_lif.spike_statistics"
+    check.instance("p", p, DoGLIFParams, where=where)
+    check.array("features", features, shape=(None, p.n_features), low=0.0, where=where)
+    features = np.asarray(features)
     per_filter = features.reshape(len(features), p.n_filters, p.pool ** 2).sum(axis=2)
     duration_s = p.steps * p.dt_ms / 1000.0
     rate = per_filter.mean(axis=0) / (p.side ** 2) / duration_s

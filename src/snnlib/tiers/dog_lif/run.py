@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ... import _validate as check
 from ... import retina as R
 from ... import runs
+from .. import _profile_section
 from .layer import IMAGE_PX, DoGLIF, DoGLIFParams, spike_statistics
 from .record import to_record
 
@@ -33,6 +35,7 @@ READOUT_MAX_ITER = 1000
 
 def params_for_profile(profile) -> DoGLIFParams:
     """The tier's parameters at a profile's size (``profile.dog_lif``: filters, training patches)."""
+    _profile_section(profile, "dog_lif", "dog_lif.params_for_profile")
     return DoGLIFParams(n_filters=profile.dog_lif.filters,
                         train_patches=profile.dog_lif.train_patches)
 
@@ -86,6 +89,12 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
     """
     from ... import data, metrics, readout
 
+    where = "dog_lif.run_tier"
+    _profile_section(profile, "dog_lif", where)
+    check.instance("out_dir", out_dir, (str, os.PathLike), where=where)
+    check.integer("seed", seed, low=0, where=where)
+    check.instance("params", params, DoGLIFParams, none=True, where=where)
+    check.flag("progress", progress, where=where)
     device = runs.get_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
