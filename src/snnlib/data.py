@@ -346,7 +346,7 @@ def _md5(path: Path, chunk: int = 1 << 20) -> str:
 
 def _fetch(url: str, dest: Path, progress: bool) -> None:
     """Stream ``url`` into ``dest`` with a tqdm progress bar."""
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     with urllib.request.urlopen(url, timeout=60) as response:
         total = int(response.headers.get("Content-Length") or 0) or None

@@ -739,7 +739,7 @@ def run_lif_stdp(input_spikes: torch.Tensor, w_init: torch.Tensor, lif, p: STDPP
         (the start, every ``record_every`` steps, and the end),
         ``record_ms`` their times, ``counts`` ``(batch, n_out)`` output spikes.
     """
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     from .neurons import LIFParams, LIFState, _lif_step
 

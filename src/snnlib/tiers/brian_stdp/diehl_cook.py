@@ -544,7 +544,7 @@ class BrianSTDPNetwork:
             chunk, ``theta_mv`` mean per layer, ``wall_s`` since the start);
             ``snapshots`` ({image count: weights}); ``resumed_from``.
         """
-        from tqdm.auto import tqdm
+        from ...progress import tqdm
 
         where = "BrianSTDPNetwork.fit"
         x = _flat_images(intensities, "intensities", where)
@@ -658,7 +658,7 @@ class BrianSTDPNetwork:
         longer line up with the chunked loop's resets.
         """
         import brian2 as b2
-        from tqdm.auto import tqdm
+        from ...progress import tqdm
 
         x = _flat_images(intensities, "intensities", "BrianSTDPNetwork.fit_naive")
         check.flag("progress", progress, where="BrianSTDPNetwork.fit_naive")
@@ -691,7 +691,7 @@ class BrianSTDPNetwork:
         No boost: a silent image gives zero counts.
         """
         import brian2 as b2
-        from tqdm.auto import tqdm
+        from ...progress import tqdm
 
         x = _flat_images(intensities, "intensities", "BrianSTDPNetwork.spike_counts")
         check.flag("progress", progress, where="BrianSTDPNetwork.spike_counts")
@@ -846,7 +846,7 @@ class FrozenReplicas:
             spikes in the same form (memory grows with the spikes: meant for
             a few images).
         """
-        from tqdm.auto import tqdm
+        from ...progress import tqdm
 
         where = "FrozenReplicas.run"
         x = _flat_images(intensities, "intensities", where)

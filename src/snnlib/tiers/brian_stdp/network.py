@@ -959,7 +959,7 @@ def train_layers(p: Tier1Params, intensities: np.ndarray, *, seed: int, learn: b
     Returns ``{"filters": [f1, f2], "thresholds": [t1, t2], "history": [h1, h2],
     "initial": [w1, w2]}`` (mV).
     """
-    from tqdm.auto import tqdm
+    from ...progress import tqdm
 
     where = "train_layers"
     check.instance("p", p, Tier1Params, where=where)
@@ -1061,7 +1061,7 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
     count, ``counts1`` ``(N, S1, S1, K1)`` and ``counts2`` ``(N, S2, S2, K2)``
     (uint8 while ``steps_frozen`` < 256: a neuron fires at most once per step).
     """
-    from tqdm.auto import tqdm
+    from ...progress import tqdm
 
     where = "features"
     check.instance("p", p, Tier1Params, where=where)

@@ -382,7 +382,7 @@ class PopulationReadout:
         ``validation``: optional ``(features, labels)`` of held-out training images,
         scored after every epoch into ``history["validation_accuracy"]``.
         """
-        from tqdm.auto import tqdm
+        from ...progress import tqdm
 
         f = self._check(features, labels)
         y = np.asarray(labels)

@@ -217,7 +217,7 @@ def _features(out: Path, name: str, set_name: str, p: N.Tier1Params, layers: dic
 def _output(out: Path, name: str, q: PopulationParams, f_train: np.ndarray, y_train: np.ndarray,
             *, seed: int, progress: bool) -> tuple[PopulationReadout, float]:
     """The R-STDP output layer on one network's features, checkpointed after every epoch."""
-    from tqdm.auto import tqdm
+    from ...progress import tqdm
 
     # neither the number of epochs (asking for more continues from the last one) nor the steps
     # of a decision (they do not change learning) is in the key
@@ -441,7 +441,7 @@ def ablations(profile, details: dict, *, out_dir: str | os.PathLike, variants: d
     ``ablations.json``. Returns ``{name: {"validation_accuracy", "train_accuracy",
     "wall_s", "changes"}}``. The test set is not read.
     """
-    from tqdm.auto import tqdm
+    from ...progress import tqdm
 
     from ... import data
 

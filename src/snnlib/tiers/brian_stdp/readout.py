@@ -386,7 +386,7 @@ class RSTDPReadout:
         """
         import json
 
-        from tqdm.auto import tqdm
+        from ...progress import tqdm
 
         where = "RSTDPReadout.fit"
         check.positive_int("epochs", epochs, where=where)
@@ -482,7 +482,7 @@ class RSTDPReadout:
         ``(N, n_output_neurons)`` and ``trains``, the output neurons' spikes
         (``image``, ``neuron``, ``t_ms`` within the image).
         """
-        from tqdm.auto import tqdm
+        from ...progress import tqdm
 
         where = "RSTDPReadout.predict"
         check.positive_int("n_images", n_images, where=where)

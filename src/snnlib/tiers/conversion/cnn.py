@@ -383,7 +383,7 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
     import time
     from pathlib import Path
 
-    from tqdm.auto import tqdm
+    from ...progress import tqdm
 
     where = "train_cnn"
     check.instance("model", model, ConvNet, where=where)

@@ -596,7 +596,7 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
     import os
     from pathlib import Path
 
-    from tqdm.auto import tqdm
+    from ...progress import tqdm
 
     where = "simulate_parts"
     check.instance("folder", folder, (str, os.PathLike), where=where)

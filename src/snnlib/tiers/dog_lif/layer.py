@@ -568,7 +568,7 @@ class DoGLIF:
         training image included) and ``learning_s`` / ``patches_per_s`` (the
         learning loop alone).
         """
-        from tqdm.auto import tqdm
+        from ...progress import tqdm
 
         where = "DoGLIF.fit"
         p = self.params
@@ -666,7 +666,7 @@ class DoGLIF:
         ``synaptic_ops_per_image`` (input spikes x ``n_filters``) and
         ``layer_spikes_per_image``.
         """
-        from tqdm.auto import tqdm
+        from ...progress import tqdm
 
         where = "DoGLIF.features"
         self._check_fitted()
