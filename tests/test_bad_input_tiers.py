@@ -25,7 +25,6 @@ import importlib
 import inspect
 import math
 import os
-import re
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -37,7 +36,7 @@ import torch
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from _time_limit import time_limit
+from _refusal import names_the_argument, time_limit
 
 HUNG_S = 10
 """A call with a bad value that runs longer than this has not refused it."""
@@ -1230,11 +1229,6 @@ def _cases() -> list[tuple[str, int]]:
             if bads or k == 0]
 
 
-def _names_the_argument(message: str, arg: str) -> bool:
-    """``arg`` appears in ``message`` as a word (``labels`` is not named by ``eval_labels``)."""
-    return re.search(rf"(?<!\w){re.escape(arg)}(?!\w)", message) is not None
-
-
 @pytest.fixture
 def no_data(monkeypatch):
     """Loading CIFAR-10 fails loudly: a run_tier that did not refuse its bad input stops there."""
@@ -1266,7 +1260,7 @@ def test_bad_input_is_refused_naming_the_argument(name, k, no_data):
         with time_limit(bad.limit_s), pytest.raises((ValueError, TypeError)) as info:
             bad.call(value)
         message = str(info.value)
-        assert _names_the_argument(message, bad.arg), (
+        assert names_the_argument(message, bad.arg), (
             f"{name}: the message does not name {bad.arg!r}: {type(info.value).__name__}: "
             f"{message}")
 

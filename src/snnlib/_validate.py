@@ -23,9 +23,9 @@ import numbers
 import os
 from typing import Any, Iterable
 
-__all__ = ["array", "choice", "file_error", "finite_number", "fits_in_memory", "flag", "images",
+__all__ = ["array", "choice", "finite_number", "fits_in_memory", "flag", "images",
            "instance", "integer", "labels", "number", "path", "positive_int", "predictions",
-           "probability", "same_length", "steps", "tensor", "text"]
+           "probability", "steps", "tensor", "text"]
 
 
 def _where(where: str | None, name: str) -> str:
@@ -129,26 +129,24 @@ def array(name: str, x: Any, *, ndim: int | Iterable[int] | None = None,
     if size == 0:
         return x
     floating = x.is_floating_point() if _is_tensor(x) else x.dtype.kind == "f"
-    if finite and floating:
+    if not (finite and floating) and low is None and high is None:
+        return x
+    # two passes (min and max; a NaN carries through both): the bad entry is looked for
+    # only when there is one
+    lo, hi = float(x.min()), float(x.max())
+    if finite and floating and not (math.isfinite(lo) and math.isfinite(hi)):
         if _is_tensor(x):
             import torch
 
-            bad = ~torch.isfinite(x)
-            if bool(bad.any()):
-                i = tuple(int(k) for k in bad.nonzero()[0])
-                raise ValueError(f"{label} must be finite, got {float(x[i])} at index {i}")
+            i = tuple(int(k) for k in (~torch.isfinite(x)).nonzero()[0])
         else:
             import numpy as np
 
-            bad = ~np.isfinite(x)
-            if bad.any():
-                i = tuple(int(k) for k in np.argwhere(bad)[0])
-                raise ValueError(f"{label} must be finite, got {x[i]} at index {i}")
-    if low is not None or high is not None:
-        lo, hi = float(x.min()), float(x.max())
-        if (low is not None and lo < low) or (high is not None and hi > high):
-            rng = f"[{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
-            raise ValueError(f"{label} must lie in {rng}, got values from {lo:g} to {hi:g}")
+            i = tuple(int(k) for k in np.argwhere(~np.isfinite(x))[0])
+        raise ValueError(f"{label} must be finite, got {float(x[i])} at index {i}")
+    if (low is not None and lo < low) or (high is not None and hi > high):
+        rng = f"[{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
+        raise ValueError(f"{label} must lie in {rng}, got values from {lo:g} to {hi:g}")
     return x
 
 
@@ -180,16 +178,6 @@ def labels(name: str, y: Any, *, n_classes: int = 10, length: int | None = None,
             bad = lo if lo < 0 else hi
             raise ValueError(f"{label} must be class indices in [0, {n_classes - 1}], got {bad}")
     return y
-
-
-def same_length(where: str | None = None, **arrays) -> int:
-    """All the named arrays have the same first dimension; returns it."""
-    lengths = {k: len(v) for k, v in arrays.items()}
-    if len(set(lengths.values())) > 1:
-        said = ", ".join(f"{k} has {n}" for k, n in lengths.items())
-        raise ValueError(f"{where + ': ' if where else ''}{' and '.join(lengths)} must have "
-                         f"the same length ({said})")
-    return next(iter(lengths.values()), 0)
 
 
 def images(name: str, x: Any, *, where: str | None = None, channels: Iterable[int] | None = None):
@@ -238,13 +226,6 @@ def fits_in_memory(what: str, n_bytes: float, *, fraction: float = 0.8,
         raise ValueError(f"{where + ': ' if where else ''}{what} would need about "
                          f"{n_bytes / 2**30:.3g} GiB, more than the {available / 2**30:.3g} GiB "
                          f"available; use fewer steps, a smaller batch or fewer neurons")
-
-
-def file_error(path: os.PathLike | str, err: BaseException, what: str, remedy: str) -> ValueError:
-    """A ValueError for a file that cannot be read (corrupt, truncated, another format):
-    names the file, what it should hold, the underlying error and what to do."""
-    return ValueError(f"{os.fspath(path)} is not a readable {what} ({type(err).__name__}: "
-                      f"{err}); {remedy}")
 
 
 # --- added for the public functions of encoding, neurons, plasticity, retina, metrics, readout,

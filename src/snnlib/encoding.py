@@ -425,10 +425,14 @@ def correlated_poisson_spikes(
     n_inputs = check.integer("n_inputs", n_inputs, low=1, where=where)
     batch = check.integer("batch", batch, low=1, where=where)
     correlation = check.probability("correlation", correlation, where=where)
+    rate_hz = check.number("rate_hz", rate_hz, low=0, low_open=True, where=where)
     try:
         params = PoissonParams(max_rate_hz=rate_hz, duration_ms=duration_ms, dt_ms=dt_ms)
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"{where}: {err}".replace("max_rate_hz", "rate_hz")) from None
+    except (TypeError, ValueError) as err:  # the rate x dt_ms check: say it of rate_hz
+        text = str(err)
+        text = "rate_hz=" + text.removeprefix("max_rate_hz=") if text.startswith("max_rate_hz=") \
+            else text
+        raise type(err)(f"{where}: {text}") from None
     p = params.p_max
     shape = (params.n_steps, batch, n_inputs)
     # two float32 uniforms and three bool tensors of this shape at the peak

@@ -111,6 +111,9 @@ def _class_names(class_names, where: str, n: int | None = None) -> list:
 def _image(name: str, image, where: str, *, rgb: bool | None = None) -> np.ndarray:
     """One image: grayscale (H, W) floats in [0, 1], or RGB (H, W, 3) uint8 or floats in [0, 1]."""
     x = _to_numpy(image)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"{where}: {name} must be one image, (H, W) or (H, W, 3), got shape "
+                         f"{tuple(x.shape)}")
     x, _ = check.images(name, x[None], where=where, channels=(3,))
     x = np.asarray(x)[0]
     if rgb is True and x.ndim != 3:

@@ -16,8 +16,8 @@ from ... import _validate as check
 from ... import runs
 from .. import _profile_section
 from .cnn import (QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, TRAIN_VERSION, ConvNet,
-                  ConvNetParams, TrainParams, bf16_supported, evaluate_cnn, fold_batchnorm,
-                  images_to_tensor, train_cnn)
+                  ConvNetParams, TrainParams, _evaluate_cnn, bf16_supported, evaluate_cnn,
+                  fold_batchnorm, images_to_tensor, train_cnn)
 from .convert import (PERCENTILE, PERCENTILES, QCFS_V0, STEPS_ANALYSED, normalise,
                       qcfs_from_relu, simulate_parts, smallest_steps_within)
 from .record import to_record
@@ -108,14 +108,16 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
     folded = fold_batchnorm(model)
     on_device = folded if device == "cpu" else copy.deepcopy(folded).to(device)
     x_test = images_to_tensor(test.images[ite])
+    # checked once here; the timed calls below do not check again
     evaluate_cnn(on_device, x_test[:500], y_test[:500])  # warm-up: oneDNN sets up on first use
+    check.array("test images", x_test, low=0.0, high=1.0, where=where)
     start = time.perf_counter()
-    cnn = evaluate_cnn(on_device, x_test, y_test)
+    cnn = _evaluate_cnn(on_device, x_test, y_test)
     cnn_wall = time.perf_counter() - start
     with runs.autocast(device, True):
-        evaluate_cnn(on_device, x_test[:500], y_test[:500])
+        _evaluate_cnn(on_device, x_test[:500], y_test[:500])
         start = time.perf_counter()
-        cnn_bf16 = evaluate_cnn(on_device, x_test, y_test)
+        cnn_bf16 = _evaluate_cnn(on_device, x_test, y_test)
     cnn_bf16_wall = time.perf_counter() - start
 
     calibration = images_to_tensor(train.images[itr[:1000]])

@@ -1,7 +1,9 @@
-"""``time_limit(seconds)``: bad input must be refused at once, never simulated for minutes."""
+"""What the bad-input tests ask of a refusal: at once (``time_limit``), naming the argument
+(``names_the_argument``)."""
 
 from __future__ import annotations
 
+import re
 import signal
 from contextlib import contextmanager
 
@@ -23,3 +25,9 @@ def time_limit(seconds: float):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def names_the_argument(message: str, arg: str) -> bool:
+    """``arg`` appears in ``message`` as a word (``labels`` is not named by ``eval_labels``,
+    nor ``w`` by ``normalize_weights``)."""
+    return re.search(rf"(?<!\w){re.escape(arg)}(?!\w)", message) is not None
