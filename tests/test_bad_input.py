@@ -1130,6 +1130,43 @@ def test_bad_arguments_are_refused_naming_them(name):
     check()
 
 
+def _listed(strategy) -> list:
+    """The values a strategy lists outright (``sampled_from``, ``just``, and their unions);
+    generated values (floats, integers, arrays...) are hypothesis's to draw."""
+    for attr in ("wrapped_strategy", "filtered_strategy", "mapped_strategy"):
+        if hasattr(strategy, attr) and type(strategy).__name__ != "SampledFromStrategy":
+            return _listed(getattr(strategy, attr))
+    if hasattr(strategy, "original_strategies"):  # one_of, a | b
+        return [v for s in strategy.original_strategies for v in _listed(s)]
+    if type(strategy).__name__ == "SampledFromStrategy":
+        return list(strategy.elements) if not getattr(strategy, "_transformations", ()) else []
+    if type(strategy).__name__ == "JustStrategy":
+        return [strategy.value]
+    return []
+
+
+LISTED = [(name, arg, i) for name in sorted(REGISTRY)
+          for arg in sorted(REGISTRY[name].bad)
+          for i in range(len(_listed(REGISTRY[name].bad[arg])))]
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_listed_bad_value_is_tried(name):
+    """The values a registry entry lists outright are each tried once (hypothesis, drawing a few
+    dozen examples, would leave some of them out)."""
+    entry = REGISTRY[name]
+    for argument in sorted(entry.bad):
+        for value in _listed(entry.bad[argument]):
+            fixed = SimpleNamespace(draw=lambda s, label=None, _a=argument, _v=value:
+                                    _a if label == "argument" else _v)
+            _check_bad(name, fixed)
+
+
+def test_the_registry_lists_values_to_try():
+    """The enumeration above is not vacuous (hypothesis's internals could change under it)."""
+    assert len(LISTED) > 500, len(LISTED)
+
+
 @pytest.mark.parametrize("name", sorted(n for n, e in REGISTRY.items() if e.check_good))
 def test_the_good_arguments_of_the_registry_are_accepted(name):
     """The registry's valid arguments are valid: a refusal above is the bad value's doing."""
