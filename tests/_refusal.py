@@ -31,3 +31,21 @@ def names_the_argument(message: str, arg: str) -> bool:
     """``arg`` appears in ``message`` as a word (``labels`` is not named by ``eval_labels``,
     nor ``w`` by ``normalize_weights``)."""
     return re.search(rf"(?<!\w){re.escape(arg)}(?!\w)", message) is not None
+
+
+def listed_values(strategy) -> list:
+    """The values a strategy lists outright (``sampled_from``, ``just``, and their unions);
+    generated values (floats, integers, arrays, anything mapped) are hypothesis's to draw."""
+    kind = type(strategy).__name__
+    if kind == "LazyStrategy":
+        return listed_values(strategy.wrapped_strategy)
+    if kind == "FilteredStrategy":  # the listed values that pass the filters
+        return [v for v in listed_values(strategy.filtered_strategy)
+                if all(keep(v) for keep in strategy.flat_conditions)]
+    if hasattr(strategy, "original_strategies"):  # one_of, a | b
+        return [v for s in strategy.original_strategies for v in listed_values(s)]
+    if kind == "SampledFromStrategy":  # (with a .map or .filter: generated, not listed)
+        return list(strategy.elements) if not getattr(strategy, "_transformations", ()) else []
+    if kind == "JustStrategy":
+        return [strategy.value]
+    return []

@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from _refusal import names_the_argument, time_limit
+from _refusal import listed_values, names_the_argument, time_limit
 
 OWNED = ("encoding", "neurons", "plasticity", "retina", "metrics", "readout", "data", "runs",
          "profiles", "viz")
@@ -1130,24 +1130,9 @@ def test_bad_arguments_are_refused_naming_them(name):
     check()
 
 
-def _listed(strategy) -> list:
-    """The values a strategy lists outright (``sampled_from``, ``just``, and their unions);
-    generated values (floats, integers, arrays...) are hypothesis's to draw."""
-    for attr in ("wrapped_strategy", "filtered_strategy", "mapped_strategy"):
-        if hasattr(strategy, attr) and type(strategy).__name__ != "SampledFromStrategy":
-            return _listed(getattr(strategy, attr))
-    if hasattr(strategy, "original_strategies"):  # one_of, a | b
-        return [v for s in strategy.original_strategies for v in _listed(s)]
-    if type(strategy).__name__ == "SampledFromStrategy":
-        return list(strategy.elements) if not getattr(strategy, "_transformations", ()) else []
-    if type(strategy).__name__ == "JustStrategy":
-        return [strategy.value]
-    return []
-
-
 LISTED = [(name, arg, i) for name in sorted(REGISTRY)
           for arg in sorted(REGISTRY[name].bad)
-          for i in range(len(_listed(REGISTRY[name].bad[arg])))]
+          for i in range(len(listed_values(REGISTRY[name].bad[arg])))]
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -1156,7 +1141,7 @@ def test_every_listed_bad_value_is_tried(name):
     dozen examples, would leave some of them out)."""
     entry = REGISTRY[name]
     for argument in sorted(entry.bad):
-        for value in _listed(entry.bad[argument]):
+        for value in listed_values(entry.bad[argument]):
             fixed = SimpleNamespace(draw=lambda s, label=None, _a=argument, _v=value:
                                     _a if label == "argument" else _v)
             _check_bad(name, fixed)

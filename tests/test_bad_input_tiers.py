@@ -36,7 +36,7 @@ import torch
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from _refusal import names_the_argument, time_limit
+from _refusal import listed_values, names_the_argument, time_limit
 
 HUNG_S = 10
 """A call with a bad value that runs longer than this has not refused it."""
@@ -1265,6 +1265,21 @@ def test_bad_input_is_refused_naming_the_argument(name, k, no_data):
             f"{message}")
 
     refuses()
+
+
+@pytest.mark.parametrize("name", sorted(registry()))
+def test_every_listed_bad_value_is_tried(name, no_data):
+    """The values a case lists outright are each tried once (hypothesis, drawing a few examples
+    per case, would leave some of them out)."""
+    for build in WARM.get(name.split(".")[0], ()):
+        build()
+    for bad in registry()[name]:
+        for value in listed_values(bad.values):
+            with time_limit(bad.limit_s), pytest.raises((ValueError, TypeError)) as info:
+                bad.call(value)
+            assert names_the_argument(str(info.value), bad.arg), (
+                f"{name}({bad.arg}={value!r}): the message does not name {bad.arg!r}: "
+                f"{info.value}")
 
 
 def test_every_public_name_is_covered():
