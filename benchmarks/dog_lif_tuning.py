@@ -3,21 +3,25 @@
 Each variant is :class:`snnlib.tiers.dog_lif.DoGLIFParams` with some fields
 changed (``--set name=value ...``), trained and read out exactly as
 ``run_tier`` does (STDP layer, pooled spike counts, standardised logistic
-regression), on class-balanced training and test images (shuffled, since the
-retina is fitted on the first 2,000). ``--variants stdp,random`` also
-measures the same layer with random weights.
+regression). The layer and the readout learn from class-balanced images of the
+*training split* of the CIFAR-10 training set; the accuracy is measured on the
+*validation split* (the last 500 training images of each class,
+:func:`snnlib.data.validation_split`). The test set is never read.
+``--variants stdp,random`` also measures the same layer with random weights.
 
-    python benchmarks/dog_lif_tuning.py --train 5000 --test 1000 --set dt_ms=1.0
-    python benchmarks/dog_lif_tuning.py --train 5000 --test 1000 --set dt_ms=2.0 pool=4
+    python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --set dt_ms=1.0
+    python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --set dt_ms=2.0 pool=4
 
-Prints one line per variant: accuracy, the readout's C, features per image,
-images/s of the feature extraction and the layer's spikes per image.
+Prints one line per variant: validation accuracy, the readout's C, features per
+image, images/s of the feature extraction and the layer's spikes per image;
+``--json`` also prints them as one JSON object per line.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 
 import numpy as np
@@ -25,6 +29,8 @@ import numpy as np
 from snnlib import data
 from snnlib.readout import logistic_regression
 from snnlib.tiers import dog_lif as D
+
+from _split import SPLIT, tuning_split
 
 
 def parse_sets(pairs: list[str]) -> dict:
@@ -44,29 +50,38 @@ def parse_sets(pairs: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=int, default=5000, help="training images (class-balanced)")
-    ap.add_argument("--test", type=int, default=1000, help="test images (class-balanced)")
+    ap.add_argument("--val", type=int, default=2000,
+                    help="validation images (class-balanced, from the validation split)")
     ap.add_argument("--set", nargs="*", default=[], help="DoGLIFParams fields: NAME=VALUE")
     ap.add_argument("--variants", default="stdp", help="stdp, random or stdp,random")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", action="store_true", help="also print a JSON line per variant")
     args = ap.parse_args()
     params = D.DoGLIFParams(**parse_sets(args.set))
-    train, test = data.load_cifar10("train"), data.load_cifar10("test")
-    rng = np.random.default_rng(args.seed)
-    itr = rng.permutation(data.balanced_subset(train.labels, args.train // 10, seed=args.seed))
-    ite = data.balanced_subset(test.labels, args.test // 10, seed=args.seed)
+    train = data.load_cifar10("train")
+    itr, iva = tuning_split(train.labels, args.train, args.val, seed=args.seed)
     for variant in args.variants.split(","):
         start = time.perf_counter()
         net = D.DoGLIF(params, seed=args.seed, learn=(variant == "stdp"))
         net.fit(train.images[itr], progress=False)
         ftr = net.features(train.images[itr], seed=1, progress=False)
-        fte = net.features(test.images[ite], seed=2, progress=False)
-        r = logistic_regression(ftr["features"], train.labels[itr], fte["features"],
-                                test.labels[ite], cs=D.READOUT_CS, seed=args.seed,
+        fva = net.features(train.images[iva], seed=2, progress=False)
+        r = logistic_regression(ftr["features"], train.labels[itr], fva["features"],
+                                train.labels[iva], cs=D.READOUT_CS, seed=args.seed,
                                 dtype=np.float32, max_iter=D.READOUT_MAX_ITER)
-        print(f"{variant:<7} {' '.join(args.set) or 'defaults':<40} accuracy {r['accuracy']:.3f} "
-              f"(C {r['c']}), {params.n_features} features, {fte['images_per_s']:.1f} images/s, "
-              f"{fte['layer_spikes_per_image']:.0f} layer spikes per image, "
-              f"{time.perf_counter() - start:.0f} s", flush=True)
+        wall = time.perf_counter() - start
+        print(f"{variant:<7} {' '.join(args.set) or 'defaults':<40} validation accuracy "
+              f"{r['accuracy']:.3f} (C {r['c']}), {params.n_features} features, "
+              f"{fva['images_per_s']:.1f} images/s, {fva['layer_spikes_per_image']:.0f} layer "
+              f"spikes per image, {wall:.0f} s", flush=True)
+        if args.json:
+            print(json.dumps({"variant": variant, "set": args.set, "split": SPLIT,
+                              "train_images": len(itr), "val_images": len(iva),
+                              "validation_accuracy": r["accuracy"], "c": r["c"],
+                              "features": params.n_features,
+                              "images_per_s": fva["images_per_s"],
+                              "layer_spikes_per_image": fva["layer_spikes_per_image"],
+                              "wall_s": round(wall, 1)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Tier 2 exploration (issue 6): which front end, and do learned filters beat random ones?
+"""Tier 2 exploration: which front end, and do learned filters beat random ones? (validation only)
 
 A fast, *non-spiking* stand-in for tier 2's convolutional STDP layer, to choose
 the design before building the spiking one:
@@ -14,10 +14,14 @@ the design before building the spiking one:
 - readout: standardised logistic regression (snnlib.readout), C chosen on a
   held-out fifth.
 
-    python benchmarks/tier2_frontends.py --train 10000 --test 2000 --filters 256 zca zca_rand dog
-    python benchmarks/tier2_frontends.py --train 10000 --test 2000 --filters 256 --patch-norm zca zca_rand
+    python benchmarks/tier2_frontends.py --train 10000 --val 2000 --filters 256 zca zca_rand dog
+    python benchmarks/tier2_frontends.py --train 10000 --val 2000 --filters 256 --patch-norm zca zca_rand
 
-Prints one line per variant: accuracy on class-balanced test images and wall time.
+The filters and the readout learn from class-balanced images of the training
+split of the CIFAR-10 training set; prints one line per variant: accuracy on
+class-balanced images of the validation split (the last 500 training images of
+each class, :func:`snnlib.data.validation_split`) and wall time. The test set is
+never read.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import torch.nn.functional as F
 
 from snnlib import data, retina as R
 from snnlib.readout import logistic_regression
+
+from _split import tuning_split
 
 SIZE = 5
 
@@ -74,7 +80,7 @@ def responses(name, w, rgb, zca, alpha=0.5, batch=500, patch_norm=False):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--train", type=int, default=10000)
-    ap.add_argument("--test", type=int, default=2000)
+    ap.add_argument("--val", type=int, default=2000, help="validation images (class-balanced)")
     ap.add_argument("--filters", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--patch-norm", action="store_true",
@@ -82,12 +88,11 @@ def main() -> None:
     ap.add_argument("variants", nargs="+", help="dog, gray_dog, zca, each optionally with _rand")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
-    train, test = data.load_cifar10("train"), data.load_cifar10("test")
-    itr = data.balanced_subset(train.labels, args.train // 10, seed=args.seed)
-    ite = data.balanced_subset(test.labels, args.test // 10, seed=args.seed)
+    train = data.load_cifar10("train")
+    itr, iva = tuning_split(train.labels, args.train, args.val, seed=args.seed)
     xtr = torch.from_numpy(train.images[itr]).float() / 255
-    xte = torch.from_numpy(test.images[ite]).float() / 255
-    print(f"{len(itr)} training and {len(ite)} test images, {args.filters} filters of "
+    xva = torch.from_numpy(train.images[iva]).float() / 255
+    print(f"{len(itr)} training and {len(iva)} validation images, {args.filters} filters of "
           f"{SIZE}x{SIZE}")
     for variant in args.variants:
         start = time.perf_counter()
@@ -111,9 +116,9 @@ def main() -> None:
                         w[k] += 0.1 * (p[win == k].mean(0) - w[k])
                     w /= w.norm(dim=1, keepdim=True) + 1e-9
         ftr = responses(name, w, xtr, zca, patch_norm=args.patch_norm)
-        fte = responses(name, w, xte, zca, patch_norm=args.patch_norm)
-        r = logistic_regression(ftr, train.labels[itr], fte, test.labels[ite], cs=(0.01, 0.1))
-        print(f"{variant:<14} features {ftr.shape[1]:5d}  accuracy {r['accuracy']:.3f}  "
+        fva = responses(name, w, xva, zca, patch_norm=args.patch_norm)
+        r = logistic_regression(ftr, train.labels[itr], fva, train.labels[iva], cs=(0.01, 0.1))
+        print(f"{variant:<14} features {ftr.shape[1]:5d}  validation accuracy {r['accuracy']:.3f}  "
               f"(C {r['c']})  {time.perf_counter() - start:.0f} s", flush=True)
 
 

@@ -299,3 +299,15 @@ def test_a_changed_image_invalidates_only_its_feature_part(tmp_path):
     redone = net.features(changed, seed=1, checkpoint=folder, part_images=4, progress=False)
     assert redone["computed_images"] == 4 and (folder / (part.name + ".stale")).exists()
     np.testing.assert_array_equal(redone["features"], again["features"])
+
+
+def test_the_record_says_which_split_chose_the_design(tmp_path):
+    """run_tier (ci size) writes a record that names the validation split and what it chose."""
+    from snnlib import profiles, runs
+    from snnlib.tiers.dog_lif import run as R
+
+    record, _ = R.run_tier(profiles.get_profile("ci"), out_dir=tmp_path, seed=0, progress=False)
+    chosen = runs.load_record(tmp_path / "tier_record.json").specific["chosen_on"]
+    assert chosen == R.CHOSEN_ON == record.specific["chosen_on"]
+    assert chosen["split"].startswith("validation: the last 500 training images of each class")
+    assert "benchmarks/dog_lif_tuning.py" in chosen["layer (retina, pooling grid, filters, step length)"]

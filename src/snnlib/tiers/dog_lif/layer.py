@@ -12,7 +12,8 @@ The balanced tier, in PyTorch and batched over image patches:
    scaled to intensities in [0, 1] by a high quantile of the training
    patches. Both give ``2 x 3 x patch_px**2`` inputs per position. (The
    choice of whitening as the default, of 2 ms steps and of 3 x 3 pooling
-   was measured; chapter 5 and ``benchmarks/tier2_frontends.py`` show how.)
+   was measured on the validation split of the training images,
+   ``benchmarks/dog_lif_tuning.py``; chapter 5 shows the figures.)
 2. **Poisson encoding**: an input with intensity :math:`x` spikes in each step
    of :math:`\\Delta t` with probability :math:`x\\, r_{max} \\Delta t`
    (Bernoulli steps: at most one spike per step, so :math:`r_{max} \\Delta t \\le 1`).

@@ -21,7 +21,7 @@ from .. import _profile_section
 from .layer import IMAGE_PX, DoGLIF, DoGLIFParams, spike_statistics
 from .record import to_record
 
-__all__ = ["READOUT_CS", "READOUT_MAX_ITER", "params_for_profile", "run_tier"]
+__all__ = ["CHOSEN_ON", "READOUT_CS", "READOUT_MAX_ITER", "params_for_profile", "run_tier"]
 
 READOUT_CS = (0.003, 0.01)
 """Inverse regularisation strengths the readouts choose from (on a held-out fifth).
@@ -31,6 +31,15 @@ full profile one fit on 50,000 x 2,304 features took 139 s (C = 0.01, 387
 iterations); larger Cs need many more iterations, and with three Cs up to 0.1 in
 float64 the four readouts of the full run had not finished after 50 minutes."""
 READOUT_MAX_ITER = 1000
+
+CHOSEN_ON = {
+    "split": "validation: the last 500 training images of each class (snnlib.data.validation_split)",
+    "layer (retina, pooling grid, filters, step length)":
+        "benchmarks/dog_lif_tuning.py --train 5000 --val 2000: logistic regression on the "
+        "pooled spike counts, validation accuracy",
+    "logistic regression's C": "a stratified fifth of the training images (READOUT_CS)",
+}
+"""What chose each design parameter (the record keeps this as ``specific["chosen_on"]``)."""
 
 
 def params_for_profile(profile) -> DoGLIFParams:
@@ -172,6 +181,7 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
         "train_images": len(itr),
         "test_images": len(ite),
         "features_per_image": params.n_features,
+        "chosen_on": CHOSEN_ON,
         "parameters": asdict(params),
         "wall_s": wall,
         "images_per_s": {

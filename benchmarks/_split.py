@@ -1,0 +1,27 @@
+"""The images every tuning script uses: the training split to learn, the validation split to score.
+
+The validation split is :func:`snnlib.data.validation_split` (the last 500
+training images of each class); the test set is never read by a tuning script.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from snnlib import data
+
+SPLIT = "validation: the last 500 training images of each class (snnlib.data.validation_split)"
+
+
+def tuning_split(labels: np.ndarray, n_train: int, n_val: int, *, seed: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into the CIFAR-10 training set: ``n_train`` class-balanced images of the
+    training split (shuffled: the retina is fitted on the first ones) and ``n_val``
+    class-balanced images of the validation split."""
+    train, val = data.validation_split(labels)
+    if n_train % 10 or n_val % 10 or not 0 < n_train <= len(train) or not 0 < n_val <= len(val):
+        raise SystemExit(f"--train and --val must be multiples of 10 within the {len(train)} "
+                         f"training and {len(val)} validation images, got {n_train}, {n_val}")
+    itr = train[data.balanced_subset(labels[train], n_train // 10, seed=seed)]
+    iva = val[data.balanced_subset(labels[val], n_val // 10, seed=seed)]
+    return np.random.default_rng(seed).permutation(itr), iva
