@@ -148,6 +148,32 @@ def test_one_update_is_the_documented_rule(conserve):
     assert np.abs(expected).max() > 0
 
 
+@pytest.mark.parametrize("conserve", [False, True])
+def test_the_competitors_learn_the_other_way_by_their_share_of_the_spikes(conserve):
+    """With competitors = kappa, every other population c that fired gets
+    dw_ij = -kappa eta (r - r_hat) s_c e_ij / n_j (s_c: its share of the output spikes)."""
+    readout, w0, label, e = _one_image(conserve=conserve, eta=0.07, competitors=0.5,
+                                       inhibition_mv=0.0, init_drive=3.0)  # several fire
+    counts, decision = readout.last_counts[0], int(readout._decisions[0])
+    delta = (1.0 if decision == label else 0.0) - readout.predicted_reward(counts, decision)
+    deciders = readout.klass == decision
+    pop = np.bincount(readout.klass, weights=counts, minlength=4)
+    others = ~deciders & (counts > 0)
+    assert others.any(), "vacuous: no other population fired"
+    expected = np.zeros_like(w0)
+    expected[:, deciders] = 0.07 * delta * e[:, deciders] / np.maximum(counts[deciders], 1)
+    share = (pop / pop.sum())[readout.klass]
+    expected[:, others] = -0.5 * 0.07 * delta * share[others] * e[:, others] / counts[others]
+    if conserve:
+        learners = deciders | others
+        expected[:, learners] -= expected[:, learners].mean(axis=0)
+        expected -= expected.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(readout.w - w0, expected, atol=1e-12)
+    if not conserve:  # the competitors' active synapses move against the deciders'
+        assert delta != 0
+        assert np.all(np.sign(expected[:, others][e[:, others] > 0]) == -np.sign(delta))
+
+
 def test_conservation_keeps_every_neurons_and_every_inputs_summed_weight():
     f, y = task(120, seed=8)
     readout = O.PopulationReadout(params(epochs=1, eta=0.2), f.shape[1], seed=2)

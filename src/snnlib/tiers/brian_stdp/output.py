@@ -35,12 +35,17 @@ decision, :math:`0` for a wrong one. From it the layer subtracts its own
   ``baseline_images`` images), the same for every image;
 - ``"none"``: :math:`\\hat r = 0`.
 
-Only the deciding population's synapses learn, by their eligibility per output
+The deciding population's synapses learn by their eligibility per output
 spike:
 
 .. math:: \\Delta w_{ij} = \\eta\\, (r - \\hat r)\\, \\frac{e_{ij}}{\\max(n_j, 1)},
 
-where :math:`n_j` is neuron ``j``'s spike count. With ``conserve`` on, the
+where :math:`n_j` is neuron ``j``'s spike count. With ``competitors`` =
+:math:`\\kappa > 0`, every other population ``c`` that fired learns the other way,
+in proportion to its share :math:`s_c` of the image's output spikes (the gradient of
+a softmax policy's log-probability has this sign for the actions not taken):
+:math:`\\Delta w_{ij} = -\\kappa\\, \\eta\\, (r - \\hat r)\\, s_c\\, e_{ij} / n_j`.
+With ``conserve`` on, the
 change is then made zero-sum twice: first over each deciding neuron's inputs,
 then over each input's output neurons,
 
@@ -146,6 +151,7 @@ class PopulationParams:
     fire_target: float = 0.5
     theta_eta_mv: float = 0.05
     decision_eta_mv: float = 0.0
+    competitors: float = 0.0
     init_drive: float = 1.5
     epochs: int = 5
     codegen_target: str = "cython"
@@ -163,7 +169,7 @@ class PopulationParams:
             if isinstance(value, bool) or not (isinstance(value, (int, float))
                                                and math.isfinite(value) and value > 0):
                 raise ValueError(f"PopulationParams.{name} must be a finite number > 0, got {value!r}.")
-        for name in ("inhibition_mv", "eta", "theta_eta_mv", "decision_eta_mv"):
+        for name in ("inhibition_mv", "eta", "theta_eta_mv", "decision_eta_mv", "competitors"):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float))
                                                and math.isfinite(value) and value >= 0):
@@ -334,8 +340,17 @@ class PopulationReadout:
             deciders = self.klass == decision
             dw = np.zeros_like(self.w)
             dw[:, deciders] = self._eta * delta * e[:, deciders] / np.maximum(counts[deciders], 1)
+            learners = deciders
+            if p.competitors > 0 and counts.sum() > 0:
+                # the populations that competed learn the other way, by their share of the spikes
+                pop = np.bincount(self.klass, weights=counts, minlength=p.n_classes)
+                share = (pop / pop.sum())[self.klass]
+                others = ~deciders & (counts > 0)
+                dw[:, others] = (-p.competitors * self._eta * delta * share[others]
+                                 * e[:, others] / counts[others])
+                learners = deciders | others
             if p.conserve:
-                dw[:, deciders] -= dw[:, deciders].mean(axis=0, keepdims=True)
+                dw[:, learners] -= dw[:, learners].mean(axis=0, keepdims=True)
                 dw -= dw.mean(axis=1, keepdims=True)
             self.w += dw
             self.syn.w = self.w.ravel()
