@@ -39,6 +39,11 @@ def confusion_matrix(labels, predictions, n_classes: int = 10) -> np.ndarray:
     (no decision), one per label; anything else is refused (ValueError, TypeError).
     """
     labels, predictions = _check(labels, predictions, n_classes, "metrics.confusion_matrix")
+    return _confusion(labels, predictions, n_classes)
+
+
+def _confusion(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
+    """:func:`confusion_matrix` of checked labels and predictions."""
     m = np.zeros((n_classes, n_classes), dtype=np.int64)
     ok = predictions >= 0
     np.add.at(m, (labels[ok], predictions[ok]), 1)
@@ -49,7 +54,7 @@ def classification_summary(labels, predictions, n_classes: int = 10) -> dict:
     """``accuracy``, ``per_class_accuracy``, ``confusion`` (lists, for JSON) and ``no_decision``."""
     labels, predictions = _check(labels, predictions, n_classes,
                                  "metrics.classification_summary")
-    m = confusion_matrix(labels, predictions, n_classes)
+    m = _confusion(labels, predictions, n_classes)
     per_class = np.diag(m) / np.maximum(np.bincount(labels, minlength=n_classes), 1)
     return {"accuracy": float(np.mean(predictions == labels)),
             "per_class_accuracy": [float(v) for v in per_class],

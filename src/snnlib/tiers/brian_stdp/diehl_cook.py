@@ -208,8 +208,8 @@ a network's size is checked with before it is built."""
 
 def _flat_images(intensities, name: str = "intensities", where: str | None = None) -> np.ndarray:
     """``(N, 32, 32)`` intensities in [0, 1] as ``(N, 1024)`` float32, or a clear error naming
-    the argument ``name`` of ``where``."""
-    import torch
+    the argument ``name`` of ``where`` (the checks of :mod:`snnlib.encoding`'s intensities)."""
+    from ...encoding import _as_intensities
 
     label = f"{where}: {name}" if where else name
     if isinstance(intensities, (str, bytes)) or not hasattr(intensities, "__len__"):
@@ -217,12 +217,8 @@ def _flat_images(intensities, name: str = "intensities", where: str | None = Non
                         f"{type(intensities).__name__}")
     if len(intensities) == 0:
         raise ValueError(f"{label}: no images given.")
-    x = intensities if torch.is_tensor(intensities) else torch.as_tensor(np.asarray(intensities))
-    if x.dtype == torch.uint8:
-        raise TypeError(f"{label} must be floats in [0, 1], got uint8 images; divide by 255 or "
-                        "use snnlib.data.to_grayscale first.")
-    check.array(name, x, low=0.0, high=1.0, where=where)
-    x = x.to(torch.float32).numpy().reshape(len(intensities), -1)
+    x = _as_intensities(intensities, where=where or "diehl_cook", name=name)
+    x = x.numpy().reshape(len(x), -1)
     if x.shape[1] != N_INPUTS:
         raise ValueError(f"{label}: images must have {N_INPUTS} pixels (32 x 32 grayscale), got "
                          f"{x.shape[1]}.")
