@@ -11,10 +11,11 @@ STAMP  := $(VENV)/.installed-stamp
 # The kernels that execute the notebooks must be the venv's Python.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install book test execute data lab benchmark clean
+.PHONY: help install book browser-test test execute data lab benchmark clean
 
 help:
 	@echo "make book     build the book, executing every chapter (SNNLIB_PROFILE, default book)"
+	@echo "make browser-test  open every page of _build/html in headless Chromium, offline; screenshots in _build/screens"
 	@echo "make test     run pytest and nbval on the notebooks (ci profile)"
 	@echo "make execute  re-execute the notebooks in place at the book profile (commit their outputs)"
 	@echo "make data     find or download CIFAR-10 into \$$SNNLIB_DATA_DIR (default ~/.cache/snnlib) and validate it"
@@ -30,9 +31,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The chapters' execution times are printed whether or not the build passed.
 book: $(STAMP)
-	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	rm -f _build/execution_times.json
+	$(BIN)/jupyter-book build . --warningiserror --keep-going; status=$$?; \
+		$(PY) book/_ext/execution_times.py _build/execution_times.json; exit $$status
 	@echo "The book is in _build/html/index.html"
+
+# Needs Chromium (Debian: apt-get install chromium) and a built book.
+browser-test: $(STAMP)
+	$(PY) tests/browser/check_book.py _build/html --screens _build/screens
 
 test: $(STAMP)
 	SNNLIB_PROFILE=ci $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900

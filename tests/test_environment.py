@@ -42,12 +42,19 @@ def environment() -> dict:
 
 
 def conda_requirements() -> dict[str, SpecifierSet]:
+    """The environment's packages: conda-forge's, then those its pip section
+    takes from PyPI (options such as snnlib's own ``-e .`` aside)."""
     out = {}
     for dep in environment()["dependencies"]:
         if isinstance(dep, str):
             name, spec = conda_spec(dep)
             if name not in CONDA_ONLY:
                 out[name] = spec
+        else:
+            for line in dep.get("pip", []):
+                if not line.startswith("-"):
+                    req = Requirement(line)
+                    out[canonicalize_name(req.name)] = req.specifier
     return out
 
 
