@@ -75,6 +75,9 @@ def test_notebook_starts_with_the_house_imports(path):
     first = next(c for c in nb["cells"] if c["cell_type"] == "code")
     source = "".join(first["source"])
     assert "import snnlib as sl" in source and "get_profile()" in source and "SEED" in source
+    # the Colab button opens a bare kernel: the first cell installs snnlib there, and only there
+    assert 'if "google.colab" in sys.modules' in source and "git+https://github.com/" in source
+    assert source.index("google.colab") < source.index("import snnlib as sl")
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
 
 
@@ -111,3 +114,26 @@ def test_explorer_cells_are_skipped_by_the_book_build_and_drawn_statically_befor
             assert not cell["outputs"]
             previous = [c for c in cells[:k] if c["cell_type"] == "code"][-1]
             assert "sl.viz." in "".join(previous["source"])
+
+
+def test_bibliography_labels_are_author_year_and_unique():
+    # book/_ext/bibstyle.py: the {bibliography} lists label entries as the text cites
+    # them ("Diehl and Cook, 2015"), not alpha keys ("DC15"); sphinxcontrib-bibtex warns
+    # (an error under -W) when two entries share a label.
+    pytest.importorskip("pybtex")
+    import importlib.util
+
+    from pybtex.database import parse_file
+    from pybtex.plugin import find_plugin
+
+    spec = importlib.util.spec_from_file_location("bibstyle", ROOT / "book" / "_ext" / "bibstyle.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    style = find_plugin("pybtex.style.formatting", module.STYLE_NAME)()
+    entries = style.sort(parse_file(str(ROOT / "book" / "references.bib")).entries.values())
+    labels = dict(zip((e.key for e in entries), style.format_labels(entries)))
+    assert labels["krizhevsky2009learning"] == "Krizhevsky, 2009"
+    assert labels["diehl2015unsupervised"] == "Diehl and Cook, 2015"
+    assert labels["diehl2015fast"] == "Diehl et al., 2015"
+    assert labels["fremaux2016neuromodulated"] == "Frémaux and Gerstner, 2016"  # LaTeX decoded
+    assert len(set(labels.values())) == len(labels)

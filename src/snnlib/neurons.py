@@ -9,7 +9,7 @@ Diehl & Cook 2015):
 
     \\tau_m \\frac{dv}{dt} = (v_{rest} - v) + R I
                            + g_e (E_e - v) + g_i (E_i - v),
-    \\qquad \\tau_e \\frac{dg_e}{dt} = -g_e, \\qquad \\tau_i \\frac{dg_i}{dt} = -g_i.
+    \\qquad \\tau_{exc} \\frac{dg_e}{dt} = -g_e, \\qquad \\tau_{inh} \\frac{dg_i}{dt} = -g_i.
 
 When :math:`v > v_{th} + \\theta` the neuron spikes, :math:`v` is set to
 :math:`v_{reset}` and held there for the refractory period :math:`t_{ref}`.
