@@ -191,6 +191,14 @@ def test_the_reward_prediction():
     assert readout.predicted_reward(counts, 0) == pytest.approx(3 / 7)  # (4 - 1) / (8 - 1)
     assert readout.predicted_reward(counts, 2) == pytest.approx(0 / 7)
     assert readout.predicted_reward(np.eye(12)[4], 1) == pytest.approx(1 / 4)  # one spike
+    # with confidence_power n: the populations' counts after the first spike, to the power n,
+    # normalised: (4 - 1)^2 / ((4 - 1)^2 + 2^2 + 1^2 + 1^2)
+    sharp = O.PopulationReadout(params(confidence_power=2.0), 12, seed=0)
+    assert sharp.predicted_reward(counts, 0) == pytest.approx(9 / 15)
+    # population 1 decides: (2 - 1)^2 / (4^2 + 1^2 + 1^2 + 1^2), below its share 1 / 7
+    assert sharp.predicted_reward(counts, 1) == pytest.approx(1 / 19)
+    assert readout.predicted_reward(counts, 1) == pytest.approx(1 / 7)
+    assert sharp.predicted_reward(np.eye(12)[4], 1) == pytest.approx(1 / 4)  # one spike
     running = O.PopulationReadout(params(prediction="running_mean"), 12, seed=0)
     assert running.predicted_reward(counts, 0) == 0.0  # a new layer's running mean
     running.reward_baseline = 0.3

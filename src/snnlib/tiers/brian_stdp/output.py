@@ -26,11 +26,19 @@ decision, :math:`0` for a wrong one. From it the layer subtracts its own
 **prediction** of the reward, :math:`\\hat r`, which does not see the label:
 
 - ``"confidence"``: the deciding population's share of the output spikes that
-  followed the first, :math:`\\hat r = (N_a - 1) / (N - 1)` (``1 / n_classes``
-  after a single spike). A confident decision predicts a reward, so a right one
-  teaches little and a wrong one much (as in attention-gated reinforcement
-  learning, Roelfsema & van Ooyen 2005, where the chosen unit's activity is the
-  prediction);
+  followed the first, each population's count raised to ``confidence_power``
+  :math:`n` (divisive normalisation with an exponent, Carandini & Heeger 2012):
+
+  .. math:: \\hat r = \\frac{N'_a{}^{n}}{\\sum_c N'_c{}^{n}},
+
+  where :math:`N'_c` is population ``c``'s spike count, less the first spike for
+  the deciding population ``a`` (``1 / n_classes`` after a single spike). With
+  :math:`n = 1` this is :math:`(N_a - 1) / (N - 1)`. A confident decision
+  predicts a reward, so a right one teaches little and a wrong one much (as in
+  attention-gated reinforcement learning, Roelfsema & van Ooyen 2005, where the
+  chosen unit's activity is the prediction). The prediction stands for the
+  probability that the race picks ``a``; :math:`n > 1` makes it sharper than
+  the plain share of spikes;
 - ``"running_mean"``: the running mean of past rewards (time constant
   ``baseline_images`` images), the same for every image;
 - ``"none"``: :math:`\\hat r = 0`.
@@ -124,6 +132,8 @@ class PopulationParams:
         One more input that fires at ``max_rate_hz`` for every image (a learned bias).
     fire_target, theta_eta_mv, decision_eta_mv : float
         Homeostasis (see the module docstring).
+    confidence_power : float
+        The exponent :math:`n` of the ``"confidence"`` prediction (1: the share of spikes).
     init_drive : float
         The random excitatory starting weights give an average image this many
         times the threshold gap of input.
@@ -152,6 +162,7 @@ class PopulationParams:
     theta_eta_mv: float = 0.05
     decision_eta_mv: float = 0.0
     competitors: float = 0.0
+    confidence_power: float = 1.0
     init_drive: float = 1.5
     epochs: int = 5
     codegen_target: str = "cython"
@@ -164,7 +175,7 @@ class PopulationParams:
         if self.n_classes < 2:
             raise ValueError(f"PopulationParams.n_classes must be at least 2, got {self.n_classes}.")
         for name in ("dt_ms", "max_rate_hz", "z_max", "tau_mem_ms", "v_gap_mv",
-                     "baseline_images", "init_drive"):
+                     "baseline_images", "init_drive", "confidence_power"):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float))
                                                and math.isfinite(value) and value > 0):
@@ -362,8 +373,9 @@ class PopulationReadout:
     def predicted_reward(self, counts: np.ndarray, decision: int) -> float:
         """The reward the layer predicts for a decision, from its spike counts (``prediction``).
 
-        ``"confidence"``: :math:`(N_a - 1) / (N - 1)`, the deciding population's share of the
-        spikes after the first (``1 / n_classes`` when there was one spike);
+        ``"confidence"``: :math:`N'_a{}^n / \\sum_c N'_c{}^n`, the deciding population's share of
+        the spikes after the first, each population's count to the power ``confidence_power``
+        (``1 / n_classes`` when there was one spike);
         ``"running_mean"``: the mean of past rewards; ``"none"``: 0. The label is not used.
         """
         p = self.p
@@ -371,11 +383,12 @@ class PopulationReadout:
             return float(self.reward_baseline)
         if p.prediction == "none":
             return 0.0
-        total = float(np.sum(counts))
-        if total <= 1:
+        pop = np.bincount(self.klass, weights=counts, minlength=p.n_classes)
+        pop[decision] = max(pop[decision] - 1.0, 0.0)  # the spikes after the first
+        if pop.sum() <= 0:
             return 1.0 / p.n_classes
-        mine = float(np.sum(counts[self.klass == decision]))
-        return (mine - 1.0) / (total - 1.0)
+        pop = pop ** p.confidence_power
+        return float(pop[decision] / pop.sum())
 
     def _show(self, u: np.ndarray, labels, *, learn: bool, steps: int, seed: int) -> np.ndarray:
         import brian2 as b2

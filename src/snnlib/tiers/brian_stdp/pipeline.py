@@ -93,13 +93,14 @@ def tier_params(profile) -> N.Tier1Params:
 def output_params(profile) -> PopulationParams:
     """The output layer at a profile's size. Chosen on the validation split (5,000 training
     and 2,000 validation images' features): 10 neurons per class, the first spike decides
-    while learning, the reward minus the layer's confidence, zero-sum changes, a tonic input,
+    while learning, the reward minus the layer's confidence (each population's spikes squared
+    before the share is taken: ``confidence_power`` 2), zero-sum changes, a tonic input,
     thresholds for firing on half the images, eta 0.1 decaying by 0.85 per epoch, starting
     weights that give an average image 3 times the threshold gap, 100 steps per image when
     deciding."""
     _profile_section(profile, "brian_stdp", "brian_stdp.output_params")
     return PopulationParams(neurons_per_class=10, decide_by="first_spike", prediction="confidence",
-                            conserve=True, tonic_input=True, fire_target=0.5, eta=0.1,
+                            confidence_power=2.0, conserve=True, tonic_input=True, fire_target=0.5, eta=0.1,
                             eta_decay=0.85, init_drive=3.0,
                             eval_steps=100, epochs=profile.brian_stdp.output_epochs,
                             codegen_target="numpy" if profile.name == "ci" else "cython")
