@@ -5,7 +5,7 @@ network approaches its CNN as T grows."""
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -17,6 +17,11 @@ from snnlib import runs
 from snnlib.tiers import conversion as C
 
 TINY = C.ConvNetParams(widths=(4, 6), pool_after=(0, 1))
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:tier 3's reproducible arithmetic caps the CPU kernels:RuntimeWarning")
+"""Tests compute before a run caps the kernels: the run warns that it cannot (and keys its
+caches by the kernels it used); a fresh interpreter is tested apart."""
 
 
 def _trained_like(params=TINY, seed=0) -> C.ConvNet:
@@ -378,6 +383,10 @@ def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):
     assert set(record["snn"]["accuracy_vs_steps"]) == {"1", "2", "4", "8", "16", "32"}
     assert record["snn_images"] == 50 and record["variants"]["images"] == 20
     assert record["cnn"]["multiply_accumulates_per_image"] > 0
+    # the ci profile's arithmetic: float32, fixed threads (no bfloat16 CNN measured)
+    assert rec.parameters["numerics"] == asdict(C.numerics.REPRODUCIBLE)
+    assert rec.parameters["numerics_in_use"]["threads"] == C.numerics.REPRODUCIBLE_THREADS
+    assert record["cnn"]["bfloat16"] is None and rec.parameters["snn_bf16"] is False
     firing = rec.firing
     assert list(firing) == [f"conv{k}" for k in range(1, 7)]
     assert all(0 <= f["rate_per_step"] <= 1 for f in firing.values())
@@ -409,3 +418,51 @@ def test_rates_approach_the_activations_they_stand_for():
     assert r["rates"][512][0].shape == r["activations"][0].shape
     with pytest.raises(ValueError, match="steps"):
         C.rates_vs_activations(normed, x, steps=[0])
+
+
+@pytest.mark.parametrize("v0", [0.0, 0.5])
+def test_recorded_spikes_are_rate_coded_activations(v0):
+    net = C.fold_batchnorm(_trained_like(seed=7))
+    x = torch.rand(10, 3, 32, 32)
+    normed, _ = C.normalise(net, x, percentile=99.0)
+    steps = 64
+    rec = C.convert.record_spikes(normed, x[3], steps=steps, neurons_per_layer=5, v0=v0)
+    assert rec["steps"] == steps and len(rec["spikes"]) == 2
+    for spikes, neurons, a in zip(rec["spikes"], rec["neurons"], rec["activations"]):
+        assert spikes.dtype == torch.bool and spikes.shape == (steps, 1, 5) and len(neurons) == 5
+        assert bool((a > 0).all()) and bool((a[1:] >= a[:-1]).all())  # weakest to strongest
+    # the first layer's input is constant: exactly the IF staircase, n_T = clip(floor(T a + v0))
+    a = rec["activations"][0].double().numpy()
+    counts = rec["spikes"][0].sum(dim=(0, 1)).numpy()
+    on_edge = np.abs(steps * a + v0 - np.round(steps * a + v0)) < 1e-4
+    expected = steps * N.if_rate(a, steps, v0=v0)
+    np.testing.assert_array_equal(counts[~on_edge], expected[~on_edge])
+    assert counts.sum() > 0, "vacuous"
+    # every layer: the same spikes as rates_vs_activations' run of the same image
+    trace = C.rates_vs_activations(normed, x[3:4], steps=[steps], keep_rates=True, v0=v0)
+    for j, (spikes, neurons) in enumerate(zip(rec["spikes"], rec["neurons"])):
+        rates = trace["rates"][steps][j][0].flatten()[neurons]
+        torch.testing.assert_close(spikes.sum(dim=(0, 1)).float(), rates * steps)
+        torch.testing.assert_close(rec["activations"][j],
+                                   trace["activations"][j][0].flatten()[neurons])
+
+
+def test_recorded_neurons_span_the_positive_activations():
+    net = C.fold_batchnorm(_trained_like(seed=8))
+    x = torch.rand(4, 3, 32, 32)
+    normed, _ = C.normalise(net, x)
+    rec = C.convert.record_spikes(normed, x[0], steps=4, neurons_per_layer=3)
+    trace = C.rates_vs_activations(normed, x[:1], steps=[1], keep_rates=True)
+    for neurons, acts in zip(rec["neurons"], trace["activations"]):
+        positive = acts[0].flatten()[acts[0].flatten() > 0].sort().values
+        # the smallest, the middle and the largest positive activation
+        expected = positive[[0, round((len(positive) - 1) / 2), len(positive) - 1]]
+        torch.testing.assert_close(acts[0].flatten()[neurons], expected)
+    everything = C.convert.record_spikes(normed, x[0][None], steps=2, neurons_per_layer=10**6)
+    assert len(everything["neurons"][0]) == int((trace["activations"][0] > 0).sum())
+    for bad, match in (({"image": x[:2]}, "image"), ({"image": x[0].numpy()}, "image"),
+                       ({"steps": 0}, "steps"), ({"neurons_per_layer": 0}, "neurons_per_layer"),
+                       ({"v0": 1.5}, "v0")):
+        kwargs = {"image": x[0], "steps": 4, **bad}
+        with pytest.raises((ValueError, TypeError), match=match):
+            C.convert.record_spikes(normed, **kwargs)

@@ -12,7 +12,12 @@ Bu et al. 2022), in three modules:
   (:func:`synaptic_operations`), quantisation-aware fine-tuning
   (:func:`qcfs_from_relu`);
 - :mod:`.run`: the tier's pipeline (:func:`run_tier`), which writes the
-  common record (:mod:`.record`).
+  common record (:mod:`.record`);
+- :mod:`.numerics`: the arithmetic of each profile (float32, fixed threads,
+  deterministic algorithms and capped CPU kernels at ``ci`` and ``book``, so
+  that their numbers are the same on every machine; bfloat16 at ``full``);
+- :mod:`.plots` and :mod:`.report`: chapter 6's figures and tables, drawn
+  from the record and the networks.
 
 The IF neuron itself (reset by subtraction) is :class:`snnlib.neurons.IFNeurons`.
 """
@@ -25,6 +30,7 @@ from .convert import (PERCENTILE, PERCENTILES, QCFS_V0, SIM_VERSION, SNN_PART_IM
                       relu_layers, simulate, simulate_parts, smallest_steps_within,
                       synaptic_operations)
 from .run import params_for_profile, run_tier
+from . import numerics, plots, report  # noqa: E402  (modules: conversion.plots.raster, ...)
 
 __all__ = ["ConvNet", "ConvNetParams", "PERCENTILE", "PERCENTILES", "QCFS",
            "QCFS_INIT_PERCENTILE", "QCFS_LEVELS", "QCFS_MAX_LR", "QCFS_V0", "SIM_VERSION",

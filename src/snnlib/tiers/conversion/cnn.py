@@ -14,6 +14,7 @@ pipeline.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass
 
@@ -24,6 +25,7 @@ from torch.nn import functional as F
 
 from ... import _validate as check
 from ... import runs
+from .numerics import Numerics, fingerprint, numerics_scope
 
 __all__ = ["ConvNet", "ConvNetParams", "QCFS", "QCFS_INIT_PERCENTILE", "QCFS_LEVELS",
            "QCFS_MAX_LR", "TRAIN_VERSION", "TrainParams", "augment", "bf16_supported",
@@ -253,7 +255,9 @@ class TrainParams:
         Forward and backward passes in bfloat16 under ``torch.autocast``
         (the weights stay float32). On CPUs with AMX or AVX-512 BF16 units
         this about doubles the speed; the trained network is evaluated and
-        converted in float32.
+        converted in float32. The ``full`` profile sets it where the device
+        has such units; ``ci`` and ``book`` train in float32, reproducibly
+        (:mod:`.numerics`), since the rounding differs between processors.
     """
 
     epochs: int = 30
@@ -358,7 +362,7 @@ def _evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int 
 def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *, seed: int,
               checkpoint=None, progress: bool = True, eval_images=None, eval_labels=None,
               on_epoch=None, restart_stale: bool = False, init_key: str | None = None,
-              device: str = "cpu") -> dict:
+              device: str = "cpu", numerics: Numerics | None = None) -> dict:
     """Train ``model`` on uint8 ``images`` ``(N, 32, 32, 3)``; resumable from ``checkpoint``.
 
     The checkpoint (model, optimiser, schedule, generator and history) is
@@ -380,6 +384,15 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
     ``device``: where the model trains (``"cpu"`` or ``"cuda"``); the crops,
     flips and shuffles are drawn on the CPU, so they are the same on every
     device.
+
+    ``numerics`` (:class:`.numerics.Numerics`): the arithmetic, applied for
+    the call (:func:`.numerics.numerics_scope`); None: the process's own.
+    With reproducible numerics (the ``ci`` and ``book`` profiles: float32,
+    fixed threads, deterministic algorithms, capped CPU kernels), two calls
+    with the same arguments give the same weights bit for bit, and a
+    checkpoint made with other threads or kernels counts as another run's
+    (:func:`.numerics.fingerprint`). The number of epochs is fixed by
+    ``p.epochs``: no time budget, so every machine trains the same steps.
 
     Returns the history: per epoch ``loss``, ``train_accuracy`` (on the
     augmented batches), ``eval_accuracy`` (or None), ``wall_s``; and
@@ -406,6 +419,11 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
         raise ValueError(f"{where}: eval_images and eval_labels go together; got "
                          f"{'only eval_images' if eval_labels is None else 'only eval_labels'}")
     check.instance("device", device, str, where=where)
+    check.instance("numerics", numerics, Numerics, none=True, where=where)
+    if numerics is not None and numerics.bf16 != p.bf16:
+        raise ValueError(f"{where}: p.bf16={p.bf16} but numerics.bf16={numerics.bf16}: the "
+                         "training's precision must be the numerics' (params_for_profile "
+                         "gives both)")
     _finite_module("model", model, where)
     x = _images_tensor(images, "images", where)
     _labels_for("labels", labels, len(x), where)
@@ -416,81 +434,86 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
     check.fits_in_memory(f"training in batches of p.batch_size={p.batch_size}",
                          3 * 4 * min(p.batch_size, len(x)) * model.params.activations_per_image(),
                          where=where)
-    model.to(device)
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    steps_per_epoch = math.ceil(len(x) / p.batch_size)
-    opt = torch.optim.SGD(model.parameters(), lr=p.max_lr, momentum=p.momentum, nesterov=True,
-                          weight_decay=p.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.max_lr, epochs=p.epochs,
-                                                steps_per_epoch=steps_per_epoch,
-                                                pct_start=p.warmup, final_div_factor=1e4)
-    g = torch.Generator().manual_seed(seed)
-    history = {"loss": [], "train_accuracy": [], "eval_accuracy": [], "wall_s": []}
-    start_epoch = 0
-    path = Path(checkpoint) if checkpoint is not None else None
-    data_key = runs.cache_key(np.asarray(images), np.asarray(labels), version=TRAIN_VERSION)
-    if path is not None and path.exists():
-        state = runs.load_torch(path)
-        stale = (state.get("params") != asdict(p) or state.get("n_images") != len(x)
-                 or state.get("seed") != seed or state.get("data_key") != data_key
-                 or state.get("model_params") != asdict(model.params)
-                 or state.get("init_key") != init_key)
-        if stale and not restart_stale:
-            raise runs.CheckpointError(
-                f"{path} was written by another training run (other parameters, network, "
-                "images, seed or starting weights); remove it or choose another checkpoint.")
-        if stale:
-            runs.set_aside(path, "written by another training run")
-    if path is not None and path.exists():
-        model.load_state_dict(state["model"])  # onto the model's device
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        g.set_state(state["generator"])
-        history, start_epoch = state["history"], state["epoch"]
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=p.label_smoothing)
-    for epoch in range(start_epoch, p.epochs):
-        t0 = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(x), generator=g)
-        total, correct, seen = 0.0, 0, 0
-        bar = tqdm(range(0, len(x), p.batch_size), disable=not progress, unit="batch",
-                   desc=f"tier 3, CNN epoch {epoch + 1}/{p.epochs}", leave=False)
-        for first in bar:
-            idx = order[first:first + p.batch_size]
-            xb = (_augment(x[idx], g) if p.augment else x[idx]).to(device, non_blocking=True)
-            yb = y[idx].to(device, non_blocking=True)
-            with runs.autocast(device, p.bf16):
-                out = model(xb)
-                loss = loss_fn(out.float(), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-            correct += int((out.argmax(1) == yb).sum())
-            seen += len(idx)
-        history["loss"].append(total / seen)
-        history["train_accuracy"].append(correct / seen)
-        history["eval_accuracy"].append(
-            evaluate_cnn(model, x_eval, eval_labels)["accuracy"] if x_eval is not None else None)
-        history["wall_s"].append(time.perf_counter() - t0)
-        if progress:
-            ev = history["eval_accuracy"][-1]
-            print(f"epoch {epoch + 1}/{p.epochs}: loss {history['loss'][-1]:.3f}, train "
-                  f"{history['train_accuracy'][-1]:.3f}" + (f", eval {ev:.3f}" if ev is not None else "")
-                  + f" ({history['wall_s'][-1]:.0f} s)")
-        if path is not None:
-            runs.save_torch(path, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "generator": g.get_state(),
-                "history": history, "epoch": epoch + 1, "params": asdict(p),
-                "n_images": len(x), "seed": seed, "data_key": data_key,
-                "model_params": asdict(model.params), "init_key": init_key})
-        if on_epoch is not None:
-            on_epoch(epoch + 1, history)
-    model.eval()
-    history["total_wall_s"] = float(sum(history["wall_s"]))
-    return history
+    with numerics_scope(numerics) if numerics is not None else contextlib.nullcontext():
+        numerics_key = fingerprint(numerics) if numerics is not None else None
+        model.to(device)
+        y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        steps_per_epoch = math.ceil(len(x) / p.batch_size)
+        opt = torch.optim.SGD(model.parameters(), lr=p.max_lr, momentum=p.momentum, nesterov=True,
+                              weight_decay=p.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.max_lr, epochs=p.epochs,
+                                                    steps_per_epoch=steps_per_epoch,
+                                                    pct_start=p.warmup, final_div_factor=1e4)
+        g = torch.Generator().manual_seed(seed)
+        history = {"loss": [], "train_accuracy": [], "eval_accuracy": [], "wall_s": []}
+        start_epoch = 0
+        path = Path(checkpoint) if checkpoint is not None else None
+        data_key = runs.cache_key(np.asarray(images), np.asarray(labels), version=TRAIN_VERSION)
+        if path is not None and path.exists():
+            state = runs.load_torch(path)
+            stale = (state.get("params") != asdict(p) or state.get("n_images") != len(x)
+                     or state.get("seed") != seed or state.get("data_key") != data_key
+                     or state.get("model_params") != asdict(model.params)
+                     or state.get("init_key") != init_key
+                     or state.get("numerics") != numerics_key)
+            if stale and not restart_stale:
+                raise runs.CheckpointError(
+                    f"{path} was written by another training run (other parameters, network, "
+                    "images, seed, starting weights or arithmetic); remove it or choose another "
+                    "checkpoint.")
+            if stale:
+                runs.set_aside(path, "written by another training run")
+        if path is not None and path.exists():
+            model.load_state_dict(state["model"])  # onto the model's device
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            g.set_state(state["generator"])
+            history, start_epoch = state["history"], state["epoch"]
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=p.label_smoothing)
+        for epoch in range(start_epoch, p.epochs):
+            t0 = time.perf_counter()
+            model.train()
+            order = torch.randperm(len(x), generator=g)
+            total, correct, seen = 0.0, 0, 0
+            bar = tqdm(range(0, len(x), p.batch_size), disable=not progress, unit="batch",
+                       desc=f"tier 3, CNN epoch {epoch + 1}/{p.epochs}", leave=False)
+            for first in bar:
+                idx = order[first:first + p.batch_size]
+                xb = (_augment(x[idx], g) if p.augment else x[idx]).to(device, non_blocking=True)
+                yb = y[idx].to(device, non_blocking=True)
+                with runs.autocast(device, p.bf16):
+                    out = model(xb)
+                    loss = loss_fn(out.float(), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += float(loss.detach()) * len(idx)
+                correct += int((out.argmax(1) == yb).sum())
+                seen += len(idx)
+            history["loss"].append(total / seen)
+            history["train_accuracy"].append(correct / seen)
+            history["eval_accuracy"].append(
+                evaluate_cnn(model, x_eval, eval_labels)["accuracy"] if x_eval is not None else None)
+            history["wall_s"].append(time.perf_counter() - t0)
+            if progress:
+                ev = history["eval_accuracy"][-1]
+                print(f"epoch {epoch + 1}/{p.epochs}: loss {history['loss'][-1]:.3f}, train "
+                      f"{history['train_accuracy'][-1]:.3f}" + (f", eval {ev:.3f}" if ev is not None else "")
+                      + f" ({history['wall_s'][-1]:.0f} s)")
+            if path is not None:
+                runs.save_torch(path, {
+                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "generator": g.get_state(),
+                    "history": history, "epoch": epoch + 1, "params": asdict(p),
+                    "n_images": len(x), "seed": seed, "data_key": data_key,
+                    "model_params": asdict(model.params), "init_key": init_key,
+                    "numerics": numerics_key})
+            if on_epoch is not None:
+                on_epoch(epoch + 1, history)
+        model.eval()
+        history["total_wall_s"] = float(sum(history["wall_s"]))
+        return history
 
 
 def bf16_supported(device: str = "cpu") -> bool:

@@ -45,6 +45,8 @@ ultra-low-latency spiking neural networks. *ICLR*.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 from dataclasses import replace
 from typing import Literal, Sequence
@@ -60,10 +62,11 @@ from ...encoding import PoissonParams, poisson_step
 from ...neurons import IFNeurons
 from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, ConvNet, _finite_module, _image_batch,
                   _labels_for, _n_classes, fold_batchnorm)
+from .numerics import Numerics, fingerprint, numerics_scope
 
 __all__ = ["PERCENTILE", "PERCENTILES", "QCFS_V0", "SIM_VERSION", "SNN_PART_IMAGES",
            "STEPS_ANALYSED", "normalise", "qcfs_from_relu", "rates_vs_activations",
-           "relu_layers", "simulate", "simulate_parts", "smallest_steps_within",
+           "record_spikes", "relu_layers", "simulate", "simulate_parts", "smallest_steps_within",
            "synaptic_operations"]
 
 QCFS_V0 = 0.5
@@ -412,6 +415,98 @@ def rates_vs_activations(net: nn.Sequential, images: torch.Tensor, *, steps: Seq
     return result
 
 
+@torch.no_grad()
+def record_spikes(net: nn.Sequential, image: torch.Tensor, *, steps: int,
+                  neurons_per_layer: int = 6, v0: float = 0.0) -> dict:
+    """The spikes of a few neurons per layer of the converted network, for one image over ``steps`` steps.
+
+    ``net`` is normalised (:func:`normalise`) and runs as :func:`simulate`
+    runs it with analog input: the image is the first layer's input current
+    at every step, and every activation is IF neurons (threshold 1, reset by
+    subtraction, potential starting at ``v0``). In each spiking layer the
+    neurons recorded are those at ``neurons_per_layer`` evenly spaced ranks
+    of the layer's positive CNN activations :math:`a` (the normalised
+    network's ReLU outputs for this image), from the smallest to the
+    largest (all of them when fewer are positive; none in a silent layer),
+    so that a raster of them runs from the weakest neuron to the strongest.
+
+    A neuron of the first layer receives the constant current :math:`z = a`
+    and fires
+
+    .. math:: n_T = \\mathrm{clip}\\left(\\left\\lfloor T a + v_0 \\right\\rfloor, 0, T\\right)
+
+    times in :math:`T` steps (:func:`snnlib.neurons.if_rate` times
+    :math:`T`): rate coding, a count proportional to the activation and
+    clipped at one spike per step. A deeper neuron receives spikes rather
+    than a constant current and fires about :math:`T \\min(a, 1)` times.
+
+    Parameters
+    ----------
+    net : nn.Sequential
+        A normalised network.
+    image : torch.Tensor
+        One image, float ``(3, 32, 32)`` or ``(1, 3, 32, 32)`` in [0, 1].
+    steps : int
+        :math:`T`, the steps simulated.
+    neurons_per_layer : int
+        Neurons recorded per spiking layer (at most).
+    v0 : float
+        Initial potential, in [0, 1] (0.5 for a QCFS-trained network).
+
+    Returns
+    -------
+    dict
+        ``spikes``: per layer, bool ``(steps, 1, n)`` (time-major, a batch of
+        one, as :func:`snnlib.viz.raster` takes them); ``neurons``: per layer,
+        the neurons' flat indices in the layer's output (channel, row,
+        column); ``activations``: per layer, their activations :math:`a`;
+        ``steps``.
+    """
+    where = "record_spikes"
+    _sequential("net", net, where, finite=True)
+    if not relu_layers(net):
+        raise ValueError(f"{where}: net has no ReLU or QCFS activation to turn into IF neurons")
+    if not torch.is_tensor(image) or image.ndim not in (3, 4) or (image.ndim == 4
+                                                                  and len(image) != 1):
+        raise ValueError(f"{where}: image must be one image, a float tensor (3, 32, 32) or "
+                         f"(1, 3, 32, 32), got "
+                         f"{tuple(image.shape) if torch.is_tensor(image) else type(image).__name__}")
+    x = image[None] if image.ndim == 3 else image
+    _image_batch("image", x, where)
+    steps = check.positive_int("steps", steps, where=where)
+    _max_steps([steps], 1, where)
+    check.positive_int("neurons_per_layer", neurons_per_layer, where=where)
+    v0 = _v0(v0, where)
+    net = copy.deepcopy(net).eval()
+    activations: list[torch.Tensor] = []
+    hooks = [net[k].register_forward_hook(lambda m, i, o: activations.append(o[0].flatten()))
+             for k in relu_layers(net)]
+    net(x)
+    for h in hooks:
+        h.remove()
+    chosen = []
+    for a in activations:
+        positive = torch.nonzero(a > 0).flatten()
+        order = positive[torch.argsort(a[positive], stable=True)]
+        if len(order) > neurons_per_layer:
+            ranks = np.round(np.linspace(0, len(order) - 1, neurons_per_layer)).astype(np.int64)
+            order = order[torch.as_tensor(ranks)]
+        chosen.append(order)
+    snn, spiking = _spiking_copy(net, v0)
+    record: list[list[torch.Tensor]] = [[] for _ in spiking]
+    hooks = [layer.register_forward_hook(
+        lambda m, i, o, j=j: record[j].append(o[0].flatten()[chosen[j]] > 0))
+        for j, layer in enumerate(spiking)]
+    for _ in range(steps):
+        snn(x)
+    for h in hooks:
+        h.remove()
+    return {"spikes": [torch.stack(r)[:, None, :] for r in record],
+            "neurons": chosen,
+            "activations": [a[idx].clone() for a, idx in zip(activations, chosen)],
+            "steps": steps}
+
+
 def _spiking_copy(net: nn.Sequential, v0: float) -> tuple[nn.Sequential, list[IFNeurons]]:
     """A copy of a normalised network with every activation replaced by IF neurons."""
     import copy
@@ -581,7 +676,8 @@ SIM_VERSION = 3
 def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequence[int],
                    folder, input: Literal["analog", "poisson"] = "analog", seed: int = 0,
                    bf16: bool = False, v0: float = 0.0, part_images: int = SNN_PART_IMAGES,
-                   progress: bool = True, desc: str = "tier 3, SNN", device: str = "cpu") -> dict:
+                   progress: bool = True, desc: str = "tier 3, SNN", device: str = "cpu",
+                   numerics: Numerics | None = None) -> dict:
     """:func:`simulate` in parts of ``part_images`` images, each saved in ``folder``; resumable.
 
     A part is recomputed when its network's weights, its images or labels,
@@ -592,11 +688,14 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
     :func:`simulate` returns for all the images, with ``wall_s`` summed over
     the parts and ``images_per_s`` (images simulated for ``max(steps)`` steps
     per second).
+
+    ``numerics`` (:class:`.numerics.Numerics`): the arithmetic, applied for
+    the call; with reproducible numerics a part computed with other threads
+    or CPU kernels is recomputed (:func:`.numerics.fingerprint` is part of
+    its key). None: the process's own arithmetic, not part of the key.
     """
     import os
     from pathlib import Path
-
-    from ...progress import tqdm
 
     where = "simulate_parts"
     check.instance("folder", folder, (str, os.PathLike), where=where)
@@ -605,8 +704,22 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
     check.positive_int("part_images", part_images, where=where)
     check.flag("progress", progress, where=where)
     check.instance("desc", desc, str, where=where)
+    check.instance("numerics", numerics, Numerics, none=True, where=where)
+    if numerics is not None and numerics.reproducible and bf16:
+        raise ValueError(f"{where}: bf16=True with reproducible numerics (float32 only)")
     _max_steps(_steps(steps, where), len(images), where)
-    folder = Path(folder)
+    with numerics_scope(numerics) if numerics is not None else contextlib.nullcontext():
+        return _simulate_parts(net, images, labels, steps=steps, folder=Path(folder), input=input,
+                               seed=seed, bf16=bf16, v0=v0, part_images=part_images,
+                               progress=progress, desc=desc, device=device,
+                               numerics_key=None if numerics is None else fingerprint(numerics))
+
+
+def _simulate_parts(net, images, labels, *, steps, folder, input, seed, bf16, v0, part_images,
+                    progress, desc, device, numerics_key) -> dict:
+    """:func:`simulate_parts` after its checks, inside its numerics."""
+    from ...progress import tqdm
+
     steps = sorted(set(int(t) for t in steps))
     labels = np.asarray(labels)
     n = len(images)
@@ -619,8 +732,10 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
         last = min(n, first + part_images)
         path = folder / f"part_{first:06d}_{last:06d}.npz"
         x = images[first:last]
-        part_key = runs.cache_key(net, x, labels[first:last], steps, input, seed, bf16,
-                                  float(v0), first, version=SIM_VERSION)
+        key_parts = (net, x, labels[first:last], steps, input, seed, bf16, float(v0), first)
+        if numerics_key is not None:  # (without numerics, the keys of earlier runs)
+            key_parts += (numerics_key,)
+        part_key = runs.cache_key(*key_parts, version=SIM_VERSION)
         saved = runs.cached_npz(path, part_key)
         if saved is None:
             g = torch.Generator().manual_seed(int(seed) * 1_000_003 + first)

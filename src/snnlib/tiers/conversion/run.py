@@ -16,10 +16,11 @@ from ... import _validate as check
 from ... import runs
 from .. import _profile_section
 from .cnn import (QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, TRAIN_VERSION, ConvNet,
-                  ConvNetParams, TrainParams, _evaluate_cnn, bf16_supported, evaluate_cnn,
-                  fold_batchnorm, images_to_tensor, train_cnn)
+                  ConvNetParams, TrainParams, _evaluate_cnn, evaluate_cnn, fold_batchnorm,
+                  images_to_tensor, train_cnn)
 from .convert import (PERCENTILE, PERCENTILES, QCFS_V0, STEPS_ANALYSED, normalise,
                       qcfs_from_relu, simulate_parts, smallest_steps_within)
+from .numerics import numerics_for_profile, numerics_in_use, numerics_scope
 from .record import to_record
 
 __all__ = ["params_for_profile", "run_tier"]
@@ -28,12 +29,15 @@ __all__ = ["params_for_profile", "run_tier"]
 def params_for_profile(profile, device: str = "cpu") -> tuple[ConvNetParams, TrainParams]:
     """The CNN and its training at a profile's size (``profile.conversion.width``, ``.epochs``).
 
-    Training uses bfloat16 autocast where ``device`` supports it (:func:`bf16_supported`).
+    Training is in float32 at the ``ci`` and ``book`` profiles (reproducible
+    arithmetic, :func:`.numerics.numerics_for_profile`) and in bfloat16
+    autocast at ``full`` where ``device`` supports it (:func:`bf16_supported`).
     """
     _profile_section(profile, "conversion", "conversion.params_for_profile")
     w = profile.conversion.width
     return (ConvNetParams(widths=(w, w, 2 * w, 2 * w, 4 * w, 4 * w)),
-            TrainParams(epochs=profile.conversion.epochs, bf16=bf16_supported(device)))
+            TrainParams(epochs=profile.conversion.epochs,
+                        bf16=numerics_for_profile(profile, device).bf16))
 
 
 def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
@@ -61,16 +65,22 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
     ``device`` (default ``$SNNLIB_DEVICE`` or ``"cpu"``): where the CNN
     trains and the spiking network is simulated.
 
+    The arithmetic is the profile's (:func:`.numerics.numerics_for_profile`),
+    applied for the call (:func:`.numerics.numerics_scope`): at ``ci`` and
+    ``book``, float32 with fixed threads, deterministic algorithms and capped
+    CPU kernels, so that every number of the record except the wall times
+    and speeds is the same on every x86-64 machine with AVX2, and caches made
+    with other arithmetic are recomputed; at ``full``, bfloat16 where the
+    device has it (then the record also measures the bfloat16 CNN and
+    simulates the variant images in float32, so that what the rounding costs
+    is measured, not assumed). Training runs a fixed number of epochs, never
+    a time budget.
+
     Writes ``out_dir/tier_record.json`` (:class:`snnlib.runs.TierRecord`);
     returns ``(record, details)``: the record and, for the chapter, the
     networks, simulations and test images.
     """
-    import time
-    from pathlib import Path
-
     import os
-
-    from ... import data, metrics
 
     where = "conversion.run_tier"
     _profile_section(profile, "conversion", where)
@@ -78,6 +88,20 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
     check.integer("seed", seed, low=0, where=where)
     check.flag("progress", progress, where=where)
     device = runs.get_device(device)
+    numerics = numerics_for_profile(profile, device)
+    with numerics_scope(numerics):
+        return _run_tier(profile, out_dir=out_dir, seed=seed, device=device, progress=progress,
+                         numerics=numerics)
+
+
+def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numerics):
+    """:func:`run_tier` after its checks, inside its numerics."""
+    import time
+    from pathlib import Path
+
+    from ... import data, metrics
+
+    where = "conversion.run_tier"
     sizes = profile.conversion
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,15 +119,16 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
                                                      seed=seed)))
     y_train, y_test = train.labels[itr], test.labels[ite]
     cp, tp = params_for_profile(profile, device)
-    # bfloat16 simulation where the CPU has it (about 1.8 times faster here,
-    # benchmarks/conversion_speed.py); every run then also simulates its variant
-    # images in float32, so that what the rounding costs is measured, not assumed
+    # bfloat16 simulation where the profile's numerics have it (full, on a CPU with
+    # bfloat16 units: about 1.8 times faster, benchmarks/conversion_speed.py); such a
+    # run then also simulates its variant images in float32, so that what the rounding
+    # costs is measured, not assumed
     snn_bf16 = tp.bf16
     torch.manual_seed(seed)
     model = ConvNet(cp)
     history = train_cnn(model, train.images[itr], y_train, tp, seed=seed,
                         checkpoint=out / "cnn.pt", progress=progress, restart_stale=True,
-                        device=device)
+                        device=device, numerics=numerics)
     model.cpu()
     folded = fold_batchnorm(model)
     on_device = folded if device == "cpu" else copy.deepcopy(folded).to(device)
@@ -114,11 +139,14 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
     start = time.perf_counter()
     cnn = _evaluate_cnn(on_device, x_test, y_test)
     cnn_wall = time.perf_counter() - start
-    with runs.autocast(device, True):
-        _evaluate_cnn(on_device, x_test[:500], y_test[:500])
-        start = time.perf_counter()
-        cnn_bf16 = _evaluate_cnn(on_device, x_test, y_test)
-    cnn_bf16_wall = time.perf_counter() - start
+    cnn_bf16 = None
+    if not numerics.reproducible:  # its speed and accuracy depend on the CPU's bfloat16 units
+        with runs.autocast(device, True):
+            _evaluate_cnn(on_device, x_test[:500], y_test[:500])
+            start = time.perf_counter()
+            cnn_bf16 = _evaluate_cnn(on_device, x_test, y_test)
+        cnn_bf16 = {"accuracy": cnn_bf16["accuracy"],
+                    "images_per_s": len(x_test) / (time.perf_counter() - start)}
 
     calibration = images_to_tensor(train.images[itr[:1000]])
     nets, lambdas = {}, {}
@@ -130,23 +158,24 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
     sims = {"analog, p99.99": simulate_parts(
         nets[PERCENTILE], x_test[:n_snn], y_test[:n_snn], steps=steps, seed=seed,
         folder=out / "snn_analog_p99.99", bf16=snn_bf16, progress=progress,
-        desc="tier 3, SNN (analog input)", device=device)}
+        desc="tier 3, SNN (analog input)", device=device, numerics=numerics)}
     variants = {}
     for pct in PERCENTILES:
         if pct != PERCENTILE:
             variants[f"analog, p{pct:g}"] = simulate_parts(
                 nets[pct], x_test[:n_var], y_test[:n_var], steps=steps, seed=seed,
                 folder=out / f"snn_analog_p{pct:g}", bf16=snn_bf16, progress=progress,
-                desc=f"tier 3, SNN (normalised at p{pct:g})", device=device)
+                desc=f"tier 3, SNN (normalised at p{pct:g})", device=device,
+                numerics=numerics)
     variants["poisson, p99.99"] = simulate_parts(
         nets[PERCENTILE], x_test[:n_var], y_test[:n_var], steps=steps, input="poisson",
         seed=seed, folder=out / "snn_poisson_p99.99", bf16=snn_bf16, progress=progress,
-        desc="tier 3, SNN (Poisson input)", device=device)
+        desc="tier 3, SNN (Poisson input)", device=device, numerics=numerics)
     if snn_bf16:
         variants["analog, p99.99, float32"] = simulate_parts(
             nets[PERCENTILE], x_test[:n_var], y_test[:n_var], steps=steps, seed=seed,
             folder=out / "snn_analog_p99.99_float32", bf16=False, progress=progress,
-            desc="tier 3, SNN (float32 check)", device=device)
+            desc="tier 3, SNN (float32 check)", device=device, numerics=numerics)
     # 5. quantisation-aware fine-tuning from the trained CNN, then the same conversion
     # with the trained thresholds as lambda and neurons starting half-way (v0 = 0.5)
     # (its own seed, so that its shuffles and crops do not repeat the CNN's first epochs)
@@ -155,7 +184,7 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
     q_history = train_cnn(q_model, train.images[itr], y_train, q_tp, seed=seed + 1,
                           checkpoint=out / "cnn_qcfs.pt", progress=progress, restart_stale=True,
                           init_key=runs.cache_key(q_model, QCFS_LEVELS, version=TRAIN_VERSION),
-                          device=device)
+                          device=device, numerics=numerics)
     q_model.cpu()
     q_folded = fold_batchnorm(q_model)
     q_cnn = evaluate_cnn(q_folded, x_test, y_test)
@@ -164,12 +193,14 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
                + [sizes.qcfs_steps])
     q_sim = simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=q_steps, seed=seed,
                            v0=QCFS_V0, folder=out / "snn_qcfs", bf16=snn_bf16, progress=progress,
-                           desc="tier 3, SNN (fine-tuned QCFS)", device=device)
+                           desc="tier 3, SNN (fine-tuned QCFS)", device=device,
+                           numerics=numerics)
     q_check = None
     if snn_bf16:  # the staircase's edges are what QCFS relies on: measure what bfloat16 moves
         q_check = simulate_parts(q_net, x_test[:n_var], y_test[:n_var], steps=q_steps, seed=seed,
                                  v0=QCFS_V0, folder=out / "snn_qcfs_float32", bf16=False,
-                                 progress=progress, desc="tier 3, SNN (QCFS, float32 check)", device=device)
+                                 progress=progress, desc="tier 3, SNN (QCFS, float32 check)",
+                                 device=device, numerics=numerics)
     main = sims["analog, p99.99"]
     cnn_on_snn = float(np.mean(cnn["predictions"][:n_snn] == y_test[:n_snn]))
     q_cnn_on_snn = float(np.mean(q_cnn["predictions"][:n_snn] == y_test[:n_snn]))
@@ -203,8 +234,7 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
             "accuracy_on_variant_images": cnn_on_var,
             **confusion(y_test, cnn["predictions"]),
             "images_per_s": len(x_test) / cnn_wall,
-            "bfloat16": {"accuracy": cnn_bf16["accuracy"],
-                         "images_per_s": len(x_test) / cnn_bf16_wall},
+            "bfloat16": cnn_bf16,
             "multiply_accumulates_per_image": ops["cnn_multiply_accumulates"],
             "training": {"epochs": tp.epochs, "wall_s": history["total_wall_s"],
                          "loss": history["loss"], "train_accuracy": history["train_accuracy"],
@@ -277,7 +307,8 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
         "normalisation_lambdas": {f"p{k:g}": v for k, v in lambdas.items()},
         "parameters": {"cnn": asdict(cp), "training": asdict(tp), "percentile": PERCENTILE,
                        "calibration_images": len(calibration), "v0": 0.0,
-                       "snn_bf16": snn_bf16},
+                       "snn_bf16": snn_bf16, "numerics": asdict(numerics),
+                       "numerics_in_use": numerics_in_use()},
         "seed": seed,
         "dataset": data.dataset_name(train.source),
         "train_images": len(itr),

@@ -1,0 +1,320 @@
+"""Chapter 6's tables and summary lines, read from tier 3's record.
+
+Each function takes the :class:`snnlib.runs.TierRecord` that
+:func:`.run.run_tier` writes (or what the chapter computed beside it) and
+returns either a line of text (to ``print``) or a pandas ``Styler`` (to
+``display``), so that a chapter cell reads as its prose does::
+
+    display(conversion.report.accuracy_table(record))
+    print(conversion.report.smallest_steps_line(record))
+
+Numbers are formatted as the chapter shows them: accuracies as percentages
+with one decimal, operation counts with three significant digits.
+:func:`show` prints lines and displays tables in order (for a cell with
+several of them, such as :func:`full_profile_items`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ... import _validate as check
+from ... import runs
+
+__all__ = ["accumulates_line", "accuracy_table", "costs_table", "firing_table",
+           "float32_gap_line", "full_profile_items", "lambda_table", "layer_names",
+           "network_lines", "operations_table", "qcfs_float32_line", "qcfs_steps_line",
+           "qcfs_table", "qcfs_training_line", "show", "smallest_steps_line", "training_line",
+           "variants_table"]
+
+
+def _record(record, where: str) -> runs.TierRecord:
+    """A tier-3 record (what :func:`.run.run_tier` returns or ``runs.load_record`` reads)."""
+    check.instance("record", record, runs.TierRecord, where=where)
+    if record.tier != "conversion":
+        raise ValueError(f"{where}: record must be tier 3's (conversion), got tier "
+                         f"{record.tier!r}")
+    return record
+
+
+def _steps_row(curve: dict) -> dict[int, float]:
+    """``{"1": a, "2": b}`` (a record's JSON keys) as ``{1: a, 2: b}``."""
+    return {int(t): a for t, a in curve.items()}
+
+
+def layer_names(record) -> list[str]:
+    """The spiking layers' names, ``conv1`` ... (one per convolution of the CNN)."""
+    record = _record(record, "report.layer_names")
+    return [f"conv{k + 1}" for k in range(len(record.parameters["cnn"]["widths"]))]
+
+
+def network_lines(cnn_params, train_params, numerics) -> str:
+    """Two lines: the CNN's layers, and how it trains (epochs, batch, learning rate, arithmetic).
+
+    ``numerics`` is a :class:`.numerics.Numerics`; its :meth:`~.numerics.Numerics.describe`
+    names no value of the machine, so the line is the same wherever it is printed.
+    """
+    from .cnn import ConvNetParams, TrainParams
+    from .numerics import Numerics
+
+    where = "report.network_lines"
+    check.instance("cnn_params", cnn_params, ConvNetParams, where=where)
+    check.instance("train_params", train_params, TrainParams, where=where)
+    check.instance("numerics", numerics, Numerics, where=where)
+    return (f"CNN: widths {cnn_params.widths}, 2 x 2 average pooling after convolutions "
+            f"{[k + 1 for k in cnn_params.pool_after]}, then one linear layer\n"
+            f"training: {train_params.epochs} epochs, batch {train_params.batch_size}, one-cycle "
+            f"SGD up to lr {train_params.max_lr}, crops and flips; arithmetic: "
+            f"{numerics.describe()}")
+
+
+def training_line(record) -> str:
+    """Training images and wall time, and the CNN's test accuracy."""
+    record = _record(record, "report.training_line")
+    cnn = record.specific["cnn"]
+    return (f"trained on {record.train_images} images in {cnn['training']['wall_s']:.0f} s; "
+            f"CNN test accuracy {cnn['accuracy']:.1%} on {record.specific['test_images']} "
+            f"test images")
+
+
+def lambda_table(record):
+    """Each layer's normalisation :math:`\\lambda_l` at each percentile (rows: layers)."""
+    record = _record(record, "report.lambda_table")
+    lambdas = pd.DataFrame(record.specific["normalisation_lambdas"], index=layer_names(record))
+    lambdas.index.name = "layer"
+    return lambdas.style.format("{:.2f}").set_caption(
+        "λ: the activation each layer's threshold stands for")
+
+
+def accuracy_table(record):
+    """The converted network's accuracy after every T, and its loss against the CNN in points."""
+    record = _record(record, "report.accuracy_table")
+    snn = record.specific["snn"]
+    table = pd.DataFrame({"SNN accuracy": _steps_row(snn["accuracy_vs_steps"]),
+                          "loss vs CNN (points)": _steps_row(snn["loss_vs_cnn_points"])})
+    table.index.name = "steps T"
+    return (table.T.style.format("{:.1f}", subset=pd.IndexSlice["loss vs CNN (points)", :])
+            .format("{:.1%}", subset=pd.IndexSlice["SNN accuracy", :]))
+
+
+def smallest_steps_line(record) -> str:
+    """The smallest T within 1 and within 0.1 percentage point of the CNN."""
+    snn = _record(record, "report.smallest_steps_line").specific["snn"]
+    return (f"smallest T within 1 point of the CNN: {snn['smallest_steps_within_1_point']}; "
+            f"within 0.1 point: {snn['smallest_steps_within_0.1_point']}")
+
+
+def variants_table(record):
+    """Accuracy against T of every normalisation and input coding, on the variant images."""
+    var = _record(record, "report.variants_table").specific["variants"]
+    rows = {name: _steps_row(acc) for name, acc in var["accuracy_vs_steps"].items()}
+    return (pd.DataFrame(rows).T.style.format("{:.1%}")
+            .set_caption(f"accuracy on {var['images']} test images; CNN "
+                         f"{var['cnn_accuracy']:.1%}"))
+
+
+def float32_gap_line(record) -> str | None:
+    """How far the bfloat16 simulations are from float32 ones (None: they ran in float32).
+
+    The largest difference in accuracy, over every T, between the tier's
+    simulation and the same simulation in float32, on the variant images.
+    """
+    var = _record(record, "report.float32_gap_line").specific["variants"]
+    curves = var["accuracy_vs_steps"]
+    if "analog, p99.99, float32" not in curves:
+        return None
+    bf, f32 = curves["analog, p99.99"], curves["analog, p99.99, float32"]
+    gap = max(abs(bf[t] - f32[t]) for t in f32)
+    return (f"the simulations above run in bfloat16; in float32 the same {var['images']} images "
+            f"differ by at most {100 * gap:.1f} points at any T")
+
+
+def firing_table(record, probe: dict):
+    """Per layer: neurons, spikes per image and per neuron and step, and from ``probe``
+    (:func:`.convert.rates_vs_activations`) the clipped fraction and mean activation."""
+    where = "report.firing_table"
+    record = _record(record, where)
+    check.instance("probe", probe, dict, where=where)
+    for key in ("clipped", "mean_activation"):
+        if key not in probe:
+            raise ValueError(f"{where}: probe must be rates_vs_activations' result (with "
+                             f"{key!r}), got keys {sorted(probe)}")
+    if len(probe["clipped"]) != len(record.firing):
+        raise ValueError(f"{where}: probe has {len(probe['clipped'])} layers, the record "
+                         f"{len(record.firing)}")
+    firing = pd.DataFrame(record.firing).T
+    firing["clipped activations"] = probe["clipped"]
+    firing["mean activation (normalised)"] = probe["mean_activation"]
+    return firing.style.format({
+        "neurons": "{:,.0f}", "spikes_per_image": "{:,.0f}", "rate_per_step": "{:.3f}",
+        "clipped activations": "{:.2%}", "mean activation (normalised)": "{:.3f}",
+    }).set_caption(f"firing over {record.specific['snn']['steps']} steps, per image")
+
+
+def costs_table(record):
+    """Operations per image and speed of the CNN and of the converted network.
+
+    Rows: the CNN in float32, the CNN in bfloat16 (when the run measured it:
+    the ``full`` profile), the SNN at its longest T, named with the precision
+    it ran in. Columns: multiply-accumulates, accumulates, bias additions,
+    images per second on the machine of the run.
+    """
+    record = _record(record, "report.costs_table")
+    cnn, snn = record.specific["cnn"], record.specific["snn"]
+    ops = snn["operations_per_image"]
+
+    def cnn_row(images_per_s) -> dict:
+        return {"multiply-accumulates": cnn["multiply_accumulates_per_image"],
+                "accumulates": 0.0, "bias additions": 0.0,
+                "images/s on this machine": images_per_s}
+
+    rows = {"CNN (float32)": cnn_row(cnn["images_per_s"])}
+    if cnn.get("bfloat16") is not None:
+        rows["CNN (bfloat16)"] = cnn_row(cnn["bfloat16"]["images_per_s"])
+    dtype = "bfloat16" if record.parameters.get("snn_bf16", False) else "float32"
+    rows[f"SNN ({dtype}), T = {snn['steps']}"] = {
+        "multiply-accumulates": ops["multiply_accumulates"], "accumulates": ops["accumulates"],
+        "bias additions": ops["bias_additions"], "images/s on this machine": snn["images_per_s"]}
+    return pd.DataFrame(rows).T.style.format("{:,.3g}")
+
+
+def accumulates_line(record) -> str:
+    """The SNN's accumulates per image over the CNN's multiply-accumulates per image."""
+    record = _record(record, "report.accumulates_line")
+    cnn, snn = record.specific["cnn"], record.specific["snn"]
+    ratio = snn["operations_per_image"]["accumulates"] / cnn["multiply_accumulates_per_image"]
+    return f"accumulates per CNN multiply-accumulate: {ratio:.1f}"
+
+
+def qcfs_training_line(record) -> str:
+    """The QCFS fine-tuning: epochs, wall time, and its CNN's accuracy beside the ReLU CNN's."""
+    record = _record(record, "report.qcfs_training_line")
+    q, cnn = record.specific["qcfs"], record.specific["cnn"]
+    return (f"fine-tuned for {q['training']['epochs']} epochs in {q['training']['wall_s']:.0f} s; "
+            f"QCFS CNN {q['cnn_accuracy']:.1%} on the test images (ReLU CNN "
+            f"{cnn['accuracy']:.1%})")
+
+
+def qcfs_table(record):
+    """Accuracy against T of the ReLU conversion and of the fine-tuned QCFS conversion."""
+    record = _record(record, "report.qcfs_table")
+    snn, q, cnn = record.specific["snn"], record.specific["qcfs"], record.specific["cnn"]
+    return (pd.DataFrame({"ReLU conversion": _steps_row(snn["accuracy_vs_steps"]),
+                          "QCFS conversion": _steps_row(q["accuracy_vs_steps"])})
+            .T.style.format("{:.1%}", na_rep="")
+            .set_caption(f"SNN accuracy by steps T; CNNs on these images: ReLU "
+                         f"{cnn['accuracy_on_snn_images']:.1%}, QCFS "
+                         f"{q['cnn_accuracy_on_snn_images']:.1%}"))
+
+
+def qcfs_steps_line(record) -> str:
+    """The QCFS conversion's smallest T within 1 and 0.1 point of its CNN, and within 1 of the
+    ReLU CNN."""
+    q = _record(record, "report.qcfs_steps_line").specific["qcfs"]
+    return (f"QCFS: smallest T within 1 point of its own CNN {q['smallest_steps_within_1_point']}, "
+            f"within 0.1 point {q['smallest_steps_within_0.1_point']}, within 1 point of the "
+            f"ReLU CNN {q['smallest_steps_within_1_point_of_relu_cnn']}")
+
+
+def operations_table(record, short: dict, short_steps: int):
+    """Accuracy and operations per image of the ReLU conversion and the QCFS conversion at
+    their longest T, and of the QCFS conversion simulated again for ``short_steps``.
+
+    ``short`` is :func:`.convert.simulate`'s result for ``steps=[short_steps]``.
+    The row of the short simulation is left out when it has the same T as the
+    longest QCFS simulation (it would repeat it). The last column divides the
+    accumulates by the CNN's multiply-accumulates.
+    """
+    where = "report.operations_table"
+    record = _record(record, where)
+    check.instance("short", short, dict, where=where)
+    check.positive_int("short_steps", short_steps, where=where)
+    if short_steps not in short.get("accuracy", {}) or "synaptic_ops_per_image" not in short:
+        raise ValueError(f"{where}: short must be simulate's result with steps=[{short_steps}] "
+                         f"(its accuracy at T = {short_steps} and synaptic_ops_per_image)")
+    snn, q, cnn = record.specific["snn"], record.specific["qcfs"], record.specific["cnn"]
+    rows = {}
+    for name, acc, o in (
+            (f"ReLU conversion, T = {snn['steps']}", record.accuracy, snn["operations_per_image"]),
+            (f"QCFS conversion, T = {q['steps']}", q["accuracy_vs_steps"][str(q["steps"])],
+             q["operations_per_image"]),
+            (f"QCFS conversion, T = {short_steps}", short["accuracy"][short_steps],
+             short["synaptic_ops_per_image"])):
+        if name in rows:  # the longest QCFS simulation may itself be the short one
+            continue
+        rows[name] = {"accuracy": acc, "accumulates": o["accumulates"],
+                      "multiply-accumulates": o["multiply_accumulates"],
+                      "accumulates per CNN multiply-accumulate":
+                          o["accumulates"] / cnn["multiply_accumulates_per_image"]}
+    return pd.DataFrame(rows).T.style.format({
+        "accuracy": "{:.1%}", "accumulates": "{:,.3g}", "multiply-accumulates": "{:,.3g}",
+        "accumulates per CNN multiply-accumulate": "{:.2f}"})
+
+
+def qcfs_float32_line(record) -> str | None:
+    """How far the bfloat16 QCFS simulation is from float32 (None: it ran in float32)."""
+    f = _record(record, "report.qcfs_float32_line").specific["qcfs"]["float32_check"]
+    if f is None:
+        return None
+    gap = max(abs(f["bfloat16"][t] - f["float32"][t]) for t in f["float32"])
+    return (f"QCFS simulations run in bfloat16; in float32 the first {f['images']} images "
+            f"differ by at most {100 * gap:.1f} points at any T")
+
+
+def full_profile_items(path) -> list:
+    """What the chapter shows of the full-profile record at ``path``: lines and tables, in order.
+
+    The run (CNN widths, images, epochs, time, commit), the CNN's accuracy,
+    the converted network's accuracy against T with its loss in points, the
+    smallest T within 1 and 0.1 point; then the same for the QCFS network if
+    the record has it. A missing file gives one line saying how to make it.
+    """
+    check.instance("path", path, (str, os.PathLike), where="report.full_profile_items")
+    path = Path(path)
+    if not path.exists():
+        return [f"{path} not found: run `python -m snnlib run conversion --profile full`."]
+    full = runs.load_record(path, tier="conversion")
+    fc, fs = full.specific["cnn"], full.specific["snn"]
+    items = [
+        f"full profile ({full.dataset}): CNN widths {full.parameters['cnn']['widths']}, "
+        f"trained on {full.train_images} images for {fc['training']['epochs']} epochs in "
+        f"{fc['training']['wall_s'] / 60:.0f} min; "
+        f"commit {str(full.provenance['git_commit'])[:7]}\n"
+        f"CNN test accuracy {fc['accuracy']:.2%} ({fc['images_per_s']:.0f} images/s)",
+        pd.DataFrame({"SNN accuracy": fs["accuracy_vs_steps"],
+                      "loss vs CNN (points)": fs["loss_vs_cnn_points"]})
+        .T.style.format("{:.2f}").format("{:.2%}", subset=pd.IndexSlice["SNN accuracy", :]),
+        f"smallest T within 1 point: {fs['smallest_steps_within_1_point']}, within 0.1 "
+        f"point: {fs['smallest_steps_within_0.1_point']}; SNN {fs['images_per_s']:.1f} "
+        f"images/s at T = {fs['steps']}",
+    ]
+    if "qcfs" in full.specific:
+        fq = full.specific["qcfs"]
+        items += [
+            f"fine-tuned with QCFS for {fq['training']['epochs']} epochs in "
+            f"{fq['training']['wall_s'] / 60:.0f} min: CNN {fq['cnn_accuracy']:.2%}",
+            pd.DataFrame({"QCFS SNN accuracy": fq["accuracy_vs_steps"],
+                          "loss vs QCFS CNN (points)": fq["loss_vs_own_cnn_points"],
+                          "loss vs ReLU CNN (points)": fq["loss_vs_relu_cnn_points"]})
+            .T.style.format("{:.2f}").format("{:.2%}",
+                                             subset=pd.IndexSlice["QCFS SNN accuracy", :]),
+            f"smallest T within 1 point of the QCFS CNN: {fq['smallest_steps_within_1_point']}, "
+            f"within 0.1 point: {fq['smallest_steps_within_0.1_point']}",
+        ]
+    return items
+
+
+def show(*items) -> None:
+    """Print each line and display each table, in order (None items are skipped)."""
+    from IPython.display import display
+
+    for item in items:
+        if item is None:
+            continue
+        if isinstance(item, str):
+            print(item)
+        else:
+            display(item)
