@@ -197,6 +197,7 @@ class Entry:
 
 REGISTRY: dict[str, Entry] = {}
 EXEMPT = {
+    "viz.DisplayTable": "the formatted table that viz.table returns; viz.table checks its input",
     "neurons.LIFRecord": "a NamedTuple of results that simulate_lif returns; it takes no input",
     "plasticity.WeightChange": "a NamedTuple made by stdp_step; apply_weight_change(_) check it",
     "runs.git_commit": "takes no argument",
@@ -887,6 +888,15 @@ def big_poisoned(draw, shape, bad=NONFINITE):
 
 register("viz.use_style", _use_style, lambda: dict(context="notebook"),
          {"context": st.sampled_from(["big", "", None, 5])})
+register("viz.table", lambda **kw: M.viz.table(**kw),
+         lambda: dict(data={"a": {"x": 0.5, "y": "text"}}, formats={"x": ".1%"}, caption="c",
+                      index_name="row", notes=("n",)),
+         {"data": st.sampled_from([[1, 2], "abc", 5, None, {}, {"a": 1.0}, {"a": [1.0]}]),
+          "formats": st.sampled_from([{"nope": ".1%"}, 5, {"x": 3}, {"x": "{:q}"},
+                                      {"x": lambda v: 1}, "{:d}"]),
+          "caption": st.sampled_from([5, b"c", ["c"]]),
+          "index_name": st.sampled_from([5, b"r", ["r"]]),
+          "notes": st.sampled_from([5, [1], b"n", {"n"}])})
 register("viz.image_grid", lambda **kw: M.viz.image_grid(**kw),
          lambda: dict(images=np.zeros((2, 8, 8)), titles=None, ncols=2),
          {"images": st.one_of(bad_floats((2, 8, 8), 0.0, 1.0, ranged=True, ndim=False),

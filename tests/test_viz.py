@@ -358,3 +358,98 @@ def test_filter_map_panel_and_explorer_show_the_chosen_filter():
     widget.children[1].value = 1  # another filter: the image's counts are reused
     assert calls == [0]
     plt.close("all")
+
+
+# --- viz.table ---------------------------------------------------------------------------------
+def test_table_formats_each_column_and_aligns_numbers_right():
+    t = sl.viz.table(
+        {"the tier": {"test accuracy": 0.41234, "spikes per image": 186547.03125, "note": "best"},
+         "chance": {"test accuracy": 0.1, "spikes per image": 12, "note": None}},
+        formats={"test accuracy": ".1%", "spikes per image": ",.0f"},
+        caption="Accuracy", index_name="network", notes="Measured on 400 test images.")
+    assert t.columns == ("test accuracy", "spikes per image", "note")
+    assert t.cells == (("41.2%", "186,547", "best"), ("10.0%", "12", "n/a"))
+    assert t.numeric == (True, True, False)
+    assert repr(t) == str(t) == t.to_text() == "\n".join([
+        "Accuracy",
+        "network   test accuracy  spikes per image  note",
+        "--------  -------------  ----------------  ----",
+        "the tier          41.2%           186,547  best",
+        "chance            10.0%                12  n/a",
+        "Measured on 400 test images.",
+    ])
+
+
+def test_table_html_is_one_real_table_with_a_caption_and_escaped_text():
+    t = sl.viz.table({"a <b>": {"x": 0.5, "kind": "cat & dog"}}, formats={"x": "{:.2f} Hz"},
+                     caption="Rates", index_name="layer")
+    assert t._repr_html_() == t.to_html() == "\n".join([
+        '<table class="snnlib-table">',
+        "<caption>Rates</caption>",
+        '<thead><tr><th scope="col">layer</th><th scope="col" style="text-align: right">x</th>'
+        '<th scope="col" style="text-align: left">kind</th></tr></thead>',
+        "<tbody>",
+        '<tr><th scope="row">a &lt;b&gt;</th><td style="text-align: right">0.50 Hz</td>'
+        '<td style="text-align: left">cat &amp; dog</td></tr>',
+        "</tbody></table>",
+    ])
+
+
+def test_table_default_formats_lists_and_missing_values():
+    pd = pytest.importorskip("pandas")
+    stats = pd.DataFrame({
+        "stdp": {"rate_hz": 30.982113, "spikes_per_image": 186547.03125, "silent_filters": 0.0,
+                 "percentiles": [4.689477, 26.361757, 70.263725], "ops": 33872060.0},
+        "random": {"rate_hz": 57.882332, "spikes_per_image": 348516.46875,
+                   "silent_filters": float("nan"), "percentiles": [24.06, 58.46, 91.1],
+                   "ops": 0.00025},
+    }).T
+    stats.index.name = "layer"
+    t = sl.viz.table(stats, formats={"percentiles": ".1f"})
+    assert t.index_name == "layer" and t.index == ("stdp", "random")
+    assert t.cells == (("30.98", "186,547", "0", "4.7, 26.4, 70.3", "33,872,060"),
+                       ("57.88", "348,516", "n/a", "24.1, 58.5, 91.1", "0.0002500"))
+    assert all(t.numeric)
+    # a Series is one column; numpy and torch scalars format like Python numbers
+    s = sl.viz.table(pd.Series({"a": np.float32(0.25), "b": torch.tensor(3)}, name="value"),
+                     formats=lambda v: f"<{v}>")
+    assert s.columns == ("value",) and s.cells == (("<0.25>",), ("<3>",))
+
+
+def test_table_takes_a_compare_table_with_its_title_and_notes():
+    src = sl.compare.Table(("network", "test accuracy", "hardware"),
+                           (("tier 1", "41.15%", "CPU, 2 cores"),), "The tiers", ("E = ...",))
+    t = sl.viz.table(src)
+    assert (t.index_name, t.index, t.columns) == ("network", ("tier 1",), ("test accuracy", "hardware"))
+    assert t.cells == (("41.15%", "CPU, 2 cores"),)
+    assert t.numeric == (True, False)  # text that reads as a number is right-aligned too
+    assert (t.caption, t.notes) == ("The tiers", ("E = ...",))
+    assert t.to_html().endswith('</tbody></table>\n<p class="snnlib-table-note"><small>E = ...'
+                                '</small></p>')
+    units = sl.viz.table({"a": {"t": "19.2 min", "e": "9.30 µJ", "n": "n/a", "x": "5 x 5"}})
+    assert units.numeric == (True, True, False, False)
+    other = sl.viz.table(src, caption="", notes=())
+    assert (other.caption, other.notes) == ("", ())
+    assert sl.viz.table({5.0: {"x": 1}, 0.25: {"x": 2}}).index == ("5", "0.25")
+
+
+def test_table_refuses_what_it_cannot_show():
+    with pytest.raises(ValueError, match="'acc'.*columns: 'accuracy'"):
+        sl.viz.table({"a": {"accuracy": 0.5}}, formats={"acc": ".1%"})
+    with pytest.raises(TypeError, match="row 'a' is a float"):
+        sl.viz.table({"a": 0.5})
+    with pytest.raises(TypeError, match="must be a pandas DataFrame"):
+        sl.viz.table([1, 2, 3])
+    with pytest.raises(ValueError, match=r"formats\['n'\] = '\{:.1%\} \{\}' cannot format 3"):
+        sl.viz.table({"a": {"n": 3}}, formats={"n": "{:.1%} {}"})
+    with pytest.raises(TypeError, match="must return a string"):
+        sl.viz.table({"a": {"n": 3}}, formats=lambda v: v)
+    with pytest.raises(ValueError, match="no rows"):
+        sl.viz.table({})
+
+
+def test_viz_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(sl.viz)
+    assert result.attempted > 0 and result.failed == 0

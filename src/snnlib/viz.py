@@ -1,15 +1,20 @@
-"""Figures shared by every chapter: sample grids, rasters, encoding panels.
+"""Figures and tables shared by every chapter: sample grids, rasters, encoding panels.
 
 Nothing here changes matplotlib's global state on import. A chapter calls
 :func:`use_style` once in its first cell to get the book's look (seaborn
 ``ticks`` theme and the colour-blind-friendly ``colorblind`` palette).
 Every function takes an optional ``ax`` (or returns a new figure), titles
-its axes and labels them with units.
+its axes and labels them with units. :func:`table` shows the chapters' tables:
+HTML in the book, aligned text in a terminal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import html
+import math
+import numbers
+import re
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -21,7 +26,9 @@ from . import neurons as nrn
 from . import plasticity as pl
 
 __all__ = [
+    "NA",
     "PALETTE",
+    "DisplayTable",
     "accuracy_vs_steps",
     "conversion_image_panel",
     "if_rate_plot",
@@ -52,6 +59,7 @@ __all__ = [
     "reconstruction_error_plot",
     "reconstruction_row",
     "sample_grid",
+    "table",
     "use_style",
 ]
 
@@ -1287,3 +1295,327 @@ def conversion_image_panel(image, trace: dict, steps: int, layer: int, class_nam
     if fig.get_layout_engine() is None:  # use_style's constrained layout needs no help
         fig.tight_layout()
     return fig
+
+
+# --- tables ------------------------------------------------------------------------------------
+NA = "n/a"
+"""What a table shows for a missing value (``None``, NaN, or a column a row does not have)."""
+
+
+def _scalar(value):
+    """A tensor or numpy value of one element as a Python scalar; anything else unchanged."""
+    if torch.is_tensor(value) or isinstance(value, np.ndarray):
+        if value.ndim == 0 or (torch.is_tensor(value) and value.numel() == 1):
+            return value.item()
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_sequence(value) -> bool:
+    return isinstance(value, (list, tuple)) or (
+        (torch.is_tensor(value) or isinstance(value, np.ndarray)) and value.ndim == 1)
+
+
+def _default_format(value) -> str:
+    """Integers with thousands separators (``186,547``); other numbers with 4 significant
+    digits, and all the digits before the point (``30.98``, ``0.002500``, ``186,547``),
+    in scientific notation below 1e-4 and from 1e15 (``1.000e-05``)."""
+    if isinstance(value, numbers.Integral):
+        return f"{value:,}"
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    exponent = math.floor(math.log10(abs(value)))
+    if not -4 <= exponent < 15:
+        return f"{value:.3e}"
+    decimals = max(3 - exponent, 0)  # never rounds away digits before the point
+    return f"{round(value, decimals):,.{decimals}f}"
+
+
+def _format_cell(value, fmt, where: str, column: str) -> str:
+    """One cell as text (``column`` names the format in an error: ``formats['x']``)."""
+    value = _scalar(value)
+    if _is_sequence(value):
+        return ", ".join(_format_cell(v, fmt, where, column) for v in value)
+    if _is_missing(value):
+        return NA
+    if isinstance(value, str):
+        return value  # text is shown as it is, formatted columns included ("n/a", a note)
+    if isinstance(value, bool):
+        return str(value)
+    if fmt is None:
+        return _default_format(value) if _is_number(value) else str(value)
+    try:
+        text = fmt(value) if callable(fmt) else (fmt.format(value) if "{" in fmt
+                                                else format(value, fmt))
+    except (ValueError, TypeError, IndexError, KeyError) as e:
+        raise ValueError(f"{where}: formats[{column!r}] = {fmt!r} cannot format {value!r} "
+                         f"({e})") from None
+    if not isinstance(text, str):
+        raise TypeError(f"{where}: formats[{column!r}] must return a string, got "
+                        f"{type(text).__name__} for {value!r}")
+    return text
+
+
+_NUMBER_TEXT = re.compile(r"[+\-±]?\d[\d,]*(\.\d+)?(e[+-]?\d+)?( ?(%|[A-Za-zµ]{1,3}))?")
+"""Text that reads as one number, with at most a short unit: ``41.15%``, ``1.03e7``, ``9.30 µJ``."""
+
+
+def _is_numeric_column(values) -> bool:
+    """Numbers, sequences of numbers or text that reads as a number (``19.2 min``), ignoring
+    missing values (``n/a`` and empty text included): such a column is right-aligned."""
+    seen = False
+    for v in values:
+        v = _scalar(v)
+        items = [_scalar(x) for x in v] if _is_sequence(v) else [v]
+        for x in items:
+            if _is_missing(x) or x in (NA, ""):
+                continue
+            if not (_is_number(x) or (isinstance(x, str) and _NUMBER_TEXT.fullmatch(x))):
+                return False
+            seen = True
+    return seen
+
+
+def _table_parts(data, where: str):
+    """``(index, index_name, columns, rows, caption, notes)`` from any input :func:`table` takes."""
+    module = type(data).__module__
+    if module.startswith("pandas"):
+        if hasattr(data, "to_frame") and not hasattr(data, "columns"):  # a Series: one column
+            data = data.to_frame(name=data.name if data.name is not None else "value")
+        if not (hasattr(data, "columns") and hasattr(data, "index")):
+            raise TypeError(f"{where}: data must be a DataFrame or a Series, got "
+                            f"{type(data).__name__}")
+        columns = [str(c) for c in data.columns]
+        rows = [list(r) for r in data.itertuples(index=False, name=None)]
+        name = data.index.name
+        return (list(data.index), None if name is None else str(name), columns, rows, None, ())
+    if hasattr(data, "columns") and hasattr(data, "rows") and not isinstance(data, Mapping):
+        # a table of strings such as snnlib.compare.Table: its first column labels the rows
+        columns = [str(c) for c in data.columns]
+        if not columns:
+            raise ValueError(f"{where}: data has no columns")
+        rows = [list(r) for r in data.rows]
+        if any(len(r) != len(columns) for r in rows):
+            raise ValueError(f"{where}: every row of data must have {len(columns)} cells")
+        notes = getattr(data, "notes", ())
+        return ([r[0] for r in rows], columns[0], columns[1:], [r[1:] for r in rows],
+                getattr(data, "title", None) or None, tuple(notes or ()))
+    if isinstance(data, Mapping):
+        if not data:
+            raise ValueError(f"{where}: data has no rows")
+        bad = [k for k, row in data.items() if not isinstance(row, Mapping)]
+        if bad:
+            raise TypeError(f"{where}: data must map each row label to a mapping "
+                            f"{{column: value}}; row {bad[0]!r} is a "
+                            f"{type(data[bad[0]]).__name__}")
+        columns = list(dict.fromkeys(str(c) for row in data.values() for c in row))
+        rows = [[{str(c): v for c, v in row.items()}.get(c) for c in columns]
+                for row in data.values()]
+        return list(data), None, columns, rows, None, ()
+    raise TypeError(f"{where}: data must be a pandas DataFrame or Series, a mapping "
+                    f"{{row label: {{column: value}}}} or a table with columns and rows, got "
+                    f"{type(data).__name__}")
+
+
+class DisplayTable:
+    """A table of formatted strings, made by :func:`table`.
+
+    It shows as an HTML ``<table>`` in a notebook and in the book (``_repr_html_``)
+    and as columns aligned with spaces in a terminal or a plain-text output
+    (``repr``, ``str``, :meth:`to_text`). Numbers are right-aligned, text
+    left-aligned; the row labels are row headers.
+
+    Attributes
+    ----------
+    index : tuple of str
+        The row labels.
+    index_name : str
+        The header of the row labels ("" for none).
+    columns : tuple of str
+        The column headers.
+    cells : tuple of tuple of str
+        ``cells[i][j]``: row ``i``, column ``j``, formatted.
+    numeric : tuple of bool
+        Per column: numbers (right-aligned) or text (left-aligned).
+    caption : str
+        Shown above the table ("" for none).
+    notes : tuple of str
+        Shown below the table, one paragraph each.
+    """
+
+    __slots__ = ("index", "index_name", "columns", "cells", "numeric", "caption", "notes")
+
+    def __init__(self, index, index_name, columns, cells, numeric, caption="", notes=()):
+        self.index = tuple(index)
+        self.index_name = index_name
+        self.columns = tuple(columns)
+        self.cells = tuple(tuple(r) for r in cells)
+        self.numeric = tuple(numeric)
+        self.caption = caption
+        self.notes = tuple(notes)
+
+    def to_text(self) -> str:
+        """The caption, the header, a rule, the rows (numbers right-aligned), the notes."""
+        header = (self.index_name, *self.columns)
+        body = [(label, *row) for label, row in zip(self.index, self.cells)]
+        widths = [max(len(r[k]) for r in (header, *body)) for k in range(len(header))]
+        right = (False, *self.numeric)
+
+        def line(cells):
+            return "  ".join(c.rjust(w) if r else c.ljust(w)
+                             for c, w, r in zip(cells, widths, right)).rstrip()
+
+        lines = [self.caption] if self.caption else []
+        lines += [line(header), "  ".join("-" * w for w in widths)]
+        lines += [line(r) for r in body]
+        return "\n".join(lines + list(self.notes))
+
+    def to_html(self) -> str:
+        """A ``<table>`` (caption, one header row, a row header per row), then the notes."""
+        esc = html.escape
+
+        def align(numeric: bool) -> str:
+            return ' style="text-align: right"' if numeric else ' style="text-align: left"'
+
+        parts = ['<table class="snnlib-table">']
+        if self.caption:
+            parts.append(f"<caption>{esc(self.caption)}</caption>")
+        head = f'<th scope="col">{esc(self.index_name)}</th>' + "".join(
+            f'<th scope="col"{align(n)}>{esc(c)}</th>' for c, n in zip(self.columns, self.numeric))
+        parts.append(f"<thead><tr>{head}</tr></thead>")
+        parts.append("<tbody>")
+        for label, row in zip(self.index, self.cells):
+            cells = "".join(f"<td{align(n)}>{esc(c)}</td>" for c, n in zip(row, self.numeric))
+            parts.append(f'<tr><th scope="row">{esc(label)}</th>{cells}</tr>')
+        parts.append("</tbody></table>")
+        parts += [f'<p class="snnlib-table-note"><small>{esc(n)}</small></p>' for n in self.notes]
+        return "\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(self.to_text())
+
+    def __repr__(self) -> str:
+        return self.to_text()
+
+    __str__ = __repr__
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, DisplayTable):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None
+
+
+def table(data, *, formats=None, caption: str | None = None, index_name: str | None = None,
+          notes: str | Sequence[str] | None = None) -> DisplayTable:
+    """A table for a chapter: HTML in a notebook and in the book, aligned text elsewhere.
+
+    Every table a chapter shows goes through this function, so that all of them
+    look alike: one header row, the row labels as row headers, numbers
+    right-aligned with the format their column asks for, a caption above and
+    notes below. The book's stylesheet rules and pads them.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, pandas.Series, mapping, or a table of strings
+        The rows. A DataFrame's index labels its rows (a Series is one column).
+        A mapping goes from each row label to a mapping ``{column: value}``;
+        the columns appear in the order they are first met, and a column that a
+        row does not have shows :data:`NA`. An object with ``columns`` and
+        ``rows`` of strings (such as :class:`snnlib.compare.Table`) takes its
+        first column as the row labels, and its ``title`` and ``notes`` as the
+        defaults of ``caption`` and ``notes``. Row labels that are numbers are
+        written as with the format ``"g"`` (``5``, ``0.25``).
+    formats : str, callable or mapping, optional
+        How numbers are written. A format specification (``".1%"``,
+        ``",.0f"``), a format string (``"{:.2f} Hz"``) or a function from a
+        value to a string; one for every column, or a mapping from column
+        names to them (columns not named keep the default). The default writes
+        integers with thousands separators (``186,547``) and other numbers with
+        4 significant digits (``30.98``). Text is shown as it is; ``None`` and
+        NaN as :data:`NA`; a list, tuple or 1-d array as its elements, each
+        formatted, separated by commas.
+    caption : str, optional
+        A title shown above the table ("" for none, whatever the data says).
+    index_name : str, optional
+        The header of the row labels (default: the DataFrame's index name, or
+        none).
+    notes : str or sequence of str, optional
+        Shown below the table, one paragraph each (``()`` for none, whatever
+        the data says).
+
+    Returns
+    -------
+    DisplayTable
+        Shows itself as HTML (``_repr_html_``) and as text (``repr``).
+
+    Raises
+    ------
+    TypeError
+        For data of another kind, a format that is neither text nor callable,
+        or a format function that does not return a string.
+    ValueError
+        For a format naming a column the data does not have, or one that
+        cannot format a value of its column.
+
+    Examples
+    --------
+    >>> t = table({"STDP layer": {"accuracy": 0.4118, "spikes per image": 186547.03},
+    ...            "chance": {"accuracy": 0.1}},
+    ...           formats={"accuracy": ".1%", "spikes per image": ",.0f"}, index_name="network")
+    >>> print(t)
+    network     accuracy  spikes per image
+    ----------  --------  ----------------
+    STDP layer     41.2%           186,547
+    chance         10.0%               n/a
+    """
+    where = "viz.table"
+    index, own_name, columns, rows, own_caption, own_notes = _table_parts(data, where)
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"{where}: column names must be unique, got {columns}")
+    if isinstance(formats, Mapping):
+        unknown = [str(k) for k in formats if str(k) not in columns]
+        if unknown:
+            raise ValueError(f"{where}: formats names columns the data does not have: "
+                             f"{', '.join(map(repr, unknown))} (columns: {', '.join(map(repr, columns))})")
+        per_column = {str(k): v for k, v in formats.items()}
+    else:
+        per_column = {c: formats for c in columns}
+    for c, fmt in per_column.items():
+        if fmt is not None and not isinstance(fmt, str) and not callable(fmt):
+            raise TypeError(f"{where}: formats[{c!r}] must be a format string or a function, "
+                            f"got {type(fmt).__name__} {fmt!r}")
+    for name, value in (("caption", caption), ("index_name", index_name)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{where}: {name} must be a string, got {type(value).__name__}")
+    if notes is None:
+        notes = own_notes
+    elif isinstance(notes, str):
+        notes = (notes,) if notes else ()
+    elif isinstance(notes, Sequence) and all(isinstance(n, str) for n in notes):
+        notes = tuple(notes)
+    else:
+        raise TypeError(f"{where}: notes must be a string or a sequence of strings, got "
+                        f"{type(notes).__name__}")
+    cells = [[_format_cell(v, per_column.get(c), where, c) for v, c in zip(row, columns)]
+             for row in rows]
+    numeric = [_is_numeric_column([row[j] for row in rows]) for j in range(len(columns))]
+    labels = [_format_cell(label, "g" if isinstance(_scalar(label), float) else None, where,
+                           "(row labels)") for label in index]
+    return DisplayTable(labels, index_name if index_name is not None else (own_name or ""),
+                        columns, cells, numeric,
+                        caption if caption is not None else (own_caption or ""), notes)
