@@ -17,7 +17,11 @@ cython code generation for all:
 - conv, frozen: both layers on ``--batch`` whole images at once, the features
   the readouts see (images/s), in two ways: one Brian2 ``run()`` per batch, and
   ``--per-call`` batches per ``run()`` one after another (what
-  ``network.features`` does: a ``run()`` call costs a fixed preparation time).
+  ``network.features`` does: a ``run()`` call costs a fixed preparation time);
+- conv, wiring: for each of ``--wire-batches``, the time to build (wire) the
+  frozen network for that many images side by side, and its images/s on
+  ``--batch * --per-call`` images in one call (``network.WIRED_BATCH`` is the
+  choice this measures).
 
 Layers are trained briefly first, so that their firing is that of a learned
 layer (an untrained layer hardly fires and would be fast for nothing). A
@@ -39,9 +43,11 @@ def main() -> int:
     parser.add_argument("--k1", type=int, default=32)
     parser.add_argument("--k2", type=int, default=64)
     parser.add_argument("--images", type=int, default=48, help="frozen images timed")
-    parser.add_argument("--batch", type=int, default=16, help="images at once (frozen)")
-    parser.add_argument("--per-call", type=int, default=16,
+    parser.add_argument("--batch", type=int, default=4, help="images at once (frozen)")
+    parser.add_argument("--per-call", type=int, default=32,
                         help="batches per run() in the second frozen measurement")
+    parser.add_argument("--wire-batches", type=int, nargs="*", default=[4, 16],
+                        help="batch sizes whose wiring time and speed are compared")
     parser.add_argument("--naive-images", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -118,6 +124,20 @@ def main() -> int:
           f"images/s ({out['counts1'].sum() / n_long:,.0f} layer-1 and "
           f"{out['counts2'].sum() / n_long:,.0f} layer-2 spikes per image); "
           f"{frozen_s / per_batch_s:.1f}x one run() per batch", flush=True)
+
+    # wiring: build time against speed, by batch size
+    layers = [learner1.filters, learner2.filters], [learner1.thresholds, learner2.thresholds]
+    for b in args.wire_batches:
+        t0 = time.perf_counter()
+        net_b = N.FrozenLayers(p, *layers, batch=b)
+        wire_s = time.perf_counter() - t0
+        net_b.run(x[1000:1000 + b], seed=0)  # first run: code objects
+        t0 = time.perf_counter()
+        net_b.run(x[1000:1000 + n_long], seed=1)
+        print(f"conv frozen, {b} images side by side: wired in {wire_s:.1f} s, then "
+              f"{n_long / (time.perf_counter() - t0):.2f} images/s on {n_long} images in one call",
+              flush=True)
+        del net_b
 
     # the naive Brian2 loop: the fully connected network, one run() per image
     base = params_for_profile(sl.profiles.get_profile("full"))

@@ -78,6 +78,8 @@ def test_notebook_starts_with_the_house_imports(path):
     # the Colab button opens a bare kernel: the first cell installs snnlib there, and only there
     assert 'if "google.colab" in sys.modules' in source and "git+https://github.com/" in source
     assert source.index("google.colab") < source.index("import snnlib as sl")
+    # setup, not prose: the book shows its output and folds its code behind a toggle
+    assert "hide-input" in first["metadata"].get("tags", [])
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
 
 

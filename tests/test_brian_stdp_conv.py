@@ -318,6 +318,36 @@ def test_features_reuse_the_frozen_network_and_count_what_a_fresh_one_counts():
         np.testing.assert_array_equal(fresh[key], first[key])
 
 
+def test_a_call_that_measures_volleys_reuses_the_network_and_records_what_a_recording_one_does():
+    """Layer 2's trains recorded for one call (``trains2``) by the reused network equal those
+    of a network built to record them (same seed), its counts equal a plain call's, and the
+    monitor added for the call is removed after it."""
+    p = params()
+    a = {"filters": [N.initial_layer(p, k, seed=1)[0] for k in (1, 2)],
+         "thresholds": [np.full(4, -8.0), np.full(3, -8.0)]}
+    x = np.random.default_rng(0).random((3, 2, 32, 32)).astype(np.float32)
+    N._REUSED.clear()
+    plain = N.features(p, a, x, seed=5, batch=2)
+    network = next(iter(N._REUSED.values()))
+    n_objects = len(network.net.objects)
+    recorded = N.features(p, a, x, seed=5, batch=2, record_every=1)
+    assert next(iter(N._REUSED.values())) is network and len(network.net.objects) == n_objects
+    for key in ("f1", "f2", "spikes1", "spikes2"):
+        np.testing.assert_array_equal(recorded[key], plain[key])
+    builds = N.FrozenLayers(p, a["filters"], a["thresholds"], batch=2, record_trains=True,
+                            record_pool=False, steps=p.steps_frozen)
+    want = builds.run(x, seed=7)["trains2"]
+    got = network.run(x, seed=7, trains2=True)["trains2"]
+    assert len(want[0]) > 0
+    np.testing.assert_array_equal(np.stack(want)[:, np.lexsort(want)],
+                                  np.stack(got)[:, np.lexsort(got)])
+    n2 = p.side2 ** 2 * p.layer2.n_filters
+    assert recorded["volley_fraction"] == pytest.approx(
+        N.volley_fraction(network.run(x, seed=5 * 1_000_003, trains2=True)["trains2"], 3, n2))
+    assert "trains2" not in network.run(x, seed=7)
+    N._REUSED.clear()
+
+
 def test_the_retina_takes_brightness_out_of_layer_one_drives():
     """Positive filters on raw intensities carry brightness (correlation ~1); the same
     filters behind the whitening retina do not (|correlation| small)."""

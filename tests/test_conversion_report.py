@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from snnlib import metrics, runs  # noqa: E402
+from snnlib import metrics, runs, viz  # noqa: E402
 from snnlib.tiers import conversion as C  # noqa: E402
 from snnlib.tiers.conversion import plots, report  # noqa: E402
 
@@ -89,28 +89,71 @@ def test_lines_quote_the_record(record):
         f"ReLU CNN {q['smallest_steps_within_1_point_of_relu_cnn']}")
 
 
-def test_accuracy_table_holds_the_curve_and_the_loss_in_points(record):
+def _column(table: viz.DisplayTable, name: str) -> list[str]:
+    """A DisplayTable's column as it shows it."""
+    k = table.columns.index(name)
+    return [row[k] for row in table.cells]
+
+
+def _row(table: viz.DisplayTable, label: str) -> list[str]:
+    """A DisplayTable's row as it shows it."""
+    return list(table.cells[table.index.index(label)])
+
+
+def test_accuracy_table_has_a_row_per_steps_t_and_a_format_per_column(record):
     snn = record.specific["snn"]
     table = report.accuracy_table(record)
-    assert list(table.data.columns) == [int(t) for t in snn["accuracy_vs_steps"]]
-    for t, a in snn["accuracy_vs_steps"].items():
-        assert table.data.loc["SNN accuracy", int(t)] == a
-        assert table.data.loc["loss vs CNN (points)", int(t)] == snn["loss_vs_cnn_points"][t]
-    html = table.to_html()
-    last = str(snn["steps"])
-    assert _pct(snn["accuracy_vs_steps"][last]) in html
-    assert f">{snn['loss_vs_cnn_points'][last]:.1f}<" in html
+    assert isinstance(table, viz.DisplayTable)
+    assert table.index == tuple(snn["accuracy_vs_steps"]) and table.index_name == "steps T"
+    assert table.columns == ("SNN accuracy", "loss vs CNN (points)")
+    assert _column(table, "SNN accuracy") == [_pct(a) for a in snn["accuracy_vs_steps"].values()]
+    assert _column(table, "loss vs CNN (points)") == [
+        f"{p:.1f}" for p in snn["loss_vs_cnn_points"].values()]
+    assert str(table) == (
+        "steps T  SNN accuracy  loss vs CNN (points)\n"
+        "-------  ------------  --------------------\n"
+        "1               10.0%                  78.7\n"
+        "2               10.0%                  78.7\n"
+        "4               12.5%                  76.2\n"
+        "8               22.7%                  65.9\n"
+        "16              63.1%                  25.6\n"
+        "32              83.1%                   5.5\n"
+        "64              87.1%                   1.6\n"
+        "128             88.2%                   0.5\n"
+        "256             88.5%                   0.2")
+    html = table._repr_html_()
+    assert '<th scope="row">256</th><td style="text-align: right">88.5%</td>' in html
+    assert '<td style="text-align: right">0.2</td>' in html
 
 
-def test_lambda_and_variant_tables(record):
-    lambdas = report.lambda_table(record)
-    assert list(lambdas.data.index) == report.layer_names(record)
-    assert lambdas.data["p99.99"].tolist() == record.specific["normalisation_lambdas"]["p99.99"]
+def test_lambda_table_has_a_row_per_layer(record):
+    table = report.lambda_table(record)
+    assert table.index == tuple(report.layer_names(record)) and table.index_name == "layer"
+    lambdas = record.specific["normalisation_lambdas"]
+    assert _column(table, "p99.99") == [f"{x:.2f}" for x in lambdas["p99.99"]]
+    assert str(table) == (
+        "λ: the activation each layer's threshold stands for\n"
+        "layer  p99.9  p99.99   p100\n"
+        "-----  -----  ------  -----\n"
+        "conv1   1.69    2.37   4.73\n"
+        "conv2   1.80    2.76   6.68\n"
+        "conv3   1.09    1.56   3.37\n"
+        "conv4   1.04    1.48   3.00\n"
+        "conv5   0.72    1.04   2.21\n"
+        "conv6   2.21    3.65  13.02")
+
+
+def test_variants_table_has_a_row_per_variant_and_a_column_per_steps_t(record):
     var = record.specific["variants"]
     table = report.variants_table(record)
-    assert list(table.data.index) == list(var["accuracy_vs_steps"])
-    assert table.data.loc["poisson, p99.99", 8] == var["accuracy_vs_steps"]["poisson, p99.99"]["8"]
-    assert f"CNN {_pct(var['cnn_accuracy'])}" in table.caption
+    assert table.index == tuple(var["accuracy_vs_steps"])
+    assert table.columns == ("1", "2", "4", "8", "16", "32", "64", "128", "256")
+    for name, curve in var["accuracy_vs_steps"].items():
+        assert _row(table, name) == [_pct(a) for a in curve.values()]
+    assert _row(table, "poisson, p99.99") == [
+        "10.0%", "10.0%", "11.5%", "12.0%", "17.2%", "32.7%", "56.1%", "72.1%", "81.4%"]
+    assert table.caption == f"accuracy on 1000 test images; CNN {_pct(var['cnn_accuracy'])}"
+    assert table.caption == "accuracy on 1000 test images; CNN 89.2%"
 
 
 def test_float32_checks_are_quoted_only_when_the_run_was_in_bfloat16(record):
@@ -127,58 +170,140 @@ def test_float32_checks_are_quoted_only_when_the_run_was_in_bfloat16(record):
 def test_costs_table_names_the_precision_each_row_ran_in(record):
     cnn, snn = record.specific["cnn"], record.specific["snn"]
     ops = snn["operations_per_image"]
-    table = report.costs_table(record).data
-    assert list(table.index) == ["CNN (float32)", "CNN (bfloat16)", f"SNN (bfloat16), T = 256"]
-    speed = cnn["bfloat16"]["images_per_s"]
-    assert table.loc["CNN (bfloat16)", "images/s on this machine"] == speed
-    assert table.loc["SNN (bfloat16), T = 256", "accumulates"] == ops["accumulates"]
-    assert table.loc["CNN (float32)", "accumulates"] == 0.0
-    plain = report.costs_table(_float32_run(record)).data
-    assert list(plain.index) == ["CNN (float32)", "SNN (float32), T = 256"]
+    table = report.costs_table(record)
+    assert table.index == ("CNN (float32)", "CNN (bfloat16)", "SNN (bfloat16), T = 256")
+    assert table.columns == ("multiply-accumulates", "accumulates", "bias additions",
+                             "images/s on this machine")
+    assert _row(table, "CNN (bfloat16)") == [
+        f"{cnn['multiply_accumulates_per_image']:,.3g}", "0", "0",
+        f"{cnn['bfloat16']['images_per_s']:,.3g}"]
+    assert _row(table, "SNN (bfloat16), T = 256") == [
+        f"{ops[k]:,.3g}" for k in ("multiply_accumulates", "accumulates", "bias_additions")] + [
+        f"{snn['images_per_s']:,.3g}"]
+    assert str(table) == (
+        "                         multiply-accumulates  accumulates  bias additions  "
+        "images/s on this machine\n"
+        "-----------------------  --------------------  -----------  --------------  "
+        "------------------------\n"
+        "CNN (float32)                        1.53e+08            0               0  "
+        "                     479\n"
+        "CNN (bfloat16)                       1.53e+08            0               0  "
+        "                1.36e+03\n"
+        "SNN (bfloat16), T = 256              4.53e+08      2.5e+09        5.87e+07  "
+        "                    2.98")
+    plain = report.costs_table(_float32_run(record))
+    assert plain.index == ("CNN (float32)", "SNN (float32), T = 256")
 
 
 def test_firing_table_adds_the_probe(record):
     probe = {"clipped": [0.01 * k for k in range(6)], "mean_activation": [0.1] * 6}
     table = report.firing_table(record, probe)
-    assert table.data["clipped activations"].tolist() == probe["clipped"]
-    assert table.data.loc["conv1", "neurons"] == record.firing["conv1"]["neurons"]
+    assert table.index == tuple(report.layer_names(record))
+    assert table.columns == ("neurons", "spikes_per_image", "rate_per_step",
+                             "clipped activations", "mean activation (normalised)")
+    assert _column(table, "clipped activations") == [
+        "0.00%", "1.00%", "2.00%", "3.00%", "4.00%", "5.00%"]
+    assert _column(table, "mean activation (normalised)") == ["0.100"] * 6
+    assert _row(table, "conv1")[:3] == ["65,536", "1,187,249", "0.071"]
+    firing = record.firing["conv6"]
+    assert _row(table, "conv6")[:3] == [f"{firing['neurons']:,}",
+                                        f"{firing['spikes_per_image']:,.0f}",
+                                        f"{firing['rate_per_step']:.3f}"]
+    assert table.caption == "firing over 256 steps, per image"
     with pytest.raises(ValueError, match="probe"):
         report.firing_table(record, {"clipped": [0.0]})
     with pytest.raises(ValueError, match="probe"):
         report.firing_table(record, {"clipped": [0.0], "mean_activation": [0.0]})
 
 
+def test_qcfs_table_leaves_the_steps_qcfs_did_not_run_empty(record):
+    s = record.specific
+    snn, q = s["snn"], s["qcfs"]
+    table = report.qcfs_table(record)
+    assert table.index == ("ReLU conversion", "QCFS conversion")
+    assert table.columns == tuple(snn["accuracy_vs_steps"])
+    assert _row(table, "ReLU conversion") == [_pct(a) for a in snn["accuracy_vs_steps"].values()]
+    assert _row(table, "QCFS conversion") == [
+        "68.4%", "80.5%", "86.4%", "88.1%", "88.4%", "88.4%", "", "", ""]
+    assert table.caption == (
+        f"SNN accuracy by steps T; CNNs on these images: ReLU "
+        f"{_pct(s['cnn']['accuracy_on_snn_images'])}, QCFS "
+        f"{_pct(q['cnn_accuracy_on_snn_images'])}")
+    assert all(table.numeric)  # the empty cells keep the columns numbers (right-aligned)
+
+
 def test_operations_table_has_a_row_per_simulation(record):
     q, cnn = record.specific["qcfs"], record.specific["cnn"]
     short = {"accuracy": {8: 0.5},
              "synaptic_ops_per_image": {"accumulates": 2e6, "multiply_accumulates": 1e6}}
-    table = report.operations_table(record, short, 8).data
-    assert list(table.index) == ["ReLU conversion, T = 256", "QCFS conversion, T = 32",
-                                 "QCFS conversion, T = 8"]
-    assert table.loc["QCFS conversion, T = 8", "accumulates per CNN multiply-accumulate"] == (
-        2e6 / cnn["multiply_accumulates_per_image"])
-    assert table.loc["QCFS conversion, T = 32", "accuracy"] == q["accuracy_vs_steps"]["32"]
-    assert table.loc["ReLU conversion, T = 256", "accuracy"] == record.accuracy
-    same = report.operations_table(record, {**short, "accuracy": {32: 0.5}}, 32).data
-    assert len(same) == 2  # the short simulation is the longest: not repeated
+    table = report.operations_table(record, short, 8)
+    assert table.index == ("ReLU conversion, T = 256", "QCFS conversion, T = 32",
+                           "QCFS conversion, T = 8")
+    assert table.columns == ("accuracy", "accumulates", "multiply-accumulates",
+                             "accumulates per CNN multiply-accumulate")
+    assert _row(table, "QCFS conversion, T = 8") == [
+        "50.0%", "2e+06", "1e+06", f"{2e6 / cnn['multiply_accumulates_per_image']:.2f}"]
+    ops = q["operations_per_image"]
+    assert _row(table, "QCFS conversion, T = 32") == [
+        _pct(q["accuracy_vs_steps"]["32"]), f"{ops['accumulates']:,.3g}",
+        f"{ops['multiply_accumulates']:,.3g}",
+        f"{ops['accumulates'] / cnn['multiply_accumulates_per_image']:.2f}"]
+    assert _row(table, "ReLU conversion, T = 256") == ["88.5%", "2.5e+09", "4.53e+08", "16.36"]
+    same = report.operations_table(record, {**short, "accuracy": {32: 0.5}}, 32)
+    assert len(same.index) == 2  # the short simulation is the longest: not repeated
     with pytest.raises(ValueError, match="short"):
         report.operations_table(record, short, 16)
 
 
 def test_full_profile_items(record, tmp_path):
     items = report.full_profile_items(RECORD)
-    assert [type(i).__name__ for i in items] == ["str", "Styler", "str", "str", "Styler", "str"]
+    assert [type(i).__name__ for i in items] == [
+        "str", "DisplayTable", "str", "str", "DisplayTable", "str"]
     assert items[0].startswith("full profile (") and "88.66%" in items[0]
-    assert items[1].data.loc["SNN accuracy", "256"] == record.specific["snn"]["accuracy_vs_steps"][
-        "256"]
+    snn, q = record.specific["snn"], record.specific["qcfs"]
+    assert items[1].index == tuple(snn["accuracy_vs_steps"])
+    assert _column(items[1], "SNN accuracy") == [f"{a:.2%}" for a in
+                                                 snn["accuracy_vs_steps"].values()]
+    assert str(items[1]) == (
+        "steps T  SNN accuracy  loss vs CNN (points)\n"
+        "-------  ------------  --------------------\n"
+        "1              10.00%                 78.66\n"
+        "2              10.00%                 78.66\n"
+        "4              12.47%                 76.19\n"
+        "8              22.72%                 65.94\n"
+        "16             63.08%                 25.58\n"
+        "32             83.13%                  5.53\n"
+        "64             87.08%                  1.58\n"
+        "128            88.17%                  0.49\n"
+        "256            88.46%                  0.20")
+    assert items[4].index == tuple(q["accuracy_vs_steps"])
+    assert str(items[4]) == (
+        "steps T  QCFS SNN accuracy  loss vs QCFS CNN (points)  loss vs ReLU CNN (points)\n"
+        "-------  -----------------  -------------------------  -------------------------\n"
+        "1                   68.42%                      19.65                      20.24\n"
+        "2                   80.48%                       7.59                       8.18\n"
+        "4                   86.40%                       1.67                       2.26\n"
+        "8                   88.14%                      -0.07                       0.52\n"
+        "16                  88.43%                      -0.36                       0.23\n"
+        "32                  88.40%                      -0.33                       0.26")
     missing = report.full_profile_items(tmp_path / "none.json")
     assert missing == [f"{tmp_path / 'none.json'} not found: run `python -m snnlib run "
                        "conversion --profile full`."]
 
 
-def test_show_prints_lines_skips_none_and_displays_tables(capsys):
+def test_show_prints_lines_skips_none_and_displays_tables(record, capsys):
     report.show("first", None, "second")
     assert capsys.readouterr().out == "first\nsecond\n"
+    table = report.accuracy_table(record)
+    report.show("before", table, None, "after")  # outside IPython, display prints the text
+    assert capsys.readouterr().out == f"before\n{table}\nafter\n"
+
+
+def test_no_table_is_a_pandas_styler():
+    import inspect
+
+    source = inspect.getsource(report)
+    assert "Styler" not in source and ".style." not in source
 
 
 def test_report_refuses_what_is_not_a_tier3_record(record):

@@ -520,6 +520,8 @@ class FrozenLayers:
     ``record_pool=False`` leaves out the complex cells' (recording them costs time).
     """
 
+    _extra = 0  # monitors added for one call (:meth:`run`'s ``trains2``): unique names
+
     def __init__(self, p: Tier1Params, filters: list[np.ndarray], thresholds: list[np.ndarray],
                  *, batch: int = 8, layers: int = 2, record_trains: bool = False,
                  record_pool: bool = True, steps: int | None = None) -> None:
@@ -609,7 +611,7 @@ class FrozenLayers:
             th = np.asarray(thresholds[layer], dtype=float)
             group.theta = np.tile(th, len(group) // len(th)) * b2.mV
 
-    def run(self, intensities: np.ndarray, *, seed: int) -> dict:
+    def run(self, intensities: np.ndarray, *, seed: int, trains2: bool = False) -> dict:
         """Present images (``(n, 2, 32, 32)`` ON/OFF intensities), ``batch`` at a time.
 
         The presentations follow one another in one Brian2 run (a network
@@ -621,7 +623,10 @@ class FrozenLayers:
         Returns ``counts1`` ``(n, S1, S1, K1)``, ``counts2`` ``(n, S2, S2, K2)``
         (layers=2), ``pool_spikes`` (complex-cell spikes per image, the mean of the
         call), and with ``record_trains`` the complex cells' and layer 2's spikes as
-        ``(image, neuron-in-image, step)`` arrays.
+        ``(image, neuron-in-image, step)`` arrays. ``trains2`` records layer 2's
+        spikes for this call only (``trains2`` in the result) in a network built
+        without ``record_trains``: a monitor is added for the call and removed after
+        it, so the wired network serves both kinds of call.
         """
         import brian2 as b2
 
@@ -632,6 +637,14 @@ class FrozenLayers:
                              f"{tuple(intensities.shape)}.")
         check.array("intensities", intensities, low=0.0, high=1.0, where="FrozenLayers.run")
         check.integer("seed", seed, low=0, where="FrozenLayers.run")
+        check.flag("trains2", trains2, where="FrozenLayers.run")
+        if trains2 and self.layers != 2:
+            raise ValueError("FrozenLayers.run: trains2 needs layer 2 (layers=2).")
+        extra = None
+        if trains2 and not self.monitors[1].record:
+            FrozenLayers._extra += 1
+            extra = b2.SpikeMonitor(self.l2, record=True, name=f"trains2_{FrozenLayers._extra}")
+            self.net.add(extra)
         chunks = -(-n // self.batch)
         x = np.zeros((chunks * self.batch, 2, IMAGE_PX, IMAGE_PX))
         x[:n] = intensities
@@ -653,9 +666,12 @@ class FrozenLayers:
         if self.pool_monitor.record:
             out["pool_trains"] = _trains(self.pool_monitor, trains_from[0], t0, p,
                                          len(self.pool) // self.batch, n, self.batch, self.steps)
-        if self.layers == 2 and self.monitors[1].record:
-            out["trains2"] = _trains(self.monitors[1], trains_from[1], t0, p,
+        if self.layers == 2 and (self.monitors[1].record or extra is not None):
+            out["trains2"] = _trains(extra if extra is not None else self.monitors[1],
+                                     0 if extra is not None else trains_from[1], t0, p,
                                      len(self.l2) // self.batch, n, self.batch, self.steps)
+        if extra is not None:
+            self.net.remove(extra)
         return out
 
     def _boundary(self) -> None:
@@ -951,7 +967,8 @@ def train_layers(p: Tier1Params, intensities: np.ndarray, *, seed: int, learn: b
     Layer 1 learns from ``p.layer1.train_patches`` random ``field x field``
     patches of ``intensities`` ``(N, 2, 32, 32)``; layer 2 from
     ``p.layer2.train_patches`` random fields of complex-cell spikes, made by
-    running the learned layer 1 on the images, ``batch`` at a time. With
+    running the learned layer 1 on the images, ``batch`` images for each learning
+    step (simulated :data:`WIRED_BATCH` at a time). With
     ``learn=False`` the weights keep their random start and only the
     thresholds adapt (the same homeostasis, the same patches): the
     random-weight twin that the learned layers must beat.
@@ -991,8 +1008,10 @@ def train_layers(p: Tier1Params, intensities: np.ndarray, *, seed: int, learn: b
         learner.step(patches.reshape(len(img), -1))
     keep(learner)
     # layer 2: fields of the complex cells' spikes, a few from each image
-    layer1 = FrozenLayers(p, out["filters"], out["thresholds"], batch=batch, layers=1,
-                          record_trains=True)
+    # the images of a step go through a network wired for WIRED_BATCH of them, one group
+    # after another in the same run (FrozenLayers.run): wiring 16 at once takes longer
+    layer1 = FrozenLayers(p, out["filters"], out["thresholds"], batch=min(batch, WIRED_BATCH),
+                          layers=1, record_trains=True)
     learner = ConvLearner(p, 2, seed=seed, learn=learn)
     n_img = min(batch, p.layer2.patch_batch)  # images per step, never more than its patches
     per_image = p.layer2.patch_batch // n_img
@@ -1016,23 +1035,27 @@ def train_layers(p: Tier1Params, intensities: np.ndarray, *, seed: int, learn: b
     return out
 
 
+WIRED_BATCH = 4
+"""Images that one frozen network simulates side by side (:func:`features`,
+:func:`train_layers`). Wiring is the slow part of a short call: a batch of 4 images has
+15 million synapses and takes about eight seconds, 16 images 60 million and about thirty,
+while images simulate as fast in batches of 4 as of 16
+(``benchmarks/brian_stdp_conv_speed.py --wire-batches 4 16``)."""
+
 _REUSED: dict = {}
-"""The last :class:`FrozenLayers` that :func:`features` built without recording trains."""
+"""The last :class:`FrozenLayers` that :func:`features` built (see :func:`_frozen_layers`)."""
 
 
-def _frozen_layers(p: Tier1Params, layers: dict, *, batch: int, record: bool) -> FrozenLayers:
+def _frozen_layers(p: Tier1Params, layers: dict, *, batch: int) -> FrozenLayers:
     """The frozen layers for :func:`features`, with ``layers``' filters and thresholds.
 
-    Wiring a batch of 16 images (60 million synapses) takes about ten seconds, often
-    more than simulating them: the network built for one call without recorded
-    trains is kept and reused by the next call of the same shape, its weights and
-    thresholds replaced (it gives the counts a new one would: every presentation
-    starts from rest, and the synapses carry no delay). A network that records
-    trains is built for its call only (its monitors keep every spike).
+    Wiring the network is the slow part of a short call (:data:`WIRED_BATCH`): the
+    network built for one call is kept and reused by the next call of the same shape,
+    its weights and thresholds replaced (it gives the counts a new one would: every
+    presentation starts from rest, and the synapses carry no delay); a call that
+    measures volleys records layer 2's trains with a monitor of its own
+    (:meth:`FrozenLayers.run`'s ``trains2``).
     """
-    if record:
-        return FrozenLayers(p, layers["filters"], layers["thresholds"], batch=batch,
-                            record_trains=True, record_pool=False, steps=p.steps_frozen)
     key = (p, batch)
     frozen = _REUSED.get(key)
     if frozen is None:
@@ -1045,8 +1068,8 @@ def _frozen_layers(p: Tier1Params, layers: dict, *, batch: int, record: bool) ->
 
 
 def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int,
-             batch: int = 16, record_every: int = 0, keep_counts: bool = False,
-             progress: bool = False, per_call: int = 32) -> dict:
+             batch: int = WIRED_BATCH, record_every: int = 0, keep_counts: bool = False,
+             progress: bool = False, per_call: int = 128) -> dict:
     """Spike counts of both frozen layers for every image, pooled for the readouts.
 
     ``layers`` is :func:`train_layers`' result. The images go through
@@ -1078,14 +1101,15 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
         f"features of {len(x)} images (intensities)", len(x) * (4 * p.n_features + 32 + (
             p.side1 ** 2 * p.layer1.n_filters + p.side2 ** 2 * p.layer2.n_filters
             if keep_counts else 0)), where=where)
-    frozen = _frozen_layers(p, layers, batch=batch, record=record_every > 0)
+    frozen = _frozen_layers(p, layers, batch=batch)
     f1, f2, s1, s2, sp, c1, c2 = [], [], [], [], [], [], []
     volleys, seen = 0.0, 0
     step = batch * per_call
     with tqdm(total=len(x), disable=not progress, desc="frozen layers", unit="image") as bar:
         for k, start in enumerate(range(0, len(x), step)):
             chunk = x[start:start + step]
-            out = frozen.run(chunk, seed=seed * 1_000_003 + start)
+            record = bool(record_every) and k % record_every == 0
+            out = frozen.run(chunk, seed=seed * 1_000_003 + start, trains2=record)
             f1.append(pool_counts(out["counts1"], p.features_pool[0]))
             f2.append(pool_counts(out["counts2"], p.features_pool[1]))
             s1.append(out["counts1"].reshape(len(chunk), -1).sum(axis=1))
@@ -1095,7 +1119,7 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
                 small = np.uint8 if p.steps_frozen < 256 else np.uint16  # one spike a step at most
                 c1.append(out["counts1"].astype(small))
                 c2.append(out["counts2"].astype(small))
-            if record_every and k % record_every == 0:
+            if record:
                 volleys += volley_fraction(out["trains2"], len(chunk),
                                            p.side2 ** 2 * p.layer2.n_filters) * len(chunk)
                 seen += len(chunk)

@@ -33,12 +33,14 @@ from .. import _profile_section
 from . import network as N
 from .output import PopulationParams, PopulationReadout
 
-__all__ = ["CHOSEN_ON", "FEATURE_STEPS", "LAYERS_VERSION", "LR_CS", "OUTPUT_VERSION", "ablations",
-           "output_params", "run_tier", "synaptic_events", "tier_params", "tier_images"]
+__all__ = ["CHOSEN_ON", "FEATURE_STEPS", "LAYERS_VERSION", "LR_CS",
+           "OUTPUT_VERSION", "ablations", "output_params", "run_tier", "synaptic_events",
+           "tier_params", "tier_images"]
 
-LAYERS_VERSION = 2
+LAYERS_VERSION = 3
 """Part of the cache keys of the learned layers and their features: raised when
-:mod:`.network`'s learning or simulation changes."""
+:mod:`.network`'s learning or simulation changes (3: networks wired for
+:data:`.network.WIRED_BATCH` images, which draws other spikes)."""
 OUTPUT_VERSION = 2
 """Part of the cache key of the output layer's checkpoints."""
 

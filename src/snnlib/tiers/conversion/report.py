@@ -2,14 +2,19 @@
 
 Each function takes the :class:`snnlib.runs.TierRecord` that
 :func:`.run.run_tier` writes (or what the chapter computed beside it) and
-returns either a line of text (to ``print``) or a pandas ``Styler`` (to
-``display``), so that a chapter cell reads as its prose does::
+returns either a line of text (to ``print``) or a :class:`snnlib.viz.DisplayTable`
+made by :func:`snnlib.viz.table`, the book's one table helper (to ``display``:
+an HTML table in a notebook and in the book, aligned text elsewhere), so that a
+chapter cell reads as its prose does::
 
     display(conversion.report.accuracy_table(record))
     print(conversion.report.smallest_steps_line(record))
 
-Numbers are formatted as the chapter shows them: accuracies as percentages
-with one decimal, operation counts with three significant digits.
+Numbers are formatted as the chapter shows them, one format per column:
+accuracies as percentages with one decimal, losses in percentage points with
+one decimal, operation counts with three significant digits. A table of a
+curve against the simulation steps has one row per T when its quantities are
+formatted differently (:func:`accuracy_table`, :func:`full_profile_items`).
 :func:`show` prints lines and displays tables in order (for a cell with
 several of them, such as :func:`full_profile_items`).
 """
@@ -19,10 +24,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pandas as pd
-
 from ... import _validate as check
-from ... import runs
+from ... import runs, viz
 
 __all__ = ["accumulates_line", "accuracy_table", "costs_table", "firing_table",
            "float32_gap_line", "full_profile_items", "lambda_table", "layer_names",
@@ -40,9 +43,20 @@ def _record(record, where: str) -> runs.TierRecord:
     return record
 
 
-def _steps_row(curve: dict) -> dict[int, float]:
-    """``{"1": a, "2": b}`` (a record's JSON keys) as ``{1: a, 2: b}``."""
-    return {int(t): a for t, a in curve.items()}
+def _steps_row(curve: dict) -> dict[str, float]:
+    """``{"1": a, 2: b}`` as ``{"1": a, "2": b}``: the steps T as the record's JSON keys
+    (text, so that a table shows ``1024`` and not ``1,024``)."""
+    return {str(int(t)): a for t, a in curve.items()}
+
+
+def _by_steps(columns: dict[str, dict]) -> dict[str, dict]:
+    """``{column: {T: value}}`` as rows ``{T: {column: value}}``, one per T of any column,
+    in the order met (a T that a column lacks shows :data:`snnlib.viz.NA`)."""
+    rows: dict[str, dict] = {}
+    for name, curve in columns.items():
+        for t, value in _steps_row(curve).items():
+            rows.setdefault(t, {})[name] = value
+    return rows
 
 
 def layer_names(record) -> list[str]:
@@ -83,21 +97,25 @@ def training_line(record) -> str:
 def lambda_table(record):
     """Each layer's normalisation :math:`\\lambda_l` at each percentile (rows: layers)."""
     record = _record(record, "report.lambda_table")
-    lambdas = pd.DataFrame(record.specific["normalisation_lambdas"], index=layer_names(record))
-    lambdas.index.name = "layer"
-    return lambdas.style.format("{:.2f}").set_caption(
-        "λ: the activation each layer's threshold stands for")
+    lambdas = record.specific["normalisation_lambdas"]
+    rows = {layer: {p: values[k] for p, values in lambdas.items()}
+            for k, layer in enumerate(layer_names(record))}
+    return viz.table(rows, formats=".2f", index_name="layer",
+                     caption="λ: the activation each layer's threshold stands for")
 
 
 def accuracy_table(record):
-    """The converted network's accuracy after every T, and its loss against the CNN in points."""
+    """The converted network's accuracy after every T, and its loss against the CNN in points.
+
+    Rows: the steps T. Columns: the SNN's accuracy (a percentage) and its loss
+    against the CNN in percentage points.
+    """
     record = _record(record, "report.accuracy_table")
     snn = record.specific["snn"]
-    table = pd.DataFrame({"SNN accuracy": _steps_row(snn["accuracy_vs_steps"]),
-                          "loss vs CNN (points)": _steps_row(snn["loss_vs_cnn_points"])})
-    table.index.name = "steps T"
-    return (table.T.style.format("{:.1f}", subset=pd.IndexSlice["loss vs CNN (points)", :])
-            .format("{:.1%}", subset=pd.IndexSlice["SNN accuracy", :]))
+    rows = _by_steps({"SNN accuracy": snn["accuracy_vs_steps"],
+                      "loss vs CNN (points)": snn["loss_vs_cnn_points"]})
+    return viz.table(rows, formats={"SNN accuracy": ".1%", "loss vs CNN (points)": ".1f"},
+                     index_name="steps T")
 
 
 def smallest_steps_line(record) -> str:
@@ -108,12 +126,15 @@ def smallest_steps_line(record) -> str:
 
 
 def variants_table(record):
-    """Accuracy against T of every normalisation and input coding, on the variant images."""
+    """Accuracy against T of every normalisation and input coding, on the variant images.
+
+    Rows: the variants (input coding, percentile). Columns: the steps T.
+    """
     var = _record(record, "report.variants_table").specific["variants"]
     rows = {name: _steps_row(acc) for name, acc in var["accuracy_vs_steps"].items()}
-    return (pd.DataFrame(rows).T.style.format("{:.1%}")
-            .set_caption(f"accuracy on {var['images']} test images; CNN "
-                         f"{var['cnn_accuracy']:.1%}"))
+    return viz.table(rows, formats=".1%",
+                     caption=f"accuracy on {var['images']} test images; CNN "
+                             f"{var['cnn_accuracy']:.1%}")
 
 
 def float32_gap_line(record) -> str | None:
@@ -145,13 +166,14 @@ def firing_table(record, probe: dict):
     if len(probe["clipped"]) != len(record.firing):
         raise ValueError(f"{where}: probe has {len(probe['clipped'])} layers, the record "
                          f"{len(record.firing)}")
-    firing = pd.DataFrame(record.firing).T
-    firing["clipped activations"] = probe["clipped"]
-    firing["mean activation (normalised)"] = probe["mean_activation"]
-    return firing.style.format({
-        "neurons": "{:,.0f}", "spikes_per_image": "{:,.0f}", "rate_per_step": "{:.3f}",
-        "clipped activations": "{:.2%}", "mean activation (normalised)": "{:.3f}",
-    }).set_caption(f"firing over {record.specific['snn']['steps']} steps, per image")
+    rows = {layer: {**stats, "clipped activations": clipped,
+                    "mean activation (normalised)": mean}
+            for (layer, stats), clipped, mean in zip(record.firing.items(), probe["clipped"],
+                                                    probe["mean_activation"])}
+    return viz.table(rows, formats={
+        "neurons": ",.0f", "spikes_per_image": ",.0f", "rate_per_step": ".3f",
+        "clipped activations": ".2%", "mean activation (normalised)": ".3f",
+    }, caption=f"firing over {record.specific['snn']['steps']} steps, per image")
 
 
 def costs_table(record):
@@ -178,7 +200,7 @@ def costs_table(record):
     rows[f"SNN ({dtype}), T = {snn['steps']}"] = {
         "multiply-accumulates": ops["multiply_accumulates"], "accumulates": ops["accumulates"],
         "bias additions": ops["bias_additions"], "images/s on this machine": snn["images_per_s"]}
-    return pd.DataFrame(rows).T.style.format("{:,.3g}")
+    return viz.table(rows, formats=",.3g")
 
 
 def accumulates_line(record) -> str:
@@ -199,15 +221,22 @@ def qcfs_training_line(record) -> str:
 
 
 def qcfs_table(record):
-    """Accuracy against T of the ReLU conversion and of the fine-tuned QCFS conversion."""
+    """Accuracy against T of the ReLU conversion and of the fine-tuned QCFS conversion.
+
+    Rows: the two conversions. Columns: the steps T of either; a T that a
+    conversion was not simulated for is an empty cell (QCFS stops at a
+    shorter T).
+    """
     record = _record(record, "report.qcfs_table")
     snn, q, cnn = record.specific["snn"], record.specific["qcfs"], record.specific["cnn"]
-    return (pd.DataFrame({"ReLU conversion": _steps_row(snn["accuracy_vs_steps"]),
-                          "QCFS conversion": _steps_row(q["accuracy_vs_steps"])})
-            .T.style.format("{:.1%}", na_rep="")
-            .set_caption(f"SNN accuracy by steps T; CNNs on these images: ReLU "
-                         f"{cnn['accuracy_on_snn_images']:.1%}, QCFS "
-                         f"{q['cnn_accuracy_on_snn_images']:.1%}"))
+    curves = {"ReLU conversion": _steps_row(snn["accuracy_vs_steps"]),
+              "QCFS conversion": _steps_row(q["accuracy_vs_steps"])}
+    steps = list(dict.fromkeys(t for curve in curves.values() for t in curve))
+    rows = {name: {t: curve.get(t, "") for t in steps} for name, curve in curves.items()}
+    return viz.table(rows, formats=".1%",
+                     caption=f"SNN accuracy by steps T; CNNs on these images: ReLU "
+                             f"{cnn['accuracy_on_snn_images']:.1%}, QCFS "
+                             f"{q['cnn_accuracy_on_snn_images']:.1%}")
 
 
 def qcfs_steps_line(record) -> str:
@@ -249,9 +278,9 @@ def operations_table(record, short: dict, short_steps: int):
                       "multiply-accumulates": o["multiply_accumulates"],
                       "accumulates per CNN multiply-accumulate":
                           o["accumulates"] / cnn["multiply_accumulates_per_image"]}
-    return pd.DataFrame(rows).T.style.format({
-        "accuracy": "{:.1%}", "accumulates": "{:,.3g}", "multiply-accumulates": "{:,.3g}",
-        "accumulates per CNN multiply-accumulate": "{:.2f}"})
+    return viz.table(rows, formats={
+        "accuracy": ".1%", "accumulates": ",.3g", "multiply-accumulates": ",.3g",
+        "accumulates per CNN multiply-accumulate": ".2f"})
 
 
 def qcfs_float32_line(record) -> str | None:
@@ -270,7 +299,9 @@ def full_profile_items(path) -> list:
     The run (CNN widths, images, epochs, time, commit), the CNN's accuracy,
     the converted network's accuracy against T with its loss in points, the
     smallest T within 1 and 0.1 point; then the same for the QCFS network if
-    the record has it. A missing file gives one line saying how to make it.
+    the record has it. The two tables have a row per steps T; accuracies are
+    percentages and losses points, both with two decimals. A missing file
+    gives one line saying how to make it.
     """
     check.instance("path", path, (str, os.PathLike), where="report.full_profile_items")
     path = Path(path)
@@ -284,9 +315,10 @@ def full_profile_items(path) -> list:
         f"{fc['training']['wall_s'] / 60:.0f} min; "
         f"commit {str(full.provenance['git_commit'])[:7]}\n"
         f"CNN test accuracy {fc['accuracy']:.2%} ({fc['images_per_s']:.0f} images/s)",
-        pd.DataFrame({"SNN accuracy": fs["accuracy_vs_steps"],
-                      "loss vs CNN (points)": fs["loss_vs_cnn_points"]})
-        .T.style.format("{:.2f}").format("{:.2%}", subset=pd.IndexSlice["SNN accuracy", :]),
+        viz.table(_by_steps({"SNN accuracy": fs["accuracy_vs_steps"],
+                             "loss vs CNN (points)": fs["loss_vs_cnn_points"]}),
+                  formats={"SNN accuracy": ".2%", "loss vs CNN (points)": ".2f"},
+                  index_name="steps T"),
         f"smallest T within 1 point: {fs['smallest_steps_within_1_point']}, within 0.1 "
         f"point: {fs['smallest_steps_within_0.1_point']}; SNN {fs['images_per_s']:.1f} "
         f"images/s at T = {fs['steps']}",
@@ -296,11 +328,12 @@ def full_profile_items(path) -> list:
         items += [
             f"fine-tuned with QCFS for {fq['training']['epochs']} epochs in "
             f"{fq['training']['wall_s'] / 60:.0f} min: CNN {fq['cnn_accuracy']:.2%}",
-            pd.DataFrame({"QCFS SNN accuracy": fq["accuracy_vs_steps"],
-                          "loss vs QCFS CNN (points)": fq["loss_vs_own_cnn_points"],
-                          "loss vs ReLU CNN (points)": fq["loss_vs_relu_cnn_points"]})
-            .T.style.format("{:.2f}").format("{:.2%}",
-                                             subset=pd.IndexSlice["QCFS SNN accuracy", :]),
+            viz.table(_by_steps({"QCFS SNN accuracy": fq["accuracy_vs_steps"],
+                                 "loss vs QCFS CNN (points)": fq["loss_vs_own_cnn_points"],
+                                 "loss vs ReLU CNN (points)": fq["loss_vs_relu_cnn_points"]}),
+                      formats={"QCFS SNN accuracy": ".2%", "loss vs QCFS CNN (points)": ".2f",
+                               "loss vs ReLU CNN (points)": ".2f"},
+                      index_name="steps T"),
             f"smallest T within 1 point of the QCFS CNN: {fq['smallest_steps_within_1_point']}, "
             f"within 0.1 point: {fq['smallest_steps_within_0.1_point']}",
         ]
@@ -308,7 +341,8 @@ def full_profile_items(path) -> list:
 
 
 def show(*items) -> None:
-    """Print each line and display each table, in order (None items are skipped)."""
+    """Print each line and display each table (a :class:`snnlib.viz.DisplayTable`: HTML in a
+    notebook, its text elsewhere), in order (None items are skipped)."""
     from IPython.display import display
 
     for item in items:
