@@ -32,12 +32,8 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 # The chapters' execution times are printed whether or not the build passed.
-# The chapters execute two at a time (book/_ext/execute_lanes.py) into an emptied
-# jupyter-cache, which the build then reads.
 book: $(STAMP)
-	rm -rf _build/execution_times.json _build/.jupyter_cache
-	export SNNLIB_BUILD_STARTED=$$(date +%s); \
-	$(PY) book/_ext/execute_lanes.py --cache _build/.jupyter_cache && \
+	rm -f _build/execution_times.json
 	$(BIN)/jupyter-book build . --warningiserror --keep-going; status=$$?; \
 		$(PY) book/_ext/execution_times.py _build/execution_times.json; exit $$status
 	@echo "The book is in _build/html/index.html"

@@ -139,20 +139,3 @@ def test_bibliography_labels_are_author_year_and_unique():
     assert labels["diehl2015fast"] == "Diehl et al., 2015"
     assert labels["fremaux2016neuromodulated"] == "Frémaux and Gerstner, 2016"  # LaTeX decoded
     assert len(set(labels.values())) == len(labels)
-
-
-def test_every_chapter_runs_in_exactly_one_lane_of_make_book():
-    """`make book` executes the chapters two at a time (book/_ext/execute_lanes.py): each
-    notebook of the table of contents must be in one lane, chapter 4 after chapter 3 in the
-    same lane (it continues from chapter 3's run folder)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("execute_lanes",
-                                                  ROOT / "book" / "_ext" / "execute_lanes.py")
-    lanes = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lanes)
-    laned = [p for lane in lanes.LANES for p in lane]
-    notebooks = sorted(f"{f}.ipynb" for f in toc_files() if f.startswith("notebooks/"))
-    assert sorted(laned) == notebooks and len(set(laned)) == len(laned)
-    tier1 = next(lane for lane in lanes.LANES if "notebooks/03_stdp_network.ipynb" in lane)
-    assert tier1.index("notebooks/04_rstdp.ipynb") > tier1.index("notebooks/03_stdp_network.ipynb")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -85,10 +84,8 @@ def main(argv: list[str]) -> int:
 
 
 def setup(app):
-    # Sphinx calls setup() as the build starts, before any notebook is executed; `make book`
-    # executes the chapters before Sphinx starts (execute_lanes.py) and says when it began.
-    started = float(os.environ.get("SNNLIB_BUILD_STARTED") or time.time())
-    app.connect("build-finished", functools.partial(write_record, started))
+    # Sphinx calls setup() as the build starts, before any notebook is executed.
+    app.connect("build-finished", functools.partial(write_record, time.time()))
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
