@@ -139,3 +139,17 @@ def test_bibliography_labels_are_author_year_and_unique():
     assert labels["diehl2015fast"] == "Diehl et al., 2015"
     assert labels["fremaux2016neuromodulated"] == "Frémaux and Gerstner, 2016"  # LaTeX decoded
     assert len(set(labels.values())) == len(labels)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_chapter_says_how_long_it_runs_right_under_its_title(path):
+    """A reader learns before running anything how long the chapter takes: a note right
+    after the title, with the time at the book profile and what the full profile needs."""
+    first = json.loads(path.read_text())["cells"][0]
+    source = "".join(first["source"])
+    title, rest = source.split("\n", 1)
+    assert first["cell_type"] == "markdown" and title.startswith("# ")
+    assert rest.lstrip().startswith("```{admonition} Run time")
+    note = rest.split("```", 2)[1]
+    assert "`book` profile" in note or "whatever the profile" in note
+    assert re.search(r"\d+ (seconds|minutes?)|a minute", note)

@@ -191,3 +191,16 @@ def test_poisson_step_is_bernoulli_at_the_rate_and_the_same_for_both_generators(
             E.poisson_step(x, bad, generator=np.random.default_rng(0))
     with pytest.raises(TypeError, match="generator must be a torch.Generator"):
         E.poisson_step(x, 0.5, generator=0)
+
+
+def test_spike_counts_sum_long_trains_block_by_block_to_the_exact_total(monkeypatch):
+    """The counts of a train summed a few steps at a time (as a long one is, to bound its int64
+    copy) equal the plain sum, for bools and for 0/1 floats, whatever the block."""
+    spikes = torch.rand((23, 4, 5), generator=torch.Generator().manual_seed(0)) < 0.3
+    want = spikes.to(torch.int64).sum(dim=0)
+    for elements in (1, 20, 40, 10_000):
+        monkeypatch.setattr(E, "_COUNT_CHUNK_ELEMENTS", elements)
+        got = E.spike_counts(spikes)
+        assert got.dtype == torch.int64
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(E.spike_counts(spikes.float()), want)

@@ -292,10 +292,16 @@ def poisson_step(intensities: torch.Tensor, p_max: float, *, generator) -> torch
     return (u < p).to(intensities.dtype)
 
 
+_COUNT_CHUNK_ELEMENTS = 2**27
+""":func:`spike_counts` sums at most this many spikes at a time (1 GiB as int64)."""
+
+
 def spike_counts(spikes: torch.Tensor) -> torch.Tensor:
     """Spikes per neuron over time: the sum over the first (time) axis, as int64.
 
-    ``spikes`` is a time-major ``(T, ...)`` tensor of bools or of 0/1 numbers.
+    ``spikes`` is a time-major ``(T, ...)`` tensor of bools or of 0/1 numbers. The
+    sum runs over blocks of time steps, so that its int64 copy of the spikes never
+    exceeds 1 GiB (a copy of 6,000 steps of 1,000 images would take 49 GB).
     """
     where = "encoding.spike_counts"
     check.tensor("spikes", spikes, where=where)
@@ -304,7 +310,11 @@ def spike_counts(spikes: torch.Tensor) -> torch.Tensor:
                          f"{tuple(spikes.shape)}.")
     if spikes.dtype != torch.bool:
         check.array("spikes", spikes, low=0, high=1, where=where)
-    return spikes.sum(dim=0, dtype=torch.int64)
+    block = max(1, _COUNT_CHUNK_ELEMENTS // max(1, spikes[0].numel()))
+    counts = spikes[:block].sum(dim=0, dtype=torch.int64)
+    for start in range(block, spikes.shape[0], block):
+        counts += spikes[start:start + block].sum(dim=0, dtype=torch.int64)
+    return counts
 
 
 def expected_counts(intensities, params: PoissonParams) -> torch.Tensor:
