@@ -96,6 +96,9 @@ def test_scope_applies_the_numerics_and_restores_the_settings():
         with N.numerics_scope(N.Numerics()):  # the fast path changes nothing
             assert _state() == outside
         assert N.fingerprint(N.Numerics(bf16=True)) is None
+        with N.numerics_scope(None) as none:  # no numerics: the process's own settings
+            assert none is None and _state() == outside
+        assert N.fingerprint(None) is None
     finally:
         torch.set_num_threads(before[0])
 

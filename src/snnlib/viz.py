@@ -1378,7 +1378,7 @@ def _is_numeric_column(values) -> bool:
         v = _scalar(v)
         items = [_scalar(x) for x in v] if _is_sequence(v) else [v]
         for x in items:
-            if _is_missing(x) or x in (NA, ""):
+            if _is_missing(x) or (isinstance(x, str) and x in (NA, "")):
                 continue
             if not (_is_number(x) or (isinstance(x, str) and _NUMBER_TEXT.fullmatch(x))):
                 return False
@@ -1419,8 +1419,8 @@ def _table_parts(data, where: str):
                             f"{{column: value}}; row {bad[0]!r} is a "
                             f"{type(data[bad[0]]).__name__}")
         columns = list(dict.fromkeys(str(c) for row in data.values() for c in row))
-        rows = [[{str(c): v for c, v in row.items()}.get(c) for c in columns]
-                for row in data.values()]
+        keyed = [{str(c): v for c, v in row.items()} for row in data.values()]
+        rows = [[row.get(c) for c in columns] for row in keyed]
         return list(data), None, columns, rows, None, ()
     raise TypeError(f"{where}: data must be a pandas DataFrame or Series, a mapping "
                     f"{{row label: {{column: value}}}} or a table with columns and rows, got "
@@ -1517,8 +1517,6 @@ class DisplayTable:
             return NotImplemented
         return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
 
-    __hash__ = None
-
 
 def table(data, *, formats=None, caption: str | None = None, index_name: str | None = None,
           notes: str | Sequence[str] | None = None) -> DisplayTable:
@@ -1599,9 +1597,8 @@ def table(data, *, formats=None, caption: str | None = None, index_name: str | N
         if fmt is not None and not isinstance(fmt, str) and not callable(fmt):
             raise TypeError(f"{where}: formats[{c!r}] must be a format string or a function, "
                             f"got {type(fmt).__name__} {fmt!r}")
-    for name, value in (("caption", caption), ("index_name", index_name)):
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"{where}: {name} must be a string, got {type(value).__name__}")
+    check.instance("caption", caption, str, none=True, where=where)
+    check.instance("index_name", index_name, str, none=True, where=where)
     if notes is None:
         notes = own_notes
     elif isinstance(notes, str):

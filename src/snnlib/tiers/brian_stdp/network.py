@@ -520,8 +520,6 @@ class FrozenLayers:
     ``record_pool=False`` leaves out the complex cells' (recording them costs time).
     """
 
-    _extra = 0  # monitors added for one call (:meth:`run`'s ``trains2``): unique names
-
     def __init__(self, p: Tier1Params, filters: list[np.ndarray], thresholds: list[np.ndarray],
                  *, batch: int = 8, layers: int = 2, record_trains: bool = False,
                  record_pool: bool = True, steps: int | None = None) -> None:
@@ -640,11 +638,22 @@ class FrozenLayers:
         check.flag("trains2", trains2, where="FrozenLayers.run")
         if trains2 and self.layers != 2:
             raise ValueError("FrozenLayers.run: trains2 needs layer 2 (layers=2).")
-        extra = None
+        extra = None  # layer 2's monitor for this call only (Brian2 names it uniquely)
         if trains2 and not self.monitors[1].record:
-            FrozenLayers._extra += 1
-            extra = b2.SpikeMonitor(self.l2, record=True, name=f"trains2_{FrozenLayers._extra}")
+            extra = b2.SpikeMonitor(self.l2, record=True)
             self.net.add(extra)
+        try:
+            return self._run(intensities, seed, extra)
+        finally:
+            if extra is not None:
+                self.net.remove(extra)
+
+    def _run(self, intensities: np.ndarray, seed: int, extra) -> dict:
+        """:meth:`run` once its arguments are checked; ``extra``: layer 2's monitor for this
+        call, or None."""
+        import brian2 as b2
+
+        p, n = self.p, len(intensities)
         chunks = -(-n // self.batch)
         x = np.zeros((chunks * self.batch, 2, IMAGE_PX, IMAGE_PX))
         x[:n] = intensities
@@ -666,12 +675,11 @@ class FrozenLayers:
         if self.pool_monitor.record:
             out["pool_trains"] = _trains(self.pool_monitor, trains_from[0], t0, p,
                                          len(self.pool) // self.batch, n, self.batch, self.steps)
-        if self.layers == 2 and (self.monitors[1].record or extra is not None):
-            out["trains2"] = _trains(extra if extra is not None else self.monitors[1],
-                                     0 if extra is not None else trains_from[1], t0, p,
-                                     len(self.l2) // self.batch, n, self.batch, self.steps)
-        if extra is not None:
-            self.net.remove(extra)
+        if self.layers == 2:
+            monitor2, from2 = (extra, 0) if extra is not None else (self.monitors[1], trains_from[1])
+            if monitor2.record:
+                out["trains2"] = _trains(monitor2, from2, t0, p, len(self.l2) // self.batch, n,
+                                         self.batch, self.steps)
         return out
 
     def _boundary(self) -> None:

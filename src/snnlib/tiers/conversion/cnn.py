@@ -14,7 +14,6 @@ pipeline.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import asdict, dataclass
 
@@ -434,8 +433,8 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
     check.fits_in_memory(f"training in batches of p.batch_size={p.batch_size}",
                          3 * 4 * min(p.batch_size, len(x)) * model.params.activations_per_image(),
                          where=where)
-    with numerics_scope(numerics) if numerics is not None else contextlib.nullcontext():
-        numerics_key = fingerprint(numerics) if numerics is not None else None
+    with numerics_scope(numerics):
+        numerics_key = fingerprint(numerics)
         model.to(device)
         y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         steps_per_epoch = math.ceil(len(x) / p.batch_size)

@@ -45,7 +45,6 @@ ultra-low-latency spiking neural networks. *ICLR*.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from dataclasses import replace
@@ -142,7 +141,6 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     percentile is over all activations, zeros included (some implementations
     take it over the non-zero ones only, which gives larger thresholds).
     """
-    import copy
 
     where = "normalise"
     _sequential("net", net, where, finite=True)
@@ -509,7 +507,6 @@ def record_spikes(net: nn.Sequential, image: torch.Tensor, *, steps: int,
 
 def _spiking_copy(net: nn.Sequential, v0: float) -> tuple[nn.Sequential, list[IFNeurons]]:
     """A copy of a normalised network with every activation replaced by IF neurons."""
-    import copy
 
     snn = copy.deepcopy(net).eval()
     spiking = []
@@ -522,7 +519,6 @@ def _spiking_copy(net: nn.Sequential, v0: float) -> tuple[nn.Sequential, list[IF
 def _probe_sizes(net: nn.Sequential, images: torch.Tensor) -> list[int]:
     """:func:`_activation_sizes` on an eval-mode copy: ``net`` itself is not run (a batch norm
     in training mode would update its statistics)."""
-    import copy
 
     return _activation_sizes(copy.deepcopy(net).eval(), images[:1])
 
@@ -708,11 +704,11 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
     if numerics is not None and numerics.reproducible and bf16:
         raise ValueError(f"{where}: bf16=True with reproducible numerics (float32 only)")
     _max_steps(_steps(steps, where), len(images), where)
-    with numerics_scope(numerics) if numerics is not None else contextlib.nullcontext():
+    with numerics_scope(numerics):
         return _simulate_parts(net, images, labels, steps=steps, folder=Path(folder), input=input,
                                seed=seed, bf16=bf16, v0=v0, part_images=part_images,
                                progress=progress, desc=desc, device=device,
-                               numerics_key=None if numerics is None else fingerprint(numerics))
+                               numerics_key=fingerprint(numerics))
 
 
 def _simulate_parts(net, images, labels, *, steps, folder, input, seed, bf16, v0, part_images,

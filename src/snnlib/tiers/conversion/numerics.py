@@ -172,15 +172,18 @@ def _kernels_capped(numerics: Numerics) -> bool:
     return capability.lower() == numerics.cpu_isa or capability in ("DEFAULT", "NO AVX")
 
 
-def fingerprint(numerics: Numerics) -> dict | None:
+def fingerprint(numerics: Numerics | None) -> dict | None:
     """What a cache of a run with ``numerics`` is keyed by, beyond its parameters.
 
-    None for arithmetic that is not reproducible (a checkpoint of the ``full``
+    None for no numerics (the process's own settings) and for arithmetic that is
+    not reproducible (a checkpoint of the ``full``
     profile resumes on any machine). For reproducible arithmetic: the
     numerics and the threads and ATen kernels in use, so that a checkpoint
     made with other kernels (another machine, or a process whose kernels
     were chosen before the cap) is not taken for this run's.
     """
+    if numerics is None:
+        return None
     _check_numerics(numerics, "conversion.fingerprint")
     if not numerics.reproducible:
         return None
@@ -231,10 +234,14 @@ _ENV = sorted({name for env in CPU_ISA_ENV.values() for name in env} | {"CUBLAS_
 
 
 @contextmanager
-def numerics_scope(numerics: Numerics):
+def numerics_scope(numerics: Numerics | None):
     """``with numerics_scope(numerics):`` computes as ``numerics`` says, then restores the
     threads, the deterministic flags and the environment variables (so that processes started
-    later are not capped). The CPU kernels, once chosen, stay for the process."""
+    later are not capped). The CPU kernels, once chosen, stay for the process. With None it
+    changes nothing (the process's own settings)."""
+    if numerics is None:
+        yield None
+        return
     _check_numerics(numerics, "conversion.numerics_scope")
     saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
              torch.is_deterministic_algorithms_warn_only_enabled(),

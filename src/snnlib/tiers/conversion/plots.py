@@ -22,7 +22,7 @@ from torch import nn
 
 from ... import _validate as check
 from ... import viz
-from .report import _record, _steps_row, layer_names
+from .report import _record, layer_names
 
 __all__ = ["accuracy_curve", "confusions", "filter_images", "first_layer_filters",
            "qcfs_accuracy", "qcfs_staircase", "rate_errors", "spike_raster", "training_curve",
