@@ -393,6 +393,11 @@ register("neurons.run_brian2", lambda **kw: M.neurons.run_brian2(**kw),
          lambda: dict(net=FakeNet(), duration_ms=1.0, codegen_target="numpy"),
          {"net": st.sampled_from([None, 5, "net"]), "duration_ms": bad_real(low=0),
           "codegen_target": BAD_TARGETS}, check_good=False)
+register("neurons.brian2_target", lambda **kw: M.neurons.brian2_target(**kw),
+         lambda: dict(codegen_target="numpy"), {"codegen_target": BAD_TARGETS})
+register("neurons.connect_brian2", lambda **kw: M.neurons.connect_brian2(**kw),
+         lambda: dict(synapses=None), {"synapses": st.sampled_from([None, 5, "syn", [1, 2]])},
+         check_good=False)
 register("neurons.build_lif_group", lambda **kw: M.neurons.build_lif_group(**kw),
          lambda: dict(n=2, p=lif(), current="I : amp", name="lif", method="exponential_euler"),
          {"n": bad_int(low=1), "p": NOT_PARAMS, "current": st.sampled_from([None, 5, ""]),

@@ -63,7 +63,9 @@ __all__ = [
     "LIFParams",
     "LIFRecord",
     "LIFState",
+    "brian2_target",
     "build_lif_group",
+    "connect_brian2",
     "if_rate",
     "if_step",
     "lif_delta_rate_hz",
@@ -663,13 +665,50 @@ def _check_name(name, where: str) -> str:
     return name
 
 
+def brian2_target(codegen_target: str):
+    """The value of Brian2's ``codegen.target`` preference for ``codegen_target``.
+
+    ``"cython"`` gives ``"cython_parallel"``, the target of
+    :class:`snnlib._brian2_build.ParallelCythonCodeObject`: Brian2's Cython
+    target, whose modules, when not yet in Brian2's cache, are compiled side by
+    side on every core (the same modules, the same numbers). ``"numpy"`` and
+    ``"auto"`` are returned as they are.
+    """
+    check.choice("codegen_target", codegen_target, CODEGEN_TARGETS, where="neurons.brian2_target")
+    if codegen_target != "cython":
+        return codegen_target
+    from ._brian2_build import ParallelCythonCodeObject  # registers the target with Brian2
+    return ParallelCythonCodeObject.class_name
+
+
+def connect_brian2(synapses, **kwargs) -> None:
+    """``synapses.connect(**kwargs)`` with Brian2's numpy target.
+
+    Creating synapses from index arrays is one vectorised copy in numpy; with
+    the Cython target Brian2 first compiles a module for it (8-11 s), once for
+    every network layout. The synapses are the same either way.
+    """
+    if not callable(getattr(synapses, "connect", None)):
+        raise TypeError(f"neurons.connect_brian2: synapses must be brian2.Synapses, got "
+                        f"{type(synapses).__name__}")
+    import brian2 as b2
+
+    previous = b2.prefs.codegen.target
+    b2.prefs.codegen.target = "numpy"
+    try:
+        synapses.connect(**kwargs)
+    finally:
+        b2.prefs.codegen.target = previous
+
+
 def run_brian2(net, duration_ms: float, codegen_target: str = "numpy") -> None:
     """Run a Brian2 ``Network`` for ``duration_ms`` with a code generation target.
 
     The target is set for this run only (Brian2's preference is global and
-    restored afterwards); the run namespace is empty, so every name must come
-    from the objects' own namespaces (as the ``build_*`` functions set them),
-    never from the caller's variables. pyparsing's deprecation warnings,
+    restored afterwards; ``"cython"`` through :func:`brian2_target`); the run
+    namespace is empty, so every name must come from the objects' own
+    namespaces (as the ``build_*`` functions set them), never from the
+    caller's variables. pyparsing's deprecation warnings,
     raised inside Brian2 2.9's parser, are silenced.
 
     Brian2 calls ``gc.collect()`` at the start of every run. In a process that
@@ -690,7 +729,7 @@ def run_brian2(net, duration_ms: float, codegen_target: str = "numpy") -> None:
     import brian2 as b2
 
     previous = b2.prefs.codegen.target
-    b2.prefs.codegen.target = codegen_target
+    b2.prefs.codegen.target = brian2_target(codegen_target)
     gc.freeze()
     try:
         with warnings.catch_warnings():

@@ -523,7 +523,8 @@ def build_stdp_synapses(source, target, p: STDPParams, *, on_pre: str = "", name
                        namespace=namespace, dt=p.dt_ms * b2.ms, name=name)
 
 
-def build_rstdp_synapses(source, target, p: RSTDPParams, *, on_pre: str = "", name: str = "rstdp"):
+def build_rstdp_synapses(source, target, p: RSTDPParams, *, on_pre: str = "", name: str = "rstdp",
+                         clock=None):
     """A Brian2 ``Synapses`` object with R-STDP: STDP pairings feed an eligibility trace.
 
     The pairing rule of :func:`rstdp_step` (hard bounds are applied when the
@@ -545,6 +546,10 @@ def build_rstdp_synapses(source, target, p: RSTDPParams, *, on_pre: str = "", na
     on_pre : str
         The synapse's effect on the target, e.g. ``"g_exc_post += w"``.
     name : str
+    clock : brian2.Clock, optional
+        The clock to run on (its ``dt`` must be ``p.stdp.dt_ms``), shared with the
+        network's other objects so that Brian2 generates the same code for every
+        network of a layout (its code names the clock); default: a new clock.
 
     Returns
     -------
@@ -567,8 +572,15 @@ def build_rstdp_synapses(source, target, p: RSTDPParams, *, on_pre: str = "", na
     post_code = "\n".join((add_post, "elig += a_plus * pre_trace"))
     namespace = {"a_plus": s.a_plus, "a_minus": s.a_minus, "tau_plus": s.tau_plus_ms * b2.ms,
                  "tau_minus": s.tau_minus_ms * b2.ms, "tau_elig": p.tau_elig_ms * b2.ms}
+    if clock is None:
+        timing = {"dt": s.dt_ms * b2.ms}
+    elif not isinstance(clock, b2.Clock) or not math.isclose(float(clock.dt / b2.ms), s.dt_ms):
+        raise ValueError(f"plasticity.build_rstdp_synapses: clock must be a brian2.Clock with "
+                         f"dt = p.stdp.dt_ms ({s.dt_ms} ms), got {clock!r}.")
+    else:
+        timing = {"clock": clock}
     return b2.Synapses(source, target, model=model, on_pre=pre_code, on_post=post_code,
-                       namespace=namespace, dt=s.dt_ms * b2.ms, name=name)
+                       namespace=namespace, name=name, **timing)
 
 
 def eligibility(syn, p: RSTDPParams) -> np.ndarray:

@@ -75,7 +75,7 @@ import torch.nn.functional as F
 
 from ... import _validate as check
 from ... import retina as R
-from ...neurons import LIFParams, run_brian2
+from ...neurons import LIFParams, brian2_target, connect_brian2, run_brian2
 
 __all__ = ["ConvLayerParams", "ConvLearner", "FrozenLayers", "IMAGE_PX", "Retina", "RetinaParams",
            "weights_moved",
@@ -468,7 +468,21 @@ def _rival_indices(n_groups: int, k: int):
     return (base + i.ravel()[keep]).ravel(), (base + j.ravel()[keep]).ravel()
 
 
-def _lif_group(n: int, p: Tier1Params, layer: ConvLayerParams, name: str, *, learning: bool):
+def _network_clock(p: Tier1Params):
+    """One clock for every object of a network, always named ``tier1_clock``.
+
+    Brian2's generated code names the clock of each object; objects given only
+    a ``dt`` get a new clock each, named ``clock``, ``clock_1``, ... by how many
+    exist at the time, so the same network built twice in one process got other
+    code, compiled again (20 of the 75 modules of chapter 3's first run).
+    """
+    import brian2 as b2
+
+    return b2.Clock(dt=p.dt_ms * b2.ms, name="tier1_clock")
+
+
+def _lif_group(n: int, p: Tier1Params, layer: ConvLayerParams, name: str, *, learning: bool,
+               clock):
     """LIF neurons with instantaneous synapses; in learning mode a spike of a rival blocks them."""
     import brian2 as b2
 
@@ -481,14 +495,14 @@ def _lif_group(n: int, p: Tier1Params, layer: ConvLayerParams, name: str, *, lea
         eqs += "\nblocked : 1"
         threshold += " and blocked < 0.5"
     g = b2.NeuronGroup(n, eqs, threshold=threshold, reset="v = v_rest", method="exact",
-                       namespace=ns, dt=p.dt_ms * b2.ms, name=name,
+                       namespace=ns, clock=clock, name=name,
                        refractory=0 * b2.ms if learning else False)  # learning: lastspike
     g.v = lif.v_rest_mv * b2.mV
     return g
 
 
 def _rivals(group, p: Tier1Params, layer: ConvLayerParams, n_positions: int, name: str, *,
-            learning: bool):
+            learning: bool, clock):
     """Lateral inhibition among the ``K`` neurons of each position (same time step).
 
     With learning off a spike lowers the others' potential by ``inhibition_mv``
@@ -501,9 +515,9 @@ def _rivals(group, p: Tier1Params, layer: ConvLayerParams, n_positions: int, nam
     ns = {"v_rest": p.v_rest_mv * b2.mV, "w_inh": layer.inhibition_mv * b2.mV}
     on_pre = ("v_post = v_rest\nblocked_post = int(lastspike_post < t - 0.5 * dt)" if learning
               else "v_post = clip(v_post - w_inh, v_rest, v_post)")
-    syn = b2.Synapses(group, group, on_pre=on_pre, namespace=ns, dt=p.dt_ms * b2.ms, name=name)
+    syn = b2.Synapses(group, group, on_pre=on_pre, namespace=ns, clock=clock, name=name)
     i, j = _rival_indices(n_positions, layer.n_filters)
-    syn.connect(i=i, j=j)
+    connect_brian2(syn, i=i, j=j)
     return syn
 
 
@@ -549,29 +563,31 @@ class FrozenLayers:
                              24 * synapses, where=where)
         self.p, self.batch, self.layers = p, batch, layers
         self.steps = steps if steps is not None else p.steps  # per presentation
-        b2.prefs.codegen.target = p.codegen_target
+        b2.prefs.codegen.target = brian2_target(p.codegen_target)
         # numpy code generation runs the inhibition's clip() in a Python loop and says so
         b2.BrianLogger.suppress_name("numpy_generator")
-        dt = p.dt_ms * b2.ms
+        clock = _network_clock(p)
         k1, s1, sp = p.layer1.n_filters, p.side1, p.side_pool
-        self.inputs = b2.PoissonGroup(batch * 2 * IMAGE_PX ** 2, rates=0 * b2.Hz, dt=dt,
+        self.inputs = b2.PoissonGroup(batch * 2 * IMAGE_PX ** 2, rates=0 * b2.Hz, clock=clock,
                                       name="inputs")
-        self.l1 = _lif_group(batch * s1 * s1 * k1, p, p.layer1, "layer1", learning=False)
-        s_in = b2.Synapses(self.inputs, self.l1, "w : volt", on_pre="v_post += w", dt=dt,
+        self.l1 = _lif_group(batch * s1 * s1 * k1, p, p.layer1, "layer1", learning=False,
+                             clock=clock)
+        s_in = b2.Synapses(self.inputs, self.l1, "w : volt", on_pre="v_post += w", clock=clock,
                            name="input_layer1")
         pre, post, row, col = _conv_indices(batch, 2, IMAGE_PX, p.layer1.field_px, k1)
-        s_in.connect(i=pre, j=post)
+        connect_brian2(s_in, i=pre, j=post)
         self._rows = [(s_in, row, col)]
         objects = [self.inputs, self.l1, s_in,
-                   _rivals(self.l1, p, p.layer1, batch * s1 * s1, "rivals1", learning=False)]
+                   _rivals(self.l1, p, p.layer1, batch * s1 * s1, "rivals1", learning=False,
+                           clock=clock)]
         # complex cells: one per pool block and filter, spiking the step after any of its inputs
         self.pool = b2.NeuronGroup(batch * sp * sp * k1, "v : 1", threshold="v > 0.5",
-                                   reset="v = 0", dt=dt, name="complex")
-        to_pool = b2.Synapses(self.l1, self.pool, on_pre="v_post = 1", dt=dt, name="pooling")
+                                   reset="v = 0", clock=clock, name="complex")
+        to_pool = b2.Synapses(self.l1, self.pool, on_pre="v_post = 1", clock=clock, name="pooling")
         b, py, px, k = np.meshgrid(np.arange(batch), np.arange(s1), np.arange(s1), np.arange(k1),
                                    indexing="ij")
-        to_pool.connect(i=(((b * s1 + py) * s1 + px) * k1 + k).ravel(),
-                        j=(((b * sp + py // p.pool_px) * sp + px // p.pool_px) * k1 + k).ravel())
+        connect_brian2(to_pool, i=(((b * s1 + py) * s1 + px) * k1 + k).ravel(),
+                       j=(((b * sp + py // p.pool_px) * sp + px // p.pool_px) * k1 + k).ravel())
         objects += [self.pool, to_pool]
         self.monitors = [b2.SpikeMonitor(self.l1, record=False, name="count1")]
         self.pool_monitor = b2.SpikeMonitor(self.pool, record=record_trains and record_pool,
@@ -579,18 +595,20 @@ class FrozenLayers:
         objects += [self.monitors[0], self.pool_monitor]
         if layers == 2:
             k2, s2 = p.layer2.n_filters, p.side2
-            self.l2 = _lif_group(batch * s2 * s2 * k2, p, p.layer2, "layer2", learning=False)
-            s12 = b2.Synapses(self.pool, self.l2, "w : volt", on_pre="v_post += w", dt=dt,
+            self.l2 = _lif_group(batch * s2 * s2 * k2, p, p.layer2, "layer2", learning=False,
+                                 clock=clock)
+            s12 = b2.Synapses(self.pool, self.l2, "w : volt", on_pre="v_post += w", clock=clock,
                               name="complex_layer2")
             # complex cells are channel-last (b, y, x, k1); the filter's columns are (k1, dy, dx)
             pre, post, row, col = _conv_indices(batch, k1, sp, p.layer2.field_px, k2,
                                                 channels_last=True)
-            s12.connect(i=pre, j=post)
+            connect_brian2(s12, i=pre, j=post)
             self._rows.append((s12, row, col))
             self.monitors.append(b2.SpikeMonitor(self.l2, record=record_trains, name="count2"))
             objects += [self.l2, s12, self.monitors[1],
-                        _rivals(self.l2, p, p.layer2, batch * s2 * s2, "rivals2", learning=False)]
-        objects.append(b2.NetworkOperation(self._boundary, dt=dt, when="start",
+                        _rivals(self.l2, p, p.layer2, batch * s2 * s2, "rivals2", learning=False,
+                                clock=clock)]
+        objects.append(b2.NetworkOperation(self._boundary, clock=clock, when="start",
                                            name="presentations"))
         self.net = b2.Network(*objects)
         self.set_layers(filters, thresholds)
@@ -638,9 +656,10 @@ class FrozenLayers:
         check.flag("trains2", trains2, where="FrozenLayers.run")
         if trains2 and self.layers != 2:
             raise ValueError("FrozenLayers.run: trains2 needs layer 2 (layers=2).")
-        extra = None  # layer 2's monitor for this call only (Brian2 names it uniquely)
+        extra = None  # layer 2's monitor for this call only
         if trains2 and not self.monitors[1].record:
-            extra = b2.SpikeMonitor(self.l2, record=True)
+            # a fixed name: Brian2's unique names (spikemonitor_1, ...) change its code
+            extra = b2.SpikeMonitor(self.l2, record=True, name="trains2")
             self.net.add(extra)
         try:
             return self._run(intensities, seed, extra)
@@ -769,31 +788,34 @@ class ConvLearner:
         self.filters = np.array(w0 if filters is None else filters, dtype=float)
         self.initial = self.filters.copy()
         self.thresholds = np.array(th0 if thresholds is None else thresholds, dtype=float)
-        b2.prefs.codegen.target = p.codegen_target
+        b2.prefs.codegen.target = brian2_target(p.codegen_target)
         # numpy code generation runs the inhibition's clip() in a Python loop and says so
         b2.BrianLogger.suppress_name("numpy_generator")
-        dt = p.dt_ms * b2.ms
+        clock = _network_clock(p)
         c, k = lp.patch_batch, lp.n_filters
         if layer == 1:
-            self.inputs = b2.PoissonGroup(c * self.n_in, rates=0 * b2.Hz, dt=dt, name="patch_inputs")
+            self.inputs = b2.PoissonGroup(c * self.n_in, rates=0 * b2.Hz, clock=clock,
+                                          name="patch_inputs")
         else:
-            self.inputs = b2.SpikeGeneratorGroup(c * self.n_in, [], [] * b2.ms, dt=dt,
+            self.inputs = b2.SpikeGeneratorGroup(c * self.n_in, [], [] * b2.ms, clock=clock,
                                                  name="patch_inputs")
-        self.neurons = _lif_group(c * k, p, lp, "patch_neurons", learning=True)
+        self.neurons = _lif_group(c * k, p, lp, "patch_neurons", learning=True, clock=clock)
         stdp = STDPParams(a_plus=lp.a_plus, a_minus=lp.a_minus, tau_plus_ms=lp.tau_stdp_ms,
                           tau_minus_ms=lp.tau_stdp_ms, w_min=0.0, w_max=lp.w_sum_mv,
                           dt_ms=p.dt_ms)
         rule = RSTDPParams(stdp=stdp, tau_elig_ms=1e9)  # no decay within a presentation
         self.syn = build_rstdp_synapses(self.inputs, self.neurons, rule,
-                                        on_pre="v_post += w * mV", name="patch_synapses")
+                                        on_pre="v_post += w * mV", name="patch_synapses",
+                                        clock=clock)
         ci, kk, ii = np.meshgrid(np.arange(c), np.arange(k), np.arange(self.n_in), indexing="ij")
-        self.syn.connect(i=(ci * self.n_in + ii).ravel(), j=(ci * k + kk).ravel())
+        connect_brian2(self.syn, i=(ci * self.n_in + ii).ravel(), j=(ci * k + kk).ravel())
         self._rows, self._cols = kk.ravel(), ii.ravel()
         self.monitor = b2.SpikeMonitor(self.neurons, name="patch_spikes")
         self.input_monitor = b2.SpikeMonitor(self.inputs, name="patch_input_spikes")
         self.net = b2.Network(self.inputs, self.neurons, self.syn, self.monitor,
                               self.input_monitor,
-                              _rivals(self.neurons, p, lp, c, "patch_rivals", learning=True))
+                              _rivals(self.neurons, p, lp, c, "patch_rivals", learning=True,
+                                      clock=clock))
         self.history: dict[str, list] = {"no_winner": [], "wins_cv": [], "w_change": [],
                                          "theta_mv": []}
         self._batches = 0

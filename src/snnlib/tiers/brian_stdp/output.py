@@ -87,7 +87,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import _validate as check
-from ...neurons import run_brian2
+from ...neurons import brian2_target, connect_brian2, run_brian2
 
 __all__ = ["PopulationParams", "PopulationReadout", "toy_features"]
 
@@ -235,11 +235,13 @@ class PopulationReadout:
                              40 * n_syn, where=where)
         self.p, self.seed, self.n_features = p, seed, int(n_features)
         self.n_in, n = 2 * self.n_features + int(p.tonic_input), p.n_neurons
-        b2.prefs.codegen.target = p.codegen_target
+        b2.prefs.codegen.target = brian2_target(p.codegen_target)
         # numpy code generation runs the inhibition's clip() in a Python loop and says so
         b2.BrianLogger.suppress_name("numpy_generator")
-        dt = p.dt_ms * b2.ms
-        self.inputs = b2.PoissonGroup(self.n_in, rates=0 * b2.Hz, dt=dt, name="out_inputs")
+        # one clock with a fixed name: Brian2's code names it, and a new clock per object
+        # (clock_1, clock_2, ...) would compile other code for every output layer
+        clock = b2.Clock(dt=p.dt_ms * b2.ms, name="out_clock")
+        self.inputs = b2.PoissonGroup(self.n_in, rates=0 * b2.Hz, clock=clock, name="out_inputs")
         ns = {"v_rest": V_REST_MV * b2.mV, "v_th": (V_REST_MV + p.v_gap_mv) * b2.mV,
               "tau": p.tau_mem_ms * b2.ms, "w_inh": p.inhibition_mv * b2.mV}
         self.neurons = b2.NeuronGroup(
@@ -248,21 +250,23 @@ class PopulationReadout:
             # the step of a neuron's first spike of the image (0 before it fires)
             reset="v = v_rest\nfirst_step += (t / dt - first_step) * int(n_spikes == 0)\n"
                   "n_spikes += 1",
-            namespace=ns, dt=dt, name="out_neurons")
+            namespace=ns, clock=clock, name="out_neurons")
         long_ms = 1e6  # the traces outlast an image; they are cleared between images
         rule = RSTDPParams(stdp=STDPParams(a_plus=1.0, a_minus=0.0, tau_plus_ms=long_ms,
                                            tau_minus_ms=long_ms, w_min=-1e3, w_max=1e3,
                                            dt_ms=p.dt_ms), tau_elig_ms=long_ms)
         self.syn = build_rstdp_synapses(self.inputs, self.neurons, rule,
-                                        on_pre="v_post += w * mV", name="out_synapses")
+                                        on_pre="v_post += w * mV", name="out_synapses",
+                                        clock=clock)
         pre, post = np.meshgrid(np.arange(self.n_in), np.arange(n), indexing="ij")
-        self.syn.connect(i=pre.ravel(), j=post.ravel())  # synapse i * N + j: (input, neuron)
+        # synapse i * N + j: (input, neuron)
+        connect_brian2(self.syn, i=pre.ravel(), j=post.ravel())
         inhibition = b2.Synapses(self.neurons, self.neurons,
                                  on_pre="v_post = clip(v_post - w_inh, v_rest, v_post)",
-                                 namespace=ns, dt=dt, name="out_inhibition")
+                                 namespace=ns, clock=clock, name="out_inhibition")
         a, c = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
         other = (a // p.neurons_per_class != c // p.neurons_per_class).ravel()
-        inhibition.connect(i=a.ravel()[other], j=c.ravel()[other])
+        connect_brian2(inhibition, i=a.ravel()[other], j=c.ravel()[other])
         self.klass = np.arange(n) // p.neurons_per_class
         self.rng = np.random.default_rng([seed, 7])
         self.w: np.ndarray | None = None  # (inputs, neurons), mV
@@ -271,7 +275,7 @@ class PopulationReadout:
         self.mu = self.sd = None
         self.history: dict[str, list] = {"train_accuracy": [], "no_decision": []}
 
-        @b2.network_operation(dt=dt, when="start", name="out_boundary")
+        @b2.network_operation(clock=clock, when="start", name="out_boundary")
         def boundary():
             if self._step % self._steps == 0:
                 self._boundary()
