@@ -3,6 +3,8 @@
     python benchmarks/brian_stdp_conv_probe.py --train 2000 --val 1000
     python benchmarks/brian_stdp_conv_probe.py --w2 30 --k1 32 --k2 64
     python benchmarks/brian_stdp_conv_probe.py --train 5000 --val 2000 --no-twin --feature-steps 15 30 60
+    python benchmarks/brian_stdp_conv_probe.py --train 5000 --val 2000 --no-twin --k2 128 \
+        --feature-steps 60 --inh2 13 6 --pool2 2 3 --save k128.npz
 
 Every number it prints is measured on the *validation split* of the CIFAR-10
 training set (:func:`snnlib.data.validation_split`: the last 500 training
@@ -14,7 +16,12 @@ for: the retina's ON/OFF intensities (pixels), layer 1, layer 2, both, and the
 random-weight twins of both layers (same thresholds rule, weights left at
 their random start). It also prints the firing and layer 2's volley fraction.
 With ``--feature-steps`` the same learned layers make features with each of
-those presentation lengths (``Tier1Params.feature_steps``), each probed.
+those presentation lengths (``Tier1Params.feature_steps``), each probed; with
+``--inh2`` likewise for each inhibition among layer 2's neurons when the
+layers no longer learn (``inhibition_mv``; in learning a winner always holds
+its rivals at reset). ``--pool2`` probes layer 2's counts summed over each of
+those grids of regions (``features_pool[1]``). ``--save`` writes the spike
+counts of the first variant (or of each, numbered, with several).
 """
 
 from __future__ import annotations
@@ -38,6 +45,10 @@ def main() -> int:
     parser.add_argument("--no-twin", action="store_true")
     parser.add_argument("--feature-steps", type=int, nargs="+", default=[0],
                         help="steps per image of the features (0: the learning steps)")
+    parser.add_argument("--inh2", type=float, nargs="+", default=[None],
+                        help="layer 2's inhibition (mV) when features are made")
+    parser.add_argument("--pool2", type=int, nargs="+", default=[],
+                        help="also probe layer 2's counts pooled over these grids")
     parser.add_argument("--save", help="write the learned layers' spike counts (npz) here")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -80,17 +91,22 @@ def main() -> int:
         result[f"{tag}learning_s"] = round(time.perf_counter() - t0, 1)
         moved = N.weights_moved(p, layers)
         result[f"{tag}weights_moved"] = moved
-        for n, fs in enumerate(args.feature_steps):
+        variants = [(fs, inh) for fs in args.feature_steps for inh in args.inh2]
+        for n, (fs, inh) in enumerate(variants):
             q = replace(p, feature_steps=fs or None)
+            if inh is not None:
+                q = replace(q, layer2=replace(q.layer2, inhibition_mv=inh))
             tag = ("random " if twin else "") + (f"{q.steps_frozen} steps, "
-                                                  if len(args.feature_steps) > 1 else "")
+                                                  if len(args.feature_steps) > 1 else "") + (
+                f"inhibition 2 {q.layer2.inhibition_mv} mV, " if len(args.inh2) > 1 else "")
             t0 = time.perf_counter()
-            keep = bool(args.save) and not twin and n == 0
+            keep = (bool(args.save) or bool(args.pool2)) and not twin
             ftr = N.features(q, layers, x_tr, seed=1, keep_counts=keep, progress=True)
             fva = N.features(q, layers, x_va, seed=2, record_every=4, keep_counts=keep,
                              progress=True)
-            if keep:
-                np.savez(args.save, y_tr=y_tr, y_va=y_va,
+            if keep and args.save and (n == 0 or len(variants) > 1):
+                path = args.save if len(variants) == 1 else args.save.replace(".npz", f"_{n}.npz")
+                np.savez(path, y_tr=y_tr, y_va=y_va,
                          **{f"{k}_tr": v for k, v in ftr.items() if v is not None},
                          **{f"{k}_va": v for k, v in fva.items() if v is not None},
                          **{f"filters{i + 1}": f for i, f in enumerate(layers["filters"])},
@@ -106,6 +122,9 @@ def main() -> int:
             probe(f"{tag}layer 2", ftr["f2"], fva["f2"])
             probe(f"{tag}layers 1 + 2", np.hstack([ftr["f1"], ftr["f2"]]),
                   np.hstack([fva["f1"], fva["f2"]]))
+            for grid in args.pool2 if keep else []:
+                probe(f"{tag}layer 2 pooled {grid} x {grid}",
+                      N.pool_counts(ftr["counts2"], grid), N.pool_counts(fva["counts2"], grid))
     print(json.dumps(result))
     return 0
 
