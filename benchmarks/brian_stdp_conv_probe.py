@@ -104,7 +104,7 @@ def main() -> int:
             ftr = N.features(q, layers, x_tr, seed=1, keep_counts=keep, progress=True)
             fva = N.features(q, layers, x_va, seed=2, record_every=4, keep_counts=keep,
                              progress=True)
-            if keep and args.save and (n == 0 or len(variants) > 1):
+            if keep and args.save:
                 path = args.save if len(variants) == 1 else args.save.replace(".npz", f"_{n}.npz")
                 np.savez(path, y_tr=y_tr, y_va=y_va,
                          **{f"{k}_tr": v for k, v in ftr.items() if v is not None},

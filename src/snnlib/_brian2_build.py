@@ -147,12 +147,12 @@ def module_cached(code: str) -> bool:
 
 
 class _Pending:
-    """A module being compiled by a worker."""
+    """A module being compiled by a worker, and its source."""
 
-    __slots__ = ("future",)
+    __slots__ = ("code", "future")
 
-    def __init__(self, future) -> None:
-        self.future = future
+    def __init__(self, code: str, future) -> None:
+        self.code, self.future = code, future
 
     def wait(self) -> None:
         """Wait for the worker; a failure is left for Brian2 to report when it compiles again."""
@@ -181,7 +181,9 @@ class ParallelCythonCodeObject(CythonCodeObject):
         code = getattr(self.code, block, "").strip()
         # Brian2 generates a network's code again at every run(); a module built or found
         # once is remembered by its source, so a run of many short ones pays a set lookup
-        if not code or "EMPTY_CODE_BLOCK" in code or code in _BUILT or module_cached(code):
+        if not code or "EMPTY_CODE_BLOCK" in code:
+            return super().compile_block(block)
+        if code in _BUILT or module_cached(code):
             _BUILT.add(code)
             return super().compile_block(block)
         # without debugging information (-g0): 15-25% less compiler time, the same machine code
@@ -195,7 +197,7 @@ class ParallelCythonCodeObject(CythonCodeObject):
                   "sources": self.sources}
         cache_dir = b2.prefs.codegen.runtime.cython.cache_dir
         self.run_block = self._run_when_built  # this object only, until its modules are in
-        return _Pending(_workers().submit(cache_dir, code, kwargs))
+        return _Pending(code, _workers().submit(cache_dir, code, kwargs))
 
     def _run_when_built(self, block):
         """``run_block`` while modules are pending: at the first call that needs one (the
@@ -205,7 +207,7 @@ class ParallelCythonCodeObject(CythonCodeObject):
                 if isinstance(compiled, _Pending):
                     compiled.wait()
                     self.compiled_code[name] = super().compile_block(name)
-                    _BUILT.add(getattr(self.code, name, "").strip())
+                    _BUILT.add(compiled.code)
             del self.run_block  # Brian2's own method from now on
         return super().run_block(block)
 

@@ -49,6 +49,7 @@ Cook (2015), *Front. Comput. Neurosci.* 9:99.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
@@ -681,6 +682,32 @@ def brian2_target(codegen_target: str):
     return ParallelCythonCodeObject.class_name
 
 
+@contextmanager
+def _codegen_target(target):
+    """Brian2's ``codegen.target`` preference (global) set to ``target`` inside the block."""
+    import brian2 as b2
+
+    previous = b2.prefs.codegen.target
+    b2.prefs.codegen.target = target
+    try:
+        yield
+    finally:
+        b2.prefs.codegen.target = previous
+
+
+def _named_clock(dt_ms: float, name: str):
+    """A Brian2 clock of ``dt_ms`` with a fixed ``name``, for every object of one network.
+
+    Brian2's generated code names the clock of each object. Objects given only
+    a ``dt`` get a new clock each, named ``clock``, ``clock_1``, ... by how many
+    exist at the time, so the same network built twice in one process got other
+    code, compiled again (20 of the 75 modules of chapter 3's first run).
+    """
+    import brian2 as b2
+
+    return b2.Clock(dt=dt_ms * b2.ms, name=name)
+
+
 def connect_brian2(synapses, **kwargs) -> None:
     """``synapses.connect(**kwargs)`` with Brian2's numpy target.
 
@@ -691,14 +718,8 @@ def connect_brian2(synapses, **kwargs) -> None:
     if not callable(getattr(synapses, "connect", None)):
         raise TypeError(f"neurons.connect_brian2: synapses must be brian2.Synapses, got "
                         f"{type(synapses).__name__}")
-    import brian2 as b2
-
-    previous = b2.prefs.codegen.target
-    b2.prefs.codegen.target = "numpy"
-    try:
+    with _codegen_target("numpy"):
         synapses.connect(**kwargs)
-    finally:
-        b2.prefs.codegen.target = previous
 
 
 def run_brian2(net, duration_ms: float, codegen_target: str = "numpy") -> None:
@@ -728,17 +749,14 @@ def run_brian2(net, duration_ms: float, codegen_target: str = "numpy") -> None:
 
     import brian2 as b2
 
-    previous = b2.prefs.codegen.target
-    b2.prefs.codegen.target = brian2_target(codegen_target)
     gc.freeze()
     try:
-        with warnings.catch_warnings():
+        with _codegen_target(brian2_target(codegen_target)), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning, module="pyparsing")
             warnings.filterwarnings("ignore", category=DeprecationWarning, module="brian2")
             net.run(duration_ms * b2.ms, namespace={})
     finally:
         gc.unfreeze()
-        b2.prefs.codegen.target = previous
 
 
 def _b2_namespace(p: LIFParams) -> dict:

@@ -75,7 +75,7 @@ import torch.nn.functional as F
 
 from ... import _validate as check
 from ... import retina as R
-from ...neurons import LIFParams, brian2_target, connect_brian2, run_brian2
+from ...neurons import LIFParams, _named_clock, connect_brian2, run_brian2
 
 __all__ = ["ConvLayerParams", "ConvLearner", "FrozenLayers", "IMAGE_PX", "Retina", "RetinaParams",
            "weights_moved",
@@ -468,19 +468,6 @@ def _rival_indices(n_groups: int, k: int):
     return (base + i.ravel()[keep]).ravel(), (base + j.ravel()[keep]).ravel()
 
 
-def _network_clock(p: Tier1Params):
-    """One clock for every object of a network, always named ``tier1_clock``.
-
-    Brian2's generated code names the clock of each object; objects given only
-    a ``dt`` get a new clock each, named ``clock``, ``clock_1``, ... by how many
-    exist at the time, so the same network built twice in one process got other
-    code, compiled again (20 of the 75 modules of chapter 3's first run).
-    """
-    import brian2 as b2
-
-    return b2.Clock(dt=p.dt_ms * b2.ms, name="tier1_clock")
-
-
 def _lif_group(n: int, p: Tier1Params, layer: ConvLayerParams, name: str, *, learning: bool,
                clock):
     """LIF neurons with instantaneous synapses; in learning mode a spike of a rival blocks them."""
@@ -563,10 +550,9 @@ class FrozenLayers:
                              24 * synapses, where=where)
         self.p, self.batch, self.layers = p, batch, layers
         self.steps = steps if steps is not None else p.steps  # per presentation
-        b2.prefs.codegen.target = brian2_target(p.codegen_target)
         # numpy code generation runs the inhibition's clip() in a Python loop and says so
         b2.BrianLogger.suppress_name("numpy_generator")
-        clock = _network_clock(p)
+        clock = _named_clock(p.dt_ms, "tier1_clock")
         k1, s1, sp = p.layer1.n_filters, p.side1, p.side_pool
         self.inputs = b2.PoissonGroup(batch * 2 * IMAGE_PX ** 2, rates=0 * b2.Hz, clock=clock,
                                       name="inputs")
@@ -788,10 +774,9 @@ class ConvLearner:
         self.filters = np.array(w0 if filters is None else filters, dtype=float)
         self.initial = self.filters.copy()
         self.thresholds = np.array(th0 if thresholds is None else thresholds, dtype=float)
-        b2.prefs.codegen.target = brian2_target(p.codegen_target)
         # numpy code generation runs the inhibition's clip() in a Python loop and says so
         b2.BrianLogger.suppress_name("numpy_generator")
-        clock = _network_clock(p)
+        clock = _named_clock(p.dt_ms, "tier1_clock")
         c, k = lp.patch_batch, lp.n_filters
         if layer == 1:
             self.inputs = b2.PoissonGroup(c * self.n_in, rates=0 * b2.Hz, clock=clock,

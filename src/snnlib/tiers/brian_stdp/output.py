@@ -87,7 +87,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import _validate as check
-from ...neurons import brian2_target, connect_brian2, run_brian2
+from ...neurons import _named_clock, connect_brian2, run_brian2
 
 __all__ = ["PopulationParams", "PopulationReadout", "toy_features"]
 
@@ -235,12 +235,9 @@ class PopulationReadout:
                              40 * n_syn, where=where)
         self.p, self.seed, self.n_features = p, seed, int(n_features)
         self.n_in, n = 2 * self.n_features + int(p.tonic_input), p.n_neurons
-        b2.prefs.codegen.target = brian2_target(p.codegen_target)
         # numpy code generation runs the inhibition's clip() in a Python loop and says so
         b2.BrianLogger.suppress_name("numpy_generator")
-        # one clock with a fixed name: Brian2's code names it, and a new clock per object
-        # (clock_1, clock_2, ...) would compile other code for every output layer
-        clock = b2.Clock(dt=p.dt_ms * b2.ms, name="out_clock")
+        clock = _named_clock(p.dt_ms, "out_clock")
         self.inputs = b2.PoissonGroup(self.n_in, rates=0 * b2.Hz, clock=clock, name="out_inputs")
         ns = {"v_rest": V_REST_MV * b2.mV, "v_th": (V_REST_MV + p.v_gap_mv) * b2.mV,
               "tau": p.tau_mem_ms * b2.ms, "w_inh": p.inhibition_mv * b2.mV}

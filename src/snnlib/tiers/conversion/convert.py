@@ -141,7 +141,6 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     percentile is over all activations, zeros included (some implementations
     take it over the non-zero ones only, which gives larger thresholds).
     """
-
     where = "normalise"
     _sequential("net", net, where, finite=True)
     _image_batch("images", images, where)
@@ -507,7 +506,6 @@ def record_spikes(net: nn.Sequential, image: torch.Tensor, *, steps: int,
 
 def _spiking_copy(net: nn.Sequential, v0: float) -> tuple[nn.Sequential, list[IFNeurons]]:
     """A copy of a normalised network with every activation replaced by IF neurons."""
-
     snn = copy.deepcopy(net).eval()
     spiking = []
     for k in relu_layers(snn):
@@ -519,7 +517,6 @@ def _spiking_copy(net: nn.Sequential, v0: float) -> tuple[nn.Sequential, list[IF
 def _probe_sizes(net: nn.Sequential, images: torch.Tensor) -> list[int]:
     """:func:`_activation_sizes` on an eval-mode copy: ``net`` itself is not run (a batch norm
     in training mode would update its statistics)."""
-
     return _activation_sizes(copy.deepcopy(net).eval(), images[:1])
 
 
