@@ -21,7 +21,11 @@ cython code generation for all:
 - conv, wiring: for each of ``--wire-batches``, the time to build (wire) the
   frozen network for that many images side by side, and its images/s on
   ``--batch * --per-call`` images in one call (``network.WIRED_BATCH`` is the
-  choice this measures).
+  choice this measures);
+- features: ``network.features`` on ``--feature-images`` images at
+  ``--feature-steps`` steps each, its calls one after another in one process
+  against side by side in forked workers (one per core), and whether both
+  give the same counts.
 
 Layers are trained briefly first, so that their firing is that of a learned
 layer (an untrained layer hardly fires and would be fast for nothing). A
@@ -48,6 +52,8 @@ def main() -> int:
                         help="batches per run() in the second frozen measurement")
     parser.add_argument("--wire-batches", type=int, nargs="*", default=[4, 16],
                         help="batch sizes whose wiring time and speed are compared")
+    parser.add_argument("--feature-images", type=int, default=256)
+    parser.add_argument("--feature-steps", type=int, default=60)
     parser.add_argument("--naive-images", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -125,6 +131,26 @@ def main() -> int:
           f"{out['counts2'].sum() / n_long:,.0f} layer-2 spikes per image); "
           f"{frozen_s / per_batch_s:.1f}x one run() per batch", flush=True)
 
+    # network.features: its calls in turn in one process, then in forked workers
+    from dataclasses import replace
+
+    layers = {"filters": [learner1.filters, learner2.filters],
+              "thresholds": [learner1.thresholds, learner2.thresholds]}
+    q = replace(p, feature_steps=args.feature_steps)
+    xf = x[1000:1000 + args.feature_images]
+    N.features(q, layers, xf[:4], seed=0, workers=1)  # warm-up: wire and compile
+    counts, seconds = {}, {}
+    for workers in (1, None):
+        t0 = time.perf_counter()
+        counts[workers] = N.features(q, layers, xf, seed=1, workers=workers, keep_counts=True)
+        seconds[workers] = time.perf_counter() - t0
+    n_workers = N._feature_workers(None, -(-len(xf) // (N.WIRED_BATCH * 32)))
+    same = all(np.array_equal(counts[1][k], counts[None][k]) for k in ("counts1", "counts2"))
+    print(f"features, {len(xf)} images x {args.feature_steps} steps: one process "
+          f"{len(xf) / seconds[1]:.2f} images/s, {n_workers} forked workers "
+          f"{len(xf) / seconds[None]:.2f} images/s ({seconds[1] / seconds[None]:.2f}x); "
+          f"same counts: {same}", flush=True)
+
     # wiring: build time against speed, by batch size
     layers = [learner1.filters, learner2.filters], [learner1.thresholds, learner2.thresholds]
     for b in args.wire_batches:
@@ -141,8 +167,6 @@ def main() -> int:
 
     # the naive Brian2 loop: the fully connected network, one run() per image
     base = params_for_profile(sl.profiles.get_profile("full"))
-    from dataclasses import replace
-
     naive_params = replace(base, layer1=replace(base.layer1, n_neurons=400), layer2=None,
                            codegen_target="cython")
     net = DC.BrianSTDPNetwork(naive_params, seed=args.seed)

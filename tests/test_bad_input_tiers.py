@@ -1148,6 +1148,10 @@ def brian_stdp_entries() -> dict[str, list[Bad]]:
             Bad("intensities", bad_gray(channels=2), lambda v: features(intensities=v)),
             Bad("seed", bad_seed(), lambda v: features(seed=v)),
             Bad("batch", bad_int(), lambda v: features(batch=v)),
+            Bad("per_call", bad_int(), lambda v: features(per_call=v)),
+            Bad("workers", st.one_of(st.integers(max_value=0), st.floats(), st.booleans(),
+                                     st.sampled_from(["1", [1.0]])),  # None: one per core
+                lambda v: features(workers=v)),
         ],
         "brian_stdp.network.weights_moved": [
             Bad("layers", st.one_of(bad_type(),

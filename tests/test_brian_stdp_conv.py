@@ -4,6 +4,8 @@ convolution, its learning is competitive, its thresholds follow the homeostasis 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -316,6 +318,26 @@ def test_features_reuse_the_frozen_network_and_count_what_a_fresh_one_counts():
     for key in ("f1", "f2", "spikes1", "spikes2"):
         np.testing.assert_array_equal(again[key], first[key])
         np.testing.assert_array_equal(fresh[key], first[key])
+
+
+def test_features_in_forked_workers_count_what_one_process_counts():
+    """The calls of a features pass run side by side in forked copies of the process and
+    give the counts, volleys and spike totals of one process running them in turn."""
+    p = params()
+    a = {"filters": [N.initial_layer(p, k, seed=1)[0] for k in (1, 2)],
+         "thresholds": [np.full(4, -8.0), np.full(3, -8.0)]}
+    x = np.random.default_rng(0).random((7, 2, 32, 32)).astype(np.float32)
+    N._REUSED.clear()
+    kw = dict(seed=5, batch=2, per_call=1, record_every=2, keep_counts=True)
+    serial = N.features(p, a, x, workers=1, **kw)
+    assert N._feature_workers(2, 4) == (2 if sys.platform.startswith("linux") else 1)
+    parallel = N.features(p, a, x, workers=2, **kw)
+    assert N._FORKED is None  # nothing of the pass kept
+    assert serial["spikes1"].sum() > 0 and serial["spikes2"].sum() > 0
+    for key in ("f1", "f2", "spikes1", "spikes2", "spikes_pool", "counts1", "counts2"):
+        np.testing.assert_array_equal(parallel[key], serial[key])
+    assert parallel["volley_fraction"] == serial["volley_fraction"]
+    assert N._feature_workers(None, 1) == 1 and N._feature_workers(8, 3) <= 3
 
 
 def test_a_call_that_measures_volleys_reuses_the_network_and_records_what_a_recording_one_does():

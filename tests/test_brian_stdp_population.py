@@ -129,6 +129,47 @@ def _one_image(**kwargs):
     return readout, w0, int(label[0]), seen["elig"]
 
 
+def test_the_eligibility_counts_each_inputs_earlier_spikes_at_each_output_spike():
+    """e_ij = sum over neuron j's spikes (steps t) of input i's spikes at steps s < t, within
+    the image, from spike trains recorded in the same run; the inputs are Poisson at their
+    rates; with learning off the eligibility is left alone."""
+    f, y = task(40, seed=7)
+    readout = O.PopulationReadout(params(epochs=1, steps=30), f.shape[1], seed=1)
+    readout.fit(f, y)
+    inputs, outputs = b2.SpikeMonitor(readout.inputs), b2.SpikeMonitor(readout.neurons)
+    readout.net.add(inputs, outputs)
+    reward, seen = readout._reward, {}
+
+    def spy(counts, decision, label):  # the eligibility when the reward arrives
+        seen["elig"] = readout._elig_now.reshape(readout.n_in, -1).copy()
+        reward(counts, decision, label)
+
+    readout._reward = spy
+    start = int(round(float(readout.net.t / b2.ms) / readout.p.dt_ms))
+    readout.fit(f[:1], y[:1])
+    e = seen["elig"]
+
+    def steps(monitor):  # (neuron, step within the image) of the image's spikes
+        t = np.rint(np.asarray(monitor.t / b2.ms) / readout.p.dt_ms).astype(int) - start
+        keep = t < readout.p.steps  # the run's last step starts by closing the image
+        return np.asarray(monitor.i)[keep], t[keep]
+
+    (i_in, s_in), (j_out, t_out) = steps(inputs), steps(outputs)
+    expected = np.zeros_like(e)
+    for j, t in zip(j_out, t_out):
+        np.add.at(expected[:, j], i_in[s_in < t], 1.0)
+    assert len(t_out) > 0 and expected.max() > 0
+    np.testing.assert_array_equal(e, expected)
+    rates = readout.intensities(f[:1])[0] * readout.p.max_rate_hz
+    per_input = np.bincount(i_in, minlength=readout.n_in)
+    mean = rates.sum() * readout.p.steps * readout.p.dt_ms / 1000  # Poisson: mean = rate x T
+    assert abs(per_input.sum() - mean) < 5 * np.sqrt(mean)
+    assert per_input[rates == 0].sum() == 0
+    before = readout._elig_now.copy()  # the run's closing step may have added to e
+    readout.predict(f[:3])
+    np.testing.assert_array_equal(readout._elig_now, before)
+
+
 @pytest.mark.parametrize("conserve", [False, True])
 def test_one_update_is_the_documented_rule(conserve):
     """dw_ij = eta (r - r_hat) e_ij / max(n_j, 1) for the deciding population, made zero-sum

@@ -66,6 +66,7 @@ scenes? *Neural Computation* 4, 196-210.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -1084,7 +1085,7 @@ def _frozen_layers(p: Tier1Params, layers: dict, *, batch: int) -> FrozenLayers:
 
 def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int,
              batch: int = WIRED_BATCH, record_every: int = 0, keep_counts: bool = False,
-             progress: bool = False, per_call: int = 128) -> dict:
+             progress: bool = False, per_call: int = 32, workers: int | None = None) -> dict:
     """Spike counts of both frozen layers for every image, pooled for the readouts.
 
     ``layers`` is :func:`train_layers`' result. The images go through
@@ -1098,6 +1099,11 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
     spikes per image (the mean of the image's call). With ``keep_counts`` also every neuron's
     count, ``counts1`` ``(N, S1, S1, K1)`` and ``counts2`` ``(N, S2, S2, K2)``
     (uint8 while ``steps_frozen`` < 256: a neuron fires at most once per step).
+
+    The calls are independent (each starts from rest with its own seed), so on Linux
+    ``workers`` processes (default: one per core, at most one per call) run them side by
+    side: copies of this process made after the network is built (``fork``), which share
+    its synapses. Any number of workers gives the same counts as one.
     """
     from ...progress import tqdm
 
@@ -1109,6 +1115,8 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
     check.positive_int("batch", batch, where=where)
     check.positive_int("record_every", record_every, low=0, where=where)
     check.positive_int("per_call", per_call, where=where)
+    if workers is not None:
+        check.positive_int("workers", workers, where=where)
     check.flag("keep_counts", keep_counts, where=where)
     check.flag("progress", progress, where=where)
     x = np.asarray(intensities, dtype=np.float32)
@@ -1117,35 +1125,107 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
             p.side1 ** 2 * p.layer1.n_filters + p.side2 ** 2 * p.layer2.n_filters
             if keep_counts else 0)), where=where)
     frozen = _frozen_layers(p, layers, batch=batch)
-    f1, f2, s1, s2, sp, c1, c2 = [], [], [], [], [], [], []
-    volleys, seen = 0.0, 0
     step = batch * per_call
+    calls = [(start, bool(record_every) and k % record_every == 0)
+             for k, start in enumerate(range(0, len(x), step))]
+    parts = []
     with tqdm(total=len(x), disable=not progress, desc="frozen layers", unit="image") as bar:
-        for k, start in enumerate(range(0, len(x), step)):
-            chunk = x[start:start + step]
-            record = bool(record_every) and k % record_every == 0
-            out = frozen.run(chunk, seed=seed * 1_000_003 + start, trains2=record)
-            f1.append(pool_counts(out["counts1"], p.features_pool[0]))
-            f2.append(pool_counts(out["counts2"], p.features_pool[1]))
-            s1.append(out["counts1"].reshape(len(chunk), -1).sum(axis=1))
-            s2.append(out["counts2"].reshape(len(chunk), -1).sum(axis=1))
-            sp.append(np.full(len(chunk), out["pool_spikes"]))
-            if keep_counts:
-                small = np.uint8 if p.steps_frozen < 256 else np.uint16  # one spike a step at most
-                c1.append(out["counts1"].astype(small))
-                c2.append(out["counts2"].astype(small))
-            if record:
-                volleys += volley_fraction(out["trains2"], len(chunk),
-                                           p.side2 ** 2 * p.layer2.n_filters) * len(chunk)
-                seen += len(chunk)
-            bar.update(len(chunk))
-    out = {"f1": np.concatenate(f1), "f2": np.concatenate(f2),
-           "spikes1": np.concatenate(s1), "spikes2": np.concatenate(s2),
-           "spikes_pool": np.concatenate(sp),
-           "volley_fraction": volleys / seen if seen else None}
-    if keep_counts:
-        out.update(counts1=np.concatenate(c1), counts2=np.concatenate(c2))
+        for part in _map_calls(frozen, x, calls, step=step, seed=seed, keep_counts=keep_counts,
+                               workers=_feature_workers(workers, len(calls))):
+            parts.append(part)
+            bar.update(len(part["f1"]))
+    seen = sum(part["n_recorded"] for part in parts)
+    out = {name: np.concatenate([part[name] for part in parts])
+           for name in ("f1", "f2", "spikes1", "spikes2", "spikes_pool")
+           + (("counts1", "counts2") if keep_counts else ())}
+    out["volley_fraction"] = (sum(part["volleys"] for part in parts) / seen if seen else None)
     return out
+
+
+def _feature_workers(workers: int | None, n_calls: int) -> int:
+    """Processes for :func:`features`: 1 where ``fork`` is missing or unsafe (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return 1
+    from ..._brian2_build import _cores
+
+    return max(1, min(_cores() if workers is None else workers, n_calls))
+
+
+def _features_call(frozen: FrozenLayers, x: np.ndarray, start: int, record: bool, *, step: int,
+                   seed: int, keep_counts: bool) -> dict:
+    """One call of :func:`features`: images ``x[start:start + step]``, pooled and summed."""
+    p = frozen.p
+    chunk = x[start:start + step]
+    out = frozen.run(chunk, seed=seed * 1_000_003 + start, trains2=record)
+    part = {"f1": pool_counts(out["counts1"], p.features_pool[0]),
+            "f2": pool_counts(out["counts2"], p.features_pool[1]),
+            "spikes1": out["counts1"].reshape(len(chunk), -1).sum(axis=1),
+            "spikes2": out["counts2"].reshape(len(chunk), -1).sum(axis=1),
+            "spikes_pool": np.full(len(chunk), out["pool_spikes"]),
+            "volleys": 0.0, "n_recorded": 0}
+    if keep_counts:
+        small = np.uint8 if frozen.steps < 256 else np.uint16  # one spike a step at most
+        part.update(counts1=out["counts1"].astype(small), counts2=out["counts2"].astype(small))
+    if record:
+        part["volleys"] = volley_fraction(out["trains2"], len(chunk),
+                                          p.side2 ** 2 * p.layer2.n_filters) * len(chunk)
+        part["n_recorded"] = len(chunk)
+    return part
+
+
+_FORKED: tuple | None = None
+"""What the forked workers of :func:`_map_calls` read: the network, the images, the options."""
+
+
+def _forked_init() -> None:
+    """In a forked worker: leave Ctrl-C to the parent, and never share its compiler processes."""
+    import signal
+
+    from ... import _brian2_build
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _brian2_build._WORKERS = None
+
+
+def _forked_call(call: tuple[int, bool]) -> dict:
+    import traceback
+
+    frozen, x, options = _FORKED
+    try:
+        return _features_call(frozen, x, *call, **options)
+    except Exception:  # Brian2's errors hold objects that cannot be sent back: send their text
+        raise RuntimeError(f"features: a worker failed on the images from {call[0]}:\n"
+                           f"{traceback.format_exc()}") from None
+
+
+def _map_calls(frozen: FrozenLayers, x: np.ndarray, calls: list, *, workers: int, **options):
+    """:func:`_features_call` of every call, in order; with ``workers`` > 1 in forked copies of
+    this process. The parent first presents one blank batch (with and without layer 2's
+    recording monitor, as the calls need), so that every Brian2 module the workers run is
+    compiled and loaded before they are made."""
+    global _FORKED
+
+    if workers <= 1:
+        for call in calls:
+            yield _features_call(frozen, x, *call, **options)
+        return
+    import multiprocessing
+
+    blank = np.zeros((1, 2, IMAGE_PX, IMAGE_PX))
+    for record in sorted({record for _, record in calls}):
+        frozen.run(blank, seed=0, trains2=record)
+    from concurrent.futures import ProcessPoolExecutor
+
+    _FORKED = (frozen, x, options)
+    # an executor, not a Pool: a worker that dies (out of memory) raises BrokenProcessPool
+    # here instead of leaving its call unanswered
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_forked_init)
+    try:
+        yield from pool.map(_forked_call, calls)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        _FORKED = None
 
 
 def weights_moved(p: Tier1Params, layers: dict) -> list[float]:

@@ -16,9 +16,17 @@ other weight.
 
 **Learning** (reward-modulated STDP; Izhikevich 2007, Florian 2007). Images
 are shown one after another in one Brian2 run. Every input-to-output synapse
-keeps an eligibility trace :math:`e_{ij}` of pre-before-post pairings
-(:func:`snnlib.plasticity.build_rstdp_synapses`; the traces outlast an
-image). While learning, the population of the **first** output spike decides
+keeps an eligibility trace :math:`e_{ij}` of pre-before-post pairings, cleared
+at the start of each image: at each spike of output neuron :math:`j` it grows
+by the number of spikes input :math:`i` has fired so far in the image (earlier
+steps: a spike of the same step cannot have caused it),
+
+.. math:: e_{ij} = \\sum_{t \\in T_j} \\#\\{s \\in S_i : s < t\\},
+
+with :math:`T_j` and :math:`S_i` the steps of the image's spikes of neuron
+:math:`j` and input :math:`i`: the all-to-all pairing of
+:func:`snnlib.plasticity.build_rstdp_synapses` without depression and with
+traces that outlast the image, except that a pair within one step does not count. While learning, the population of the **first** output spike decides
 (``decide_by="first_spike"``): a race that a population wins with a
 probability that grows with its rate, so the layer tries classes it is not
 sure of. At the end of the image a reward arrives: :math:`r = 1` for a right
@@ -223,8 +231,6 @@ class PopulationReadout:
     def __init__(self, p: PopulationParams, n_features: int, *, seed: int) -> None:
         import brian2 as b2
 
-        from ...plasticity import RSTDPParams, STDPParams, build_rstdp_synapses
-
         where = "PopulationReadout"
         check.instance("p", p, PopulationParams, where=where)
         check.positive_int("n_features", n_features, where=where)
@@ -238,7 +244,10 @@ class PopulationReadout:
         # numpy code generation runs the inhibition's clip() in a Python loop and says so
         b2.BrianLogger.suppress_name("numpy_generator")
         clock = _named_clock(p.dt_ms, "out_clock")
-        self.inputs = b2.PoissonGroup(self.n_in, rates=0 * b2.Hz, clock=clock, name="out_inputs")
+        # Poisson inputs (as brian2.PoissonGroup) that count their spikes of the image
+        self.inputs = b2.NeuronGroup(self.n_in, "rates : Hz\nfired : 1",
+                                     threshold="rand() < rates * dt", reset="fired += 1",
+                                     clock=clock, name="out_inputs")
         ns = {"v_rest": V_REST_MV * b2.mV, "v_th": (V_REST_MV + p.v_gap_mv) * b2.mV,
               "tau": p.tau_mem_ms * b2.ms, "w_inh": p.inhibition_mv * b2.mV}
         self.neurons = b2.NeuronGroup(
@@ -248,16 +257,16 @@ class PopulationReadout:
             reset="v = v_rest\nfirst_step += (t / dt - first_step) * int(n_spikes == 0)\n"
                   "n_spikes += 1",
             namespace=ns, clock=clock, name="out_neurons")
-        long_ms = 1e6  # the traces outlast an image; they are cleared between images
-        rule = RSTDPParams(stdp=STDPParams(a_plus=1.0, a_minus=0.0, tau_plus_ms=long_ms,
-                                           tau_minus_ms=long_ms, w_min=-1e3, w_max=1e3,
-                                           dt_ms=p.dt_ms), tau_elig_ms=long_ms)
-        self.syn = build_rstdp_synapses(self.inputs, self.neurons, rule,
-                                        on_pre="v_post += w * mV", name="out_synapses",
-                                        clock=clock)
+        # the eligibility: at a spike of neuron j, e_ij grows by the spikes input i has fired
+        # so far in the image (counted by the input, so that an input spike costs a synapse
+        # nothing beyond its effect on the potential)
+        self.syn = b2.Synapses(self.inputs, self.neurons, "w : 1\nelig : 1",
+                               on_pre="v_post += w * mV", on_post="elig += fired_pre",
+                               clock=clock, name="out_synapses")
         pre, post = np.meshgrid(np.arange(self.n_in), np.arange(n), indexing="ij")
         # synapse i * N + j: (input, neuron)
         connect_brian2(self.syn, i=pre.ravel(), j=post.ravel())
+        self._bind_arrays()
         inhibition = b2.Synapses(self.neurons, self.neurons,
                                  on_pre="v_post = clip(v_post - w_inh, v_rest, v_post)",
                                  namespace=ns, clock=clock, name="out_inhibition")
@@ -279,6 +288,14 @@ class PopulationReadout:
             self._step += 1
 
         self.net = b2.Network(self.inputs, self.neurons, self.syn, inhibition, boundary)
+
+    def _bind_arrays(self) -> None:
+        """The arrays Brian2 simulates with, written in place at every image's end (setting
+        them through Brian2 checks units and indices: a fifth of the run at 1,440 features);
+        bound again before every run and load, in case Brian2 moved them."""
+        self._w_now, self._elig_now, self._fired_now = (
+            self.syn.variables["w"].get_value(), self.syn.variables["elig"].get_value(),
+            self.inputs.variables["fired"].get_value())
 
     # --- inputs ------------------------------------------------------------------------------
     def intensities(self, features) -> np.ndarray:
@@ -335,9 +352,8 @@ class PopulationReadout:
             self.neurons.n_spikes = 0
             self.neurons.first_step = 0
             if self._learn:
-                self.syn.elig = 0
-                self.syn.pre_trace = 0
-                self.syn.post_trace = 0
+                self._elig_now[:] = 0
+                self._fired_now[:] = 0
         self._pos += 1
 
     def _reward(self, counts: np.ndarray, decision: int, label: int) -> None:
@@ -348,7 +364,7 @@ class PopulationReadout:
             r = 1.0 if decision == label else 0.0
             delta = r - self.predicted_reward(counts, decision)
             self.reward_baseline += (r - self.reward_baseline) / p.baseline_images
-            e = np.asarray(self.syn.elig).reshape(self.n_in, p.n_neurons)
+            e = self._elig_now.reshape(self.n_in, p.n_neurons)
             deciders = self.klass == decision
             dw = np.zeros_like(self.w)
             dw[:, deciders] = self._eta * delta * e[:, deciders] / np.maximum(counts[deciders], 1)
@@ -365,7 +381,7 @@ class PopulationReadout:
                 dw[:, learners] -= dw[:, learners].mean(axis=0, keepdims=True)
                 dw -= dw.mean(axis=1, keepdims=True)
             self.w += dw
-            self.syn.w = self.w.ravel()
+            self._w_now[:] = self.w.ravel()
             self.theta += p.decision_eta_mv * (deciders - 1.0 / p.n_classes)
         self.theta += p.theta_eta_mv * ((counts > 0) - p.fire_target)
         np.clip(self.theta, -0.9 * p.v_gap_mv, None, out=self.theta)
@@ -394,7 +410,9 @@ class PopulationReadout:
     def _show(self, u: np.ndarray, labels, *, learn: bool, steps: int, seed: int) -> np.ndarray:
         import brian2 as b2
 
+        self._bind_arrays()
         self._u, self._labels, self._learn, self._steps = u, labels, learn, steps
+        self.syn.post.active = learn  # the eligibility only matters while learning
         self._pos, self._step, self._decisions, self._counts = 0, 0, [], []
         self._ties = np.random.default_rng([seed, 11])  # a random class among tied ones
         b2.seed(int(seed))
@@ -431,7 +449,7 @@ class PopulationReadout:
             per_image = max(inputs * p.steps, 1e-9)
             self.w = self.rng.uniform(0, 2 * p.init_drive * p.v_gap_mv / per_image,
                                       (self.n_in, p.n_neurons))
-            self.syn.w = self.w.ravel()
+            self._w_now[:] = self.w.ravel()
         u = self.intensities(f)
         for _ in tqdm(range(p.epochs), disable=not progress, desc="output layer learns",
                       unit="epoch"):
@@ -498,7 +516,8 @@ class PopulationReadout:
             check.array(f"state[{key!r}]", np.asarray(state[key], dtype=float),
                         shape=(self.n_features,), where=where)
         self.w = w.copy()
-        self.syn.w = self.w.ravel()
+        self._bind_arrays()
+        self._w_now[:] = self.w.ravel()
         self.theta = np.asarray(state["theta"], dtype=float).copy()
         self.neurons.theta = self.theta * b2.mV
         self.mu, self.sd = np.asarray(state["mu"], float), np.asarray(state["sd"], float)

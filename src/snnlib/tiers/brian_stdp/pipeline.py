@@ -37,12 +37,14 @@ __all__ = ["CHOSEN_ON", "FEATURE_STEPS", "LAYERS_VERSION", "LR_CS",
            "OUTPUT_VERSION", "ablations", "output_params", "run_tier", "synaptic_events",
            "tier_params", "tier_images"]
 
-LAYERS_VERSION = 3
+LAYERS_VERSION = 4
 """Part of the cache keys of the learned layers and their features: raised when
 :mod:`.network`'s learning or simulation changes (3: networks wired for
-:data:`.network.WIRED_BATCH` images, which draws other spikes)."""
-OUTPUT_VERSION = 2
-"""Part of the cache key of the output layer's checkpoints."""
+:data:`.network.WIRED_BATCH` images, which draws other spikes; 4: features simulated 32
+batches per call, which draws other spikes)."""
+OUTPUT_VERSION = 3
+"""Part of the cache key of the output layer's checkpoints (3: inputs that count their own
+spikes for the eligibility, which draws other spikes)."""
 
 FEATURE_STEPS = 60
 """Steps (of 2 ms) per image of the features the readouts see, chosen on the validation split
@@ -420,7 +422,8 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
                             "output layer learning by R-STDP: images per second (the hidden "
                             "layers learn from patches: see specific.speed)"),
         inference=runs.Speed(specific["speed"]["frozen_hidden_images_per_s"],
-                             "hidden layers with learning off, batches of 16 images: images "
+                             f"hidden layers with learning off, {N.WIRED_BATCH} images side by "
+                             f"side, in {N._feature_workers(None, 10 ** 6)} process(es): images "
                              "per second"),
         device="cpu", provenance=runs.provenance("cpu", commit=commit),
         parameters={"hidden": asdict(p), "output": asdict(q)}, specific=runs._plain(specific))
