@@ -140,11 +140,13 @@ def main() -> int:
     xf = x[1000:1000 + args.feature_images]
     N.features(q, layers, xf[:4], seed=0, workers=1)  # warm-up: wire and compile
     counts, seconds = {}, {}
+    per_call = 32  # batches per call: the calls are what the workers share
     for workers in (1, None):
         t0 = time.perf_counter()
-        counts[workers] = N.features(q, layers, xf, seed=1, workers=workers, keep_counts=True)
+        counts[workers] = N.features(q, layers, xf, seed=1, workers=workers, keep_counts=True,
+                                     per_call=per_call)
         seconds[workers] = time.perf_counter() - t0
-    n_workers = N._feature_workers(None, -(-len(xf) // (N.WIRED_BATCH * 32)))
+    n_workers = N._feature_workers(None, -(-len(xf) // (N.WIRED_BATCH * per_call)))
     same = all(np.array_equal(counts[1][k], counts[None][k]) for k in ("counts1", "counts2"))
     print(f"features, {len(xf)} images x {args.feature_steps} steps: one process "
           f"{len(xf) / seconds[1]:.2f} images/s, {n_workers} forked workers "
