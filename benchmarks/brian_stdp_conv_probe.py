@@ -5,6 +5,8 @@
     python benchmarks/brian_stdp_conv_probe.py --train 5000 --val 2000 --no-twin --feature-steps 15 30 60
     python benchmarks/brian_stdp_conv_probe.py --train 5000 --val 2000 --no-twin --k2 128 \
         --feature-steps 60 --inh2 13 6 --pool2 2 3 --save k128.npz
+    python benchmarks/brian_stdp_conv_probe.py --train 5000 --val 2000 --no-twin \
+        --feature-steps 60 --gap2 13 10 --pool2 2 3
 
 Every number it prints is measured on the *validation split* of the CIFAR-10
 training set (:func:`snnlib.data.validation_split`: the last 500 training
@@ -19,9 +21,13 @@ With ``--feature-steps`` the same learned layers make features with each of
 those presentation lengths (``Tier1Params.feature_steps``), each probed; with
 ``--inh2`` likewise for each inhibition among layer 2's neurons when the
 layers no longer learn (``inhibition_mv``; in learning a winner always holds
-its rivals at reset). ``--pool2`` probes layer 2's counts summed over each of
-those grids of regions (``features_pool[1]``). ``--save`` writes the spike
-counts of the first variant (or of each, numbered, with several).
+its rivals at reset), and with ``--gap2`` for each threshold of layer 2
+above rest (``v_gap_mv``) when the layers no longer learn. ``--pool2``
+probes layer 2's counts summed over each of those grids of regions
+(``features_pool[1]``). ``--f2`` sets layer 2's field (complex cells per
+side), ``--k1``/``--k2`` the filters, ``--patches1``/``--patches2`` the
+patches each layer learns from. ``--save`` writes the spike counts of the
+first variant (or of each, numbered, with several).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ def main() -> int:
     parser.add_argument("--val", type=int, default=1000)
     parser.add_argument("--k1", type=int, default=32)
     parser.add_argument("--k2", type=int, default=64)
+    parser.add_argument("--f2", type=int, default=3, help="layer 2's field, in complex cells")
     parser.add_argument("--w1", type=float, default=9.0)
     parser.add_argument("--w2", type=float, default=30.0)
     parser.add_argument("--patches1", type=int, default=20000)
@@ -47,6 +54,8 @@ def main() -> int:
                         help="steps per image of the features (0: the learning steps)")
     parser.add_argument("--inh2", type=float, nargs="+", default=[None],
                         help="layer 2's inhibition (mV) when features are made")
+    parser.add_argument("--gap2", type=float, nargs="+", default=[None],
+                        help="layer 2's threshold above rest (mV) when features are made")
     parser.add_argument("--pool2", type=int, nargs="+", default=[],
                         help="also probe layer 2's counts pooled over these grids")
     parser.add_argument("--save", help="write the learned layers' spike counts (npz) here")
@@ -64,7 +73,7 @@ def main() -> int:
     p = N.Tier1Params(
         layer1=N.ConvLayerParams(n_filters=args.k1, w_sum_mv=args.w1,
                                  train_patches=args.patches1, patch_batch=500),
-        layer2=N.ConvLayerParams(n_filters=args.k2, field_px=3, w_sum_mv=args.w2,
+        layer2=N.ConvLayerParams(n_filters=args.k2, field_px=args.f2, w_sum_mv=args.w2,
                                  train_patches=args.patches2, patch_batch=250))
     data = sl.data.load_cifar10("train")
     train_idx, val_idx = sl.data.validation_split(data.labels)
@@ -91,14 +100,18 @@ def main() -> int:
         result[f"{tag}learning_s"] = round(time.perf_counter() - t0, 1)
         moved = N.weights_moved(p, layers)
         result[f"{tag}weights_moved"] = moved
-        variants = [(fs, inh) for fs in args.feature_steps for inh in args.inh2]
-        for n, (fs, inh) in enumerate(variants):
+        variants = [(fs, inh, gap) for fs in args.feature_steps for inh in args.inh2
+                    for gap in args.gap2]
+        for n, (fs, inh, gap) in enumerate(variants):
             q = replace(p, feature_steps=fs or None)
             if inh is not None:
                 q = replace(q, layer2=replace(q.layer2, inhibition_mv=inh))
+            if gap is not None:
+                q = replace(q, layer2=replace(q.layer2, v_gap_mv=gap))
             tag = ("random " if twin else "") + (f"{q.steps_frozen} steps, "
                                                   if len(args.feature_steps) > 1 else "") + (
-                f"inhibition 2 {q.layer2.inhibition_mv} mV, " if len(args.inh2) > 1 else "")
+                f"inhibition 2 {q.layer2.inhibition_mv} mV, " if len(args.inh2) > 1 else "") + (
+                f"gap 2 {q.layer2.v_gap_mv} mV, " if len(args.gap2) > 1 else "")
             t0 = time.perf_counter()
             keep = (bool(args.save) or bool(args.pool2)) and not twin
             ftr = N.features(q, layers, x_tr, seed=1, keep_counts=keep, progress=True)
