@@ -1,12 +1,15 @@
 """Tier 2: one trained layer, its spike counts pooled several ways at once (validation only).
 
     python benchmarks/dog_lif_pooling.py --train 5000 --val 2000
+    python benchmarks/dog_lif_pooling.py --set n_filters=512 --cs 0.003 0.01 0.03 0.1
 
-Trains :class:`snnlib.tiers.dog_lif.DoGLIF` with its defaults on class-balanced
+Trains :class:`snnlib.tiers.dog_lif.DoGLIF` (its defaults, or with the fields of
+``--set NAME=VALUE ...`` changed, as in ``dog_lif_tuning.py``) on class-balanced
 images of the training split, counts its spikes once per image, pools the counts
 over several grids (and their union, and square roots of the counts) and prints
-the validation accuracy of the tier's logistic regression on each. The test set
-is never read.
+the validation accuracy of the tier's logistic regression on each, its ``C``
+chosen from ``--cs`` (default: the tier's grid) on a fifth of the training
+images. The test set is never read.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from snnlib.tiers import dog_lif as D
 from snnlib.tiers.dog_lif.layer import _as_float, _checked_images, _layer_run, _pool
 
 from _split import tuning_split
+from dog_lif_tuning import parse_sets
 
 GRIDS = (1, 2, 3, 4)
 COMBOS = [((3,), False), ((2, 3), False), ((1, 2, 3), False), ((3, 4), False), ((1, 3), False),
@@ -33,8 +37,11 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=5000)
     ap.add_argument("--val", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", nargs="*", default=[], help="DoGLIFParams fields: NAME=VALUE")
+    ap.add_argument("--cs", type=float, nargs="+", default=list(D.READOUT_CS),
+                    help="the logistic regression's C values (chosen on a fifth of training)")
     args = ap.parse_args()
-    p = D.DoGLIFParams()
+    p = D.DoGLIFParams(**parse_sets(args.set))
     train = data.load_cifar10("train")
     itr, iva = tuning_split(train.labels, args.train, args.val, seed=args.seed)
     net = D.DoGLIF(p, seed=args.seed, learn=True)
@@ -54,16 +61,17 @@ def main() -> None:
 
     start = time.perf_counter()
     ftr, fva = pooled(itr, 1), pooled(iva, 2)
-    print(f"{len(itr)} training and {len(iva)} validation images; counts in "
-          f"{time.perf_counter() - start:.0f} s", flush=True)
+    print(f"{' '.join(args.set) or 'defaults'}: {len(itr)} training and {len(iva)} validation "
+          f"images; counts in {time.perf_counter() - start:.0f} s", flush=True)
     for grids, sqrt in COMBOS:
         a, b = (np.hstack([f[g] for g in grids]) for f in (ftr, fva))
         if sqrt:
             a, b = np.sqrt(a), np.sqrt(b)
-        r = logistic_regression(a, train.labels[itr], b, train.labels[iva], cs=D.READOUT_CS,
+        r = logistic_regression(a, train.labels[itr], b, train.labels[iva], cs=tuple(args.cs),
                                 seed=args.seed, dtype=np.float32, max_iter=D.READOUT_MAX_ITER)
         print(f"{'square root, ' if sqrt else ''}pools {grids}: {a.shape[1]} features, "
-              f"validation accuracy {r['accuracy']:.3f} (C {r['c']})", flush=True)
+              f"validation accuracy {r['accuracy']:.3f} (C {r['c']}; C on the held-out fifth: "
+              f"{r['validation']})", flush=True)
 
 
 if __name__ == "__main__":
