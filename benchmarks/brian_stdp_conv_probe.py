@@ -25,7 +25,8 @@ its rivals at reset), and with ``--gap2`` for each threshold of layer 2
 above rest (``v_gap_mv``) when the layers no longer learn. ``--pool2``
 probes layer 2's counts summed over each of those grids of regions
 (``features_pool[1]``). ``--f2`` sets layer 2's field (complex cells per
-side), ``--k1``/``--k2`` the filters, ``--patches1``/``--patches2`` the
+side), ``--steps`` the presentations' steps while the layers learn,
+``--k1``/``--k2`` the filters, ``--patches1``/``--patches2`` the
 patches each layer learns from. ``--save`` writes the spike counts of the
 first variant (or of each, numbered, with several).
 """
@@ -44,6 +45,8 @@ def main() -> int:
     parser.add_argument("--val", type=int, default=1000)
     parser.add_argument("--k1", type=int, default=32)
     parser.add_argument("--k2", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=15,
+                        help="steps per presentation while the layers learn")
     parser.add_argument("--f2", type=int, default=3, help="layer 2's field, in complex cells")
     parser.add_argument("--w1", type=float, default=9.0)
     parser.add_argument("--w2", type=float, default=30.0)
@@ -71,6 +74,7 @@ def main() -> int:
     from snnlib.tiers.brian_stdp.pipeline import LR_CS
 
     p = N.Tier1Params(
+        steps=args.steps,
         layer1=N.ConvLayerParams(n_filters=args.k1, w_sum_mv=args.w1,
                                  train_patches=args.patches1, patch_batch=500),
         layer2=N.ConvLayerParams(n_filters=args.k2, field_px=args.f2, w_sum_mv=args.w2,
