@@ -11,9 +11,12 @@ regression). The layer and the readout learn from class-balanced images of the
 
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --set dt_ms=1.0
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --set dt_ms=2.0 pool=4
+    python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --cs 0.003 0.01 0.03 0.1
 
 Prints one line per variant: validation accuracy, the readout's C, features per
-image, images/s of the feature extraction and the layer's spikes per image;
+image, images/s of the feature extraction and the layer's spikes per image
+(``C`` is chosen from ``--cs``, default the tier's grid, on a fifth of the
+training images);
 ``--json`` also prints them as one JSON object per line.
 """
 
@@ -56,6 +59,8 @@ def main() -> None:
     ap.add_argument("--variants", default="stdp", help="stdp, random or stdp,random")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="also print a JSON line per variant")
+    ap.add_argument("--cs", type=float, nargs="+", default=list(D.READOUT_CS),
+                    help="the logistic regression's C values (chosen on a fifth of training)")
     args = ap.parse_args()
     params = D.DoGLIFParams(**parse_sets(args.set))
     train = data.load_cifar10("train")
@@ -67,7 +72,7 @@ def main() -> None:
         ftr = net.features(train.images[itr], seed=1, progress=False)
         fva = net.features(train.images[iva], seed=2, progress=False)
         r = logistic_regression(ftr["features"], train.labels[itr], fva["features"],
-                                train.labels[iva], cs=D.READOUT_CS, seed=args.seed,
+                                train.labels[iva], cs=tuple(args.cs), seed=args.seed,
                                 dtype=np.float32, max_iter=D.READOUT_MAX_ITER)
         wall = time.perf_counter() - start
         print(f"{variant:<7} {' '.join(args.set) or 'defaults':<40} validation accuracy "
