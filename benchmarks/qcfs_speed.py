@@ -1,0 +1,147 @@
+"""Tier 3: what a QCFS activation costs in training, against ReLU, three ways of computing it.
+
+A training step (forward, backward, SGD step, batch ``--batch``) of the tier's
+CNN on random images, in images per second, for:
+
+- ``relu``: the CNN with ReLU;
+- ``qcfs``: with :class:`snnlib.tiers.conversion.QCFS` as snnlib computes it
+  (eager PyTorch: about eight elementwise operations, each with its backward);
+- ``qcfs, autograd function``: the same activation as one
+  ``torch.autograd.Function`` whose backward is written out (the straight-through
+  gradient: :math:`\\partial h/\\partial x = 1[0 \\le x \\le \\lambda]`,
+  :math:`\\partial h/\\partial \\lambda = \\lfloor\\cdot\\rfloor / L - (x/\\lambda)\\,
+  1[0 \\le x \\le \\lambda]`);
+- ``qcfs, torch.compile``: snnlib's formula compiled by ``torch.compile``, which
+  fuses the elementwise operations of the forward and of the backward pass into
+  one kernel each (it needs a C++ compiler; the compile time is printed).
+
+Before timing, it checks that the two rewritten activations give the eager
+activation's outputs and gradients on random inputs. Prints each variant's
+images/s and its time per step relative to ReLU, measured in this run, ``--repeats``
+times in alternation (the machine is shared: look at the spread).
+
+    python benchmarks/qcfs_speed.py [--width 64] [--batch 128] [--float32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch import nn
+
+from snnlib.tiers import conversion as C
+from snnlib.tiers.conversion import cnn
+
+from conversion_speed import _rate
+
+
+class _QCFSFunction(torch.autograd.Function):
+    """The clip-floor-shift activation with its straight-through backward written out."""
+
+    @staticmethod
+    def forward(ctx, x, lam, levels):
+        z = x / lam
+        q = torch.floor(z.clamp(0.0, 1.0) * levels + 0.5)
+        ctx.save_for_backward(z, q)
+        ctx.levels = levels
+        return q * lam / levels
+
+    @staticmethod
+    def backward(ctx, g):
+        z, q = ctx.saved_tensors
+        inside = (z >= 0) & (z <= 1)
+        glam = (g * (q / ctx.levels - z * inside)).sum().to(torch.float32)
+        return g * inside, glam.reshape(()), None
+
+
+def _formula(x, lam, levels: int):
+    """snnlib's QCFS forward (cnn.QCFS.forward), as a function to compile."""
+    y = torch.clamp(x / lam, 0.0, 1.0) * levels + 0.5
+    y = y + (torch.floor(y) - y).detach()
+    return y * lam / levels
+
+
+_COMPILED = torch.compile(_formula, dynamic=False)
+
+
+class FunctionQCFS(cnn.QCFS):
+    def forward(self, x):
+        return _QCFSFunction.apply(x, self.threshold, self.levels)
+
+
+class CompiledQCFS(cnn.QCFS):
+    def forward(self, x):
+        return _COMPILED(x, self.threshold, self.levels)
+
+
+def _net(width: int, qcfs: type | None) -> nn.Module:
+    widths = tuple(width * m for m in (1, 1, 2, 2, 4, 4))
+    net = C.ConvNet(C.ConvNetParams(widths=widths, quantisation_levels=None if qcfs is None else 4))
+    if qcfs is not None and qcfs is not cnn.QCFS:
+        for module in list(net.modules()):
+            for name, child in list(module.named_children()):
+                if type(child) is cnn.QCFS:
+                    setattr(module, name, qcfs(child.levels, float(child.threshold.detach())))
+    return net
+
+
+def _check(qcfs: type) -> str:
+    """Outputs and gradients of ``qcfs`` against the eager activation, on random inputs."""
+    torch.manual_seed(0)
+    x = (torch.randn(64, 16, 8, 8) * 3).requires_grad_()
+    a, b = cnn.QCFS(4, 2.0), qcfs(4, 2.0)
+    ya, yb = a(x), b(x)
+    g = torch.randn_like(ya)
+    gxa, gla = torch.autograd.grad(ya, [x, a.threshold], g)
+    gxb, glb = torch.autograd.grad(yb, [x, b.threshold], g)
+    return (f"outputs equal: {torch.equal(ya, yb)}, largest input-gradient difference "
+            f"{float((gxa - gxb).abs().max()):.2g}, threshold gradient {float(gla):.6g} against "
+            f"{float(glb):.6g}")
+
+
+def _train_rate(net: nn.Module, bf16: bool, batch: int, steps: int) -> float:
+    """Training steps (forward, backward, SGD) on random images, in images/s."""
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(batch, 3, 32, 32, generator=g), torch.randint(0, 10, (batch,), generator=g)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = nn.functional.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return _rate(step, batch, steps)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--width", type=int, default=64, help="the first convolution's width")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=3, help="timed training steps per measurement")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--float32", action="store_true", help="no bfloat16 autocast")
+    args = ap.parse_args()
+    bf16 = not args.float32
+    print("autograd function:", _check(FunctionQCFS), flush=True)
+    start = time.perf_counter()
+    print("torch.compile:", _check(CompiledQCFS), flush=True)
+    nets = {"relu": _net(args.width, None), "qcfs": _net(args.width, cnn.QCFS),
+            "qcfs, autograd function": _net(args.width, FunctionQCFS),
+            "qcfs, torch.compile": _net(args.width, CompiledQCFS)}
+    _train_rate(nets["qcfs, torch.compile"], bf16, args.batch, 1)
+    print(f"torch.compile: compiled and first steps in {time.perf_counter() - start:.0f} s",
+          flush=True)
+    for rep in range(args.repeats):
+        rates = {name: _train_rate(net, bf16, args.batch, args.steps) for name, net in nets.items()}
+        print(f"repeat {rep + 1} (width {args.width}, batch {args.batch}, "
+              f"{'bfloat16' if bf16 else 'float32'}): " + "; ".join(
+                  f"{name} {r:.0f} images/s ({rates['relu'] / r:.2f} x ReLU's time)"
+                  for name, r in rates.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
