@@ -15,12 +15,18 @@ CNN on random images, in images per second, for:
   fuses the elementwise operations of the forward and of the backward pass into
   one kernel each (it needs a C++ compiler; the compile time is printed).
 
+With ``--epoch-images N`` it also times whole training epochs of
+:func:`snnlib.tiers.conversion.train_cnn` (augmentation, one-cycle schedule, the
+tier's loop) on the first ``N`` images of the CIFAR-10 training split, one epoch
+per activation and repeat (``SNNLIB_DATA_DIR`` or the download gives the images).
+
 Before timing, it checks that the two rewritten activations give the eager
 activation's outputs and gradients on random inputs. Prints each variant's
 images/s and its time per step relative to ReLU, measured in this run, ``--repeats``
 times in alternation (the machine is shared: look at the spread).
 
     python benchmarks/qcfs_speed.py [--width 64] [--batch 128] [--float32]
+    python benchmarks/qcfs_speed.py --epoch-images 5000
 """
 
 from __future__ import annotations
@@ -124,6 +130,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="timed training steps per measurement")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--float32", action="store_true", help="no bfloat16 autocast")
+    ap.add_argument("--epoch-images", type=int, default=0,
+                    help="also time one train_cnn epoch on this many training images")
     args = ap.parse_args()
     bf16 = not args.float32
     print("autograd function:", _check(FunctionQCFS), flush=True)
@@ -141,6 +149,30 @@ def main() -> None:
               f"{'bfloat16' if bf16 else 'float32'}): " + "; ".join(
                   f"{name} {r:.0f} images/s ({rates['relu'] / r:.2f} x ReLU's time)"
                   for name, r in rates.items()), flush=True)
+    if args.epoch_images:
+        _epochs(args, bf16)
+
+
+def _epochs(args, bf16: bool) -> None:
+    """One :func:`train_cnn` epoch per activation and repeat, on real training images."""
+    from snnlib import data
+
+    train = data.load_cifar10("train")
+    images, labels = train.images[:args.epoch_images], train.labels[:args.epoch_images]
+    p = C.TrainParams(epochs=1, batch_size=args.batch, bf16=bf16)
+    for rep in range(args.repeats):
+        walls = {}
+        for name, qcfs in (("relu", None), ("qcfs", cnn.QCFS),
+                           ("qcfs, autograd function", FunctionQCFS),
+                           ("qcfs, torch.compile", CompiledQCFS)):
+            torch.manual_seed(0)
+            net = _net(args.width, qcfs)
+            walls[name] = C.train_cnn(net, images, labels, p, seed=0,
+                                      progress=False)["wall_s"][0]
+        print(f"epoch, repeat {rep + 1} ({len(images)} images, width {args.width}, "
+              f"{'bfloat16' if bf16 else 'float32'}): " + "; ".join(
+                  f"{name} {w:.1f} s ({w / walls['relu']:.2f} x ReLU's)"
+                  for name, w in walls.items()), flush=True)
 
 
 if __name__ == "__main__":
