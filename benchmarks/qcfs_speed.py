@@ -13,7 +13,10 @@ CNN on random images, in images per second, for:
   1[0 \\le x \\le \\lambda]`);
 - ``qcfs, torch.compile``: snnlib's formula compiled by ``torch.compile``, which
   fuses the elementwise operations of the forward and of the backward pass into
-  one kernel each (it needs a C++ compiler; the compile time is printed).
+  one kernel each (it needs a C++ compiler; the compile time is printed). By
+  default it compiles once per input shape (``dynamic=False``: each layer's
+  activations, and again for a short last batch); ``--compile-dynamic`` compiles
+  one code for all shapes.
 
 With ``--epoch-images N`` it also times whole training epochs of
 :func:`snnlib.tiers.conversion.train_cnn` (augmentation, one-cycle schedule, the
@@ -26,7 +29,7 @@ images/s and its time per step relative to ReLU, measured in this run, ``--repea
 times in alternation (the machine is shared: look at the spread).
 
     python benchmarks/qcfs_speed.py [--width 64] [--batch 128] [--float32]
-    python benchmarks/qcfs_speed.py --epoch-images 5000
+    python benchmarks/qcfs_speed.py --epoch-images 5000 [--compile-dynamic]
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def _formula(x, lam, levels: int):
     return y * lam / levels
 
 
-_COMPILED = torch.compile(_formula, dynamic=False)
+_COMPILED = {}  # dynamic shapes (bool) -> the compiled formula; see CompiledQCFS.dynamic
 
 
 class FunctionQCFS(cnn.QCFS):
@@ -78,8 +81,12 @@ class FunctionQCFS(cnn.QCFS):
 
 
 class CompiledQCFS(cnn.QCFS):
+    dynamic = False  # --compile-dynamic: one compiled code for every input shape
+
     def forward(self, x):
-        return _COMPILED(x, self.threshold, self.levels)
+        if self.dynamic not in _COMPILED:
+            _COMPILED[self.dynamic] = torch.compile(_formula, dynamic=self.dynamic)
+        return _COMPILED[self.dynamic](x, self.threshold, self.levels)
 
 
 def _net(width: int, qcfs: type | None) -> nn.Module:
@@ -130,10 +137,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="timed training steps per measurement")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--float32", action="store_true", help="no bfloat16 autocast")
+    ap.add_argument("--compile-dynamic", action="store_true",
+                    help="compile once for all input shapes (default: once per shape)")
     ap.add_argument("--epoch-images", type=int, default=0,
                     help="also time one train_cnn epoch on this many training images")
     args = ap.parse_args()
     bf16 = not args.float32
+    CompiledQCFS.dynamic = args.compile_dynamic
     print("autograd function:", _check(FunctionQCFS), flush=True)
     start = time.perf_counter()
     print("torch.compile:", _check(CompiledQCFS), flush=True)
