@@ -25,7 +25,7 @@ from snnlib.tiers import dog_lif as D
 from snnlib.tiers.dog_lif.layer import _as_float, _checked_images, _layer_run, _pool
 
 from _split import tuning_split
-from dog_lif_tuning import parse_sets
+from dog_lif_tuning import add_variant_options, parse_sets
 
 GRIDS = (1, 2, 3, 4)
 COMBOS = [((3,), False), ((2, 3), False), ((1, 2, 3), False), ((3, 4), False), ((1, 3), False),
@@ -37,9 +37,7 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=5000)
     ap.add_argument("--val", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--set", nargs="*", default=[], help="DoGLIFParams fields: NAME=VALUE")
-    ap.add_argument("--cs", type=float, nargs="+", default=list(D.READOUT_CS),
-                    help="the logistic regression's C values (chosen on a fifth of training)")
+    add_variant_options(ap)
     args = ap.parse_args()
     p = D.DoGLIFParams(**parse_sets(args.set))
     train = data.load_cifar10("train")

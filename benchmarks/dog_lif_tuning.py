@@ -50,17 +50,23 @@ def parse_sets(pairs: list[str]) -> dict:
     return out
 
 
+def add_variant_options(ap: argparse.ArgumentParser) -> None:
+    """``--set NAME=VALUE ...`` (DoGLIFParams fields, :func:`parse_sets`) and ``--cs`` (the
+    logistic regression's C grid), shared by the tier-2 tuning scripts."""
+    ap.add_argument("--set", nargs="*", default=[], help="DoGLIFParams fields: NAME=VALUE")
+    ap.add_argument("--cs", type=float, nargs="+", default=list(D.READOUT_CS),
+                    help="the logistic regression's C values (chosen on a fifth of training)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=int, default=5000, help="training images (class-balanced)")
     ap.add_argument("--val", type=int, default=2000,
                     help="validation images (class-balanced, from the validation split)")
-    ap.add_argument("--set", nargs="*", default=[], help="DoGLIFParams fields: NAME=VALUE")
+    add_variant_options(ap)
     ap.add_argument("--variants", default="stdp", help="stdp, random or stdp,random")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="also print a JSON line per variant")
-    ap.add_argument("--cs", type=float, nargs="+", default=list(D.READOUT_CS),
-                    help="the logistic regression's C values (chosen on a fifth of training)")
     args = ap.parse_args()
     params = D.DoGLIFParams(**parse_sets(args.set))
     train = data.load_cifar10("train")

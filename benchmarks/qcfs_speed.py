@@ -11,9 +11,10 @@ CNN on random images, in images per second, for:
   gradient: :math:`\\partial h/\\partial x = 1[0 \\le x \\le \\lambda]`,
   :math:`\\partial h/\\partial \\lambda = \\lfloor\\cdot\\rfloor / L - (x/\\lambda)\\,
   1[0 \\le x \\le \\lambda]`);
-- ``qcfs, torch.compile``: snnlib's formula compiled by ``torch.compile``, which
-  fuses the elementwise operations of the forward and of the backward pass into
-  one kernel each (it needs a C++ compiler; the compile time is printed). By
+- ``qcfs, torch.compile``: snnlib's activation (``cnn._qcfs``, the function that
+  :class:`~snnlib.tiers.conversion.QCFS` calls) compiled by ``torch.compile``, which
+  can fuse the elementwise operations of the forward and of the backward pass
+  (it needs a C++ compiler; the compile time is printed). By
   default it compiles once per input shape (``dynamic=False``: each layer's
   activations, and again for a short last batch); ``--compile-dynamic`` compiles
   one code for all shapes.
@@ -65,28 +66,16 @@ class _QCFSFunction(torch.autograd.Function):
         return g * inside, glam.reshape(()), None
 
 
-def _formula(x, lam, levels: int):
-    """snnlib's QCFS forward (cnn.QCFS.forward), as a function to compile."""
-    y = torch.clamp(x / lam, 0.0, 1.0) * levels + 0.5
-    y = y + (torch.floor(y) - y).detach()
-    return y * lam / levels
-
-
-_COMPILED = {}  # dynamic shapes (bool) -> the compiled formula; see CompiledQCFS.dynamic
-
-
 class FunctionQCFS(cnn.QCFS):
     def forward(self, x):
         return _QCFSFunction.apply(x, self.threshold, self.levels)
 
 
 class CompiledQCFS(cnn.QCFS):
-    dynamic = False  # --compile-dynamic: one compiled code for every input shape
+    formula = None  # main() sets it: torch.compile of snnlib's activation, cnn._qcfs
 
     def forward(self, x):
-        if self.dynamic not in _COMPILED:
-            _COMPILED[self.dynamic] = torch.compile(_formula, dynamic=self.dynamic)
-        return _COMPILED[self.dynamic](x, self.threshold, self.levels)
+        return CompiledQCFS.formula(x, self.threshold, self.levels)
 
 
 def _net(width: int, qcfs: type | None) -> nn.Module:
@@ -112,6 +101,10 @@ def _check(qcfs: type) -> str:
     return (f"outputs equal: {torch.equal(ya, yb)}, largest input-gradient difference "
             f"{float((gxa - gxb).abs().max()):.2g}, threshold gradient {float(gla):.6g} against "
             f"{float(glb):.6g}")
+
+
+def _precision(bf16: bool) -> str:
+    return "bfloat16" if bf16 else "float32"
 
 
 def _train_rate(net: nn.Module, bf16: bool, batch: int, steps: int) -> float:
@@ -143,7 +136,7 @@ def main() -> None:
                     help="also time one train_cnn epoch on this many training images")
     args = ap.parse_args()
     bf16 = not args.float32
-    CompiledQCFS.dynamic = args.compile_dynamic
+    CompiledQCFS.formula = torch.compile(cnn._qcfs, dynamic=args.compile_dynamic)
     print("autograd function:", _check(FunctionQCFS), flush=True)
     start = time.perf_counter()
     print("torch.compile:", _check(CompiledQCFS), flush=True)
@@ -155,8 +148,8 @@ def main() -> None:
           flush=True)
     for rep in range(args.repeats):
         rates = {name: _train_rate(net, bf16, args.batch, args.steps) for name, net in nets.items()}
-        print(f"repeat {rep + 1} (width {args.width}, batch {args.batch}, "
-              f"{'bfloat16' if bf16 else 'float32'}): " + "; ".join(
+        print(f"repeat {rep + 1} (width {args.width}, batch {args.batch}, {_precision(bf16)}): "
+              + "; ".join(
                   f"{name} {r:.0f} images/s ({rates['relu'] / r:.2f} x ReLU's time)"
                   for name, r in rates.items()), flush=True)
     if args.epoch_images:
@@ -180,7 +173,7 @@ def _epochs(args, bf16: bool) -> None:
             walls[name] = C.train_cnn(net, images, labels, p, seed=0,
                                       progress=False)["wall_s"][0]
         print(f"epoch, repeat {rep + 1} ({len(images)} images, width {args.width}, "
-              f"{'bfloat16' if bf16 else 'float32'}): " + "; ".join(
+              f"{_precision(bf16)}): " + "; ".join(
                   f"{name} {w:.1f} s ({w / walls['relu']:.2f} x ReLU's)"
                   for name, w in walls.items()), flush=True)
 

@@ -123,10 +123,17 @@ class QCFS(nn.Module):
         self.threshold = nn.Parameter(torch.tensor(float(threshold)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lam = self.threshold
-        y = torch.clamp(x / lam, 0.0, 1.0) * self.levels + 0.5
-        y = y + (torch.floor(y) - y).detach()  # straight-through floor: already in 0..L
-        return y * lam / self.levels
+        return _qcfs(x, self.threshold, self.levels)
+
+
+def _qcfs(x: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor:
+    """:class:`QCFS`'s activation, :math:`\\frac{\\lambda}{L}\\, \\mathrm{clip}(\\lfloor x L /
+    \\lambda + 1/2 \\rfloor, 0, L)`, with the straight-through gradient of the floor (a pure
+    function of the input, the threshold ``lam`` and ``levels``, so that it can be compiled
+    once for every layer)."""
+    y = torch.clamp(x / lam, 0.0, 1.0) * levels + 0.5
+    y = y + (torch.floor(y) - y).detach()  # straight-through floor: already in 0..L
+    return y * lam / levels
 
 
 QCFS_LEVELS = 4
