@@ -5,6 +5,8 @@ network approaches its CNN as T grows."""
 from __future__ import annotations
 
 import copy
+import shutil
+import warnings
 from dataclasses import asdict, replace
 
 import numpy as np
@@ -466,3 +468,65 @@ def test_recorded_neurons_span_the_positive_activations():
         kwargs = {"image": x[0], "steps": 4, **bad}
         with pytest.raises((ValueError, TypeError), match=match):
             C.convert.record_spikes(normed, **kwargs)
+
+
+def _qcfs_pass(q: C.QCFS, x: torch.Tensor, g: torch.Tensor) -> tuple:
+    """Output, input gradient and threshold gradient of one forward and backward pass."""
+    x = x.clone().requires_grad_()
+    q.threshold.grad = None
+    y = q(x)
+    y.backward(g)
+    return y.detach(), x.grad, q.threshold.grad.clone()
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile needs a C++ compiler on the CPU")
+def test_compiled_qcfs_gives_the_uncompiled_activation_and_its_straight_through_gradients(
+        monkeypatch):
+    from snnlib.tiers.conversion import cnn, numerics
+
+    monkeypatch.setattr(cnn._Compiled, "fn", None)  # compile afresh in this test
+    q = C.QCFS(levels=4, threshold=1.5)
+    gen = torch.Generator().manual_seed(0)
+    for shape in [(6, 5, 7, 7), (3, 9, 4, 4)]:  # two layers' shapes: one dynamic-shape code
+        x = torch.randn(*shape, generator=gen) * 1.5
+        g = torch.randn(*shape, generator=gen)
+        eager = _qcfs_pass(q, x, g)
+        with numerics.numerics_scope(numerics.Numerics(compile_activations=True)):
+            compiled = _qcfs_pass(q, x, g)
+        assert callable(cnn._Compiled.fn)  # the compiled code ran: no fallback
+        torch.testing.assert_close(compiled[0], eager[0], rtol=0, atol=0)
+        torch.testing.assert_close(compiled[1], eager[1], rtol=0, atol=0)
+        # dh/dlambda = floor(x L / lambda + 1/2) / L - x / lambda inside [0, lambda], 1 above it
+        z = x / 1.5
+        inside = (z >= 0) & (z <= 1)
+        dlam = torch.where(inside, torch.floor(z * 4 + 0.5) / 4 - z, (z > 1).float())
+        torch.testing.assert_close(compiled[2], (g * dlam).sum(), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(compiled[1], g * inside)  # 1 inside [0, lambda], else 0
+    with torch.no_grad(), numerics.numerics_scope(numerics.Numerics(compile_activations=True)):
+        monkeypatch.setattr(cnn, "_compiled_qcfs", None)  # inference never calls it
+        assert torch.equal(q(x), eager[0])
+
+
+def test_qcfs_falls_back_to_the_uncompiled_activation_where_compiling_fails(monkeypatch):
+    from snnlib.tiers.conversion import cnn, numerics
+
+    calls = []
+
+    def no_compiler(x, lam, levels):
+        calls.append(x.shape)
+        raise torch._dynamo.exc.BackendCompilerFailed(
+            lambda: None, RuntimeError("No working C++ compiler found\nmore"), None)
+
+    monkeypatch.setattr(cnn._Compiled, "fn", no_compiler)
+    q = C.QCFS(levels=4, threshold=2.0)
+    x = torch.tensor([-1.0, 0.26, 1.0, 3.0])
+    with numerics.numerics_scope(numerics.Numerics(compile_activations=True)):
+        with pytest.warns(RuntimeWarning, match="RuntimeError: No working C.. compiler found\\)"):
+            y = q(x)
+        assert y.tolist() == pytest.approx([0.0, 0.5, 1.0, 2.0])
+        assert cnn._Compiled.fn is False
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # warned once: later calls are quietly uncompiled
+            assert torch.equal(q(x), y)
+    assert len(calls) == 1

@@ -45,13 +45,15 @@ def test_profiles_choose_their_arithmetic():
         assert N.numerics_for_profile(p) == N.REPRODUCIBLE
         assert C.params_for_profile(p)[1].bf16 is False
     full = profiles.get_profile("full")
-    assert N.numerics_for_profile(full) == N.Numerics(bf16=C.bf16_supported())
+    assert N.numerics_for_profile(full) == N.Numerics(bf16=C.bf16_supported(),
+                                                      compile_activations=True)
     assert C.params_for_profile(full)[1].bf16 == C.bf16_supported()
     assert N.REPRODUCIBLE == N.Numerics(reproducible=True, threads=2, bf16=False, cpu_isa="avx2")
     assert N.REPRODUCIBLE.describe() == ("float32, 2 threads, deterministic algorithms, CPU "
                                          "kernels capped at AVX2")
     assert N.Numerics(bf16=True).describe() == ("bfloat16 autocast, PyTorch's default threads, "
                                                 "the CPU's fastest kernels")
+    assert N.fast().describe().endswith("the CPU's fastest kernels, QCFS compiled")
 
 
 def test_numerics_are_validated():
@@ -63,6 +65,10 @@ def test_numerics_are_validated():
         N.Numerics(threads=0)
     with pytest.raises(ValueError, match="cpu_isa"):
         N.Numerics(cpu_isa="avx512")
+    with pytest.raises(ValueError, match="compile_activations=False"):
+        N.Numerics(reproducible=True, threads=2, compile_activations=True)
+    with pytest.raises(TypeError, match="compile_activations"):
+        N.Numerics(compile_activations="yes")
     with pytest.raises(TypeError, match="numerics"):
         N.use_numerics("reproducible")
     with pytest.raises(TypeError, match="profile"):
@@ -72,7 +78,8 @@ def test_numerics_are_validated():
 def _state() -> tuple:
     return (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
-            torch.backends.mkldnn.deterministic, torch.get_float32_matmul_precision())
+            torch.backends.mkldnn.deterministic, torch.get_float32_matmul_precision(),
+            N.activations_compiled())
 
 
 def test_scope_applies_the_numerics_and_restores_the_settings():
@@ -82,7 +89,7 @@ def test_scope_applies_the_numerics_and_restores_the_settings():
         outside = _state()
         env_before = {k: os.environ.get(k) for k in N._ENV}
         with N.numerics_scope(N.REPRODUCIBLE):
-            assert _state() == (2, True, True, False, True, "highest")
+            assert _state() == (2, True, True, False, True, "highest", False)
             used = N.numerics_in_use()
             assert used["threads"] == 2 and used["deterministic_algorithms"] is True
             assert N.fingerprint(N.REPRODUCIBLE) == {
@@ -95,6 +102,10 @@ def test_scope_applies_the_numerics_and_restores_the_settings():
         assert _state() == outside  # restored after a failure too
         with N.numerics_scope(N.Numerics()):  # the fast path changes nothing
             assert _state() == outside
+        with N.numerics_scope(N.Numerics(compile_activations=True)):
+            assert _state() == (*outside[:-1], True) and N.numerics_in_use()[
+                "activations_compiled"] is True
+        assert _state() == outside and outside[-1] is False
         assert N.fingerprint(N.Numerics(bf16=True)) is None
         with N.numerics_scope(None) as none:  # no numerics: the process's own settings
             assert none is None and _state() == outside

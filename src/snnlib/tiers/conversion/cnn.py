@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from ... import _validate as check
 from ... import runs
-from .numerics import Numerics, fingerprint, numerics_scope
+from .numerics import Numerics, activations_compiled, fingerprint, numerics_scope
 
 __all__ = ["ConvNet", "ConvNetParams", "QCFS", "QCFS_INIT_PERCENTILE", "QCFS_LEVELS",
            "QCFS_MAX_LR", "TRAIN_VERSION", "TrainParams", "augment", "bf16_supported",
@@ -123,6 +123,10 @@ class QCFS(nn.Module):
         self.threshold = nn.Parameter(torch.tensor(float(threshold)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if activations_compiled() and torch.is_grad_enabled():
+            out = _compiled_qcfs(x, self.threshold, self.levels)
+            if out is not None:
+                return out
         return _qcfs(x, self.threshold, self.levels)
 
 
@@ -134,6 +138,43 @@ def _qcfs(x: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor:
     y = torch.clamp(x / lam, 0.0, 1.0) * levels + 0.5
     y = y + (torch.floor(y) - y).detach()  # straight-through floor: already in 0..L
     return y * lam / levels
+
+
+class _Compiled:
+    """:func:`_qcfs` through ``torch.compile``, made on first use (None: not yet; False: the
+    compiler failed in this process, which then computes :func:`_qcfs` uncompiled)."""
+
+    fn = None
+
+
+def _compiled_qcfs(x: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor | None:
+    """:func:`_qcfs` compiled by ``torch.compile`` (dynamic shapes: one code for every layer and
+    batch size), which fuses its elementwise operations into one pass forward and one backward;
+    None where this process cannot compile (no C++ compiler, say), after one warning.
+
+    Used by :class:`QCFS` while gradients are on, where :class:`.numerics.Numerics` asks
+    for it (``compile_activations``, the ``full`` profile). The first call compiles (seconds).
+    In float32 its outputs and input gradients are those of :func:`_qcfs`; the threshold's
+    gradient is a sum taken in another order, and under bfloat16 autocast the compiled code
+    computes in float32 where the uncompiled one rounds each step to bfloat16.
+    """
+    import warnings
+
+    if _Compiled.fn is False:
+        return None
+    if _Compiled.fn is None:
+        _Compiled.fn = torch.compile(_qcfs, dynamic=True)
+    try:
+        return _Compiled.fn(x, lam, levels)
+    except torch._dynamo.exc.BackendCompilerFailed as error:  # raised before any computation
+        _Compiled.fn = False
+        inner = getattr(error, "inner_exception", None) or error
+        text = str(inner).strip()
+        reason = f"{type(inner).__name__}: {text.splitlines()[0]}" if text else type(inner).__name__
+        warnings.warn(f"QCFS's activation could not be compiled ({reason[:200]}); it is computed "
+                      "uncompiled from now on in this process: the same function, slower.",
+                      RuntimeWarning, stacklevel=3)
+        return None
 
 
 QCFS_LEVELS = 4

@@ -23,7 +23,8 @@ conditional numerical reproducibility mode), so that two runs on x86-64
 machines print the same numbers whatever their processor, core count or
 ``OMP_NUM_THREADS``. The cap costs speed on processors with AVX-512. The
 ``full`` profile uses :func:`fast`: bfloat16 autocast where the device has
-it, PyTorch's default threads and kernels; its numbers depend on the machine.
+it, PyTorch's default threads and kernels, and QCFS's activation compiled
+(``torch.compile``) while it trains; its numbers depend on the machine.
 
 The instruction set is chosen once per process, when PyTorch first computes,
 from environment variables: :func:`use_numerics` must run before any PyTorch
@@ -49,9 +50,9 @@ import torch
 
 from ... import _validate as check
 
-__all__ = ["CPU_ISA_ENV", "Numerics", "REPRODUCIBLE", "REPRODUCIBLE_THREADS", "fast",
-           "fingerprint", "numerics_for_profile", "numerics_in_use", "numerics_scope",
-           "use_numerics"]
+__all__ = ["CPU_ISA_ENV", "Numerics", "REPRODUCIBLE", "REPRODUCIBLE_THREADS",
+           "activations_compiled", "fast", "fingerprint", "numerics_for_profile",
+           "numerics_in_use", "numerics_scope", "use_numerics"]
 
 REPRODUCIBLE_THREADS = 2
 """Intra-op threads of the reproducible path (the book is built on 2 cores; a machine with
@@ -84,16 +85,24 @@ class Numerics:
     cpu_isa : {"avx2"} or None
         Cap on the CPU kernels' instruction set (:data:`CPU_ISA_ENV`); None:
         the best the processor has.
+    compile_activations : bool
+        Training computes QCFS's activation through ``torch.compile`` (one
+        fused pass forward and one backward instead of about eight of each;
+        the first step compiles, which takes seconds). Where the process
+        cannot compile, it warns once and computes it uncompiled. Not with
+        ``reproducible``: the compiled code sums the threshold's gradient in
+        an order of its own, chosen for the processor.
     """
 
     reproducible: bool = False
     threads: int | None = None
     bf16: bool = False
     cpu_isa: Literal["avx2"] | None = None
+    compile_activations: bool = False
 
     def __post_init__(self) -> None:
-        check.flag("Numerics.reproducible", self.reproducible)
-        check.flag("Numerics.bf16", self.bf16)
+        for name in ("reproducible", "bf16", "compile_activations"):
+            check.flag(f"Numerics.{name}", getattr(self, name))
         if self.threads is not None:
             check.positive_int("Numerics.threads", self.threads)
         if self.cpu_isa is not None:
@@ -101,6 +110,10 @@ class Numerics:
         if self.reproducible and (self.threads is None or self.bf16):
             raise ValueError(f"Numerics: reproducible arithmetic needs a fixed number of threads "
                              f"and float32, got threads={self.threads!r}, bf16={self.bf16!r}.")
+        if self.reproducible and self.compile_activations:
+            raise ValueError("Numerics: reproducible arithmetic computes QCFS uncompiled; set "
+                             "compile_activations=False (the compiled code's sums follow the "
+                             "processor).")
 
     def describe(self) -> str:
         """One line for a reader: the precision, threads and kernels (no machine-specific value)."""
@@ -110,6 +123,8 @@ class Numerics:
             parts.append("deterministic algorithms")
         parts.append(f"CPU kernels capped at {self.cpu_isa.upper()}" if self.cpu_isa
                      else "the CPU's fastest kernels")
+        if self.compile_activations:
+            parts.append("QCFS compiled")
         return ", ".join(parts)
 
 
@@ -120,11 +135,25 @@ machine with AVX2."""
 
 
 def fast(device: str = "cpu") -> Numerics:
-    """The ``full`` profile's arithmetic: bfloat16 where ``device`` has it, else the defaults."""
+    """The ``full`` profile's arithmetic: bfloat16 where ``device`` has it, QCFS compiled, else
+    the defaults."""
     from .cnn import bf16_supported
 
     check.instance("device", device, str, where="conversion.fast")
-    return Numerics(bf16=bf16_supported(device))
+    return Numerics(bf16=bf16_supported(device), compile_activations=True)
+
+
+class _Activations:
+    """Whether :class:`~snnlib.tiers.conversion.QCFS` computes through its compiled code now
+    (set by :func:`use_numerics` and :func:`numerics_scope`)."""
+
+    compiled = False
+
+
+def activations_compiled() -> bool:
+    """Whether QCFS's activation is compiled in this process now (``Numerics.compile_activations``
+    of the numerics in use; False before any)."""
+    return _Activations.compiled
 
 
 def numerics_for_profile(profile, device: str = "cpu") -> Numerics:
@@ -160,6 +189,7 @@ def numerics_in_use() -> dict:
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
             "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
             "mkl_cbwr": os.environ.get("MKL_CBWR"),
+            "activations_compiled": _Activations.compiled,
             "machine": platform.machine()}
 
 
@@ -208,6 +238,7 @@ def _apply(numerics: Numerics, stacklevel: int) -> None:
                 f"Python with {env}.", RuntimeWarning, stacklevel=stacklevel)
     if numerics.threads is not None:
         torch.set_num_threads(numerics.threads)
+    _Activations.compiled = numerics.compile_activations
     if numerics.reproducible:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's deterministic mode
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -222,8 +253,8 @@ def use_numerics(numerics: Numerics) -> dict:
 
     For a chapter's first cell, before any PyTorch computation (the CPU
     kernels are chosen at the first one; see the module docstring). It
-    changes PyTorch's global settings (threads, deterministic algorithms) for
-    the rest of the process; :func:`numerics_scope` restores them afterwards.
+    changes PyTorch's global settings (threads, deterministic algorithms) and
+    whether QCFS computes compiled for the rest of the process; :func:`numerics_scope` restores them afterwards.
     """
     _apply(_check_numerics(numerics, "conversion.use_numerics"), stacklevel=3)
     return numerics_in_use()
@@ -246,7 +277,8 @@ def numerics_scope(numerics: Numerics | None):
     saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
              torch.is_deterministic_algorithms_warn_only_enabled(),
              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
-             torch.backends.mkldnn.deterministic, torch.get_float32_matmul_precision())
+             torch.backends.mkldnn.deterministic, torch.get_float32_matmul_precision(),
+             _Activations.compiled)
     env = {name: os.environ.get(name) for name in _ENV}
     _apply(numerics, stacklevel=4)  # past this generator and contextlib's __enter__
     try:
@@ -257,7 +289,8 @@ def numerics_scope(numerics: Numerics | None):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        threads, algorithms, warn_only, cudnn_det, cudnn_bench, mkldnn_det, precision = saved
+        (threads, algorithms, warn_only, cudnn_det, cudnn_bench, mkldnn_det, precision,
+         _Activations.compiled) = saved
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(algorithms, warn_only=warn_only)
         torch.backends.cudnn.deterministic = cudnn_det
