@@ -4,8 +4,10 @@ The efficient tier (Cao et al. 2015; Diehl et al. 2015; Rueckauer et al. 2017;
 Bu et al. 2022), in three modules:
 
 - :mod:`.cnn`: the CNN built to convert (:class:`ConvNet`: convolutions,
-  batch norm, ReLU or :class:`QCFS`, average pooling) and its training
-  (:func:`train_cnn`), batch-norm folding (:func:`fold_batchnorm`);
+  batch norm, ReLU or :class:`QCFS`, average pooling, optionally a fixed
+  whitening layer first, :func:`set_whitening`) and its training
+  (:func:`train_cnn`), batch-norm folding (:func:`fold_batchnorm`),
+  test-time augmentation (:func:`tta_logits`);
 - :mod:`.convert`: normalisation (:func:`normalise`), the spiking copy and
   its simulation (:func:`simulate`, :func:`simulate_parts`), rate errors
   (:func:`rates_vs_activations`), operation counts
@@ -24,7 +26,7 @@ The IF neuron itself (reset by subtraction) is :class:`snnlib.neurons.IFNeurons`
 
 from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, ConvNet, ConvNetParams,
                   TrainParams, augment, bf16_supported, evaluate_cnn, fold_batchnorm,
-                  images_to_tensor, train_cnn)
+                  images_to_tensor, set_whitening, train_cnn, tta_logits)
 from .convert import (PERCENTILE, PERCENTILES, QCFS_V0, SIM_VERSION, SNN_PART_IMAGES,
                       STEPS_ANALYSED, normalise, qcfs_from_relu, rates_vs_activations,
                       relu_layers, simulate, simulate_parts, smallest_steps_within,
@@ -37,5 +39,5 @@ __all__ = ["ConvNet", "ConvNetParams", "PERCENTILE", "PERCENTILES", "QCFS",
            "SNN_PART_IMAGES", "STEPS_ANALYSED", "TrainParams", "augment", "bf16_supported",
            "evaluate_cnn", "fold_batchnorm", "images_to_tensor", "normalise",
            "params_for_profile", "qcfs_from_relu", "rates_vs_activations", "relu_layers",
-           "run_tier", "simulate", "simulate_parts", "smallest_steps_within",
-           "synaptic_operations", "train_cnn"]
+           "run_tier", "set_whitening", "simulate", "simulate_parts", "smallest_steps_within",
+           "synaptic_operations", "train_cnn", "tta_logits"]

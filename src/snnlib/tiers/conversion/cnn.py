@@ -26,9 +26,11 @@ from ... import _validate as check
 from ... import runs
 from .numerics import Numerics, activations_compiled, fingerprint, numerics_scope
 
-__all__ = ["ConvNet", "ConvNetParams", "QCFS", "QCFS_INIT_PERCENTILE", "QCFS_LEVELS",
-           "QCFS_MAX_LR", "TRAIN_VERSION", "TrainParams", "augment", "bf16_supported",
-           "evaluate_cnn", "fold_batchnorm", "images_to_tensor", "train_cnn"]
+__all__ = ["ConvNet", "ConvNetParams", "LOOKAHEAD_EVERY", "LOOKAHEAD_START", "QCFS",
+           "QCFS_INIT_PERCENTILE", "QCFS_LEVELS", "QCFS_MAX_LR", "TRAIN_VERSION", "TrainParams",
+           "WHITENING_EPS", "WHITENING_PATCH_IMAGES", "augment", "bf16_supported",
+           "evaluate_cnn", "fold_batchnorm", "images_to_tensor", "set_whitening", "train_cnn",
+           "tta_logits"]
 
 TRAIN_VERSION = 1
 """Part of every training checkpoint's key: raised when :func:`train_cnn` changes."""
@@ -47,11 +49,30 @@ class ConvNetParams:
     quantisation_levels : int or None
         None: ReLU. L: the clip-floor-shift activation with L levels (Bu et
         al. 2022), trained so that the SNN is accurate after few steps.
+    whitening_px : int or None
+        A first convolution that whitens the image's ``k x k`` patches
+        (Jordan 2024, airbench), before the others: its ``2 x 3 k^2`` filters
+        are the eigenvectors of the training patches' covariance divided by
+        the square roots of their eigenvalues, and their negatives (an ON
+        and an OFF copy of each), fixed; only its bias learns. No padding,
+        so the image shrinks by ``k - 1``. The filters start at zero (not
+        set); :func:`train_cnn` sets them from its first
+        :data:`WHITENING_PATCH_IMAGES` training images (:func:`set_whitening`)
+        when it finds them so. None: no such layer.
+    global_pool : bool
+        Average the last feature map over its positions before the linear
+        layer (one input per channel) instead of flattening it.
+    identity_init : bool
+        Each convolution's first ``c_in`` filters start as the identity
+        (a Dirac kernel), the rest at random (airbench's "implicit residual").
     """
 
     widths: tuple[int, ...] = (64, 64, 128, 128, 256, 256)
     pool_after: tuple[int, ...] = (1, 3, 5)
     quantisation_levels: int | None = None
+    whitening_px: int | None = None
+    global_pool: bool = False
+    identity_init: bool = False
 
     def __post_init__(self) -> None:
         _int_sequence("ConvNetParams.widths", self.widths, low=1, nonempty=True)
@@ -69,19 +90,48 @@ class ConvNetParams:
         if q is not None and (isinstance(q, bool) or not isinstance(q, int) or q < 1):
             raise ValueError(f"ConvNetParams.quantisation_levels must be None or a positive "
                              f"integer, got {q!r}.")
+        k = self.whitening_px
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 5):
+            raise ValueError(f"ConvNetParams.whitening_px must be None or a patch side from 1 to "
+                             f"5, got {k!r}.")
+        for name in ("global_pool", "identity_init"):
+            check.flag(f"ConvNetParams.{name}", getattr(self, name))
+        if self.final_side() < 1:
+            raise ValueError(f"ConvNetParams: {len(self.pool_after)} poolings leave no position "
+                             f"of the {self.input_side()} x {self.input_side()} map.")
+
+    @property
+    def whitening_width(self) -> int:
+        """Channels of the whitening layer (0 without one): ``2 x 3 x whitening_px**2``."""
+        return 0 if self.whitening_px is None else 2 * 3 * self.whitening_px ** 2
+
+    def input_side(self) -> int:
+        """Side of the map the 3 x 3 convolutions start from (32, less the whitening's shrink)."""
+        return 32 if self.whitening_px is None else 33 - self.whitening_px
+
+    def final_side(self) -> int:
+        """Side of the last convolution's map after its pooling."""
+        side = self.input_side()
+        for _ in self.pool_after:
+            side //= 2
+        return side
 
     def n_weights(self) -> int:
-        """Trainable numbers of the CNN (convolutions, batch norms, the linear layer)."""
+        """Numbers of the CNN (convolutions, batch norms, the linear layer; the whitening's
+        fixed filters included)."""
         c_in, total = 3, 0
+        if self.whitening_px is not None:
+            total += (3 * self.whitening_px ** 2 + 1) * self.whitening_width
+            c_in = self.whitening_width
         for width in self.widths:
             total += c_in * width * 9 + 2 * width + (self.quantisation_levels is not None)
             c_in = width
-        side = 32 // 2 ** len(self.pool_after)
+        side = 1 if self.global_pool else self.final_side()
         return total + c_in * side * side * 10 + 10
 
     def activations_per_image(self) -> int:
         """Activations of one image through the convolutions (what a batch keeps for backprop)."""
-        side, total = 32, 0
+        side, total = self.input_side(), self.whitening_width * self.input_side() ** 2
         for k, width in enumerate(self.widths):
             total += width * side * side
             if k in self.pool_after:
@@ -183,6 +233,15 @@ QCFS_INIT_PERCENTILE = 99.0
 """Percentile of the ReLU network's activations that each QCFS threshold starts at."""
 QCFS_MAX_LR = 0.05
 """Peak learning rate of the quantisation-aware fine-tuning (one-cycle, like training)."""
+LOOKAHEAD_START = 0.3
+"""Fraction of the training steps before :class:`TrainParams`'s ``lookahead`` starts averaging."""
+LOOKAHEAD_EVERY = 5
+"""Steps between two averagings of ``lookahead``."""
+WHITENING_PATCH_IMAGES = 5000
+"""Training images whose patches set the whitening layer (:func:`set_whitening`)."""
+WHITENING_EPS = 5e-4
+"""Added to each eigenvalue of the patch covariance, relative to their mean (airbench's 5e-4
+on standardised images)."""
 
 
 class ConvNet(nn.Module):
@@ -200,18 +259,41 @@ class ConvNet(nn.Module):
                              where="ConvNet")
         super().__init__()
         self.params = params
+
+        def activation() -> nn.Module:
+            return (nn.ReLU() if params.quantisation_levels is None
+                    else QCFS(params.quantisation_levels))
+
         layers: list[nn.Module] = []
         c_in = 3
+        if params.whitening_px is not None:
+            stem = nn.Conv2d(3, params.whitening_width, params.whitening_px, bias=True)
+            stem.weight.requires_grad_(False)  # set from the training patches, then fixed
+            with torch.no_grad():  # zero: not set yet (train_cnn sets it)
+                stem.weight.zero_()
+                stem.bias.zero_()
+            layers += [stem, activation()]
+            c_in = params.whitening_width
         for k, width in enumerate(params.widths):
-            layers += [nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-                       nn.ReLU() if params.quantisation_levels is None
-                       else QCFS(params.quantisation_levels)]
+            conv = nn.Conv2d(c_in, width, 3, padding=1, bias=False)
+            if params.identity_init:
+                with torch.no_grad():
+                    nn.init.dirac_(conv.weight[:min(c_in, width)])
+            layers += [conv, nn.BatchNorm2d(width), activation()]
             if k in params.pool_after:
                 layers.append(nn.AvgPool2d(2))
             c_in = width
-        side = 32 // 2 ** len(params.pool_after)
+        side = params.final_side()
+        if params.global_pool and side > 1:
+            layers.append(nn.AvgPool2d(side))
+        side = 1 if params.global_pool else side
         layers += [nn.Flatten(), nn.Linear(c_in * side * side, 10)]
         self.features = nn.Sequential(*layers)
+
+    @property
+    def whitening(self) -> nn.Conv2d | None:
+        """The whitening layer (``params.whitening_px``), or None."""
+        return self.features[0] if self.params.whitening_px is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` float ``(N, 3, 32, 32)`` in [0, 1]; returns logits ``(N, 10)``."""
@@ -233,18 +315,42 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
     return _augment(x, generator, pad)
 
 
-def _augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """:func:`augment` without the checks (the training loop calls it every batch)."""
+def _augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4,
+             flip: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`augment` without the checks (the training loop calls it every batch); ``flip``:
+    which images to flip (bool ``(N,)``) instead of a coin per image."""
     n, c, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
-    out = padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
-    flip = torch.rand(n, generator=generator) < 0.5
+    if pad:
+        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+        out = padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None],
+                     rows, cols]
+    else:
+        out = x.clone()
+    if flip is None:
+        flip = torch.rand(n, generator=generator) < 0.5
     out[flip] = out[flip].flip(3)
     return out
+
+
+class _Lookahead:
+    """The running average of :class:`TrainParams`'s ``lookahead`` (floating-point entries of
+    the model's state: weights and batch-norm statistics)."""
+
+    def __init__(self, model: nn.Module, average: dict | None = None) -> None:
+        self.average = average if average is not None else {
+            k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, rho: float) -> None:
+        """:math:`\\bar w \\leftarrow \\rho \\bar w + (1 - \\rho) w`, then :math:`w \\leftarrow \\bar w`."""
+        state = model.state_dict()
+        for k, avg in self.average.items():
+            avg.lerp_(state[k], 1.0 - rho)
+            state[k].copy_(avg)
 
 
 def fold_batchnorm(model: ConvNet) -> nn.Sequential:
@@ -282,6 +388,42 @@ def fold_batchnorm(model: ConvNet) -> nn.Sequential:
     return nn.Sequential(*layers).eval()
 
 
+@torch.no_grad()
+def set_whitening(model: ConvNet, images: torch.Tensor) -> torch.Tensor:
+    """Set the whitening layer of ``model`` from float images ``(N, 3, 32, 32)``; returns the
+    eigenvalues (descending).
+
+    With :math:`C = V \\Lambda V^\\top` the covariance of the images' ``k x k`` patches
+    (flattened, :math:`3k^2` values, centred on their mean :math:`m`), the filters are
+    :math:`\\pm v_i / \\sqrt{\\lambda_i + \\epsilon}` (:data:`WHITENING_EPS` times the mean
+    eigenvalue) and each bias :math:`-w \\cdot m`: the outputs for the patches are
+    decorrelated, of unit variance and zero mean, and the ReLU after them splits each
+    into an ON and an OFF channel.
+    """
+    where = "set_whitening"
+    check.instance("model", model, ConvNet, where=where)
+    if model.whitening is None:
+        raise ValueError(f"{where}: the model has no whitening layer (ConvNetParams.whitening_px "
+                         "is None)")
+    _image_batch("images", images, where)
+    k = model.params.whitening_px
+    d, n, total, outer = 3 * k * k, 0, torch.zeros(3 * k * k, dtype=torch.float64), 0.0
+    for i in range(0, len(images), 500):  # sums in float64, 500 images at a time
+        patches = images[i:i + 500].unfold(2, k, 1).unfold(3, k, 1)  # (n, 3, H', W', k, k)
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, d).double()
+        n, total, outer = n + len(patches), total + patches.sum(0), outer + patches.T @ patches
+    mean = total / n
+    cov = outer / n - torch.outer(mean, mean)
+    values, vectors = torch.linalg.eigh(cov)  # ascending
+    values, vectors = values.flip(0), vectors.flip(1)
+    filters = vectors.T / torch.sqrt(values.clamp_min(0) + WHITENING_EPS * values.mean())[:, None]
+    filters = torch.cat([filters, -filters])
+    stem = model.whitening
+    stem.weight.copy_(filters.reshape(stem.weight.shape).to(stem.weight))
+    stem.bias.copy_((-(filters @ mean)).to(stem.bias))
+    return values.float()
+
+
 @dataclass(frozen=True)
 class TrainParams:
     """How the CNN is trained: SGD with Nesterov momentum and a one-cycle learning rate.
@@ -298,6 +440,23 @@ class TrainParams:
     augment : bool
         Random crops and flips (:func:`augment`).
     label_smoothing : float
+    translate_px : int
+        The crops' reach: images are padded by reflection and cut back to
+        32 x 32 at an offset of up to ``translate_px`` pixels each way.
+    alternate_flips : bool
+        Flip each image in every other epoch (a random half in the first,
+        then every image flips relative to the epoch before; airbench's
+        derandomised flips) instead of a fresh coin every time.
+    bias_lr_scale : float
+        The batch norms' biases learn ``bias_lr_scale`` times faster than the
+        other weights (the weight decay they feel is not scaled); airbench uses 64.
+    lookahead : bool
+        Every :data:`LOOKAHEAD_EVERY` steps after the first
+        :data:`LOOKAHEAD_START` of training, the weights and batch-norm
+        statistics are replaced by a running average of themselves,
+        :math:`\\bar w \\leftarrow \\rho \\bar w + (1 - \\rho) w`, :math:`w \\leftarrow \\bar w`,
+        with :math:`\\rho = 0.95^{5} (t / T)^3` growing with the step :math:`t`
+        (airbench's Lookahead schedule).
     bf16 : bool
         Forward and backward passes in bfloat16 under ``torch.autocast``
         (the weights stay float32). On CPUs with AMX or AVX-512 BF16 units
@@ -315,11 +474,20 @@ class TrainParams:
     warmup: float = 0.2
     augment: bool = True
     label_smoothing: float = 0.0
+    translate_px: int = 4
+    alternate_flips: bool = False
+    bias_lr_scale: float = 1.0
+    lookahead: bool = False
     bf16: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("augment", "bf16"):
+        for name in ("augment", "bf16", "alternate_flips", "lookahead"):
             check.flag(f"TrainParams.{name}", getattr(self, name))
+        check.positive_int("TrainParams.translate_px", self.translate_px, low=0)
+        if self.translate_px > 16:
+            raise ValueError(f"TrainParams.translate_px must be at most 16 (reflection of a 32 x "
+                             f"32 image), got {self.translate_px!r}.")
+        check.finite_number("TrainParams.bias_lr_scale", self.bias_lr_scale, above=0)
         for name in ("epochs", "batch_size"):
             check.positive_int(f"TrainParams.{name}", getattr(self, name))
         check.finite_number("TrainParams.max_lr", self.max_lr, above=0)
@@ -379,10 +547,13 @@ def _image_batch(name: str, images, where: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int = 500) -> dict:
+def evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int = 500,
+                 tta: bool = False) -> dict:
     """Accuracy and predictions of a CNN (eval mode) on float images ``(N, 3, 32, 32)``.
 
     The images go to the model's device a batch at a time; predictions come back to the CPU.
+    With ``tta`` (test-time augmentation, airbench's multi-crop evaluation) the logits are
+    averaged over six views of each image (:func:`tta_logits`).
     """
     where = "evaluate_cnn"
     check.instance("model", model, nn.Module, where=where)
@@ -392,15 +563,33 @@ def evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int =
     _image_batch("images", images, where)
     _labels_for("labels", labels, len(images), where, n_classes=_n_classes(model))
     check.positive_int("batch", batch, where=where)
-    return _evaluate_cnn(model, images, labels, batch=batch)
+    check.flag("tta", tta, where=where)
+    return _evaluate_cnn(model, images, labels, batch=batch, tta=tta)
+
+
+def tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits averaged over six views of the images ``x``:
+    :math:`\\tfrac12 m(x) + \\tfrac14 m(x_{\\nwarrow}) + \\tfrac14 m(x_{\\searrow})`, each
+    :math:`m(\\cdot)` the mean of the view and its mirror image, :math:`x_{\\nwarrow}` and
+    :math:`x_{\\searrow}` the image moved one pixel up-left and down-right (reflected at the
+    edges)."""
+    def mirrored(v: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (model(v) + model(v.flip(3)))
+
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    return (0.5 * mirrored(x) + 0.25 * mirrored(padded[..., :h, :w])
+            + 0.25 * mirrored(padded[..., 2:, 2:]))
 
 
 @torch.no_grad()
-def _evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int = 500) -> dict:
+def _evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int = 500,
+                  tta: bool = False) -> dict:
     """:func:`evaluate_cnn` without the checks (for timed code that checked its inputs once)."""
     model.eval()
     device = next(model.parameters()).device
-    preds = torch.cat([model(images[i:i + batch].to(device)).argmax(1).cpu()
+    forward = (lambda v: tta_logits(model, v)) if tta else model
+    preds = torch.cat([forward(images[i:i + batch].to(device)).argmax(1).cpu()
                        for i in range(0, len(images), batch)])
     labels = torch.as_tensor(np.asarray(labels))
     return {"accuracy": float((preds == labels).float().mean()), "predictions": preds.numpy()}
@@ -486,12 +675,24 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
         model.to(device)
         y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         steps_per_epoch = math.ceil(len(x) / p.batch_size)
-        opt = torch.optim.SGD(model.parameters(), lr=p.max_lr, momentum=p.momentum, nesterov=True,
+        if p.bias_lr_scale == 1.0:
+            groups, max_lrs = [{"params": list(model.parameters())}], p.max_lr
+        else:  # batch norms' biases faster, their weight decay per step unchanged
+            bias_ids = {id(m.bias) for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
+            biases = [w for w in model.parameters() if id(w) in bias_ids]
+            groups = [{"params": biases, "weight_decay": p.weight_decay / p.bias_lr_scale},
+                      {"params": [w for w in model.parameters() if id(w) not in bias_ids]}]
+            max_lrs = [p.max_lr * p.bias_lr_scale, p.max_lr]
+        opt = torch.optim.SGD(groups, lr=p.max_lr, momentum=p.momentum, nesterov=True,
                               weight_decay=p.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.max_lr, epochs=p.epochs,
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lrs, epochs=p.epochs,
                                                     steps_per_epoch=steps_per_epoch,
                                                     pct_start=p.warmup, final_div_factor=1e4)
         g = torch.Generator().manual_seed(seed)
+        base_flips = (torch.rand(len(x), generator=torch.Generator().manual_seed(seed + 1)) < 0.5
+                      if p.alternate_flips else None)
+        lookahead = None
+        total_steps = p.epochs * steps_per_epoch
         history = {"loss": [], "train_accuracy": [], "eval_accuracy": [], "wall_s": []}
         start_epoch = 0
         path = Path(checkpoint) if checkpoint is not None else None
@@ -516,6 +717,10 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
             sched.load_state_dict(state["scheduler"])
             g.set_state(state["generator"])
             history, start_epoch = state["history"], state["epoch"]
+            if state.get("lookahead") is not None:
+                lookahead = _Lookahead(model, state["lookahead"])
+        elif model.whitening is not None and not bool(model.whitening.weight.any()):
+            set_whitening(model, x[:WHITENING_PATCH_IMAGES])
         loss_fn = nn.CrossEntropyLoss(label_smoothing=p.label_smoothing)
         for epoch in range(start_epoch, p.epochs):
             t0 = time.perf_counter()
@@ -524,9 +729,11 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
             total, correct, seen = 0.0, 0, 0
             bar = tqdm(range(0, len(x), p.batch_size), disable=not progress, unit="batch",
                        desc=f"tier 3, CNN epoch {epoch + 1}/{p.epochs}", leave=False)
-            for first in bar:
+            flips = None if base_flips is None else base_flips ^ bool(epoch % 2)
+            for step, first in enumerate(bar, start=epoch * steps_per_epoch + 1):
                 idx = order[first:first + p.batch_size]
-                xb = (_augment(x[idx], g) if p.augment else x[idx]).to(device, non_blocking=True)
+                xb = (_augment(x[idx], g, p.translate_px, None if flips is None else flips[idx])
+                      if p.augment else x[idx]).to(device, non_blocking=True)
                 yb = y[idx].to(device, non_blocking=True)
                 with runs.autocast(device, p.bf16):
                     out = model(xb)
@@ -535,9 +742,17 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                 loss.backward()
                 opt.step()
                 sched.step()
+                if (p.lookahead and step >= LOOKAHEAD_START * total_steps
+                        and step % LOOKAHEAD_EVERY == 0):
+                    if lookahead is None:
+                        lookahead = _Lookahead(model)
+                    else:
+                        lookahead.update(model, 0.95 ** 5 * (step / total_steps) ** 3)
                 total += float(loss.detach()) * len(idx)
                 correct += int((out.argmax(1) == yb).sum())
                 seen += len(idx)
+            if lookahead is not None:  # the epoch ends on the average
+                lookahead.update(model, 1.0)
             history["loss"].append(total / seen)
             history["train_accuracy"].append(correct / seen)
             history["eval_accuracy"].append(
@@ -555,7 +770,8 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                     "history": history, "epoch": epoch + 1, "params": asdict(p),
                     "n_images": len(x), "seed": seed, "data_key": data_key,
                     "model_params": asdict(model.params), "init_key": init_key,
-                    "numerics": numerics_key})
+                    "numerics": numerics_key,
+                    "lookahead": None if lookahead is None else lookahead.average})
             if on_epoch is not None:
                 on_epoch(epoch + 1, history)
         model.eval()

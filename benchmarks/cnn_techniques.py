@@ -1,0 +1,109 @@
+"""Tier 3: what each training technique buys, on the validation split (never the test set).
+
+Trains the tier's CNN (:class:`snnlib.tiers.conversion.ConvNet`) on the
+training split's first 45,000 images and scores it on the validation split
+(:func:`snnlib.data.validation_split`: the last 500 training images of each
+class), with the ``full`` profile's arithmetic (:func:`~snnlib.tiers.conversion.numerics.fast`).
+Any field of :class:`~snnlib.tiers.conversion.ConvNetParams` or
+:class:`~snnlib.tiers.conversion.TrainParams` is set with ``--set NAME=VALUE``
+(tuples as comma-separated integers). Prints the training time, the
+validation accuracy without and with test-time augmentation
+(:func:`~snnlib.tiers.conversion.tta_logits`), and one line of JSON.
+
+    python benchmarks/cnn_techniques.py --set epochs=10
+    python benchmarks/cnn_techniques.py --set widths=64,64,256,256,256,256 pool_after=0,2,4 \\
+        whitening_px=2 global_pool=true epochs=10 batch_size=512 label_smoothing=0.2
+    python benchmarks/cnn_techniques.py --train 5000 --val 1000 --set epochs=1   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, fields, replace
+
+
+def _value(text: str, current):
+    """``text`` read as the type of the field's current value (tuples: comma-separated ints)."""
+    low = text.lower()
+    if isinstance(current, bool):
+        if low not in ("true", "false"):
+            raise ValueError(f"expected true or false, got {text!r}")
+        return low == "true"
+    if isinstance(current, tuple):
+        return tuple(int(v) for v in text.split(",") if v)
+    if low == "none":
+        return None
+    if isinstance(current, int) or (current is None and text.lstrip("-").isdigit()):
+        return int(text)
+    return float(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=int, default=45000, help="training images (split's first N)")
+    parser.add_argument("--val", type=int, default=5000, help="validation images")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="a ConvNetParams or TrainParams field")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--curve", action="store_true",
+                        help="score the validation images after every epoch (costs time)")
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+
+    from snnlib import data
+    from snnlib.tiers import conversion as C
+    from snnlib.tiers.conversion import numerics
+
+    numbers = numerics.fast()
+    numerics.use_numerics(numbers)
+    net, train = C.ConvNetParams(), C.TrainParams(bf16=numbers.bf16)
+    for item in args.set:
+        name, _, text = item.partition("=")
+        target = next((o for o in (net, train) if name in {f.name for f in fields(o)}), None)
+        if target is None or not text:
+            parser.error(f"--set {item!r}: expected NAME=VALUE with a ConvNetParams or "
+                         "TrainParams field")
+        try:
+            value = _value(text, getattr(target, name))
+            if target is net:
+                net = replace(net, **{name: value})
+            else:
+                train = replace(train, **{name: value})
+        except (ValueError, TypeError) as error:
+            parser.error(f"--set {item!r}: {error}")
+    cifar = data.load_cifar10("train")
+    train_idx, val_idx = data.validation_split(cifar.labels)
+    train_idx, val_idx = train_idx[:args.train], val_idx[:args.val]
+    x_val = C.images_to_tensor(cifar.images[val_idx])
+    torch.manual_seed(args.seed)
+    model = C.ConvNet(net)
+    curve = dict(eval_images=cifar.images[val_idx], eval_labels=cifar.labels[val_idx]) \
+        if args.curve else {}
+    start = time.perf_counter()
+    history = C.train_cnn(model, cifar.images[train_idx], cifar.labels[train_idx], train,
+                          seed=args.seed, numerics=numbers, progress=True, **curve)
+    wall = time.perf_counter() - start
+    plain = C.evaluate_cnn(model, x_val, cifar.labels[val_idx])["accuracy"]
+    t0 = time.perf_counter()
+    tta = C.evaluate_cnn(model, x_val, cifar.labels[val_idx], tta=True)["accuracy"]
+    tta_s = time.perf_counter() - t0
+    print(f"training {wall / 60:.2f} min ({history['total_wall_s'] / 60:.2f} min in epochs); "
+          f"validation {100 * plain:.2f}%, with test-time augmentation {100 * tta:.2f}% "
+          f"({tta_s:.0f} s for {len(val_idx)} images)", flush=True)
+    print(json.dumps({"split": "validation (last 500 training images per class)",
+                      "train_images": len(train_idx), "val_images": len(val_idx),
+                      "net": asdict(net), "training": asdict(train),
+                      "numerics": numbers.describe(), "train_min": round(wall / 60, 2),
+                      "epoch_s": [round(w, 1) for w in history["wall_s"]],
+                      "eval_curve": history["eval_accuracy"] if args.curve else None,
+                      "val_accuracy": plain, "val_accuracy_tta": tta}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

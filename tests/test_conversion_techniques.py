@@ -1,0 +1,183 @@
+"""Tier 3's fast-training techniques (snnlib.tiers.conversion.cnn): the whitening layer
+whitens, the derandomised flips alternate, Lookahead averages as its formula says, test-time
+augmentation averages the six views, training with all of them resumes to the same weights,
+and a network with a whitening layer and global pooling still converts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from snnlib.tiers import conversion as C
+from snnlib.tiers.conversion import cnn
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:tier 3's reproducible arithmetic caps the CPU kernels:RuntimeWarning")
+
+STEM = C.ConvNetParams(widths=(6, 8), pool_after=(0, 1), whitening_px=2, global_pool=True,
+                       identity_init=True)
+
+
+def _smooth_images(n: int, seed: int = 0) -> torch.Tensor:
+    """Float images whose neighbouring pixels and colours are correlated."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, 36, 36, generator=g)
+    x = nn.functional.avg_pool2d(x, 5, stride=1)  # (n, 3, 32, 32), spatially correlated
+    x = 0.6 * x + 0.4 * x.mean(1, keepdim=True)  # colours correlated
+    return (x - x.min()) / (x.max() - x.min())
+
+
+def _class_images(n: int, seed: int = 0):
+    """uint8 images of two classes (dark, bright) with noise, and their labels."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    images = np.clip(rng.normal(80 + 100 * labels[:, None, None, None], 30, (n, 32, 32, 3)),
+                     0, 255).astype(np.uint8)
+    return images, labels
+
+
+def test_params_of_the_techniques_are_validated():
+    with pytest.raises(ValueError, match="whitening_px"):
+        C.ConvNetParams(whitening_px=0)
+    with pytest.raises(ValueError, match="whitening_px"):
+        C.ConvNetParams(whitening_px=True)
+    with pytest.raises(TypeError, match="global_pool"):
+        C.ConvNetParams(global_pool="yes")
+    with pytest.raises(ValueError, match="no position"):
+        C.ConvNetParams(widths=(4,) * 5, pool_after=(0, 1, 2, 3, 4), whitening_px=2)  # 31 -> 0
+    with pytest.raises(ValueError, match="translate_px"):
+        C.TrainParams(translate_px=17)
+    with pytest.raises(ValueError, match="bias_lr_scale"):
+        C.TrainParams(bias_lr_scale=0)
+    with pytest.raises(ValueError, match="lookahead"):
+        C.TrainParams(lookahead=1)
+
+
+def test_the_network_counts_its_weights_and_activations():
+    net = C.ConvNet(STEM)
+    assert STEM.whitening_width == 24 and STEM.input_side() == 31 and STEM.final_side() == 7
+    assert sum(w.numel() for w in net.parameters()) == STEM.n_weights()
+    sizes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o[0].numel()))
+             for m in net.features if isinstance(m, nn.Conv2d)]
+    assert net(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    for h in hooks:
+        h.remove()
+    assert sum(sizes) == STEM.activations_per_image()  # 24 x 31^2 + 6 x 31^2 + 8 x 15^2
+    assert sum(sizes) == 24 * 31 ** 2 + 6 * 31 ** 2 + 8 * 15 ** 2
+    # identity start: the second convolution's first 6 filters pass their inputs through,
+    # its other 2 start at random (the first's 6 filters, fewer than its 24 inputs, all pass)
+    w = net.features[6].weight
+    dirac = torch.zeros(6, 6, 3, 3)
+    dirac[range(6), range(6), 1, 1] = 1
+    assert torch.equal(w[:6], dirac) and w[6:].abs().min() > 0
+    assert torch.equal(net.features[2].weight[:, :6, 1, 1], torch.eye(6))
+
+
+def test_the_whitening_layer_decorrelates_the_patches_and_splits_them_on_and_off():
+    x = _smooth_images(300)
+    net = C.ConvNet(STEM)
+    assert not net.whitening.weight.any()  # not set before training
+    values = C.set_whitening(net, x)
+    assert torch.all(values[:-1] >= values[1:]) and values[-1] > 0
+    with torch.no_grad():
+        z = net.whitening(x)  # (n, 24, 31, 31), before the ReLU
+    on, off = z[:, :12], z[:, 12:]
+    torch.testing.assert_close(off, -on)  # an OFF copy of every ON filter
+    flat = on.permute(0, 2, 3, 1).reshape(-1, 12).double()
+    assert flat.mean(0).abs().max() < 1e-4  # the bias removes the mean patch
+    cov = flat.T @ flat / len(flat)
+    # covariance diag(lambda / (lambda + eps)): decorrelated, unit variance where lambda >> eps
+    expected = values.double() / (values.double() + cnn.WHITENING_EPS * values.double().mean())
+    torch.testing.assert_close(cov, torch.diag(expected), atol=2e-3, rtol=2e-3)
+    assert expected[0] > 0.999
+    with pytest.raises(ValueError, match="no whitening layer"):
+        C.set_whitening(C.ConvNet(C.ConvNetParams(widths=(4,), pool_after=(0,))), x)
+
+
+def test_derandomised_flips_flip_exactly_the_images_asked():
+    x = torch.rand(6, 3, 32, 32)
+    flip = torch.tensor([True, False, True, False, False, True])
+    out = cnn._augment(x, torch.Generator().manual_seed(0), 0, flip)
+    torch.testing.assert_close(out[flip], x[flip].flip(3))
+    torch.testing.assert_close(out[~flip], x[~flip])
+
+
+def test_lookahead_moves_the_weights_to_their_running_average():
+    net = nn.Linear(3, 2)
+    look = cnn._Lookahead(net)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    look.update(net, 0.75)  # average = 0.75 start + 0.25 now; the weights become it
+    torch.testing.assert_close(net.weight, start["weight"] + 0.25)
+    torch.testing.assert_close(look.average["weight"], start["weight"] + 0.25)
+    with torch.no_grad():
+        net.weight.add_(4.0)
+    look.update(net, 1.0)  # rho = 1: back to the average
+    torch.testing.assert_close(net.weight, start["weight"] + 0.25)
+    torch.testing.assert_close(net.bias, start["bias"])
+
+
+def test_test_time_augmentation_averages_six_views():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(10))
+    x = torch.rand(3, 3, 32, 32)
+    net(x)
+    padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    views = [(0.25, x), (0.125, padded[..., :32, :32]), (0.125, padded[..., 2:, 2:])]
+    expected = sum(w * (net(v) + net(v.flip(3))) for w, v in views)
+    with torch.no_grad():
+        torch.testing.assert_close(C.tta_logits(net, x), expected)
+    pooled = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 10))
+    with torch.no_grad():  # a network blind to mirror images and shifts: the same logits
+        torch.testing.assert_close(C.tta_logits(pooled, x), pooled(x), atol=2e-2, rtol=0)
+
+
+def test_training_with_every_technique_learns_and_resumes_to_the_same_weights(tmp_path):
+    images, labels = _class_images(96)
+    p = C.TrainParams(epochs=3, batch_size=16, max_lr=0.05, translate_px=2, alternate_flips=True,
+                      bias_lr_scale=8.0, lookahead=True, label_smoothing=0.2)
+    torch.manual_seed(0)
+    full = C.ConvNet(STEM)
+    hist = C.train_cnn(full, images, labels, p, seed=1, progress=False)
+    x = C.images_to_tensor(images)
+    assert C.evaluate_cnn(full, x, labels)["accuracy"] >= 0.9
+    assert C.evaluate_cnn(full, x, labels, tta=True)["accuracy"] >= 0.9
+    whitened = C.ConvNet(STEM)
+    C.set_whitening(whitened, x[:cnn.WHITENING_PATCH_IMAGES])
+    torch.testing.assert_close(full.whitening.weight, whitened.whitening.weight)  # fixed
+    assert full.whitening.bias.ne(whitened.whitening.bias).any()  # its bias learned
+    assert len(hist["loss"]) == 3
+
+    def stop_after_one(epoch, history):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        C.train_cnn(C.ConvNet(STEM), images, labels, p, seed=1, progress=False,
+                    checkpoint=tmp_path / "cnn.pt", on_epoch=stop_after_one)
+    resumed = C.ConvNet(STEM)  # zero whitening, fresh weights: all from the checkpoint
+    C.train_cnn(resumed, images, labels, p, seed=1, progress=False,
+                checkpoint=tmp_path / "cnn.pt")
+    for a, b in zip(resumed.state_dict().values(), full.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_a_whitened_globally_pooled_network_converts():
+    images, labels = _class_images(64, seed=3)
+    torch.manual_seed(0)
+    net = C.ConvNet(STEM)
+    C.train_cnn(net, images, labels, C.TrainParams(epochs=2, batch_size=16, max_lr=0.05),
+                seed=0, progress=False)
+    x = C.images_to_tensor(images)
+    folded = C.fold_batchnorm(net)
+    torch.testing.assert_close(folded(x), net(x), atol=1e-4, rtol=1e-4)
+    normed, lambdas = C.normalise(folded, x, percentile=100.0)
+    assert len(lambdas) == 3  # the whitening's ReLU and the two convolutions'
+    cnn_pred = net(x).argmax(1)
+    out = C.simulate(normed, x, cnn_pred.numpy(), steps=[256])
+    assert out["accuracy"][256] >= 0.95  # agrees with its CNN
