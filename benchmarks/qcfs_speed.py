@@ -150,6 +150,9 @@ def main() -> None:
     _train_rate(nets["qcfs, compiled"], bf16, args.batch, 1, True)
     print(f"compiled: compiled and first steps in {time.perf_counter() - start:.0f} s",
           flush=True)
+    if not callable(cnn._Compiled.fn):
+        print("compiled: this process could not compile (see the warning above): the "
+              "'qcfs, compiled' rows time the uncompiled activation", flush=True)
     for rep in range(args.repeats if args.steps else 0):
         rates = {name: _train_rate(net, bf16, args.batch, args.steps, VARIANTS[name][1])
                  for name, net in nets.items()}

@@ -325,6 +325,13 @@ def conv():
     return model, folded, normed, x
 
 
+@functools.cache
+def whitened():
+    """A tiny CNN with a whitening layer (not set)."""
+    C = pkg("conversion")
+    return C.ConvNet(C.ConvNetParams(widths=(2,), pool_after=(0,), whitening_px=2))
+
+
 def spike_maps():
     C = pkg("conversion")
     _, _, normed, x = conv()
@@ -523,6 +530,16 @@ def conversion_entries() -> dict[str, list[Bad]]:
         ],
         "conversion.fold_batchnorm": [Bad("model", bad_type(torch.nn.Sequential()),
                                           lambda v: C().fold_batchnorm(v))],
+        "conversion.set_whitening": [
+            Bad("model", bad_type(torch.nn.Sequential(), conv()[0]),  # conv()[0]: no whitening
+                lambda v: C().set_whitening(v, x())),
+            Bad("images", st.one_of(bad_image_batch(), st.sampled_from([torch.full(
+                (2, 3, 32, 32), 0.5)])), lambda v: C().set_whitening(whitened(), v)),
+        ],
+        "conversion.tta_logits": [
+            Bad("model", bad_type(), lambda v: C().tta_logits(v, x())),
+            Bad("x", bad_image_batch(), lambda v: C().tta_logits(conv()[1], v)),
+        ],
         "conversion.images_to_tensor": [Bad("images", bad_rgb(), lambda v: C().images_to_tensor(v),
                                             examples=30)],
         "conversion.normalise": [

@@ -152,19 +152,47 @@ def test_training_with_every_technique_learns_and_resumes_to_the_same_weights(tm
     assert full.whitening.bias.ne(whitened.whitening.bias).any()  # its bias learned
     assert len(hist["loss"]) == 3
 
-    def stop_after_one(epoch, history):
-        if epoch == 1:
+    def stop_after_two(epoch, history):
+        if epoch == 2:  # 6 steps an epoch: the average started at step 10, in epoch 2
             raise KeyboardInterrupt
 
     torch.manual_seed(0)
     with pytest.raises(KeyboardInterrupt):
         C.train_cnn(C.ConvNet(STEM), images, labels, p, seed=1, progress=False,
-                    checkpoint=tmp_path / "cnn.pt", on_epoch=stop_after_one)
+                    checkpoint=tmp_path / "cnn.pt", on_epoch=stop_after_two)
+    saved = torch.load(tmp_path / "cnn.pt", weights_only=False)
+    assert saved["lookahead"] is not None and saved["epoch"] == 2
     resumed = C.ConvNet(STEM)  # zero whitening, fresh weights: all from the checkpoint
     C.train_cnn(resumed, images, labels, p, seed=1, progress=False,
                 checkpoint=tmp_path / "cnn.pt")
     for a, b in zip(resumed.state_dict().values(), full.state_dict().values()):
-        torch.testing.assert_close(a, b)
+        assert torch.equal(a, b)
+
+
+def test_a_checkpoint_made_before_the_technique_fields_still_resumes(tmp_path):
+    from dataclasses import asdict
+
+    from snnlib import runs
+
+    images, labels = _class_images(32)
+    tiny = C.ConvNetParams(widths=(4,), pool_after=(0,))
+    p = C.TrainParams(epochs=2, batch_size=16, max_lr=0.05)
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        C.train_cnn(C.ConvNet(tiny), images, labels, p, seed=1, progress=False,
+                    checkpoint=tmp_path / "cnn.pt", on_epoch=lambda e, h: (_ for _ in ()).throw(
+                        KeyboardInterrupt()))
+    state = runs.load_torch(tmp_path / "cnn.pt")
+    new = {"translate_px", "alternate_flips", "bias_lr_scale", "lookahead"}
+    state["params"] = {k: v for k, v in state["params"].items() if k not in new}
+    state["model_params"] = {k: v for k, v in state["model_params"].items()
+                             if k not in {"whitening_px", "global_pool", "identity_init"}}
+    del state["lookahead"]
+    runs.save_torch(tmp_path / "cnn.pt", state)  # as the earlier code wrote it
+    again = C.train_cnn(C.ConvNet(tiny), images, labels, p, seed=1, progress=False,
+                        checkpoint=tmp_path / "cnn.pt")
+    assert len(again["loss"]) == 2 and not (tmp_path / "cnn.pt.stale").exists()
+    assert asdict(p)["translate_px"] == 4  # the defaults are what the earlier code did
 
 
 def test_a_whitened_globally_pooled_network_converts():

@@ -60,7 +60,8 @@ class ConvNetParams:
         :data:`WHITENING_PATCH_IMAGES` training images (:func:`set_whitening`)
         when it finds them so. None: no such layer.
     global_pool : bool
-        Average the last feature map over its positions before the linear
+        Average the last feature map (after its pooling, which drops the last
+        row and column of an odd map) over its positions before the linear
         layer (one input per channel) instead of flattening it.
     identity_init : bool
         Each convolution's first ``c_in`` filters start as the identity
@@ -97,8 +98,9 @@ class ConvNetParams:
         for name in ("global_pool", "identity_init"):
             check.flag(f"ConvNetParams.{name}", getattr(self, name))
         if self.final_side() < 1:
-            raise ValueError(f"ConvNetParams: {len(self.pool_after)} poolings leave no position "
-                             f"of the {self.input_side()} x {self.input_side()} map.")
+            raise ValueError(f"ConvNetParams.pool_after: {len(self.pool_after)} poolings leave no "
+                             f"position of the {self.input_side()} x {self.input_side()} map "
+                             f"(whitening_px={self.whitening_px!r}); pool less.")
 
     @property
     def whitening_width(self) -> int:
@@ -212,11 +214,11 @@ def _compiled_qcfs(x: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Ten
 
     if _Compiled.fn is False:
         return None
-    if _Compiled.fn is None:
-        _Compiled.fn = torch.compile(_qcfs, dynamic=True)
     try:
+        if _Compiled.fn is None:
+            _Compiled.fn = torch.compile(_qcfs, dynamic=True)
         return _Compiled.fn(x, lam, levels)
-    except torch._dynamo.exc.BackendCompilerFailed as error:  # raised before any computation
+    except (torch._dynamo.exc.BackendCompilerFailed, RuntimeError) as error:  # no computation yet
         _Compiled.fn = False
         inner = getattr(error, "inner_exception", None) or error
         text = str(inner).strip()
@@ -320,16 +322,12 @@ def _augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4,
     """:func:`augment` without the checks (the training loop calls it every batch); ``flip``:
     which images to flip (bool ``(N,)``) instead of a coin per image."""
     n, c, h, w = x.shape
-    if pad:
-        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-        rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
-        out = padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None],
-                     rows, cols]
-    else:
-        out = x.clone()
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+    out = padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
     if flip is None:
         flip = torch.rand(n, generator=generator) < 0.5
     out[flip] = out[flip].flip(3)
@@ -415,6 +413,9 @@ def set_whitening(model: ConvNet, images: torch.Tensor) -> torch.Tensor:
     mean = total / n
     cov = outer / n - torch.outer(mean, mean)
     values, vectors = torch.linalg.eigh(cov)  # ascending
+    if not float(values[-1]) > 1e-12:
+        raise ValueError(f"{where}: the images' {k} x {k} patches do not vary (every patch the "
+                         "same): there is nothing to whiten; give training images")
     values, vectors = values.flip(0), vectors.flip(1)
     filters = vectors.T / torch.sqrt(values.clamp_min(0) + WHITENING_EPS * values.mean())[:, None]
     filters = torch.cat([filters, -filters])
@@ -442,7 +443,8 @@ class TrainParams:
     label_smoothing : float
     translate_px : int
         The crops' reach: images are padded by reflection and cut back to
-        32 x 32 at an offset of up to ``translate_px`` pixels each way.
+        32 x 32 at an offset of up to ``translate_px`` pixels each way
+        (with ``augment`` only, as ``alternate_flips``).
     alternate_flips : bool
         Flip each image in every other epoch (a random half in the first,
         then every image flips relative to the epoch before; airbench's
@@ -456,7 +458,8 @@ class TrainParams:
         statistics are replaced by a running average of themselves,
         :math:`\\bar w \\leftarrow \\rho \\bar w + (1 - \\rho) w`, :math:`w \\leftarrow \\bar w`,
         with :math:`\\rho = 0.95^{5} (t / T)^3` growing with the step :math:`t`
-        (airbench's Lookahead schedule).
+        (airbench's Lookahead schedule); each epoch ends with the weights set to
+        the average, as airbench's does.
     bf16 : bool
         Forward and backward passes in bfloat16 under ``torch.autocast``
         (the weights stay float32). On CPUs with AMX or AVX-512 BF16 units
@@ -485,8 +488,8 @@ class TrainParams:
             check.flag(f"TrainParams.{name}", getattr(self, name))
         check.positive_int("TrainParams.translate_px", self.translate_px, low=0)
         if self.translate_px > 16:
-            raise ValueError(f"TrainParams.translate_px must be at most 16 (reflection of a 32 x "
-                             f"32 image), got {self.translate_px!r}.")
+            raise ValueError(f"TrainParams.translate_px must be at most 16 (half the image's "
+                             f"side), got {self.translate_px!r}.")
         check.finite_number("TrainParams.bias_lr_scale", self.bias_lr_scale, above=0)
         for name in ("epochs", "batch_size"):
             check.positive_int(f"TrainParams.{name}", getattr(self, name))
@@ -568,6 +571,14 @@ def evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int =
 
 
 def tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """See :func:`_tta_logits` (this checks ``model`` and the images ``x`` first)."""
+    where = "tta_logits"
+    check.instance("model", model, nn.Module, where=where)
+    _image_batch("x", x, where)
+    return _tta_logits(model, x)
+
+
+def _tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Logits averaged over six views of the images ``x``:
     :math:`\\tfrac12 m(x) + \\tfrac14 m(x_{\\nwarrow}) + \\tfrac14 m(x_{\\searrow})`, each
     :math:`m(\\cdot)` the mean of the view and its mirror image, :math:`x_{\\nwarrow}` and
@@ -588,7 +599,7 @@ def _evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int 
     """:func:`evaluate_cnn` without the checks (for timed code that checked its inputs once)."""
     model.eval()
     device = next(model.parameters()).device
-    forward = (lambda v: tta_logits(model, v)) if tta else model
+    forward = (lambda v: _tta_logits(model, v)) if tta else model
     preds = torch.cat([forward(images[i:i + batch].to(device)).argmax(1).cpu()
                        for i in range(0, len(images), batch)])
     labels = torch.as_tensor(np.asarray(labels))
@@ -699,9 +710,11 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
         data_key = runs.cache_key(np.asarray(images), np.asarray(labels), version=TRAIN_VERSION)
         if path is not None and path.exists():
             state = runs.load_torch(path)
-            stale = (state.get("params") != asdict(p) or state.get("n_images") != len(x)
+            stale = (_with_defaults(state.get("params"), TrainParams) != asdict(p)
+                     or state.get("n_images") != len(x)
                      or state.get("seed") != seed or state.get("data_key") != data_key
-                     or state.get("model_params") != asdict(model.params)
+                     or _with_defaults(state.get("model_params"), ConvNetParams)
+                     != asdict(model.params)
                      or state.get("init_key") != init_key
                      or state.get("numerics") != numerics_key)
             if stale and not restart_stale:
@@ -717,8 +730,10 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
             sched.load_state_dict(state["scheduler"])
             g.set_state(state["generator"])
             history, start_epoch = state["history"], state["epoch"]
-            if state.get("lookahead") is not None:
-                lookahead = _Lookahead(model, state["lookahead"])
+            if state.get("lookahead") is not None:  # loaded on the CPU: to the model's device
+                own = model.state_dict()
+                lookahead = _Lookahead(model, {k: v.to(own[k].device)
+                                               for k, v in state["lookahead"].items()})
         elif model.whitening is not None and not bool(model.whitening.weight.any()):
             set_whitening(model, x[:WHITENING_PATCH_IMAGES])
         loss_fn = nn.CrossEntropyLoss(label_smoothing=p.label_smoothing)
@@ -777,6 +792,14 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
         model.eval()
         history["total_wall_s"] = float(sum(history["wall_s"]))
         return history
+
+
+def _with_defaults(saved, params_class) -> dict | None:
+    """A checkpoint's parameters with the fields it predates at their defaults (what it was
+    trained with), so that adding a field leaves earlier checkpoints valid."""
+    if not isinstance(saved, dict):
+        return None
+    return {**asdict(params_class()), **saved}
 
 
 def bf16_supported(device: str = "cpu") -> bool:

@@ -218,7 +218,9 @@ def fingerprint(numerics: Numerics | None) -> dict | None:
     if not numerics.reproducible:
         return None
     used = numerics_in_use()
-    return {**asdict(numerics), "threads_in_use": used["threads"],
+    kept = asdict(numerics)
+    kept.pop("compile_activations")  # always False here: keys stay those of earlier caches
+    return {**kept, "threads_in_use": used["threads"],
             "cpu_capability": used["cpu_capability"]}
 
 
