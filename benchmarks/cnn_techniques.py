@@ -8,12 +8,17 @@ Any field of :class:`~snnlib.tiers.conversion.ConvNetParams` or
 :class:`~snnlib.tiers.conversion.TrainParams` is set with ``--set NAME=VALUE``
 (tuples as comma-separated integers). Prints the training time, the
 validation accuracy without and with test-time augmentation
-(:func:`~snnlib.tiers.conversion.tta_logits`), and one line of JSON.
+(:func:`~snnlib.tiers.conversion.tta_logits`), and one line of JSON. With
+``--qcfs-epochs N`` it then fine-tunes a QCFS copy for N epochs (as the tier
+does: :func:`~snnlib.tiers.conversion.qcfs_from_relu`, ``QCFS_MAX_LR``),
+converts it and simulates it on the validation images (``v0 = QCFS_V0``),
+printing its accuracy at each of ``--steps``.
 
     python benchmarks/cnn_techniques.py --set epochs=10
     python benchmarks/cnn_techniques.py --set widths=64,64,256,256,256,256 pool_after=0,2,4 \\
         whitening_px=2 global_pool=true epochs=10 batch_size=512 label_smoothing=0.2
     python benchmarks/cnn_techniques.py --train 5000 --val 1000 --set epochs=1   # a smoke run
+    python benchmarks/cnn_techniques.py --set epochs=10 --qcfs-epochs 2 --steps 1 2 4 8 16
 """
 
 from __future__ import annotations
@@ -50,6 +55,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--curve", action="store_true",
                         help="score the validation images after every epoch (costs time)")
+    parser.add_argument("--qcfs-epochs", type=int, default=0,
+                        help="then fine-tune a QCFS copy this many epochs and simulate it")
+    parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32],
+                        help="simulation steps at which the QCFS copy is scored")
     args = parser.parse_args()
 
     import numpy as np
@@ -95,13 +104,35 @@ def main() -> int:
     print(f"training {wall / 60:.2f} min ({history['total_wall_s'] / 60:.2f} min in epochs); "
           f"validation {100 * plain:.2f}%, with test-time augmentation {100 * tta:.2f}% "
           f"({tta_s:.0f} s for {len(val_idx)} images)", flush=True)
+    qcfs = None
+    if args.qcfs_epochs:
+        from snnlib.tiers.conversion import convert
+
+        x_train = C.images_to_tensor(cifar.images[train_idx[:1000]])
+        q_model = C.qcfs_from_relu(model, x_train, seed=args.seed)
+        t0 = time.perf_counter()
+        C.train_cnn(q_model, cifar.images[train_idx], cifar.labels[train_idx],
+                    replace(train, epochs=args.qcfs_epochs, max_lr=C.QCFS_MAX_LR),
+                    seed=args.seed + 1, numerics=numbers, progress=True)
+        q_min = (time.perf_counter() - t0) / 60
+        q_folded = C.fold_batchnorm(q_model)
+        q_cnn = C.evaluate_cnn(q_folded, x_val, cifar.labels[val_idx])["accuracy"]
+        q_net, _ = C.normalise(q_folded, x_train)
+        sim = C.simulate(q_net, x_val, cifar.labels[val_idx], steps=args.steps,
+                         v0=convert.QCFS_V0)
+        qcfs = {"epochs": args.qcfs_epochs, "train_min": round(q_min, 2), "cnn": q_cnn,
+                "snn": {int(t): a for t, a in sim["accuracy"].items()}}
+        print(f"QCFS copy: {args.qcfs_epochs} epochs in {q_min:.2f} min, its CNN "
+              f"{100 * q_cnn:.2f}%; spiking copy " + ", ".join(
+                  f"T = {t}: {100 * a:.2f}%" for t, a in qcfs["snn"].items())
+              + f" (the ReLU CNN: {100 * plain:.2f}%)", flush=True)
     print(json.dumps({"split": "validation (last 500 training images per class)",
                       "train_images": len(train_idx), "val_images": len(val_idx),
                       "net": asdict(net), "training": asdict(train),
                       "numerics": numbers.describe(), "train_min": round(wall / 60, 2),
                       "epoch_s": [round(w, 1) for w in history["wall_s"]],
                       "eval_curve": history["eval_accuracy"] if args.curve else None,
-                      "val_accuracy": plain, "val_accuracy_tta": tta}))
+                      "val_accuracy": plain, "val_accuracy_tta": tta, "qcfs": qcfs}))
     return 0
 
 
