@@ -20,6 +20,8 @@ import json
 import sys
 import time
 
+from _fields import parse_sets
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,13 +46,10 @@ def main() -> int:
     from snnlib import readout
     from snnlib.tiers.brian_stdp import output as O
 
-    extra = {}
-    for item in args.set:
-        field, _, value = item.partition("=")
-        if field not in O.PopulationParams.__dataclass_fields__ or not value:
-            parser.error(f"--set {item!r}: expected FIELD=VALUE with a PopulationParams field")
-        extra[field] = (value.lower() == "true" if value.lower() in ("true", "false")
-                        else int(value) if value.lstrip("-").isdigit() else float(value))
+    try:
+        extra = parse_sets(args.set, O.PopulationParams)[0]
+    except ValueError as error:
+        parser.error(str(error))
     d = np.load(args.features)
     f_tr, f_va = (np.hstack([d[f"f1_{s}"], d[f"f2_{s}"]]).astype(float) for s in ("tr", "va"))
     y_tr, y_va = d["y_tr"], d["y_va"]

@@ -27,23 +27,9 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 
-
-def _value(text: str, current):
-    """``text`` read as the type of the field's current value (tuples: comma-separated ints)."""
-    low = text.lower()
-    if isinstance(current, bool):
-        if low not in ("true", "false"):
-            raise ValueError(f"expected true or false, got {text!r}")
-        return low == "true"
-    if isinstance(current, tuple):
-        return tuple(int(v) for v in text.split(",") if v)
-    if low == "none":
-        return None
-    if isinstance(current, int) or (current is None and text.lstrip("-").isdigit()):
-        return int(text)
-    return float(text)
+from _fields import parse_sets
 
 
 def main() -> int:
@@ -70,21 +56,12 @@ def main() -> int:
 
     numbers = numerics.fast()
     numerics.use_numerics(numbers)
-    net, train = C.ConvNetParams(), C.TrainParams(bf16=numbers.bf16)
-    for item in args.set:
-        name, _, text = item.partition("=")
-        target = next((o for o in (net, train) if name in {f.name for f in fields(o)}), None)
-        if target is None or not text:
-            parser.error(f"--set {item!r}: expected NAME=VALUE with a ConvNetParams or "
-                         "TrainParams field")
-        try:
-            value = _value(text, getattr(target, name))
-            if target is net:
-                net = replace(net, **{name: value})
-            else:
-                train = replace(train, **{name: value})
-        except (ValueError, TypeError) as error:
-            parser.error(f"--set {item!r}: {error}")
+    try:
+        net_set, train_set = parse_sets(args.set, C.ConvNetParams, C.TrainParams)
+        net = C.ConvNetParams(**net_set)
+        train = C.TrainParams(**{"bf16": numbers.bf16, **train_set})
+    except (ValueError, TypeError) as error:
+        parser.error(str(error))
     cifar = data.load_cifar10("train")
     train_idx, val_idx = data.validation_split(cifar.labels)
     train_idx, val_idx = train_idx[:args.train], val_idx[:args.val]

@@ -23,7 +23,6 @@ training images);
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 
@@ -33,21 +32,16 @@ from snnlib import data
 from snnlib.readout import logistic_regression
 from snnlib.tiers import dog_lif as D
 
+import _fields
 from _split import SPLIT, tuning_split
 
 
 def parse_sets(pairs: list[str]) -> dict:
     """``["n_filters=128", "dt_ms=2.0"]`` to typed keyword arguments of DoGLIFParams."""
-    defaults = D.DoGLIFParams()
-    names = {f.name for f in dataclasses.fields(D.DoGLIFParams)}
-    out = {}
-    for pair in pairs:
-        name, _, value = pair.partition("=")
-        if name not in names or not value:
-            raise SystemExit(f"--set wants NAME=VALUE with NAME one of {sorted(names)}; got {pair!r}")
-        current = getattr(defaults, name)
-        out[name] = type(current)(value) if not isinstance(current, str) else value
-    return out
+    try:
+        return _fields.parse_sets(pairs, D.DoGLIFParams)[0]
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
 
 
 def add_variant_options(ap: argparse.ArgumentParser) -> None:

@@ -405,7 +405,7 @@ def set_whitening(model: ConvNet, images: torch.Tensor) -> torch.Tensor:
                          "is None)")
     _image_batch("images", images, where)
     k = model.params.whitening_px
-    d, n, total, outer = 3 * k * k, 0, torch.zeros(3 * k * k, dtype=torch.float64), 0.0
+    d, n, total, outer = 3 * k * k, 0, 0.0, 0.0
     for i in range(0, len(images), 500):  # sums in float64, 500 images at a time
         patches = images[i:i + 500].unfold(2, k, 1).unfold(3, k, 1)  # (n, 3, H', W', k, k)
         patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, d).double()
@@ -571,7 +571,11 @@ def evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int =
 
 
 def tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """See :func:`_tta_logits` (this checks ``model`` and the images ``x`` first)."""
+    """Logits averaged over six views of the images ``x``:
+    :math:`\\tfrac12 m(x) + \\tfrac14 m(x_{\\nwarrow}) + \\tfrac14 m(x_{\\searrow})`, each
+    :math:`m(\\cdot)` the mean of the view and its mirror image, :math:`x_{\\nwarrow}` and
+    :math:`x_{\\searrow}` the image moved one pixel up-left and down-right (reflected at the
+    edges)."""
     where = "tta_logits"
     check.instance("model", model, nn.Module, where=where)
     _image_batch("x", x, where)
@@ -579,11 +583,7 @@ def tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Logits averaged over six views of the images ``x``:
-    :math:`\\tfrac12 m(x) + \\tfrac14 m(x_{\\nwarrow}) + \\tfrac14 m(x_{\\searrow})`, each
-    :math:`m(\\cdot)` the mean of the view and its mirror image, :math:`x_{\\nwarrow}` and
-    :math:`x_{\\searrow}` the image moved one pixel up-left and down-right (reflected at the
-    edges)."""
+    """:func:`tta_logits` without the checks (:func:`_evaluate_cnn` calls it every batch)."""
     def mirrored(v: torch.Tensor) -> torch.Tensor:
         return 0.5 * (model(v) + model(v.flip(3)))
 

@@ -256,7 +256,8 @@ def use_numerics(numerics: Numerics) -> dict:
     For a chapter's first cell, before any PyTorch computation (the CPU
     kernels are chosen at the first one; see the module docstring). It
     changes PyTorch's global settings (threads, deterministic algorithms) and
-    whether QCFS computes compiled for the rest of the process; :func:`numerics_scope` restores them afterwards.
+    whether QCFS computes compiled, for the rest of the process;
+    :func:`numerics_scope` restores them afterwards.
     """
     _apply(_check_numerics(numerics, "conversion.use_numerics"), stacklevel=3)
     return numerics_in_use()
