@@ -27,8 +27,10 @@ probes layer 2's counts summed over each of those grids of regions
 (``features_pool[1]``). ``--f2`` sets layer 2's field (complex cells per
 side), ``--steps`` the presentations' steps while the layers learn,
 ``--k1``/``--k2`` the filters, ``--patches1``/``--patches2`` the
-patches each layer learns from. ``--save`` writes the spike counts of the
-first variant (or of each, numbered, with several).
+patches each layer learns from; ``--set1``/``--set2`` set any other field of
+a layer's :class:`~snnlib.tiers.brian_stdp.network.ConvLayerParams` (e.g.
+``--set2 feedforward_inhibition=0.5 a_plus=0.01``). ``--save`` writes the
+spike counts of the first variant (or of each, numbered, with several).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import argparse
 import json
 import sys
 import time
+
+import _fields
 
 
 def main() -> int:
@@ -52,6 +56,10 @@ def main() -> int:
     parser.add_argument("--w2", type=float, default=30.0)
     parser.add_argument("--patches1", type=int, default=20000)
     parser.add_argument("--patches2", type=int, default=20000)
+    parser.add_argument("--set1", nargs="*", default=[],
+                        help="layer 1's ConvLayerParams fields while it learns: NAME=VALUE")
+    parser.add_argument("--set2", nargs="*", default=[],
+                        help="layer 2's ConvLayerParams fields while it learns: NAME=VALUE")
     parser.add_argument("--no-twin", action="store_true")
     parser.add_argument("--feature-steps", type=int, nargs="+", default=[0],
                         help="steps per image of the features (0: the learning steps)")
@@ -73,12 +81,23 @@ def main() -> int:
     from snnlib.tiers.brian_stdp import network as N
     from snnlib.tiers.brian_stdp.pipeline import LR_CS
 
+    try:
+        (set1,), (set2,) = (_fields.parse_sets(pairs, N.ConvLayerParams)
+                            for pairs in (args.set1, args.set2))
+    except ValueError as error:
+        parser.error(str(error))
+    own = {"n_filters", "w_sum_mv", "train_patches", "patch_batch", "field_px"}
+    if own & (set1.keys() | set2.keys()):
+        parser.error(f"set {sorted(own & (set1.keys() | set2.keys()))} with --k1/--k2, --w1/--w2, "
+                     "--patches1/--patches2, --f2 (patch_batch is fixed), not --set1/--set2")
     p = N.Tier1Params(
         steps=args.steps,
         layer1=N.ConvLayerParams(n_filters=args.k1, w_sum_mv=args.w1,
-                                 train_patches=args.patches1, patch_batch=500),
+                                 train_patches=args.patches1, patch_batch=500,
+                                 **set1),
         layer2=N.ConvLayerParams(n_filters=args.k2, field_px=args.f2, w_sum_mv=args.w2,
-                                 train_patches=args.patches2, patch_batch=250))
+                                 train_patches=args.patches2, patch_batch=250,
+                                 **set2))
     data = sl.data.load_cifar10("train")
     train_idx, val_idx = sl.data.validation_split(data.labels)
     train_idx, val_idx = train_idx[:args.train], val_idx[::len(val_idx) // args.val][:args.val]

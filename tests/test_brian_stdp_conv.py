@@ -90,6 +90,41 @@ def test_one_input_spike_moves_layer_one_by_the_flipped_filter():
             np.testing.assert_allclose(dv[py, px], want, atol=1e-9)
 
 
+@pytest.mark.parametrize("alpha", [0.5, 1.0])
+def test_feedforward_inhibition_takes_a_fraction_of_the_mean_weight_off_each_input(alpha):
+    """With feed-forward inhibition alpha, one input spike moves each layer-1 neuron of the
+    positions it reaches by w - alpha * w_sum / n_in; neurons it does not reach stay at rest."""
+    lp = N.ConvLayerParams(n_filters=4, patch_batch=20, feedforward_inhibition=alpha)
+    p = params(layer1=lp, max_rate_hz=500.0, dt_ms=2.0, steps=1)
+    assert p.ffi_mv(1) == pytest.approx(alpha * lp.w_sum_mv / 50)
+    filters, _ = N.initial_layer(p, 1, seed=3)
+    net = N.FrozenLayers(p, [filters], [np.full(4, 1000.0)], batch=1, layers=1)
+    x = np.zeros((1, 2, 32, 32))
+    x[0, 1, 10, 12] = 1.0  # one OFF pixel
+    net.run(x, seed=0)
+    dv = (np.asarray(net.l1.v / b2.mV) - p.v_rest_mv).reshape(p.side1, p.side1, 4)
+    f = filters.reshape(4, 2, 5, 5)
+    for py, px in [(10, 12), (8, 9), (6, 8), (0, 0), (20, 20)]:
+        dy, dx = 10 - py, 12 - px
+        want = (f[:, 1, dy, dx] - alpha * lp.w_sum_mv / 50 if 0 <= dy < 5 and 0 <= dx < 5
+                else np.zeros(4))
+        np.testing.assert_allclose(dv[py, px], want, atol=1e-9)
+
+
+def test_full_feedforward_inhibition_silences_a_filter_that_matches_nothing():
+    """A uniform filter is its own mean: with alpha = 1 its input cancels whatever the input,
+    so it never fires; without inhibition the same input fires it."""
+    x = np.full((1, 2, 32, 32), 1.0)
+    counts = []
+    for alpha in (0.0, 1.0):
+        p = params(layer1=N.ConvLayerParams(n_filters=4, patch_batch=20,
+                                            feedforward_inhibition=alpha))
+        flat = np.full((4, 50), p.layer1.w_sum_mv / 50)
+        net = N.FrozenLayers(p, [flat], [np.zeros(4)], batch=1, layers=1)
+        counts.append(net.run(x, seed=0)["counts1"].sum())
+    assert counts[0] > 0 and counts[1] == 0
+
+
 def test_frozen_layers_count_spikes_where_the_input_is_and_pool_them():
     p = params()
     f1, _ = N.initial_layer(p, 1, seed=0)
@@ -171,9 +206,12 @@ def test_only_the_winner_learns_and_thresholds_follow_the_homeostasis_rule():
     assert stats["no_winner"] == np.mean(winners < 0)
 
 
-def test_layer_two_learns_from_given_spike_trains():
-    """Complex-cell spike trains given as fields: winners appear, and only their filters move."""
-    p = params()
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_layer_two_learns_from_given_spike_trains(alpha):
+    """Complex-cell spike trains given as fields: winners appear, and only their filters move
+    (with and without feed-forward inhibition)."""
+    p = params(layer2=N.ConvLayerParams(n_filters=3, field_px=3, w_sum_mv=10.0, patch_batch=20,
+                                        feedforward_inhibition=alpha))
     learner = N.ConvLearner(p, 2, seed=0, thresholds=np.full(3, -10.0))
     rng = np.random.default_rng(0)
     fields = [(rng.choice(p.inputs2, 30, replace=False), rng.integers(0, 5, 30)) for _ in range(20)]
@@ -225,6 +263,8 @@ def test_bad_layer_parameters_and_inputs_are_refused():
         N.ConvLayerParams(n_filters=0)
     with pytest.raises(ValueError, match="win_target"):
         N.ConvLayerParams(win_target=1.5)
+    with pytest.raises(ValueError, match="feedforward_inhibition"):
+        N.ConvLayerParams(feedforward_inhibition=-0.1)
     p = params()
     f1, t1 = N.initial_layer(p, 1, seed=0)
     net = N.FrozenLayers(p, [f1], [t1], batch=1, layers=1)

@@ -36,6 +36,7 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
     (dict(max_rate_hz=600.0), "more than one spike per step"),
     (dict(tau_mem_ms=2.0), "smaller than tau_mem_ms"),
     (dict(a_plus=-1.0), "a_plus"),
+    (dict(feedforward_inhibition=-0.5), "feedforward_inhibition"),
 ])
 def test_params_are_validated_with_clear_messages(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -78,6 +79,30 @@ def test_layer_rate_under_deterministic_input_is_the_analytic_lif_rate():
     assert expected[0] == 0 and expected[2] > expected[1] > 0
     np.testing.assert_allclose(rate, expected, atol=1000 / p.steps * 1.01)
     assert out["input_spikes"] == p.steps * h
+
+
+def test_feedforward_inhibition_lowers_each_jump_by_alpha_mean_weight_per_input_spike():
+    """Every ON input spikes every step (h of them): with feed-forward inhibition alpha the
+    jump is sum(w_on) - alpha * (w_sum / n_inputs) * h, and the rate is the analytic LIF
+    rate of that jump: a filter that fires alone is silenced when its jump falls below the
+    rheobase."""
+    alpha = 0.04
+    p = D.DoGLIFParams(max_rate_hz=1000.0, dt_ms=1.0, steps=200, n_filters=3, inhibition_mv=0.0,
+                       feedforward_inhibition=alpha)
+    h = p.n_inputs // 2
+    w = torch.zeros(3, p.n_inputs)
+    raw = [1.5, 5.0, 8.0]  # mV per step before the inhibition
+    for k, j in enumerate(raw):
+        w[k, :h] = j / h
+    out = D.layer_run(torch.ones(1, h), w, torch.zeros(3), p, np.random.default_rng(0))
+    jumps = np.array(raw) - alpha * p.w_sum_mv / p.n_inputs * h
+    rate = out["counts"][0].numpy() / (p.steps * p.dt_ms / 1000)
+    expected = N.lif_delta_rate_hz(jumps, p.lif)
+    assert expected[0] == 0 and expected[2] > expected[1] > 0
+    np.testing.assert_allclose(rate, expected, atol=1000 / p.steps * 1.01)
+    free = D.layer_run(torch.ones(1, h), w, torch.zeros(3),
+                       replace(p, feedforward_inhibition=0.0), np.random.default_rng(0))
+    assert free["counts"][0, 0] > 0 and (free["counts"][0] > out["counts"][0]).all()
 
 
 def test_lateral_inhibition_silences_the_weaker_neurons():

@@ -465,8 +465,9 @@ def lif_delta_step(v_mem: torch.Tensor, input_mv: torch.Tensor, p: LIFParams, *,
     each other (lateral inhibition, a soft winner-take-all): every spike
     lowers the potential of the *other* neurons of its row by
     ``inhibition_mv``, and then every potential below :math:`v_{reset}` is
-    raised to it (with rest = reset and non-negative weights, as in tier 2,
-    nothing else is ever below it).
+    raised to it (with rest = reset and non-negative jumps nothing else is ever
+    below it; negative jumps, e.g. tier 2's feed-forward inhibition, are floored
+    there too).
 
     Uses ``tau_mem_ms``, ``v_rest_mv``, ``v_reset_mv``, ``v_thresh_mv`` and
     ``dt_ms`` of ``p`` (no conductances, no refractory period: ``t_ref_ms``

@@ -151,6 +151,14 @@ class ConvLayerParams:
         Patches the layer learns from (one pass).
     patch_batch : int
         Copies (patches) simulated at once; their changes are summed.
+    feedforward_inhibition : float
+        Feed-forward inhibition, as a fraction :math:`\\alpha` of the mean
+        weight: every input spike also lowers the potential of each neuron of
+        its position by :math:`\\alpha\\, w_{sum} / n_{in}` (an inhibitory
+        interneuron that relays the same input). The neurons then integrate
+        :math:`\\sum_i (w_{ki} - \\alpha \\bar w)\\, s_i`: what a field
+        matches, less how much input it has. 0: none; 1: zero-mean effective
+        weights.
     """
 
     n_filters: int = 32
@@ -166,6 +174,7 @@ class ConvLayerParams:
     win_target: float = 0.75
     train_patches: int = 20000
     patch_batch: int = 500
+    feedforward_inhibition: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("n_filters", "field_px", "train_patches", "patch_batch"):
@@ -174,6 +183,8 @@ class ConvLayerParams:
             check.finite_number(f"ConvLayerParams.{name}", getattr(self, name), above=0)
         for name in ("inhibition_mv", "a_plus", "a_minus", "theta_eta_mv"):
             check.finite_number(f"ConvLayerParams.{name}", getattr(self, name), at_least=0)
+        check.number("ConvLayerParams.feedforward_inhibition", self.feedforward_inhibition,
+                     low=0.0, high=2.0)
         check.number("ConvLayerParams.win_target", self.win_target, low=0.0, low_open=True,
                      high=1.0)
 
@@ -297,6 +308,13 @@ class Tier1Params:
         """Spike counts per image the readouts see (both layers, pooled)."""
         return (self.layer1.n_filters * self.features_pool[0] ** 2
                 + self.layer2.n_filters * self.features_pool[1] ** 2)
+
+    def ffi_mv(self, layer: int) -> float:
+        """Layer ``layer``'s feed-forward inhibition per input spike (mV):
+        :math:`\\alpha\\, w_{sum} / n_{in}` (``feedforward_inhibition``)."""
+        lp = self.layer1 if layer == 1 else self.layer2
+        return lp.feedforward_inhibition * lp.w_sum_mv / (self.inputs1 if layer == 1 else
+                                                          self.inputs2)
 
     def lif(self, layer: ConvLayerParams) -> LIFParams:
         """A layer's neurons as :class:`snnlib.neurons.LIFParams` (rest = reset)."""
@@ -609,7 +627,7 @@ class FrozenLayers:
                        n_layers=self.layers, thresholds=True)
         for layer, (syn, row, col) in enumerate(self._rows):
             f = np.asarray(filters[layer], dtype=float)
-            syn.w = f[row, col] * b2.mV
+            syn.w = (f[row, col] - self.p.ffi_mv(layer + 1)) * b2.mV
             group = self.l1 if layer == 0 else self.l2
             th = np.asarray(thresholds[layer], dtype=float)
             group.theta = np.tile(th, len(group) // len(th)) * b2.mV
@@ -790,9 +808,10 @@ class ConvLearner:
                           tau_minus_ms=lp.tau_stdp_ms, w_min=0.0, w_max=lp.w_sum_mv,
                           dt_ms=p.dt_ms)
         rule = RSTDPParams(stdp=stdp, tau_elig_ms=1e9)  # no decay within a presentation
-        self.syn = build_rstdp_synapses(self.inputs, self.neurons, rule,
-                                        on_pre="v_post += w * mV", name="patch_synapses",
-                                        clock=clock)
+        ffi = p.ffi_mv(layer)  # feed-forward inhibition: a constant off every weight
+        on_pre = f"v_post += (w - {ffi!r}) * mV" if ffi else "v_post += w * mV"
+        self.syn = build_rstdp_synapses(self.inputs, self.neurons, rule, on_pre=on_pre,
+                                        name="patch_synapses", clock=clock)
         ci, kk, ii = np.meshgrid(np.arange(c), np.arange(k), np.arange(self.n_in), indexing="ij")
         connect_brian2(self.syn, i=(ci * self.n_in + ii).ravel(), j=(ci * k + kk).ravel())
         self._rows, self._cols = kk.ravel(), ii.ravel()
@@ -885,7 +904,8 @@ class ConvLearner:
         decay = math.exp(-p.dt_ms / self.lp.tau_mem_ms)
         x = np.zeros((n, self.n_in))
         np.add.at(x, (ci[ok], inp[ok]), decay ** (first[ci[ok]] - si[ok]))
-        margin = x @ self.filters.T - self.thresholds  # (n, K), mV above rest minus theta
+        margin = (x @ (self.filters - p.ffi_mv(self.layer)).T
+                  - self.thresholds)  # (n, K), mV above rest minus theta
         fired_first = np.zeros((n, k), bool)
         at_first = keep & (step == first[np.minimum(copy, n - 1)])
         fired_first[copy[at_first], neuron[at_first]] = True

@@ -144,6 +144,15 @@ class DoGLIFParams:
         Features are spike counts summed over ``pool x pool`` image regions.
     image_batch : int
         Images simulated at once when extracting features.
+    feedforward_inhibition : float
+        Feed-forward inhibition, as a fraction :math:`\\alpha` of the mean
+        weight :math:`\\bar w = w_{sum} / n_{in}`: each input spike also lowers
+        every neuron of its position by :math:`\\alpha \\bar w` (an inhibitory
+        interneuron relaying the same input), so the jumps are
+        :math:`s\\,(w - \\alpha \\bar w)^T`. 0: none; 1: zero-mean effective weights.
+        A jump can then be negative: with lateral inhibition (features) a potential
+        below reset is raised to it (:func:`snnlib.neurons.lif_delta_step`); while the
+        layer learns (no lateral inhibition) it may fall below rest and decay back.
     """
 
     retina: Literal["zca", "dog"] = "zca"
@@ -167,6 +176,7 @@ class DoGLIFParams:
     patch_batch: int = 1000
     pool: int = 3
     image_batch: int = 4
+    feedforward_inhibition: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.retina, str) or self.retina not in ("zca", "dog"):
@@ -187,6 +197,8 @@ class DoGLIFParams:
         for name in ("inhibition_mv", "a_plus", "a_minus", "theta_eta_mv"):
             check.finite_number(f"DoGLIFParams.{name}", getattr(self, name), at_least=0)
         check.number("DoGLIFParams.scale_quantile", self.scale_quantile, low=0.5, high=1.0)
+        check.number("DoGLIFParams.feedforward_inhibition", self.feedforward_inhibition,
+                     low=0.0, high=2.0)
         if self.max_rate_hz * self.dt_ms / 1000 > 1:
             raise ValueError(f"max_rate_hz={self.max_rate_hz} x dt_ms={self.dt_ms} is more than one "
                              "spike per step; lower the rate or the step.")
@@ -397,7 +409,8 @@ def layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
     """Simulate the LIF layer at a batch of positions for ``p.steps`` steps.
 
     Each step: Poisson input spikes :math:`s` (:func:`poisson_on_off`), then
-    :func:`snnlib.neurons.lif_delta_step` with jumps :math:`s\\, w^T` (mV),
+    :func:`snnlib.neurons.lif_delta_step` with jumps :math:`s\\, w^T` (mV; less
+    :math:`\\alpha \\bar w` per input spike with ``p.feedforward_inhibition``),
     threshold offsets :math:`\\theta` and lateral inhibition ``p.inhibition_mv``.
 
     With ``learn``: no lateral inhibition but a hard winner-take-all (the
@@ -477,10 +490,13 @@ def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
         winner = torch.full((m,), -1, dtype=torch.long, device=dev)
         rows = torch.arange(m, device=dev)
     trains, v_rec, in_rec = [], [], []
+    ffi = p.feedforward_inhibition * p.w_sum_mv / p.n_inputs  # mV per input spike
     for _ in range(p.steps):
         s = _poisson_on_off(signed, p.p_max, rng)
         n_input_spikes += float(s.sum())
         jump = s @ w_mv.T
+        if ffi:
+            jump = jump - ffi * s.sum(dim=1, keepdim=True)
         spikes, v = lif_delta_step(v, jump, lif, theta_mv=theta_mv,
                                    inhibition_mv=0.0 if learn else p.inhibition_mv)
         if learn:
