@@ -25,7 +25,8 @@ its rivals at reset), and with ``--gap2`` for each threshold of layer 2
 above rest (``v_gap_mv``) when the layers no longer learn. ``--pool2``
 probes layer 2's counts summed over each of those grids of regions
 (``features_pool[1]``). ``--f2`` sets layer 2's field (complex cells per
-side), ``--steps`` the presentations' steps while the layers learn,
+side), ``--steps`` the presentations' steps while the layers learn
+(``--steps2``: layer 2's alone),
 ``--k1``/``--k2`` the filters, ``--patches1``/``--patches2`` the
 patches each layer learns from; ``--set1``/``--set2`` set any other field of
 a layer's :class:`~snnlib.tiers.brian_stdp.network.ConvLayerParams` (e.g.
@@ -51,6 +52,8 @@ def main() -> int:
     parser.add_argument("--k2", type=int, default=64)
     parser.add_argument("--steps", type=int, default=15,
                         help="steps per presentation while the layers learn")
+    parser.add_argument("--steps2", type=int, default=None,
+                        help="steps per presentation while layer 2 learns (default: --steps)")
     parser.add_argument("--f2", type=int, default=3, help="layer 2's field, in complex cells")
     parser.add_argument("--w1", type=float, default=9.0)
     parser.add_argument("--w2", type=float, default=30.0)
@@ -91,7 +94,7 @@ def main() -> int:
         parser.error(f"set {sorted(own & (set1.keys() | set2.keys()))} with --k1/--k2, --w1/--w2, "
                      "--patches1/--patches2, --f2 (patch_batch is fixed), not --set1/--set2")
     p = N.Tier1Params(
-        steps=args.steps,
+        steps=args.steps, steps2=args.steps2,
         layer1=N.ConvLayerParams(n_filters=args.k1, w_sum_mv=args.w1,
                                  train_patches=args.patches1, patch_batch=500,
                                  **set1),

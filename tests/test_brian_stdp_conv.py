@@ -223,6 +223,23 @@ def test_layer_two_learns_from_given_spike_trains(alpha):
     np.testing.assert_array_equal(moved, np.isin(np.arange(3), winners[winners >= 0]))
 
 
+def test_layer_two_can_learn_from_longer_presentations_than_layer_one():
+    """steps2 sets layer 2's presentations alone: its learner runs steps2 steps per batch,
+    layer 1's runs steps."""
+    p = params(steps=5, steps2=12)
+    assert (p.learning_steps(1), p.learning_steps(2)) == (5, 12)
+    assert params(steps=5).learning_steps(2) == 5
+    for layer, steps in ((1, 5), (2, 12)):
+        learner = N.ConvLearner(p, layer, seed=0)
+        if layer == 1:
+            learner.step(np.zeros((3, p.inputs1)))
+        else:
+            learner.step(N.stack_patches([(np.array([0]), np.array([0]))]))
+        assert float(learner.net.t / b2.ms) == pytest.approx(steps * p.dt_ms)
+    with pytest.raises(ValueError, match="steps2"):
+        params(steps2=0)
+
+
 def test_volley_fraction_tells_a_volley_from_spread_firing():
     n_neurons = 100
     volley = (np.zeros(60, int), np.arange(60), np.full(60, 3))  # 60% in one step

@@ -209,6 +209,9 @@ class Tier1Params:
         Time steps per image when the frozen layers make the readouts' features
         (None: ``steps``). A longer look gives more spikes, so less Poisson
         noise in the counts.
+    steps2 : int or None
+        Time steps per presentation while layer 2 learns (the images through
+        layer 1 that make its patches, and the patches themselves); None: ``steps``.
     v_rest_mv : float
         Rest and reset potential.
     features_pool : tuple of int
@@ -228,6 +231,7 @@ class Tier1Params:
     steps: int = 15
     dt_ms: float = 2.0
     feature_steps: int | None = None
+    steps2: int | None = None
     v_rest_mv: float = -65.0
     features_pool: tuple[int, int] = (3, 2)
     codegen_target: Literal["cython", "numpy"] = "cython"
@@ -238,6 +242,10 @@ class Tier1Params:
             check.instance(f"Tier1Params.{name}", getattr(self, name), ConvLayerParams)
         for name in ("pool_px", "steps"):
             check.positive_int(f"Tier1Params.{name}", getattr(self, name))
+        if self.steps2 is not None and (not isinstance(self.steps2, int)
+                                        or isinstance(self.steps2, bool) or self.steps2 < 1):
+            raise ValueError(f"Tier1Params.steps2 must be a positive integer or None, "
+                             f"got {self.steps2!r}.")
         if self.feature_steps is not None and (
                 not isinstance(self.feature_steps, int) or isinstance(self.feature_steps, bool)
                 or self.feature_steps < 1):
@@ -277,6 +285,11 @@ class Tier1Params:
     def steps_frozen(self) -> int:
         """Time steps per image of the readouts' features (``feature_steps`` or ``steps``)."""
         return self.feature_steps if self.feature_steps is not None else self.steps
+
+    def learning_steps(self, layer: int) -> int:
+        """Time steps per presentation while layer ``layer`` learns (``steps``, or ``steps2``
+        for layer 2 where set)."""
+        return self.steps2 if layer == 2 and self.steps2 is not None else self.steps
 
     @property
     def side1(self) -> int:
@@ -850,7 +863,7 @@ class ConvLearner:
         start, in_start = self.monitor.num_spikes, self.input_monitor.num_spikes
         t0 = float(self.net.t / b2.ms)
         b2.seed(int(self.seed) * 1_000_003 + self._batches)
-        run_brian2(self.net, p.steps * p.dt_ms, p.codegen_target)
+        run_brian2(self.net, p.learning_steps(self.layer) * p.dt_ms, p.codegen_target)
         self._batches += 1
         winner = self._winners(self.monitor, start, self.input_monitor, in_start, t0, n)
         self.last_winners = winner
@@ -1047,7 +1060,7 @@ def train_layers(p: Tier1Params, intensities: np.ndarray, *, seed: int, learn: b
     # the images of a step go through a network wired for WIRED_BATCH of them, one group
     # after another in the same run (FrozenLayers.run): wiring 16 at once takes longer
     layer1 = FrozenLayers(p, out["filters"], out["thresholds"], batch=min(batch, WIRED_BATCH),
-                          layers=1, record_trains=True)
+                          layers=1, record_trains=True, steps=p.learning_steps(2))
     learner = ConvLearner(p, 2, seed=seed, learn=learn)
     n_img = min(batch, p.layer2.patch_batch)  # images per step, never more than its patches
     per_image = p.layer2.patch_batch // n_img
