@@ -60,9 +60,9 @@ def main() -> int:
     parser.add_argument("--patches1", type=int, default=20000)
     parser.add_argument("--patches2", type=int, default=20000)
     parser.add_argument("--set1", nargs="*", default=[],
-                        help="layer 1's ConvLayerParams fields while it learns: NAME=VALUE")
+                        help="layer 1's ConvLayerParams fields (learning and features): NAME=VALUE")
     parser.add_argument("--set2", nargs="*", default=[],
-                        help="layer 2's ConvLayerParams fields while it learns: NAME=VALUE")
+                        help="layer 2's ConvLayerParams fields (learning and features): NAME=VALUE")
     parser.add_argument("--no-twin", action="store_true")
     parser.add_argument("--feature-steps", type=int, nargs="+", default=[0],
                         help="steps per image of the features (0: the learning steps)")
@@ -93,14 +93,17 @@ def main() -> int:
     if own & (set1.keys() | set2.keys()):
         parser.error(f"set {sorted(own & (set1.keys() | set2.keys()))} with --k1/--k2, --w1/--w2, "
                      "--patches1/--patches2, --f2 (patch_batch is fixed), not --set1/--set2")
-    p = N.Tier1Params(
-        steps=args.steps, steps2=args.steps2,
-        layer1=N.ConvLayerParams(n_filters=args.k1, w_sum_mv=args.w1,
-                                 train_patches=args.patches1, patch_batch=500,
-                                 **set1),
-        layer2=N.ConvLayerParams(n_filters=args.k2, field_px=args.f2, w_sum_mv=args.w2,
-                                 train_patches=args.patches2, patch_batch=250,
-                                 **set2))
+    try:
+        p = N.Tier1Params(
+            steps=args.steps, steps2=args.steps2,
+            layer1=N.ConvLayerParams(n_filters=args.k1, w_sum_mv=args.w1,
+                                     train_patches=args.patches1, patch_batch=500,
+                                     **set1),
+            layer2=N.ConvLayerParams(n_filters=args.k2, field_px=args.f2, w_sum_mv=args.w2,
+                                     train_patches=args.patches2, patch_batch=250,
+                                     **set2))
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
     data = sl.data.load_cifar10("train")
     train_idx, val_idx = sl.data.validation_split(data.labels)
     train_idx, val_idx = train_idx[:args.train], val_idx[::len(val_idx) // args.val][:args.val]

@@ -125,6 +125,19 @@ def test_full_feedforward_inhibition_silences_a_filter_that_matches_nothing():
     assert counts[0] > 0 and counts[1] == 0
 
 
+def test_the_learning_copies_feel_the_feedforward_inhibition_too():
+    """While a layer learns, uniform filters under alpha = 1 get no input whatever the patch,
+    so no copy has a winner; without the inhibition the same patches have winners."""
+    no_winner = []
+    for alpha in (0.0, 1.0):
+        p = params(layer1=N.ConvLayerParams(n_filters=4, patch_batch=10,
+                                            feedforward_inhibition=alpha))
+        flat = np.full((4, p.inputs1), p.layer1.w_sum_mv / p.inputs1)
+        learner = N.ConvLearner(p, 1, seed=0, filters=flat, thresholds=np.zeros(4))
+        no_winner.append(learner.step(np.ones((10, p.inputs1)))["no_winner"])
+    assert no_winner[0] < 1 and no_winner[1] == 1
+
+
 def test_frozen_layers_count_spikes_where_the_input_is_and_pool_them():
     p = params()
     f1, _ = N.initial_layer(p, 1, seed=0)

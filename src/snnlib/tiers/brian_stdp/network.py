@@ -152,10 +152,11 @@ class ConvLayerParams:
     patch_batch : int
         Copies (patches) simulated at once; their changes are summed.
     feedforward_inhibition : float
-        Feed-forward inhibition, as a fraction :math:`\\alpha` of the mean
-        weight: every input spike also lowers the potential of each neuron of
-        its position by :math:`\\alpha\\, w_{sum} / n_{in}` (an inhibitory
-        interneuron that relays the same input). The neurons then integrate
+        Feed-forward inhibition, as a fraction :math:`\\alpha` (0 to 2) of the
+        mean weight: every input spike also lowers the potential of each neuron
+        whose field contains it by :math:`\\alpha\\, w_{sum} / n_{in}` (an
+        inhibitory interneuron that relays the same input); a potential may then
+        fall below rest and decays back. The neurons then integrate
         :math:`\\sum_i (w_{ki} - \\alpha \\bar w)\\, s_i`: what a field
         matches, less how much input it has. 0: none; 1: zero-mean effective
         weights.
@@ -204,7 +205,8 @@ class Tier1Params:
         Rate of an input of intensity 1.
     steps, dt_ms : int, float
         Time steps of ``dt_ms`` per presentation while the layers learn (a patch,
-        or an image through layer 1 for layer 2's patches).
+        or an image through layer 1 for layer 2's patches; layer 1's alone when
+        ``steps2`` is set).
     feature_steps : int or None
         Time steps per image when the frozen layers make the readouts' features
         (None: ``steps``). A longer look gives more spikes, so less Poisson
@@ -525,15 +527,19 @@ def _rivals(group, p: Tier1Params, layer: ConvLayerParams, n_positions: int, nam
     """Lateral inhibition among the ``K`` neurons of each position (same time step).
 
     With learning off a spike lowers the others' potential by ``inhibition_mv``
-    (not below reset); in learning mode it holds them at reset for the rest of
+    (not below reset; one already below it, by feed-forward inhibition, stays); in learning mode it holds them at reset for the rest of
     the presentation (a hard winner-take-all), unless they fired in the same
     step (a tie: both learn).
     """
     import brian2 as b2
 
     ns = {"v_rest": p.v_rest_mv * b2.mV, "w_inh": layer.inhibition_mv * b2.mV}
-    on_pre = ("v_post = v_rest\nblocked_post = int(lastspike_post < t - 0.5 * dt)" if learning
-              else "v_post = clip(v_post - w_inh, v_rest, v_post)")
+    if learning:
+        on_pre = "v_post = v_rest\nblocked_post = int(lastspike_post < t - 0.5 * dt)"
+    elif layer.feedforward_inhibition:  # a potential may be below rest: leave it there
+        on_pre = "v_post -= clip(v_post - v_rest, 0 * mV, w_inh)"
+    else:
+        on_pre = "v_post = clip(v_post - w_inh, v_rest, v_post)"
     syn = b2.Synapses(group, group, on_pre=on_pre, namespace=ns, clock=clock, name=name)
     i, j = _rival_indices(n_positions, layer.n_filters)
     connect_brian2(syn, i=i, j=j)
@@ -822,7 +828,7 @@ class ConvLearner:
                           dt_ms=p.dt_ms)
         rule = RSTDPParams(stdp=stdp, tau_elig_ms=1e9)  # no decay within a presentation
         ffi = p.ffi_mv(layer)  # feed-forward inhibition: a constant off every weight
-        on_pre = f"v_post += (w - {ffi!r}) * mV" if ffi else "v_post += w * mV"
+        on_pre = f"v_post += (w - {float(ffi)!r}) * mV" if ffi else "v_post += w * mV"
         self.syn = build_rstdp_synapses(self.inputs, self.neurons, rule, on_pre=on_pre,
                                         name="patch_synapses", clock=clock)
         ci, kk, ii = np.meshgrid(np.arange(c), np.arange(k), np.arange(self.n_in), indexing="ij")
@@ -917,8 +923,9 @@ class ConvLearner:
         decay = math.exp(-p.dt_ms / self.lp.tau_mem_ms)
         x = np.zeros((n, self.n_in))
         np.add.at(x, (ci[ok], inp[ok]), decay ** (first[ci[ok]] - si[ok]))
-        margin = (x @ (self.filters - p.ffi_mv(self.layer)).T
-                  - self.thresholds)  # (n, K), mV above rest minus theta
+        # (n, K), mV above rest minus theta; the feed-forward inhibition is the same for
+        # every neuron of a copy, so it changes the margins, not which is largest
+        margin = x @ (self.filters - p.ffi_mv(self.layer)).T - self.thresholds
         fired_first = np.zeros((n, k), bool)
         at_first = keep & (step == first[np.minimum(copy, n - 1)])
         fired_first[copy[at_first], neuron[at_first]] = True

@@ -377,6 +377,8 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
                    "from": "the first images of the training split (validation split excluded)"},
         "time": {"hidden_layers_ms": duration_ms, "hidden_dt_ms": p.dt_ms,
                  "hidden_layers_learning_ms": p.steps * p.dt_ms,
+                 **({"layer2_learning_ms": p.learning_steps(2) * p.dt_ms}
+                    if p.steps2 is not None else {}),
                  "output_learning_ms": q.steps * q.dt_ms, "output_deciding_ms": q.eval_steps * q.dt_ms,
                  "output_dt_ms": q.dt_ms},
         "random_twin": {"R-STDP accuracy": results["random"]["summary"]["accuracy"],

@@ -150,8 +150,8 @@ class DoGLIFParams:
         every neuron of its position by :math:`\\alpha \\bar w` (an inhibitory
         interneuron relaying the same input), so the jumps are
         :math:`s\\,(w - \\alpha \\bar w)^T`. 0: none; 1: zero-mean effective weights.
-        A jump can then be negative: with lateral inhibition (features) a potential
-        below reset is raised to it (:func:`snnlib.neurons.lif_delta_step`); while the
+        A jump can then be negative: with lateral inhibition (``inhibition_mv`` > 0,
+        features) a potential below reset is raised to it (:func:`snnlib.neurons.lif_delta_step`); while the
         layer learns (no lateral inhibition) it may fall below rest and decay back.
     """
 
