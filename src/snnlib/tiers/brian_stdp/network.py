@@ -244,15 +244,12 @@ class Tier1Params:
             check.instance(f"Tier1Params.{name}", getattr(self, name), ConvLayerParams)
         for name in ("pool_px", "steps"):
             check.positive_int(f"Tier1Params.{name}", getattr(self, name))
-        if self.steps2 is not None and (not isinstance(self.steps2, int)
-                                        or isinstance(self.steps2, bool) or self.steps2 < 1):
-            raise ValueError(f"Tier1Params.steps2 must be a positive integer or None, "
-                             f"got {self.steps2!r}.")
-        if self.feature_steps is not None and (
-                not isinstance(self.feature_steps, int) or isinstance(self.feature_steps, bool)
-                or self.feature_steps < 1):
-            raise ValueError(f"Tier1Params.feature_steps must be a positive integer or None, "
-                             f"got {self.feature_steps!r}.")
+        for name in ("feature_steps", "steps2"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value < 1):
+                raise ValueError(f"Tier1Params.{name} must be a positive integer or None, "
+                                 f"got {value!r}.")
         for name in ("max_rate_hz", "dt_ms"):
             check.finite_number(f"Tier1Params.{name}", getattr(self, name), above=0)
         check.finite_number("Tier1Params.v_rest_mv", self.v_rest_mv)
@@ -827,10 +824,10 @@ class ConvLearner:
                           tau_minus_ms=lp.tau_stdp_ms, w_min=0.0, w_max=lp.w_sum_mv,
                           dt_ms=p.dt_ms)
         rule = RSTDPParams(stdp=stdp, tau_elig_ms=1e9)  # no decay within a presentation
-        ffi = p.ffi_mv(layer)  # feed-forward inhibition: a constant off every weight
-        on_pre = f"v_post += (w - {float(ffi)!r}) * mV" if ffi else "v_post += w * mV"
-        self.syn = build_rstdp_synapses(self.inputs, self.neurons, rule, on_pre=on_pre,
-                                        name="patch_synapses", clock=clock)
+        self.ffi = p.ffi_mv(layer)  # feed-forward inhibition: a constant off every weight
+        self.syn = build_rstdp_synapses(self.inputs, self.neurons, rule,
+                                        on_pre="v_post += w * mV", name="patch_synapses",
+                                        clock=clock)
         ci, kk, ii = np.meshgrid(np.arange(c), np.arange(k), np.arange(self.n_in), indexing="ij")
         connect_brian2(self.syn, i=(ci * self.n_in + ii).ravel(), j=(ci * k + kk).ravel())
         self._rows, self._cols = kk.ravel(), ii.ravel()
@@ -859,7 +856,7 @@ class ConvLearner:
             t0 = float(self.net.t / b2.ms)
             self.inputs.set_spikes(copy * self.n_in + inp,
                                    (t0 + step * p.dt_ms + 0.25 * p.dt_ms) * b2.ms)
-        self.syn.w = self.filters[self._rows, self._cols]
+        self.syn.w = self.filters[self._rows, self._cols] - self.ffi  # the weights felt
         self.syn.elig = 0
         self.syn.pre_trace = 0
         self.syn.post_trace = 0
@@ -925,7 +922,7 @@ class ConvLearner:
         np.add.at(x, (ci[ok], inp[ok]), decay ** (first[ci[ok]] - si[ok]))
         # (n, K), mV above rest minus theta; the feed-forward inhibition is the same for
         # every neuron of a copy, so it changes the margins, not which is largest
-        margin = x @ (self.filters - p.ffi_mv(self.layer)).T - self.thresholds
+        margin = x @ (self.filters - self.ffi).T - self.thresholds
         fired_first = np.zeros((n, k), bool)
         at_first = keep & (step == first[np.minimum(copy, n - 1)])
         fired_first[copy[at_first], neuron[at_first]] = True

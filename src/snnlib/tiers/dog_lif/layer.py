@@ -491,12 +491,11 @@ def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
         rows = torch.arange(m, device=dev)
     trains, v_rec, in_rec = [], [], []
     ffi = p.feedforward_inhibition * p.w_sum_mv / p.n_inputs  # mV per input spike
+    w_felt = w_mv - ffi if ffi else w_mv  # s (w - ffi)^T: the inhibition, once for all steps
     for _ in range(p.steps):
         s = _poisson_on_off(signed, p.p_max, rng)
         n_input_spikes += float(s.sum())
-        jump = s @ w_mv.T
-        if ffi:
-            jump = jump - ffi * s.sum(dim=1, keepdim=True)
+        jump = s @ w_felt.T
         spikes, v = lif_delta_step(v, jump, lif, theta_mv=theta_mv,
                                    inhibition_mv=0.0 if learn else p.inhibition_mv)
         if learn:
