@@ -46,14 +46,16 @@ def test_profiles_choose_their_arithmetic():
         assert C.params_for_profile(p)[1].bf16 is False
     full = profiles.get_profile("full")
     assert N.numerics_for_profile(full) == N.Numerics(bf16=C.bf16_supported(),
-                                                      compile_activations=True)
+                                                      compile_activations=True,
+                                                      channels_last=True)
     assert C.params_for_profile(full)[1].bf16 == C.bf16_supported()
     assert N.REPRODUCIBLE == N.Numerics(reproducible=True, threads=2, bf16=False, cpu_isa="avx2")
     assert N.REPRODUCIBLE.describe() == ("float32, 2 threads, deterministic algorithms, CPU "
                                          "kernels capped at AVX2")
     assert N.Numerics(bf16=True).describe() == ("bfloat16 autocast, PyTorch's default threads, "
                                                 "the CPU's fastest kernels")
-    assert N.fast().describe().endswith("the CPU's fastest kernels, QCFS compiled")
+    assert N.fast().describe().endswith("the CPU's fastest kernels, QCFS compiled, "
+                                        "channels-last training")
 
 
 def test_numerics_are_validated():
@@ -69,6 +71,10 @@ def test_numerics_are_validated():
         N.Numerics(reproducible=True, threads=2, compile_activations=True)
     with pytest.raises(TypeError, match="compile_activations"):
         N.Numerics(compile_activations="yes")
+    with pytest.raises(ValueError, match="channels_last=False"):
+        N.Numerics(reproducible=True, threads=2, channels_last=True)
+    with pytest.raises(TypeError, match="channels_last"):
+        N.Numerics(channels_last="yes")
     with pytest.raises(TypeError, match="numerics"):
         N.use_numerics("reproducible")
     with pytest.raises(TypeError, match="profile"):
@@ -92,7 +98,8 @@ def test_scope_applies_the_numerics_and_restores_the_settings():
             assert _state() == (2, True, True, False, True, "highest", False)
             used = N.numerics_in_use()
             assert used["threads"] == 2 and used["deterministic_algorithms"] is True
-            kept = {k: v for k, v in asdict(N.REPRODUCIBLE).items() if k != "compile_activations"}
+            kept = {k: v for k, v in asdict(N.REPRODUCIBLE).items()
+                    if k not in ("compile_activations", "channels_last")}
             assert N.fingerprint(N.REPRODUCIBLE) == {  # the keys of caches made before the flag
                 **kept, "threads_in_use": 2,
                 "cpu_capability": torch.backends.cpu.get_cpu_capability()}
@@ -142,6 +149,40 @@ def test_ci_size_training_is_reproducible_whatever_the_threads_around_it(tmp_pat
     assert loss1 == loss2 and np.array_equal(p1, p2)
     for key in w1:
         assert torch.equal(w1[key], w2[key]), key
+
+
+def test_channels_last_training_computes_the_same_network():
+    """Training in the channels-last memory format (the full profile's) is the same arithmetic
+    in another memory order: float32 weights within rounding of the default format's, weights
+    that moved from their start, and a network handed back in the default format."""
+    images, labels = _images(64)
+    params = C.ConvNetParams(widths=(8, 8, 16), pool_after=(0, 2), whitening_px=2)
+    p = C.TrainParams(epochs=2, batch_size=16)
+    trained = []
+    for layout in (False, True):
+        torch.manual_seed(0)
+        model = C.ConvNet(params)
+        start = {k: t.clone() for k, t in model.state_dict().items()}
+        seen = []
+
+        def during(epoch, history, model=model, seen=seen):
+            seen.append(all(m.weight.is_contiguous(memory_format=torch.channels_last)
+                            for m in model.modules() if isinstance(m, torch.nn.Conv2d)))
+
+        history = C.train_cnn(model, images, labels, p, seed=0, progress=False,
+                              numerics=N.Numerics(channels_last=layout), on_epoch=during)
+        assert seen == [layout] * p.epochs  # the format it trained in
+        for name, w in model.named_parameters():
+            assert w.is_contiguous(), name
+        trained.append((model.state_dict(), history["loss"]))
+        moved = [k for k in start if k.endswith("weight") and start[k].dim() == 4
+                 and not torch.equal(start[k], model.state_dict()[k])]
+        assert moved, "vacuous: training moved no convolution's weights"
+    (w_default, loss_default), (w_last, loss_last) = trained
+    np.testing.assert_allclose(loss_last, loss_default, rtol=1e-4)
+    for key in w_default:
+        torch.testing.assert_close(w_last[key].float(), w_default[key].float(), rtol=1e-3,
+                                   atol=1e-4, msg=key)
 
 
 def test_a_checkpoint_of_other_arithmetic_is_another_runs(tmp_path):

@@ -683,7 +683,9 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                          where=where)
     with numerics_scope(numerics):
         numerics_key = fingerprint(numerics)
-        model.to(device)
+        layout = (torch.channels_last if numerics is not None and numerics.channels_last
+                  else torch.contiguous_format)
+        model.to(device, memory_format=layout)
         y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         steps_per_epoch = math.ceil(len(x) / p.batch_size)
         if p.bias_lr_scale == 1.0:
@@ -748,7 +750,8 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
             for step, first in enumerate(bar, start=epoch * steps_per_epoch + 1):
                 idx = order[first:first + p.batch_size]
                 xb = (_augment(x[idx], g, p.translate_px, None if flips is None else flips[idx])
-                      if p.augment else x[idx]).to(device, non_blocking=True)
+                      if p.augment else x[idx]).to(device, non_blocking=True,
+                                                   memory_format=layout)
                 yb = y[idx].to(device, non_blocking=True)
                 with runs.autocast(device, p.bf16):
                     out = model(xb)
@@ -790,6 +793,7 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
             if on_epoch is not None:
                 on_epoch(epoch + 1, history)
         model.eval()
+        model.to(memory_format=torch.contiguous_format)
         history["total_wall_s"] = float(sum(history["wall_s"]))
         return history
 

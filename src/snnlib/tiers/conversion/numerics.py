@@ -92,6 +92,12 @@ class Numerics:
         cannot compile, it warns once and computes it uncompiled. Not with
         ``reproducible``: the compiled code sums the threshold's gradient in
         an order of its own, chosen for the processor.
+    channels_last : bool
+        Training keeps the network's weights and each batch in PyTorch's
+        channels-last memory format (NHWC), whose oneDNN convolution kernels
+        are faster on CPUs (``benchmarks/cnn_techniques.py`` prints the
+        speed). The same arithmetic in another memory order: sums may differ
+        in their last bits, so not with ``reproducible``.
     """
 
     reproducible: bool = False
@@ -99,9 +105,10 @@ class Numerics:
     bf16: bool = False
     cpu_isa: Literal["avx2"] | None = None
     compile_activations: bool = False
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("reproducible", "bf16", "compile_activations"):
+        for name in ("reproducible", "bf16", "compile_activations", "channels_last"):
             check.flag(f"Numerics.{name}", getattr(self, name))
         if self.threads is not None:
             check.positive_int("Numerics.threads", self.threads)
@@ -114,6 +121,9 @@ class Numerics:
             raise ValueError("Numerics: reproducible arithmetic computes QCFS uncompiled; set "
                              "compile_activations=False (the compiled code's sums follow the "
                              "processor).")
+        if self.reproducible and self.channels_last:
+            raise ValueError("Numerics: reproducible arithmetic trains in the default memory "
+                             "format; set channels_last=False (other kernels, other sums).")
 
     def describe(self) -> str:
         """One line for a reader: the precision, threads and kernels (no machine-specific value)."""
@@ -125,6 +135,8 @@ class Numerics:
                      else "the CPU's fastest kernels")
         if self.compile_activations:
             parts.append("QCFS compiled")
+        if self.channels_last:
+            parts.append("channels-last training")
         return ", ".join(parts)
 
 
@@ -135,12 +147,12 @@ machine with AVX2."""
 
 
 def fast(device: str = "cpu") -> Numerics:
-    """The ``full`` profile's arithmetic: bfloat16 where ``device`` has it, QCFS compiled, else
-    the defaults."""
+    """The ``full`` profile's arithmetic: bfloat16 where ``device`` has it, QCFS compiled,
+    channels-last training, else the defaults."""
     from .cnn import bf16_supported
 
     check.instance("device", device, str, where="conversion.fast")
-    return Numerics(bf16=bf16_supported(device), compile_activations=True)
+    return Numerics(bf16=bf16_supported(device), compile_activations=True, channels_last=True)
 
 
 class _Activations:
@@ -219,7 +231,8 @@ def fingerprint(numerics: Numerics | None) -> dict | None:
         return None
     used = numerics_in_use()
     kept = asdict(numerics)
-    kept.pop("compile_activations")  # always False here: keys stay those of earlier caches
+    for name in ("compile_activations", "channels_last"):
+        kept.pop(name)  # always False here: keys stay those of earlier caches
     return {**kept, "threads_in_use": used["threads"],
             "cpu_capability": used["cpu_capability"]}
 
