@@ -11,14 +11,20 @@ validation accuracy without and with test-time augmentation
 (:func:`~snnlib.tiers.conversion.tta_logits`), and one line of JSON. With
 ``--qcfs-epochs N`` it then fine-tunes a QCFS copy for N epochs (as the tier
 does: :func:`~snnlib.tiers.conversion.qcfs_from_relu`, ``QCFS_MAX_LR``),
-converts it and simulates it on the validation images (``v0 = QCFS_V0``),
-printing its accuracy at each of ``--steps``.
+converts it and simulates it on the validation images (``v0 = QCFS_V0``, or each
+of ``--v0``), printing its accuracy at each of ``--steps``. ``--levels`` sets the
+QCFS copy's levels (``QCFS_LEVELS`` by default). With ``--checkpoint PATH`` the
+ReLU CNN is checkpointed there (``train_cnn``'s checkpoint: a finished run with the
+same settings is loaded, not retrained) and the QCFS copy beside it, so that other
+levels, ``--v0`` or ``--steps`` reuse the trainings.
 
     python benchmarks/cnn_techniques.py --set epochs=10
     python benchmarks/cnn_techniques.py --set widths=64,64,256,256,256,256 pool_after=0,2,4 \\
         whitening_px=2 global_pool=true epochs=10 batch_size=512 label_smoothing=0.2
     python benchmarks/cnn_techniques.py --train 5000 --val 1000 --set epochs=1   # a smoke run
     python benchmarks/cnn_techniques.py --set epochs=10 --qcfs-epochs 2 --steps 1 2 4 8 16
+    python benchmarks/cnn_techniques.py --set epochs=5 --checkpoint runs/tech/e5.pt \
+        --qcfs-epochs 2 --v0 0.3 0.5 0.7
 """
 
 from __future__ import annotations
@@ -45,7 +51,19 @@ def main() -> int:
                         help="then fine-tune a QCFS copy this many epochs and simulate it")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32],
                         help="simulation steps at which the QCFS copy is scored")
+    parser.add_argument("--levels", type=int, default=None,
+                        help="the QCFS copy's levels L (default: the tier's QCFS_LEVELS)")
+    parser.add_argument("--v0", type=float, nargs="+", default=None,
+                        help="the spiking copy's starting potentials (default: the tier's QCFS_V0)")
+    parser.add_argument("--signed", action="store_true",
+                        help="also simulate the QCFS copy with signed IF neurons (negative spikes)")
+    parser.add_argument("--checkpoint", default=None, metavar="PATH",
+                        help="checkpoint the ReLU CNN here (and the QCFS copy beside it)")
     args = parser.parse_args()
+    if args.levels is not None and args.levels < 1:
+        parser.error(f"--levels must be a positive integer, got {args.levels}")
+    if args.v0 is not None and any(not 0.0 <= v <= 1.0 for v in args.v0):
+        parser.error(f"--v0 values must lie in [0, 1] (fractions of the threshold), got {args.v0}")
 
     import numpy as np
     import torch
@@ -72,8 +90,9 @@ def main() -> int:
         if args.curve else {}
     start = time.perf_counter()
     history = C.train_cnn(model, cifar.images[train_idx], cifar.labels[train_idx], train,
-                          seed=args.seed, numerics=numbers, progress=True, **curve)
-    wall = time.perf_counter() - start
+                          seed=args.seed, numerics=numbers, progress=True,
+                          checkpoint=args.checkpoint, restart_stale=True, **curve)
+    wall = history["total_wall_s"] if args.checkpoint else time.perf_counter() - start
     plain = C.evaluate_cnn(model, x_val, cifar.labels[val_idx])["accuracy"]
     t0 = time.perf_counter()
     tta = C.evaluate_cnn(model, x_val, cifar.labels[val_idx], tta=True)["accuracy"]
@@ -85,24 +104,37 @@ def main() -> int:
     if args.qcfs_epochs:
         from snnlib.tiers.conversion import convert
 
+        from snnlib import runs
+        from snnlib.tiers.conversion import cnn
+
+        levels = C.QCFS_LEVELS if args.levels is None else args.levels
         x_train = C.images_to_tensor(cifar.images[train_idx[:1000]])
-        q_model = C.qcfs_from_relu(model, x_train, seed=args.seed)
+        q_model = C.qcfs_from_relu(model, x_train, levels=levels, seed=args.seed)
+        q_path = (None if args.checkpoint is None
+                  else f"{args.checkpoint}.qcfs_L{levels}_e{args.qcfs_epochs}.pt")
         t0 = time.perf_counter()
-        C.train_cnn(q_model, cifar.images[train_idx], cifar.labels[train_idx],
-                    replace(train, epochs=args.qcfs_epochs, max_lr=C.QCFS_MAX_LR),
-                    seed=args.seed + 1, numerics=numbers, progress=True)
-        q_min = (time.perf_counter() - t0) / 60
+        q_history = C.train_cnn(
+            q_model, cifar.images[train_idx], cifar.labels[train_idx],
+            replace(train, epochs=args.qcfs_epochs, max_lr=C.QCFS_MAX_LR), seed=args.seed + 1,
+            numerics=numbers, progress=True, checkpoint=q_path, restart_stale=True,
+            init_key=runs.cache_key(q_model, levels, version=cnn.TRAIN_VERSION))
+        q_min = (q_history["total_wall_s"] if q_path else time.perf_counter() - t0) / 60
         q_folded = C.fold_batchnorm(q_model)
         q_cnn = C.evaluate_cnn(q_folded, x_val, cifar.labels[val_idx])["accuracy"]
         q_net, _ = C.normalise(q_folded, x_train)
-        sim = C.simulate(q_net, x_val, cifar.labels[val_idx], steps=args.steps,
-                         v0=convert.QCFS_V0)
-        qcfs = {"epochs": args.qcfs_epochs, "train_min": round(q_min, 2), "cnn": q_cnn,
-                "snn": {int(t): a for t, a in sim["accuracy"].items()}}
-        print(f"QCFS copy: {args.qcfs_epochs} epochs in {q_min:.2f} min, its CNN "
-              f"{100 * q_cnn:.2f}%; spiking copy " + ", ".join(
-                  f"T = {t}: {100 * a:.2f}%" for t, a in qcfs["snn"].items())
-              + f" (the ReLU CNN: {100 * plain:.2f}%)", flush=True)
+        qcfs = {"epochs": args.qcfs_epochs, "levels": levels, "train_min": round(q_min, 2),
+                "cnn": q_cnn, "snn": {}}
+        for signed in (False, True) if args.signed else (False,):
+            for v0 in args.v0 or [convert.QCFS_V0]:
+                sim = C.simulate(q_net, x_val, cifar.labels[val_idx], steps=args.steps, v0=v0,
+                                 signed=signed, bf16=numbers.bf16)
+                name = f"{'signed' if signed else 'IF'}, v0 = {v0}"
+                qcfs["snn"][name] = {int(t): a for t, a in sim["accuracy"].items()}
+                qcfs["snn"][name]["synaptic_ops_per_image"] = sim["synaptic_ops_per_image"]
+                print(f"QCFS copy (L = {levels}): {args.qcfs_epochs} epochs in {q_min:.2f} min, "
+                      f"its CNN {100 * q_cnn:.2f}%; spiking copy, {name}: " + ", ".join(
+                          f"T = {t}: {100 * a:.2f}%" for t, a in sim["accuracy"].items())
+                      + f" (the ReLU CNN: {100 * plain:.2f}%; {sim['wall_s']:.0f} s)", flush=True)
     print(json.dumps({"split": "validation (last 500 training images per class)",
                       "train_images": len(train_idx), "val_images": len(val_idx),
                       "net": asdict(net), "training": asdict(train),

@@ -376,8 +376,15 @@ register("neurons.if_rate", lambda **kw: M.neurons.if_rate(**kw),
          lambda: dict(z=[0.1, 0.5], steps=16, threshold=1.0, v0=0.0),
          {"z": st.sampled_from([[0.1, NAN], [INF], [], ["a"]]), "steps": bad_int(low=1),
           "threshold": positive(), "v0": NONFINITE | NOT_NUMBERS})
-register("neurons.IFNeurons", lambda **kw: M.neurons.IFNeurons(**kw), lambda: dict(v0=0.0),
-         {"v0": NONFINITE | NOT_NUMBERS})
+register("neurons.IFNeurons", lambda **kw: M.neurons.IFNeurons(**kw),
+         lambda: dict(v0=0.0, signed=False),
+         {"v0": NONFINITE | NOT_NUMBERS, "signed": st.sampled_from([1, "yes", None])})
+register("neurons.signed_if_step", lambda **kw: M.neurons.signed_if_step(**kw),
+         lambda: dict(v=torch.zeros(3), n=torch.zeros(3), z=torch.full((3,), 0.5), threshold=1.0),
+         {"v": st.sampled_from([None, [0.0], torch.full((3,), NAN), torch.zeros(4)]),
+          "n": st.sampled_from([None, torch.full((3,), INF), torch.zeros(2)]),
+          "z": st.sampled_from([np.zeros(3), torch.full((3,), NAN), torch.zeros(5)]),
+          "threshold": positive()})
 
 
 def _if_forward(z):

@@ -109,6 +109,40 @@ def test_if_neuron_starting_half_way_computes_qcfs_in_l_steps():
     torch.testing.assert_close(layer.spike_map / levels, q(z).detach(), atol=1e-6, rtol=0)
 
 
+def test_signed_neurons_make_the_network_a_quantised_one_at_any_order_of_spikes():
+    """With signed IF neurons (v0 = 1/2) a layer whose input per step stays within one
+    threshold ends T steps with the net count max(0, floor(W n + T b + 1/2)) of its
+    inputs' counts n: the network computes a quantised ReLU network with T levels exactly,
+    whatever the order in which its spikes arrived. Plain IF neurons do not."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 24), nn.ReLU(), nn.Linear(24, 24),
+                        nn.ReLU(), nn.Linear(24, 10))
+    with torch.no_grad():
+        net[1].weight.uniform_(-0.02, 0.02)
+        net[1].bias.uniform_(0.0, 0.5)
+        net[3].weight.zero_()  # each neuron: one excitatory and one inhibitory input,
+        for row in range(24):  # so that |W s + b| < 1 for any spikes s
+            a, b = torch.randperm(24)[:2]
+            net[3].weight[row, a], net[3].weight[row, b] = 0.5, -0.45
+        net[3].bias.uniform_(-0.04, 0.04)
+        net[5].weight.uniform_(-1.0, 1.0)
+        net[5].bias.zero_()
+    images = torch.rand(300, 3, 1, 1).expand(300, 3, 32, 32).contiguous()  # a colour each
+    steps = 6
+    with torch.no_grad():
+        n1 = torch.clamp(torch.floor(steps * (images.flatten(1) @ net[1].weight.T + net[1].bias)
+                                     + 0.5), 0, steps)
+        n2 = torch.clamp(torch.floor(n1 @ net[3].weight.T + steps * net[3].bias + 0.5), min=0)
+        expected = (n2 @ net[5].weight.T + steps * net[5].bias).argmax(1).numpy()
+    labels = np.zeros(300, dtype=int)
+    signed = C.simulate(net, images, labels, steps=[steps], v0=0.5, signed=True)
+    plain = C.simulate(net, images, labels, steps=[steps], v0=0.5)
+    assert np.array_equal(signed["predictions"][steps], expected)
+    assert len(set(expected.tolist())) > 3, "vacuous: the network gives one class"
+    assert not np.array_equal(plain["predictions"][steps], expected), (
+        "vacuous: plain IF neurons already compute the quantised network here")
+
+
 def test_qcfs_threshold_gradient_is_the_straight_through_derivative():
     # h = lambda / L * (clip(x / lambda, 0, 1) L + 1/2 + [floor - identity], held fixed):
     # dh/dlambda = 0 below 0, 1 above lambda, (floor(x L / lambda + 1/2) - x L / lambda) / L between

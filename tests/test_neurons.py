@@ -218,6 +218,49 @@ def test_lif_delta_needs_no_refractory_period():
         N.lif_delta_step(torch.zeros(1, 1), torch.zeros(1, 1), N.LIFParams())
 
 
+def test_signed_if_neuron_counts_follow_the_cumulative_drive():
+    """Under inputs of at most one threshold per step, the signed neuron's net count is
+    max(0, floor(v0 + sum of the inputs so far)) at every step, whatever their order; the
+    module and the pure step agree; the spike map counts negative spikes as events."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.rand(60, 200, generator=g) * 2 - 1  # 60 steps, 200 neurons, |z| <= 1
+    z[:, :50] *= 0.3  # some drives that stay near zero
+    for v0 in (0.0, 0.5):
+        layer = N.IFNeurons(v0, signed=True)
+        v, n = torch.full((200,), v0), torch.zeros(200)
+        count, events = torch.zeros(200), torch.zeros(200)
+        for t in range(60):
+            s = layer(z[t:t + 1])[0]
+            pure, v, n = N.signed_if_step(v, n, z[t])
+            assert torch.equal(s, pure)
+            count += s
+            events += s.abs()
+            drive = v0 + z[:t + 1].sum(0)
+            expected = torch.clamp(torch.floor(drive + 1e-6), min=0)
+            torch.testing.assert_close(count, expected, rtol=0, atol=0)
+            assert torch.equal(n, count)
+        assert torch.equal(layer.spike_map, events)
+        assert bool((events > count).any()), "vacuous: no negative spike was fired"
+
+
+def test_signed_if_neuron_takes_back_what_a_plain_one_keeps():
+    # an early surplus, then a deficit: the cumulative drive ends at v0 = 0.5, no spike owed
+    z = torch.tensor([[1.0], [-1.0], [0.0], [0.0]])
+    plain, signed = N.IFNeurons(0.5), N.IFNeurons(0.5, signed=True)
+    assert float(sum(plain(z[t:t + 1]) for t in range(4)).sum()) == 1.0
+    out = [float(signed(z[t:t + 1])) for t in range(4)]
+    assert out == [1.0, -1.0, 0.0, 0.0] and signed.spikes == 2.0
+    # under a constant input it fires as the plain neuron does (the floor formula)
+    zc = torch.tensor([0.0, 0.05, 0.26, 0.5, 0.99, 1.0])
+    for steps in (1, 7, 64):
+        layer = N.IFNeurons(0.5, signed=True)
+        count = sum(layer(zc) for _ in range(steps))
+        np.testing.assert_allclose(count.numpy() / steps, N.if_rate(zc.numpy(), steps, v0=0.5))
+    # it never fires below a net count of zero
+    layer = N.IFNeurons(0.0, signed=True)
+    assert all(float(layer(torch.tensor([-0.7]))) == 0.0 for _ in range(5))
+
+
 def test_if_neuron_rate_is_the_floor_formula():
     z = torch.tensor([-0.3, 0.0, 0.05, 0.26, 0.5, 0.99, 1.0, 1.7])
     for v0 in (0.0, 0.5):

@@ -68,6 +68,7 @@ __all__ = [
     "build_lif_group",
     "connect_brian2",
     "if_rate",
+    "signed_if_step",
     "if_step",
     "lif_delta_rate_hz",
     "lif_delta_step",
@@ -585,6 +586,46 @@ def if_step(v: torch.Tensor, z: torch.Tensor, *, threshold: float = 1.0
     return spikes, v - threshold * spikes
 
 
+def signed_if_step(v: torch.Tensor, n: torch.Tensor, z: torch.Tensor, *,
+                   threshold: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of signed integrate-and-fire neurons with memory; pure.
+
+    .. math:: v \\leftarrow v + z, \\qquad
+              s = [v \\ge \\vartheta] - [v < 0]\\,[n > 0], \\qquad
+              v \\leftarrow v - \\vartheta s, \\qquad n \\leftarrow n + s
+
+    An IF neuron with reset by subtraction that may also fire a negative
+    spike, which takes back one of its earlier spikes: when its potential
+    falls below zero while its net count :math:`n` (spikes less negative
+    spikes so far) is positive (after Wang et al. 2022's signed neuron with
+    memory). Its net count then follows the cumulative drive
+    :math:`V_t = v_0 + \\sum_{\\tau \\le t} z_\\tau`: whenever every
+    :math:`|z_\\tau| \\le \\vartheta`,
+
+    .. math:: n_t = \\max\\left(0, \\left\\lfloor V_t / \\vartheta \\right\\rfloor\\right)
+
+    exactly, whatever the order in which the input arrived, where a plain IF
+    neuron keeps every spike that an early surplus caused. That is the
+    "unevenness" error of converted networks at few steps (Bu et al. 2022).
+    ``v``, ``n`` and ``z`` broadcast together; returns ``(spikes, v, n)``,
+    spikes as -1/0/1 in ``z``'s dtype; the inputs are not modified.
+    """
+    where = "neurons.signed_if_step"
+    for name, t in (("v", v), ("n", n), ("z", z)):
+        check.tensor(name, t, where=where)
+    threshold = check.number("threshold", threshold, low=0, low_open=True, where=where)
+    try:
+        torch.broadcast_shapes(v.shape, n.shape, z.shape)
+    except RuntimeError:
+        raise ValueError(f"{where}: v of shape {tuple(v.shape)}, n of shape {tuple(n.shape)} "
+                         f"and z of shape {tuple(z.shape)} do not broadcast") from None
+    for name, t in (("v", v), ("n", n), ("z", z)):
+        check.array(name, t, nonempty=False, where=where)
+    v = v + z
+    spikes = ((v >= threshold).to(z.dtype) - ((v < 0) & (n > 0)).to(z.dtype))
+    return spikes, v - threshold * spikes, n + spikes
+
+
 def if_rate(z, steps: int, threshold: float = 1.0, v0: float = 0.0) -> np.ndarray:
     """Rate (spikes per step) of :func:`if_step` under a constant input ``z`` for ``steps`` steps.
 
@@ -611,22 +652,31 @@ class IFNeurons(torch.nn.Module):
     and returns the spikes. ``v0`` is the initial potential (0, or 0.5 as Bu
     et al. 2022 recommend for a quantisation-trained network).
 
-    ``spike_map`` sums the spikes over the batch and the channels since the
+    With ``signed=True`` they are signed neurons with memory
+    (:func:`signed_if_step`): a neuron whose potential falls below zero
+    takes back one of its earlier spikes with a negative spike, so that its
+    net count follows its cumulative input.
+
+    ``spike_map`` sums the spikes (negative ones too: each is an event)
+    over the batch and the channels since the
     last :meth:`reset_state` (one value per position, or per unit of a flat
     layer): what the synaptic operations of the next layer are counted from.
     The potential is kept in float32 whatever the input's precision, and
     updated in place (the converted network calls this millions of times).
     """
 
-    def __init__(self, v0: float = 0.0) -> None:
+    def __init__(self, v0: float = 0.0, signed: bool = False) -> None:
         super().__init__()
         check.number("v0", v0, where="neurons.IFNeurons")
+        check.flag("signed", signed, where="neurons.IFNeurons")
         self.v0 = v0
+        self.signed = signed
         self.v: torch.Tensor | None = None
+        self.n: torch.Tensor | None = None
         self.spike_map: torch.Tensor | None = None
 
     def reset_state(self) -> None:
-        self.v, self.spike_map = None, None
+        self.v, self.n, self.spike_map = None, None, None
 
     @property
     def spikes(self) -> float:
@@ -644,10 +694,20 @@ class IFNeurons(torch.nn.Module):
         if self.v is None:
             self.v = torch.full_like(z, self.v0, dtype=torch.float32,
                                      memory_format=torch.preserve_format)
-        self.v.add_(z)  # if_step, in place
-        s = (self.v >= 1.0).to(z.dtype)  # spikes in the input's precision (exact: 0 or 1)
-        self.v.sub_(s)
-        m = s.sum(dim=(0, 1), dtype=torch.float32) if s.ndim == 4 else s.sum(dim=0, dtype=torch.float32)
+            if self.signed:
+                self.n = torch.zeros_like(self.v)
+        self.v.add_(z)  # if_step (signed_if_step), in place
+        if self.signed:
+            s = (self.v >= 1.0).float().sub_(((self.v < 0) & (self.n > 0)).float())
+            self.n.add_(s)
+            self.v.sub_(s)
+            events = s.abs()
+            s = s.to(z.dtype)  # in the input's precision (exact: -1, 0 or 1)
+        else:
+            s = events = (self.v >= 1.0).to(z.dtype)  # in the input's precision (exact: 0 or 1)
+            self.v.sub_(s)
+        dims = (0, 1) if s.ndim == 4 else 0
+        m = events.sum(dim=dims, dtype=torch.float32)
         self.spike_map = m if self.spike_map is None else self.spike_map.add_(m)
         return s
 

@@ -41,6 +41,8 @@ to efficient event-driven networks for image classification. *Front.
 Neurosci.* 11, 682.
 Bu, T. et al. (2022). Optimal ANN-SNN conversion for high-accuracy and
 ultra-low-latency spiking neural networks. *ICLR*.
+Wang, Y., Zhang, M., Chen, Y. & Qu, H. (2022). Signed neuron with memory:
+towards simple, accurate and high-efficient ANN-SNN conversion. *IJCAI*.
 """
 
 from __future__ import annotations
@@ -242,7 +244,7 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
              input: Literal["analog", "poisson"] = "analog", v0: float = 0.0,
              generator: torch.Generator | None = None, bf16: bool = False,
              batch: int = 100, bar=None, max_rate_hz: float = 1000.0, dt_ms: float = 1.0,
-             device: str = "cpu") -> dict:
+             device: str = "cpu", signed: bool = False) -> dict:
     """Run the converted network for ``max(steps)`` steps; accuracy at every ``T`` in ``steps``.
 
     ``net`` is a normalised network (:func:`normalise`): each ReLU becomes
@@ -264,7 +266,10 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
     through in batches of ``batch``; ``bar`` (a tqdm bar counting images)
     advances every step. ``device``: where the spiking copy runs (``net``
     itself stays where it is; the Poisson draws come from ``generator`` on
-    the CPU, so they are the same on every device).
+    the CPU, so they are the same on every device). ``signed``: signed IF
+    neurons with memory (``IFNeurons(signed=True)``, after Wang et al. 2022),
+    which take back a spike with a negative one when their potential falls
+    below zero; their spike counts include the negative spikes.
 
     Returns ``accuracy`` ``{T: fraction}``, ``predictions`` ``{T: array}``;
     per spiking layer: ``spikes_per_image`` (over ``max(steps)`` steps),
@@ -283,6 +288,7 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
         raise TypeError(f"{where}: generator must be None, a torch.Generator or a "
                         f"numpy.random.Generator, got {type(generator).__name__}")
     check.positive_int("batch", batch, where=where)
+    check.flag("signed", signed, where=where)
     check.finite_number("max_rate_hz", max_rate_hz, above=0, where=where)
     check.finite_number("dt_ms", dt_ms, above=0, where=where)
     if max_rate_hz * dt_ms / 1000.0 > 1:
@@ -298,7 +304,7 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
     if input == "poisson" and generator is None:
         generator = torch.Generator().manual_seed(0)
     start = time.perf_counter()
-    snn, spiking = _spiking_copy(net, v0)
+    snn, spiking = _spiking_copy(net, v0, signed)
     snn = snn.to(device=device, memory_format=torch.channels_last)
     labels = torch.as_tensor(np.asarray(labels))
     n = len(images)
@@ -504,12 +510,14 @@ def record_spikes(net: nn.Sequential, image: torch.Tensor, *, steps: int,
             "steps": steps}
 
 
-def _spiking_copy(net: nn.Sequential, v0: float) -> tuple[nn.Sequential, list[IFNeurons]]:
-    """A copy of a normalised network with every activation replaced by IF neurons."""
+def _spiking_copy(net: nn.Sequential, v0: float, signed: bool = False
+                  ) -> tuple[nn.Sequential, list[IFNeurons]]:
+    """A copy of a normalised network with every activation replaced by IF neurons (signed ones
+    with ``signed``)."""
     snn = copy.deepcopy(net).eval()
     spiking = []
     for k in relu_layers(snn):
-        snn[k] = IFNeurons(v0)
+        snn[k] = IFNeurons(v0, signed)
         spiking.append(snn[k])
     return snn, spiking
 
