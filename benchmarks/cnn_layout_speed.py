@@ -3,7 +3,8 @@
 Times whole :func:`snnlib.tiers.conversion.train_cnn` epochs (augmentation,
 one-cycle schedule, the tier's loop) of the tier's CNN on ``--images`` random
 images, with the ``full`` profile's arithmetic (:func:`~snnlib.tiers.conversion.numerics.fast`:
-bfloat16 where the CPU has it, QCFS compiled) once with ``channels_last=False``
+bfloat16 where the CPU has it; QCFS compiled where the network has it) once with
+``channels_last=False``
 and once with ``channels_last=True``, in alternation, ``--repeats`` times (the
 machine is shared: look at the spread). Any field of
 :class:`~snnlib.tiers.conversion.ConvNetParams` or
@@ -42,10 +43,15 @@ def main() -> int:
     from snnlib.tiers import conversion as C
     from snnlib.tiers.conversion import numerics
 
-    base = numerics.fast()
     try:
         net_set, train_set = parse_sets(args.set, C.ConvNetParams, C.TrainParams)
+        fixed = sorted({"epochs", "bf16"} & set(train_set))
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)} cannot be set here: every timed run is one "
+                             "epoch in the full profile's precision")
         net = C.ConvNetParams(**net_set)
+        # QCFS compiled only where the network has QCFS activations
+        base = replace(numerics.fast(), compile_activations=net.quantisation_levels is not None)
         train = C.TrainParams(**{"bf16": base.bf16, **train_set, "epochs": 1})
     except (ValueError, TypeError) as error:
         parser.error(str(error))

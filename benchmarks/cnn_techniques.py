@@ -16,15 +16,17 @@ of ``--v0``), printing its accuracy at each of ``--steps``. ``--levels`` sets th
 QCFS copy's levels (``QCFS_LEVELS`` by default). With ``--checkpoint PATH`` the
 ReLU CNN is checkpointed there (``train_cnn``'s checkpoint: a finished run with the
 same settings is loaded, not retrained) and the QCFS copy beside it, so that other
-levels, ``--v0`` or ``--steps`` reuse the trainings.
+levels, ``--v0`` or ``--steps`` reuse the trainings. ``--signed`` also simulates the
+QCFS copy with signed IF neurons (``simulate(signed=True)``). The spiking copies are
+simulated in bfloat16 where the CPU has it, as the ``full`` profile does.
 
     python benchmarks/cnn_techniques.py --set epochs=10
     python benchmarks/cnn_techniques.py --set widths=64,64,256,256,256,256 pool_after=0,2,4 \\
         whitening_px=2 global_pool=true epochs=10 batch_size=512 label_smoothing=0.2
     python benchmarks/cnn_techniques.py --train 5000 --val 1000 --set epochs=1   # a smoke run
     python benchmarks/cnn_techniques.py --set epochs=10 --qcfs-epochs 2 --steps 1 2 4 8 16
-    python benchmarks/cnn_techniques.py --set epochs=5 --checkpoint runs/tech/e5.pt \
-        --qcfs-epochs 2 --v0 0.3 0.5 0.7
+    python benchmarks/cnn_techniques.py --set epochs=5 --checkpoint runs/tech/e5.pt \\
+        --qcfs-epochs 2 --v0 0.3 0.5 0.7 --signed
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import json
 import sys
 import time
 from dataclasses import asdict, replace
+from pathlib import Path
 
 from _fields import parse_sets
 
@@ -62,15 +65,19 @@ def main() -> int:
     args = parser.parse_args()
     if args.levels is not None and args.levels < 1:
         parser.error(f"--levels must be a positive integer, got {args.levels}")
-    if args.v0 is not None and any(not 0.0 <= v <= 1.0 for v in args.v0):
-        parser.error(f"--v0 values must lie in [0, 1] (fractions of the threshold), got {args.v0}")
+    if args.v0 is not None and any(not 0.0 <= v < 1.0 for v in args.v0):
+        parser.error(f"--v0 values must lie in [0, 1) (fractions of the threshold), got {args.v0}")
+    needing = [name for name, value in (("--levels", args.levels), ("--v0", args.v0),
+                                        ("--signed", args.signed or None)) if value is not None]
+    if needing and not args.qcfs_epochs:
+        parser.error(f"{', '.join(needing)} set the QCFS copy: give --qcfs-epochs too")
 
     import numpy as np
     import torch
 
-    from snnlib import data
+    from snnlib import data, runs
     from snnlib.tiers import conversion as C
-    from snnlib.tiers.conversion import numerics
+    from snnlib.tiers.conversion import cnn, convert, numerics
 
     numbers = numerics.fast()
     numerics.use_numerics(numbers)
@@ -89,36 +96,33 @@ def main() -> int:
     curve = dict(eval_images=cifar.images[val_idx], eval_labels=cifar.labels[val_idx]) \
         if args.curve else {}
     start = time.perf_counter()
+    resumed = args.checkpoint is not None and Path(args.checkpoint).exists()
     history = C.train_cnn(model, cifar.images[train_idx], cifar.labels[train_idx], train,
                           seed=args.seed, numerics=numbers, progress=True,
                           checkpoint=args.checkpoint, restart_stale=True, **curve)
-    wall = history["total_wall_s"] if args.checkpoint else time.perf_counter() - start
+    call_s = time.perf_counter() - start
     plain = C.evaluate_cnn(model, x_val, cifar.labels[val_idx])["accuracy"]
     t0 = time.perf_counter()
     tta = C.evaluate_cnn(model, x_val, cifar.labels[val_idx], tta=True)["accuracy"]
     tta_s = time.perf_counter() - t0
-    print(f"training {wall / 60:.2f} min ({history['total_wall_s'] / 60:.2f} min in epochs); "
+    print(f"training {history['total_wall_s'] / 60:.2f} min in epochs"
+          + (f" (some or all read from {args.checkpoint}: this call {call_s / 60:.2f} min)"
+             if resumed else f" ({call_s / 60:.2f} min with the setup)") + "; "
           f"validation {100 * plain:.2f}%, with test-time augmentation {100 * tta:.2f}% "
           f"({tta_s:.0f} s for {len(val_idx)} images)", flush=True)
     qcfs = None
     if args.qcfs_epochs:
-        from snnlib.tiers.conversion import convert
-
-        from snnlib import runs
-        from snnlib.tiers.conversion import cnn
-
         levels = C.QCFS_LEVELS if args.levels is None else args.levels
         x_train = C.images_to_tensor(cifar.images[train_idx[:1000]])
         q_model = C.qcfs_from_relu(model, x_train, levels=levels, seed=args.seed)
         q_path = (None if args.checkpoint is None
                   else f"{args.checkpoint}.qcfs_L{levels}_e{args.qcfs_epochs}.pt")
-        t0 = time.perf_counter()
         q_history = C.train_cnn(
             q_model, cifar.images[train_idx], cifar.labels[train_idx],
             replace(train, epochs=args.qcfs_epochs, max_lr=C.QCFS_MAX_LR), seed=args.seed + 1,
             numerics=numbers, progress=True, checkpoint=q_path, restart_stale=True,
             init_key=runs.cache_key(q_model, levels, version=cnn.TRAIN_VERSION))
-        q_min = (q_history["total_wall_s"] if q_path else time.perf_counter() - t0) / 60
+        q_min = q_history["total_wall_s"] / 60  # in epochs (a finished checkpoint: its own)
         q_folded = C.fold_batchnorm(q_model)
         q_cnn = C.evaluate_cnn(q_folded, x_val, cifar.labels[val_idx])["accuracy"]
         q_net, _ = C.normalise(q_folded, x_train)
@@ -129,8 +133,9 @@ def main() -> int:
                 sim = C.simulate(q_net, x_val, cifar.labels[val_idx], steps=args.steps, v0=v0,
                                  signed=signed, bf16=numbers.bf16)
                 name = f"{'signed' if signed else 'IF'}, v0 = {v0}"
-                qcfs["snn"][name] = {int(t): a for t, a in sim["accuracy"].items()}
-                qcfs["snn"][name]["synaptic_ops_per_image"] = sim["synaptic_ops_per_image"]
+                qcfs["snn"][name] = {
+                    "accuracy": {int(t): a for t, a in sim["accuracy"].items()},
+                    "synaptic_ops_per_image": sim["synaptic_ops_per_image"]}
                 print(f"QCFS copy (L = {levels}): {args.qcfs_epochs} epochs in {q_min:.2f} min, "
                       f"its CNN {100 * q_cnn:.2f}%; spiking copy, {name}: " + ", ".join(
                           f"T = {t}: {100 * a:.2f}%" for t, a in sim["accuracy"].items())
@@ -138,7 +143,9 @@ def main() -> int:
     print(json.dumps({"split": "validation (last 500 training images per class)",
                       "train_images": len(train_idx), "val_images": len(val_idx),
                       "net": asdict(net), "training": asdict(train),
-                      "numerics": numbers.describe(), "train_min": round(wall / 60, 2),
+                      "numerics": numbers.describe(),
+                      "train_min": round(history["total_wall_s"] / 60, 2),
+                      "resumed_from_checkpoint": resumed,
                       "epoch_s": [round(w, 1) for w in history["wall_s"]],
                       "eval_curve": history["eval_accuracy"] if args.curve else None,
                       "val_accuracy": plain, "val_accuracy_tta": tta, "qcfs": qcfs}))

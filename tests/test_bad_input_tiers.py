@@ -600,6 +600,7 @@ def conversion_entries() -> dict[str, list[Bad]]:
             Bad("generator", bad_type().filter(lambda v: v is not None),
                 lambda v: simulate(generator=v, input="poisson")),
             Bad("bf16", bad_flag(), lambda v: simulate(bf16=v)),
+            Bad("signed", bad_flag(), lambda v: simulate(signed=v)),
             Bad("device", BAD_DEVICE, lambda v: simulate(device=v)),
         ],
         "conversion.simulate_parts": [

@@ -261,6 +261,32 @@ def test_signed_if_neuron_takes_back_what_a_plain_one_keeps():
     assert all(float(layer(torch.tensor([-0.7]))) == 0.0 for _ in range(5))
 
 
+def test_signed_if_neurons_on_maps_count_events_per_position_in_either_precision():
+    """On a convolutional layer's maps (batch, channels, H, W) the spike map counts events
+    of either sign per position, summed over the batch and the channels; in bfloat16 the
+    spikes and potentials are those of float32 (spikes are exact, the inputs here too)."""
+    g = torch.Generator().manual_seed(1)
+    z = (torch.randint(-4, 5, (12, 2, 3, 4, 5), generator=g) / 4.0)  # steps, then a map
+    runs = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        layer = N.IFNeurons(0.5, signed=True)
+        spikes = torch.stack([layer(z[t].to(dtype)) for t in range(12)])
+        assert spikes.dtype == dtype
+        expected = spikes.float().abs().sum(dim=(0, 1, 2))
+        assert torch.equal(layer.spike_map, expected) and layer.spikes == float(expected.sum())
+        runs[dtype] = (spikes.float(), layer.v.clone())
+    assert torch.equal(runs[torch.float32][0], runs[torch.bfloat16][0])
+    assert torch.equal(runs[torch.float32][1], runs[torch.bfloat16][1])
+    assert bool((runs[torch.float32][0] < 0).any()), "vacuous: no negative spike"
+    # the pure step in bfloat16 resets by the threshold itself, not by a rounded one
+    s, v, n = N.signed_if_step(torch.zeros(1), torch.zeros(1), torch.tensor([0.35],
+                               dtype=torch.bfloat16), threshold=0.3)
+    assert s.dtype == torch.bfloat16 and float(s) == 1.0
+    assert float(v) == pytest.approx(float(torch.tensor(0.35, dtype=torch.bfloat16)) - 0.3,
+                                     abs=1e-7)
+    assert v.dtype == torch.float32 and n.dtype == torch.float32
+
+
 def test_if_neuron_rate_is_the_floor_formula():
     z = torch.tensor([-0.3, 0.0, 0.05, 0.26, 0.5, 0.99, 1.0, 1.7])
     for v0 in (0.0, 0.5):

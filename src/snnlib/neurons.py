@@ -43,7 +43,9 @@ Units: ms, mV, nA, MΩ (so that nA x MΩ = mV). Tensors are float32; state is
 ``(batch, neurons)``; spikes over time are time-major ``(T, batch, neurons)``.
 
 References: Gerstner et al. (2014), *Neuronal Dynamics*, ch. 1.3; Diehl &
-Cook (2015), *Front. Comput. Neurosci.* 9:99.
+Cook (2015), *Front. Comput. Neurosci.* 9:99; for the converted networks' IF
+neurons, Rueckauer et al. (2017), *Front. Neurosci.* 11:682, and Wang, Zhang,
+Chen & Qu (2022), signed neuron with memory, *IJCAI*.
 """
 
 from __future__ import annotations
@@ -68,7 +70,6 @@ __all__ = [
     "build_lif_group",
     "connect_brian2",
     "if_rate",
-    "signed_if_step",
     "if_step",
     "lif_delta_rate_hz",
     "lif_delta_step",
@@ -76,6 +77,7 @@ __all__ = [
     "lif_step",
     "measured_rate_hz",
     "run_brian2",
+    "signed_if_step",
     "simulate_lif",
     "simulate_lif_brian2",
 ]
@@ -599,12 +601,14 @@ def signed_if_step(v: torch.Tensor, n: torch.Tensor, z: torch.Tensor, *,
     falls below zero while its net count :math:`n` (spikes less negative
     spikes so far) is positive (after Wang et al. 2022's signed neuron with
     memory). Its net count then follows the cumulative drive
-    :math:`V_t = v_0 + \\sum_{\\tau \\le t} z_\\tau`: whenever every
+    :math:`V_t = v_0 + \\sum_{\\tau \\le t} z_\\tau`: starting from
+    :math:`n = 0` and :math:`0 \\le v_0 < \\vartheta`, whenever every
     :math:`|z_\\tau| \\le \\vartheta`,
 
     .. math:: n_t = \\max\\left(0, \\left\\lfloor V_t / \\vartheta \\right\\rfloor\\right)
 
-    exactly, whatever the order in which the input arrived, where a plain IF
+    (in exact arithmetic; a floating-point sum may land on the other side of
+    an integer), whatever the order in which the input arrived, where a plain IF
     neuron keeps every spike that an early surplus caused. That is the
     "unevenness" error of converted networks at few steps (Bu et al. 2022).
     ``v``, ``n`` and ``z`` broadcast together; returns ``(spikes, v, n)``,
@@ -623,7 +627,7 @@ def signed_if_step(v: torch.Tensor, n: torch.Tensor, z: torch.Tensor, *,
         check.array(name, t, nonempty=False, where=where)
     v = v + z
     spikes = ((v >= threshold).to(z.dtype) - ((v < 0) & (n > 0)).to(z.dtype))
-    return spikes, v - threshold * spikes, n + spikes
+    return spikes, v - threshold * spikes.to(v.dtype), n + spikes.to(n.dtype)
 
 
 def if_rate(z, steps: int, threshold: float = 1.0, v0: float = 0.0) -> np.ndarray:
@@ -657,8 +661,8 @@ class IFNeurons(torch.nn.Module):
     takes back one of its earlier spikes with a negative spike, so that its
     net count follows its cumulative input.
 
-    ``spike_map`` sums the spikes (negative ones too: each is an event)
-    over the batch and the channels since the
+    ``spike_map`` counts the spike events (of either sign: a negative spike
+    is an event too) over the batch and the channels since the
     last :meth:`reset_state` (one value per position, or per unit of a flat
     layer): what the synaptic operations of the next layer are counted from.
     The potential is kept in float32 whatever the input's precision, and
@@ -680,7 +684,7 @@ class IFNeurons(torch.nn.Module):
 
     @property
     def spikes(self) -> float:
-        """All spikes since the last reset."""
+        """All spike events since the last reset (negative ones counted too)."""
         return 0.0 if self.spike_map is None else float(self.spike_map.sum())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

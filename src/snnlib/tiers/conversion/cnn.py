@@ -638,7 +638,10 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
     fixed threads, deterministic algorithms, capped CPU kernels), two calls
     with the same arguments give the same weights bit for bit, and a
     checkpoint made with other threads or kernels counts as another run's
-    (:func:`.numerics.fingerprint`). The number of epochs is fixed by
+    (:func:`.numerics.fingerprint`). With ``numerics.channels_last`` the model
+    and its batches are in the channels-last memory format while it trains;
+    the model is handed back in the default format (after an interruption
+    too). The number of epochs is fixed by
     ``p.epochs``: no time budget, so every machine trains the same steps.
 
     Returns the history: per epoch ``loss``, ``train_accuracy`` (on the
@@ -683,9 +686,10 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                          where=where)
     with numerics_scope(numerics):
         numerics_key = fingerprint(numerics)
-        layout = (torch.channels_last if numerics is not None and numerics.channels_last
-                  else torch.contiguous_format)
-        model.to(device, memory_format=layout)
+        # channels-last: the model and each batch in that memory format (else as they come)
+        layout = ({"memory_format": torch.channels_last}
+                  if numerics is not None and numerics.channels_last else {})
+        model.to(device, **layout)
         y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         steps_per_epoch = math.ceil(len(x) / p.batch_size)
         if p.bias_lr_scale == 1.0:
@@ -739,61 +743,65 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
         elif model.whitening is not None and not bool(model.whitening.weight.any()):
             set_whitening(model, x[:WHITENING_PATCH_IMAGES])
         loss_fn = nn.CrossEntropyLoss(label_smoothing=p.label_smoothing)
-        for epoch in range(start_epoch, p.epochs):
-            t0 = time.perf_counter()
-            model.train()
-            order = torch.randperm(len(x), generator=g)
-            total, correct, seen = 0.0, 0, 0
-            bar = tqdm(range(0, len(x), p.batch_size), disable=not progress, unit="batch",
-                       desc=f"tier 3, CNN epoch {epoch + 1}/{p.epochs}", leave=False)
-            flips = None if base_flips is None else base_flips ^ bool(epoch % 2)
-            for step, first in enumerate(bar, start=epoch * steps_per_epoch + 1):
-                idx = order[first:first + p.batch_size]
-                xb = (_augment(x[idx], g, p.translate_px, None if flips is None else flips[idx])
-                      if p.augment else x[idx]).to(device, non_blocking=True,
-                                                   memory_format=layout)
-                yb = y[idx].to(device, non_blocking=True)
-                with runs.autocast(device, p.bf16):
-                    out = model(xb)
-                    loss = loss_fn(out.float(), yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                if (p.lookahead and step >= LOOKAHEAD_START * total_steps
-                        and step % LOOKAHEAD_EVERY == 0):
-                    if lookahead is None:
-                        lookahead = _Lookahead(model)
-                    else:
-                        lookahead.update(model, 0.95 ** 5 * (step / total_steps) ** 3)
-                total += float(loss.detach()) * len(idx)
-                correct += int((out.argmax(1) == yb).sum())
-                seen += len(idx)
-            if lookahead is not None:  # the epoch ends on the average
-                lookahead.update(model, 1.0)
-            history["loss"].append(total / seen)
-            history["train_accuracy"].append(correct / seen)
-            history["eval_accuracy"].append(
-                evaluate_cnn(model, x_eval, eval_labels)["accuracy"] if x_eval is not None else None)
-            history["wall_s"].append(time.perf_counter() - t0)
-            if progress:
-                ev = history["eval_accuracy"][-1]
-                print(f"epoch {epoch + 1}/{p.epochs}: loss {history['loss'][-1]:.3f}, train "
-                      f"{history['train_accuracy'][-1]:.3f}" + (f", eval {ev:.3f}" if ev is not None else "")
-                      + f" ({history['wall_s'][-1]:.0f} s)")
-            if path is not None:
-                runs.save_torch(path, {
-                    "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "generator": g.get_state(),
-                    "history": history, "epoch": epoch + 1, "params": asdict(p),
-                    "n_images": len(x), "seed": seed, "data_key": data_key,
-                    "model_params": asdict(model.params), "init_key": init_key,
-                    "numerics": numerics_key,
-                    "lookahead": None if lookahead is None else lookahead.average})
-            if on_epoch is not None:
-                on_epoch(epoch + 1, history)
+        try:
+            for epoch in range(start_epoch, p.epochs):
+                t0 = time.perf_counter()
+                model.train()
+                order = torch.randperm(len(x), generator=g)
+                total, correct, seen = 0.0, 0, 0
+                bar = tqdm(range(0, len(x), p.batch_size), disable=not progress, unit="batch",
+                           desc=f"tier 3, CNN epoch {epoch + 1}/{p.epochs}", leave=False)
+                flips = None if base_flips is None else base_flips ^ bool(epoch % 2)
+                for step, first in enumerate(bar, start=epoch * steps_per_epoch + 1):
+                    idx = order[first:first + p.batch_size]
+                    xb = (_augment(x[idx], g, p.translate_px, None if flips is None else flips[idx])
+                          if p.augment else x[idx]).to(device, non_blocking=True, **layout)
+                    yb = y[idx].to(device, non_blocking=True)
+                    with runs.autocast(device, p.bf16):
+                        out = model(xb)
+                        loss = loss_fn(out.float(), yb)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    if (p.lookahead and step >= LOOKAHEAD_START * total_steps
+                            and step % LOOKAHEAD_EVERY == 0):
+                        if lookahead is None:
+                            lookahead = _Lookahead(model)
+                        else:
+                            lookahead.update(model, 0.95 ** 5 * (step / total_steps) ** 3)
+                    total += float(loss.detach()) * len(idx)
+                    correct += int((out.argmax(1) == yb).sum())
+                    seen += len(idx)
+                if lookahead is not None:  # the epoch ends on the average
+                    lookahead.update(model, 1.0)
+                history["loss"].append(total / seen)
+                history["train_accuracy"].append(correct / seen)
+                history["eval_accuracy"].append(
+                    evaluate_cnn(model, x_eval, eval_labels)["accuracy"]
+                    if x_eval is not None else None)
+                history["wall_s"].append(time.perf_counter() - t0)
+                if progress:
+                    ev = history["eval_accuracy"][-1]
+                    print(f"epoch {epoch + 1}/{p.epochs}: loss {history['loss'][-1]:.3f}, train "
+                          f"{history['train_accuracy'][-1]:.3f}"
+                          + (f", eval {ev:.3f}" if ev is not None else "")
+                          + f" ({history['wall_s'][-1]:.0f} s)")
+                if path is not None:
+                    runs.save_torch(path, {
+                        "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "generator": g.get_state(),
+                        "history": history, "epoch": epoch + 1, "params": asdict(p),
+                        "n_images": len(x), "seed": seed, "data_key": data_key,
+                        "model_params": asdict(model.params), "init_key": init_key,
+                        "numerics": numerics_key,
+                        "lookahead": None if lookahead is None else lookahead.average})
+                if on_epoch is not None:
+                    on_epoch(epoch + 1, history)
+        finally:  # handed back in the default memory format, even after an interruption
+            if layout:
+                model.to(memory_format=torch.contiguous_format)
         model.eval()
-        model.to(memory_format=torch.contiguous_format)
         history["total_wall_s"] = float(sum(history["wall_s"]))
         return history
 

@@ -23,8 +23,9 @@ conditional numerical reproducibility mode), so that two runs on x86-64
 machines print the same numbers whatever their processor, core count or
 ``OMP_NUM_THREADS``. The cap costs speed on processors with AVX-512. The
 ``full`` profile uses :func:`fast`: bfloat16 autocast where the device has
-it, PyTorch's default threads and kernels, and QCFS's activation compiled
-(``torch.compile``) while it trains; its numbers depend on the machine.
+it, PyTorch's default threads and kernels, QCFS's activation compiled
+(``torch.compile``) and the channels-last memory format while it trains; its
+numbers depend on the machine.
 
 The instruction set is chosen once per process, when PyTorch first computes,
 from environment variables: :func:`use_numerics` must run before any PyTorch
@@ -95,8 +96,7 @@ class Numerics:
     channels_last : bool
         Training keeps the network's weights and each batch in PyTorch's
         channels-last memory format (NHWC), whose oneDNN convolution kernels
-        are faster on CPUs (``benchmarks/cnn_techniques.py`` prints the
-        speed). The same arithmetic in another memory order: sums may differ
+        are faster on CPUs (``benchmarks/cnn_layout_speed.py`` measures it). The same arithmetic in another memory order: sums may differ
         in their last bits, so not with ``reproducible``.
     """
 
