@@ -3,10 +3,9 @@
 Times whole :func:`snnlib.tiers.conversion.train_cnn` epochs (augmentation,
 one-cycle schedule, the tier's loop) of the tier's CNN on ``--images`` random
 images, with the ``full`` profile's arithmetic (:func:`~snnlib.tiers.conversion.numerics.fast`:
-bfloat16 where the CPU has it; QCFS compiled where the network has it) once with
-``channels_last=False``
-and once with ``channels_last=True``, in alternation, ``--repeats`` times (the
-machine is shared: look at the spread). Any field of
+bfloat16 where the CPU has it; QCFS compiled where the network has it), once with
+``channels_last=False`` and once with ``channels_last=True``, in alternation,
+``--repeats`` times (the machine is shared: look at the spread). Any field of
 :class:`~snnlib.tiers.conversion.ConvNetParams` or
 :class:`~snnlib.tiers.conversion.TrainParams` is set with ``--set NAME=VALUE``.
 Prints images/s and the ratio of each pair, measured in this run. One untimed

@@ -188,16 +188,19 @@ def test_channels_last_training_computes_the_same_network():
 def test_without_channels_last_a_batch_keeps_the_layout_it_comes_in():
     """The default memory format leaves each batch as the images give it (without
     augmentation, the strides of ``images_to_tensor``'s channels-last view), as before the
-    option existed; channels-last training gives the network channels-last batches."""
+    option existed; channels-last training gives the network channels-last batches even where
+    they come in the default format (augmented crops)."""
     images, labels = _images(32)
     p = C.TrainParams(epochs=1, batch_size=16, augment=False)
     reference = C.images_to_tensor(images[:16]).stride()
-    for numbers, want in ((None, reference), (N.Numerics(), reference),
-                          (N.Numerics(channels_last=True), None)):
+    for numbers, want, params in ((None, reference, p), (N.Numerics(), reference, p),
+                                  (N.Numerics(channels_last=True), None,
+                                   replace(p, augment=True))):
         model = C.ConvNet(C.ConvNetParams(widths=(4, 4), pool_after=(0, 1)))
         seen = []
         model.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
-        C.train_cnn(model, images, labels, p, seed=0, progress=False, numerics=numbers)
+        C.train_cnn(model, images, labels, params, seed=0, progress=False, numerics=numbers)
+        assert seen, "vacuous: the network saw no batch"
         if want is None:
             assert all(x.is_contiguous(memory_format=torch.channels_last) for x in seen)
         else:

@@ -96,8 +96,9 @@ class Numerics:
     channels_last : bool
         Training keeps the network's weights and each batch in PyTorch's
         channels-last memory format (NHWC), whose oneDNN convolution kernels
-        are faster on CPUs (``benchmarks/cnn_layout_speed.py`` measures it). The same arithmetic in another memory order: sums may differ
-        in their last bits, so not with ``reproducible``.
+        are faster on CPUs (``benchmarks/cnn_layout_speed.py`` measures it).
+        The same arithmetic in another memory order: sums may differ in their
+        last bits, so not with ``reproducible``.
     """
 
     reproducible: bool = False
@@ -117,13 +118,12 @@ class Numerics:
         if self.reproducible and (self.threads is None or self.bf16):
             raise ValueError(f"Numerics: reproducible arithmetic needs a fixed number of threads "
                              f"and float32, got threads={self.threads!r}, bf16={self.bf16!r}.")
-        if self.reproducible and self.compile_activations:
-            raise ValueError("Numerics: reproducible arithmetic computes QCFS uncompiled; set "
-                             "compile_activations=False (the compiled code's sums follow the "
-                             "processor).")
-        if self.reproducible and self.channels_last:
-            raise ValueError("Numerics: reproducible arithmetic trains in the default memory "
-                             "format; set channels_last=False (other kernels, other sums).")
+        for name, why in (("compile_activations", "computes QCFS uncompiled (the compiled "
+                                                  "code's sums follow the processor)"),
+                          ("channels_last", "trains in the default memory format (other "
+                                            "kernels, other sums)")):
+            if self.reproducible and getattr(self, name):
+                raise ValueError(f"Numerics: reproducible arithmetic {why}; set {name}=False.")
 
     def describe(self) -> str:
         """One line for a reader: the precision, threads and kernels (no machine-specific value)."""
