@@ -858,7 +858,8 @@ register("profiles.DogLIFSizes", lambda **kw: M.profiles.DogLIFSizes(**kw), dict
 register("profiles.ConversionSizes", lambda **kw: M.profiles.ConversionSizes(**kw), dict,
          {"width": bad_int(low=1), "epochs": bad_int(low=1), "steps": bad_int(low=1),
           "train_images": bad_int(low=10, none_ok=True),
-          "snn_images": bad_int(low=1, none_ok=True)})
+          "snn_images": bad_int(low=1, none_ok=True),
+          "design": st.sampled_from(["", "VGG", "resnet", None, 1, ["vgg"]])})
 register("profiles.Profile", lambda **kw: M.profiles.Profile(**kw),
          lambda: dict(name="ci", n_train_per_class=1, n_test_per_class=1, n_encode_images=1,
                       stdp_demo_ms=1),

@@ -328,6 +328,30 @@ def test_synaptic_operations_count_every_synapse_a_spike_crosses():
         _synapses(nn.Sequential(mods[0]), (3, side, side)))
 
 
+def test_signed_simulation_in_parts_and_a_short_run_read_the_long_one(tmp_path):
+    """What run_tier relies on for its short QCFS simulations: with signed neurons, the
+    parts give the whole run, and a run of T steps predicts what a longer run predicts at
+    T, while its operations are counted over T steps only (and differ from plain ones)."""
+    net = C.fold_batchnorm(_trained_like(seed=6))
+    x = torch.rand(24, 3, 32, 32)
+    normed, _ = C.normalise(net, x, percentile=99.9)
+    labels = net(x).argmax(1).numpy()
+    long = C.simulate(normed, x, labels, steps=[4, 8, 32], v0=0.5, signed=True)
+    plain = C.simulate(normed, x, labels, steps=[4, 8, 32], v0=0.5)
+    for t in (4, 8):
+        short = C.simulate_parts(normed, x, labels, steps=[t], v0=0.5, signed=True,
+                                 folder=tmp_path / f"T{t}", part_images=10, progress=False)
+        assert np.array_equal(short["predictions"][t], long["predictions"][t])
+        assert short["accuracy"][t] == long["accuracy"][t]
+        ops = short["synaptic_ops_per_image"]
+        assert 0 < ops["accumulates"] < long["synaptic_ops_per_image"]["accumulates"]
+        # the analog image enters the first layer every step: T times one image's MACs
+        assert ops["multiply_accumulates"] == pytest.approx(
+            long["synaptic_ops_per_image"]["multiply_accumulates"] * t / 32)
+    # negative spikes happen in this network, and count as events
+    assert long["spikes_per_image"] != pytest.approx(plain["spikes_per_image"])
+
+
 def test_smallest_steps_within_reads_the_curve():
     acc = {1: 0.50, 2: 0.80, 4: 0.895, 8: 0.899, 16: 0.9}
     assert C.smallest_steps_within(acc, 0.9, 1.0) == 4
@@ -360,7 +384,7 @@ def test_simulation_in_parts_equals_one_run_and_resumes(tmp_path):
                      progress=False)
     assert mtimes() == before
     for change in ({"bf16": True}, {"steps": [4, 32]}, {"input": "poisson"}, {"seed": 9},
-                   {"v0": 0.5}):
+                   {"v0": 0.5}, {"signed": True}):
         C.simulate_parts(normed, x, labels, folder=folder, part_images=12, progress=False,
                          **{"steps": [4, 16], **change})
         assert all(a != b for a, b in zip(mtimes(), before)), change

@@ -56,6 +56,20 @@ def _pct(x: float) -> str:
 # --- report -----------------------------------------------------------------------------------
 def test_layer_names_follow_the_convolutions(record):
     assert report.layer_names(record) == [f"conv{k}" for k in range(1, 7)]
+    whitened = dataclasses.replace(record, parameters={
+        **record.parameters, "cnn": {**record.parameters["cnn"], "whitening_px": 2}})
+    assert report.layer_names(whitened) == ["whitening"] + [f"conv{k}" for k in range(1, 7)]
+
+
+def test_layer_names_match_the_spiking_layers_of_each_design():
+    """One name per layer of IF neurons that the converted network has, whitening included."""
+    from snnlib import profiles
+    from snnlib.tiers.conversion.record import spiking_layer_names
+
+    for name in ("ci", "full"):
+        cp, _ = C.params_for_profile(profiles.get_profile(name))
+        net, _ = C.normalise(C.fold_batchnorm(C.ConvNet(cp).eval()), torch.rand(4, 3, 32, 32))
+        assert len(spiking_layer_names(dataclasses.asdict(cp))) == len(C.relu_layers(net))
 
 
 def test_network_lines_name_the_arithmetic_and_no_machine_value():
@@ -64,11 +78,22 @@ def test_network_lines_name_the_arithmetic_and_no_machine_value():
     ci = profiles.get_profile("ci")
     cp, tp = C.params_for_profile(ci)
     text = report.network_lines(cp, tp, C.numerics.numerics_for_profile(ci))
-    assert text == ("CNN: widths (8, 8, 16, 16, 32, 32), 2 x 2 average pooling after convolutions "
-                    "[2, 4, 6], then one linear layer\n"
-                    "training: 1 epochs, batch 128, one-cycle SGD up to lr 0.1, crops and flips; "
+    assert text == ("CNN: convolutions of 8, 8, 16, 16, 32, 32 channels, batch norm, ReLU, 2 x 2 "
+                    "average pooling after convolutions 2, 4, 6, one linear layer\n"
+                    "training: 1 epoch, batch 128, one-cycle SGD up to lr 0.1, crops of up to 4 "
+                    "pixels and random flips; "
                     "arithmetic: float32, 2 threads, deterministic algorithms, CPU kernels capped "
                     "at AVX2")
+    full = profiles.get_profile("full")
+    cp, tp = C.params_for_profile(full)
+    text = report.network_lines(cp, tp, C.numerics.numerics_for_profile(full, "cpu"))
+    assert text.startswith(
+        "CNN: a fixed first layer that whitens 2 x 2 patches (ON and OFF copies, 24 channels), "
+        "convolutions of 64, 64, 256, 256, 256, 256 channels (starting as identities), batch "
+        "norm, ReLU, 2 x 2 average pooling after convolutions 1, 3, 5, global average pooling, "
+        "one linear layer\ntraining: 5 epochs, batch 128, one-cycle SGD up to lr 0.4, crops of "
+        "up to 2 pixels and alternating flips, label smoothing 0.2; arithmetic: ")
+    assert text.count("bfloat16") <= 1  # said once, by the arithmetic, where it is used
 
 
 def test_lines_quote_the_record(record):
@@ -253,6 +278,26 @@ def test_operations_table_has_a_row_per_simulation(record):
     assert len(same.index) == 2  # the short simulation is the longest: not repeated
     with pytest.raises(ValueError, match="short"):
         report.operations_table(record, short, 16)
+
+
+def test_operations_table_reads_the_records_short_simulations(record):
+    cnn_macs = record.specific["cnn"]["multiply_accumulates_per_image"]
+    with pytest.raises(ValueError, match="no short QCFS simulations"):
+        report.operations_table(record)  # the committed record predates them
+    with pytest.raises(ValueError, match="both short and short_steps"):
+        report.operations_table(record, short_steps=8)
+    specific = copy.deepcopy(record.specific)
+    ops = lambda a, m: {"accumulates": a, "multiply_accumulates": m}  # noqa: E731
+    specific["qcfs"]["short_simulations"] = {
+        "4": {"accuracy": 0.8, "operations_per_image": ops(1e7, 2e8), "wall_s": 1.0},
+        "8": {"accuracy": 0.85, "operations_per_image": ops(3e7, 4e8), "wall_s": 2.0}}
+    table = report.operations_table(dataclasses.replace(record, specific=specific))
+    assert table.index == ("ReLU conversion, T = 256", "QCFS conversion, T = 32",
+                           "QCFS conversion, T = 8", "QCFS conversion, T = 4")
+    assert _row(table, "QCFS conversion, T = 4") == [
+        "80.0%", "1e+07", "2e+08", f"{1e7 / cnn_macs:.2f}"]
+    assert _row(table, "QCFS conversion, T = 8") == [
+        "85.0%", "3e+07", "4e+08", f"{3e7 / cnn_macs:.2f}"]
 
 
 def test_full_profile_items(record, tmp_path):

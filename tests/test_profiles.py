@@ -48,8 +48,8 @@ def test_every_tier_has_its_section_in_every_profile():
     for profile in P.PROFILES.values():
         for name in TIERS:
             assert getattr(profile, name) is not None, (profile.name, name)
-    assert [k for k, _ in P.profile_items(P.PROFILES["ci"])][-2:] == [
-        "conversion.qcfs_epochs", "conversion.qcfs_steps"]
+    assert [k for k, _ in P.profile_items(P.PROFILES["ci"])][-3:] == [
+        "conversion.qcfs_epochs", "conversion.qcfs_steps", "conversion.design"]
 
 
 def test_profile_values_are_validated():
@@ -58,6 +58,8 @@ def test_profile_values_are_validated():
                   stdp_demo_ms=1)
     with pytest.raises(ValueError, match="Profile.conversion.width must be a positive integer"):
         P.ConversionSizes(width=0)
+    with pytest.raises(ValueError, match="Profile.conversion.design must be 'vgg' or 'whitened'"):
+        P.ConversionSizes(design="resnet")
     with pytest.raises(ValueError, match="Profile.dog_lif.filters must be a positive integer"):
         P.DogLIFSizes(filters=True)
     with pytest.raises(ValueError, match="Profile.conversion must be a ConversionSizes"):

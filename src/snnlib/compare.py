@@ -1052,14 +1052,17 @@ def _conversion_readme(rec: runs.TierRecord) -> list[str]:
     widths, epochs = _dig(p, "cnn/widths"), _dig(s, "cnn/training/epochs")
     snn = _dig(s, "snn") or {}
     if widths and epochs:
+        from .tiers.conversion.record import describe_cnn, describe_training
+
         train = p.get("training", {})
-        how = ", ".join(w for w, on in (("crops and flips", train.get("augment")),
-                                        ("bfloat16 autocast", train.get("bf16"))) if on)
-        text = (f"A CNN (convolutions of {', '.join(str(w) for w in widths)} channels, batch norm, "
-                f"ReLU, average pooling, one linear layer) trained by backpropagation on "
-                f"{rec.train_images:,} images for {epochs} epochs"
-                + (f" ({how})" if how else "") + "; batch norm folded; converted into "
-                "integrate-and-fire neurons (reset by subtraction")
+        if "pool_after" in p["cnn"] and "batch_size" in train:
+            text = (f"A CNN ({describe_cnn(p['cnn'])}) trained by backpropagation on "
+                    f"{rec.train_images:,} images ({describe_training(train)})")
+        else:  # a record without the full parameters
+            text = (f"A CNN (convolutions of {', '.join(str(w) for w in widths)} channels) "
+                    f"trained by backpropagation on {rec.train_images:,} images for {epochs} "
+                    f"epochs")
+        text += "; batch norm folded; converted into integrate-and-fire neurons (reset by subtraction"
         if "percentile" in p and "calibration_images" in p:
             text += (f", each layer normalised at the {p['percentile']:g}th percentile of its "
                      f"activations on {p['calibration_images']:,} training images")
@@ -1101,12 +1104,14 @@ def _conversion_readme(rec: runs.TierRecord) -> list[str]:
     if q and q.get("accuracy_vs_steps"):
         own = q.get("cnn_accuracy_on_snn_images")
         epochs_q, wall_q = _dig(q, "training/epochs"), _dig(q, "training/wall_s")
+        signed = ("signed IF neurons with memory, which take back a spike when their "
+                  "potential falls below zero, " if q.get("signed") else "")
         out.append(
             f"Quantisation-aware fine-tuning (Bu et al.'s clip-floor-shift activation, "
             f"{q.get('levels')} levels, thresholds starting at the {q.get('init_percentile'):g}th "
             f"percentile of each layer's activations; {epochs_q} epochs from the trained CNN, "
-            f"{_minutes(wall_q)}) gives a CNN of {_pct(own)}, whose spiking copy (neurons "
-            f"starting at {q.get('v0')} of the threshold) does:")
+            f"{_minutes(wall_q)}) gives a CNN of {_pct(own)}, whose spiking copy ({signed}"
+            f"neurons starting at {q.get('v0')} of the threshold) does:")
         qa = q["accuracy_vs_steps"]
         rows = [("its spiking copy", {t: _pct(a) for t, a in qa.items()})]
         if own is not None:
@@ -1121,6 +1126,13 @@ def _conversion_readme(rec: runs.TierRecord) -> list[str]:
             out.append(f"At T = {q.get('steps')} it does {_sci(ops['accumulates'])} accumulates "
                        f"and {_sci(ops['multiply_accumulates'])} multiply-accumulates per image, "
                        f"and simulates {_sig(q.get('images_per_s'))} images/s.")
+        shorts = q.get("short_simulations") or {}
+        if shorts:
+            out.append(" ".join(
+                f"Simulated for T = {t} on its own: {_pct(r['accuracy'])}, "
+                f"{_sci(r['operations_per_image']['accumulates'])} accumulates and "
+                f"{_sci(r['operations_per_image']['multiply_accumulates'])} "
+                f"multiply-accumulates per image." for t, r in shorts.items()))
     return out
 
 

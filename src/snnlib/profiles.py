@@ -155,6 +155,14 @@ class ConversionSizes:
     qcfs_steps : int
         The longest simulation of the fine-tuned network (steps), on the same
         test images as the tier's.
+    design : {"vgg", "whitened"}
+        The CNN and its training (:func:`snnlib.tiers.conversion.params_for_profile`):
+        ``"vgg"``, six 3 x 3 convolutions of width, width, 2 width, 2 width,
+        4 width, 4 width channels, pooled after every second one; ``"whitened"``,
+        a patch-whitening first layer, convolutions of width, width and four
+        times 4 width channels, pooled after the first of each pair, global
+        average pooling, and airbench's training settings (Jordan 2024),
+        chosen on the validation split for a short training.
     """
 
     width: int = 8
@@ -165,9 +173,13 @@ class ConversionSizes:
     variant_images: int = 20
     qcfs_epochs: int = 1
     qcfs_steps: int = 16
+    design: Literal["vgg", "whitened"] = "vgg"
 
     def __post_init__(self) -> None:
         _check_positive("Profile.conversion", self)
+        if self.design not in ("vgg", "whitened"):
+            raise ValueError(f"Profile.conversion.design must be 'vgg' or 'whitened', got "
+                             f"{self.design!r}.")
         if self.train_images is not None and self.train_images < 10:
             raise ValueError(f"Profile.conversion.train_images must be None or at least 10 (one "
                              f"per class), got {self.train_images!r}.")
@@ -253,9 +265,9 @@ PROFILES: dict[str, Profile] = {
                                               layer2_train_images=4000, readout_images=5000,
                                               readout_epochs=1),
                     dog_lif=DogLIFSizes(filters=256, train_patches=100_000),
-                    conversion=ConversionSizes(width=64, train_images=None, epochs=15,
-                                               snn_images=None, steps=256, variant_images=1000,
-                                               qcfs_epochs=3, qcfs_steps=32)),
+                    conversion=ConversionSizes(width=64, train_images=None, epochs=5,
+                                               snn_images=None, steps=128, variant_images=500,
+                                               qcfs_epochs=2, qcfs_steps=64, design="whitened")),
 }
 
 

@@ -65,13 +65,24 @@ from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, ConvNet, _finite_modu
                   _labels_for, _n_classes, fold_batchnorm)
 from .numerics import Numerics, fingerprint, numerics_scope
 
-__all__ = ["PERCENTILE", "PERCENTILES", "QCFS_V0", "SIM_VERSION", "SNN_PART_IMAGES",
+__all__ = ["PERCENTILE", "PERCENTILES", "QCFS_SHORT_STEPS", "QCFS_SIGNED", "QCFS_V0", "SIM_VERSION", "SNN_PART_IMAGES",
            "STEPS_ANALYSED", "normalise", "qcfs_from_relu", "rates_vs_activations",
            "record_spikes", "relu_layers", "simulate", "simulate_parts", "smallest_steps_within",
            "synaptic_operations"]
 
 QCFS_V0 = 0.5
 """Initial potential of the QCFS network's IF neurons (the shift of the activation)."""
+QCFS_SIGNED = True
+"""The QCFS network is simulated with signed IF neurons with memory
+(:class:`snnlib.neurons.IFNeurons` with ``signed=True``, after Wang et al. 2022): a
+neuron whose potential falls below zero takes back one of its spikes, so that its net
+count follows the staircase of its summed input whatever the order the input came in.
+Chosen on the validation split (``benchmarks/cnn_techniques.py --signed``): at T = 4
+they kept the QCFS network within 1 point of its CNN where plain IF neurons lost about
+10 points."""
+QCFS_SHORT_STEPS = (4, 8)
+"""The few-step simulations of the QCFS network that :func:`.run.run_tier` runs on their
+own, so that their operations per image are counted over exactly that many steps."""
 MAX_STEPS = 100_000
 """The most time steps a simulation accepts: the book reads accuracy up to a few hundred;
 far more is a typo that would run for days."""
@@ -678,7 +689,7 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
                    folder, input: Literal["analog", "poisson"] = "analog", seed: int = 0,
                    bf16: bool = False, v0: float = 0.0, part_images: int = SNN_PART_IMAGES,
                    progress: bool = True, desc: str = "tier 3, SNN", device: str = "cpu",
-                   numerics: Numerics | None = None) -> dict:
+                   numerics: Numerics | None = None, signed: bool = False) -> dict:
     """:func:`simulate` in parts of ``part_images`` images, each saved in ``folder``; resumable.
 
     A part is recomputed when its network's weights, its images or labels,
@@ -694,6 +705,7 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
     the call; with reproducible numerics a part computed with other threads
     or CPU kernels is recomputed (:func:`.numerics.fingerprint` is part of
     its key). None: the process's own arithmetic, not part of the key.
+    ``signed``: signed IF neurons with memory (:func:`simulate`'s ``signed``).
     """
     import os
     from pathlib import Path
@@ -706,6 +718,7 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
     check.flag("progress", progress, where=where)
     check.instance("desc", desc, str, where=where)
     check.instance("numerics", numerics, Numerics, none=True, where=where)
+    check.flag("signed", signed, where=where)
     if numerics is not None and numerics.reproducible and bf16:
         raise ValueError(f"{where}: bf16=True with reproducible numerics (float32 only)")
     _max_steps(_steps(steps, where), len(images), where)
@@ -713,11 +726,11 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
         return _simulate_parts(net, images, labels, steps=steps, folder=Path(folder), input=input,
                                seed=seed, bf16=bf16, v0=v0, part_images=part_images,
                                progress=progress, desc=desc, device=device,
-                               numerics_key=fingerprint(numerics))
+                               numerics_key=fingerprint(numerics), signed=signed)
 
 
 def _simulate_parts(net, images, labels, *, steps, folder, input, seed, bf16, v0, part_images,
-                    progress, desc, device, numerics_key) -> dict:
+                    progress, desc, device, numerics_key, signed) -> dict:
     """:func:`simulate_parts` after its checks, inside its numerics."""
     from ...progress import tqdm
 
@@ -736,12 +749,14 @@ def _simulate_parts(net, images, labels, *, steps, folder, input, seed, bf16, v0
         key_parts = (net, x, labels[first:last], steps, input, seed, bf16, float(v0), first)
         if numerics_key is not None:  # (without numerics, the keys of earlier runs)
             key_parts += (numerics_key,)
+        if signed:  # (plain neurons keep the keys of earlier runs)
+            key_parts += ("signed",)
         part_key = runs.cache_key(*key_parts, version=SIM_VERSION)
         saved = runs.cached_npz(path, part_key)
         if saved is None:
             g = torch.Generator().manual_seed(int(seed) * 1_000_003 + first)
             r = simulate(net, x, labels[first:last], steps=steps, input=input, generator=g,
-                         bf16=bf16, v0=v0, bar=bar, device=device)
+                         bf16=bf16, v0=v0, bar=bar, device=device, signed=signed)
             saved = {"key": np.array(part_key), "wall_s": np.array(r["wall_s"]),
                      "predictions": np.stack([r["predictions"][t] for t in steps]),
                      "input_map": r["input_map"],

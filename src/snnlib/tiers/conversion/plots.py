@@ -134,12 +134,16 @@ def qcfs_staircase(levels: int = 4):
 
 def qcfs_accuracy(record):
     """Accuracy against T of the ReLU conversion (:math:`v_0 = 0`) and the fine-tuned QCFS
-    conversion (:math:`v_0 = 1/2`), with both CNNs' accuracies as lines."""
+    conversion (its own :math:`v_0`, signed neurons where the record says so), with both
+    CNNs' accuracies as lines."""
     record = _record(record, "plots.qcfs_accuracy")
     s = record.specific
     fig, ax = plt.subplots(figsize=(6.5, 4))
+    q = s["qcfs"]
+    q_label = (f"fine-tuned QCFS CNN ({'signed neurons, ' if q.get('signed') else ''}"
+               f"v0 = {q['v0']:g})")
     viz.accuracy_vs_steps({"converted ReLU CNN (v0 = 0)": s["snn"]["accuracy_vs_steps"],
-                           "fine-tuned QCFS CNN (v0 = 0.5)": s["qcfs"]["accuracy_vs_steps"]},
+                           q_label: q["accuracy_vs_steps"]},
                           s["cnn"]["accuracy_on_snn_images"], ax=ax, cnn_label="ReLU CNN",
                           title=f"{s['snn_images']} test images, {record.profile} profile")
     ax.axhline(100 * s["qcfs"]["cnn_accuracy_on_snn_images"], color="C1", ls=":", lw=1.5,

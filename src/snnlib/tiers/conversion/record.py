@@ -21,6 +21,55 @@ MOVES = [m for m in runs.common_moves() if m[0] not in ("test_images", "class_na
 ones the spiking network ran on (``snn_images``); the class names are CIFAR-10's."""
 
 
+def spiking_layer_names(cnn: dict) -> list[str]:
+    """The spiking layers of a CNN's converted copy, in order: ``whitening`` when the CNN has
+    a whitening layer (its ON and OFF channels spike too), then ``conv1`` ... one per
+    convolution. ``cnn`` is :class:`.cnn.ConvNetParams` as a dict (the record's
+    ``parameters["cnn"]``)."""
+    return ((["whitening"] if cnn.get("whitening_px") else [])
+            + [f"conv{k + 1}" for k in range(len(cnn["widths"]))])
+
+
+def describe_cnn(cnn: dict) -> str:
+    """The CNN in words, from :class:`.cnn.ConvNetParams` as a dict, e.g. ``convolutions of
+    64, 64, 128, 128, 256, 256 channels, batch norm, ReLU, 2 x 2 average pooling after
+    convolutions 2, 4, 6, one linear layer``."""
+    parts = []
+    k = cnn.get("whitening_px")
+    if k:
+        parts.append(f"a fixed first layer that whitens {k} x {k} patches (ON and OFF copies, "
+                     f"{2 * 3 * k * k} channels)")
+    parts.append(f"convolutions of {', '.join(str(w) for w in cnn['widths'])} channels"
+                 + (" (starting as identities)" if cnn.get("identity_init") else ""))
+    parts.append("batch norm, "
+                 + ("clip-floor-shift activations" if cnn.get("quantisation_levels") else "ReLU"))
+    parts.append("2 x 2 average pooling after convolutions "
+                 + ", ".join(str(j + 1) for j in cnn["pool_after"]))
+    if cnn.get("global_pool"):
+        parts.append("global average pooling")
+    return ", ".join(parts + ["one linear layer"])
+
+
+def describe_training(training: dict) -> str:
+    """How the CNN trained, in words, from :class:`.cnn.TrainParams` as a dict: epochs, batch,
+    learning rate, and whichever of augmentation, label smoothing, alternating flips,
+    Lookahead and bfloat16 it used."""
+    extras = []
+    if training.get("augment"):
+        extras.append(f"crops of up to {training.get('translate_px', 4)} pixels and "
+                      + ("alternating" if training.get("alternate_flips") else "random")
+                      + " flips")
+    if training.get("label_smoothing"):
+        extras.append(f"label smoothing {training['label_smoothing']:g}")
+    if training.get("lookahead"):
+        extras.append("Lookahead")
+    if training.get("bf16"):
+        extras.append("bfloat16 autocast")
+    n = training["epochs"]
+    return (f"{n} epoch{'' if n == 1 else 's'}, batch {training['batch_size']}, one-cycle SGD up to "
+            f"lr {training['max_lr']:g}" + "".join(f", {e}" for e in extras))
+
+
 def _events(ops: dict) -> runs.SynapticEvents:
     return runs.SynapticEvents(accumulates=ops["accumulates"],
                                multiply_accumulates=ops["multiply_accumulates"], what=ops["what"])
@@ -85,10 +134,16 @@ def summary_lines(record: runs.TierRecord) -> list[str]:
         f"fine-tuned with QCFS ({q['levels']} levels, {q['training']['epochs']} epochs, "
         f"{q['training']['wall_s']:.0f} s): CNN accuracy {q['cnn_accuracy']:.4f} "
         f"({q['cnn_accuracy_on_snn_images']:.4f} on the SNN's images)",
-        f"its SNN (v0 = {q['v0']}) by steps: " + ", ".join(
+        f"its SNN ({'signed IF neurons, ' if q.get('signed') else ''}v0 = {q['v0']}) by steps: "
+        + ", ".join(
             f"T={t} {a:.4f}" for t, a in q["accuracy_vs_steps"].items()),
         f"smallest T within 1 point of its CNN: {q['smallest_steps_within_1_point']}, "
         f"within 0.1 point: {q['smallest_steps_within_0.1_point']}, within 1 point of the "
         f"ReLU CNN: {q['smallest_steps_within_1_point_of_relu_cnn']}",
     ]
+    for t, short in q.get("short_simulations", {}).items():
+        o = short["operations_per_image"]
+        lines.append(f"its SNN simulated for T={t} on its own: accuracy {short['accuracy']:.4f}, "
+                     f"{o['accumulates']:.3g} accumulates and {o['multiply_accumulates']:.3g} "
+                     f"multiply-accumulates per image")
     return lines

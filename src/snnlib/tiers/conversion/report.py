@@ -22,10 +22,12 @@ several of them, such as :func:`full_profile_items`).
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 from ... import _validate as check
 from ... import runs, viz
+from .record import describe_cnn, describe_training, spiking_layer_names
 
 __all__ = ["accumulates_line", "accuracy_table", "costs_table", "firing_table",
            "float32_gap_line", "full_profile_items", "lambda_table", "layer_names",
@@ -60,9 +62,10 @@ def _by_steps(columns: dict[str, dict]) -> dict[str, dict]:
 
 
 def layer_names(record) -> list[str]:
-    """The spiking layers' names, ``conv1`` ... (one per convolution of the CNN)."""
+    """The spiking layers' names: ``whitening`` if the CNN has a whitening layer, then
+    ``conv1`` ... (one per convolution of the CNN)."""
     record = _record(record, "report.layer_names")
-    return [f"conv{k + 1}" for k in range(len(record.parameters["cnn"]["widths"]))]
+    return spiking_layer_names(record.parameters["cnn"])
 
 
 def network_lines(cnn_params, train_params, numerics) -> str:
@@ -78,10 +81,10 @@ def network_lines(cnn_params, train_params, numerics) -> str:
     check.instance("cnn_params", cnn_params, ConvNetParams, where=where)
     check.instance("train_params", train_params, TrainParams, where=where)
     check.instance("numerics", numerics, Numerics, where=where)
-    return (f"CNN: widths {cnn_params.widths}, 2 x 2 average pooling after convolutions "
-            f"{[k + 1 for k in cnn_params.pool_after]}, then one linear layer\n"
-            f"training: {train_params.epochs} epochs, batch {train_params.batch_size}, one-cycle "
-            f"SGD up to lr {train_params.max_lr}, crops and flips; arithmetic: "
+    return (f"CNN: {describe_cnn(asdict(cnn_params))}\n"
+            # (bfloat16 is said by the arithmetic)
+            f"training: {describe_training({**asdict(train_params), 'bf16': False})}; "
+            f"arithmetic: "
             f"{numerics.describe()}")
 
 
@@ -248,31 +251,44 @@ def qcfs_steps_line(record) -> str:
             f"ReLU CNN {q['smallest_steps_within_1_point_of_relu_cnn']}")
 
 
-def operations_table(record, short: dict, short_steps: int):
+def operations_table(record, short: dict | None = None, short_steps: int | None = None):
     """Accuracy and operations per image of the ReLU conversion and the QCFS conversion at
-    their longest T, and of the QCFS conversion simulated again for ``short_steps``.
+    their longest T, and of the QCFS conversion simulated again for fewer steps.
 
-    ``short`` is :func:`.convert.simulate`'s result for ``steps=[short_steps]``.
-    The row of the short simulation is left out when it has the same T as the
-    longest QCFS simulation (it would repeat it). The last column divides the
-    accumulates by the CNN's multiply-accumulates.
+    The few-step rows come from the record's ``qcfs.short_simulations`` (one per
+    T of :data:`.convert.QCFS_SHORT_STEPS` that :func:`.run.run_tier` ran), or,
+    given ``short`` and ``short_steps``, from ``short``, :func:`.convert.simulate`'s
+    result for ``steps=[short_steps]``. A row with the same T as the longest
+    QCFS simulation is left out (it would repeat it). The last column divides
+    the accumulates by the CNN's multiply-accumulates.
     """
     where = "report.operations_table"
     record = _record(record, where)
-    check.instance("short", short, dict, where=where)
-    check.positive_int("short_steps", short_steps, where=where)
-    if short_steps not in short.get("accuracy", {}) or "synaptic_ops_per_image" not in short:
-        raise ValueError(f"{where}: short must be simulate's result with steps=[{short_steps}] "
-                         f"(its accuracy at T = {short_steps} and synaptic_ops_per_image)")
     snn, q, cnn = record.specific["snn"], record.specific["qcfs"], record.specific["cnn"]
+    if (short is None) != (short_steps is None):
+        raise ValueError(f"{where}: give both short and short_steps, or neither (then the "
+                         f"record's own short simulations are shown)")
+    if short is None:
+        shorts = q.get("short_simulations")
+        if not shorts:
+            raise ValueError(f"{where}: this record has no short QCFS simulations (it was made "
+                             f"before run_tier ran them); pass short and short_steps")
+        few = [(int(t), r["accuracy"], r["operations_per_image"]) for t, r in shorts.items()]
+    else:
+        check.instance("short", short, dict, where=where)
+        check.positive_int("short_steps", short_steps, where=where)
+        if short_steps not in short.get("accuracy", {}) or "synaptic_ops_per_image" not in short:
+            raise ValueError(f"{where}: short must be simulate's result with "
+                             f"steps=[{short_steps}] (its accuracy at T = {short_steps} and "
+                             f"synaptic_ops_per_image)")
+        few = [(short_steps, short["accuracy"][short_steps], short["synaptic_ops_per_image"])]
     rows = {}
     for name, acc, o in (
-            (f"ReLU conversion, T = {snn['steps']}", record.accuracy, snn["operations_per_image"]),
-            (f"QCFS conversion, T = {q['steps']}", q["accuracy_vs_steps"][str(q["steps"])],
-             q["operations_per_image"]),
-            (f"QCFS conversion, T = {short_steps}", short["accuracy"][short_steps],
-             short["synaptic_ops_per_image"])):
-        if name in rows:  # the longest QCFS simulation may itself be the short one
+            [(f"ReLU conversion, T = {snn['steps']}", record.accuracy, snn["operations_per_image"]),
+             (f"QCFS conversion, T = {q['steps']}", q["accuracy_vs_steps"][str(q["steps"])],
+              q["operations_per_image"])]
+            + [(f"QCFS conversion, T = {t}", acc, o) for t, acc, o in sorted(few, reverse=True)]):
+        if name in rows:  # the longest QCFS simulation may itself be a short one
             continue
         rows[name] = {"accuracy": acc, "accumulates": o["accumulates"],
                       "multiply-accumulates": o["multiply_accumulates"],

@@ -18,26 +18,51 @@ from .. import _profile_section
 from .cnn import (QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, TRAIN_VERSION, ConvNet,
                   ConvNetParams, TrainParams, _evaluate_cnn, evaluate_cnn, fold_batchnorm,
                   images_to_tensor, train_cnn)
-from .convert import (PERCENTILE, PERCENTILES, QCFS_V0, STEPS_ANALYSED, normalise,
-                      qcfs_from_relu, simulate_parts, smallest_steps_within)
+from .convert import (PERCENTILE, PERCENTILES, QCFS_SHORT_STEPS, QCFS_SIGNED, QCFS_V0,
+                      STEPS_ANALYSED, normalise, qcfs_from_relu, simulate_parts,
+                      smallest_steps_within)
 from .numerics import numerics_for_profile, numerics_in_use, numerics_scope
-from .record import to_record
+from .record import spiking_layer_names, to_record
 
 __all__ = ["params_for_profile", "run_tier"]
 
 
+WHITENED_TRAINING = {"label_smoothing": 0.2, "translate_px": 2, "alternate_flips": True,
+                     "max_lr": 0.4}
+"""The training settings of the ``"whitened"`` design (beyond :class:`TrainParams`'
+defaults), each kept because it paid on the validation split in 5 epochs of the full-size
+network (``benchmarks/cnn_techniques.py``): label smoothing, crops of at most 2 pixels
+with alternating flips, and a peak learning rate of 0.4."""
+
+
 def params_for_profile(profile, device: str = "cpu") -> tuple[ConvNetParams, TrainParams]:
-    """The CNN and its training at a profile's size (``profile.conversion.width``, ``.epochs``).
+    """The CNN and its training at a profile's size (``profile.conversion``: ``width``,
+    ``epochs`` and ``design``).
+
+    ``design="vgg"``: convolutions of :math:`(w, w, 2w, 2w, 4w, 4w)` channels
+    (:math:`w` = ``width``), average-pooled after the 2nd, 4th and 6th, flattened
+    into the linear layer; :class:`TrainParams`' defaults.
+
+    ``design="whitened"`` (after airbench, Jordan 2024): a fixed patch-whitening
+    layer of 2 x 2 patches with ON and OFF copies, convolutions of
+    :math:`(w, w, 4w, 4w, 4w, 4w)` channels starting as identities, pooled after
+    the 1st, 3rd and 5th, global average pooling; trained with
+    :data:`WHITENED_TRAINING`.
 
     Training is in float32 at the ``ci`` and ``book`` profiles (reproducible
     arithmetic, :func:`.numerics.numerics_for_profile`) and in bfloat16
     autocast at ``full`` where ``device`` supports it (:func:`bf16_supported`).
     """
     _profile_section(profile, "conversion", "conversion.params_for_profile")
-    w = profile.conversion.width
+    sizes = profile.conversion
+    w = sizes.width
+    bf16 = numerics_for_profile(profile, device).bf16
+    if sizes.design == "whitened":
+        return (ConvNetParams(widths=(w, w, 4 * w, 4 * w, 4 * w, 4 * w), pool_after=(0, 2, 4),
+                              whitening_px=2, global_pool=True, identity_init=True),
+                TrainParams(epochs=sizes.epochs, bf16=bf16, **WHITENED_TRAINING))
     return (ConvNetParams(widths=(w, w, 2 * w, 2 * w, 4 * w, 4 * w)),
-            TrainParams(epochs=profile.conversion.epochs,
-                        bf16=numerics_for_profile(profile, device).bf16))
+            TrainParams(epochs=sizes.epochs, bf16=bf16))
 
 
 def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
@@ -58,9 +83,11 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
     4. The CNN is fine-tuned with clip-floor-shift activations
        (:func:`qcfs_from_relu`, ``sizes.qcfs_epochs``, checkpointed in
        ``out_dir/cnn_qcfs.pt``), converted with its trained thresholds and
-       simulated with ``v0 = 0.5`` for ``sizes.qcfs_steps`` on the tier's
-       test images (and, when that runs in bfloat16, in float32 on the
-       variant images).
+       simulated with signed IF neurons (``QCFS_SIGNED``) starting at
+       ``v0 = 0.5`` for ``sizes.qcfs_steps`` on the tier's test images (and,
+       when that runs in bfloat16, in float32 on the variant images); then
+       again for each T of ``QCFS_SHORT_STEPS`` on its own, so that the
+       operations per image at those T are counted.
 
     ``device`` (default ``$SNNLIB_DEVICE`` or ``"cpu"``): where the CNN
     trains and the spiking network is simulated.
@@ -191,23 +218,34 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
     q_net, q_lambdas = normalise(q_folded, calibration)
     q_steps = ([t for t in STEPS_ANALYSED if t < sizes.qcfs_steps]
                + [sizes.qcfs_steps])
+    # (plain neurons in folders of their own names, signed ones in "_signed" folders, so
+    # that a run directory made before keeps its simulations)
+    tag = "_signed" if QCFS_SIGNED else ""
     q_sim = simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=q_steps, seed=seed,
-                           v0=QCFS_V0, folder=out / "snn_qcfs", bf16=snn_bf16, progress=progress,
-                           desc="tier 3, SNN (fine-tuned QCFS)", device=device,
-                           numerics=numerics)
+                           v0=QCFS_V0, folder=out / f"snn_qcfs{tag}", bf16=snn_bf16,
+                           progress=progress, desc="tier 3, SNN (fine-tuned QCFS)", device=device,
+                           numerics=numerics, signed=QCFS_SIGNED)
+    # the few-step simulations on their own: operations counted over exactly T steps (their
+    # accuracy is the long simulation's at T, since a neuron's first T steps do not depend
+    # on how long the run goes on)
+    q_short = {t: simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=[t], seed=seed,
+                                 v0=QCFS_V0, folder=out / f"snn_qcfs{tag}_T{t}", bf16=snn_bf16,
+                                 progress=progress, desc=f"tier 3, SNN (QCFS, T = {t})",
+                                 device=device, numerics=numerics, signed=QCFS_SIGNED)
+               for t in QCFS_SHORT_STEPS if t < q_steps[-1]}
     q_check = None
     if snn_bf16:  # the staircase's edges are what QCFS relies on: measure what bfloat16 moves
         q_check = simulate_parts(q_net, x_test[:n_var], y_test[:n_var], steps=q_steps, seed=seed,
-                                 v0=QCFS_V0, folder=out / "snn_qcfs_float32", bf16=False,
+                                 v0=QCFS_V0, folder=out / f"snn_qcfs{tag}_float32", bf16=False,
                                  progress=progress, desc="tier 3, SNN (QCFS, float32 check)",
-                                 device=device, numerics=numerics)
+                                 device=device, numerics=numerics, signed=QCFS_SIGNED)
     main = sims["analog, p99.99"]
     cnn_on_snn = float(np.mean(cnn["predictions"][:n_snn] == y_test[:n_snn]))
     q_cnn_on_snn = float(np.mean(q_cnn["predictions"][:n_snn] == y_test[:n_snn]))
     cnn_on_var = float(np.mean(cnn["predictions"][:n_var] == y_test[:n_var]))
     t_max = steps[-1]
     ops = main["synaptic_ops_per_image"]
-    layer_names = [f"conv{k + 1}" for k in range(len(cp.widths))]
+    layer_names = spiking_layer_names(asdict(cp))
 
     def confusion(y, predictions) -> dict:
         summary = metrics.classification_summary(y, predictions)
@@ -271,8 +309,11 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
             "what": (f"the CNN fine-tuned for {q_tp.epochs} epochs with clip-floor-shift "
                      f"activations of {QCFS_LEVELS} levels (thresholds starting at the "
                      f"{QCFS_INIT_PERCENTILE:g}th percentile of its activations), converted with "
-                     f"the trained thresholds and simulated with v0 = {QCFS_V0}"),
+                     f"the trained thresholds and simulated with "
+                     f"{'signed IF neurons with memory' if QCFS_SIGNED else 'IF neurons'} "
+                     f"starting at v0 = {QCFS_V0}"),
             "levels": QCFS_LEVELS, "init_percentile": QCFS_INIT_PERCENTILE, "v0": QCFS_V0,
+            "signed": QCFS_SIGNED,
             "training": {"epochs": q_tp.epochs, "max_lr": q_tp.max_lr,
                          "wall_s": q_history["total_wall_s"], "loss": q_history["loss"],
                          "train_accuracy": q_history["train_accuracy"],
@@ -303,6 +344,12 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
             "firing": firing(q_sim),
             "operations_per_image": operations(
                 q_sim, f"over {q_steps[-1]} steps, counted as for the tier"),
+            "short_simulations": {
+                str(t): {"accuracy": r["accuracy"][t],
+                         "operations_per_image": operations(
+                             r, f"a simulation of {t} steps on its own, counted as for the tier"),
+                         "wall_s": r["wall_s"]}
+                for t, r in q_short.items()},
         },
         "normalisation_lambdas": {f"p{k:g}": v for k, v in lambdas.items()},
         "parameters": {"cnn": asdict(cp), "training": asdict(tp), "percentile": PERCENTILE,
@@ -317,6 +364,7 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
         "wall_s": {"cnn_training": history["total_wall_s"], "cnn_test": cnn_wall,
                    "snn": main["wall_s"], **{f"snn {k}": v["wall_s"] for k, v in variants.items()},
                    "qcfs_training": q_history["total_wall_s"], "snn qcfs": q_sim["wall_s"],
+                   **{f"snn qcfs T = {t}": r["wall_s"] for t, r in q_short.items()},
                    **({"snn qcfs float32": q_check["wall_s"]} if q_check is not None else {}),
                    "this_call": time.perf_counter() - t_start},
     }
@@ -326,5 +374,6 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
                "simulation": main, "variants": variants, "cnn": cnn, "history": history,
                "test_images": x_test, "test_labels": y_test, "train_index": itr, "test_index": ite,
                "qcfs": {"model": q_model, "folded": q_folded, "net": q_net, "cnn": q_cnn,
-                        "simulation": q_sim, "float32_check": q_check, "history": q_history}}
+                        "simulation": q_sim, "short_simulations": q_short,
+                        "float32_check": q_check, "history": q_history}}
     return record, details
