@@ -19,6 +19,9 @@ same settings is loaded, not retrained) and the QCFS copy beside it, so that oth
 levels, ``--v0`` or ``--steps`` reuse the trainings. ``--signed`` also simulates the
 QCFS copy with signed IF neurons (``simulate(signed=True)``). The spiking copies are
 simulated in bfloat16 where the CPU has it, as the ``full`` profile does.
+``--append PATH --name NAME`` also stores the run's JSON, with its command line, under
+NAME in the JSON list at PATH (a run of the same name is replaced): chapter 6 draws
+its table of techniques from ``results/cnn_techniques.json``.
 
     python benchmarks/cnn_techniques.py --set epochs=10
     python benchmarks/cnn_techniques.py --set widths=64,64,256,256,256,256 pool_after=0,2,4 \\
@@ -27,6 +30,8 @@ simulated in bfloat16 where the CPU has it, as the ``full`` profile does.
     python benchmarks/cnn_techniques.py --set epochs=10 --qcfs-epochs 2 --steps 1 2 4 8 16
     python benchmarks/cnn_techniques.py --set epochs=5 --checkpoint runs/tech/e5.pt \\
         --qcfs-epochs 2 --v0 0.3 0.5 0.7 --signed
+    python benchmarks/cnn_techniques.py --set epochs=5 --name "A: the VGG design" \\
+        --append results/cnn_techniques.json
 """
 
 from __future__ import annotations
@@ -62,7 +67,12 @@ def main() -> int:
                         help="also simulate the QCFS copy with signed IF neurons (negative spikes)")
     parser.add_argument("--checkpoint", default=None, metavar="PATH",
                         help="checkpoint the ReLU CNN here (and the QCFS copy beside it)")
+    parser.add_argument("--append", default=None, metavar="PATH",
+                        help="store the run's JSON under --name in the JSON list at PATH")
+    parser.add_argument("--name", default=None, help="the run's name in --append's list")
     args = parser.parse_args()
+    if (args.append is None) != (args.name is None):
+        parser.error("--append and --name go together")
     if args.levels is not None and args.levels < 1:
         parser.error(f"--levels must be a positive integer, got {args.levels}")
     if args.v0 is not None and any(not 0.0 <= v < 1.0 for v in args.v0):
@@ -140,16 +150,32 @@ def main() -> int:
                       f"its CNN {100 * q_cnn:.2f}%; spiking copy, {name}: " + ", ".join(
                           f"T = {t}: {100 * a:.2f}%" for t, a in sim["accuracy"].items())
                       + f" (the ReLU CNN: {100 * plain:.2f}%; {sim['wall_s']:.0f} s)", flush=True)
-    print(json.dumps({"split": "validation (last 500 training images per class)",
-                      "train_images": len(train_idx), "val_images": len(val_idx),
-                      "net": asdict(net), "training": asdict(train),
-                      "numerics": numbers.describe(),
-                      "train_min": round(history["total_wall_s"] / 60, 2),
-                      "resumed_from_checkpoint": resumed,
-                      "epoch_s": [round(w, 1) for w in history["wall_s"]],
-                      "eval_curve": history["eval_accuracy"] if args.curve else None,
-                      "val_accuracy": plain, "val_accuracy_tta": tta, "qcfs": qcfs}))
+    result = {"split": "validation (last 500 training images per class)",
+              "train_images": len(train_idx), "val_images": len(val_idx),
+              "net": asdict(net), "training": asdict(train),
+              "numerics": numbers.describe(),
+              "train_min": round(history["total_wall_s"] / 60, 2),
+              "resumed_from_checkpoint": resumed,
+              "epoch_s": [round(w, 1) for w in history["wall_s"]],
+              "eval_curve": history["eval_accuracy"] if args.curve else None,
+              "val_accuracy": plain, "val_accuracy_tta": tta, "qcfs": qcfs}
+    print(json.dumps(result))
+    if args.append is not None:
+        store(Path(args.append), args.name, result, ["python", "benchmarks/cnn_techniques.py"]
+              + sys.argv[1:])
     return 0
+
+
+def store(path: Path, name: str, result: dict, command: list[str]) -> None:
+    """Put ``result`` (with ``name`` and ``command``) in the JSON list at ``path``, replacing a
+    run of the same name; written whole to a temporary file first, so that an interruption
+    leaves the old list."""
+    runs = json.loads(path.read_text()) if path.exists() else []
+    entry = {"name": name, "command": " ".join(command), **result}
+    runs = [r for r in runs if r.get("name") != name] + [entry]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(runs, indent=1) + "\n")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -370,7 +370,9 @@ def test_training_curve_draws_the_history(record):
     loss, acc = fig.axes
     assert _ydata(loss) == [hist["loss"]]
     np.testing.assert_allclose(_ydata(acc)[0], 100 * np.array(hist["train_accuracy"]))
-    assert list(loss.get_lines()[0].get_xdata()) == list(range(1, len(hist["loss"]) + 1))
+    np.testing.assert_allclose(loss.get_lines()[0].get_xdata(),
+                               np.cumsum(hist["epoch_wall_s"]) / 60)  # minutes at each epoch's end
+    assert len(hist["epoch_wall_s"]) == len(hist["loss"])
 
 
 def test_accuracy_figures_draw_the_record_curves(record):
@@ -470,3 +472,51 @@ def test_spike_raster_draws_every_recorded_spike():
         plots.spike_raster(recording, layer_names=["conv1"])
     with pytest.raises(ValueError, match="recording"):
         plots.spike_raster({"spikes": spikes})
+
+
+# --- the validation runs that chose the full profile's design ---------------------------------
+TECHNIQUES = Path(__file__).resolve().parents[1] / "results" / "cnn_techniques.json"
+
+
+def test_techniques_table_reads_every_run_but_the_qcfs_ones():
+    import json
+
+    found = json.loads(TECHNIQUES.read_text())
+    table = report.techniques_table(TECHNIQUES)
+    plain = [r for r in found if not r.get("qcfs")]
+    assert table.index == tuple(r["name"] for r in plain)
+    assert table.columns == ("validation", "with test-time augmentation", "epochs",
+                             "training (min)")
+    for r in plain:
+        assert _row(table, r["name"])[:2] == [f"{r['val_accuracy']:.2%}",
+                                              f"{r['val_accuracy_tta']:.2%}"]
+    # the full profile's design is the best of them on validation
+    best = max(plain, key=lambda r: r["val_accuracy"])
+    cp, tp = C.params_for_profile(__import__("snnlib").profiles.get_profile("full"))
+    assert best["net"] == {**dataclasses.asdict(cp), "widths": list(cp.widths),
+                           "pool_after": list(cp.pool_after)}
+    assert {k: v for k, v in best["training"].items() if k != "bf16"} == {
+        k: v for k, v in dataclasses.asdict(tp).items() if k != "bf16"}
+
+
+def test_qcfs_choice_table_and_the_tiers_choice_agree():
+    table = report.qcfs_choice_table(TECHNIQUES)
+    assert "signed, v0 = 0.5" in table.index and "IF, v0 = 0.5" in table.index
+    assert table.columns == ("T = 1", "T = 2", "T = 4", "T = 8", "T = 16")
+    # the tier's neurons and v0 are the best at T = 4 on validation
+    best = max(table.index, key=lambda name: float(_row(table, name)[2].rstrip("%")))
+    assert best == f"{'signed' if C.QCFS_SIGNED else 'IF'}, v0 = {C.QCFS_V0}"
+
+
+def test_technique_tables_refuse_what_is_not_a_list_of_runs(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cnn_techniques.py"):
+        report.techniques_table(tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x"}')
+    with pytest.raises(ValueError, match="list of benchmarks/cnn_techniques.py runs"):
+        report.techniques_table(bad)
+    bad.write_text('[{"name": "x", "val_accuracy": 0.5, "qcfs": null}]')
+    with pytest.raises(ValueError, match="no run with a QCFS copy"):
+        report.qcfs_choice_table(bad)
+    with pytest.raises(TypeError):
+        report.techniques_table(3)

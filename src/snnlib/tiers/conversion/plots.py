@@ -30,14 +30,19 @@ __all__ = ["accuracy_curve", "confusions", "filter_images", "first_layer_filters
 
 
 def training_curve(record):
-    """Loss and accuracy on the (augmented) training batches, one point per epoch."""
+    """Loss and accuracy on the (augmented) training batches against the minutes of training,
+    one point per epoch (at the end of it)."""
     hist = _record(record, "plots.training_curve").specific["cnn"]["training"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    epochs = np.arange(1, len(hist["loss"]) + 1)
-    axes[0].plot(epochs, hist["loss"], "o-")
-    axes[0].set(xlabel="epoch", ylabel="cross-entropy", title="training loss")
-    axes[1].plot(epochs, 100 * np.array(hist["train_accuracy"]), "o-")
-    axes[1].set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy on training batches")
+    minutes = np.cumsum(hist["epoch_wall_s"]) / 60
+    axes[0].plot(minutes, hist["loss"], "o-")
+    axes[0].set(xlabel="training time (min), a point per epoch", ylabel="cross-entropy",
+                title="training loss")
+    axes[1].plot(minutes, 100 * np.array(hist["train_accuracy"]), "o-")
+    axes[1].set(xlabel="training time (min), a point per epoch", ylabel="accuracy (%)",
+                title="accuracy on training batches")
+    for ax in axes:
+        ax.set_xlim(0, None)
     return fig
 
 

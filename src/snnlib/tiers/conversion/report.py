@@ -31,9 +31,9 @@ from .record import describe_cnn, describe_training, spiking_layer_names
 
 __all__ = ["accumulates_line", "accuracy_table", "costs_table", "firing_table",
            "float32_gap_line", "full_profile_items", "lambda_table", "layer_names",
-           "network_lines", "operations_table", "qcfs_float32_line", "qcfs_steps_line",
-           "qcfs_table", "qcfs_training_line", "show", "smallest_steps_line", "training_line",
-           "variants_table"]
+           "network_lines", "operations_table", "qcfs_choice_table", "qcfs_float32_line",
+           "qcfs_steps_line", "qcfs_table", "qcfs_training_line", "show", "smallest_steps_line",
+           "techniques_table", "training_line", "variants_table"]
 
 
 def _record(record, where: str) -> runs.TierRecord:
@@ -326,9 +326,9 @@ def full_profile_items(path) -> list:
     full = runs.load_record(path, tier="conversion")
     fc, fs = full.specific["cnn"], full.specific["snn"]
     items = [
-        f"full profile ({full.dataset}): CNN widths {full.parameters['cnn']['widths']}, "
+        f"full profile ({full.dataset}): CNN: {describe_cnn(full.parameters['cnn'])}; "
         f"trained on {full.train_images} images for {fc['training']['epochs']} epochs in "
-        f"{fc['training']['wall_s'] / 60:.0f} min; "
+        f"{fc['training']['wall_s'] / 60:.1f} min; "
         f"commit {str(full.provenance['git_commit'])[:7]}\n"
         f"CNN test accuracy {fc['accuracy']:.2%} ({fc['images_per_s']:.0f} images/s)",
         viz.table(_by_steps({"SNN accuracy": fs["accuracy_vs_steps"],
@@ -351,9 +351,63 @@ def full_profile_items(path) -> list:
                                "loss vs ReLU CNN (points)": ".2f"},
                       index_name="steps T"),
             f"smallest T within 1 point of the QCFS CNN: {fq['smallest_steps_within_1_point']}, "
-            f"within 0.1 point: {fq['smallest_steps_within_0.1_point']}",
+            f"within 0.1 point: {fq['smallest_steps_within_0.1_point']}"
+            + ("; simulated with signed neurons" if fq.get("signed") else ""),
         ]
+        if fq.get("short_simulations"):
+            items.append(operations_table(full))
     return items
+
+
+def _techniques(path, where: str) -> list[dict]:
+    check.instance("path", path, (str, os.PathLike), where=where)
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{where}: {path} not found; benchmarks/cnn_techniques.py "
+                                f"--append {path} --name NAME writes it")
+    import json
+
+    found = json.loads(path.read_text())
+    if not isinstance(found, list) or not all(isinstance(r, dict) and "name" in r
+                                              and "val_accuracy" in r for r in found):
+        raise ValueError(f"{where}: {path} must be a list of benchmarks/cnn_techniques.py runs "
+                         f"(each with a name and val_accuracy)")
+    return found
+
+
+def techniques_table(path):
+    """What each training technique bought, on the validation split: one row per run of
+    ``benchmarks/cnn_techniques.py`` stored in the JSON list at ``path`` (without its QCFS
+    runs), with the validation accuracy, the accuracy with test-time augmentation (flips
+    and shifts), and the training minutes."""
+    found = [r for r in _techniques(path, "report.techniques_table") if not r.get("qcfs")]
+    rows = {r["name"]: {"validation": r["val_accuracy"],
+                        "with test-time augmentation": r["val_accuracy_tta"],
+                        "epochs": r["training"]["epochs"], "training (min)": r["train_min"]}
+            for r in found}
+    sizes = sorted({(r["train_images"], r["val_images"]) for r in found})
+    return viz.table(rows, formats={"validation": ".2%", "with test-time augmentation": ".2%",
+                                    "training (min)": ".1f"},
+                     caption="trained on " + " or ".join(f"{a:,}" for a, _ in sizes)
+                             + " training images, scored on "
+                             + " or ".join(f"{b:,}" for _, b in sizes) + " validation images")
+
+
+def qcfs_choice_table(path):
+    """The QCFS copy's neurons and starting potential, chosen on the validation split: one
+    row per (neurons, v0) of the QCFS runs in the JSON list at ``path``, accuracy at each T,
+    with the QCFS CNN's and the ReLU CNN's accuracy in the caption."""
+    where = "report.qcfs_choice_table"
+    runs_q = [r for r in _techniques(path, where) if r.get("qcfs")]
+    if not runs_q:
+        raise ValueError(f"{where}: {path} has no run with a QCFS copy (--qcfs-epochs)")
+    r = runs_q[-1]
+    q = r["qcfs"]
+    rows = {name: {f"T = {t}": a for t, a in sim["accuracy"].items()}
+            for name, sim in q["snn"].items()}
+    return viz.table(rows, formats=".2%", index_name="neurons, v0",
+                     caption=f"{r['name']}; validation accuracy of the spiking copy; its CNN "
+                             f"{q['cnn']:.2%}, the ReLU CNN {r['val_accuracy']:.2%}")
 
 
 def show(*items) -> None:
