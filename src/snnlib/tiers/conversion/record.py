@@ -91,6 +91,12 @@ def to_record(d: dict, *, device: str, provenance: dict | None = None) -> runs.T
             accuracy=q["accuracy_vs_steps"][str(q["steps"])], time_steps=q["steps"],
             synaptic_events=_events(q["operations_per_image"]),
             inference=runs.Speed(q["images_per_s"], q["what_images_per_s"]), what=q["what"])
+        for t, short in sorted(q.get("short_simulations", {}).items(), key=lambda kv: int(kv[0])):
+            variants[f"QCFS fine-tuned, T = {t}"] = runs.Variant(
+                accuracy=short["accuracy"], time_steps=int(t),
+                synaptic_events=_events(short["operations_per_image"]),
+                inference=runs.Speed(short["images_per_s"], short["what_images_per_s"]),
+                what=f"{q['what']}, for {t} steps")
     n_train = d["train_images"]
     return runs.record_from_dict(
         d, MOVES,

@@ -348,6 +348,8 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
                 str(t): {"accuracy": r["accuracy"][t],
                          "operations_per_image": operations(
                              r, f"a simulation of {t} steps on its own, counted as for the tier"),
+                         "images_per_s": r["images_per_s"],
+                         "what_images_per_s": f"images simulated for {t} steps per second",
                          "wall_s": r["wall_s"]}
                 for t, r in q_short.items()},
         },
