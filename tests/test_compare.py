@@ -143,7 +143,11 @@ def test_the_table_equals_the_records_to_its_printed_precision(rows):
             part = {"QCFS": "qcfs", "the CNN": "cnn"}
             key = next(p for prefix, p in part.items() if name.startswith(prefix))
             spiking = v["time_steps"] is not None
-            spikes, neurons = _firing(d["specific"][key].get("firing") if spiking else None)
+            section = d["specific"][key]
+            if spiking and section.get("steps") not in (None, v["time_steps"]):
+                # a shorter simulation of the section's network reports its own firing
+                section = section.get("short_simulations", {}).get(str(v["time_steps"]), {})
+            spikes, neurons = _firing(section.get("firing") if spiking else None)
             phases = {"qcfs": ("cnn_training", "qcfs_training"), "cnn": ("cnn_training",)}[key]
             _check_row(cells[f"tier 3: {name}"], accuracy=v["accuracy"],
                        wall_s=sum(d["wall_s"][p] for p in phases),
@@ -407,3 +411,32 @@ def test_the_readme_is_not_written_from_a_runs_folder(tmp_path, capsys):
     assert cli.main(["compare", "--records", str(tmp_path), "--profile", "ci", "--no-figures",
                      "--write-readme", "--readme", str(tmp_path / "README.md")]) == 2
     assert "--write-readme reads a results folder" in capsys.readouterr().err
+
+
+def test_a_short_simulation_row_reads_its_own_confusion_and_firing(tmp_path):
+    """Tier 3's QCFS network simulated for T = 4 on its own is a row with its own numbers, not
+    those of the longer simulation of the same network."""
+    from snnlib.tiers.conversion import record as R
+
+    legacy = runs.load_record(Path(__file__).parent / "records_v1" / "conversion.json")
+    d = runs.legacy_view(legacy, R.MOVES)
+    q = d["qcfs"]
+    confusion = [[0] * 10 for _ in range(10)]
+    for k in range(10):
+        confusion[k][k] = 400
+        confusion[k][(k + 1) % 10] = 600
+    firing = {name: {**layer, "spikes_per_image": layer["spikes_per_image"] / 8}
+              for name, layer in q["firing"].items()}
+    q["short_simulations"] = {"4": {
+        "accuracy": 0.4, "operations_per_image": {**q["operations_per_image"], "accumulates": 1e6},
+        "images_per_s": 100.0, "what_images_per_s": "images simulated for 4 steps per second",
+        "firing": firing, "per_class_accuracy": [0.4] * 10, "confusion": confusion,
+        "wall_s": 100.0}}
+    runs.save_record(R.to_record(d, device="cpu", provenance=legacy.provenance),
+                     tmp_path / "conversion.json")
+    rows = {r.label: r for r in C.comparison_rows(C.load_records(tmp_path))}
+    short, long = rows["tier 3: QCFS fine-tuned, T = 4"], rows["tier 3: QCFS fine-tuned, T = 32"]
+    assert (short.accuracy, short.time_steps, short.accumulates) == (0.4, 4, 1e6)
+    assert short.confusion == tuple(map(tuple, confusion)) != long.confusion
+    assert short.spikes_per_neuron == pytest.approx(long.spikes_per_neuron / 8)
+    assert short.training_wall_s == long.training_wall_s  # the same network, trained once

@@ -438,8 +438,19 @@ def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):
     assert rec.train_images == 200 and rec.test_images == 50 and rec.device == "cpu"
     assert rec.provenance["versions"]["torch"] and rec.provenance["device"]["type"] == "cpu"
     assert rec.time_steps == 32 and rec.synaptic_events.accumulates > 0
-    assert set(rec.variants) == {"the CNN (not spiking)", "QCFS fine-tuned, T = 16"}
+    short = [f"QCFS fine-tuned, T = {t}" for t in C.QCFS_SHORT_STEPS]
+    assert set(rec.variants) == {"the CNN (not spiking)", "QCFS fine-tuned, T = 16", *short}
     record = rec.specific
+    # each short simulation is a variant of its own: its accuracy, its operations, its T
+    for t, name in zip(C.QCFS_SHORT_STEPS, short):
+        ran = record["qcfs"]["short_simulations"][str(t)]
+        assert rec.variants[name].accuracy == ran["accuracy"]
+        assert rec.variants[name].time_steps == t
+        assert ran["operations_per_image"]["accumulates"] > 0
+        assert sum(map(sum, ran["confusion"])) == rec.test_images
+    longer = record["qcfs"]["short_simulations"]
+    assert (longer["8"]["operations_per_image"]["accumulates"]
+            > longer["4"]["operations_per_image"]["accumulates"])
     assert set(record["snn"]["accuracy_vs_steps"]) == {"1", "2", "4", "8", "16", "32"}
     assert record["snn_images"] == 50 and record["variants"]["images"] == 20
     assert record["cnn"]["multiply_accumulates_per_image"] > 0

@@ -296,6 +296,10 @@ def test_operations_table_reads_the_records_short_simulations(record):
     table = report.operations_table(dataclasses.replace(record, specific=specific))
     assert table.index == ("ReLU conversion, T = 256", "QCFS conversion, T = 32",
                            "QCFS conversion, T = 8", "QCFS conversion, T = 4")
+    none = copy.deepcopy(specific)
+    none["qcfs"]["short_simulations"] = {}  # a QCFS simulation no longer than the short ones
+    assert report.operations_table(dataclasses.replace(record, specific=none)).index == (
+        "ReLU conversion, T = 256", "QCFS conversion, T = 32")
     assert _row(table, "QCFS conversion, T = 4") == [
         "80.0%", "1e+07", "2e+08", f"{1e7 / cnn_macs:.2f}"]
     assert _row(table, "QCFS conversion, T = 8") == [
@@ -305,8 +309,11 @@ def test_operations_table_reads_the_records_short_simulations(record):
 def test_full_profile_items(record, tmp_path):
     items = report.full_profile_items(RECORD)
     assert [type(i).__name__ for i in items] == [
-        "str", "DisplayTable", "str", "str", "DisplayTable", "str"]
+        "str", "DisplayTable", "str", "str", "DisplayTable", "str", "str"]
     assert items[0].startswith("full profile (") and "88.66%" in items[0]
+    assert "CNN: convolutions of 64, 64, 128, 128, 256, 256 channels" in items[0]
+    assert items[-1] == ("(this record predates the short QCFS simulations: no operation counts "
+                         "at T = 4 and 8)")
     snn, q = record.specific["snn"], record.specific["qcfs"]
     assert items[1].index == tuple(snn["accuracy_vs_steps"])
     assert _column(items[1], "SNN accuracy") == [f"{a:.2%}" for a in
@@ -333,6 +340,13 @@ def test_full_profile_items(record, tmp_path):
         "8                   88.14%                      -0.07                       0.52\n"
         "16                  88.43%                      -0.36                       0.23\n"
         "32                  88.40%                      -0.33                       0.26")
+    # a record with the short simulations ends with their operations table
+    specific = copy.deepcopy(record.specific)
+    specific["qcfs"]["short_simulations"] = {"4": {
+        "accuracy": 0.8, "operations_per_image": {"accumulates": 1e7, "multiply_accumulates": 2e6}}}
+    runs.save_record(dataclasses.replace(record, specific=specific), tmp_path / "short.json")
+    table = report.full_profile_items(tmp_path / "short.json")[-1]
+    assert table.index[-1] == "QCFS conversion, T = 4"
     missing = report.full_profile_items(tmp_path / "none.json")
     assert missing == [f"{tmp_path / 'none.json'} not found: run `python -m snnlib run "
                        "conversion --profile full`."]
@@ -486,7 +500,7 @@ def test_techniques_table_reads_every_run_but_the_qcfs_ones():
     found = json.loads(TECHNIQUES.read_text())
     table = report.techniques_table(TECHNIQUES)
     plain = [r for r in found if not r.get("qcfs")]
-    assert table.index == tuple(r["name"] for r in plain)
+    assert table.index == tuple(sorted(r["name"] for r in plain))
     assert table.columns == ("validation", "with test-time augmentation", "epochs",
                              "training (min)")
     for r in plain:
@@ -510,6 +524,21 @@ def test_qcfs_choice_table_and_the_tiers_choice_agree():
     assert best == f"{'signed' if C.QCFS_SIGNED else 'IF'}, v0 = {C.QCFS_V0}"
 
 
+def test_qcfs_choice_line_quotes_the_best_of_each_kind():
+    import json
+
+    q = [r for r in json.loads(TECHNIQUES.read_text()) if r.get("qcfs")][-1]["qcfs"]
+    line = report.qcfs_choice_line(TECHNIQUES)
+    best = {kind: max((sim["accuracy"]["4"], name) for name, sim in q["snn"].items()
+                      if name.startswith(kind + ",")) for kind in ("IF", "signed")}
+    for kind, label in (("IF", "plain IF neurons"), ("signed", "signed neurons")):
+        acc, name = best[kind]
+        assert (f"the best {label} ({name.split(', ')[1]}) {acc:.2%}, "
+                f"{100 * (q['cnn'] - acc):.2f} points below the QCFS CNN") in line
+    assert line.startswith("validation, T = 4: ") and line.endswith(
+        f"(QCFS CNN {q['cnn']:.2%}, {q['levels']} levels)")
+
+
 def test_technique_tables_refuse_what_is_not_a_list_of_runs(tmp_path):
     with pytest.raises(FileNotFoundError, match="cnn_techniques.py"):
         report.techniques_table(tmp_path / "none.json")
@@ -517,9 +546,21 @@ def test_technique_tables_refuse_what_is_not_a_list_of_runs(tmp_path):
     bad.write_text('{"name": "x"}')
     with pytest.raises(ValueError, match="list of benchmarks/cnn_techniques.py runs"):
         report.techniques_table(bad)
-    bad.write_text('[{"name": "x", "val_accuracy": 0.5, "qcfs": null}]')
+    bad.write_text('[{"name": "x", "val_accuracy": 0.5}]')
+    with pytest.raises(ValueError, match="each with name, val_accuracy, val_accuracy_tta"):
+        report.techniques_table(bad)
+    import json
+
+    plain_only = [r for r in json.loads(TECHNIQUES.read_text()) if not r.get("qcfs")]
+    bad.write_text(json.dumps(plain_only))
     with pytest.raises(ValueError, match="no run with a QCFS copy"):
         report.qcfs_choice_table(bad)
+    with pytest.raises(ValueError, match="no run with a QCFS copy"):
+        report.qcfs_choice_line(bad)
+    with pytest.raises(ValueError, match="positive integer"):
+        report.qcfs_choice_line(TECHNIQUES, steps=0)
+    with pytest.raises(ValueError, match="no plain IF neurons at T = 32"):
+        report.qcfs_choice_line(TECHNIQUES, steps=32)
     with pytest.raises(TypeError):
         report.techniques_table(3)
 

@@ -428,6 +428,10 @@ def comparison_rows(records: Records) -> list[Row]:
             detail = _variant_detail(f.tier, name)
             part = rec.specific.get(detail.specific) if detail else None
             part = part if isinstance(part, dict) else {}
+            if v.time_steps is not None and part.get("steps") not in (None, v.time_steps):
+                # a shorter simulation of the section's network (tier 3's QCFS at T = 4, 8):
+                # its own confusion matrix and firing, where the record has them
+                part = (part.get("short_simulations") or {}).get(str(v.time_steps), {})
             training = None
             if detail is not None:
                 phases = [rec.wall_s.get(p) for p in detail.training_phases]

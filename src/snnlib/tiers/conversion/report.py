@@ -31,7 +31,8 @@ from .record import describe_cnn, describe_training, spiking_layer_names
 
 __all__ = ["accumulates_line", "accuracy_table", "costs_table", "firing_table",
            "float32_gap_line", "full_profile_items", "lambda_table", "layer_names",
-           "network_lines", "operations_table", "qcfs_choice_table", "qcfs_float32_line",
+           "network_lines", "operations_table", "qcfs_choice_line", "qcfs_choice_table",
+           "qcfs_float32_line",
            "qcfs_steps_line", "qcfs_table", "qcfs_training_line", "show", "smallest_steps_line",
            "techniques_table", "training_line", "variants_table"]
 
@@ -269,11 +270,12 @@ def operations_table(record, short: dict | None = None, short_steps: int | None 
         raise ValueError(f"{where}: give both short and short_steps, or neither (then the "
                          f"record's own short simulations are shown)")
     if short is None:
-        shorts = q.get("short_simulations")
-        if not shorts:
+        if "short_simulations" not in q:
             raise ValueError(f"{where}: this record has no short QCFS simulations (it was made "
                              f"before run_tier ran them); pass short and short_steps")
-        few = [(int(t), r["accuracy"], r["operations_per_image"]) for t, r in shorts.items()]
+        # (empty when the QCFS simulation itself is no longer than QCFS_SHORT_STEPS)
+        few = [(int(t), r["accuracy"], r["operations_per_image"])
+               for t, r in q["short_simulations"].items()]
     else:
         check.instance("short", short, dict, where=where)
         check.positive_int("short_steps", short_steps, where=where)
@@ -354,8 +356,11 @@ def full_profile_items(path) -> list:
             f"within 0.1 point: {fq['smallest_steps_within_0.1_point']}"
             + ("; simulated with signed neurons" if fq.get("signed") else ""),
         ]
-        if fq.get("short_simulations"):
+        if "short_simulations" in fq:
             items.append(operations_table(full))
+        else:
+            items.append("(this record predates the short QCFS simulations: no operation "
+                         "counts at T = 4 and 8)")
     return items
 
 
@@ -368,19 +373,22 @@ def _techniques(path, where: str) -> list[dict]:
     import json
 
     found = json.loads(path.read_text())
-    if not isinstance(found, list) or not all(isinstance(r, dict) and "name" in r
-                                              and "val_accuracy" in r for r in found):
+    keys = ("name", "val_accuracy", "val_accuracy_tta", "train_min", "training",
+            "train_images", "val_images")
+    if not isinstance(found, list) or not all(isinstance(r, dict) and all(k in r for k in keys)
+                                              for r in found):
         raise ValueError(f"{where}: {path} must be a list of benchmarks/cnn_techniques.py runs "
-                         f"(each with a name and val_accuracy)")
+                         f"(each with {', '.join(keys)})")
     return found
 
 
 def techniques_table(path):
     """What each training technique bought, on the validation split: one row per run of
     ``benchmarks/cnn_techniques.py`` stored in the JSON list at ``path`` (without its QCFS
-    runs), with the validation accuracy, the accuracy with test-time augmentation (flips
+    runs), in the order of their names, with the validation accuracy, the accuracy with test-time augmentation (flips
     and shifts), and the training minutes."""
-    found = [r for r in _techniques(path, "report.techniques_table") if not r.get("qcfs")]
+    found = sorted((r for r in _techniques(path, "report.techniques_table") if not r.get("qcfs")),
+                   key=lambda r: r["name"])
     rows = {r["name"]: {"validation": r["val_accuracy"],
                         "with test-time augmentation": r["val_accuracy_tta"],
                         "epochs": r["training"]["epochs"], "training (min)": r["train_min"]}
@@ -408,6 +416,30 @@ def qcfs_choice_table(path):
     return viz.table(rows, formats=".2%", index_name="neurons, v0",
                      caption=f"{r['name']}; validation accuracy of the spiking copy; its CNN "
                              f"{q['cnn']:.2%}, the ReLU CNN {r['val_accuracy']:.2%}")
+
+
+def qcfs_choice_line(path, steps: int = 4) -> str:
+    """What the choice of neurons bought at ``steps``: the best plain and the best signed
+    neurons of the QCFS run in the JSON list at ``path`` (:func:`qcfs_choice_table`), each
+    with its ``v0``, its validation accuracy and how far below the QCFS CNN it is."""
+    where = "report.qcfs_choice_line"
+    check.positive_int("steps", steps, where=where)
+    runs_q = [r for r in _techniques(path, where) if r.get("qcfs")]
+    if not runs_q:
+        raise ValueError(f"{where}: {path} has no run with a QCFS copy (--qcfs-epochs)")
+    q = runs_q[-1]["qcfs"]
+    parts = []
+    for kind, label in (("IF", "plain IF neurons"), ("signed", "signed neurons")):
+        scored = {name: sim["accuracy"].get(str(steps), sim["accuracy"].get(steps))
+                  for name, sim in q["snn"].items() if name.startswith(kind + ",")}
+        scored = {k: v for k, v in scored.items() if v is not None}
+        if not scored:
+            raise ValueError(f"{where}: the QCFS run has no {label} at T = {steps}")
+        name = max(scored, key=scored.get)
+        parts.append(f"the best {label} ({name.split(', ', 1)[1]}) {scored[name]:.2%}, "
+                     f"{100 * (q['cnn'] - scored[name]):.2f} points below the QCFS CNN")
+    return (f"validation, T = {steps}: " + "; ".join(parts)
+            + f" (QCFS CNN {q['cnn']:.2%}, {q['levels']} levels)")
 
 
 def show(*items) -> None:
