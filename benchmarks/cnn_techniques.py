@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from dataclasses import asdict, replace
@@ -171,7 +172,7 @@ def store(path: Path, name: str, result: dict, command: list[str]) -> None:
     run of the same name; written whole to a temporary file first, so that an interruption
     leaves the old list."""
     runs = json.loads(path.read_text()) if path.exists() else []
-    entry = {"name": name, "command": " ".join(command), **result}
+    entry = {"name": name, "command": shlex.join(command), **result}
     runs = [r for r in runs if r.get("name") != name] + [entry]
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(runs, indent=1) + "\n")
