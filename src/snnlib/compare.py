@@ -254,19 +254,26 @@ class VariantDetail:
     training_phases : tuple of str
         The record's ``wall_s`` phases whose sum is the time it took to make the
         variant from the training images.
+    by_steps : str or None
+        The key, in that part, of shorter simulations of the same network by their
+        number of steps (``"4"``: a part like the variant's own): a variant whose
+        T is not the part's ``steps`` reads its numbers there.
     """
 
     tier: str
     prefix: str
     specific: str
     training_phases: tuple[str, ...]
+    by_steps: str | None = None
 
 
 VARIANT_DETAILS: tuple[VariantDetail, ...] = (
     # the CNN the tier converts: its training is the tier's
     VariantDetail("conversion", "the CNN", "cnn", ("cnn_training",)),
     # QCFS: the trained CNN, then fine-tuned with clip-floor-shift activations
-    VariantDetail("conversion", "QCFS fine-tuned", "qcfs", ("cnn_training", "qcfs_training")),
+    # (simulated again for T = 4 and 8 on their own: each a variant with its own numbers)
+    VariantDetail("conversion", "QCFS fine-tuned", "qcfs", ("cnn_training", "qcfs_training"),
+                  by_steps="short_simulations"),
 )
 """What the comparison reads about a variant beyond :class:`snnlib.runs.Variant`'s fields."""
 
@@ -428,10 +435,8 @@ def comparison_rows(records: Records) -> list[Row]:
             detail = _variant_detail(f.tier, name)
             part = rec.specific.get(detail.specific) if detail else None
             part = part if isinstance(part, dict) else {}
-            if v.time_steps is not None and part.get("steps") not in (None, v.time_steps):
-                # a shorter simulation of the section's network (tier 3's QCFS at T = 4, 8):
-                # its own confusion matrix and firing, where the record has them
-                part = (part.get("short_simulations") or {}).get(str(v.time_steps), {})
+            if detail and detail.by_steps and part.get("steps") not in (None, v.time_steps):
+                part = (part.get(detail.by_steps) or {}).get(str(v.time_steps), {})
             training = None
             if detail is not None:
                 phases = [rec.wall_s.get(p) for p in detail.training_phases]

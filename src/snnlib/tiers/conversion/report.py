@@ -32,8 +32,7 @@ from .record import describe_cnn, describe_training, spiking_layer_names
 __all__ = ["accumulates_line", "accuracy_table", "costs_table", "firing_table",
            "float32_gap_line", "full_profile_items", "lambda_table", "layer_names",
            "network_lines", "operations_table", "qcfs_choice_line", "qcfs_choice_table",
-           "qcfs_float32_line",
-           "qcfs_steps_line", "qcfs_table", "qcfs_training_line", "show", "smallest_steps_line",
+           "qcfs_float32_line", "qcfs_steps_line", "qcfs_table", "qcfs_training_line", "show", "smallest_steps_line",
            "techniques_table", "training_line", "variants_table"]
 
 
@@ -382,11 +381,19 @@ def _techniques(path, where: str) -> list[dict]:
     return found
 
 
+def _last_qcfs_run(path, where: str) -> dict:
+    """The last run with a QCFS copy in the JSON list at ``path``."""
+    runs_q = [r for r in _techniques(path, where) if r.get("qcfs")]
+    if not runs_q:
+        raise ValueError(f"{where}: {path} has no run with a QCFS copy (--qcfs-epochs)")
+    return runs_q[-1]
+
+
 def techniques_table(path):
     """What each training technique bought, on the validation split: one row per run of
     ``benchmarks/cnn_techniques.py`` stored in the JSON list at ``path`` (without its QCFS
-    runs), in the order of their names, with the validation accuracy, the accuracy with test-time augmentation (flips
-    and shifts), and the training minutes."""
+    runs), in the order of their names, with the validation accuracy, the accuracy with
+    test-time augmentation (flips and shifts), and the training minutes."""
     found = sorted((r for r in _techniques(path, "report.techniques_table") if not r.get("qcfs")),
                    key=lambda r: r["name"])
     rows = {r["name"]: {"validation": r["val_accuracy"],
@@ -405,11 +412,7 @@ def qcfs_choice_table(path):
     """The QCFS copy's neurons and starting potential, chosen on the validation split: one
     row per (neurons, v0) of the QCFS runs in the JSON list at ``path``, accuracy at each T,
     with the QCFS CNN's and the ReLU CNN's accuracy in the caption."""
-    where = "report.qcfs_choice_table"
-    runs_q = [r for r in _techniques(path, where) if r.get("qcfs")]
-    if not runs_q:
-        raise ValueError(f"{where}: {path} has no run with a QCFS copy (--qcfs-epochs)")
-    r = runs_q[-1]
+    r = _last_qcfs_run(path, "report.qcfs_choice_table")
     q = r["qcfs"]
     rows = {name: {f"T = {t}": a for t, a in sim["accuracy"].items()}
             for name, sim in q["snn"].items()}
@@ -424,15 +427,11 @@ def qcfs_choice_line(path, steps: int = 4) -> str:
     with its ``v0``, its validation accuracy and how far below the QCFS CNN it is."""
     where = "report.qcfs_choice_line"
     check.positive_int("steps", steps, where=where)
-    runs_q = [r for r in _techniques(path, where) if r.get("qcfs")]
-    if not runs_q:
-        raise ValueError(f"{where}: {path} has no run with a QCFS copy (--qcfs-epochs)")
-    q = runs_q[-1]["qcfs"]
+    q = _last_qcfs_run(path, where)["qcfs"]
     parts = []
     for kind, label in (("IF", "plain IF neurons"), ("signed", "signed neurons")):
-        scored = {name: sim["accuracy"].get(str(steps), sim["accuracy"].get(steps))
-                  for name, sim in q["snn"].items() if name.startswith(kind + ",")}
-        scored = {k: v for k, v in scored.items() if v is not None}
+        scored = {name: sim["accuracy"][str(steps)] for name, sim in q["snn"].items()
+                  if name.startswith(kind + ",") and str(steps) in sim["accuracy"]}
         if not scored:
             raise ValueError(f"{where}: the QCFS run has no {label} at T = {steps}")
         name = max(scored, key=scored.get)
