@@ -5,12 +5,17 @@
     python benchmarks/brian_stdp_conv_readout.py feats.npz --per-class 1     # the ablations
     python benchmarks/brian_stdp_conv_readout.py feats.npz --prediction running_mean
     python benchmarks/brian_stdp_conv_readout.py feats.npz --set max_rate_hz=500
+    python benchmarks/brian_stdp_conv_readout.py feats.npz --pool2 1 2 3 --sqrt  # saved counts
 
 Reads the spike-count features that ``brian_stdp_conv_probe.py --save`` wrote
 (layers 1 + 2, training split and validation split of the CIFAR-10 training
 set), trains :class:`snnlib.tiers.brian_stdp.output.PopulationReadout` on the
 training features and prints its validation accuracy after every epoch, next
-to a logistic regression on the same features. The test set is never read.
+to logistic regressions on the same features (layers 1 + 2, and layer 2 alone; ``C``
+from the tier's grid). The test set is never read.
+``--pool2 GRID ...`` sums layer 2's saved per-position counts over each
+``GRID x GRID`` grid of regions instead, side by side (``Tier1Params.features_pool[1]``);
+``--sqrt`` reads the square roots of the counts.
 """
 
 from __future__ import annotations
@@ -30,13 +35,17 @@ def main() -> int:
     parser.add_argument("--prediction", default="confidence",
                         choices=("confidence", "running_mean", "none"),
                         help="the reward prediction subtracted from the reward")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=8,
+                        help="epochs of the output layer (0: the logistic regressions alone)")
     parser.add_argument("--eta", type=float, default=0.1)
     parser.add_argument("--eta-decay", type=float, default=1.0)
     parser.add_argument("--eval-steps", type=int, default=20, help="steps per image when deciding")
     parser.add_argument("--train", type=int, default=0, help="use the first N (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-lr", action="store_true")
+    parser.add_argument("--pool2", type=int, nargs="+", default=[],
+                        help="layer 2's counts summed over these grids (default: as saved)")
+    parser.add_argument("--sqrt", action="store_true", help="square roots of the counts")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="any other PopulationParams field (a number or true/false)")
     args = parser.parse_args()
@@ -50,22 +59,42 @@ def main() -> int:
         extra = parse_sets(args.set, O.PopulationParams)[0]
     except ValueError as error:
         parser.error(str(error))
+    from snnlib.tiers.brian_stdp import network as N
+    from snnlib.tiers.brian_stdp.pipeline import LR_CS
+
     d = np.load(args.features)
-    f_tr, f_va = (np.hstack([d[f"f1_{s}"], d[f"f2_{s}"]]).astype(float) for s in ("tr", "va"))
+    if args.pool2 and "counts2_tr" not in d:
+        parser.error(f"--pool2 needs layer 2's per-position counts, which {args.features} lacks "
+                     "(write it with brian_stdp_conv_probe.py --save)")
+
+    def layer2(s):
+        if not args.pool2:
+            return d[f"f2_{s}"]
+        return N.pool_pyramid(d[f"counts2_{s}"], tuple(args.pool2))
+
+    f_tr, f_va = (np.hstack([d[f"f1_{s}"], layer2(s)]).astype(float) for s in ("tr", "va"))
+    if args.sqrt:
+        f_tr, f_va = np.sqrt(f_tr), np.sqrt(f_va)
     y_tr, y_va = d["y_tr"], d["y_va"]
     if args.train:
         f_tr, y_tr = f_tr[:args.train], y_tr[:args.train]
     result = {"split": "validation (last 500 training images per class)",
               "train_images": len(f_tr), "val_images": len(f_va), "args": vars(args)}
     if not args.no_lr:
-        lr = readout.logistic_regression(f_tr, y_tr, f_va, y_va, seed=args.seed)["accuracy"]
-        result["logistic_regression"] = lr
-        print(f"logistic regression, layers 1 + 2: {100 * lr:.2f}% validation", flush=True)
+        n1 = d["f1_tr"].shape[1]
+        for name, cols in (("layers 1 + 2", slice(None)), ("layer 2", slice(n1, None))):
+            lr = readout.logistic_regression(f_tr[:, cols], y_tr, f_va[:, cols], y_va,
+                                             seed=args.seed, cs=LR_CS)["accuracy"]
+            result[f"logistic_regression, {name}"] = lr
+            print(f"logistic regression, {name}: {100 * lr:.2f}% validation", flush=True)
     p = O.PopulationParams(neurons_per_class=args.per_class, prediction=args.prediction,
                            eta=args.eta, eta_decay=args.eta_decay, eval_steps=args.eval_steps,
                            epochs=1, **extra)
     net = O.PopulationReadout(p, f_tr.shape[1], seed=args.seed)
     t0 = time.perf_counter()
+    if args.epochs < 1:
+        print(json.dumps(result))
+        return 0
     for epoch in range(args.epochs):
         history = net.fit(f_tr, y_tr, validation=(f_va, y_va))
         print(f"epoch {epoch + 1}: train (while learning) {100 * history['train_accuracy'][-1]:.2f}%, "

@@ -5,6 +5,7 @@ convolution, its learning is competitive, its thresholds follow the homeostasis 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -159,6 +160,22 @@ def test_frozen_layers_count_spikes_where_the_input_is_and_pool_them():
     assert dark["counts1"].sum() == 0 and dark["counts2"].sum() == 0
 
 
+def test_a_pyramid_is_each_grid_side_by_side_and_every_grid_keeps_every_spike():
+    counts = np.random.default_rng(0).integers(0, 5, (3, 12, 12, 4)).astype(float)
+    pyramid = N.pool_pyramid(counts, (1, 2, 3))
+    assert pyramid.shape == (3, 4 * (1 + 4 + 9))
+    np.testing.assert_array_equal(pyramid, np.hstack([N.pool_counts(counts, g) for g in (1, 2, 3)]))
+    np.testing.assert_array_equal(N.pool_pyramid(counts, 2), N.pool_counts(counts, 2))
+    # the whole-image grid is each filter's total; any grid's regions add up to it
+    np.testing.assert_array_equal(pyramid[:, :4], counts.sum(axis=(1, 2)))
+    for grid, cols in ((2, slice(4, 20)), (3, slice(20, None))):
+        np.testing.assert_allclose(pyramid[:, cols].reshape(3, 4, grid ** 2).sum(axis=2),
+                                   counts.sum(axis=(1, 2)))
+    assert params(features_pool=(3, (1, 2, 3))).n_features == 4 * 9 + 3 * 14
+    with pytest.raises(ValueError, match="at least one grid"):
+        N.pool_pyramid(counts, ())
+
+
 def test_the_same_seed_gives_the_same_counts():
     p = params()
     f1, _ = N.initial_layer(p, 1, seed=0)
@@ -279,6 +296,9 @@ def test_the_retina_removes_brightness_and_splits_on_off():
     (dict(pool_px=3), "does not divide"),
     (dict(max_rate_hz=1000.0), "more than one spike per step"),
     (dict(features_pool=(30, 2)), "features_pool"),
+    (dict(features_pool=(3, (1, 2, 30))), "features_pool"),
+    (dict(features_pool=(3, ())), "features_pool"),
+    (dict(features_pool=(3, (1, True))), "features_pool"),
     (dict(codegen_target="cpp"), "codegen_target"),
     (dict(feature_steps=0), "feature_steps"),
     (dict(feature_steps=2.5), "feature_steps"),
@@ -359,6 +379,10 @@ def test_train_layers_and_features_end_to_end_and_the_random_twin_keeps_its_weig
     assert again["counts1"].dtype == np.uint8 and again["counts2"].shape == (3, 12, 12, 3)
     np.testing.assert_array_equal(N.pool_counts(again["counts1"].astype(float), 2), out["f1"])
     assert again["volley_fraction"] is None
+    roots = N.features(replace(p, features_sqrt=True), learned, x, seed=0, batch=2)
+    for f in ("f1", "f2"):
+        np.testing.assert_allclose(roots[f], np.sqrt(out[f]), rtol=1e-6)
+    np.testing.assert_array_equal(roots["spikes1"], out["spikes1"])  # the counts stay counts
     with pytest.raises(ValueError, match=r"intensities must be \(N, 2, 32, 32\)"):
         N.features(p, learned, x[:, :1], seed=0)
 

@@ -78,11 +78,10 @@ from ... import _validate as check
 from ... import retina as R
 from ...neurons import LIFParams, _named_clock, connect_brian2, run_brian2
 
-__all__ = ["ConvLayerParams", "ConvLearner", "FrozenLayers", "IMAGE_PX", "Retina", "RetinaParams",
-           "weights_moved",
-           "Tier1Params", "drive_brightness_correlation", "features", "initial_layer",
-           "layer2_patches", "pool_counts", "spike_statistics", "stack_patches", "train_layers",
-           "volley_fraction"]
+__all__ = ["ConvLayerParams", "ConvLearner", "drive_brightness_correlation", "features",
+           "FrozenLayers", "IMAGE_PX", "initial_layer", "layer2_patches", "pool_counts",
+           "pool_grids", "pool_pyramid", "Retina", "RetinaParams", "spike_statistics",
+           "stack_patches", "Tier1Params", "train_layers", "volley_fraction", "weights_moved"]
 
 IMAGE_PX = 32
 
@@ -216,10 +215,16 @@ class Tier1Params:
         layer 1 that make its patches, and the patches themselves); None: ``steps``.
     v_rest_mv : float
         Rest and reset potential.
-    features_pool : tuple of int
+    features_pool : tuple of two (int or tuple of int)
         The spike counts the readouts see: layer 1's summed over a
         ``features_pool[0]`` square grid of image regions, layer 2's over a
-        ``features_pool[1]`` grid.
+        ``features_pool[1]`` grid. A tuple of grids is a spatial pyramid: the
+        counts summed over each grid, side by side (``(1, 2, 3)``: the whole
+        image, its quadrants and a 3 x 3 grid; :func:`pool_pyramid`).
+    features_sqrt : bool
+        The readouts see the square roots of the pooled counts. A count's Poisson
+        noise grows as its square root, so the root gives every feature about the
+        same noise (a variance-stabilising transform), whatever its rate.
     codegen_target : {"cython", "numpy"}
         Brian2's code generation (numpy needs no compiler).
     """
@@ -235,7 +240,8 @@ class Tier1Params:
     feature_steps: int | None = None
     steps2: int | None = None
     v_rest_mv: float = -65.0
-    features_pool: tuple[int, int] = (3, 2)
+    features_pool: tuple[int | tuple[int, ...], int | tuple[int, ...]] = (3, (1, 2, 3))
+    features_sqrt: bool = True
     codegen_target: Literal["cython", "numpy"] = "cython"
 
     def __post_init__(self) -> None:
@@ -266,11 +272,14 @@ class Tier1Params:
         if self.side2 < 1:
             raise ValueError(f"layer 2's field ({self.layer2.field_px}) is wider than the "
                              f"{self.side1 // self.pool_px} complex cells per side.")
-        if (len(self.features_pool) != 2 or any(isinstance(k, bool) or not isinstance(k, int)
-                                                or k < 1 for k in self.features_pool)
-                or self.features_pool[0] > self.side1 or self.features_pool[1] > self.side2):
-            raise ValueError(f"Tier1Params.features_pool must be two grid sizes that fit the "
-                             f"layers ({self.side1}, {self.side2}), got {self.features_pool!r}.")
+        if len(fp) != 2 or not all(
+                _grids_ok(g, side) for g, side in zip(fp, (self.side1, self.side2))):
+            raise ValueError(f"Tier1Params.features_pool must be two grid sizes (or tuples of "
+                             f"grid sizes) that fit the layers ({self.side1}, {self.side2}), got "
+                             f"{fp!r}.")
+        if not isinstance(self.features_sqrt, bool):
+            raise TypeError(f"Tier1Params.features_sqrt must be True or False, got "
+                            f"{type(self.features_sqrt).__name__} {self.features_sqrt!r}.")
         if self.codegen_target not in ("cython", "numpy"):
             raise ValueError(f"Tier1Params.codegen_target must be 'cython' or 'numpy', got "
                              f"{self.codegen_target!r}.")
@@ -318,8 +327,8 @@ class Tier1Params:
     @property
     def n_features(self) -> int:
         """Spike counts per image the readouts see (both layers, pooled)."""
-        return (self.layer1.n_filters * self.features_pool[0] ** 2
-                + self.layer2.n_filters * self.features_pool[1] ** 2)
+        return sum(lp.n_filters * sum(g ** 2 for g in pool_grids(grids))
+                   for lp, grids in zip((self.layer1, self.layer2), self.features_pool))
 
     def ffi_mv(self, layer: int) -> float:
         """Layer ``layer``'s feed-forward inhibition per input spike (mV):
@@ -774,6 +783,29 @@ def pool_counts(counts: np.ndarray, grid: int) -> np.ndarray:
     return np.stack(cells, axis=2).reshape(n, -1).astype(np.float32)
 
 
+def pool_grids(grids) -> tuple[int, ...]:
+    """A ``features_pool`` entry as a tuple of grid sizes (one grid: a tuple of one)."""
+    return tuple(grids) if isinstance(grids, (tuple, list)) else (grids,)
+
+
+def _grids_ok(grids, side: int) -> bool:
+    """Whether ``grids`` is a grid size, or a non-empty tuple of them, each in ``[1, side]``."""
+    if isinstance(grids, (tuple, list)) and not grids:
+        return False
+    return all(isinstance(g, int) and not isinstance(g, bool) and 1 <= g <= side
+               for g in pool_grids(grids))
+
+
+def pool_pyramid(counts: np.ndarray, grids) -> np.ndarray:
+    """``(n, S, S, K)`` spike counts pooled over each of ``grids`` (a grid size or a tuple of
+    them: a spatial pyramid), side by side: ``(n, K * sum(g**2 for g in grids))``, the
+    columns of :func:`pool_counts` for each grid in turn."""
+    grids = pool_grids(grids)
+    if not grids:
+        raise ValueError("pool_pyramid: grids must name at least one grid size")
+    return np.hstack([pool_counts(counts, g) for g in grids])
+
+
 def initial_layer(p: Tier1Params, layer: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A layer before learning: uniform random filters scaled to ``w_sum_mv``, thresholds 0 (mV)."""
     check.instance("p", p, Tier1Params, where="initial_layer")
@@ -1129,8 +1161,9 @@ def features(p: Tier1Params, layers: dict, intensities: np.ndarray, *, seed: int
     :meth:`FrozenLayers.run` ``batch`` at a time for ``p.steps_frozen`` steps each, ``per_call`` batches per call
     (the call ``k``, from image ``start``, draws its spikes with seed
     ``seed * 1_000_003 + start``). Returns ``f1`` ``(N, K1 g1^2)``
-    and ``f2`` ``(N, K2 g2^2)`` (counts summed over a ``g x g`` grid,
-    ``p.features_pool``), ``spikes1`` and ``spikes2`` per image, the volley
+    and ``f2`` ``(N, K2 g2^2)`` (counts summed over a ``g x g`` grid, or over each grid of a
+    pyramid side by side: ``p.features_pool``, :func:`pool_pyramid`; their square roots with
+    ``p.features_sqrt``), ``spikes1`` and ``spikes2`` per image, the volley
     fraction of layer 2 (over the images of the calls whose trains are recorded:
     every ``record_every``-th, none if 0), and ``spikes_pool``, the complex cells'
     spikes per image (the mean of the image's call). With ``keep_counts`` also every neuron's
@@ -1194,8 +1227,10 @@ def _features_call(frozen: FrozenLayers, x: np.ndarray, start: int, record: bool
     p = frozen.p
     chunk = x[start:start + step]
     out = frozen.run(chunk, seed=seed * 1_000_003 + start, trains2=record)
-    part = {"f1": pool_counts(out["counts1"], p.features_pool[0]),
-            "f2": pool_counts(out["counts2"], p.features_pool[1]),
+    f1, f2 = (pool_pyramid(out[f"counts{k + 1}"], p.features_pool[k]) for k in (0, 1))
+    if p.features_sqrt:
+        f1, f2 = np.sqrt(f1), np.sqrt(f2)
+    part = {"f1": f1, "f2": f2,
             "spikes1": out["counts1"].reshape(len(chunk), -1).sum(axis=1),
             "spikes2": out["counts2"].reshape(len(chunk), -1).sum(axis=1),
             "spikes_pool": np.full(len(chunk), out["pool_spikes"]),

@@ -63,6 +63,11 @@ CHOSEN_ON = {
     "steps per image of the features (feature_steps)":
         "benchmarks/brian_stdp_conv_probe.py --feature-steps 15 30 60: logistic regression on "
         "layers 1 + 2, validation accuracy",
+    "the readouts' features (layer 2's counts pooled over 1 x 1, 2 x 2 and 3 x 3 grids side by "
+    "side, square roots of the counts)":
+        "benchmarks/brian_stdp_conv_readout.py --pool2 1 2 3 --sqrt (and --pool2 1 2 3 4, without "
+        "--sqrt, as saved): the output layer's validation accuracy after 8 epochs, and logistic "
+        "regression on layer 2 and on layers 1 + 2",
     "output layer (neurons per class, who decides while learning, reward prediction, zero-sum "
     "changes, tonic input, firing target, learning rate and its decay, starting weights, steps)":
         "benchmarks/brian_stdp_conv_readout.py: validation accuracy after each epoch",
