@@ -87,14 +87,14 @@ def main() -> int:
                                              seed=args.seed, cs=LR_CS)["accuracy"]
             result[f"logistic_regression, {name}"] = lr
             print(f"logistic regression, {name}: {100 * lr:.2f}% validation", flush=True)
+    if args.epochs < 1:
+        print(json.dumps(result))
+        return 0
     p = O.PopulationParams(neurons_per_class=args.per_class, prediction=args.prediction,
                            eta=args.eta, eta_decay=args.eta_decay, eval_steps=args.eval_steps,
                            epochs=1, **extra)
     net = O.PopulationReadout(p, f_tr.shape[1], seed=args.seed)
     t0 = time.perf_counter()
-    if args.epochs < 1:
-        print(json.dumps(result))
-        return 0
     for epoch in range(args.epochs):
         history = net.fit(f_tr, y_tr, validation=(f_va, y_va))
         print(f"epoch {epoch + 1}: train (while learning) {100 * history['train_accuracy'][-1]:.2f}%, "

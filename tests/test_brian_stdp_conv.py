@@ -21,7 +21,7 @@ from snnlib.tiers.brian_stdp import network as N  # noqa: E402
 def params(**kwargs) -> N.Tier1Params:
     base = dict(layer1=N.ConvLayerParams(n_filters=4, patch_batch=20),
                 layer2=N.ConvLayerParams(n_filters=3, field_px=3, w_sum_mv=10.0, patch_batch=20),
-                codegen_target="numpy", features_pool=(2, 2))
+                codegen_target="numpy", features_pool=(2, 2), features_sqrt=False)
     base.update(kwargs)
     return N.Tier1Params(**base)
 
@@ -379,10 +379,14 @@ def test_train_layers_and_features_end_to_end_and_the_random_twin_keeps_its_weig
     assert again["counts1"].dtype == np.uint8 and again["counts2"].shape == (3, 12, 12, 3)
     np.testing.assert_array_equal(N.pool_counts(again["counts1"].astype(float), 2), out["f1"])
     assert again["volley_fraction"] is None
-    roots = N.features(replace(p, features_sqrt=True), learned, x, seed=0, batch=2)
+    firing = {"filters": [N.initial_layer(p, k, seed=1)[0] for k in (1, 2)],  # low thresholds
+              "thresholds": [np.full(4, -8.0), np.full(3, -8.0)]}
+    counts = N.features(p, firing, x, seed=0, batch=2)
+    assert counts["f1"].max() > 1  # roots that differ from the counts
+    roots = N.features(replace(p, features_sqrt=True), firing, x, seed=0, batch=2)
     for f in ("f1", "f2"):
-        np.testing.assert_allclose(roots[f], np.sqrt(out[f]), rtol=1e-6)
-    np.testing.assert_array_equal(roots["spikes1"], out["spikes1"])  # the counts stay counts
+        np.testing.assert_allclose(roots[f], np.sqrt(counts[f]), rtol=1e-6)
+    np.testing.assert_array_equal(roots["spikes1"], counts["spikes1"])  # the counts stay counts
     with pytest.raises(ValueError, match=r"intensities must be \(N, 2, 32, 32\)"):
         N.features(p, learned, x[:, :1], seed=0)
 
