@@ -148,7 +148,7 @@ def main() -> int:
                              progress=True)
             if keep and args.save:
                 path = args.save if len(variants) == 1 else args.save.replace(".npz", f"_{n}.npz")
-                np.savez(path, y_tr=y_tr, y_va=y_va,
+                np.savez(path, y_tr=y_tr, y_va=y_va, features_sqrt=q.features_sqrt,
                          **{f"{k}_tr": v for k, v in ftr.items() if v is not None},
                          **{f"{k}_va": v for k, v in fva.items() if v is not None},
                          **{f"filters{i + 1}": f for i, f in enumerate(layers["filters"])},

@@ -15,7 +15,9 @@ to logistic regressions on the same features (layers 1 + 2, and layer 2 alone; `
 from the tier's grid). The test set is never read.
 ``--pool2 GRID ...`` sums layer 2's saved per-position counts over each
 ``GRID x GRID`` grid of regions instead, side by side (``Tier1Params.features_pool[1]``);
-``--sqrt`` reads the square roots of the counts.
+``--sqrt`` reads the square roots of the counts (refused for a file whose features
+are already rooted, ``Tier1Params.features_sqrt``: layer 2's re-pooled counts are then
+rooted too, as layer 1's saved ones are).
 """
 
 from __future__ import annotations
@@ -67,10 +69,16 @@ def main() -> int:
         parser.error(f"--pool2 needs layer 2's per-position counts, which {args.features} lacks "
                      "(write it with brian_stdp_conv_probe.py --save)")
 
+    rooted = bool(d["features_sqrt"]) if "features_sqrt" in d else False  # older files: counts
+    if rooted and args.sqrt:
+        parser.error(f"{args.features} already holds the square roots of the counts "
+                     "(features_sqrt); leave out --sqrt")
+
     def layer2(s):
         if not args.pool2:
             return d[f"f2_{s}"]
-        return N.pool_pyramid(d[f"counts2_{s}"], tuple(args.pool2))
+        pooled = N.pool_pyramid(d[f"counts2_{s}"], tuple(args.pool2))
+        return np.sqrt(pooled) if rooted else pooled  # as layer 1's saved features
 
     f_tr, f_va = (np.hstack([d[f"f1_{s}"], layer2(s)]).astype(float) for s in ("tr", "va"))
     if args.sqrt:
