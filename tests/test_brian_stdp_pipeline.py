@@ -7,7 +7,11 @@ tests/test_brian_stdp_conv.py and tests/test_brian_stdp_population.py check.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import shutil
+import sys
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -91,6 +95,11 @@ def test_run_tier_writes_a_record_and_a_second_call_loads_every_phase(tmp_path, 
     assert {f.name: f.stat().st_mtime_ns for f in tmp_path.glob("*.npz")} == stamps
     assert record2.accuracy == record.accuracy and record2.baselines == record.baselines
     np.testing.assert_array_equal(details2["decisions"]["stdp"], details["decisions"]["stdp"])
+    # the output layer's variants (chapter 4), side by side: one process per core
+    variants = {"1 neuron per class": {"neurons_per_class": 1},
+                "no reward prediction": {"prediction": "none"}}
+    side = P.ablations(profile, details, out_dir=tmp_path, variants=variants, n_validation=10,
+                       seed=3, progress=False)
     # one more epoch continues the output layer from its checkpoint, and ends where an
     # uninterrupted two-epoch run ends; asking for fewer epochs than saved learns afresh
     more = replace(profile, brian_stdp=replace(profile.brian_stdp, output_epochs=2))
@@ -103,6 +112,16 @@ def test_run_tier_writes_a_record_and_a_second_call_loads_every_phase(tmp_path, 
     fit = O.PopulationReadout.fit
     monkeypatch.setattr(O.PopulationReadout, "fit",
                         lambda self, *a, **k: calls.append(1) or fit(self, *a, **k))
+    # the output layers learn in this process, where the calls are counted (not side by side)
+    monkeypatch.setattr(N, "_feature_workers", lambda workers, n_calls: 1)
+    (tmp_path / "serial").mkdir()
+    serial = P.ablations(profile, details, out_dir=tmp_path / "serial", variants=variants,
+                         n_validation=10, seed=3, progress=False)
+    assert list(serial) == list(side) == ["the tier's output layer", *variants]
+    assert ({k: {**v, "wall_s": 0} for k, v in serial.items()}
+            == {k: {**v, "wall_s": 0} for k, v in side.items()})
+    assert len(calls) == len(variants)
+    calls.clear()
     _, resumed = P.run_tier(more, out_dir=tmp_path / "more", seed=3, params=params,
                             progress=False, output=replace(q1, epochs=2))
     assert len(calls) == 2  # one more epoch for each of the two networks, not two each
@@ -138,3 +157,66 @@ def test_the_output_layer_continues_from_its_state():
     np.testing.assert_array_equal(a.weights(), b.weights())
     with pytest.raises(ValueError, match="saved weights are"):
         O.PopulationReadout(p, 5, seed=1).load_state(a.state_dict())
+
+
+def _pid_and_twice(name, report):
+    report(len(name))
+    return os.getpid(), name * 2
+
+
+def _fails_on_b(name, report):
+    if name == "b":
+        raise ValueError("no b here")
+    return name
+
+
+def _dies(name, report):
+    os._exit(3)
+
+
+def _reports_then_sleeps(name, report):
+    report(1)
+    time.sleep(120)
+
+
+def _interrupt(n):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks: Linux only")
+def test_side_by_side_answers_each_name_in_its_own_process_and_passes_reports_on():
+    heard = []
+    out = P._side_by_side(["a", "bb", "ccc"], _pid_and_twice, workers=2, report=heard.append)
+    assert list(out) == ["a", "bb", "ccc"]
+    assert [answer for _, answer in out.values()] == ["aa", "bbbb", "cccccc"]
+    assert os.getpid() not in {pid for pid, _ in out.values()}
+    assert sorted(heard) == [1, 2, 3]
+    with pytest.raises(RuntimeError, match="b: Traceback(.|\n)*ValueError: no b here"):
+        P._side_by_side(["a", "b"], _fails_on_b, workers=2)
+    with pytest.raises(RuntimeError, match="a: its process ended without an answer"):
+        P._side_by_side(["a"], _dies, workers=1)
+    # an interrupt (here from the parent's progress report) stops the processes at once
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        P._side_by_side(["a", "b"], _reports_then_sleeps, workers=2, report=_interrupt)
+    assert time.perf_counter() - start < 60
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("snnlib-")]
+    assert P._SIDE_BY_SIDE is None  # nothing left behind for later forks
+
+
+def test_output_layers_side_by_side_learn_what_they_learn_one_after_another(tmp_path):
+    f, y = O.toy_features(40, seed=0)
+    q = O.PopulationParams(n_classes=4, neurons_per_class=2, steps=10, eval_steps=10, epochs=2,
+                           codegen_target="numpy")
+    train = {"stdp": f, "random": 0.5 * f}
+    got = {}
+    for workers in (1, 2):
+        (tmp_path / str(workers)).mkdir()
+        got[workers] = P._outputs(tmp_path / str(workers), q, train, y, seed=3, progress=False,
+                                  workers=workers)
+    for name in train:
+        (one, _), (two, wall) = got[1][name], got[2][name]
+        np.testing.assert_array_equal(one.weights(), two.weights())
+        assert one.history == two.history and len(two.history["train_accuracy"]) == 2
+        assert wall > 0  # the learning time the checkpoint kept
+    assert not np.array_equal(got[2]["stdp"][0].weights(), got[2]["random"][0].weights())

@@ -224,30 +224,141 @@ def _features(out: Path, name: str, set_name: str, p: N.Tier1Params, layers: dic
     return result
 
 
-def _output(out: Path, name: str, q: PopulationParams, f_train: np.ndarray, y_train: np.ndarray,
-            *, seed: int, progress: bool) -> tuple[PopulationReadout, float]:
-    """The R-STDP output layer on one network's features, checkpointed after every epoch."""
-    from ...progress import tqdm
-
+def _output_checkpoint(out: Path, name: str, q: PopulationParams, f_train: np.ndarray,
+                       y_train: np.ndarray, *, seed: int) -> tuple[Path, str, dict | None]:
+    """Where :func:`_output` keeps its checkpoint, its key, and what it holds (None: nothing
+    for these inputs)."""
     # neither the number of epochs (asking for more continues from the last one) nor the steps
     # of a decision (they do not change learning) is in the key
     key = runs.cache_key(replace(q, epochs=1, eval_steps=1), seed, name, f_train, y_train,
                          version=OUTPUT_VERSION)
     path = out / f"output_{name}.npz"
+    return path, key, runs.cached_npz(path, key)
+
+
+def _output(out: Path, name: str, q: PopulationParams, f_train: np.ndarray, y_train: np.ndarray,
+            *, seed: int, progress: bool, report=None) -> tuple[PopulationReadout, float]:
+    """The R-STDP output layer on one network's features, checkpointed after every epoch.
+
+    ``report(n)``, if given, hears of the epochs done: those loaded, then each one learned."""
+    from ...progress import tqdm
+
+    path, key, saved = _output_checkpoint(out, name, q, f_train, y_train, seed=seed)
     readout = PopulationReadout(replace(q, epochs=1), f_train.shape[1], seed=seed)
-    saved = runs.cached_npz(path, key)
     wall = 0.0
     if saved is not None and len(saved["train_accuracy"]) <= q.epochs:  # else: learn afresh
         readout.load_state(saved)
         wall = float(saved["wall_s"])
     done = len(readout.history["train_accuracy"])
+    if report is not None:
+        report(min(done, q.epochs))
     for _ in tqdm(range(done, q.epochs), disable=not progress, initial=done, total=q.epochs,
                   desc=f"output layer learns ({name} hidden weights)", unit="epoch"):
         start = time.perf_counter()
         readout.fit(f_train, y_train)
         wall += time.perf_counter() - start
         runs.save_npz(path, key=key, wall_s=np.array(wall), **readout.state_dict())
+        if report is not None:
+            report(1)
     return readout, wall
+
+
+def _outputs(out: Path, q: PopulationParams, train: dict, y_train: np.ndarray, *, seed: int,
+             progress: bool, workers: int | None = None) -> dict:
+    """:func:`_output` for each network of ``train`` (``{name: training features}``):
+    ``{name: (readout, wall_s)}``.
+
+    The output layers are independent and each simulates on one core, so on Linux they
+    learn side by side, one forked process per core (``workers``: at most that many),
+    each writing its own checkpoints; the parent then loads the finished layers from
+    them. The same numbers as one after another: each layer draws from its own seeds."""
+    from ...progress import tqdm
+
+    def finished(name):
+        saved = _output_checkpoint(out, name, q, train[name], y_train, seed=seed)[2]
+        return saved is not None and len(saved["train_accuracy"]) == q.epochs
+
+    to_learn = [name for name in train if not finished(name)]
+    n = N._feature_workers(workers, len(to_learn))
+    if n > 1:
+        with tqdm(total=q.epochs * len(to_learn), disable=not progress, unit="epoch",
+                  desc=f"output layers learn ({' and '.join(to_learn)} hidden weights, side "
+                       "by side)") as bar:
+            def learn(name, report):
+                _output(out, name, q, train[name], y_train, seed=seed, progress=False,
+                        report=report)
+
+            _side_by_side(to_learn, learn, workers=n, report=bar.update)
+    return {name: _output(out, name, q, f, y_train, seed=seed, progress=progress and n == 1)
+            for name, f in train.items()}
+
+
+_SIDE_BY_SIDE: tuple | None = None
+"""What the forked processes of :func:`_side_by_side` read: the work and the message queue."""
+
+
+def _side_by_side_child(name: str) -> None:
+    """In a forked process: ``work(name, report)``, its result or its error sent back."""
+    import traceback
+
+    from . import network
+
+    network._forked_init()
+    work, messages = _SIDE_BY_SIDE
+    try:
+        result = work(name, lambda n: messages.put(("report", name, n)))
+        messages.put(("result", name, result))
+    except BaseException:  # Brian2's errors hold objects that cannot be sent back: their text
+        messages.put(("error", name, traceback.format_exc()))
+
+
+def _side_by_side(names: list, work, *, workers: int, report=None) -> dict:
+    """``{name: work(name, report)}`` for each name, ``workers`` at a time in forked copies of
+    this process (Linux). ``work`` calls ``report(n)`` to tell of progress (passed on to
+    ``report``); it returns something that pickles. A process that fails raises here with its
+    traceback's text; an interrupted or failed call stops the others (:func:`_output` keeps
+    every finished epoch)."""
+    import multiprocessing
+
+    global _SIDE_BY_SIDE
+    ctx = multiprocessing.get_context("fork")
+    messages = ctx.SimpleQueue()
+    _SIDE_BY_SIDE = (work, messages)
+    pending, running, results, errors = list(names), {}, {}, []
+
+    def read():
+        while not messages.empty():
+            kind, name, value = messages.get()
+            if kind == "report":
+                if report is not None:
+                    report(value)
+            elif kind == "result":
+                results[name] = value
+            else:
+                errors.append(f"{name}: {value}")
+
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                name = pending.pop(0)
+                running[name] = ctx.Process(target=_side_by_side_child, args=(name,),
+                                            name=f"snnlib-{name}", daemon=True)
+                running[name].start()
+            time.sleep(0.2)
+            ended = [name for name, proc in running.items() if not proc.is_alive()]
+            read()  # after looking: what an ended process sent is in the queue by now
+            for name in ended:
+                running.pop(name).join()
+                if name not in results and not any(e.startswith(f"{name}: ") for e in errors):
+                    errors.append(f"{name}: its process ended without an answer (out of memory?)")
+            if errors:
+                raise RuntimeError("a process working side by side failed: " + errors[0])
+    finally:
+        for proc in running.values():
+            proc.terminate()
+            proc.join()
+        _SIDE_BY_SIDE = None
+    return {name: results[name] for name in names}
 
 
 def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: str = "cpu",
@@ -262,7 +373,8 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
     3. Both networks' spike counts with learning off (:func:`~.network.features`)
        for the output layer's training images and the test images.
     4. An R-STDP output layer (:class:`~.output.PopulationReadout`) on each
-       network's counts; its decisions for the test images.
+       network's counts (on Linux the two learn side by side, one process per core);
+       its decisions for the test images.
     5. Baselines on the same images: logistic regression on the grayscale
        pixels, on layer 1, layer 2, layers 1 + 2 and the random twin's layers
        1 + 2; chance.
@@ -319,11 +431,12 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
         return None, details
 
     results = {}
+    readouts = _outputs(out, q, {name: _both(details["features"][name]["train"])
+                                 for name in names}, labels["train"], seed=seed,
+                        progress=progress)
     for name in names:
         feats = details["features"][name]
-        ro, wall[f"output_{name}_training"] = _output(out, name, q, _both(feats["train"]),
-                                                      labels["train"], seed=seed,
-                                                      progress=progress)
+        ro, wall[f"output_{name}_training"] = readouts[name]
         f_test = _both(feats["test"])
         start = time.perf_counter()
         decisions = ro.predict(f_test, seed=seed)
@@ -447,7 +560,8 @@ def ablations(profile, details: dict, *, out_dir: str | os.PathLike, variants: d
     ``details`` is :func:`run_tier`'s. Each variant is a dict of
     :class:`~.output.PopulationParams` fields that replace the tier's
     (``{"neurons_per_class": 1}``, ``{"prediction": "none"}``, ...); it learns from the
-    same training features for the same epochs, and is scored on ``n_validation``
+    same training features for the same epochs (on Linux the variants learn side by side,
+    one process per core), and is scored on ``n_validation``
     images of the validation split (spread over the split; their spike counts are
     cached in ``features_stdp_validation.npz``). The tier's own output layer is scored
     on them too, as ``"the tier's output layer"``. Results are cached in
@@ -505,16 +619,30 @@ def ablations(profile, details: dict, *, out_dir: str | os.PathLike, variants: d
                 return saved["results"]
         except (ValueError, OSError):
             pass
-    main = details["readouts"]["stdp"]
+    main, x_val = details["readouts"]["stdp"], _both(f_val)
     results = {"the tier's output layer": {
-        "validation_accuracy": float(np.mean(main.predict(_both(f_val), seed=seed) == y_val)),
+        "validation_accuracy": float(np.mean(main.predict(x_val, seed=seed) == y_val)),
         "train_accuracy": main.history["train_accuracy"], "wall_s": None, "changes": {}}}
-    for name, changes in tqdm(variants.items(), disable=not progress, desc="output variants"):
+
+    def variant(name, report=None):
         start = time.perf_counter()
+        changes = variants[name]
         ro = PopulationReadout(replace(q, **changes), f_train.shape[1], seed=seed)
         history = ro.fit(f_train, y_train)
-        acc = float(np.mean(ro.predict(_both(f_val), seed=seed) == y_val))
-        results[name] = {"validation_accuracy": acc, "train_accuracy": history["train_accuracy"],
-                         "wall_s": time.perf_counter() - start, "changes": changes}
+        acc = float(np.mean(ro.predict(x_val, seed=seed) == y_val))
+        if report is not None:
+            report(1)
+        return {"validation_accuracy": acc, "train_accuracy": history["train_accuracy"],
+                "wall_s": time.perf_counter() - start, "changes": changes}
+
+    # each variant simulates on one core: on Linux they learn side by side, one per core
+    n = N._feature_workers(None, len(variants))
+    with tqdm(total=len(variants), disable=not progress, desc="output variants",
+              unit="variant") as bar:
+        if n > 1:
+            results.update(_side_by_side(list(variants), variant, workers=n, report=bar.update))
+        else:
+            for name in variants:
+                results[name] = variant(name, bar.update)
     runs.save_json(path, {"key": key, "validation_images": len(val), "results": results})
     return results
