@@ -83,6 +83,9 @@ def test_run_tier_writes_a_record_and_a_second_call_loads_every_phase(tmp_path, 
     assert set(record.firing) == {"hidden layer 1", "complex cells", "hidden layer 2", "output"}
     assert record.firing["hidden layer 1"]["neurons"] == 28 * 28 * 4
     assert record.specific["images"]["output_layer"] == 10
+    if N._feature_workers(None, 2) > 1:  # the two output layers learned at the same time
+        assert record.specific["side_by_side"]["phases"] == ["output_stdp_training",
+                                                              "output_random_training"]
     assert "validation" in record.specific["chosen_on"]["split"]
     # the random twin kept its weights; the learned layer 1 moved
     twin = details["layers"]["random"]
@@ -215,7 +218,8 @@ def test_output_layers_side_by_side_learn_what_they_learn_one_after_another(tmp_
         got[workers] = P._outputs(tmp_path / str(workers), q, train, y, seed=3, progress=False,
                                   workers=workers)
     for name in train:
-        (one, _), (two, wall) = got[1][name], got[2][name]
+        (one, _, alone), (two, wall, shared) = got[1][name], got[2][name]
+        assert not alone and shared  # the checkpoints say how each learned
         np.testing.assert_array_equal(one.weights(), two.weights())
         assert one.history == two.history and len(two.history["train_accuracy"]) == 2
         assert wall > 0  # the learning time the checkpoint kept

@@ -440,3 +440,18 @@ def test_a_short_simulation_row_reads_its_own_confusion_and_firing(tmp_path):
     assert short.confusion == tuple(map(tuple, confusion)) != long.confusion
     assert short.spikes_per_neuron == pytest.approx(long.spikes_per_neuron / 8)
     assert short.training_wall_s == long.training_wall_s  # the same network, trained once
+
+
+def test_phases_that_ran_side_by_side_are_named_as_overlapping(records):
+    from dataclasses import replace
+
+    tier1 = records.records["brian_stdp"]
+    alone = {k: v for k, v in tier1.specific.items() if k != "side_by_side"}
+    assert "side by side" not in C._phases(replace(tier1, specific=alone))
+    together = ["output_stdp_training", "output_random_training"]
+    rec = replace(tier1, specific={**alone, "side_by_side": {"phases": together,
+                                                            "what": "at the same time"}})
+    text = C._phases(rec)
+    assert text.endswith("output_stdp_training and output_random_training ran side by side (at "
+                         "the same time, one process per core), so their times overlap.")
+    assert f"output_stdp_training {rec.wall_s['output_stdp_training'] / 60:.1f}" in text

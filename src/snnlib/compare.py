@@ -947,6 +947,10 @@ def _phases(rec: runs.TierRecord) -> str:
     timed = [f"{k} {v / 60:.1f}" for k, v in phases.items() if not _untimed(v)]
     untimed = [k for k, v in phases.items() if _untimed(v)]
     text = "Wall time by phase (min): " + "; ".join(timed) + "."
+    together = (rec.specific or {}).get("side_by_side", {}).get("phases", [])
+    if together:
+        text += (" " + " and ".join(together) + " ran side by side (at the same time, one "
+                 "process per core), so their times overlap.")
     if untimed:
         text += (" Not timed (loaded from checkpoints that carry no time): "
                  + "; ".join(untimed) + ".")

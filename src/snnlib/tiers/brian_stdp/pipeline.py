@@ -237,18 +237,24 @@ def _output_checkpoint(out: Path, name: str, q: PopulationParams, f_train: np.nd
 
 
 def _output(out: Path, name: str, q: PopulationParams, f_train: np.ndarray, y_train: np.ndarray,
-            *, seed: int, progress: bool, report=None) -> tuple[PopulationReadout, float]:
-    """The R-STDP output layer on one network's features, checkpointed after every epoch.
+            *, seed: int, progress: bool, report=None, side_by_side: bool = False
+            ) -> tuple[PopulationReadout, float, bool]:
+    """The R-STDP output layer on one network's features, checkpointed after every epoch:
+    ``(readout, wall_s, side_by_side)``.
 
-    ``report(n)``, if given, hears of the epochs done: those loaded, then each one learned."""
+    ``report(n)``, if given, hears of the epochs done: those loaded, then each one learned.
+    ``side_by_side``: this call learns beside another process (:func:`_outputs`); the
+    checkpoint keeps whether any of its epochs did, so that the record can say that its
+    wall time overlaps another's."""
     from ...progress import tqdm
 
     path, key, saved = _output_checkpoint(out, name, q, f_train, y_train, seed=seed)
     readout = PopulationReadout(replace(q, epochs=1), f_train.shape[1], seed=seed)
-    wall = 0.0
+    wall, shared = 0.0, False
     if saved is not None and len(saved["train_accuracy"]) <= q.epochs:  # else: learn afresh
         readout.load_state(saved)
         wall = float(saved["wall_s"])
+        shared = bool(saved["side_by_side"]) if "side_by_side" in saved else False
     done = len(readout.history["train_accuracy"])
     if report is not None:
         report(min(done, q.epochs))
@@ -257,16 +263,18 @@ def _output(out: Path, name: str, q: PopulationParams, f_train: np.ndarray, y_tr
         start = time.perf_counter()
         readout.fit(f_train, y_train)
         wall += time.perf_counter() - start
-        runs.save_npz(path, key=key, wall_s=np.array(wall), **readout.state_dict())
+        shared = shared or side_by_side
+        runs.save_npz(path, key=key, wall_s=np.array(wall), side_by_side=np.array(shared),
+                      **readout.state_dict())
         if report is not None:
             report(1)
-    return readout, wall
+    return readout, wall, shared
 
 
 def _outputs(out: Path, q: PopulationParams, train: dict, y_train: np.ndarray, *, seed: int,
              progress: bool, workers: int | None = None) -> dict:
     """:func:`_output` for each network of ``train`` (``{name: training features}``):
-    ``{name: (readout, wall_s)}``.
+    ``{name: (readout, wall_s, side_by_side)}``.
 
     The output layers are independent and each simulates on one core, so on Linux they
     learn side by side, one forked process per core (``workers``: at most that many),
@@ -286,7 +294,7 @@ def _outputs(out: Path, q: PopulationParams, train: dict, y_train: np.ndarray, *
                        "by side)") as bar:
             def learn(name, report):
                 _output(out, name, q, train[name], y_train, seed=seed, progress=False,
-                        report=report)
+                        report=report, side_by_side=True)
 
             _side_by_side(to_learn, learn, workers=n, report=bar.update)
     return {name: _output(out, name, q, f, y_train, seed=seed, progress=progress and n == 1)
@@ -436,7 +444,7 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
                         progress=progress)
     for name in names:
         feats = details["features"][name]
-        ro, wall[f"output_{name}_training"] = readouts[name]
+        ro, wall[f"output_{name}_training"], _ = readouts[name]
         f_test = _both(feats["test"])
         start = time.perf_counter()
         decisions = ro.predict(f_test, seed=seed)
@@ -509,6 +517,10 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
         "weights_moved": {f"layer {k + 1}": m for k, m in enumerate(
             N.weights_moved(p, details["layers"]["stdp"]))},
         "output_history": {name: details["readouts"][name].history for name in names},
+        **({"side_by_side": {
+            "phases": [f"output_{name}_training" for name in names if readouts[name][2]],
+            "what": "phases that ran at the same time, one process per core: their wall "
+                    "times overlap"}} if sum(readouts[name][2] for name in names) > 1 else {}),
         "baseline_details": {k: {"c": v["c"], "validation": v["validation"]}
                              for k, v in probes.items()},
         "synaptic_events_by_pathway": events["stdp"],
