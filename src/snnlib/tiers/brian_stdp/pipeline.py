@@ -254,10 +254,10 @@ def _output(out: Path, name: str, q: PopulationParams, f_train: np.ndarray, y_tr
     if saved is not None and len(saved["train_accuracy"]) <= q.epochs:  # else: learn afresh
         readout.load_state(saved)
         wall = float(saved["wall_s"])
-        shared = bool(saved["side_by_side"]) if "side_by_side" in saved else False
+        shared = "side_by_side" in saved and bool(saved["side_by_side"])
     done = len(readout.history["train_accuracy"])
     if report is not None:
-        report(min(done, q.epochs))
+        report(done)
     for _ in tqdm(range(done, q.epochs), disable=not progress, initial=done, total=q.epochs,
                   desc=f"output layer learns ({name} hidden weights)", unit="epoch"):
         start = time.perf_counter()
@@ -290,8 +290,7 @@ def _outputs(out: Path, q: PopulationParams, train: dict, y_train: np.ndarray, *
     n = N._feature_workers(workers, len(to_learn))
     if n > 1:
         with tqdm(total=q.epochs * len(to_learn), disable=not progress, unit="epoch",
-                  desc=f"output layers learn ({' and '.join(to_learn)} hidden weights, side "
-                       "by side)") as bar:
+                  desc="output layers learn, side by side") as bar:
             def learn(name, report):
                 _output(out, name, q, train[name], y_train, seed=seed, progress=False,
                         report=report, side_by_side=True)
@@ -494,6 +493,7 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
                                     results[name]["inputs"], q.n_neurons) for name in names}
     summary = results["stdp"]["summary"]
     n_test = len(idx["test"])
+    together = [f"output_{name}_training" for name in names if readouts[name][2]]
     specific = {
         "no_decision": summary["no_decision"],
         "chosen_on": CHOSEN_ON,
@@ -518,9 +518,9 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
             N.weights_moved(p, details["layers"]["stdp"]))},
         "output_history": {name: details["readouts"][name].history for name in names},
         **({"side_by_side": {
-            "phases": [f"output_{name}_training" for name in names if readouts[name][2]],
-            "what": "phases that ran at the same time, one process per core: their wall "
-                    "times overlap"}} if sum(readouts[name][2] for name in names) > 1 else {}),
+            "phases": together, "what": "phases that ran at the same time, one process per "
+                                        "core: their wall times overlap"}}
+           if len(together) > 1 else {}),
         "baseline_details": {k: {"c": v["c"], "validation": v["validation"]}
                              for k, v in probes.items()},
         "synaptic_events_by_pathway": events["stdp"],
@@ -636,14 +636,13 @@ def ablations(profile, details: dict, *, out_dir: str | os.PathLike, variants: d
         "validation_accuracy": float(np.mean(main.predict(x_val, seed=seed) == y_val)),
         "train_accuracy": main.history["train_accuracy"], "wall_s": None, "changes": {}}}
 
-    def variant(name, report=None):
+    def variant(name, report):
         start = time.perf_counter()
         changes = variants[name]
         ro = PopulationReadout(replace(q, **changes), f_train.shape[1], seed=seed)
         history = ro.fit(f_train, y_train)
         acc = float(np.mean(ro.predict(x_val, seed=seed) == y_val))
-        if report is not None:
-            report(1)
+        report(1)
         return {"validation_accuracy": acc, "train_accuracy": history["train_accuracy"],
                 "wall_s": time.perf_counter() - start, "changes": changes}
 
