@@ -28,7 +28,7 @@ probes layer 2's counts summed over each of those grids of regions
 side), ``--steps`` the presentations' steps while the layers learn
 (``--steps2``: layer 2's alone),
 ``--k1``/``--k2`` the filters, ``--patches1``/``--patches2`` the
-patches each layer learns from; ``--set1``/``--set2`` set any other field of
+patches each layer learns from; ``--pool-refractory`` the complex cells' refractory steps; ``--set1``/``--set2`` set any other field of
 a layer's :class:`~snnlib.tiers.brian_stdp.network.ConvLayerParams` (e.g.
 ``--set2 feedforward_inhibition=0.5 a_plus=0.01``). ``--save`` writes the
 spike counts of the first variant (or of each, numbered, with several).
@@ -72,6 +72,9 @@ def main() -> int:
                         help="layer 2's threshold above rest (mV) when features are made")
     parser.add_argument("--pool2", type=int, nargs="+", default=[],
                         help="also probe layer 2's counts pooled over these grids")
+    parser.add_argument("--pool-refractory", type=int, default=0,
+                        help="steps a complex cell ignores its inputs after a spike "
+                             "(Tier1Params.pool_refractory_steps)")
     parser.add_argument("--save", help="write the learned layers' spike counts (npz) here")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -95,7 +98,7 @@ def main() -> int:
                      "--patches1/--patches2, --f2 (patch_batch is fixed), not --set1/--set2")
     try:
         p = N.Tier1Params(
-            steps=args.steps, steps2=args.steps2,
+            steps=args.steps, steps2=args.steps2, pool_refractory_steps=args.pool_refractory,
             layer1=N.ConvLayerParams(n_filters=args.k1, w_sum_mv=args.w1,
                                      train_patches=args.patches1, patch_batch=500,
                                      **set1),

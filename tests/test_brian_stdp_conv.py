@@ -518,3 +518,30 @@ def test_features_look_for_feature_steps_and_spike_more_the_longer_they_look():
     long = N.features(long_p, layers, x, seed=0, batch=2)
     ratio = long["spikes1"].sum() / short["spikes1"].sum()
     assert 4.0 < ratio < 7.0
+
+
+@pytest.mark.parametrize("r, gap", [(0, 2), (1, 4), (3, 6), (4, 6)])
+def test_a_refractory_complex_cell_ignores_its_inputs_for_r_steps_after_a_spike(r, gap):
+    """With ``pool_refractory_steps = r`` a complex cell fires at most once every r + 2
+    steps, and inputs during its refractory steps are dropped, not deferred. Layer 1,
+    driven at every step, fires every other step (an input in the step of a spike is
+    cleared by the reset), so a complex cell fires at the first even gap >= r + 2."""
+    p = params(pool_refractory_steps=r, steps=24)
+    f1 = np.full((4, p.inputs1), 0.0)
+    f1[0] = 20.0  # filter 0: any one input spike fires it
+    net = N.FrozenLayers(p, [f1], [np.full(4, 0.0)], batch=1, layers=1, record_trains=True)
+    out = net.run(np.ones((1, 2, 32, 32)), seed=3)
+    assert np.all(out["counts1"][0, 4:20, 4:20, 0] == p.steps // 2)  # layer 1: every other step
+    image, neuron, step = out["pool_trains"]
+    assert len(neuron) and np.all(neuron % 4 == 0)  # only filter 0's cells fire
+    for cell in np.unique(neuron)[:20]:
+        s = np.sort(step[neuron == cell])
+        np.testing.assert_array_equal(np.diff(s), gap)  # as fast as it may, never faster
+        assert s[0] == 2  # layer 1 fires at step 1 (its first input arrives at step 0)
+
+
+def test_the_complex_cells_refractory_steps_must_be_a_whole_number_at_least_zero():
+    with pytest.raises(ValueError, match="pool_refractory_steps"):
+        params(pool_refractory_steps=-1)
+    with pytest.raises(TypeError, match="pool_refractory_steps"):
+        params(pool_refractory_steps=1.5)

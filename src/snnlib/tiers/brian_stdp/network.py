@@ -200,6 +200,14 @@ class Tier1Params:
         Layer 2's ``field_px`` counts complex cells (``pool_px`` layer-1 positions each).
     pool_px : int
         Side of the complex cells' pooling blocks.
+    pool_refractory_steps : int
+        Steps after the step of a complex cell's spike during which it ignores its
+        inputs. With 0 it may fire every other step (an input that arrives in the
+        step of a spike is cleared by the reset); with ``r`` at most once every
+        ``r + 2`` steps. A refractory complex cell saturates: its rate grows with
+        its inputs' up to that and no further, so a few strong layer-1 responses
+        weigh less in layer 2's drive (a compressive nonlinearity, as the square
+        root of ``features_sqrt`` is for the readouts).
     max_rate_hz : float
         Rate of an input of intensity 1.
     steps, dt_ms : int, float
@@ -234,6 +242,7 @@ class Tier1Params:
     layer2: ConvLayerParams = field(default_factory=lambda: ConvLayerParams(
         n_filters=64, field_px=3, w_sum_mv=30.0, train_patches=20000, patch_batch=250))
     pool_px: int = 2
+    pool_refractory_steps: int = 0
     max_rate_hz: float = 300.0
     steps: int = 15
     dt_ms: float = 2.0
@@ -250,6 +259,7 @@ class Tier1Params:
             check.instance(f"Tier1Params.{name}", getattr(self, name), ConvLayerParams)
         for name in ("pool_px", "steps"):
             check.positive_int(f"Tier1Params.{name}", getattr(self, name))
+        check.integer("Tier1Params.pool_refractory_steps", self.pool_refractory_steps, low=0)
         for name in ("feature_steps", "steps2"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)
@@ -611,9 +621,15 @@ class FrozenLayers:
                    _rivals(self.l1, p, p.layer1, batch * s1 * s1, "rivals1", learning=False,
                            clock=clock)]
         # complex cells: one per pool block and filter, spiking the step after any of its inputs
+        r = p.pool_refractory_steps
         self.pool = b2.NeuronGroup(batch * sp * sp * k1, "v : 1", threshold="v > 0.5",
-                                   reset="v = 0", clock=clock, name="complex")
-        to_pool = b2.Synapses(self.l1, self.pool, on_pre="v_post = 1", clock=clock, name="pooling")
+                                   reset="v = 0", clock=clock, name="complex",
+                                   refractory=(r + 1) * p.dt_ms * b2.ms if r
+                                   else False)
+        # a refractory complex cell ignores its inputs (no spike deferred to its end)
+        to_pool = b2.Synapses(self.l1, self.pool,
+                              on_pre="v_post = 1.0 * int(not_refractory_post)" if r
+                              else "v_post = 1", clock=clock, name="pooling")
         b, py, px, k = np.meshgrid(np.arange(batch), np.arange(s1), np.arange(s1), np.arange(k1),
                                    indexing="ij")
         connect_brian2(to_pool, i=(((b * s1 + py) * s1 + px) * k1 + k).ravel(),
