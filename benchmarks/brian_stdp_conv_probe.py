@@ -28,8 +28,9 @@ probes layer 2's counts summed over each of those grids of regions
 side), ``--steps`` the presentations' steps while the layers learn
 (``--steps2``: layer 2's alone),
 ``--k1``/``--k2`` the filters, ``--patches1``/``--patches2`` the
-patches each layer learns from; ``--pool-refractory`` the complex cells' refractory steps; ``--set1``/``--set2`` set any other field of
-a layer's :class:`~snnlib.tiers.brian_stdp.network.ConvLayerParams` (e.g.
+patches each layer learns from; ``--pool-refractory`` the complex cells'
+refractory steps; ``--set1``/``--set2`` set any other field of a layer's
+:class:`~snnlib.tiers.brian_stdp.network.ConvLayerParams` (e.g.
 ``--set2 feedforward_inhibition=0.5 a_plus=0.01``). ``--save`` writes the
 spike counts of the first variant (or of each, numbered, with several).
 """

@@ -527,12 +527,12 @@ def test_a_refractory_complex_cell_ignores_its_inputs_for_r_steps_after_a_spike(
     driven at every step, fires every other step (an input in the step of a spike is
     cleared by the reset), so a complex cell fires at the first even gap >= r + 2."""
     p = params(pool_refractory_steps=r, steps=24)
-    f1 = np.full((4, p.inputs1), 0.0)
+    f1 = np.zeros((4, p.inputs1))
     f1[0] = 20.0  # filter 0: any one input spike fires it
     net = N.FrozenLayers(p, [f1], [np.full(4, 0.0)], batch=1, layers=1, record_trains=True)
     out = net.run(np.ones((1, 2, 32, 32)), seed=3)
     assert np.all(out["counts1"][0, 4:20, 4:20, 0] == p.steps // 2)  # layer 1: every other step
-    image, neuron, step = out["pool_trains"]
+    _, neuron, step = out["pool_trains"]
     assert len(neuron) and np.all(neuron % 4 == 0)  # only filter 0's cells fire
     for cell in np.unique(neuron)[:20]:
         s = np.sort(step[neuron == cell])

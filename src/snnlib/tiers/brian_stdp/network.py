@@ -626,7 +626,8 @@ class FrozenLayers:
                                    reset="v = 0", clock=clock, name="complex",
                                    refractory=(r + 1) * p.dt_ms * b2.ms if r
                                    else False)
-        # a refractory complex cell ignores its inputs (no spike deferred to its end)
+        # Brian2 counts the spike's own step as refractory, hence r + 1 steps; a refractory
+        # complex cell ignores its inputs (no spike deferred to the period's end)
         to_pool = b2.Synapses(self.l1, self.pool,
                               on_pre="v_post = 1.0 * int(not_refractory_post)" if r
                               else "v_post = 1", clock=clock, name="pooling")
