@@ -54,6 +54,64 @@ def test_folding_batchnorm_is_exact():
     torch.testing.assert_close(folded(x), net(x), atol=1e-5, rtol=1e-5)
 
 
+AIRBENCH_ORDER = replace(TINY, pool_first=True, bn_scale=False, logit_scale=1 / 9)
+
+
+def test_pool_first_puts_the_pool_before_the_batch_norm_and_folds_exactly():
+    net = _trained_like(AIRBENCH_ORDER)
+    kinds = [type(m).__name__ for m in net.features]
+    assert kinds[:4] == ["Conv2d", "AvgPool2d", "BatchNorm2d", "ReLU"]
+    assert kinds.count("AvgPool2d") == 2 and kinds[-1] == "Linear"
+    x = torch.rand(5, 3, 32, 32)
+    # the logits are scaled: the same weights with logit_scale 1 give 9 times as much
+    plain = C.ConvNet(replace(AIRBENCH_ORDER, logit_scale=1.0)).eval()
+    plain.load_state_dict(net.state_dict())
+    torch.testing.assert_close(plain(x), 9 * net(x), atol=1e-5, rtol=1e-5)
+    folded = C.fold_batchnorm(net)
+    assert [type(m).__name__ for m in folded][:3] == ["Conv2d", "AvgPool2d", "ReLU"]
+    torch.testing.assert_close(folded(x), net(x), atol=1e-5, rtol=1e-5)
+    assert net.features[-1].weight is not folded[-1].weight  # the model's layer is not scaled
+
+
+def test_the_record_describes_the_airbench_order_and_training():
+    from snnlib.tiers.conversion.record import describe_cnn, describe_training
+
+    text = describe_cnn(asdict(AIRBENCH_ORDER))
+    assert text == ("convolutions of 4, 6 channels, batch norm without a learned scale, ReLU, "
+                    "2 x 2 average pooling straight after convolutions 1, 2, "
+                    "one linear layer (logits times 0.111)")
+    assert "straight" not in describe_cnn(asdict(TINY))
+    train = asdict(C.TrainParams(epochs=5, batch_size=1024, max_lr=1.5, momentum=0.85,
+                                 cycle_momentum=False, bias_lr_scale=64.0))
+    assert describe_training(train) == (
+        "5 epochs, batch 1024, one-cycle SGD up to lr 1.5, crops of up to 4 pixels and random "
+        "flips, momentum 0.85 throughout, batch-norm biases learning 64 times faster")
+
+
+def test_without_bn_scale_only_the_shift_learns():
+    net = C.ConvNet(AIRBENCH_ORDER)
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and all(not m.weight.requires_grad and m.bias.requires_grad for m in norms)
+    x = torch.rand(8, 3, 32, 32)
+    net(x).sum().backward()
+    assert all(m.weight.grad is None and m.bias.grad is not None for m in norms)
+    with pytest.raises(ValueError, match="logit_scale"):
+        C.ConvNetParams(logit_scale=0.0)
+    with pytest.raises(TypeError, match="pool_first"):
+        C.ConvNetParams(pool_first="yes")
+
+
+def test_a_pool_first_network_converts():
+    net = C.fold_batchnorm(_trained_like(AIRBENCH_ORDER, seed=1))
+    x = torch.rand(200, 3, 32, 32)
+    normed, _ = C.normalise(net, x, percentile=99.9)
+    cnn = net(x).argmax(1)
+    out = C.simulate(normed, x, cnn.numpy(), steps=[1, 256])
+    assert out["accuracy"][256] >= 0.9
+    # the neurons of a pooled layer sit at the pooled positions
+    assert out["neurons"] == [4 * 16 * 16, 6 * 8 * 8]
+
+
 def test_normalisation_keeps_the_function_and_bounds_the_activations():
     net = C.fold_batchnorm(_trained_like())
     x = torch.rand(64, 3, 32, 32)

@@ -183,16 +183,42 @@ def test_a_checkpoint_made_before_the_technique_fields_still_resumes(tmp_path):
                     checkpoint=tmp_path / "cnn.pt", on_epoch=lambda e, h: (_ for _ in ()).throw(
                         KeyboardInterrupt()))
     state = runs.load_torch(tmp_path / "cnn.pt")
-    new = {"translate_px", "alternate_flips", "bias_lr_scale", "lookahead"}
+    new = {"translate_px", "alternate_flips", "bias_lr_scale", "lookahead", "cycle_momentum"}
     state["params"] = {k: v for k, v in state["params"].items() if k not in new}
     state["model_params"] = {k: v for k, v in state["model_params"].items()
-                             if k not in {"whitening_px", "global_pool", "identity_init"}}
+                             if k not in {"whitening_px", "global_pool", "identity_init",
+                                          "pool_first", "bn_scale", "logit_scale"}}
     del state["lookahead"]
     runs.save_torch(tmp_path / "cnn.pt", state)  # as the earlier code wrote it
     again = C.train_cnn(C.ConvNet(tiny), images, labels, p, seed=1, progress=False,
                         checkpoint=tmp_path / "cnn.pt")
     assert len(again["loss"]) == 2 and not (tmp_path / "cnn.pt.stale").exists()
     assert asdict(p)["translate_px"] == 4  # the defaults are what the earlier code did
+
+
+@pytest.mark.parametrize("cycle", [True, False])
+def test_the_momentum_cycles_around_its_value_or_stays(tmp_path, cycle):
+    from snnlib import runs
+
+    images, labels = _class_images(32)
+    tiny = C.ConvNetParams(widths=(4,), pool_after=(0,))
+    p = C.TrainParams(epochs=2, batch_size=16, max_lr=0.05, momentum=0.8, cycle_momentum=cycle)
+    seen = []
+
+    def momentum(epoch, history):
+        seen.append(runs.load_torch(tmp_path / "cnn.pt")["optimizer"]["param_groups"][0]
+                    ["momentum"])
+
+    torch.manual_seed(0)
+    C.train_cnn(C.ConvNet(tiny), images, labels, p, seed=1, progress=False,
+                checkpoint=tmp_path / "cnn.pt", on_epoch=momentum)
+    if cycle:  # between 0.75 (at the learning rate's peak) and 0.85, never the value itself
+        assert all(0.75 <= m <= 0.85 and m != pytest.approx(0.8) for m in seen)
+    else:
+        assert seen == [0.8, 0.8]
+    with pytest.raises(ValueError, match="cycle_momentum"):
+        C.TrainParams(momentum=0.97)
+    assert C.TrainParams(momentum=0.97, cycle_momentum=False).momentum == 0.97
 
 
 def test_a_whitened_globally_pooled_network_converts():

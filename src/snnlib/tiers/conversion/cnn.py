@@ -66,6 +66,22 @@ class ConvNetParams:
     identity_init : bool
         Each convolution's first ``c_in`` filters start as the identity
         (a Dirac kernel), the rest at random (airbench's "implicit residual").
+    pool_first : bool
+        The pool of a convolution in ``pool_after`` comes straight after it,
+        before its batch norm and activation (airbench's order), instead of
+        after its activation: the batch norm and the activation then work on a
+        quarter of the positions. Both orders convert: the pool is linear, so
+        in the spiking copy it sits between a layer's synapses and the next
+        neurons either way (with ``pool_first``, each neuron of that layer
+        integrates the average of four positions' synaptic input).
+    bn_scale : bool
+        The batch norms learn a scale :math:`\\gamma` and a shift
+        :math:`\\beta`; False: only the shift learns and :math:`\\gamma` stays 1
+        (airbench's batch norms).
+    logit_scale : float
+        The logits are multiplied by it (airbench's 1/9: the softmax's
+        temperature during training). :func:`fold_batchnorm` folds it into
+        the linear layer, so the converted network computes the same logits.
     """
 
     widths: tuple[int, ...] = (64, 64, 128, 128, 256, 256)
@@ -74,6 +90,9 @@ class ConvNetParams:
     whitening_px: int | None = None
     global_pool: bool = False
     identity_init: bool = False
+    pool_first: bool = False
+    bn_scale: bool = True
+    logit_scale: float = 1.0
 
     def __post_init__(self) -> None:
         _int_sequence("ConvNetParams.widths", self.widths, low=1, nonempty=True)
@@ -95,8 +114,9 @@ class ConvNetParams:
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 5):
             raise ValueError(f"ConvNetParams.whitening_px must be None or a patch side from 1 to "
                              f"5, got {k!r}.")
-        for name in ("global_pool", "identity_init"):
+        for name in ("global_pool", "identity_init", "pool_first", "bn_scale"):
             check.flag(f"ConvNetParams.{name}", getattr(self, name))
+        check.finite_number("ConvNetParams.logit_scale", self.logit_scale, above=0)
         if self.final_side() < 1:
             raise ValueError(f"ConvNetParams.pool_after: {len(self.pool_after)} poolings leave no "
                              f"position of the {self.input_side()} x {self.input_side()} map "
@@ -281,9 +301,14 @@ class ConvNet(nn.Module):
             if params.identity_init:
                 with torch.no_grad():
                     nn.init.dirac_(conv.weight[:min(c_in, width)])
-            layers += [conv, nn.BatchNorm2d(width), activation()]
-            if k in params.pool_after:
-                layers.append(nn.AvgPool2d(2))
+            norm = nn.BatchNorm2d(width)
+            if not params.bn_scale:
+                norm.weight.requires_grad_(False)  # gamma stays 1: only the shift learns
+            pool = [nn.AvgPool2d(2)] if k in params.pool_after else []
+            if params.pool_first:
+                layers += [conv, *pool, norm, activation()]
+            else:
+                layers += [conv, norm, activation(), *pool]
             c_in = width
         side = params.final_side()
         if params.global_pool and side > 1:
@@ -298,8 +323,10 @@ class ConvNet(nn.Module):
         return self.features[0] if self.params.whitening_px is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` float ``(N, 3, 32, 32)`` in [0, 1]; returns logits ``(N, 10)``."""
-        return self.features(x)
+        """``x`` float ``(N, 3, 32, 32)`` in [0, 1]; returns logits ``(N, 10)`` (times
+        ``params.logit_scale``)."""
+        out = self.features(x)
+        return out if self.params.logit_scale == 1.0 else out * self.params.logit_scale
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -356,8 +383,11 @@ def fold_batchnorm(model: ConvNet) -> nn.Sequential:
 
     For :math:`y = \\gamma (W x - \\mu) / \\sqrt{\\sigma^2 + \\epsilon} + \\beta`:
     :math:`W' = W \\gamma / \\sqrt{\\sigma^2 + \\epsilon}`, :math:`b' = \\beta - \\mu \\gamma /
-    \\sqrt{\\sigma^2 + \\epsilon}`. Exact: the folded network computes the same
-    function as the original in eval mode.
+    \\sqrt{\\sigma^2 + \\epsilon}`. A batch norm that follows a convolution's
+    average pool (``ConvNetParams.pool_first``) folds the same way into the
+    convolution before the pool: the pool averages a constant to itself. The
+    linear layer takes ``params.logit_scale``. Exact: the folded network computes
+    the same function as the original in eval mode.
     """
     check.instance("model", model, ConvNet, where="fold_batchnorm")
     _finite_module("model", model, "fold_batchnorm")
@@ -370,17 +400,26 @@ def fold_batchnorm(model: ConvNet) -> nn.Sequential:
     k = 0
     while k < len(mods):
         m = mods[k]
-        if isinstance(m, nn.Conv2d) and k + 1 < len(mods) and isinstance(mods[k + 1], nn.BatchNorm2d):
-            bn = mods[k + 1]
+        pooled = (k + 2 < len(mods) and isinstance(mods[k + 1], nn.AvgPool2d)
+                  and isinstance(mods[k + 2], nn.BatchNorm2d))
+        if isinstance(m, nn.Conv2d) and (pooled or (k + 1 < len(mods)
+                                                   and isinstance(mods[k + 1], nn.BatchNorm2d))):
+            bn = mods[k + 2] if pooled else mods[k + 1]
             scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
             w = m.weight.detach() * scale.view(-1, 1, 1, 1)
             b = bn.bias.detach() - bn.running_mean * scale
             conv = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, padding=m.padding, bias=True)
             conv.weight.data.copy_(w)
             conv.bias.data.copy_(b)
-            layers.append(conv)
-            k += 2
+            layers += [conv, mods[k + 1]] if pooled else [conv]
+            k += 3 if pooled else 2
             continue
+        if isinstance(m, nn.Linear) and model.params.logit_scale != 1.0:
+            scaled = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+            scaled.weight.data.copy_(m.weight.detach() * model.params.logit_scale)
+            if m.bias is not None:
+                scaled.bias.data.copy_(m.bias.detach() * model.params.logit_scale)
+            m = scaled
         layers.append(m)
         k += 1
     return nn.Sequential(*layers).eval()
@@ -435,7 +474,16 @@ class TrainParams:
     max_lr : float
         Peak learning rate of the one-cycle schedule (reached after ``warmup``
         of the steps, then annealed by cosine to ``max_lr / 1e4``).
-    weight_decay, momentum : float
+    weight_decay : float
+    momentum : float
+        Nesterov momentum. With ``cycle_momentum`` it is the middle of the
+        range it cycles over.
+    cycle_momentum : bool
+        The one-cycle schedule moves the momentum against the learning rate,
+        from ``momentum + 0.05`` down to ``momentum - 0.05`` while the learning
+        rate rises, and back while it anneals (PyTorch's ``OneCycleLR``; with
+        the default 0.9, its own 0.95 and 0.85). False: the momentum stays
+        ``momentum`` throughout (airbench's).
     warmup : float
         Fraction of the steps spent rising to ``max_lr``.
     augment : bool
@@ -474,6 +522,7 @@ class TrainParams:
     max_lr: float = 0.1
     weight_decay: float = 5e-4
     momentum: float = 0.9
+    cycle_momentum: bool = True
     warmup: float = 0.2
     augment: bool = True
     label_smoothing: float = 0.0
@@ -484,7 +533,7 @@ class TrainParams:
     bf16: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("augment", "bf16", "alternate_flips", "lookahead"):
+        for name in ("augment", "bf16", "alternate_flips", "lookahead", "cycle_momentum"):
             check.flag(f"TrainParams.{name}", getattr(self, name))
         check.positive_int("TrainParams.translate_px", self.translate_px, low=0)
         if self.translate_px > 16:
@@ -498,6 +547,10 @@ class TrainParams:
             check.finite_number(f"TrainParams.{name}", getattr(self, name), at_least=0)
         if not 0 < self.momentum < 1:  # Nesterov momentum needs one
             raise ValueError(f"TrainParams.momentum must be in (0, 1), got {self.momentum!r}.")
+        if self.cycle_momentum and not 0.05 < self.momentum < 0.95:
+            raise ValueError(f"TrainParams.momentum must be in (0.05, 0.95) with cycle_momentum "
+                             f"(it cycles from momentum + 0.05 to momentum - 0.05), got "
+                             f"{self.momentum!r}; or set cycle_momentum=False.")
         if not 0 < self.warmup < 1:
             raise ValueError(f"TrainParams.warmup must be in (0, 1), got {self.warmup!r}.")
         if not 0 <= self.label_smoothing < 1:
@@ -704,7 +757,11 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                               weight_decay=p.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lrs, epochs=p.epochs,
                                                     steps_per_epoch=steps_per_epoch,
-                                                    pct_start=p.warmup, final_div_factor=1e4)
+                                                    pct_start=p.warmup, final_div_factor=1e4,
+                                                    cycle_momentum=p.cycle_momentum,
+                                                    # rounded: 0.9 - 0.05 is 0.8500000000000001
+                                                    base_momentum=round(p.momentum - 0.05, 12),
+                                                    max_momentum=round(p.momentum + 0.05, 12))
         g = torch.Generator().manual_seed(seed)
         base_flips = (torch.rand(len(x), generator=torch.Generator().manual_seed(seed + 1)) < 0.5
                       if p.alternate_flips else None)

@@ -41,19 +41,24 @@ def describe_cnn(cnn: dict) -> str:
                      f"{2 * 3 * k * k} channels)")
     parts.append(f"convolutions of {', '.join(str(w) for w in cnn['widths'])} channels"
                  + (" (starting as identities)" if cnn.get("identity_init") else ""))
-    parts.append("batch norm, "
+    parts.append(("batch norm without a learned scale, " if cnn.get("bn_scale") is False
+                  else "batch norm, ")
                  + ("clip-floor-shift activations" if cnn.get("quantisation_levels") else "ReLU"))
-    parts.append("2 x 2 average pooling after convolutions "
+    parts.append("2 x 2 average pooling "
+                 + ("straight after convolutions " if cnn.get("pool_first")
+                    else "after convolutions ")
                  + ", ".join(str(j + 1) for j in cnn["pool_after"]))
     if cnn.get("global_pool"):
         parts.append("global average pooling")
-    return ", ".join(parts + ["one linear layer"])
+    scale = cnn.get("logit_scale", 1.0)
+    return ", ".join(parts + ["one linear layer" + ("" if scale == 1.0 else
+                                                    f" (logits times {scale:.3g})")])
 
 
 def describe_training(training: dict) -> str:
     """How the CNN trained, in words, from :class:`.cnn.TrainParams` as a dict: epochs, batch,
-    learning rate, and whichever of augmentation, label smoothing, alternating flips,
-    Lookahead and bfloat16 it used."""
+    learning rate, and whichever of augmentation, label smoothing, alternating flips, a fixed
+    momentum, faster batch-norm biases, Lookahead and bfloat16 it used."""
     extras = []
     if training.get("augment"):
         extras.append(f"crops of up to {training.get('translate_px', 4)} pixels and "
@@ -61,6 +66,10 @@ def describe_training(training: dict) -> str:
                       + " flips")
     if training.get("label_smoothing"):
         extras.append(f"label smoothing {training['label_smoothing']:g}")
+    if training.get("cycle_momentum") is False:
+        extras.append(f"momentum {training['momentum']:g} throughout")
+    if training.get("bias_lr_scale", 1.0) != 1.0:
+        extras.append(f"batch-norm biases learning {training['bias_lr_scale']:g} times faster")
     if training.get("lookahead"):
         extras.append("Lookahead")
     if training.get("bf16"):
