@@ -27,6 +27,10 @@ batches on the CPU (the ``full`` profile's arithmetic, :func:`~snnlib.tiers.conv
     python benchmarks/airbench_reference.py                          # max pooling, GELU
     python benchmarks/airbench_reference.py --pool avg --act relu    # the convertible copy
     python benchmarks/airbench_reference.py --train 5000 --val 1000 --epochs 0.5   # a smoke run
+
+``--append PATH --name NAME`` also stores the run's JSON, with its command line, under NAME
+in the JSON list at PATH (``results/airbench_reference.json``; a run of the same name is
+replaced).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
+
+from cnn_techniques import store
 
 
 def main() -> int:
@@ -49,7 +56,12 @@ def main() -> int:
     parser.add_argument("--train", type=int, default=45000, help="training images (split's first N)")
     parser.add_argument("--val", type=int, default=5000, help="validation images")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--append", default=None, metavar="PATH",
+                        help="store the run's JSON under --name in the JSON list at PATH")
+    parser.add_argument("--name", default=None, help="the run's name in --append's list")
     args = parser.parse_args()
+    if (args.append is None) != (args.name is None):
+        parser.error("--append and --name go together")
     if not args.epochs > 0:
         parser.error(f"--epochs must be positive, got {args.epochs}")
     for name in ("batch_size", "train", "val"):
@@ -213,6 +225,9 @@ def main() -> int:
           f"{100 * result['val_accuracy']:.2f}%, with test-time augmentation "
           f"{100 * result['val_accuracy_tta']:.2f}%", flush=True)
     print(json.dumps(result))
+    if args.append is not None:
+        store(Path(args.append), args.name, result,
+              ["python", "benchmarks/airbench_reference.py"] + sys.argv[1:])
     return 0
 
 
