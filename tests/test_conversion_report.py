@@ -591,3 +591,23 @@ def test_the_short_simulations_become_variants_of_the_record(record):
         1e7, 2e6)
     assert four.inference.images_per_s == 100.0
     assert variants["QCFS fine-tuned, T = 8"].synaptic_events.accumulates == 2e7
+
+
+def test_reference_table_shows_each_airbench_run(tmp_path):
+    import json
+
+    run = {"name": "airbench94, 5 epochs", "pool": "max", "activation": "gelu",
+           "val_accuracy": 0.8734, "val_accuracy_tta": 0.882, "epochs": 5.0, "train_min": 24.47,
+           "train_images": 45000, "val_images": 5000}
+    path = tmp_path / "ref.json"
+    path.write_text(json.dumps([run, {**run, "name": "a convertible copy", "pool": "avg",
+                                      "activation": "relu", "val_accuracy": 0.78}]))
+    table = report.reference_table(path)
+    assert table.index == ("a convertible copy", "airbench94, 5 epochs")
+    assert _row(table, "airbench94, 5 epochs") == ["max", "gelu", "87.34%", "88.20%", "5", "24.5"]
+    assert "45,000 training images" in repr(table) and "5,000 validation" in repr(table)
+    with pytest.raises(FileNotFoundError, match="airbench_reference.py"):
+        report.reference_table(tmp_path / "none.json")
+    path.write_text(json.dumps([{"name": "x"}]))
+    with pytest.raises(ValueError, match="airbench_reference.py runs"):
+        report.reference_table(path)

@@ -32,8 +32,8 @@ from .record import describe_cnn, describe_training, spiking_layer_names
 __all__ = ["accumulates_line", "accuracy_table", "costs_table", "firing_table", "float32_gap_line",
            "full_profile_items", "lambda_table", "layer_names", "network_lines",
            "operations_table", "qcfs_choice_line", "qcfs_choice_table", "qcfs_float32_line",
-           "qcfs_steps_line", "qcfs_table", "qcfs_training_line", "show", "smallest_steps_line",
-           "techniques_table", "training_line", "variants_table"]
+           "qcfs_steps_line", "qcfs_table", "qcfs_training_line", "reference_table", "show",
+           "smallest_steps_line", "techniques_table", "training_line", "variants_table"]
 
 
 def _record(record, where: str) -> runs.TierRecord:
@@ -403,6 +403,39 @@ def techniques_table(path):
     sizes = sorted({(r["train_images"], r["val_images"]) for r in found})
     return viz.table(rows, formats={"validation": ".2%", "with test-time augmentation": ".2%",
                                     "training (min)": ".1f"},
+                     caption="trained on " + " or ".join(f"{a:,}" for a, _ in sizes)
+                             + " training images, scored on "
+                             + " or ".join(f"{b:,}" for _, b in sizes) + " validation images")
+
+
+def reference_table(path):
+    """airbench's own recipe on this machine: one row per run of
+    ``benchmarks/airbench_reference.py`` stored in the JSON list at ``path``, in the order
+    of their names, with its pooling and activation, the validation accuracy with and
+    without test-time augmentation, the epochs and the training minutes."""
+    where = "report.reference_table"
+    check.instance("path", path, (str, os.PathLike), where=where)
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{where}: {path} not found; benchmarks/airbench_reference.py "
+                                f"--append {path} --name NAME writes it")
+    import json
+
+    found = json.loads(path.read_text())
+    keys = ("name", "pool", "activation", "val_accuracy", "val_accuracy_tta", "epochs",
+            "train_min", "train_images", "val_images")
+    if not isinstance(found, list) or not all(isinstance(r, dict) and all(k in r for k in keys)
+                                              for r in found) or not found:
+        raise ValueError(f"{where}: {path} must be a non-empty list of "
+                         f"benchmarks/airbench_reference.py runs (each with {', '.join(keys)})")
+    rows = {r["name"]: {"pooling": r["pool"], "activation": r["activation"],
+                        "validation": r["val_accuracy"],
+                        "with test-time augmentation": r["val_accuracy_tta"],
+                        "epochs": r["epochs"], "training (min)": r["train_min"]}
+            for r in sorted(found, key=lambda r: r["name"])}
+    sizes = sorted({(r["train_images"], r["val_images"]) for r in found})
+    return viz.table(rows, formats={"validation": ".2%", "with test-time augmentation": ".2%",
+                                    "epochs": "g", "training (min)": ".1f"},
                      caption="trained on " + " or ".join(f"{a:,}" for a, _ in sizes)
                              + " training images, scored on "
                              + " or ".join(f"{b:,}" for _, b in sizes) + " validation images")
