@@ -611,3 +611,6 @@ def test_reference_table_shows_each_airbench_run(tmp_path):
     path.write_text(json.dumps([{"name": "x"}]))
     with pytest.raises(ValueError, match="airbench_reference.py runs"):
         report.reference_table(path)
+    path.write_text("[]")
+    with pytest.raises(ValueError, match="no run"):
+        report.reference_table(path)

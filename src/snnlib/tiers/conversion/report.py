@@ -363,22 +363,28 @@ def full_profile_items(path) -> list:
     return items
 
 
-def _techniques(path, where: str) -> list[dict]:
+def _stored_runs(path, where: str, script: str, keys: tuple[str, ...]) -> list[dict]:
+    """The JSON list of runs that ``benchmarks/<script> --append path`` stored, each with
+    ``keys``."""
     check.instance("path", path, (str, os.PathLike), where=where)
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{where}: {path} not found; benchmarks/cnn_techniques.py "
+        raise FileNotFoundError(f"{where}: {path} not found; benchmarks/{script} "
                                 f"--append {path} --name NAME writes it")
     import json
 
     found = json.loads(path.read_text())
-    keys = ("name", "val_accuracy", "val_accuracy_tta", "train_min", "training",
-            "train_images", "val_images")
     if not isinstance(found, list) or not all(isinstance(r, dict) and all(k in r for k in keys)
                                               for r in found):
-        raise ValueError(f"{where}: {path} must be a list of benchmarks/cnn_techniques.py runs "
+        raise ValueError(f"{where}: {path} must be a list of benchmarks/{script} runs "
                          f"(each with {', '.join(keys)})")
     return found
+
+
+def _techniques(path, where: str) -> list[dict]:
+    return _stored_runs(path, where, "cnn_techniques.py",
+                        ("name", "val_accuracy", "val_accuracy_tta", "train_min", "training",
+                         "train_images", "val_images"))
 
 
 def _last_qcfs_run(path, where: str) -> dict:
@@ -414,20 +420,11 @@ def reference_table(path):
     of their names, with its pooling and activation, the validation accuracy with and
     without test-time augmentation, the epochs and the training minutes."""
     where = "report.reference_table"
-    check.instance("path", path, (str, os.PathLike), where=where)
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{where}: {path} not found; benchmarks/airbench_reference.py "
-                                f"--append {path} --name NAME writes it")
-    import json
-
-    found = json.loads(path.read_text())
-    keys = ("name", "pool", "activation", "val_accuracy", "val_accuracy_tta", "epochs",
-            "train_min", "train_images", "val_images")
-    if not isinstance(found, list) or not all(isinstance(r, dict) and all(k in r for k in keys)
-                                              for r in found) or not found:
-        raise ValueError(f"{where}: {path} must be a non-empty list of "
-                         f"benchmarks/airbench_reference.py runs (each with {', '.join(keys)})")
+    found = _stored_runs(path, where, "airbench_reference.py",
+                         ("name", "pool", "activation", "val_accuracy", "val_accuracy_tta",
+                          "epochs", "train_min", "train_images", "val_images"))
+    if not found:
+        raise ValueError(f"{where}: {path} holds no run of benchmarks/airbench_reference.py")
     rows = {r["name"]: {"pooling": r["pool"], "activation": r["activation"],
                         "validation": r["val_accuracy"],
                         "with test-time augmentation": r["val_accuracy_tta"],
