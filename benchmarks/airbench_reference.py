@@ -1,6 +1,6 @@
 """Tier 3's reference: airbench94's recipe (Jordan 2024) on this machine, and what converting costs it.
 
-Trains airbench94's network and training, as the paper describes them, on the
+Trains airbench94's network and training, nearly as the paper describes them, on the
 training split's first 45,000 images and scores it on the validation split
 (:func:`snnlib.data.validation_split`, never the test set): a fixed whitening
 layer of 2 x 2 patches (24 channels), three groups of two 3 x 3 convolutions
@@ -30,7 +30,8 @@ batches on the CPU (the ``full`` profile's arithmetic, :func:`~snnlib.tiers.conv
 
 ``--append PATH --name NAME`` also stores the run's JSON, with its command line, under NAME
 in the JSON list at PATH (``results/airbench_reference.json``; a run of the same name is
-replaced).
+replaced). The whitening filters here come from the patches' centred covariance, with a
+bias that centres them.
 """
 
 from __future__ import annotations

@@ -67,10 +67,15 @@ def test_pool_first_puts_the_pool_before_the_batch_norm_and_folds_exactly():
     plain = C.ConvNet(replace(AIRBENCH_ORDER, logit_scale=1.0)).eval()
     plain.load_state_dict(net.state_dict())
     torch.testing.assert_close(plain(x), 9 * net(x), atol=1e-5, rtol=1e-5)
+    own = net.features[-1].weight.detach().clone()
     folded = C.fold_batchnorm(net)
     assert [type(m).__name__ for m in folded][:3] == ["Conv2d", "AvgPool2d", "ReLU"]
     torch.testing.assert_close(folded(x), net(x), atol=1e-5, rtol=1e-5)
-    assert net.features[-1].weight is not folded[-1].weight  # the model's layer is not scaled
+    assert torch.equal(net.features[-1].weight, own)  # the model's own layer is not scaled
+    # its QCFS copy keeps the order, the frozen scales and the factor, and folds exactly too
+    q = C.qcfs_from_relu(net, torch.rand(16, 3, 32, 32)).eval()
+    assert all(not m.weight.requires_grad for m in q.modules() if isinstance(m, nn.BatchNorm2d))
+    torch.testing.assert_close(C.fold_batchnorm(q)(x), q(x), atol=1e-5, rtol=1e-5)
 
 
 def test_the_record_describes_the_airbench_order_and_training():

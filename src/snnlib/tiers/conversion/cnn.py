@@ -70,10 +70,11 @@ class ConvNetParams:
         The pool of a convolution in ``pool_after`` comes straight after it,
         before its batch norm and activation (airbench's order), instead of
         after its activation: the batch norm and the activation then work on a
-        quarter of the positions. Both orders convert: the pool is linear, so
-        in the spiking copy it sits between a layer's synapses and the next
-        neurons either way (with ``pool_first``, each neuron of that layer
-        integrates the average of four positions' synaptic input).
+        quarter of the positions. Both orders convert, since the pool is
+        linear: after the activation it averages one layer's spikes on their
+        way to the next layer's synapses; with ``pool_first`` it sits between a
+        layer's synapses and its own neurons, each of which integrates the
+        average of four positions' synaptic input.
     bn_scale : bool
         The batch norms learn a scale :math:`\\gamma` and a shift
         :math:`\\beta`; False: only the shift learns and :math:`\\gamma` stays 1
