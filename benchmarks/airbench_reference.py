@@ -43,7 +43,7 @@ import sys
 import time
 from pathlib import Path
 
-from cnn_techniques import store
+from cnn_techniques import add_store_arguments, check_store_arguments, store
 
 
 def main() -> int:
@@ -57,12 +57,9 @@ def main() -> int:
     parser.add_argument("--train", type=int, default=45000, help="training images (split's first N)")
     parser.add_argument("--val", type=int, default=5000, help="validation images")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--append", default=None, metavar="PATH",
-                        help="store the run's JSON under --name in the JSON list at PATH")
-    parser.add_argument("--name", default=None, help="the run's name in --append's list")
+    add_store_arguments(parser)
     args = parser.parse_args()
-    if (args.append is None) != (args.name is None):
-        parser.error("--append and --name go together")
+    check_store_arguments(parser, args)
     if not args.epochs > 0:
         parser.error(f"--epochs must be positive, got {args.epochs}")
     for name in ("batch_size", "train", "val"):

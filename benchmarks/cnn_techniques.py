@@ -68,12 +68,9 @@ def main() -> int:
                         help="also simulate the QCFS copy with signed IF neurons (negative spikes)")
     parser.add_argument("--checkpoint", default=None, metavar="PATH",
                         help="checkpoint the ReLU CNN here (and the QCFS copy beside it)")
-    parser.add_argument("--append", default=None, metavar="PATH",
-                        help="store the run's JSON under --name in the JSON list at PATH")
-    parser.add_argument("--name", default=None, help="the run's name in --append's list")
+    add_store_arguments(parser)
     args = parser.parse_args()
-    if (args.append is None) != (args.name is None):
-        parser.error("--append and --name go together")
+    check_store_arguments(parser, args)
     if args.levels is not None and args.levels < 1:
         parser.error(f"--levels must be a positive integer, got {args.levels}")
     if args.v0 is not None and any(not 0.0 <= v < 1.0 for v in args.v0):
@@ -165,6 +162,20 @@ def main() -> int:
         store(Path(args.append), args.name, result, ["python", "benchmarks/cnn_techniques.py"]
               + sys.argv[1:])
     return 0
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--append PATH --name NAME``: where :func:`store` puts the run (check them with
+    :func:`check_store_arguments`)."""
+    parser.add_argument("--append", default=None, metavar="PATH",
+                        help="store the run's JSON under --name in the JSON list at PATH")
+    parser.add_argument("--name", default=None, help="the run's name in --append's list")
+
+
+def check_store_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A parser error unless ``--append`` and ``--name`` are given together or not at all."""
+    if (args.append is None) != (args.name is None):
+        parser.error("--append and --name go together")
 
 
 def store(path: Path, name: str, result: dict, command: list[str]) -> None:

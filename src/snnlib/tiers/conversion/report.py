@@ -387,6 +387,13 @@ def _techniques(path, where: str) -> list[dict]:
                          "train_images", "val_images"))
 
 
+def _split_caption(found: list[dict]) -> str:
+    """A caption naming the training and validation images of the stored runs ``found``."""
+    sizes = sorted({(r["train_images"], r["val_images"]) for r in found})
+    return ("trained on " + " or ".join(f"{a:,}" for a, _ in sizes) + " training images, "
+            "scored on " + " or ".join(f"{b:,}" for _, b in sizes) + " validation images")
+
+
 def _last_qcfs_run(path, where: str) -> dict:
     """The last run with a QCFS copy in the JSON list at ``path``."""
     runs_q = [r for r in _techniques(path, where) if r.get("qcfs")]
@@ -406,12 +413,8 @@ def techniques_table(path):
                         "with test-time augmentation": r["val_accuracy_tta"],
                         "epochs": r["training"]["epochs"], "training (min)": r["train_min"]}
             for r in found}
-    sizes = sorted({(r["train_images"], r["val_images"]) for r in found})
     return viz.table(rows, formats={"validation": ".2%", "with test-time augmentation": ".2%",
-                                    "training (min)": ".1f"},
-                     caption="trained on " + " or ".join(f"{a:,}" for a, _ in sizes)
-                             + " training images, scored on "
-                             + " or ".join(f"{b:,}" for _, b in sizes) + " validation images")
+                                    "training (min)": ".1f"}, caption=_split_caption(found))
 
 
 def reference_table(path):
@@ -430,12 +433,9 @@ def reference_table(path):
                         "with test-time augmentation": r["val_accuracy_tta"],
                         "epochs": r["epochs"], "training (min)": r["train_min"]}
             for r in sorted(found, key=lambda r: r["name"])}
-    sizes = sorted({(r["train_images"], r["val_images"]) for r in found})
     return viz.table(rows, formats={"validation": ".2%", "with test-time augmentation": ".2%",
                                     "epochs": "g", "training (min)": ".1f"},
-                     caption="trained on " + " or ".join(f"{a:,}" for a, _ in sizes)
-                             + " training images, scored on "
-                             + " or ".join(f"{b:,}" for _, b in sizes) + " validation images")
+                     caption=_split_caption(found))
 
 
 def qcfs_choice_table(path):
