@@ -8,10 +8,14 @@ regression). The layer and the readout learn from class-balanced images of the
 *validation split* (the last 500 training images of each class,
 :func:`snnlib.data.validation_split`). The test set is never read.
 ``--variants stdp,random`` also measures the same layer with random weights.
+``--grids 1 2 3`` reads out the counts pooled over several grids side by side
+(a spatial pyramid; the layer pools on their least common multiple, whose
+regions nest in each of them, :func:`pyramid`), ``--sqrt`` their square roots.
 
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --set dt_ms=1.0
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --set dt_ms=2.0 pool=4
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --cs 0.003 0.01 0.03 0.1
+    python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --grids 1 2 3 --sqrt
 
 Prints one line per variant: validation accuracy, the readout's C, features per
 image, images/s of the feature extraction and the layer's spikes per image
@@ -24,13 +28,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from snnlib import data
 from snnlib.readout import logistic_regression
 from snnlib.tiers import dog_lif as D
+from snnlib.tiers.brian_stdp.network import pool_pyramid
 
 import _fields
 from _split import SPLIT, tuning_split
@@ -52,6 +59,24 @@ def add_variant_options(ap: argparse.ArgumentParser) -> None:
                     help="the logistic regression's C values (chosen on a fifth of training)")
 
 
+def pyramid(features: np.ndarray, n_filters: int, fine: int, grids, sqrt: bool) -> np.ndarray:
+    """Counts pooled on a ``fine x fine`` grid (``(n, n_filters * fine**2)``, the layout of
+    :meth:`DoGLIF.features`) summed again over each of ``grids`` side by side, optionally
+    square-rooted.
+
+    Every grid must divide ``fine``: with ``S`` positions per side, the coarse grid's edge
+    :math:`\lfloor iS/g \rfloor` is the fine grid's edge number :math:`iL/g`, so each
+    coarse region is a union of fine ones and the sums are those of pooling the positions
+    directly (``tests/test_dog_lif.py`` checks it).
+    """
+    if any(fine % g for g in grids):
+        raise SystemExit(f"every grid must divide the fine grid {fine}, got {list(grids)}")
+    n = len(features)
+    cells = np.asarray(features).reshape(n, n_filters, fine, fine).transpose(0, 2, 3, 1)
+    z = pool_pyramid(cells, tuple(grids))
+    return np.sqrt(z) if sqrt else z
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=int, default=5000, help="training images (class-balanced)")
@@ -61,8 +86,20 @@ def main() -> None:
     ap.add_argument("--variants", default="stdp", help="stdp, random or stdp,random")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="also print a JSON line per variant")
+    ap.add_argument("--grids", type=int, nargs="+", default=None,
+                    help="read out the counts pooled over these grids side by side (default: "
+                         "the layer's pool alone)")
+    ap.add_argument("--sqrt", action="store_true", help="square roots of the pooled counts")
     args = ap.parse_args()
     params = D.DoGLIFParams(**parse_sets(args.set))
+    grids = args.grids or [params.pool]
+    if any(g < 1 for g in grids):
+        raise SystemExit(f"--grids must be positive grid sizes, got {grids}")
+    fine = math.lcm(*grids)
+    if fine > params.side:
+        raise SystemExit(f"--grids {' '.join(map(str, grids))}: their least common multiple "
+                         f"{fine} is more than the {params.side} positions per side")
+    params = replace(params, pool=fine)
     train = data.load_cifar10("train")
     itr, iva = tuning_split(train.labels, args.train, args.val, seed=args.seed)
     for variant in args.variants.split(","):
@@ -71,19 +108,23 @@ def main() -> None:
         net.fit(train.images[itr], progress=False)
         ftr = net.features(train.images[itr], seed=1, progress=False)
         fva = net.features(train.images[iva], seed=2, progress=False)
-        r = logistic_regression(ftr["features"], train.labels[itr], fva["features"],
-                                train.labels[iva], cs=tuple(args.cs), seed=args.seed,
+        xtr, xva = (pyramid(f["features"], params.n_filters, fine, grids, args.sqrt)
+                    for f in (ftr, fva))
+        r = logistic_regression(xtr, train.labels[itr], xva, train.labels[iva], cs=tuple(args.cs), seed=args.seed,
                                 dtype=np.float32, max_iter=D.READOUT_MAX_ITER)
         wall = time.perf_counter() - start
-        print(f"{variant:<7} {' '.join(args.set) or 'defaults':<40} validation accuracy "
-              f"{r['accuracy']:.3f} (C {r['c']}), {params.n_features} features, "
+        label = " ".join(args.set + ([f"grids={','.join(map(str, grids))}"] if args.grids else [])
+                         + (["sqrt"] if args.sqrt else []))
+        print(f"{variant:<7} {label or 'defaults':<40} validation accuracy "
+              f"{r['accuracy']:.3f} (C {r['c']}), {xva.shape[1]} features, "
               f"{fva['images_per_s']:.1f} images/s, {fva['layer_spikes_per_image']:.0f} layer "
               f"spikes per image, {wall:.0f} s", flush=True)
         if args.json:
             print(json.dumps({"variant": variant, "set": args.set, "split": SPLIT,
                               "train_images": len(itr), "val_images": len(iva),
                               "validation_accuracy": r["accuracy"], "c": r["c"],
-                              "features": params.n_features,
+                              "grids": grids, "sqrt": args.sqrt,
+                              "features": xva.shape[1],
                               "images_per_s": fva["images_per_s"],
                               "layer_spikes_per_image": fva["layer_spikes_per_image"],
                               "wall_s": round(wall, 1)}), flush=True)

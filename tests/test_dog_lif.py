@@ -179,6 +179,23 @@ def test_pooling_sums_counts_over_regions():
     assert pooled[1, 9 * 2 + 8].item() == pytest.approx(grid[1, 18:, 18:, 2].sum().item())
 
 
+def test_counts_pooled_on_a_finer_grid_sum_to_every_grid_dividing_it():
+    """benchmarks/dog_lif_tuning.py --grids pools on the grids' least common multiple and sums
+    its regions again (tier 1's pool_pyramid): exact for a grid that divides it, not otherwise."""
+    from snnlib.tiers.brian_stdp.network import pool_pyramid
+
+    n, side, k = 3, 28, 5
+    counts = torch.from_numpy(np.random.default_rng(0).poisson(2.0, (n * side * side, k))
+                              .astype(np.float32))
+    fine = D.layer._pool(counts, n, side, 6).numpy().reshape(n, k, 6, 6).transpose(0, 2, 3, 1)
+    for g in (1, 2, 3, 6):
+        np.testing.assert_array_equal(pool_pyramid(fine, g), D.layer._pool(counts, n, side, g).numpy())
+    np.testing.assert_array_equal(pool_pyramid(fine, (1, 2, 3)), np.hstack(
+        [D.layer._pool(counts, n, side, g).numpy() for g in (1, 2, 3)]))
+    # 4 does not divide 6: the regions of 6 x 6 do not nest in those of 4 x 4
+    assert not np.array_equal(pool_pyramid(fine, 4), D.layer._pool(counts, n, side, 4).numpy())
+
+
 @pytest.mark.parametrize("retina", ["zca", "dog"])
 def test_retina_gives_signed_intensities_in_range(retina):
     p = replace(SMALL, retina=retina)
