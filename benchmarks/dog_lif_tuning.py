@@ -59,21 +59,20 @@ def add_variant_options(ap: argparse.ArgumentParser) -> None:
                     help="the logistic regression's C values (chosen on a fifth of training)")
 
 
-def pyramid(features: np.ndarray, n_filters: int, fine: int, grids, sqrt: bool) -> np.ndarray:
-    """Counts pooled on a ``fine x fine`` grid (``(n, n_filters * fine**2)``, the layout of
-    :meth:`DoGLIF.features`) summed again over each of ``grids`` side by side, optionally
-    square-rooted.
+def pyramid(features: np.ndarray, params: D.DoGLIFParams, grids, sqrt: bool) -> np.ndarray:
+    """Counts pooled on the layer's ``params.pool`` grid (``(n, n_filters * pool**2)``, the
+    layout of :meth:`DoGLIF.features`) summed again over each of ``grids`` side by side,
+    optionally square-rooted.
 
-    Every grid must divide ``fine``: with ``S`` positions per side, the coarse grid's edge
-    :math:`\lfloor iS/g \rfloor` is the fine grid's edge number :math:`iL/g`, so each
-    coarse region is a union of fine ones and the sums are those of pooling the positions
-    directly (``tests/test_dog_lif.py`` checks it).
+    Every grid must divide ``params.pool`` (``main`` pools on their least common multiple
+    ``L``): with ``S`` positions per side, the coarse grid's edge :math:`\lfloor iS/g \rfloor`
+    is the fine grid's edge number :math:`iL/g`, so each coarse region is a union of fine
+    ones and the sums are those of pooling the positions directly (``tests/test_dog_lif.py``
+    checks it).
     """
-    if any(fine % g for g in grids):
-        raise SystemExit(f"every grid must divide the fine grid {fine}, got {list(grids)}")
-    n = len(features)
-    cells = np.asarray(features).reshape(n, n_filters, fine, fine).transpose(0, 2, 3, 1)
-    z = pool_pyramid(cells, tuple(grids))
+    fine = params.pool
+    cells = np.asarray(features).reshape(len(features), params.n_filters, fine, fine)
+    z = pool_pyramid(cells.transpose(0, 2, 3, 1), tuple(grids))
     return np.sqrt(z) if sqrt else z
 
 
@@ -95,11 +94,11 @@ def main() -> None:
     grids = args.grids or [params.pool]
     if any(g < 1 for g in grids):
         raise SystemExit(f"--grids must be positive grid sizes, got {grids}")
-    fine = math.lcm(*grids)
-    if fine > params.side:
-        raise SystemExit(f"--grids {' '.join(map(str, grids))}: their least common multiple "
-                         f"{fine} is more than the {params.side} positions per side")
-    params = replace(params, pool=fine)
+    try:
+        params = replace(params, pool=math.lcm(*grids))
+    except ValueError as error:
+        raise SystemExit(f"--grids {' '.join(map(str, grids))}: the layer pools on their least "
+                         f"common multiple, and {error}") from None
     train = data.load_cifar10("train")
     itr, iva = tuning_split(train.labels, args.train, args.val, seed=args.seed)
     for variant in args.variants.split(","):
@@ -108,10 +107,10 @@ def main() -> None:
         net.fit(train.images[itr], progress=False)
         ftr = net.features(train.images[itr], seed=1, progress=False)
         fva = net.features(train.images[iva], seed=2, progress=False)
-        xtr, xva = (pyramid(f["features"], params.n_filters, fine, grids, args.sqrt)
-                    for f in (ftr, fva))
-        r = logistic_regression(xtr, train.labels[itr], xva, train.labels[iva], cs=tuple(args.cs), seed=args.seed,
-                                dtype=np.float32, max_iter=D.READOUT_MAX_ITER)
+        xtr, xva = (pyramid(f["features"], params, grids, args.sqrt) for f in (ftr, fva))
+        r = logistic_regression(xtr, train.labels[itr], xva, train.labels[iva],
+                                cs=tuple(args.cs), seed=args.seed, dtype=np.float32,
+                                max_iter=D.READOUT_MAX_ITER)
         wall = time.perf_counter() - start
         label = " ".join(args.set + ([f"grids={','.join(map(str, grids))}"] if args.grids else [])
                          + (["sqrt"] if args.sqrt else []))

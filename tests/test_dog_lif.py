@@ -189,7 +189,8 @@ def test_counts_pooled_on_a_finer_grid_sum_to_every_grid_dividing_it():
                               .astype(np.float32))
     fine = D.layer._pool(counts, n, side, 6).numpy().reshape(n, k, 6, 6).transpose(0, 2, 3, 1)
     for g in (1, 2, 3, 6):
-        np.testing.assert_array_equal(pool_pyramid(fine, g), D.layer._pool(counts, n, side, g).numpy())
+        np.testing.assert_array_equal(pool_pyramid(fine, g),
+                                      D.layer._pool(counts, n, side, g).numpy())
     np.testing.assert_array_equal(pool_pyramid(fine, (1, 2, 3)), np.hstack(
         [D.layer._pool(counts, n, side, g).numpy() for g in (1, 2, 3)]))
     # 4 does not divide 6: the regions of 6 x 6 do not nest in those of 4 x 4
