@@ -253,6 +253,47 @@ def test_layer_two_learns_from_given_spike_trains(alpha):
     np.testing.assert_array_equal(moved, np.isin(np.arange(3), winners[winners >= 0]))
 
 
+@pytest.mark.parametrize("m", [2, 3])
+def test_with_m_learning_winners_the_first_m_of_a_copy_fire_and_learn(m):
+    """A k-winners-take-all while learning: in each copy at most m neurons fire (more only
+    when several first fire in the same step); a neuron that has not fired by then never
+    fires; exactly the neurons that fired have filters that move, and the thresholds follow
+    the homeostasis rule with a win per winner, aiming at win_target * m winners a patch."""
+    k, c = 6, 30
+    p = params(layer2=N.ConvLayerParams(n_filters=k, field_px=3, w_sum_mv=10.0, patch_batch=c,
+                                        learning_winners=m, theta_eta_mv=0.5))
+    # low thresholds: without the competition most of a copy's neurons would fire
+    learner = N.ConvLearner(p, 2, seed=0, thresholds=np.full(k, -12.0))
+    rng = np.random.default_rng(0)
+    fields = [(rng.choice(p.inputs2, 30, replace=False), rng.integers(0, 10, 30))
+              for _ in range(c)]
+    before_f, before_th = learner.filters.copy(), learner.thresholds.copy()
+    start = learner.monitor.num_spikes
+    learner.step(N.stack_patches(fields))
+    i = np.asarray(learner.monitor.i[start:])
+    t = np.asarray(learner.monitor.t[start:] / b2.ms)
+    copy, neuron = i // k, i % k
+    fired = np.zeros((c, k), bool)
+    fired[copy, neuron] = True
+    assert fired.sum(axis=1).max() > 1  # several winners happen
+    for q in range(c):
+        mine = copy == q
+        if not mine.any():
+            continue
+        first = {int(j): t[mine][neuron[mine] == j].min() for j in np.unique(neuron[mine])}
+        times = sorted(first.values())
+        if len(times) > m:  # only ties at the m-th first spike may go past m
+            assert times[m] == times[m - 1]
+    wins = fired.sum(axis=0)
+    moved = np.abs(learner.filters - before_f).sum(axis=1) > 1e-12
+    np.testing.assert_array_equal(moved, wins > 0)
+    np.testing.assert_allclose(learner.thresholds - before_th,
+                               0.5 * (k * wins / (m * c) - 0.75))
+    # with one winner the same patches fire at most one neuron a copy (ties aside)
+    with pytest.raises(ValueError, match="learning_winners"):
+        N.ConvLayerParams(n_filters=3, learning_winners=4)
+
+
 def test_layer_two_can_learn_from_longer_presentations_than_layer_one():
     """steps2 sets layer 2's presentations alone: its learner runs steps2 steps per batch,
     layer 1's runs steps."""

@@ -33,7 +33,8 @@ by its weight (mV), and between spikes
 copies of one position of a layer run side by side in one Brian2 network,
 each copy seeing another patch (another image and place). Within a copy the
 first neuron to fire wins: its spike holds every other neuron of the copy
-at reset for the rest of the presentation (a hard winner-take-all), and only
+at reset for the rest of the presentation (a hard winner-take-all; with
+``ConvLayerParams.learning_winners`` m > 1, the first m to fire), and only
 the winner's spikes drive pair STDP (the eligibility of
 :func:`snnlib.plasticity.build_rstdp_synapses`, with a constant reward: plain
 STDP, summed). The changes of all copies are summed into the shared filter,
@@ -175,9 +176,10 @@ class ConvLayerParams:
     train_patches: int = 20000
     patch_batch: int = 500
     feedforward_inhibition: float = 0.0
+    learning_winners: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("n_filters", "field_px", "train_patches", "patch_batch"):
+        for name in ("n_filters", "field_px", "train_patches", "patch_batch", "learning_winners"):
             check.positive_int(f"ConvLayerParams.{name}", getattr(self, name))
         for name in ("w_sum_mv", "tau_mem_ms", "v_gap_mv", "tau_stdp_ms"):
             check.finite_number(f"ConvLayerParams.{name}", getattr(self, name), above=0)
@@ -187,6 +189,9 @@ class ConvLayerParams:
                      low=0.0, high=2.0)
         check.number("ConvLayerParams.win_target", self.win_target, low=0.0, low_open=True,
                      high=1.0)
+        if self.learning_winners > self.n_filters:
+            raise ValueError(f"ConvLayerParams.learning_winners ({self.learning_winners}) exceeds "
+                             f"n_filters ({self.n_filters}): at most every neuron can win.")
 
 
 @dataclass(frozen=True)
@@ -528,10 +533,15 @@ def _lif_group(n: int, p: Tier1Params, layer: ConvLayerParams, name: str, *, lea
           "tau": lif.tau_mem_ms * b2.ms}
     eqs = "dv/dt = (v_rest - v) / tau : volt\ntheta : volt"
     threshold = "v > v_th + theta"
-    if learning:
+    reset = "v = v_rest"
+    if learning and layer.learning_winners == 1:
         eqs += "\nblocked : 1"
         threshold += " and blocked < 0.5"
-    g = b2.NeuronGroup(n, eqs, threshold=threshold, reset="v = v_rest", method="exact",
+    elif learning:  # rivals: how many other neurons of the copy have fired
+        eqs += "\nrivals : 1\nspiked : 1"
+        threshold += f" and (rivals < {layer.learning_winners - 0.5} or spiked > 0.5)"
+        reset += "\nspiked = 1"
+    g = b2.NeuronGroup(n, eqs, threshold=threshold, reset=reset, method="exact",
                        namespace=ns, clock=clock, name=name,
                        refractory=0 * b2.ms if learning else False)  # learning: lastspike
     g.v = lif.v_rest_mv * b2.mV
@@ -545,13 +555,19 @@ def _rivals(group, p: Tier1Params, layer: ConvLayerParams, n_positions: int, nam
     With learning off a spike lowers the others' potential by ``inhibition_mv``
     (not below reset; one already below it, by feed-forward inhibition, stays); in learning mode it holds them at reset for the rest of
     the presentation (a hard winner-take-all), unless they fired in the same
-    step (a tie: both learn).
+    step (a tie: both learn). With ``learning_winners`` ``m > 1`` each neuron
+    counts its rivals' first spikes (a rival's ``spiked`` is still 0 when its
+    first spike arrives: synapses act before resets) and, from the ``m``-th
+    on, may not fire (its own ``rivals < m`` threshold condition: its potential
+    no longer matters); the neurons that fired before (the winners) keep firing.
     """
     import brian2 as b2
 
     ns = {"v_rest": p.v_rest_mv * b2.mV, "w_inh": layer.inhibition_mv * b2.mV}
-    if learning:
+    if learning and layer.learning_winners == 1:
         on_pre = "v_post = v_rest\nblocked_post = int(lastspike_post < t - 0.5 * dt)"
+    elif learning:
+        on_pre = "rivals_post += 1 - spiked_pre"
     elif layer.feedforward_inhibition:  # a potential may be below rest: leave it there
         on_pre = "v_post -= clip(v_post - v_rest, 0 * mV, w_inh)"
     else:
@@ -910,7 +926,11 @@ class ConvLearner:
         self.syn.pre_trace = 0
         self.syn.post_trace = 0
         self.neurons.v = p.v_rest_mv * b2.mV
-        self.neurons.blocked = 0
+        if lp.learning_winners == 1:
+            self.neurons.blocked = 0
+        else:
+            self.neurons.rivals = 0
+            self.neurons.spiked = 0
         self.neurons.theta = np.tile(self.thresholds, c) * b2.mV
         start, in_start = self.monitor.num_spikes, self.input_monitor.num_spikes
         t0 = float(self.net.t / b2.ms)
@@ -919,19 +939,27 @@ class ConvLearner:
         self._batches += 1
         winner = self._winners(self.monitor, start, self.input_monitor, in_start, t0, n)
         self.last_winners = winner
-        wins = np.bincount(winner[winner >= 0], minlength=k).astype(float)
+        m = lp.learning_winners
+        if m == 1:  # only each copy's winner learns (a tie that fired too does not)
+            learns = np.zeros((c, k), bool)
+            learns[np.flatnonzero(winner >= 0), winner[winner >= 0]] = True
+        else:  # every neuron that fired learns: the first m of the copy (and ties)
+            learns = np.zeros(c * k, bool)
+            learns[np.asarray(self.monitor.i[start:])] = True
+            learns = learns.reshape(c, k)
+            learns[n:] = False
+        wins = learns.sum(axis=0).astype(float)
         change = 0.0
-        if self.learn:  # only each copy's winner learns (a tie that fired too does not)
+        if self.learn:
             copy = np.arange(len(self._rows)) // (k * self.n_in)
-            elig = np.where(self._rows == np.append(winner, np.full(c - n, -1))[copy],
-                            np.asarray(self.syn.elig), 0.0)
+            elig = np.where(learns[copy, self._rows], np.asarray(self.syn.elig), 0.0)
             dw = np.zeros((k, self.n_in))
             np.add.at(dw, (self._rows, self._cols), elig)
             new = np.clip(self.filters + dw, 0.0, lp.w_sum_mv)
             new *= lp.w_sum_mv / np.maximum(new.sum(axis=1, keepdims=True), 1e-12)
             change = float(np.abs(new - self.filters).sum(axis=1).mean())
             self.filters = new
-        self.thresholds += lp.theta_eta_mv * (k * wins / max(n, 1) - lp.win_target)
+        self.thresholds += lp.theta_eta_mv * (k * wins / (m * max(n, 1)) - lp.win_target)
         np.maximum(self.thresholds, -0.9 * lp.v_gap_mv, out=self.thresholds)
         stats = {"no_winner": float(np.mean(winner < 0)),
                  "wins_cv": float(wins.std() / max(wins.mean(), 1e-9)), "w_change": change,
