@@ -289,7 +289,7 @@ def test_with_m_learning_winners_the_first_m_of_a_copy_fire_and_learn(m):
     np.testing.assert_array_equal(moved, wins > 0)
     np.testing.assert_allclose(learner.thresholds - before_th,
                                0.5 * (k * wins / (m * c) - 0.75))
-    # with one winner the same patches fire at most one neuron a copy (ties aside)
+    # more winners than neurons is refused on construction
     with pytest.raises(ValueError, match="learning_winners"):
         N.ConvLayerParams(n_filters=3, learning_winners=4)
 

@@ -33,11 +33,12 @@ by its weight (mV), and between spikes
 copies of one position of a layer run side by side in one Brian2 network,
 each copy seeing another patch (another image and place). Within a copy the
 first neuron to fire wins: its spike holds every other neuron of the copy
-at reset for the rest of the presentation (a hard winner-take-all; with
-``ConvLayerParams.learning_winners`` m > 1, the first m to fire), and only
+at reset for the rest of the presentation (a hard winner-take-all), and only
 the winner's spikes drive pair STDP (the eligibility of
 :func:`snnlib.plasticity.build_rstdp_synapses`, with a constant reward: plain
-STDP, summed). The changes of all copies are summed into the shared filter,
+STDP, summed). (``ConvLayerParams.learning_winners`` m > 1 makes it a
+k-winners-take-all: once m neurons of a copy have fired the others may not, and
+every neuron that fired learns; the tier uses m = 1.) The changes of all copies are summed into the shared filter,
 which is clipped to ``[0, w_sum_mv]`` and rescaled to sum to ``w_sum_mv``
 (Masquelier & Thorpe 2007; Kheradpisheh et al. 2018). The thresholds adapt so
 that every neuron wins equally often and a fraction ``win_target`` of the
