@@ -20,7 +20,10 @@ The network, as Brian2 simulates it (every spiking layer is a Brian2 group):
    does: ``14 x 14 x K1`` of them.
 4. **Layer 2**: at each of the ``12 x 12`` positions, ``K2`` LIF neurons whose
    field is the ``3 x 3 x K1`` complex cells there, with the same
-   competition.
+   competition, and feed-forward inhibition (``feedforward_inhibition`` 1):
+   each input spike also lowers the potential by the mean weight, so the
+   neurons integrate how far their input matches their field more than how
+   much input there is.
 
 The neurons are current-based LIF neurons with instantaneous synapses
 (:func:`snnlib.neurons.lif_delta_step`): each input spike moves the potential
@@ -246,7 +249,8 @@ class Tier1Params:
     retina: RetinaParams = field(default_factory=RetinaParams)
     layer1: ConvLayerParams = field(default_factory=ConvLayerParams)
     layer2: ConvLayerParams = field(default_factory=lambda: ConvLayerParams(
-        n_filters=64, field_px=3, w_sum_mv=30.0, train_patches=20000, patch_batch=250))
+        n_filters=64, field_px=3, w_sum_mv=150.0, feedforward_inhibition=1.0,
+        train_patches=20000, patch_batch=250))
     pool_px: int = 2
     pool_refractory_steps: int = 0
     max_rate_hz: float = 300.0

@@ -60,6 +60,11 @@ CHOSEN_ON = {
     "hidden layers (filters, field sizes, weight sums, rates, steps, pooling)":
         "benchmarks/brian_stdp_conv_probe.py: logistic regression on each layer's counts, "
         "validation accuracy",
+    "layer 2's feed-forward inhibition and weight sum (feedforward_inhibition 1, w_sum_mv 150)":
+        "benchmarks/brian_stdp_conv_probe.py --w2 W --set2 feedforward_inhibition=A (A, W: 0, 30; "
+        "0.5, 60; 0.75, 120; 1, 150), 10,000 training images: logistic regression on layer 2, "
+        "validation accuracy; benchmarks/brian_stdp_conv_readout.py on the saved features: the "
+        "output layer's validation accuracy, against the same without",
     "steps per image of the features (feature_steps)":
         "benchmarks/brian_stdp_conv_probe.py --feature-steps 15 30 60: logistic regression on "
         "layers 1 + 2, validation accuracy",
