@@ -1,7 +1,7 @@
 """Tuning probe: how much class information the convolutional tier-1 layers carry (validation only).
 
     python benchmarks/brian_stdp_conv_probe.py --train 2000 --val 1000
-    python benchmarks/brian_stdp_conv_probe.py --w2 30 --k1 32 --k2 64
+    python benchmarks/brian_stdp_conv_probe.py --w2 30 --set2 feedforward_inhibition=0  # no FFI
     python benchmarks/brian_stdp_conv_probe.py --train 5000 --val 2000 --no-twin --feature-steps 15 30 60
     python benchmarks/brian_stdp_conv_probe.py --train 5000 --val 2000 --no-twin --k2 128 \
         --feature-steps 60 --inh2 13 6 --pool2 2 3 --save k128.npz
@@ -27,11 +27,13 @@ probes layer 2's counts summed over each of those grids of regions
 (``features_pool[1]``). ``--f2`` sets layer 2's field (complex cells per
 side), ``--steps`` the presentations' steps while the layers learn
 (``--steps2``: layer 2's alone),
-``--k1``/``--k2`` the filters, ``--patches1``/``--patches2`` the
+``--k1``/``--k2`` the filters, ``--w1``/``--w2`` their weight sums,
+``--patches1``/``--patches2`` the
 patches each layer learns from; ``--pool-refractory`` the complex cells'
 refractory steps; ``--set1``/``--set2`` set any other field of a layer's
 :class:`~snnlib.tiers.brian_stdp.network.ConvLayerParams` (e.g.
-``--set2 feedforward_inhibition=0.5 a_plus=0.01``). ``--save`` writes the
+``--set2 feedforward_inhibition=0.5 a_plus=0.01``); every field not set is
+the tier's (:class:`~snnlib.tiers.brian_stdp.network.Tier1Params`). ``--save`` writes the
 spike counts of the first variant (or of each, numbered, with several).
 """
 
@@ -56,8 +58,10 @@ def main() -> int:
     parser.add_argument("--steps2", type=int, default=None,
                         help="steps per presentation while layer 2 learns (default: --steps)")
     parser.add_argument("--f2", type=int, default=3, help="layer 2's field, in complex cells")
-    parser.add_argument("--w1", type=float, default=9.0)
-    parser.add_argument("--w2", type=float, default=30.0)
+    parser.add_argument("--w1", type=float, default=None,
+                        help="layer 1's weight sum, mV (default: the tier's)")
+    parser.add_argument("--w2", type=float, default=None,
+                        help="layer 2's weight sum, mV (default: the tier's)")
     parser.add_argument("--patches1", type=int, default=20000)
     parser.add_argument("--patches2", type=int, default=20000)
     parser.add_argument("--set1", nargs="*", default=[],
@@ -82,7 +86,7 @@ def main() -> int:
 
     import numpy as np
 
-    from dataclasses import replace
+    from dataclasses import asdict, replace
 
     import snnlib as sl
     from snnlib.tiers.brian_stdp import network as N
@@ -97,15 +101,16 @@ def main() -> int:
     if own & (set1.keys() | set2.keys()):
         parser.error(f"set {sorted(own & (set1.keys() | set2.keys()))} with --k1/--k2, --w1/--w2, "
                      "--patches1/--patches2, --f2 (patch_batch is fixed), not --set1/--set2")
+    tier = N.Tier1Params()  # every field not set here is the tier's
     try:
         p = N.Tier1Params(
             steps=args.steps, steps2=args.steps2, pool_refractory_steps=args.pool_refractory,
-            layer1=N.ConvLayerParams(n_filters=args.k1, w_sum_mv=args.w1,
-                                     train_patches=args.patches1, patch_batch=500,
-                                     **set1),
-            layer2=N.ConvLayerParams(n_filters=args.k2, field_px=args.f2, w_sum_mv=args.w2,
-                                     train_patches=args.patches2, patch_batch=250,
-                                     **set2))
+            layer1=replace(tier.layer1, n_filters=args.k1,
+                           w_sum_mv=tier.layer1.w_sum_mv if args.w1 is None else args.w1,
+                           train_patches=args.patches1, patch_batch=500, **set1),
+            layer2=replace(tier.layer2, n_filters=args.k2, field_px=args.f2,
+                           w_sum_mv=tier.layer2.w_sum_mv if args.w2 is None else args.w2,
+                           train_patches=args.patches2, patch_batch=250, **set2))
     except (TypeError, ValueError) as error:
         parser.error(str(error))
     data = sl.data.load_cifar10("train")
@@ -116,7 +121,8 @@ def main() -> int:
     x_tr, x_va = retina.intensities(gray[train_idx]), retina.intensities(gray[val_idx])
     y_tr, y_va = data.labels[train_idx], data.labels[val_idx]
     result = {"split": "validation (last 500 training images per class)",
-              "train_images": len(train_idx), "val_images": len(val_idx), "args": vars(args)}
+              "train_images": len(train_idx), "val_images": len(val_idx), "args": vars(args),
+              "layers": [asdict(p.layer1), asdict(p.layer2)]}
 
     def probe(name, f_tr, f_va):
         acc = sl.readout.logistic_regression(f_tr, y_tr, f_va, y_va, seed=args.seed,
