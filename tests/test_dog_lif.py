@@ -33,6 +33,8 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
     (dict(n_filters=0), "n_filters"),
     (dict(patch_px=33), "patch_px"),
     (dict(pool=29), "pool"),
+    (dict(stride_px=0), "stride_px"),
+    (dict(stride_px=2, pool=15), "stride of 2 pixels"),
     (dict(max_rate_hz=600.0), "more than one spike per step"),
     (dict(tau_mem_ms=2.0), "smaller than tau_mem_ms"),
     (dict(a_plus=-1.0), "a_plus"),
@@ -48,6 +50,8 @@ def test_sizes_follow_from_the_patch():
     assert (p.side, p.n_inputs, p.n_features) == (28, 150, 90)
     full = D.DoGLIFParams(patch_px=32, pool=1)
     assert (full.side, full.n_inputs) == (1, 6144)  # a fully connected layer
+    # floor((32 - 5) / s) + 1 positions per side
+    assert [D.DoGLIFParams(stride_px=s, pool=1).side for s in (1, 2, 3, 27, 28)] == [28, 14, 10, 2, 1]
 
 
 def test_poisson_on_off_has_the_bernoulli_mean_and_never_both():
@@ -206,6 +210,17 @@ def test_retina_gives_signed_intensities_in_range(retina):
     assert x.min() >= -1 and x.max() <= 1
     assert (x > 0).any() and (x < 0).any()
     assert (x.abs() == 1).float().mean() < 0.05  # the scale is a high quantile: few clipped
+
+
+@pytest.mark.parametrize("retina", ["zca", "dog"])
+def test_a_stride_keeps_every_other_position_of_the_stride_one_retina(retina):
+    p = replace(SMALL, retina=retina)
+    fit = D.RetinaFit.fit(_images(40), p, seed=0)
+    x1 = fit.intensities(_images(3, seed=1), p).reshape(3, 28, 28, -1)
+    x2 = fit.intensities(_images(3, seed=1), replace(p, stride_px=2))
+    assert x2.shape == (3, 14 * 14, 75)
+    torch.testing.assert_close(x2.reshape(3, 14, 14, -1), x1[:, ::2, ::2])
+    assert not torch.equal(x2.reshape(3, 14, 14, -1), x1[:, 1::2, 1::2])
 
 
 def test_retina_refuses_channels_first_images():

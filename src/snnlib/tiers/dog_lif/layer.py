@@ -3,7 +3,7 @@
 The balanced tier, in PyTorch and batched over image patches:
 
 1. **Retina** (:mod:`snnlib.retina`): every ``patch_px x patch_px`` patch of
-   the RGB image (stride 1: 28 x 28 positions for 5 x 5 patches) is either
+   the RGB image (``stride_px`` 1: 28 x 28 positions for 5 x 5 patches) is either
    whitened (``retina="zca"``: per-patch brightness and contrast
    normalisation, then ZCA, Coates et al. 2011; Falez et al. 2020) or read
    from colour-opponent Difference-of-Gaussians channels (``retina="dog"``:
@@ -113,6 +113,10 @@ class DoGLIFParams:
     patch_px : int
         Side of a neuron's receptive field (pixels); 32 makes the layer fully
         connected (one position).
+    stride_px : int
+        Distance between neighbouring positions (pixels): 1 puts a position at
+        every pixel, 2 at every other one (a quarter of the positions, so a
+        quarter of the work per filter).
     zca_eps : float
         Regularisation of the ZCA whitening (:func:`snnlib.retina.zca_fit`).
     scale_quantile : float
@@ -158,6 +162,7 @@ class DoGLIFParams:
     retina: Literal["zca", "dog"] = "zca"
     dog: R.DoGParams = field(default_factory=lambda: R.DoGParams(1.0, 2.0))
     patch_px: int = 5
+    stride_px: int = 1
     zca_eps: float = 0.1
     scale_quantile: float = 0.99
     max_rate_hz: float = 300.0
@@ -182,15 +187,16 @@ class DoGLIFParams:
         if not isinstance(self.retina, str) or self.retina not in ("zca", "dog"):
             raise ValueError(f"DoGLIFParams.retina must be 'zca' or 'dog', got {self.retina!r}.")
         check.instance("DoGLIFParams.dog", self.dog, R.DoGParams)
-        for name in ("patch_px", "steps", "n_filters", "train_patches", "patch_batch", "pool",
-                     "image_batch"):
+        for name in ("patch_px", "stride_px", "steps", "n_filters", "train_patches",
+                     "patch_batch", "pool", "image_batch"):
             check.positive_int(f"DoGLIFParams.{name}", getattr(self, name))
         if self.patch_px > IMAGE_PX:
             raise ValueError(f"DoGLIFParams.patch_px must be at most {IMAGE_PX}, got {self.patch_px}.")
-        side = IMAGE_PX - self.patch_px + 1
+        side = (IMAGE_PX - self.patch_px) // self.stride_px + 1
         if self.pool > side:
             raise ValueError(f"DoGLIFParams.pool ({self.pool}) exceeds the {side} x {side} "
-                             f"positions of {self.patch_px}-pixel patches.")
+                             f"positions of {self.patch_px}-pixel patches at a stride of "
+                             f"{self.stride_px} pixels.")
         for name in ("zca_eps", "max_rate_hz", "dt_ms", "tau_mem_ms", "v_gap_mv", "w_sum_mv",
                      "tau_stdp_ms"):
             check.finite_number(f"DoGLIFParams.{name}", getattr(self, name), above=0)
@@ -212,8 +218,9 @@ class DoGLIFParams:
 
     @property
     def side(self) -> int:
-        """Positions per image side (stride 1, no padding)."""
-        return IMAGE_PX - self.patch_px + 1
+        """Positions per image side: :math:`\\lfloor (32 - p) / s \\rfloor + 1` for patches of
+        :math:`p` pixels at a stride of :math:`s` (no padding)."""
+        return (IMAGE_PX - self.patch_px) // self.stride_px + 1
 
     @property
     def n_features(self) -> int:
@@ -331,10 +338,10 @@ class RetinaFit:
     def _signed(self, x: torch.Tensor, p: DoGLIFParams) -> torch.Tensor:
         """Float images ``(N, 3, 32, 32)`` to signed responses ``(N, L, 3 * patch_px**2)``, unscaled."""
         if self.retina == "zca":
-            cols = F.unfold(x, p.patch_px).transpose(1, 2)
+            cols = F.unfold(x, p.patch_px, stride=p.stride_px).transpose(1, 2)
             return (_normalise_patches(cols) - self.zca_mean) @ self.zca_matrix
         d = R.colour_opponent(x.permute(0, 2, 3, 1), p.dog)
-        return F.unfold(d, p.patch_px).transpose(1, 2)
+        return F.unfold(d, p.patch_px, stride=p.stride_px).transpose(1, 2)
 
     def intensities(self, images, p: DoGLIFParams) -> torch.Tensor:
         """Images ``(N, 32, 32, 3)`` to *signed* input intensities ``(N, L, n_inputs // 2)`` in [-1, 1].

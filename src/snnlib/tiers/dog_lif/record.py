@@ -20,7 +20,7 @@ MOVES = runs.common_moves() + [(k, k) for k in (
 def to_record(d: dict, *, device: str, provenance: dict | None = None) -> runs.TierRecord:
     """The record of tier 2's measurements ``d`` (see the module docstring)."""
     p = d["parameters"]
-    side = 32 - p["patch_px"] + 1
+    side = (32 - p["patch_px"]) // p.get("stride_px", 1) + 1
     stdp = d["spike_statistics"]["stdp"]
     speed = d["images_per_s"]
     return runs.record_from_dict(
