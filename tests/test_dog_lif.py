@@ -51,7 +51,8 @@ def test_sizes_follow_from_the_patch():
     full = D.DoGLIFParams(patch_px=32, pool=1)
     assert (full.side, full.n_inputs) == (1, 6144)  # a fully connected layer
     # floor((32 - 5) / s) + 1 positions per side
-    assert [D.DoGLIFParams(stride_px=s, pool=1).side for s in (1, 2, 3, 27, 28)] == [28, 14, 10, 2, 1]
+    sides = [D.DoGLIFParams(stride_px=s, pool=1).side for s in (1, 2, 3, 27, 28)]
+    assert sides == [28, 14, 10, 2, 1]
 
 
 def test_poisson_on_off_has_the_bernoulli_mean_and_never_both():

@@ -100,6 +100,12 @@ FEATURES_VERSION = 1
 IMAGE_PX = 32
 
 
+def positions_per_side(patch_px: int, stride_px: int = 1) -> int:
+    """Positions per image side: :math:`\\lfloor (32 - p) / s \\rfloor + 1` for patches of
+    :math:`p` pixels at a stride of :math:`s` (no padding)."""
+    return (IMAGE_PX - patch_px) // stride_px + 1
+
+
 @dataclass(frozen=True)
 class DoGLIFParams:
     """Parameters of tier 2 (units in the names; validated on construction).
@@ -192,7 +198,7 @@ class DoGLIFParams:
             check.positive_int(f"DoGLIFParams.{name}", getattr(self, name))
         if self.patch_px > IMAGE_PX:
             raise ValueError(f"DoGLIFParams.patch_px must be at most {IMAGE_PX}, got {self.patch_px}.")
-        side = (IMAGE_PX - self.patch_px) // self.stride_px + 1
+        side = self.side
         if self.pool > side:
             raise ValueError(f"DoGLIFParams.pool ({self.pool}) exceeds the {side} x {side} "
                              f"positions of {self.patch_px}-pixel patches at a stride of "
@@ -218,9 +224,8 @@ class DoGLIFParams:
 
     @property
     def side(self) -> int:
-        """Positions per image side: :math:`\\lfloor (32 - p) / s \\rfloor + 1` for patches of
-        :math:`p` pixels at a stride of :math:`s` (no padding)."""
-        return (IMAGE_PX - self.patch_px) // self.stride_px + 1
+        """Positions per image side (:func:`positions_per_side`)."""
+        return positions_per_side(self.patch_px, self.stride_px)
 
     @property
     def n_features(self) -> int:

@@ -9,6 +9,7 @@ common fields into place (``MOVES``) and keeps the rest as the record's
 from __future__ import annotations
 
 from ... import runs
+from .layer import positions_per_side
 
 TIER_READOUT = "the tier: STDP layer's spike counts"
 """The readout of the tier's own features in ``readout_details``."""
@@ -20,7 +21,7 @@ MOVES = runs.common_moves() + [(k, k) for k in (
 def to_record(d: dict, *, device: str, provenance: dict | None = None) -> runs.TierRecord:
     """The record of tier 2's measurements ``d`` (see the module docstring)."""
     p = d["parameters"]
-    side = (32 - p["patch_px"]) // p.get("stride_px", 1) + 1
+    side = positions_per_side(p["patch_px"], p.get("stride_px", 1))  # old records: stride 1
     stdp = d["spike_statistics"]["stdp"]
     speed = d["images_per_s"]
     return runs.record_from_dict(
