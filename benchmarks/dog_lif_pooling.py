@@ -66,7 +66,8 @@ def main() -> None:
         if sqrt:
             a, b = np.sqrt(a), np.sqrt(b)
         r = logistic_regression(a, train.labels[itr], b, train.labels[iva], cs=tuple(args.cs),
-                                seed=args.seed, dtype=np.float32, max_iter=D.READOUT_MAX_ITER)
+                                seed=args.seed, dtype=np.float32, max_iter=D.READOUT_MAX_ITER,
+                                backend=D.READOUT_BACKEND)
         print(f"{'square root, ' if sqrt else ''}pools {grids}: {a.shape[1]} features, "
               f"validation accuracy {r['accuracy']:.3f} (C {r['c']}; C on the held-out fifth: "
               f"{r['validation']})", flush=True)

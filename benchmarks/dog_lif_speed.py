@@ -9,14 +9,17 @@ lateral inhibition, ``steps`` steps):
 - ``naive, one image at a time``: every position of one image at once, but
   written plainly: a random number for every ON and every OFF input, boolean
   spike tensors, ``torch.where`` resets;
-- ``snnlib``: :meth:`snnlib.tiers.dog_lif.DoGLIF.features` (several images at
-  once, one random number per ON/OFF pair, float spikes, in-place updates).
+- ``snnlib, uncompiled``: :meth:`snnlib.tiers.dog_lif.DoGLIF.features` (several
+  images at once, one random number per ON/OFF pair, float spikes, in-place
+  updates) where ``torch.compile`` is not available;
+- ``snnlib``: the same, each step's elementwise work compiled by ``torch.compile``
+  (what it does where a C++ compiler is; it compiles before the clock starts).
 
 Prints images per second and the ratio to snnlib, measured in this run, and
 the mean layer spikes per image of each (the same model: they must agree
 within Poisson noise).
 
-    python benchmarks/dog_lif_speed.py [--images 40] [--filters 256]
+    python benchmarks/dog_lif_speed.py [--images 40] [--filters 256] [--steps 15]
 """
 
 from __future__ import annotations
@@ -59,21 +62,31 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=40, help="test images for each method")
     ap.add_argument("--filters", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=15, help="time steps per image")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     train, test = data.load_cifar10("train"), data.load_cifar10("test")
-    p = D.DoGLIFParams(n_filters=args.filters, train_patches=20_000)
+    p = D.DoGLIFParams(n_filters=args.filters, steps=args.steps, train_patches=20_000)
     net = D.DoGLIF(p, seed=args.seed)
     net.fit(train.images[:2000], progress=False)
     images = test.images[: args.images]
     print(f"{args.filters} filters, {p.side} x {p.side} positions, {p.steps} steps; "
           f"{torch.get_num_threads()} threads")
     rows = []
+    compiled = D.layer._fused_ready()  # compiles the steps (seconds), before the clock starts
+    net.features(images[:2], seed=1, progress=False)
     start = time.perf_counter()
     out = net.features(images, seed=1, progress=False)
     per_image = out["features"].sum(axis=1)  # the layer's spikes in each image
-    rows.append(("snnlib (DoGLIF.features)", len(images) / (time.perf_counter() - start),
+    rows.append(("snnlib (DoGLIF.features)" if compiled else "snnlib (could not compile)",
+                 len(images) / (time.perf_counter() - start),
                  float(per_image.mean()), float(per_image.mean())))
+    if compiled:
+        D.layer._LIF_COUNTS.fn = False  # as where torch.compile is not available
+        start = time.perf_counter()
+        plain = net.features(images, seed=1, progress=False)["features"].sum(axis=1)
+        rows.append(("snnlib, uncompiled", len(images) / (time.perf_counter() - start),
+                     float(plain.mean()), float(per_image.mean())))
     g = torch.Generator().manual_seed(args.seed)
     for name, per_position, n in (("naive, one image at a time", False, len(images)),
                                   ("naive, one position at a time", True, max(2, len(images) // 10))):

@@ -110,7 +110,7 @@ def main() -> None:
         xtr, xva = (pyramid(f["features"], params, grids, args.sqrt) for f in (ftr, fva))
         r = logistic_regression(xtr, train.labels[itr], xva, train.labels[iva],
                                 cs=tuple(args.cs), seed=args.seed, dtype=np.float32,
-                                max_iter=D.READOUT_MAX_ITER)
+                                max_iter=D.READOUT_MAX_ITER, backend=D.READOUT_BACKEND)
         wall = time.perf_counter() - start
         label = " ".join(args.set + ([f"grids={','.join(map(str, grids))}"] if args.grids else [])
                          + (["sqrt"] if args.sqrt else []))

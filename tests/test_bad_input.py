@@ -663,7 +663,8 @@ register("readout.logistic_regression", lambda **kw: M.readout.logistic_regressi
           "cs": st.sampled_from([(), [], "abc", (0.0,), (-1.0,), (NAN,), (INF,), None, 5]),
           "seed": bad_int(low=0, high=2**32 - 1),
           "dtype": st.sampled_from([np.int32, "float16", "bogus", np.complex128]),
-          "max_iter": bad_int(low=1)})
+          "max_iter": bad_int(low=1),
+          "backend": st.sampled_from(["lbfgs", "", None, 1, "Torch"])})
 
 # data
 

@@ -5,6 +5,7 @@ patterns, pooling, determinism and resumption."""
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 from snnlib import neurons as N
 from snnlib import runs
 from snnlib.tiers import dog_lif as D
+from snnlib.tiers.dog_lif import layer as L
 
 SMALL = D.DoGLIFParams(n_filters=8, train_patches=600, patch_batch=200, image_batch=2)
 
@@ -292,6 +294,56 @@ def test_spikes_of_one_image_are_recorded_step_by_step():
     assert rec["v_mem"].shape == rec["trains"].shape
     assert rec["input_trains"].shape == (SMALL.steps, 3, SMALL.n_inputs)
     assert torch.equal(rec["trains"].sum(0).float(), rec["counts"])
+
+
+def _random_layer(p: D.DoGLIFParams, m: int, seed: int = 0) -> tuple:
+    """Signed intensities of m positions, normalised random weights and threshold offsets."""
+    from snnlib.plasticity import normalize_weights
+
+    gen = torch.Generator().manual_seed(seed)
+    signed = torch.rand(m, p.n_inputs // 2, generator=gen) * 2 - 1
+    w = normalize_weights(torch.rand(p.n_filters, p.n_inputs, generator=gen), p.w_sum_mv)
+    return signed, w, torch.randn(p.n_filters, generator=gen)
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile needs a C++ compiler on the CPU")
+@pytest.mark.parametrize("ffi, inhibition", [(0.0, 13.0), (1.0, 0.0)])
+def test_the_compiled_feature_steps_give_the_uncompiled_layers_spikes(monkeypatch, ffi,
+                                                                       inhibition):
+    p = D.DoGLIFParams(n_filters=32, feedforward_inhibition=ffi, inhibition_mv=inhibition)
+    signed, w, theta = _random_layer(p, 700)
+    theta = theta - 10.0 * ffi  # zero-mean jumps of random weights: lower thresholds to fire
+    assert L._fused_ready()  # the compiled steps run: no fallback
+    fused = D.layer_run(signed, w, theta, p, np.random.default_rng(1))
+    monkeypatch.setattr(L._LIF_COUNTS, "fn", False)  # this process cannot compile, say
+    assert not L._fused_ready()
+    plain = D.layer_run(signed, w, theta, p, np.random.default_rng(1))
+    assert fused["input_spikes"] == plain["input_spikes"]  # the same random numbers
+    assert plain["counts"].sum() > 20 * len(signed), "vacuous: the layer hardly fired"
+    # the same equations: a spike may differ where a potential is rounded differently
+    assert float((fused["counts"] != plain["counts"]).float().mean()) < 1e-3
+    np.testing.assert_allclose(float(fused["counts"].sum()), float(plain["counts"].sum()),
+                               rtol=1e-4)
+
+
+def test_where_compiling_fails_the_layer_runs_uncompiled_after_one_warning(monkeypatch):
+    def no_compiler(*args):
+        raise torch._dynamo.exc.BackendCompilerFailed(
+            lambda: None, RuntimeError("No working C++ compiler found\nmore"), None)
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: no_compiler)
+    monkeypatch.setattr(L._INPUT_SPIKES, "fn", None)
+    monkeypatch.setattr(L._LIF_COUNTS, "fn", None)
+    p = D.DoGLIFParams(n_filters=16)
+    signed, w, theta = _random_layer(p, 300)
+    with pytest.warns(RuntimeWarning, match="input spikes could not be compiled .RuntimeError: "
+                                            "No working C.. compiler found\\)"):
+        out = D.layer_run(signed, w, theta, p, np.random.default_rng(2))
+    assert L._INPUT_SPIKES.fn is False
+    # the uncompiled loop from the generator's first number (record=True never compiles)
+    rec = D.layer_run(signed, w, theta, p, np.random.default_rng(2), record=True)
+    assert torch.equal(out["counts"], rec["counts"]) and out["counts"].sum() > 0
 
 
 def test_the_command_runs_the_tier_with_its_baselines_and_resumes(tmp_path, monkeypatch, capsys):

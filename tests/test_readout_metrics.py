@@ -52,3 +52,32 @@ def test_logistic_regression_in_float32_predicts_as_float64_does():
         readout.logistic_regression(x, y, xt, y, dtype=np.int32)
     with pytest.raises(ValueError, match="max_iter"):
         readout.logistic_regression(x, y, xt, y, max_iter=0)
+
+
+def test_the_torch_backend_finds_sklearns_optimum_and_chooses_the_same_c():
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.array([3, 5, 7, 9]), 80)  # labels that are not 0..K-1
+    centres = rng.normal(0, 1, (10, 30))
+    x = centres[y] + rng.normal(0, 1.5, (320, 30))
+    yt = np.repeat(np.array([3, 5, 7, 9]), 40)
+    xt = centres[yt] + rng.normal(0, 1.5, (160, 30))
+    a = readout.logistic_regression(x, y, xt, yt, cs=(0.003, 0.1))
+    b = readout.logistic_regression(x, y, xt, yt, cs=(0.003, 0.1), backend="torch")
+    assert 0.4 < a["accuracy"] < 1.0  # neither trivial nor at chance (1/4)
+    assert a["validation"] == pytest.approx(b["validation"], abs=1 / 64)  # 64 held out
+    assert a["c"] == b["c"]
+    assert np.mean(a["predictions"] == b["predictions"]) > 0.98
+    assert set(np.unique(b["predictions"])) <= {3, 5, 7, 9}
+    assert b["fit_dtype"] == "float64" and 1 <= b["iterations"] <= 3000
+    # the optimum itself: scikit-learn's coefficients, and a vanishing gradient there
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.linear_model import LogisticRegression
+
+    xs = StandardScaler().fit_transform(x)
+    ref = LogisticRegression(C=0.1, tol=1e-8, max_iter=5000).fit(xs, y)
+    w, bias, _ = readout._lbfgs_multinomial(xs, np.searchsorted([3, 5, 7, 9], y), 0.1,
+                                           n_classes=4, max_iter=5000, tol=1e-8)
+    np.testing.assert_allclose(w, ref.coef_.T, atol=1e-5)
+    np.testing.assert_allclose(bias, ref.intercept_, atol=1e-5)
+    with pytest.raises(ValueError, match="backend"):
+        readout.logistic_regression(x, y, xt, yt, backend="liblinear")

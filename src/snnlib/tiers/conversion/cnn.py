@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from ... import _validate as check
 from ... import runs
+from ..._compile import CompiledOrEager
 from .numerics import Numerics, activations_compiled, fingerprint, numerics_scope
 
 __all__ = ["ConvNet", "ConvNetParams", "LOOKAHEAD_EVERY", "LOOKAHEAD_START", "QCFS",
@@ -213,17 +214,16 @@ def _qcfs(x: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor:
     return y * lam / levels
 
 
-class _Compiled:
-    """:func:`_qcfs` through ``torch.compile``, made on first use (None: not yet; False: the
-    compiler failed in this process, which then computes :func:`_qcfs` uncompiled)."""
-
-    fn = None
+_Compiled = CompiledOrEager(_qcfs, "QCFS's activation")
+""":func:`_qcfs` through ``torch.compile``, made on first use (``_Compiled.fn``: None, not yet;
+False, the compiler failed in this process, which then computes :func:`_qcfs` uncompiled)."""
 
 
 def _compiled_qcfs(x: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor | None:
     """:func:`_qcfs` compiled by ``torch.compile`` (dynamic shapes: one code for every layer and
     batch size), which fuses its elementwise operations into one pass forward and one backward;
-    None where this process cannot compile (no C++ compiler, say), after one warning.
+    None where this process cannot compile (no C++ compiler, say), after one warning
+    (:class:`snnlib._compile.CompiledOrEager`).
 
     Used by :class:`QCFS` while gradients are on, where :class:`.numerics.Numerics` asks
     for it (``compile_activations``, the ``full`` profile). The first call compiles (seconds).
@@ -231,23 +231,7 @@ def _compiled_qcfs(x: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Ten
     gradient is a sum taken in another order, and under bfloat16 autocast the compiled code
     computes in float32 where the uncompiled one rounds each step to bfloat16.
     """
-    import warnings
-
-    if _Compiled.fn is False:
-        return None
-    try:
-        if _Compiled.fn is None:
-            _Compiled.fn = torch.compile(_qcfs, dynamic=True)
-        return _Compiled.fn(x, lam, levels)
-    except (torch._dynamo.exc.BackendCompilerFailed, RuntimeError) as error:  # no computation yet
-        _Compiled.fn = False
-        inner = getattr(error, "inner_exception", None) or error
-        text = str(inner).strip()
-        reason = f"{type(inner).__name__}: {text.splitlines()[0]}" if text else type(inner).__name__
-        warnings.warn(f"QCFS's activation could not be compiled ({reason[:200]}); it is computed "
-                      "uncompiled from now on in this process: the same function, slower.",
-                      RuntimeWarning, stacklevel=3)
-        return None
+    return _Compiled(x, lam, levels)
 
 
 QCFS_LEVELS = 4

@@ -9,8 +9,9 @@
 
 from .layer import (FEATURES_VERSION, IMAGE_PX, DoGLIF, DoGLIFParams, RetinaFit, layer_run,
                     on_off_inputs, poisson_on_off, spike_statistics)
-from .run import READOUT_CS, READOUT_MAX_ITER, params_for_profile, run_tier
+from .run import (READOUT_BACKEND, READOUT_CS, READOUT_MAX_ITER, params_for_profile,
+                  run_tier)
 
-__all__ = ["DoGLIF", "DoGLIFParams", "FEATURES_VERSION", "IMAGE_PX", "READOUT_CS",
-           "READOUT_MAX_ITER", "RetinaFit", "layer_run", "on_off_inputs", "params_for_profile",
-           "poisson_on_off", "run_tier", "spike_statistics"]
+__all__ = ["DoGLIF", "DoGLIFParams", "FEATURES_VERSION", "IMAGE_PX", "READOUT_BACKEND",
+           "READOUT_CS", "READOUT_MAX_ITER", "RetinaFit", "layer_run", "on_off_inputs",
+           "params_for_profile", "poisson_on_off", "run_tier", "spike_statistics"]

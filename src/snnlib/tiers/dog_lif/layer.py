@@ -88,6 +88,7 @@ import torch.nn.functional as F
 from ... import _validate as check
 from ... import retina as R
 from ... import runs
+from ..._compile import CompiledOrEager
 from ...encoding import poisson_step
 from ...neurons import LIFParams, lif_delta_step
 from ...plasticity import STDPParams, STDPState, normalize_weights, stdp_step
@@ -95,7 +96,7 @@ from ...plasticity import STDPParams, STDPState, normalize_weights, stdp_step
 __all__ = ["DoGLIF", "DoGLIFParams", "FEATURES_VERSION", "RetinaFit", "layer_run",
            "on_off_inputs", "poisson_on_off", "spike_statistics"]
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 """Part of every feature checkpoint's key: raised when the layer's simulation changes."""
 IMAGE_PX = 32
 
@@ -489,6 +490,10 @@ def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
                p: DoGLIFParams, rng: np.random.Generator, *, learn: bool = False,
                record: bool = False) -> dict:
     """:func:`layer_run` without the checks (called for every batch)."""
+    ffi = p.feedforward_inhibition * p.w_sum_mv / p.n_inputs  # mV per input spike
+    w_felt = w_mv - ffi if ffi else w_mv  # s (w - ffi)^T: the inhibition, once for all steps
+    if not learn and not record and _fused_ready():
+        return _fused_run(signed, w_felt, theta_mv, p, rng)
     lif = p.lif
     m, k = signed.shape[0], w_mv.shape[0]
     dev = signed.device
@@ -502,8 +507,6 @@ def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
         winner = torch.full((m,), -1, dtype=torch.long, device=dev)
         rows = torch.arange(m, device=dev)
     trains, v_rec, in_rec = [], [], []
-    ffi = p.feedforward_inhibition * p.w_sum_mv / p.n_inputs  # mV per input spike
-    w_felt = w_mv - ffi if ffi else w_mv  # s (w - ffi)^T: the inhibition, once for all steps
     for _ in range(p.steps):
         s = _poisson_on_off(signed, p.p_max, rng)
         n_input_spikes += float(s.sum())
@@ -536,6 +539,87 @@ def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
         out.update(trains=torch.stack(trains), v_mem=torch.stack(v_rec),
                    input_trains=torch.stack(in_rec))
     return out
+
+
+def _input_spikes(p_spike: torch.Tensor, on: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """ON and OFF input spikes from uniform numbers :math:`u` (:func:`poisson_on_off`'s maths).
+
+    .. math:: s = [u < |c|\\, p_{max}], \\qquad s_{ON} = s\\,[c > 0], \\quad s_{OFF} = s - s_{ON}
+
+    ``p_spike`` is :math:`|c|\\, p_{max}` and ``on`` is :math:`[c > 0]`, both ``(M, h)``;
+    returns ``(M, 2h)``, ON first.
+    """
+    s = (u < p_spike).to(u.dtype)
+    s_on = s * on
+    return torch.cat([s_on, s - s_on], dim=-1)
+
+
+def _lif_counts(jump: torch.Tensor, v: torch.Tensor, counts: torch.Tensor, thresh: torch.Tensor,
+                decay: float, rest_term: float, reset: float, inhibition: float):
+    """One step of :func:`snnlib.neurons.lif_delta_step` (rest = reset), and the spike count.
+
+    .. math::
+
+        v \\leftarrow J + \\alpha v + (1 - \\alpha) v_{rest}, \\qquad s = [v > v_{th} + \\theta],
+        \\qquad v \\leftarrow v_{reset} \\text{ where } s,
+
+    then, with lateral inhibition :math:`\\iota`, :math:`v \\leftarrow \\max(v - \\iota
+    (\\textstyle\\sum s - s), v_{reset})`; returns the new ``v`` and ``counts + s``. The
+    same equations as :func:`~snnlib.neurons.lif_delta_step`, written so that
+    ``torch.compile`` makes one pass over memory of them.
+    """
+    v = jump + v * decay + rest_term
+    spikes = (v > thresh).to(v.dtype)
+    v = v * (1.0 - spikes) + spikes * reset
+    if inhibition:
+        others = spikes.sum(dim=-1, keepdim=True)
+        v = torch.clamp(v - others * inhibition + spikes * inhibition, min=reset)
+    return v, counts + spikes
+
+
+_INPUT_SPIKES = CompiledOrEager(_input_spikes, "Tier 2's input spikes")
+_LIF_COUNTS = CompiledOrEager(_lif_counts, "Tier 2's LIF step")
+
+
+def _fused_ready() -> bool:
+    """Whether this process can compile :func:`_input_spikes` and :func:`_lif_counts`: tried
+    once, on three positions of three neurons, before any random number is drawn (so that a
+    failure leaves the caller's generator where it was and the uncompiled loop runs instead)."""
+    if _INPUT_SPIKES.fn is None or _LIF_COUNTS.fn is None:
+        x = torch.full((3, 3), 0.5)
+        if _INPUT_SPIKES(x, x, x) is not None:
+            _LIF_COUNTS(torch.zeros(3, 3), torch.zeros(3, 3), torch.zeros(3, 3), torch.zeros(3),
+                        0.5, 0.0, 0.0, 1.0)
+    return callable(_INPUT_SPIKES.fn) and callable(_LIF_COUNTS.fn)
+
+
+def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tensor,
+               p: DoGLIFParams, rng: np.random.Generator) -> dict:
+    """:func:`_layer_run` for features (no learning, no recording), each step's elementwise
+    work compiled (:func:`_input_spikes`, :func:`_lif_counts`): the same random numbers and
+    equations as the uncompiled loop, with fewer passes over memory (1.4 times the speed of
+    the whole feature pass for 256 filters and 15 steps, 1.7 times for 512 and 30 steps on
+    two CPU cores: ``benchmarks/dog_lif_speed.py``). A spike can differ where the compiler
+    rounds a potential differently in its last bit."""
+    lif = p.lif
+    m, k = signed.shape[0], w_felt.shape[0]
+    dev = signed.device
+    decay = math.exp(-p.dt_ms / p.tau_mem_ms)
+    p_spike = signed.abs() * p.p_max
+    on = (signed > 0).to(signed.dtype)
+    thresh = lif.v_thresh_mv + theta_mv
+    w_t = w_felt.T.contiguous()
+    v = torch.full((m, k), lif.v_rest_mv, device=dev)
+    counts = torch.zeros(m, k, device=dev)
+    n_input_spikes = torch.zeros((), dtype=torch.float64, device=dev)
+    for _ in range(p.steps):
+        u = torch.from_numpy(rng.random(tuple(signed.shape), dtype=np.float32)).to(dev)
+        s = _INPUT_SPIKES.fn(p_spike, on, u)
+        n_input_spikes += s.sum(dtype=torch.float64)
+        v, counts = _LIF_COUNTS.fn(s @ w_t, v, counts, thresh, decay,
+                                   lif.v_rest_mv * (1.0 - decay), lif.v_reset_mv,
+                                   float(p.inhibition_mv))
+    return {"counts": counts, "input_spikes": float(n_input_spikes)}
 
 
 def _pool(counts: torch.Tensor, n: int, side: int, pool: int) -> torch.Tensor:

@@ -1,0 +1,59 @@
+"""Pure tensor functions through ``torch.compile``, falling back to the function itself.
+
+``torch.compile`` fuses a chain of elementwise operations into one pass over
+memory (several times faster on the CPU for the neuron updates of tier 2 and
+tier 3's quantised activation), but it needs a C++ compiler. Where a process
+cannot compile, :class:`CompiledOrEager` warns once and reports it (returns
+``None``) so that its caller computes the same function uncompiled.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import torch
+
+
+class CompiledOrEager:
+    """``eager`` through ``torch.compile`` (dynamic shapes), made on first use.
+
+    Calling it returns the compiled function's result, or ``None`` where this
+    process cannot compile (no C++ compiler, say): after one ``RuntimeWarning``,
+    every later call returns ``None`` at once, and the caller computes ``eager``
+    itself. The compiled code computes the same function; elementwise
+    float32 results can differ from ``eager``'s in the last bit where the
+    compiler contracts a multiply and an add.
+
+    Attributes
+    ----------
+    eager : callable
+        The pure function.
+    what : str
+        Its name for the warning ("QCFS's activation").
+    fn : callable, None or False
+        The compiled function; None before the first call, False once
+        compiling failed in this process.
+    """
+
+    def __init__(self, eager: Callable, what: str) -> None:
+        self.eager = eager
+        self.what = what
+        self.fn = None
+
+    def __call__(self, *args):
+        if self.fn is False:
+            return None
+        try:
+            if self.fn is None:
+                self.fn = torch.compile(self.eager, dynamic=True)
+            return self.fn(*args)
+        except (torch._dynamo.exc.BackendCompilerFailed, RuntimeError) as error:  # no computation yet
+            self.fn = False
+            inner = getattr(error, "inner_exception", None) or error
+            text = str(inner).strip()
+            reason = f"{type(inner).__name__}: {text.splitlines()[0]}" if text else type(inner).__name__
+            warnings.warn(f"{self.what} could not be compiled ({reason[:200]}); it is computed "
+                          "uncompiled from now on in this process: the same function, slower.",
+                          RuntimeWarning, stacklevel=3)
+            return None
