@@ -11,9 +11,10 @@ The balanced tier, in PyTorch and batched over image patches:
    into ON and OFF channels :math:`\\max(\\pm z, 0)`, as the DoG's are, and
    scaled to intensities in [0, 1] by a high quantile of the training
    patches. Both give ``2 x 3 x patch_px**2`` inputs per position. (The
-   choice of whitening as the default, of 2 ms steps and of 3 x 3 pooling
-   was measured on the validation split of the training images,
-   ``benchmarks/dog_lif_tuning.py``; chapter 5 shows the figures.)
+   choice of whitening as the default, of 2 ms steps, of 30 steps per image,
+   of 512 filters and of 3 x 3 pooling was measured on the validation split of
+   the training images, ``benchmarks/dog_lif_tuning.py``; chapter 5 shows the
+   figures.)
 2. **Poisson encoding**: an input with intensity :math:`x` spikes in each step
    of :math:`\\Delta t` with probability :math:`x\\, r_{max} \\Delta t`
    (Bernoulli steps: at most one spike per step, so :math:`r_{max} \\Delta t \\le 1`).
@@ -173,11 +174,11 @@ class DoGLIFParams:
     zca_eps: float = 0.1
     scale_quantile: float = 0.99
     max_rate_hz: float = 300.0
-    steps: int = 15
+    steps: int = 30
     dt_ms: float = 2.0
     tau_mem_ms: float = 10.0
     v_gap_mv: float = 13.0
-    n_filters: int = 256
+    n_filters: int = 512
     w_sum_mv: float = 65.0
     inhibition_mv: float = 13.0
     a_plus: float = 0.026
