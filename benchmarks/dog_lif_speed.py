@@ -19,7 +19,9 @@ Prints images per second and the ratio to snnlib, measured in this run, and
 the mean layer spikes per image of each (the same model: they must agree
 within Poisson noise).
 
-    python benchmarks/dog_lif_speed.py [--images 40] [--filters 256] [--steps 15]
+    python benchmarks/dog_lif_speed.py [--images 40] [--filters K] [--steps T]
+
+(default: the tier's filters and steps, ``DoGLIFParams()``).
 """
 
 from __future__ import annotations
@@ -61,8 +63,9 @@ def naive_image(net: D.DoGLIF, image, g: torch.Generator, per_position: bool) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=40, help="test images for each method")
-    ap.add_argument("--filters", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=15, help="time steps per image")
+    tier = D.DoGLIFParams()
+    ap.add_argument("--filters", type=int, default=tier.n_filters)
+    ap.add_argument("--steps", type=int, default=tier.steps, help="time steps per image")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     train, test = data.load_cifar10("train"), data.load_cifar10("test")

@@ -327,12 +327,15 @@ def test_the_compiled_feature_steps_give_the_uncompiled_layers_spikes(monkeypatc
                                rtol=1e-4)
 
 
-def test_where_compiling_fails_the_layer_runs_uncompiled_after_one_warning(monkeypatch):
-    def no_compiler(*args):
-        raise torch._dynamo.exc.BackendCompilerFailed(
-            lambda: None, RuntimeError("No working C++ compiler found\nmore"), None)
+def _no_compiler(*args):
+    raise torch._dynamo.exc.BackendCompilerFailed(
+        lambda: None, RuntimeError("No working C++ compiler found\nmore"), None)
 
-    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: no_compiler)
+
+def test_where_compiling_fails_the_layer_runs_uncompiled_after_one_warning(monkeypatch):
+    import warnings
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: _no_compiler)
     monkeypatch.setattr(L._INPUT_SPIKES, "fn", None)
     monkeypatch.setattr(L._LIF_COUNTS, "fn", None)
     p = D.DoGLIFParams(n_filters=16)
@@ -343,6 +346,24 @@ def test_where_compiling_fails_the_layer_runs_uncompiled_after_one_warning(monke
     assert L._INPUT_SPIKES.fn is False
     # the uncompiled loop from the generator's first number (record=True never compiles)
     rec = D.layer_run(signed, w, theta, p, np.random.default_rng(2), record=True)
+    assert torch.equal(out["counts"], rec["counts"]) and out["counts"].sum() > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one warning per process, not one per call
+        again = D.layer_run(signed, w, theta, p, np.random.default_rng(2))
+    assert torch.equal(again["counts"], rec["counts"])
+
+
+def test_a_step_that_fails_to_compile_for_the_runs_shapes_falls_back_before_any_draw(
+        monkeypatch):
+    # compiled on small shapes, then the LIF step fails for this run's own: the run must
+    # fall back before it draws a random number, and give the uncompiled loop's spikes
+    p = D.DoGLIFParams(n_filters=16)
+    signed, w, theta = _random_layer(p, 300)
+    monkeypatch.setattr(L._LIF_COUNTS, "fn", _no_compiler)  # as if compiled, then failing
+    with pytest.warns(RuntimeWarning, match="LIF step could not be compiled"):
+        out = D.layer_run(signed, w, theta, p, np.random.default_rng(4))
+    assert L._LIF_COUNTS.fn is False
+    rec = D.layer_run(signed, w, theta, p, np.random.default_rng(4), record=True)
     assert torch.equal(out["counts"], rec["counts"]) and out["counts"].sum() > 0
 
 

@@ -81,3 +81,27 @@ def test_the_torch_backend_finds_sklearns_optimum_and_chooses_the_same_c():
     np.testing.assert_allclose(bias, ref.intercept_, atol=1e-5)
     with pytest.raises(ValueError, match="backend"):
         readout.logistic_regression(x, y, xt, yt, backend="liblinear")
+
+
+def test_the_torch_backend_fits_scikit_learns_binary_model_in_float32_too():
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1], 100)
+    x = rng.normal(0, 1, (200, 12)) + 0.6 * y[:, None] * rng.normal(0, 1, 12)
+    xs = StandardScaler().fit_transform(x)
+    # two classes: scikit-learn fits one logit; the softmax rows must differ by exactly it
+    ref = LogisticRegression(C=0.05, tol=1e-8, max_iter=5000).fit(xs, y)
+    w, bias, _ = readout._lbfgs_multinomial(xs, y, 0.05, n_classes=2, max_iter=5000, tol=1e-8)
+    np.testing.assert_allclose(w[:, 1] - w[:, 0], ref.coef_[0], atol=1e-5)
+    np.testing.assert_allclose(bias[1] - bias[0], ref.intercept_[0], atol=1e-5)
+    a = readout.logistic_regression(x, y, x, y, cs=(0.01, 0.1))
+    b = readout.logistic_regression(x, y, x, y, cs=(0.01, 0.1), backend="torch",
+                                    dtype=np.float32)
+    assert a["c"] == b["c"] and b["fit_dtype"] == "float32"
+    assert np.mean(a["predictions"] == b["predictions"]) > 0.97
+    assert 0.6 < a["accuracy"] < 1.0  # neither at chance (1/2) nor trivial
+    with pytest.warns(ConvergenceWarning, match="stopped after 1 iterations"):
+        readout.logistic_regression(x, y, x, y, cs=(0.1,), backend="torch", max_iter=1)

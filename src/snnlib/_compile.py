@@ -1,10 +1,10 @@
 """Pure tensor functions through ``torch.compile``, falling back to the function itself.
 
 ``torch.compile`` fuses a chain of elementwise operations into one pass over
-memory (several times faster on the CPU for the neuron updates of tier 2 and
-tier 3's quantised activation), but it needs a C++ compiler. Where a process
-cannot compile, :class:`CompiledOrEager` warns once and reports it (returns
-``None``) so that its caller computes the same function uncompiled.
+memory (tier 2's neuron updates, tier 3's quantised activation), but it needs a
+C++ compiler. Where a process cannot compile, :class:`CompiledOrEager` warns
+once and reports it (returns ``None``) so that its caller computes the same
+function uncompiled.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from typing import Callable
 
 import torch
 
+_COMPILER_ERRORS = (torch._dynamo.exc.BackendCompilerFailed, torch._inductor.exc.InductorError)
+"""What a (re)compilation raises when the compiler fails."""
+
 
 class CompiledOrEager:
     """``eager`` through ``torch.compile`` (dynamic shapes), made on first use.
@@ -21,9 +24,12 @@ class CompiledOrEager:
     Calling it returns the compiled function's result, or ``None`` where this
     process cannot compile (no C++ compiler, say): after one ``RuntimeWarning``,
     every later call returns ``None`` at once, and the caller computes ``eager``
-    itself. The compiled code computes the same function; elementwise
-    float32 results can differ from ``eager``'s in the last bit where the
-    compiler contracts a multiply and an add.
+    itself. The first call (which compiles) falls back on any ``RuntimeError``;
+    later calls only on the compiler's own errors (a recompilation for new
+    shapes that fails): an error of the computation itself, such as running
+    out of memory, is raised. The compiled code computes the same function;
+    float32 results can differ from ``eager``'s in the last bit where one of
+    them fuses a multiply and an add that the other rounds separately.
 
     Attributes
     ----------
@@ -44,11 +50,14 @@ class CompiledOrEager:
     def __call__(self, *args):
         if self.fn is False:
             return None
+        first = self.fn is None
         try:
-            if self.fn is None:
+            if first:
                 self.fn = torch.compile(self.eager, dynamic=True)
             return self.fn(*args)
-        except (torch._dynamo.exc.BackendCompilerFailed, RuntimeError) as error:  # no computation yet
+        except (RuntimeError if first else _COMPILER_ERRORS) as error:
+            if isinstance(error, torch.OutOfMemoryError):
+                raise
             self.fn = False
             inner = getattr(error, "inner_exception", None) or error
             text = str(inner).strip()
