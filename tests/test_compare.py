@@ -318,8 +318,8 @@ def test_an_older_record_is_migrated_not_refused(tmp_path):
     legacy = Path(__file__).parent / "records_v1" / "dog_lif.json"
     shutil.copy(legacy, tmp_path / "dog_lif.json")
     records = C.load_records(tmp_path)
-    assert "dog_lif" in records.records and records.records["dog_lif"].accuracy == raw(
-        "dog_lif")["accuracy"]
+    assert "dog_lif" in records.records and records.records["dog_lif"].accuracy == json.loads(
+        legacy.read_text())["accuracy"]
 
 
 def test_a_runs_folder_is_read_at_a_profile(tmp_path):

@@ -97,7 +97,7 @@ from ...plasticity import STDPParams, STDPState, normalize_weights, stdp_step
 __all__ = ["DoGLIF", "DoGLIFParams", "FEATURES_VERSION", "RetinaFit", "layer_run",
            "on_off_inputs", "poisson_on_off", "spike_statistics"]
 
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 """Part of every feature checkpoint's key: raised when the layer's simulation changes."""
 IMAGE_PX = 32
 
@@ -558,25 +558,29 @@ def _input_spikes(p_spike: torch.Tensor, on: torch.Tensor, u: torch.Tensor) -> t
 
 
 def _lif_counts(jump: torch.Tensor, v: torch.Tensor, counts: torch.Tensor, thresh: torch.Tensor,
-                decay: float, rest_term: float, reset: float, inhibition: float):
-    """One step of :func:`snnlib.neurons.lif_delta_step` (rest = reset), and the spike count.
+                consts: torch.Tensor, inhibit: bool):
+    """One step of :func:`snnlib.neurons.lif_delta_step`, and the spike count.
 
     .. math::
 
         v \\leftarrow J + \\alpha v + (1 - \\alpha) v_{rest}, \\qquad s = [v > v_{th} + \\theta],
         \\qquad v \\leftarrow v_{reset} \\text{ where } s,
 
-    then, with lateral inhibition :math:`\\iota`, :math:`v \\leftarrow \\max(v - \\iota
-    (\\textstyle\\sum s - s), v_{reset})`; returns the new ``v`` and ``counts + s``. The
-    same equations as :func:`~snnlib.neurons.lif_delta_step`, written so that
-    ``torch.compile`` makes one pass over memory of them.
+    then, with lateral inhibition :math:`\\iota` (``inhibit``), :math:`v \\leftarrow
+    \\max(v - \\iota (\\textstyle\\sum s - s), v_{reset})`; returns the new ``v`` and
+    ``counts + s``. ``consts`` holds :math:`\\alpha`, :math:`(1 - \\alpha) v_{rest}`,
+    :math:`v_{reset}` and :math:`\\iota` as a tensor (numbers that ``torch.compile``
+    reads at every call, never baked into its code). The same equations as
+    :func:`~snnlib.neurons.lif_delta_step`, written so that ``torch.compile`` makes one
+    pass over memory of them.
     """
+    decay, rest_term, reset, inhibition = consts[0], consts[1], consts[2], consts[3]
     v = jump + v * decay + rest_term
     spikes = (v > thresh).to(v.dtype)
     v = v * (1.0 - spikes) + spikes * reset
-    if inhibition:
+    if inhibit:
         others = spikes.sum(dim=-1, keepdim=True)
-        v = torch.clamp(v - others * inhibition + spikes * inhibition, min=reset)
+        v = torch.maximum(v - others * inhibition + spikes * inhibition, reset)
     return v, counts + spikes
 
 
@@ -590,8 +594,8 @@ def _fused_ready() -> bool:
     other, so that the code made for them serves every shape: one compilation each)."""
     if _INPUT_SPIKES.fn is None or _LIF_COUNTS.fn is None:
         if _INPUT_SPIKES(*(torch.full((5, 3), 0.5) for _ in range(3))) is not None:
-            _LIF_COUNTS(*(torch.zeros(5, 4) for _ in range(3)), torch.zeros(4), 0.5, 0.0, 0.0,
-                        1.0)
+            _LIF_COUNTS(*(torch.zeros(5, 4) for _ in range(3)), torch.zeros(4),
+                        torch.tensor([0.5, 0.1, 0.2, 1.0]), True)
     return callable(_INPUT_SPIKES.fn) and callable(_LIF_COUNTS.fn)
 
 
@@ -613,7 +617,9 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
     m, k = signed.shape[0], w_felt.shape[0]
     dev = signed.device
     decay = math.exp(-p.dt_ms / p.tau_mem_ms)
-    numbers = (decay, lif.v_rest_mv * (1.0 - decay), lif.v_reset_mv, float(p.inhibition_mv))
+    numbers = (torch.tensor([decay, lif.v_rest_mv * (1.0 - decay), lif.v_reset_mv,
+                             p.inhibition_mv], dtype=signed.dtype, device=signed.device),
+               bool(p.inhibition_mv))
     p_spike = signed.abs() * p.p_max
     on = (signed > 0).to(signed.dtype)
     thresh = lif.v_thresh_mv + theta_mv
