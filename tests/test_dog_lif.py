@@ -338,6 +338,7 @@ def test_where_compiling_fails_the_layer_runs_uncompiled_after_one_warning(monke
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: _no_compiler)
     monkeypatch.setattr(L._INPUT_SPIKES, "fn", None)
     monkeypatch.setattr(L._LIF_COUNTS, "fn", None)
+    monkeypatch.setattr(L, "_WARMED", set())
     p = D.DoGLIFParams(n_filters=16)
     signed, w, theta = _random_layer(p, 300)
     with pytest.warns(RuntimeWarning, match="input spikes could not be compiled .RuntimeError: "
@@ -360,6 +361,7 @@ def test_a_step_that_fails_to_compile_for_the_runs_shapes_falls_back_before_any_
     p = D.DoGLIFParams(n_filters=16)
     signed, w, theta = _random_layer(p, 300)
     monkeypatch.setattr(L._LIF_COUNTS, "fn", _no_compiler)  # as if compiled, then failing
+    monkeypatch.setattr(L, "_WARMED", set())  # these shapes are new to it
     with pytest.warns(RuntimeWarning, match="LIF step could not be compiled"):
         out = D.layer_run(signed, w, theta, p, np.random.default_rng(4))
     assert L._LIF_COUNTS.fn is False

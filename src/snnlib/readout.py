@@ -179,71 +179,65 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
         raise ValueError(f"{where}: train_y holds one class only ({int(train_y[0])}); a "
                          "classifier needs at least two.")
 
-    from sklearn.linear_model import LogisticRegression
+    import contextlib
+
     from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
-    def model(c):
-        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
-
+    classes, index = np.unique(train_y, return_inverse=True)
+    solve = (_torch_solver if backend == "torch" else _sklearn_solver)(len(classes), max_iter)
     validation = {}
-    n_classes = len(np.unique(train_y))
-    split = len(cs) > 1 and 0.2 * len(train_y) >= 2 * n_classes
-    if backend == "torch":
-        return _torch_path(train_x, train_y, test_x, test_y, cs, split, seed, max_iter)
-    # one BLAS/OpenMP thread: on 2 cores, two threads made each L-BFGS iteration slower at
-    # every size measured, 7 times at hundreds of images (benchmarks/readout_threads.py)
-    with threadpool_limits(limits=1):
-        if split:
-            fit_x, val_x, fit_y, val_y = train_test_split(train_x, train_y, test_size=0.2,
-                                                          random_state=seed, stratify=train_y)
+    # scikit-learn on one BLAS/OpenMP thread: on 2 cores, two threads made each L-BFGS
+    # iteration slower at every size measured, 7 times at hundreds of images
+    # (benchmarks/readout_threads.py); PyTorch's on every core
+    threads = threadpool_limits(limits=1) if backend == "sklearn" else contextlib.nullcontext()
+    with threads:
+        if len(cs) > 1 and 0.2 * len(train_y) >= 2 * len(classes):
+            fit_x, val_x, fit_y, val_y = train_test_split(train_x, index, test_size=0.2,
+                                                          random_state=seed, stratify=index)
             # one scaler; the Cs from the strongest regularisation up, each fit starting from
             # the last one's solution (the same optimum, reached in fewer L-BFGS iterations)
             scaler = StandardScaler().fit(fit_x)
             fit_s, val_s = scaler.transform(fit_x), scaler.transform(val_x)
-            path = LogisticRegression(max_iter=max_iter, warm_start=True)
             for c in sorted(float(c) for c in cs):
-                path.set_params(C=c).fit(fit_s, fit_y)
-                validation[c] = float(path.score(val_s, val_y))
+                predict, _, _ = solve(fit_s, fit_y, c, warm=True)
+                validation[c] = float(np.mean(predict(val_s) == val_y))
             best = max((float(c) for c in cs), key=validation.get)  # ties: the first in cs
         else:
             best = float(cs[len(cs) // 2])
-        final = model(best).fit(train_x, train_y)
-        predictions = final.predict(test_x)
-    return {"accuracy": float(np.mean(predictions == test_y)), "predictions": predictions,
-            "c": best, "validation": validation, "iterations": int(np.max(final[-1].n_iter_)),
-            "fit_dtype": str(final[-1].coef_.dtype)}
-
-
-def _torch_path(train_x, train_y, test_x, test_y, cs, split: bool, seed: int, max_iter: int) -> dict:
-    """:func:`logistic_regression` with :func:`_lbfgs_multinomial`: the same split of the
-    training images, the same standardisation, the same path of Cs with warm starts."""
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
-    classes, index = np.unique(train_y, return_inverse=True)
-
-    def fit(x, y, c, init=None):
-        return _lbfgs_multinomial(x, y, c, n_classes=len(classes), max_iter=max_iter, init=init)
-
-    validation = {}
-    if split:
-        fit_x, val_x, fit_y, val_y = train_test_split(train_x, index, test_size=0.2,
-                                                      random_state=seed, stratify=index)
-        scaler = StandardScaler().fit(fit_x)
-        fit_s, val_s = scaler.transform(fit_x), scaler.transform(val_x)
-        solution = None
-        for c in sorted(float(c) for c in cs):
-            solution = fit(fit_s, fit_y, c, init=solution[:2] if solution else None)
-            validation[c] = float(np.mean(np.argmax(val_s @ solution[0] + solution[1], 1) == val_y))
-        best = max((float(c) for c in cs), key=validation.get)  # ties: the first in cs
-    else:
-        best = float(cs[len(cs) // 2])
-    scaler = StandardScaler().fit(train_x)
-    w, b, iterations = fit(scaler.transform(train_x), index, best)
-    predictions = classes[np.argmax(scaler.transform(test_x) @ w + b, 1)]
+        scaler = StandardScaler().fit(train_x)
+        predict, iterations, fit_dtype = solve(scaler.transform(train_x), index, best, warm=False)
+        predictions = classes[predict(scaler.transform(test_x))]
     return {"accuracy": float(np.mean(predictions == test_y)), "predictions": predictions,
             "c": best, "validation": validation, "iterations": iterations,
-            "fit_dtype": str(w.dtype)}
+            "fit_dtype": fit_dtype}
+
+
+def _sklearn_solver(n_classes: int, max_iter: int):
+    """``solve(x, y, c, warm) -> (predict, iterations, dtype)`` with scikit-learn's L-BFGS
+    (``warm``: start from the previous warm fit's solution)."""
+    from sklearn.linear_model import LogisticRegression
+
+    path = LogisticRegression(max_iter=max_iter, warm_start=True)
+
+    def solve(x, y, c, *, warm: bool):
+        model = path if warm else LogisticRegression(max_iter=max_iter)
+        model.set_params(C=c).fit(x, y)
+        return model.predict, int(np.max(model.n_iter_)), str(model.coef_.dtype)
+
+    return solve
+
+
+def _torch_solver(n_classes: int, max_iter: int):
+    """The same as :func:`_sklearn_solver` with :func:`_lbfgs_multinomial`."""
+    previous = [None]  # the last warm fit's (W, b)
+
+    def solve(x, y, c, *, warm: bool):
+        w, b, iterations = _lbfgs_multinomial(x, y, c, n_classes=n_classes, max_iter=max_iter,
+                                              init=previous[0] if warm else None)
+        if warm:
+            previous[0] = (w, b)
+        return (lambda z: np.argmax(z @ w + b, 1)), iterations, str(w.dtype)
+
+    return solve

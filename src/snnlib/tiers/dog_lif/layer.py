@@ -586,6 +586,8 @@ def _lif_counts(jump: torch.Tensor, v: torch.Tensor, counts: torch.Tensor, thres
 
 _INPUT_SPIKES = CompiledOrEager(_input_spikes, "Tier 2's input spikes")
 _LIF_COUNTS = CompiledOrEager(_lif_counts, "Tier 2's LIF step")
+_WARMED: set = set()
+"""The shapes (and device, dtype, inhibition on or off) :func:`_fused_run` has run compiled."""
 
 
 def _fused_ready() -> bool:
@@ -608,10 +610,10 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
     two CPU cores: ``benchmarks/dog_lif_speed.py``). A spike can differ where a potential
     is rounded differently in its last bit.
 
-    Both functions are first called once with this call's own tensors and numbers and
-    no random number drawn (which compiles them for these shapes, or finds that this
-    process cannot): None then, with the generator untouched, and the caller runs the
-    uncompiled loop.
+    For each new shape, both functions are first called once with this call's own tensors
+    and numbers and no random number drawn (which compiles them for these shapes, or finds
+    that this process cannot): None then, with the generator untouched, and the caller
+    runs the uncompiled loop.
     """
     lif = p.lif
     m, k = signed.shape[0], w_felt.shape[0]
@@ -626,8 +628,13 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
     w_t = w_felt.T
     v = torch.full((m, k), lif.v_rest_mv, device=dev)
     counts = torch.zeros(m, k, device=dev)
-    if (_INPUT_SPIKES(p_spike, on, torch.ones_like(p_spike)) is None
-            or _LIF_COUNTS(torch.zeros_like(v), v, counts, thresh, *numbers) is None):
+    key = (tuple(v.shape), signed.shape[1], numbers[1], str(dev), signed.dtype)
+    if key not in _WARMED:
+        if (_INPUT_SPIKES(p_spike, on, torch.ones_like(p_spike)) is None
+                or _LIF_COUNTS(torch.zeros_like(v), v, counts, thresh, *numbers) is None):
+            return None
+        _WARMED.add(key)
+    elif not (callable(_INPUT_SPIKES.fn) and callable(_LIF_COUNTS.fn)):
         return None
     n_input_spikes = torch.zeros((), dtype=torch.float64, device=dev)
     for _ in range(p.steps):

@@ -27,10 +27,11 @@ __all__ = ["CHOSEN_ON", "READOUT_BACKEND", "READOUT_CS", "READOUT_MAX_ITER", "pa
 READOUT_CS = (0.003, 0.01)
 """Inverse regularisation strengths the readouts choose from (on a held-out fifth).
 
-Two, fitted in float32 with at most ``READOUT_MAX_ITER`` L-BFGS iterations: at the
-full profile one fit on 50,000 x 2,304 features took 139 s (C = 0.01, 387
-iterations); larger Cs need many more iterations, and with three Cs up to 0.1 in
-float64 the four readouts of the full run had not finished after 50 minutes."""
+Two, fitted in float32 with at most ``READOUT_MAX_ITER`` L-BFGS iterations: in the
+full-profile record the readout of 50,000 x 4,608 STDP features took 250 s in all
+(PyTorch's L-BFGS, the two Cs on a fifth and the final fit; C = 0.01, 481 iterations).
+Larger Cs need many more iterations: with 256 filters and scikit-learn's L-BFGS in
+float64, three Cs up to 0.1 had not finished the four readouts after 50 minutes."""
 READOUT_MAX_ITER = 1000
 READOUT_BACKEND = "torch"
 """The readouts' L-BFGS (:func:`snnlib.readout.logistic_regression`'s ``backend``): PyTorch's
