@@ -9,6 +9,7 @@ function uncompiled.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Callable
 
@@ -16,6 +17,24 @@ import torch
 
 _COMPILER_ERRORS = (torch._dynamo.exc.BackendCompilerFailed, torch._inductor.exc.InductorError)
 """What a (re)compilation raises when the compiler fails."""
+
+
+class _NoCudaRuntimeNotice(logging.Filter):
+    """Drops the compiler's "No CUDA runtime is found" notice, keeps the rest.
+
+    On a machine with a CUDA toolkit but no GPU (a CPU laptop with CUDA
+    installed, a CI runner), the first compilation in a fresh compiler cache
+    logs this notice on stderr. It concerns the machine, not the computation:
+    the compiled code runs on the CPU as intended.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No CUDA runtime is found")
+
+
+_CPP_LOG = logging.getLogger("torch.utils.cpp_extension")
+if not any(isinstance(f, _NoCudaRuntimeNotice) for f in _CPP_LOG.filters):
+    _CPP_LOG.addFilter(_NoCudaRuntimeNotice())
 
 
 class CompiledOrEager:
