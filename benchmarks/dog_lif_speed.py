@@ -76,7 +76,8 @@ def main() -> None:
     print(f"{args.filters} filters, {p.side} x {p.side} positions, {p.steps} steps; "
           f"{torch.get_num_threads()} threads")
     rows = []
-    compiled = D.layer._fused_ready()  # compiles the steps (seconds), before the clock starts
+    # compiles the steps (seconds) at the sizes of a batch, before the clock starts
+    compiled = D.layer._fused_ready(min(p.image_batch, len(images)) * p.side ** 2, p)
     net.features(images[:2], seed=1, progress=False)
     start = time.perf_counter()
     out = net.features(images, seed=1, progress=False)

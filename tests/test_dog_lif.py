@@ -281,6 +281,20 @@ def test_state_dict_round_trip():
                                   other.features(test, seed=1, progress=False)["features"])
 
 
+def test_features_compile_at_their_own_sizes_before_the_first_batch(monkeypatch):
+    # torch.compile tunes its code to the sizes of its first call: features() must make that
+    # call at its batches' sizes (image_batch images of side x side positions), first
+    net = D.DoGLIF(SMALL, seed=0)
+    net.fit(_images(30), progress=False)
+    calls, ready = [], L._fused_ready
+    monkeypatch.setattr(L, "_fused_ready", lambda m, p, *a: calls.append((m, p.n_filters))
+                        or ready(m, p, *a))
+    net.features(_images(SMALL.image_batch + 2, seed=4), seed=1, progress=False)
+    full, tail = SMALL.image_batch * SMALL.side ** 2, 2 * SMALL.side ** 2
+    assert calls[0] == (full, SMALL.n_filters)
+    assert set(calls) == {(full, SMALL.n_filters), (tail, SMALL.n_filters)}
+
+
 def test_features_need_a_fitted_retina():
     with pytest.raises(RuntimeError, match="fit"):
         D.DoGLIF(SMALL, seed=0).features(_images(2), seed=0, progress=False)
@@ -314,10 +328,10 @@ def test_the_compiled_feature_steps_give_the_uncompiled_layers_spikes(monkeypatc
     p = D.DoGLIFParams(n_filters=32, feedforward_inhibition=ffi, inhibition_mv=inhibition)
     signed, w, theta = _random_layer(p, 700)
     theta = theta - 10.0 * ffi  # zero-mean jumps of random weights: lower thresholds to fire
-    assert L._fused_ready()  # the compiled steps run: no fallback
+    assert L._fused_ready(len(signed), p)  # the compiled steps run: no fallback
     fused = D.layer_run(signed, w, theta, p, np.random.default_rng(1))
     monkeypatch.setattr(L._LIF_COUNTS, "fn", False)  # this process cannot compile, say
-    assert not L._fused_ready()
+    assert not L._fused_ready(len(signed), p)
     plain = D.layer_run(signed, w, theta, p, np.random.default_rng(1))
     assert fused["input_spikes"] == plain["input_spikes"]  # the same random numbers
     assert plain["counts"].sum() > 20 * len(signed), "vacuous: the layer hardly fired"

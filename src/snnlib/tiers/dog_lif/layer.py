@@ -587,18 +587,40 @@ def _lif_counts(jump: torch.Tensor, v: torch.Tensor, counts: torch.Tensor, thres
 _INPUT_SPIKES = CompiledOrEager(_input_spikes, "Tier 2's input spikes")
 _LIF_COUNTS = CompiledOrEager(_lif_counts, "Tier 2's LIF step")
 _WARMED: set = set()
-"""The shapes (and device, dtype, inhibition on or off) :func:`_fused_run` has run compiled."""
+"""The shapes (and inhibition on or off, device, dtype) :func:`_fused_ready` has compiled for."""
 
 
-def _fused_ready() -> bool:
-    """Whether this process can compile :func:`_input_spikes` and :func:`_lif_counts`, tried
-    once on five positions of three inputs and four neurons (sizes that differ from each
-    other, so that the code made for them serves every shape: one compilation each)."""
-    if _INPUT_SPIKES.fn is None or _LIF_COUNTS.fn is None:
-        if _INPUT_SPIKES(*(torch.full((5, 3), 0.5) for _ in range(3))) is not None:
-            _LIF_COUNTS(*(torch.zeros(5, 4) for _ in range(3)), torch.zeros(4),
-                        torch.tensor([0.5, 0.1, 0.2, 1.0]), True)
-    return callable(_INPUT_SPIKES.fn) and callable(_LIF_COUNTS.fn)
+def _fused_ready(m: int, p: DoGLIFParams, device: str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> bool:
+    """Compile :func:`_input_spikes` and :func:`_lif_counts` for ``m`` positions of a layer of
+    ``p`` (if not done yet), by calling them once on tensors of those shapes, without drawing
+    any random number. Returns whether the compiled functions can run them.
+
+    ``torch.compile`` makes one code for every shape (``dynamic=True``), but tunes it (how
+    the loops over positions and neurons are vectorised) to the sizes of its first call: a
+    first call on toy sizes gave code 1.3 times slower for 3,136 positions of 512 neurons.
+    So the first compilation in a process should be made at the sizes that matter,
+    which :meth:`DoGLIF.features` does before its clock starts.
+    """
+    numbers = _lif_numbers(p, device, dtype)
+    key = (m, p.n_inputs // 2, p.n_filters, numbers[1], str(device), dtype)
+    if key in _WARMED:
+        return callable(_INPUT_SPIKES.fn) and callable(_LIF_COUNTS.fn)
+    x = torch.full((m, p.n_inputs // 2), 0.5, device=device, dtype=dtype)
+    v = torch.zeros(m, p.n_filters, device=device, dtype=dtype)
+    if (_INPUT_SPIKES(x, x, x) is None
+            or _LIF_COUNTS(v, v, v, v[0], *numbers) is None):
+        return False
+    _WARMED.add(key)
+    return True
+
+
+def _lif_numbers(p: DoGLIFParams, device, dtype) -> tuple[torch.Tensor, bool]:
+    """:func:`_lif_counts`'s ``consts`` (decay, rest term, reset, inhibition) and ``inhibit``."""
+    lif = p.lif
+    decay = math.exp(-p.dt_ms / p.tau_mem_ms)
+    return (torch.tensor([decay, lif.v_rest_mv * (1.0 - decay), lif.v_reset_mv, p.inhibition_mv],
+                         dtype=dtype, device=device), bool(p.inhibition_mv))
 
 
 def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tensor,
@@ -610,32 +632,22 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
     two CPU cores: ``benchmarks/dog_lif_speed.py``). A spike can differ where a potential
     is rounded differently in its last bit.
 
-    For each new shape, both functions are first called once with this call's own tensors
-    and numbers and no random number drawn (which compiles them for these shapes, or finds
-    that this process cannot): None then, with the generator untouched, and the caller
-    runs the uncompiled loop.
+    For each new shape, both functions are first called once (:func:`_fused_ready`) with
+    no random number drawn (which compiles them, or finds that this process cannot): None
+    then, with the generator untouched, and the caller runs the uncompiled loop.
     """
     lif = p.lif
     m, k = signed.shape[0], w_felt.shape[0]
     dev = signed.device
-    decay = math.exp(-p.dt_ms / p.tau_mem_ms)
-    numbers = (torch.tensor([decay, lif.v_rest_mv * (1.0 - decay), lif.v_reset_mv,
-                             p.inhibition_mv], dtype=signed.dtype, device=signed.device),
-               bool(p.inhibition_mv))
+    if not _fused_ready(m, p, str(dev), signed.dtype):
+        return None
+    numbers = _lif_numbers(p, dev, signed.dtype)
     p_spike = signed.abs() * p.p_max
     on = (signed > 0).to(signed.dtype)
     thresh = lif.v_thresh_mv + theta_mv
     w_t = w_felt.T
     v = torch.full((m, k), lif.v_rest_mv, device=dev)
     counts = torch.zeros(m, k, device=dev)
-    key = (tuple(v.shape), signed.shape[1], numbers[1], str(dev), signed.dtype)
-    if key not in _WARMED:
-        if (_INPUT_SPIKES(p_spike, on, torch.ones_like(p_spike)) is None
-                or _LIF_COUNTS(torch.zeros_like(v), v, counts, thresh, *numbers) is None):
-            return None
-        _WARMED.add(key)
-    elif not (callable(_INPUT_SPIKES.fn) and callable(_LIF_COUNTS.fn)):
-        return None
     n_input_spikes = torch.zeros((), dtype=torch.float64, device=dev)
     for _ in range(p.steps):
         u = torch.from_numpy(rng.random(tuple(signed.shape), dtype=np.float32)).to(dev)
@@ -823,7 +835,9 @@ class DoGLIF:
         feats = np.zeros((n, p.n_features), dtype=np.float32)
         stats = np.zeros((n, 2))  # input spikes, layer spikes per image
         computed, wall, timed_images, timed_wall = 0, 0.0, 0, 0.0
-        _fused_ready()  # compiles (seconds, once per process) before any part's clock starts
+        # compiles (seconds, once per process) at this call's sizes before any clock starts
+        if m:
+            _fused_ready(m, p, self.device)
         bar = tqdm(total=n, disable=not progress, unit="img", desc=desc)
         for first in range(0, n, part_images):
             last = min(n, first + part_images)
