@@ -13,7 +13,10 @@ lateral inhibition, ``steps`` steps):
   images at once, one random number per ON/OFF pair, float spikes, in-place
   updates) where ``torch.compile`` is not available;
 - ``snnlib``: the same, each step's elementwise work compiled by ``torch.compile``
-  (what it does where a C++ compiler is; it compiles before the clock starts).
+  (what it does where a C++ compiler is; it compiles before the clock starts);
+- ``snnlib, <other> drive``: the same weights with the other ``drive_dtype``
+  (bfloat16 or float32 synaptic drive: a slightly different model, so its spikes
+  differ by more than Poisson noise would make them).
 
 Prints images per second and the ratio to snnlib, measured in this run, and
 the mean layer spikes per image of each (the same model: they must agree
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -66,15 +70,18 @@ def main() -> None:
     tier = D.DoGLIFParams()
     ap.add_argument("--filters", type=int, default=tier.n_filters)
     ap.add_argument("--steps", type=int, default=tier.steps, help="time steps per image")
+    ap.add_argument("--drive", choices=("float32", "bfloat16"), default=tier.drive_dtype,
+                    help="the synaptic drive's dtype (DoGLIFParams.drive_dtype)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     train, test = data.load_cifar10("train"), data.load_cifar10("test")
-    p = D.DoGLIFParams(n_filters=args.filters, steps=args.steps, train_patches=20_000)
+    p = D.DoGLIFParams(n_filters=args.filters, steps=args.steps, train_patches=20_000,
+                       drive_dtype=args.drive)
     net = D.DoGLIF(p, seed=args.seed)
     net.fit(train.images[:2000], progress=False)
     images = test.images[: args.images]
-    print(f"{args.filters} filters, {p.side} x {p.side} positions, {p.steps} steps; "
-          f"{torch.get_num_threads()} threads")
+    print(f"{args.filters} filters, {p.side} x {p.side} positions, {p.steps} steps, "
+          f"{p.drive_dtype} drive; {torch.get_num_threads()} threads")
     rows = []
     # compiles the steps (seconds) at the sizes of a batch, before the clock starts
     compiled = D.layer._fused_ready(min(p.image_batch, len(images)) * p.side ** 2, p)
@@ -85,6 +92,14 @@ def main() -> None:
     rows.append(("snnlib (DoGLIF.features)" if compiled else "snnlib (could not compile)",
                  len(images) / (time.perf_counter() - start),
                  float(per_image.mean()), float(per_image.mean())))
+    other = "float32" if p.drive_dtype == "bfloat16" else "bfloat16"
+    twin = D.DoGLIF(replace(p, drive_dtype=other), seed=args.seed)
+    twin.load_state_dict(net.state_dict())
+    twin.features(images[:2], seed=1, progress=False)
+    start = time.perf_counter()
+    twin_spikes = twin.features(images, seed=1, progress=False)["features"].sum(axis=1)
+    rows.append((f"snnlib, {other} drive", len(images) / (time.perf_counter() - start),
+                 float(twin_spikes.mean()), float(per_image.mean())))
     if compiled:
         D.layer._LIF_COUNTS.fn = False  # as where torch.compile is not available
         start = time.perf_counter()

@@ -322,10 +322,12 @@ def _random_layer(p: D.DoGLIFParams, m: int, seed: int = 0) -> tuple:
 
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                     reason="torch.compile needs a C++ compiler on the CPU")
-@pytest.mark.parametrize("ffi, inhibition", [(0.0, 13.0), (1.0, 0.0)])
+@pytest.mark.parametrize("ffi, inhibition, drive", [(0.0, 13.0, "float32"), (1.0, 0.0, "float32"),
+                                                     (0.0, 13.0, "bfloat16")])
 def test_the_compiled_feature_steps_give_the_uncompiled_layers_spikes(monkeypatch, ffi,
-                                                                       inhibition):
-    p = D.DoGLIFParams(n_filters=32, feedforward_inhibition=ffi, inhibition_mv=inhibition)
+                                                                       inhibition, drive):
+    p = D.DoGLIFParams(n_filters=32, feedforward_inhibition=ffi, inhibition_mv=inhibition,
+                       drive_dtype=drive)
     signed, w, theta = _random_layer(p, 700)
     theta = theta - 10.0 * ffi  # zero-mean jumps of random weights: lower thresholds to fire
     assert L._fused_ready(len(signed), p)  # the compiled steps run: no fallback
@@ -339,6 +341,39 @@ def test_the_compiled_feature_steps_give_the_uncompiled_layers_spikes(monkeypatc
     assert float((fused["counts"] != plain["counts"]).float().mean()) < 1e-3
     np.testing.assert_allclose(float(fused["counts"].sum()), float(plain["counts"].sum()),
                                rtol=1e-4)
+
+
+def test_a_bfloat16_drive_is_the_float32_drive_within_two_roundings():
+    # J = s w^T with w rounded to bfloat16 (8 significant bits: a relative error <= 2^-8
+    # each, and w >= 0) and the sum rounded once more:
+    # |J_bf16 - J| <= (2^-8 + 2^-8 (1 + 2^-8)) |J| < 2^-6.99 |J|
+    p = D.DoGLIFParams(n_filters=64, drive_dtype="bfloat16")
+    signed, w, _ = _random_layer(p, 500)
+    s = D.poisson_on_off(signed, p.p_max, np.random.default_rng(0))
+    w_t, low = L._drive_weights(w, p)
+    assert low == torch.bfloat16 and w_t.dtype == torch.bfloat16
+    fast = (s.to(low) @ w_t).double()
+    exact = s.double() @ w.T.double()
+    assert float(exact.sum()) > 0
+    assert torch.all((fast - exact).abs() <= 2.0 ** -6.99 * exact.abs())
+    assert not torch.equal(fast, exact)  # it is rounded: a different, cheaper model
+    # learning always uses the float32 weights
+    assert L._drive_weights(w, p, learn=True)[1] is None
+    assert L._drive_weights(w, replace(p, drive_dtype="float32"))[1] is None
+
+
+def test_learning_does_not_depend_on_the_drive_dtype():
+    p = D.DoGLIFParams(n_filters=16)
+    signed, w, theta = _random_layer(p, 200)
+    a = D.layer_run(signed, w, theta, p, np.random.default_rng(3), learn=True)
+    b = D.layer_run(signed, w, theta, replace(p, drive_dtype="bfloat16"),
+                    np.random.default_rng(3), learn=True)
+    assert torch.equal(a["dw"], b["dw"]) and float(a["dw"].abs().sum()) > 0
+
+
+def test_an_unknown_drive_dtype_is_refused():
+    with pytest.raises(ValueError, match="drive_dtype must be 'float32' or 'bfloat16'"):
+        D.DoGLIFParams(drive_dtype="float16")
 
 
 def _no_compiler(*args):

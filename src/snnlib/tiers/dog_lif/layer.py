@@ -165,6 +165,14 @@ class DoGLIFParams:
         A jump can then be negative: with lateral inhibition (``inhibition_mv`` > 0,
         features) a potential below reset is raised to it (:func:`snnlib.neurons.lif_delta_step`); while the
         layer learns (no lateral inhibition) it may fall below rest and decay back.
+    drive_dtype : {"float32", "bfloat16"}
+        Precision of the synaptic drive while the layer runs with learning off
+        (features, rasters): with ``"bfloat16"`` each weight and each step's
+        summed jump :math:`J = s\\,w^T` are rounded to bfloat16 (8 significant
+        bits, a relative error of at most :math:`2^{-8}` each); the products of
+        the 0/1 spikes are exact and add up in float32 before :math:`J` is
+        rounded. The potentials, thresholds and learning stay in float32. On
+        CPUs with bfloat16 matrix units the product is about four times faster.
     """
 
     retina: Literal["zca", "dog"] = "zca"
@@ -190,6 +198,7 @@ class DoGLIFParams:
     pool: int = 3
     image_batch: int = 4
     feedforward_inhibition: float = 0.0
+    drive_dtype: Literal["float32", "bfloat16"] = "float32"
 
     def __post_init__(self) -> None:
         if not isinstance(self.retina, str) or self.retina not in ("zca", "dog"):
@@ -211,6 +220,10 @@ class DoGLIFParams:
         for name in ("inhibition_mv", "a_plus", "a_minus", "theta_eta_mv"):
             check.finite_number(f"DoGLIFParams.{name}", getattr(self, name), at_least=0)
         check.number("DoGLIFParams.scale_quantile", self.scale_quantile, low=0.5, high=1.0)
+        if not isinstance(self.drive_dtype, str) or self.drive_dtype not in ("float32",
+                                                                              "bfloat16"):
+            raise ValueError("DoGLIFParams.drive_dtype must be 'float32' or 'bfloat16', got "
+                             f"{self.drive_dtype!r}.")
         check.number("DoGLIFParams.feedforward_inhibition", self.feedforward_inhibition,
                      low=0.0, high=2.0)
         if self.max_rate_hz * self.dt_ms / 1000 > 1:
@@ -510,10 +523,11 @@ def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
         winner = torch.full((m,), -1, dtype=torch.long, device=dev)
         rows = torch.arange(m, device=dev)
     trains, v_rec, in_rec = [], [], []
+    w_t, low = _drive_weights(w_felt, p, learn)
     for _ in range(p.steps):
         s = _poisson_on_off(signed, p.p_max, rng)
         n_input_spikes += float(s.sum())
-        jump = s @ w_felt.T
+        jump = (s.to(low) @ w_t).float() if low is not None else s @ w_t
         spikes, v = lif_delta_step(v, jump, lif, theta_mv=theta_mv,
                                    inhibition_mv=0.0 if learn else p.inhibition_mv)
         if learn:
@@ -542,6 +556,15 @@ def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
         out.update(trains=torch.stack(trains), v_mem=torch.stack(v_rec),
                    input_trains=torch.stack(in_rec))
     return out
+
+
+def _drive_weights(w_felt: torch.Tensor, p: DoGLIFParams, learn: bool = False):
+    """``w_felt`` transposed for :math:`J = s\\,w^T`, and the dtype of the product: None
+    (float32), or bfloat16 where ``p.drive_dtype`` asks for it and the layer does not learn
+    (the weights then rounded to bfloat16)."""
+    if learn or p.drive_dtype == "float32":
+        return w_felt.T, None
+    return w_felt.T.to(torch.bfloat16), torch.bfloat16
 
 
 def _input_spikes(p_spike: torch.Tensor, on: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -603,13 +626,14 @@ def _fused_ready(m: int, p: DoGLIFParams, device: str = "cpu",
     which :meth:`DoGLIF.features` does before its clock starts.
     """
     numbers = _lif_numbers(p, device, dtype)
-    key = (m, p.n_inputs // 2, p.n_filters, numbers[1], str(device), dtype)
+    key = (m, p.n_inputs // 2, p.n_filters, numbers[1], p.drive_dtype, str(device), dtype)
     if key in _WARMED:
         return callable(_INPUT_SPIKES.fn) and callable(_LIF_COUNTS.fn)
     x = torch.full((m, p.n_inputs // 2), 0.5, device=device, dtype=dtype)
     v = torch.zeros(m, p.n_filters, device=device, dtype=dtype)
+    jump = v if p.drive_dtype == "float32" else v.to(getattr(torch, p.drive_dtype))
     if (_INPUT_SPIKES(x, x, x) is None
-            or _LIF_COUNTS(v, v, v, v[0], *numbers) is None):
+            or _LIF_COUNTS(jump, v, v, v[0], *numbers) is None):
         return False
     _WARMED.add(key)
     return True
@@ -645,7 +669,7 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
     p_spike = signed.abs() * p.p_max
     on = (signed > 0).to(signed.dtype)
     thresh = lif.v_thresh_mv + theta_mv
-    w_t = w_felt.T
+    w_t, low = _drive_weights(w_felt, p)
     v = torch.full((m, k), lif.v_rest_mv, device=dev)
     counts = torch.zeros(m, k, device=dev)
     n_input_spikes = torch.zeros((), dtype=torch.float64, device=dev)
@@ -653,7 +677,9 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
         u = torch.from_numpy(rng.random(tuple(signed.shape), dtype=np.float32)).to(dev)
         s = _INPUT_SPIKES.fn(p_spike, on, u)
         n_input_spikes += s.sum(dtype=torch.float64)
-        v, counts = _LIF_COUNTS.fn(s @ w_t, v, counts, thresh, *numbers)
+        # a bfloat16 jump is added to the float32 potential exactly (its float32 value)
+        v, counts = _LIF_COUNTS.fn((s.to(low) if low is not None else s) @ w_t, v, counts,
+                                   thresh, *numbers)
     return {"counts": counts, "input_spikes": float(n_input_spikes)}
 
 
