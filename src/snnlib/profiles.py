@@ -252,7 +252,7 @@ PROFILES: dict[str, Profile] = {
                                               output_epochs=4, test_images=400,
                                               neurons=100, train_images=100,
                                               readout_images=1000, readout_epochs=2),
-                    dog_lif=DogLIFSizes(filters=512, train_patches=100_000),
+                    dog_lif=DogLIFSizes(filters=512, train_patches=50_000),
                     conversion=ConversionSizes(width=32, train_images=10_000, epochs=6,
                                                snn_images=500, steps=128, variant_images=100,
                                                qcfs_epochs=2, qcfs_steps=32)),
