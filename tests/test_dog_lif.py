@@ -287,8 +287,8 @@ def test_features_compile_at_their_own_sizes_before_the_first_batch(monkeypatch)
     net = D.DoGLIF(SMALL, seed=0)
     net.fit(_images(30), progress=False)
     calls, ready = [], L._fused_ready
-    monkeypatch.setattr(L, "_fused_ready", lambda m, p, *a: calls.append((m, p.n_filters))
-                        or ready(m, p, *a))
+    monkeypatch.setattr(L, "_fused_ready", lambda x, w, *a: calls.append((len(x), len(w)))
+                        or ready(x, w, *a))
     net.features(_images(SMALL.image_batch + 2, seed=4), seed=1, progress=False)
     full, tail = SMALL.image_batch * SMALL.side ** 2, 2 * SMALL.side ** 2
     assert calls[0] == (full, SMALL.n_filters)
@@ -330,10 +330,10 @@ def test_the_compiled_feature_steps_give_the_uncompiled_layers_spikes(monkeypatc
                        drive_dtype=drive)
     signed, w, theta = _random_layer(p, 700)
     theta = theta - 10.0 * ffi  # zero-mean jumps of random weights: lower thresholds to fire
-    assert L._fused_ready(len(signed), p)  # the compiled steps run: no fallback
+    assert L._fused_ready(signed, w, theta, p)  # the compiled steps run: no fallback
     fused = D.layer_run(signed, w, theta, p, np.random.default_rng(1))
     monkeypatch.setattr(L._LIF_COUNTS, "fn", False)  # this process cannot compile, say
-    assert not L._fused_ready(len(signed), p)
+    assert not L._fused_ready(signed, w, theta, p)
     plain = D.layer_run(signed, w, theta, p, np.random.default_rng(1))
     assert fused["input_spikes"] == plain["input_spikes"]  # the same random numbers
     assert plain["counts"].sum() > 20 * len(signed), "vacuous: the layer hardly fired"
@@ -374,6 +374,21 @@ def test_learning_does_not_depend_on_the_drive_dtype():
 def test_an_unknown_drive_dtype_is_refused():
     with pytest.raises(ValueError, match="drive_dtype must be 'float32' or 'bfloat16'"):
         D.DoGLIFParams(drive_dtype="float16")
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile needs a C++ compiler on the CPU")
+@pytest.mark.parametrize("drive", ["float32", "bfloat16"])
+def test_once_warmed_up_a_run_compiles_nothing_more(monkeypatch, drive):
+    # the warm-up's code must serve the real calls: a run that compiled again would compile
+    # inside the clock, after drawing random numbers
+    p = D.DoGLIFParams(n_filters=40, drive_dtype=drive)
+    signed, w, theta = _random_layer(p, 333)
+    monkeypatch.setattr(L, "_WARMED", set())  # warm up here, even if another test did
+    assert L._fused_ready(signed, w, theta, p)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        out = D.layer_run(signed, w, theta, p, np.random.default_rng(5))
+    assert out["counts"].sum() > 0
 
 
 def _no_compiler(*args):

@@ -171,8 +171,10 @@ class DoGLIFParams:
         summed jump :math:`J = s\\,w^T` are rounded to bfloat16 (8 significant
         bits, a relative error of at most :math:`2^{-8}` each); the products of
         the 0/1 spikes are exact and add up in float32 before :math:`J` is
-        rounded. The potentials, thresholds and learning stay in float32. On
-        CPUs with bfloat16 matrix units the product is about four times faster.
+        rounded (on the CPU; a GPU may add in lower precision). The potentials,
+        thresholds and learning stay in float32. On CPUs with bfloat16 matrix
+        units (AMX) the product is about four times faster; on CPUs without them
+        it is several times *slower* than in float32.
     """
 
     retina: Literal["zca", "dog"] = "zca"
@@ -500,12 +502,18 @@ def _layer_checks(signed, w_mv, theta_mv, p, rng, learn, record, where: str) -> 
                          need, where=where)
 
 
+def _felt(w_mv: torch.Tensor, p: DoGLIFParams) -> torch.Tensor:
+    """The weights the drive uses: :math:`w - \\alpha \\bar w` with feed-forward inhibition
+    (the inhibition of every input spike, folded into the weights once for all steps)."""
+    ffi = p.feedforward_inhibition * p.w_sum_mv / p.n_inputs  # mV per input spike
+    return w_mv - ffi if ffi else w_mv
+
+
 def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
                p: DoGLIFParams, rng: np.random.Generator, *, learn: bool = False,
                record: bool = False) -> dict:
     """:func:`layer_run` without the checks (called for every batch)."""
-    ffi = p.feedforward_inhibition * p.w_sum_mv / p.n_inputs  # mV per input spike
-    w_felt = w_mv - ffi if ffi else w_mv  # s (w - ffi)^T: the inhibition, once for all steps
+    w_felt = _felt(w_mv, p)
     if not learn and not record:
         out = _fused_run(signed, w_felt, theta_mv, p, rng)
         if out is not None:  # None: this process cannot compile; the loop below, uncompiled
@@ -613,30 +621,48 @@ _WARMED: set = set()
 """The shapes (and inhibition on or off, device, dtype) :func:`_fused_ready` has compiled for."""
 
 
-def _fused_ready(m: int, p: DoGLIFParams, device: str = "cpu",
-                 dtype: torch.dtype = torch.float32) -> bool:
-    """Compile :func:`_input_spikes` and :func:`_lif_counts` for ``m`` positions of a layer of
-    ``p`` (if not done yet), by calling them once on tensors of those shapes, without drawing
-    any random number. Returns whether the compiled functions can run them.
+def _fused_ready(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tensor,
+                 p: DoGLIFParams) -> bool:
+    """Compile :func:`_input_spikes` and :func:`_lif_counts` for :func:`_fused_run` of these
+    arguments (if not done yet for their shapes and dtypes), by calling them once on tensors
+    made as :func:`_fused_run` makes its own, without drawing any random number. Returns
+    whether the compiled functions can run them.
 
     ``torch.compile`` makes one code for every shape (``dynamic=True``), but tunes it (how
     the loops over positions and neurons are vectorised) to the sizes of its first call: a
     first call on toy sizes gave code 1.3 times slower for 3,136 positions of 512 neurons.
     So the first compilation in a process should be made at the sizes that matter,
-    which :meth:`DoGLIF.features` does before its clock starts.
+    which :meth:`DoGLIF.features` does before its clock starts. The example tensors are
+    distinct objects, as in the real calls: a tensor passed twice would make a code guarded
+    on that, compiled again at the first real call.
     """
-    numbers = _lif_numbers(p, device, dtype)
-    key = (m, p.n_inputs // 2, p.n_filters, numbers[1], p.drive_dtype, str(device), dtype)
+    numbers, p_spike, on, thresh, w_t, low, v, counts = _fused_tensors(signed, w_felt,
+                                                                        theta_mv, p)
+    key = (tuple(signed.shape), tuple(w_t.shape), numbers[1], p.drive_dtype,
+           str(signed.device), signed.dtype, w_t.dtype, thresh.dtype)
     if key in _WARMED:
         return callable(_INPUT_SPIKES.fn) and callable(_LIF_COUNTS.fn)
-    x = torch.full((m, p.n_inputs // 2), 0.5, device=device, dtype=dtype)
-    v = torch.zeros(m, p.n_filters, device=device, dtype=dtype)
-    jump = v if p.drive_dtype == "float32" else v.to(getattr(torch, p.drive_dtype))
-    if (_INPUT_SPIKES(x, x, x) is None
-            or _LIF_COUNTS(jump, v, v, v[0], *numbers) is None):
+    u = torch.ones(tuple(signed.shape), dtype=torch.float32, device=signed.device)
+    s = _INPUT_SPIKES(p_spike, on, u)
+    if s is None or _LIF_COUNTS((s.to(low) if low is not None else s) @ w_t, v, counts, thresh,
+                                *numbers) is None:
         return False
     _WARMED.add(key)
     return True
+
+
+def _fused_tensors(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tensor,
+                   p: DoGLIFParams) -> tuple:
+    """What :func:`_fused_run` computes before its steps: the LIF numbers, the spike
+    probabilities and ON mask, the thresholds, the weights for the drive and its dtype, the
+    starting potentials and counts."""
+    lif = p.lif
+    m, k = signed.shape[0], w_felt.shape[0]
+    dev = signed.device
+    w_t, low = _drive_weights(w_felt, p)
+    return (_lif_numbers(p, dev, signed.dtype), signed.abs() * p.p_max,
+            (signed > 0).to(signed.dtype), lif.v_thresh_mv + theta_mv, w_t, low,
+            torch.full((m, k), lif.v_rest_mv, device=dev), torch.zeros(m, k, device=dev))
 
 
 def _lif_numbers(p: DoGLIFParams, device, dtype) -> tuple[torch.Tensor, bool]:
@@ -660,18 +686,11 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
     no random number drawn (which compiles them, or finds that this process cannot): None
     then, with the generator untouched, and the caller runs the uncompiled loop.
     """
-    lif = p.lif
-    m, k = signed.shape[0], w_felt.shape[0]
-    dev = signed.device
-    if not _fused_ready(m, p, str(dev), signed.dtype):
+    if not _fused_ready(signed, w_felt, theta_mv, p):
         return None
-    numbers = _lif_numbers(p, dev, signed.dtype)
-    p_spike = signed.abs() * p.p_max
-    on = (signed > 0).to(signed.dtype)
-    thresh = lif.v_thresh_mv + theta_mv
-    w_t, low = _drive_weights(w_felt, p)
-    v = torch.full((m, k), lif.v_rest_mv, device=dev)
-    counts = torch.zeros(m, k, device=dev)
+    dev = signed.device
+    numbers, p_spike, on, thresh, w_t, low, v, counts = _fused_tensors(signed, w_felt,
+                                                                        theta_mv, p)
     n_input_spikes = torch.zeros((), dtype=torch.float64, device=dev)
     for _ in range(p.steps):
         u = torch.from_numpy(rng.random(tuple(signed.shape), dtype=np.float32)).to(dev)
@@ -863,7 +882,8 @@ class DoGLIF:
         computed, wall, timed_images, timed_wall = 0, 0.0, 0, 0.0
         # compiles (seconds, once per process) at this call's sizes before any clock starts
         if m:
-            _fused_ready(m, p, self.device)
+            _fused_ready(torch.zeros(m, p.n_inputs // 2, device=self.device),
+                         _felt(self.w_mv, p), self.theta_mv, p)
         bar = tqdm(total=n, disable=not progress, unit="img", desc=desc)
         for first in range(0, n, part_images):
             last = min(n, first + part_images)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +71,9 @@ def _layer(out: Path, name: str, params: DoGLIFParams, images: np.ndarray, *, se
     The cache is keyed on the parameters, the seed and every training image.
     """
     net = DoGLIF(params, seed=seed, learn=(name == "stdp"), device=device)
-    key = runs.cache_key(params, seed, name, images, version=LAYER_VERSION)
+    # the drive's dtype does not change learning: one trained layer serves both
+    key = runs.cache_key(replace(params, drive_dtype="float32"), seed, name, images,
+                         version=LAYER_VERSION)
     path = out / f"layer_{name}.npz"
     saved = runs.cached_npz(path, key)
     if saved is not None:
