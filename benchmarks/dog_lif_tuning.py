@@ -11,11 +11,15 @@ regression). The layer and the readout learn from class-balanced images of the
 ``--grids 1 2 3`` reads out the counts pooled over several grids side by side
 (a spatial pyramid; the layer pools on their least common multiple, whose
 regions nest in each of them, :func:`pyramid`), ``--sqrt`` their square roots.
+``--mirror`` also simulates each validation image's left-right mirror image and
+averages the readout's class probabilities over the two (as the full profile's
+run does with the test images).
 
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --set dt_ms=1.0
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --set dt_ms=2.0 pool=4
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --cs 0.003 0.01 0.03 0.1
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --grids 1 2 3 --sqrt
+    python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --variants stdp,random --mirror
 
 Prints one line per variant: validation accuracy, the readout's C, features per
 image, images/s of the feature extraction and the layer's spikes per image
@@ -89,6 +93,9 @@ def main() -> None:
                     help="read out the counts pooled over these grids side by side (default: "
                          "the layer's pool alone)")
     ap.add_argument("--sqrt", action="store_true", help="square roots of the pooled counts")
+    ap.add_argument("--mirror", action="store_true",
+                    help="also simulate each validation image's mirror image and average the "
+                         "readout's class probabilities over the two")
     args = ap.parse_args()
     params = D.DoGLIFParams(**parse_sets(args.set))
     grids = args.grids or [params.pool]
@@ -108,21 +115,31 @@ def main() -> None:
         ftr = net.features(train.images[itr], seed=1, progress=False)
         fva = net.features(train.images[iva], seed=2, progress=False)
         xtr, xva = (pyramid(f["features"], params, grids, args.sqrt) for f in (ftr, fva))
+        views = []
+        if args.mirror:
+            fmi = net.features(np.ascontiguousarray(train.images[iva][:, :, ::-1]), seed=3,
+                               progress=False)
+            views = [pyramid(fmi["features"], params, grids, args.sqrt)]
         r = logistic_regression(xtr, train.labels[itr], xva, train.labels[iva],
                                 cs=tuple(args.cs), seed=args.seed, dtype=np.float32,
-                                max_iter=D.READOUT_MAX_ITER, backend=D.READOUT_BACKEND)
+                                max_iter=D.READOUT_MAX_ITER, backend=D.READOUT_BACKEND,
+                                test_views=views)
         wall = time.perf_counter() - start
         label = " ".join(args.set + ([f"grids={','.join(map(str, grids))}"] if args.grids else [])
-                         + (["sqrt"] if args.sqrt else []))
+                         + (["sqrt"] if args.sqrt else []) + (["mirror"] if args.mirror else []))
+        alone = (f" ({r['accuracy_test_x_alone']:.3f} without the mirror images)"
+                 if args.mirror else "")
         print(f"{variant:<7} {label or 'defaults':<40} validation accuracy "
-              f"{r['accuracy']:.3f} (C {r['c']}), {xva.shape[1]} features, "
+              f"{r['accuracy']:.3f}{alone} (C {r['c']}), {xva.shape[1]} features, "
               f"{fva['images_per_s']:.1f} images/s, {fva['layer_spikes_per_image']:.0f} layer "
               f"spikes per image, {wall:.0f} s", flush=True)
         if args.json:
             print(json.dumps({"variant": variant, "set": args.set, "split": SPLIT,
                               "train_images": len(itr), "val_images": len(iva),
                               "validation_accuracy": r["accuracy"], "c": r["c"],
-                              "grids": grids, "sqrt": args.sqrt,
+                              "grids": grids, "sqrt": args.sqrt, "mirror": args.mirror,
+                              **({"validation_accuracy_without_mirror":
+                                  r["accuracy_test_x_alone"]} if args.mirror else {}),
                               "features": xva.shape[1],
                               "images_per_s": fva["images_per_s"],
                               "layer_spikes_per_image": fva["layer_spikes_per_image"],

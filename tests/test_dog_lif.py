@@ -509,3 +509,46 @@ def test_the_record_says_which_split_chose_the_design(tmp_path):
     assert chosen == R.CHOSEN_ON == record.specific["chosen_on"]
     assert chosen["split"].startswith("validation: the last 500 training images of each class")
     assert "benchmarks/dog_lif_tuning.py" in chosen["layer (retina, pooling grid, filters, step length)"]
+
+
+def test_a_profile_with_mirror_test_reads_out_each_test_image_with_its_mirror_image(
+        tmp_path, monkeypatch):
+    from snnlib import data, profiles, runs
+    from snnlib.tiers.dog_lif import run as R
+
+    fake = data.Dataset(_images(100, seed=2), np.repeat(np.arange(10), 10), data.CLASS_NAMES,
+                        str(tmp_path))
+    monkeypatch.setattr(data, "load_cifar10", lambda split: fake)
+    ci = profiles.get_profile("ci")
+    mirrored = replace(ci, dog_lif=replace(ci.dog_lif, mirror_test=True))
+    plain, pd = R.run_tier(ci, out_dir=tmp_path / "plain", seed=0, progress=False)
+    rec, md = R.run_tier(mirrored, out_dir=tmp_path / "mirror", seed=0, progress=False)
+    assert runs.load_record(tmp_path / "mirror" / "tier_record.json").specific["test_views"] \
+        .startswith("each test image and its left-right mirror image")
+    assert plain.specific["test_views"] == "each test image alone"
+    # the mirror images are simulated: their features differ from the images' own
+    for net in ("stdp", "random"):
+        f = md["features"][net]
+        assert f["test_mirrored"].shape == f["test"].shape
+        assert not np.array_equal(f["test_mirrored"], f["test"])
+        assert rec.wall_s[f"features_{net}_test_mirrored"] > 0
+        # the same layer and the same test features as without mirror images
+        np.testing.assert_array_equal(f["test"], pd["features"][net]["test"])
+    # a classified image costs the synaptic events of both simulations
+    ex = md["extraction"]["stdp"]
+    assert rec.synaptic_events.accumulates == pytest.approx(
+        ex["test"]["synaptic_ops_per_image"] + ex["test_mirrored"]["synaptic_ops_per_image"])
+    # the same fit as without mirror images: its accuracy without them is the plain run's
+    details = rec.specific["readout_details"]
+    tier = "the tier: STDP layer's spike counts"
+    assert details[tier]["accuracy_without_mirror_images"] == pytest.approx(plain.accuracy)
+    assert "accuracy_without_mirror_images" not in plain.specific["readout_details"][tier]
+    assert profiles.get_profile("full").dog_lif.mirror_test
+    assert not profiles.get_profile("book").dog_lif.mirror_test
+
+
+def test_mirror_test_must_be_a_bool():
+    from snnlib import profiles
+
+    with pytest.raises(ValueError, match="mirror_test must be True or False"):
+        profiles.DogLIFSizes(mirror_test=1)

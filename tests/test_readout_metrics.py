@@ -105,3 +105,47 @@ def test_the_torch_backend_fits_scikit_learns_binary_model_in_float32_too():
     assert 0.6 < a["accuracy"] < 1.0  # neither at chance (1/2) nor trivial
     with pytest.warns(ConvergenceWarning, match="stopped after 1 iterations"):
         readout.logistic_regression(x, y, x, y, cs=(0.1,), backend="torch", max_iter=1)
+
+
+def _noisy_views(seed: int):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(4), 100)
+    centres = rng.normal(0, 1, (4, 10))
+    x = centres[y] + rng.normal(0, 1.5, (400, 10))
+    yt = np.repeat(np.arange(4), 150)
+    clean = centres[yt]
+    views = [clean + rng.normal(0, 1.5, clean.shape) for _ in range(3)]  # three noisy looks
+    return x, y, yt, views
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "torch"])
+def test_test_views_average_the_class_probabilities(backend):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x, y, yt, views = _noisy_views(4)
+    one = readout.logistic_regression(x, y, views[0], yt, cs=(0.1,), backend=backend)
+    avg = readout.logistic_regression(x, y, views[0], yt, cs=(0.1,), backend=backend,
+                                      test_views=views[1:])
+    # the same fit: test_x alone gives the single view's accuracy
+    assert avg["accuracy_test_x_alone"] == one["accuracy"] and "accuracy_test_x_alone" not in one
+    # the equation: argmax of the mean probability (scikit-learn's own fit as the reference)
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(C=0.1, max_iter=3000).fit(scaler.transform(x), y)
+    mean = sum(model.predict_proba(scaler.transform(v)) for v in views) / 3
+    agree = np.mean(avg["predictions"] == np.argmax(mean, 1))
+    assert agree == 1.0 if backend == "sklearn" else agree > 0.99
+    # three independent looks beat one
+    assert avg["accuracy"] > one["accuracy"] + 0.03
+    # the same view again changes nothing
+    same = readout.logistic_regression(x, y, views[0], yt, cs=(0.1,), backend=backend,
+                                       test_views=[views[0]])
+    np.testing.assert_array_equal(same["predictions"], one["predictions"])
+
+
+def test_a_test_view_must_hold_the_same_images_features():
+    x, y, yt, views = _noisy_views(5)
+    with pytest.raises(ValueError, match=r"test_views\[0\] has shape \(150, 10\), test_x \(600, 10\)"):
+        readout.logistic_regression(x, y, views[0], yt, test_views=[views[1][:150]])
+    with pytest.raises(ValueError, match="test_views must be a list or tuple"):
+        readout.logistic_regression(x, y, views[0], yt, test_views=views[1])

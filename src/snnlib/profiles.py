@@ -118,13 +118,21 @@ class DogLIFSizes:
         Neurons per position of the convolutional STDP layer.
     train_patches : int
         Random image patches the STDP layer learns from.
+    mirror_test : bool
+        Also simulate each test image's mirror image (left-right) and average
+        the readout's class probabilities over the two (every readout of the
+        run, baselines included): twice the test images' simulation.
     """
 
     filters: int = 16
     train_patches: int = 2000
+    mirror_test: bool = False
 
     def __post_init__(self) -> None:
         _check_positive("Profile.dog_lif", self)
+        if not isinstance(self.mirror_test, bool):
+            raise ValueError("Profile.dog_lif.mirror_test must be True or False, got "
+                             f"{self.mirror_test!r}.")
 
 
 @dataclass(frozen=True)
@@ -264,7 +272,7 @@ PROFILES: dict[str, Profile] = {
                                               neurons=400, train_images=10000,
                                               layer2_train_images=4000, readout_images=5000,
                                               readout_epochs=1),
-                    dog_lif=DogLIFSizes(filters=512, train_patches=100_000),
+                    dog_lif=DogLIFSizes(filters=512, train_patches=100_000, mirror_test=True),
                     conversion=ConversionSizes(width=64, train_images=None, epochs=5,
                                                snn_images=None, steps=128, variant_images=500,
                                                qcfs_epochs=2, qcfs_steps=64, design="whitened")),

@@ -105,7 +105,8 @@ def _lbfgs_multinomial(x: np.ndarray, y: np.ndarray, c: float, *, n_classes: int
 
 def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float] = (0.01, 0.1, 1.0),
                         seed: int = 0, dtype=np.float64, max_iter: int = 3000,
-                        backend: Literal["sklearn", "torch"] = "sklearn") -> dict:
+                        backend: Literal["sklearn", "torch"] = "sklearn",
+                        test_views: Sequence = ()) -> dict:
     """Fit a standardised multinomial logistic regression; score it on the test set.
 
     Parameters
@@ -127,13 +128,20 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
         scikit-learn's L-BFGS on one thread, or :func:`_lbfgs_multinomial` on every
         core (the same objective and stopping rule: the same predictions up to
         where the optimiser stops).
+    test_views : sequence of arrays ``(N_test, d)``
+        Other views of the same test images (the features of their mirror
+        images, say). The prediction is then the class of largest mean
+        probability over ``test_x`` and the views,
+        :math:`\\hat y = \\arg\\max_k \\frac{1}{V} \\sum_v p(k \\mid x^{(v)})`;
+        C is still chosen on the held-out fifth without views.
 
     Returns
     -------
     dict
         ``accuracy`` (test), ``predictions`` (test), ``c`` (chosen),
         ``validation`` ({C: held-out accuracy}), ``iterations`` (L-BFGS, of the
-        final fit) and ``fit_dtype`` (of its coefficients).
+        final fit) and ``fit_dtype`` (of its coefficients); with ``test_views``
+        also ``accuracy_test_x_alone`` (the same fit, ``test_x`` alone).
     """
     where = "readout.logistic_regression"
     try:
@@ -153,6 +161,9 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
                          f"got {cs!r}.")
     for c in cs:
         check.number("cs", c, low=0, low_open=True, where=where)
+    if isinstance(test_views, np.ndarray) or not isinstance(test_views, (list, tuple)):
+        raise ValueError(f"{where}: test_views must be a list or tuple of (N_test, d) arrays, "
+                         f"got {type(test_views).__name__}.")
     features = {}
     for name, x in (("train_x", train_x), ("test_x", test_x)):
         x = check.array(name, x, finite=False, where=where)  # numeric, not empty
@@ -164,6 +175,18 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
         test_x = np.asarray(features["test_x"], dtype=dtype).reshape(len(features["test_x"]), -1)
     check.array("train_x", train_x, where=where)  # finite in dtype (a large value overflows)
     check.array("test_x", test_x, where=where)
+    views = []
+    for i, view in enumerate(test_views):
+        name = f"test_views[{i}]"
+        view = check.array(name, view, finite=False, where=where)
+        if view.ndim < 1:
+            raise ValueError(f"{where}: {name} must be (N_test, d) features, got a scalar.")
+        with np.errstate(over="ignore"):
+            view = np.asarray(view, dtype=dtype).reshape(len(view), -1)
+        if view.shape != test_x.shape:
+            raise ValueError(f"{where}: {name} has shape {view.shape}, test_x {test_x.shape}; "
+                             "a view holds the same test images' features, in the same order.")
+        views.append(check.array(name, view, where=where))
     for x_name, x, y_name, y in (("train_x", train_x, "train_y", train_y),
                                  ("test_x", test_x, "test_y", test_y)):
         if len(np.asarray(y).reshape(-1)) != len(x) or np.ndim(y) != 1:
@@ -201,22 +224,30 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
             scaler = StandardScaler().fit(fit_x)
             fit_s, val_s = scaler.transform(fit_x), scaler.transform(val_x)
             for c in sorted(float(c) for c in cs):
-                predict, _, _ = solve(fit_s, fit_y, c, warm=True)
-                validation[c] = float(np.mean(predict(val_s) == val_y))
+                proba, _, _ = solve(fit_s, fit_y, c, warm=True)
+                validation[c] = float(np.mean(np.argmax(proba(val_s), 1) == val_y))
             best = max((float(c) for c in cs), key=validation.get)  # ties: the first in cs
         else:
             best = float(cs[len(cs) // 2])
         scaler = StandardScaler().fit(train_x)
-        predict, iterations, fit_dtype = solve(scaler.transform(train_x), index, best, warm=False)
-        predictions = classes[predict(scaler.transform(test_x))]
-    return {"accuracy": float(np.mean(predictions == test_y)), "predictions": predictions,
-            "c": best, "validation": validation, "iterations": iterations,
-            "fit_dtype": fit_dtype}
+        proba, iterations, fit_dtype = solve(scaler.transform(train_x), index, best, warm=False)
+        alone = proba(scaler.transform(test_x))
+        mean = alone
+        for view in views:
+            mean = mean + proba(scaler.transform(view))
+        predictions = classes[np.argmax(mean, 1)]
+    out = {"accuracy": float(np.mean(predictions == test_y)), "predictions": predictions,
+           "c": best, "validation": validation, "iterations": iterations,
+           "fit_dtype": fit_dtype}
+    if views:
+        out["accuracy_test_x_alone"] = float(np.mean(classes[np.argmax(alone, 1)] == test_y))
+    return out
 
 
 def _sklearn_solver(n_classes: int, max_iter: int):
-    """``solve(x, y, c, warm) -> (predict, iterations, dtype)`` with scikit-learn's L-BFGS
-    (``warm``: start from the previous warm fit's solution)."""
+    """``solve(x, y, c, warm) -> (proba, iterations, dtype)`` with scikit-learn's L-BFGS
+    (``warm``: start from the previous warm fit's solution); ``proba(x)`` gives the class
+    probabilities ``(N, n_classes)``."""
     from sklearn.linear_model import LogisticRegression
 
     path = LogisticRegression(max_iter=max_iter, warm_start=True)
@@ -224,9 +255,15 @@ def _sklearn_solver(n_classes: int, max_iter: int):
     def solve(x, y, c, *, warm: bool):
         model = path if warm else LogisticRegression(max_iter=max_iter)
         model.set_params(C=c).fit(x, y)
-        return model.predict, int(np.max(model.n_iter_)), str(model.coef_.dtype)
+        return model.predict_proba, int(np.max(model.n_iter_)), str(model.coef_.dtype)
 
     return solve
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise :math:`e^{z_k} / \\sum_j e^{z_j}` (shifted by the row's maximum)."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def _torch_solver(n_classes: int, max_iter: int):
@@ -238,6 +275,6 @@ def _torch_solver(n_classes: int, max_iter: int):
                                               init=previous[0] if warm else None)
         if warm:
             previous[0] = (w, b)
-        return (lambda z: np.argmax(z @ w + b, 1)), iterations, str(w.dtype)
+        return (lambda z: _softmax(z @ w + b)), iterations, str(w.dtype)
 
     return solve
