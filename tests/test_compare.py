@@ -455,3 +455,17 @@ def test_phases_that_ran_side_by_side_are_named_as_overlapping(records):
     assert text.endswith("output_stdp_training and output_random_training ran side by side (at "
                          "the same time, one process per core), so their times overlap.")
     assert f"output_stdp_training {rec.wall_s['output_stdp_training'] / 60:.1f}" in text
+
+
+def test_the_readme_says_when_tier_2_read_each_test_image_with_its_mirror_image(tmp_path):
+    for f in RESULTS.glob("*.json"):  # every record, then tier 2's changed
+        shutil.copy(f, tmp_path / f.name)
+    d = raw("dog_lif")
+    d["specific"].pop("test_views", None)  # records before mirror images: no sentence
+    (tmp_path / "dog_lif.json").write_text(json.dumps(d))
+    assert "mirror image" not in C.readme_results(C.load_records(tmp_path))
+    d["specific"]["test_views"] = ("each test image and its left-right mirror image: the "
+                                   "readout's class probabilities averaged over the two")
+    (tmp_path / "dog_lif.json").write_text(json.dumps(d))
+    text = C.readme_results(C.load_records(tmp_path))
+    assert "each test image together with its mirror image (class probabilities averaged" in text

@@ -1035,7 +1035,11 @@ def _dog_lif_readme(rec: runs.TierRecord) -> list[str]:
             f"{p['dt_ms']:g} ms) that learned by STDP from {p['train_patches']:,} patches; its "
             f"spike counts pooled over {p['pool']} x {p['pool']} regions"
             + (f" ({features:,} features)" if features else "")
-            + " read out by logistic regression.")
+            + " read out by logistic regression"
+            + (", each test image together with its mirror image (class probabilities "
+               "averaged; every readout of the table alike)"
+               if str(s.get("test_views", "")).startswith("each test image and its") else "")
+            + ".")
     out.append(_accuracy_table("tier 2 (PyTorch), test accuracy", rec,
                                "logistic regression on the STDP layer's spike counts"))
     sentences = []
