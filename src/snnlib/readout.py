@@ -164,29 +164,22 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
     if isinstance(test_views, np.ndarray) or not isinstance(test_views, (list, tuple)):
         raise ValueError(f"{where}: test_views must be a list or tuple of (N_test, d) arrays, "
                          f"got {type(test_views).__name__}.")
-    features = {}
-    for name, x in (("train_x", train_x), ("test_x", test_x)):
+    def as_features(name, x):
+        """``x`` as ``(N, d)`` in ``dtype``: numeric, not empty, finite once converted."""
         x = check.array(name, x, finite=False, where=where)  # numeric, not empty
         if x.ndim < 1 or len(x) == 0:
             raise ValueError(f"{where}: {name} must be (N, d) features, got shape {x.shape}.")
-        features[name] = x
-    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused below
-        train_x = np.asarray(features["train_x"], dtype=dtype).reshape(len(features["train_x"]), -1)
-        test_x = np.asarray(features["test_x"], dtype=dtype).reshape(len(features["test_x"]), -1)
-    check.array("train_x", train_x, where=where)  # finite in dtype (a large value overflows)
-    check.array("test_x", test_x, where=where)
-    views = []
-    for i, view in enumerate(test_views):
-        name = f"test_views[{i}]"
-        view = check.array(name, view, finite=False, where=where)
-        if view.ndim < 1:
-            raise ValueError(f"{where}: {name} must be (N_test, d) features, got a scalar.")
-        with np.errstate(over="ignore"):
-            view = np.asarray(view, dtype=dtype).reshape(len(view), -1)
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused below
+            x = np.asarray(x, dtype=dtype).reshape(len(x), -1)
+        return check.array(name, x, where=where)  # finite in dtype (a large value overflows)
+
+    train_x, test_x = as_features("train_x", train_x), as_features("test_x", test_x)
+    views = [as_features(f"test_views[{i}]", view) for i, view in enumerate(test_views)]
+    for i, view in enumerate(views):
         if view.shape != test_x.shape:
-            raise ValueError(f"{where}: {name} has shape {view.shape}, test_x {test_x.shape}; "
-                             "a view holds the same test images' features, in the same order.")
-        views.append(check.array(name, view, where=where))
+            raise ValueError(f"{where}: test_views[{i}] has shape {view.shape}, test_x "
+                             f"{test_x.shape}; a view holds the same test images' features, "
+                             "in the same order.")
     for x_name, x, y_name, y in (("train_x", train_x, "train_y", train_y),
                                  ("test_x", test_x, "test_y", test_y)):
         if len(np.asarray(y).reshape(-1)) != len(x) or np.ndim(y) != 1:

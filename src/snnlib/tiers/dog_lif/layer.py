@@ -636,12 +636,12 @@ def _fused_ready(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Ten
     distinct objects, as in the real calls: a tensor passed twice would make a code guarded
     on that, compiled again at the first real call.
     """
+    key = (tuple(signed.shape), tuple(w_felt.shape), bool(p.inhibition_mv), p.drive_dtype,
+           str(signed.device), signed.dtype, w_felt.dtype, theta_mv.dtype)
+    if key in _WARMED:  # checked at every batch: no tensor made
+        return callable(_INPUT_SPIKES.fn) and callable(_LIF_COUNTS.fn)
     numbers, p_spike, on, thresh, w_t, low, v, counts = _fused_tensors(signed, w_felt,
                                                                         theta_mv, p)
-    key = (tuple(signed.shape), tuple(w_t.shape), numbers[1], p.drive_dtype,
-           str(signed.device), signed.dtype, w_t.dtype, thresh.dtype)
-    if key in _WARMED:
-        return callable(_INPUT_SPIKES.fn) and callable(_LIF_COUNTS.fn)
     u = torch.ones(tuple(signed.shape), dtype=torch.float32, device=signed.device)
     s = _INPUT_SPIKES(p_spike, on, u)
     if s is None or _LIF_COUNTS((s.to(low) if low is not None else s) @ w_t, v, counts, thresh,

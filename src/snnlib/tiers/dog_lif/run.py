@@ -139,9 +139,9 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
     x_test, y_test = test.images[ite], test.labels[ite]
 
     mirror = profile.dog_lif.mirror_test
-    splits = [("train", x_train), ("test", x_test)]
-    if mirror:  # each test image's left-right mirror image, read out with it
-        splits.append(("test_mirrored", np.ascontiguousarray(x_test[:, :, ::-1])))
+    x_mirror = np.ascontiguousarray(x_test[:, :, ::-1]) if mirror else None  # left-right
+    splits = [("train", x_train), ("test", x_test)] + ([("test_mirrored", x_mirror)]
+                                                      if mirror else [])
     wall, nets, feats, extraction = {}, {}, {}, {}
     for name in ("stdp", "random"):
         start = time.perf_counter()
@@ -158,29 +158,25 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
             wall[f"features_{name}_{split}"] = f["wall_s"] if f["wall_s"] or not len(x) else None
 
     start = time.perf_counter()
+    images = dict(splits)
+    # each readout's features of a split: the training images, the test images and (where
+    # the profile asks for them) the test images' mirror images, read out with them
     fits = {
-        "the tier: STDP layer's spike counts": (feats["stdp"]["train"], feats["stdp"]["test"]),
-        "random-weight layer's spike counts": (feats["random"]["train"], feats["random"]["test"]),
-        "raw pixels (RGB)": (x_train.reshape(len(x_train), -1) / 255.0,
-                             x_test.reshape(len(x_test), -1) / 255.0),
+        "the tier: STDP layer's spike counts": lambda split: feats["stdp"][split],
+        "random-weight layer's spike counts": lambda split: feats["random"][split],
+        "raw pixels (RGB)": lambda split: images[split].reshape(len(images[split]), -1) / 255.0,
+        "colour-opponent DoG of the pixels": lambda split: _dog_pixels(images[split], params),
     }
-    dog = lambda x: _dog_pixels(x, params)  # noqa: E731
-    fits["colour-opponent DoG of the pixels"] = (dog(x_train), dog(x_test))
-    views = {}
-    if mirror:
-        flipped = splits[2][1]
-        views = {"the tier: STDP layer's spike counts": [feats["stdp"]["test_mirrored"]],
-                 "random-weight layer's spike counts": [feats["random"]["test_mirrored"]],
-                 "raw pixels (RGB)": [flipped.reshape(len(flipped), -1) / 255.0],
-                 "colour-opponent DoG of the pixels": [dog(flipped)]}
     results = {}
-    for label, (ftr, fte) in fits.items():
+    for label, features in fits.items():
+        ftr, fte = features("train"), features("test")
+        views = [features("test_mirrored")] if mirror else []
         s = time.perf_counter()
         results[label] = readout.logistic_regression(ftr, y_train, fte, y_test, cs=READOUT_CS,
                                                      seed=seed, dtype=np.float32,
                                                      max_iter=READOUT_MAX_ITER,
                                                      backend=READOUT_BACKEND,
-                                                     test_views=views.get(label, []))
+                                                     test_views=views)
         results[label]["wall_s"] = time.perf_counter() - s
     wall["readouts"] = time.perf_counter() - start
     wall["this_call"] = time.perf_counter() - t_start
