@@ -19,6 +19,10 @@ same settings is loaded, not retrained) and the QCFS copy beside it, so that oth
 levels, ``--v0`` or ``--steps`` reuse the trainings. ``--signed`` also simulates the
 QCFS copy with signed IF neurons (``simulate(signed=True)``). The spiking copies are
 simulated in bfloat16 where the CPU has it, as the ``full`` profile does.
+``--percentiles P ...`` converts the ReLU CNN as the tier does (batch norm folded,
+normalised at each percentile P of its activations on 1,000 training images) and scores
+each spiking copy (analog input) on ``--snn-val`` validation images (the first tenth of
+them from each class) at each of ``--steps``.
 ``--append PATH --name NAME`` also stores the run's JSON, with its command line, under
 NAME in the JSON list at PATH (a run of the same name is replaced): chapter 6 draws
 its table of techniques from ``results/cnn_techniques.json``.
@@ -30,6 +34,8 @@ its table of techniques from ``results/cnn_techniques.json``.
     python benchmarks/cnn_techniques.py --set epochs=10 --qcfs-epochs 2 --steps 1 2 4 8 16
     python benchmarks/cnn_techniques.py --set epochs=5 --checkpoint runs/tech/e5.pt \\
         --qcfs-epochs 2 --v0 0.3 0.5 0.7 --signed
+    python benchmarks/cnn_techniques.py --set epochs=5 --checkpoint runs/tech/e5.pt \\
+        --percentiles 99.9 99.99 100 --steps 16 32 64 128 --snn-val 1000
     python benchmarks/cnn_techniques.py --set epochs=5 --name "A: the VGG design" \\
         --append results/cnn_techniques.json
 """
@@ -66,6 +72,12 @@ def main() -> int:
                         help="the spiking copy's starting potentials (default: the tier's QCFS_V0)")
     parser.add_argument("--signed", action="store_true",
                         help="also simulate the QCFS copy with signed IF neurons (negative spikes)")
+    parser.add_argument("--percentiles", type=float, nargs="+", default=None,
+                        help="also convert the ReLU CNN normalised at each of these percentiles "
+                             "and score its spiking copy (analog input) at each of --steps")
+    parser.add_argument("--snn-val", type=int, default=1000, metavar="N",
+                        help="validation images the --percentiles copies are simulated on "
+                             "(the first N / 10 of each class)")
     parser.add_argument("--checkpoint", default=None, metavar="PATH",
                         help="checkpoint the ReLU CNN here (and the QCFS copy beside it)")
     add_store_arguments(parser)
@@ -75,6 +87,10 @@ def main() -> int:
         parser.error(f"--levels must be a positive integer, got {args.levels}")
     if args.v0 is not None and any(not 0.0 <= v < 1.0 for v in args.v0):
         parser.error(f"--v0 values must lie in [0, 1) (fractions of the threshold), got {args.v0}")
+    if args.percentiles is not None and any(not 0.0 < p <= 100.0 for p in args.percentiles):
+        parser.error(f"--percentiles must lie in (0, 100], got {args.percentiles}")
+    if args.snn_val < 10:
+        parser.error(f"--snn-val must be at least 10 images (one per class), got {args.snn_val}")
     needing = [name for name, value in (("--levels", args.levels), ("--v0", args.v0),
                                         ("--signed", args.signed or None)) if value is not None]
     if needing and not args.qcfs_epochs:
@@ -118,6 +134,26 @@ def main() -> int:
              if resumed else f" ({call_s / 60:.2f} min with the setup)") + "; "
           f"validation {100 * plain:.2f}%, with test-time augmentation {100 * tta:.2f}% "
           f"({tta_s:.0f} s for {len(val_idx)} images)", flush=True)
+    conversion = None
+    if args.percentiles:
+        # the tier's conversion: batch norm folded, lambdas from 1,000 training images
+        folded = C.fold_batchnorm(model)
+        x_cal = C.images_to_tensor(cifar.images[train_idx[:1000]])
+        # the first snn_val / 10 validation images of each class
+        y_val = cifar.labels[val_idx]
+        pick = np.sort(np.concatenate([np.flatnonzero(y_val == k)[:args.snn_val // 10]
+                                       for k in range(10)]))
+        x_snn, y_snn = x_val[pick], y_val[pick]
+        on_them = C.evaluate_cnn(folded, x_snn, y_snn)["accuracy"]
+        conversion = {"images": len(pick), "steps": args.steps, "cnn_accuracy": on_them,
+                      "accuracy": {}}
+        for pct in args.percentiles:
+            snn, _ = C.normalise(folded, x_cal, percentile=pct)
+            sim = C.simulate(snn, x_snn, y_snn, steps=args.steps, bf16=numbers.bf16)
+            conversion["accuracy"][f"p{pct:g}"] = {int(t): a for t, a in sim["accuracy"].items()}
+            print(f"converted at the {pct:g}th percentile, {len(pick)} validation images: " + ", ".join(
+                f"T = {t}: {100 * a:.2f}%" for t, a in sim["accuracy"].items())
+                + f" (its CNN on them: {100 * on_them:.2f}%; {sim['wall_s']:.0f} s)", flush=True)
     qcfs = None
     if args.qcfs_epochs:
         levels = C.QCFS_LEVELS if args.levels is None else args.levels
@@ -156,7 +192,8 @@ def main() -> int:
               "resumed_from_checkpoint": resumed,
               "epoch_s": [round(w, 1) for w in history["wall_s"]],
               "eval_curve": history["eval_accuracy"] if args.curve else None,
-              "val_accuracy": plain, "val_accuracy_tta": tta, "qcfs": qcfs}
+              "val_accuracy": plain, "val_accuracy_tta": tta, "conversion": conversion,
+              "qcfs": qcfs}
     print(json.dumps(result))
     if args.append is not None:
         store(Path(args.append), args.name, result, ["python", "benchmarks/cnn_techniques.py"]
