@@ -93,7 +93,7 @@ def test_network_lines_name_the_arithmetic_and_no_machine_value():
         "CNN: a fixed first layer that whitens 2 x 2 patches (ON and OFF copies, 24 channels), "
         "convolutions of 64, 64, 256, 256, 256, 256 channels (starting as identities), batch "
         "norm, ReLU, 2 x 2 average pooling after convolutions 1, 3, 5, global average pooling, "
-        "one linear layer\ntraining: 5 epochs, batch 128, one-cycle SGD up to lr 0.4, crops of "
+        "one linear layer\ntraining: 16 epochs, batch 128, one-cycle SGD up to lr 0.4, crops of "
         "up to 2 pixels and alternating flips, label smoothing 0.2; arithmetic: ")
     assert text.count("bfloat16") <= 1  # said once, by the arithmetic, where it is used
 
