@@ -141,7 +141,12 @@ def main() -> None:
                          "bfloat16 units, as the full profile does; elsewhere it is emulated)")
     ap.add_argument("--epoch-images", type=int, default=0,
                     help="also time one train_cnn epoch on this many training images")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="train the --epoch-images epochs channels-last, as the full profile "
+                         "does (Numerics.channels_last)")
     args = ap.parse_args()
+    if args.channels_last and not args.epoch_images:
+        ap.error("--channels-last applies to the --epoch-images epochs: give --epoch-images too")
     bf16 = C.bf16_supported() and not args.float32
     print("autograd function:", _check(FunctionQCFS, False), flush=True)
     start = time.perf_counter()
@@ -176,16 +181,16 @@ def _epochs(args, bf16: bool) -> None:
         qcfs, compiled = VARIANTS[name]
         torch.manual_seed(0)
         return C.train_cnn(_net(args.width, qcfs), images[:n], labels[:n], p, seed=0,
-                           progress=False, numerics=Numerics(bf16=bf16,
-                                                             compile_activations=compiled)
-                           )["wall_s"][0]
+                           progress=False, numerics=Numerics(
+                               bf16=bf16, compile_activations=compiled,
+                               channels_last=args.channels_last))["wall_s"][0]
 
     for name in VARIANTS:  # untimed: the first epoch of a process also loads and picks kernels
         epoch(name, 2 * args.batch)
     for rep in range(args.repeats):
         walls = {name: epoch(name, len(images)) for name in VARIANTS}
         print(f"epoch, repeat {rep + 1} ({len(images)} images, width {args.width}, "
-              f"{_precision(bf16)}): " + "; ".join(
+              f"{_precision(bf16)}{', channels-last' if args.channels_last else ''}): " + "; ".join(
                   f"{name} {w:.1f} s ({w / walls['relu']:.2f} x ReLU's)"
                   for name, w in walls.items()), flush=True)
 
