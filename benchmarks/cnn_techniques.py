@@ -151,9 +151,10 @@ def main() -> int:
             snn, _ = C.normalise(folded, x_cal, percentile=pct)
             sim = C.simulate(snn, x_snn, y_snn, steps=args.steps, bf16=numbers.bf16)
             conversion["accuracy"][f"p{pct:g}"] = {int(t): a for t, a in sim["accuracy"].items()}
-            print(f"converted at the {pct:g}th percentile, {len(pick)} validation images: " + ", ".join(
-                f"T = {t}: {100 * a:.2f}%" for t, a in sim["accuracy"].items())
-                + f" (its CNN on them: {100 * on_them:.2f}%; {sim['wall_s']:.0f} s)", flush=True)
+            scores = ", ".join(f"T = {t}: {100 * a:.2f}%" for t, a in sim["accuracy"].items())
+            print(f"converted at the {pct:g}th percentile, {len(pick)} validation images: "
+                  f"{scores} (its CNN on them: {100 * on_them:.2f}%; {sim['wall_s']:.0f} s)",
+                  flush=True)
     qcfs = None
     if args.qcfs_epochs:
         levels = C.QCFS_LEVELS if args.levels is None else args.levels

@@ -8,8 +8,8 @@ checkpointed for all its training images (``DIR/features_NET_train/part_*.npz``,
 made with the parameters of ``--set``, default the tier's) and scores the
 tier's logistic regression on them the way its C is chosen: fitted on four
 fifths of the training images and scored on the stratified fifth held out
-(:func:`sklearn.model_selection.train_test_split` with the run's seed, one
-scaler, C values from ``--cs``). ``--grids`` also sums the counts over coarser
+(:func:`snnlib.readout.held_out_accuracy` with the run's seed and the
+tier's solver, C values from ``--cs``). ``--grids`` also sums the counts over coarser
 grids side by side (``dog_lif_tuning.py``'s :func:`pyramid`; each must divide the
 layer's pool), ``--sqrt`` takes their square roots. This measures a readout
 at the full run's size without simulating anything; the test images are never
@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 
 from snnlib import data, readout
 from snnlib.tiers import dog_lif as D
@@ -61,19 +59,13 @@ def main() -> None:
         raise SystemExit(f"{args.run}: {x.shape} features, expected ({len(y)}, "
                          f"{params.n_features}) for all training images and these parameters")
     x = pyramid(x, params, grids, args.sqrt).astype(np.float32)
-    fit_x, val_x, fit_y, val_y = train_test_split(x, y, test_size=0.2, random_state=args.seed,
-                                                  stratify=y)
-    scaler = StandardScaler().fit(fit_x)
-    fit_s = scaler.transform(fit_x).astype(np.float32)
-    val_s = scaler.transform(val_x).astype(np.float32)
-    solve = readout._torch_solver(10, D.READOUT_MAX_ITER)
-    for c in sorted(args.cs):
-        start = time.perf_counter()
-        proba, iterations, _ = solve(fit_s, fit_y, c, warm=True)
-        accuracy = np.mean(np.argmax(proba(val_s), 1) == val_y)
+    start = time.perf_counter()
+    scores = readout.held_out_accuracy(x, y, cs=args.cs, seed=args.seed, dtype=np.float32,
+                                       max_iter=D.READOUT_MAX_ITER, backend=D.READOUT_BACKEND)
+    for c, accuracy in scores.items():
         print(f"{args.net} grids={','.join(map(str, grids))}{' sqrt' if args.sqrt else ''} "
-              f"C={c:g}: held-out fifth {accuracy:.4f} ({x.shape[1]} features, {iterations} "
-              f"iterations, {time.perf_counter() - start:.0f} s)", flush=True)
+              f"C={c:g}: held-out fifth {accuracy:.4f} ({x.shape[1]} features)", flush=True)
+    print(f"{time.perf_counter() - start:.0f} s for {len(scores)} fits")
 
 
 if __name__ == "__main__":

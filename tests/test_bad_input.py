@@ -666,6 +666,23 @@ register("readout.logistic_regression", lambda **kw: M.readout.logistic_regressi
           "max_iter": bad_int(low=1),
           "backend": st.sampled_from(["lbfgs", "", None, 1, "Torch"])})
 
+
+def held_out_args():
+    args = readout_args()
+    del args["test_x"], args["test_y"]
+    return args
+
+
+register("readout.held_out_accuracy", lambda **kw: M.readout.held_out_accuracy(**kw),
+         held_out_args,
+         {"train_x": bad_floats((20, 3), ndim=False, extra=[np.zeros((19, 3))]),
+          "train_y": bad_labels(20) | st.just(np.zeros(20, int)),
+          "cs": st.sampled_from([(), [], "abc", (0.0,), (-1.0,), (NAN,), (INF,), None, 5]),
+          "seed": bad_int(low=0, high=2**32 - 1),
+          "dtype": st.sampled_from([np.int32, "float16", "bogus", np.complex128]),
+          "max_iter": bad_int(low=1),
+          "backend": st.sampled_from(["lbfgs", "", None, 1, "Torch"])})
+
 # data
 
 

@@ -149,3 +149,20 @@ def test_a_test_view_must_hold_the_same_images_features():
         readout.logistic_regression(x, y, views[0], yt, test_views=[views[1][:150]])
     with pytest.raises(ValueError, match="test_views must be a list or tuple"):
         readout.logistic_regression(x, y, views[0], yt, test_views=views[1])
+
+
+def test_held_out_accuracy_is_how_logistic_regression_chooses_c():
+    """held_out_accuracy gives logistic_regression's own {C: held-out accuracy}, for both
+    backends, and refuses what logistic_regression refuses."""
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(3), 40)
+    x = rng.normal(size=(120, 6)) + y[:, None] * 0.7
+    for backend in ("sklearn", "torch"):
+        full = readout.logistic_regression(x, y, x[:9], y[:9], cs=(0.01, 0.1, 1.0), seed=5,
+                                           backend=backend)
+        alone = readout.held_out_accuracy(x, y, cs=(0.01, 0.1, 1.0), seed=5, backend=backend)
+        assert alone == full["validation"]
+    with pytest.raises(ValueError, match="held_out_accuracy: train_x has 120 rows"):
+        readout.held_out_accuracy(x, y[:-1], cs=(0.1,))
+    with pytest.raises(ValueError, match="held_out_accuracy: dtype"):
+        readout.held_out_accuracy(x, y, cs=(0.1,), dtype=np.int32)

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import _validate as check
 
-__all__ = ["logistic_regression"]
+__all__ = ["held_out_accuracy", "logistic_regression"]
 
 
 def _lbfgs_multinomial(x: np.ndarray, y: np.ndarray, c: float, *, n_classes: int,
@@ -144,6 +144,58 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
         also ``accuracy_test_x_alone`` (the same fit, ``test_x`` alone).
     """
     where = "readout.logistic_regression"
+    max_iter, seed = _checked_settings(where, cs, seed, dtype, max_iter, backend)
+    if isinstance(test_views, np.ndarray) or not isinstance(test_views, (list, tuple)):
+        raise ValueError(f"{where}: test_views must be a list or tuple of (N_test, d) arrays, "
+                         f"got {type(test_views).__name__}.")
+    train_x = _as_features("train_x", train_x, dtype, where)
+    test_x = _as_features("test_x", test_x, dtype, where)
+    views = [_as_features(f"test_views[{i}]", view, dtype, where)
+             for i, view in enumerate(test_views)]
+    for i, view in enumerate(views):
+        if view.shape != test_x.shape:
+            raise ValueError(f"{where}: test_views[{i}] has shape {view.shape}, test_x "
+                             f"{test_x.shape}; a view holds the same test images' features, "
+                             "in the same order.")
+    if len(np.asarray(test_y).reshape(-1)) != len(test_x) or np.ndim(test_y) != 1:
+        raise ValueError(f"{where}: test_x has {len(test_x)} rows and test_y "
+                         f"{np.shape(test_y)} labels; features and labels must have the same "
+                         "number of rows (one label per row).")
+    train_y = _checked_labels("train_x", train_x, "train_y", train_y, where)
+    test_y = check.labels("test_y", test_y, where=where)
+    if train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"{where}: train_x has {train_x.shape[1]} features, test_x "
+                         f"{test_x.shape[1]}; they must match.")
+
+    from sklearn.preprocessing import StandardScaler
+
+    classes, index = np.unique(train_y, return_inverse=True)
+    solve = _solver(backend)(len(classes), max_iter)
+    validation = {}
+    with _threads(backend):
+        if len(cs) > 1 and 0.2 * len(train_y) >= 2 * len(classes):
+            validation = _held_out(train_x, index, cs, seed, solve)
+            best = max((float(c) for c in cs), key=validation.get)  # ties: the first in cs
+        else:
+            best = float(cs[len(cs) // 2])
+        scaler = StandardScaler().fit(train_x)
+        proba, iterations, fit_dtype = solve(scaler.transform(train_x), index, best, warm=False)
+        alone = proba(scaler.transform(test_x))
+        mean = alone
+        for view in views:
+            mean = mean + proba(scaler.transform(view))
+        predictions = classes[np.argmax(mean, 1)]
+    out = {"accuracy": float(np.mean(predictions == test_y)), "predictions": predictions,
+           "c": best, "validation": validation, "iterations": iterations,
+           "fit_dtype": fit_dtype}
+    if views:
+        out["accuracy_test_x_alone"] = float(np.mean(classes[np.argmax(alone, 1)] == test_y))
+    return out
+
+
+def _checked_settings(where: str, cs, seed, dtype, max_iter, backend) -> tuple[int, int]:
+    """:func:`logistic_regression`'s ``cs``, ``seed``, ``dtype``, ``max_iter`` and
+    ``backend`` checked; returns ``(max_iter, seed)`` as ints."""
     try:
         ok = np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float64))
     except TypeError:
@@ -161,80 +213,85 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
                          f"got {cs!r}.")
     for c in cs:
         check.number("cs", c, low=0, low_open=True, where=where)
-    if isinstance(test_views, np.ndarray) or not isinstance(test_views, (list, tuple)):
-        raise ValueError(f"{where}: test_views must be a list or tuple of (N_test, d) arrays, "
-                         f"got {type(test_views).__name__}.")
-    def as_features(name, x):
-        """``x`` as ``(N, d)`` in ``dtype``: numeric, not empty, finite once converted."""
-        x = check.array(name, x, finite=False, where=where)  # numeric, not empty
-        if x.ndim < 1 or len(x) == 0:
-            raise ValueError(f"{where}: {name} must be (N, d) features, got shape {x.shape}.")
-        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused below
-            x = np.asarray(x, dtype=dtype).reshape(len(x), -1)
-        return check.array(name, x, where=where)  # finite in dtype (a large value overflows)
+    return max_iter, seed
 
-    train_x, test_x = as_features("train_x", train_x), as_features("test_x", test_x)
-    views = [as_features(f"test_views[{i}]", view) for i, view in enumerate(test_views)]
-    for i, view in enumerate(views):
-        if view.shape != test_x.shape:
-            raise ValueError(f"{where}: test_views[{i}] has shape {view.shape}, test_x "
-                             f"{test_x.shape}; a view holds the same test images' features, "
-                             "in the same order.")
-    for x_name, x, y_name, y in (("train_x", train_x, "train_y", train_y),
-                                 ("test_x", test_x, "test_y", test_y)):
-        if len(np.asarray(y).reshape(-1)) != len(x) or np.ndim(y) != 1:
-            raise ValueError(f"{where}: {x_name} has {len(x)} rows and {y_name} "
-                             f"{np.shape(y)} labels; features and labels must have the same "
-                             "number of rows (one label per row).")
-    train_y = check.labels("train_y", train_y, where=where)
-    test_y = check.labels("test_y", test_y, where=where)
-    if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"{where}: train_x has {train_x.shape[1]} features, test_x "
-                         f"{test_x.shape[1]}; they must match.")
-    if len(np.unique(train_y)) < 2:
-        raise ValueError(f"{where}: train_y holds one class only ({int(train_y[0])}); a "
+
+def _as_features(name: str, x, dtype, where: str) -> np.ndarray:
+    """``x`` as ``(N, d)`` in ``dtype``: numeric, not empty, finite once converted."""
+    x = check.array(name, x, finite=False, where=where)  # numeric, not empty
+    if x.ndim < 1 or len(x) == 0:
+        raise ValueError(f"{where}: {name} must be (N, d) features, got shape {x.shape}.")
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused below
+        x = np.asarray(x, dtype=dtype).reshape(len(x), -1)
+    return check.array(name, x, where=where)  # finite in dtype (a large value overflows)
+
+
+def _checked_labels(x_name: str, x: np.ndarray, y_name: str, y, where: str) -> np.ndarray:
+    """Training labels: one per row of ``x``, integers, at least two classes."""
+    if len(np.asarray(y).reshape(-1)) != len(x) or np.ndim(y) != 1:
+        raise ValueError(f"{where}: {x_name} has {len(x)} rows and {y_name} "
+                         f"{np.shape(y)} labels; features and labels must have the same "
+                         "number of rows (one label per row).")
+    y = check.labels(y_name, y, where=where)
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"{where}: {y_name} holds one class only ({int(y[0])}); a "
                          "classifier needs at least two.")
+    return y
 
+
+def _solver(backend: str):
+    """The solver factory of ``backend``: :func:`_torch_solver` or :func:`_sklearn_solver`."""
+    return _torch_solver if backend == "torch" else _sklearn_solver
+
+
+def _threads(backend: str):
+    """scikit-learn on one BLAS/OpenMP thread: on 2 cores, two threads made each L-BFGS
+    iteration slower at every size measured, 7 times at hundreds of images
+    (``benchmarks/readout_threads.py``); PyTorch's on every core."""
     import contextlib
 
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
-    classes, index = np.unique(train_y, return_inverse=True)
-    solve = (_torch_solver if backend == "torch" else _sklearn_solver)(len(classes), max_iter)
+    return threadpool_limits(limits=1) if backend == "sklearn" else contextlib.nullcontext()
+
+
+def _held_out(train_x: np.ndarray, index: np.ndarray, cs, seed: int, solve) -> dict:
+    """{C: accuracy} of ``solve``'s fits on a seeded, stratified four fifths of ``train_x``
+    (class indices ``index``), scored on the fifth held out: :func:`logistic_regression`'s
+    choice of C."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    fit_x, val_x, fit_y, val_y = train_test_split(train_x, index, test_size=0.2,
+                                                  random_state=seed, stratify=index)
+    # one scaler; the Cs from the strongest regularisation up, each fit starting from
+    # the last one's solution (the same optimum, reached in fewer L-BFGS iterations)
+    scaler = StandardScaler().fit(fit_x)
+    fit_s, val_s = scaler.transform(fit_x), scaler.transform(val_x)
     validation = {}
-    # scikit-learn on one BLAS/OpenMP thread: on 2 cores, two threads made each L-BFGS
-    # iteration slower at every size measured, 7 times at hundreds of images
-    # (benchmarks/readout_threads.py); PyTorch's on every core
-    threads = threadpool_limits(limits=1) if backend == "sklearn" else contextlib.nullcontext()
-    with threads:
-        if len(cs) > 1 and 0.2 * len(train_y) >= 2 * len(classes):
-            fit_x, val_x, fit_y, val_y = train_test_split(train_x, index, test_size=0.2,
-                                                          random_state=seed, stratify=index)
-            # one scaler; the Cs from the strongest regularisation up, each fit starting from
-            # the last one's solution (the same optimum, reached in fewer L-BFGS iterations)
-            scaler = StandardScaler().fit(fit_x)
-            fit_s, val_s = scaler.transform(fit_x), scaler.transform(val_x)
-            for c in sorted(float(c) for c in cs):
-                proba, _, _ = solve(fit_s, fit_y, c, warm=True)
-                validation[c] = float(np.mean(np.argmax(proba(val_s), 1) == val_y))
-            best = max((float(c) for c in cs), key=validation.get)  # ties: the first in cs
-        else:
-            best = float(cs[len(cs) // 2])
-        scaler = StandardScaler().fit(train_x)
-        proba, iterations, fit_dtype = solve(scaler.transform(train_x), index, best, warm=False)
-        alone = proba(scaler.transform(test_x))
-        mean = alone
-        for view in views:
-            mean = mean + proba(scaler.transform(view))
-        predictions = classes[np.argmax(mean, 1)]
-    out = {"accuracy": float(np.mean(predictions == test_y)), "predictions": predictions,
-           "c": best, "validation": validation, "iterations": iterations,
-           "fit_dtype": fit_dtype}
-    if views:
-        out["accuracy_test_x_alone"] = float(np.mean(classes[np.argmax(alone, 1)] == test_y))
-    return out
+    for c in sorted(float(c) for c in cs):
+        proba, _, _ = solve(fit_s, fit_y, c, warm=True)
+        validation[c] = float(np.mean(np.argmax(proba(val_s), 1) == val_y))
+    return validation
+
+
+def held_out_accuracy(train_x, train_y, *, cs: Sequence[float], seed: int = 0,
+                      dtype=np.float64, max_iter: int = 3000,
+                      backend: Literal["sklearn", "torch"] = "sklearn") -> dict:
+    """{C: accuracy on the held-out fifth}: how :func:`logistic_regression` (the same
+    arguments) chooses its C, without its final fit or any test set; for a readout measured
+    on training features alone (``benchmarks/dog_lif_run_readouts.py``)."""
+    where = "readout.held_out_accuracy"
+    max_iter, seed = _checked_settings(where, cs, seed, dtype, max_iter, backend)
+    train_x = _as_features("train_x", train_x, dtype, where)
+    train_y = _checked_labels("train_x", train_x, "train_y", train_y, where)
+    classes, index = np.unique(train_y, return_inverse=True)
+    if np.bincount(index).min() < 5:
+        raise ValueError(f"{where}: every class needs at least 5 training rows for a "
+                         "stratified fifth, got fewer.")
+    with _threads(backend):
+        return _held_out(train_x, index, cs, seed,
+                         _solver(backend)(len(classes), max_iter))
 
 
 def _sklearn_solver(n_classes: int, max_iter: int):

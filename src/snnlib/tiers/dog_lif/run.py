@@ -146,9 +146,9 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
     x_test, y_test = test.images[ite], test.labels[ite]
 
     mirror = profile.dog_lif.mirror_test
-    x_mirror = np.ascontiguousarray(x_test[:, :, ::-1]) if mirror else None  # left-right
-    splits = [("train", x_train), ("test", x_test)] + ([("test_mirrored", x_mirror)]
-                                                      if mirror else [])
+    splits = [("train", x_train), ("test", x_test)]
+    if mirror:  # each test image's left-right mirror image, read out with it
+        splits.append(("test_mirrored", np.ascontiguousarray(x_test[:, :, ::-1])))
     wall, nets, feats, extraction = {}, {}, {}, {}
     for name in ("stdp", "random"):
         start = time.perf_counter()
