@@ -339,6 +339,18 @@ def spike_maps():
 
 
 @functools.cache
+def max_pooled():
+    """conv()'s network with max pools: normalised, and its spike and pool maps."""
+    C = pkg("conversion")
+    torch.manual_seed(0)
+    model = C.ConvNet(C.ConvNetParams(widths=(2, 3), pool_after=(0, 1), pool="max")).eval()
+    x = C.images_to_tensor(rgb())
+    normed, _ = C.normalise(C.fold_batchnorm(model), x)
+    out = C.simulate(normed, x, LABELS, steps=[1])
+    return normed, out["spike_maps"], out["pool_maps"]
+
+
+@functools.cache
 def dog():
     """A tiny tier-2 network, fitted (retina and 8 patches)."""
     D = pkg("dog_lif")
@@ -491,6 +503,12 @@ def conversion_entries() -> dict[str, list[Bad]]:
                 lambda v: params(pool_after=v)),
             Bad("quantisation_levels", bad_int().filter(lambda v: v is not None),
                 lambda v: params(quantisation_levels=v)),
+            Bad("pool", st.one_of(st.sampled_from(["min", "", "MAX", None, 2, b"avg"]),
+                                  st.text(max_size=3).filter(lambda v: v not in ("avg", "max"))),
+                lambda v: params(pool=v)),
+        ],
+        "conversion.SpikingMaxPool": [
+            Bad("kernel_size", bad_int(), lambda v: C().SpikingMaxPool(v)),
         ],
         "conversion.QCFS": [
             Bad("levels", bad_int(), lambda v: C().QCFS(v)),
@@ -632,6 +650,13 @@ def conversion_entries() -> dict[str, list[Bad]]:
             Bad("input_map", st.one_of(bad_array((32, 32)),
                                        bad_type().filter(lambda v: v is not None)),
                 lambda v: C().synaptic_operations(conv()[2], spike_maps(), 1, input_map=v)),
+            Bad("pool_maps", st.one_of(
+                st.sampled_from([None, [None, None], [np.zeros((16, 16))], "maps"]),
+                st.just([np.full((16, 16), np.nan), np.zeros((8, 8))]),
+                st.just([-np.ones((16, 16)), np.zeros((8, 8))]),
+                st.just([np.zeros((32, 32)), np.zeros((8, 8))])),
+                lambda v: C().synaptic_operations(max_pooled()[0], max_pooled()[1], 1,
+                                                  pool_maps=v)),
         ],
         "conversion.train_cnn": [
             Bad("model", bad_type(torch.nn.Sequential()), lambda v: train(model=v)),

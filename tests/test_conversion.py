@@ -18,6 +18,8 @@ from snnlib import neurons as N
 from snnlib import runs
 from snnlib.tiers import conversion as C
 
+from _tiny_cnn import trained_like
+
 TINY = C.ConvNetParams(widths=(4, 6), pool_after=(0, 1))
 
 pytestmark = pytest.mark.filterwarnings(
@@ -28,15 +30,7 @@ caches by the kernels it used); a fresh interpreter is tested apart."""
 
 def _trained_like(params=TINY, seed=0) -> C.ConvNet:
     """A tiny CNN with non-trivial batch-norm statistics, in eval mode."""
-    torch.manual_seed(seed)
-    net = C.ConvNet(params)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-    return net.eval()
+    return trained_like(params, seed)
 
 
 def test_params_are_validated():
@@ -333,6 +327,56 @@ def test_training_learns_and_resumes_to_the_same_weights(tmp_path):
     with pytest.raises(ValueError, match="another training run"):
         C.train_cnn(C.ConvNet(TINY), other, labels, replace(p, epochs=1), seed=1,
                     progress=False, checkpoint=tmp_path / "cnn.pt", init_key="other start")
+
+
+def test_airbench_schedule_rises_linearly_falls_to_zero_and_resumes(tmp_path):
+    from snnlib.tiers.conversion.cnn import _airbench_lr_factor
+
+    # 0.2 of the peak at the start, the peak after the warm-up, 0 at the end, linear between
+    assert _airbench_lr_factor(0, 10, 50) == pytest.approx(0.2)
+    assert _airbench_lr_factor(5, 10, 50) == pytest.approx(0.6)
+    assert _airbench_lr_factor(10, 10, 50) == pytest.approx(1.0)
+    assert _airbench_lr_factor(30, 10, 50) == pytest.approx(0.5)
+    assert _airbench_lr_factor(50, 10, 50) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="cycle_momentum=False"):
+        C.TrainParams(schedule="airbench")
+    with pytest.raises(ValueError, match="schedule must be"):
+        C.TrainParams(schedule="cosine")
+    with pytest.raises(ValueError, match="bn_momentum"):
+        C.ConvNetParams(bn_momentum=0.0)
+    with pytest.raises(ValueError, match="bn_eps"):
+        C.ConvNetParams(bn_eps=-1.0)
+    bn = next(m for m in C.ConvNet(replace(TINY, bn_momentum=0.4, bn_eps=1e-12)).modules()
+              if isinstance(m, nn.BatchNorm2d))
+    assert (bn.momentum, bn.eps) == (0.4, 1e-12)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 128)
+    images = np.clip(rng.normal(80 + 100 * labels[:, None, None, None], 30, (128, 32, 32, 3)),
+                     0, 255).astype(np.uint8)
+    p = C.TrainParams(epochs=4, batch_size=16, max_lr=0.1, schedule="airbench",
+                      cycle_momentum=False, momentum=0.85, lookahead=True, warmup=0.23)
+    torch.manual_seed(0)
+    full = C.ConvNet(TINY)
+    hist = C.train_cnn(full, images, labels, p, seed=1, progress=False, eval_images=images,
+                       eval_labels=labels, checkpoint=tmp_path / "full.pt")
+    assert hist["eval_accuracy"][-1] >= 0.9
+    # the scheduler ends at 0 after its 32 steps
+    state = __import__("snnlib").runs.load_torch(tmp_path / "full.pt")
+    assert state["scheduler"]["last_epoch"] == 32
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+    def stop_after_one(epoch, history):
+        if epoch == 2:  # of 4: the average is not set at this epoch's end, and must resume
+            raise KeyboardInterrupt
+
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        C.train_cnn(C.ConvNet(TINY), images, labels, p, seed=1, progress=False,
+                    checkpoint=tmp_path / "cnn.pt", on_epoch=stop_after_one)
+    resumed = C.ConvNet(TINY)
+    C.train_cnn(resumed, images, labels, p, seed=1, progress=False, checkpoint=tmp_path / "cnn.pt")
+    for a, b in zip(resumed.state_dict().values(), full.state_dict().values()):
+        torch.testing.assert_close(a, b)
 
 
 def _synapses(path: nn.Sequential, shape) -> int:

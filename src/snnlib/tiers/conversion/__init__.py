@@ -4,12 +4,13 @@ The efficient tier (Cao et al. 2015; Diehl et al. 2015; Rueckauer et al. 2017;
 Bu et al. 2022), in three modules:
 
 - :mod:`.cnn`: the CNN built to convert (:class:`ConvNet`: convolutions,
-  batch norm, ReLU or :class:`QCFS`, average pooling, optionally a fixed
+  batch norm, ReLU or :class:`QCFS`, average or max pooling, optionally a fixed
   whitening layer first, :func:`set_whitening`) and its training
   (:func:`train_cnn`), batch-norm folding (:func:`fold_batchnorm`),
   test-time augmentation (:func:`tta_logits`);
-- :mod:`.convert`: normalisation (:func:`normalise`), the spiking copy and
-  its simulation (:func:`simulate`, :func:`simulate_parts`), rate errors
+- :mod:`.convert`: normalisation (:func:`normalise`), the spiking copy
+  (IF neurons, :class:`SpikingMaxPool` for a max pool) and its simulation
+  (:func:`simulate`, :func:`simulate_parts`), rate errors
   (:func:`rates_vs_activations`), operation counts
   (:func:`synaptic_operations`), quantisation-aware fine-tuning
   (:func:`qcfs_from_relu`);
@@ -28,8 +29,8 @@ from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, ConvNet,
                   TrainParams, augment, bf16_supported, evaluate_cnn, fold_batchnorm,
                   images_to_tensor, set_whitening, train_cnn, tta_logits)
 from .convert import (PERCENTILE, PERCENTILES, QCFS_SHORT_STEPS, QCFS_SIGNED, QCFS_V0,
-                      SIM_VERSION, SNN_PART_IMAGES,
-                      STEPS_ANALYSED, normalise, qcfs_from_relu, rates_vs_activations,
+                      SIM_VERSION, SNN_PART_IMAGES, STEPS_ANALYSED, SpikingMaxPool,
+                      normalise, qcfs_from_relu, rates_vs_activations,
                       relu_layers, simulate, simulate_parts, smallest_steps_within,
                       synaptic_operations)
 from .run import params_for_profile, run_tier
@@ -38,7 +39,8 @@ from . import numerics, plots, report  # noqa: E402  (modules: conversion.plots.
 __all__ = ["ConvNet", "ConvNetParams", "PERCENTILE", "PERCENTILES", "QCFS",
            "QCFS_INIT_PERCENTILE", "QCFS_LEVELS", "QCFS_MAX_LR", "QCFS_SHORT_STEPS", "QCFS_SIGNED",
            "QCFS_V0", "SIM_VERSION",
-           "SNN_PART_IMAGES", "STEPS_ANALYSED", "TrainParams", "augment", "bf16_supported",
+           "SNN_PART_IMAGES", "STEPS_ANALYSED", "SpikingMaxPool", "TrainParams", "augment",
+           "bf16_supported",
            "evaluate_cnn", "fold_batchnorm", "images_to_tensor", "normalise",
            "params_for_profile", "qcfs_from_relu", "rates_vs_activations", "relu_layers",
            "run_tier", "set_whitening", "simulate", "simulate_parts", "smallest_steps_within",

@@ -4,7 +4,9 @@ The CNN (:class:`ConvNet`) has only what has a spiking equivalent:
 convolutions and a linear layer, batch norm (folded into the convolutions
 before conversion, :func:`fold_batchnorm`), ReLU or the quantised
 clip-floor-shift activation (:class:`QCFS`, Bu et al. 2022), and average
-pooling (a spiking max-pool has no simple rate equivalent). It trains with
+pooling or max pooling of the activations (whose spiking copy,
+:class:`.convert.SpikingMaxPool`, passes a spike whenever the largest running
+count of its inputs grows, so that its count is the maximum of theirs). It trains with
 SGD, one-cycle learning rates, crops and flips (:func:`train_cnn`),
 resumable from a checkpoint written after every epoch.
 
@@ -39,13 +41,13 @@ TRAIN_VERSION = 1
 
 @dataclass(frozen=True)
 class ConvNetParams:
-    """A VGG-style CNN that converts: 3 x 3 convolutions, batch norm, ReLU, average pooling.
+    """A VGG-style CNN that converts: 3 x 3 convolutions, batch norm, ReLU, average or max pooling.
 
     Attributes
     ----------
     widths : tuple of int
         Output channels of each convolution; ``pool_after`` says after which
-        (0-based) a 2 x 2 average pool halves the image.
+        (0-based) a 2 x 2 pool (``pool``) halves the image.
     pool_after : tuple of int
     quantisation_levels : int or None
         None: ReLU. L: the clip-floor-shift activation with L levels (Bu et
@@ -84,6 +86,27 @@ class ConvNetParams:
         The logits are multiplied by it (airbench's 1/9: the softmax's
         temperature during training). :func:`fold_batchnorm` folds it into
         the linear layer, so the converted network computes the same logits.
+    pool : {"avg", "max"}
+        The 2 x 2 pools of ``pool_after``: averages, or maxima. A maximum
+        converts exactly in sums over time: the spiking pool
+        (:class:`snnlib.tiers.conversion.convert.SpikingMaxPool`) passes on how
+        much the largest running sum of its four inputs grew, so that its
+        output sums to the maximum of their sums. After the activation its
+        inputs are spikes and so is its output (a spike whenever the largest
+        running count grows); with ``pool_first`` they are the convolution's
+        currents, and the neurons behind it integrate the maximum of the
+        summed currents. A batch norm folds through a max pool only with a
+        positive scale, so ``pool_first`` max pooling needs ``bn_scale=False``
+        (:math:`\\gamma = 1`, airbench's batch norms). The global pool
+        (``global_pool``) always averages.
+    bn_momentum, bn_eps : float
+        The batch norms' running averages: each batch's statistics enter them
+        with weight ``bn_momentum`` (PyTorch's convention; airbench's 0.6 is
+        0.4 here), and ``bn_eps`` is added to the variance (airbench: 1e-12).
+    global_max : bool
+        With ``global_pool`` and ``pool="max"``, the last map's maximum over its
+        positions instead of its average (airbench's last max pool); it converts
+        as a :class:`.convert.SpikingMaxPool` over the whole map.
     """
 
     widths: tuple[int, ...] = (64, 64, 128, 128, 256, 256)
@@ -95,6 +118,10 @@ class ConvNetParams:
     pool_first: bool = False
     bn_scale: bool = True
     logit_scale: float = 1.0
+    pool: str = "avg"
+    bn_momentum: float = 0.1
+    bn_eps: float = 1e-5
+    global_max: bool = False
 
     def __post_init__(self) -> None:
         _int_sequence("ConvNetParams.widths", self.widths, low=1, nonempty=True)
@@ -116,9 +143,23 @@ class ConvNetParams:
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 5):
             raise ValueError(f"ConvNetParams.whitening_px must be None or a patch side from 1 to "
                              f"5, got {k!r}.")
-        for name in ("global_pool", "identity_init", "pool_first", "bn_scale"):
+        for name in ("global_pool", "identity_init", "pool_first", "bn_scale", "global_max"):
             check.flag(f"ConvNetParams.{name}", getattr(self, name))
         check.finite_number("ConvNetParams.logit_scale", self.logit_scale, above=0)
+        check.finite_number("ConvNetParams.bn_momentum", self.bn_momentum, above=0)
+        if self.bn_momentum > 1:
+            raise ValueError(f"ConvNetParams.bn_momentum must be in (0, 1], got "
+                             f"{self.bn_momentum!r}.")
+        check.finite_number("ConvNetParams.bn_eps", self.bn_eps, above=0)
+        if self.pool not in ("avg", "max"):
+            raise ValueError(f"ConvNetParams.pool must be 'avg' or 'max', got {self.pool!r}.")
+        if self.global_max and not (self.global_pool and self.pool == "max"):
+            raise ValueError("ConvNetParams.global_max needs global_pool=True and pool='max' (a "
+                             "maximum of averaged spikes would not be a spike train).")
+        if self.pool == "max" and self.pool_first and self.bn_scale:
+            raise ValueError("ConvNetParams: pool='max' with pool_first=True needs "
+                             "bn_scale=False: a batch norm folds through a max pool only with a "
+                             "positive scale, which a learned one need not keep.")
         if self.final_side() < 1:
             raise ValueError(f"ConvNetParams.pool_after: {len(self.pool_after)} poolings leave no "
                              f"position of the {self.input_side()} x {self.input_side()} map "
@@ -292,10 +333,11 @@ class ConvNet(nn.Module):
             if params.identity_init:
                 with torch.no_grad():
                     nn.init.dirac_(conv.weight[:min(c_in, width)])
-            norm = nn.BatchNorm2d(width)
+            norm = nn.BatchNorm2d(width, eps=params.bn_eps, momentum=params.bn_momentum)
             if not params.bn_scale:
                 norm.weight.requires_grad_(False)  # gamma stays 1: only the shift learns
-            pool = [nn.AvgPool2d(2)] if k in params.pool_after else []
+            pool = ([nn.AvgPool2d(2) if params.pool == "avg" else nn.MaxPool2d(2)]
+                    if k in params.pool_after else [])
             if params.pool_first:
                 layers += [conv, *pool, norm, activation()]
             else:
@@ -303,7 +345,7 @@ class ConvNet(nn.Module):
             c_in = width
         side = params.final_side()
         if params.global_pool and side > 1:
-            layers.append(nn.AvgPool2d(side))
+            layers.append(nn.MaxPool2d(side) if params.global_max else nn.AvgPool2d(side))
         side = 1 if params.global_pool else side
         layers += [nn.Flatten(), nn.Linear(c_in * side * side, 10)]
         self.features = nn.Sequential(*layers)
@@ -376,7 +418,9 @@ def fold_batchnorm(model: ConvNet) -> nn.Sequential:
     :math:`W' = W \\gamma / \\sqrt{\\sigma^2 + \\epsilon}`, :math:`b' = \\beta - \\mu \\gamma /
     \\sqrt{\\sigma^2 + \\epsilon}`. A batch norm that follows a convolution's
     average pool (``ConvNetParams.pool_first``) folds the same way into the
-    convolution before the pool: the pool averages a constant to itself. The
+    convolution before the pool: the pool averages a constant to itself; one
+    that follows a max pool too, where its scale is positive (a maximum commutes
+    with a positive scale and a shift common to the window). The
     linear layer takes ``params.logit_scale``. Exact: the folded network computes
     the same function as the original in eval mode.
     """
@@ -391,12 +435,16 @@ def fold_batchnorm(model: ConvNet) -> nn.Sequential:
     k = 0
     while k < len(mods):
         m = mods[k]
-        pooled = (k + 2 < len(mods) and isinstance(mods[k + 1], nn.AvgPool2d)
+        pooled = (k + 2 < len(mods) and isinstance(mods[k + 1], (nn.AvgPool2d, nn.MaxPool2d))
                   and isinstance(mods[k + 2], nn.BatchNorm2d))
         if isinstance(m, nn.Conv2d) and (pooled or (k + 1 < len(mods)
                                                    and isinstance(mods[k + 1], nn.BatchNorm2d))):
             bn = mods[k + 2] if pooled else mods[k + 1]
             scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+            if pooled and isinstance(mods[k + 1], nn.MaxPool2d) and bool((scale <= 0).any()):
+                raise ValueError("fold_batchnorm: a batch norm after a max pool has a scale "
+                                 f"<= 0 ({float(scale.min()):g}); it folds into the convolution "
+                                 "before the pool only with positive scales")
             w = m.weight.detach() * scale.view(-1, 1, 1, 1)
             b = bn.bias.detach() - bn.running_mean * scale
             conv = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, padding=m.padding, bias=True)
@@ -499,6 +547,13 @@ class TrainParams:
         with :math:`\\rho = 0.95^{5} (t / T)^3` growing with the step :math:`t`
         (airbench's Lookahead schedule); each epoch ends with the weights set to
         the average, as airbench's does.
+    schedule : {"one_cycle", "airbench"}
+        ``"one_cycle"``: PyTorch's one-cycle schedule (above). ``"airbench"``:
+        airbench's, the learning rate rising linearly from 0.2 ``max_lr`` to
+        ``max_lr`` over ``warmup`` of the steps and falling linearly to 0, the
+        momentum fixed (so ``cycle_momentum=False``), and ``lookahead``'s
+        averaging from the first step with the weights set to the average only
+        at the end of training (not at the end of every epoch).
     bf16 : bool
         Forward and backward passes in bfloat16 under ``torch.autocast``
         (the weights stay float32). On CPUs with AMX or AVX-512 BF16 units
@@ -522,6 +577,7 @@ class TrainParams:
     bias_lr_scale: float = 1.0
     lookahead: bool = False
     bf16: bool = False
+    schedule: str = "one_cycle"
 
     def __post_init__(self) -> None:
         for name in ("augment", "bf16", "alternate_flips", "lookahead", "cycle_momentum"):
@@ -542,6 +598,12 @@ class TrainParams:
             raise ValueError(f"TrainParams.momentum must be in (0.05, 0.95) with cycle_momentum "
                              f"(it cycles from momentum + 0.05 to momentum - 0.05), got "
                              f"{self.momentum!r}; or set cycle_momentum=False.")
+        if self.schedule not in ("one_cycle", "airbench"):
+            raise ValueError(f"TrainParams.schedule must be 'one_cycle' or 'airbench', got "
+                             f"{self.schedule!r}.")
+        if self.schedule == "airbench" and self.cycle_momentum:
+            raise ValueError("TrainParams.schedule='airbench' keeps the momentum fixed: set "
+                             "cycle_momentum=False.")
         if not 0 < self.warmup < 1:
             raise ValueError(f"TrainParams.warmup must be in (0, 1), got {self.warmup!r}.")
         if not 0 <= self.label_smoothing < 1:
@@ -746,18 +808,26 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
             max_lrs = [p.max_lr * p.bias_lr_scale, p.max_lr]
         opt = torch.optim.SGD(groups, lr=p.max_lr, momentum=p.momentum, nesterov=True,
                               weight_decay=p.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lrs, epochs=p.epochs,
-                                                    steps_per_epoch=steps_per_epoch,
-                                                    pct_start=p.warmup, final_div_factor=1e4,
-                                                    cycle_momentum=p.cycle_momentum,
-                                                    # rounded: 0.9 - 0.05 is 0.8500000000000001
-                                                    base_momentum=round(p.momentum - 0.05, 12),
-                                                    max_momentum=round(p.momentum + 0.05, 12))
+        total_steps = p.epochs * steps_per_epoch
+        if p.schedule == "airbench":  # linear from 0.2 max_lr up, then linearly down to 0
+            rise = max(1, int(p.warmup * total_steps))
+            for group, peak in zip(opt.param_groups,
+                                   max_lrs if isinstance(max_lrs, list) else [max_lrs]):
+                group["lr"] = group["initial_lr"] = peak
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda k: _airbench_lr_factor(k, rise, total_steps))
+        else:
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=max_lrs, epochs=p.epochs, steps_per_epoch=steps_per_epoch,
+                pct_start=p.warmup, final_div_factor=1e4, cycle_momentum=p.cycle_momentum,
+                # rounded: 0.9 - 0.05 is 0.8500000000000001
+                base_momentum=round(p.momentum - 0.05, 12),
+                max_momentum=round(p.momentum + 0.05, 12))
         g = torch.Generator().manual_seed(seed)
         base_flips = (torch.rand(len(x), generator=torch.Generator().manual_seed(seed + 1)) < 0.5
                       if p.alternate_flips else None)
         lookahead = None
-        total_steps = p.epochs * steps_per_epoch
+        lookahead_start = 0.0 if p.schedule == "airbench" else LOOKAHEAD_START
         history = {"loss": [], "train_accuracy": [], "eval_accuracy": [], "wall_s": []}
         start_epoch = 0
         path = Path(checkpoint) if checkpoint is not None else None
@@ -812,7 +882,7 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                     loss.backward()
                     opt.step()
                     sched.step()
-                    if (p.lookahead and step >= LOOKAHEAD_START * total_steps
+                    if (p.lookahead and step >= lookahead_start * total_steps
                             and step % LOOKAHEAD_EVERY == 0):
                         if lookahead is None:
                             lookahead = _Lookahead(model)
@@ -821,7 +891,8 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                     total += float(loss.detach()) * len(idx)
                     correct += int((out.argmax(1) == yb).sum())
                     seen += len(idx)
-                if lookahead is not None:  # the epoch ends on the average
+                # the epoch ends on the average (airbench's schedule: only the last one)
+                if lookahead is not None and (p.schedule != "airbench" or epoch + 1 == p.epochs):
                     lookahead.update(model, 1.0)
                 history["loss"].append(total / seen)
                 history["train_accuracy"].append(correct / seen)
@@ -852,6 +923,12 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
         model.eval()
         history["total_wall_s"] = float(sum(history["wall_s"]))
         return history
+
+
+def _airbench_lr_factor(step: int, rise: int, total: int) -> float:
+    """airbench's learning rate at ``step`` as a fraction of the peak: 0.2 at step 0, rising
+    linearly to 1 at step ``rise``, then falling linearly to 0 at step ``total``."""
+    return float(np.interp(step, [0, rise, total], [0.2, 1.0, 0.0]))
 
 
 def _with_defaults(saved, params_class) -> dict | None:

@@ -28,6 +28,8 @@ longer it runs.
   activations with ``L`` levels (Bu et al. 2022) to fine-tune, after which
   the network converts with neurons that start half-way to threshold
   (``v0 = 0.5``) and needs far fewer steps;
+- :class:`SpikingMaxPool`: a network's max pooling in spikes, exact in spike
+  counts;
 - :func:`synaptic_operations`: exact operation counts from the spike maps.
 
 References
@@ -66,7 +68,7 @@ from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, ConvNet, _finite_modu
 from .numerics import Numerics, fingerprint, numerics_scope
 
 __all__ = ["PERCENTILE", "PERCENTILES", "QCFS_SHORT_STEPS", "QCFS_SIGNED", "QCFS_V0", "SIM_VERSION", "SNN_PART_IMAGES",
-           "STEPS_ANALYSED", "normalise", "qcfs_from_relu", "rates_vs_activations",
+           "STEPS_ANALYSED", "SpikingMaxPool", "normalise", "qcfs_from_relu", "rates_vs_activations",
            "record_spikes", "relu_layers", "simulate", "simulate_parts", "smallest_steps_within",
            "synaptic_operations"]
 
@@ -286,7 +288,9 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
     per spiking layer: ``spikes_per_image`` (over ``max(steps)`` steps),
     ``neurons``, ``rate_per_step`` (spikes per neuron per step) and
     ``spike_maps`` (spikes per image summed over channels, one value per
-    position); ``input_spikes_per_image`` (Poisson input; 0 for analog);
+    position); ``pool_maps`` (for a layer whose spikes go through a max pool,
+    :class:`SpikingMaxPool`, the pool's output spikes per image and position, which
+    are what reach the next layer; None for the others); ``input_spikes_per_image`` (Poisson input; 0 for analog);
     ``synaptic_ops_per_image`` (see :func:`synaptic_operations`) and
     ``wall_s``.
     """
@@ -321,11 +325,19 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
     n = len(images)
     preds = {t: [] for t in steps}
     maps = [None] * len(spiking)
+    # the last of the max pools that take each spiking layer's spikes one after the other, if
+    # any does (its output is what reaches the next weighted layer)
+    pools = []
+    for k in relu_layers(net):
+        last, k = None, k + 1
+        while k < len(snn) and isinstance(snn[k], SpikingMaxPool):
+            last, k = snn[k], k + 1
+        pools.append(last)
+    pool_maps: list = [None] * len(spiking)
     input_map = torch.zeros(images.shape[-2:], device=device)
     for first in range(0, n, batch):
         x_all = images[first:first + batch].to(device).contiguous(memory_format=torch.channels_last)
-        for layer in spiking:
-            layer.reset_state()
+        _reset(snn)
         total = None
         for t in range(1, steps[-1] + 1):
             if input == "analog":
@@ -342,19 +354,25 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
                 bar.update(len(x_all) / steps[-1])
         for j, layer in enumerate(spiking):
             maps[j] = layer.spike_map.clone() if maps[j] is None else maps[j] + layer.spike_map
+            if pools[j] is not None:
+                m = pools[j].spike_map
+                pool_maps[j] = m.clone() if pool_maps[j] is None else pool_maps[j] + m
     predictions = {t: torch.cat(p).numpy() for t, p in preds.items()}
     neurons = _activation_sizes(net, images[:1])
     spike_maps = [m.cpu() / n for m in maps]
     input_map = input_map.cpu()
     per_image = [float(m.sum()) for m in spike_maps]
+    pool_maps = [None if m is None else m.cpu() / n for m in pool_maps]
     ops = synaptic_operations(net, spike_maps, steps[-1],
-                              input_map=input_map / n if input == "poisson" else None)
+                              input_map=input_map / n if input == "poisson" else None,
+                              pool_maps=pool_maps)
     return {"accuracy": {t: float(np.mean(p == labels.numpy())) for t, p in predictions.items()},
             "predictions": predictions,
             "spikes_per_image": per_image,
             "neurons": neurons,
             "rate_per_step": [s / (m * steps[-1]) for s, m in zip(per_image, neurons)],
             "spike_maps": [m.numpy() for m in spike_maps],
+            "pool_maps": [None if m is None else m.numpy() for m in pool_maps],
             "input_spikes_per_image": float(input_map.sum()) / n,
             "input_map": (input_map / n).numpy(),
             "synaptic_ops_per_image": ops,
@@ -521,16 +539,88 @@ def record_spikes(net: nn.Sequential, image: torch.Tensor, *, steps: int,
             "steps": steps}
 
 
+class SpikingMaxPool(nn.Module):
+    """Max pooling of spike trains (or currents), exact in their sums over time.
+
+    Each output unit keeps the running sum :math:`C_i(t) = \\sum_{\\tau \\le t} x_i(\\tau)`
+    of each input :math:`i` of its window and passes on how much their
+    maximum grew:
+
+    .. math:: y(t) = \\max_i C_i(t) - \\max_i C_i(t - 1),
+              \\qquad \\sum_{t=1}^{T} y(t) = \\max_i C_i(T).
+
+    So over :math:`T` steps the output sums to the maximum of the inputs'
+    sums: the max pool of the spike counts, hence of the rates that
+    approximate the CNN's activations, which is what the CNN's max pool
+    computes. For spikes of 0 or 1 each running count grows by at most one
+    per step, so :math:`y(t)` is 0 or 1, a spike train again (it is a spike
+    of the input that is, or has just become, the most active one); for
+    signed spikes it is -1, 0 or 1. ``spike_map`` counts its output events over
+    the batch and the channels since :meth:`reset_state` (one value per output position),
+    what the next layer's synaptic operations are counted from. ``kernel_size`` as
+    :class:`torch.nn.MaxPool2d`'s (the stride is the kernel's, no padding).
+    """
+
+    def __init__(self, kernel_size: int = 2) -> None:
+        super().__init__()
+        self.kernel_size = check.positive_int("kernel_size", kernel_size,
+                                              where="SpikingMaxPool")
+        self.total: torch.Tensor | None = None
+        self.last: torch.Tensor | None = None
+        self.spike_map: torch.Tensor | None = None
+
+    def reset_state(self) -> None:
+        self.total, self.last, self.spike_map = None, None, None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """One step for input ``x`` ``(N, C, H, W)`` (the shape of the first input since
+        :meth:`reset_state`)."""
+        if self.total is not None and self.total.shape != x.shape:
+            raise ValueError(f"SpikingMaxPool: x has shape {tuple(x.shape)}, the running sums "
+                             f"{tuple(self.total.shape)}; call reset_state() before a new batch")
+        if self.total is None:
+            self.total = x.float().clone(memory_format=torch.preserve_format)
+        else:
+            self.total.add_(x)
+        top = F.max_pool2d(self.total, self.kernel_size)
+        y = top if self.last is None else top - self.last
+        self.last = top
+        m = y.abs().sum(dim=(0, 1))
+        self.spike_map = m if self.spike_map is None else self.spike_map.add_(m)
+        return y.to(x.dtype)
+
+
 def _spiking_copy(net: nn.Sequential, v0: float, signed: bool = False
                   ) -> tuple[nn.Sequential, list[IFNeurons]]:
     """A copy of a normalised network with every activation replaced by IF neurons (signed ones
-    with ``signed``)."""
+    with ``signed``) and every max pool by a :class:`SpikingMaxPool`."""
     snn = copy.deepcopy(net).eval()
     spiking = []
     for k in relu_layers(snn):
         snn[k] = IFNeurons(v0, signed)
         spiking.append(snn[k])
+    for k, m in enumerate(snn):
+        if isinstance(m, nn.MaxPool2d):
+            snn[k] = SpikingMaxPool(_max_pool_kernel(m))
     return snn, spiking
+
+
+def _max_pool_kernel(m: nn.MaxPool2d) -> int:
+    """The side of a max pool that :class:`SpikingMaxPool` can take (square, stride = kernel,
+    no padding or dilation)."""
+    k = m.kernel_size
+    if (not isinstance(k, int) or m.stride not in (k, (k, k)) or m.padding not in (0, (0, 0))
+            or m.dilation not in (1, (1, 1)) or m.ceil_mode):
+        raise ValueError(f"a max pool converts as SpikingMaxPool only with a square kernel, "
+                         f"stride equal to it, no padding, dilation or ceil_mode; got {m}")
+    return k
+
+
+def _reset(snn: nn.Sequential) -> None:
+    """Every stateful layer of a spiking copy back to its start."""
+    for m in snn:
+        if isinstance(m, (IFNeurons, SpikingMaxPool)):
+            m.reset_state()
 
 
 def _probe_sizes(net: nn.Sequential, images: torch.Tensor) -> list[int]:
@@ -582,7 +672,8 @@ def _fanout_forward(path: list[nn.Module], y: torch.Tensor) -> torch.Tensor:
 
 
 def synaptic_operations(net: nn.Sequential, spike_maps: Sequence[torch.Tensor], steps: int, *,
-                        input_map: torch.Tensor | None = None) -> dict:
+                        input_map: torch.Tensor | None = None,
+                        pool_maps: Sequence | None = None) -> dict:
     """Operations per image of the converted network, and the CNN's multiply-accumulates.
 
     A spike reaching a layer costs one accumulate per synapse it crosses
@@ -603,7 +694,11 @@ def synaptic_operations(net: nn.Sequential, spike_maps: Sequence[torch.Tensor], 
 
     ``spike_maps`` must have one map per spiking layer, shaped as its
     positions (``H x W``, or ``(units,)`` for a flat layer); ``input_map``
-    ``32 x 32``.
+    ``32 x 32``. A layer whose spikes go through a max pool first reaches the
+    next layer with the pool's output spikes (:class:`SpikingMaxPool`; the last
+    pool's, when several follow each other): for it ``pool_maps`` (one entry per
+    spiking layer, None for the others) holds them, shaped as that pool's output
+    positions, and the accumulates are counted from them.
 
     Returns ``accumulates``, ``multiply_accumulates``, ``bias_additions``
     (SNN, per image), ``cnn_multiply_accumulates`` and
@@ -648,9 +743,35 @@ def synaptic_operations(net: nn.Sequential, spike_maps: Sequence[torch.Tensor], 
                              f"{tuple(fan.shape)}.")
         return m
 
+    # where each spiking layer's spikes leave its max pools (the layer itself when none follows)
+    ends = []
+    for a in acts:
+        e = a + 1
+        while e < len(mods) and isinstance(mods[e], nn.MaxPool2d):
+            e += 1
+        ends.append(e)
+    pooled = [e > a + 1 for a, e in zip(acts, ends)]
+    if any(pooled):
+        if (isinstance(pool_maps, (str, bytes)) or not hasattr(pool_maps, "__len__")
+                or len(pool_maps) != len(acts)):
+            raise ValueError(f"{where}: net max-pools the spikes of its spiking layers "
+                             f"{[j for j, p in enumerate(pooled) if p]}: pool_maps must have one "
+                             f"entry per spiking layer ({len(acts)}), the pool's output spikes "
+                             "for those and None for the others")
+        for j, p in enumerate(pooled):
+            if p and pool_maps[j] is None:
+                raise ValueError(f"{where}: pool_maps[{j}] is None, but spiking layer {j}'s "
+                                 "spikes go through a max pool: give the pool's output spikes")
+            if p:
+                check.array(f"pool_maps[{j}]", pool_maps[j], low=0.0, where=where)
+
     per_layer = []
     for j, a in enumerate(acts):
         nxt = next(k for k in weighted if k > a)
+        if pooled[j]:
+            fan = _fanout(mods[ends[j]:nxt + 1], shapes[ends[j]])
+            per_layer.append(float((checked(pool_maps[j], fan, f"pool_maps[{j}]") * fan).sum()))
+            continue
         fan = _fanout(mods[a + 1:nxt + 1], shapes[a + 1])
         per_layer.append(float((checked(spike_maps[j], fan, f"spike map {j}") * fan).sum()))
     first_mac = 0.0
@@ -745,7 +866,7 @@ def _simulate_parts(net, images, labels, *, steps, folder, input, seed, bf16, v0
     n = len(images)
     folder.mkdir(parents=True, exist_ok=True)
     preds = {t: np.zeros(n, dtype=np.int64) for t in steps}
-    maps, input_maps, walls = None, [], []
+    maps, pool_maps, input_maps, walls = None, None, [], []
     bar = tqdm(total=n, disable=not progress, unit="img", desc=desc,
                bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]")
     for first in range(0, n, part_images):
@@ -766,15 +887,21 @@ def _simulate_parts(net, images, labels, *, steps, folder, input, seed, bf16, v0
             saved = {"key": np.array(part_key), "wall_s": np.array(r["wall_s"]),
                      "predictions": np.stack([r["predictions"][t] for t in steps]),
                      "input_map": r["input_map"],
-                     **{f"map_{j}": m for j, m in enumerate(r["spike_maps"])}}
+                     **{f"map_{j}": m for j, m in enumerate(r["spike_maps"])},
+                     **{f"pool_map_{j}": m for j, m in enumerate(r["pool_maps"])
+                        if m is not None}}
             runs.save_npz(path, **saved)
         else:
             bar.update(last - first)
         for i, t in enumerate(steps):
             preds[t][first:last] = saved["predictions"][i]
-        part_maps = [saved[f"map_{j}"] * (last - first)
-                     for j in range(sum(k.startswith("map_") for k in saved))]
+        n_maps = sum(k.startswith("map_") for k in saved)
+        part_maps = [saved[f"map_{j}"] * (last - first) for j in range(n_maps)]
         maps = part_maps if maps is None else [a + b for a, b in zip(maps, part_maps)]
+        part_pools = [saved[f"pool_map_{j}"] * (last - first) if f"pool_map_{j}" in saved
+                      else None for j in range(n_maps)]
+        pool_maps = (part_pools if pool_maps is None else
+                     [None if a is None else a + b for a, b in zip(pool_maps, part_pools)])
         input_maps.append(saved["input_map"] * (last - first))
         walls.append(float(saved["wall_s"]))
     bar.close()
@@ -792,8 +919,9 @@ def _simulate_parts(net, images, labels, *, steps, folder, input, seed, bf16, v0
             "spike_maps": [m.numpy() for m in spike_maps],
             "input_spikes_per_image": input_per_image,
             "input_map": np.asarray(sum(input_maps) / n),
-            "synaptic_ops_per_image": synaptic_operations(net, spike_maps, steps[-1],
-                                                          input_map=input_map),
+            "synaptic_ops_per_image": synaptic_operations(
+                net, spike_maps, steps[-1], input_map=input_map,
+                pool_maps=[None if m is None else torch.as_tensor(m / n) for m in pool_maps]),
             "steps": steps[-1], "wall_s": wall, "images_per_s": n / wall if wall else None}
 
 

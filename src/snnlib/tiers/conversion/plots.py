@@ -137,6 +137,50 @@ def qcfs_staircase(levels: int = 4):
     return fig
 
 
+def max_pool_spikes(rates=(0.2, 0.45, 0.5, 0.3), steps: int = 32, seed: int = 3):
+    """Four spike trains (a spike in each step with probability ``rates``, drawn with
+    ``seed``) and the :class:`.convert.SpikingMaxPool` that takes them, over ``steps``
+    steps: a raster of the five trains (top) and their running counts (bottom).
+
+    The pool's running count is the largest of the four inputs' running counts at every
+    step, so after :math:`T` steps it has fired as often as the most active input, whichever
+    input led along the way. Returns the figure.
+    """
+    from .convert import SpikingMaxPool
+
+    where = "plots.max_pool_spikes"
+    check.positive_int("steps", steps, where=where)
+    check.integer("seed", seed, where=where)
+    p = check.array("rates", rates, ndim=1, low=0.0, high=1.0, where=where)
+    if len(p) != 4:
+        raise ValueError(f"{where}: rates must be the 4 inputs of a 2 x 2 window, got "
+                         f"{len(p)} values")
+    g = torch.Generator().manual_seed(seed)
+    p = torch.as_tensor(np.asarray(p, dtype=np.float32)).reshape(1, 1, 2, 2)
+    pool, ins, outs = SpikingMaxPool(2), [], []
+    for _ in range(steps):
+        s = (torch.rand(p.shape, generator=g) < p).float()
+        ins.append(s.flatten())
+        outs.append(pool(s).flatten())
+    ins, outs = torch.stack(ins).numpy(), torch.stack(outs).numpy()[:, 0]
+    t = np.arange(1, steps + 1)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.5, 4.6), sharex=True, layout="constrained",
+                                      gridspec_kw={"height_ratios": [1.1, 1]})
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i in range(4):
+        top.eventplot(t[ins[:, i] > 0], lineoffsets=5 - i, linelengths=0.7, colors=colours[i])
+        bottom.step(t, np.cumsum(ins[:, i]), where="post", color=colours[i],
+                    label=f"input {i + 1} (rate {float(p.flatten()[i]):g})")
+    top.eventplot(t[outs > 0], lineoffsets=0, linelengths=0.7, colors="k")
+    bottom.step(t, np.cumsum(outs), where="post", color="k", lw=2.5, ls="--",
+                label="max pool's output")
+    top.set_yticks([5, 4, 3, 2, 0], ["input 1", "input 2", "input 3", "input 4", "max pool"])
+    top.set_title("a spiking max pool over one 2 x 2 window")
+    bottom.set(xlabel="step", ylabel="running spike count")
+    bottom.legend(fontsize=8, loc="upper left")
+    return fig
+
+
 def qcfs_accuracy(record):
     """Accuracy against T of the ReLU conversion (:math:`v_0 = 0`) and the fine-tuned QCFS
     conversion (its own :math:`v_0`, signed neurons where the record says so), with both

@@ -44,12 +44,12 @@ def describe_cnn(cnn: dict) -> str:
     parts.append(("batch norm without a learned scale, " if cnn.get("bn_scale") is False
                   else "batch norm, ")
                  + ("clip-floor-shift activations" if cnn.get("quantisation_levels") else "ReLU"))
-    parts.append("2 x 2 average pooling "
+    parts.append(f"2 x 2 {'max' if cnn.get('pool') == 'max' else 'average'} pooling "
                  + ("straight after convolutions " if cnn.get("pool_first")
                     else "after convolutions ")
                  + ", ".join(str(j + 1) for j in cnn["pool_after"]))
     if cnn.get("global_pool"):
-        parts.append("global average pooling")
+        parts.append(f"global {'max' if cnn.get('global_max') else 'average'} pooling")
     scale = cnn.get("logit_scale", 1.0)
     return ", ".join(parts + ["one linear layer" + ("" if scale == 1.0 else
                                                     f" (logits times {scale:.3g})")])

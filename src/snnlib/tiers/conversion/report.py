@@ -394,12 +394,20 @@ def _split_caption(found: list[dict]) -> str:
             "scored on " + " or ".join(f"{b:,}" for _, b in sizes) + " validation images")
 
 
-def _last_qcfs_run(path, where: str) -> dict:
-    """The last run with a QCFS copy in the JSON list at ``path``."""
+def _last_qcfs_run(path, where: str, name: str | None = None) -> dict:
+    """The run named ``name`` (None: the last run) among the runs with a QCFS copy in the JSON
+    list at ``path``."""
+    check.instance("name", name, str, none=True, where=where)
     runs_q = [r for r in _techniques(path, where) if r.get("qcfs")]
     if not runs_q:
         raise ValueError(f"{where}: {path} has no run with a QCFS copy (--qcfs-epochs)")
-    return runs_q[-1]
+    if name is None:
+        return runs_q[-1]
+    named = [r for r in runs_q if r["name"] == name]
+    if not named:
+        raise ValueError(f"{where}: {path} has no run with a QCFS copy named {name!r}; it has "
+                         f"{[r['name'] for r in runs_q]}")
+    return named[-1]
 
 
 def techniques_table(path):
@@ -438,11 +446,12 @@ def reference_table(path):
                      caption=_split_caption(found))
 
 
-def qcfs_choice_table(path):
+def qcfs_choice_table(path, name: str | None = None):
     """The QCFS copy's neurons and starting potential, chosen on the validation split: one
-    row per (neurons, v0) of the QCFS runs in the JSON list at ``path``, accuracy at each T,
-    with the QCFS CNN's and the ReLU CNN's accuracy in the caption."""
-    r = _last_qcfs_run(path, "report.qcfs_choice_table")
+    row per (neurons, v0) of a QCFS run in the JSON list at ``path`` (the one named ``name``;
+    None: the last), accuracy at each T, with the QCFS CNN's and the ReLU CNN's accuracy in
+    the caption."""
+    r = _last_qcfs_run(path, "report.qcfs_choice_table", name)
     q = r["qcfs"]
     rows = {name: {f"T = {t}": a for t, a in sim["accuracy"].items()}
             for name, sim in q["snn"].items()}
@@ -451,13 +460,14 @@ def qcfs_choice_table(path):
                              f"{q['cnn']:.2%}, the ReLU CNN {r['val_accuracy']:.2%}")
 
 
-def qcfs_choice_line(path, steps: int = 4) -> str:
+def qcfs_choice_line(path, steps: int = 4, name: str | None = None) -> str:
     """What the choice of neurons bought at ``steps``: the best plain and the best signed
-    neurons of the QCFS run in the JSON list at ``path`` (:func:`qcfs_choice_table`), each
-    with its ``v0``, its validation accuracy and how far below the QCFS CNN it is."""
+    neurons of a QCFS run in the JSON list at ``path`` (the one named ``name``; None: the
+    last; :func:`qcfs_choice_table`), each with its ``v0``, its validation accuracy and how
+    far below the QCFS CNN it is."""
     where = "report.qcfs_choice_line"
     check.positive_int("steps", steps, where=where)
-    q = _last_qcfs_run(path, where)["qcfs"]
+    q = _last_qcfs_run(path, where, name)["qcfs"]
     parts = []
     for kind, label in (("IF", "plain IF neurons"), ("signed", "signed neurons")):
         scored = {name: sim["accuracy"][str(steps)] for name, sim in q["snn"].items()

@@ -1,0 +1,22 @@
+"""A tiny tier-3 CNN with non-trivial batch-norm statistics, for the conversion tests."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from snnlib.tiers import conversion as C
+
+
+def trained_like(params: C.ConvNetParams, seed: int = 0) -> C.ConvNet:
+    """A CNN of ``params`` whose batch norms have random running statistics, scales and
+    shifts (as if trained), in eval mode."""
+    torch.manual_seed(seed)
+    net = C.ConvNet(params)
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return net.eval()
