@@ -92,8 +92,8 @@ def test_network_lines_name_the_arithmetic_and_no_machine_value():
     assert text.startswith(
         "CNN: a fixed first layer that whitens 2 x 2 patches (ON and OFF copies, 24 channels), "
         "convolutions of 64, 64, 256, 256, 256, 256 channels (starting as identities), batch "
-        "norm, ReLU, 2 x 2 average pooling after convolutions 1, 3, 5, global average pooling, "
-        "one linear layer\ntraining: 16 epochs, batch 128, one-cycle SGD up to lr 0.4, crops of "
+        "norm, ReLU, 2 x 2 max pooling after convolutions 1, 3, 5, global average pooling, "
+        "one linear layer\ntraining: 14 epochs, batch 128, one-cycle SGD up to lr 0.4, crops of "
         "up to 2 pixels and alternating flips, label smoothing 0.2; arithmetic: ")
     assert text.count("bfloat16") <= 1  # said once, by the arithmetic, where it is used
 
@@ -506,20 +506,26 @@ def test_techniques_table_reads_every_run_but_the_qcfs_ones():
     for r in plain:
         assert _row(table, r["name"])[:2] == [f"{r['val_accuracy']:.2%}",
                                               f"{r['val_accuracy_tta']:.2%}"]
-    # the full profile's design is the best of them on validation
-    best = max(plain, key=lambda r: r["val_accuracy"])
+    # the full profile's design and training are those of the best of the five-epoch runs on
+    # validation, trained for the profile's epochs
+    best = max((r for r in plain if r["training"]["epochs"] == 5),
+               key=lambda r: r["val_accuracy"])
     cp, tp = C.params_for_profile(__import__("snnlib").profiles.get_profile("full"))
     # a run stored before a field existed ran with its default
     net = {**dataclasses.asdict(C.ConvNetParams()), **best["net"]}
     training = {**dataclasses.asdict(C.TrainParams()), **best["training"]}
     assert net == {**dataclasses.asdict(cp), "widths": list(cp.widths),
                    "pool_after": list(cp.pool_after)}
-    assert {k: v for k, v in training.items() if k != "bf16"} == {
-        k: v for k, v in dataclasses.asdict(tp).items() if k != "bf16"}
+    assert {k: v for k, v in training.items() if k not in ("bf16", "epochs")} == {
+        k: v for k, v in dataclasses.asdict(tp).items() if k not in ("bf16", "epochs")}
+
+
+QCFS_CHOICE = "D, fine-tuned with QCFS (4 levels, 2 epochs): starting potentials and neurons"
+"""The stored QCFS run that compared starting potentials and neurons (chapter 6 shows it)."""
 
 
 def test_qcfs_choice_table_and_the_tiers_choice_agree():
-    table = report.qcfs_choice_table(TECHNIQUES)
+    table = report.qcfs_choice_table(TECHNIQUES, QCFS_CHOICE)
     assert "signed, v0 = 0.5" in table.index and "IF, v0 = 0.5" in table.index
     assert table.columns == ("T = 1", "T = 2", "T = 4", "T = 8", "T = 16")
     # the tier's neurons and v0 are the best at T = 4 on validation
@@ -530,8 +536,13 @@ def test_qcfs_choice_table_and_the_tiers_choice_agree():
 def test_qcfs_choice_line_quotes_the_best_of_each_kind():
     import json
 
-    q = [r for r in json.loads(TECHNIQUES.read_text()) if r.get("qcfs")][-1]["qcfs"]
-    line = report.qcfs_choice_line(TECHNIQUES)
+    stored = [r for r in json.loads(TECHNIQUES.read_text()) if r.get("qcfs")]
+    assert len(stored) >= 2 and stored[-1]["name"] != QCFS_CHOICE
+    # without a name: the last QCFS run; with one, that run
+    assert report.qcfs_choice_line(TECHNIQUES) == report.qcfs_choice_line(
+        TECHNIQUES, name=stored[-1]["name"])
+    q = next(r for r in stored if r["name"] == QCFS_CHOICE)["qcfs"]
+    line = report.qcfs_choice_line(TECHNIQUES, name=QCFS_CHOICE)
     best = {kind: max((sim["accuracy"]["4"], name) for name, sim in q["snn"].items()
                       if name.startswith(kind + ",")) for kind in ("IF", "signed")}
     for kind, label in (("IF", "plain IF neurons"), ("signed", "signed neurons")):
@@ -564,6 +575,10 @@ def test_technique_tables_refuse_what_is_not_a_list_of_runs(tmp_path):
         report.qcfs_choice_line(TECHNIQUES, steps=0)
     with pytest.raises(ValueError, match="no plain IF neurons at T = 32"):
         report.qcfs_choice_line(TECHNIQUES, steps=32)
+    with pytest.raises(ValueError, match="no run with a QCFS copy named 'Z'"):
+        report.qcfs_choice_table(TECHNIQUES, name="Z")
+    with pytest.raises(TypeError, match="name"):
+        report.qcfs_choice_line(TECHNIQUES, name=3)
     with pytest.raises(TypeError):
         report.techniques_table(3)
 
