@@ -20,3 +20,17 @@ def trained_like(params: C.ConvNetParams, seed: int = 0) -> C.ConvNet:
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.2, 0.2)
     return net.eval()
+
+
+@torch.no_grad()
+def spread_readout(folded: nn.Sequential, images: torch.Tensor, seed: int = 0) -> nn.Sequential:
+    """``folded`` with its linear layer replaced by random weights and a bias that centres its
+    input on ``images`` (``b = -W mean(features)``), so that the network's decisions spread
+    over the classes instead of all falling on one (what a random tiny CNN does): a test
+    that compares another network's decisions with these cannot pass by a constant."""
+    g = torch.Generator().manual_seed(seed)
+    linear = folded[-1]
+    features = folded[:-1](images)
+    linear.weight.copy_(torch.randn(linear.weight.shape, generator=g))
+    linear.bias.copy_(-(linear.weight @ features.mean(0)))
+    return folded

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from snnlib.tiers import conversion as C
 
-from _tiny_cnn import trained_like
+from _tiny_cnn import spread_readout, trained_like
 
 TINY = C.ConvNetParams(widths=(4, 6), pool_after=(0, 1))
 TINY_MAX = replace(TINY, pool="max")
@@ -66,7 +66,7 @@ def test_the_pool_refuses_a_new_batch_without_a_reset_and_odd_pools():
         C.SpikingMaxPool(0)
     net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, stride=1),
                         nn.Flatten(), nn.Linear(2 * 31 * 31, 10))
-    with pytest.raises(ValueError, match="stride"):
+    with pytest.raises(ValueError, match=r"net\[2\].*stride"):
         C.simulate(net, torch.rand(2, 3, 32, 32), [0, 1], steps=[2])
 
 
@@ -88,12 +88,16 @@ def test_params_choose_the_pool_and_max_pooling_comes_after_the_activation():
 
 
 def test_a_max_pooling_network_converts_and_counts_the_spikes_the_pool_passes():
-    net = C.fold_batchnorm(trained_like(TINY_MAX, seed=1))
     x = torch.rand(200, 3, 32, 32)
+    net = spread_readout(C.fold_batchnorm(trained_like(TINY_MAX, seed=1)), x)
     normed, _ = C.normalise(net, x, percentile=99.9)
     cnn = net(x).argmax(1)
-    out = C.simulate(normed, x, cnn.numpy(), steps=[1, 4, 256])
-    assert out["accuracy"][256] >= 0.9 and out["accuracy"][256] >= out["accuracy"][1]
+    assert len(set(cnn.tolist())) > 3, "vacuous: the CNN gives one class"
+    out = C.simulate(normed, x, cnn.numpy(), steps=[8, 256, 1024])
+    # the CNN's decisions spread over the classes and sit close to each other, so agreement
+    # needs many steps (an average-pooling twin of this net agrees on 85% at T = 256)
+    acc = out["accuracy"]
+    assert acc[8] < acc[256] < acc[1024] and acc[1024] >= 0.85
     assert out["neurons"] == [4 * 32 * 32, 6 * 16 * 16]
     first, second = out["pool_maps"]
     assert first.shape == (16, 16) and second.shape == (8, 8)
@@ -101,7 +105,6 @@ def test_a_max_pooling_network_converts_and_counts_the_spikes_the_pool_passes():
     assert 0 < first.sum() < out["spike_maps"][0].sum()
     # the next layer's accumulates come from what the pool passes, through its 3 x 3 synapses
     conv = normed[3]
-    fan = F.conv2d(torch.ones(1, 4, 16, 16), torch.ones_like(conv.weight), padding=1)
     fan = torch.autograd.functional.jacobian(
         lambda v: F.conv2d(v, torch.ones_like(conv.weight), padding=1).sum(),
         torch.ones(1, 4, 16, 16))[0, 0]
@@ -150,6 +153,7 @@ def test_the_output_layer_gets_exactly_the_max_pool_of_the_first_layers_counts(t
             expected = net[4](F.max_pool2d(n, 2).flatten(1)) + (t - 1) * net[4].bias
             assert np.array_equal(out["predictions"][t], expected.argmax(1).numpy())
             assert np.array_equal(parts["predictions"][t], out["predictions"][t])
+        np.testing.assert_allclose(parts["pool_maps"][0], out["pool_maps"][0], rtol=1e-6)
         assert len(set(expected.argmax(1).tolist())) > 3, "vacuous: the network gives one class"
         # the pool's events: the max of each window's counts after T = 5 steps
         torch.testing.assert_close(torch.as_tensor(out["pool_maps"][0]),
@@ -172,8 +176,10 @@ def test_airbench_order_max_pools_the_currents_and_folds_and_converts():
     folded = C.fold_batchnorm(model)
     x = torch.rand(200, 3, 32, 32)
     torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=1e-5)
+    folded = spread_readout(folded, x)
     normed, _ = C.normalise(folded, x, percentile=99.9)
     cnn = folded(x).argmax(1)
+    assert len(set(cnn.tolist())) > 3, "vacuous: the CNN gives one class"
     out = C.simulate(normed, x, cnn.numpy(), steps=[1, 256])
     assert out["accuracy"][256] >= 0.9
     assert out["pool_maps"] == [None, None]  # no max pool between spikes and synapses
@@ -212,12 +218,14 @@ def test_a_global_max_pool_converts_over_the_whole_map():
                      global_max=True)
     model = trained_like(params, seed=5)
     assert isinstance(model.features[-3], nn.MaxPool2d) and model.features[-3].kernel_size == 4
-    folded = C.fold_batchnorm(model)
     x = torch.rand(200, 3, 32, 32)
+    folded = spread_readout(C.fold_batchnorm(model), x)
     normed, _ = C.normalise(folded, x, percentile=99.9)
     cnn = folded(x).argmax(1)
-    out = C.simulate(normed, x, cnn.numpy(), steps=[1, 256])
-    assert out["accuracy"][256] >= 0.9
+    assert len(set(cnn.tolist())) > 3, "vacuous: the CNN gives one class"
+    out = C.simulate(normed, x, cnn.numpy(), steps=[8, 256, 1024])
+    acc = out["accuracy"]  # deeper, and close decisions: slower than the others (its average-
+    assert acc[8] < acc[256] < acc[1024] and acc[1024] >= 0.7  # pooling twin: 66% at 1,024)
     # the last layer's spikes reach the linear layer through its pool and the global pool:
     # the second one's spikes, one position
     assert out["pool_maps"][-1].shape == (1, 1)
@@ -228,3 +236,31 @@ def test_a_global_max_pool_converts_over_the_whole_map():
     with pytest.raises(ValueError, match="global_max"):
         replace(params, global_pool=False)
     assert "global max pooling" in C.record.describe_cnn(__import__("dataclasses").asdict(params))
+
+
+def test_bfloat16_currents_lose_no_charge_over_many_steps():
+    """A pool before the batch norm passes currents; rounded to bfloat16 each step, what it
+    passed is made up for at the next step, so the charge stays within one rounding."""
+    g = torch.Generator().manual_seed(4)
+    currents = [torch.rand(2, 3, 4, 4, generator=g).to(torch.bfloat16) for _ in range(300)]
+    out = _run(C.SpikingMaxPool(2), currents)
+    assert out.dtype == torch.bfloat16
+    expected = F.max_pool2d(torch.stack([c.float() for c in currents]).sum(0), 2)
+    err = (out.float().sum(0) - expected).abs().max()
+    assert float(err) <= 2.0 ** -7, float(err)  # one rounding of a step's current, not 300
+
+
+def test_an_average_and_a_max_pooling_net_with_the_same_weights_keep_apart_caches(tmp_path):
+    torch.manual_seed(0)
+    conv, lin = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(4 * 16 * 16, 10)
+    nets = {kind: nn.Sequential(conv, nn.ReLU(), pool, nn.Flatten(), lin)
+            for kind, pool in (("avg", nn.AvgPool2d(2)), ("max", nn.MaxPool2d(2)))}
+    x = torch.rand(20, 3, 32, 32)
+    labels = np.zeros(20, dtype=int)
+    for kind in ("avg", "max"):  # the same folder: the second must not read the first's parts
+        parts = C.simulate_parts(nets[kind], x, labels, steps=[8], folder=tmp_path,
+                                 part_images=10, progress=False)
+        whole = C.simulate(nets[kind], x, labels, steps=[8])
+        assert np.array_equal(parts["predictions"][8], whole["predictions"][8])
+    assert not np.array_equal(C.simulate(nets["avg"], x, labels, steps=[8])["predictions"][8],
+                              whole["predictions"][8]), "vacuous: both nets decide alike"

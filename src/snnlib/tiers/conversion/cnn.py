@@ -98,7 +98,7 @@ class ConvNetParams:
         summed currents. A batch norm folds through a max pool only with a
         positive scale, so ``pool_first`` max pooling needs ``bn_scale=False``
         (:math:`\\gamma = 1`, airbench's batch norms). The global pool
-        (``global_pool``) always averages.
+        (``global_pool``) averages, unless ``global_max``.
     bn_momentum, bn_eps : float
         The batch norms' running averages: each batch's statistics enter them
         with weight ``bn_momentum`` (PyTorch's convention; airbench's 0.6 is
@@ -511,8 +511,8 @@ class TrainParams:
     ----------
     epochs, batch_size : int
     max_lr : float
-        Peak learning rate of the one-cycle schedule (reached after ``warmup``
-        of the steps, then annealed by cosine to ``max_lr / 1e4``).
+        Peak learning rate of the schedule (``schedule``; one-cycle: reached
+        after ``warmup`` of the steps, then annealed by cosine to ``max_lr / 1e4``).
     weight_decay : float
     momentum : float
         Nesterov momentum. With ``cycle_momentum`` it is the middle of the
@@ -546,14 +546,15 @@ class TrainParams:
         :math:`\\bar w \\leftarrow \\rho \\bar w + (1 - \\rho) w`, :math:`w \\leftarrow \\bar w`,
         with :math:`\\rho = 0.95^{5} (t / T)^3` growing with the step :math:`t`
         (airbench's Lookahead schedule); each epoch ends with the weights set to
-        the average, as airbench's does.
+        the average (with ``schedule="airbench"``, as airbench does, only the last).
     schedule : {"one_cycle", "airbench"}
         ``"one_cycle"``: PyTorch's one-cycle schedule (above). ``"airbench"``:
         airbench's, the learning rate rising linearly from 0.2 ``max_lr`` to
         ``max_lr`` over ``warmup`` of the steps and falling linearly to 0, the
         momentum fixed (so ``cycle_momentum=False``), and ``lookahead``'s
-        averaging from the first step with the weights set to the average only
-        at the end of training (not at the end of every epoch).
+        averaging from the start (its first average is taken at step
+        :data:`LOOKAHEAD_EVERY`) with the weights set to the average only at the
+        end of training (not at the end of every epoch).
     bf16 : bool
         Forward and backward passes in bfloat16 under ``torch.autocast``
         (the weights stay float32). On CPUs with AMX or AVX-512 BF16 units

@@ -583,11 +583,13 @@ class SpikingMaxPool(nn.Module):
         else:
             self.total.add_(x)
         top = F.max_pool2d(self.total, self.kernel_size)
-        y = top if self.last is None else top - self.last
-        self.last = top
-        m = y.abs().sum(dim=(0, 1))
+        y = (top if self.last is None else top - self.last).to(x.dtype)
+        # what has been passed on, as passed on: a current rounded to x's precision (bfloat16)
+        # is made up for at the next step instead of lost (spikes are exact either way)
+        self.last = y.float() if self.last is None else self.last + y.float()
+        m = y.float().abs().sum(dim=(0, 1))
         self.spike_map = m if self.spike_map is None else self.spike_map.add_(m)
-        return y.to(x.dtype)
+        return y
 
 
 def _spiking_copy(net: nn.Sequential, v0: float, signed: bool = False
@@ -601,18 +603,21 @@ def _spiking_copy(net: nn.Sequential, v0: float, signed: bool = False
         spiking.append(snn[k])
     for k, m in enumerate(snn):
         if isinstance(m, nn.MaxPool2d):
-            snn[k] = SpikingMaxPool(_max_pool_kernel(m))
+            snn[k] = SpikingMaxPool(_max_pool_kernel(m, k))
     return snn, spiking
 
 
-def _max_pool_kernel(m: nn.MaxPool2d) -> int:
+def _max_pool_kernel(m: nn.MaxPool2d, index: int) -> int:
     """The side of a max pool that :class:`SpikingMaxPool` can take (square, stride = kernel,
-    no padding or dilation)."""
+    no padding or dilation); ``index``: its place in the network, for the error."""
     k = m.kernel_size
+    if isinstance(k, tuple) and len(k) == 2 and k[0] == k[1]:
+        k = k[0]
     if (not isinstance(k, int) or m.stride not in (k, (k, k)) or m.padding not in (0, (0, 0))
             or m.dilation not in (1, (1, 1)) or m.ceil_mode):
-        raise ValueError(f"a max pool converts as SpikingMaxPool only with a square kernel, "
-                         f"stride equal to it, no padding, dilation or ceil_mode; got {m}")
+        raise ValueError(f"net: its max pool net[{index}] converts as a SpikingMaxPool only with "
+                         f"a square kernel, a stride equal to it, and no padding, dilation or "
+                         f"ceil_mode; got {m}")
     return k
 
 
@@ -878,6 +883,8 @@ def _simulate_parts(net, images, labels, *, steps, folder, input, seed, bf16, v0
             key_parts += (numerics_key,)
         if signed:  # (plain neurons keep the keys of earlier runs)
             key_parts += ("signed",)
+        if any(isinstance(m, nn.MaxPool2d) for m in net):  # (pools hold no weights to hash;
+            key_parts += ("layers", [type(m).__name__ for m in net])  # others keep their keys)
         part_key = runs.cache_key(*key_parts, version=SIM_VERSION)
         saved = runs.cached_npz(path, part_key)
         if saved is None:
@@ -917,6 +924,7 @@ def _simulate_parts(net, images, labels, *, steps, folder, input, seed, bf16, v0
             "predictions": preds, "spikes_per_image": per_image, "neurons": neurons,
             "rate_per_step": [s / (m * steps[-1]) for s, m in zip(per_image, neurons)],
             "spike_maps": [m.numpy() for m in spike_maps],
+            "pool_maps": [None if m is None else m / n for m in pool_maps],
             "input_spikes_per_image": input_per_image,
             "input_map": np.asarray(sum(input_maps) / n),
             "synaptic_ops_per_image": synaptic_operations(

@@ -75,7 +75,9 @@ def describe_training(training: dict) -> str:
     if training.get("bf16"):
         extras.append("bfloat16 autocast")
     n = training["epochs"]
-    return (f"{n} epoch{'' if n == 1 else 's'}, batch {training['batch_size']}, one-cycle SGD up to "
+    schedule = ("SGD on airbench's linear schedule" if training.get("schedule") == "airbench"
+                else "one-cycle SGD")
+    return (f"{n} epoch{'' if n == 1 else 's'}, batch {training['batch_size']}, {schedule} up to "
             f"lr {training['max_lr']:g}" + "".join(f", {e}" for e in extras))
 
 
