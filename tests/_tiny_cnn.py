@@ -34,3 +34,17 @@ def spread_readout(folded: nn.Sequential, images: torch.Tensor, seed: int = 0) -
     linear.weight.copy_(torch.randn(linear.weight.shape, generator=g))
     linear.bias.copy_(-(linear.weight @ features.mean(0)))
     return folded
+
+
+def converted_agreement(folded: nn.Sequential, images: torch.Tensor, steps):
+    """``folded`` with a spread readout (:func:`spread_readout`), normalised at the 99.9th
+    percentile and simulated on ``images`` for ``steps``, scored against its own decisions
+    (which must spread over more than three classes); returns simulate's result, the
+    normalised network and the decisions."""
+    folded = spread_readout(folded, images)
+    normed, _ = C.normalise(folded, images, percentile=99.9)
+    with torch.no_grad():
+        decisions = folded(images).argmax(1)
+    assert len(set(decisions.tolist())) > 3, "vacuous: the CNN gives one class"
+    decisions = decisions.numpy()
+    return C.simulate(normed, images, decisions, steps=steps), normed, decisions

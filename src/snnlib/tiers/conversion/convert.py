@@ -327,12 +327,8 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
     maps = [None] * len(spiking)
     # the last of the max pools that take each spiking layer's spikes one after the other, if
     # any does (its output is what reaches the next weighted layer)
-    pools = []
-    for k in relu_layers(net):
-        last, k = None, k + 1
-        while k < len(snn) and isinstance(snn[k], SpikingMaxPool):
-            last, k = snn[k], k + 1
-        pools.append(last)
+    pools = [snn[e - 1] if e > a + 1 else None
+             for a, e in zip(relu_layers(net), _pool_chain_ends(net))]
     pool_maps: list = [None] * len(spiking)
     input_map = torch.zeros(images.shape[-2:], device=device)
     for first in range(0, n, batch):
@@ -586,10 +582,24 @@ class SpikingMaxPool(nn.Module):
         y = (top if self.last is None else top - self.last).to(x.dtype)
         # what has been passed on, as passed on: a current rounded to x's precision (bfloat16)
         # is made up for at the next step instead of lost (spikes are exact either way)
-        self.last = y.float() if self.last is None else self.last + y.float()
-        m = y.float().abs().sum(dim=(0, 1))
+        passed = y.float()
+        self.last = passed if self.last is None else self.last + passed
+        m = passed.abs().sum(dim=(0, 1))
         self.spike_map = m if self.spike_map is None else self.spike_map.add_(m)
         return y
+
+
+def _pool_chain_ends(net: nn.Sequential) -> list[int]:
+    """For each activation of ``net`` (:func:`relu_layers`), the index of the first module
+    after the max pools that follow it one after the other (the activation's index + 1 when
+    none does): where its spikes leave for the next weighted layer."""
+    ends = []
+    for a in relu_layers(net):
+        e = a + 1
+        while e < len(net) and isinstance(net[e], nn.MaxPool2d):
+            e += 1
+        ends.append(e)
+    return ends
 
 
 def _spiking_copy(net: nn.Sequential, v0: float, signed: bool = False
@@ -748,13 +758,7 @@ def synaptic_operations(net: nn.Sequential, spike_maps: Sequence[torch.Tensor], 
                              f"{tuple(fan.shape)}.")
         return m
 
-    # where each spiking layer's spikes leave its max pools (the layer itself when none follows)
-    ends = []
-    for a in acts:
-        e = a + 1
-        while e < len(mods) and isinstance(mods[e], nn.MaxPool2d):
-            e += 1
-        ends.append(e)
+    ends = _pool_chain_ends(net)
     pooled = [e > a + 1 for a, e in zip(acts, ends)]
     if any(pooled):
         if (isinstance(pool_maps, (str, bytes)) or not hasattr(pool_maps, "__len__")
