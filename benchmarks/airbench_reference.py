@@ -32,6 +32,12 @@ batches on the CPU (the ``full`` profile's arithmetic, :func:`~snnlib.tiers.conv
 in the JSON list at PATH (``results/airbench_reference.json``; a run of the same name is
 replaced). The whitening filters here come from the patches' centred covariance, with a
 bias that centres them.
+
+``--exact`` follows airbench94's code where it differs from the above: the whitening
+filters from the patches' uncentred second moments, with a bias that starts at 0 and
+learns at the base rate (not 64 times faster); the learning rate ends at 0.07 of its
+peak, not 0; Lookahead starts after 3 epochs, and every epoch ends with the weights set
+to the average.
 """
 
 from __future__ import annotations
@@ -57,6 +63,10 @@ def main() -> int:
     parser.add_argument("--train", type=int, default=45000, help="training images (split's first N)")
     parser.add_argument("--val", type=int, default=5000, help="validation images")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--whiten-fp32", action="store_true",
+                        help="the whitening layer in float32 (the rest in bfloat16)")
+    parser.add_argument("--exact", action="store_true",
+                        help="airbench94's own choices where this script's differ (see the docstring)")
     add_store_arguments(parser)
     args = parser.parse_args()
     check_store_arguments(parser, args)
@@ -108,17 +118,26 @@ def main() -> int:
         return nn.Sequential(conv(c_in, c_out), pool(2), norm(c_out), activation(),
                              conv(c_out, c_out), norm(c_out), activation())
 
+    class Float32Conv(nn.Conv2d):
+        """A convolution computed in float32 under bfloat16 autocast."""
+
+        def forward(self, v):
+            if not args.whiten_fp32:
+                return super().forward(v)
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(v.float())
+
     class Scale(nn.Module):
         def forward(self, v):
             return v / 9
 
-    net = nn.Sequential(nn.Conv2d(3, 24, 2, bias=True), activation(), group(24, 64),
+    net = nn.Sequential(Float32Conv(3, 24, 2, bias=True), activation(), group(24, 64),
                         group(64, 256), group(256, 256), pool(3), nn.Flatten(),
                         nn.Linear(256, 10, bias=False), Scale())
     with torch.no_grad():  # the whitening layer, from the first 5,000 images' 2 x 2 patches
         patches = x[:5000].unfold(2, 2, 1).unfold(3, 2, 1).permute(0, 2, 3, 1, 4, 5)
         patches = patches.reshape(-1, 12).double()
-        m = patches.mean(0)
+        m = torch.zeros(12, dtype=torch.float64) if args.exact else patches.mean(0)
         values, vectors = torch.linalg.eigh((patches - m).T @ (patches - m) / len(patches))
         filters = (vectors.T.flip(0) / torch.sqrt(values.flip(0) + 5e-4)[:, None]).float()
         filters = torch.cat([filters, -filters]).reshape(24, 3, 2, 2)
@@ -132,17 +151,20 @@ def main() -> int:
     kilostep = 1024 * (1 + 1 / (1 - 0.85))
     lr, wd = 11.5 / kilostep, 0.0153 * bs / kilostep
     lr_bias = 64 * lr
+    lr_whiten = lr if args.exact else lr_bias
     norm_biases = [mod.bias for mod in net.modules() if isinstance(mod, nn.BatchNorm2d)]
     fast = {id(t) for t in norm_biases} | {id(net[0].bias)}
     others = [t for t in net.parameters() if t.requires_grad and id(t) not in fast]
-    opt = torch.optim.SGD([dict(params=[net[0].bias], lr=lr_bias, weight_decay=wd / lr_bias),
+    opt = torch.optim.SGD([dict(params=[net[0].bias], lr=lr_whiten, weight_decay=wd / lr_whiten),
                            dict(params=norm_biases, lr=lr_bias, weight_decay=wd / lr_bias),
                            dict(params=others, lr=lr, weight_decay=wd / lr)],
                           momentum=0.85, nesterov=True)
     base_lr = [g["lr"] for g in opt.param_groups]
-    schedule = np.interp(np.arange(1 + total), [0, int(0.23 * total), total], [0.2, 1, 0])
+    schedule = np.interp(np.arange(1 + total), [0, int(0.23 * total), total],
+                         [0.2, 1, 0.07 if args.exact else 0])
     alpha = 0.95 ** 5 * (np.arange(total + 1) / total) ** 3
-    average = {k: v.clone() for k, v in net.state_dict().items() if v.is_floating_point()}
+    average = None if args.exact else {k: v.clone() for k, v in net.state_dict().items()
+                                       if v.is_floating_point()}
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.2, reduction="none")
     g = torch.Generator().manual_seed(args.seed)
     first_flips = torch.rand(len(x), generator=g) < 0.5
@@ -206,17 +228,27 @@ def main() -> int:
             opt.step()
             step += 1
             seen, summed = seen + len(idx), summed + float(loss.detach())
-            if step % 5 == 0:
+            if step % 5 == 0 and not args.exact:
                 lookahead(alpha[step])
+            elif step % 5 == 0 and epoch >= 3:  # airbench94: Lookahead from the fourth epoch
+                if average is None:
+                    average = {k: v.clone() for k, v in net.state_dict().items()
+                               if v.is_floating_point()}
+                else:
+                    lookahead(alpha[step])
+        if args.exact and average is not None:
+            lookahead(1.0)  # airbench94: every epoch ends on the average
         epoch += 1
         epoch_s.append(time.perf_counter() - t0)
         print(f"epoch {epoch}: loss {summed / seen:.3f} ({epoch_s[-1]:.0f} s)", flush=True)
-    lookahead(1.0)  # the weights end on the average
+    if average is not None:
+        lookahead(1.0)  # the weights end on the average
     train_min = (time.perf_counter() - start) / 60
     result = {"split": "validation (last 500 training images per class)",
               "train_images": len(x), "val_images": len(x_val), "epochs": args.epochs,
               "pool": args.pool, "activation": args.act, "order": args.order,
-              "batch_size": bs, "seed": args.seed, "train_min": round(train_min, 2),
+              "batch_size": bs, "seed": args.seed, "exact": args.exact,
+              "whiten_fp32": args.whiten_fp32, "train_min": round(train_min, 2),
               "epoch_s": [round(s, 1) for s in epoch_s],
               "val_accuracy": accuracy(False), "val_accuracy_tta": accuracy(True)}
     print(f"{args.pool} pooling, {args.act}: {train_min:.2f} min of training, validation "

@@ -64,6 +64,8 @@ def main() -> int:
                         help="score the validation images after every epoch (costs time)")
     parser.add_argument("--qcfs-epochs", type=int, default=0,
                         help="then fine-tune a QCFS copy this many epochs and simulate it")
+    parser.add_argument("--qcfs-max-lr", type=float, default=None,
+                        help="the QCFS fine-tuning's peak learning rate (default: QCFS_MAX_LR)")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32],
                         help="simulation steps at which the QCFS copy is scored")
     parser.add_argument("--levels", type=int, default=None,
@@ -91,7 +93,10 @@ def main() -> int:
         parser.error(f"--percentiles must lie in (0, 100], got {args.percentiles}")
     if args.snn_val < 10:
         parser.error(f"--snn-val must be at least 10 images (one per class), got {args.snn_val}")
+    if args.qcfs_max_lr is not None and not args.qcfs_max_lr > 0:
+        parser.error(f"--qcfs-max-lr must be positive, got {args.qcfs_max_lr}")
     needing = [name for name, value in (("--levels", args.levels), ("--v0", args.v0),
+                                        ("--qcfs-max-lr", args.qcfs_max_lr),
                                         ("--signed", args.signed or None)) if value is not None]
     if needing and not args.qcfs_epochs:
         parser.error(f"{', '.join(needing)} set the QCFS copy: give --qcfs-epochs too")
@@ -158,20 +163,23 @@ def main() -> int:
     qcfs = None
     if args.qcfs_epochs:
         levels = C.QCFS_LEVELS if args.levels is None else args.levels
+        q_lr = C.QCFS_MAX_LR if args.qcfs_max_lr is None else args.qcfs_max_lr
         x_train = C.images_to_tensor(cifar.images[train_idx[:1000]])
         q_model = C.qcfs_from_relu(model, x_train, levels=levels, seed=args.seed)
         q_path = (None if args.checkpoint is None
-                  else f"{args.checkpoint}.qcfs_L{levels}_e{args.qcfs_epochs}.pt")
+                  else f"{args.checkpoint}.qcfs_L{levels}_e{args.qcfs_epochs}"
+                  + ("" if args.qcfs_max_lr is None else f"_lr{q_lr:g}") + ".pt")
         q_history = C.train_cnn(
             q_model, cifar.images[train_idx], cifar.labels[train_idx],
-            replace(train, epochs=args.qcfs_epochs, max_lr=C.QCFS_MAX_LR), seed=args.seed + 1,
+            replace(train, epochs=args.qcfs_epochs, max_lr=q_lr), seed=args.seed + 1,
             numerics=numbers, progress=True, checkpoint=q_path, restart_stale=True,
             init_key=runs.cache_key(q_model, levels, version=cnn.TRAIN_VERSION))
         q_min = q_history["total_wall_s"] / 60  # in epochs (a finished checkpoint: its own)
         q_folded = C.fold_batchnorm(q_model)
         q_cnn = C.evaluate_cnn(q_folded, x_val, cifar.labels[val_idx])["accuracy"]
         q_net, _ = C.normalise(q_folded, x_train)
-        qcfs = {"epochs": args.qcfs_epochs, "levels": levels, "train_min": round(q_min, 2),
+        qcfs = {"epochs": args.qcfs_epochs, "levels": levels, "max_lr": q_lr,
+                "train_min": round(q_min, 2),
                 "cnn": q_cnn, "snn": {}}
         for signed in (False, True) if args.signed else (False,):
             for v0 in args.v0 or [convert.QCFS_V0]:

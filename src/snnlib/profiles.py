@@ -168,9 +168,9 @@ class ConversionSizes:
         ``"vgg"``, six 3 x 3 convolutions of width, width, 2 width, 2 width,
         4 width, 4 width channels, pooled after every second one; ``"whitened"``,
         a patch-whitening first layer, convolutions of width, width and four
-        times 4 width channels, max-pooled after the first of each pair, global
-        average pooling, and airbench's training settings (Jordan 2024),
-        chosen on the validation split for a short training.
+        times 4 width channels, max-pooled after the first of each pair and
+        over the last map, and airbench's network and training settings
+        (Jordan 2024), chosen on the validation split for a short training.
     """
 
     width: int = 8
@@ -273,7 +273,7 @@ PROFILES: dict[str, Profile] = {
                                               layer2_train_images=4000, readout_images=5000,
                                               readout_epochs=1),
                     dog_lif=DogLIFSizes(filters=512, train_patches=100_000, mirror_test=True),
-                    conversion=ConversionSizes(width=64, train_images=None, epochs=14,
+                    conversion=ConversionSizes(width=64, train_images=None, epochs=18,
                                                snn_images=None, steps=128, variant_images=500,
                                                qcfs_epochs=2, qcfs_steps=64, design="whitened")),
 }
