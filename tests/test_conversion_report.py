@@ -349,6 +349,13 @@ def test_full_profile_items(record, tmp_path):
     runs.save_record(dataclasses.replace(record, specific=specific), tmp_path / "short.json")
     table = report.full_profile_items(tmp_path / "short.json")[-1]
     assert table.index[-1] == "QCFS conversion, T = 4"
+    # the CNN with six views, where the record has it (the old one does not)
+    assert "six views" not in items[0]
+    specific["cnn"]["accuracy_six_views"] = 0.91234
+    runs.save_record(dataclasses.replace(record, specific=specific), tmp_path / "six.json")
+    first = report.full_profile_items(tmp_path / "six.json")[0]
+    assert first.endswith("; with six views of each image (airbench's test-time augmentation) "
+                          "91.23%")
     missing = report.full_profile_items(tmp_path / "none.json")
     assert missing == [f"{tmp_path / 'none.json'} not found: run `python -m snnlib run "
                        "conversion --profile full`."]

@@ -286,7 +286,8 @@ images, reached 87.02% (L = 2), 88.06% (L = 4) and 87.44% (L = 8) at T = 4, and 
 QCFS_INIT_PERCENTILE = 99.0
 """Percentile of the ReLU network's activations that each QCFS threshold starts at."""
 QCFS_MAX_LR = 0.05
-"""Peak learning rate of the quantisation-aware fine-tuning (one-cycle, like training)."""
+"""Peak learning rate of the quantisation-aware fine-tuning, on the schedule of the CNN's own
+training (the full profile's design has its own, ``run.WHITENED_QCFS_MAX_LR``)."""
 LOOKAHEAD_START = 0.3
 """Fraction of the training steps before :class:`TrainParams`'s ``lookahead`` starts averaging."""
 LOOKAHEAD_EVERY = 5

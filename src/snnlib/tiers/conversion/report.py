@@ -313,8 +313,8 @@ def qcfs_float32_line(record) -> str | None:
 def full_profile_items(path) -> list:
     """What the chapter shows of the full-profile record at ``path``: lines and tables, in order.
 
-    The run (CNN widths, images, epochs, time, commit), the CNN's accuracy,
-    the converted network's accuracy against T with its loss in points, the
+    The run (CNN widths, images, epochs, time, commit), the CNN's accuracy
+    (and with six views of each image, where the record has it), the converted network's accuracy against T with its loss in points, the
     smallest T within 1 and 0.1 point; then the same for the QCFS network if
     the record has it. The two tables have a row per steps T; accuracies are
     percentages and losses points, both with two decimals. A missing file
@@ -331,7 +331,9 @@ def full_profile_items(path) -> list:
         f"trained on {full.train_images} images for {fc['training']['epochs']} epochs in "
         f"{fc['training']['wall_s'] / 60:.1f} min; "
         f"commit {str(full.provenance['git_commit'])[:7]}\n"
-        f"CNN test accuracy {fc['accuracy']:.2%} ({fc['images_per_s']:.0f} images/s)",
+        f"CNN test accuracy {fc['accuracy']:.2%} ({fc['images_per_s']:.0f} images/s)"
+        + (f"; with six views of each image (airbench's test-time augmentation) "
+           f"{fc['accuracy_six_views']:.2%}" if "accuracy_six_views" in fc else ""),
         viz.table(_by_steps({"SNN accuracy": fs["accuracy_vs_steps"],
                              "loss vs CNN (points)": fs["loss_vs_cnn_points"]}),
                   formats={"SNN accuracy": ".2%", "loss vs CNN (points)": ".2f"},
