@@ -13,11 +13,11 @@ summed loss), batch-norm biases 64 times faster, label smoothing 0.2, crops of 2
 pixels and alternating flips, Lookahead, a linear warm-up over 23% of the steps
 and a linear decay to 0; the whitening layer's bias learns for 3 epochs.
 
-Its max pooling and GELU have no spiking equivalent in :mod:`snnlib.tiers.conversion`
-(an integrate-and-fire neuron's rate is a ReLU of its input, and an average pool is
-linear); ``--pool avg --act relu`` trains the same network with the two replaced,
-the convertible copy. ``--order after`` pools after the activation instead of
-straight after the convolution (the tier's order).
+Its GELU has no spiking equivalent (an integrate-and-fire neuron's rate is a ReLU of its
+input); its max pools convert (:class:`snnlib.tiers.conversion.SpikingMaxPool`), so
+``--pool max --act relu`` is the convertible copy, the network of the tier's full profile.
+``--pool avg`` replaces the max pools by average pools; ``--order after`` pools after the
+activation instead of straight after the convolution.
 
 Prints each epoch's loss and time, then the validation accuracy with and without
 test-time augmentation (the image and its mirror image, and both moved one pixel
@@ -25,7 +25,7 @@ up-left and down-right), and one line of JSON. bfloat16 autocast and channels-la
 batches on the CPU (the ``full`` profile's arithmetic, :func:`~snnlib.tiers.conversion.numerics.fast`).
 
     python benchmarks/airbench_reference.py                          # max pooling, GELU
-    python benchmarks/airbench_reference.py --pool avg --act relu    # the convertible copy
+    python benchmarks/airbench_reference.py --pool max --act relu    # the convertible copy
     python benchmarks/airbench_reference.py --train 5000 --val 1000 --epochs 0.5   # a smoke run
 
 ``--append PATH --name NAME`` also stores the run's JSON, with its command line, under NAME
@@ -33,7 +33,8 @@ in the JSON list at PATH (``results/airbench_reference.json``; a run of the same
 replaced). The whitening filters here come from the patches' centred covariance, with a
 bias that centres them.
 
-``--exact`` follows airbench94's code where it differs from the above: the whitening
+``--exact`` follows the current airbench94.py where it differs from the above (which follows
+the paper's version, legacy/airbench94.py): the whitening
 filters from the patches' uncentred second moments, with a bias that starts at 0 and
 learns at the base rate (not 64 times faster); the learning rate ends at 0.07 of its
 peak, not 0; Lookahead starts after 3 epochs, and every epoch ends with the weights set

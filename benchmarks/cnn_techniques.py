@@ -10,7 +10,9 @@ Any field of :class:`~snnlib.tiers.conversion.ConvNetParams` or
 validation accuracy without and with test-time augmentation
 (:func:`~snnlib.tiers.conversion.tta_logits`), and one line of JSON. With
 ``--qcfs-epochs N`` it then fine-tunes a QCFS copy for N epochs (as the tier
-does: :func:`~snnlib.tiers.conversion.qcfs_from_relu`, ``QCFS_MAX_LR``),
+does: :func:`~snnlib.tiers.conversion.qcfs_from_relu`, at the peak learning rate
+``--qcfs-max-lr``, by default ``QCFS_MAX_LR``; the full profile's design uses
+``run.WHITENED_QCFS_MAX_LR``),
 converts it and simulates it on the validation images (``v0 = QCFS_V0``, or each
 of ``--v0``), printing its accuracy at each of ``--steps``. ``--levels`` sets the
 QCFS copy's levels (``QCFS_LEVELS`` by default). With ``--checkpoint PATH`` the
@@ -168,7 +170,7 @@ def main() -> int:
         q_model = C.qcfs_from_relu(model, x_train, levels=levels, seed=args.seed)
         q_path = (None if args.checkpoint is None
                   else f"{args.checkpoint}.qcfs_L{levels}_e{args.qcfs_epochs}"
-                  + ("" if args.qcfs_max_lr is None else f"_lr{q_lr:g}") + ".pt")
+                  + ("" if q_lr == C.QCFS_MAX_LR else f"_lr{q_lr:g}") + ".pt")
         q_history = C.train_cnn(
             q_model, cifar.images[train_idx], cifar.labels[train_idx],
             replace(train, epochs=args.qcfs_epochs, max_lr=q_lr), seed=args.seed + 1,

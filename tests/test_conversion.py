@@ -538,6 +538,15 @@ def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "load_cifar10", lambda split: fake)
     out, results = tmp_path / "run", tmp_path / "conversion.json"
     args = ["run", "conversion", "--profile", "ci", "--out", str(out), "--results", str(results)]
+    from snnlib.tiers.conversion import run as tier_run
+    evaluations, evaluate = [], tier_run._evaluate_cnn
+
+    def spy(model, images, labels, **kw):
+        found = evaluate(model, images, labels, **kw)
+        evaluations.append((len(images), kw.get("tta", False), found["accuracy"]))
+        return found
+
+    monkeypatch.setattr(tier_run, "_evaluate_cnn", spy)
     assert main(args) == 0
     rec = runs.load_record(results, tier="conversion")
     assert rec.train_images == 200 and rec.test_images == 50 and rec.device == "cpu"
@@ -570,6 +579,7 @@ def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):
     assert set(qcfs["accuracy_vs_steps"]) == {"1", "2", "4", "8", "16"}
     assert qcfs["levels"] == C.QCFS_LEVELS and len(qcfs["thresholds"]) == 6
     assert qcfs["training"]["epochs"] == 1 and qcfs["operations_per_image"]["accumulates"] > 0
+    assert qcfs["training"]["max_lr"] == C.QCFS_MAX_LR  # the vgg design's (ci)
     saved = sorted(out.rglob("*.npz")) + [out / "cnn.pt", out / "cnn_qcfs.pt"]
     mtimes = [p.stat().st_mtime_ns for p in saved]
     assert main(args) == 0  # everything cached: resumes without training or simulating again
@@ -577,6 +587,10 @@ def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):
     again = runs.load_record(results)
     assert again.specific["snn"] == rec.specific["snn"] and again.accuracy == rec.accuracy
     assert json.loads(results.read_text())["format"] == runs.RECORD_FORMAT
+    # the CNN's six-view accuracy is an evaluation with tta_logits over all the test images
+    n_test = max(n for n, _, _ in evaluations)  # the CNN's test images (the SNN's are fewer)
+    assert (n_test, True, record["cnn"]["accuracy_six_views"]) in evaluations
+    assert (n_test, False, record["cnn"]["accuracy"]) in evaluations
 
 
 def test_rates_approach_the_activations_they_stand_for():

@@ -529,6 +529,20 @@ def test_techniques_table_reads_every_run_but_the_qcfs_ones():
         k: v for k, v in dataclasses.asdict(tp).items() if k not in ("bf16", "epochs")}
 
 
+def test_the_full_profiles_qcfs_learning_rate_is_the_best_at_t4_on_validation():
+    import json
+
+    from snnlib.tiers.conversion import run
+
+    sweep = [r for r in json.loads(TECHNIQUES.read_text())
+             if r["name"].startswith("M, 17 epochs, fine-tuned with QCFS (4 levels, 2 epochs")]
+    # (a run stored before --qcfs-max-lr existed ran at QCFS_MAX_LR)
+    rates = {r["qcfs"].get("max_lr", C.QCFS_MAX_LR): r["qcfs"]["snn"]["signed, v0 = 0.5"]
+             ["accuracy"]["4"] for r in sweep}
+    assert len(rates) >= 4
+    assert max(rates, key=rates.get) == run.WHITENED_QCFS_MAX_LR
+
+
 QCFS_CHOICE = "D, fine-tuned with QCFS (4 levels, 2 epochs): starting potentials and neurons"
 """The stored QCFS run that compared starting potentials and neurons (chapter 6 shows it)."""
 

@@ -278,9 +278,9 @@ def _compiled_qcfs(x: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Ten
 QCFS_LEVELS = 4
 """Quantisation levels ``L`` of the clip-floor-shift network (Bu et al. use 4 on CIFAR-10),
 chosen on the validation split as the one whose signed spiking copy is most accurate at
-T = 4: the full profile's network fine-tuned for 2 epochs with L levels
-(``benchmarks/cnn_techniques.py --set epochs=16 ... --qcfs-epochs 2 --levels L --signed
---steps 1 2 4 8 16``), simulated with signed neurons from v0 = 0.5 on the 5,000 validation
+T = 4: row I's network (F trained for 16 epochs, the full profile's then) fine-tuned for 2
+epochs with L levels (``benchmarks/cnn_techniques.py --set epochs=16 ... --qcfs-epochs 2
+--levels L --signed --steps 1 2 4 8 16``), simulated with signed neurons from v0 = 0.5 on the 5,000 validation
 images, reached 87.02% (L = 2), 88.06% (L = 4) and 87.44% (L = 8) at T = 4, and 86.96%,
 88.88% and 88.70% at T = 8 (the QCFS CNNs 86.42%, 88.56%, 88.72%; the ReLU CNN 89.36%)."""
 QCFS_INIT_PERCENTILE = 99.0
@@ -547,7 +547,8 @@ class TrainParams:
         :math:`\\bar w \\leftarrow \\rho \\bar w + (1 - \\rho) w`, :math:`w \\leftarrow \\bar w`,
         with :math:`\\rho = 0.95^{5} (t / T)^3` growing with the step :math:`t`
         (airbench's Lookahead schedule); each epoch ends with the weights set to
-        the average (with ``schedule="airbench"``, as airbench does, only the last).
+        the average (with ``schedule="airbench"``, as the paper's version of airbench,
+        legacy/airbench94.py, does, only the last).
     schedule : {"one_cycle", "airbench"}
         ``"one_cycle"``: PyTorch's one-cycle schedule (above). ``"airbench"``:
         airbench's, the learning rate rising linearly from 0.2 ``max_lr`` to

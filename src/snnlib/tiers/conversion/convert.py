@@ -811,8 +811,8 @@ PERCENTILES = (99.9, 99.99, 100.0)
 PERCENTILE = 99.99
 """The tier's normalisation percentile, chosen on the validation split as the one with the
 highest accuracy at the full profile's longest simulation (T = 128):
-``benchmarks/cnn_techniques.py`` with the full profile's network (16 epochs on the training
-split) ``--percentiles 99.9 99.99 100 --steps 8 16 32 64 128 --snn-val 1000`` gave 88.10% at
+``benchmarks/cnn_techniques.py`` with row I's network (F trained for 16 epochs on the training
+split, the full profile's then) ``--percentiles 99.9 99.99 100 --steps 8 16 32 64 128 --snn-val 1000`` gave 88.10% at
 T = 128 for 99.99, 87.70% for 99.9 and 81.20% for 100 (its CNN 88.40% on those 1,000
 images); 99.9 was ahead at T = 16 and 32 (54.60% and 79.20%, against 38.40% and 76.30%)."""
 SNN_PART_IMAGES = 500

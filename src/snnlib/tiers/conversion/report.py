@@ -314,8 +314,9 @@ def full_profile_items(path) -> list:
     """What the chapter shows of the full-profile record at ``path``: lines and tables, in order.
 
     The run (CNN widths, images, epochs, time, commit), the CNN's accuracy
-    (and with six views of each image, where the record has it), the converted network's accuracy against T with its loss in points, the
-    smallest T within 1 and 0.1 point; then the same for the QCFS network if
+    (and with six views of each image, where the record has it), the converted
+    network's accuracy against T with its loss in points, the smallest T within 1
+    and 0.1 point; then the same for the QCFS network if
     the record has it. The two tables have a row per steps T; accuracies are
     percentages and losses points, both with two decimals. A missing file
     gives one line saying how to make it.

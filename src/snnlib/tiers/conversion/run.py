@@ -44,19 +44,20 @@ WHITENED_TRAINING = {"batch_size": 1024, "max_lr": 1.5, "weight_decay": 0.00133,
                      "label_smoothing": 0.2, "translate_px": 2, "alternate_flips": True,
                      "bias_lr_scale": 64.0, "lookahead": True, "schedule": "airbench"}
 """The ``"whitened"`` design's training (beyond :class:`TrainParams`' defaults): airbench's,
-in batches of 1,024 with Nesterov momentum 0.85, a learning rate of 1.5 (biases 64 times
-faster) rising from a fifth of it over 23% of the steps and falling to 0, weight decay
+in batches of 1,024 with Nesterov momentum 0.85, a learning rate of 1.5 (batch-norm biases 64
+times faster) rising from a fifth of it over 23% of the steps and falling to 0, weight decay
 0.00133 (a decay of 0.2% of each weight per step at the peak), label smoothing 0.2, crops of
 at most 2 pixels with alternating flips and Lookahead. Row M of ``results/cnn_techniques.json``
 (with :data:`WHITENED_NET`). The full profile trains it for 18 epochs, what fits in its
 15 minutes of training (epochs of about 45 s on all 50,000 training images on two CPU cores);
 on the validation split, 17 epochs of it reached 90.08% (row "M, 17 epochs"), against 89.36%
-for the previous design (row I, 16 epochs)."""
+for F, average pooling, in 16 epochs (row I; J, the previous full profile's design, was not
+trained longer on validation)."""
 
 
 WHITENED_QCFS_MAX_LR = 0.1
 """Peak learning rate of the ``"whitened"`` design's QCFS fine-tuning (on its training's
-schedule, biases 64 times faster); the other designs use :data:`.cnn.QCFS_MAX_LR`. Chosen on the
+schedule, batch-norm biases 64 times faster); the other designs use :data:`.cnn.QCFS_MAX_LR`. Chosen on the
 validation split as the one whose signed spiking copy was most accurate at T = 4: row "M, 17
 epochs" fine-tuned for 2 epochs at 0.05 / 0.1 / 0.2 / 0.4 reached 87.56 / 87.92 / 87.86 / 87.06%
 at T = 4 and 88.80 / 89.08 / 88.96 / 88.04% at T = 8 (QCFS CNNs 88.82 / 88.92 / 88.70 /
