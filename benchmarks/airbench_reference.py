@@ -123,8 +123,6 @@ def main() -> int:
         """A convolution computed in float32 under bfloat16 autocast."""
 
         def forward(self, v):
-            if not args.whiten_fp32:
-                return super().forward(v)
             with torch.autocast("cpu", enabled=False):
                 return super().forward(v.float())
 
@@ -132,7 +130,8 @@ def main() -> int:
         def forward(self, v):
             return v / 9
 
-    net = nn.Sequential(Float32Conv(3, 24, 2, bias=True), activation(), group(24, 64),
+    whitening = (Float32Conv if args.whiten_fp32 else nn.Conv2d)(3, 24, 2, bias=True)
+    net = nn.Sequential(whitening, activation(), group(24, 64),
                         group(64, 256), group(256, 256), pool(3), nn.Flatten(),
                         nn.Linear(256, 10, bias=False), Scale())
     with torch.no_grad():  # the whitening layer, from the first 5,000 images' 2 x 2 patches
@@ -164,8 +163,12 @@ def main() -> int:
     schedule = np.interp(np.arange(1 + total), [0, int(0.23 * total), total],
                          [0.2, 1, 0.07 if args.exact else 0])
     alpha = 0.95 ** 5 * (np.arange(total + 1) / total) ** 3
-    average = None if args.exact else {k: v.clone() for k, v in net.state_dict().items()
-                                       if v.is_floating_point()}
+    def snapshot() -> dict:
+        return {k: v.clone() for k, v in net.state_dict().items() if v.is_floating_point()}
+
+    # the running average of Lookahead: from the start, or (airbench94's code) taken first
+    # at the first averaging step of the fourth epoch
+    average, lookahead_from = (None, 3) if args.exact else (snapshot(), 0)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.2, reduction="none")
     g = torch.Generator().manual_seed(args.seed)
     first_flips = torch.rand(len(x), generator=g) < 0.5
@@ -229,12 +232,9 @@ def main() -> int:
             opt.step()
             step += 1
             seen, summed = seen + len(idx), summed + float(loss.detach())
-            if step % 5 == 0 and not args.exact:
-                lookahead(alpha[step])
-            elif step % 5 == 0 and epoch >= 3:  # airbench94: Lookahead from the fourth epoch
+            if step % 5 == 0 and epoch >= lookahead_from:
                 if average is None:
-                    average = {k: v.clone() for k, v in net.state_dict().items()
-                               if v.is_floating_point()}
+                    average = snapshot()
                 else:
                     lookahead(alpha[step])
         if args.exact and average is not None:
