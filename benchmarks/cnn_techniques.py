@@ -19,7 +19,10 @@ QCFS copy's levels (``QCFS_LEVELS`` by default). With ``--checkpoint PATH`` the
 ReLU CNN is checkpointed there (``train_cnn``'s checkpoint: a finished run with the
 same settings is loaded, not retrained) and the QCFS copy beside it, so that other
 levels, ``--v0`` or ``--steps`` reuse the trainings. ``--signed`` also simulates the
-QCFS copy with signed IF neurons (``simulate(signed=True)``). The spiking copies are
+QCFS copy with signed IF neurons (``simulate(signed=True)``). ``--calibrate T ...`` also
+simulates each QCFS spiking copy after bias calibration at each T
+(:func:`~snnlib.tiers.conversion.calibrate_biases` on the 1,000 training images the
+normalisation uses). The spiking copies are
 simulated in bfloat16 where the CPU has it, as the ``full`` profile does.
 ``--percentiles P ...`` converts the ReLU CNN as the tier does (batch norm folded,
 normalised at each percentile P of its activations on 1,000 training images) and scores
@@ -36,6 +39,8 @@ its table of techniques from ``results/cnn_techniques.json``.
     python benchmarks/cnn_techniques.py --set epochs=10 --qcfs-epochs 2 --steps 1 2 4 8 16
     python benchmarks/cnn_techniques.py --set epochs=5 --checkpoint runs/tech/e5.pt \\
         --qcfs-epochs 2 --v0 0.3 0.5 0.7 --signed
+    python benchmarks/cnn_techniques.py --set epochs=5 --checkpoint runs/tech/e5.pt \\
+        --qcfs-epochs 2 --signed --calibrate 2 4 8
     python benchmarks/cnn_techniques.py --set epochs=5 --checkpoint runs/tech/e5.pt \\
         --percentiles 99.9 99.99 100 --steps 16 32 64 128 --snn-val 1000
     python benchmarks/cnn_techniques.py --set epochs=5 --name "A: the VGG design" \\
@@ -76,6 +81,9 @@ def main() -> int:
                         help="the spiking copy's starting potentials (default: the tier's QCFS_V0)")
     parser.add_argument("--signed", action="store_true",
                         help="also simulate the QCFS copy with signed IF neurons (negative spikes)")
+    parser.add_argument("--calibrate", type=int, nargs="+", default=None, metavar="T",
+                        help="also simulate each QCFS spiking copy with its biases calibrated "
+                             "for T steps (calibrate_biases), for each T")
     parser.add_argument("--percentiles", type=float, nargs="+", default=None,
                         help="also convert the ReLU CNN normalised at each of these percentiles "
                              "and score its spiking copy (analog input) at each of --steps")
@@ -95,11 +103,14 @@ def main() -> int:
         parser.error(f"--percentiles must lie in (0, 100], got {args.percentiles}")
     if args.snn_val < 10:
         parser.error(f"--snn-val must be at least 10 images (one per class), got {args.snn_val}")
+    if args.calibrate is not None and any(t < 1 for t in args.calibrate):
+        parser.error(f"--calibrate takes positive numbers of steps, got {args.calibrate}")
     if args.qcfs_max_lr is not None and not args.qcfs_max_lr > 0:
         parser.error(f"--qcfs-max-lr must be positive, got {args.qcfs_max_lr}")
     needing = [name for name, value in (("--levels", args.levels), ("--v0", args.v0),
                                         ("--qcfs-max-lr", args.qcfs_max_lr),
-                                        ("--signed", args.signed or None)) if value is not None]
+                                        ("--signed", args.signed or None),
+                                        ("--calibrate", args.calibrate)) if value is not None]
     if needing and not args.qcfs_epochs:
         parser.error(f"{', '.join(needing)} set the QCFS copy: give --qcfs-epochs too")
 
@@ -185,16 +196,25 @@ def main() -> int:
                 "cnn": q_cnn, "snn": {}}
         for signed in (False, True) if args.signed else (False,):
             for v0 in args.v0 or [convert.QCFS_V0]:
-                sim = C.simulate(q_net, x_val, cifar.labels[val_idx], steps=args.steps, v0=v0,
-                                 signed=signed, bf16=numbers.bf16)
                 name = f"{'signed' if signed else 'IF'}, v0 = {v0}"
-                qcfs["snn"][name] = {
-                    "accuracy": {int(t): a for t, a in sim["accuracy"].items()},
-                    "synaptic_ops_per_image": sim["synaptic_ops_per_image"]}
-                print(f"QCFS copy (L = {levels}): {args.qcfs_epochs} epochs in {q_min:.2f} min, "
-                      f"its CNN {100 * q_cnn:.2f}%; spiking copy, {name}: " + ", ".join(
-                          f"T = {t}: {100 * a:.2f}%" for t, a in sim["accuracy"].items())
-                      + f" (the ReLU CNN: {100 * plain:.2f}%; {sim['wall_s']:.0f} s)", flush=True)
+                nets = [(name, q_net)]
+                for t in args.calibrate or []:
+                    t0 = time.perf_counter()
+                    calibrated, _ = C.calibrate_biases(q_net, x_train, steps=t, levels=levels,
+                                                       v0=v0, signed=signed, bf16=numbers.bf16)
+                    nets.append((f"{name}, biases calibrated at T = {t}", calibrated))
+                    print(f"calibrated at T = {t} in {time.perf_counter() - t0:.0f} s", flush=True)
+                for what, snn_net in nets:
+                    sim = C.simulate(snn_net, x_val, cifar.labels[val_idx], steps=args.steps,
+                                     v0=v0, signed=signed, bf16=numbers.bf16)
+                    qcfs["snn"][what] = {
+                        "accuracy": {int(t): a for t, a in sim["accuracy"].items()},
+                        "synaptic_ops_per_image": sim["synaptic_ops_per_image"]}
+                    print(f"QCFS copy (L = {levels}): {args.qcfs_epochs} epochs in {q_min:.2f} "
+                          f"min, its CNN {100 * q_cnn:.2f}%; spiking copy, {what}: " + ", ".join(
+                              f"T = {t}: {100 * a:.2f}%" for t, a in sim["accuracy"].items())
+                          + f" (the ReLU CNN: {100 * plain:.2f}%; {sim['wall_s']:.0f} s)",
+                          flush=True)
     result = {"split": "validation (last 500 training images per class)",
               "train_images": len(train_idx), "val_images": len(val_idx),
               "net": asdict(net), "training": asdict(train),

@@ -580,6 +580,15 @@ def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):
     assert qcfs["levels"] == C.QCFS_LEVELS and len(qcfs["thresholds"]) == 6
     assert qcfs["training"]["epochs"] == 1 and qcfs["operations_per_image"]["accumulates"] > 0
     assert qcfs["training"]["max_lr"] == C.QCFS_MAX_LR  # the vgg design's (ci)
+    # the tier's QCFS copy is bias-calibrated; the uncalibrated one is recorded beside it
+    cal = qcfs["bias_calibration"]
+    assert cal["steps"] == C.QCFS_CALIBRATION_STEPS and cal["images"] == 200
+    assert list(cal["mean_abs_correction"]) == list(firing)
+    assert all(0 <= cal["mean_abs_correction"][k] <= cal["max_abs_correction"][k]
+               for k in firing)
+    assert sum(cal["max_abs_correction"].values()) > 0
+    assert set(qcfs["uncalibrated"]["accuracy_vs_steps"]) == set(qcfs["accuracy_vs_steps"])
+    assert (out / "qcfs_calibration.npz").exists()
     saved = sorted(out.rglob("*.npz")) + [out / "cnn.pt", out / "cnn_qcfs.pt"]
     mtimes = [p.stat().st_mtime_ns for p in saved]
     assert main(args) == 0  # everything cached: resumes without training or simulating again
@@ -718,3 +727,90 @@ def test_qcfs_falls_back_to_the_uncompiled_activation_where_compiling_fails(monk
             warnings.simplefilter("error")  # warned once: later calls are quietly uncompiled
             assert torch.equal(q(x), y)
     assert len(calls) == 1
+
+
+def _constant_current_net(bias) -> nn.Sequential:
+    """A normalised network whose one spiking layer gets the constant current ``bias[c]`` in
+    channel c at every position and step (a 1 x 1 convolution with zero weights)."""
+    conv = nn.Conv2d(3, len(bias), 1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.copy_(torch.tensor(bias))
+    return nn.Sequential(conv, nn.ReLU(), nn.Flatten(), nn.Linear(len(bias) * 32 * 32, 3))
+
+
+def test_calibrate_biases_adds_the_mean_rate_error_of_constant_currents():
+    # IF neurons from v0 = 0 fed z in [0, 1) fire floor(T z) times in T steps: the rate error
+    # against the ReLU activation z is z - floor(T z) / T, the same at every position
+    z = [0.3, 0.55, 0.9, 0.05, 0.7]
+    net = _constant_current_net(z)
+    x = torch.rand(6, 3, 32, 32)
+    for steps in (3, 4, 7):
+        out, corrections = C.calibrate_biases(net, x, steps=steps, levels=None, v0=0.0,
+                                              signed=False)
+        expected = torch.tensor([v - np.floor(steps * v) / steps for v in z])
+        assert len(corrections) == 1
+        torch.testing.assert_close(corrections[0], expected.float(), atol=1e-6, rtol=0)
+        torch.testing.assert_close(out[0].bias, torch.tensor(z) + expected.float(), atol=1e-6,
+                                   rtol=0)
+    torch.testing.assert_close(net[0].bias, torch.tensor(z))  # net itself unchanged
+
+
+def _calibration_net(seed: int = 0) -> nn.Sequential:
+    """A normalised two-layer network whose currents spread over [-1, 2] (random weights)."""
+    g = torch.Generator().manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+                        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+                        nn.Flatten(), nn.Linear(8 * 8 * 8, 10))
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.25)
+                m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.4 - 0.1)
+    return net
+
+
+def test_calibrate_biases_leaves_a_qcfs_layer_with_constant_input_alone_at_t_equal_l():
+    # Bu et al.'s result: from v0 = 1/2, T = L steps of a constant current z give
+    # clip(floor(L z + 1/2), 0, L) spikes, the QCFS staircase exactly, so the first layer
+    # (which gets the image as a constant current) needs no correction; at T != L it does
+    net = _calibration_net()
+    x = torch.rand(30, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    _, at_l = C.calibrate_biases(net, x, steps=4, levels=4, v0=0.5, signed=True)
+    assert float(at_l[0].abs().max()) < 1e-6
+    assert float(at_l[1].abs().max()) > 1e-2  # the second layer gets spikes, not a constant
+    _, at_2 = C.calibrate_biases(net, x, steps=2, levels=4, v0=0.5, signed=True)
+    assert float(at_2[0].abs().max()) > 2e-3
+    assert [e.shape for e in at_l] == [(8,), (8,)]
+
+
+def test_calibrated_network_has_smaller_mean_rate_errors():
+    # the calibrated network's systematic errors (against the same CNN) are much smaller
+    net = _calibration_net()
+    x = torch.rand(30, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    size = lambda es: float(sum(e.abs().sum() for e in es))
+    for steps in (2, 4, 8):
+        once, before = C.calibrate_biases(net, x, steps=steps, levels=4)
+        _, after = C.calibrate_biases(once, x, steps=steps, levels=4, reference=net)
+        assert size(after) < 0.5 * size(before), steps
+
+
+def test_calibrate_biases_checks_its_arguments():
+    net = _constant_current_net([0.2, 0.4])
+    x = torch.rand(2, 3, 32, 32)
+    with pytest.raises(ValueError, match="steps"):
+        C.calibrate_biases(net, x, steps=0)
+    with pytest.raises(ValueError, match="levels"):
+        C.calibrate_biases(net, x, steps=4, levels=0)
+    with pytest.raises(ValueError, match="v0"):
+        C.calibrate_biases(net, x, steps=4, v0=2.0)
+    with pytest.raises(ValueError, match="no activations"):
+        C.calibrate_biases(nn.Sequential(nn.Flatten(), nn.Linear(3072, 2)), x, steps=4)
+    no_bias = nn.Sequential(nn.Conv2d(3, 2, 1, bias=False), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(2048, 2))
+    with pytest.raises(ValueError, match="bias"):
+        C.calibrate_biases(no_bias, x, steps=4)
+    with pytest.raises(TypeError, match="nn.Sequential"):
+        C.calibrate_biases(nn.Linear(2, 2), x, steps=4)
+    with pytest.raises(ValueError, match="reference"):
+        C.calibrate_biases(net, x, steps=4, reference=nn.Sequential(nn.Flatten()))

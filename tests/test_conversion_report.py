@@ -652,3 +652,46 @@ def test_reference_table_shows_each_airbench_run(tmp_path):
     path.write_text("[]")
     with pytest.raises(ValueError, match="no run"):
         report.reference_table(path)
+
+
+def _calibrated(rec: runs.TierRecord) -> runs.TierRecord:
+    """The record as run_tier now writes it: the QCFS copy bias-calibrated, the uncalibrated
+    copy's curve beside it (made-up numbers)."""
+    specific = copy.deepcopy(rec.specific)
+    q = specific["qcfs"]
+    q["uncalibrated"] = {"accuracy_vs_steps": {t: a - 0.01 for t, a in
+                                               q["accuracy_vs_steps"].items()}}
+    q["bias_calibration"] = {"steps": 4, "images": 1000, "wall_s": 31.4,
+                             "mean_abs_correction": {f"conv{k}": 0.001 * k for k in range(1, 7)},
+                             "max_abs_correction": {f"conv{k}": 0.01 * k for k in range(1, 7)}}
+    return dataclasses.replace(rec, specific=specific)
+
+
+def test_the_bias_calibration_is_shown_beside_the_uncalibrated_copy(record, tmp_path):
+    assert report.calibration_line(record) is None  # a record made before the calibration
+    rec = _calibrated(record)
+    q = rec.specific["qcfs"]
+    assert report.calibration_line(rec) == (
+        "biases calibrated for T = 4 on 1,000 training images in 31 s; the largest mean "
+        "correction, 0.006 of the threshold per step, in conv6; at T = 4 the spiking copy goes "
+        f"from {q['accuracy_vs_steps']['4'] - 0.01:.1%} to {q['accuracy_vs_steps']['4']:.1%}")
+    table = report.qcfs_table(rec)
+    assert table.index == ("ReLU conversion", "QCFS conversion, before bias calibration",
+                           "QCFS conversion, biases calibrated")
+    assert _row(table, "QCFS conversion, biases calibrated")[:6] == [
+        "68.4%", "80.5%", "86.4%", "88.1%", "88.4%", "88.4%"]
+    assert _row(table, "QCFS conversion, before bias calibration")[:3] == [
+        "67.4%", "79.5%", "85.4%"]
+    ax = plots.qcfs_accuracy(rec).axes[0]
+    before, after = q["uncalibrated"]["accuracy_vs_steps"], q["accuracy_vs_steps"]
+    np.testing.assert_allclose(_ydata(ax)[1], [100 * before[t] for t in before])
+    np.testing.assert_allclose(_ydata(ax)[2], [100 * after[t] for t in after])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[2].endswith("biases calibrated for T = 4")
+    # the QCFS CNN's line has the calibrated copy's colour
+    assert ax.get_lines()[-1].get_color() == ax.get_lines()[2].get_color()
+    runs.save_record(rec, tmp_path / "calibrated.json")
+    items = report.full_profile_items(tmp_path / "calibrated.json")
+    assert items[3].endswith(report.calibration_line(rec))
+    assert items[4].columns[-1] == "before bias calibration"
+    assert _column(items[4], "before bias calibration")[2] == f"{before['4']:.2%}"

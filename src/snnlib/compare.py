@@ -1123,14 +1123,21 @@ def _conversion_readme(rec: runs.TierRecord) -> list[str]:
         epochs_q, wall_q = _dig(q, "training/epochs"), _dig(q, "training/wall_s")
         signed = ("signed IF neurons with memory, which take back a spike when their "
                   "potential falls below zero, " if q.get("signed") else "")
+        cal = q.get("bias_calibration")
+        calibrated = (f"; its biases calibrated for T = {cal['steps']} on {cal['images']:,} "
+                      f"training images, Li et al.'s bias correction" if cal else "")
         out.append(
             f"Quantisation-aware fine-tuning (Bu et al.'s clip-floor-shift activation, "
             f"{q.get('levels')} levels, thresholds starting at the {q.get('init_percentile'):g}th "
             f"percentile of each layer's activations; {epochs_q} epochs from the trained CNN, "
             f"{_minutes(wall_q)}) gives a CNN of {_pct(own)}, whose spiking copy ({signed}"
-            f"neurons starting at {q.get('v0')} of the threshold) does:")
+            f"neurons starting at {q.get('v0')} of the threshold{calibrated}) does:")
         qa = q["accuracy_vs_steps"]
         rows = [("its spiking copy", {t: _pct(a) for t, a in qa.items()})]
+        before = _dig(q, "uncalibrated/accuracy_vs_steps")
+        if before:
+            rows.append(("the same before the bias calibration",
+                         {t: _pct(a) for t, a in before.items()}))
         if own is not None:
             rows.append((f"its CNN ({_pct(own)}) minus SNN (points)",
                          {t: f"{100 * (own - a):.2f}" for t, a in qa.items()}))

@@ -13,7 +13,8 @@ Bu et al. 2022), in three modules:
   (:func:`simulate`, :func:`simulate_parts`), rate errors
   (:func:`rates_vs_activations`), operation counts
   (:func:`synaptic_operations`), quantisation-aware fine-tuning
-  (:func:`qcfs_from_relu`);
+  (:func:`qcfs_from_relu`) and bias calibration for few steps
+  (:func:`calibrate_biases`);
 - :mod:`.run`: the tier's pipeline (:func:`run_tier`), which writes the
   common record (:mod:`.record`);
 - :mod:`.numerics`: the arithmetic of each profile (float32, fixed threads,
@@ -28,19 +29,20 @@ The IF neuron itself (reset by subtraction) is :class:`snnlib.neurons.IFNeurons`
 from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, ConvNet, ConvNetParams,
                   TrainParams, augment, bf16_supported, evaluate_cnn, fold_batchnorm,
                   images_to_tensor, set_whitening, train_cnn, tta_logits)
-from .convert import (PERCENTILE, PERCENTILES, QCFS_SHORT_STEPS, QCFS_SIGNED, QCFS_V0,
+from .convert import (PERCENTILE, PERCENTILES, QCFS_CALIBRATION_STEPS, QCFS_SHORT_STEPS, QCFS_SIGNED, QCFS_V0,
                       SIM_VERSION, SNN_PART_IMAGES, STEPS_ANALYSED, SpikingMaxPool,
-                      normalise, qcfs_from_relu, rates_vs_activations,
+                      calibrate_biases, normalise, qcfs_from_relu, rates_vs_activations,
                       relu_layers, simulate, simulate_parts, smallest_steps_within,
                       synaptic_operations)
 from .run import params_for_profile, run_tier
 from . import numerics, plots, report  # noqa: E402  (modules: conversion.plots.raster, ...)
 
 __all__ = ["ConvNet", "ConvNetParams", "PERCENTILE", "PERCENTILES", "QCFS",
-           "QCFS_INIT_PERCENTILE", "QCFS_LEVELS", "QCFS_MAX_LR", "QCFS_SHORT_STEPS", "QCFS_SIGNED",
+           "QCFS_CALIBRATION_STEPS", "QCFS_INIT_PERCENTILE", "QCFS_LEVELS", "QCFS_MAX_LR",
+           "QCFS_SHORT_STEPS", "QCFS_SIGNED",
            "QCFS_V0", "SIM_VERSION",
            "SNN_PART_IMAGES", "STEPS_ANALYSED", "SpikingMaxPool", "TrainParams", "augment",
-           "bf16_supported",
+           "bf16_supported", "calibrate_biases",
            "evaluate_cnn", "fold_batchnorm", "images_to_tensor", "normalise",
            "params_for_profile", "qcfs_from_relu", "rates_vs_activations", "relu_layers",
            "run_tier", "set_whitening", "simulate", "simulate_parts", "smallest_steps_within",

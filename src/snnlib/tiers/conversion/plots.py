@@ -183,19 +183,25 @@ def max_pool_spikes(rates=(0.2, 0.45, 0.5, 0.3), steps: int = 32, seed: int = 3)
 
 def qcfs_accuracy(record):
     """Accuracy against T of the ReLU conversion (:math:`v_0 = 0`) and the fine-tuned QCFS
-    conversion (its own :math:`v_0`, signed neurons where the record says so), with both
-    CNNs' accuracies as lines."""
+    conversion (its own :math:`v_0`, signed neurons where the record says so; before and
+    after its bias calibration where the record has both), with both CNNs' accuracies as
+    lines."""
     record = _record(record, "plots.qcfs_accuracy")
     s = record.specific
     fig, ax = plt.subplots(figsize=(6.5, 4))
     q = s["qcfs"]
     q_label = (f"fine-tuned QCFS CNN ({'signed neurons, ' if q.get('signed') else ''}"
                f"v0 = {q['v0']:g})")
-    viz.accuracy_vs_steps({"converted ReLU CNN (v0 = 0)": s["snn"]["accuracy_vs_steps"],
-                           q_label: q["accuracy_vs_steps"]},
+    curves = {"converted ReLU CNN (v0 = 0)": s["snn"]["accuracy_vs_steps"]}
+    if "uncalibrated" in q:
+        curves[f"{q_label}, before bias calibration"] = q["uncalibrated"]["accuracy_vs_steps"]
+        q_label += f", biases calibrated for T = {q['bias_calibration']['steps']}"
+    curves[q_label] = q["accuracy_vs_steps"]
+    viz.accuracy_vs_steps(curves,
                           s["cnn"]["accuracy_on_snn_images"], ax=ax, cnn_label="ReLU CNN",
                           title=f"{s['snn_images']} test images, {record.profile} profile")
-    ax.axhline(100 * s["qcfs"]["cnn_accuracy_on_snn_images"], color="C1", ls=":", lw=1.5,
+    q_color = ax.get_lines()[len(curves) - 1].get_color()  # the QCFS copy's curve
+    ax.axhline(100 * s["qcfs"]["cnn_accuracy_on_snn_images"], color=q_color, ls=":", lw=1.5,
                label="QCFS CNN")
     ax.legend(frameon=False, fontsize=8)
     return fig

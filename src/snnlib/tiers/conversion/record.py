@@ -154,6 +154,15 @@ def summary_lines(record: runs.TierRecord) -> list[str]:
         f"its SNN ({'signed IF neurons, ' if q.get('signed') else ''}v0 = {q['v0']}) by steps: "
         + ", ".join(
             f"T={t} {a:.4f}" for t, a in q["accuracy_vs_steps"].items()),
+    ]
+    if "uncalibrated" in q:
+        c = q["bias_calibration"]
+        lines += [
+            f"(its biases calibrated for T={c['steps']} on {c['images']} training images in "
+            f"{c['wall_s']:.0f} s; before the calibration: " + ", ".join(
+                f"T={t} {a:.4f}" for t, a in q["uncalibrated"]["accuracy_vs_steps"].items())
+            + ")"]
+    lines += [
         f"smallest T within 1 point of its CNN: {q['smallest_steps_within_1_point']}, "
         f"within 0.1 point: {q['smallest_steps_within_0.1_point']}, within 1 point of the "
         f"ReLU CNN: {q['smallest_steps_within_1_point_of_relu_cnn']}",

@@ -29,7 +29,7 @@ from ... import _validate as check
 from ... import runs, viz
 from .record import describe_cnn, describe_training, spiking_layer_names
 
-__all__ = ["accumulates_line", "accuracy_table", "costs_table", "firing_table", "float32_gap_line",
+__all__ = ["accumulates_line", "accuracy_table", "calibration_line", "costs_table", "firing_table", "float32_gap_line",
            "full_profile_items", "lambda_table", "layer_names", "network_lines",
            "operations_table", "qcfs_choice_line", "qcfs_choice_table", "qcfs_float32_line",
            "qcfs_steps_line", "qcfs_table", "qcfs_training_line", "reference_table", "show",
@@ -224,22 +224,46 @@ def qcfs_training_line(record) -> str:
 
 
 def qcfs_table(record):
-    """Accuracy against T of the ReLU conversion and of the fine-tuned QCFS conversion.
+    """Accuracy against T of the ReLU conversion and of the fine-tuned QCFS conversion (before
+    and after its bias calibration, where the record has both).
 
-    Rows: the two conversions. Columns: the steps T of either; a T that a
+    Rows: the conversions. Columns: the steps T of any; a T that a
     conversion was not simulated for is an empty cell (QCFS stops at a
     shorter T).
     """
     record = _record(record, "report.qcfs_table")
     snn, q, cnn = record.specific["snn"], record.specific["qcfs"], record.specific["cnn"]
-    curves = {"ReLU conversion": _steps_row(snn["accuracy_vs_steps"]),
-              "QCFS conversion": _steps_row(q["accuracy_vs_steps"])}
+    curves = {"ReLU conversion": _steps_row(snn["accuracy_vs_steps"])}
+    if "uncalibrated" in q:
+        curves["QCFS conversion, before bias calibration"] = _steps_row(
+            q["uncalibrated"]["accuracy_vs_steps"])
+        curves["QCFS conversion, biases calibrated"] = _steps_row(q["accuracy_vs_steps"])
+    else:
+        curves["QCFS conversion"] = _steps_row(q["accuracy_vs_steps"])
     steps = list(dict.fromkeys(t for curve in curves.values() for t in curve))
     rows = {name: {t: curve.get(t, "") for t in steps} for name, curve in curves.items()}
     return viz.table(rows, formats=".1%",
                      caption=f"SNN accuracy by steps T; CNNs on these images: ReLU "
                              f"{cnn['accuracy_on_snn_images']:.1%}, QCFS "
                              f"{q['cnn_accuracy_on_snn_images']:.1%}")
+
+
+def calibration_line(record) -> str | None:
+    """The QCFS network's bias calibration: its T, images, time, the largest mean correction of a
+    layer, and the accuracy at that T before and after (None: the record has no calibration)."""
+    q = _record(record, "report.calibration_line").specific["qcfs"]
+    if "bias_calibration" not in q:
+        return None
+    c, before = q["bias_calibration"], q["uncalibrated"]["accuracy_vs_steps"]
+    t = str(c["steps"])
+    layer, size = max(c["mean_abs_correction"].items(), key=lambda kv: kv[1])
+    line = (f"biases calibrated for T = {t} on {c['images']:,} training images in "
+            f"{c['wall_s']:.0f} s; the largest mean correction, {size:.3f} of the threshold per "
+            f"step, in {layer}")
+    if t in before and t in q["accuracy_vs_steps"]:
+        line += (f"; at T = {t} the spiking copy goes from {before[t]:.1%} to "
+                 f"{q['accuracy_vs_steps'][t]:.1%}")
+    return line
 
 
 def qcfs_steps_line(record) -> str:
@@ -345,15 +369,19 @@ def full_profile_items(path) -> list:
     ]
     if "qcfs" in full.specific:
         fq = full.specific["qcfs"]
+        columns = {"QCFS SNN accuracy": fq["accuracy_vs_steps"],
+                   "loss vs QCFS CNN (points)": fq["loss_vs_own_cnn_points"],
+                   "loss vs ReLU CNN (points)": fq["loss_vs_relu_cnn_points"]}
+        formats = {"QCFS SNN accuracy": ".2%", "loss vs QCFS CNN (points)": ".2f",
+                   "loss vs ReLU CNN (points)": ".2f"}
+        if "uncalibrated" in fq:
+            columns["before bias calibration"] = fq["uncalibrated"]["accuracy_vs_steps"]
+            formats["before bias calibration"] = ".2%"
         items += [
             f"fine-tuned with QCFS for {fq['training']['epochs']} epochs in "
-            f"{fq['training']['wall_s'] / 60:.0f} min: CNN {fq['cnn_accuracy']:.2%}",
-            viz.table(_by_steps({"QCFS SNN accuracy": fq["accuracy_vs_steps"],
-                                 "loss vs QCFS CNN (points)": fq["loss_vs_own_cnn_points"],
-                                 "loss vs ReLU CNN (points)": fq["loss_vs_relu_cnn_points"]}),
-                      formats={"QCFS SNN accuracy": ".2%", "loss vs QCFS CNN (points)": ".2f",
-                               "loss vs ReLU CNN (points)": ".2f"},
-                      index_name="steps T"),
+            f"{fq['training']['wall_s'] / 60:.0f} min: CNN {fq['cnn_accuracy']:.2%}"
+            + (f"; {calibration_line(full)}" if "bias_calibration" in fq else ""),
+            viz.table(_by_steps(columns), formats=formats, index_name="steps T"),
             f"smallest T within 1 point of the QCFS CNN: {fq['smallest_steps_within_1_point']}, "
             f"within 0.1 point: {fq['smallest_steps_within_0.1_point']}"
             + ("; simulated with signed neurons" if fq.get("signed") else ""),

@@ -18,10 +18,10 @@ from .. import _profile_section
 from .cnn import (QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, TRAIN_VERSION, ConvNet,
                   ConvNetParams, TrainParams, _evaluate_cnn, evaluate_cnn, fold_batchnorm,
                   images_to_tensor, train_cnn)
-from .convert import (PERCENTILE, PERCENTILES, QCFS_SHORT_STEPS, QCFS_SIGNED, QCFS_V0,
-                      STEPS_ANALYSED, normalise, qcfs_from_relu, simulate_parts,
-                      smallest_steps_within)
-from .numerics import numerics_for_profile, numerics_in_use, numerics_scope
+from .convert import (PERCENTILE, PERCENTILES, QCFS_CALIBRATION_STEPS, QCFS_SHORT_STEPS,
+                      QCFS_SIGNED, QCFS_V0, STEPS_ANALYSED, _fed_layers, calibrate_biases, normalise,
+                      qcfs_from_relu, simulate_parts, smallest_steps_within)
+from .numerics import fingerprint, numerics_for_profile, numerics_in_use, numerics_scope
 from .record import spiking_layer_names, to_record
 
 __all__ = ["params_for_profile", "run_tier"]
@@ -114,10 +114,14 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
        (:func:`qcfs_from_relu`, ``sizes.qcfs_epochs``, checkpointed in
        ``out_dir/cnn_qcfs.pt``), converted with its trained thresholds and
        simulated with signed IF neurons (``QCFS_SIGNED``) starting at
-       ``v0 = 0.5`` for ``sizes.qcfs_steps`` on the tier's test images (and,
-       when that runs in bfloat16, in float32 on the variant images); then
-       again for each T of ``QCFS_SHORT_STEPS`` on its own, so that the
-       operations per image at those T are counted.
+       ``v0 = 0.5`` for ``sizes.qcfs_steps`` on the tier's test images; then its
+       biases are calibrated for ``QCFS_CALIBRATION_STEPS`` steps on the
+       normalisation's training images (:func:`calibrate_biases`, cached in
+       ``out_dir/qcfs_calibration.npz``), and the calibrated network, the
+       tier's spiking copy, is simulated the same way (and, when that runs in
+       bfloat16, in float32 on the variant images); then again for each T of
+       ``QCFS_SHORT_STEPS`` on its own, so that the operations per image at
+       those T are counted.
 
     ``device`` (default ``$SNNLIB_DEVICE`` or ``"cpu"``): where the CNN
     trains and the spiking network is simulated.
@@ -254,6 +258,15 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
     # (plain neurons in folders of their own names, signed ones in "_signed" folders, so
     # that a run directory made before keeps its simulations)
     tag = "_signed" if QCFS_SIGNED else ""
+    q_raw = simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=q_steps, seed=seed,
+                           v0=QCFS_V0, folder=out / f"snn_qcfs{tag}", bf16=snn_bf16,
+                           progress=progress, desc="tier 3, SNN (fine-tuned QCFS, uncalibrated)",
+                           device=device, numerics=numerics, signed=QCFS_SIGNED)
+    # bias calibration for few steps (Li et al. 2021), on the normalisation's training images
+    q_net, q_corrections, q_cal_wall = _calibrated(
+        q_net, calibration, out / "qcfs_calibration.npz", bf16=snn_bf16, device=device,
+        numerics=numerics, progress=progress)
+    tag += "_calibrated"
     q_sim = simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=q_steps, seed=seed,
                            v0=QCFS_V0, folder=out / f"snn_qcfs{tag}", bf16=snn_bf16,
                            progress=progress, desc="tier 3, SNN (fine-tuned QCFS)", device=device,
@@ -349,7 +362,8 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
                      f"{QCFS_INIT_PERCENTILE:g}th percentile of its activations), converted with "
                      f"the trained thresholds and simulated with "
                      f"{'signed IF neurons with memory' if QCFS_SIGNED else 'IF neurons'} "
-                     f"starting at v0 = {QCFS_V0}"),
+                     f"starting at v0 = {QCFS_V0}, its biases calibrated for "
+                     f"T = {QCFS_CALIBRATION_STEPS} on {len(calibration)} training images"),
             "levels": QCFS_LEVELS, "init_percentile": QCFS_INIT_PERCENTILE, "v0": QCFS_V0,
             "signed": QCFS_SIGNED,
             "training": {"epochs": q_tp.epochs, "max_lr": q_tp.max_lr,
@@ -358,6 +372,24 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
                          "epoch_wall_s": q_history["wall_s"]},
             "cnn_accuracy": q_cnn["accuracy"],
             "cnn_accuracy_on_snn_images": q_cnn_on_snn,
+            "bias_calibration": {
+                "what": (f"each spiking layer's mean rate error per channel, over "
+                         f"{len(calibration)} training images and {QCFS_CALIBRATION_STEPS} "
+                         f"steps, added to its bias, layer after layer (calibrate_biases, "
+                         f"after Li et al. 2021)"),
+                "steps": QCFS_CALIBRATION_STEPS, "images": len(calibration),
+                "mean_abs_correction": dict(zip(layer_names, (float(e.abs().mean())
+                                                              for e in q_corrections))),
+                "max_abs_correction": dict(zip(layer_names, (float(e.abs().max())
+                                                             for e in q_corrections))),
+                "wall_s": q_cal_wall},
+            "uncalibrated": {
+                "accuracy_vs_steps": {str(t): a for t, a in q_raw["accuracy"].items()},
+                "loss_vs_own_cnn_points": {str(t): 100 * (q_cnn_on_snn - a)
+                                           for t, a in q_raw["accuracy"].items()},
+                "loss_vs_relu_cnn_points": {str(t): 100 * (cnn_on_snn - a)
+                                            for t, a in q_raw["accuracy"].items()},
+                "wall_s": q_raw["wall_s"]},
             "thresholds": q_lambdas,
             "accuracy_vs_steps": {str(t): a for t, a in q_sim["accuracy"].items()},
             "steps": q_steps[-1],
@@ -405,7 +437,9 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
         "snn_images": n_snn,
         "wall_s": {"cnn_training": history["total_wall_s"], "cnn_test": cnn_wall,
                    "snn": main["wall_s"], **{f"snn {k}": v["wall_s"] for k, v in variants.items()},
-                   "qcfs_training": q_history["total_wall_s"], "snn qcfs": q_sim["wall_s"],
+                   "qcfs_training": q_history["total_wall_s"],
+                   "snn qcfs uncalibrated": q_raw["wall_s"], "qcfs_calibration": q_cal_wall,
+                   "snn qcfs": q_sim["wall_s"],
                    **{f"snn qcfs T = {t}": r["wall_s"] for t, r in q_short.items()},
                    **({"snn qcfs float32": q_check["wall_s"]} if q_check is not None else {}),
                    "this_call": time.perf_counter() - t_start},
@@ -417,5 +451,39 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
                "test_images": x_test, "test_labels": y_test, "train_index": itr, "test_index": ite,
                "qcfs": {"model": q_model, "folded": q_folded, "net": q_net, "cnn": q_cnn,
                         "simulation": q_sim, "short_simulations": q_short,
+                        "uncalibrated_simulation": q_raw, "corrections": q_corrections,
                         "float32_check": q_check, "history": q_history}}
     return record, details
+
+
+CALIBRATION_VERSION = 1
+"""Version of :func:`_calibrated`'s cache (raise it when the calibration changes)."""
+
+
+def _calibrated(net, images, path, *, bf16: bool, device: str, numerics, progress: bool):
+    """``calibrate_biases(net, images, steps=QCFS_CALIBRATION_STEPS)`` with the tier's neurons,
+    its corrections cached at ``path`` (recomputed when the network, the images, the
+    settings or the arithmetic differ); returns the calibrated network, the corrections and
+    the seconds the calibration took (when it was computed)."""
+    import time
+
+    key = runs.cache_key(net, images, QCFS_CALIBRATION_STEPS, QCFS_LEVELS, QCFS_V0, QCFS_SIGNED,
+                         bf16, fingerprint(numerics), version=CALIBRATION_VERSION)
+    saved = runs.cached_npz(path, key)
+    if saved is None:
+        start = time.perf_counter()
+        calibrated, corrections = calibrate_biases(
+            net, images, steps=QCFS_CALIBRATION_STEPS, levels=QCFS_LEVELS, v0=QCFS_V0,
+            signed=QCFS_SIGNED, bf16=bf16, device=device, progress=progress)
+        wall = time.perf_counter() - start
+        runs.save_npz(path, key=np.array(key), wall_s=np.array(wall),
+                      **{f"layer_{j}": e.numpy() for j, e in enumerate(corrections)})
+        return calibrated, corrections, wall
+    corrections = [torch.as_tensor(saved[f"layer_{j}"])
+                   for j in range(sum(k.startswith("layer_") for k in saved))]
+    calibrated = copy.deepcopy(net)
+    with torch.no_grad():
+        for k, e in zip(_fed_layers(calibrated, "conversion.run_tier"), corrections):
+            k.bias.add_(e.to(k.bias.dtype))
+    return calibrated, corrections, float(saved["wall_s"])
+
