@@ -672,8 +672,9 @@ def test_the_bias_calibration_is_shown_beside_the_uncalibrated_copy(record, tmp_
     rec = _calibrated(record)
     q = rec.specific["qcfs"]
     assert report.calibration_line(rec) == (
-        "biases calibrated for T = 4 on 1,000 training images in 31 s; the largest mean "
-        "correction, 0.006 of the threshold per step, in conv6; at T = 4 the spiking copy goes "
+        "biases calibrated for T = 4 on 1,000 training images in 31 s; the largest mean size of "
+        "a layer's corrections, 0.006 of the threshold per step, in conv6; at T = 4 the spiking "
+        "copy goes "
         f"from {q['accuracy_vs_steps']['4'] - 0.01:.1%} to {q['accuracy_vs_steps']['4']:.1%}")
     table = report.qcfs_table(rec)
     assert table.index == ("ReLU conversion", "QCFS conversion, before bias calibration",

@@ -249,8 +249,9 @@ def qcfs_table(record):
 
 
 def calibration_line(record) -> str | None:
-    """The QCFS network's bias calibration: its T, images, time, the largest mean correction of a
-    layer, and the accuracy at that T before and after (None: the record has no calibration)."""
+    """The QCFS network's bias calibration: its T, images, time, the largest mean absolute
+    correction of a layer, and the accuracy at that T before and after (None: the record has no
+    calibration)."""
     q = _record(record, "report.calibration_line").specific["qcfs"]
     if "bias_calibration" not in q:
         return None
@@ -258,8 +259,8 @@ def calibration_line(record) -> str | None:
     t = str(c["steps"])
     layer, size = max(c["mean_abs_correction"].items(), key=lambda kv: kv[1])
     line = (f"biases calibrated for T = {t} on {c['images']:,} training images in "
-            f"{c['wall_s']:.0f} s; the largest mean correction, {size:.3f} of the threshold per "
-            f"step, in {layer}")
+            f"{c['wall_s']:.0f} s; the largest mean size of a layer's corrections, {size:.3f} of "
+            f"the threshold per step, in {layer}")
     if t in before and t in q["accuracy_vs_steps"]:
         line += (f"; at T = {t} the spiking copy goes from {before[t]:.1%} to "
                  f"{q['accuracy_vs_steps'][t]:.1%}")

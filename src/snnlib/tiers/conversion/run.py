@@ -19,7 +19,8 @@ from .cnn import (QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, TRAIN_VERSION,
                   ConvNetParams, TrainParams, _evaluate_cnn, evaluate_cnn, fold_batchnorm,
                   images_to_tensor, train_cnn)
 from .convert import (PERCENTILE, PERCENTILES, QCFS_CALIBRATION_STEPS, QCFS_SHORT_STEPS,
-                      QCFS_SIGNED, QCFS_V0, STEPS_ANALYSED, _fed_layers, calibrate_biases, normalise,
+                      QCFS_SIGNED, QCFS_V0, SIM_VERSION, STEPS_ANALYSED, _fed_layers,
+                      calibrate_biases, normalise,
                       qcfs_from_relu, simulate_parts, smallest_steps_within)
 from .numerics import fingerprint, numerics_for_profile, numerics_in_use, numerics_scope
 from .record import spiking_layer_names, to_record
@@ -407,6 +408,8 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
             "images_per_s": q_sim["images_per_s"],
             "what_images_per_s": f"images simulated for {q_steps[-1]} steps per second",
             "float32_check": None if q_check is None else {
+                "what": ("the same calibrated network (its corrections measured in bfloat16) "
+                         "simulated in float32"),
                 "images": n_var,
                 "bfloat16": {str(t): float(np.mean(p[:n_var] == y_test[:n_var]))
                              for t, p in q_sim["predictions"].items()},
@@ -456,7 +459,7 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
     return record, details
 
 
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2
 """Version of :func:`_calibrated`'s cache (raise it when the calibration changes)."""
 
 
@@ -468,7 +471,7 @@ def _calibrated(net, images, path, *, bf16: bool, device: str, numerics, progres
     import time
 
     key = runs.cache_key(net, images, QCFS_CALIBRATION_STEPS, QCFS_LEVELS, QCFS_V0, QCFS_SIGNED,
-                         bf16, fingerprint(numerics), version=CALIBRATION_VERSION)
+                         bf16, fingerprint(numerics), SIM_VERSION, version=CALIBRATION_VERSION)
     saved = runs.cached_npz(path, key)
     if saved is None:
         start = time.perf_counter()
@@ -484,6 +487,6 @@ def _calibrated(net, images, path, *, bf16: bool, device: str, numerics, progres
     calibrated = copy.deepcopy(net)
     with torch.no_grad():
         for k, e in zip(_fed_layers(calibrated, "conversion.run_tier"), corrections):
-            k.bias.add_(e.to(k.bias.dtype))
+            k.bias.add_(e.to(k.bias))
     return calibrated, corrections, float(saved["wall_s"])
 
