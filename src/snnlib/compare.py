@@ -258,6 +258,9 @@ class VariantDetail:
         The key, in that part, of shorter simulations of the same network by their
         number of steps (``"4"``: a part like the variant's own): a variant whose
         T is not the part's ``steps`` reads its numbers there.
+    optional_phases : tuple of str
+        Phases added to ``training_phases`` where the record has them (a record made
+        before a phase existed has none, and its time is the others' sum).
     """
 
     tier: str
@@ -265,15 +268,17 @@ class VariantDetail:
     specific: str
     training_phases: tuple[str, ...]
     by_steps: str | None = None
+    optional_phases: tuple[str, ...] = ()
 
 
 VARIANT_DETAILS: tuple[VariantDetail, ...] = (
     # the CNN the tier converts: its training is the tier's
     VariantDetail("conversion", "the CNN", "cnn", ("cnn_training",)),
-    # QCFS: the trained CNN, then fine-tuned with clip-floor-shift activations
-    # (simulated again for T = 4 and 8 on their own: each a variant with its own numbers)
+    # QCFS: the trained CNN, then fine-tuned with clip-floor-shift activations, then its
+    # biases calibrated (simulated again for T = 4 and 8 on their own: each a variant with
+    # its own numbers)
     VariantDetail("conversion", "QCFS fine-tuned", "qcfs", ("cnn_training", "qcfs_training"),
-                  by_steps="short_simulations"),
+                  by_steps="short_simulations", optional_phases=("qcfs_calibration",)),
 )
 """What the comparison reads about a variant beyond :class:`snnlib.runs.Variant`'s fields."""
 
@@ -439,7 +444,8 @@ def comparison_rows(records: Records) -> list[Row]:
                 part = (part.get(detail.by_steps) or {}).get(str(v.time_steps), {})
             training = None
             if detail is not None:
-                phases = [rec.wall_s.get(p) for p in detail.training_phases]
+                phases = [rec.wall_s.get(p) for p in detail.training_phases] + [
+                    rec.wall_s[p] for p in detail.optional_phases if p in rec.wall_s]
                 training = None if any(_untimed(t) for t in phases) else float(sum(phases))
             confusion = part.get("confusion")
             spiking = not (v.time_steps is None and v.synaptic_events.accumulates == 0)
