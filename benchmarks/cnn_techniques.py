@@ -22,7 +22,7 @@ levels, ``--v0`` or ``--steps`` reuse the trainings. ``--signed`` also simulates
 QCFS copy with signed IF neurons (``simulate(signed=True)``). ``--calibrate T ...`` also
 simulates each QCFS spiking copy after bias calibration at each T
 (:func:`~snnlib.tiers.conversion.calibrate_biases` on the 1,000 training images the
-normalisation uses). The spiking copies are
+normalisation uses), in each number of rounds of ``--calibration-rounds`` (default 1). The spiking copies are
 simulated in bfloat16 where the CPU has it, as the ``full`` profile does.
 ``--percentiles P ...`` converts the ReLU CNN as the tier does (batch norm folded,
 normalised at each percentile P of its activations on 1,000 training images) and scores
@@ -84,6 +84,9 @@ def main() -> int:
     parser.add_argument("--calibrate", type=int, nargs="+", default=None, metavar="T",
                         help="also simulate each QCFS spiking copy with its biases calibrated "
                              "for T steps (calibrate_biases), for each T")
+    parser.add_argument("--calibration-rounds", type=int, nargs="+", default=None, metavar="N",
+                        help="with --calibrate: the calibration's rounds (calibrate_biases' "
+                             "rounds), each tried (default 1)")
     parser.add_argument("--percentiles", type=float, nargs="+", default=None,
                         help="also convert the ReLU CNN normalised at each of these percentiles "
                              "and score its spiking copy (analog input) at each of --steps")
@@ -105,6 +108,10 @@ def main() -> int:
         parser.error(f"--snn-val must be at least 10 images (one per class), got {args.snn_val}")
     if args.calibrate is not None and any(t < 1 for t in args.calibrate):
         parser.error(f"--calibrate takes positive numbers of steps, got {args.calibrate}")
+    if args.calibration_rounds is not None and (args.calibrate is None
+                                                or any(r < 1 for r in args.calibration_rounds)):
+        parser.error("--calibration-rounds takes positive integers and goes with --calibrate, "
+                     f"got {args.calibration_rounds}")
     if args.qcfs_max_lr is not None and not args.qcfs_max_lr > 0:
         parser.error(f"--qcfs-max-lr must be positive, got {args.qcfs_max_lr}")
     needing = [name for name, value in (("--levels", args.levels), ("--v0", args.v0),
@@ -199,11 +206,16 @@ def main() -> int:
                 name = f"{'signed' if signed else 'IF'}, v0 = {v0}"
                 nets = [(name, q_net)]
                 for t in args.calibrate or []:
-                    t0 = time.perf_counter()
-                    calibrated, _ = C.calibrate_biases(q_net, x_train, steps=t, levels=levels,
-                                                       v0=v0, signed=signed, bf16=numbers.bf16)
-                    nets.append((f"{name}, biases calibrated at T = {t}", calibrated))
-                    print(f"calibrated at T = {t} in {time.perf_counter() - t0:.0f} s", flush=True)
+                    for r in args.calibration_rounds or [1]:
+                        t0 = time.perf_counter()
+                        calibrated, _ = C.calibrate_biases(
+                            q_net, x_train, steps=t, levels=levels, v0=v0, signed=signed,
+                            bf16=numbers.bf16, rounds=r)
+                        what = (f"{name}, biases calibrated at T = {t}"
+                                + (f" in {r} rounds" if r > 1 else ""))
+                        nets.append((what, calibrated))
+                        print(f"{what}: calibrated in {time.perf_counter() - t0:.0f} s",
+                              flush=True)
                 for what, snn_net in nets:
                     sim = C.simulate(snn_net, x_val, cifar.labels[val_idx], steps=args.steps,
                                      v0=v0, signed=signed, bf16=numbers.bf16)

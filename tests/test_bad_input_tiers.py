@@ -590,6 +590,8 @@ def conversion_entries() -> dict[str, list[Bad]]:
                                                                      device=v)),
             Bad("desc", st.sampled_from([None, 5, ["a"]]),
                 lambda v: C().calibrate_biases(conv()[2], x(), steps=4, desc=v)),
+            Bad("rounds", bad_int(), lambda v: C().calibrate_biases(conv()[2], x(), steps=4,
+                                                                    rounds=v)),
             Bad("reference", st.sampled_from([5, 2.5, "x", [1, 2], object(),
                                               torch.nn.Sequential()]),
                 lambda v: C().calibrate_biases(conv()[2], x(), steps=4, reference=v)),

@@ -794,6 +794,23 @@ def test_calibrated_network_has_smaller_mean_rate_errors():
         assert size(after) < 0.5 * size(before), steps
 
 
+def test_calibration_in_rounds_adds_the_errors_each_round_leaves():
+    # two rounds are one round, then the errors left (against the same CNN) added too
+    net = _calibration_net()
+    x = torch.rand(30, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    once, first = C.calibrate_biases(net, x, steps=2, levels=4)
+    twice_by_hand, second = C.calibrate_biases(once, x, steps=2, levels=4, reference=net)
+    twice, total = C.calibrate_biases(net, x, steps=2, levels=4, rounds=2)
+    for t, a, b in zip(total, first, second):
+        torch.testing.assert_close(t, a + b)
+    for m, n in zip(twice, twice_by_hand):
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            torch.testing.assert_close(m.bias, n.bias)
+    assert float(sum(e.abs().sum() for e in second)) > 0  # the second round did something
+    with pytest.raises(ValueError, match="rounds"):
+        C.calibrate_biases(net, x, steps=2, rounds=0)
+
+
 def test_calibration_targets_are_the_qcfs_cnns_activations_at_every_layer():
     # layer 1 gets 1.5 per step: it fires every step, rate 1 = the staircase of 1.5 (clipped);
     # layer 2 gets 0.5 x that = 0.5 per step: from v0 = 1/2 it fires at steps 1 and 3, rate

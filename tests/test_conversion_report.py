@@ -672,7 +672,7 @@ def test_the_bias_calibration_is_shown_beside_the_uncalibrated_copy(record, tmp_
     rec = _calibrated(record)
     q = rec.specific["qcfs"]
     assert report.calibration_line(rec) == (
-        "biases calibrated for T = 4 on 1,000 training images in 31 s; the largest mean size of "
+        "biases calibrated for T = 4 on 1,000 training images, 31 s; the largest mean size of "
         "a layer's corrections, 0.006 of the threshold per step, in conv6; at T = 4 the spiking "
         "copy goes "
         f"from {q['accuracy_vs_steps']['4'] - 0.01:.1%} to {q['accuracy_vs_steps']['4']:.1%}")
@@ -694,5 +694,8 @@ def test_the_bias_calibration_is_shown_beside_the_uncalibrated_copy(record, tmp_
     runs.save_record(rec, tmp_path / "calibrated.json")
     items = report.full_profile_items(tmp_path / "calibrated.json")
     assert items[3].endswith(report.calibration_line(rec))
+    q["bias_calibration"]["rounds"] = 2
+    assert report.calibration_line(rec).startswith(
+        "biases calibrated for T = 4 on 1,000 training images in 2 rounds, 31 s; ")
     assert items[4].columns[-1] == "before bias calibration"
     assert _column(items[4], "before bias calibration")[2] == f"{before['4']:.2%}"

@@ -1131,7 +1131,9 @@ def _conversion_readme(rec: runs.TierRecord) -> list[str]:
                   "potential falls below zero, " if q.get("signed") else "")
         cal = q.get("bias_calibration")
         calibrated = (f"; its biases calibrated for T = {cal['steps']} on {cal['images']:,} "
-                      f"training images, Li et al.'s bias correction" if cal else "")
+                      f"training images" + (f" in {cal['rounds']} rounds" if cal.get("rounds", 1)
+                                            > 1 else "")
+                      + ", Li et al.'s bias correction" if cal else "")
         out.append(
             f"Quantisation-aware fine-tuning (Bu et al.'s clip-floor-shift activation, "
             f"{q.get('levels')} levels, thresholds starting at the {q.get('init_percentile'):g}th "

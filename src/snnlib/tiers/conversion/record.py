@@ -159,7 +159,7 @@ def summary_lines(record: runs.TierRecord) -> list[str]:
         c = q["bias_calibration"]
         lines += [
             f"(its biases calibrated for T={c['steps']} on {c['images']} training images in "
-            f"{c['wall_s']:.0f} s; before the calibration: " + ", ".join(
+            f"{c.get('rounds', 1)} round(s), {c['wall_s']:.0f} s; before the calibration: " + ", ".join(
                 f"T={t} {a:.4f}" for t, a in q["uncalibrated"]["accuracy_vs_steps"].items())
             + ")"]
     lines += [

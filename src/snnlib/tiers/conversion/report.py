@@ -258,9 +258,11 @@ def calibration_line(record) -> str | None:
     c, before = q["bias_calibration"], q["uncalibrated"]["accuracy_vs_steps"]
     t = str(c["steps"])
     layer, size = max(c["mean_abs_correction"].items(), key=lambda kv: kv[1])
-    line = (f"biases calibrated for T = {t} on {c['images']:,} training images in "
-            f"{c['wall_s']:.0f} s; the largest mean size of a layer's corrections, {size:.3f} of "
-            f"the threshold per step, in {layer}")
+    rounds = c.get("rounds", 1)
+    line = (f"biases calibrated for T = {t} on {c['images']:,} training images"
+            + (f" in {rounds} rounds" if rounds > 1 else "")
+            + f", {c['wall_s']:.0f} s; the largest mean size of a layer's corrections, "
+              f"{size:.3f} of the threshold per step, in {layer}")
     if t in before and t in q["accuracy_vs_steps"]:
         line += (f"; at T = {t} the spiking copy goes from {before[t]:.1%} to "
                  f"{q['accuracy_vs_steps'][t]:.1%}")

@@ -18,7 +18,8 @@ from .. import _profile_section
 from .cnn import (QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, TRAIN_VERSION, ConvNet,
                   ConvNetParams, TrainParams, _evaluate_cnn, evaluate_cnn, fold_batchnorm,
                   images_to_tensor, train_cnn)
-from .convert import (PERCENTILE, PERCENTILES, QCFS_CALIBRATION_STEPS, QCFS_SHORT_STEPS,
+from .convert import (PERCENTILE, PERCENTILES, QCFS_CALIBRATION_ROUNDS,
+                      QCFS_CALIBRATION_STEPS, QCFS_SHORT_STEPS,
                       QCFS_SIGNED, QCFS_V0, SIM_VERSION, STEPS_ANALYSED, _fed_layers,
                       calibrate_biases, normalise,
                       qcfs_from_relu, simulate_parts, smallest_steps_within)
@@ -116,8 +117,9 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
        ``out_dir/cnn_qcfs.pt``), converted with its trained thresholds and
        simulated with signed IF neurons (``QCFS_SIGNED``) starting at
        ``v0 = 0.5`` for ``sizes.qcfs_steps`` on the tier's test images; then its
-       biases are calibrated for ``QCFS_CALIBRATION_STEPS`` steps on the
-       normalisation's training images (:func:`calibrate_biases`, cached in
+       biases are calibrated for ``QCFS_CALIBRATION_STEPS`` steps in
+       ``QCFS_CALIBRATION_ROUNDS`` rounds on the normalisation's training images
+       (:func:`calibrate_biases`, cached in
        ``out_dir/qcfs_calibration.npz``), and the calibrated network, the
        tier's spiking copy, is simulated the same way (and, when that runs in
        bfloat16, in float32 on the variant images); then again for each T of
@@ -364,7 +366,8 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
                      f"the trained thresholds and simulated with "
                      f"{'signed IF neurons with memory' if QCFS_SIGNED else 'IF neurons'} "
                      f"starting at v0 = {QCFS_V0}, its biases calibrated for "
-                     f"T = {QCFS_CALIBRATION_STEPS} on {len(calibration)} training images"),
+                     f"T = {QCFS_CALIBRATION_STEPS} on {len(calibration)} training images in "
+                     f"{QCFS_CALIBRATION_ROUNDS} rounds"),
             "levels": QCFS_LEVELS, "init_percentile": QCFS_INIT_PERCENTILE, "v0": QCFS_V0,
             "signed": QCFS_SIGNED,
             "training": {"epochs": q_tp.epochs, "max_lr": q_tp.max_lr,
@@ -376,9 +379,11 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
             "bias_calibration": {
                 "what": (f"each spiking layer's mean rate error per channel, over "
                          f"{len(calibration)} training images and {QCFS_CALIBRATION_STEPS} "
-                         f"steps, added to its bias, layer after layer (calibrate_biases, "
-                         f"after Li et al. 2021)"),
-                "steps": QCFS_CALIBRATION_STEPS, "images": len(calibration),
+                         f"steps, added to its bias, layer after layer, in "
+                         f"{QCFS_CALIBRATION_ROUNDS} rounds (calibrate_biases, after Li et "
+                         f"al. 2021)"),
+                "steps": QCFS_CALIBRATION_STEPS, "rounds": QCFS_CALIBRATION_ROUNDS,
+                "images": len(calibration),
                 "mean_abs_correction": dict(zip(layer_names, (float(e.abs().mean())
                                                               for e in q_corrections))),
                 "max_abs_correction": dict(zip(layer_names, (float(e.abs().max())
@@ -459,34 +464,41 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
     return record, details
 
 
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3
 """Version of :func:`_calibrated`'s cache (raise it when the calibration changes)."""
 
 
 def _calibrated(net, images, path, *, bf16: bool, device: str, numerics, progress: bool):
-    """``calibrate_biases(net, images, steps=QCFS_CALIBRATION_STEPS)`` with the tier's neurons,
+    """``calibrate_biases(net, images, steps=QCFS_CALIBRATION_STEPS,
+    rounds=QCFS_CALIBRATION_ROUNDS)`` with the tier's neurons,
     its corrections cached at ``path`` (recomputed when the network, the images, the
     settings or the arithmetic differ); returns the calibrated network, the corrections and
     the seconds the calibration took (when it was computed)."""
     import time
 
-    key = runs.cache_key(net, images, QCFS_CALIBRATION_STEPS, QCFS_LEVELS, QCFS_V0, QCFS_SIGNED,
-                         bf16, fingerprint(numerics), SIM_VERSION, version=CALIBRATION_VERSION)
+    key = runs.cache_key(net, images, QCFS_CALIBRATION_STEPS, QCFS_CALIBRATION_ROUNDS,
+                         QCFS_LEVELS, QCFS_V0, QCFS_SIGNED, bf16, fingerprint(numerics),
+                         SIM_VERSION, version=CALIBRATION_VERSION)
     saved = runs.cached_npz(path, key)
     if saved is None:
         start = time.perf_counter()
         calibrated, corrections = calibrate_biases(
             net, images, steps=QCFS_CALIBRATION_STEPS, levels=QCFS_LEVELS, v0=QCFS_V0,
-            signed=QCFS_SIGNED, bf16=bf16, device=device, progress=progress)
+            signed=QCFS_SIGNED, bf16=bf16, device=device, progress=progress,
+            rounds=QCFS_CALIBRATION_ROUNDS)
         wall = time.perf_counter() - start
+        # the corrected biases themselves, so that the cached network is the computed one bit
+        # for bit (adding the summed corrections of several rounds would round differently)
+        fed = _fed_layers(calibrated, "conversion.run_tier")
         runs.save_npz(path, key=np.array(key), wall_s=np.array(wall),
-                      **{f"layer_{j}": e.numpy() for j, e in enumerate(corrections)})
+                      **{f"layer_{j}": e.numpy() for j, e in enumerate(corrections)},
+                      **{f"bias_{j}": m.bias.detach().cpu().numpy() for j, m in enumerate(fed)})
         return calibrated, corrections, wall
     corrections = [torch.as_tensor(saved[f"layer_{j}"])
                    for j in range(sum(k.startswith("layer_") for k in saved))]
     calibrated = copy.deepcopy(net)
     with torch.no_grad():
-        for k, e in zip(_fed_layers(calibrated, "conversion.run_tier"), corrections):
-            k.bias.add_(e.to(k.bias))
+        for j, m in enumerate(_fed_layers(calibrated, "conversion.run_tier")):
+            m.bias.copy_(torch.as_tensor(saved[f"bias_{j}"]))
     return calibrated, corrections, float(saved["wall_s"])
 
