@@ -272,8 +272,7 @@ validation split as the number whose signed copy was most accurate at T = 4: row
 epochs, fine-tuned with QCFS (4 levels, 2 epochs, peak learning rate 0.1), biases calibrated
 in rounds" of ``results/cnn_techniques.json``: after 1 / 2 / 3 rounds, 88.38 / 88.98 / 88.92%
 at T = 4 and 89.50 / 89.26 / 89.38% at T = 8 (uncalibrated 87.92 and 89.08%; its QCFS CNN
-88.92%). The second round's corrections were 0.36 to 0.82 times the first's (mean size per
-layer): one round leaves much of the error."""
+88.92%)."""
 
 
 @torch.no_grad()

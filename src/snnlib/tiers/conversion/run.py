@@ -470,9 +470,9 @@ CALIBRATION_VERSION = 3
 
 def _calibrated(net, images, path, *, bf16: bool, device: str, numerics, progress: bool):
     """``calibrate_biases(net, images, steps=QCFS_CALIBRATION_STEPS,
-    rounds=QCFS_CALIBRATION_ROUNDS)`` with the tier's neurons,
-    its corrections cached at ``path`` (recomputed when the network, the images, the
-    settings or the arithmetic differ); returns the calibrated network, the corrections and
+    rounds=QCFS_CALIBRATION_ROUNDS)`` with the tier's neurons, its corrections and the
+    corrected biases cached at ``path`` (recomputed when the network, the images, the
+    settings, the simulation code or the arithmetic differ); returns the calibrated network, the corrections and
     the seconds the calibration took (when it was computed)."""
     import time
 
