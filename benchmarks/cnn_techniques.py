@@ -22,8 +22,8 @@ levels, ``--v0`` or ``--steps`` reuse the trainings. ``--signed`` also simulates
 QCFS copy with signed IF neurons (``simulate(signed=True)``). ``--calibrate T ...`` also
 simulates each QCFS spiking copy after bias calibration at each T
 (:func:`~snnlib.tiers.conversion.calibrate_biases` on the 1,000 training images the
-normalisation uses), in each number of rounds of ``--calibration-rounds`` (default 1). The spiking copies are
-simulated in bfloat16 where the CPU has it, as the ``full`` profile does.
+normalisation uses), in each number of rounds of ``--calibration-rounds`` (default 1). The
+spiking copies are simulated in bfloat16 where the CPU has it, as the ``full`` profile does.
 ``--percentiles P ...`` converts the ReLU CNN as the tier does (batch norm folded,
 normalised at each percentile P of its activations on 1,000 training images) and scores
 each spiking copy (analog input) on ``--snn-val`` validation images (the first tenth of

@@ -1130,10 +1130,13 @@ def _conversion_readme(rec: runs.TierRecord) -> list[str]:
         signed = ("signed IF neurons with memory, which take back a spike when their "
                   "potential falls below zero, " if q.get("signed") else "")
         cal = q.get("bias_calibration")
-        calibrated = (f"; its biases calibrated for T = {cal['steps']} on {cal['images']:,} "
-                      f"training images" + (f" in {cal['rounds']} rounds" if cal.get("rounds", 1)
-                                            > 1 else "")
-                      + ", Li et al.'s bias correction" if cal else "")
+        calibrated = ""
+        if cal:
+            rounds = cal.get("rounds", 1)
+            calibrated = (f"; its biases calibrated for T = {cal['steps']} on "
+                          f"{cal['images']:,} training images"
+                          + (f" in {rounds} rounds" if rounds > 1 else "")
+                          + ", Li et al.'s bias correction")
         out.append(
             f"Quantisation-aware fine-tuning (Bu et al.'s clip-floor-shift activation, "
             f"{q.get('levels')} levels, thresholds starting at the {q.get('init_percentile'):g}th "

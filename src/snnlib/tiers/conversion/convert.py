@@ -73,8 +73,8 @@ from .numerics import Numerics, fingerprint, numerics_scope
 
 __all__ = ["PERCENTILE", "PERCENTILES", "QCFS_CALIBRATION_ROUNDS", "QCFS_CALIBRATION_STEPS",
            "QCFS_SHORT_STEPS", "QCFS_SIGNED", "QCFS_V0", "SIM_VERSION", "SNN_PART_IMAGES",
-           "STEPS_ANALYSED", "SpikingMaxPool", "calibrate_biases", "normalise", "qcfs_from_relu", "rates_vs_activations",
-           "record_spikes", "relu_layers", "simulate", "simulate_parts", "smallest_steps_within",
+           "STEPS_ANALYSED", "SpikingMaxPool", "calibrate_biases", "normalise", "qcfs_from_relu",
+           "rates_vs_activations", "record_spikes", "relu_layers", "simulate", "simulate_parts", "smallest_steps_within",
            "synaptic_operations"]
 
 QCFS_V0 = 0.5
@@ -261,8 +261,8 @@ QCFS_CALIBRATION_STEPS = 4
 """The T for which :func:`.run.run_tier` calibrates the QCFS network's biases
 (:func:`calibrate_biases`, on the 1,000 training images of the normalisation). Chosen on
 the validation split, calibrating in one round, as the T whose calibration gave the signed
-spiking copy the best accuracy at T = 4 (the harder of the tier's two few-step targets): row "M, 17 epochs,
-fine-tuned with QCFS (4 levels, 2 epochs, peak learning rate 0.1), biases calibrated" of
+spiking copy the best accuracy at T = 4 (the harder of the tier's two few-step targets): row
+"M, 17 epochs, fine-tuned with QCFS (4 levels, 2 epochs, peak learning rate 0.1), biases calibrated" of
 ``results/cnn_techniques.json``, 87.92% at T = 4 and 89.08% at T = 8 uncalibrated; calibrated
 at T = 2 / 4 / 8: 84.58 / 88.38 / 88.04% at T = 4 and 78.54 / 89.50 / 89.40% at T = 8 (its
 QCFS CNN: 88.92%; one standard error on these 5,000 images is about 0.45 points)."""
@@ -283,7 +283,8 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
                      desc: str = "tier 3, bias calibration",
                      reference: nn.Sequential | None = None,
                      rounds: int = 1) -> tuple[nn.Sequential, list]:
-    """Bias correction of a normalised network for a simulation of ``steps`` steps (Li et al. 2021).
+    """Bias correction of a normalised network for a simulation of ``steps`` steps (Li et al.
+    2021).
 
     A spiking layer :math:`l` simulated for :math:`T` steps fires at rates
     :math:`r_l = N_l / T` (:math:`N_l` its spike counts, negative spikes
@@ -299,14 +300,14 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
     is added to the bias of the weighted layer that feeds the channel,
     :math:`b_{l,c} \\leftarrow b_{l,c} + e_{l,c}`: an IF neuron's rate grows by
     its input's growth per step (between 0 and 1 spike per step, and in steps of
-    :math:`1/T`), so the channel's mean rate moves to the CNN's. Layers are corrected in order, each measured after the layers below
-    it are corrected. :math:`a_l` is the activation of the CNN ``reference`` (by default
+    :math:`1/T`), so the channel's mean rate moves to the CNN's. Layers are corrected in
+    order, each measured after the layers below it are corrected. :math:`a_l` is the activation of the CNN ``reference`` (by default
     ``net`` itself, as it was before any correction) computed from the image:
     the staircase :math:`\\mathrm{clip}(\\lfloor zL + 1/2 \\rfloor, 0, L) / L` of
     its input :math:`z` at every layer up to :math:`l` for a QCFS network of ``levels``
     levels (:func:`normalise` turned its activations into ReLUs: the staircases are put
-    back), :math:`\\max(z, 0)` for ``levels=None`` (a ReLU network). The spiking layers are simulated as
-    :func:`simulate` does (analog input, initial potential ``v0``, ``signed``
+    back: :class:`.cnn.QCFS` with threshold 1), :math:`\\max(z, 0)` for ``levels=None`` (a
+    ReLU network). The spiking layers are simulated as :func:`simulate` does (analog input, initial potential ``v0``, ``signed``
     neurons, ``bf16``), on ``images`` (training images: the correction is a
     choice made on data) in batches of ``batch``; ``progress`` shows a bar.
 
@@ -316,8 +317,8 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
 
     Returns the corrected copy of ``net`` (``net`` itself is unchanged) and,
     per spiking layer, the correction :math:`e_l` added over all passes (a tensor of
-    one value per channel). Calibrating that copy again with ``reference=net`` measures the
-    systematic errors left.
+    one value per channel). Calibrating that copy again with ``reference=net`` measures
+    the systematic errors left.
     """
     where = "calibrate_biases"
     _sequential("net", net, where, finite=True)
@@ -333,10 +334,7 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
     check.flag("progress", progress, where=where)
     check.instance("desc", desc, str, where=where)
     check.positive_int("rounds", rounds, where=where)
-    if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"{where}: device must be a string such as 'cpu' or 'cuda', got "
-                        f"{type(device).__name__} {device!r}")
-    runs.get_device(str(device))
+    _device(device, where)
     acts = relu_layers(net)
     if not acts:
         raise ValueError(f"{where}: net has no activations to calibrate (no ReLU or QCFS)")
@@ -345,11 +343,7 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
     _sequential("reference", reference, where, finite=True)
     if [type(m) for m in reference] != [type(m) for m in net]:
         raise ValueError(f"{where}: reference must have net's layers, in its order")
-    sizes = _probe_sizes(net, images)
-    check.fits_in_memory(f"calibrating in batches of {min(batch, len(images))} images "
-                         f"(batch={batch})",
-                         4 * min(batch, len(images)) * (4 * sum(sizes) + 2 * images[0].numel()),
-                         where=where)
+    _check_simulation_memory(net, images, batch, "calibrating", where)
     out = copy.deepcopy(net).eval()
     feeding = _fed_layers(out, where)
 
@@ -366,10 +360,12 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
             if k not in targets:
                 # the CNN up to this layer: every activation as the CNN computes it
                 # (normalise made them ReLUs; a QCFS network's are staircases)
-                ann = copy.deepcopy(reference[:k + 1]).eval().to(device)
+                # (QCFS with threshold 1 is the staircase in the normalised units)
+                ann = copy.deepcopy(reference[:k + 1]).eval()
                 for i in acts:
                     if i <= k:
-                        ann[i] = nn.ReLU() if levels is None else _Staircase(levels)
+                        ann[i] = nn.ReLU() if levels is None else QCFS(levels, threshold=1.0)
+                ann = ann.to(device)
                 a_sum, count = 0.0, 0
                 for first in range(0, len(images), batch):
                     y = ann(images[first:first + batch].to(device))
@@ -396,6 +392,25 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
     return out, corrections
 
 
+def _check_simulation_memory(net: nn.Sequential, images: torch.Tensor, batch: int, doing: str,
+                             where: str) -> None:
+    """Refuse a spiking simulation of ``images`` in batches of ``batch`` that would not fit in
+    memory: per image of a batch, the IF potentials, the layers' inputs and outputs and the
+    spike maps."""
+    sizes = _probe_sizes(net, images)
+    n = min(batch, len(images))
+    check.fits_in_memory(f"{doing} batches of {n} images (batch={batch})",
+                         4 * n * (4 * sum(sizes) + 2 * images[0].numel()), where=where)
+
+
+def _device(device, where: str) -> None:
+    """Refuse a device that is not a string (or torch.device) naming one this machine has."""
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"{where}: device must be a string such as 'cpu' or 'cuda', got "
+                        f"{type(device).__name__} {device!r}")
+    runs.get_device(str(device))
+
+
 def _fed_layers(net: nn.Sequential, where: str) -> list[nn.Module]:
     """The weighted layer (with a bias) that feeds each activation of ``net``: the one whose
     bias :func:`calibrate_biases` corrects."""
@@ -409,18 +424,6 @@ def _fed_layers(net: nn.Sequential, where: str) -> list[nn.Module]:
                              f"bias before it to correct")
         feeding.append(net[j])
     return feeding
-
-
-class _Staircase(nn.Module):
-    """QCFS's activation in normalised units (threshold 1): :math:`\\mathrm{clip}(\\lfloor z L +
-    1/2 \\rfloor, 0, L) / L`."""
-
-    def __init__(self, levels: int) -> None:
-        super().__init__()
-        self.levels = levels
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(torch.floor(z * self.levels + 0.5), 0, self.levels) / self.levels
 
 
 @torch.no_grad()
@@ -481,11 +484,7 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
         raise ValueError(f"{where}: max_rate_hz={max_rate_hz} x dt_ms={dt_ms} is more than one "
                          "spike per step; lower the rate or the step")
     _max_steps(steps, len(images), where)
-    sizes = _probe_sizes(net, images)
-    # per image of a batch: the IF potentials, the layers' inputs and outputs, the spike maps
-    check.fits_in_memory(f"simulating batches of {min(batch, len(images))} images (batch={batch})",
-                         4 * min(batch, len(images)) * (4 * sum(sizes) + 2 * images[0].numel()),
-                         where=where)
+    _check_simulation_memory(net, images, batch, "simulating", where)
     p_max = PoissonParams(max_rate_hz=max_rate_hz, duration_ms=dt_ms, dt_ms=dt_ms).p_max
     if input == "poisson" and generator is None:
         generator = torch.Generator().manual_seed(0)
@@ -1143,7 +1142,4 @@ def _simulation_checks(net, images, labels, steps, input, v0, bf16, device, wher
     check.choice("input", input, ("analog", "poisson"), where=where)
     _v0(v0, where)
     check.flag("bf16", bf16, where=where)
-    if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"{where}: device must be a string such as 'cpu' or 'cuda', got "
-                        f"{type(device).__name__} {device!r}")
-    runs.get_device(str(device))
+    _device(device, where)

@@ -29,7 +29,8 @@ from ... import _validate as check
 from ... import runs, viz
 from .record import describe_cnn, describe_training, spiking_layer_names
 
-__all__ = ["accumulates_line", "accuracy_table", "calibration_line", "costs_table", "firing_table", "float32_gap_line",
+__all__ = ["accumulates_line", "accuracy_table", "calibration_line", "costs_table", "firing_table",
+           "float32_gap_line",
            "full_profile_items", "lambda_table", "layer_names", "network_lines",
            "operations_table", "qcfs_choice_line", "qcfs_choice_table", "qcfs_float32_line",
            "qcfs_steps_line", "qcfs_table", "qcfs_training_line", "reference_table", "show",
