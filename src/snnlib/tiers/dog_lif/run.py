@@ -48,7 +48,8 @@ CHOSEN_ON = {
         "and 15, 61.6% for 512 and 15, 61.9% for 256 and 30, 62.4% for 1024 and 15 (as fast "
         "as 512 and 30, twice the features), 63.2% for 1024 and 30 (half the speed, beyond "
         "the 90-minute budget of the full run); with --train 20000 --val 5000, at the tier's "
-        "cost per image: 67.8% against 66.9% for 1024 and 15 and 66.9% for 256 and 60",
+        "cost per image: 67.8% against 66.9% for 1024 and 15 and 66.9% for 256 and 60, and "
+        "68.1% for 1024 and 30 (twice the cost)",
     "input rate and scale (300 Hz at the 99th percentile of the patches)":
         "benchmarks/dog_lif_tuning.py --train 5000 --val 2000: 62.6% against 61.4% at 450 Hz "
         "and 61.6% at the 95th percentile",
