@@ -127,6 +127,7 @@ def main() -> int:
     from snnlib import data, runs
     from snnlib.tiers import conversion as C
     from snnlib.tiers.conversion import cnn, convert, numerics
+    from snnlib.tiers.conversion.record import rounds_clause
 
     numbers = numerics.fast()
     numerics.use_numerics(numbers)
@@ -211,8 +212,7 @@ def main() -> int:
                         calibrated, _ = C.calibrate_biases(
                             q_net, x_train, steps=t, levels=levels, v0=v0, signed=signed,
                             bf16=numbers.bf16, rounds=r)
-                        what = (f"{name}, biases calibrated at T = {t}"
-                                + (f" in {r} rounds" if r > 1 else ""))
+                        what = f"{name}, biases calibrated at T = {t}{rounds_clause(r)}"
                         nets.append((what, calibrated))
                         print(f"{what}: calibrated in {time.perf_counter() - t0:.0f} s",
                               flush=True)

@@ -1132,11 +1132,10 @@ def _conversion_readme(rec: runs.TierRecord) -> list[str]:
         cal = q.get("bias_calibration")
         calibrated = ""
         if cal:
-            rounds = cal.get("rounds", 1)
+            from .tiers.conversion.record import rounds_clause
             calibrated = (f"; its biases calibrated for T = {cal['steps']} on "
                           f"{cal['images']:,} training images"
-                          + (f" in {rounds} rounds" if rounds > 1 else "")
-                          + ", Li et al.'s bias correction")
+                          f"{rounds_clause(cal.get('rounds', 1))}, Li et al.'s bias correction")
         out.append(
             f"Quantisation-aware fine-tuning (Bu et al.'s clip-floor-shift activation, "
             f"{q.get('levels')} levels, thresholds starting at the {q.get('init_percentile'):g}th "

@@ -74,8 +74,8 @@ from .numerics import Numerics, fingerprint, numerics_scope
 __all__ = ["PERCENTILE", "PERCENTILES", "QCFS_CALIBRATION_ROUNDS", "QCFS_CALIBRATION_STEPS",
            "QCFS_SHORT_STEPS", "QCFS_SIGNED", "QCFS_V0", "SIM_VERSION", "SNN_PART_IMAGES",
            "STEPS_ANALYSED", "SpikingMaxPool", "calibrate_biases", "normalise", "qcfs_from_relu",
-           "rates_vs_activations", "record_spikes", "relu_layers", "simulate", "simulate_parts", "smallest_steps_within",
-           "synaptic_operations"]
+           "rates_vs_activations", "record_spikes", "relu_layers", "simulate", "simulate_parts",
+           "smallest_steps_within", "synaptic_operations"]
 
 QCFS_V0 = 0.5
 """Initial potential of the QCFS network's IF neurons (the shift of the activation)."""
@@ -301,14 +301,15 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
     :math:`b_{l,c} \\leftarrow b_{l,c} + e_{l,c}`: an IF neuron's rate grows by
     its input's growth per step (between 0 and 1 spike per step, and in steps of
     :math:`1/T`), so the channel's mean rate moves to the CNN's. Layers are corrected in
-    order, each measured after the layers below it are corrected. :math:`a_l` is the activation of the CNN ``reference`` (by default
-    ``net`` itself, as it was before any correction) computed from the image:
+    order, each measured after the layers below it are corrected. :math:`a_l` is the
+    activation of the CNN ``reference`` (by default ``net`` itself, as it was before any
+    correction) computed from the image:
     the staircase :math:`\\mathrm{clip}(\\lfloor zL + 1/2 \\rfloor, 0, L) / L` of
     its input :math:`z` at every layer up to :math:`l` for a QCFS network of ``levels``
     levels (:func:`normalise` turned its activations into ReLUs: the staircases are put
     back: :class:`.cnn.QCFS` with threshold 1), :math:`\\max(z, 0)` for ``levels=None`` (a
-    ReLU network). The spiking layers are simulated as :func:`simulate` does (analog input, initial potential ``v0``, ``signed``
-    neurons, ``bf16``), on ``images`` (training images: the correction is a
+    ReLU network). The spiking layers are simulated as :func:`simulate` does (analog input,
+    initial potential ``v0``, ``signed`` neurons, ``bf16``), on ``images`` (training images: the correction is a
     choice made on data) in batches of ``batch``; ``progress`` shows a bar.
 
     One pass under-corrects where rates move in steps of :math:`1/T`: ``rounds``
@@ -359,8 +360,8 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
         for j, (k, layer) in enumerate(zip(acts, feeding)):
             if k not in targets:
                 # the CNN up to this layer: every activation as the CNN computes it
-                # (normalise made them ReLUs; a QCFS network's are staircases)
-                # (QCFS with threshold 1 is the staircase in the normalised units)
+                # (normalise made them ReLUs; a QCFS network's are staircases, QCFS with
+                # threshold 1 in the normalised units)
                 ann = copy.deepcopy(reference[:k + 1]).eval()
                 for i in acts:
                     if i <= k:

@@ -55,6 +55,11 @@ def describe_cnn(cnn: dict) -> str:
                                                     f" (logits times {scale:.3g})")])
 
 
+def rounds_clause(rounds: int) -> str:
+    """How a text names the bias calibration's rounds: ``" in N rounds"``, or nothing for one."""
+    return f" in {rounds} rounds" if rounds > 1 else ""
+
+
 def describe_training(training: dict) -> str:
     """How the CNN trained, in words, from :class:`.cnn.TrainParams` as a dict: epochs, batch,
     learning rate, and whichever of augmentation, label smoothing, alternating flips, a fixed
@@ -158,8 +163,9 @@ def summary_lines(record: runs.TierRecord) -> list[str]:
     if "uncalibrated" in q:
         c = q["bias_calibration"]
         lines += [
-            f"(its biases calibrated for T={c['steps']} on {c['images']} training images in "
-            f"{c.get('rounds', 1)} round(s), {c['wall_s']:.0f} s; before the calibration: " + ", ".join(
+            f"(its biases calibrated for T={c['steps']} on {c['images']} training images"
+            f"{rounds_clause(c.get('rounds', 1))}, {c['wall_s']:.0f} s; before the calibration: "
+            + ", ".join(
                 f"T={t} {a:.4f}" for t, a in q["uncalibrated"]["accuracy_vs_steps"].items())
             + ")"]
     lines += [

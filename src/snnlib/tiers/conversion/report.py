@@ -27,11 +27,10 @@ from pathlib import Path
 
 from ... import _validate as check
 from ... import runs, viz
-from .record import describe_cnn, describe_training, spiking_layer_names
+from .record import describe_cnn, describe_training, rounds_clause, spiking_layer_names
 
 __all__ = ["accumulates_line", "accuracy_table", "calibration_line", "costs_table", "firing_table",
-           "float32_gap_line",
-           "full_profile_items", "lambda_table", "layer_names", "network_lines",
+           "float32_gap_line", "full_profile_items", "lambda_table", "layer_names", "network_lines",
            "operations_table", "qcfs_choice_line", "qcfs_choice_table", "qcfs_float32_line",
            "qcfs_steps_line", "qcfs_table", "qcfs_training_line", "reference_table", "show",
            "smallest_steps_line", "techniques_table", "training_line", "variants_table"]
@@ -259,9 +258,8 @@ def calibration_line(record) -> str | None:
     c, before = q["bias_calibration"], q["uncalibrated"]["accuracy_vs_steps"]
     t = str(c["steps"])
     layer, size = max(c["mean_abs_correction"].items(), key=lambda kv: kv[1])
-    rounds = c.get("rounds", 1)
     line = (f"biases calibrated for T = {t} on {c['images']:,} training images"
-            + (f" in {rounds} rounds" if rounds > 1 else "")
+            + rounds_clause(c.get("rounds", 1))
             + f", {c['wall_s']:.0f} s; the largest mean size of a layer's corrections, "
               f"{size:.3f} of the threshold per step, in {layer}")
     if t in before and t in q["accuracy_vs_steps"]:

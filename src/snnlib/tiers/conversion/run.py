@@ -24,7 +24,7 @@ from .convert import (PERCENTILE, PERCENTILES, QCFS_CALIBRATION_ROUNDS,
                       calibrate_biases, normalise,
                       qcfs_from_relu, simulate_parts, smallest_steps_within)
 from .numerics import fingerprint, numerics_for_profile, numerics_in_use, numerics_scope
-from .record import spiking_layer_names, to_record
+from .record import rounds_clause, spiking_layer_names, to_record
 
 __all__ = ["params_for_profile", "run_tier"]
 
@@ -366,8 +366,8 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
                      f"the trained thresholds and simulated with "
                      f"{'signed IF neurons with memory' if QCFS_SIGNED else 'IF neurons'} "
                      f"starting at v0 = {QCFS_V0}, its biases calibrated for "
-                     f"T = {QCFS_CALIBRATION_STEPS} on {len(calibration)} training images in "
-                     f"{QCFS_CALIBRATION_ROUNDS} rounds"),
+                     f"T = {QCFS_CALIBRATION_STEPS} on {len(calibration)} training images"
+                     f"{rounds_clause(QCFS_CALIBRATION_ROUNDS)}"),
             "levels": QCFS_LEVELS, "init_percentile": QCFS_INIT_PERCENTILE, "v0": QCFS_V0,
             "signed": QCFS_SIGNED,
             "training": {"epochs": q_tp.epochs, "max_lr": q_tp.max_lr,
@@ -379,9 +379,9 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
             "bias_calibration": {
                 "what": (f"each spiking layer's mean rate error per channel, over "
                          f"{len(calibration)} training images and {QCFS_CALIBRATION_STEPS} "
-                         f"steps, added to its bias, layer after layer, in "
-                         f"{QCFS_CALIBRATION_ROUNDS} rounds (calibrate_biases, after Li et "
-                         f"al. 2021)"),
+                         f"steps, added to its bias, layer after layer"
+                         f"{rounds_clause(QCFS_CALIBRATION_ROUNDS)} (calibrate_biases, after "
+                         f"Li et al. 2021)"),
                 "steps": QCFS_CALIBRATION_STEPS, "rounds": QCFS_CALIBRATION_ROUNDS,
                 "images": len(calibration),
                 "mean_abs_correction": dict(zip(layer_names, (float(e.abs().mean())
@@ -472,8 +472,8 @@ def _calibrated(net, images, path, *, bf16: bool, device: str, numerics, progres
     """``calibrate_biases(net, images, steps=QCFS_CALIBRATION_STEPS,
     rounds=QCFS_CALIBRATION_ROUNDS)`` with the tier's neurons, its corrections and the
     corrected biases cached at ``path`` (recomputed when the network, the images, the
-    settings, the simulation code or the arithmetic differ); returns the calibrated network, the corrections and
-    the seconds the calibration took (when it was computed)."""
+    settings, the simulation code or the arithmetic differ); returns the calibrated network,
+    the corrections and the seconds the calibration took (when it was computed)."""
     import time
 
     key = runs.cache_key(net, images, QCFS_CALIBRATION_STEPS, QCFS_CALIBRATION_ROUNDS,
