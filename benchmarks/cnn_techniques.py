@@ -192,7 +192,8 @@ def main() -> int:
                   + ("" if q_lr == C.QCFS_MAX_LR else f"_lr{q_lr:g}") + ".pt")
         q_history = C.train_cnn(
             q_model, cifar.images[train_idx], cifar.labels[train_idx],
-            replace(train, epochs=args.qcfs_epochs, max_lr=q_lr), seed=args.seed + 1,
+            replace(train, epochs=args.qcfs_epochs, max_lr=q_lr, small_crop_px=None,
+                    small_crop_epochs=0), seed=args.seed + 1,
             numerics=numbers, progress=True, checkpoint=q_path, restart_stale=True,
             init_key=runs.cache_key(q_model, levels, version=cnn.TRAIN_VERSION))
         q_min = q_history["total_wall_s"] / 60  # in epochs (a finished checkpoint: its own)

@@ -517,6 +517,11 @@ def conversion_entries() -> dict[str, list[Bad]]:
         "conversion.TrainParams": [
             *[Bad(f, bad_int(), lambda v, f=f: C().TrainParams(**{f: v}))
               for f in ("epochs", "batch_size")],
+            Bad("cutout_px", bad_int(low=0), lambda v: C().TrainParams(cutout_px=v)),
+            Bad("small_crop_epochs", bad_int(low=0),
+                lambda v: C().TrainParams(small_crop_epochs=v)),
+            Bad("small_crop_px", bad_int().filter(lambda v: v is not None),
+                lambda v: C().TrainParams(epochs=4, small_crop_px=v, small_crop_epochs=2)),
             Bad("max_lr", not_positive(), lambda v: C().TrainParams(max_lr=v)),
             Bad("weight_decay", negative(), lambda v: C().TrainParams(weight_decay=v)),
             Bad("momentum", outside(0, 1, lo_open=True, hi_open=True),

@@ -327,6 +327,109 @@ def test_training_learns_and_resumes_to_the_same_weights(tmp_path):
                     progress=False, checkpoint=tmp_path / "cnn.pt", init_key="other start")
 
 
+def _assert_resumes_to(full, net, images, labels, p, checkpoint, *, stop: int) -> None:
+    """Training ``net`` (from ``torch.manual_seed(0)``, as ``full`` was) with ``p``, interrupted
+    after epoch ``stop`` and resumed from ``checkpoint``, ends with ``full``'s weights."""
+    def interrupt(epoch, history):
+        if epoch == stop:
+            raise KeyboardInterrupt
+
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        C.train_cnn(C.ConvNet(net), images, labels, p, seed=1, progress=False,
+                    checkpoint=checkpoint, on_epoch=interrupt)
+    resumed = C.ConvNet(net)
+    C.train_cnn(resumed, images, labels, p, seed=1, progress=False, checkpoint=checkpoint)
+    for a, b in zip(resumed.state_dict().values(), full.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_crop_windows_are_windows_of_each_image_at_uniform_places():
+    from snnlib.tiers.conversion.cnn import _crop_windows
+
+    x = torch.arange(4000 * 2 * 6 * 6, dtype=torch.float32).reshape(4000, 2, 6, 6)
+    y = _crop_windows(x, torch.Generator().manual_seed(0), 4)
+    assert y.shape == (4000, 2, 4, 4)
+    assert torch.equal(y, _crop_windows(x, torch.Generator().manual_seed(0), 4))
+    places = []
+    for n in range(len(x)):  # y[n] = x[n, :, a:a + 4, b:b + 4] for one place (a, b)
+        a, b = divmod(int(y[n, 0, 0, 0] - x[n, 0, 0, 0]), 6)
+        assert torch.equal(y[n], x[n, :, a:a + 4, b:b + 4])
+        places.append(3 * a + b)
+    counts = np.bincount(places, minlength=9)  # 3 x 3 places, 4000 / 9 each on average
+    assert len(counts) == 9 and abs(counts - 4000 / 9).max() < 5 * np.sqrt(4000 / 9)
+
+
+def test_cutout_sets_one_square_of_each_image_to_the_batch_mean_at_uniform_places():
+    from snnlib.tiers.conversion.cnn import _cutout
+
+    x = torch.rand(3000, 2, 6, 6) + torch.tensor([0.0, 5.0])[None, :, None, None]
+    y = _cutout(x, torch.Generator().manual_seed(0), 4)
+    assert torch.equal(y, _cutout(x, torch.Generator().manual_seed(0), 4))
+    mean = x.mean(dim=(0, 2, 3))
+    places = []
+    for n in range(len(x)):
+        changed = (y[n] != x[n]).any(dim=0)  # random floats: every cut pixel changes
+        rows, cols = changed.any(dim=1).nonzero().flatten(), changed.any(dim=0).nonzero().flatten()
+        a, b = int(rows[0]), int(cols[0])
+        assert changed.sum() == 16 and changed[a:a + 4, b:b + 4].all()
+        torch.testing.assert_close(y[n, :, a:a + 4, b:b + 4],
+                                   mean[:, None, None].expand(2, 4, 4))
+        places.append(3 * a + b)
+    counts = np.bincount(places, minlength=9)  # 3 x 3 places, 3000 / 9 each on average
+    assert len(counts) == 9 and abs(counts - 3000 / 9).max() < 5 * np.sqrt(3000 / 9)
+
+
+def test_training_on_small_windows_first_learns_resumes_and_keeps_the_global_pool(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 128)
+    images = np.clip(rng.normal(80 + 100 * labels[:, None, None, None], 30, (128, 32, 32, 3)),
+                     0, 255).astype(np.uint8)
+    net = C.ConvNetParams(widths=(4, 6), pool_after=(0, 1), global_pool=True, pool="max",
+                          global_max=True)
+    p = C.TrainParams(epochs=4, batch_size=16, max_lr=0.05, small_crop_px=12,
+                      small_crop_epochs=2, cutout_px=4)
+    seen = []
+    torch.manual_seed(0)
+    full = C.ConvNet(net)
+    forward = full.forward
+
+    def watch(xb):
+        seen.append(xb.shape[-1])
+        return forward(xb)
+
+    full.forward = watch
+    hist = C.train_cnn(full, images, labels, p, seed=1, progress=False, eval_images=images,
+                       eval_labels=labels)
+    assert hist["eval_accuracy"][-1] >= 0.9
+    # two epochs of 8 batches of 12 x 12 windows, each scored on whole images, then whole ones
+    assert seen == [12] * 8 + [32] + [12] * 8 + [32] * (len(seen) - 17) and len(seen) > 17
+    assert type(full.features[-3]) is nn.MaxPool2d  # the network's own pool again
+    _assert_resumes_to(full, net, images, labels, p, tmp_path / "cnn.pt", stop=1)  # in windows
+    # a network that flattens its last map cannot take windows; nor can one whose map vanishes
+    with pytest.raises(ValueError, match="global_pool"):
+        C.train_cnn(C.ConvNet(TINY), images, labels, p, seed=1, progress=False)
+    with pytest.raises(ValueError, match="larger windows"):
+        C.train_cnn(C.ConvNet(net), images, labels, replace(p, small_crop_px=3, cutout_px=0),
+                    seed=1,
+                    progress=False)
+
+
+@pytest.mark.parametrize("fields, match", [
+    ({"small_crop_epochs": 2}, "needs small_crop_px"),
+    ({"small_crop_px": 24, "small_crop_epochs": 0}, "from 1 to epochs - 1"),
+    ({"small_crop_px": 24, "small_crop_epochs": 4}, "from 1 to epochs - 1"),
+    ({"small_crop_px": 32, "small_crop_epochs": 2}, "smaller than the images"),
+    ({"small_crop_px": 24, "small_crop_epochs": 2, "augment": False}, "augment=True"),
+    ({"cutout_px": 8, "augment": False}, "augment=True"),
+    ({"cutout_px": 33}, "must fit"),
+    ({"cutout_px": 25, "small_crop_px": 24, "small_crop_epochs": 2}, "must fit"),
+])
+def test_small_windows_and_cutout_are_validated(fields, match):
+    with pytest.raises(ValueError, match=match):
+        C.TrainParams(epochs=4, **fields)
+
+
 def test_airbench_schedule_rises_linearly_falls_to_zero_and_resumes(tmp_path):
     from snnlib.tiers.conversion.cnn import _airbench_lr_factor
 
@@ -362,19 +465,8 @@ def test_airbench_schedule_rises_linearly_falls_to_zero_and_resumes(tmp_path):
     state = __import__("snnlib").runs.load_torch(tmp_path / "full.pt")
     assert state["scheduler"]["last_epoch"] == 32
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
-
-    def stop_after_one(epoch, history):
-        if epoch == 2:  # of 4: the average is not set at this epoch's end, and must resume
-            raise KeyboardInterrupt
-
-    torch.manual_seed(0)
-    with pytest.raises(KeyboardInterrupt):
-        C.train_cnn(C.ConvNet(TINY), images, labels, p, seed=1, progress=False,
-                    checkpoint=tmp_path / "cnn.pt", on_epoch=stop_after_one)
-    resumed = C.ConvNet(TINY)
-    C.train_cnn(resumed, images, labels, p, seed=1, progress=False, checkpoint=tmp_path / "cnn.pt")
-    for a, b in zip(resumed.state_dict().values(), full.state_dict().values()):
-        torch.testing.assert_close(a, b)
+    # stopped after 2 of 4 epochs: the average is not set at that epoch's end, and must resume
+    _assert_resumes_to(full, TINY, images, labels, p, tmp_path / "cnn.pt", stop=2)
 
 
 def _synapses(path: nn.Sequential, shape) -> int:

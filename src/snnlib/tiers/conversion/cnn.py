@@ -16,6 +16,7 @@ pipeline.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass
 
@@ -170,13 +171,14 @@ class ConvNetParams:
         """Channels of the whitening layer (0 without one): ``2 x 3 x whitening_px**2``."""
         return 0 if self.whitening_px is None else 2 * 3 * self.whitening_px ** 2
 
-    def input_side(self) -> int:
-        """Side of the map the 3 x 3 convolutions start from (32, less the whitening's shrink)."""
-        return 32 if self.whitening_px is None else 33 - self.whitening_px
+    def input_side(self, image_px: int = 32) -> int:
+        """Side of the map the 3 x 3 convolutions start from (``image_px``, less the
+        whitening's shrink)."""
+        return image_px if self.whitening_px is None else image_px + 1 - self.whitening_px
 
-    def final_side(self) -> int:
-        """Side of the last convolution's map after its pooling."""
-        side = self.input_side()
+    def final_side(self, image_px: int = 32) -> int:
+        """Side of the last convolution's map after its pooling, for images of ``image_px``."""
+        side = self.input_side(image_px)
         for _ in self.pool_after:
             side //= 2
         return side
@@ -395,6 +397,51 @@ def _augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4,
     return out
 
 
+def _crop_windows(x: torch.Tensor, generator: torch.Generator, side: int) -> torch.Tensor:
+    """A ``side`` x ``side`` window of each image of ``x`` ``(N, C, H, W)``, each at its own
+    random place (uniform over the ``(H - side + 1) (W - side + 1)`` places, from ``generator``):
+    :math:`y_{n,c,i,j} = x_{n,c,i + a_n,j + b_n}`."""
+    n, c, h, w = x.shape
+    dy = torch.randint(0, h - side + 1, (n,), generator=generator)
+    dx = torch.randint(0, w - side + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(side))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(side))[:, None, None, :]
+    return x[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+
+
+def _cutout(x: torch.Tensor, generator: torch.Generator, side: int) -> torch.Tensor:
+    """``x`` ``(N, C, H, W)`` with a ``side`` x ``side`` square of each image, at its own random
+    place inside it (from ``generator``), set to the batch's mean of each channel:
+    :math:`y_{n,c,i,j} = \\bar x_c` for :math:`a_n \\le i < a_n + s`, :math:`b_n \\le j < b_n + s`,
+    else :math:`x_{n,c,i,j}`."""
+    n, c, h, w = x.shape
+    dy = torch.randint(0, h - side + 1, (n,), generator=generator)
+    dx = torch.randint(0, w - side + 1, (n,), generator=generator)
+    i, j = torch.arange(h), torch.arange(w)
+    rows = (i[None, :] >= dy[:, None]) & (i[None, :] < dy[:, None] + side)
+    cols = (j[None, :] >= dx[:, None]) & (j[None, :] < dx[:, None] + side)
+    square = (rows[:, :, None] & cols[:, None, :])[:, None]
+    return torch.where(square, x.mean(dim=(0, 2, 3), keepdim=True), x)
+
+
+class _PoolAnyMap:
+    """While in use, the model's global pool (a pool over the whole last map of a whole image)
+    is an adaptive one, which pools a window's smaller map too; the same function on whole
+    images. The pool holds no weights, so nothing else changes; it is put back on leaving,
+    after an interruption too."""
+
+    def __init__(self, model: "ConvNet") -> None:
+        self.model, self.pool = model, model.features[-3]
+
+    def __enter__(self) -> None:
+        adaptive = (nn.AdaptiveMaxPool2d(1) if isinstance(self.pool, nn.MaxPool2d)
+                    else nn.AdaptiveAvgPool2d(1))
+        self.model.features[-3] = adaptive
+
+    def __exit__(self, *exc) -> None:
+        self.model.features[-3] = self.pool
+
+
 class _Lookahead:
     """The running average of :class:`TrainParams`'s ``lookahead`` (floating-point entries of
     the model's state: weights and batch-norm statistics)."""
@@ -533,6 +580,23 @@ class TrainParams:
         The crops' reach: images are padded by reflection and cut back to
         32 x 32 at an offset of up to ``translate_px`` pixels each way
         (with ``augment`` only, as ``alternate_flips``).
+    small_crop_px, small_crop_epochs : int or None, int
+        In the first ``small_crop_epochs`` epochs every training image is cut
+        to a ``small_crop_px`` x ``small_crop_px`` window at a random place
+        (after ``augment``'s crops and flips), and the last epochs train on
+        whole images, the size the network is tested on: progressive
+        resizing (fast.ai's DAWNBench entries, 2018), by cropping rather than
+        rescaling, so that objects keep their size in pixels. A step of
+        windows of 24 pixels costs about 0.6 of a whole image's. Needs a
+        network with a global pool (:attr:`ConvNetParams.global_pool`),
+        which pools whatever map is left (the last map of a window must
+        keep at least one position), and ``augment``; None and 0: no
+        windows.
+    cutout_px : int
+        Cutout (DeVries and Taylor 2017; airbench96, Jordan 2024): a square of
+        ``cutout_px`` x ``cutout_px`` pixels at a random place inside each
+        training image (after the other augmentations) is set to the batch's mean
+        intensity of each channel; 0: none (with ``augment`` only).
     alternate_flips : bool
         Flip each image in every other epoch (a random half in the first,
         then every image flips relative to the epoch before; airbench's
@@ -576,6 +640,9 @@ class TrainParams:
     augment: bool = True
     label_smoothing: float = 0.0
     translate_px: int = 4
+    small_crop_px: int | None = None
+    small_crop_epochs: int = 0
+    cutout_px: int = 0
     alternate_flips: bool = False
     bias_lr_scale: float = 1.0
     lookahead: bool = False
@@ -592,6 +659,29 @@ class TrainParams:
         check.finite_number("TrainParams.bias_lr_scale", self.bias_lr_scale, above=0)
         for name in ("epochs", "batch_size"):
             check.positive_int(f"TrainParams.{name}", getattr(self, name))
+        check.positive_int("TrainParams.small_crop_epochs", self.small_crop_epochs, low=0)
+        if self.small_crop_px is None:
+            if self.small_crop_epochs:
+                raise ValueError(f"TrainParams.small_crop_epochs={self.small_crop_epochs} needs "
+                                 "small_crop_px (the windows' side); or set it to 0.")
+        else:
+            check.positive_int("TrainParams.small_crop_px", self.small_crop_px)
+            if self.small_crop_px >= 32:
+                raise ValueError(f"TrainParams.small_crop_px must be smaller than the images' "
+                                 f"32 pixels, got {self.small_crop_px!r}.")
+            if not 1 <= self.small_crop_epochs < self.epochs:
+                raise ValueError(f"TrainParams.small_crop_epochs must be from 1 to epochs - 1 "
+                                 f"= {self.epochs - 1} with small_crop_px (the last epochs train "
+                                 f"on whole images), got {self.small_crop_epochs!r}.")
+            if not self.augment:
+                raise ValueError("TrainParams.small_crop_px crops the augmented images: it needs "
+                                 "augment=True.")
+        check.positive_int("TrainParams.cutout_px", self.cutout_px, low=0)
+        if self.cutout_px > (32 if self.small_crop_px is None else self.small_crop_px):
+            raise ValueError(f"TrainParams.cutout_px must fit in the training images (32 pixels, "
+                             f"or small_crop_px), got {self.cutout_px!r}.")
+        if self.cutout_px and not self.augment:
+            raise ValueError("TrainParams.cutout_px is an augmentation: it needs augment=True.")
         check.finite_number("TrainParams.max_lr", self.max_lr, above=0)
         for name in ("weight_decay", "momentum", "warmup", "label_smoothing"):
             check.finite_number(f"TrainParams.{name}", getattr(self, name), at_least=0)
@@ -784,6 +874,17 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                          "training's precision must be the numerics' (params_for_profile "
                          "gives both)")
     _finite_module("model", model, where)
+    if p.small_crop_px is not None:
+        if not model.params.global_pool or model.params.final_side() == 1:
+            raise ValueError(f"{where}: p.small_crop_px needs a network whose last map is pooled "
+                             "over its positions (ConvNetParams.global_pool=True, and a last map "
+                             "larger than 1 x 1), so that it takes windows smaller than the "
+                             "images")
+        if model.params.final_side(p.small_crop_px) < 1:
+            raise ValueError(f"{where}: windows of p.small_crop_px={p.small_crop_px} pixels leave "
+                             f"no position of the network's last map (its "
+                             f"{len(model.params.pool_after)} pools and whitening_px="
+                             f"{model.params.whitening_px}); take larger windows")
     x = _images_tensor(images, "images", where)
     _labels_for("labels", labels, len(x), where)
     x_eval = _images_tensor(eval_images, "eval_images", where) if eval_images is not None else None
@@ -873,27 +974,35 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                 bar = tqdm(range(0, len(x), p.batch_size), disable=not progress, unit="batch",
                            desc=f"tier 3, CNN epoch {epoch + 1}/{p.epochs}", leave=False)
                 flips = None if base_flips is None else base_flips ^ bool(epoch % 2)
-                for step, first in enumerate(bar, start=epoch * steps_per_epoch + 1):
-                    idx = order[first:first + p.batch_size]
-                    xb = (_augment(x[idx], g, p.translate_px, None if flips is None else flips[idx])
-                          if p.augment else x[idx]).to(device, non_blocking=True, **layout)
-                    yb = y[idx].to(device, non_blocking=True)
-                    with runs.autocast(device, p.bf16):
-                        out = model(xb)
-                        loss = loss_fn(out.float(), yb)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    if (p.lookahead and step >= lookahead_start * total_steps
-                            and step % LOOKAHEAD_EVERY == 0):
-                        if lookahead is None:
-                            lookahead = _Lookahead(model)
-                        else:
-                            lookahead.update(model, 0.95 ** 5 * (step / total_steps) ** 3)
-                    total += float(loss.detach()) * len(idx)
-                    correct += int((out.argmax(1) == yb).sum())
-                    seen += len(idx)
+                windows = p.small_crop_px if epoch < p.small_crop_epochs else None
+                with _PoolAnyMap(model) if windows else contextlib.nullcontext():
+                    for step, first in enumerate(bar, start=epoch * steps_per_epoch + 1):
+                        idx = order[first:first + p.batch_size]
+                        xb = (_augment(x[idx], g, p.translate_px,
+                                       None if flips is None else flips[idx])
+                              if p.augment else x[idx])
+                        if windows:
+                            xb = _crop_windows(xb, g, windows)
+                        if p.cutout_px:
+                            xb = _cutout(xb, g, p.cutout_px)
+                        xb = xb.to(device, non_blocking=True, **layout)
+                        yb = y[idx].to(device, non_blocking=True)
+                        with runs.autocast(device, p.bf16):
+                            out = model(xb)
+                            loss = loss_fn(out.float(), yb)
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        opt.step()
+                        sched.step()
+                        if (p.lookahead and step >= lookahead_start * total_steps
+                                and step % LOOKAHEAD_EVERY == 0):
+                            if lookahead is None:
+                                lookahead = _Lookahead(model)
+                            else:
+                                lookahead.update(model, 0.95 ** 5 * (step / total_steps) ** 3)
+                        total += float(loss.detach()) * len(idx)
+                        correct += int((out.argmax(1) == yb).sum())
+                        seen += len(idx)
                 # the epoch ends on the average (airbench's schedule: only the last one)
                 if lookahead is not None and (p.schedule != "airbench" or epoch + 1 == p.epochs):
                     lookahead.update(model, 1.0)
