@@ -406,13 +406,26 @@ def test_training_on_small_windows_first_learns_resumes_and_keeps_the_global_poo
     assert seen == [12] * 8 + [32] + [12] * 8 + [32] * (len(seen) - 17) and len(seen) > 17
     assert type(full.features[-3]) is nn.MaxPool2d  # the network's own pool again
     _assert_resumes_to(full, net, images, labels, p, tmp_path / "cnn.pt", stop=1)  # in windows
+    # an interruption inside a window epoch gives the network its own pool back too
+    broken = C.ConvNet(net)
+    calls = []
+
+    def fail_at_the_third_batch(xb):
+        calls.append(xb.shape[-1])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return C.ConvNet.forward(broken, xb)
+
+    broken.forward = fail_at_the_third_batch
+    with pytest.raises(KeyboardInterrupt):
+        C.train_cnn(broken, images, labels, p, seed=1, progress=False)
+    assert calls == [12, 12, 12] and type(broken.features[-3]) is nn.MaxPool2d
     # a network that flattens its last map cannot take windows; nor can one whose map vanishes
     with pytest.raises(ValueError, match="global_pool"):
         C.train_cnn(C.ConvNet(TINY), images, labels, p, seed=1, progress=False)
     with pytest.raises(ValueError, match="larger windows"):
         C.train_cnn(C.ConvNet(net), images, labels, replace(p, small_crop_px=3, cutout_px=0),
-                    seed=1,
-                    progress=False)
+                    seed=1, progress=False)
 
 
 @pytest.mark.parametrize("fields, match", [
@@ -422,12 +435,13 @@ def test_training_on_small_windows_first_learns_resumes_and_keeps_the_global_poo
     ({"small_crop_px": 32, "small_crop_epochs": 2}, "smaller than the images"),
     ({"small_crop_px": 24, "small_crop_epochs": 2, "augment": False}, "augment=True"),
     ({"cutout_px": 8, "augment": False}, "augment=True"),
-    ({"cutout_px": 33}, "must fit"),
-    ({"cutout_px": 25, "small_crop_px": 24, "small_crop_epochs": 2}, "must fit"),
+    ({"cutout_px": 32}, "smaller than the training images"),
+    ({"cutout_px": 24, "small_crop_px": 24, "small_crop_epochs": 2}, "24 pixels, small_crop_px"),
+    ({"small_crop_px": 24, "small_crop_epochs": 1, "epochs": 1}, "needs epochs >= 2"),
 ])
 def test_small_windows_and_cutout_are_validated(fields, match):
     with pytest.raises(ValueError, match=match):
-        C.TrainParams(epochs=4, **fields)
+        C.TrainParams(**{"epochs": 4, **fields})
 
 
 def test_airbench_schedule_rises_linearly_falls_to_zero_and_resumes(tmp_path):
