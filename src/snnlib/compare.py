@@ -1070,13 +1070,13 @@ def _fmt_step(d: Mapping, t: int) -> str:
 
 
 def _conversion_readme(rec: runs.TierRecord) -> list[str]:
+    from .tiers.conversion.record import describe_cnn, describe_training, rounds_clause
+
     p, s = rec.parameters, rec.specific
     out = []
     widths, epochs = _dig(p, "cnn/widths"), _dig(s, "cnn/training/epochs")
     snn = _dig(s, "snn") or {}
     if widths and epochs:
-        from .tiers.conversion.record import describe_cnn, describe_training
-
         train = p.get("training", {})
         if "pool_after" in p["cnn"] and "batch_size" in train:
             text = (f"A CNN ({describe_cnn(p['cnn'])}) trained by backpropagation on "
@@ -1132,7 +1132,6 @@ def _conversion_readme(rec: runs.TierRecord) -> list[str]:
         cal = q.get("bias_calibration")
         calibrated = ""
         if cal:
-            from .tiers.conversion.record import rounds_clause
             calibrated = (f"; its biases calibrated for T = {cal['steps']} on "
                           f"{cal['images']:,} training images"
                           f"{rounds_clause(cal.get('rounds', 1))}, Li et al.'s bias correction")

@@ -386,27 +386,38 @@ def _augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4,
     which images to flip (bool ``(N,)``) instead of a coin per image."""
     n, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
-    out = padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    dy, dx = _places(n, 2 * pad + 1, 2 * pad + 1, generator)
+    out = _windows_at(padded, dy, dx, h, w)
     if flip is None:
         flip = torch.rand(n, generator=generator) < 0.5
     out[flip] = out[flip].flip(3)
     return out
 
 
+def _places(n: int, rows: int, cols: int, generator: torch.Generator):
+    """``n`` random places (row offsets ``a``, column offsets ``b``), uniform over ``rows`` x
+    ``cols`` (from ``generator``, rows first)."""
+    return (torch.randint(0, rows, (n,), generator=generator),
+            torch.randint(0, cols, (n,), generator=generator))
+
+
+def _windows_at(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, h: int,
+                w: int) -> torch.Tensor:
+    """The ``h`` x ``w`` window of each image of ``x`` ``(N, C, H, W)`` whose corner is at
+    ``(dy[n], dx[n])``: :math:`y_{n,c,i,j} = x_{n,c,i + a_n,j + b_n}`."""
+    n, c = x.shape[:2]
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+    return x[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+
+
 def _crop_windows(x: torch.Tensor, generator: torch.Generator, side: int) -> torch.Tensor:
     """A ``side`` x ``side`` window of each image of ``x`` ``(N, C, H, W)``, each at its own
     random place (uniform over the ``(H - side + 1) (W - side + 1)`` places, from ``generator``):
     :math:`y_{n,c,i,j} = x_{n,c,i + a_n,j + b_n}`."""
-    n, c, h, w = x.shape
-    dy = torch.randint(0, h - side + 1, (n,), generator=generator)
-    dx = torch.randint(0, w - side + 1, (n,), generator=generator)
-    rows = (dy[:, None] + torch.arange(side))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(side))[:, None, None, :]
-    return x[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    n, _, h, w = x.shape
+    dy, dx = _places(n, h - side + 1, w - side + 1, generator)
+    return _windows_at(x, dy, dx, side, side)
 
 
 def _cutout(x: torch.Tensor, generator: torch.Generator, side: int) -> torch.Tensor:
@@ -414,9 +425,8 @@ def _cutout(x: torch.Tensor, generator: torch.Generator, side: int) -> torch.Ten
     place inside it (from ``generator``), set to the batch's mean of each channel:
     :math:`y_{n,c,i,j} = \\bar x_c` for :math:`a_n \\le i < a_n + s`, :math:`b_n \\le j < b_n + s`,
     else :math:`x_{n,c,i,j}`."""
-    n, c, h, w = x.shape
-    dy = torch.randint(0, h - side + 1, (n,), generator=generator)
-    dx = torch.randint(0, w - side + 1, (n,), generator=generator)
+    n, _, h, w = x.shape
+    dy, dx = _places(n, h - side + 1, w - side + 1, generator)
     i, j = torch.arange(h), torch.arange(w)
     rows = (i[None, :] >= dy[:, None]) & (i[None, :] < dy[:, None] + side)
     cols = (j[None, :] >= dx[:, None]) & (j[None, :] < dx[:, None] + side)
@@ -683,11 +693,12 @@ class TrainParams:
                 raise ValueError("TrainParams.small_crop_px crops the augmented images: it needs "
                                  "augment=True.")
         check.positive_int("TrainParams.cutout_px", self.cutout_px, low=0)
-        side = ("32 pixels" if self.small_crop_px is None
-                else f"{self.small_crop_px} pixels, small_crop_px")
-        if self.cutout_px >= (self.small_crop_px or 32):
+        side = 32 if self.small_crop_px is None else self.small_crop_px
+        if self.cutout_px >= side:
             raise ValueError(f"TrainParams.cutout_px must be smaller than the training images' "
-                             f"side ({side}), got {self.cutout_px!r}.")
+                             f"side ({side} pixels"
+                             f"{'' if self.small_crop_px is None else ', small_crop_px'}), "
+                             f"got {self.cutout_px!r}.")
         if self.cutout_px and not self.augment:
             raise ValueError("TrainParams.cutout_px is an augmentation: it needs augment=True.")
         check.finite_number("TrainParams.max_lr", self.max_lr, above=0)

@@ -309,8 +309,8 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
     levels (:func:`normalise` turned its activations into ReLUs: the staircases are put
     back: :class:`.cnn.QCFS` with threshold 1), :math:`\\max(z, 0)` for ``levels=None`` (a
     ReLU network). The spiking layers are simulated as :func:`simulate` does (analog input,
-    initial potential ``v0``, ``signed`` neurons, ``bf16``), on ``images`` (training images: the correction is a
-    choice made on data) in batches of ``batch``; ``progress`` shows a bar.
+    initial potential ``v0``, ``signed`` neurons, ``bf16``), on ``images`` (training images:
+    the correction is a choice made on data) in batches of ``batch``; ``progress`` shows a bar.
 
     One pass under-corrects where rates move in steps of :math:`1/T`: ``rounds``
     passes over the layers each measure the errors left after the passes before
