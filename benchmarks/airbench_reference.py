@@ -44,13 +44,11 @@ to the average.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
-from pathlib import Path
 
-from cnn_techniques import add_store_arguments, check_store_arguments, store
+from cnn_techniques import add_store_arguments, check_store_arguments, print_and_store
 
 
 def main() -> int:
@@ -255,10 +253,7 @@ def main() -> int:
     print(f"{args.pool} pooling, {args.act}: {train_min:.2f} min of training, validation "
           f"{100 * result['val_accuracy']:.2f}%, with test-time augmentation "
           f"{100 * result['val_accuracy_tta']:.2f}%", flush=True)
-    print(json.dumps(result))
-    if args.append is not None:
-        store(Path(args.append), args.name, result,
-              ["python", "benchmarks/airbench_reference.py"] + sys.argv[1:])
+    print_and_store(args, result, "airbench_reference.py")
     return 0
 
 

@@ -238,10 +238,7 @@ def main() -> int:
               "eval_curve": history["eval_accuracy"] if args.curve else None,
               "val_accuracy": plain, "val_accuracy_tta": tta, "conversion": conversion,
               "qcfs": qcfs}
-    print(json.dumps(result))
-    if args.append is not None:
-        store(Path(args.append), args.name, result, ["python", "benchmarks/cnn_techniques.py"]
-              + sys.argv[1:])
+    print_and_store(args, result, "cnn_techniques.py")
     return 0
 
 
@@ -257,6 +254,15 @@ def check_store_arguments(parser: argparse.ArgumentParser, args: argparse.Namesp
     """A parser error unless ``--append`` and ``--name`` are given together or not at all."""
     if (args.append is None) != (args.name is None):
         parser.error("--append and --name go together")
+
+
+def print_and_store(args: argparse.Namespace, result: dict, script: str) -> None:
+    """Print ``result`` as one line of JSON and, with ``--append``, :func:`store` it under
+    ``--name`` with the command line that ran ``benchmarks/<script>``."""
+    print(json.dumps(result))
+    if args.append is not None:
+        store(Path(args.append), args.name, result,
+              ["python", f"benchmarks/{script}"] + sys.argv[1:])
 
 
 def store(path: Path, name: str, result: dict, command: list[str]) -> None:

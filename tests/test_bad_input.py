@@ -861,6 +861,12 @@ register("runs.load_npz", lambda **kw: M.runs.load_npz(**kw), _good_npz,
 register("runs.load_torch", lambda **kw: M.runs.load_torch(**kw), _good_pt,
          {"path": BAD_PATHS | corrupt_file(".pt") | st.just(TMP)},
          names={"path": named("path")})
+register("runs.stored_benchmark_runs", lambda **kw: M.runs.stored_benchmark_runs(**kw),
+         lambda: dict(path=TMP / "runs.json", where="report.x", script="x.py", keys=("name",)),
+         {"path": st.sampled_from([5, None, b"x", "", TMP]),
+          "where": st.sampled_from([None, 5]), "script": st.sampled_from([None, 5]),
+          "keys": st.sampled_from(["name", None, [5], ("name", None)])},
+         check_good=False)
 register("runs.set_aside", lambda **kw: M.runs.set_aside(**kw),
          lambda: dict(path=TMP / "nothing", reason="why"),
          {"path": st.sampled_from([5, None, b"x"]), "reason": st.sampled_from([5, None])},

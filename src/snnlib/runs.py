@@ -53,7 +53,7 @@ __all__ = ["CheckpointError", "DEVICE_ENV", "RECORD_FORMAT", "RecordError", "Spe
            "SynapticEvents", "TierRecord", "Variant", "atomic_write", "autocast", "cache_key",
            "cached_npz", "get_device", "git_commit", "legacy_view", "load_npz", "load_record",
            "load_torch", "migrate_record", "provenance", "record_from_dict", "save_json",
-           "save_npz", "save_record", "save_torch", "set_aside"]
+           "save_npz", "save_record", "save_torch", "set_aside", "stored_benchmark_runs"]
 
 DEVICE_ENV = "SNNLIB_DEVICE"
 RECORD_FORMAT = 2
@@ -813,3 +813,31 @@ def iter_leaves(d, prefix: str = "") -> Iterable[tuple[str, Any]]:
             yield from iter_leaves(v, f"{prefix}/{k}" if prefix else str(k))
     else:
         yield prefix, d
+
+
+def stored_benchmark_runs(path, where: str, script: str, keys: Sequence[str]) -> list[dict]:
+    """The JSON list of runs that ``benchmarks/<script> --append path`` stored, each with
+    ``keys``; errors name ``where``, and a missing file says which script writes it."""
+    check.instance("where", where, str, where="runs.stored_benchmark_runs")
+    check.instance("script", script, str, where=where)
+    if isinstance(keys, str) or not isinstance(keys, (list, tuple)) or not all(
+            isinstance(k, str) for k in keys):
+        raise TypeError(f"{where}: keys must be a list or tuple of strings, got {keys!r}")
+    check.instance("path", path, (str, os.PathLike), where=where)
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{where}: {path} not found; benchmarks/{script} "
+                                f"--append {path} --name NAME writes it")
+    if not path.is_file():
+        raise ValueError(f"{where}: path {str(path)!r} is not a file; give the JSON list that "
+                         f"benchmarks/{script} --append writes")
+    try:
+        found = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{where}: {path} is not JSON ({error}); benchmarks/{script} --append "
+                         "writes a JSON list") from None
+    if not isinstance(found, list) or not all(isinstance(r, dict) and all(k in r for k in keys)
+                                              for r in found):
+        raise ValueError(f"{where}: {path} must be a list of benchmarks/{script} runs "
+                         f"(each with {', '.join(keys)})")
+    return found

@@ -396,28 +396,10 @@ def full_profile_items(path) -> list:
     return items
 
 
-def _stored_runs(path, where: str, script: str, keys: tuple[str, ...]) -> list[dict]:
-    """The JSON list of runs that ``benchmarks/<script> --append path`` stored, each with
-    ``keys``."""
-    check.instance("path", path, (str, os.PathLike), where=where)
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{where}: {path} not found; benchmarks/{script} "
-                                f"--append {path} --name NAME writes it")
-    import json
-
-    found = json.loads(path.read_text())
-    if not isinstance(found, list) or not all(isinstance(r, dict) and all(k in r for k in keys)
-                                              for r in found):
-        raise ValueError(f"{where}: {path} must be a list of benchmarks/{script} runs "
-                         f"(each with {', '.join(keys)})")
-    return found
-
-
 def _techniques(path, where: str) -> list[dict]:
-    return _stored_runs(path, where, "cnn_techniques.py",
-                        ("name", "val_accuracy", "val_accuracy_tta", "train_min", "training",
-                         "train_images", "val_images"))
+    return runs.stored_benchmark_runs(
+        path, where, "cnn_techniques.py", ("name", "val_accuracy", "val_accuracy_tta",
+                                           "train_min", "training", "train_images", "val_images"))
 
 
 def _split_caption(found: list[dict]) -> str:
@@ -464,9 +446,10 @@ def reference_table(path):
     of their names, with its pooling and activation, the validation accuracy with and
     without test-time augmentation, the epochs and the training minutes."""
     where = "report.reference_table"
-    found = _stored_runs(path, where, "airbench_reference.py",
-                         ("name", "pool", "activation", "val_accuracy", "val_accuracy_tta",
-                          "epochs", "train_min", "train_images", "val_images"))
+    found = runs.stored_benchmark_runs(
+        path, where, "airbench_reference.py",
+        ("name", "pool", "activation", "val_accuracy", "val_accuracy_tta", "epochs", "train_min",
+         "train_images", "val_images"))
     if not found:
         raise ValueError(f"{where}: {path} holds no run of benchmarks/airbench_reference.py")
     rows = {r["name"]: {"pooling": r["pool"], "activation": r["activation"],

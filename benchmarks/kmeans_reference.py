@@ -1,0 +1,119 @@
+"""Tier 2 without spikes: k-means triangle features (Coates et al. 2011) on the tier's retina.
+
+The same whitened patches, pooling grid and readout as tier 2
+(:class:`snnlib.tiers.dog_lif.DoGLIFParams` ``patch_px``, ``zca_eps``, ``pool``; the tier's
+standardised logistic regression), with the STDP layer's spike counts replaced by the triangle
+code of k-means centroids (:mod:`snnlib.tiers.dog_lif.kmeans`): what the features of this
+family reach without spikes. The retina, the centroids and the readout learn from class-balanced
+images of the training split; the accuracy is measured on the validation split (the last 500
+training images of each class, :func:`snnlib.data.validation_split`). The test set is never
+read.
+
+    python benchmarks/kmeans_reference.py --train 5000 --val 2000       # the tier's geometry
+    python benchmarks/kmeans_reference.py --train 45000 --val 5000 \\
+        --centroids 1600 --patch-px 6 --pool 2
+
+The second line is Coates et al.'s own choice (1,600 centroids, 6 x 6 patches, quadrants).
+k-means runs ``--iterations`` iterations of Lloyd's algorithm on ``--patches`` random patches of
+the first 10,000 images of the ``--train`` selection (class-balanced and shuffled, as the retina
+is fitted on its first 2,000). The readout chooses C from a wider grid than the tier's
+(``READOUT_CS``, 0.003 and 0.01), on a fifth of the training images as the tier does: with
+45,000 training images the best C of this code was 0.03.
+
+Prints the validation accuracy, the readout's C, the features per image and the time of each
+phase, and one line of JSON; ``--append PATH --name NAME`` also stores it, with its command line, in
+the JSON list at PATH (``results/kmeans_reference.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from snnlib import data
+from snnlib.progress import tqdm
+from snnlib.readout import logistic_regression
+from snnlib.tiers import dog_lif as D
+from snnlib.tiers.dog_lif.kmeans import kmeans_features, kmeans_fit, sample_patches
+
+from _split import SPLIT, tuning_split
+from cnn_techniques import add_store_arguments, check_store_arguments, print_and_store
+
+PATCH_IMAGES = 10_000
+"""k-means learns from patches of the first this many images of the --train selection."""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train", type=int, default=5000, help="training images (class-balanced)")
+    ap.add_argument("--val", type=int, default=2000,
+                    help="validation images (class-balanced, from the validation split)")
+    ap.add_argument("--centroids", type=int, default=512, help="k (the tier: 512 filters)")
+    ap.add_argument("--patch-px", type=int, default=5)
+    ap.add_argument("--pool", type=int, default=3)
+    ap.add_argument("--zca-eps", type=float, default=D.DoGLIFParams.zca_eps)
+    ap.add_argument("--patches", type=int, default=400_000, help="patches k-means learns from")
+    ap.add_argument("--iterations", type=int, default=10, help="iterations of Lloyd's algorithm")
+    ap.add_argument("--cs", type=float, nargs="+", default=[0.001, 0.003, 0.01, 0.03, 0.1],
+                    help="the logistic regression's C values (chosen on a fifth of training)")
+    ap.add_argument("--seed", type=int, default=0)
+    add_store_arguments(ap)
+    args = ap.parse_args()
+    check_store_arguments(ap, args)
+    try:
+        p = D.DoGLIFParams(n_filters=args.centroids, patch_px=args.patch_px, pool=args.pool,
+                           zca_eps=args.zca_eps)
+    except (TypeError, ValueError) as error:
+        ap.error(str(error))
+    if args.patches < args.centroids or args.iterations < 1:
+        ap.error(f"--patches ({args.patches}) must be at least --centroids ({args.centroids}) "
+                 f"and --iterations ({args.iterations}) at least 1")
+    train = data.load_cifar10("train")
+    itr, iva = tuning_split(train.labels, args.train, args.val, seed=args.seed)
+    phases = {}
+    start = time.perf_counter()
+    retina = D.RetinaFit.fit(train.images[itr], p, seed=args.seed)
+    patches = sample_patches(train.images[itr[:PATCH_IMAGES]], retina, p, args.patches,
+                             seed=args.seed)
+    centroids, objective = kmeans_fit(patches, args.centroids, iterations=args.iterations,
+                                      seed=args.seed)
+    phases["retina_and_kmeans_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    feats = {}
+    for name, index in (("training", itr), ("validation", iva)):
+        parts = []
+        for s in tqdm(range(0, len(index), 1000), desc=f"k-means features, {name} images",
+                      unit="kimg"):
+            parts.append(kmeans_features(train.images[index[s:s + 1000]], retina, p, centroids))
+        feats[name] = np.concatenate(parts)
+    phases["features_s"] = time.perf_counter() - start
+    images_per_s = (len(itr) + len(iva)) / phases["features_s"]
+    start = time.perf_counter()
+    r = logistic_regression(feats["training"], train.labels[itr], feats["validation"],
+                            train.labels[iva], cs=tuple(args.cs), seed=args.seed,
+                            dtype=np.float32, max_iter=D.READOUT_MAX_ITER,
+                            backend=D.READOUT_BACKEND)
+    phases["readout_s"] = time.perf_counter() - start
+    result = {"split": SPLIT, "train_images": len(itr), "val_images": len(iva),
+              "centroids": args.centroids, "patch_px": args.patch_px, "pool": args.pool,
+              "zca_eps": args.zca_eps, "patches": args.patches, "iterations": args.iterations,
+              "kmeans_objective": [round(j, 4) for j in objective],
+              "features": int(feats["validation"].shape[1]), "c": r["c"],
+              "c_validation": {str(c): a for c, a in r["validation"].items()},
+              "images_per_s": round(images_per_s, 1),
+              **{k: round(v, 1) for k, v in phases.items()},
+              "val_accuracy": r["accuracy"]}
+    print(f"k-means, {args.centroids} centroids of {args.patch_px} x {args.patch_px} patches, "
+          f"{args.pool} x {args.pool} pooling: validation accuracy {100 * r['accuracy']:.2f}% "
+          f"(C {r['c']}), {result['features']} features, {images_per_s:.1f} images/s; "
+          f"k-means {phases['retina_and_kmeans_s']:.0f} s, features {phases['features_s']:.0f} s, "
+          f"readout {phases['readout_s']:.0f} s", flush=True)
+    print_and_store(args, result, "kmeans_reference.py")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
