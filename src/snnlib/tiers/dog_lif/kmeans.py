@@ -143,7 +143,12 @@ def triangle_code(patches, centroids) -> torch.Tensor:
     if x.shape[1] != c.shape[1]:
         raise ValueError(f"{where}: patches (n, d) and centroids (k, d) must share d, got "
                          f"shapes {tuple(x.shape)} and {tuple(c.shape)}.")
-    z = _sq_distances(x.float(), c.float()).sqrt_()
+    return _triangle(x.float(), c.float())
+
+
+def _triangle(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """:func:`triangle_code` of float tensors already checked."""
+    z = _sq_distances(x, c).sqrt_()
     return (z.mean(1, keepdim=True) - z).clamp_(min=0.0)
 
 
@@ -208,7 +213,7 @@ def kmeans_features(images, retina: RetinaFit, p: DoGLIFParams, centroids, *,
     for s in range(0, len(checked), batch):
         signed = retina._signed(_as_float(checked[s:s + batch]), p)  # (n, L, d)
         n = signed.shape[0]
-        code = triangle_code(signed.reshape(-1, d), c)
+        code = _triangle(signed.reshape(-1, d), c)  # checked once, above
         out[s:s + n] = _pool(code, n, p.side, p.pool).numpy()
     return out
 
