@@ -13,7 +13,15 @@ read.
     python benchmarks/kmeans_reference.py --train 45000 --val 5000 \\
         --centroids 1600 --patch-px 6 --pool 2
 
-The second line is Coates et al.'s own choice (1,600 centroids, 6 x 6 patches, quadrants).
+    python benchmarks/kmeans_reference.py --train 20000 --val 5000 --second-layer 1024
+
+The second line is Coates et al.'s own choice (1,600 centroids, 6 x 6 patches, quadrants). The
+third adds a second k-means layer (:class:`snnlib.tiers.dog_lif.kmeans.SecondLayer`: the first
+layer's code averaged over 2 x 2 blocks, its 3 x 3 neighbourhoods contrast-normalised, whitened
+onto ``--second-dims`` directions, coded by ``--second-layer`` centroids and pooled over
+quadrants) and reads out both layers' features together; the same run also reads out the first
+layer's alone, so the two figures share their retina, centroids and split. The second layer
+learns from ``--second-patches`` neighbourhoods of the same first 10,000 images as k-means.
 k-means runs ``--iterations`` iterations of Lloyd's algorithm on ``--patches`` random patches of
 the first 10,000 images of the ``--train`` selection (class-balanced and shuffled, as the retina
 is fitted on its first 2,000). The readout chooses C from a wider grid than the tier's
@@ -37,7 +45,8 @@ from snnlib import data
 from snnlib.progress import tqdm
 from snnlib.readout import logistic_regression
 from snnlib.tiers import dog_lif as D
-from snnlib.tiers.dog_lif.kmeans import kmeans_features, kmeans_fit, sample_patches
+from snnlib.tiers.dog_lif.kmeans import (SecondLayer, kmeans_features, kmeans_fit,
+                                         sample_patches)
 
 from _split import SPLIT, tuning_split
 from cnn_techniques import add_store_arguments, check_store_arguments, print_and_store
@@ -59,6 +68,12 @@ def main() -> int:
     ap.add_argument("--iterations", type=int, default=10, help="iterations of Lloyd's algorithm")
     ap.add_argument("--cs", type=float, nargs="+", default=[0.001, 0.003, 0.01, 0.03, 0.1],
                     help="the logistic regression's C values (chosen on a fifth of training)")
+    ap.add_argument("--second-layer", type=int, default=0, metavar="K2",
+                    help="centroids of a second k-means layer (0: none)")
+    ap.add_argument("--second-dims", type=int, default=384,
+                    help="whitened directions of the second layer's neighbourhoods")
+    ap.add_argument("--second-patches", type=int, default=200_000,
+                    help="neighbourhoods the second layer learns from")
     ap.add_argument("--seed", type=int, default=0)
     add_store_arguments(ap)
     args = ap.parse_args()
@@ -71,6 +86,12 @@ def main() -> int:
     if args.patches < args.centroids or args.iterations < 1:
         ap.error(f"--patches ({args.patches}) must be at least --centroids ({args.centroids}) "
                  f"and --iterations ({args.iterations}) at least 1")
+    if args.second_layer < 0 or (args.second_layer and not (
+            1 <= args.second_dims <= 9 * args.centroids
+            and args.second_layer <= args.second_patches <= 2 ** 24)):
+        ap.error("--second-layer must be 0 or positive, --second-dims from 1 to 9 x "
+                 "--centroids (the values of a 3 x 3 neighbourhood) and --second-patches from "
+                 "--second-layer to 2**24")
     train = data.load_cifar10("train")
     itr, iva = tuning_split(train.labels, args.train, args.val, seed=args.seed)
     phases = {}
@@ -80,6 +101,11 @@ def main() -> int:
                              seed=args.seed)
     centroids, objective = kmeans_fit(patches, args.centroids, iterations=args.iterations,
                                       seed=args.seed)
+    second = None
+    if args.second_layer:
+        second = SecondLayer.fit(train.images[itr[:PATCH_IMAGES]], retina, p, centroids,
+                                 args.second_layer, dims=args.second_dims,
+                                 n_patches=args.second_patches, seed=args.seed)
     phases["retina_and_kmeans_s"] = time.perf_counter() - start
     start = time.perf_counter()
     feats = {}
@@ -87,16 +113,25 @@ def main() -> int:
         parts = []
         for s in tqdm(range(0, len(index), 1000), desc=f"k-means features, {name} images",
                       unit="kimg"):
-            parts.append(kmeans_features(train.images[index[s:s + 1000]], retina, p, centroids))
+            block = train.images[index[s:s + 1000]]
+            parts.append(kmeans_features(block, retina, p, centroids) if second is None else
+                         second.features(block, retina, p, with_first=True))
         feats[name] = np.concatenate(parts)
     phases["features_s"] = time.perf_counter() - start
     images_per_s = (len(itr) + len(iva)) / phases["features_s"]
     start = time.perf_counter()
-    r = logistic_regression(feats["training"], train.labels[itr], feats["validation"],
-                            train.labels[iva], cs=tuple(args.cs), seed=args.seed,
-                            dtype=np.float32, max_iter=D.READOUT_MAX_ITER,
-                            backend=D.READOUT_BACKEND)
+
+    def readout(columns):
+        return logistic_regression(feats["training"][:, columns], train.labels[itr],
+                                   feats["validation"][:, columns], train.labels[iva],
+                                   cs=tuple(args.cs), seed=args.seed, dtype=np.float32,
+                                   max_iter=D.READOUT_MAX_ITER, backend=D.READOUT_BACKEND)
+
+    r = readout(slice(None))
     phases["readout_s"] = time.perf_counter() - start
+    first = None
+    if second is not None:
+        first = readout(slice(0, args.centroids * args.pool ** 2))
     result = {"split": SPLIT, "train_images": len(itr), "val_images": len(iva),
               "centroids": args.centroids, "patch_px": args.patch_px, "pool": args.pool,
               "zca_eps": args.zca_eps, "patches": args.patches, "iterations": args.iterations,
@@ -106,11 +141,24 @@ def main() -> int:
               "images_per_s": round(images_per_s, 1),
               **{k: round(v, 1) for k, v in phases.items()},
               "val_accuracy": r["accuracy"]}
+    if second is not None:
+        result["second_layer"] = {
+            "centroids": second.k, "dims": args.second_dims, "patches": args.second_patches,
+            "local_px": second.local_px, "size": second.size, "pool": second.pool,
+            "contrast_eps": second.contrast_eps,
+            "kmeans_objective": [round(j, 4) for j in second.objective],
+            "features": second.k * second.pool ** 2}
+        result["val_accuracy_first_layer"] = first["accuracy"]
+        result["c_first_layer"] = first["c"]
     print(f"k-means, {args.centroids} centroids of {args.patch_px} x {args.patch_px} patches, "
           f"{args.pool} x {args.pool} pooling: validation accuracy {100 * r['accuracy']:.2f}% "
           f"(C {r['c']}), {result['features']} features, {images_per_s:.1f} images/s; "
           f"k-means {phases['retina_and_kmeans_s']:.0f} s, features {phases['features_s']:.0f} s, "
           f"readout {phases['readout_s']:.0f} s", flush=True)
+    if second is not None:
+        print(f"with a second layer of {second.k} centroids (both layers read out together); "
+              f"the first layer alone: {100 * first['accuracy']:.2f}% (C {first['c']})",
+              flush=True)
     print_and_store(args, result, "kmeans_reference.py")
     return 0
 

@@ -132,11 +132,15 @@ def test_the_reference_table_shows_each_stored_run(tmp_path):
            "features": 4608, "train_images": 5000, "val_images": 2000, "val_accuracy": 0.6355,
            "images_per_s": 140.2}
     path = tmp_path / "kmeans.json"
+    two = {**run, "name": "two layers", "features": 8704, "val_accuracy": 0.6912,
+           "second_layer": {"centroids": 1024, "pool": 2}}
     path.write_text(json.dumps([run, {**run, "name": "Coates", "centroids": 1600,
-                                      "patch_px": 6, "pool": 2, "val_accuracy": 0.7}]))
+                                      "patch_px": 6, "pool": 2, "val_accuracy": 0.7}, two]))
     text = repr(K.reference_table(path))
     assert "63.55%" in text and "70.00%" in text and "5 x 5" in text and "6 x 6" in text
-    assert text.index("the tier's geometry") < text.index("Coates")
+    assert text.index("the tier's geometry") < text.index("Coates") < text.index("two layers")
+    assert "1,600" in text and "512 + 1,024" in text and "3 x 3 + 2 x 2" in text
+    assert "69.12%" in text and "8,704" in text
     with pytest.raises(FileNotFoundError, match="kmeans_reference.py"):
         K.reference_table(tmp_path / "none.json")
     path.write_text(json.dumps([{"name": "x"}]))
@@ -182,3 +186,127 @@ def test_sampled_patches_are_the_retinas_whitened_patches_drawn_with_a_seed():
     assert len(set(nearest.indices.tolist())) > 300  # drawn from all 3,920, with replacement
     assert torch.equal(drawn, K.sample_patches(images, fit, p, 400, seed=3))  # blocks don't matter
     assert not torch.equal(drawn, K.sample_patches(images, fit, p, 400, seed=4))
+
+
+def test_neighbourhoods_are_the_maps_places_contrast_normalised():
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(2, 4, 6, 5, generator=g)
+    u = K.neighbourhoods(maps, size=3)
+    assert u.shape == (2, 4 * 3, 3 * 3 * 4)  # 4 x 3 places, row by row
+    # place (row 1, column 2) of image 1: its 4 maps at rows 1-3, columns 2-4
+    raw = maps[1, :, 1:4, 2:5].reshape(-1)
+    expected = (raw - raw.mean()) / raw.var(unbiased=False).sqrt()
+    assert torch.allclose(u[1, 1 * 3 + 2], expected, atol=1e-5)
+    assert torch.allclose(u.mean(-1), torch.zeros(2, 12), atol=1e-5)
+    assert torch.allclose(u.pow(2).mean(-1), torch.ones(2, 12), atol=1e-4)
+    # a contrast floor shrinks weak neighbourhoods: variance v / (v + eps)
+    v = raw.var(unbiased=False)
+    floored = K.neighbourhoods(maps, size=3, eps=float(v))[1, 1 * 3 + 2]
+    assert float(floored.pow(2).mean()) == pytest.approx(0.5, rel=1e-4)
+    # a flat neighbourhood reads 0, not NaN
+    assert torch.equal(K.neighbourhoods(torch.ones(1, 2, 3, 3), 3), torch.zeros(1, 1, 18))
+
+
+def test_whitening_makes_the_covariance_of_the_kept_directions_the_identity():
+    g = torch.Generator().manual_seed(1)
+    mix = torch.randn(6, 6, generator=g)
+    x = torch.randn(20_000, 6, generator=g) @ mix + 3.0
+    mean, w = K.whitening_fit(x, 4, eps=0.0, chunk=3000)  # chunks must not matter
+    assert w.shape == (6, 4) and torch.allclose(mean, x.mean(0), atol=1e-3)
+    z = ((x - mean) @ w).double()
+    assert torch.allclose(torch.cov(z.T), torch.eye(4, dtype=torch.float64), atol=1e-3)
+    # the kept directions are the strongest: what they leave out is the weakest variance
+    lam = torch.linalg.eigvalsh(torch.cov(x.T.double()))
+    rest = (x - mean).double() - z @ torch.linalg.pinv(w.double())
+    assert float(rest.pow(2).sum(1).mean()) == pytest.approx(float(lam[:2].sum()), rel=1e-3)
+    # eps damps the weak directions: variance lambda / (lambda + eps * mean(lambda))
+    _, w2 = K.whitening_fit(x, 4, eps=0.5)
+    top = lam.flip(0)[:4]
+    shrink = top / (top + 0.5 * top.mean())
+    assert torch.allclose(torch.cov(((x - mean) @ w2).double().T).diagonal(), shrink, rtol=1e-3)
+
+
+def test_the_second_layer_is_fitted_and_codes_as_its_definition_says():
+    p = D.DoGLIFParams(n_filters=4)
+    images = _images(6)
+    fit = D.RetinaFit.fit(images, p, seed=0)
+    c1 = torch.randn(4, 75, generator=torch.Generator().manual_seed(0))
+    layer = K.SecondLayer.fit(images, fit, p, c1, 5, dims=20, n_patches=500, seed=2, block=4)
+    assert layer.centroids.shape == (5, 20) and layer.whitening.shape == (36, 20)
+    assert len(layer.objective) == 10 and torch.equal(layer.first, c1)
+    # by hand: the first code, 2 x 2 averages (14 x 14 places), 3 x 3 neighbourhoods (12 x 12)
+    signed = fit._signed(L._float_images(images), p)
+    code = K.triangle_code(signed.reshape(-1, 75), c1).reshape(6, 28, 28, 4)
+    maps = torch.nn.functional.avg_pool2d(code.permute(0, 3, 1, 2), 2)
+    # the contrast floor: 1% of the variance of every value of the maps
+    assert layer.contrast_eps == pytest.approx(0.01 * float(maps.double().var(unbiased=False)),
+                                               rel=1e-5)
+    u = K.neighbourhoods(maps, 3, eps=layer.contrast_eps)  # (6, 144, 36)
+    # the whitening is fitted to n_patches neighbourhoods drawn with the seed, with replacement
+    pick = torch.randint(0, 6 * 144, (500,), generator=torch.Generator().manual_seed(2))
+    drawn = u[pick // 144, pick % 144]
+    mean, w = K.whitening_fit(drawn, 20, eps=0.1)
+    assert torch.allclose(layer.mean, mean, atol=1e-5)
+    assert torch.allclose(layer.whitening.abs(), w.abs(), rtol=1e-3, atol=1e-4)  # up to sign
+    # its centroids are the k-means centroids of the whitened draws, with the same seed
+    c2, objective = K.kmeans_fit((drawn - layer.mean) @ layer.whitening, 5, seed=2)
+    assert torch.allclose(c2, layer.centroids, atol=1e-4)
+    assert objective == pytest.approx(list(layer.objective), rel=1e-4)
+    f = layer.features(images, fit, p, batch=4)
+    assert f.shape == (6, 5 * 4) and f.dtype == np.float32
+    second = K.triangle_code((u.reshape(-1, 36) - layer.mean) @ layer.whitening,
+                             layer.centroids).reshape(6, 12, 12, 5)
+    for r, (rows, cols) in enumerate([(slice(0, 6), slice(0, 6)), (slice(0, 6), slice(6, 12)),
+                                      (slice(6, 12), slice(0, 6)), (slice(6, 12), slice(6, 12))]):
+        assert np.allclose(f[:, r::4], second[:, rows, cols].sum((1, 2)).numpy(),
+                           rtol=1e-4, atol=1e-4), f"region {r}"
+    # with the first layer's features first, from the same code
+    both = layer.features(images, fit, p, batch=5, with_first=True)
+    assert both.shape == (6, 4 * 9 + 20)
+    assert np.allclose(both[:, :36], K.kmeans_features(images, fit, p, c1), rtol=1e-5)
+    assert np.allclose(both[:, 36:], f, rtol=1e-5, atol=1e-6)
+    # the same seed gives the same layer, whatever the blocks; another seed another draw
+    again = K.SecondLayer.fit(images, fit, p, c1, 5, dims=20, n_patches=500, seed=2, block=4)
+    assert torch.equal(again.centroids, layer.centroids)
+    blocks = K.SecondLayer.fit(images, fit, p, c1, 5, dims=20, n_patches=500, seed=2)
+    assert blocks.contrast_eps == pytest.approx(layer.contrast_eps, rel=1e-9)
+    assert torch.allclose(blocks.centroids, layer.centroids, atol=1e-4)  # float rounding only
+    other = K.SecondLayer.fit(images, fit, p, c1, 5, dims=20, n_patches=500, seed=3)
+    assert not torch.allclose(other.centroids, layer.centroids, atol=1e-2)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda fit, p, c: K.SecondLayer.fit(_images(2), fit, p, c, 3, dims=40), r"dims \(40\) exceeds"),
+    (lambda fit, p, c: K.SecondLayer.fit(_images(2), fit, p, c, 3, size=14),
+     "leave 1 places per side"),
+    (lambda fit, p, c: K.SecondLayer.fit(_images(2), fit, p, torch.zeros(4, 12), 3),
+     r"centroids must be \(k, 75\)"),
+    (lambda fit, p, c: K.SecondLayer.fit(_images(2), fit, p, c, 0), "k must be a positive"),
+    (lambda fit, p, c: K.SecondLayer.fit(_images(2), fit, p, c, 30, dims=8, n_patches=20),
+     r"n_patches \(20\) must be from 2 to 2\*\*24 and at least k \(30\)"),
+    (lambda fit, p, c: K.neighbourhoods(torch.zeros(1, 2, 3, 3), 4), r"size \(4\) exceeds"),
+    (lambda fit, p, c: K.whitening_fit(torch.zeros(5, 3), 4), r"dims \(4\) must be at most"),
+    (lambda fit, p, c: K.whitening_fit(torch.zeros(5, 3), 2, eps=0.0), "fewer than dims"),
+    (lambda fit, p, c: K.SecondLayer(c, torch.zeros(36), torch.zeros(36, 5), torch.zeros(3, 4),
+                                     0.1), "must agree"),
+    (lambda fit, p, c: K.SecondLayer(c, torch.zeros(36), torch.zeros(36, 5), torch.zeros(3, 5),
+                                     -1.0), "contrast_eps"),
+    (lambda fit, p, c: K.SecondLayer(c, np.zeros(36), torch.zeros(36, 5), torch.zeros(3, 5),
+                                     0.1), "mean must be a torch.Tensor"),
+])
+def test_the_second_layer_refuses_bad_input_with_a_message(call, match):
+    p = D.DoGLIFParams(n_filters=4)
+    fit = D.RetinaFit.fit(_images(2), p, seed=0)
+    with pytest.raises((ValueError, TypeError), match=match):
+        call(fit, p, torch.zeros(4, 75))
+
+
+def test_the_second_layer_refuses_a_retina_of_another_patch_size():
+    p = D.DoGLIFParams(n_filters=4)
+    images = _images(4)
+    fit = D.RetinaFit.fit(images, p, seed=0)
+    c1 = torch.randn(4, 75, generator=torch.Generator().manual_seed(0))
+    layer = K.SecondLayer.fit(images, fit, p, c1, 3, dims=10, n_patches=200, seed=0)
+    q = D.DoGLIFParams(n_filters=4, patch_px=6)
+    with pytest.raises(ValueError, match=r"centroids must be \(k, 108\)"):
+        layer.features(images, D.RetinaFit.fit(images, q, seed=0), q)

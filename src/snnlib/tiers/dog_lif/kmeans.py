@@ -11,15 +11,24 @@ what the spikes cost (``benchmarks/kmeans_reference.py``). They are not the tier
 spikes alone: k-means codes the whitened values themselves, where the tier scales and clips
 them and splits them into ON and OFF inputs.
 
+:class:`SecondLayer` stacks a second k-means layer on the first one's code, as Coates & Ng
+(2011) built deeper networks: the code averaged over small blocks, its neighbourhoods
+contrast-normalised (:func:`neighbourhoods`) and whitened (:func:`whitening_fit`), then
+k-means and the triangle code again. It asks whether a second layer of this kind of feature
+learner adds what a wider first layer does not.
+
 References
 ----------
 Coates, A., Ng, A. & Lee, H. (2011). An analysis of single-layer networks in unsupervised
 feature learning. *AISTATS*.
+Coates, A. & Ng, A. (2011). Selecting receptive fields in deep networks. *NIPS*.
 Arthur, D. & Vassilvitskii, S. (2007). k-means++: the advantages of careful seeding. *SODA*.
 Lloyd, S. (1982). Least squares quantization in PCM. *IEEE Trans. Inf. Theory* 28, 129-137.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,8 +37,8 @@ from ... import _validate as check
 from ... import runs, viz
 from .layer import DoGLIFParams, RetinaFit, _as_float, _checked_images, _pool
 
-__all__ = ["kmeans_features", "kmeans_fit", "reference_table", "sample_patches",
-           "triangle_code"]
+__all__ = ["SecondLayer", "kmeans_features", "kmeans_fit", "neighbourhoods", "reference_table",
+           "sample_patches", "triangle_code", "whitening_fit"]
 
 
 def _tensor(x) -> torch.Tensor:
@@ -197,10 +206,7 @@ def kmeans_features(images, retina: RetinaFit, p: DoGLIFParams, centroids, *,
     where = "kmeans_features"
     check.instance("retina", retina, RetinaFit, where=where)
     retina._check_params(p, where)
-    c = _tensor(check.array("centroids", centroids, ndim=2, where=where)).float()
-    if c.shape[1] != p.n_inputs // 2:
-        raise ValueError(f"{where}: centroids must be (k, {p.n_inputs // 2}) for "
-                         f"{p.patch_px}-pixel patches of 3 channels, got shape {tuple(c.shape)}.")
+    c = _first_centroids(centroids, p, where)
     check.positive_int("batch", batch, where=where)
     checked = _checked_images(images, "images", where)
     n_patches = min(batch, len(checked)) * p.side ** 2
@@ -222,7 +228,10 @@ def reference_table(path):
     """The k-means features on the validation split: one row per run of
     ``benchmarks/kmeans_reference.py`` stored in the JSON list at ``path`` (in the order stored),
     with its centroids, patch side, pooling grid, features per image, training and validation
-    images, validation accuracy and images per second of the feature extraction."""
+    images, validation accuracy and images per second of the feature extraction. A run with a
+    second layer shows both layers' centroids and pooling ("512 + 1,024"); its features,
+    accuracy and speed are those of both layers together, and the column "first layer alone"
+    shows the first layer's features read out in the same run."""
     found = runs.stored_benchmark_runs(
         path, "kmeans.reference_table", "kmeans_reference.py",
         ("name", "centroids", "patch_px", "pool", "features", "train_images", "val_images",
@@ -230,14 +239,286 @@ def reference_table(path):
     if not found:
         raise ValueError(f"kmeans.reference_table: {path} holds no run of "
                          "benchmarks/kmeans_reference.py")
-    rows = {r["name"]: {"centroids": r["centroids"],
+    rows = {r["name"]: {"centroids": _layers(r, "centroids", "{:,}"),
                         "patch (px)": f"{r['patch_px']} x {r['patch_px']}",
-                        "pooling": f"{r['pool']} x {r['pool']}", "features": r["features"],
+                        "pooling": _layers(r, "pool", "{0} x {0}"), "features": r["features"],
                         "training images": r["train_images"],
                         "validation images": r["val_images"],
                         "validation accuracy": r["val_accuracy"],
+                        "first layer alone": r.get("val_accuracy_first_layer", viz.NA),
                         "images/s": r["images_per_s"]}
             for r in found}
-    return viz.table(rows, formats={"validation accuracy": ".2%", "images/s": ".0f"},
+    return viz.table(rows, formats={"validation accuracy": ".2%", "first layer alone": ".2%",
+                                    "images/s": ".0f"},
                      caption="k-means triangle features of whitened patches (the tier's "
                              "retina), a standardised logistic regression; validation split")
+
+
+
+def neighbourhoods(maps, size: int = 3, eps: float = 0.0) -> torch.Tensor:
+    """Contrast-normalised ``size x size`` neighbourhoods of feature maps ``(n, k, h, w)``:
+    ``(n, (h - size + 1) * (w - size + 1), size**2 * k)``, positions row by row.
+
+    Each neighbourhood :math:`u` (all ``k`` maps at ``size x size`` places, stride 1, no
+    padding) becomes
+
+    .. math:: \\hat u = \\frac{u - \\bar u}{\\sqrt{\\operatorname{var}(u) + \\epsilon}},
+
+    its mean :math:`\\bar u` and (population) variance taken over its own ``size**2 * k``
+    values, as Coates et al. normalise pixel patches; ``eps`` keeps flat neighbourhoods from
+    being blown up (with ``eps = 0`` a constant neighbourhood reads 0).
+    """
+    where = "neighbourhoods"
+    m = _tensor(check.array("maps", maps, ndim=4, where=where)).float()
+    check.positive_int("size", size, where=where)
+    check.number("eps", eps, low=0.0, where=where)
+    if size > min(m.shape[2:]):
+        raise ValueError(f"{where}: size ({size}) exceeds the maps' {m.shape[2]} x "
+                         f"{m.shape[3]} places.")
+    return _scaled(*_centred(torch.nn.functional.unfold(m, size).transpose(1, 2)), float(eps))
+
+
+def _centred(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of ``u`` less their mean, and their population variance (last dimension kept)."""
+    u = u - u.mean(-1, keepdim=True)
+    return u, u.pow(2).mean(-1, keepdim=True)
+
+
+def _scaled(u: torch.Tensor, var: torch.Tensor, eps: float) -> torch.Tensor:
+    """Centred rows over :math:`\\sqrt{var + eps}` (in place), rows with ``var + eps = 0`` to 0."""
+    total = var + eps
+    return u.mul_(torch.where(total > 0, total.clamp(min=1e-30).rsqrt(), 0.0))
+
+
+def whitening_fit(samples, dims: int, *, eps: float = 0.1, chunk: int = 20_000):
+    """PCA whitening of ``(n, d)`` samples onto their ``dims`` strongest directions: the mean
+    :math:`\\mu` and the matrix :math:`W` ``(d, dims)`` of :math:`z = (x - \\mu)\\, W`,
+
+    .. math:: W = V \\,\\operatorname{diag}\\left(\\lambda_i + \\epsilon \\bar\\lambda\\right)^{-1/2},
+
+    :math:`V` the ``dims`` leading eigenvectors of the samples' covariance, :math:`\\lambda_i`
+    their eigenvalues and :math:`\\bar\\lambda` the mean of those ``dims`` eigenvalues. The
+    whitened samples have covariance
+    :math:`\\operatorname{diag}(\\lambda_i / (\\lambda_i + \\epsilon\\bar\\lambda))`: the identity
+    for ``eps = 0``, the weak directions damped for ``eps > 0``. The covariance is summed in
+    float64, ``chunk`` samples at a time.
+    """
+    where = "whitening_fit"
+    x = _tensor(check.array("samples", samples, ndim=2, where=where))
+    check.positive_int("dims", dims, where=where)
+    check.number("eps", eps, low=0.0, where=where)
+    check.positive_int("chunk", chunk, where=where)
+    n, d = x.shape
+    if dims > d or n < 2:
+        raise ValueError(f"{where}: dims ({dims}) must be at most the samples' {d} "
+                         f"values, and at least 2 samples are needed (got {n}).")
+    check.fits_in_memory(f"the covariance of {d} values, {chunk} samples at a time",
+                         8 * (3 * d * d + 2 * min(chunk, n) * d), where=where)
+    mean = sum(x[s:s + chunk].double().sum(0) for s in range(0, n, chunk)) / n
+    cov = torch.zeros(d, d, dtype=torch.float64)
+    for s in range(0, n, chunk):
+        xc = x[s:s + chunk].double() - mean
+        cov += xc.T @ xc
+    lam, vec = torch.linalg.eigh(cov / (n - 1))
+    lam, vec = lam.flip(0)[:dims].clamp(min=0.0), vec.flip(1)[:, :dims]
+    scale = lam + eps * lam.mean()
+    if not bool((scale > 0).all()):
+        raise ValueError(f"{where}: the samples vary along fewer than dims ({dims}) "
+                         "directions; ask for fewer"
+                         + (", or set eps > 0." if eps == 0 else "."))
+    return mean.float(), (vec / scale.sqrt()).float()
+
+
+def _first_code(x: torch.Tensor, retina: RetinaFit, p: DoGLIFParams,
+                c: torch.Tensor) -> torch.Tensor:
+    """Triangle codes of float images ``(n, 3, 32, 32)`` at every position: ``(n, k, side, side)``."""
+    signed = retina._signed(x, p)  # (n, L, d)
+    n = signed.shape[0]
+    code = _triangle(signed.reshape(-1, signed.shape[-1]), c)
+    return code.reshape(n, p.side, p.side, -1).permute(0, 3, 1, 2)
+
+
+CONTRAST_FLOOR = 0.01
+"""A second layer's contrast floor :math:`\\epsilon`, as a fraction of its maps' variance."""
+
+
+@dataclass(frozen=True, eq=False)
+class SecondLayer:
+    """A second k-means layer on the first layer's triangle code (after Coates & Ng 2011's
+    deep networks, but with every first-layer feature in each neighbourhood).
+
+    The first layer's code (:func:`triangle_code` of its centroids ``first``, ``(k1, d1)``,
+    at every position) is averaged over ``local_px x local_px`` blocks into maps of
+    ``side // local_px`` places; each ``size x size`` neighbourhood of the maps (``size**2 *
+    k1`` values) is contrast-normalised (:func:`neighbourhoods` with ``contrast_eps``),
+    whitened, :math:`z = (\\hat u - \\mu) W` (:func:`whitening_fit`: ``mean`` :math:`\\mu`,
+    ``whitening`` :math:`W`), and coded by the triangle code of the second layer's
+    ``centroids`` ``(k, dims)``, summed over a ``pool x pool`` grid of regions.
+    """
+
+    first: torch.Tensor
+    mean: torch.Tensor
+    whitening: torch.Tensor
+    centroids: torch.Tensor
+    contrast_eps: float
+    objective: tuple = ()
+    local_px: int = 2
+    size: int = 3
+    pool: int = 2
+
+    def __post_init__(self):
+        where = "SecondLayer"
+        for name in ("local_px", "size", "pool"):
+            check.positive_int(name, getattr(self, name), where=where)
+        check.number("contrast_eps", self.contrast_eps, low=0.0, where=where)
+        shapes = {name: tuple(check.tensor(name, getattr(self, name), where=where).shape)
+                  for name in ("first", "mean", "whitening", "centroids")}
+        d = self.size ** 2 * shapes["first"][0] if len(shapes["first"]) == 2 else None
+        dims = shapes["whitening"][1] if len(shapes["whitening"]) == 2 else None
+        if (d is None or dims is None or shapes["mean"] != (d,)
+                or shapes["whitening"] != (d, dims) or len(shapes["centroids"]) != 2
+                or shapes["centroids"][1] != dims):
+            raise ValueError(f"{where}: first (k1, d1), mean (size**2 * k1,), whitening "
+                             "(size**2 * k1, dims) and centroids (k, dims) must agree, got "
+                             + ", ".join(f"{n} {s}" for n, s in shapes.items())
+                             + f" with size {self.size}.")
+
+    @property
+    def k(self) -> int:
+        """Centroids of the second layer."""
+        return int(self.centroids.shape[0])
+
+    @classmethod
+    def fit(cls, images, retina: RetinaFit, p: DoGLIFParams, centroids, k: int, *,
+            dims: int = 384, n_patches: int = 200_000, iterations: int = 10, seed: int = 0,
+            local_px: int = 2, size: int = 3, pool: int = 2, whitening_eps: float = 0.1,
+            block: int = 250) -> "SecondLayer":
+        """Fit a second layer on the first layer's ``centroids`` to ``n_patches``
+        neighbourhoods drawn uniformly at random, with replacement, from every place of
+        ``images``' maps: the contrast floor
+
+        .. math:: \\epsilon = 0.01 \\operatorname{var}(m),
+
+        the variance of every value of the images' maps :math:`m` (:data:`CONTRAST_FLOOR`),
+        then the whitening of the normalised neighbourhoods onto ``dims`` directions
+        (``whitening_eps``) and ``k`` centroids of the whitened ones (:func:`kmeans_fit`,
+        ``iterations``, ``seed``). The first layer's code is computed ``block`` images at a
+        time; the same seed gives the same layer.
+        """
+        where = "SecondLayer.fit"
+        check.instance("retina", retina, RetinaFit, where=where)
+        retina._check_params(p, where)
+        c = _first_centroids(centroids, p, where)
+        checked = _checked_images(images, "images", where)
+        for name, value in (("k", k), ("dims", dims), ("n_patches", n_patches),
+                            ("iterations", iterations), ("local_px", local_px),
+                            ("size", size), ("pool", pool), ("block", block)):
+            check.positive_int(name, value, where=where)
+        check.integer("seed", seed, low=0, where=where)
+        check.number("whitening_eps", whitening_eps, low=0.0, where=where)
+        places = _second_places(p, local_px, size, pool, where)
+        d = size ** 2 * c.shape[0]
+        if dims > d:
+            raise ValueError(f"{where}: dims ({dims}) exceeds the {d} values of a "
+                             f"neighbourhood ({size} x {size} places of {c.shape[0]} maps).")
+        if not 2 <= n_patches <= 2 ** 24 or k > n_patches:
+            raise ValueError(f"{where}: n_patches ({n_patches}) must be from 2 to 2**24 and at "
+                             f"least k ({k}).")
+        b = min(block, len(checked))
+        check.fits_in_memory(
+            f"{n_patches} neighbourhoods of {d} values, and the code of block={block} images",
+            4 * (n_patches * (d + 1 + 2 * dims)
+                 + b * (p.side ** 2 * (3 * c.shape[0] + 4 * c.shape[1]) + 2 * places ** 2 * d)),
+            where=where)
+        g = torch.Generator().manual_seed(int(seed))
+        per_image = places ** 2
+        pick = torch.randint(0, len(checked) * per_image, (n_patches,), generator=g)
+        which, place = pick // per_image, pick % per_image
+        drawn, var = torch.empty(n_patches, d), torch.empty(n_patches, 1)
+        total, total_sq, count = 0.0, 0.0, 0
+        for s in range(0, len(checked), block):
+            m = torch.nn.functional.avg_pool2d(
+                _first_code(_as_float(checked[s:s + block]), retina, p, c), local_px)
+            m64 = m.double()
+            total, total_sq, count = (total + float(m64.sum()),
+                                      total_sq + float(m64.pow(2).sum()), count + m.numel())
+            inside = (which >= s) & (which < s + block)
+            u = torch.nn.functional.unfold(m, size).transpose(1, 2)[which[inside] - s,
+                                                                     place[inside]]
+            drawn[inside], var[inside] = _centred(u)
+        eps = CONTRAST_FLOOR * max(total_sq / count - (total / count) ** 2, 0.0)
+        _scaled(drawn, var, eps)  # each drawn neighbourhood as neighbourhoods(maps, size, eps)
+        del var
+        mean, w = whitening_fit(drawn, dims, eps=whitening_eps)
+        whitened = torch.cat([(drawn[s:s + 20_000] - mean) @ w
+                              for s in range(0, n_patches, 20_000)])
+        del drawn
+        centroids2, objective = kmeans_fit(whitened, k, iterations=iterations, seed=seed)
+        return cls(c.clone(), mean, w, centroids2, eps, tuple(objective), local_px, size, pool)
+
+    def features(self, images, retina: RetinaFit, p: DoGLIFParams, *, batch: int = 100,
+                 with_first: bool = False) -> np.ndarray:
+        """The second layer's pooled triangle codes of images, ``(N, k * pool**2)``: feature
+        ``j * pool**2 + r`` is centroid ``j`` summed over region ``r``, row by row (the layout
+        of :func:`kmeans_features`). With ``with_first`` the first layer's features
+        (:func:`kmeans_features` of ``first``, ``p.pool``) come first, from the same code:
+        ``(N, k1 * p.pool**2 + k * pool**2)``."""
+        where = "SecondLayer.features"
+        check.instance("retina", retina, RetinaFit, where=where)
+        retina._check_params(p, where)
+        _first_centroids(self.first, p, where)
+        places = _second_places(p, self.local_px, self.size, self.pool, where)
+        check.positive_int("batch", batch, where=where)
+        check.flag("with_first", with_first, where=where)
+        checked = _checked_images(images, "images", where)
+        k1, d1 = self.first.shape
+        d = self.mean.shape[0]
+        n_first = k1 * p.pool ** 2 if with_first else 0
+        width = n_first + self.k * self.pool ** 2
+        b = min(batch, len(checked))
+        check.fits_in_memory(
+            f"the second layer's features of {len(checked)} images, batch={batch} at a time",
+            4 * (len(checked) * width + b * (p.side ** 2 * (3 * k1 + 4 * d1)
+                                             + places ** 2 * (2 * d + 3 * self.k))),
+            where=where)
+        out = np.zeros((len(checked), width), dtype=np.float32)
+        for s in range(0, len(checked), batch):
+            code = _first_code(_as_float(checked[s:s + batch]), retina, p, self.first)
+            n = code.shape[0]
+            if with_first:
+                flat = code.permute(0, 2, 3, 1).reshape(-1, k1)
+                out[s:s + n, :n_first] = _pool(flat, n, p.side, p.pool).numpy()
+            m = torch.nn.functional.avg_pool2d(code, self.local_px)
+            u = _scaled(*_centred(torch.nn.functional.unfold(m, self.size).transpose(1, 2)),
+                        self.contrast_eps)  # neighbourhoods(m, size, contrast_eps)
+            second = _triangle((u.reshape(-1, d) - self.mean) @ self.whitening, self.centroids)
+            out[s:s + n, n_first:] = _pool(second, n, places, self.pool).numpy()
+        return out
+
+
+def _layers(run: dict, key: str, fmt: str) -> str:
+    """``fmt`` of a stored run's first-layer ``key``, and of its second layer's (if any)
+    after " + "."""
+    text = fmt.format(run[key])
+    second = run.get("second_layer")
+    return text if second is None else text + " + " + fmt.format(second[key])
+
+
+def _first_centroids(centroids, p: DoGLIFParams, where: str) -> torch.Tensor:
+    """The first layer's ``(k, 3 * p.patch_px**2)`` centroids, checked, as float32."""
+    c = _tensor(check.array("centroids", centroids, ndim=2, where=where)).float()
+    if c.shape[1] != p.n_inputs // 2:
+        raise ValueError(f"{where}: centroids must be (k, {p.n_inputs // 2}) for "
+                         f"{p.patch_px}-pixel patches of 3 channels, got shape {tuple(c.shape)}.")
+    return c
+
+
+def _second_places(p: DoGLIFParams, local_px: int, size: int, pool: int, where: str) -> int:
+    """Places per side of the second layer's code (``side // local_px - size + 1``), checked
+    to be at least ``pool``."""
+    places = p.side // local_px - size + 1
+    if places < pool:
+        raise ValueError(f"{where}: the first layer's {p.side} x {p.side} positions, averaged "
+                         f"over {local_px} x {local_px} blocks, leave {places} places per side "
+                         f"for {size} x {size} neighbourhoods: fewer than pool ({pool}).")
+    return places
