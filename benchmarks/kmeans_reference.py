@@ -88,10 +88,13 @@ def main() -> int:
                  f"and --iterations ({args.iterations}) at least 1")
     if args.second_layer < 0 or (args.second_layer and not (
             1 <= args.second_dims <= 9 * args.centroids
-            and args.second_layer <= args.second_patches <= 2 ** 24)):
+            and max(2, args.second_layer) <= args.second_patches <= 2 ** 24)):
         ap.error("--second-layer must be 0 or positive, --second-dims from 1 to 9 x "
                  "--centroids (the values of a 3 x 3 neighbourhood) and --second-patches from "
-                 "--second-layer to 2**24")
+                 "--second-layer (and 2) to 2**24")
+    if args.second_layer and p.side // 2 - 2 < 2:
+        ap.error(f"--patch-px {args.patch_px} leaves too few places for a second layer's 3 x 3 "
+                 "neighbourhoods of 2 x 2 blocks pooled over quadrants")
     train = data.load_cifar10("train")
     itr, iva = tuning_split(train.labels, args.train, args.val, seed=args.seed)
     phases = {}

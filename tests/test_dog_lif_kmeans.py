@@ -293,6 +293,10 @@ def test_the_second_layer_is_fitted_and_codes_as_its_definition_says():
                                      -1.0), "contrast_eps"),
     (lambda fit, p, c: K.SecondLayer(c, np.zeros(36), torch.zeros(36, 5), torch.zeros(3, 5),
                                      0.1), "mean must be a torch.Tensor"),
+    (lambda fit, p, c: K.SecondLayer(c, torch.zeros(36, dtype=torch.long), torch.zeros(36, 5),
+                                     torch.zeros(3, 5), 0.1), "mean must be floats"),
+    (lambda fit, p, c: K.SecondLayer(c, torch.full((36,), float("nan")), torch.zeros(36, 5),
+                                     torch.zeros(3, 5), 0.1), "mean"),
 ])
 def test_the_second_layer_refuses_bad_input_with_a_message(call, match):
     p = D.DoGLIFParams(n_filters=4)
@@ -310,3 +314,13 @@ def test_the_second_layer_refuses_a_retina_of_another_patch_size():
     q = D.DoGLIFParams(n_filters=4, patch_px=6)
     with pytest.raises(ValueError, match=r"centroids must be \(k, 108\)"):
         layer.features(images, D.RetinaFit.fit(images, q, seed=0), q)
+
+
+def test_the_second_layer_keeps_float32_copies_of_what_it_is_given():
+    parts = [torch.randn(4, 75, dtype=torch.float64), torch.randn(36, dtype=torch.float64),
+             torch.randn(36, 5), torch.randn(3, 5)]
+    layer = K.SecondLayer(*parts, 0.1)
+    assert all(t.dtype == torch.float32 for t in (layer.first, layer.mean, layer.whitening,
+                                                   layer.centroids))
+    parts[2].zero_()  # the caller's tensor changes; the frozen layer does not
+    assert layer.whitening.abs().sum() > 0 and layer.k == 3

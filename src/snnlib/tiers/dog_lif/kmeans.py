@@ -266,7 +266,8 @@ def neighbourhoods(maps, size: int = 3, eps: float = 0.0) -> torch.Tensor:
 
     its mean :math:`\\bar u` and (population) variance taken over its own ``size**2 * k``
     values, as Coates et al. normalise pixel patches; ``eps`` keeps flat neighbourhoods from
-    being blown up (with ``eps = 0`` a constant neighbourhood reads 0).
+    being blown up. With ``eps = 0`` a neighbourhood of exactly zero variance reads 0, but one
+    flat only up to rounding is scaled up to unit variance: use ``eps > 0`` on real maps.
     """
     where = "neighbourhoods"
     m = _tensor(check.array("maps", maps, ndim=4, where=where)).float()
@@ -275,7 +276,12 @@ def neighbourhoods(maps, size: int = 3, eps: float = 0.0) -> torch.Tensor:
     if size > min(m.shape[2:]):
         raise ValueError(f"{where}: size ({size}) exceeds the maps' {m.shape[2]} x "
                          f"{m.shape[3]} places.")
-    return _scaled(*_centred(torch.nn.functional.unfold(m, size).transpose(1, 2)), float(eps))
+    return _neighbourhoods(m, size, float(eps))
+
+
+def _neighbourhoods(m: torch.Tensor, size: int, eps: float) -> torch.Tensor:
+    """:func:`neighbourhoods` of float maps already checked."""
+    return _scaled(*_centred(torch.nn.functional.unfold(m, size).transpose(1, 2)), eps)
 
 
 def _centred(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -371,7 +377,13 @@ class SecondLayer:
         for name in ("local_px", "size", "pool"):
             check.positive_int(name, getattr(self, name), where=where)
         check.number("contrast_eps", self.contrast_eps, low=0.0, where=where)
-        shapes = {name: tuple(check.tensor(name, getattr(self, name), where=where).shape)
+        for name in ("first", "mean", "whitening", "centroids"):
+            value = check.tensor(name, getattr(self, name), where=where)
+            if not value.is_floating_point():
+                raise TypeError(f"{where}: {name} must be floats, got dtype {value.dtype}")
+            check.array(name, value, where=where)  # finite
+            object.__setattr__(self, name, value.detach().float().clone())
+        shapes = {name: tuple(getattr(self, name).shape)
                   for name in ("first", "mean", "whitening", "centroids")}
         d = self.size ** 2 * shapes["first"][0] if len(shapes["first"]) == 2 else None
         dims = shapes["whitening"][1] if len(shapes["whitening"]) == 2 else None
@@ -424,11 +436,14 @@ class SecondLayer:
         if not 2 <= n_patches <= 2 ** 24 or k > n_patches:
             raise ValueError(f"{where}: n_patches ({n_patches}) must be from 2 to 2**24 and at "
                              f"least k ({k}).")
-        b = min(block, len(checked))
+        b, chunk = min(block, len(checked)), min(20_000, n_patches)
+        phases = (4 * b * (p.side ** 2 * (3 * c.shape[0] + 4 * c.shape[1]) + 2 * places ** 2 * d),
+                  8 * (5 * d * d + 2 * chunk * d),  # whitening_fit
+                  4 * (2 * n_patches * dims + chunk * d))  # the whitened draws
         check.fits_in_memory(
-            f"{n_patches} neighbourhoods of {d} values, and the code of block={block} images",
-            4 * (n_patches * (d + 1 + 2 * dims)
-                 + b * (p.side ** 2 * (3 * c.shape[0] + 4 * c.shape[1]) + 2 * places ** 2 * d)),
+            f"{n_patches} neighbourhoods of {d} values, the code of block={block} images, their "
+            f"whitening and {k} centroids",
+            4 * n_patches * (d + 1) + max(phases) + 12 * min(50_000, n_patches) * k,
             where=where)
         g = torch.Generator().manual_seed(int(seed))
         per_image = places ** 2
@@ -472,14 +487,14 @@ class SecondLayer:
         check.flag("with_first", with_first, where=where)
         checked = _checked_images(images, "images", where)
         k1, d1 = self.first.shape
-        d = self.mean.shape[0]
+        d, dims = self.whitening.shape
         n_first = k1 * p.pool ** 2 if with_first else 0
         width = n_first + self.k * self.pool ** 2
         b = min(batch, len(checked))
         check.fits_in_memory(
             f"the second layer's features of {len(checked)} images, batch={batch} at a time",
             4 * (len(checked) * width + b * (p.side ** 2 * (3 * k1 + 4 * d1)
-                                             + places ** 2 * (2 * d + 3 * self.k))),
+                                             + places ** 2 * (3 * d + dims + 3 * self.k))),
             where=where)
         out = np.zeros((len(checked), width), dtype=np.float32)
         for s in range(0, len(checked), batch):
@@ -489,8 +504,7 @@ class SecondLayer:
                 flat = code.permute(0, 2, 3, 1).reshape(-1, k1)
                 out[s:s + n, :n_first] = _pool(flat, n, p.side, p.pool).numpy()
             m = torch.nn.functional.avg_pool2d(code, self.local_px)
-            u = _scaled(*_centred(torch.nn.functional.unfold(m, self.size).transpose(1, 2)),
-                        self.contrast_eps)  # neighbourhoods(m, size, contrast_eps)
+            u = _neighbourhoods(m, self.size, self.contrast_eps)
             second = _triangle((u.reshape(-1, d) - self.mean) @ self.whitening, self.centroids)
             out[s:s + n, n_first:] = _pool(second, n, places, self.pool).numpy()
         return out
