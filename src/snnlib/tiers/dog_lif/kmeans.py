@@ -178,17 +178,25 @@ def sample_patches(images, retina: RetinaFit, p: DoGLIFParams, n: int, *, seed: 
     check.fits_in_memory(f"{n} patches, whitened block={block} images at a time",
                          4 * (n * d + 4 * min(block, len(checked)) * p.side ** 2 * d),
                          where=where)
-    per_image = p.side ** 2
-    g = torch.Generator().manual_seed(int(seed))
-    pick = torch.randint(0, len(checked) * per_image, (n,), generator=g)
-    which, place = pick // per_image, pick % per_image
     out = torch.empty(n, d)
-    for s in range(0, len(checked), block):
-        inside = (which >= s) & (which < s + block)
+    for s, inside, image, place in _draws(len(checked), p.side ** 2, n, seed, block):
         if inside.any():
             signed = retina._signed(_as_float(checked[s:s + block]), p)  # (block, L, d)
-            out[inside] = signed[which[inside] - s, place[inside]]
+            out[inside] = signed[image, place]
     return out
+
+
+def _draws(n_images: int, per_image: int, n: int, seed: int, block: int):
+    """``n`` places drawn uniformly at random, with replacement (seeded), among ``per_image``
+    places of each of ``n_images`` images, handed out ``block`` images at a time: yields the
+    block's first image ``s``, the mask of the draws that fall in the block, and their images
+    (counted from ``s``) and places."""
+    g = torch.Generator().manual_seed(int(seed))
+    pick = torch.randint(0, n_images * per_image, (n,), generator=g)
+    which, place = pick // per_image, pick % per_image
+    for s in range(0, n_images, block):
+        inside = (which >= s) & (which < s + block)
+        yield s, inside, which[inside] - s, place[inside]
 
 
 def kmeans_features(images, retina: RetinaFit, p: DoGLIFParams, centroids, *,
@@ -217,10 +225,9 @@ def kmeans_features(images, retina: RetinaFit, p: DoGLIFParams, centroids, *,
                          where=where)
     out = np.zeros((len(checked), k * p.pool ** 2), dtype=np.float32)
     for s in range(0, len(checked), batch):
-        signed = retina._signed(_as_float(checked[s:s + batch]), p)  # (n, L, d)
-        n = signed.shape[0]
-        code = _triangle(signed.reshape(-1, d), c)  # checked once, above
-        out[s:s + n] = _pool(code, n, p.side, p.pool).numpy()
+        x = _as_float(checked[s:s + batch])
+        code = _first_code(x, retina, p, c)  # centroids checked once, above
+        out[s:s + len(x)] = _pool(code, len(x), p.side, p.pool).numpy()
     return out
 
 
@@ -337,11 +344,15 @@ def whitening_fit(samples, dims: int, *, eps: float = 0.1, chunk: int = 20_000):
 
 def _first_code(x: torch.Tensor, retina: RetinaFit, p: DoGLIFParams,
                 c: torch.Tensor) -> torch.Tensor:
-    """Triangle codes of float images ``(n, 3, 32, 32)`` at every position: ``(n, k, side, side)``."""
+    """Triangle codes of float images ``(n, 3, 32, 32)`` at every position, ``(n * side * side,
+    k)``, image by image and positions row by row."""
     signed = retina._signed(x, p)  # (n, L, d)
-    n = signed.shape[0]
-    code = _triangle(signed.reshape(-1, signed.shape[-1]), c)
-    return code.reshape(n, p.side, p.side, -1).permute(0, 3, 1, 2)
+    return _triangle(signed.reshape(-1, signed.shape[-1]), c)
+
+
+def _maps(code: torch.Tensor, n: int, side: int) -> torch.Tensor:
+    """:func:`_first_code` of ``n`` images as maps ``(n, k, side, side)`` (a view)."""
+    return code.reshape(n, side, side, -1).permute(0, 3, 1, 2)
 
 
 CONTRAST_FLOOR = 0.01
@@ -445,31 +456,26 @@ class SecondLayer:
             f"whitening and {k} centroids",
             4 * n_patches * (d + 1) + max(phases) + 12 * min(50_000, n_patches) * k,
             where=where)
-        g = torch.Generator().manual_seed(int(seed))
-        per_image = places ** 2
-        pick = torch.randint(0, len(checked) * per_image, (n_patches,), generator=g)
-        which, place = pick // per_image, pick % per_image
         drawn, var = torch.empty(n_patches, d), torch.empty(n_patches, 1)
         total, total_sq, count = 0.0, 0.0, 0
-        for s in range(0, len(checked), block):
+        for s, inside, image, place in _draws(len(checked), places ** 2, n_patches, seed, block):
+            x = _as_float(checked[s:s + block])
             m = torch.nn.functional.avg_pool2d(
-                _first_code(_as_float(checked[s:s + block]), retina, p, c), local_px)
+                _maps(_first_code(x, retina, p, c), len(x), p.side), local_px)
             m64 = m.double()
             total, total_sq, count = (total + float(m64.sum()),
                                       total_sq + float(m64.pow(2).sum()), count + m.numel())
-            inside = (which >= s) & (which < s + block)
-            u = torch.nn.functional.unfold(m, size).transpose(1, 2)[which[inside] - s,
-                                                                     place[inside]]
+            u = torch.nn.functional.unfold(m, size).transpose(1, 2)[image, place]
             drawn[inside], var[inside] = _centred(u)
         eps = CONTRAST_FLOOR * max(total_sq / count - (total / count) ** 2, 0.0)
         _scaled(drawn, var, eps)  # each drawn neighbourhood as neighbourhoods(maps, size, eps)
         del var
         mean, w = whitening_fit(drawn, dims, eps=whitening_eps)
-        whitened = torch.cat([(drawn[s:s + 20_000] - mean) @ w
-                              for s in range(0, n_patches, 20_000)])
+        whitened = torch.cat([(drawn[s:s + chunk] - mean) @ w
+                              for s in range(0, n_patches, chunk)])
         del drawn
         centroids2, objective = kmeans_fit(whitened, k, iterations=iterations, seed=seed)
-        return cls(c.clone(), mean, w, centroids2, eps, tuple(objective), local_px, size, pool)
+        return cls(c, mean, w, centroids2, eps, tuple(objective), local_px, size, pool)
 
     def features(self, images, retina: RetinaFit, p: DoGLIFParams, *, batch: int = 100,
                  with_first: bool = False) -> np.ndarray:
@@ -498,12 +504,12 @@ class SecondLayer:
             where=where)
         out = np.zeros((len(checked), width), dtype=np.float32)
         for s in range(0, len(checked), batch):
-            code = _first_code(_as_float(checked[s:s + batch]), retina, p, self.first)
-            n = code.shape[0]
+            x = _as_float(checked[s:s + batch])
+            n = len(x)
+            code = _first_code(x, retina, p, self.first)
             if with_first:
-                flat = code.permute(0, 2, 3, 1).reshape(-1, k1)
-                out[s:s + n, :n_first] = _pool(flat, n, p.side, p.pool).numpy()
-            m = torch.nn.functional.avg_pool2d(code, self.local_px)
+                out[s:s + n, :n_first] = _pool(code, n, p.side, p.pool).numpy()
+            m = torch.nn.functional.avg_pool2d(_maps(code, n, p.side), self.local_px)
             u = _neighbourhoods(m, self.size, self.contrast_eps)
             second = _triangle((u.reshape(-1, d) - self.mean) @ self.whitening, self.centroids)
             out[s:s + n, n_first:] = _pool(second, n, places, self.pool).numpy()
