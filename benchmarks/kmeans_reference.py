@@ -1,9 +1,9 @@
 """Tier 2 without spikes: k-means triangle features (Coates et al. 2011) on the tier's retina.
 
 The same whitened patches, pooling grid and readout as tier 2
-(:class:`snnlib.tiers.dog_lif.DoGLIFParams` ``patch_px``, ``zca_eps``, ``pool``; the tier's
-standardised logistic regression), with the STDP layer's spike counts replaced by the triangle
-code of k-means centroids (:mod:`snnlib.tiers.dog_lif.kmeans`): what the features of this
+(:class:`snnlib.tiers.dog_lif.DoGLIFParams` ``patch_px``, ``norm_eps``, ``zca_eps``, ``pool``;
+the tier's standardised logistic regression), with the STDP layer's spike counts replaced by the
+triangle code of k-means centroids (:mod:`snnlib.tiers.dog_lif.kmeans`): what the features of this
 family reach without spikes. The retina, the centroids and the readout learn from class-balanced
 images of the training split; the accuracy is measured on the validation split (the last 500
 training images of each class, :func:`snnlib.data.validation_split`). The test set is never
@@ -63,6 +63,8 @@ def main() -> int:
     ap.add_argument("--centroids", type=int, default=512, help="k (the tier: 512 filters)")
     ap.add_argument("--patch-px", type=int, default=5)
     ap.add_argument("--pool", type=int, default=3)
+    ap.add_argument("--norm-eps", type=float, default=D.DoGLIFParams.norm_eps,
+                    help="contrast floor of the per-patch normalisation (DoGLIFParams.norm_eps)")
     ap.add_argument("--zca-eps", type=float, default=D.DoGLIFParams.zca_eps)
     ap.add_argument("--patches", type=int, default=400_000, help="patches k-means learns from")
     ap.add_argument("--iterations", type=int, default=10, help="iterations of Lloyd's algorithm")
@@ -80,7 +82,7 @@ def main() -> int:
     check_store_arguments(ap, args)
     try:
         p = D.DoGLIFParams(n_filters=args.centroids, patch_px=args.patch_px, pool=args.pool,
-                           zca_eps=args.zca_eps)
+                           norm_eps=args.norm_eps, zca_eps=args.zca_eps)
     except (TypeError, ValueError) as error:
         ap.error(str(error))
     if args.patches < args.centroids or args.iterations < 1:
@@ -137,7 +139,8 @@ def main() -> int:
         first = readout(slice(0, args.centroids * args.pool ** 2))
     result = {"split": SPLIT, "train_images": len(itr), "val_images": len(iva),
               "centroids": args.centroids, "patch_px": args.patch_px, "pool": args.pool,
-              "zca_eps": args.zca_eps, "patches": args.patches, "iterations": args.iterations,
+              "norm_eps": args.norm_eps, "zca_eps": args.zca_eps, "patches": args.patches,
+              "iterations": args.iterations,
               "kmeans_objective": [round(j, 4) for j in objective],
               "features": int(feats["validation"].shape[1]), "c": r["c"],
               "c_validation": {str(c): a for c, a in r["validation"].items()},

@@ -713,8 +713,8 @@ def dog_lif_entries() -> dict[str, list[Bad]]:
                     theta_mv=torch.zeros(2), p=p, rng=np.random.default_rng(0))
         return D().layer_run(**{**base, **kw})
 
-    positive = ("zca_eps", "max_rate_hz", "dt_ms", "tau_mem_ms", "v_gap_mv", "w_sum_mv",
-                "tau_stdp_ms")
+    positive = ("norm_eps", "zca_eps", "max_rate_hz", "dt_ms", "tau_mem_ms", "v_gap_mv",
+                "w_sum_mv", "tau_stdp_ms")
     ints = ("patch_px", "steps", "n_filters", "train_patches", "patch_batch", "pool", "image_batch")
     return {
         "dog_lif.DoGLIFParams": [

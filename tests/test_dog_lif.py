@@ -40,6 +40,7 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
     (dict(max_rate_hz=600.0), "more than one spike per step"),
     (dict(tau_mem_ms=2.0), "smaller than tau_mem_ms"),
     (dict(a_plus=-1.0), "a_plus"),
+    (dict(norm_eps=0.0), "norm_eps"),
     (dict(feedforward_inhibition=-0.5), "feedforward_inhibition"),
 ])
 def test_params_are_validated_with_clear_messages(bad, match):
@@ -224,6 +225,42 @@ def test_a_stride_keeps_every_other_position_of_the_stride_one_retina(retina):
     assert x2.shape == (3, 14 * 14, 75)
     torch.testing.assert_close(x2.reshape(3, 14, 14, -1), x1[:, ::2, ::2])
     assert not torch.equal(x2.reshape(3, 14, 14, -1), x1[:, 1::2, 1::2])
+
+
+@pytest.mark.parametrize("norm_eps", [1e-4, 0.01, 0.1])
+def test_the_whitening_retina_is_its_definition(norm_eps):
+    """z = ((x - mean(x)) / sqrt(var(x) + eps_n) - mu) W for every 5 x 5 x 3 patch x, with the
+    ZCA (mu, W) fitted to the normalised patches of the first images at a stride of 3."""
+    from snnlib import retina as R
+    p = replace(SMALL, norm_eps=norm_eps)
+    train = _images(40)
+    fit = D.RetinaFit.fit(train, p, seed=0)
+    x = torch.as_tensor(_images(2, seed=1)).double().permute(0, 3, 1, 2) / 255
+    cols = torch.nn.functional.unfold(x, 5).transpose(1, 2)
+    norm = (cols - cols.mean(-1, keepdim=True)) / (cols.var(-1, keepdim=True) + norm_eps).sqrt()
+    t = torch.as_tensor(train).double().permute(0, 3, 1, 2) / 255
+    tc = R.extract_patches(t, 5, stride=3)
+    zca = R.zca_fit((tc - tc.mean(-1, keepdim=True))
+                    / (tc.var(-1, keepdim=True) + norm_eps).sqrt(), eps=p.zca_eps)
+    want = ((norm - zca.mean) @ zca.matrix / fit.scale).clamp(-1, 1)
+    torch.testing.assert_close(fit.intensities(_images(2, seed=1), p).double(), want,
+                               atol=2e-4, rtol=1e-3)
+
+
+def test_a_retina_is_applied_only_with_the_contrast_floor_it_was_fitted_after():
+    p = replace(SMALL, norm_eps=0.03)
+    fit = D.RetinaFit.fit(_images(40), p, seed=0)
+    assert fit.norm_eps == 0.03
+    assert D.RetinaFit.from_state(fit.state_dict()).norm_eps == 0.03
+    with pytest.raises(ValueError, match="norm_eps is 0.01 but .* contrast floor of 0.03"):
+        fit.intensities(_images(2), SMALL)
+    net = D.DoGLIF(p, seed=0)
+    net.fit(_images(6), retina=fit)
+    other = D.DoGLIF(SMALL, seed=0)
+    with pytest.raises(ValueError, match="DoGLIF.load_state_dict: p.norm_eps"):
+        other.load_state_dict(net.state_dict())
+    assert other.retina is None
+    assert D.RetinaFit.fit(_images(40), replace(SMALL, retina="dog"), seed=0).norm_eps is None
 
 
 def test_retina_refuses_channels_first_images():

@@ -129,14 +129,19 @@ def test_features_refuse_centroids_of_another_patch_size():
 
 def test_the_reference_table_shows_each_stored_run(tmp_path):
     run = {"name": "the tier's geometry", "centroids": 512, "patch_px": 5, "pool": 3,
-           "features": 4608, "train_images": 5000, "val_images": 2000, "val_accuracy": 0.6355,
-           "images_per_s": 140.2}
+           "zca_eps": 0.1, "features": 4608, "train_images": 5000, "val_images": 2000,
+           "val_accuracy": 0.6355, "images_per_s": 140.2}
     path = tmp_path / "kmeans.json"
     two = {**run, "name": "two layers", "features": 8704, "val_accuracy": 0.6912,
            "second_layer": {"centroids": 1024, "pool": 2}}
     path.write_text(json.dumps([run, {**run, "name": "Coates", "centroids": 1600,
-                                      "patch_px": 6, "pool": 2, "val_accuracy": 0.7}, two]))
+                                      "patch_px": 6, "pool": 2, "val_accuracy": 0.7,
+                                      "zca_eps": 0.3}, two]))
     text = repr(K.reference_table(path))
+    assert "ZCA eps" in text
+    rows = [line for line in text.splitlines() if line.startswith(("the tier", "Coates", "two"))]
+    assert [(" 0.1 " in row, " 0.3 " in row) for row in rows] == [(True, False), (False, True),
+                                                                  (True, False)]
     assert "63.55%" in text and "70.00%" in text and "5 x 5" in text and "6 x 6" in text
     assert text.index("the tier's geometry") < text.index("Coates") < text.index("two layers")
     assert "1,600" in text and "512 + 1,024" in text and "3 x 3 + 2 x 2" in text

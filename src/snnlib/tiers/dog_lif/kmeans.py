@@ -234,21 +234,23 @@ def kmeans_features(images, retina: RetinaFit, p: DoGLIFParams, centroids, *,
 def reference_table(path):
     """The k-means features on the validation split: one row per run of
     ``benchmarks/kmeans_reference.py`` stored in the JSON list at ``path`` (in the order stored),
-    with its centroids, patch side, pooling grid, features per image, training and validation
-    images, validation accuracy and images per second of the feature extraction. A run with a
-    second layer shows both layers' centroids and pooling ("512 + 1,024"); its features,
-    accuracy and speed are those of both layers together, and the column "first layer alone"
-    shows the first layer's features read out in the same run."""
+    with its centroids, patch side, pooling grid, the retina's ZCA regulariser
+    (``DoGLIFParams.zca_eps``), features per image, training and validation images, validation
+    accuracy and images per second of the feature extraction. A run with a second layer shows
+    both layers' centroids and pooling ("512 + 1,024"); its features, accuracy and speed are
+    those of both layers together, and the column "first layer alone" shows the first layer's
+    features read out in the same run."""
     found = runs.stored_benchmark_runs(
         path, "kmeans.reference_table", "kmeans_reference.py",
-        ("name", "centroids", "patch_px", "pool", "features", "train_images", "val_images",
-         "val_accuracy", "images_per_s"))
+        ("name", "centroids", "patch_px", "pool", "zca_eps", "features", "train_images",
+         "val_images", "val_accuracy", "images_per_s"))
     if not found:
         raise ValueError(f"kmeans.reference_table: {path} holds no run of "
                          "benchmarks/kmeans_reference.py")
     rows = {r["name"]: {"centroids": _layers(r, "centroids", "{:,}"),
                         "patch (px)": f"{r['patch_px']} x {r['patch_px']}",
-                        "pooling": _layers(r, "pool", "{0} x {0}"), "features": r["features"],
+                        "pooling": _layers(r, "pool", "{0} x {0}"), "ZCA eps": r["zca_eps"],
+                        "features": r["features"],
                         "training images": r["train_images"],
                         "validation images": r["val_images"],
                         "validation accuracy": r["val_accuracy"],
@@ -256,7 +258,7 @@ def reference_table(path):
                         "images/s": r["images_per_s"]}
             for r in found}
     return viz.table(rows, formats={"validation accuracy": ".2%", "first layer alone": ".2%",
-                                    "images/s": ".0f"},
+                                    "ZCA eps": "g", "images/s": ".0f"},
                      caption="k-means triangle features of whitened patches (the tier's "
                              "retina), a standardised logistic regression; validation split")
 

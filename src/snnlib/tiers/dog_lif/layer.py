@@ -125,6 +125,10 @@ class DoGLIFParams:
         Distance between neighbouring positions (pixels): 1 puts a position at
         every pixel, 2 at every other one (a quarter of the positions, so a
         quarter of the work per filter).
+    norm_eps : float
+        Contrast floor of the per-patch normalisation before whitening,
+        :math:`(x - \\bar x) / \\sqrt{\\mathrm{var}(x) + \\epsilon_n}` (pixels in [0, 1]):
+        patches with a variance well below it are not stretched to full contrast.
     zca_eps : float
         Regularisation of the ZCA whitening (:func:`snnlib.retina.zca_fit`).
     scale_quantile : float
@@ -181,6 +185,7 @@ class DoGLIFParams:
     dog: R.DoGParams = field(default_factory=lambda: R.DoGParams(1.0, 2.0))
     patch_px: int = 5
     stride_px: int = 1
+    norm_eps: float = 0.01
     zca_eps: float = 0.1
     scale_quantile: float = 0.99
     max_rate_hz: float = 300.0
@@ -216,8 +221,8 @@ class DoGLIFParams:
             raise ValueError(f"DoGLIFParams.pool ({self.pool}) exceeds the {side} x {side} "
                              f"positions of {self.patch_px}-pixel patches at a stride of "
                              f"{self.stride_px} pixels.")
-        for name in ("zca_eps", "max_rate_hz", "dt_ms", "tau_mem_ms", "v_gap_mv", "w_sum_mv",
-                     "tau_stdp_ms"):
+        for name in ("norm_eps", "zca_eps", "max_rate_hz", "dt_ms", "tau_mem_ms", "v_gap_mv",
+                     "w_sum_mv", "tau_stdp_ms"):
             check.finite_number(f"DoGLIFParams.{name}", getattr(self, name), above=0)
         for name in ("inhibition_mv", "a_plus", "a_minus", "theta_eta_mv"):
             check.finite_number(f"DoGLIFParams.{name}", getattr(self, name), at_least=0)
@@ -268,10 +273,12 @@ class DoGLIFParams:
         return self.max_rate_hz * self.dt_ms / 1000.0
 
 
-def _normalise_patches(cols: torch.Tensor) -> torch.Tensor:
-    """Per-patch brightness and contrast normalisation: :math:`(x - \\bar x) / \\sqrt{\\mathrm{var}(x) + 0.01}`."""
+def _normalise_patches(cols: torch.Tensor, eps: float) -> torch.Tensor:
+    """Per-patch brightness and contrast normalisation,
+    :math:`(x - \\bar x) / \\sqrt{\\mathrm{var}(x) + \\epsilon_n}` (``eps`` is :math:`\\epsilon_n`,
+    ``DoGLIFParams.norm_eps``)."""
     cols = cols - cols.mean(-1, keepdim=True)
-    return cols / (cols.var(-1, keepdim=True) + 0.01).sqrt()
+    return cols / (cols.var(-1, keepdim=True) + eps).sqrt()
 
 
 def _float_images(images, name: str = "images", where: str | None = None) -> torch.Tensor:
@@ -299,12 +306,17 @@ def _as_float(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class RetinaFit:
-    """The retina fitted to training images: the ZCA transform (``retina="zca"``) and the input scale."""
+    """The retina fitted to training images: the ZCA transform (``retina="zca"``) and the input scale.
+
+    A whitening retina also keeps the contrast floor its ZCA was fitted after
+    (``norm_eps``, ``DoGLIFParams.norm_eps``): applying it with another floor is refused.
+    """
 
     retina: str
     scale: float
     zca_mean: torch.Tensor | None = None
     zca_matrix: torch.Tensor | None = None
+    norm_eps: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.retina, str) or self.retina not in ("zca", "dog"):
@@ -318,6 +330,8 @@ class RetinaFit:
         if self.retina == "zca" and (self.zca_mean is None or self.zca_matrix is None):
             raise ValueError("RetinaFit.zca_mean and zca_matrix are needed by a ZCA retina, got "
                              "None.")
+        if self.norm_eps is not None:
+            check.finite_number("RetinaFit.norm_eps", self.norm_eps, above=0)
 
     @classmethod
     def fit(cls, images, p: DoGLIFParams, *, seed: int, n_images: int = 2000) -> "RetinaFit":
@@ -334,10 +348,12 @@ class RetinaFit:
         x = _float_images(images[:n_images], "images", where)
         zmean = zmat = None
         if p.retina == "zca":
-            patches = _normalise_patches(R.extract_patches(x, p.patch_px, stride=3 if p.patch_px < IMAGE_PX else 1))
+            patches = _normalise_patches(R.extract_patches(
+                x, p.patch_px, stride=3 if p.patch_px < IMAGE_PX else 1), p.norm_eps)
             zca = R.zca_fit(patches, eps=p.zca_eps)
             zmean, zmat = zca.mean.float(), zca.matrix.float()
-        fit = cls(p.retina, 1.0, zmean, zmat)
+        norm_eps = p.norm_eps if p.retina == "zca" else None
+        fit = cls(p.retina, 1.0, zmean, zmat, norm_eps)
         values = fit._signed(x, p).abs().flatten()
         g = torch.Generator().manual_seed(seed)
         sample = values[torch.randint(0, len(values), (min(len(values), 1_000_000),), generator=g)]
@@ -346,7 +362,7 @@ class RetinaFit:
             raise ValueError(f"{where}: images give no contrast to scale by (the retina's "
                              f"{p.scale_quantile:g} quantile is {scale:g}: blank or uniform "
                              f"images?)")
-        return cls(p.retina, scale, zmean, zmat)
+        return cls(p.retina, scale, zmean, zmat, norm_eps)
 
     def _check_params(self, p: DoGLIFParams, where: str) -> None:
         check.instance("p", p, DoGLIFParams, where=where)
@@ -356,12 +372,15 @@ class RetinaFit:
         if self.zca_matrix is not None and self.zca_matrix.shape[0] != 3 * p.patch_px ** 2:
             raise ValueError(f"{where}: p.patch_px is {p.patch_px} but this retina was fitted on "
                              f"{math.isqrt(self.zca_matrix.shape[0] // 3)}-pixel patches")
+        if self.norm_eps is not None and p.norm_eps != self.norm_eps:
+            raise ValueError(f"{where}: p.norm_eps is {p.norm_eps:g} but this retina's whitening "
+                             f"was fitted after a contrast floor of {self.norm_eps:g}")
 
     def _signed(self, x: torch.Tensor, p: DoGLIFParams) -> torch.Tensor:
         """Float images ``(N, 3, 32, 32)`` to signed responses ``(N, L, 3 * patch_px**2)``, unscaled."""
         if self.retina == "zca":
             cols = F.unfold(x, p.patch_px, stride=p.stride_px).transpose(1, 2)
-            return (_normalise_patches(cols) - self.zca_mean) @ self.zca_matrix
+            return (_normalise_patches(cols, p.norm_eps) - self.zca_mean) @ self.zca_matrix
         d = R.colour_opponent(x.permute(0, 2, 3, 1), p.dog)
         return F.unfold(d, p.patch_px, stride=p.stride_px).transpose(1, 2)
 
@@ -384,13 +403,16 @@ class RetinaFit:
         out = {"retina": np.array(self.retina), "scale": np.array(self.scale)}
         if self.zca_mean is not None:
             out.update(zca_mean=self.zca_mean.numpy(), zca_matrix=self.zca_matrix.numpy())
+        if self.norm_eps is not None:
+            out.update(norm_eps=np.array(self.norm_eps))
         return out
 
     @classmethod
     def from_state(cls, s) -> "RetinaFit":
         zm = torch.from_numpy(s["zca_mean"]) if "zca_mean" in s else None
         zw = torch.from_numpy(s["zca_matrix"]) if "zca_matrix" in s else None
-        return cls(str(s["retina"]), float(s["scale"]), zm, zw)
+        norm_eps = float(s["norm_eps"]) if "norm_eps" in s else None
+        return cls(str(s["retina"]), float(s["scale"]), zm, zw, norm_eps)
 
 
 def on_off_inputs(signed: torch.Tensor) -> torch.Tensor:
@@ -992,11 +1014,14 @@ class DoGLIF:
             check.array(f"s[{key!r}]", np.asarray(s[key]), shape=(p.n_filters, p.n_inputs),
                         where=where)
         check.array("s['theta_mv']", np.asarray(s["theta_mv"]), shape=(p.n_filters,), where=where)
+        retina = RetinaFit.from_state({k[len("retina_"):]: s[k] for k in s
+                                       if k.startswith("retina_")})
+        retina._check_params(p, where)
         self.w_mv = torch.from_numpy(np.asarray(s["w_mv"]).copy()).to(self.device)
         self.w_initial = torch.from_numpy(np.asarray(s["w_initial"]).copy()).to(self.device)
         self.theta_mv = torch.from_numpy(np.asarray(s["theta_mv"]).copy()).to(self.device)
         self.learn = bool(s["learn"])
-        self.retina = RetinaFit.from_state({k[len("retina_"):]: s[k] for k in s if k.startswith("retina_")})
+        self.retina = retina
         self.history = {k[len("history_"):]: s[k] for k in s if k.startswith("history_")}
 
 
