@@ -13,18 +13,25 @@ regression). The layer and the readout learn from class-balanced images of the
 regions nest in each of them, :func:`pyramid`), ``--sqrt`` their square roots.
 ``--mirror`` also simulates each validation image's left-right mirror image and
 averages the readout's class probabilities over the two (as the full profile's
-run does with the test images).
+run does with the test images). ``--second-scale D`` (D >= 2) also makes a
+second layer of the same kind (learning, or random with ``random``) on the
+images averaged over blocks of D x D pixels more than the first layer's (its
+own retina and filters, ``DoGLIFParams.downsample``) and reads out both layers'
+counts side by side; the same run also reads out the first layer alone, so the
+two figures share its layer and split.
 
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --set dt_ms=1.0
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --set dt_ms=2.0 pool=4
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --cs 0.003 0.01 0.03 0.1
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --grids 1 2 3 --sqrt
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --variants stdp,random --mirror
+    python benchmarks/dog_lif_tuning.py --train 20000 --val 5000 --second-scale 2
 
 Prints one line per variant: validation accuracy, the readout's C, features per
 image, images/s of the feature extraction and the layer's spikes per image
-(``C`` is chosen from ``--cs``, default the tier's grid, on a fifth of the
-training images);
+(with ``--second-scale``, of both layers together, and the first layer's
+images/s also alone; ``C`` is chosen from ``--cs``, default the tier's grid, on
+a fifth of the training images);
 ``--json`` also prints them as one JSON object per line.
 """
 
@@ -96,6 +103,9 @@ def main() -> None:
     ap.add_argument("--mirror", action="store_true",
                     help="also simulate each validation image's mirror image and average the "
                          "readout's class probabilities over the two")
+    ap.add_argument("--second-scale", type=int, default=None, metavar="D",
+                    help="also a layer on the images averaged over D x D blocks, read out beside "
+                         "the first (which is also read out alone)")
     args = ap.parse_args()
     params = D.DoGLIFParams(**parse_sets(args.set))
     grids = args.grids or [params.pool]
@@ -106,29 +116,61 @@ def main() -> None:
     except ValueError as error:
         raise SystemExit(f"--grids {' '.join(map(str, grids))}: the layer pools on their least "
                          f"common multiple, and {error}") from None
+    layers = [params]
+    if args.second_scale is not None:
+        if args.second_scale < 2:
+            raise SystemExit(f"--second-scale must be at least 2 (the factor by which the "
+                             f"second layer's images are averaged), got {args.second_scale}")
+        try:
+            layers.append(replace(params, downsample=params.downsample * args.second_scale))
+        except ValueError as error:
+            raise SystemExit(f"--second-scale {args.second_scale}: {error}") from None
     train = data.load_cifar10("train")
     itr, iva = tuning_split(train.labels, args.train, args.val, seed=args.seed)
-    for variant in args.variants.split(","):
-        start = time.perf_counter()
-        net = D.DoGLIF(params, seed=args.seed, learn=(variant == "stdp"))
+
+    def layer_features(p: D.DoGLIFParams, learn: bool) -> tuple:
+        """One layer's training and validation features (and mirrored validation views)."""
+        net = D.DoGLIF(p, seed=args.seed, learn=learn)
         net.fit(train.images[itr], progress=False)
         ftr = net.features(train.images[itr], seed=1, progress=False)
         fva = net.features(train.images[iva], seed=2, progress=False)
-        xtr, xva = (pyramid(f["features"], params, grids, args.sqrt) for f in (ftr, fva))
-        views = []
+        xs = [pyramid(f["features"], p, grids, args.sqrt) for f in (ftr, fva)]
         if args.mirror:
             fmi = net.features(np.ascontiguousarray(train.images[iva][:, :, ::-1]), seed=3,
                                progress=False)
-            views = [pyramid(fmi["features"], params, grids, args.sqrt)]
-        r = logistic_regression(xtr, train.labels[itr], xva, train.labels[iva],
-                                cs=tuple(args.cs), seed=args.seed, dtype=np.float32,
-                                max_iter=D.READOUT_MAX_ITER, backend=D.READOUT_BACKEND,
-                                test_views=views)
+            xs.append(pyramid(fmi["features"], p, grids, args.sqrt))
+        return xs, fva
+
+    def readout(xs: list) -> dict:
+        return logistic_regression(xs[0], train.labels[itr], xs[1], train.labels[iva],
+                                   cs=tuple(args.cs), seed=args.seed, dtype=np.float32,
+                                   max_iter=D.READOUT_MAX_ITER, backend=D.READOUT_BACKEND,
+                                   test_views=xs[2:])
+
+    for variant in args.variants.split(","):
+        start = time.perf_counter()
+        xs, fva = layer_features(params, variant == "stdp")
+        first = None
+        if len(layers) > 1:
+            first = readout(xs)
+            first["images_per_s"] = fva["images_per_s"]
+            more, fva2 = layer_features(layers[1], variant == "stdp")
+            xs = [np.concatenate(pair, axis=1) for pair in zip(xs, more)]
+            # images/s and spikes of the two layers together: each image goes through both
+            fva = {"images_per_s": 1 / (1 / fva["images_per_s"] + 1 / fva2["images_per_s"]),
+                   "layer_spikes_per_image": fva["layer_spikes_per_image"]
+                   + fva2["layer_spikes_per_image"]}
+        xva = xs[1]
+        r = readout(xs)
         wall = time.perf_counter() - start
         label = " ".join(args.set + ([f"grids={','.join(map(str, grids))}"] if args.grids else [])
-                         + (["sqrt"] if args.sqrt else []) + (["mirror"] if args.mirror else []))
+                         + (["sqrt"] if args.sqrt else []) + (["mirror"] if args.mirror else [])
+                         + ([f"second-scale={args.second_scale}"] if first is not None else []))
         alone = (f" ({r['accuracy_test_x_alone']:.3f} without the mirror images)"
                  if args.mirror else "")
+        if first is not None:
+            alone += (f" (the first layer alone: {first['accuracy']:.3f}, C {first['c']}, "
+                      f"{first['images_per_s']:.1f} images/s)")
         print(f"{variant:<7} {label or 'defaults':<40} validation accuracy "
               f"{r['accuracy']:.3f}{alone} (C {r['c']}), {xva.shape[1]} features, "
               f"{fva['images_per_s']:.1f} images/s, {fva['layer_spikes_per_image']:.0f} layer "
@@ -140,6 +182,11 @@ def main() -> None:
                               "grids": grids, "sqrt": args.sqrt, "mirror": args.mirror,
                               **({"validation_accuracy_without_mirror":
                                   r["accuracy_test_x_alone"]} if args.mirror else {}),
+                              **({"second_scale": args.second_scale,
+                                  "validation_accuracy_first_layer": first["accuracy"],
+                                  "c_first_layer": first["c"],
+                                  "images_per_s_first_layer": first["images_per_s"]}
+                                 if first is not None else {}),
                               "features": xva.shape[1],
                               "images_per_s": fva["images_per_s"],
                               "layer_spikes_per_image": fva["layer_spikes_per_image"],

@@ -14,6 +14,7 @@ read.
         --centroids 1600 --patch-px 6 --pool 2
 
     python benchmarks/kmeans_reference.py --train 20000 --val 5000 --second-layer 1024
+    python benchmarks/kmeans_reference.py --train 45000 --val 5000 --second-scale 2
 
 The second line is Coates et al.'s own choice (1,600 centroids, 6 x 6 patches, quadrants). The
 third adds a second k-means layer (:class:`snnlib.tiers.dog_lif.kmeans.SecondLayer`: the first
@@ -22,6 +23,10 @@ onto ``--second-dims`` directions, coded by ``--second-layer`` centroids and poo
 quadrants) and reads out both layers' features together; the same run also reads out the first
 layer's alone, so the two figures share their retina, centroids and split. The second layer
 learns from ``--second-patches`` neighbourhoods of the same first 10,000 images as k-means.
+The fourth adds a second scale instead: the same code (its own retina and ``--centroids``
+centroids, fitted as the first's) of the images averaged over blocks of 2 x 2 pixels
+(``DoGLIFParams.downsample``), so that its 5-pixel patches cover 10 pixels; the two scales'
+features are read out together, and the first scale's alone in the same run.
 k-means runs ``--iterations`` iterations of Lloyd's algorithm on ``--patches`` random patches of
 the first 10,000 images of the ``--train`` selection (class-balanced and shuffled, as the retina
 is fitted on its first 2,000). The readout chooses C from a wider grid than the tier's
@@ -38,6 +43,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -76,6 +82,9 @@ def main() -> int:
                     help="whitened directions of the second layer's neighbourhoods")
     ap.add_argument("--second-patches", type=int, default=200_000,
                     help="neighbourhoods the second layer learns from")
+    ap.add_argument("--second-scale", type=int, default=None, metavar="D",
+                    help="also the code of the images averaged over D x D blocks (read out "
+                         "beside the first scale's)")
     ap.add_argument("--seed", type=int, default=0)
     add_store_arguments(ap)
     args = ap.parse_args()
@@ -94,6 +103,17 @@ def main() -> int:
         ap.error("--second-layer must be 0 or positive, --second-dims from 1 to 9 x "
                  "--centroids (the values of a 3 x 3 neighbourhood) and --second-patches from "
                  "--second-layer (and 2) to 2**24")
+    coarse = None
+    if args.second_scale is not None:
+        if args.second_layer:
+            ap.error("--second-scale and --second-layer are measured one at a time")
+        if args.second_scale < 2:
+            ap.error(f"--second-scale must be at least 2 (the factor by which the second "
+                     f"scale's images are averaged), got {args.second_scale}")
+        try:
+            coarse = replace(p, downsample=p.downsample * args.second_scale)
+        except ValueError as error:
+            ap.error(f"--second-scale {args.second_scale}: {error}")
     if args.second_layer and p.side // 2 - 2 < 2:
         ap.error(f"--patch-px {args.patch_px} leaves too few places for a second layer's 3 x 3 "
                  "neighbourhoods of 2 x 2 blocks pooled over quadrants")
@@ -106,6 +126,14 @@ def main() -> int:
                              seed=args.seed)
     centroids, objective = kmeans_fit(patches, args.centroids, iterations=args.iterations,
                                       seed=args.seed)
+    scales = []  # (params, retina, centroids) of the second scale
+    if coarse is not None:
+        retina2 = D.RetinaFit.fit(train.images[itr], coarse, seed=args.seed)
+        patches2 = sample_patches(train.images[itr[:PATCH_IMAGES]], retina2, coarse,
+                                  args.patches, seed=args.seed)
+        scales.append((coarse, retina2, kmeans_fit(patches2, args.centroids,
+                                                   iterations=args.iterations,
+                                                   seed=args.seed)[0]))
     second = None
     if args.second_layer:
         second = SecondLayer.fit(train.images[itr[:PATCH_IMAGES]], retina, p, centroids,
@@ -119,8 +147,10 @@ def main() -> int:
         for s in tqdm(range(0, len(index), 1000), desc=f"k-means features, {name} images",
                       unit="kimg"):
             block = train.images[index[s:s + 1000]]
-            parts.append(kmeans_features(block, retina, p, centroids) if second is None else
-                         second.features(block, retina, p, with_first=True))
+            codes = [kmeans_features(block, retina, p, centroids) if second is None else
+                     second.features(block, retina, p, with_first=True)]
+            codes += [kmeans_features(block, r2, p2, c2) for p2, r2, c2 in scales]
+            parts.append(np.concatenate(codes, axis=1))
         feats[name] = np.concatenate(parts)
     phases["features_s"] = time.perf_counter() - start
     images_per_s = (len(itr) + len(iva)) / phases["features_s"]
@@ -135,7 +165,7 @@ def main() -> int:
     r = readout(slice(None))
     phases["readout_s"] = time.perf_counter() - start
     first = None
-    if second is not None:
+    if second is not None or scales:
         first = readout(slice(0, args.centroids * args.pool ** 2))
     result = {"split": SPLIT, "train_images": len(itr), "val_images": len(iva),
               "centroids": args.centroids, "patch_px": args.patch_px, "pool": args.pool,
@@ -154,6 +184,11 @@ def main() -> int:
             "contrast_eps": second.contrast_eps,
             "kmeans_objective": [round(j, 4) for j in second.objective],
             "features": second.k * second.pool ** 2}
+    if scales:
+        result["second_scale"] = {"downsample": coarse.downsample, "centroids": args.centroids,
+                                  "patch_px": coarse.patch_px, "positions_per_side": coarse.side,
+                                  "features": args.centroids * args.pool ** 2}
+    if first is not None:
         result["val_accuracy_first_layer"] = first["accuracy"]
         result["c_first_layer"] = first["c"]
     print(f"k-means, {args.centroids} centroids of {args.patch_px} x {args.patch_px} patches, "
@@ -161,6 +196,10 @@ def main() -> int:
           f"(C {r['c']}), {result['features']} features, {images_per_s:.1f} images/s; "
           f"k-means {phases['retina_and_kmeans_s']:.0f} s, features {phases['features_s']:.0f} s, "
           f"readout {phases['readout_s']:.0f} s", flush=True)
+    if scales:
+        print(f"with a second scale, the images averaged over {coarse.downsample} x "
+              f"{coarse.downsample} blocks (both scales read out together); the first scale "
+              f"alone: {100 * first['accuracy']:.2f}% (C {first['c']})", flush=True)
     if second is not None:
         print(f"with a second layer of {second.k} centroids (both layers read out together); "
               f"the first layer alone: {100 * first['accuracy']:.2f}% (C {first['c']})",

@@ -715,7 +715,8 @@ def dog_lif_entries() -> dict[str, list[Bad]]:
 
     positive = ("norm_eps", "zca_eps", "max_rate_hz", "dt_ms", "tau_mem_ms", "v_gap_mv",
                 "w_sum_mv", "tau_stdp_ms")
-    ints = ("patch_px", "steps", "n_filters", "train_patches", "patch_batch", "pool", "image_batch")
+    ints = ("patch_px", "stride_px", "downsample", "steps", "n_filters", "train_patches",
+            "patch_batch", "pool", "image_batch")
     return {
         "dog_lif.DoGLIFParams": [
             Bad("retina", st.one_of(st.text(max_size=4).filter(lambda v: v not in ("zca", "dog")),
@@ -793,7 +794,8 @@ def dog_lif_entries() -> dict[str, list[Bad]]:
         "dog_lif.RetinaFit.intensities": [
             Bad("images", bad_rgb(), lambda v: dog()[1].retina.intensities(v, dog()[0])),
             Bad("p", st.one_of(bad_type(), st.builds(lambda: D().DoGLIFParams(retina="dog")),
-                               st.builds(lambda: D().DoGLIFParams(patch_px=3))),
+                               st.builds(lambda: D().DoGLIFParams(patch_px=3)),
+                               st.builds(lambda: D().DoGLIFParams(retina="dog", downsample=2))),
                 lambda v: dog()[1].retina.intensities(rgb(), v)),
         ],
         "dog_lif.layer_run": [

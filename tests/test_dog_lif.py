@@ -41,6 +41,10 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
     (dict(tau_mem_ms=2.0), "smaller than tau_mem_ms"),
     (dict(a_plus=-1.0), "a_plus"),
     (dict(norm_eps=0.0), "norm_eps"),
+    (dict(downsample=0), "downsample"),
+    (dict(downsample=3), "must divide the images' 32 pixels"),
+    (dict(downsample=2, patch_px=17), "at most 16"),
+    (dict(downsample=4, pool=5), "in 8 x 8 images"),
     (dict(feedforward_inhibition=-0.5), "feedforward_inhibition"),
 ])
 def test_params_are_validated_with_clear_messages(bad, match):
@@ -56,6 +60,11 @@ def test_sizes_follow_from_the_patch():
     # floor((32 - 5) / s) + 1 positions per side
     sides = [D.DoGLIFParams(stride_px=s, pool=1).side for s in (1, 2, 3, 27, 28)]
     assert sides == [28, 14, 10, 2, 1]
+    # floor((32 / d - 5) / s) + 1 in images averaged over d x d blocks
+    coarse = [D.DoGLIFParams(downsample=d, stride_px=s, pool=1).side
+              for d, s in ((2, 1), (2, 2), (4, 1), (4, 3))]
+    assert coarse == [12, 6, 4, 2]
+    assert D.DoGLIFParams(downsample=2, patch_px=16, pool=1).side == 1
 
 
 def test_poisson_on_off_has_the_bernoulli_mean_and_never_both():
@@ -227,22 +236,25 @@ def test_a_stride_keeps_every_other_position_of_the_stride_one_retina(retina):
     assert not torch.equal(x2.reshape(3, 14, 14, -1), x1[:, 1::2, 1::2])
 
 
-@pytest.mark.parametrize("norm_eps", [1e-4, 0.01, 0.1])
-def test_the_whitening_retina_is_its_definition(norm_eps):
-    """z = ((x - mean(x)) / sqrt(var(x) + eps_n) - mu) W for every 5 x 5 x 3 patch x, with the
-    ZCA (mu, W) fitted to the normalised patches of the first images at a stride of 3."""
+@pytest.mark.parametrize("norm_eps, d", [(1e-4, 1), (0.01, 1), (0.1, 1), (0.01, 2)])
+def test_the_whitening_retina_is_its_definition(norm_eps, d):
+    """z = ((x - mean(x)) / sqrt(var(x) + eps_n) - mu) W for every 5 x 5 x 3 patch x of the
+    images averaged over d x d blocks, with the ZCA (mu, W) fitted to the normalised patches of
+    the first images at a stride of 3."""
     from snnlib import retina as R
-    p = replace(SMALL, norm_eps=norm_eps)
+    p = replace(SMALL, norm_eps=norm_eps, downsample=d)
     train = _images(40)
     fit = D.RetinaFit.fit(train, p, seed=0)
     def normalised(images, stride):
         x = torch.as_tensor(images).double().permute(0, 3, 1, 2) / 255
+        n, side = len(x), 32 // d
+        x = x.reshape(n, 3, side, d, side, d).mean(dim=(3, 5))  # the d x d blocks' means
         c = R.extract_patches(x, 5, stride=stride)
         return (c - c.mean(-1, keepdim=True)) / (c.var(-1, keepdim=True) + norm_eps).sqrt()
 
     zca = R.zca_fit(normalised(train, 3), eps=p.zca_eps)
     want = ((normalised(_images(2, seed=1), 1) - zca.mean) @ zca.matrix / fit.scale).clamp(-1, 1)
-    want = want.reshape(2, 28 * 28, 75)
+    want = want.reshape(2, (32 // d - 4) ** 2, 75)
     torch.testing.assert_close(fit.intensities(_images(2, seed=1), p).double(), want,
                                atol=2e-4, rtol=1e-3)
 
@@ -261,6 +273,40 @@ def test_a_retina_is_applied_only_with_the_contrast_floor_it_was_fitted_after():
         other.load_state_dict(net.state_dict())
     assert other.retina is None
     assert D.RetinaFit.fit(_images(40), replace(SMALL, retina="dog"), seed=0).norm_eps is None
+
+
+def test_a_retina_is_applied_only_at_the_scale_it_was_fitted_at():
+    p = replace(SMALL, downsample=2)
+    fit = D.RetinaFit.fit(_images(40), p, seed=0)
+    assert fit.downsample == 2 and D.RetinaFit.from_state(fit.state_dict()).downsample == 2
+    assert D.RetinaFit.from_state(D.RetinaFit.fit(_images(40), SMALL, seed=0)
+                                  .state_dict()).downsample == 1  # and stored ones say nothing
+    with pytest.raises(ValueError, match="downsample is 1 but .* blocks of 2 x 2"):
+        fit.intensities(_images(2), SMALL)
+    with pytest.raises(ValueError, match="downsample is 2 but .* images as they are"):
+        D.RetinaFit.fit(_images(40), SMALL, seed=0).intensities(_images(2), p)
+    dog = replace(p, retina="dog")
+    dog_fit = D.RetinaFit.fit(_images(40), dog, seed=0)
+    x = dog_fit.intensities(_images(2), dog)
+    # the DoG of the 2 x 2 blocks' means, cut into 5 x 5 patches, scaled and clipped
+    from snnlib import retina as R
+    m = torch.as_tensor(_images(2)).float().div(255).reshape(2, 16, 2, 16, 2, 3).mean(dim=(2, 4))
+    want = torch.nn.functional.unfold(R.colour_opponent(m, dog.dog), 5).transpose(1, 2)
+    assert x.shape == (2, 12 * 12, 75)
+    torch.testing.assert_close(x, (want / dog_fit.scale).clamp(-1, 1), atol=1e-5, rtol=1e-4)
+    net = D.DoGLIF(p, seed=0)
+    net.fit(_images(6), retina=fit, progress=False)
+    f = net.features(_images(3, seed=2), seed=1, progress=False)["features"]
+    assert f.shape == (3, p.n_features) and f.sum() > 0
+    with pytest.raises(ValueError, match="downsample"):
+        net.spikes_of_image(_images(1)[0], seed=0, params=SMALL)
+    other = D.DoGLIF(SMALL, seed=0)
+    with pytest.raises(ValueError, match="DoGLIF.load_state_dict: p.downsample"):
+        other.load_state_dict(net.state_dict())
+    same = D.DoGLIF(p, seed=0)
+    same.load_state_dict(net.state_dict())
+    np.testing.assert_array_equal(
+        same.features(_images(3, seed=2), seed=1, progress=False)["features"], f)
 
 
 def test_retina_refuses_channels_first_images():

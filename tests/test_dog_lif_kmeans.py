@@ -134,18 +134,25 @@ def test_the_reference_table_shows_each_stored_run(tmp_path):
     path = tmp_path / "kmeans.json"
     two = {**run, "name": "two layers", "features": 8704, "val_accuracy": 0.6912,
            "second_layer": {"centroids": 1024, "pool": 2}}
+    scales = {**run, "name": "two scales", "features": 9216, "val_accuracy": 0.7398,
+              "val_accuracy_first_layer": 0.7326,
+              "second_scale": {"downsample": 2, "centroids": 512, "features": 4608}}
     path.write_text(json.dumps([run, {**run, "name": "Coates", "centroids": 1600,
                                       "patch_px": 6, "pool": 2, "val_accuracy": 0.7,
-                                      "zca_eps": 0.3}, two]))
+                                      "zca_eps": 0.3}, two, scales]))
     text = repr(K.reference_table(path))
     assert "ZCA eps" in text
     rows = [line for line in text.splitlines() if line.startswith(("the tier", "Coates", "two"))]
     assert [(" 0.1 " in row, " 0.3 " in row) for row in rows] == [(True, False), (False, True),
-                                                                  (True, False)]
+                                                                  (True, False), (True, False)]
     assert "63.55%" in text and "70.00%" in text and "5 x 5" in text and "6 x 6" in text
     assert text.index("the tier's geometry") < text.index("Coates") < text.index("two layers")
     assert "1,600" in text and "512 + 1,024" in text and "3 x 3 + 2 x 2" in text
     assert "69.12%" in text and "8,704" in text
+    row = next(line for line in text.splitlines() if line.startswith("two scales"))
+    for cell in ("512 + 512", "5 x 5 + 10 x 10 (2 x 2 averaged)", "3 x 3 + 3 x 3", "9,216",
+                 "73.98%", "73.26%"):
+        assert cell in row, cell
     with pytest.raises(FileNotFoundError, match="kmeans_reference.py"):
         K.reference_table(tmp_path / "none.json")
     path.write_text(json.dumps([{"name": "x"}]))
@@ -329,3 +336,20 @@ def test_the_second_layer_keeps_float32_copies_of_what_it_is_given():
                                                    layer.centroids))
     parts[2].zero_()  # the caller's tensor changes; the frozen layer does not
     assert layer.whitening.abs().sum() > 0 and layer.k == 3
+
+
+def test_the_code_of_a_coarser_scale_pools_its_twelve_by_twelve_positions():
+    """With downsample=2, 5-pixel patches of the 16 x 16 averaged images sit at 12 x 12
+    positions; the 3 x 3 grid sums the triangle codes over blocks of 4 x 4 of them."""
+    p = D.DoGLIFParams(n_filters=5, downsample=2)
+    images = _images(3, seed=4)
+    fit = D.RetinaFit.fit(_images(20), p, seed=0)
+    c = torch.randn(5, 75, generator=torch.Generator().manual_seed(0))
+    got = K.kmeans_features(images, fit, p, c)
+    code = K.triangle_code(fit._signed(L._as_float(torch.as_tensor(images)), p).reshape(-1, 75), c)
+    blocks = code.reshape(3, 3, 4, 3, 4, 5).sum(dim=(2, 4))  # (image, row, column, centroid)
+    assert got.shape == (3, 5 * 9)
+    np.testing.assert_allclose(got, blocks.permute(0, 3, 1, 2).reshape(3, -1).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="downsample"):
+        K.kmeans_features(images, fit, D.DoGLIFParams(n_filters=5), c)

@@ -237,9 +237,10 @@ def reference_table(path):
     with its centroids, patch side, pooling grid, the retina's ZCA regulariser
     (``DoGLIFParams.zca_eps``), features per image, training and validation images, validation
     accuracy and images per second of the feature extraction. A run with a second layer shows
-    both layers' centroids and pooling ("512 + 1,024"); its features, accuracy and speed are
-    those of both layers together, and the column "first layer alone" shows the first layer's
-    features read out in the same run."""
+    both layers' centroids and pooling ("512 + 1,024"), a run with a second scale both scales'
+    centroids and patches (the second's in pixels of the original images, "5 x 5 + 10 x 10 (2 x 2
+    averaged)"); their features, accuracy and speed are those of both together, and the column
+    "first alone" shows the first layer's (or scale's) features read out in the same run."""
     found = runs.stored_benchmark_runs(
         path, "kmeans.reference_table", "kmeans_reference.py",
         ("name", "centroids", "patch_px", "pool", "zca_eps", "features", "train_images",
@@ -248,16 +249,16 @@ def reference_table(path):
         raise ValueError(f"kmeans.reference_table: {path} holds no run of "
                          "benchmarks/kmeans_reference.py")
     rows = {r["name"]: {"centroids": _layers(r, "centroids", "{:,}"),
-                        "patch (px)": f"{r['patch_px']} x {r['patch_px']}",
+                        "patch (px)": _patches(r),
                         "pooling": _layers(r, "pool", "{0} x {0}"), "ZCA eps": r["zca_eps"],
                         "features": r["features"],
                         "training images": r["train_images"],
                         "validation images": r["val_images"],
                         "validation accuracy": r["val_accuracy"],
-                        "first layer alone": r.get("val_accuracy_first_layer", viz.NA),
+                        "first alone": r.get("val_accuracy_first_layer", viz.NA),
                         "images/s": r["images_per_s"]}
             for r in found}
-    return viz.table(rows, formats={"validation accuracy": ".2%", "first layer alone": ".2%",
+    return viz.table(rows, formats={"validation accuracy": ".2%", "first alone": ".2%",
                                     "ZCA eps": "g", "images/s": ".0f"},
                      caption="k-means triangle features of whitened patches (the tier's "
                              "retina), a standardised logistic regression; validation split")
@@ -519,11 +520,23 @@ class SecondLayer:
 
 
 def _layers(run: dict, key: str, fmt: str) -> str:
-    """``fmt`` of a stored run's first-layer ``key``, and of its second layer's (if any)
-    after " + "."""
+    """``fmt`` of a stored run's first-layer ``key``, and of its second layer's or second
+    scale's (if any; a second scale has the first's pooling) after " + "."""
     text = fmt.format(run[key])
+    if "second_scale" in run:
+        return text + " + " + fmt.format(run["second_scale"].get(key, run[key]))
     second = run.get("second_layer")
     return text if second is None else text + " + " + fmt.format(second[key])
+
+
+def _patches(run: dict) -> str:
+    """A stored run's patch side, and its second scale's in pixels of the original images."""
+    px = run["patch_px"]
+    text = f"{px} x {px}"
+    if "second_scale" not in run:
+        return text
+    d = run["second_scale"]["downsample"]
+    return f"{text} + {d * px} x {d * px} ({d} x {d} averaged)"
 
 
 def _first_centroids(centroids, p: DoGLIFParams, where: str) -> torch.Tensor:

@@ -102,10 +102,11 @@ FEATURES_VERSION = 3
 IMAGE_PX = 32
 
 
-def positions_per_side(patch_px: int, stride_px: int = 1) -> int:
-    """Positions per image side: :math:`\\lfloor (32 - p) / s \\rfloor + 1` for patches of
-    :math:`p` pixels at a stride of :math:`s` (no padding)."""
-    return (IMAGE_PX - patch_px) // stride_px + 1
+def positions_per_side(patch_px: int, stride_px: int = 1, downsample: int = 1) -> int:
+    """Positions per image side: :math:`\\lfloor (32 / d - p) / s \\rfloor + 1` for patches of
+    :math:`p` pixels at a stride of :math:`s` (no padding) in images averaged over blocks of
+    :math:`d \\times d` pixels (``downsample``)."""
+    return (IMAGE_PX // downsample - patch_px) // stride_px + 1
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,14 @@ class DoGLIFParams:
         Distance between neighbouring positions (pixels): 1 puts a position at
         every pixel, 2 at every other one (a quarter of the positions, so a
         quarter of the work per filter).
+    downsample : int
+        The retina sees the images averaged over blocks of ``downsample x
+        downsample`` pixels, :math:`\\bar x_{ij} = d^{-2} \\sum_{a,b < d} x_{di+a,\\,dj+b}`
+        (a coarser scale: with 2, 16 x 16 images, so a 5-pixel patch covers 10
+        pixels of the original and there are about a fifth of the positions);
+        ``patch_px`` and ``stride_px`` count pixels of the averaged image. 1: the
+        images as they are. Must divide 32. The DoG's sigmas are in pixels of the
+        averaged image too.
     norm_eps : float
         Contrast floor of the per-patch normalisation before whitening,
         :math:`(x - \\bar x) / \\sqrt{\\mathrm{var}(x) + \\epsilon_n}` (pixels in [0, 1]):
@@ -185,6 +194,7 @@ class DoGLIFParams:
     dog: R.DoGParams = field(default_factory=lambda: R.DoGParams(1.0, 2.0))
     patch_px: int = 5
     stride_px: int = 1
+    downsample: int = 1
     norm_eps: float = 0.01
     zca_eps: float = 0.1
     scale_quantile: float = 0.99
@@ -211,16 +221,23 @@ class DoGLIFParams:
         if not isinstance(self.retina, str) or self.retina not in ("zca", "dog"):
             raise ValueError(f"DoGLIFParams.retina must be 'zca' or 'dog', got {self.retina!r}.")
         check.instance("DoGLIFParams.dog", self.dog, R.DoGParams)
-        for name in ("patch_px", "stride_px", "steps", "n_filters", "train_patches",
-                     "patch_batch", "pool", "image_batch"):
+        for name in ("patch_px", "stride_px", "downsample", "steps", "n_filters",
+                     "train_patches", "patch_batch", "pool", "image_batch"):
             check.positive_int(f"DoGLIFParams.{name}", getattr(self, name))
-        if self.patch_px > IMAGE_PX:
-            raise ValueError(f"DoGLIFParams.patch_px must be at most {IMAGE_PX}, got {self.patch_px}.")
+        if IMAGE_PX % self.downsample:
+            raise ValueError(f"DoGLIFParams.downsample must divide the images' {IMAGE_PX} "
+                             f"pixels (1, 2, 4, 8, 16 or 32), got {self.downsample}.")
+        px = self.image_px
+        if self.patch_px > px:
+            raise ValueError(f"DoGLIFParams.patch_px must be at most {px} (the images' side"
+                             f"{'' if self.downsample == 1 else ' after downsample'}), got "
+                             f"{self.patch_px}.")
         side = self.side
         if self.pool > side:
             raise ValueError(f"DoGLIFParams.pool ({self.pool}) exceeds the {side} x {side} "
                              f"positions of {self.patch_px}-pixel patches at a stride of "
-                             f"{self.stride_px} pixels.")
+                             f"{self.stride_px} pixels"
+                             f"{'' if self.downsample == 1 else f' in {px} x {px} images'}.")
         for name in ("norm_eps", "zca_eps", "max_rate_hz", "dt_ms", "tau_mem_ms", "v_gap_mv",
                      "w_sum_mv", "tau_stdp_ms"):
             check.finite_number(f"DoGLIFParams.{name}", getattr(self, name), above=0)
@@ -245,9 +262,14 @@ class DoGLIFParams:
         return 2 * 3 * self.patch_px ** 2
 
     @property
+    def image_px(self) -> int:
+        """Side of the images the retina sees: 32 / ``downsample``."""
+        return IMAGE_PX // self.downsample
+
+    @property
     def side(self) -> int:
         """Positions per image side (:func:`positions_per_side`)."""
-        return positions_per_side(self.patch_px, self.stride_px)
+        return positions_per_side(self.patch_px, self.stride_px, self.downsample)
 
     @property
     def n_features(self) -> int:
@@ -281,6 +303,12 @@ def _normalise_patches(cols: torch.Tensor, eps: float) -> torch.Tensor:
     return cols / (cols.var(-1, keepdim=True) + eps).sqrt()
 
 
+def _downsampled(x: torch.Tensor, p: DoGLIFParams) -> torch.Tensor:
+    """Float images ``(N, 3, 32, 32)`` averaged over blocks of ``p.downsample`` pixels a side
+    (``DoGLIFParams.downsample``; the images themselves for 1)."""
+    return x if p.downsample == 1 else F.avg_pool2d(x, p.downsample)
+
+
 def _float_images(images, name: str = "images", where: str | None = None) -> torch.Tensor:
     """uint8 ``(N, 32, 32, 3)`` (or floats in [0, 1]) to float ``(N, 3, 32, 32)``, checked:
     errors name the argument ``name`` of ``where``."""
@@ -309,7 +337,9 @@ class RetinaFit:
     """The retina fitted to training images: the ZCA transform (``retina="zca"``) and the input scale.
 
     A whitening retina also keeps the contrast floor its ZCA was fitted after
-    (``norm_eps``, ``DoGLIFParams.norm_eps``): applying it with another floor is refused.
+    (``norm_eps``, ``DoGLIFParams.norm_eps``): applying it with another floor is refused,
+    and every retina keeps the scale it was fitted at (``downsample``): applying it at another
+    is refused.
     """
 
     retina: str
@@ -317,6 +347,7 @@ class RetinaFit:
     zca_mean: torch.Tensor | None = None
     zca_matrix: torch.Tensor | None = None
     norm_eps: float | None = None
+    downsample: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.retina, str) or self.retina not in ("zca", "dog"):
@@ -332,6 +363,7 @@ class RetinaFit:
                              "None.")
         if self.norm_eps is not None:
             check.finite_number("RetinaFit.norm_eps", self.norm_eps, above=0)
+        check.positive_int("RetinaFit.downsample", self.downsample)
 
     @classmethod
     def fit(cls, images, p: DoGLIFParams, *, seed: int, n_images: int = 2000) -> "RetinaFit":
@@ -349,11 +381,12 @@ class RetinaFit:
         zmean = zmat = None
         if p.retina == "zca":
             patches = _normalise_patches(R.extract_patches(
-                x, p.patch_px, stride=3 if p.patch_px < IMAGE_PX else 1), p.norm_eps)
+                _downsampled(x, p), p.patch_px, stride=3 if p.patch_px < p.image_px else 1),
+                p.norm_eps)
             zca = R.zca_fit(patches, eps=p.zca_eps)
             zmean, zmat = zca.mean.float(), zca.matrix.float()
         norm_eps = p.norm_eps if p.retina == "zca" else None
-        fit = cls(p.retina, 1.0, zmean, zmat, norm_eps)
+        fit = cls(p.retina, 1.0, zmean, zmat, norm_eps, p.downsample)
         values = fit._signed(x, p).abs().flatten()
         g = torch.Generator().manual_seed(seed)
         sample = values[torch.randint(0, len(values), (min(len(values), 1_000_000),), generator=g)]
@@ -362,7 +395,7 @@ class RetinaFit:
             raise ValueError(f"{where}: images give no contrast to scale by (the retina's "
                              f"{p.scale_quantile:g} quantile is {scale:g}: blank or uniform "
                              f"images?)")
-        return cls(p.retina, scale, zmean, zmat, norm_eps)
+        return cls(p.retina, scale, zmean, zmat, norm_eps, p.downsample)
 
     def _check_params(self, p: DoGLIFParams, where: str) -> None:
         check.instance("p", p, DoGLIFParams, where=where)
@@ -372,12 +405,20 @@ class RetinaFit:
         if self.zca_matrix is not None and self.zca_matrix.shape[0] != 3 * p.patch_px ** 2:
             raise ValueError(f"{where}: p.patch_px is {p.patch_px} but this retina was fitted on "
                              f"{math.isqrt(self.zca_matrix.shape[0] // 3)}-pixel patches")
+        if p.downsample != self.downsample:
+            fitted = ("the images as they are" if self.downsample == 1 else
+                      f"images averaged over blocks of {self.downsample} x {self.downsample} "
+                      "pixels")
+            raise ValueError(f"{where}: p.downsample is {p.downsample} but this retina was fitted "
+                             f"to {fitted} (downsample={self.downsample})")
         if self.norm_eps is not None and p.norm_eps != self.norm_eps:
             raise ValueError(f"{where}: p.norm_eps is {p.norm_eps:g} but this retina's whitening "
                              f"was fitted after a contrast floor of {self.norm_eps:g}")
 
     def _signed(self, x: torch.Tensor, p: DoGLIFParams) -> torch.Tensor:
-        """Float images ``(N, 3, 32, 32)`` to signed responses ``(N, L, 3 * patch_px**2)``, unscaled."""
+        """Float images ``(N, 3, 32, 32)`` to signed responses ``(N, L, 3 * patch_px**2)``, unscaled
+        (the images averaged over ``p.downsample`` blocks first)."""
+        x = _downsampled(x, p)
         if self.retina == "zca":
             cols = F.unfold(x, p.patch_px, stride=p.stride_px).transpose(1, 2)
             return (_normalise_patches(cols, p.norm_eps) - self.zca_mean) @ self.zca_matrix
@@ -405,6 +446,8 @@ class RetinaFit:
             out.update(zca_mean=self.zca_mean.numpy(), zca_matrix=self.zca_matrix.numpy())
         if self.norm_eps is not None:
             out.update(norm_eps=np.array(self.norm_eps))
+        if self.downsample != 1:
+            out.update(downsample=np.array(self.downsample))
         return out
 
     @classmethod
@@ -412,7 +455,8 @@ class RetinaFit:
         zm = torch.from_numpy(s["zca_mean"]) if "zca_mean" in s else None
         zw = torch.from_numpy(s["zca_matrix"]) if "zca_matrix" in s else None
         norm_eps = float(s["norm_eps"]) if "norm_eps" in s else None
-        return cls(str(s["retina"]), float(s["scale"]), zm, zw, norm_eps)
+        downsample = int(s["downsample"]) if "downsample" in s else 1
+        return cls(str(s["retina"]), float(s["scale"]), zm, zw, norm_eps, downsample)
 
 
 def on_off_inputs(signed: torch.Tensor) -> torch.Tensor:
@@ -967,10 +1011,11 @@ class DoGLIF:
         check.instance("params", params, DoGLIFParams, none=True, where=where)
         check.integer("seed", seed, low=0, where=where)
         p = self.params if params is None else params
-        if (p.retina, p.patch_px, p.n_filters) != (self.params.retina, self.params.patch_px,
-                                                    self.params.n_filters):
-            raise ValueError("params may not change the retina, patch_px or n_filters of a "
-                             "trained network.")
+        if (p.retina, p.patch_px, p.n_filters, p.downsample) != (
+                self.params.retina, self.params.patch_px, self.params.n_filters,
+                self.params.downsample):
+            raise ValueError("params may not change the retina, patch_px, n_filters or "
+                             "downsample of a trained network.")
         one = image if torch.is_tensor(image) else np.asarray(image)
         if tuple(one.shape) != (IMAGE_PX, IMAGE_PX, 3):
             raise ValueError(f"{where}: image must be one (32, 32, 3) RGB image, got shape "

@@ -21,7 +21,8 @@ MOVES = runs.common_moves() + [(k, k) for k in (
 def to_record(d: dict, *, device: str, provenance: dict | None = None) -> runs.TierRecord:
     """The record of tier 2's measurements ``d`` (see the module docstring)."""
     p = d["parameters"]
-    side = positions_per_side(p["patch_px"], p.get("stride_px", 1))  # old records: stride 1
+    side = positions_per_side(p["patch_px"], p.get("stride_px", 1),  # old records: stride 1,
+                              p.get("downsample", 1))                 # no downsample
     stdp = d["spike_statistics"]["stdp"]
     speed = d["images_per_s"]
     return runs.record_from_dict(
