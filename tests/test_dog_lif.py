@@ -298,8 +298,13 @@ def test_a_retina_is_applied_only_at_the_scale_it_was_fitted_at():
     net.fit(_images(6), retina=fit, progress=False)
     f = net.features(_images(3, seed=2), seed=1, progress=False)["features"]
     assert f.shape == (3, p.n_features) and f.sum() > 0
-    with pytest.raises(ValueError, match="downsample"):
+    with pytest.raises(ValueError, match="DoGLIF.spikes_of_image: params may not change .*"
+                                         "downsample"):
         net.spikes_of_image(_images(1)[0], seed=0, params=SMALL)
+    # the positions are those of the network's own retina, whatever params' stride
+    with pytest.raises(ValueError, match=r"\[0, 143\] \(the 12 x 12 positions\)"):
+        net.spikes_of_image(_images(1)[0], seed=0, positions=[144],
+                            params=replace(p, stride_px=2))
     other = D.DoGLIF(SMALL, seed=0)
     with pytest.raises(ValueError, match="DoGLIF.load_state_dict: p.downsample"):
         other.load_state_dict(net.state_dict())

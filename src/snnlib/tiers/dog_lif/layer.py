@@ -1014,8 +1014,8 @@ class DoGLIF:
         if (p.retina, p.patch_px, p.n_filters, p.downsample) != (
                 self.params.retina, self.params.patch_px, self.params.n_filters,
                 self.params.downsample):
-            raise ValueError("params may not change the retina, patch_px, n_filters or "
-                             "downsample of a trained network.")
+            raise ValueError(f"{where}: params may not change the retina, patch_px, n_filters "
+                             "or downsample of a trained network.")
         one = image if torch.is_tensor(image) else np.asarray(image)
         if tuple(one.shape) != (IMAGE_PX, IMAGE_PX, 3):
             raise ValueError(f"{where}: image must be one (32, 32, 3) RGB image, got shape "
@@ -1029,8 +1029,8 @@ class DoGLIF:
                                 f"{pos.dtype}")
             if int(pos.min()) < 0 or int(pos.max()) >= len(x):
                 raise ValueError(f"{where}: positions must be in [0, {len(x) - 1}] (the "
-                                 f"{p.side} x {p.side} positions), got {int(pos.min())} to "
-                                 f"{int(pos.max())}")
+                                 f"{self.params.side} x {self.params.side} positions), got "
+                                 f"{int(pos.min())} to {int(pos.max())}")
             x = x[torch.as_tensor(positions)]
         rng = np.random.default_rng(seed)
         _layer_checks(x, self.w_mv, self.theta_mv, p, rng, False, True, where)
