@@ -116,13 +116,13 @@ def main() -> None:
     except ValueError as error:
         raise SystemExit(f"--grids {' '.join(map(str, grids))}: the layer pools on their least "
                          f"common multiple, and {error}") from None
-    layers = [params]
+    coarse = None  # the second scale's layer
     if args.second_scale is not None:
         if args.second_scale < 2:
             raise SystemExit(f"--second-scale must be at least 2 (the factor by which the "
                              f"second layer's images are averaged), got {args.second_scale}")
         try:
-            layers.append(replace(params, downsample=params.downsample * args.second_scale))
+            coarse = replace(params, downsample=params.downsample * args.second_scale)
         except ValueError as error:
             raise SystemExit(f"--second-scale {args.second_scale}: {error}") from None
     train = data.load_cifar10("train")
@@ -151,10 +151,10 @@ def main() -> None:
         start = time.perf_counter()
         xs, fva = layer_features(params, variant == "stdp")
         first = None
-        if len(layers) > 1:
+        if coarse is not None:
             first = readout(xs)
             first["images_per_s"] = fva["images_per_s"]
-            more, fva2 = layer_features(layers[1], variant == "stdp")
+            more, fva2 = layer_features(coarse, variant == "stdp")
             xs = [np.concatenate(pair, axis=1) for pair in zip(xs, more)]
             # images/s and spikes of the two layers together: each image goes through both
             fva = {"images_per_s": 1 / (1 / fva["images_per_s"] + 1 / fva2["images_per_s"]),

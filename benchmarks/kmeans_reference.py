@@ -121,19 +121,17 @@ def main() -> int:
     itr, iva = tuning_split(train.labels, args.train, args.val, seed=args.seed)
     phases = {}
     start = time.perf_counter()
-    retina = D.RetinaFit.fit(train.images[itr], p, seed=args.seed)
-    patches = sample_patches(train.images[itr[:PATCH_IMAGES]], retina, p, args.patches,
-                             seed=args.seed)
-    centroids, objective = kmeans_fit(patches, args.centroids, iterations=args.iterations,
-                                      seed=args.seed)
-    scales = []  # (params, retina, centroids) of the second scale
-    if coarse is not None:
-        retina2 = D.RetinaFit.fit(train.images[itr], coarse, seed=args.seed)
-        patches2 = sample_patches(train.images[itr[:PATCH_IMAGES]], retina2, coarse,
-                                  args.patches, seed=args.seed)
-        scales.append((coarse, retina2, kmeans_fit(patches2, args.centroids,
-                                                   iterations=args.iterations,
-                                                   seed=args.seed)[0]))
+
+    def fit_code(q: D.DoGLIFParams) -> tuple:
+        """The retina, centroids and k-means objective of the code with parameters ``q``."""
+        fitted = D.RetinaFit.fit(train.images[itr], q, seed=args.seed)
+        patches = sample_patches(train.images[itr[:PATCH_IMAGES]], fitted, q, args.patches,
+                                 seed=args.seed)
+        return (fitted, *kmeans_fit(patches, args.centroids, iterations=args.iterations,
+                                    seed=args.seed))
+
+    retina, centroids, objective = fit_code(p)
+    scale2 = None if coarse is None else fit_code(coarse)[:2]  # its retina and centroids
     second = None
     if args.second_layer:
         second = SecondLayer.fit(train.images[itr[:PATCH_IMAGES]], retina, p, centroids,
@@ -149,7 +147,8 @@ def main() -> int:
             block = train.images[index[s:s + 1000]]
             codes = [kmeans_features(block, retina, p, centroids) if second is None else
                      second.features(block, retina, p, with_first=True)]
-            codes += [kmeans_features(block, r2, p2, c2) for p2, r2, c2 in scales]
+            if scale2 is not None:
+                codes.append(kmeans_features(block, scale2[0], coarse, scale2[1]))
             parts.append(np.concatenate(codes, axis=1))
         feats[name] = np.concatenate(parts)
     phases["features_s"] = time.perf_counter() - start
@@ -165,7 +164,7 @@ def main() -> int:
     r = readout(slice(None))
     phases["readout_s"] = time.perf_counter() - start
     first = None
-    if second is not None or scales:
+    if second is not None or coarse is not None:
         first = readout(slice(0, args.centroids * args.pool ** 2))
     result = {"split": SPLIT, "train_images": len(itr), "val_images": len(iva),
               "centroids": args.centroids, "patch_px": args.patch_px, "pool": args.pool,
@@ -184,7 +183,7 @@ def main() -> int:
             "contrast_eps": second.contrast_eps,
             "kmeans_objective": [round(j, 4) for j in second.objective],
             "features": second.k * second.pool ** 2}
-    if scales:
+    if coarse is not None:
         result["second_scale"] = {"downsample": coarse.downsample, "centroids": args.centroids,
                                   "patch_px": coarse.patch_px, "positions_per_side": coarse.side,
                                   "features": args.centroids * args.pool ** 2}
@@ -196,7 +195,7 @@ def main() -> int:
           f"(C {r['c']}), {result['features']} features, {images_per_s:.1f} images/s; "
           f"k-means {phases['retina_and_kmeans_s']:.0f} s, features {phases['features_s']:.0f} s, "
           f"readout {phases['readout_s']:.0f} s", flush=True)
-    if scales:
+    if coarse is not None:
         print(f"with a second scale, the images averaged over {coarse.downsample} x "
               f"{coarse.downsample} blocks (both scales read out together); the first scale "
               f"alone: {100 * first['accuracy']:.2f}% (C {first['c']})", flush=True)
