@@ -88,7 +88,7 @@ def main() -> None:
     net.features(images[:2], seed=1, progress=False)
     start = time.perf_counter()
     out = net.features(images, seed=1, progress=False)
-    per_image = out["features"].sum(axis=1)  # the layer's spikes in each image
+    per_image = out["filter_spikes"].sum(axis=1)  # the layer's spikes in each image
     rows.append(("snnlib (DoGLIF.features)" if compiled else "snnlib (could not compile)",
                  len(images) / (time.perf_counter() - start),
                  float(per_image.mean()), float(per_image.mean())))
@@ -97,13 +97,13 @@ def main() -> None:
     twin.load_state_dict(net.state_dict())
     twin.features(images[:2], seed=1, progress=False)
     start = time.perf_counter()
-    twin_spikes = twin.features(images, seed=1, progress=False)["features"].sum(axis=1)
+    twin_spikes = twin.features(images, seed=1, progress=False)["filter_spikes"].sum(axis=1)
     rows.append((f"snnlib, {other} drive", len(images) / (time.perf_counter() - start),
                  float(twin_spikes.mean()), float(per_image.mean())))
     if compiled:
         D.layer._LIF_COUNTS.fn = False  # as where torch.compile is not available
         start = time.perf_counter()
-        plain = net.features(images, seed=1, progress=False)["features"].sum(axis=1)
+        plain = net.features(images, seed=1, progress=False)["filter_spikes"].sum(axis=1)
         rows.append(("snnlib, uncompiled", len(images) / (time.perf_counter() - start),
                      float(plain.mean()), float(per_image.mean())))
     g = torch.Generator().manual_seed(args.seed)

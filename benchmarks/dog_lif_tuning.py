@@ -23,6 +23,7 @@ two figures share its layer and split.
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --set dt_ms=1.0
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --set dt_ms=2.0 pool=4
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --cs 0.003 0.01 0.03 0.1
+    python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --set k_winners=16
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --grids 1 2 3 --sqrt
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --variants stdp,random --mirror
     python benchmarks/dog_lif_tuning.py --train 20000 --val 5000 --second-scale 2

@@ -729,6 +729,16 @@ def dog_lif_entries() -> dict[str, list[Bad]]:
               for f in ("inhibition_mv", "a_plus", "a_minus", "theta_eta_mv")],
             Bad("scale_quantile", outside(0.5, 1), lambda v: params(scale_quantile=v),
                 examples=25),
+            Bad("k_winners", st.one_of(bad_int(low=0), st.integers(513, 10**6)),
+                lambda v: params(k_winners=v), examples=8),
+        ],
+        "dog_lif.keep_k_winners": [
+            Bad("counts", st.one_of(bad_type(), st.just(np.ones((3, 4), np.float32)),
+                                    st.just(torch.ones(3, 4, dtype=torch.int64)),
+                                    st.just(torch.ones(4)), st.just(torch.full((3, 4), -1.0)),
+                                    st.just(torch.tensor([[1.0, math.nan]]))),
+                lambda v: D().keep_k_winners(v, 2)),
+            Bad("k", bad_int(low=0), lambda v: D().keep_k_winners(torch.ones(3, 4), v)),
         ],
         "dog_lif.DoGLIF": [
             Bad("params", bad_type(), lambda v: D().DoGLIF(v, seed=0)),
@@ -836,8 +846,9 @@ def dog_lif_entries() -> dict[str, list[Bad]]:
                 lambda v: D().run_tier(profile(), out_dir=v)),
         ],
         "dog_lif.spike_statistics": [
-            Bad("features", bad_array((3, 8)), lambda v: D().spike_statistics(v, dog()[0])),
-            Bad("p", bad_type(), lambda v: D().spike_statistics(np.ones((3, 8)), v)),
+            Bad("filter_spikes", st.one_of(bad_array((3, 2)), st.just(np.ones((3, 8)))),
+                lambda v: D().spike_statistics(v, dog()[0])),
+            Bad("p", bad_type(), lambda v: D().spike_statistics(np.ones((3, 2)), v)),
         ],
     }
 

@@ -46,6 +46,8 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
     (dict(downsample=2, patch_px=17), "at most 16"),
     (dict(downsample=4, pool=5), "in 8 x 8 images"),
     (dict(feedforward_inhibition=-0.5), "feedforward_inhibition"),
+    (dict(k_winners=-1), "k_winners"),
+    (dict(n_filters=8, k_winners=9), r"k_winners must be in \[0, 8\]"),
 ])
 def test_params_are_validated_with_clear_messages(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -194,6 +196,29 @@ def test_pooling_sums_counts_over_regions():
     grid = counts.reshape(2, 28, 28, 3)
     assert pooled[0, 0].item() == pytest.approx(grid[0, :9, :9, 0].sum().item())
     assert pooled[1, 9 * 2 + 8].item() == pytest.approx(grid[1, 18:, 18:, 2].sum().item())
+
+
+def _top_k_by_definition(counts: np.ndarray, k: int) -> np.ndarray:
+    """c_mj [c_mj >= the k-th largest count of row m], by sorting each row."""
+    kth = -np.sort(-counts, axis=1)[:, k - 1:k]
+    return np.where(counts >= kth, counts, 0.0)
+
+
+def test_k_winners_keep_the_k_largest_counts_at_each_position_and_their_ties():
+    counts = torch.tensor([[5.0, 0.0, 3.0, 3.0, 1.0],    # a tie with the 2nd largest: 3 kept
+                           [0.0, 0.0, 0.0, 0.0, 2.0],    # fewer than k fired: zeros stay zeros
+                           [4.0, 4.0, 4.0, 4.0, 4.0]])   # all tied: all kept
+    kept = D.keep_k_winners(counts, 2)
+    np.testing.assert_array_equal(kept.numpy(), [[5, 0, 3, 3, 0], [0, 0, 0, 0, 2],
+                                                 [4, 4, 4, 4, 4]])
+    rng = np.random.default_rng(0)
+    many = torch.from_numpy(rng.poisson(2.0, size=(200, 16)).astype(np.float32))
+    for k in (1, 3, 8, 15):
+        got = D.keep_k_winners(many, k).numpy()
+        np.testing.assert_array_equal(got, _top_k_by_definition(many.numpy(), k))
+        assert ((got > 0).sum(1) >= np.minimum(k, (many.numpy() > 0).sum(1))).all()
+    for k in (0, 16, 40):  # 0, or at least K: the counts unchanged
+        assert torch.equal(D.keep_k_winners(many, k), many)
 
 
 def test_counts_pooled_on_a_finer_grid_sum_to_every_grid_dividing_it():
@@ -548,6 +573,58 @@ def test_the_command_runs_the_tier_with_its_baselines_and_resumes(tmp_path, monk
     assert cli.main(args) == 0
     assert sorted(p.stat().st_mtime_ns for p in out.rglob("*.npz")) == first
     assert runs.load_record(results).accuracy == rec.accuracy
+
+
+def test_features_pool_the_k_winners_counts_and_report_every_spike(monkeypatch):
+    train, test = _images(30), _images(4, seed=5)
+    every = D.DoGLIF(SMALL, seed=0)
+    every.fit(train, progress=False)
+    sparse = D.DoGLIF(replace(SMALL, k_winners=2), seed=0)
+    sparse.load_state_dict(every.state_dict())
+    seen = []
+    run = L._layer_run
+
+    def recording(*args, **kw):
+        out = run(*args, **kw)
+        seen.append(out["counts"].clone())
+        return out
+
+    monkeypatch.setattr(L, "_layer_run", recording)
+    a = every.features(test, seed=1, progress=False)
+    b = sparse.features(test, seed=1, progress=False)
+    assert len(seen) == 4  # two batches of two images each
+    assert all(torch.equal(x, y) for x, y in zip(seen[:2], seen[2:]))  # the same spikes
+    counts = torch.cat(seen[2:])  # (4 images x 784 positions, 8 neurons)
+    kept = torch.from_numpy(_top_k_by_definition(counts.numpy(), 2))
+    np.testing.assert_array_equal(b["features"], L._pool(kept, 4, SMALL.side, SMALL.pool).numpy())
+    np.testing.assert_array_equal(a["features"], L._pool(counts, 4, SMALL.side, SMALL.pool).numpy())
+    assert (b["features"] <= a["features"]).all() and b["features"].sum() < a["features"].sum()
+    # every spike, kept or not, in the firing statistics
+    per_filter = counts.reshape(4, -1, SMALL.n_filters).sum(1).numpy()
+    for f in (a, b):
+        np.testing.assert_array_equal(f["filter_spikes"], per_filter)
+        assert f["layer_spikes_per_image"] == pytest.approx(per_filter.sum(1).mean())
+
+
+def test_spike_statistics_give_rates_from_each_filters_spikes():
+    p = D.DoGLIFParams(n_filters=3, steps=10, dt_ms=2.0)  # 20 ms, 28 x 28 positions
+    spikes = np.array([[784.0, 0.0, 1568.0], [784.0, 0.0, 3136.0]])  # per image, per filter
+    st = D.spike_statistics(spikes, p)
+    rates = np.array([1.0, 0.0, 3.0]) / 0.020  # spikes per position per image / duration
+    assert st["rate_hz"] == pytest.approx(rates.mean())
+    assert st["spikes_per_image"] == pytest.approx(spikes.sum(1).mean())
+    assert st["silent_filters"] == pytest.approx(1 / 3)
+    np.testing.assert_allclose(st["filter_rate_hz_percentiles"], np.percentile(rates, [5, 50, 95]))
+
+
+def test_the_features_k_winners_share_one_trained_layer(tmp_path, monkeypatch):
+    params = D.DoGLIFParams(n_filters=8, train_patches=500, patch_batch=250)
+    images = _images(40, seed=5)
+    first = D.run._layer(tmp_path, "stdp", params, images, seed=0, progress=False)
+    monkeypatch.setattr(D.DoGLIF, "fit", lambda *a, **k: pytest.fail("learned again"))
+    again = D.run._layer(tmp_path, "stdp", replace(params, k_winners=3), images, seed=0,
+                         progress=False)
+    assert torch.equal(again.w_mv, first.w_mv) and again.params.k_winners == 3
 
 
 def test_a_changed_training_image_makes_the_layer_learn_again(tmp_path):

@@ -44,9 +44,10 @@ The balanced tier, in PyTorch and batched over image patches:
       \\theta_k \\leftarrow \\theta_k + \\eta_\\theta \\left(K\\, \\frac{w_k}{n} - 1\\right),
 
    with :math:`w_k` the patches neuron :math:`k` won out of :math:`n`.
-5. **Features**: the layer's spike counts over the ``steps`` steps, summed
-   over a ``pool x pool`` grid of image regions (quadrants for ``pool=2``):
-   ``n_filters * pool**2`` numbers per image, and a standardised logistic
+5. **Features**: the layer's spike counts over the ``steps`` steps (with
+   ``k_winners``, at each position only those of the neurons that fired most,
+   :func:`keep_k_winners`), summed over a ``pool x pool`` grid of image regions
+   (quadrants for ``pool=2``): ``n_filters * pool**2`` numbers per image, and a standardised logistic
    regression on them (:func:`snnlib.readout.logistic_regression`).
 
 The same layer with *random* weights (uniform, normalised to the same sum;
@@ -94,10 +95,10 @@ from ...encoding import poisson_step
 from ...neurons import LIFParams, lif_delta_step
 from ...plasticity import STDPParams, STDPState, normalize_weights, stdp_step
 
-__all__ = ["DoGLIF", "DoGLIFParams", "FEATURES_VERSION", "RetinaFit", "layer_run",
-           "on_off_inputs", "poisson_on_off", "spike_statistics"]
+__all__ = ["DoGLIF", "DoGLIFParams", "FEATURES_VERSION", "RetinaFit", "keep_k_winners",
+           "layer_run", "on_off_inputs", "poisson_on_off", "spike_statistics"]
 
-FEATURES_VERSION = 3
+FEATURES_VERSION = 4
 """Part of every feature checkpoint's key: raised when the layer's simulation changes."""
 IMAGE_PX = 32
 
@@ -167,6 +168,12 @@ class DoGLIFParams:
         Patches shown at once (their weight changes are summed).
     pool : int
         Features are spike counts summed over ``pool x pool`` image regions.
+    k_winners : int
+        The features count, at each position, only the spikes of the ``k_winners``
+        neurons that fired most there (a k-winners-take-all on the counts,
+        :func:`keep_k_winners`; ties with the k-th count are kept). 0: every
+        neuron's spikes. The layer fires as it does without it; the firing
+        statistics (:meth:`DoGLIF.features`' ``filter_spikes``) count every spike.
     image_batch : int
         Images simulated at once when extracting features.
     feedforward_inhibition : float
@@ -213,6 +220,7 @@ class DoGLIFParams:
     train_patches: int = 100_000
     patch_batch: int = 1000
     pool: int = 3
+    k_winners: int = 0
     image_batch: int = 4
     feedforward_inhibition: float = 0.0
     drive_dtype: Literal["float32", "bfloat16"] = "float32"
@@ -238,6 +246,7 @@ class DoGLIFParams:
                              f"positions of {self.patch_px}-pixel patches at a stride of "
                              f"{self.stride_px} pixels"
                              f"{'' if self.downsample == 1 else f' in {px} x {px} images'}.")
+        check.integer("DoGLIFParams.k_winners", self.k_winners, low=0, high=self.n_filters)
         for name in ("norm_eps", "zca_eps", "max_rate_hz", "dt_ms", "tau_mem_ms", "v_gap_mv",
                      "w_sum_mv", "tau_stdp_ms"):
             check.finite_number(f"DoGLIFParams.{name}", getattr(self, name), above=0)
@@ -768,6 +777,34 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
     return {"counts": counts, "input_spikes": float(n_input_spikes)}
 
 
+def keep_k_winners(counts: torch.Tensor, k: int) -> torch.Tensor:
+    """The spike counts of the ``k`` neurons that fired most at each position, the others zeroed.
+
+    .. math:: c'_{mj} = c_{mj}\\,[c_{mj} \\ge c_{m(k)}]
+
+    for counts :math:`c` ``(M, K)`` (M positions, K neurons), with :math:`c_{m(k)}` the k-th
+    largest count at position m. Ties with it are kept, so a position can keep more than
+    ``k`` neurons; a neuron that did not fire stays at 0. ``k`` 0 (or at least K): the counts
+    unchanged.
+    """
+    where = "dog_lif.keep_k_winners"
+    if not torch.is_tensor(counts) or not counts.is_floating_point():
+        raise TypeError(f"{where}: counts must be a float tensor (M, K), got "
+                        f"{type(counts).__name__}"
+                        f"{' ' + str(counts.dtype) if torch.is_tensor(counts) else ''}")
+    check.array("counts", counts, ndim=2, low=0.0, where=where)
+    check.integer("k", k, low=0, where=where)
+    return _keep_k_winners(counts, k)
+
+
+def _keep_k_winners(counts: torch.Tensor, k: int) -> torch.Tensor:
+    """:func:`keep_k_winners` without the checks (called for every batch)."""
+    if k == 0 or k >= counts.shape[1]:
+        return counts
+    kth = counts.topk(k, dim=1).values[:, -1:]
+    return torch.where(counts >= kth, counts, torch.zeros_like(counts))
+
+
 def _pool(counts: torch.Tensor, n: int, side: int, pool: int) -> torch.Tensor:
     """``(n * side * side, K)`` counts to ``(n, K * pool * pool)``: sums over a pool x pool grid of regions."""
     c = counts.reshape(n, side, side, -1)
@@ -908,7 +945,9 @@ class DoGLIF:
 
     def features(self, images, *, seed: int, progress: bool = True, checkpoint: str | os.PathLike | None = None,
                  part_images: int = 2000, desc: str = "tier 2, features") -> dict:
-        """Pooled spike counts ``(N, n_features)`` of ``images`` (learning off).
+        """Pooled spike counts ``(N, n_features)`` of ``images`` (learning off): at each
+        position those of the ``params.k_winners`` neurons that fired most (all with 0,
+        :func:`keep_k_winners`), summed over the ``pool x pool`` regions.
 
         With ``checkpoint`` (a directory), the counts are saved every
         ``part_images`` images and an interrupted call resumes where it
@@ -918,7 +957,9 @@ class DoGLIF:
         interruption (it does depend on ``part_images`` and
         ``params.image_batch``: the same values give the same numbers).
 
-        Returns a dict: ``features``; ``wall_s`` and ``images_per_s`` over all
+        Returns a dict: ``features``; ``filter_spikes`` ``(N, n_filters)``, each filter's
+        spikes in each image summed over its positions (every spike, also those that
+        ``k_winners`` leaves out of the features); ``wall_s`` and ``images_per_s`` over all
         parts whose time is known (a part stores its own time), ``computed_images``
         and ``computed_wall_s`` for the parts computed in this call;
         ``synaptic_ops_per_image`` (input spikes x ``n_filters``) and
@@ -938,12 +979,13 @@ class DoGLIF:
         m = min(p.image_batch, len(checked)) * p.side ** 2
         check.fits_in_memory(
             f"features of {len(checked)} images in batches of image_batch={p.image_batch}",
-            4 * len(checked) * (p.n_features + 2) + 4 * m * (p.n_inputs + 4 * p.n_filters),
+            4 * len(checked) * (p.n_features + p.n_filters + 2) + 4 * m * (p.n_inputs + 4 * p.n_filters),
             where=where)
         images = np.asarray(images)
         n = len(images)
         folder = Path(checkpoint) if checkpoint is not None else None
         feats = np.zeros((n, p.n_features), dtype=np.float32)
+        filters = np.zeros((n, p.n_filters), dtype=np.float32)
         stats = np.zeros((n, 2))  # input spikes, layer spikes per image
         computed, wall, timed_images, timed_wall = 0, 0.0, 0, 0.0
         # compiles (seconds, once per process) at this call's sizes before any clock starts
@@ -958,6 +1000,7 @@ class DoGLIF:
             saved = runs.cached_npz(path, key) if path is not None else None
             if saved is not None:
                 feats[first:last], stats[first:last] = saved["features"], saved["stats"]
+                filters[first:last] = saved["filter_spikes"]
                 timed_images += last - first
                 timed_wall += float(saved["wall_s"])
                 bar.update(last - first)
@@ -968,7 +1011,9 @@ class DoGLIF:
                 j = min(last, i + p.image_batch)
                 x = self.retina._intensities(_as_float(checked[i:j]), p).to(self.device)
                 out = _layer_run(x.reshape(-1, x.shape[-1]), self.w_mv, self.theta_mv, p, rng)
-                feats[i:j] = _pool(out["counts"], j - i, p.side, p.pool).cpu().numpy()
+                kept = _keep_k_winners(out["counts"], p.k_winners)
+                feats[i:j] = _pool(kept, j - i, p.side, p.pool).cpu().numpy()
+                filters[i:j] = out["counts"].reshape(j - i, -1, p.n_filters).sum(1).cpu().numpy()
                 per_image = out["counts"].reshape(j - i, -1).sum(1)
                 stats[i:j, 1] = per_image.cpu().numpy()
                 stats[i:j, 0] = out["input_spikes"] / (j - i)  # batch mean (the batch is small)
@@ -980,9 +1025,10 @@ class DoGLIF:
             timed_wall += part_wall
             if path is not None:
                 runs.save_npz(path, key=np.array(key), features=feats[first:last],
-                              stats=stats[first:last], wall_s=np.array(part_wall))
+                              filter_spikes=filters[first:last], stats=stats[first:last],
+                              wall_s=np.array(part_wall))
         bar.close()
-        return {"features": feats, "wall_s": timed_wall, "computed_images": computed,
+        return {"features": feats, "filter_spikes": filters, "wall_s": timed_wall, "computed_images": computed,
                 "computed_wall_s": wall,
                 "images_per_s": timed_images / timed_wall if timed_wall else float("nan"),
                 "synaptic_ops_per_image": float(stats[:, 0].mean() * p.n_filters),
@@ -1070,8 +1116,9 @@ class DoGLIF:
         self.history = {k[len("history_"):]: s[k] for k in s if k.startswith("history_")}
 
 
-def spike_statistics(features: np.ndarray, p: DoGLIFParams) -> dict:
-    """Firing of the layer from pooled counts ``(images, n_features)``.
+def spike_statistics(filter_spikes: np.ndarray, p: DoGLIFParams) -> dict:
+    """Firing of the layer from each filter's spikes per image ``(images, n_filters)``
+    (summed over its positions: :meth:`DoGLIF.features`' ``filter_spikes``).
 
     ``rate_hz``: mean rate of a neuron (one filter at one position);
     ``spikes_per_image``: the layer's spikes per image; ``silent_filters``:
@@ -1081,9 +1128,8 @@ def spike_statistics(features: np.ndarray, p: DoGLIFParams) -> dict:
     """
     where = "dog_lif.spike_statistics"
     check.instance("p", p, DoGLIFParams, where=where)
-    check.array("features", features, shape=(None, p.n_features), low=0.0, where=where)
-    features = np.asarray(features)
-    per_filter = features.reshape(len(features), p.n_filters, p.pool ** 2).sum(axis=2)
+    check.array("filter_spikes", filter_spikes, shape=(None, p.n_filters), low=0.0, where=where)
+    per_filter = np.asarray(filter_spikes)
     duration_s = p.steps * p.dt_ms / 1000.0
     rate = per_filter.mean(axis=0) / (p.side ** 2) / duration_s
     return {"rate_hz": float(rate.mean()),
