@@ -22,7 +22,8 @@ import numpy as np
 from snnlib import data
 from snnlib.readout import logistic_regression
 from snnlib.tiers import dog_lif as D
-from snnlib.tiers.dog_lif.layer import _as_float, _checked_images, _layer_run, _pool
+from snnlib.tiers.dog_lif.layer import (_as_float, _checked_images, _keep_k_winners, _layer_run,
+                                        _pool)
 
 from _split import tuning_split
 from dog_lif_tuning import add_variant_options, parse_sets
@@ -53,6 +54,7 @@ def main() -> None:
             j = min(len(idx), i + p.image_batch)
             x = net.retina._intensities(_as_float(images[i:j]), p)
             counts = _layer_run(x.reshape(-1, x.shape[-1]), net.w_mv, net.theta_mv, p, rng)["counts"]
+            counts = _keep_k_winners(counts, p.k_winners)  # as DoGLIF.features counts them
             for g in GRIDS:
                 out[g].append(_pool(counts, j - i, p.side, g).numpy())
         return {g: np.concatenate(v) for g, v in out.items()}

@@ -5,7 +5,8 @@
 
 Reads the pooled spike counts that ``python -m snnlib run dog_lif --out DIR``
 checkpointed for all its training images (``DIR/features_NET_train/part_*.npz``,
-made with the parameters of ``--set``, default the tier's) and scores the
+made with the parameters of ``--set``, default the tier's; the features are those
+the run computed, so ``--set`` must name its parameters) and scores the
 tier's logistic regression on them the way its C is chosen: fitted on four
 fifths of the training images and scored on the stratified fifth held out
 (:func:`snnlib.readout.held_out_accuracy` with the run's seed and the

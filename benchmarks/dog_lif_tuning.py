@@ -13,7 +13,10 @@ regression). The layer and the readout learn from class-balanced images of the
 regions nest in each of them, :func:`pyramid`), ``--sqrt`` their square roots.
 ``--mirror`` also simulates each validation image's left-right mirror image and
 averages the readout's class probabilities over the two (as the full profile's
-run does with the test images). ``--second-scale D`` (D >= 2) also makes a
+run does with the test images). ``--mirror-train`` also simulates each training image's
+mirror image and trains the readout on both (twice the rows; the held-out fifth that
+chooses C may then hold an image whose mirror image it learned from).
+``--second-scale D`` (D >= 2) also makes a
 second layer of the same kind (learning, or random with ``random``) on the
 images averaged over blocks of D x D pixels more than the first layer's (its
 own retina and filters, ``DoGLIFParams.downsample``) and reads out both layers'
@@ -27,6 +30,7 @@ two figures share its layer and split.
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --grids 1 2 3 --sqrt
     python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --variants stdp,random --mirror
     python benchmarks/dog_lif_tuning.py --train 20000 --val 5000 --second-scale 2
+    python benchmarks/dog_lif_tuning.py --train 5000 --val 2000 --mirror --mirror-train
 
 Prints one line per variant: validation accuracy, the readout's C, features per
 image, images/s of the feature extraction and the layer's spikes per image
@@ -104,6 +108,9 @@ def main() -> None:
     ap.add_argument("--mirror", action="store_true",
                     help="also simulate each validation image's mirror image and average the "
                          "readout's class probabilities over the two")
+    ap.add_argument("--mirror-train", action="store_true",
+                    help="also simulate each training image's mirror image and train the "
+                         "readout on both")
     ap.add_argument("--second-scale", type=int, default=None, metavar="D",
                     help="also a layer on the images averaged over D x D blocks, read out beside "
                          "the first (which is also read out alone)")
@@ -130,12 +137,17 @@ def main() -> None:
     itr, iva = tuning_split(train.labels, args.train, args.val, seed=args.seed)
 
     def layer_features(p: D.DoGLIFParams, learn: bool) -> tuple:
-        """One layer's training and validation features (and mirrored validation views)."""
+        """One layer's training features (with their mirror images' below them) and validation
+        features (and mirrored validation views)."""
         net = D.DoGLIF(p, seed=args.seed, learn=learn)
         net.fit(train.images[itr], progress=False)
         ftr = net.features(train.images[itr], seed=1, progress=False)
         fva = net.features(train.images[iva], seed=2, progress=False)
         xs = [pyramid(f["features"], p, grids, args.sqrt) for f in (ftr, fva)]
+        if args.mirror_train:
+            fmt = net.features(np.ascontiguousarray(train.images[itr][:, :, ::-1]), seed=4,
+                               progress=False)
+            xs[0] = np.concatenate([xs[0], pyramid(fmt["features"], p, grids, args.sqrt)])
         if args.mirror:
             fmi = net.features(np.ascontiguousarray(train.images[iva][:, :, ::-1]), seed=3,
                                progress=False)
@@ -143,7 +155,9 @@ def main() -> None:
         return xs, fva
 
     def readout(xs: list) -> dict:
-        return logistic_regression(xs[0], train.labels[itr], xs[1], train.labels[iva],
+        y = train.labels[itr]
+        return logistic_regression(xs[0], np.concatenate([y, y]) if args.mirror_train else y,
+                                   xs[1], train.labels[iva],
                                    cs=tuple(args.cs), seed=args.seed, dtype=np.float32,
                                    max_iter=D.READOUT_MAX_ITER, backend=D.READOUT_BACKEND,
                                    test_views=xs[2:])
@@ -166,6 +180,7 @@ def main() -> None:
         wall = time.perf_counter() - start
         label = " ".join(args.set + ([f"grids={','.join(map(str, grids))}"] if args.grids else [])
                          + (["sqrt"] if args.sqrt else []) + (["mirror"] if args.mirror else [])
+                         + (["mirror-train"] if args.mirror_train else [])
                          + ([f"second-scale={args.second_scale}"] if first is not None else []))
         alone = (f" ({r['accuracy_test_x_alone']:.3f} without the mirror images)"
                  if args.mirror else "")
@@ -181,6 +196,7 @@ def main() -> None:
                               "train_images": len(itr), "val_images": len(iva),
                               "validation_accuracy": r["accuracy"], "c": r["c"],
                               "grids": grids, "sqrt": args.sqrt, "mirror": args.mirror,
+                              "mirror_train": args.mirror_train,
                               **({"validation_accuracy_without_mirror":
                                   r["accuracy_test_x_alone"]} if args.mirror else {}),
                               **({"second_scale": args.second_scale,

@@ -47,7 +47,7 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
     (dict(downsample=4, pool=5), "in 8 x 8 images"),
     (dict(feedforward_inhibition=-0.5), "feedforward_inhibition"),
     (dict(k_winners=-1), "k_winners"),
-    (dict(n_filters=8, k_winners=9), r"k_winners must be in \[0, 8\]"),
+    (dict(n_filters=8, k_winners=9), r"k_winners \(9\) must be at most n_filters \(8\)"),
 ])
 def test_params_are_validated_with_clear_messages(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -216,7 +216,9 @@ def test_k_winners_keep_the_k_largest_counts_at_each_position_and_their_ties():
     for k in (1, 3, 8, 15):
         got = D.keep_k_winners(many, k).numpy()
         np.testing.assert_array_equal(got, _top_k_by_definition(many.numpy(), k))
-        assert ((got > 0).sum(1) >= np.minimum(k, (many.numpy() > 0).sum(1))).all()
+    # integer counts too, by the same rule
+    np.testing.assert_array_equal(D.keep_k_winners(many.long(), 3).numpy(),
+                                  _top_k_by_definition(many.numpy(), 3))
     for k in (0, 16, 40):  # 0, or at least K: the counts unchanged
         assert torch.equal(D.keep_k_winners(many, k), many)
 
@@ -572,7 +574,8 @@ def test_the_command_runs_the_tier_with_its_baselines_and_resumes(tmp_path, monk
     first = sorted(p.stat().st_mtime_ns for p in out.rglob("*.npz"))
     assert cli.main(args) == 0
     assert sorted(p.stat().st_mtime_ns for p in out.rglob("*.npz")) == first
-    assert runs.load_record(results).accuracy == rec.accuracy
+    again = runs.load_record(results)
+    assert again.accuracy == rec.accuracy and again.firing == rec.firing  # spikes reloaded too
 
 
 def test_features_pool_the_k_winners_counts_and_report_every_spike(monkeypatch):
@@ -656,12 +659,15 @@ def test_a_changed_image_invalidates_only_its_feature_part(tmp_path):
     assert after[0] == before[0] and after[2] == before[2] and after[1] != before[1]
     assert again["computed_images"] == 4
     np.testing.assert_array_equal(again["features"][:4], first["features"][:4])
+    np.testing.assert_array_equal(again["filter_spikes"][:4], first["filter_spikes"][:4])
+    assert again["filter_spikes"][:4].sum() > 0  # loaded with its part, not left at zero
     # a truncated part is set aside and recomputed, and the run says so
     part = sorted(folder.glob("part_*.npz"))[2]
     part.write_bytes(part.read_bytes()[:100])
     redone = net.features(changed, seed=1, checkpoint=folder, part_images=4, progress=False)
     assert redone["computed_images"] == 4 and (folder / (part.name + ".stale")).exists()
     np.testing.assert_array_equal(redone["features"], again["features"])
+    np.testing.assert_array_equal(redone["filter_spikes"], again["filter_spikes"])
 
 
 def test_the_record_says_which_split_chose_the_design(tmp_path):

@@ -17,5 +17,4 @@ from .run import (READOUT_BACKEND, READOUT_CS, READOUT_MAX_ITER, params_for_prof
 
 __all__ = ["DoGLIF", "DoGLIFParams", "FEATURES_VERSION", "IMAGE_PX", "READOUT_BACKEND",
            "READOUT_CS", "READOUT_MAX_ITER", "RetinaFit", "keep_k_winners", "kmeans", "layer_run",
-           "on_off_inputs",
-           "params_for_profile", "poisson_on_off", "run_tier", "spike_statistics"]
+           "on_off_inputs", "params_for_profile", "poisson_on_off", "run_tier", "spike_statistics"]

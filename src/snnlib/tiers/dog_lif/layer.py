@@ -47,8 +47,8 @@ The balanced tier, in PyTorch and batched over image patches:
 5. **Features**: the layer's spike counts over the ``steps`` steps (with
    ``k_winners``, at each position only those of the neurons that fired most,
    :func:`keep_k_winners`), summed over a ``pool x pool`` grid of image regions
-   (quadrants for ``pool=2``): ``n_filters * pool**2`` numbers per image, and a standardised logistic
-   regression on them (:func:`snnlib.readout.logistic_regression`).
+   (quadrants for ``pool=2``): ``n_filters * pool**2`` numbers per image, and a
+   standardised logistic regression on them (:func:`snnlib.readout.logistic_regression`).
 
 The same layer with *random* weights (uniform, normalised to the same sum;
 thresholds adapted by the same homeostasis, weights never learned) is the
@@ -99,7 +99,8 @@ __all__ = ["DoGLIF", "DoGLIFParams", "FEATURES_VERSION", "RetinaFit", "keep_k_wi
            "layer_run", "on_off_inputs", "poisson_on_off", "spike_statistics"]
 
 FEATURES_VERSION = 4
-"""Part of every feature checkpoint's key: raised when the layer's simulation changes."""
+"""Part of every feature checkpoint's key: raised when what a part holds or how it is
+computed changes."""
 IMAGE_PX = 32
 
 
@@ -246,7 +247,11 @@ class DoGLIFParams:
                              f"positions of {self.patch_px}-pixel patches at a stride of "
                              f"{self.stride_px} pixels"
                              f"{'' if self.downsample == 1 else f' in {px} x {px} images'}.")
-        check.integer("DoGLIFParams.k_winners", self.k_winners, low=0, high=self.n_filters)
+        check.integer("DoGLIFParams.k_winners", self.k_winners, low=0)
+        if self.k_winners > self.n_filters:
+            raise ValueError(f"DoGLIFParams.k_winners ({self.k_winners}) must be at most "
+                             f"n_filters ({self.n_filters}), the neurons of a position; 0 "
+                             "counts every neuron's spikes.")
         for name in ("norm_eps", "zca_eps", "max_rate_hz", "dt_ms", "tau_mem_ms", "v_gap_mv",
                      "w_sum_mv", "tau_stdp_ms"):
             check.finite_number(f"DoGLIFParams.{name}", getattr(self, name), above=0)
@@ -780,17 +785,18 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
 def keep_k_winners(counts: torch.Tensor, k: int) -> torch.Tensor:
     """The spike counts of the ``k`` neurons that fired most at each position, the others zeroed.
 
-    .. math:: c'_{mj} = c_{mj}\\,[c_{mj} \\ge c_{m(k)}]
+    .. math:: c'_{mj} = c_{mj}\\,[c_{mj} \\ge \\kappa_m]
 
-    for counts :math:`c` ``(M, K)`` (M positions, K neurons), with :math:`c_{m(k)}` the k-th
-    largest count at position m. Ties with it are kept, so a position can keep more than
-    ``k`` neurons; a neuron that did not fire stays at 0. ``k`` 0 (or at least K): the counts
-    unchanged.
+    for counts :math:`c` ``(M, K)`` (M positions, K neurons, float or integer), with
+    :math:`\\kappa_m` the k-th largest count at position m, counting repeats (for counts 3,
+    3, 3, 1 and k = 2 it is 3). Ties with it are kept, so a position can keep more than ``k``
+    neurons; a neuron that did not fire stays at 0. ``k`` 0 (or at least K): the counts
+    themselves (the same tensor) are returned.
     """
     where = "dog_lif.keep_k_winners"
-    if not torch.is_tensor(counts) or not counts.is_floating_point():
-        raise TypeError(f"{where}: counts must be a float tensor (M, K), got "
-                        f"{type(counts).__name__}"
+    if not torch.is_tensor(counts) or counts.dtype == torch.bool or counts.is_complex():
+        raise TypeError(f"{where}: counts must be a tensor of numbers (M, K) (a numpy array: "
+                        f"torch.from_numpy), got {type(counts).__name__}"
                         f"{' ' + str(counts.dtype) if torch.is_tensor(counts) else ''}")
     check.array("counts", counts, ndim=2, low=0.0, where=where)
     check.integer("k", k, low=0, where=where)
@@ -802,7 +808,7 @@ def _keep_k_winners(counts: torch.Tensor, k: int) -> torch.Tensor:
     if k == 0 or k >= counts.shape[1]:
         return counts
     kth = counts.topk(k, dim=1).values[:, -1:]
-    return torch.where(counts >= kth, counts, torch.zeros_like(counts))
+    return counts.masked_fill(counts < kth, 0)
 
 
 def _pool(counts: torch.Tensor, n: int, side: int, pool: int) -> torch.Tensor:
@@ -946,8 +952,9 @@ class DoGLIF:
     def features(self, images, *, seed: int, progress: bool = True, checkpoint: str | os.PathLike | None = None,
                  part_images: int = 2000, desc: str = "tier 2, features") -> dict:
         """Pooled spike counts ``(N, n_features)`` of ``images`` (learning off): at each
-        position those of the ``params.k_winners`` neurons that fired most (all with 0,
-        :func:`keep_k_winners`), summed over the ``pool x pool`` regions.
+        position every neuron's count, or with ``params.k_winners`` > 0 only those of the
+        neurons that fired most (ties with the k-th count kept, :func:`keep_k_winners`),
+        summed over the ``pool x pool`` regions.
 
         With ``checkpoint`` (a directory), the counts are saved every
         ``part_images`` images and an interrupted call resumes where it
@@ -979,7 +986,8 @@ class DoGLIF:
         m = min(p.image_batch, len(checked)) * p.side ** 2
         check.fits_in_memory(
             f"features of {len(checked)} images in batches of image_batch={p.image_batch}",
-            4 * len(checked) * (p.n_features + p.n_filters + 2) + 4 * m * (p.n_inputs + 4 * p.n_filters),
+            4 * len(checked) * (p.n_features + p.n_filters + 2)
+            + 4 * m * (p.n_inputs + 4 * p.n_filters),
             where=where)
         images = np.asarray(images)
         n = len(images)
@@ -1028,7 +1036,8 @@ class DoGLIF:
                               filter_spikes=filters[first:last], stats=stats[first:last],
                               wall_s=np.array(part_wall))
         bar.close()
-        return {"features": feats, "filter_spikes": filters, "wall_s": timed_wall, "computed_images": computed,
+        return {"features": feats, "filter_spikes": filters,
+                "wall_s": timed_wall, "computed_images": computed,
                 "computed_wall_s": wall,
                 "images_per_s": timed_images / timed_wall if timed_wall else float("nan"),
                 "synaptic_ops_per_image": float(stats[:, 0].mean() * p.n_filters),
