@@ -98,7 +98,7 @@ from ...plasticity import STDPParams, STDPState, normalize_weights, stdp_step
 __all__ = ["DoGLIF", "DoGLIFParams", "FEATURES_VERSION", "RetinaFit", "keep_k_winners",
            "layer_run", "on_off_inputs", "poisson_on_off", "spike_statistics"]
 
-FEATURES_VERSION = 4
+FEATURES_VERSION = 5
 """Part of every feature checkpoint's key: raised when what a part holds or how it is
 computed changes."""
 IMAGE_PX = 32
@@ -994,7 +994,7 @@ class DoGLIF:
         folder = Path(checkpoint) if checkpoint is not None else None
         feats = np.zeros((n, p.n_features), dtype=np.float32)
         filters = np.zeros((n, p.n_filters), dtype=np.float32)
-        stats = np.zeros((n, 2))  # input spikes, layer spikes per image
+        input_spikes = np.zeros(n)  # per image (the layer's spikes: filters.sum(1))
         computed, wall, timed_images, timed_wall = 0, 0.0, 0, 0.0
         # compiles (seconds, once per process) at this call's sizes before any clock starts
         if m:
@@ -1007,7 +1007,7 @@ class DoGLIF:
             key = self._part_key(images[first:last], seed, first) if path is not None else None
             saved = runs.cached_npz(path, key) if path is not None else None
             if saved is not None:
-                feats[first:last], stats[first:last] = saved["features"], saved["stats"]
+                feats[first:last], input_spikes[first:last] = saved["features"], saved["input_spikes"]
                 filters[first:last] = saved["filter_spikes"]
                 timed_images += last - first
                 timed_wall += float(saved["wall_s"])
@@ -1022,9 +1022,7 @@ class DoGLIF:
                 kept = _keep_k_winners(out["counts"], p.k_winners)
                 feats[i:j] = _pool(kept, j - i, p.side, p.pool).cpu().numpy()
                 filters[i:j] = out["counts"].reshape(j - i, -1, p.n_filters).sum(1).cpu().numpy()
-                per_image = out["counts"].reshape(j - i, -1).sum(1)
-                stats[i:j, 1] = per_image.cpu().numpy()
-                stats[i:j, 0] = out["input_spikes"] / (j - i)  # batch mean (the batch is small)
+                input_spikes[i:j] = out["input_spikes"] / (j - i)  # batch mean (the batch is small)
                 bar.update(j - i)
             part_wall = time.perf_counter() - start
             wall += part_wall
@@ -1033,15 +1031,16 @@ class DoGLIF:
             timed_wall += part_wall
             if path is not None:
                 runs.save_npz(path, key=np.array(key), features=feats[first:last],
-                              filter_spikes=filters[first:last], stats=stats[first:last],
+                              filter_spikes=filters[first:last],
+                              input_spikes=input_spikes[first:last],
                               wall_s=np.array(part_wall))
         bar.close()
         return {"features": feats, "filter_spikes": filters,
                 "wall_s": timed_wall, "computed_images": computed,
                 "computed_wall_s": wall,
                 "images_per_s": timed_images / timed_wall if timed_wall else float("nan"),
-                "synaptic_ops_per_image": float(stats[:, 0].mean() * p.n_filters),
-                "layer_spikes_per_image": float(stats[:, 1].mean())}
+                "synaptic_ops_per_image": float(input_spikes.mean() * p.n_filters),
+                "layer_spikes_per_image": float(filters.sum(1).mean())}
 
     def _part_key(self, images: np.ndarray, seed: int, first: int) -> str:
         """Everything a part of the features depends on: the network, its retina, every image
