@@ -13,7 +13,12 @@ lateral inhibition, ``steps`` steps):
   images at once, one random number per ON/OFF pair, float spikes, in-place
   updates) where ``torch.compile`` is not available;
 - ``snnlib``: the same, each step's elementwise work compiled by ``torch.compile``
-  (what it does where a C++ compiler is; it compiles before the clock starts);
+  (what it does where a C++ compiler is; it compiles before the clock starts), and with
+  the float32 drive each step's jumps summed over the inputs that fired only
+  (``_gathered_drive``);
+- ``snnlib, drive as a product`` (float32 drive): the same, but the jumps computed as
+  the dense product of every input's 0 or 1 with the weights, as before they were
+  gathered (the same spikes up to float32 rounding);
 - ``snnlib, <other> drive``: the same weights with the other ``drive_dtype``
   (bfloat16 or float32 synaptic drive: a slightly different model, so its spikes
   differ by more than Poisson noise would make them).
@@ -64,6 +69,15 @@ def naive_image(net: D.DoGLIF, image, g: torch.Generator, per_position: bool) ->
     return total
 
 
+def product_drive(fired: torch.Tensor, pair_input: torch.Tensor,
+                  w_rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``D.layer._gathered_drive``'s jumps as the dense product :math:`J = s\\, w^T` of every
+    input's 0 or 1 (how the compiled features computed them before they were gathered)."""
+    s = torch.zeros(len(fired), len(w_rows))
+    s.scatter_(1, pair_input, fired.float())
+    return s @ w_rows, int(fired.sum())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=40, help="test images for each method")
@@ -84,7 +98,9 @@ def main() -> None:
           f"{p.drive_dtype} drive; {torch.get_num_threads()} threads")
     rows = []
     # compiles the steps (seconds) at the sizes of a batch, before the clock starts
-    compiled = D.layer._fused_ready(min(p.image_batch, len(images)) * p.side ** 2, p)
+    compiled = D.layer._fused_ready(
+        torch.zeros(min(p.image_batch, len(images)) * p.side ** 2, p.n_inputs // 2),
+        D.layer._felt(net.w_mv, p), net.theta_mv, p)
     net.features(images[:2], seed=1, progress=False)
     start = time.perf_counter()
     out = net.features(images, seed=1, progress=False)
@@ -100,6 +116,14 @@ def main() -> None:
     twin_spikes = twin.features(images, seed=1, progress=False)["filter_spikes"].sum(axis=1)
     rows.append((f"snnlib, {other} drive", len(images) / (time.perf_counter() - start),
                  float(twin_spikes.mean()), float(per_image.mean())))
+    if compiled and p.drive_dtype == "float32":
+        gathered = D.layer._gathered_drive
+        D.layer._gathered_drive = product_drive
+        start = time.perf_counter()
+        product = net.features(images, seed=1, progress=False)["filter_spikes"].sum(axis=1)
+        rows.append(("snnlib, drive as a product", len(images) / (time.perf_counter() - start),
+                     float(product.mean()), float(per_image.mean())))
+        D.layer._gathered_drive = gathered
     if compiled:
         D.layer._LIF_COUNTS.fn = False  # as where torch.compile is not available
         start = time.perf_counter()

@@ -458,6 +458,30 @@ def test_the_compiled_feature_steps_give_the_uncompiled_layers_spikes(monkeypatc
                                rtol=1e-4)
 
 
+def test_the_gathered_drive_is_the_product_of_the_spikes_and_the_weights():
+    # J = s w^T summed over the fired inputs only: the same spikes as _input_spikes, the same
+    # sum in another order; a position where nothing fired gets J = 0
+    p = D.DoGLIFParams(n_filters=24)
+    signed, w, _ = _random_layer(p, 400, seed=3)
+    signed[:7] = 0.0  # positions that cannot fire
+    h = signed.shape[1]
+    u = torch.rand(signed.shape, generator=torch.Generator().manual_seed(1))
+    p_spike = signed.abs() * p.p_max
+    s = L._input_spikes(p_spike, (signed > 0).float(), u)
+    pair_input = torch.arange(h) + h * (signed <= 0).long()
+    jump, fired = L._gathered_drive(u < p_spike, pair_input, w.T.contiguous())
+    assert fired == int(s.sum()) and 0 < fired < s.numel() / 3
+    exact = s.double() @ w.T.double()
+    np.testing.assert_allclose(jump.double().numpy(), exact.numpy(), rtol=1e-5, atol=1e-4)
+    assert torch.equal(jump[:7], torch.zeros(7, p.n_filters))
+    # one input fired: exactly that input's weights
+    one = torch.zeros_like(u, dtype=torch.bool)
+    one[3, 5] = True
+    single, n = L._gathered_drive(one, pair_input, w.T.contiguous())
+    assert n == 1 and torch.equal(single[3], w[:, pair_input[3, 5]])
+    assert not single[torch.arange(len(u)) != 3].any()
+
+
 def test_a_bfloat16_drive_is_the_float32_drive_within_two_roundings():
     # J = s w^T with w rounded to bfloat16 (8 significant bits: a relative error <= 2^-8
     # each, and w >= 0) and the sum rounded once more:
@@ -511,19 +535,24 @@ def _no_compiler(*args):
         lambda: None, RuntimeError("No working C++ compiler found\nmore"), None)
 
 
-def test_where_compiling_fails_the_layer_runs_uncompiled_after_one_warning(monkeypatch):
+@pytest.mark.parametrize("drive, first", [("float32", "LIF step"),
+                                          ("bfloat16", "input spikes")])
+def test_where_compiling_fails_the_layer_runs_uncompiled_after_one_warning(monkeypatch, drive,
+                                                                          first):
+    # the float32 drive gathers its jumps (nothing to compile before the LIF step); the
+    # bfloat16 drive compiles the input spikes first
     import warnings
 
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: _no_compiler)
     monkeypatch.setattr(L._INPUT_SPIKES, "fn", None)
     monkeypatch.setattr(L._LIF_COUNTS, "fn", None)
     monkeypatch.setattr(L, "_WARMED", set())
-    p = D.DoGLIFParams(n_filters=16)
+    p = D.DoGLIFParams(n_filters=16, drive_dtype=drive)
     signed, w, theta = _random_layer(p, 300)
-    with pytest.warns(RuntimeWarning, match="input spikes could not be compiled .RuntimeError: "
+    with pytest.warns(RuntimeWarning, match=f"{first} could not be compiled .RuntimeError: "
                                             "No working C.. compiler found\\)"):
         out = D.layer_run(signed, w, theta, p, np.random.default_rng(2))
-    assert L._INPUT_SPIKES.fn is False
+    assert (L._LIF_COUNTS if drive == "float32" else L._INPUT_SPIKES).fn is False
     # the uncompiled loop from the generator's first number (record=True never compiles)
     rec = D.layer_run(signed, w, theta, p, np.random.default_rng(2), record=True)
     assert torch.equal(out["counts"], rec["counts"]) and out["counts"].sum() > 0
