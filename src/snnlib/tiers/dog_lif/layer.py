@@ -193,14 +193,14 @@ class DoGLIFParams:
         bits, a relative error of at most :math:`2^{-8}` each); the products of
         the 0/1 spikes are exact and add up in float32 before :math:`J` is
         rounded (on the CPU; a GPU may add in lower precision). The potentials,
-        thresholds and learning stay in float32. On CPUs with bfloat16 matrix
-        units (AMX) the product is about four times faster than in float32; on
-        CPUs without them it is several times *slower*. With ``"float32"`` the
+        thresholds and learning stay in float32. How fast the bfloat16 product is
+        depends on the CPU (``benchmarks/dog_lif_speed.py``): about four times
+        the float32 product's speed with bfloat16 matrix units (AMX), several
+        times slower on a CPU with neither those nor AVX-512's bfloat16
+        instructions. With ``"float32"``, where ``torch.compile`` works, the
         features gather each step's jumps from the weights of the inputs that
-        fired (``_gathered_drive``) instead of multiplying every input's 0 or 1:
-        on two cores of a CPU with AVX-512 but no AMX, 1.6 times the speed of the
-        float32 product and 1.2 times that of the bfloat16 one
-        (``benchmarks/dog_lif_speed.py``).
+        fired (``_gathered_drive``) instead of multiplying every input's 0 or 1
+        (the uncompiled fallback multiplies).
     """
 
     retina: Literal["zca", "dog"] = "zca"
@@ -709,8 +709,8 @@ _WARMED: set = set()
 def _fused_ready(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tensor,
                  p: DoGLIFParams) -> bool:
     """Compile :func:`_lif_counts` (and :func:`_input_spikes`, for the bfloat16 drive) for
-    :func:`_fused_run` of these
-    arguments (if not done yet for their shapes and dtypes), by calling them once on tensors
+    :func:`_fused_run` of these arguments (if not done yet for their shapes and dtypes),
+    by calling them once on tensors
     made as :func:`_fused_run` makes its own, without drawing any random number. Returns
     whether the compiled functions can run them.
 
@@ -730,7 +730,7 @@ def _fused_ready(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Ten
     numbers, p_spike, on, thresh, w_t, low, v, counts = _fused_tensors(signed, w_felt,
                                                                         theta_mv, p)
     if low is None:  # float32: the jumps are gathered (no compiled input spikes)
-        jump = torch.zeros(v.shape, dtype=torch.float32, device=signed.device)
+        jump = torch.zeros(v.shape, dtype=w_t.dtype, device=signed.device)
     else:
         u = torch.ones(tuple(signed.shape), dtype=torch.float32, device=signed.device)
         s = _INPUT_SPIKES(p_spike, on, u)
@@ -770,12 +770,12 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
     """:func:`_layer_run` for features (no learning, no recording), each step's elementwise
     work compiled (:func:`_lif_counts`, and :func:`_input_spikes` for the bfloat16 drive):
     the same random numbers and equations as the uncompiled loop, with fewer passes over
-    memory (1.4 times the speed of the whole feature pass for 256 filters and 15 steps,
-    1.7 times for 512 and 30 steps on two CPU cores: ``benchmarks/dog_lif_speed.py``).
-    The float32 drive is gathered from the weights of the inputs that fired
-    (:func:`_gathered_drive`, 1.6 times the speed of the dense product for 512 filters and
-    30 steps, on two cores of another CPU). A spike can differ where a potential is rounded
-    differently in its last bit.
+    memory (with the drive as a dense product: 1.4 times the speed of the uncompiled
+    feature pass for 256 filters and 15 steps, 1.7 times for 512 and 30 steps on two CPU
+    cores, ``benchmarks/dog_lif_speed.py``). The float32 drive is gathered from the
+    weights of the inputs that fired (:func:`_gathered_drive`), faster than the dense
+    product (``benchmarks/dog_lif_speed.py`` prints both). A spike can differ where a
+    potential is rounded differently in its last bit.
 
     For each new shape, the compiled functions are first called once (:func:`_fused_ready`) with
     no random number drawn (which compiles them, or finds that this process cannot): None
