@@ -482,6 +482,29 @@ def test_the_gathered_drive_is_the_product_of_the_spikes_and_the_weights():
     assert not single[torch.arange(len(u)) != 3].any()
 
 
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile needs a C++ compiler on the CPU")
+def test_the_compiled_steps_gather_on_the_cpu_and_multiply_elsewhere(monkeypatch):
+    # the float32 drive is gathered on the CPU only; the product it replaces (what a GPU
+    # runs) gives the same input spikes and, up to rounding, the same layer spikes
+    p = D.DoGLIFParams(n_filters=32)
+    assert L._gathers(p, torch.device("cpu"))
+    assert not L._gathers(p, torch.device("cuda"))
+    assert not L._gathers(replace(p, drive_dtype="bfloat16"), torch.device("cpu"))
+    signed, w, theta = _random_layer(p, 600, seed=2)
+    gathered = D.layer_run(signed, w, theta, p, np.random.default_rng(4))
+    calls = []
+    monkeypatch.setattr(L, "_gathers", lambda *a: False)
+    monkeypatch.setattr(L, "_gathered_drive", lambda *a: calls.append(1))
+    monkeypatch.setattr(L, "_WARMED", set())  # warmed again without the gather
+    assert L._fused_ready(signed, w, theta, p) and callable(L._INPUT_SPIKES.fn)
+    product = D.layer_run(signed, w, theta, p, np.random.default_rng(4))
+    assert not calls
+    assert product["input_spikes"] == gathered["input_spikes"]
+    assert gathered["counts"].sum() > 20 * len(signed), "vacuous: the layer hardly fired"
+    assert float((product["counts"] != gathered["counts"]).float().mean()) < 1e-3
+
+
 def test_a_bfloat16_drive_is_the_float32_drive_within_two_roundings():
     # J = s w^T with w rounded to bfloat16 (8 significant bits: a relative error <= 2^-8
     # each, and w >= 0) and the sum rounded once more:

@@ -197,10 +197,10 @@ class DoGLIFParams:
         depends on the CPU (``benchmarks/dog_lif_speed.py``): about four times
         the float32 product's speed with bfloat16 matrix units (AMX), several
         times slower on a CPU with neither those nor AVX-512's bfloat16
-        instructions. With ``"float32"``, where ``torch.compile`` works, the
-        features gather each step's jumps from the weights of the inputs that
-        fired (``_gathered_drive``) instead of multiplying every input's 0 or 1
-        (the uncompiled fallback multiplies).
+        instructions. With ``"float32"`` on the CPU, where ``torch.compile``
+        works, the features gather each step's jumps from the weights of the
+        inputs that fired (``_gathered_drive``) instead of multiplying every
+        input's 0 or 1 (the uncompiled fallback and a GPU multiply).
     """
 
     retina: Literal["zca", "dog"] = "zca"
@@ -724,19 +724,19 @@ def _fused_ready(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Ten
     """
     key = (tuple(signed.shape), tuple(w_felt.shape), bool(p.inhibition_mv), p.drive_dtype,
            str(signed.device), signed.dtype, w_felt.dtype, theta_mv.dtype)
+    gather = _gathers(p, signed.device)
     if key in _WARMED:  # checked at every batch: no tensor made
-        return callable(_LIF_COUNTS.fn) and (p.drive_dtype == "float32"
-                                             or callable(_INPUT_SPIKES.fn))
+        return callable(_LIF_COUNTS.fn) and (gather or callable(_INPUT_SPIKES.fn))
     numbers, p_spike, on, thresh, w_t, low, v, counts = _fused_tensors(signed, w_felt,
                                                                         theta_mv, p)
-    if low is None:  # float32: the jumps are gathered (no compiled input spikes)
+    if gather:  # the jumps are gathered: no compiled input spikes
         jump = torch.zeros(v.shape, dtype=w_t.dtype, device=signed.device)
     else:
         u = torch.ones(tuple(signed.shape), dtype=torch.float32, device=signed.device)
         s = _INPUT_SPIKES(p_spike, on, u)
         if s is None:
             return False
-        jump = s.to(low) @ w_t
+        jump = (s.to(low) if low is not None else s) @ w_t
     if _LIF_COUNTS(jump, v, counts, thresh, *numbers) is None:
         return False
     _WARMED.add(key)
@@ -787,22 +787,30 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
     numbers, p_spike, on, thresh, w_t, low, v, counts = _fused_tensors(signed, w_felt,
                                                                         theta_mv, p)
     n_input_spikes = torch.zeros((), dtype=torch.float64, device=dev)
-    if low is None:  # which of its pair's two inputs each input pair would fire: ON j, OFF h + j
+    gather = _gathers(p, dev)
+    if gather:  # which of its pair's two inputs each input pair would fire: ON j, OFF h + j
         h = signed.shape[1]
         pair_input = torch.arange(h, device=dev) + h * (signed <= 0).long()
         w_rows = w_t.contiguous()
     for _ in range(p.steps):
         u = torch.from_numpy(rng.random(tuple(signed.shape), dtype=np.float32)).to(dev)
-        if low is None:
+        if gather:
             jump, fired = _gathered_drive(u < p_spike, pair_input, w_rows)
             n_input_spikes += fired
         else:
             s = _INPUT_SPIKES.fn(p_spike, on, u)
             n_input_spikes += s.sum(dtype=torch.float64)
             # a bfloat16 jump is added to the float32 potential exactly (its float32 value)
-            jump = s.to(low) @ w_t
+            jump = (s.to(low) if low is not None else s) @ w_t
         v, counts = _LIF_COUNTS.fn(jump, v, counts, thresh, *numbers)
     return {"counts": counts, "input_spikes": float(n_input_spikes)}
+
+
+def _gathers(p: DoGLIFParams, device: torch.device) -> bool:
+    """Whether :func:`_fused_run` gathers the drive (:func:`_gathered_drive`): the float32
+    drive on the CPU. On a GPU it keeps the dense product: the gather, which waits for the
+    host at every step (``nonzero``), has not been measured there."""
+    return p.drive_dtype == "float32" and device.type == "cpu"
 
 
 def _gathered_drive(fired: torch.Tensor, pair_input: torch.Tensor,
