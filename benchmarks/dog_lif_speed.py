@@ -97,10 +97,13 @@ def main() -> None:
     print(f"{args.filters} filters, {p.side} x {p.side} positions, {p.steps} steps, "
           f"{p.drive_dtype} drive; {torch.get_num_threads()} threads")
     rows = []
-    # compiles the steps (seconds) at the sizes of a batch, before the clock starts
-    compiled = D.layer._fused_ready(
-        torch.zeros(min(p.image_batch, len(images)) * p.side ** 2, p.n_inputs // 2),
-        D.layer._felt(net.w_mv, p), net.theta_mv, p)
+    def warm_up(layer: D.DoGLIF) -> bool:
+        """Compile the layer's steps (seconds) at the sizes of a batch, before the clock starts."""
+        batch = torch.zeros(min(p.image_batch, len(images)) * p.side ** 2, p.n_inputs // 2)
+        return D.layer._fused_ready(batch, D.layer._felt(layer.w_mv, layer.params),
+                                    layer.theta_mv, layer.params)
+
+    compiled = warm_up(net)
     net.features(images[:2], seed=1, progress=False)
     start = time.perf_counter()
     out = net.features(images, seed=1, progress=False)
@@ -111,10 +114,7 @@ def main() -> None:
     other = "float32" if p.drive_dtype == "bfloat16" else "bfloat16"
     twin = D.DoGLIF(replace(p, drive_dtype=other), seed=args.seed)
     twin.load_state_dict(net.state_dict())
-    # its own steps compiled at a batch's sizes too (the float32 drive compiles no input spikes)
-    D.layer._fused_ready(torch.zeros(min(p.image_batch, len(images)) * p.side ** 2,
-                                     p.n_inputs // 2),
-                         D.layer._felt(twin.w_mv, twin.params), twin.theta_mv, twin.params)
+    warm_up(twin)  # its own steps too (the float32 drive compiles no input spikes)
     twin.features(images[:2], seed=1, progress=False)
     start = time.perf_counter()
     twin_spikes = twin.features(images, seed=1, progress=False)["filter_spikes"].sum(axis=1)

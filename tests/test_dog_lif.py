@@ -468,7 +468,10 @@ def test_the_gathered_drive_is_the_product_of_the_spikes_and_the_weights():
     u = torch.rand(signed.shape, generator=torch.Generator().manual_seed(1))
     p_spike = signed.abs() * p.p_max
     s = L._input_spikes(p_spike, (signed > 0).float(), u)
-    pair_input = torch.arange(h) + h * (signed <= 0).long()
+    pair_input = L._pair_input(signed)
+    # the input each pair fires through is the one _input_spikes puts its spike in
+    fired_at = s.nonzero(as_tuple=True)
+    assert torch.equal(fired_at[1], pair_input[fired_at[0], fired_at[1] % h])
     jump, fired = L._gathered_drive(u < p_spike, pair_input, w.T.contiguous())
     assert fired == int(s.sum()) and 0 < fired < s.numel() / 3
     exact = s.double() @ w.T.double()

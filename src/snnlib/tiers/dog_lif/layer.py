@@ -788,10 +788,8 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
                                                                         theta_mv, p)
     n_input_spikes = torch.zeros((), dtype=torch.float64, device=dev)
     gather = _gathers(p, dev)
-    if gather:  # which of its pair's two inputs each input pair would fire: ON j, OFF h + j
-        h = signed.shape[1]
-        pair_input = torch.arange(h, device=dev) + h * (signed <= 0).long()
-        w_rows = w_t.contiguous()
+    if gather:
+        pair_input, w_rows = _pair_input(signed), w_t.contiguous()
     for _ in range(p.steps):
         u = torch.from_numpy(rng.random(tuple(signed.shape), dtype=np.float32)).to(dev)
         if gather:
@@ -813,6 +811,14 @@ def _gathers(p: DoGLIFParams, device: torch.device) -> bool:
     return p.drive_dtype == "float32" and device.type == "cpu"
 
 
+def _pair_input(signed: torch.Tensor) -> torch.Tensor:
+    """Which of its two inputs each input pair ``j`` of signed intensities ``(M, h)`` fires
+    through: ON (``j``) where :math:`c > 0`, else OFF (``h + j``), as :func:`_input_spikes`
+    splits them (an intensity of 0 never fires)."""
+    h = signed.shape[1]
+    return torch.arange(h, device=signed.device) + h * (signed <= 0).long()
+
+
 def _gathered_drive(fired: torch.Tensor, pair_input: torch.Tensor,
                     w_rows: torch.Tensor) -> tuple[torch.Tensor, int]:
     """The jumps :math:`J = s\\, w^T` of one step, summed over the inputs that fired only.
@@ -821,7 +827,7 @@ def _gathered_drive(fired: torch.Tensor, pair_input: torch.Tensor,
 
     ``fired`` ``(M, h)`` bool says whether the input pair ``j`` of position ``m`` fired
     (:func:`poisson_on_off`'s :math:`u < |c|\\, p_{max}`), ``pair_input`` ``(M, h)`` which of its
-    two inputs that is (ON: ``j``, OFF: ``h + j``), and ``w_rows`` is :math:`w^T`
+    two inputs that is (:func:`_pair_input`), and ``w_rows`` is :math:`w^T`
     ``(n_inputs, K)``, contiguous. The same spikes as :func:`_input_spikes` and the same sum as
     the product ``s @ w_rows``, in another order (so equal up to float32 rounding), but
     with the work of the inputs that fire (a few percent of them) instead of every input:
