@@ -483,6 +483,23 @@ def test_airbench_schedule_rises_linearly_falls_to_zero_and_resumes(tmp_path):
     _assert_resumes_to(full, TINY, images, labels, p, tmp_path / "cnn.pt", stop=2)
 
 
+def test_one_cycle_schedule_with_a_warm_up_of_exactly_one_step(tmp_path):
+    # 80 images in batches of 16 for 1 epoch: 5 steps, a warm-up of 0.2 x 5 = 1 step,
+    # where PyTorch's OneCycleLR divides by zero
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 80)
+    images = rng.integers(0, 256, (80, 32, 32, 3), dtype=np.uint8)
+    p = C.TrainParams(epochs=1, batch_size=16, max_lr=0.1, warmup=0.2)
+    assert p.schedule != "airbench" and p.warmup * 5 == 1
+    torch.manual_seed(0)
+    C.train_cnn(C.ConvNet(TINY), images, labels, p, seed=1, progress=False,
+                checkpoint=tmp_path / "one.pt")
+    state = runs.load_torch(tmp_path / "one.pt")
+    assert state["scheduler"]["last_epoch"] == 5
+    # annealed to max_lr / 25 / 1e4 (PyTorch's div_factor, the tier's final_div_factor)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.1 / 25 / 1e4)
+
+
 def _synapses(path: nn.Sequential, shape) -> int:
     """Brute force: the non-zero entries of the path's Jacobian (random, non-zero weights)."""
     jac = torch.autograd.functional.jacobian(lambda v: path(v.reshape(1, *shape)).flatten(),

@@ -940,9 +940,14 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
             sched = torch.optim.lr_scheduler.LambdaLR(
                 opt, lambda k: _airbench_lr_factor(k, rise, total_steps))
         else:
+            # PyTorch divides by zero when the warm-up is exactly one step (warmup x steps
+            # = 1); a warm-up a hair longer is the same schedule: step 0 at the starting
+            # rate, then the anneal
+            pct_start = (math.nextafter(p.warmup, 1.0) if p.warmup * total_steps == 1
+                         else p.warmup)
             sched = torch.optim.lr_scheduler.OneCycleLR(
                 opt, max_lr=max_lrs, epochs=p.epochs, steps_per_epoch=steps_per_epoch,
-                pct_start=p.warmup, final_div_factor=1e4, cycle_momentum=p.cycle_momentum,
+                pct_start=pct_start, final_div_factor=1e4, cycle_momentum=p.cycle_momentum,
                 # rounded: 0.9 - 0.05 is 0.8500000000000001
                 base_momentum=round(p.momentum - 0.05, 12),
                 max_momentum=round(p.momentum + 0.05, 12))
