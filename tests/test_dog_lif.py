@@ -508,6 +508,33 @@ def test_the_compiled_steps_gather_on_the_cpu_and_multiply_elsewhere(monkeypatch
     assert float((product["counts"] != gathered["counts"]).float().mean()) < 1e-3
 
 
+def test_the_uncompiled_loop_gathers_too_and_records_the_inputs_that_fired(monkeypatch):
+    # without learning, the float32 loop on the CPU (recording, or where nothing compiles)
+    # gathers its drive as the compiled steps do; what it records is the ON/OFF spikes that
+    # poisson_on_off draws from the same numbers; learning multiplies
+    p = D.DoGLIFParams(n_filters=32)
+    signed, w, theta = _random_layer(p, 600, seed=5)
+    calls = []
+    real = L._gathered_drive
+    monkeypatch.setattr(L, "_gathered_drive", lambda *a: calls.append(1) or real(*a))
+    rec = D.layer_run(signed, w, theta, p, np.random.default_rng(6), record=True)
+    assert len(calls) == p.steps
+    rng = np.random.default_rng(6)
+    drawn = torch.stack([D.poisson_on_off(signed, p.p_max, rng) > 0 for _ in range(p.steps)])
+    assert torch.equal(rec["input_trains"], drawn)
+    assert rec["input_spikes"] == float(drawn.sum()) > 0
+    assert rec["counts"].sum() > 20 * len(signed), "vacuous: the layer hardly fired"
+    monkeypatch.setattr(L, "_gathers", lambda *a: False)
+    product = D.layer_run(signed, w, theta, p, np.random.default_rng(6), record=True)
+    assert len(calls) == p.steps  # not called again
+    assert torch.equal(product["input_trains"], rec["input_trains"])
+    assert float((product["counts"] != rec["counts"]).float().mean()) < 1e-3
+    monkeypatch.undo()
+    monkeypatch.setattr(L, "_gathered_drive", lambda *a: calls.append(1) or real(*a))
+    D.layer_run(signed, w, theta, p, np.random.default_rng(6), learn=True)
+    assert len(calls) == p.steps
+
+
 def test_a_bfloat16_drive_is_the_float32_drive_within_two_roundings():
     # J = s w^T with w rounded to bfloat16 (8 significant bits: a relative error <= 2^-8
     # each, and w >= 0) and the sum rounded once more:

@@ -197,10 +197,10 @@ class DoGLIFParams:
         depends on the CPU (``benchmarks/dog_lif_speed.py``): about four times
         the float32 product's speed with bfloat16 matrix units (AMX), several
         times slower on a CPU with neither those nor AVX-512's bfloat16
-        instructions. With ``"float32"`` on the CPU, where ``torch.compile``
-        works, the features gather each step's jumps from the weights of the
-        inputs that fired (``_gathered_drive``) instead of multiplying every
-        input's 0 or 1 (the uncompiled fallback and a GPU multiply).
+        instructions. With ``"float32"`` on the CPU, the features and rasters
+        gather each step's jumps from the weights of the inputs that fired
+        (``_gathered_drive``) instead of multiplying every input's 0 or 1, with
+        ``torch.compile`` or without it (learning and a GPU multiply).
     """
 
     retina: Literal["zca", "dog"] = "zca"
@@ -526,6 +526,8 @@ def layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
     :func:`snnlib.neurons.lif_delta_step` with jumps :math:`s\\, w^T` (mV; less
     :math:`\\alpha \\bar w` per input spike with ``p.feedforward_inhibition``),
     threshold offsets :math:`\\theta` and lateral inhibition ``p.inhibition_mv``.
+    Without learning, a float32 drive on the CPU adds the weights of the inputs
+    that fired (``_gathered_drive``: the same sum, in another order, as the product).
 
     With ``learn``: no lateral inhibition but a hard winner-take-all (the
     first neuron to fire at a position is its winner, ties going to the
@@ -617,10 +619,20 @@ def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
         rows = torch.arange(m, device=dev)
     trains, v_rec, in_rec = [], [], []
     w_t, low = _drive_weights(w_felt, p, learn)
+    gather = not learn and _gathers(p, dev)  # as _fused_run: the same sums in the same order
+    if gather:
+        pair_input, w_rows, on = _pair_input(signed), w_t.contiguous(), signed > 0
     for _ in range(p.steps):
-        s = _poisson_on_off(signed, p.p_max, rng)
-        n_input_spikes += float(s.sum())
-        jump = (s.to(low) @ w_t).float() if low is not None else s @ w_t
+        if gather:
+            fired = poisson_step(signed.abs(), p.p_max, generator=rng) > 0
+            jump, n_fired = _gathered_drive(fired, pair_input, w_rows)
+            n_input_spikes += n_fired
+            if record:  # the spikes of the ON and OFF inputs, as _poisson_on_off gives them
+                s = torch.cat([fired & on, fired & ~on], dim=-1)
+        else:
+            s = _poisson_on_off(signed, p.p_max, rng)
+            n_input_spikes += float(s.sum())
+            jump = (s.to(low) @ w_t).float() if low is not None else s @ w_t
         spikes, v = lif_delta_step(v, jump, lif, theta_mv=theta_mv,
                                    inhibition_mv=0.0 if learn else p.inhibition_mv)
         if learn:
@@ -769,7 +781,7 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
                p: DoGLIFParams, rng: np.random.Generator) -> dict | None:
     """:func:`_layer_run` for features (no learning, no recording), each step's elementwise
     work compiled (:func:`_lif_counts`, and :func:`_input_spikes` for the bfloat16 drive):
-    the same random numbers and equations as the uncompiled loop, with fewer passes over
+    the same random numbers, drive and equations as the uncompiled loop, with fewer passes over
     memory (with the drive as a dense product: 1.4 times the speed of the uncompiled
     feature pass for 256 filters and 15 steps, 1.7 times for 512 and 30 steps on two CPU
     cores, ``benchmarks/dog_lif_speed.py``). The float32 drive is gathered from the
@@ -805,8 +817,8 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
 
 
 def _gathers(p: DoGLIFParams, device: torch.device) -> bool:
-    """Whether :func:`_fused_run` gathers the drive (:func:`_gathered_drive`): the float32
-    drive on the CPU. On a GPU it keeps the dense product: the gather, which waits for the
+    """Whether a feature pass (:func:`_fused_run`, and :func:`_layer_run` without learning)
+    gathers the drive (:func:`_gathered_drive`): the float32 drive on the CPU. On a GPU it keeps the dense product: the gather, which waits for the
     host at every step (``nonzero``), has not been measured there."""
     return p.drive_dtype == "float32" and device.type == "cpu"
 
