@@ -496,8 +496,27 @@ def test_one_cycle_schedule_with_a_warm_up_of_exactly_one_step(tmp_path):
                 checkpoint=tmp_path / "one.pt")
     state = runs.load_torch(tmp_path / "one.pt")
     assert state["scheduler"]["last_epoch"] == 5
-    # annealed to max_lr / 25 / 1e4 (PyTorch's div_factor, the tier's final_div_factor)
-    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.1 / 25 / 1e4)
+    # the weights' rate (the last group; the first holds the batch norms' biases) annealed
+    # after its peak: PyTorch leaves the rate of a 6th step, past the anneal's minimum
+    assert 0 < state["optimizer"]["param_groups"][-1]["lr"] < 0.1 / 2
+
+
+@pytest.mark.parametrize("n, steps", [(17, 1), (18, 2)])
+def test_a_last_batch_of_one_image_sits_the_epoch_out(tmp_path, n, steps):
+    # five pools: the last batch norms see 1 x 1 maps, where one image has no batch statistics
+    # (PyTorch refuses it); a last batch of two images is trained on
+    params = C.ConvNetParams(widths=(4,) * 6, pool_after=(0, 1, 2, 3, 4))
+    assert params.final_side() == 1
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, n)
+    images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    p = C.TrainParams(epochs=2, batch_size=16, max_lr=0.1, warmup=0.3)
+    torch.manual_seed(0)
+    C.train_cnn(C.ConvNet(params), images, labels, p, seed=1, progress=False,
+                checkpoint=tmp_path / "cnn.pt")
+    assert runs.load_torch(tmp_path / "cnn.pt")["scheduler"]["last_epoch"] == 2 * steps
+    with pytest.raises(ValueError, match="at least 2 images"):
+        C.train_cnn(C.ConvNet(params), images[:1], labels[:1], p, seed=1, progress=False)
 
 
 def _synapses(path: nn.Sequential, shape) -> int:

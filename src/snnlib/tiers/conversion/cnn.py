@@ -830,6 +830,11 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
               device: str = "cpu", numerics: Numerics | None = None) -> dict:
     """Train ``model`` on uint8 ``images`` ``(N, 32, 32, 3)``; resumable from ``checkpoint``.
 
+    Each epoch takes the images in a new shuffled order, in batches of
+    ``p.batch_size``; where the last batch would hold a single image, that
+    image sits the epoch out (a batch norm learns from a batch's statistics,
+    and one image on a 1 x 1 map has none).
+
     The checkpoint (model, optimiser, schedule, generator and history) is
     written atomically after every epoch; a call with the same arguments
     after an interruption continues from the last finished epoch and ends
@@ -906,6 +911,9 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                              f"{model.params.whitening_px}); take larger windows")
     x = _images_tensor(images, "images", where)
     _labels_for("labels", labels, len(x), where)
+    if len(x) < 2:
+        raise ValueError(f"{where}: training needs at least 2 images (a batch norm learns from "
+                         f"a batch's statistics), got {len(x)}")
     x_eval = _images_tensor(eval_images, "eval_images", where) if eval_images is not None else None
     if x_eval is not None:
         _labels_for("eval_labels", eval_labels, len(x_eval), where, of="eval_images")
@@ -920,7 +928,9 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                   if numerics is not None and numerics.channels_last else {})
         model.to(device, **layout)
         y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-        steps_per_epoch = math.ceil(len(x) / p.batch_size)
+        # a last batch of one image is left out (its batch norms would have no statistics
+        # on a 1 x 1 map): that epoch's last image in its shuffled order
+        steps_per_epoch = len(x) // p.batch_size + (len(x) % p.batch_size > 1)
         if p.bias_lr_scale == 1.0:
             groups, max_lrs = [{"params": list(model.parameters())}], p.max_lr
         else:  # batch norms' biases faster, their weight decay per step unchanged
@@ -995,7 +1005,8 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                 model.train()
                 order = torch.randperm(len(x), generator=g)
                 total, correct, seen = 0.0, 0, 0
-                bar = tqdm(range(0, len(x), p.batch_size), disable=not progress, unit="batch",
+                bar = tqdm(range(0, steps_per_epoch * p.batch_size, p.batch_size),
+                           disable=not progress, unit="batch",
                            desc=f"tier 3, CNN epoch {epoch + 1}/{p.epochs}", leave=False)
                 flips = None if base_flips is None else base_flips ^ bool(epoch % 2)
                 windows = p.small_crop_px if epoch < p.small_crop_epochs else None
