@@ -824,6 +824,19 @@ def run_brian2(net, duration_ms: float, codegen_target: str = "numpy") -> None:
         gc.unfreeze()
 
 
+def _seed_brian2(seed: int) -> None:
+    """Seed Brian2's random numbers with ``seed`` modulo :math:`2^{32} - 1`.
+
+    Brian2's runtime device seeds NumPy's generator, which refuses seeds of
+    :math:`2^{32}` and above; the tiers derive a seed for each chunk of a
+    simulation (``seed * 1_000_003 + chunk``), which passes that bound from
+    ``seed = 4295``. Smaller seeds are passed as they are.
+    """
+    import brian2 as b2
+
+    b2.seed(int(seed) % (2**32 - 1))
+
+
 def _b2_namespace(p: LIFParams) -> dict:
     import brian2 as b2
 

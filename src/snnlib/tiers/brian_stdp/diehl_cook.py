@@ -51,7 +51,7 @@ import numpy as np
 from ... import _validate as check
 from ... import runs
 from ...encoding import PoissonParams
-from ...neurons import LIFParams, build_lif_group, run_brian2
+from ...neurons import LIFParams, _seed_brian2, build_lif_group, run_brian2
 from ...plasticity import STDPParams, build_stdp_synapses, normalize_weights
 
 __all__ = ["BrianSTDPNetwork", "BrianSTDPParams", "DC_EXC", "DC_INH", "DC_STDP", "FrozenReplicas",
@@ -490,7 +490,7 @@ class BrianSTDPNetwork:
         return counts
 
     def _chunk_seed(self, chunk: int, boost: int = 0) -> int:
-        return (self.seed * 1_000_003 + chunk * 101 + boost) % (2**32 - 1)
+        return self.seed * 1_000_003 + chunk * 101 + boost  # _seed_brian2 folds it
 
     def fit(
         self,
@@ -589,7 +589,7 @@ class BrianSTDPNetwork:
         chunk = position // p.chunk_images
         while position < n:
             idx = np.arange(position, min(n, position + p.chunk_images))
-            b2.seed(self._chunk_seed(chunk))
+            _seed_brian2(self._chunk_seed(chunk))
             counts = self._present(x[idx], p.encoding.max_rate_hz)
             run["presentations"] += len(idx)
             silent = counts[watched - 1].sum(axis=1) < p.min_spikes
@@ -597,7 +597,7 @@ class BrianSTDPNetwork:
             for boost in range(1, p.max_boosts + 1):
                 if not silent.any():
                     break
-                b2.seed(self._chunk_seed(chunk, boost))
+                _seed_brian2(self._chunk_seed(chunk, boost))
                 retry = self._present(x[idx[silent]], p.encoding.max_rate_hz + boost * p.boost_hz)
                 run["presentations"] += int(silent.sum())
                 for k in range(active):
@@ -664,7 +664,7 @@ class BrianSTDPNetwork:
         for r in self._resets[0]:
             r.active = False
         self._input_monitor.active = True
-        b2.seed(self.seed)
+        _seed_brian2(self.seed)
         start = time.perf_counter()
         spikes_before = self.monitors[0].num_spikes
         for image in tqdm(x, disable=not progress, unit="img", desc="naive loop"):
@@ -697,7 +697,7 @@ class BrianSTDPNetwork:
         for chunk, first in enumerate(tqdm(range(0, len(x), p.chunk_images), disable=not progress,
                                            unit="chunk", desc="spike counts")):
             idx = np.arange(first, min(len(x), first + p.chunk_images))
-            b2.seed(self._chunk_seed(10**6 + chunk))
+            _seed_brian2(self._chunk_seed(10**6 + chunk))
             for k, c in enumerate(self._present(x[idx], p.encoding.max_rate_hz)):
                 out[k][idx] = c
         return out
@@ -903,7 +903,7 @@ class FrozenReplicas:
             self.input.t_start = self.net.t
             t0 = float(self.net.t / b2.ms)
             before = [m.num_spikes for m in self.monitors]
-            b2.seed((seed * 1_000_003 + chunk) % (2**32 - 1))
+            _seed_brian2(seed * 1_000_003 + chunk)
             run_brian2(self.net, n_slots * slot, p.codegen_target)
             for k, (monitor, start, lp) in enumerate(zip(self.monitors, before, self.layers)):
                 t, i = _spikes_since(monitor, start, t0)

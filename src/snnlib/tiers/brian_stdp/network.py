@@ -81,7 +81,7 @@ import torch.nn.functional as F
 
 from ... import _validate as check
 from ... import retina as R
-from ...neurons import LIFParams, _named_clock, connect_brian2, run_brian2
+from ...neurons import LIFParams, _named_clock, _seed_brian2, connect_brian2, run_brian2
 
 __all__ = ["ConvLayerParams", "ConvLearner", "drive_brightness_correlation", "features",
            "FrozenLayers", "IMAGE_PX", "initial_layer", "layer2_patches", "pool_counts",
@@ -750,7 +750,7 @@ class FrozenLayers:
         pool_before = self.pool_monitor.num_spikes
         trains_from = [m.num_spikes if m.record else 0 for m in (self.pool_monitor,
                                                                  *self.monitors[1:])]
-        b2.seed(int(seed))
+        _seed_brian2(int(seed))
         t0 = float(self.net.t / b2.ms)
         run_brian2(self.net, chunks * self.steps * p.dt_ms, p.codegen_target)
         self._close_chunk()
@@ -939,7 +939,7 @@ class ConvLearner:
         self.neurons.theta = np.tile(self.thresholds, c) * b2.mV
         start, in_start = self.monitor.num_spikes, self.input_monitor.num_spikes
         t0 = float(self.net.t / b2.ms)
-        b2.seed(int(self.seed) * 1_000_003 + self._batches)
+        _seed_brian2(int(self.seed) * 1_000_003 + self._batches)
         run_brian2(self.net, p.learning_steps(self.layer) * p.dt_ms, p.codegen_target)
         self._batches += 1
         winner = self._winners(self.monitor, start, self.input_monitor, in_start, t0, n)

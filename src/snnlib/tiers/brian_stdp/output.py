@@ -95,7 +95,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import _validate as check
-from ...neurons import _named_clock, connect_brian2, run_brian2
+from ...neurons import _named_clock, _seed_brian2, connect_brian2, run_brian2
 
 __all__ = ["PopulationParams", "PopulationReadout", "toy_features"]
 
@@ -415,7 +415,7 @@ class PopulationReadout:
         self.syn.post.active = learn  # the eligibility only matters while learning
         self._pos, self._step, self._decisions, self._counts = 0, 0, [], []
         self._ties = np.random.default_rng([seed, 11])  # a random class among tied ones
-        b2.seed(int(seed))
+        _seed_brian2(int(seed))
         # one more step: the boundary at its start closes the last image
         run_brian2(self.net, (len(u) * steps + 1) * self.p.dt_ms, self.p.codegen_target)
         self.last_counts = np.array(self._counts[:len(u)]).reshape(len(u), self.p.n_neurons)
