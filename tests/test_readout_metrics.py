@@ -36,6 +36,20 @@ def test_logistic_regression_separates_separable_classes_and_not_noise():
         readout.logistic_regression(x, y[:10], xt, yt)
 
 
+@pytest.mark.parametrize("backend", ["sklearn", "torch"])
+def test_a_class_with_one_training_row_takes_the_middle_c_without_validation(backend):
+    # 20 rows, 10 per class on average, but one class has a single row: no stratified fifth
+    rng = np.random.default_rng(1)
+    y = np.array([0] * 19 + [1])
+    x = rng.normal(0, 1, (20, 3)) + 4.0 * y[:, None]
+    out = readout.logistic_regression(x, y, x, y, cs=(0.01, 0.1, 1.0), backend=backend)
+    assert out["validation"] == {} and out["c"] == 0.1 and out["accuracy"] >= 0.95
+    # two rows of that class: the fifth is held out as usual
+    y2 = np.array([0] * 18 + [1] * 2)
+    out = readout.logistic_regression(x, y2, x, y2, cs=(0.01, 0.1, 1.0), backend=backend)
+    assert set(out["validation"]) == {0.01, 0.1, 1.0}
+
+
 def test_logistic_regression_in_float32_predicts_as_float64_does():
     rng = np.random.default_rng(1)
     y = np.repeat(np.arange(3), 60)

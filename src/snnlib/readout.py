@@ -118,7 +118,8 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
         Inverse regularisation strengths tried; the one with the best
         accuracy on a seeded, stratified fifth of the training set is refitted
         on all of it. When that fifth would hold fewer than two images per
-        class (tiny runs), the middle one is used without validation.
+        class (tiny runs), or a class has a single training image, the middle
+        one is used without validation.
     dtype : numpy float type
         Precision of the fit. ``np.float32`` halves the memory and roughly
         halves the time on large feature sets (tier 2's 50,000 x 4,608).
@@ -173,7 +174,8 @@ def logistic_regression(train_x, train_y, test_x, test_y, *, cs: Sequence[float]
     solve = _solver(backend)(len(classes), max_iter)
     validation = {}
     with _threads(backend):
-        if len(cs) > 1 and 0.2 * len(train_y) >= 2 * len(classes):
+        if (len(cs) > 1 and 0.2 * len(train_y) >= 2 * len(classes)
+                and np.bincount(index).min() >= 2):  # a stratified split needs 2 of each
             validation = _held_out(train_x, index, cs, seed, solve)
             best = max((float(c) for c in cs), key=validation.get)  # ties: the first in cs
         else:
