@@ -185,6 +185,15 @@ def test_competitive_learning_separates_two_patterns():
     assert torch.allclose(net.w_mv.sum(1), torch.full((2,), p.w_sum_mv), rtol=1e-4)
 
 
+def test_the_spread_of_the_wins_is_0_for_a_layer_of_one_neuron():
+    rng = np.random.default_rng(0)
+    patches = torch.from_numpy(rng.uniform(-1, 1, (50, D.DoGLIFParams().n_inputs // 2))).float()
+    one = D.DoGLIF(D.DoGLIFParams(n_filters=1, steps=10, patch_batch=50), seed=0)
+    assert one.learn_batch(patches, rng)["wins_cv"] == 0.0
+    net = D.DoGLIF(D.DoGLIFParams(n_filters=4, steps=10, patch_batch=50), seed=0)
+    assert np.isfinite(net.learn_batch(patches, np.random.default_rng(1))["wins_cv"])
+
+
 def test_pooling_sums_counts_over_regions():
     counts = torch.arange(2 * 28 * 28 * 3, dtype=torch.float32).reshape(2 * 28 * 28, 3)
     pooled = D.layer._pool(counts, 2, 28, 3)

@@ -1013,7 +1013,8 @@ class DoGLIF:
         # a threshold at least 10% of the gap above rest: no neuron fires without input
         self.theta_mv.clamp_(min=-0.9 * p.v_gap_mv)
         return {"no_winner": float((out["winner"] < 0).float().mean()),
-                "wins_cv": float(wins.std() / wins.mean().clamp_min(1e-9)),
+                # one neuron: no spread (torch's std of one value is NaN)
+                "wins_cv": float(wins.std() / wins.mean().clamp_min(1e-9)) if k > 1 else 0.0,
                 "theta_mv": (float(self.theta_mv.min()), float(self.theta_mv.max())),
                 "w_change": change}
 
