@@ -477,6 +477,20 @@ def test_first_layer_filters_show_the_first_convolution():
         plots.first_layer_filters(nn.Sequential(nn.ReLU()))
 
 
+def test_spike_raster_says_where_a_layer_had_no_active_neuron():
+    # record_spikes records no neuron of a layer without a positive activation: (T, 1, 0)
+    g = torch.Generator().manual_seed(0)
+    spikes = [torch.rand(16, 1, 3, generator=g) < 0.5, torch.zeros(16, 1, 0, dtype=torch.bool)]
+    recording = {"spikes": spikes, "activations": [torch.tensor([0.1, 0.5, 0.9]),
+                                                   torch.zeros(0)],
+                 "neurons": [torch.arange(3), torch.zeros(0, dtype=torch.long)], "steps": 16}
+    fig = plots.spike_raster(recording, layer_names=["conv1", "conv2"])
+    silent = next(ax for ax in fig.axes if ax.get_title() == "conv2")
+    assert not silent.collections and "no active neuron" in silent.texts[0].get_text()
+    drawn = next(ax for ax in fig.axes if ax.get_title() == "conv1").collections[0]
+    assert len(drawn.get_offsets()) == int(spikes[0].sum()) > 0
+
+
 def test_spike_raster_draws_every_recorded_spike():
     g = torch.Generator().manual_seed(0)
     spikes = [torch.rand(16, 1, 4, generator=g) < p for p in (0.2, 0.6)]

@@ -237,6 +237,13 @@ def spike_raster(recording: dict, *, layer_names=None, ncols: int = 3, title: st
             ax.set_axis_off()
             continue
         spikes = recording["spikes"][j]
+        if spikes.shape[-1] == 0:  # record_spikes found no positive activation in this layer
+            ax.set_title(names[j])
+            ax.set_yticks([])
+            ax.text(0.5, 0.5, "no active neuron\nfor this image", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8)
+            ax.set_xlabel("time step" if j >= n - ncols else "")
+            continue
         counts = spikes.sum(dim=(0, 1)).tolist()
         viz.raster(spikes, 1.0, ax=ax, title=names[j], color=f"C{j % 10}",
                    ylabel="activation → spikes" if j % ncols == 0 else "")
