@@ -45,6 +45,25 @@ def test_record_command_prints_a_migrated_record(capsys):
     assert "tier 2 (dog_lif), full profile, on 10000 test images" in out and "0.6811" in out
 
 
+def test_record_prints_an_old_tier_3_record_without_qcfs_or_specific_results(tmp_path,
+                                                                            capsys):
+    import json
+    from pathlib import Path
+
+    legacy = json.loads((Path(__file__).parent / "records_v1" / "conversion.json").read_text())
+    del legacy["qcfs"]  # records from before the QCFS copy
+    (tmp_path / "conversion.json").write_text(json.dumps(legacy))
+    assert cli.main(["record", str(tmp_path / "conversion.json")]) == 0
+    out = capsys.readouterr().out
+    assert "SNN accuracy by steps" in out and "QCFS" not in out
+    rec = json.loads((Path(__file__).parent.parent / "results" / "brian_stdp.json").read_text())
+    rec["specific"] = {}
+    (tmp_path / "brian_stdp.json").write_text(json.dumps(rec))
+    assert cli.main(["record", str(tmp_path / "brian_stdp.json")]) == 0
+    out = capsys.readouterr().out
+    assert "tier 1 (brian_stdp)" in out and "the tier's own results are left out" in out
+
+
 def test_a_missing_record_is_one_clean_line(tmp_path, capsys):
     assert cli.main(["record", str(tmp_path / "none.json")]) == 2
     err = capsys.readouterr().err

@@ -294,7 +294,9 @@ def test_a_bad_record_is_refused_with_the_file_and_the_command(tmp_path):
     for change, message in (({"accuracy": 1.5}, r"accuracy must be a fraction in \[0, 1\]"),
                             ({"format": 9}, "format 9, this snnlib reads format 2"),
                             ({"confusion": [[1]]}, "must cover the 10 classes"),
-                            ({"extra": 1}, "fields this snnlib does not know .extra.")):
+                            ({"extra": 1}, "fields this snnlib does not know .extra."),
+                            ({"variants": None}, "r.json: 'NoneType' object has no attribute"),
+                            ({"tier": "tier9"}, "unknown tier 'tier9' .known: brian_stdp")):
         path = tmp_path / "r.json"
         path.write_text(json.dumps({**good, **change}))
         with pytest.raises(runs.RecordError, match=message):
@@ -311,6 +313,12 @@ def test_a_bad_record_is_refused_with_the_file_and_the_command(tmp_path):
         runs.load_record(RESULTS / "dog_lif.json", tier="conversion")
     with pytest.raises(runs.RecordError, match="unknown tier 'tier9'"):
         runs.migrate_record({"tier": "tier9"})
+    # an old-format record (no "format") that lacks what its tier's migration reads
+    path.write_text(json.dumps({"tier": "brian_stdp", "accuracy": 0.5}))
+    with pytest.raises(runs.RecordError, match=r"r.json: an old-format record of tier "
+                                               r"'brian_stdp' that this snnlib cannot read "
+                                               r"\(KeyError: it lacks '[a-z_]+'\); make it again"):
+        runs.load_record(path)
 
 
 def test_a_record_survives_json_and_says_where_it_ran(tmp_path):

@@ -127,7 +127,12 @@ def print_record(record: runs.TierRecord) -> None:
     for label, speed in (("training", record.training), ("inference", record.inference)):
         if speed.images_per_s is not None:
             print(f"  {label}: {speed.images_per_s:.3g} per second ({speed.what})")
-    for line in tier.record_module().summary_lines(record):
+    try:
+        lines = tier.record_module().summary_lines(record)
+    except (KeyError, TypeError, IndexError, AttributeError) as err:  # an older record's shape
+        lines = [f"(the tier's own results are left out: its 'specific' part has no {err} "
+                 "as this snnlib writes it; a new run of the tier writes them)"]
+    for line in lines:
         print(f"  {line}")
     wall = record.wall_s
     print("  wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items() if v is not None))

@@ -595,7 +595,7 @@ class TierRecord:
             record = cls(**values)
         except RecordError as err:
             raise RecordError(f"{source}: {str(err).removeprefix('TierRecord: ')}") from None
-        except (TypeError, KeyError, ValueError) as err:
+        except (TypeError, KeyError, ValueError, AttributeError) as err:
             raise RecordError(f"{source}: {err}; {_remedy(d.get('tier'))}") from None
         return record
 
@@ -608,6 +608,10 @@ class TierRecord:
         for name in ("tier", "profile", "dataset", "device"):
             if not isinstance(getattr(self, name), str):
                 raise bad(f"{name} must be a str, got {getattr(self, name)!r}")
+        from .tiers import TIERS
+
+        if self.tier not in TIERS:
+            raise bad(f"unknown tier {self.tier!r} (known: {', '.join(TIERS)})")
         for name in ("seed", "train_images", "test_images"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -782,7 +786,15 @@ def migrate_record(old: dict, *, source: str = "record") -> TierRecord:
     tier = old.get("tier")
     if tier not in TIERS:
         raise RecordError(f"{source}: unknown tier {tier!r} (known: {', '.join(TIERS)}).")
-    return TIERS[tier].record_module().to_record(old, device="cpu")
+    try:
+        return TIERS[tier].record_module().to_record(old, device="cpu")
+    except RecordError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        what = f"it lacks {err}" if isinstance(err, KeyError) else str(err)
+        raise RecordError(f"{source}: an old-format record of tier {tier!r} that this snnlib "
+                          f"cannot read ({type(err).__name__}: {what}); "
+                          f"{_remedy(tier)}") from None
 
 
 def common_moves() -> list[tuple[str, str]]:

@@ -137,7 +137,7 @@ def to_record(d: dict, *, device: str, provenance: dict | None = None) -> runs.T
 def summary_lines(record: runs.TierRecord) -> list[str]:
     """What ``python -m snnlib run conversion`` prints beyond the common table."""
     s = record.specific
-    cnn, snn, q = s["cnn"], s["snn"], s["qcfs"]
+    cnn, snn, q = s["cnn"], s["snn"], s.get("qcfs")  # no QCFS in records before it
     lines = [
         f"CNN trained on {record.train_images} images for {cnn['training']['epochs']} epochs in "
         f"{cnn['training']['wall_s']:.0f} s: accuracy {cnn['accuracy']:.4f} "
@@ -152,6 +152,8 @@ def summary_lines(record: runs.TierRecord) -> list[str]:
     for name, acc in var["accuracy_vs_steps"].items():
         lines.append(f"{name:<24} on {var['images']} images: "
                      + ", ".join(f"T={t} {a:.3f}" for t, a in acc.items()))
+    if q is None:
+        return lines
     lines += [
         f"fine-tuned with QCFS ({q['levels']} levels, {q['training']['epochs']} epochs, "
         f"{q['training']['wall_s']:.0f} s): CNN accuracy {q['cnn_accuracy']:.4f} "
