@@ -12,6 +12,7 @@ import json
 import math
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,17 @@ def test_per_class_accuracy_comes_from_the_confusion_matrices(rows):
         d = raw(f.name)
         row = next(r for r in rows if r.key == f.name)
         assert row.per_class == pytest.approx(d["per_class_accuracy"], abs=5e-4)
+
+
+def test_with_every_record_missing_the_per_class_panel_says_so(tmp_path):
+    # chapter 7 pointed at a folder without records: every figure drawn, none refuses
+    empty = C.load_records(tmp_path, profile="book")
+    assert not C.comparison_rows(empty) and len(empty.missing) == 3
+    ax = C.plot_per_class([])
+    assert [t.get_text() for t in ax.texts] == ["no record to compare"]
+    with pytest.raises(ValueError, match="no row holds a per-class accuracy"):
+        C.plot_per_class([replace(r, per_class=None) for r in C.comparison_rows(
+            C.load_records(RESULTS))])
 
 
 def test_a_network_that_can_stay_silent_keeps_its_recorded_per_class_accuracy(rows):
