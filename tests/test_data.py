@@ -125,6 +125,20 @@ def test_truncated_file_is_reported_as_corrupted(tmp_path, small_batches):
         sl.data.load_cifar10("test", tmp_path, download=False)
 
 
+def test_a_batch_this_user_cannot_open_is_not_called_corrupted(tmp_path, small_batches,
+                                                               monkeypatch):
+    write_layout(tmp_path)
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(D, "open", refuse, raising=False)  # as root, chmod would not refuse
+    with pytest.raises(sl.data.CIFARDataError, match="test_batch cannot be opened "
+                                                     r"\(PermissionError.*read access") as err:
+        sl.data.load_cifar10("test", tmp_path, download=False)
+    assert "delete" not in str(err.value) and "corrupt" not in str(err.value)
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -214,6 +228,18 @@ def test_offline_download_names_the_variable_and_the_directory(tmp_path, small_b
     assert "could not be downloaded" in message
     assert str(root) in message and D.DATA_DIR_ENV in message
     assert list(root.iterdir()) == []
+
+
+def test_a_folder_without_the_batches_that_cannot_be_written_is_one_clear_error(
+        tmp_path, small_batches, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted", str(tmp_path))
+
+    monkeypatch.setattr(D.tempfile, "mkdtemp", refuse)
+    with pytest.raises(sl.data.CIFARDataError, match=r"CIFAR-10 was not found in .*cannot be "
+                                                     r"downloaded into that folder") as err:
+        sl.data.load_cifar10("train", tmp_path, download=True)
+    assert D.DATA_DIR_ENV in str(err.value)
 
 
 # --- grayscale and subsets --------------------------------------------------

@@ -218,6 +218,11 @@ def _unpickle(path: Path) -> dict:
             obj = pickle.load(f, encoding="bytes")
     except FileNotFoundError:
         raise
+    except (PermissionError, IsADirectoryError) as err:  # the file may be sound: never advise deleting
+        raise CIFARDataError(
+            f"{path} cannot be opened ({type(err).__name__}: {err}). Give this user read "
+            f"access to it, or point {DATA_DIR_ENV} at a copy you can read."
+        ) from err
     except Exception as err:  # truncated, not a pickle, wrong protocol...
         raise CIFARDataError(
             f"{path} is not a readable CIFAR-10 batch ({type(err).__name__}: {err}). "
@@ -405,8 +410,15 @@ def download_cifar10(
     target = root / FOLDER
     if target.exists():
         return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".cifar10-download-", dir=root))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".cifar10-download-", dir=root))
+    except OSError as err:
+        raise CIFARDataError(
+            f"CIFAR-10 was not found in {root} ('{FOLDER}' is not there), and it cannot be "
+            f"downloaded into that folder ({type(err).__name__}: {err}). Set {DATA_DIR_ENV} "
+            f"to a folder that holds '{FOLDER}', or to one you can write to."
+        ) from err
     try:
         archive = tmp / "cifar-10-python.tar.gz"
         try:
