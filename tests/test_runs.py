@@ -167,6 +167,27 @@ def test_npz_with_pickled_objects_is_refused_and_a_broken_cache_is_set_aside(tmp
     assert "set aside as part.npz.stale, recomputing" in capsys.readouterr().out
 
 
+def test_a_cache_this_user_cannot_read_is_not_set_aside_as_corrupt(tmp_path, monkeypatch):
+    # a permission error is the folder's, not the file's: it is raised, and the cache stays
+    import torch
+
+    cache = tmp_path / "part.npz"
+    runs.save_npz(cache, key=np.array("k"), x=np.arange(10))
+    ckpt = tmp_path / "cnn.pt"
+    torch.save({"w": torch.zeros(2)}, ckpt)
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(np, "load", refuse)
+    with pytest.raises(PermissionError):
+        runs.cached_npz(cache, "k")
+    assert cache.exists() and not (tmp_path / "part.npz.stale").exists()
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(PermissionError):
+        runs.load_torch(ckpt)
+
+
 # --- the device -------------------------------------------------------------------------------
 def test_the_device_comes_from_the_argument_or_the_environment(monkeypatch):
     monkeypatch.delenv(runs.DEVICE_ENV, raising=False)

@@ -269,7 +269,7 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
             ) from None
         raise CheckpointError(f"{path} is corrupt ({err}); delete it and run again: it will be "
                               "recomputed.") from None
-    except MemoryError:  # not the file's fault: never "corrupt, delete it"
+    except (MemoryError, PermissionError):  # not the file's fault: never "corrupt, delete it"
         raise
     except Exception as err:  # OSError, EOFError, BadZipFile...: whatever the bytes make np.load do
         raise CheckpointError(f"{path} is truncated or corrupt ({type(err).__name__}: {err}); "
@@ -302,7 +302,7 @@ def load_torch(path: str | os.PathLike) -> dict:
             f"{path} was refused: it asks to build Python {what}, which snnlib's checkpoints "
             "never hold. It may come from an older snnlib or have been crafted; nothing in it "
             "was run. Delete it (or move it away) and run again to recompute it.") from None
-    except MemoryError:  # not the file's fault: never "corrupt, delete it"
+    except (MemoryError, PermissionError):  # not the file's fault: never "corrupt, delete it"
         raise
     except Exception as err:  # RuntimeError, EOFError, BadZipFile, IndexError...: corrupt bytes
         first = str(err).split(". ")[0].strip()[:120]
