@@ -77,10 +77,15 @@ class Tier:
 
     def run(self, profile, *, out_dir, seed: int = 2026, device: str | None = None,
             progress: bool = True, **options):
-        """``run_tier`` of the tier; a device it cannot use is refused with a clear message."""
+        """``run_tier`` of the tier; a device it cannot use is refused with a clear message.
+
+        ``device`` None: ``$SNNLIB_DEVICE`` (or the CPU), except for a tier that runs on the
+        CPU only, which then runs there whatever the variable says."""
         from .. import runs
 
         _profile_section(profile, self.name, f"{self.name}.run_tier")
+        if device is None and self.devices == ("cpu",):
+            device = "cpu"  # $SNNLIB_DEVICE is for the tiers that can leave the CPU
         device = runs.get_device(device)
         if device.split(":")[0] not in self.devices:
             raise ValueError(f"tier {self.number} ({self.name}) runs on "
