@@ -64,6 +64,24 @@ def test_record_prints_an_old_tier_3_record_without_qcfs_or_specific_results(tmp
     assert "tier 1 (brian_stdp)" in out and "the tier's own results are left out" in out
 
 
+def test_another_seed_runs_in_its_own_folder(tmp_path, monkeypatch, capsys):
+    # its caches (keyed by the seed) would otherwise replace the default seed's
+    from snnlib.tiers import TIERS
+
+    seen = []
+
+    def stop(profile, *, out_dir, seed, **kw):
+        seen.append((out_dir, seed))
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(TIERS["dog_lif"].module(), "run_tier", stop)
+    for extra in ([], ["--seed", "7"], ["--seed", "7", "--out", "mine"]):
+        assert cli.main(["run", "dog_lif", "--profile", "ci", *extra]) == 130
+    assert seen == [("runs/dog_lif/ci", cli.DEFAULT_SEED), ("runs/dog_lif/ci-seed7", 7),
+                    ("mine", 7)]
+
+
 def test_a_missing_record_is_one_clean_line(tmp_path, capsys):
     assert cli.main(["record", str(tmp_path / "none.json")]) == 2
     err = capsys.readouterr().err

@@ -9,7 +9,9 @@
         registry snnlib.tiers.TIERS lists them). Every tier is resumable: run
         the same command again after a kill and it continues from its
         checkpoints. Writes checkpoints, caches and tier_record.json to DIR
-        (default runs/TIER/PROFILE), prints the results, and for the ``full``
+        (default runs/TIER/PROFILE, or runs/TIER/PROFILE-seedN for a --seed other
+        than 2026, so that its caches never replace the default seed's), prints
+        the results, and for the ``full``
         profile copies the record to results/TIER.json (or to --results).
         --device (default $SNNLIB_DEVICE or cpu) chooses where the PyTorch
         tiers compute; tier 1 (Brian2) runs on the CPU.
@@ -62,6 +64,8 @@ class _Parser(argparse.ArgumentParser):
 
 SEED_MAX = 2**32 - 1
 """The largest seed every random generator of the tiers accepts (scikit-learn's limit)."""
+DEFAULT_SEED = 2026
+"""The seed of the book's runs and records (runs/TIER/PROFILE, results/TIER.json)."""
 
 
 def _seed(text: str) -> int:
@@ -146,7 +150,9 @@ def _run(args: argparse.Namespace) -> int:
     tier = TIERS[args.tier]
     if args.hidden_only and tier.name != "brian_stdp":
         raise ValueError("--hidden-only is for tier 1 (brian_stdp).")
-    out = args.out or f"runs/{tier.name}/{profile.name}"
+    # another seed gets its own folder: its caches would otherwise replace the default seed's
+    out = args.out or (f"runs/{tier.name}/{profile.name}" + (
+        "" if args.seed == DEFAULT_SEED else f"-seed{args.seed}"))
     _folder("--out", out)  # before hours of training, not after
     results = None if args.hidden_only else (
         args.results or (f"results/{tier.name}.json" if profile.name == "full" else None))
@@ -254,9 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="train a tier at a profile's size (resumable)")
     p.add_argument("tier", choices=list(TIERS))
     p.add_argument("--profile", default=None, help="ci, book or full (default: $SNNLIB_PROFILE or book)")
-    p.add_argument("--out", default=None, help="output directory (default runs/TIER/PROFILE)")
-    p.add_argument("--seed", type=_seed, default=2026,
-                   help=f"random seed, an integer in [0, {SEED_MAX}] (default 2026)")
+    p.add_argument("--out", default=None, help="output directory (default runs/TIER/PROFILE, "
+                   "or runs/TIER/PROFILE-seedN for another seed than the default)")
+    p.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
+                   help=f"random seed, an integer in [0, {SEED_MAX}] (default {DEFAULT_SEED})")
     p.add_argument("--hidden-only", action="store_true",
                    help="train and evaluate the hidden layers only (tier 1, part 1)")
     p.add_argument("--device", default=None,
