@@ -913,7 +913,8 @@ def _use_style(**kw):
 
 GRAY = np.full((8, 8), 0.5)
 BAD_GRAY = st.one_of(poisoned((8, 8), 0.0, 1.0), poisoned((8, 8), 0.0, 1.0, outside(0, 1)),
-                     st.sampled_from([np.zeros(8), np.zeros((8, 8, 3)), np.full((8, 8), 255.0)]))
+                     st.sampled_from([np.zeros(8), np.zeros((8, 8, 3)), np.full((8, 8), 255.0),
+                                      np.zeros((1, 8, 8))]))
 
 
 @st.composite
@@ -1085,13 +1086,17 @@ register("viz.tier2_position_panel", lambda **kw: M.viz.tier2_position_panel(**k
                                      position_record(trains=np.zeros(5))]),
           "dt_ms": positive(),
           "v_thresh_mv": st.sampled_from([NAN, np.array([INF, 0.0, 0.0]), np.array([])]),
-          "position": bad_int(low=0, high=1)})
+          "position": bad_int(low=0, high=1),
+          "neurons": st.sampled_from([[3], [-1], [0, 5], [1.5]])})
 register("viz.feature_maps", lambda **kw: M.viz.feature_maps(**kw),
          lambda: dict(counts=np.zeros((4, 3)), image=np.zeros((8, 8, 3), np.uint8),
                       filters=[0, 1]),
          {"counts": st.sampled_from([np.full((4, 3), NAN), -np.ones((4, 3)), np.zeros((5, 3)),
                                      np.zeros(4)]),
-          "filters": st.sampled_from([[], [5], [-1]])})
+          "filters": st.sampled_from([[], [5], [-1]]),
+          "image": st.sampled_from([np.zeros((1, 8, 8)), np.zeros((3, 8, 8)), np.zeros(8),
+                                    np.full((8, 8, 3), NAN)]),
+          "w_mv": st.sampled_from([np.zeros((3, 150)), np.zeros((2, 6)), np.zeros(3)])})
 register("viz.if_rate_plot", lambda **kw: M.viz.if_rate_plot(**kw),
          lambda: dict(steps=(4, 16), threshold=1.0),
          {"steps": st.sampled_from([(), (0,), (1.5,), "abc", None, (4, -1)]),
@@ -1115,8 +1120,8 @@ def trace():
 register("viz.conversion_image_panel", lambda **kw: M.viz.conversion_image_panel(**kw),
          lambda: dict(image=np.zeros((8, 8, 3)), trace=trace(), steps=4, layer=0,
                       class_names=["a", "b"], label=None),
-         {"image": st.sampled_from([np.zeros((8, 8, 3)) + NAN, np.zeros(8)]),
-          "trace": st.sampled_from([None, {}]), "steps": st.sampled_from([8, 0, True, "4"]),
+         {"image": st.sampled_from([np.zeros((8, 8, 3)) + NAN, np.zeros(8), np.zeros((3, 8, 8))]),
+          "trace": st.sampled_from([None, {}, {**trace(), "cnn_outputs": [np.zeros(2)] * 2}]), "steps": st.sampled_from([8, 0, True, "4"]),
           "layer": bad_int(low=0, high=0), "label": bad_int(low=0, high=1, none_ok=True)})
 
 

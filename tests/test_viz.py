@@ -340,6 +340,10 @@ def test_tier1_conv_figures_show_their_data():
     fig = sl.viz.spike_rasters({"layer 1": (np.array([0, 5]), np.array([1, 2]))}, steps=15,
                                dt_ms=2.0, image=gray[0])
     assert "2 spikes" in fig.axes[1].get_title(loc="left")
+    with pytest.raises(ValueError, match="titles has 1 names for 2 images"):
+        sl.viz.retina_panel(gray, signed, np.ones((3, 3)), titles=["a"])
+    with pytest.raises(ValueError, match="trains must be a non-empty dict"):
+        sl.viz.spike_rasters({}, steps=15, dt_ms=2.0)
     plt.close("all")
 
 

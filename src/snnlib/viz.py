@@ -119,9 +119,12 @@ def _class_names(class_names, where: str, n: int | None = None) -> list:
 def _image(name: str, image, where: str, *, rgb: bool | None = None) -> np.ndarray:
     """One image: grayscale (H, W) floats in [0, 1], or RGB (H, W, 3) uint8 or floats in [0, 1]."""
     x = _to_numpy(image)
-    if x.ndim not in (2, 3):
+    if x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[-1] != 3):
+        hint = ("; for a batch of one image, pass image[0]" if x.ndim == 3 and x.shape[0] == 1
+                else "; a channels-first (3, H, W) image: permute it to (H, W, 3)"
+                if x.ndim == 3 and x.shape[0] == 3 else "")
         raise ValueError(f"{where}: {name} must be one image, (H, W) or (H, W, 3), got shape "
-                         f"{tuple(x.shape)}")
+                         f"{tuple(x.shape)}{hint}")
     x, _ = check.images(name, x[None], where=where, channels=(3,))
     x = np.asarray(x)[0]
     if rgb is True and x.ndim != 3:
@@ -917,6 +920,8 @@ def retina_panel(gray, signed, kernel, *, titles: Sequence[str] | None = None):
     g, s, k = _to_numpy(gray), _to_numpy(signed), _to_numpy(kernel)
     if g.shape != s.shape or g.ndim != 3:
         raise ValueError(f"gray and signed must both be (n, H, W), got {g.shape} and {s.shape}.")
+    if titles is not None and len(titles) != len(g):
+        raise ValueError(f"viz.retina_panel: titles has {len(titles)} names for {len(g)} images")
     fig, axes = plt.subplots(len(g), 5, figsize=(9.5, 2.0 * len(g)), squeeze=False)
     columns = ["kernel", "input", "response", "ON (rate)", "OFF (rate)"]
     for r in range(len(g)):
@@ -943,6 +948,9 @@ def spike_rasters(trains: dict, *, steps: int, dt_ms: float, image=None, title: 
 
     ``trains``: ``{layer name: (neuron, step)}`` integer arrays of one image.
     """
+    if not isinstance(trains, dict) or not trains:
+        raise ValueError("viz.spike_rasters: trains must be a non-empty dict {layer name: "
+                         "(neuron, step)}")
     n = len(trains)
     fig = plt.figure(figsize=(11, 1.9 * n + 0.6))
     grid = fig.add_gridspec(n, 2 if image is not None else 1,
@@ -1095,6 +1103,9 @@ def tier2_position_panel(record: dict, *, dt_ms: float, v_thresh_mv, position: i
     v = _to_numpy(record["v_mem"])[:, position]
     if neurons is None:
         neurons = np.argsort(-s_out.sum(0), kind="stable")[:3]
+    else:
+        neurons = [_index(f"neurons[{j}]", k, s_out.shape[1], where)
+                   for j, k in enumerate(neurons)]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     raster(s_in[:, None], dt_ms, ax=axes[0], title="input spikes (ON, then OFF)",
            ylabel="input", color="0.3")
@@ -1129,6 +1140,16 @@ def feature_maps(counts, image, *, filters, w_mv=None, patch_px: int | None = No
     if not filters:
         raise ValueError("filters must name at least one filter.")
     check.array("filters", np.asarray(filters), ndim=1, low=0, high=c.shape[1] - 1, where=where)
+    _image("image", image, where)
+    if w_mv is not None:
+        w = _array("w_mv", w_mv, where, ndim=2).astype(np.float64)
+        if patch_px is None:
+            raise ValueError(f"{where}: w_mv needs patch_px (the filters' side in pixels)")
+        _count("patch_px", patch_px, where)
+        if w.shape != (c.shape[1], 6 * patch_px ** 2):
+            raise ValueError(f"{where}: w_mv has shape {w.shape}; {c.shape[1]} filters of ON/OFF "
+                             f"RGB patches of {patch_px} px need ({c.shape[1]}, "
+                             f"{6 * patch_px ** 2})")
     fig, axes = plt.subplots(1 + (w_mv is not None), len(filters) + 1,
                              figsize=(1.6 * (len(filters) + 1), 1.7 * (1 + (w_mv is not None)) + 0.4),
                              squeeze=False)
@@ -1140,7 +1161,6 @@ def feature_maps(counts, image, *, filters, w_mv=None, patch_px: int | None = No
         axes[-1, j].set_title(f"filter {k}", fontsize="x-small")
         axes[-1, j].set_axis_off()
     if w_mv is not None:
-        w = _to_numpy(w_mv).astype(np.float64)
         h = w.shape[1] // 2
         axes[0, 0].set_axis_off()
         for j, k in enumerate(filters, start=1):
@@ -1257,12 +1277,16 @@ def conversion_image_panel(image, trace: dict, steps: int, layer: int, class_nam
     image with ``keep_rates=True`` (``steps`` must be one of its T).
     """
     where = "viz.conversion_image_panel"
-    _array("image", image, where, ndim=(2, 3))
+    image = _image("image", image, where)
     _class_names(class_names, where)
     if not isinstance(trace, dict) or not {"cnn_outputs", "outputs", "rates",
                                            "activations"} <= set(trace):
         raise ValueError(f"{where}: trace must be rates_vs_activations' dict (cnn_outputs, "
                          "outputs, rates, activations)")
+    if len(trace["cnn_outputs"]) != 1:
+        raise ValueError(f"{where}: trace must be of the one image shown, got a trace of "
+                         f"{len(trace['cnn_outputs'])} images (rates_vs_activations of "
+                         "image[None])")
     if isinstance(steps, bool) or steps not in trace["outputs"]:
         raise ValueError(f"{where}: steps must be one of the trace's T "
                          f"({', '.join(str(t) for t in trace['outputs'])}), got {steps!r}")
