@@ -10,8 +10,8 @@ lateral inhibition, ``steps`` steps):
   written plainly: a random number for every ON and every OFF input, boolean
   spike tensors, ``torch.where`` resets;
 - ``snnlib, uncompiled``: :meth:`snnlib.tiers.dog_lif.DoGLIF.features` (several
-  images at once, one random number per ON/OFF pair, float spikes, in-place
-  updates, the float32 drive gathered as below) where ``torch.compile`` is not available;
+  images at once, one random number per ON/OFF pair, in-place updates, the float32
+  drive gathered as below) where ``torch.compile`` is not available;
 - ``snnlib``: the same, each step's elementwise work compiled by ``torch.compile``
   (what it does where a C++ compiler is; it compiles before the clock starts), and with
   the float32 drive each step's jumps summed over the inputs that fired only

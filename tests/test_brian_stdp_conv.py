@@ -188,13 +188,15 @@ def test_the_same_seed_gives_the_same_counts():
 
 def test_seeds_past_numpys_bound_are_folded_below_it():
     # Brian2 seeds NumPy, which refuses seeds of 2**32 and above; seeds are taken modulo
-    # 2**32 - 1, and a learner's batch seeds (seed x 1,000,003 + batch) pass 2**32 from 4,295
+    # 2**32, and a learner's batch seeds (seed x 1,000,003 + batch) pass 2**32 from 4,295
     p = params()
     f1, _ = N.initial_layer(p, 1, seed=0)
     net = N.FrozenLayers(p, [f1], [np.full(4, -8.0)], batch=1, layers=1)
     x = np.random.default_rng(0).random((1, 2, 32, 32)) * 0.5
-    np.testing.assert_array_equal(net.run(x, seed=2**32 - 1 + 5)["counts1"],
+    np.testing.assert_array_equal(net.run(x, seed=2**32 + 5)["counts1"],
                                   net.run(x, seed=5)["counts1"])
+    assert not np.array_equal(net.run(x, seed=2**32 - 1)["counts1"],
+                              net.run(x, seed=0)["counts1"])  # the largest seed is its own
     learner = N.ConvLearner(params(layer1=N.ConvLayerParams(n_filters=3, patch_batch=10)), 1,
                             seed=5000)
     learner.step(_two_patterns(10, seed=0)[0])

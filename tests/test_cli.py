@@ -64,22 +64,32 @@ def test_record_prints_an_old_tier_3_record_without_qcfs_or_specific_results(tmp
     assert "tier 1 (brian_stdp)" in out and "the tier's own results are left out" in out
 
 
-def test_another_seed_runs_in_its_own_folder(tmp_path, monkeypatch, capsys):
-    # its caches (keyed by the seed) would otherwise replace the default seed's
+def test_another_seed_runs_in_its_own_folder_and_leaves_the_books_record(tmp_path,
+                                                                          monkeypatch, capsys):
+    # its caches (keyed by the seed) would otherwise replace the default seed's, and its
+    # full-profile record the book's results/TIER.json
+    from pathlib import Path
+
+    from snnlib import runs
     from snnlib.tiers import TIERS
 
+    record = runs.load_record(Path(__file__).parent.parent / "results" / "dog_lif.json")
     seen = []
 
-    def stop(profile, *, out_dir, seed, **kw):
+    def fake(profile, *, out_dir, seed, **kw):
         seen.append((out_dir, seed))
-        raise KeyboardInterrupt
+        return record, {}
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(TIERS["dog_lif"].module(), "run_tier", stop)
-    for extra in ([], ["--seed", "7"], ["--seed", "7", "--out", "mine"]):
-        assert cli.main(["run", "dog_lif", "--profile", "ci", *extra]) == 130
-    assert seen == [("runs/dog_lif/ci", cli.DEFAULT_SEED), ("runs/dog_lif/ci-seed7", 7),
-                    ("mine", 7)]
+    monkeypatch.setattr(TIERS["dog_lif"].module(), "run_tier", fake)
+    for extra in (["--seed", "7"], ["--seed", "7", "--out", "mine"], []):
+        assert cli.main(["run", "dog_lif", "--profile", "full", *extra]) == 0
+        assert (tmp_path / "results" / "dog_lif.json").exists() == (extra == [])
+    assert seen == [("runs/dog_lif/full-seed7", 7), ("mine", 7),
+                    ("runs/dog_lif/full", cli.DEFAULT_SEED)]
+    assert cli.main(["run", "dog_lif", "--profile", "full", "--seed", "7", "--results",
+                     "r.json"]) == 0
+    assert (tmp_path / "r.json").exists()
 
 
 def test_a_missing_record_is_one_clean_line(tmp_path, capsys):

@@ -483,22 +483,23 @@ def test_airbench_schedule_rises_linearly_falls_to_zero_and_resumes(tmp_path):
     _assert_resumes_to(full, TINY, images, labels, p, tmp_path / "cnn.pt", stop=2)
 
 
-def test_one_cycle_schedule_with_a_warm_up_of_exactly_one_step(tmp_path):
-    # 80 images in batches of 16 for 1 epoch: 5 steps, a warm-up of 0.2 x 5 = 1 step,
-    # where PyTorch's OneCycleLR divides by zero
+@pytest.mark.parametrize("warmup, steps", [(0.2, 5), (1 / 3, 3), (1 / 17, 17)])
+def test_one_cycle_schedule_with_a_warm_up_of_exactly_one_step(tmp_path, warmup, steps):
+    # batches of 16 for 1 epoch: a warm-up of warmup x steps = 1 step (in floats, also one
+    # float above warmup for 1/3 and 1/17), where PyTorch's OneCycleLR divides by zero
     rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 80)
-    images = rng.integers(0, 256, (80, 32, 32, 3), dtype=np.uint8)
-    p = C.TrainParams(epochs=1, batch_size=16, max_lr=0.1, warmup=0.2)
-    assert p.schedule != "airbench" and p.warmup * 5 == 1
+    labels = rng.integers(0, 2, 16 * steps)
+    images = rng.integers(0, 256, (16 * steps, 32, 32, 3), dtype=np.uint8)
+    p = C.TrainParams(epochs=1, batch_size=16, max_lr=0.1, warmup=warmup)
+    assert p.schedule != "airbench" and p.warmup * steps == 1
     torch.manual_seed(0)
     C.train_cnn(C.ConvNet(TINY), images, labels, p, seed=1, progress=False,
                 checkpoint=tmp_path / "one.pt")
     state = runs.load_torch(tmp_path / "one.pt")
-    assert state["scheduler"]["last_epoch"] == 5
-    # the weights' rate (the last group; the first holds the batch norms' biases) annealed
-    # after its peak: PyTorch leaves the rate of a 6th step, past the anneal's minimum
-    assert 0 < state["optimizer"]["param_groups"][-1]["lr"] < 0.1 / 2
+    assert state["scheduler"]["last_epoch"] == steps
+    # the weights' rate (the last group; the first holds the batch norms' biases) below its
+    # peak after the anneal (PyTorch leaves the rate of one step more)
+    assert 0 < state["optimizer"]["param_groups"][-1]["lr"] < 0.1
 
 
 @pytest.mark.parametrize("n, steps", [(17, 1), (18, 2)])
@@ -517,6 +518,9 @@ def test_a_last_batch_of_one_image_sits_the_epoch_out(tmp_path, n, steps):
     assert runs.load_torch(tmp_path / "cnn.pt")["scheduler"]["last_epoch"] == 2 * steps
     with pytest.raises(ValueError, match="at least 2 images"):
         C.train_cnn(C.ConvNet(params), images[:1], labels[:1], p, seed=1, progress=False)
+    with pytest.raises(ValueError, match="batch_size=1. leave the batch norms"):
+        C.train_cnn(C.ConvNet(params), images, labels, replace(p, batch_size=1), seed=1,
+                    progress=False)
 
 
 def _synapses(path: nn.Sequential, shape) -> int:

@@ -11,8 +11,8 @@
         checkpoints. Writes checkpoints, caches and tier_record.json to DIR
         (default runs/TIER/PROFILE, or runs/TIER/PROFILE-seedN for a --seed other
         than 2026, so that its caches never replace the default seed's), prints
-        the results, and for the ``full``
-        profile copies the record to results/TIER.json (or to --results).
+        the results, and for the ``full`` profile at the default seed copies the
+        record to results/TIER.json (or, any seed, to --results).
         --device (default $SNNLIB_DEVICE or cpu) chooses where the PyTorch
         tiers compute; tier 1 (Brian2) runs on the CPU.
         --hidden-only (tier 1) stops after the hidden layers and their spike
@@ -134,8 +134,9 @@ def print_record(record: runs.TierRecord) -> None:
     try:
         lines = tier.record_module().summary_lines(record)
     except (KeyError, TypeError, IndexError, AttributeError) as err:  # an older record's shape
-        lines = [f"(the tier's own results are left out: its 'specific' part has no {err} "
-                 "as this snnlib writes it; a new run of the tier writes them)"]
+        lines = [f"(the tier's own results are left out: the record's 'specific' part is not "
+                 f"in the shape this snnlib writes ({type(err).__name__}: {err}); a new run of "
+                 "the tier writes it)"]
     for line in lines:
         print(f"  {line}")
     wall = record.wall_s
@@ -154,8 +155,9 @@ def _run(args: argparse.Namespace) -> int:
     out = args.out or (f"runs/{tier.name}/{profile.name}" + (
         "" if args.seed == DEFAULT_SEED else f"-seed{args.seed}"))
     _folder("--out", out)  # before hours of training, not after
-    results = None if args.hidden_only else (
-        args.results or (f"results/{tier.name}.json" if profile.name == "full" else None))
+    results = None if args.hidden_only else (  # the book's records: the default seed's
+        args.results or (f"results/{tier.name}.json"
+                         if profile.name == "full" and args.seed == DEFAULT_SEED else None))
     if results:
         if Path(results).is_dir():
             raise ValueError(f"--results {results}: it is a folder; give the record's file name "

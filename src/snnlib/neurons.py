@@ -825,7 +825,7 @@ def run_brian2(net, duration_ms: float, codegen_target: str = "numpy") -> None:
 
 
 def _seed_brian2(seed: int) -> None:
-    """Seed Brian2's random numbers with ``seed`` modulo :math:`2^{32} - 1`.
+    """Seed Brian2's random numbers with ``seed`` modulo :math:`2^{32}`.
 
     Brian2's runtime device seeds NumPy's generator, which refuses seeds of
     :math:`2^{32}` and above; the tiers derive a seed for each chunk of a
@@ -834,7 +834,7 @@ def _seed_brian2(seed: int) -> None:
     """
     import brian2 as b2
 
-    b2.seed(int(seed) % (2**32 - 1))
+    b2.seed(int(seed) % 2**32)
 
 
 def _b2_namespace(p: LIFParams) -> dict:

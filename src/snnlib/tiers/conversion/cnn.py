@@ -914,6 +914,9 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
     if len(x) < 2:
         raise ValueError(f"{where}: training needs at least 2 images (a batch norm learns from "
                          f"a batch's statistics), got {len(x)}")
+    if p.batch_size < 2 and model.params.final_side() == 1:
+        raise ValueError(f"{where}: batches of one image (p.batch_size=1) leave the batch norms "
+                         "of the network's 1 x 1 maps without statistics; use batch_size >= 2")
     x_eval = _images_tensor(eval_images, "eval_images", where) if eval_images is not None else None
     if x_eval is not None:
         _labels_for("eval_labels", eval_labels, len(x_eval), where, of="eval_images")
@@ -951,10 +954,11 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                 opt, lambda k: _airbench_lr_factor(k, rise, total_steps))
         else:
             # PyTorch divides by zero when the warm-up is exactly one step (warmup x steps
-            # = 1); a warm-up a hair longer is the same schedule: step 0 at the starting
-            # rate, then the anneal
-            pct_start = (math.nextafter(p.warmup, 1.0) if p.warmup * total_steps == 1
-                         else p.warmup)
+            # = 1 in floats); a warm-up a hair longer is the same schedule: step 0 at the
+            # starting rate, then the anneal
+            pct_start = p.warmup
+            while pct_start * total_steps == 1:
+                pct_start = math.nextafter(pct_start, 1.0)
             sched = torch.optim.lr_scheduler.OneCycleLR(
                 opt, max_lr=max_lrs, epochs=p.epochs, steps_per_epoch=steps_per_epoch,
                 pct_start=pct_start, final_div_factor=1e4, cycle_momentum=p.cycle_momentum,

@@ -512,7 +512,12 @@ def _signed_intensities(name: str, signed, where: str, ndim=None) -> torch.Tenso
 
 def _poisson_on_off(signed: torch.Tensor, p_max: float, rng: np.random.Generator) -> torch.Tensor:
     """:func:`poisson_on_off` without the checks (called every time step)."""
-    spikes = poisson_step(signed.abs(), p_max, generator=rng).float()
+    return _split_on_off(poisson_step(signed.abs(), p_max, generator=rng).float(), signed)
+
+
+def _split_on_off(spikes: torch.Tensor, signed: torch.Tensor) -> torch.Tensor:
+    """The spikes ``(M, h)`` of input pairs as ON and OFF inputs ``(M, 2h)``: ON where
+    :math:`c > 0`, else OFF."""
     on = spikes * (signed > 0)
     return torch.cat([on, spikes - on], dim=-1)
 
@@ -621,14 +626,14 @@ def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
     w_t, low = _drive_weights(w_felt, p, learn)
     gather = not learn and _gathers(p, dev)  # as _fused_run: the same sums in the same order
     if gather:
-        pair_input, w_rows, on = _pair_input(signed), w_t.contiguous(), signed > 0
+        pair_input, w_rows = _pair_input(signed), w_t.contiguous()
     for _ in range(p.steps):
         if gather:
             fired = poisson_step(signed.abs(), p.p_max, generator=rng) > 0
             jump, n_fired = _gathered_drive(fired, pair_input, w_rows)
             n_input_spikes += n_fired
             if record:  # the spikes of the ON and OFF inputs, as _poisson_on_off gives them
-                s = torch.cat([fired & on, fired & ~on], dim=-1)
+                s = _split_on_off(fired.float(), signed)
         else:
             s = _poisson_on_off(signed, p.p_max, rng)
             n_input_spikes += float(s.sum())
@@ -782,9 +787,9 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
     """:func:`_layer_run` for features (no learning, no recording), each step's elementwise
     work compiled (:func:`_lif_counts`, and :func:`_input_spikes` for the bfloat16 drive):
     the same random numbers, drive and equations as the uncompiled loop, with fewer passes over
-    memory (with the drive as a dense product: 1.4 times the speed of the uncompiled
-    feature pass for 256 filters and 15 steps, 1.7 times for 512 and 30 steps on two CPU
-    cores, ``benchmarks/dog_lif_speed.py``). The float32 drive is gathered from the
+    memory (with the drive as a dense product in both: 1.4 times the speed of the
+    uncompiled feature pass for 256 filters and 15 steps, 1.7 times for 512 and 30 steps on
+    two CPU cores, ``benchmarks/dog_lif_speed.py``). The float32 drive is gathered from the
     weights of the inputs that fired (:func:`_gathered_drive`), faster than the dense
     product (``benchmarks/dog_lif_speed.py`` prints both). A spike can differ where a
     potential is rounded differently in its last bit.
