@@ -523,6 +523,23 @@ def test_a_last_batch_of_one_image_sits_the_epoch_out(tmp_path, n, steps):
                     progress=False)
 
 
+def test_a_network_with_batch_norms_or_images_of_other_floats_are_refused_clearly():
+    # model.features still normalises with its batch norms, which the weight scaling does not
+    # carry through; float64 images (x / 255. from numpy) would fail inside conv2d
+    model = trained_like(TINY)
+    x = torch.rand(4, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"still has batch norms .*fold_batchnorm\(model\)"):
+        C.normalise(model.features, x)
+    with pytest.raises(ValueError, match="still has batch norms"):
+        C.simulate(model.features, x, [0, 1, 2, 3], steps=(4,))
+    folded = C.fold_batchnorm(model)
+    with pytest.raises(TypeError, match=r"must be float32 images .*got dtype torch.float64"):
+        C.normalise(folded, x.double())
+    with pytest.raises(TypeError, match="must be float32 images"):
+        C.evaluate_cnn(model, x.double(), [0, 1, 2, 3])
+    assert C.normalise(folded, x)[0] is not None
+
+
 def _synapses(path: nn.Sequential, shape) -> int:
     """Brute force: the non-zero entries of the path's Jacobian (random, non-zero weights)."""
     jac = torch.autograd.functional.jacobian(lambda v: path(v.reshape(1, *shape)).flatten(),

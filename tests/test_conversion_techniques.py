@@ -134,6 +134,16 @@ def test_test_time_augmentation_averages_six_views():
     pooled = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 10))
     with torch.no_grad():  # a network blind to mirror images and shifts: the same logits
         torch.testing.assert_close(C.tta_logits(pooled, x), pooled(x), atol=2e-2, rtol=0)
+    # a CNN in training mode (a new one, say): evaluated with its running statistics, which
+    # stay as they were, without a graph, and handed back in training mode
+    cnn = C.ConvNet(C.ConvNetParams(widths=(4, 6), pool_after=(0, 1))).train()
+    stats = {k: v.clone() for k, v in cnn.state_dict().items() if "running" in k}
+    logits = C.tta_logits(cnn, x)
+    assert not logits.requires_grad and cnn.training
+    assert all(torch.equal(cnn.state_dict()[k], v) for k, v in stats.items())
+    torch.testing.assert_close(logits, C.tta_logits(cnn.eval(), x))
+    with pytest.raises(TypeError, match="must be float32 images"):
+        C.tta_logits(cnn, x.double())
 
 
 def test_training_with_every_technique_learns_and_resumes_to_the_same_weights(tmp_path):

@@ -321,6 +321,12 @@ def test_tier3_figures_show_rates_accuracy_and_the_explorer_follows_t():
                                    steps=(1, 4, 16), keep_rates=True)
     np.testing.assert_allclose(snn_bars(4), trace["outputs"][4][0].numpy(), rtol=1e-5)
     np.testing.assert_allclose(snn_bars(16), trace["outputs"][16][0].numpy(), rtol=1e-5)
+    # a QCFS network's spiking layers are its QCFS activations: the last one is shown
+    qcfs = nn.Sequential(*[C.QCFS(4) if isinstance(m, nn.ReLU) else m for m in folded])
+    w = sl.widgets.conversion_explorer(qcfs, images, images, [str(k) for k in range(10)],
+                                       normalise=C.normalise, trace=C.rates_vs_activations,
+                                       labels=[0, 1, 2], steps=(1, 4, 16))
+    assert w.kwargs["layer_index"] == len(C.relu_layers(qcfs)) - 1 == 1
     assert isinstance(folded[0], nn.Conv2d)
 
 

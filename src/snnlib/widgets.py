@@ -275,7 +275,8 @@ def conversion_explorer(folded, images, calibration, class_names, *, normalise, 
 
     nets: dict = {}
     traces: dict = {}
-    n_layers = sum(isinstance(m, nn.ReLU) for m in folded)
+    # its spiking layers: ReLU, or tier 3's QCFS (by name: shared modules import no tier)
+    n_layers = sum(isinstance(m, nn.ReLU) or type(m).__name__ == "QCFS" for m in folded)
     names = layer_names or [f"layer {j + 1}" for j in range(n_layers)]
     image = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image",
                         continuous_update=False)

@@ -758,9 +758,10 @@ def _image_batch(name: str, images, where: str) -> torch.Tensor:
     if not torch.is_tensor(images):
         raise TypeError(f"{where}: {name} must be a float tensor (N, 3, 32, 32) in [0, 1] "
                         f"(images_to_tensor makes one), got {type(images).__name__}")
-    if not images.is_floating_point():
-        raise TypeError(f"{where}: {name} must be float images in [0, 1] (images_to_tensor "
-                        f"converts uint8 ones), got dtype {images.dtype}")
+    if images.dtype != torch.float32:
+        raise TypeError(f"{where}: {name} must be float32 images in [0, 1] (images_to_tensor "
+                        f"converts uint8 ones; .float() converts other floats), got dtype "
+                        f"{images.dtype}")
     if images.ndim != 4 or tuple(images.shape[1:]) != (3, 32, 32):
         raise ValueError(f"{where}: {name} must be (N, 3, 32, 32) images, got shape "
                          f"{tuple(images.shape)}")
@@ -797,7 +798,13 @@ def tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     where = "tta_logits"
     check.instance("model", model, nn.Module, where=where)
     _image_batch("x", x, where)
-    return _tta_logits(model, x)
+    was_training = model.training
+    model.eval()  # batch norms use their running statistics, and do not update them
+    try:
+        with torch.no_grad():
+            return _tta_logits(model, x)
+    finally:
+        model.train(was_training)
 
 
 def _tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -106,6 +106,10 @@ def _sequential(name: str, net, where: str, *, finite: bool = False) -> nn.Seque
     if not isinstance(net, nn.Sequential):
         raise TypeError(f"{where}: {name} must be an nn.Sequential (fold_batchnorm or normalise "
                         f"gives one), got {type(net).__name__}")
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+        raise ValueError(f"{where}: {name} still has batch norms (a CNN's own layers, such as "
+                         "model.features?); fold them into the convolutions first: "
+                         "fold_batchnorm(model)")
     if finite:
         _finite_module(name, net, where)
     return net
