@@ -896,7 +896,6 @@ def plot_per_class(rows: Sequence[Row], *, ax=None,
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    have = [r for r in rows if r.per_class is not None]
     if not rows:  # every record missing (load_records lists them): an empty panel, as the others
         if ax is None:
             _, ax = plt.subplots(figsize=(10, 2.5))
@@ -905,6 +904,7 @@ def plot_per_class(rows: Sequence[Row], *, ax=None,
         ax.text(0.5, 0.5, "no record to compare", ha="center", va="center",
                 transform=ax.transAxes)
         return ax
+    have = [r for r in rows if r.per_class is not None]
     if not have:
         raise ValueError("no row holds a per-class accuracy (no record has a confusion matrix).")
     values = 100 * np.array([r.per_class for r in have])

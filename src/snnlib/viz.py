@@ -1046,6 +1046,18 @@ def dog_panel(image, p, *, axes=None, title: str | None = None):
     return axes
 
 
+def _on_off_patches(w_mv, patch_px, where: str) -> np.ndarray:
+    """ON/OFF weights ``(K, 2 * 3 * patch_px**2)`` as RGB patches ``(K, patch_px, patch_px, 3)``
+    of ON minus OFF, checked."""
+    w = _array("w_mv", w_mv, where, ndim=2).astype(np.float64)
+    _count("patch_px", patch_px, where)
+    h = w.shape[1] // 2
+    if w.shape[1] != 6 * patch_px ** 2:
+        raise ValueError(f"{where}: w_mv has {w.shape[1]} inputs; ON/OFF RGB patches of "
+                         f"{patch_px} px need {6 * patch_px ** 2}.")
+    return (w[:, :h] - w[:, h:]).reshape(-1, 3, patch_px, patch_px).transpose(0, 2, 3, 1)
+
+
 def conv_filters(w_mv, patch_px: int, *, n: int | None = None, ncols: int = 16, order=None,
                  title: str | None = None, size: float = 0.7):
     """The input weights of a convolutional ON/OFF layer as small RGB patches.
@@ -1056,16 +1068,10 @@ def conv_filters(w_mv, patch_px: int, *, n: int | None = None, ncols: int = 16, 
     scaled to its own range (grey = 0).
     """
     where = "viz.conv_filters"
-    w = _array("w_mv", w_mv, where, ndim=2).astype(np.float64)
-    _count("patch_px", patch_px, where)
+    signed = _on_off_patches(w_mv, patch_px, where)
     _count("ncols", ncols, where)
     if n is not None:
         _count("n", n, where)
-    h = w.shape[1] // 2
-    if h != 3 * patch_px ** 2:
-        raise ValueError(f"w_mv has {w.shape[1]} inputs; ON/OFF RGB patches of {patch_px} px "
-                         f"need {6 * patch_px ** 2}.")
-    signed = (w[:, :h] - w[:, h:]).reshape(-1, 3, patch_px, patch_px).transpose(0, 2, 3, 1)
     if order is not None:
         signed = signed[np.asarray(order)]
     signed = signed[: n or len(signed)]
@@ -1142,14 +1148,12 @@ def feature_maps(counts, image, *, filters, w_mv=None, patch_px: int | None = No
     check.array("filters", np.asarray(filters), ndim=1, low=0, high=c.shape[1] - 1, where=where)
     _image("image", image, where)
     if w_mv is not None:
-        w = _array("w_mv", w_mv, where, ndim=2).astype(np.float64)
         if patch_px is None:
             raise ValueError(f"{where}: w_mv needs patch_px (the filters' side in pixels)")
-        _count("patch_px", patch_px, where)
-        if w.shape != (c.shape[1], 6 * patch_px ** 2):
-            raise ValueError(f"{where}: w_mv has shape {w.shape}; {c.shape[1]} filters of ON/OFF "
-                             f"RGB patches of {patch_px} px need ({c.shape[1]}, "
-                             f"{6 * patch_px ** 2})")
+        patches = _on_off_patches(w_mv, patch_px, where)
+        if len(patches) != c.shape[1]:
+            raise ValueError(f"{where}: w_mv has {len(patches)} filters, counts "
+                             f"{c.shape[1]}")
     fig, axes = plt.subplots(1 + (w_mv is not None), len(filters) + 1,
                              figsize=(1.6 * (len(filters) + 1), 1.7 * (1 + (w_mv is not None)) + 0.4),
                              squeeze=False)
@@ -1161,10 +1165,9 @@ def feature_maps(counts, image, *, filters, w_mv=None, patch_px: int | None = No
         axes[-1, j].set_title(f"filter {k}", fontsize="x-small")
         axes[-1, j].set_axis_off()
     if w_mv is not None:
-        h = w.shape[1] // 2
         axes[0, 0].set_axis_off()
         for j, k in enumerate(filters, start=1):
-            f = (w[k, :h] - w[k, h:]).reshape(3, patch_px, patch_px).transpose(1, 2, 0)
+            f = patches[k]
             axes[0, j].imshow(0.5 + 0.5 * f / max(np.abs(f).max(), 1e-12), interpolation="nearest")
             axes[0, j].set_axis_off()
     fig.colorbar(im, ax=axes[-1, -1], fraction=0.046, label="spikes")

@@ -750,7 +750,7 @@ class FrozenLayers:
         pool_before = self.pool_monitor.num_spikes
         trains_from = [m.num_spikes if m.record else 0 for m in (self.pool_monitor,
                                                                  *self.monitors[1:])]
-        _seed_brian2(int(seed))
+        _seed_brian2(seed)
         t0 = float(self.net.t / b2.ms)
         run_brian2(self.net, chunks * self.steps * p.dt_ms, p.codegen_target)
         self._close_chunk()

@@ -415,7 +415,7 @@ class PopulationReadout:
         self.syn.post.active = learn  # the eligibility only matters while learning
         self._pos, self._step, self._decisions, self._counts = 0, 0, [], []
         self._ties = np.random.default_rng([seed, 11])  # a random class among tied ones
-        _seed_brian2(int(seed))
+        _seed_brian2(seed)
         # one more step: the boundary at its start closes the last image
         run_brian2(self.net, (len(u) * steps + 1) * self.p.dt_ms, self.p.codegen_target)
         self.last_counts = np.array(self._counts[:len(u)]).reshape(len(u), self.p.n_neurons)

@@ -625,11 +625,11 @@ def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
     trains, v_rec, in_rec = [], [], []
     w_t, low = _drive_weights(w_felt, p, learn)
     gather = not learn and _gathers(p, dev)  # as _fused_run: the same sums in the same order
-    if gather:
-        pair_input, w_rows = _pair_input(signed), w_t.contiguous()
+    if gather:  # computed once, not at every step
+        pair_input, w_rows, intensity = _pair_input(signed), w_t.contiguous(), signed.abs()
     for _ in range(p.steps):
         if gather:
-            fired = poisson_step(signed.abs(), p.p_max, generator=rng) > 0
+            fired = poisson_step(intensity, p.p_max, generator=rng) > 0
             jump, n_fired = _gathered_drive(fired, pair_input, w_rows)
             n_input_spikes += n_fired
             if record:  # the spikes of the ON and OFF inputs, as _poisson_on_off gives them
@@ -823,8 +823,9 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
 
 def _gathers(p: DoGLIFParams, device: torch.device) -> bool:
     """Whether a feature pass (:func:`_fused_run`, and :func:`_layer_run` without learning)
-    gathers the drive (:func:`_gathered_drive`): the float32 drive on the CPU. On a GPU it keeps the dense product: the gather, which waits for the
-    host at every step (``nonzero``), has not been measured there."""
+    gathers the drive (:func:`_gathered_drive`): the float32 drive on the CPU. On a GPU it
+    keeps the dense product: the gather, which waits for the host at every step
+    (``nonzero``), has not been measured there."""
     return p.drive_dtype == "float32" and device.type == "cpu"
 
 
