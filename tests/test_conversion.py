@@ -997,6 +997,67 @@ def test_calibration_targets_are_the_qcfs_cnns_activations_at_every_layer():
     assert [float(e) for e in relu] == pytest.approx([0.5, 0.25])
 
 
+def _calibration_by_definition(net, x, *, steps, levels, v0, signed, rounds, batch):
+    """calibrate_biases as its docstring defines it: each layer measured by simulating the
+    whole corrected network up to it from the image, its target by the whole CNN up to it."""
+    out = copy.deepcopy(net).eval()
+    acts = C.relu_layers(out)
+    feeding = C.convert._fed_layers(out, "test")
+    corrections = [0.0] * len(acts)
+    for _ in range(rounds):
+        for j, (k, layer) in enumerate(zip(acts, feeding)):
+            ann = copy.deepcopy(net[:k + 1]).eval()
+            for i in acts:
+                if i <= k:
+                    ann[i] = nn.ReLU() if levels is None else C.QCFS(levels, threshold=1.0)
+            a_sum, r_sum, count = 0.0, 0.0, 0
+            for first in range(0, len(x), batch):
+                y = ann(x[first:first + batch])
+                a_sum = a_sum + y.sum(dim=(0, 2, 3) if y.ndim == 4 else 0)
+                count += y.numel() // y.shape[1]
+            snn, _ = C.convert._spiking_copy(out[:k + 1], v0, signed)
+            snn = snn.to(memory_format=torch.channels_last)
+            for first in range(0, len(x), batch):
+                C.convert._reset(snn)
+                for _ in range(steps):
+                    y = snn(x[first:first + batch].contiguous(memory_format=torch.channels_last))
+                    r_sum = r_sum + y.sum(dim=(0, 2, 3) if y.ndim == 4 else 0)
+            e = a_sum / count - r_sum / (steps * count)
+            with torch.no_grad():
+                layer.bias.add_(e)
+            corrections[j] = corrections[j] + e
+    return out, corrections
+
+
+@pytest.mark.parametrize("levels, signed, v0", [(4, True, 0.5), (None, False, 0.0)])
+def test_calibration_stage_by_stage_is_the_definition_bit_for_bit(levels, signed, v0):
+    # calibrate_biases simulates each stage once on the spikes of the corrected stages below
+    # (kept between stages) instead of the whole network up to each layer from the image:
+    # the same arithmetic on the same values, so the same biases to the last bit; here with
+    # spiking max pools at the fronts of stages and two batches
+    g = torch.Generator().manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+                        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(8 * 4 * 4, 16), nn.ReLU(), nn.Linear(16, 10))
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.3)
+                m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.4 - 0.1)
+    x = torch.rand(14, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    kw = dict(steps=3, levels=levels, v0=v0, signed=signed, rounds=2, batch=8)
+    got, got_e = C.calibrate_biases(net, x, **kw)
+    want, want_e = _calibration_by_definition(net, x, **kw)
+    assert len(got_e) == 4
+    for a, b in zip(got_e, want_e):
+        assert torch.equal(a, b)
+    for m, n in zip(got, want):
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            assert torch.equal(m.bias, n.bias)
+    assert float(sum(e.abs().sum() for e in got_e)) > 0.01  # it corrected something
+
+
 def test_calibrate_biases_checks_its_arguments():
     net = _constant_current_net([0.2, 0.4])
     x = torch.rand(2, 3, 32, 32)

@@ -320,6 +320,16 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
     passes over the layers each measure the errors left after the passes before
     (against the same CNN) and add them too.
 
+    The network is simulated stage by stage (a stage: the modules after one activation up
+    to the next), each stage on the spikes of the corrected stages below it, kept for every
+    image and step between stages (as int8: spikes are -1, 0 or 1), and each CNN stage on
+    the CNN's activations of the stage below. That is the same arithmetic on the same
+    values as simulating the whole network up to each layer from the image (the same
+    biases to the last bit, ``tests/test_conversion.py``), at about twice the cost of one
+    simulation per round instead of the sum over layers of the network up to them: 18.5 s
+    against 38.3 s for the book profile's network on 1,000 images (two rounds, two CPU
+    cores).
+
     Returns the corrected copy of ``net`` (``net`` itself is unchanged) and,
     per spiking layer, the correction :math:`e_l` added over all passes (a tensor of
     one value per channel). Calibrating that copy again with ``reference=net`` measures
@@ -349,50 +359,87 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
     if [type(m) for m in reference] != [type(m) for m in net]:
         raise ValueError(f"{where}: reference must have net's layers, in its order")
     _check_simulation_memory(net, images, batch, "calibrating", where)
+    sizes = _probe_sizes(net, images)
+    # the spikes between two stages, of every image at every step, as int8 (and the CNN's
+    # activations there, as floats, in the first round)
+    check.fits_in_memory(f"calibrating {len(images)} images for {steps} steps",
+                         len(images) * (2 * steps + 8) * max(sizes), where=where)
     out = copy.deepcopy(net).eval()
     feeding = _fed_layers(out, where)
+    starts = [0] + [k + 1 for k in acts[:-1]]  # stage j: out[starts[j] : acts[j] + 1]
+    firsts = range(0, len(images), batch)
 
     def channel_sums(y: torch.Tensor) -> torch.Tensor:
         return y.float().sum(dim=(0, 2, 3) if y.ndim == 4 else 0)
 
+    def spiking_stage(j: int) -> nn.Sequential:
+        snn, _ = _spiking_copy(out[starts[j]:acts[j] + 1], v0, signed)
+        return snn.to(device=device, memory_format=torch.channels_last)
+
+    def stage_inputs(trains, b: int, first: int):
+        """Stage j's input at each step for batch b: the image (constant) or the spikes
+        of the stage below."""
+        if trains is None:
+            x = images[first:first + batch].to(device).contiguous(
+                memory_format=torch.channels_last)
+            return [x] * steps
+        spikes, dtype = trains[b]
+        return [s.to(dtype) for s in spikes]
+
     from ...progress import tqdm
-    bar = tqdm(total=rounds * len(acts) * len(images), disable=not progress, unit="img",
-               desc=desc, bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]")
+    bar = tqdm(total=rounds * (2 * len(acts) - 1) * len(images), disable=not progress,
+               unit="img", desc=desc,
+               bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]")
     targets: dict[int, torch.Tensor] = {}  # per layer: the CNN's mean activation per channel
     corrections: list = [0.0] * len(acts)
+    ann_in = None  # the CNN's activations entering the stage, per batch (first round)
     for _ in range(rounds):
+        trains = None  # the spikes entering the stage, per batch: (steps, dtype)
         for j, (k, layer) in enumerate(zip(acts, feeding)):
             if k not in targets:
-                # the CNN up to this layer: every activation as the CNN computes it
-                # (normalise made them ReLUs; a QCFS network's are staircases, QCFS with
-                # threshold 1 in the normalised units)
-                ann = copy.deepcopy(reference[:k + 1]).eval()
-                for i in acts:
-                    if i <= k:
-                        ann[i] = nn.ReLU() if levels is None else QCFS(levels, threshold=1.0)
+                # the CNN's stage, its activation as the CNN computes it (normalise made it a
+                # ReLU; a QCFS network's is a staircase, QCFS with threshold 1 in the
+                # normalised units), fed the CNN's activations of the stage below
+                ann = copy.deepcopy(reference[starts[j]:k + 1]).eval()
+                ann[len(ann) - 1] = nn.ReLU() if levels is None else QCFS(levels, threshold=1.0)
                 ann = ann.to(device)
-                a_sum, count = 0.0, 0
-                for first in range(0, len(images), batch):
-                    y = ann(images[first:first + batch].to(device))
+                a_sum, count, ann_out = 0.0, 0, []
+                for b, first in enumerate(firsts):
+                    y = ann(images[first:first + batch].to(device) if ann_in is None
+                            else ann_in[b])
                     a_sum = a_sum + channel_sums(y)
                     count += y.numel() // y.shape[1]  # values per channel
+                    ann_out.append(y)
                 targets[k] = a_sum / count
-            snn, _ = _spiking_copy(out[:k + 1], v0, signed)
-            snn = snn.to(device=device, memory_format=torch.channels_last)
+                ann_in = ann_out if j + 1 < len(acts) else None
+            # the stage's spiking rates, measured on the spikes of the (corrected) stages below
+            snn = spiking_stage(j)
             r_sum, count = 0.0, 0
-            for first in range(0, len(images), batch):
-                x = images[first:first + batch].to(device).contiguous(
-                    memory_format=torch.channels_last)
+            for b, first in enumerate(firsts):
                 _reset(snn)
-                for _ in range(steps):
+                for x in stage_inputs(trains, b, first):
                     with runs.autocast(device, bf16):
                         y = snn(x)
                         r_sum = r_sum + channel_sums(y)
                 count += y.numel() // y.shape[1]
-                bar.update(len(x))
+                bar.update(len(y))
             e = (targets[k] - r_sum / (steps * count)).cpu()
             layer.bias.add_(e.to(layer.bias))
             corrections[j] = corrections[j] + e
+            if j + 1 < len(acts):
+                # the corrected stage's spikes (exactly -1, 0 or 1), the next stage's input
+                snn = spiking_stage(j)
+                new = []
+                for b, first in enumerate(firsts):
+                    _reset(snn)
+                    spikes = []
+                    for x in stage_inputs(trains, b, first):
+                        with runs.autocast(device, bf16):
+                            y = snn(x)
+                        spikes.append(y.to(torch.int8))
+                    new.append((spikes, y.dtype))
+                    bar.update(len(y))
+                trains = new
     bar.close()
     return out, corrections
 
