@@ -16,6 +16,10 @@ lateral inhibition, ``steps`` steps):
   (what it does where a C++ compiler is; it compiles before the clock starts), and with
   the float32 drive each step's jumps summed over the inputs that fired only
   (``_gathered_drive``);
+- ``snnlib, with its random twin`` (float32 drive): the layer and the tier's random-weight
+  twin (:func:`snnlib.tiers.dog_lif.features_together`, as the tier computes them), simulated
+  together on the same input spikes: images per second per layer, each layer charged half
+  of the time (the layer's spikes are the first row's, bit for bit);
 - ``snnlib, drive as a product`` (float32 drive): the same, but the jumps computed as
   the dense product of every input's 0 or 1 with the weights, as before they were
   gathered (the same spikes up to float32 rounding);
@@ -130,6 +134,15 @@ def main() -> None:
             D.layer._gathered_drive = gathered
         rows.append(("snnlib, drive as a product", len(images) / (time.perf_counter() - start),
                      float(product.mean()), float(per_image.mean())))
+    if compiled and p.drive_dtype == "float32":
+        # the tier's random-weight twin (the same retina: the same input spikes), simulated
+        # with the layer: images per second per layer, each charged half of the pass
+        rand = D.DoGLIF(p, seed=args.seed, learn=False)
+        rand.fit(train.images[:2000], progress=False, retina=net.retina)
+        start = time.perf_counter()
+        pair = D.features_together([net, rand], images, seed=1, progress=False)
+        rows.append(("snnlib, with its random twin", 2 * len(images) / (time.perf_counter() - start),
+                     float(pair[0]["filter_spikes"].sum(axis=1).mean()), float(per_image.mean())))
     if compiled:
         D.layer._LIF_COUNTS.fn = False  # as where torch.compile is not available
         start = time.perf_counter()

@@ -758,6 +758,15 @@ def dog_lif_entries() -> dict[str, list[Bad]]:
                                                                       part_images=v,
                                                                       progress=False)),
         ],
+        "dog_lif.features_together": [
+            Bad("nets", st.one_of(bad_type(), st.just([])),
+                lambda v: D().features_together(v, rgb(), seed=1, progress=False)),
+            Bad("images", bad_rgb(),
+                lambda v: D().features_together([dog()[1]], v, seed=1, progress=False)),
+            Bad("checkpoints", st.sampled_from(["folder", 5, [None, None], [5], {"a": 1}]),
+                lambda v: D().features_together([dog()[1]], rgb(), seed=1, checkpoints=v,
+                                                progress=False)),
+        ],
         "dog_lif.DoGLIF.spikes_of_image": [
             Bad("image", st.one_of(bad_rgb(n=1).map(
                 lambda v: v[0] if np.ndim(v) == 4 and len(v) else v),

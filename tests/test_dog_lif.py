@@ -381,6 +381,62 @@ def test_features_are_seeded_and_resume_from_their_checkpoint(tmp_path):
     assert not np.array_equal(a["features"], d["features"])
 
 
+def _same(a: dict, b: dict) -> None:
+    for k in ("features", "filter_spikes"):
+        np.testing.assert_array_equal(a[k], b[k])
+    assert a["synaptic_ops_per_image"] == b["synaptic_ops_per_image"]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_layer_and_its_twin_simulated_together_give_their_own_features(tmp_path, monkeypatch,
+                                                                         compiled):
+    # the same input spikes for both (one draw, one search for the fired inputs per step),
+    # each its own jumps and LIF steps: every count as in each network's own call, bit for
+    # bit; a part saved for one network is loaded and the other computes it alone
+    if not compiled:
+        monkeypatch.setattr(L._LIF_COUNTS, "fn", False)  # as where torch.compile is not available
+    train, test = _images(30), _images(6, seed=5)
+    stdp, twin = D.DoGLIF(SMALL, seed=0), D.DoGLIF(SMALL, seed=0, learn=False)
+    stdp.fit(train, progress=False)
+    twin.fit(train, progress=False)
+    alone = [n.features(test, seed=1, progress=False, part_images=4) for n in (stdp, twin)]
+    assert not np.array_equal(alone[0]["features"], alone[1]["features"])
+    assert alone[0]["synaptic_ops_per_image"] == alone[1]["synaptic_ops_per_image"] > 0
+    draws = []
+    real = L._fused_runs
+    monkeypatch.setattr(L, "_fused_runs", lambda s, layers, *a: draws.append(len(layers))
+                        or real(s, layers, *a))
+    both = D.features_together([stdp, twin], test, seed=1, progress=False, part_images=4,
+                               checkpoints=[tmp_path / "s", tmp_path / "r"])
+    assert draws.count(2) == 3  # three batches (2 + 2 + 2 images), both layers in each
+    for a, b in zip(both, alone):
+        _same(a, b)
+        assert a["computed_images"] == 6 and a["wall_s"] > 0
+    # the twin's second part lost: loaded for the layer, computed for the twin alone
+    sorted((tmp_path / "r").glob("part_*.npz"))[1].unlink()
+    draws.clear()
+    again = D.features_together([stdp, twin], test, seed=1, progress=False, part_images=4,
+                                checkpoints=[tmp_path / "s", tmp_path / "r"])
+    assert draws and 2 not in draws
+    assert [f["computed_images"] for f in again] == [0, 2]
+    for a, b in zip(again, alone):
+        _same(a, b)
+    # a network whose input differs (another retina) is computed on its own
+    other = D.DoGLIF(SMALL, seed=0, learn=False)
+    other.fit(_images(30, seed=1), progress=False)
+    draws.clear()
+    mixed = D.features_together([stdp, other], test, seed=1, progress=False, part_images=4)
+    assert draws and 2 not in draws
+    _same(mixed[0], alone[0])
+    _same(mixed[1], other.features(test, seed=1, progress=False, part_images=4))
+    with pytest.raises(ValueError, match="one folder"):
+        D.features_together([stdp, twin], test, seed=1, checkpoints=[tmp_path / "s"])
+    with pytest.raises(TypeError, match="nets"):
+        D.features_together([], test, seed=1)
+    with pytest.raises(TypeError, match="checkpoints"):
+        D.features_together([stdp], test, seed=1, checkpoints=str(tmp_path))
+
+
 def test_random_network_adapts_thresholds_but_keeps_its_weights():
     net = D.DoGLIF(SMALL, seed=0, learn=False)
     w0 = net.w_mv.clone()
@@ -678,14 +734,14 @@ def test_features_pool_the_k_winners_counts_and_report_every_spike(monkeypatch):
     sparse = D.DoGLIF(replace(SMALL, k_winners=2), seed=0)
     sparse.load_state_dict(every.state_dict())
     seen = []
-    run = L._layer_run
+    run = L._features_runs
 
     def recording(*args, **kw):
-        out = run(*args, **kw)
-        seen.append(out["counts"].clone())
-        return out
+        outs = run(*args, **kw)
+        seen.extend(out["counts"].clone() for out in outs)
+        return outs
 
-    monkeypatch.setattr(L, "_layer_run", recording)
+    monkeypatch.setattr(L, "_features_runs", recording)
     a = every.features(test, seed=1, progress=False)
     b = sparse.features(test, seed=1, progress=False)
     assert len(seen) == 4  # two batches of two images each

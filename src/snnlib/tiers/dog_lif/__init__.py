@@ -10,11 +10,13 @@
 """
 
 from . import kmeans
-from .layer import (FEATURES_VERSION, IMAGE_PX, DoGLIF, DoGLIFParams, RetinaFit, keep_k_winners,
-                    layer_run, on_off_inputs, poisson_on_off, spike_statistics)
+from .layer import (FEATURES_VERSION, IMAGE_PX, DoGLIF, DoGLIFParams, RetinaFit,
+                    features_together, keep_k_winners, layer_run, on_off_inputs, poisson_on_off,
+                    spike_statistics)
 from .run import (READOUT_BACKEND, READOUT_CS, READOUT_MAX_ITER, params_for_profile,
                   run_tier)
 
 __all__ = ["DoGLIF", "DoGLIFParams", "FEATURES_VERSION", "IMAGE_PX", "READOUT_BACKEND",
-           "READOUT_CS", "READOUT_MAX_ITER", "RetinaFit", "keep_k_winners", "kmeans", "layer_run",
-           "on_off_inputs", "params_for_profile", "poisson_on_off", "run_tier", "spike_statistics"]
+           "READOUT_CS", "READOUT_MAX_ITER", "RetinaFit", "features_together", "keep_k_winners",
+           "kmeans", "layer_run", "on_off_inputs", "params_for_profile", "poisson_on_off",
+           "run_tier", "spike_statistics"]

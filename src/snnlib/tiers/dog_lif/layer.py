@@ -76,6 +76,7 @@ feature learning with whitening. *IJCNN*.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -95,8 +96,8 @@ from ...encoding import poisson_step
 from ...neurons import LIFParams, lif_delta_step
 from ...plasticity import STDPParams, STDPState, normalize_weights, stdp_step
 
-__all__ = ["DoGLIF", "DoGLIFParams", "FEATURES_VERSION", "RetinaFit", "keep_k_winners",
-           "layer_run", "on_off_inputs", "poisson_on_off", "spike_statistics"]
+__all__ = ["DoGLIF", "DoGLIFParams", "FEATURES_VERSION", "RetinaFit", "features_together",
+           "keep_k_winners", "layer_run", "on_off_inputs", "poisson_on_off", "spike_statistics"]
 
 FEATURES_VERSION = 6
 """Part of every feature checkpoint's key: raised when what a part holds or how it is
@@ -798,27 +799,48 @@ def _fused_run(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tenso
     no random number drawn (which compiles them, or finds that this process cannot): None
     then, with the generator untouched, and the caller runs the uncompiled loop.
     """
-    if not _fused_ready(signed, w_felt, theta_mv, p):
-        return None
+    out = _fused_runs(signed, [(w_felt, theta_mv)], p, rng)
+    return None if out is None else out[0]
+
+
+def _fused_runs(signed: torch.Tensor, layers: list, p: DoGLIFParams,
+                rng: np.random.Generator) -> list[dict] | None:
+    """:func:`_fused_run` for several layers of the same shape at once, ``layers`` a list of
+    ``(w_felt, theta_mv)``: every layer gets the same input spikes, drawn once per step, and
+    with the gathered drive the inputs that fired are found once per step for all of them;
+    each layer's jumps and LIF steps are its own, computed as :func:`_fused_run` computes
+    them for it alone (so the same counts, bit for bit). Returns one dict per layer, or None
+    as :func:`_fused_run` does."""
+    for w_felt, theta_mv in layers:
+        if not _fused_ready(signed, w_felt, theta_mv, p):
+            return None
     dev = signed.device
-    numbers, p_spike, on, thresh, w_t, low, v, counts = _fused_tensors(signed, w_felt,
-                                                                        theta_mv, p)
+    states = []
+    for w_felt, theta_mv in layers:
+        numbers, p_spike, on, thresh, w_t, low, v, counts = _fused_tensors(signed, w_felt,
+                                                                            theta_mv, p)
+        states.append([thresh, w_t, v, counts])
     n_input_spikes = torch.zeros((), dtype=torch.float64, device=dev)
     gather = _gathers(p, dev)
     if gather:
-        pair_input, w_rows = _pair_input(signed), w_t.contiguous()
+        pair_input = _pair_input(signed)
+        w_rows = [w_t.contiguous() for _, w_t, _, _ in states]
     for _ in range(p.steps):
         u = torch.from_numpy(rng.random(tuple(signed.shape), dtype=np.float32)).to(dev)
         if gather:
-            jump, fired = _gathered_drive(u < p_spike, pair_input, w_rows)
+            jumps, fired = _gathered_drive(u < p_spike, pair_input,
+                                           w_rows[0] if len(states) == 1 else w_rows)
+            jumps = [jumps] if len(states) == 1 else jumps
             n_input_spikes += fired
         else:
             s = _INPUT_SPIKES.fn(p_spike, on, u)
             n_input_spikes += s.sum(dtype=torch.float64)
             # a bfloat16 jump is added to the float32 potential exactly (its float32 value)
-            jump = (s.to(low) if low is not None else s) @ w_t
-        v, counts = _LIF_COUNTS.fn(jump, v, counts, thresh, *numbers)
-    return {"counts": counts, "input_spikes": float(n_input_spikes)}
+            jumps = [(s.to(low) if low is not None else s) @ w_t for _, w_t, _, _ in states]
+        for state, jump in zip(states, jumps):
+            state[2], state[3] = _LIF_COUNTS.fn(jump, state[2], state[3], state[0], *numbers)
+    return [{"counts": counts, "input_spikes": float(n_input_spikes)}
+            for _, _, _, counts in states]
 
 
 def _gathers(p: DoGLIFParams, device: torch.device) -> bool:
@@ -838,7 +860,7 @@ def _pair_input(signed: torch.Tensor) -> torch.Tensor:
 
 
 def _gathered_drive(fired: torch.Tensor, pair_input: torch.Tensor,
-                    w_rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+                    w_rows) -> tuple:
     """The jumps :math:`J = s\\, w^T` of one step, summed over the inputs that fired only.
 
     .. math:: J_{mk} = \\sum_{i \\,:\\, s_{mi} = 1} w_{ki}
@@ -850,14 +872,18 @@ def _gathered_drive(fired: torch.Tensor, pair_input: torch.Tensor,
     the product ``s @ w_rows``, in another order (so equal up to float32 rounding), but
     with the work of the inputs that fire (a few percent of them) instead of every input:
     ``torch.nn.functional.embedding_bag`` adds the rows of the fired inputs, one bag per
-    position. Returns :math:`J` ``(M, K)`` and the number of input spikes.
+    position. Returns :math:`J` ``(M, K)`` and the number of input spikes. ``w_rows`` may also
+    be a list of such matrices (layers fed the same spikes): the fired inputs are then found
+    once, and a list of their jumps is returned.
     """
     rows, cols = fired.nonzero(as_tuple=True)  # row-major: each position's inputs in order
     per_row = torch.bincount(rows, minlength=fired.shape[0])
     offsets = torch.zeros_like(per_row)
     torch.cumsum(per_row[:-1], 0, out=offsets[1:])
-    jump = F.embedding_bag(pair_input[rows, cols], w_rows, offsets, mode="sum")
-    return jump, len(rows)
+    inputs = pair_input[rows, cols]
+    if isinstance(w_rows, (list, tuple)):
+        return [F.embedding_bag(inputs, w, offsets, mode="sum") for w in w_rows], len(rows)
+    return F.embedding_bag(inputs, w_rows, offsets, mode="sum"), len(rows)
 
 
 def keep_k_winners(counts: torch.Tensor, k: int) -> torch.Tensor:
@@ -1051,75 +1077,11 @@ class DoGLIF:
         ``synaptic_ops_per_image`` (input spikes x ``n_filters``) and
         ``layer_spikes_per_image``.
         """
-        from ...progress import tqdm
-
-        where = "DoGLIF.features"
-        self._check_fitted()
-        p = self.params
-        checked = _checked_images(images, "images", where)
-        check.integer("seed", seed, low=0, where=where)
-        check.flag("progress", progress, where=where)
-        check.instance("checkpoint", checkpoint, (str, os.PathLike), none=True, where=where)
-        check.positive_int("part_images", part_images, where=where)
-        check.instance("desc", desc, str, where=where)
-        m = min(p.image_batch, len(checked)) * p.side ** 2
-        check.fits_in_memory(
-            f"features of {len(checked)} images in batches of image_batch={p.image_batch}",
-            4 * len(checked) * (p.n_features + p.n_filters + 2)
-            + 4 * m * (p.n_inputs + 4 * p.n_filters),
-            where=where)
-        images = np.asarray(images)
-        n = len(images)
-        folder = Path(checkpoint) if checkpoint is not None else None
-        feats = np.zeros((n, p.n_features), dtype=np.float32)
-        filters = np.zeros((n, p.n_filters), dtype=np.float32)
-        input_spikes = np.zeros(n)  # per image (the layer's spikes: filters.sum(1))
-        computed, wall, timed_images, timed_wall = 0, 0.0, 0, 0.0
-        # compiles (seconds, once per process) at this call's sizes before any clock starts
-        if m:
-            _fused_ready(torch.zeros(m, p.n_inputs // 2, device=self.device),
-                         _felt(self.w_mv, p), self.theta_mv, p)
-        bar = tqdm(total=n, disable=not progress, unit="img", desc=desc)
-        for first in range(0, n, part_images):
-            last = min(n, first + part_images)
-            path = folder / f"part_{first:06d}_{last:06d}.npz" if folder is not None else None
-            key = self._part_key(images[first:last], seed, first) if path is not None else None
-            saved = runs.cached_npz(path, key) if path is not None else None
-            if saved is not None:
-                feats[first:last], input_spikes[first:last] = saved["features"], saved["input_spikes"]
-                filters[first:last] = saved["filter_spikes"]
-                timed_images += last - first
-                timed_wall += float(saved["wall_s"])
-                bar.update(last - first)
-                continue
-            start = time.perf_counter()
-            rng = np.random.default_rng([self.seed, seed, first])
-            for i in range(first, last, p.image_batch):
-                j = min(last, i + p.image_batch)
-                x = self.retina._intensities(_as_float(checked[i:j]), p).to(self.device)
-                out = _layer_run(x.reshape(-1, x.shape[-1]), self.w_mv, self.theta_mv, p, rng)
-                kept = _keep_k_winners(out["counts"], p.k_winners)
-                feats[i:j] = _pool(kept, j - i, p.side, p.pool).cpu().numpy()
-                filters[i:j] = out["counts"].reshape(j - i, -1, p.n_filters).sum(1).cpu().numpy()
-                input_spikes[i:j] = out["input_spikes"] / (j - i)  # batch mean (the batch is small)
-                bar.update(j - i)
-            part_wall = time.perf_counter() - start
-            wall += part_wall
-            computed += last - first
-            timed_images += last - first
-            timed_wall += part_wall
-            if path is not None:
-                runs.save_npz(path, key=np.array(key), features=feats[first:last],
-                              filter_spikes=filters[first:last],
-                              input_spikes=input_spikes[first:last],
-                              wall_s=np.array(part_wall))
-        bar.close()
-        return {"features": feats, "filter_spikes": filters,
-                "wall_s": timed_wall, "computed_images": computed,
-                "computed_wall_s": wall,
-                "images_per_s": timed_images / timed_wall if timed_wall else float("nan"),
-                "synaptic_ops_per_image": float(input_spikes.mean() * p.n_filters),
-                "layer_spikes_per_image": float(filters.sum(1).mean())}
+        check.instance("checkpoint", checkpoint, (str, os.PathLike), none=True,
+                       where="DoGLIF.features")
+        return features_together([self], images, seed=seed, progress=progress,
+                                 checkpoints=[checkpoint], part_images=part_images, desc=desc,
+                                 where="DoGLIF.features")[0]
 
     def _part_key(self, images: np.ndarray, seed: int, first: int) -> str:
         """Everything a part of the features depends on: the network, its retina, every image
@@ -1223,3 +1185,156 @@ def spike_statistics(filter_spikes: np.ndarray, p: DoGLIFParams) -> dict:
             "spikes_per_image": float(per_filter.sum(axis=1).mean()),
             "silent_filters": float((per_filter.sum(axis=0) == 0).mean()),
             "filter_rate_hz_percentiles": [float(v) for v in np.percentile(rate, [5, 50, 95])]}
+
+
+def features_together(nets, images, *, seed: int, progress: bool = True, checkpoints=None,
+                      part_images: int = 2000, desc: str = "tier 2, features",
+                      where: str = "dog_lif.features_together") -> list[dict]:
+    """:meth:`DoGLIF.features` of several fitted networks on the same ``images``: one dict per
+    network, each equal to what its own ``features`` call returns.
+
+    Networks made with the same parameters, seed and device and with equal retinas (a layer
+    and its random-weight twin, say) get the same input spikes from the same random numbers;
+    they are simulated together (:func:`_fused_runs`), so that those numbers are drawn, and
+    the inputs that fired found, once per step for all of them. Other networks are
+    computed one after another. ``checkpoints``: one folder (or None) per network, as
+    :meth:`DoGLIF.features`' ``checkpoint``; a part saved for one network is loaded and only
+    the others compute it. Each network's ``wall_s`` charges it an equal share of the time of
+    the parts it was computed in (the sum over the networks is the time taken).
+    """
+    from ...progress import tqdm
+
+    nets = list(nets) if isinstance(nets, (list, tuple)) else nets
+    if not isinstance(nets, list) or not nets or not all(isinstance(n, DoGLIF) for n in nets):
+        raise TypeError(f"{where}: nets must be a non-empty list of DoGLIF networks, got "
+                        f"{type(nets).__name__}")
+    for net in nets:
+        net._check_fitted()
+    checked = _checked_images(images, "images", where)
+    check.integer("seed", seed, low=0, where=where)
+    check.flag("progress", progress, where=where)
+    if checkpoints is not None and (isinstance(checkpoints, (str, os.PathLike))
+                                    or not isinstance(checkpoints, (list, tuple))):
+        raise TypeError(f"{where}: checkpoints must be a list of one folder (or None) per "
+                        f"network, got {type(checkpoints).__name__}")
+    checkpoints = [None] * len(nets) if checkpoints is None else list(checkpoints)
+    if len(checkpoints) != len(nets):
+        raise ValueError(f"{where}: checkpoints must give one folder (or None) per network: "
+                         f"{len(checkpoints)} for {len(nets)} networks")
+    for i, c in enumerate(checkpoints):
+        check.instance(f"checkpoints[{i}]", c, (str, os.PathLike), none=True, where=where)
+    check.positive_int("part_images", part_images, where=where)
+    check.instance("desc", desc, str, where=where)
+    if len(nets) > 1 and not all(_same_input(nets[0], n) for n in nets[1:]):
+        return [features_together([n], images, seed=seed, progress=progress, checkpoints=[c],
+                                  part_images=part_images, desc=desc, where=where)[0]
+                for n, c in zip(nets, checkpoints)]
+    net0, p = nets[0], nets[0].params
+    m = min(p.image_batch, len(checked)) * p.side ** 2
+    check.fits_in_memory(
+        f"features of {len(checked)} images in batches of image_batch={p.image_batch}",
+        len(nets) * (4 * len(checked) * (p.n_features + p.n_filters + 2)
+                     + 4 * m * (p.n_inputs + 4 * p.n_filters)),
+        where=where)
+    images = np.asarray(images)
+    n = len(images)
+    folders = [Path(c) if c is not None else None for c in checkpoints]
+    feats = [np.zeros((n, p.n_features), dtype=np.float32) for _ in nets]
+    filters = [np.zeros((n, p.n_filters), dtype=np.float32) for _ in nets]
+    input_spikes = [np.zeros(n) for _ in nets]  # per image (the layer's spikes: filters.sum(1))
+    computed, wall = [0] * len(nets), [0.0] * len(nets)
+    timed_images, timed_wall = [0] * len(nets), [0.0] * len(nets)
+    # compiles (seconds, once per process) at this call's sizes before any clock starts
+    if m:
+        _fused_ready(torch.zeros(m, p.n_inputs // 2, device=net0.device),
+                     _felt(net0.w_mv, p), net0.theta_mv, p)
+    bar = tqdm(total=n, disable=not progress, unit="img", desc=desc)
+    for first in range(0, n, part_images):
+        last = min(n, first + part_images)
+        todo, saving = [], {}
+        for i, (net, folder) in enumerate(zip(nets, folders)):
+            path = folder / f"part_{first:06d}_{last:06d}.npz" if folder is not None else None
+            key = net._part_key(images[first:last], seed, first) if path is not None else None
+            saved = runs.cached_npz(path, key) if path is not None else None
+            if saved is None:
+                todo.append(i)
+                saving[i] = (path, key)
+                continue
+            feats[i][first:last] = saved["features"]
+            input_spikes[i][first:last] = saved["input_spikes"]
+            filters[i][first:last] = saved["filter_spikes"]
+            timed_images[i] += last - first
+            timed_wall[i] += float(saved["wall_s"])
+        if todo:
+            start = time.perf_counter()
+            rng = np.random.default_rng([net0.seed, seed, first])
+            layers = [(nets[i].w_mv, nets[i].theta_mv) for i in todo]
+            for b in range(first, last, p.image_batch):
+                e = min(last, b + p.image_batch)
+                x = net0.retina._intensities(_as_float(checked[b:e]), p).to(net0.device)
+                outs = _features_runs(x.reshape(-1, x.shape[-1]), layers, p, rng)
+                for i, out in zip(todo, outs):
+                    kept = _keep_k_winners(out["counts"], p.k_winners)
+                    feats[i][b:e] = _pool(kept, e - b, p.side, p.pool).cpu().numpy()
+                    filters[i][b:e] = (out["counts"].reshape(e - b, -1, p.n_filters).sum(1)
+                                       .cpu().numpy())
+                    # batch mean (the batch is small)
+                    input_spikes[i][b:e] = out["input_spikes"] / (e - b)
+                bar.update(e - b)
+            share = (time.perf_counter() - start) / len(todo)
+            for i in todo:
+                wall[i] += share
+                computed[i] += last - first
+                timed_images[i] += last - first
+                timed_wall[i] += share
+                path, key = saving[i]
+                if path is not None:
+                    runs.save_npz(path, key=np.array(key), features=feats[i][first:last],
+                                  filter_spikes=filters[i][first:last],
+                                  input_spikes=input_spikes[i][first:last],
+                                  wall_s=np.array(share))
+        if not todo:
+            bar.update(last - first)
+    bar.close()
+    return [{"features": feats[i], "filter_spikes": filters[i],
+             "wall_s": timed_wall[i], "computed_images": computed[i],
+             "computed_wall_s": wall[i],
+             "images_per_s": timed_images[i] / timed_wall[i] if timed_wall[i] else float("nan"),
+             "synaptic_ops_per_image": float(input_spikes[i].mean() * p.n_filters),
+             "layer_spikes_per_image": float(filters[i].sum(1).mean())}
+            for i in range(len(nets))]
+
+
+def _same_input(a: DoGLIF, b: DoGLIF) -> bool:
+    """Whether ``a`` and ``b`` turn images into the same input spikes (the same parameters,
+    seed, device and retina), so that :func:`features_together` can simulate them together."""
+    if a.params != b.params or a.seed != b.seed or a.device != b.device:
+        return False
+    def equal(x, y) -> bool:
+        if torch.is_tensor(x) or torch.is_tensor(y):
+            return (torch.is_tensor(x) and torch.is_tensor(y) and x.shape == y.shape
+                    and torch.equal(x, y))
+        return np.array_equal(np.asarray(x), np.asarray(y))
+
+    sa, sb = a.retina.state_dict(), b.retina.state_dict()
+    return sa.keys() == sb.keys() and all(equal(sa[k], sb[k]) for k in sa)
+
+
+def _features_runs(signed: torch.Tensor, layers: list, p: DoGLIFParams,
+                   rng: np.random.Generator) -> list[dict]:
+    """:func:`_layer_run` (features: no learning, no recording) of each ``(w_mv, theta_mv)`` of
+    ``layers`` on the same input spikes: together where the steps compile
+    (:func:`_fused_runs`), else one after another from copies of the generator's state (the
+    same draws), which is left where the last layer left it."""
+    felt = [(_felt(w, p), theta) for w, theta in layers]
+    out = _fused_runs(signed, felt, p, rng)
+    if out is not None:
+        return out
+    if len(layers) == 1:
+        return [_layer_run(signed, *layers[0], p, rng)]
+    outs, state = [], copy.deepcopy(rng.bit_generator.state)
+    for w, theta in layers:
+        rng.bit_generator.state = copy.deepcopy(state)
+        outs.append(_layer_run(signed, w, theta, p, rng))
+    return outs
+

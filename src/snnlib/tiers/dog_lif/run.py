@@ -18,7 +18,7 @@ from ... import _validate as check
 from ... import retina as R
 from ... import runs
 from .. import _profile_section
-from .layer import IMAGE_PX, DoGLIF, DoGLIFParams, spike_statistics
+from .layer import IMAGE_PX, DoGLIF, DoGLIFParams, features_together, spike_statistics
 from .record import to_record
 
 __all__ = ["CHOSEN_ON", "READOUT_BACKEND", "READOUT_CS", "READOUT_MAX_ITER", "params_for_profile",
@@ -129,7 +129,8 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
     1. The layer learns from random patches of the training images (STDP);
        the same layer with random weights adapts only its thresholds.
     2. Pooled spike counts of both for the training and test images
-       (checkpointed every 2000 images in ``out_dir``).
+       (checkpointed every 2000 images in ``out_dir``), the two layers simulated together
+       on the same input spikes (:func:`.layer.features_together`).
     3. Logistic regression (:func:`snnlib.readout.logistic_regression`) on
        the STDP features (the tier), on the random-weight features, on the
        raw RGB pixels and on the colour-opponent DoG responses of the pixels.
@@ -181,10 +182,12 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
                             device=device)
         wall[f"layer_{name}"] = float(nets[name].history.get("wall_s", time.perf_counter() - start))
         feats[name], extraction[name] = {}, {}
-        for k, (split, x) in enumerate(splits):
-            f = nets[name].features(x, seed=seed + 1 + k, progress=progress,
-                                    checkpoint=out / f"features_{name}_{split}",
-                                    desc=f"tier 2, {name} features, {split}")
+    for k, (split, x) in enumerate(splits):
+        # both layers on the same input spikes, simulated together (each charged half the time)
+        both = features_together(list(nets.values()), x, seed=seed + 1 + k, progress=progress,
+                                 checkpoints=[out / f"features_{name}_{split}" for name in nets],
+                                 desc=f"tier 2, features of both layers, {split}")
+        for name, f in zip(nets, both):
             feats[name][split], extraction[name][split] = f["features"], f
             # None: every part was loaded from a checkpoint that carries no time
             wall[f"features_{name}_{split}"] = f["wall_s"] if f["wall_s"] or not len(x) else None
@@ -250,7 +253,8 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
         "images_per_s": {
             "what": "stdp_training_patches_per_s: the learning loop alone (patches shown "
                     "per second); feature_extraction: images per second over the train "
-                    "and test images (their mean)",
+                    "and test images (their mean), the two layers simulated together on the "
+                    "same input spikes and each charged half of that time",
             "stdp_training_patches_per_s": float(nets["stdp"].history["patches_per_s"]),
             "feature_extraction": {n: float(np.nanmean(v)) if not np.isnan(v).all() else None
                                    for n, v in speed.items()},
