@@ -261,7 +261,7 @@ PROFILES: dict[str, Profile] = {
                                               neurons=100, train_images=100,
                                               readout_images=1000, readout_epochs=2),
                     dog_lif=DogLIFSizes(filters=512, train_patches=50_000),
-                    conversion=ConversionSizes(width=32, train_images=10_000, epochs=6,
+                    conversion=ConversionSizes(width=32, train_images=10_000, epochs=5,
                                                snn_images=500, steps=128, variant_images=100,
                                                qcfs_epochs=2, qcfs_steps=32)),
     "full": Profile("full", n_train_per_class=None, n_test_per_class=None, n_encode_images=1000,
