@@ -431,8 +431,10 @@ def test_a_layer_and_its_twin_simulated_together_give_their_own_features(tmp_pat
     _same(mixed[1], other.features(test, seed=1, progress=False, part_images=4))
     with pytest.raises(ValueError, match="one folder"):
         D.features_together([stdp, twin], test, seed=1, checkpoints=[tmp_path / "s"])
-    with pytest.raises(TypeError, match="nets"):
+    with pytest.raises(ValueError, match="nets"):
         D.features_together([], test, seed=1)
+    with pytest.raises(TypeError, match="nets.1. must be a DoGLIF"):
+        D.features_together([stdp, "twin"], test, seed=1)
     with pytest.raises(TypeError, match="checkpoints"):
         D.features_together([stdp], test, seed=1, checkpoints=str(tmp_path))
 

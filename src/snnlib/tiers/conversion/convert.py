@@ -358,11 +358,11 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
     _sequential("reference", reference, where, finite=True)
     if [type(m) for m in reference] != [type(m) for m in net]:
         raise ValueError(f"{where}: reference must have net's layers, in its order")
-    _check_simulation_memory(net, images, batch, "calibrating", where)
-    sizes = _probe_sizes(net, images)
+    sizes = _check_simulation_memory(net, images, batch, "calibrating", where)
     # the spikes between two stages, of every image at every step, as int8 (and the CNN's
-    # activations there, as floats, in the first round)
-    check.fits_in_memory(f"calibrating {len(images)} images for {steps} steps",
+    # activations there, as floats, in the first round), on the device
+    check.fits_in_memory(f"keeping the spikes between layers of len(images)={len(images)} "
+                         f"images for steps={steps} steps (use fewer images or steps)",
                          len(images) * (2 * steps + 8) * max(sizes), where=where)
     out = copy.deepcopy(net).eval()
     feeding = _fed_layers(out, where)
@@ -384,7 +384,7 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
                 memory_format=torch.channels_last)
             return [x] * steps
         spikes, dtype = trains[b]
-        return [s.to(dtype) for s in spikes]
+        return (s.to(dtype) for s in spikes)  # one step's copy at a time
 
     from ...progress import tqdm
     bar = tqdm(total=rounds * (2 * len(acts) - 1) * len(images), disable=not progress,
@@ -394,7 +394,7 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
     corrections: list = [0.0] * len(acts)
     ann_in = None  # the CNN's activations entering the stage, per batch (first round)
     for _ in range(rounds):
-        trains = None  # the spikes entering the stage, per batch: (steps, dtype)
+        trains = None  # the spikes entering the stage, per batch: (int8 spikes per step, dtype)
         for j, (k, layer) in enumerate(zip(acts, feeding)):
             if k not in targets:
                 # the CNN's stage, its activation as the CNN computes it (normalise made it a
@@ -445,14 +445,15 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
 
 
 def _check_simulation_memory(net: nn.Sequential, images: torch.Tensor, batch: int, doing: str,
-                             where: str) -> None:
+                             where: str) -> list[int]:
     """Refuse a spiking simulation of ``images`` in batches of ``batch`` that would not fit in
     memory: per image of a batch, the IF potentials, the layers' inputs and outputs and the
-    spike maps."""
+    spike maps. Returns the neurons per image of each activation (:func:`_probe_sizes`)."""
     sizes = _probe_sizes(net, images)
     n = min(batch, len(images))
     check.fits_in_memory(f"{doing} batches of {n} images (batch={batch})",
                          4 * n * (4 * sum(sizes) + 2 * images[0].numel()), where=where)
+    return sizes
 
 
 def _device(device, where: str) -> None:

@@ -735,9 +735,9 @@ def _fused_ready(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Ten
     ``torch.compile`` makes one code for every shape (``dynamic=True``), but tunes it (how
     the loops over positions and neurons are vectorised) to the sizes of its first call: a
     first call on toy sizes gave code 1.3 times slower for 3,136 positions of 512 neurons.
-    So the first compilation in a process should be made at the sizes that matter,
-    which :meth:`DoGLIF.features` does before its clock starts. The example tensors are
-    distinct objects, as in the real calls: a tensor passed twice would make a code guarded
+    So the first compilation in a process should be made at the sizes that matter, which
+    :meth:`DoGLIF.features` (:func:`features_together`) does before its clock starts. The
+    example tensors are distinct objects, as in the real calls: a tensor passed twice would make a code guarded
     on that, compiled again at the first real call.
     """
     key = (tuple(signed.shape), tuple(w_felt.shape), bool(p.inhibition_mv), p.drive_dtype,
@@ -815,11 +815,14 @@ def _fused_runs(signed: torch.Tensor, layers: list, p: DoGLIFParams,
         if not _fused_ready(signed, w_felt, theta_mv, p):
             return None
     dev = signed.device
-    states = []
-    for w_felt, theta_mv in layers:
-        numbers, p_spike, on, thresh, w_t, low, v, counts = _fused_tensors(signed, w_felt,
-                                                                            theta_mv, p)
-        states.append([thresh, w_t, v, counts])
+    # the LIF numbers, spike probabilities, ON mask and drive dtype depend on p and the
+    # input only: the first layer's serve all
+    numbers, p_spike, on, thresh, w_t, low, v, counts = _fused_tensors(signed, *layers[0], p)
+    states = [[thresh, w_t, v, counts]]
+    for w_felt, theta_mv in layers[1:]:
+        w_t, _ = _drive_weights(w_felt, p)
+        states.append([p.lif.v_thresh_mv + theta_mv, w_t,
+                       torch.full_like(v, p.lif.v_rest_mv), torch.zeros_like(counts)])
     n_input_spikes = torch.zeros((), dtype=torch.float64, device=dev)
     gather = _gathers(p, dev)
     if gather:
@@ -1079,9 +1082,9 @@ class DoGLIF:
         """
         check.instance("checkpoint", checkpoint, (str, os.PathLike), none=True,
                        where="DoGLIF.features")
-        return features_together([self], images, seed=seed, progress=progress,
-                                 checkpoints=[checkpoint], part_images=part_images, desc=desc,
-                                 where="DoGLIF.features")[0]
+        return _features_together([self], images, seed=seed, progress=progress,
+                                  checkpoints=[checkpoint], part_images=part_images, desc=desc,
+                                  where="DoGLIF.features")[0]
 
     def _part_key(self, images: np.ndarray, seed: int, first: int) -> str:
         """Everything a part of the features depends on: the network, its retina, every image
@@ -1188,26 +1191,41 @@ def spike_statistics(filter_spikes: np.ndarray, p: DoGLIFParams) -> dict:
 
 
 def features_together(nets, images, *, seed: int, progress: bool = True, checkpoints=None,
-                      part_images: int = 2000, desc: str = "tier 2, features",
-                      where: str = "dog_lif.features_together") -> list[dict]:
+                      part_images: int = 2000, desc: str = "tier 2, features") -> list[dict]:
     """:meth:`DoGLIF.features` of several fitted networks on the same ``images``: one dict per
     network, each equal to what its own ``features`` call returns.
 
     Networks made with the same parameters, seed and device and with equal retinas (a layer
     and its random-weight twin, say) get the same input spikes from the same random numbers;
     they are simulated together (:func:`_fused_runs`), so that those numbers are drawn, and
-    the inputs that fired found, once per step for all of them. Other networks are
-    computed one after another. ``checkpoints``: one folder (or None) per network, as
-    :meth:`DoGLIF.features`' ``checkpoint``; a part saved for one network is loaded and only
-    the others compute it. Each network's ``wall_s`` charges it an equal share of the time of
-    the parts it was computed in (the sum over the networks is the time taken).
+    the inputs that fired found, once per step for all of them. If any network's input
+    differs from the first's, every network is computed on its own, one after another.
+    ``checkpoints``: one folder (or None) per network, as :meth:`DoGLIF.features`'
+    ``checkpoint``; a part saved for one network is loaded and only the others compute it.
+    A part computed together charges each network an equal share of its time, and stores
+    that share as the part's time (``computed_wall_s`` summed over the networks is the time
+    this call took to compute them; ``wall_s`` also counts the times of loaded parts).
     """
+    return _features_together(nets, images, seed=seed, progress=progress,
+                              checkpoints=checkpoints, part_images=part_images, desc=desc,
+                              where="dog_lif.features_together")
+
+
+def _features_together(nets, images, *, seed: int, progress: bool, checkpoints,
+                       part_images: int, desc: str, where: str) -> list[dict]:
+    """:func:`features_together`, its errors naming ``where``."""
     from ...progress import tqdm
 
-    nets = list(nets) if isinstance(nets, (list, tuple)) else nets
-    if not isinstance(nets, list) or not nets or not all(isinstance(n, DoGLIF) for n in nets):
-        raise TypeError(f"{where}: nets must be a non-empty list of DoGLIF networks, got "
+    if not isinstance(nets, (list, tuple)):
+        raise TypeError(f"{where}: nets must be a list of DoGLIF networks, got "
                         f"{type(nets).__name__}")
+    nets = list(nets)
+    if not nets:
+        raise ValueError(f"{where}: nets must hold at least one DoGLIF network, got none")
+    for i, net in enumerate(nets):
+        if not isinstance(net, DoGLIF):
+            raise TypeError(f"{where}: nets[{i}] must be a DoGLIF network, got "
+                            f"{type(net).__name__}")
     for net in nets:
         net._check_fitted()
     checked = _checked_images(images, "images", where)
@@ -1226,13 +1244,14 @@ def features_together(nets, images, *, seed: int, progress: bool = True, checkpo
     check.positive_int("part_images", part_images, where=where)
     check.instance("desc", desc, str, where=where)
     if len(nets) > 1 and not all(_same_input(nets[0], n) for n in nets[1:]):
-        return [features_together([n], images, seed=seed, progress=progress, checkpoints=[c],
-                                  part_images=part_images, desc=desc, where=where)[0]
+        return [_features_together([n], images, seed=seed, progress=progress, checkpoints=[c],
+                                   part_images=part_images, desc=desc, where=where)[0]
                 for n, c in zip(nets, checkpoints)]
     net0, p = nets[0], nets[0].params
     m = min(p.image_batch, len(checked)) * p.side ** 2
     check.fits_in_memory(
-        f"features of {len(checked)} images in batches of image_batch={p.image_batch}",
+        f"features of {len(checked)} images in batches of image_batch={p.image_batch}"
+        + (f" for {len(nets)} networks at once" if len(nets) > 1 else ""),
         len(nets) * (4 * len(checked) * (p.n_features + p.n_filters + 2)
                      + 4 * m * (p.n_inputs + 4 * p.n_filters)),
         where=where)
@@ -1310,14 +1329,11 @@ def _same_input(a: DoGLIF, b: DoGLIF) -> bool:
     seed, device and retina), so that :func:`features_together` can simulate them together."""
     if a.params != b.params or a.seed != b.seed or a.device != b.device:
         return False
-    def equal(x, y) -> bool:
-        if torch.is_tensor(x) or torch.is_tensor(y):
-            return (torch.is_tensor(x) and torch.is_tensor(y) and x.shape == y.shape
-                    and torch.equal(x, y))
-        return np.array_equal(np.asarray(x), np.asarray(y))
-
-    sa, sb = a.retina.state_dict(), b.retina.state_dict()
-    return sa.keys() == sb.keys() and all(equal(sa[k], sb[k]) for k in sa)
+    if a.retina is b.retina:
+        return True
+    sa, sb = a.retina.state_dict(), b.retina.state_dict()  # numpy arrays and numbers
+    return sa.keys() == sb.keys() and all(np.array_equal(np.asarray(sa[k]), np.asarray(sb[k]))
+                                          for k in sa)
 
 
 def _features_runs(signed: torch.Tensor, layers: list, p: DoGLIFParams,

@@ -42,7 +42,9 @@ def to_record(d: dict, *, device: str, provenance: dict | None = None) -> runs.T
                             "STDP learning: patches (one position each) per second"),
         inference=runs.Speed(speed["feature_extraction"]["stdp"],
                              "feature extraction (retina, spikes, pooled counts): images per "
-                             "second"),
+                             "second" + (", simulated together with the random-weight layer "
+                                         "on the same input spikes and charged half the time"
+                                         if speed.get("layers_together") else "")),
         device=device,
         provenance=provenance)
 

@@ -99,7 +99,7 @@ LAYER_VERSION = 1
 
 
 def _layer(out: Path, name: str, params: DoGLIFParams, images: np.ndarray, *, seed: int,
-           progress: bool, device: str = "cpu") -> DoGLIF:
+           progress: bool, device: str = "cpu", retina=None) -> DoGLIF:
     """The layer trained (``stdp``) or with random weights (``random``), cached in ``out/layer_NAME.npz``.
 
     The cache is keyed on the parameters that change learning (all but ``drive_dtype`` and
@@ -116,7 +116,7 @@ def _layer(out: Path, name: str, params: DoGLIFParams, images: np.ndarray, *, se
         saved.pop("key")
         net.load_state_dict(saved)
         return net
-    net.fit(images, progress=progress)
+    net.fit(images, progress=progress, retina=retina)
     runs.save_npz(path, key=np.array(key), **net.state_dict())
     return net
 
@@ -178,8 +178,10 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
     wall, nets, feats, extraction = {}, {}, {}, {}
     for name in ("stdp", "random"):
         start = time.perf_counter()
+        # the twin takes the layer's retina (the one it would fit itself): the same input
+        # spikes, so that the two are simulated together
         nets[name] = _layer(out, name, params, x_train, seed=seed, progress=progress,
-                            device=device)
+                            device=device, retina=nets["stdp"].retina if nets else None)
         wall[f"layer_{name}"] = float(nets[name].history.get("wall_s", time.perf_counter() - start))
         feats[name], extraction[name] = {}, {}
     for k, (split, x) in enumerate(splits):
@@ -255,6 +257,7 @@ def run_tier(profile, *, out_dir: str | os.PathLike, seed: int = 2026, device: s
                     "per second); feature_extraction: images per second over the train "
                     "and test images (their mean), the two layers simulated together on the "
                     "same input spikes and each charged half of that time",
+            "layers_together": True,
             "stdp_training_patches_per_s": float(nets["stdp"].history["patches_per_s"]),
             "feature_extraction": {n: float(np.nanmean(v)) if not np.isnan(v).all() else None
                                    for n, v in speed.items()},
