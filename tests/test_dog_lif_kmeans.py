@@ -353,3 +353,91 @@ def test_the_code_of_a_coarser_scale_pools_its_twelve_by_twelve_positions():
                                rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="downsample"):
         K.kmeans_features(images, fit, D.DoGLIFParams(n_filters=5), c)
+
+
+def test_centroids_become_layer_weights_of_the_layers_sum_split_into_on_and_off():
+    """w = w_sum [max(c, 0), max(-c, 0)] / |c|_1: non-negative, each neuron's weights sum to
+    the layer's w_sum_mv, the ON half is the centroid's positive part and the OFF half its
+    negative part, both in proportion to the centroid."""
+    p = D.DoGLIFParams(n_filters=3)
+    c = torch.randn(3, 75, generator=torch.Generator().manual_seed(0))
+    c[1] = c[1].abs()  # a centroid with no negative part: its OFF weights are all 0
+    w = K.weights_from_centroids(c, p)
+    assert w.shape == (3, 150) and bool((w >= 0).all())
+    assert torch.allclose(w.sum(1), torch.full((3,), p.w_sum_mv))
+    scale = p.w_sum_mv / c.abs().sum(1, keepdim=True)
+    assert torch.allclose(w[:, :75], c.clamp(min=0) * scale, atol=1e-6)
+    assert torch.allclose(w[:, 75:], (-c).clamp(min=0) * scale, atol=1e-6)
+    assert float(w[1, 75:].abs().max()) == 0.0
+    # of patches of one length, the one along a centroid drives its neuron most, at the
+    # Cauchy-Schwarz bound w_sum |c|_2 |x|_2 / |c|_1
+    x = torch.randn(500, 75, generator=torch.Generator().manual_seed(2))
+    x = torch.cat([c[:1], x]) / torch.cat([c[:1], x]).norm(dim=1, keepdim=True)
+    drive = L.on_off_inputs(x.clamp(-1, 1)) @ w[0]
+    assert int(drive.argmax()) == 0
+    assert float(drive[0]) == pytest.approx(p.w_sum_mv * float(c[0].norm() / c[0].abs().sum()),
+                                            rel=1e-5)
+
+
+def test_layer_weights_become_centroids_of_one_length_along_on_minus_off():
+    """c = norm (w+ - w-) / |w+ - w-|_2, and the inverse of weights_from_centroids up to each
+    centroid's length: the round trip keeps every centroid's direction."""
+    p = D.DoGLIFParams(n_filters=4)
+    c = torch.randn(4, 75, generator=torch.Generator().manual_seed(1))
+    back = K.centroids_from_weights(K.weights_from_centroids(c, p), p, norm=2.5)
+    assert torch.allclose(back.norm(dim=1), torch.full((4,), 2.5))
+    assert torch.allclose(back, 2.5 * c / c.norm(dim=1, keepdim=True), atol=1e-5)
+    # a layer's own weights, whose ON and OFF halves overlap: ON minus OFF, at the asked length
+    w = D.DoGLIF(p, seed=0).w_mv
+    d = w[:, :75] - w[:, 75:]
+    # its drive: a linear part along ON minus OFF and a part blind to each value's sign
+    x = torch.randn(7, 75, generator=torch.Generator().manual_seed(3)).clamp(-1, 1)
+    assert torch.allclose(L.on_off_inputs(x) @ w.T,
+                          0.5 * x @ d.T + 0.5 * x.abs() @ (w[:, :75] + w[:, 75:]).T, atol=1e-4)
+    assert torch.allclose(K.centroids_from_weights(w, p, norm=1.0),
+                          d / d.norm(dim=1, keepdim=True), atol=1e-6)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda p: K.weights_from_centroids(torch.zeros(2, 12), p), r"centroids must be \(k, 75\)"),
+    (lambda p: K.weights_from_centroids(torch.zeros(2, 75), p), "not all zero"),
+    (lambda p: K.weights_from_centroids(torch.full((2, 75), float("inf")), p), "finite"),
+    (lambda p: K.weights_from_centroids(torch.ones(2, 75), "p"), "p must be"),
+    (lambda p: K.centroids_from_weights(torch.ones(2, 75), p, norm=1.0), r"\(k, 150\)"),
+    (lambda p: K.centroids_from_weights(torch.ones(2, 150), p, norm=1.0), "must differ"),
+    (lambda p: K.centroids_from_weights(torch.rand(2, 150), p, norm=0.0), "norm"),
+    (lambda p: K.centroids_from_weights(torch.rand(2, 150), p, norm=float("nan")), "norm"),
+])
+def test_the_maps_between_centroids_and_weights_refuse_bad_input_with_a_message(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call(D.DoGLIFParams(n_filters=2))
+
+
+def test_the_dictionaries_table_shows_each_pairing_for_each_stored_run(tmp_path):
+    rows = {key: {"what": what, "val_accuracy": acc} for key, what, acc in [
+        ("stdp_spikes", "STDP filters, spike counts (the tier)", 0.6265),
+        ("kmeans_spikes", "k-means centroids as weights, spike counts", 0.635),
+        ("kmeans_triangle", "k-means centroids as fitted, triangle code", 0.6465)]}
+    small = {"name": "a", "train_images": 5000, "val_images": 2000, "rows": rows}
+    large = {"name": "b", "train_images": 20000, "val_images": 5000,
+             "rows": {k: {**v, "val_accuracy": v["val_accuracy"] + 0.05} for k, v in rows.items()
+                      if k != "kmeans_spikes"}}
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps([large, small]))
+    text = repr(K.dictionaries_table(path))
+    assert "5,000 / 2,000 images" in text and "20,000 / 5,000 images" in text
+    assert text.index("5,000 / 2,000 images") < text.index("20,000 / 5,000 images")
+    lines = text.splitlines()
+    tier = next(line for line in lines if line.startswith("STDP filters"))
+    assert "62.65%" in tier and "67.65%" in tier
+    swapped = next(line for line in lines if line.startswith("k-means centroids as weights"))
+    assert "63.50%" in swapped and "n/a" in swapped  # the second run has no such row
+    assert text.index("STDP filters") < text.index("as weights") < text.index("as fitted")
+    path.write_text(json.dumps([{**small, "rows": {"stdp_spikes": {"what": "x"}}}]))
+    with pytest.raises(ValueError, match="run 'a' .* has rows without"):
+        K.dictionaries_table(path)
+    path.write_text("[]")
+    with pytest.raises(ValueError, match="no run"):
+        K.dictionaries_table(path)
+    with pytest.raises(FileNotFoundError, match="dog_lif_dictionaries.py"):
+        K.dictionaries_table(tmp_path / "none.json")

@@ -37,8 +37,9 @@ from ... import _validate as check
 from ... import runs, viz
 from .layer import DoGLIFParams, RetinaFit, _as_float, _checked_images, _pool
 
-__all__ = ["SecondLayer", "kmeans_features", "kmeans_fit", "neighbourhoods", "reference_table",
-           "sample_patches", "triangle_code", "whitening_fit"]
+__all__ = ["SecondLayer", "centroids_from_weights", "dictionaries_table", "kmeans_features",
+           "kmeans_fit", "neighbourhoods", "reference_table", "sample_patches", "triangle_code",
+           "weights_from_centroids", "whitening_fit"]
 
 
 def _tensor(x) -> torch.Tensor:
@@ -231,6 +232,61 @@ def kmeans_features(images, retina: RetinaFit, p: DoGLIFParams, centroids, *,
     return out
 
 
+def weights_from_centroids(centroids, p: DoGLIFParams) -> torch.Tensor:
+    """The tier's layer weights ``(k, p.n_inputs)`` (mV) that point where ``centroids`` do.
+
+    A centroid :math:`c` of whitened patches is split as the layer splits a patch into ON and
+    OFF inputs, and scaled to the layer's fixed weight sum (``p.w_sum_mv``, as
+    :func:`~snnlib.plasticity.normalize_weights` keeps STDP's weights):
+
+    .. math:: w = w_\\Sigma \\, \\frac{[\\max(c, 0),\\ \\max(-c, 0)]}{\\lVert c \\rVert_1}.
+
+    Of all patches of one length, the one along its centroid drives such a neuron most: its
+    mean drive is proportional to :math:`w \\cdot [\\max(x, 0), \\max(-x, 0)]`, which is at
+    most :math:`w_\\Sigma \\lVert c \\rVert_2 \\lVert x \\rVert_2 / \\lVert c \\rVert_1` by
+    Cauchy-Schwarz (the ON and OFF parts of :math:`c` never overlap), with equality for
+    :math:`x` a positive multiple of :math:`c`. The centroid's length is lost, as STDP's
+    normalisation loses it.
+    """
+    where = "weights_from_centroids"
+    check.instance("p", p, DoGLIFParams, where=where)
+    c = _first_centroids(centroids, p, where)
+    if bool((c.abs().sum(1) == 0).any()):
+        raise ValueError(f"{where}: every centroid must be not all zero.")
+    from ...plasticity import normalize_weights
+    return normalize_weights(torch.cat([c.clamp(min=0), (-c).clamp(min=0)], dim=1), p.w_sum_mv)
+
+
+def centroids_from_weights(w_mv, p: DoGLIFParams, *, norm: float) -> torch.Tensor:
+    """Centroids ``(k, p.n_inputs // 2)`` in the whitened space that the layer's weights point to.
+
+    A neuron's ON weights :math:`w^+` and OFF weights :math:`w^-` act on the positive and
+    negative parts of a patch :math:`x`, so its drive is proportional to
+    :math:`\\tfrac12 (w^+ - w^-) \\cdot x + \\tfrac12 (w^+ + w^-) \\cdot \\lvert x \\rvert`: a
+    linear part along :math:`w^+ - w^-` and a part blind to the sign of each value. Its centroid
+    is the linear part's direction at length ``norm`` (the weights carry no length of their
+    own); the sign-blind part, which is there wherever a value's ON and OFF weights are both
+    above 0 (as STDP leaves them), is dropped:
+
+    .. math:: c = \\text{norm} \\, \\frac{w^+ - w^-}{\\lVert w^+ - w^- \\rVert_2}.
+
+    The inverse of :func:`weights_from_centroids` (whose ON and OFF weights never overlap) up to
+    each centroid's length.
+    """
+    where = "centroids_from_weights"
+    check.instance("p", p, DoGLIFParams, where=where)
+    w = _tensor(check.array("w_mv", w_mv, ndim=2, where=where)).float()
+    if w.shape[1] != p.n_inputs:
+        raise ValueError(f"{where}: w_mv must be (k, {p.n_inputs}), got {tuple(w.shape)}.")
+    norm = check.number("norm", norm, low=0, low_open=True, where=where)
+    h = p.n_inputs // 2
+    d = w[:, :h] - w[:, h:]
+    length = d.norm(dim=1, keepdim=True)
+    if bool((length == 0).any()):
+        raise ValueError(f"{where}: every neuron's ON and OFF weights must differ.")
+    return norm * d / length
+
+
 def reference_table(path):
     """The k-means features on the validation split: one row per run of
     ``benchmarks/kmeans_reference.py`` stored in the JSON list at ``path`` (in the order stored),
@@ -263,6 +319,38 @@ def reference_table(path):
                      caption="k-means triangle features of whitened patches (the tier's "
                              "retina), a standardised logistic regression; validation split")
 
+
+
+def dictionaries_table(path):
+    """The tier's layer and the k-means code with their filters swapped, on the validation
+    split: one column per run of ``benchmarks/dog_lif_dictionaries.py`` stored in the JSON list
+    at ``path`` (headed by its training and validation images, fewest first), one row per
+    pairing of filters and code that the script scores (five: STDP or k-means filters, spike
+    counts or triangle code, and the centroids at their own lengths), in its order."""
+    found = runs.stored_benchmark_runs(path, "kmeans.dictionaries_table",
+                                       "dog_lif_dictionaries.py",
+                                       ("name", "train_images", "val_images", "rows"))
+    if not found:
+        raise ValueError(f"kmeans.dictionaries_table: {path} holds no run of "
+                         "benchmarks/dog_lif_dictionaries.py")
+    for r in found:
+        if not (isinstance(r["rows"], dict) and all(
+                isinstance(row, dict) and "what" in row and "val_accuracy" in row
+                for row in r["rows"].values())):
+            raise ValueError(f"kmeans.dictionaries_table: run {r['name']!r} in {path} has rows "
+                             "without 'what' and 'val_accuracy'")
+    found = sorted(found, key=lambda r: (r["train_images"], r["val_images"]))
+    columns = {f"{r['train_images']:,} / {r['val_images']:,} images": r["rows"] for r in found}
+    what = {}  # every row any run has, in the order first met, with its description
+    for r in found:
+        for key, row in r["rows"].items():
+            what.setdefault(key, row["what"])
+    rows = {label: {col: rs[key]["val_accuracy"] if key in rs else viz.NA
+                    for col, rs in columns.items()}
+            for key, label in what.items()}
+    return viz.table(rows, formats=".2%",
+                     caption="Validation accuracy of the filters and codes swapped (training / "
+                             "validation images); one retina, one split, one readout per column")
 
 
 def neighbourhoods(maps, size: int = 3, eps: float = 0.0) -> torch.Tensor:
