@@ -35,6 +35,7 @@ import torch
 
 from ... import _validate as check
 from ... import runs, viz
+from ...plasticity import normalize_weights
 from .layer import DoGLIFParams, RetinaFit, _as_float, _checked_images, _pool
 
 __all__ = ["SecondLayer", "centroids_from_weights", "dictionaries_table", "kmeans_features",
@@ -253,7 +254,6 @@ def weights_from_centroids(centroids, p: DoGLIFParams) -> torch.Tensor:
     c = _first_centroids(centroids, p, where)
     if bool((c.abs().sum(1) == 0).any()):
         raise ValueError(f"{where}: every centroid must be not all zero.")
-    from ...plasticity import normalize_weights
     return normalize_weights(torch.cat([c.clamp(min=0), (-c).clamp(min=0)], dim=1), p.w_sum_mv)
 
 

@@ -766,19 +766,20 @@ def _fused_tensors(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.T
     """What :func:`_fused_run` computes before its steps: the LIF numbers, the spike
     probabilities and ON mask, the thresholds, the weights for the drive and its dtype, the
     starting potentials and counts."""
-    thresh, w_t, v, counts = _layer_state(signed, w_felt, theta_mv, p)
+    (thresh, w_t, v, counts), low = _layer_state(signed, w_felt, theta_mv, p)
     return (_lif_numbers(p, signed.device, signed.dtype), signed.abs() * p.p_max,
-            (signed > 0).to(signed.dtype), thresh, w_t, _drive_weights(w_felt, p)[1], v, counts)
+            (signed > 0).to(signed.dtype), thresh, w_t, low, v, counts)
 
 
 def _layer_state(signed: torch.Tensor, w_felt: torch.Tensor, theta_mv: torch.Tensor,
-                 p: DoGLIFParams) -> list:
+                 p: DoGLIFParams) -> tuple[list, torch.dtype | None]:
     """One layer's part of :func:`_fused_tensors`: its thresholds, the weights for the
-    drive, its starting potentials and counts."""
+    drive, its starting potentials and counts, and the drive's dtype."""
     lif = p.lif
     m, k, dev = signed.shape[0], w_felt.shape[0], signed.device
-    return [lif.v_thresh_mv + theta_mv, _drive_weights(w_felt, p)[0],
-            torch.full((m, k), lif.v_rest_mv, device=dev), torch.zeros(m, k, device=dev)]
+    w_t, low = _drive_weights(w_felt, p)
+    return [lif.v_thresh_mv + theta_mv, w_t, torch.full((m, k), lif.v_rest_mv, device=dev),
+            torch.zeros(m, k, device=dev)], low
 
 
 def _lif_numbers(p: DoGLIFParams, device, dtype) -> tuple[torch.Tensor, bool]:
@@ -824,7 +825,7 @@ def _fused_runs(signed: torch.Tensor, layers: list, p: DoGLIFParams,
     # the LIF numbers, spike probabilities, ON mask and drive dtype depend on p and the
     # input only: the first layer's serve all
     numbers, p_spike, on, thresh, w_t, low, v, counts = _fused_tensors(signed, *layers[0], p)
-    states = [[thresh, w_t, v, counts]] + [_layer_state(signed, *layer, p)
+    states = [[thresh, w_t, v, counts]] + [_layer_state(signed, *layer, p)[0]
                                            for layer in layers[1:]]
     n_input_spikes = torch.zeros((), dtype=torch.float64, device=dev)
     gather = _gathers(p, dev)
