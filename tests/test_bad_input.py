@@ -266,6 +266,15 @@ register("encoding.poisson_step", lambda **kw: M.encoding.poisson_step(**kw),
          {"intensities": arrays_like([np.full((2, 3), 0.5), [[0.5]], 0.5]),
           "p_max": bad_real(low=0, high=1, low_open=True),
           "generator": st.sampled_from([0, None, "rng", 1.5])})
+register("encoding.regular_step", lambda **kw: M.encoding.regular_step(**kw),
+         lambda: dict(intensities=torch.full((2, 3), 0.5), p_max=0.1,
+                      phases=torch.full((2, 3), 0.25), step=1),
+         {"intensities": arrays_like([np.full((2, 3), 0.5), [[0.5]], 0.5]),
+          "p_max": bad_real(low=0, high=1, low_open=True),
+          "phases": arrays_like([np.full((2, 3), 0.5), torch.full((2, 2), 0.5),
+                                 torch.full((2, 3), 1.0), torch.full((2, 3), -0.1),
+                                 torch.full((2, 3), float("nan"))]),
+          "step": bad_int(low=1)})
 register("encoding.spike_counts", lambda **kw: M.encoding.spike_counts(**kw),
          lambda: dict(spikes=torch.zeros(5, 2, 3, dtype=torch.bool)),
          {"spikes": st.one_of(

@@ -47,6 +47,8 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
     (dict(downsample=4, pool=5), "in 8 x 8 images"),
     (dict(feedforward_inhibition=-0.5), "feedforward_inhibition"),
     (dict(k_winners=-1), "k_winners"),
+    (dict(input_code="gaussian"), "input_code must be 'poisson' or 'regular'"),
+    (dict(push_pull=1.5), "push_pull"),
     (dict(n_filters=8, k_winners=9), r"k_winners \(9\) must be at most n_filters \(8\)"),
 ])
 def test_params_are_validated_with_clear_messages(bad, match):
@@ -124,6 +126,44 @@ def test_feedforward_inhibition_lowers_each_jump_by_alpha_mean_weight_per_input_
     assert free["counts"][0, 0] > 0 and (free["counts"][0] > out["counts"][0]).all()
 
 
+def test_push_pull_makes_the_drive_linear_in_the_signed_input_and_fires_at_the_lif_rate():
+    """Every input pair fires every step, ON for the pixels of positive value and OFF for the
+    others. With push-pull inhibition beta the jump of a pixel is w_on - beta w_off for an ON
+    spike and w_off - beta w_on for an OFF spike; at beta = 1 the drive is the signed input
+    times w_on - w_off, whatever its sign. The rates are the analytic LIF rates of the jumps."""
+    p = D.DoGLIFParams(max_rate_hz=1000.0, dt_ms=1.0, steps=200, n_filters=3, inhibition_mv=0.0,
+                       push_pull=1.0)
+    h = p.n_inputs // 2
+    gen = torch.Generator().manual_seed(2)
+    signed = torch.where(torch.rand(1, h, generator=gen) < 0.5, -1.0, 1.0)
+    w = torch.rand(3, p.n_inputs, generator=gen) * 0.02  # both polarities of every pixel
+    match = torch.tensor([1.6, 2.5, 4.0])[:, None] / h  # mV per pixel along the input's sign
+    w[:, :h] += match * signed.clamp(min=0)
+    w[:, h:] += match * (-signed).clamp(min=0)
+    want = (signed * (w[:, :h] - w[:, h:])).sum(1)  # the linear drive: c (w_on - w_off)
+    felt = L._felt(w, p)
+    np.testing.assert_allclose(felt[:, :h].numpy(), (w[:, :h] - w[:, h:]).numpy())
+    np.testing.assert_allclose(felt[:, h:].numpy(), (w[:, h:] - w[:, :h]).numpy())
+    out = D.layer_run(signed, w, torch.zeros(3), p, np.random.default_rng(0))
+    assert out["input_spikes"] == p.steps * h  # every pair, every step
+    rate = out["counts"][0].numpy() / (p.steps * p.dt_ms / 1000)
+    expected = N.lif_delta_rate_hz(want.numpy(), p.lif)
+    assert (expected > 0).all() and expected[2] > expected[1] > expected[0]
+    np.testing.assert_allclose(rate, expected, atol=1000 / p.steps * 1.01)
+    # half of it: the opposite polarity's weights count half
+    half = L._felt(w, replace(p, push_pull=0.5))
+    np.testing.assert_allclose(half[:, :h].numpy(), (w[:, :h] - 0.5 * w[:, h:]).numpy())
+    # the sign of the input no longer matters to a flipped filter: -c and swapped halves
+    flipped = torch.cat([w[:, h:], w[:, :h]], dim=1)
+    back = D.layer_run(-signed, flipped, torch.zeros(3), p, np.random.default_rng(0))
+    assert torch.equal(back["counts"], out["counts"])
+    # and without it a neuron is driven by both polarities of its pixels: more spikes
+    free = D.layer_run(signed, w, torch.zeros(3), replace(p, push_pull=0.0),
+                       np.random.default_rng(0))
+    assert (free["counts"][0] >= out["counts"][0]).all()
+    assert free["counts"].sum() > out["counts"].sum()
+
+
 def test_lateral_inhibition_silences_the_weaker_neurons():
     p = D.DoGLIFParams(max_rate_hz=1000.0, dt_ms=1.0, steps=50, n_filters=2, inhibition_mv=13.0)
     h = p.n_inputs // 2
@@ -164,10 +204,15 @@ def test_winner_take_all_and_the_winners_stdp_change():
     assert first["winner"].tolist() == [0]
 
 
-def test_competitive_learning_separates_two_patterns():
+@pytest.mark.parametrize("push_pull", [0.0, 1.0])
+def test_competitive_learning_separates_two_patterns(push_pull):
     """Two patterns, two neurons: STDP under winner-take-all with normalisation
-    makes each neuron's weights point to one pattern (its ON/OFF inputs)."""
-    p = D.DoGLIFParams(n_filters=2, steps=15, patch_batch=100, theta_eta_mv=0.2)
+    makes each neuron's weights point to one pattern (its ON/OFF inputs). With push-pull
+    inhibition a neuron's random start drives it by about nothing (its ON and OFF weights
+    cancel), so it first wins nothing, until homeostasis has lowered its threshold (by
+    about 10 mV here, at the tier's rate)."""
+    p = D.DoGLIFParams(n_filters=2, steps=15, patch_batch=100, theta_eta_mv=0.65,
+                       push_pull=push_pull)
     h = p.n_inputs // 2
     rng = np.random.default_rng(1)
     a = torch.from_numpy(np.sign(rng.normal(size=h))).float() * 0.8
@@ -499,19 +544,23 @@ def _random_layer(p: D.DoGLIFParams, m: int, seed: int = 0) -> tuple:
     gen = torch.Generator().manual_seed(seed)
     signed = torch.rand(m, p.n_inputs // 2, generator=gen) * 2 - 1
     w = normalize_weights(torch.rand(p.n_filters, p.n_inputs, generator=gen), p.w_sum_mv)
-    return signed, w, torch.randn(p.n_filters, generator=gen)
+    # with push-pull inhibition random weights drive their neurons by about nothing (their
+    # ON and OFF weights cancel): thresholds lowered as homeostasis would lower them
+    return signed, w, torch.randn(p.n_filters, generator=gen) - 11.0 * p.push_pull
 
 
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                     reason="torch.compile needs a C++ compiler on the CPU")
-@pytest.mark.parametrize("ffi, inhibition, drive", [(0.0, 13.0, "float32"), (1.0, 0.0, "float32"),
-                                                     (0.0, 13.0, "bfloat16")])
+@pytest.mark.parametrize("ffi, inhibition, drive, code", [
+    (0.0, 13.0, "float32", "poisson"), (1.0, 0.0, "float32", "poisson"),
+    (0.0, 13.0, "bfloat16", "poisson"), (0.0, 13.0, "float32", "regular"),
+    (0.0, 13.0, "bfloat16", "regular")])
 def test_the_compiled_feature_steps_give_the_uncompiled_layers_spikes(monkeypatch, ffi,
-                                                                       inhibition, drive):
+                                                                       inhibition, drive, code):
     p = D.DoGLIFParams(n_filters=32, feedforward_inhibition=ffi, inhibition_mv=inhibition,
-                       drive_dtype=drive)
+                       drive_dtype=drive, input_code=code)
     signed, w, theta = _random_layer(p, 700)
-    theta = theta - 10.0 * ffi  # zero-mean jumps of random weights: lower thresholds to fire
+    theta = theta - 13.0 * ffi  # zero-mean jumps of random weights: lower thresholds to fire
     assert L._fused_ready(signed, w, theta, p)  # the compiled steps run: no fallback
     fused = D.layer_run(signed, w, theta, p, np.random.default_rng(1))
     monkeypatch.setattr(L._LIF_COUNTS, "fn", False)  # this process cannot compile, say
@@ -523,6 +572,37 @@ def test_the_compiled_feature_steps_give_the_uncompiled_layers_spikes(monkeypatc
     assert float((fused["counts"] != plain["counts"]).float().mean()) < 1e-3
     np.testing.assert_allclose(float(fused["counts"].sum()), float(plain["counts"].sum()),
                                rtol=1e-4)
+
+
+def test_regular_inputs_fire_the_floor_or_the_ceiling_of_their_mean_count():
+    # input_code="regular": each input pair fires floor(T x p_max) or ceil(T x p_max) times
+    # (encoding.regular_step), through ON where its value is positive, OFF where negative;
+    # Poisson inputs of the same intensities spread far beyond that band
+    p = D.DoGLIFParams(n_filters=16, steps=30, input_code="regular")
+    signed, w, theta = _random_layer(p, 300, seed=4)
+    h = signed.shape[1]
+    lam = signed.abs() * p.p_max * p.steps
+    low, high = torch.floor(lam + 1e-4), torch.ceil(lam - 1e-4)  # floor and ceiling of T x p
+    band = []
+    for code in ("regular", "poisson"):
+        out = D.layer_run(signed, w, theta, replace(p, input_code=code),
+                          np.random.default_rng(0), record=True)
+        trains = out["input_trains"].float()  # (T, M, 2h), ON first
+        on, off = trains[..., :h].sum(0), trains[..., h:].sum(0)
+        assert not on[signed <= 0].any() and not off[signed >= 0].any()
+        pair = on + off
+        assert float(pair.sum()) == out["input_spikes"]
+        band.append(float(((pair >= low) & (pair <= high)).float().mean()))
+    assert band[0] > 0.999 and band[1] < 0.6, band
+    # learning draws the phases first too: the same input spikes as the recorded run
+    learned = D.layer_run(signed, w, theta, p, np.random.default_rng(0), learn=True)
+    assert learned["winner"].ge(0).any(), "vacuous: no neuron won"
+    recorded = D.layer_run(signed, w, theta, p, np.random.default_rng(0), record=True)
+    assert learned["input_spikes"] == recorded["input_spikes"]
+    assert float(low.sum()) <= learned["input_spikes"] <= float(high.sum())
+    # the same generator state: the same phases, the same spikes
+    again = D.layer_run(signed, w, theta, p, np.random.default_rng(0), record=True)
+    assert torch.equal(again["input_trains"], recorded["input_trains"])
 
 
 def test_the_gathered_drive_is_the_product_of_the_spikes_and_the_weights():
@@ -733,7 +813,7 @@ def test_features_pool_the_k_winners_counts_and_report_every_spike(monkeypatch):
     train, test = _images(30), _images(4, seed=5)
     every = D.DoGLIF(SMALL, seed=0)
     every.fit(train, progress=False)
-    sparse = D.DoGLIF(replace(SMALL, k_winners=2), seed=0)
+    sparse = D.DoGLIF(replace(SMALL, k_winners=1), seed=0)  # push-pull: a sparse code
     sparse.load_state_dict(every.state_dict())
     seen = []
     run = L._features_runs
@@ -749,7 +829,7 @@ def test_features_pool_the_k_winners_counts_and_report_every_spike(monkeypatch):
     assert len(seen) == 4  # two batches of two images each
     assert all(torch.equal(x, y) for x, y in zip(seen[:2], seen[2:]))  # the same spikes
     counts = torch.cat(seen[2:])  # (4 images x 784 positions, 8 neurons)
-    kept = torch.from_numpy(_top_k_by_definition(counts.numpy(), 2))
+    kept = torch.from_numpy(_top_k_by_definition(counts.numpy(), 1))
     np.testing.assert_array_equal(b["features"], L._pool(kept, 4, SMALL.side, SMALL.pool).numpy())
     np.testing.assert_array_equal(a["features"], L._pool(counts, 4, SMALL.side, SMALL.pool).numpy())
     assert (b["features"] <= a["features"]).all() and b["features"].sum() < a["features"].sum()

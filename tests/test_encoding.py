@@ -193,6 +193,41 @@ def test_poisson_step_is_bernoulli_at_the_rate_and_the_same_for_both_generators(
         E.poisson_step(x, 0.5, generator=0)
 
 
+def test_regular_step_counts_are_floor_of_phase_plus_rate_mean_rate_and_variance_at_most_a_quarter():
+    # an accumulator from phi gaining x p_max per step fires floor(phi + T x p_max) times in
+    # T steps: floor(T x p) or ceil(T x p), mean T x p over uniform phases (as Poisson's), and
+    # variance f (1 - f) with f the fractional part of T x p, where Poisson's is T x p (1 - x p)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.linspace(0.0, 1.0, 11).repeat(20000, 1)
+    phases = torch.rand(x.shape, generator=gen)
+    p_max, T = 0.6, 30
+    spikes = torch.stack([E.regular_step(x, p_max, phases, t) for t in range(1, T + 1)])
+    assert spikes.dtype == x.dtype and set(spikes.unique().tolist()) <= {0.0, 1.0}
+    counts = spikes.sum(0)
+    rate = (x * p_max).double()
+    # exactly floor(phi + T p) as float32 computes it; in exact arithmetic at most a few
+    # inputs differ, where float32 rounds phi + T p across a whole number
+    assert torch.equal(counts, torch.floor(phases + T * (x * p_max)))
+    want = torch.floor(phases.double() + T * rate)
+    assert float((counts.double() - want).abs().max()) <= 1
+    assert float((counts.double() != want).float().mean()) < 1e-3
+    lam = T * rate[0]
+    low, high = torch.floor(lam + 1e-4), torch.ceil(lam - 1e-4)  # floor and ceiling of T x p
+    inside = (counts.double() >= low) & (counts.double() <= high)
+    assert float(inside.float().mean()) > 0.999
+    mean, var = counts.double().mean(0), counts.double().var(0)
+    f = lam - torch.floor(lam)
+    np.testing.assert_allclose(mean.numpy(), lam.numpy(), atol=0.02)
+    np.testing.assert_allclose(var.numpy(), (f * (1 - f)).numpy(), atol=0.02)
+    assert counts[:, 0].sum() == 0  # intensity 0 never spikes
+    assert torch.equal(counts[:, -1], torch.full((20000,), 18.0))  # x p_max T = 18 exactly
+    # random phases: no volleys; each step fires about the mean fraction of the inputs
+    per_step = spikes[:, :, 5].mean(1)  # x = 0.5: 0.3 spikes per step
+    assert float((per_step - 0.3).abs().max()) < 0.02
+    # the same inputs from the same phases
+    assert torch.equal(E.regular_step(x, p_max, phases, 7), E.regular_step(x, p_max, phases, 7))
+
+
 def test_spike_counts_sum_long_trains_block_by_block_to_the_exact_total(monkeypatch):
     """The counts of a train summed a few steps at a time (as a long one is, to bound its int64
     copy) equal the plain sum, for bools and for 0/1 floats, whatever the block."""

@@ -47,6 +47,7 @@ __all__ = [
     "poisson_spikes",
     "poisson_step",
     "reconstruction_error",
+    "regular_step",
     "spike_counts",
 ]
 
@@ -274,12 +275,7 @@ def poisson_step(intensities: torch.Tensor, p_max: float, *, generator) -> torch
     if not torch.is_tensor(intensities):
         raise TypeError(f"encoding.poisson_step: intensities must be a torch.Tensor, got "
                         f"{type(intensities).__name__}.")
-    if isinstance(p_max, bool) or not isinstance(p_max, (int, float)):
-        raise TypeError(f"encoding.poisson_step: p_max must be a real number (a spike "
-                        f"probability per step in (0, 1]), got {type(p_max).__name__} {p_max!r}.")
-    if not 0.0 < p_max <= 1.0:
-        raise ValueError(f"encoding.poisson_step: p_max must be a spike probability per step in "
-                         f"(0, 1], got {p_max!r}.")
+    _check_p_max(p_max, "encoding.poisson_step")
     if isinstance(generator, np.random.Generator):
         u = torch.from_numpy(generator.random(tuple(intensities.shape), dtype=np.float32))
     elif isinstance(generator, torch.Generator):
@@ -290,6 +286,80 @@ def poisson_step(intensities: torch.Tensor, p_max: float, *, generator) -> torch
     u = u.to(intensities.device)
     p = intensities if p_max == 1.0 else intensities * p_max
     return (u < p).to(intensities.dtype)
+
+
+def _check_p_max(p_max, where: str) -> None:
+    """Refuse a ``p_max`` that is not a spike probability per step in (0, 1]."""
+    if isinstance(p_max, bool) or not isinstance(p_max, (int, float)):
+        raise TypeError(f"{where}: p_max must be a real number (a spike probability per step "
+                        f"in (0, 1]), got {type(p_max).__name__} {p_max!r}.")
+    if not 0.0 < p_max <= 1.0:
+        raise ValueError(f"{where}: p_max must be a spike probability per step in (0, 1], got "
+                         f"{p_max!r}.")
+
+
+def regular_step(intensities: torch.Tensor, p_max: float, phases: torch.Tensor,
+                 step: int) -> torch.Tensor:
+    """One time step of regular spikes of random phase: a rate code without Poisson noise.
+
+    .. math:: s_t = \\left[\\, \\{\\varphi + t\\, x\\, p_{max}\\} < x\\, p_{max} \\right],
+              \\qquad t = 1, 2, \\dots
+
+    where :math:`\\{\\cdot\\}` is the fractional part and :math:`\\varphi \\in [0, 1)` the
+    input's phase. The input adds :math:`x\\, p_{max}` to an accumulator that starts at
+    :math:`\\varphi` and fires whenever it crosses a whole number (an integrate-and-fire
+    encoder without leak): the condition above says that :math:`\\lfloor \\varphi + t x
+    p_{max} \\rfloor` has grown in step :math:`t`. Over :math:`T` steps an input fires
+    :math:`\\lfloor \\varphi + T x p_{max} \\rfloor` times, :math:`\\lfloor T x p_{max}
+    \\rfloor` or :math:`\\lceil T x p_{max} \\rceil`; with :math:`\\varphi` uniform its mean is
+    :math:`T x p_{max}`, as for :func:`poisson_step`, and its variance is :math:`f(1 - f)
+    \\le 1/4`, :math:`f = \\{T x p_{max}\\}`, where a Poisson (Bernoulli) count's is
+    :math:`T x p_{max} (1 - x p_{max})`. Random phases keep inputs of equal intensity
+    from firing in volleys.
+
+    Parameters
+    ----------
+    intensities : torch.Tensor
+        Floats in [0, 1], any shape (not checked here, in the inner loop of a simulation,
+        as for :func:`poisson_step`).
+    p_max : float
+        Spikes per step of an input of intensity 1, in (0, 1].
+    phases : torch.Tensor
+        :math:`\\varphi`, floats in [0, 1) of ``intensities``' shape, drawn once per input
+        (for example uniform) and kept for every step.
+    step : int
+        :math:`t`, counted from 1.
+
+    Returns
+    -------
+    torch.Tensor
+        Spikes, 1.0 or 0.0, in ``intensities``' shape, dtype and device.
+    """
+    where = "encoding.regular_step"
+    for name, value in (("intensities", intensities), ("phases", phases)):
+        if not torch.is_tensor(value):
+            raise TypeError(f"{where}: {name} must be a torch.Tensor, got "
+                            f"{type(value).__name__}.")
+    if phases.shape != intensities.shape:
+        raise ValueError(f"{where}: phases must have intensities' shape "
+                         f"{tuple(intensities.shape)}, got {tuple(phases.shape)}.")
+    if not bool(((phases >= 0) & (phases < 1)).all()):  # NaN fails both
+        raise ValueError(f"{where}: phases must be in [0, 1).")
+    _check_p_max(p_max, where)
+    check.integer("step", step, low=1, where=where)
+    p = intensities * p_max
+    return _regular_fired(phases, p, step).to(intensities.dtype)
+
+
+def _regular_fired(phases: torch.Tensor, p: torch.Tensor, step: int) -> torch.Tensor:
+    """:func:`regular_step`'s spikes as booleans, for spike probabilities ``p`` = x p_max
+    (no checks: called at every step). Written as :math:`\\lfloor \\varphi + t p \\rfloor >
+    \\lfloor \\varphi + (t - 1) p \\rfloor`, each accumulator computed by the same expression
+    at every step, so that the spikes of steps 1 to T add up to :math:`\\lfloor \\varphi + T p
+    \\rfloor` as computed in floating point, whatever the rounding of the steps between
+    (the fractional part's test, compared at each step on its own rounding, can fire twice
+    for one crossing)."""
+    return torch.floor(phases + step * p) > torch.floor(phases + (step - 1) * p)
 
 
 _COUNT_CHUNK_ELEMENTS = 2**27
