@@ -483,3 +483,18 @@ def test_the_readme_says_when_tier_2_read_each_test_image_with_its_mirror_image(
     (tmp_path / "dog_lif.json").write_text(json.dumps(d))
     text = C.readme_results(C.load_records(tmp_path))
     assert "each test image together with its mirror image (class probabilities averaged" in text
+
+
+def test_the_readme_names_tier_2s_push_pull_inhibition_when_the_record_has_it(tmp_path):
+    for f in RESULTS.glob("*.json"):  # every record, then tier 2's changed
+        shutil.copy(f, tmp_path / f.name)
+    d = raw("dog_lif")
+    for value, said in ((0.0, False), (1.0, True), (None, False)):  # None: records before it
+        if value is None:
+            d["parameters"].pop("push_pull", None)
+        else:
+            d["parameters"]["push_pull"] = value
+        (tmp_path / "dog_lif.json").write_text(json.dumps(d))
+        text = C.readme_results(C.load_records(tmp_path))
+        assert ("steps of 2 ms, push-pull inhibition 1) that learned by STDP" in text) is said
+        assert ("push-pull" in text) is said

@@ -719,7 +719,9 @@ PLAUSIBILITY: Mapping[str, Mapping[str, Trait]] = MappingProxyType({
                                    "(winner-take-all while learning) and between the output "
                                    "layer's class populations."),
         "dog_lif": Trait("yes", "lateral inhibition among the neurons of a position (a hard "
-                                "winner-take-all while learning)."),
+                                "winner-take-all while learning), and push-pull inhibition: "
+                                "an ON input's spike also inhibits by the weight of the same "
+                                "pixel's OFF input, and the other way round."),
         "conversion": Trait("only as negative weights", "no inhibitory neurons and no lateral "
                                                         "inhibition."),
     }),
@@ -729,7 +731,9 @@ PLAUSIBILITY: Mapping[str, Mapping[str, Trait]] = MappingProxyType({
                                   "are signed. The first, fully connected version had a separate "
                                   "inhibitory population."),
         "dog_lif": Trait("no", "excitatory feed-forward weights, but the same neurons inhibit "
-                               "their rivals directly; the readout's weights are signed."),
+                               "their rivals directly, and push-pull inhibition comes straight "
+                               "from the inputs (no interneurons are simulated); the readout's "
+                               "weights are signed."),
         "conversion": Trait("no", "every neuron has positive and negative outgoing weights."),
     }),
     "weight sharing": MappingProxyType({
@@ -1046,7 +1050,9 @@ def _dog_lif_readme(rec: runs.TierRecord) -> list[str]:
         out.append(
             f"One convolutional layer of {p['n_filters']} LIF filters ({p['patch_px']} x "
             f"{p['patch_px']} pixels, {retina} ON/OFF input, {p['steps']} steps of "
-            f"{p['dt_ms']:g} ms) that learned by STDP from {p['train_patches']:,} patches; its "
+            f"{p['dt_ms']:g} ms"
+            + (f", push-pull inhibition {p['push_pull']:g}" if p.get("push_pull") else "")
+            + f") that learned by STDP from {p['train_patches']:,} patches; its "
             f"spike counts pooled over {p['pool']} x {p['pool']} regions"
             + (f" ({features:,} features)" if features else "")
             + " read out by logistic regression"
