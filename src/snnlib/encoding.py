@@ -302,14 +302,15 @@ def regular_step(intensities: torch.Tensor, p_max: float, phases: torch.Tensor,
                  step: int) -> torch.Tensor:
     """One time step of regular spikes of random phase: a rate code without Poisson noise.
 
-    .. math:: s_t = \\left[\\, \\{\\varphi + t\\, x\\, p_{max}\\} < x\\, p_{max} \\right],
+    .. math:: s_t = \\left[\\, \\lfloor \\varphi + t\\, x\\, p_{max} \\rfloor >
+              \\lfloor \\varphi + (t - 1)\\, x\\, p_{max} \\rfloor \\right],
               \\qquad t = 1, 2, \\dots
 
-    where :math:`\\{\\cdot\\}` is the fractional part and :math:`\\varphi \\in [0, 1)` the
-    input's phase. The input adds :math:`x\\, p_{max}` to an accumulator that starts at
-    :math:`\\varphi` and fires whenever it crosses a whole number (an integrate-and-fire
-    encoder without leak): the condition above says that :math:`\\lfloor \\varphi + t x
-    p_{max} \\rfloor` has grown in step :math:`t`. Over :math:`T` steps an input fires
+    where :math:`\\varphi \\in [0, 1)` is the input's phase. The input adds :math:`x\\,
+    p_{max}` to an accumulator that starts at :math:`\\varphi` and fires whenever it crosses a
+    whole number (an integrate-and-fire encoder without leak); with :math:`x\\, p_{max} \\le
+    1` that is at most once per step, where the fractional part :math:`\\{\\varphi + t x
+    p_{max}\\}` falls below :math:`x\\, p_{max}`. Over :math:`T` steps an input fires
     :math:`\\lfloor \\varphi + T x p_{max} \\rfloor` times, :math:`\\lfloor T x p_{max}
     \\rfloor` or :math:`\\lceil T x p_{max} \\rceil`; with :math:`\\varphi` uniform its mean is
     :math:`T x p_{max}`, as for :func:`poisson_step`, and its variance is :math:`f(1 - f)
@@ -353,12 +354,11 @@ def regular_step(intensities: torch.Tensor, p_max: float, phases: torch.Tensor,
 
 def _regular_fired(phases: torch.Tensor, p: torch.Tensor, step: int) -> torch.Tensor:
     """:func:`regular_step`'s spikes as booleans, for spike probabilities ``p`` = x p_max
-    (no checks: called at every step). Written as :math:`\\lfloor \\varphi + t p \\rfloor >
-    \\lfloor \\varphi + (t - 1) p \\rfloor`, each accumulator computed by the same expression
-    at every step, so that the spikes of steps 1 to T add up to :math:`\\lfloor \\varphi + T p
-    \\rfloor` as computed in floating point, whatever the rounding of the steps between
-    (the fractional part's test, compared at each step on its own rounding, can fire twice
-    for one crossing)."""
+    (no checks: called at every step). Each accumulator is computed by the same expression at
+    every step, so that the spikes of steps 1 to T add up to :math:`\\lfloor \\varphi + T p
+    \\rfloor` as computed in floating point, whatever the rounding of the steps between (the
+    fractional part's test, rounded at each step on its own, can fire twice for one
+    crossing)."""
     return torch.floor(phases + step * p) > torch.floor(phases + (step - 1) * p)
 
 

@@ -672,7 +672,7 @@ def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
         pair_input, w_rows, intensity = _pair_input(signed), w_t.contiguous(), signed.abs()
     regular = p.input_code == "regular"
     if regular:  # as _fused_runs: the phases drawn once, the same spike probabilities
-        phases, p_spike = _phases(signed, rng), signed.abs() * p.p_max
+        phases, p_spike = _uniforms(signed, rng), signed.abs() * p.p_max
     for step in range(1, p.steps + 1):
         if gather:
             fired = (_regular_fired(phases, p_spike, step) if regular
@@ -716,9 +716,11 @@ def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
     return out
 
 
-def _phases(signed: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """The phases of ``"regular"`` inputs (:func:`snnlib.encoding.regular_step`), uniform in
-    [0, 1), one per input pair of each position, drawn once for all steps."""
+def _uniforms(signed: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Uniform float32 numbers in [0, 1), one per input pair of each position (``signed``'s
+    shape and device), drawn on the CPU from ``rng``: each step's draws of Poisson inputs, or
+    the phases of ``"regular"`` inputs (:func:`snnlib.encoding.regular_step`), drawn once for
+    all steps."""
     return torch.from_numpy(rng.random(tuple(signed.shape), dtype=np.float32)).to(signed.device)
 
 
@@ -887,14 +889,16 @@ def _fused_runs(signed: torch.Tensor, layers: list, p: DoGLIFParams,
         w_rows = [w_t.contiguous() for _, w_t, _, _ in states]
     regular = p.input_code == "regular"
     if regular:
-        phases = _phases(signed, rng)
+        phases = _uniforms(signed, rng)
     for step in range(1, p.steps + 1):
-        if regular:  # u < p_spike where the regular code fires (p_spike > 0 there)
+        # the gathered drive takes which inputs fired; _INPUT_SPIKES takes numbers u that
+        # are below p_spike where an input fires
+        if regular:
             fired = _regular_fired(phases, p_spike, step)
-            u = (~fired).to(p_spike.dtype)
+            u = None if gather else (~fired).to(p_spike.dtype)  # p_spike > 0 where fired
         else:
-            u = torch.from_numpy(rng.random(tuple(signed.shape), dtype=np.float32)).to(dev)
-            fired = u < p_spike
+            u = _uniforms(signed, rng)
+            fired = u < p_spike if gather else None
         if gather:
             jumps, fired = _gathered_drive(fired, pair_input,
                                            w_rows[0] if len(states) == 1 else w_rows)
