@@ -49,6 +49,8 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
     (dict(k_winners=-1), "k_winners"),
     (dict(input_code="gaussian"), "input_code must be 'poisson' or 'regular'"),
     (dict(push_pull=1.5), "push_pull"),
+    (dict(opposite_phase=1), "opposite_phase"),
+    (dict(opposite_phase=True, n_filters=7), "n_filters must be even with opposite_phase"),
     (dict(n_filters=8, k_winners=9), r"k_winners \(9\) must be at most n_filters \(8\)"),
 ])
 def test_params_are_validated_with_clear_messages(bad, match):
@@ -162,6 +164,70 @@ def test_push_pull_makes_the_drive_linear_in_the_signed_input_and_fires_at_the_l
                        np.random.default_rng(0))
     assert (free["counts"][0] >= out["counts"][0]).all()
     assert free["counts"].sum() > out["counts"].sum()
+
+
+def test_a_partner_of_opposite_phase_fires_for_the_inverted_patch_as_its_neuron_for_the_patch():
+    """With push-pull inhibition, a partner (ON and OFF weights swapped) is driven by the
+    filter -(w_on - w_off). Every input pair fires every step (ON for the pixels of positive
+    value, OFF for the others), so inverting the patch swaps the input spikes, and each
+    neuron's drive becomes its partner's: the whole layer's counts, lateral inhibition
+    included, swap halves."""
+    p = D.DoGLIFParams(max_rate_hz=1000.0, dt_ms=1.0, steps=60, n_filters=6, push_pull=1.0,
+                       opposite_phase=True)
+    h = p.n_inputs // 2
+    gen = torch.Generator().manual_seed(4)
+    signed = torch.where(torch.rand(2, h, generator=gen) < 0.5, -1.0, 1.0)
+    w = torch.rand(p.n_learned, p.n_inputs, generator=gen) * 0.3
+    full = L._with_partners(w, p)
+    assert full.shape == (6, p.n_inputs) and torch.equal(full[:3], w)
+    assert torch.equal(full[3:, :h], w[:, h:]) and torch.equal(full[3:, h:], w[:, :h])
+    np.testing.assert_allclose(L._felt(full, p)[3:].numpy(), -L._felt(full, p)[:3].numpy())
+    theta = torch.tensor([-4.0, -6.0, -8.0]).repeat(2)
+    out = D.layer_run(signed, full, theta, p, np.random.default_rng(0))
+    inverted = D.layer_run(-signed, full, theta, p, np.random.default_rng(0))
+    assert out["counts"].sum() > 0
+    assert torch.equal(inverted["counts"], out["counts"].roll(3, dims=1))
+    assert (out["counts"][:, :3] * out["counts"][:, 3:] == 0).all()  # opposite drives
+    # without the partners the layer is its learned half: the same params, half the neurons
+    assert L._with_partners(w, replace(p, opposite_phase=False)) is w
+
+
+def test_partners_of_opposite_phase_copy_their_neurons_and_do_not_compete():
+    """Only the learned half competes (its wins give the homeostasis step, as for a layer of
+    n_filters // 2 neurons); after each batch the partners hold their neuron's swapped weights
+    and its threshold."""
+    p = replace(SMALL, n_filters=8, opposite_phase=True, steps=15, patch_batch=100)
+    half = replace(p, n_filters=4, opposite_phase=False)
+    h = p.n_inputs // 2
+    net, alone = D.DoGLIF(p, seed=5), D.DoGLIF(half, seed=5)
+    assert torch.equal(net.w_mv[:4], alone.w_mv)
+    rng_a, rng_b = np.random.default_rng(1), np.random.default_rng(1)
+    patches = torch.from_numpy(np.random.default_rng(2).uniform(-1, 1, (100, h))).float()
+    for _ in range(3):
+        a = net.learn_batch(patches, rng_a)
+        b = alone.learn_batch(patches, rng_b)
+        assert a == b
+    assert torch.equal(net.w_mv[:4], alone.w_mv) and torch.equal(net.theta_mv[:4], alone.theta_mv)
+    assert torch.equal(net.w_mv[4:], torch.cat([alone.w_mv[:, h:], alone.w_mv[:, :h]], dim=1))
+    assert torch.equal(net.theta_mv[4:], alone.theta_mv)
+    assert not torch.equal(net.w_mv, net.w_initial)  # it learned
+
+
+@pytest.mark.parametrize("learn", [True, False])
+def test_a_fitted_layer_with_partners_codes_images_with_all_its_neurons(learn):
+    """fit then features with opposite_phase: the partners mirror the learned half (the
+    random twin's too) and fire; the features have n_filters * pool**2 columns."""
+    p = replace(SMALL, opposite_phase=True, steps=10)
+    h = p.n_inputs // 2
+    net = D.DoGLIF(p, seed=0, learn=learn)
+    net.fit(_images(6), progress=False)
+    k = p.n_learned
+    assert torch.equal(net.w_mv[k:], torch.cat([net.w_mv[:k, h:], net.w_mv[:k, :h]], dim=1))
+    assert torch.equal(net.theta_mv[k:], net.theta_mv[:k])
+    assert torch.equal(net.w_mv, net.w_initial) != learn
+    out = net.features(_images(2, seed=1), seed=1, progress=False)
+    assert out["features"].shape == (2, p.n_filters * p.pool ** 2)
+    assert out["filter_spikes"][:, k:].sum() > 0 and out["filter_spikes"][:, :k].sum() > 0
 
 
 def test_lateral_inhibition_silences_the_weaker_neurons():
