@@ -667,19 +667,22 @@ def _felt(w_mv: torch.Tensor, p: DoGLIFParams) -> torch.Tensor:
     ffi = p.feedforward_inhibition * p.w_sum_mv / p.n_inputs  # mV per input spike
     w = w_mv
     if p.push_pull:
-        h = w.shape[1] // 2  # ON inputs first, then the OFF inputs of the same pixels
-        w = w - p.push_pull * torch.cat([w[:, h:], w[:, :h]], dim=1)
+        w = w - p.push_pull * _swap_halves(w)
     return w - ffi if ffi else w
+
+
+def _swap_halves(w_mv: torch.Tensor) -> torch.Tensor:
+    """:math:`\\tilde w`: each row's ON and OFF halves swapped, :math:`[w_{ON}, w_{OFF}] \\to
+    [w_{OFF}, w_{ON}]` (ON inputs first, then the OFF inputs of the same pixels)."""
+    h = w_mv.shape[1] // 2
+    return torch.cat([w_mv[:, h:], w_mv[:, :h]], dim=1)
 
 
 def _with_partners(w_mv: torch.Tensor, p: DoGLIFParams) -> torch.Tensor:
     """The learned weights ``(n_learned, n_inputs)`` with, below them when
     ``p.opposite_phase``, their partners of opposite phase: the same rows with the ON and OFF
-    halves swapped, :math:`[w_{ON}, w_{OFF}] \\to [w_{OFF}, w_{ON}]`."""
-    if not p.opposite_phase:
-        return w_mv
-    h = w_mv.shape[1] // 2  # ON inputs first, then the OFF inputs of the same pixels
-    return torch.cat([w_mv, torch.cat([w_mv[:, h:], w_mv[:, :h]], dim=1)])
+    halves swapped (:func:`_swap_halves`)."""
+    return torch.cat([w_mv, _swap_halves(w_mv)]) if p.opposite_phase else w_mv
 
 
 def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
