@@ -30,8 +30,8 @@ features are read out together, and the first scale's alone in the same run.
 k-means runs ``--iterations`` iterations of Lloyd's algorithm on ``--patches`` random patches of
 the first 10,000 images of the ``--train`` selection (class-balanced and shuffled, as the retina
 is fitted on its first 2,000). The readout chooses C from a wider grid than the tier's
-(``READOUT_CS``, 0.003 and 0.01), on a fifth of the training images as the tier does: with
-45,000 training images the best C of this code was 0.03.
+(``READOUT_CS`` was 0.003 and 0.01 when this table was made), on a fifth of the training images
+as the tier does: with 45,000 training images the best C of this code was 0.03.
 
 Prints the validation accuracy, the readout's C, the features per image and the time of each
 phase, and one line of JSON; ``--append PATH --name NAME`` also stores it, with its command line, in

@@ -4,6 +4,7 @@ patterns, pooling, determinism and resumption."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from dataclasses import replace
@@ -1020,3 +1021,16 @@ def test_mirror_test_must_be_a_bool():
 
     with pytest.raises(ValueError, match="mirror_test must be True or False"):
         profiles.DogLIFSizes(mirror_test=1)
+
+
+def test_opposite_phase_off_keeps_the_keys_of_caches_made_before_it_existed():
+    # the layer's parameters as they were before opposite_phase: the same class name and values
+    p = L.DoGLIFParams()
+    old = dataclasses.make_dataclass(
+        "DoGLIFParams", [(f.name, object) for f in dataclasses.fields(p)
+                         if f.name != "opposite_phase"], frozen=True)
+    values = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)
+              if f.name != "opposite_phase"}
+    key = runs.cache_key(old(**values), 2026, version=1)
+    assert runs.cache_key(p, 2026, version=1) == key
+    assert runs.cache_key(replace(p, opposite_phase=True), 2026, version=1) != key

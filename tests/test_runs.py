@@ -63,6 +63,25 @@ class _Params:
     steps: int = 4
 
 
+def test_cache_key_leaves_out_a_field_marked_at_its_default_only():
+    # the same parameters before and after an option was added (both classes are called P)
+    before = dataclasses.make_dataclass("P", [("steps", int, 4)], frozen=True)
+    after = dataclasses.make_dataclass(
+        "P", [("steps", int, 4),
+              ("partners", bool, dataclasses.field(default=False,
+                                                   metadata=runs.KEY_OMITS_DEFAULT))],
+        frozen=True)
+    unmarked = dataclasses.make_dataclass(
+        "P", [("steps", int, 4), ("partners", bool, False)], frozen=True)
+    key = runs.cache_key(before(), 3, version=1)
+    assert runs.cache_key(after(), 3, version=1) == key
+    assert runs.cache_key(after(partners=True), 3, version=1) != key
+    assert runs.cache_key(after(steps=5), 3, version=1) == runs.cache_key(before(steps=5), 3,
+                                                                        version=1)
+    assert runs.cache_key(after(partners=0), 3, version=1) != key  # equal, not the default
+    assert runs.cache_key(unmarked(), 3, version=1) != key
+
+
 def test_cache_key_changes_with_any_element_and_only_then():
     images = np.random.default_rng(0).integers(0, 256, (500, 32, 32, 3), dtype=np.uint8)
     key = runs.cache_key(images, _Params(), 3, "analog", version=1)

@@ -9,7 +9,10 @@ through this module, so that they all behave the same way:
   two runs sharing a folder never write into each other's temporary file.
 - **Cache keys** (:func:`cache_key`): one SHA-256 over *all* the data (every
   image and label), the parameters, the seed and a code version, so a cached
-  result is reused only when nothing it depends on changed.
+  result is reused only when nothing it depends on changed. A parameter added
+  later, whose default computes what the code computed before it existed, is
+  left out of the key at that default (:data:`KEY_OMITS_DEFAULT`), so that
+  adding an option does not discard every cache.
 - **Safe loading** (:func:`load_npz`, :func:`load_torch`): ``np.load`` with
   ``allow_pickle=False`` and ``torch.load`` with ``weights_only=True``, so a
   crafted file cannot execute code. A truncated, corrupt or foreign file
@@ -50,7 +53,7 @@ import numpy as np
 from . import _validate as check
 
 __all__ = ["CheckpointError", "DEVICE_ENV", "RECORD_FORMAT", "RecordError", "Speed",
-           "SynapticEvents", "TierRecord", "Variant", "atomic_write", "autocast", "cache_key",
+           "KEY_OMITS_DEFAULT", "SynapticEvents", "TierRecord", "Variant", "atomic_write", "autocast", "cache_key",
            "cached_npz", "get_device", "git_commit", "legacy_view", "load_npz", "load_record",
            "load_torch", "migrate_record", "provenance", "record_from_dict", "save_json",
            "save_npz", "save_record", "save_torch", "set_aside", "stored_benchmark_runs"]
@@ -181,12 +184,24 @@ def _json_default(value):
 
 
 # --- cache keys -------------------------------------------------------------------------------
+_OMIT_DEFAULT = "snnlib.runs.key_omits_default"
+KEY_OMITS_DEFAULT = {_OMIT_DEFAULT: True}
+"""Metadata of a dataclass field that :func:`cache_key` leaves out while it holds its default.
+
+For a parameter added after results were cached, whose default reproduces the computation
+of before (``field(default=False, metadata=runs.KEY_OMITS_DEFAULT)``): at its default the
+parameters hash as they did before the field existed, so those caches stay valid; any other
+value changes the key.
+"""
+
+
 def cache_key(*parts, version: int | str) -> str:
     """SHA-256 (first 32 hex digits) of everything a cached result depends on.
 
     ``parts`` may be numbers, strings, None, numpy arrays, torch tensors (every
     element is hashed, with its dtype and shape), PyTorch modules (their
-    ``state_dict``), dataclass instances (their fields), and dicts, lists or
+    ``state_dict``), dataclass instances (their fields, less those marked with
+    :data:`KEY_OMITS_DEFAULT` that hold their default), and dicts, lists or
     tuples of these. ``version`` is the code version of whatever computed the
     result: raise it when the computation changes, and every cache made
     before is recomputed.
@@ -211,7 +226,12 @@ def _feed(h, value) -> None:
         h.update(a.tobytes() if a.dtype != object else repr(a.tolist()).encode())
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         h.update(f"dataclass:{type(value).__name__};".encode())
-        _feed(h, dataclasses.asdict(value))
+        fields = dataclasses.asdict(value)
+        for f in dataclasses.fields(value):
+            if (f.metadata.get(_OMIT_DEFAULT) and f.default is not dataclasses.MISSING
+                    and type(fields[f.name]) is type(f.default) and fields[f.name] == f.default):
+                del fields[f.name]
+        _feed(h, fields)
     elif isinstance(value, dict):
         h.update(f"dict:{len(value)};".encode())
         for k in sorted(value, key=repr):

@@ -279,7 +279,8 @@ class DoGLIFParams:
     drive_dtype: Literal["float32", "bfloat16"] = "float32"
     input_code: Literal["poisson", "regular"] = "poisson"
     push_pull: float = 1.0
-    opposite_phase: bool = False
+    # added after the tier's caches were made; off, the layer computes what it did before
+    opposite_phase: bool = field(default=False, metadata=runs.KEY_OMITS_DEFAULT)
 
     def __post_init__(self) -> None:
         if not isinstance(self.retina, str) or self.retina not in ("zca", "dog"):
