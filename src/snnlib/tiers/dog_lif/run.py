@@ -31,8 +31,8 @@ READOUT_CS = (0.001, 0.003, 0.01)
 both layers: on that run's held-out fifth the random twin scored 67.96% at 0.001 against
 66.20% at 0.003, the STDP layer 72.18% and 72.12% (``benchmarks/dog_lif_run_readouts.py``).
 Fitted in float32 with at most ``READOUT_MAX_ITER`` L-BFGS iterations: in the
-full-profile record the readout of 50,000 x 4,608 STDP features took 250 s in all
-(PyTorch's L-BFGS, the two Cs on a fifth and the final fit; C = 0.01, 481 iterations).
+full-profile record the readout of 50,000 x 4,608 STDP features took 176 s in all
+(PyTorch's L-BFGS, the three Cs on a fifth and the final fit; C = 0.001, 216 iterations).
 Larger Cs need many more iterations: with 256 filters and scikit-learn's L-BFGS in
 float64, three Cs up to 0.1 had not finished the four readouts after 50 minutes."""
 READOUT_MAX_ITER = 1000
