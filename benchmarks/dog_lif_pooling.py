@@ -53,8 +53,9 @@ def main() -> None:
         for i in range(0, len(idx), p.image_batch):
             j = min(len(idx), i + p.image_batch)
             x = net.retina._intensities(_as_float(images[i:j]), p)
-            counts = _layer_run(x.reshape(-1, x.shape[-1]), net.w_mv, net.theta_mv, p, rng)["counts"]
-            counts = _keep_k_winners(counts, p.k_winners)  # as DoGLIF.features counts them
+            out = _layer_run(x.reshape(-1, x.shape[-1]), net.w_mv, net.theta_mv, p, rng)
+            # as DoGLIF.features counts them: the k winners, or each time window apart
+            counts = _keep_k_winners(out.get("window_counts", out["counts"]), p.k_winners)
             for g in GRIDS:
                 out[g].append(_pool(counts, j - i, p.side, g).numpy())
         return {g: np.concatenate(v) for g, v in out.items()}

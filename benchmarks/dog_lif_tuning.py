@@ -72,13 +72,15 @@ def add_variant_options(ap: argparse.ArgumentParser) -> None:
     logistic regression's C grid), shared by the tier-2 tuning scripts."""
     ap.add_argument("--set", nargs="*", default=[], help="DoGLIFParams fields: NAME=VALUE")
     ap.add_argument("--cs", type=float, nargs="+", default=list(D.READOUT_CS),
-                    help="the logistic regression's C values (chosen on a fifth of training)")
+                    help="the logistic regression's C values (chosen on a fifth of training; "
+                    "default the tier's READOUT_CS: figures measured before it held 0.001 chose "
+                    "from 0.003 and 0.01)")
 
 
 def pyramid(features: np.ndarray, params: D.DoGLIFParams, grids, sqrt: bool) -> np.ndarray:
-    """Counts pooled on the layer's ``params.pool`` grid (``(n, n_filters * pool**2)``, the
-    layout of :meth:`DoGLIF.features`) summed again over each of ``grids`` side by side,
-    optionally square-rooted.
+    """Counts pooled on the layer's ``params.pool`` grid (``(n, n_features)``, the layout of
+    :meth:`DoGLIF.features`, time window after time window) summed again over each of
+    ``grids`` side by side, optionally square-rooted.
 
     Every grid must divide ``params.pool`` (``main`` pools on their least common multiple
     ``L``): with ``S`` positions per side, the coarse grid's edge :math:`\lfloor iS/g \rfloor`
@@ -87,7 +89,9 @@ def pyramid(features: np.ndarray, params: D.DoGLIFParams, grids, sqrt: bool) -> 
     checks it).
     """
     fine = params.pool
-    cells = np.asarray(features).reshape(len(features), params.n_filters, fine, fine)
+    # each time window's counts are channels of their own (params.time_windows)
+    cells = np.asarray(features).reshape(len(features), params.n_filters * params.time_windows,
+                                         fine, fine)
     z = pool_pyramid(cells.transpose(0, 2, 3, 1), tuple(grids))
     return np.sqrt(z) if sqrt else z
 

@@ -53,6 +53,9 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
     (dict(opposite_phase=1), "opposite_phase"),
     (dict(opposite_phase=True, n_filters=7), "n_filters must be even with opposite_phase"),
     (dict(n_filters=8, k_winners=9), r"k_winners \(9\) must be at most n_filters \(8\)"),
+    (dict(time_windows=0), "time_windows"),
+    (dict(steps=4, time_windows=5), r"time_windows \(5\) must be at most steps \(4\)"),
+    (dict(time_windows=2, k_winners=4), "k_winners must be 0 with time_windows > 1"),
 ])
 def test_params_are_validated_with_clear_messages(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -1023,14 +1026,62 @@ def test_mirror_test_must_be_a_bool():
         profiles.DogLIFSizes(mirror_test=1)
 
 
-def test_opposite_phase_off_keeps_the_keys_of_caches_made_before_it_existed():
-    # the layer's parameters as they were before opposite_phase: the same class name and values
+def test_options_added_later_keep_the_keys_of_caches_made_before_them_at_their_defaults():
+    # the layer's parameters as they were before opposite_phase and time_windows: the same
+    # class name and values
     p = L.DoGLIFParams()
-    old = dataclasses.make_dataclass(
-        "DoGLIFParams", [(f.name, object) for f in dataclasses.fields(p)
-                         if f.name != "opposite_phase"], frozen=True)
-    values = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)
-              if f.name != "opposite_phase"}
-    key = runs.cache_key(old(**values), 2026, version=1)
+    later = ("opposite_phase", "time_windows")
+    kept = [f.name for f in dataclasses.fields(p) if f.name not in later]
+    old = dataclasses.make_dataclass("DoGLIFParams", [(n, object) for n in kept], frozen=True)
+    key = runs.cache_key(old(**{n: getattr(p, n) for n in kept}), 2026, version=1)
     assert runs.cache_key(p, 2026, version=1) == key
     assert runs.cache_key(replace(p, opposite_phase=True), 2026, version=1) != key
+    assert runs.cache_key(replace(p, time_windows=2), 2026, version=1) != key
+
+
+def test_time_windows_split_the_steps_and_multiply_the_features():
+    p = D.DoGLIFParams(steps=30, time_windows=4, n_filters=10, pool=3)
+    assert p.window_ends == (7, 15, 22)  # floor(w T / W)
+    assert p.n_features == 10 * 9 * 4
+    assert D.DoGLIFParams(time_windows=1).window_ends == ()
+
+
+def test_the_window_counts_are_the_spikes_of_each_window_of_steps():
+    """The recorded loop: each window's counts are the layer's spikes summed over its steps."""
+    p = D.DoGLIFParams(n_filters=6, steps=9, time_windows=3, max_rate_hz=400.0, dt_ms=2.0)
+    h = p.n_inputs // 2
+    g = torch.Generator().manual_seed(0)
+    signed = torch.rand(20, h, generator=g) * 2 - 1
+    w = torch.rand(6, p.n_inputs, generator=g) * (4 * p.w_sum_mv / p.n_inputs)
+    out = D.layer_run(signed, w, torch.zeros(6), p, np.random.default_rng(1), record=True)
+    trains = out["trains"].float()  # (T, M, K)
+    assert trains.sum() > 0
+    expected = torch.cat([trains[a:b].sum(0) for a, b in ((0, 3), (3, 6), (6, 9))], dim=1)
+    assert torch.equal(out["window_counts"], expected)
+    assert torch.equal(out["counts"], trains.sum(0))
+
+
+@pytest.mark.parametrize("learn", [True, False])
+def test_time_windows_add_up_to_the_counts_and_the_first_is_a_shorter_look(learn):
+    """Features of a fitted layer read in 2 windows of 5 steps: the windows add up to the
+    counts of one window of 10 steps, and the first window is the features of a 5-step look
+    (the same random numbers for its steps: one batch of images, which draws them step after
+    step), bit for bit."""
+    p = replace(SMALL, steps=10, image_batch=3)
+    net = D.DoGLIF(p, seed=0, learn=learn)
+    net.fit(_images(6), progress=False)
+    images = _images(3, seed=1)
+
+    def features(**changes):
+        other = D.DoGLIF(replace(p, **changes), seed=0, learn=learn)
+        other.load_state_dict(net.state_dict())
+        return other.features(images, seed=1, progress=False)
+
+    whole, windows, short = features(), features(time_windows=2), features(steps=5)
+    n = p.n_filters * p.pool ** 2
+    assert windows["features"].shape == (3, 2 * n)
+    first, second = windows["features"][:, :n], windows["features"][:, n:]
+    assert first.sum() > 0 and second.sum() > 0
+    np.testing.assert_array_equal(first + second, whole["features"])
+    np.testing.assert_array_equal(first, short["features"])
+    np.testing.assert_array_equal(windows["filter_spikes"], whole["filter_spikes"])

@@ -52,8 +52,8 @@ import numpy as np
 
 from . import _validate as check
 
-__all__ = ["CheckpointError", "DEVICE_ENV", "RECORD_FORMAT", "RecordError", "Speed",
-           "KEY_OMITS_DEFAULT", "SynapticEvents", "TierRecord", "Variant", "atomic_write", "autocast", "cache_key",
+__all__ = ["CheckpointError", "DEVICE_ENV", "KEY_OMITS_DEFAULT", "RECORD_FORMAT", "RecordError",
+           "Speed", "SynapticEvents", "TierRecord", "Variant", "atomic_write", "autocast", "cache_key",
            "cached_npz", "get_device", "git_commit", "legacy_view", "load_npz", "load_record",
            "load_torch", "migrate_record", "provenance", "record_from_dict", "save_json",
            "save_npz", "save_record", "save_torch", "set_aside", "stored_benchmark_runs"]
@@ -191,7 +191,9 @@ KEY_OMITS_DEFAULT = {_OMIT_DEFAULT: True}
 For a parameter added after results were cached, whose default reproduces the computation
 of before (``field(default=False, metadata=runs.KEY_OMITS_DEFAULT)``): at its default the
 parameters hash as they did before the field existed, so those caches stay valid; any other
-value changes the key.
+value changes the key. Only the fields of a dataclass passed to :func:`cache_key` itself are
+left out, not those of a dataclass nested in its fields (hashed as plain dicts), and only
+fields with a plain default (not a ``default_factory``).
 """
 
 

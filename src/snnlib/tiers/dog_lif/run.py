@@ -113,14 +113,14 @@ def _layer(out: Path, name: str, params: DoGLIFParams, images: np.ndarray, *, se
            progress: bool, device: str = "cpu", retina=None) -> DoGLIF:
     """The layer trained (``stdp``) or with random weights (``random``), cached in ``out/layer_NAME.npz``.
 
-    The cache is keyed on the parameters that change learning (all but ``drive_dtype`` and
-    ``k_winners``), the seed and every training image.
+    The cache is keyed on the parameters that change learning (all but ``drive_dtype``,
+    ``k_winners`` and ``time_windows``), the seed and every training image.
     """
     net = DoGLIF(params, seed=seed, learn=(name == "stdp"), device=device)
-    # neither the drive's dtype nor the features' k winners change learning: one trained
-    # layer serves every value of both
-    key = runs.cache_key(replace(params, drive_dtype="float32", k_winners=0), seed, name, images,
-                         version=LAYER_VERSION)
+    # neither the drive's dtype nor the features' k winners or time windows change learning:
+    # one trained layer serves every value of them
+    key = runs.cache_key(replace(params, drive_dtype="float32", k_winners=0, time_windows=1),
+                         seed, name, images, version=LAYER_VERSION)
     path = out / f"layer_{name}.npz"
     saved = runs.cached_npz(path, key)
     if saved is not None:
