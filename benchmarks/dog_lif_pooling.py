@@ -22,7 +22,7 @@ import numpy as np
 from snnlib import data
 from snnlib.readout import logistic_regression
 from snnlib.tiers import dog_lif as D
-from snnlib.tiers.dog_lif.layer import (_as_float, _checked_images, _keep_k_winners, _layer_run,
+from snnlib.tiers.dog_lif.layer import (_as_float, _checked_images, _coded_counts, _layer_run,
                                         _pool)
 
 from _split import tuning_split
@@ -53,9 +53,8 @@ def main() -> None:
         for i in range(0, len(idx), p.image_batch):
             j = min(len(idx), i + p.image_batch)
             x = net.retina._intensities(_as_float(images[i:j]), p)
-            out = _layer_run(x.reshape(-1, x.shape[-1]), net.w_mv, net.theta_mv, p, rng)
-            # as DoGLIF.features counts them: the k winners, or each time window apart
-            counts = _keep_k_winners(out.get("window_counts", out["counts"]), p.k_winners)
+            run = _layer_run(x.reshape(-1, x.shape[-1]), net.w_mv, net.theta_mv, p, rng)
+            counts = _coded_counts(run, p)  # as DoGLIF.features counts them
             for g in GRIDS:
                 out[g].append(_pool(counts, j - i, p.side, g).numpy())
         return {g: np.concatenate(v) for g, v in out.items()}

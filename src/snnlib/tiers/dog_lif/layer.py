@@ -654,9 +654,9 @@ def layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
     -------
     dict
         ``counts`` ``(M, K)`` spikes per neuron, ``input_spikes`` (the total,
-        for the synaptic-operation count); with ``p.time_windows`` > 1 also
-        ``window_counts`` ``(M, time_windows x K)``, each window's counts, window after window
-        (:attr:`DoGLIFParams.window_ends`); with ``learn``: ``dw``
+        for the synaptic-operation count); with ``p.time_windows`` > 1 and without ``learn``
+        also ``window_counts`` ``(M, time_windows x K)``, each window's counts, window after
+        window (:attr:`DoGLIFParams.window_ends`); with ``learn``: ``dw``
         ``(K, n_inputs)`` and ``winner`` ``(M,)`` (-1: no neuron fired); with
         ``record``: ``input_trains``, ``trains`` (bool) and ``v_mem``.
     """
@@ -746,7 +746,7 @@ def _layer_run(signed: torch.Tensor, w_mv: torch.Tensor, theta_mv: torch.Tensor,
     regular = p.input_code == "regular"
     if regular:  # as _fused_runs: the phases drawn once, the same spike probabilities
         phases, p_spike = _uniforms(signed, rng), signed.abs() * p.p_max
-    ends, at_ends = p.window_ends, []
+    ends, at_ends = () if learn else p.window_ends, []  # learning pools nothing
     for step in range(1, p.steps + 1):
         if gather:
             fired = (_regular_fired(phases, p_spike, step) if regular
@@ -1080,6 +1080,14 @@ def _keep_k_winners(counts: torch.Tensor, k: int) -> torch.Tensor:
         return counts
     kth = counts.topk(k, dim=1).values[:, -1:]
     return counts.masked_fill(counts < kth, 0)
+
+
+def _coded_counts(out: dict, p: DoGLIFParams) -> torch.Tensor:
+    """What the features pool from a run of the layer (:func:`_layer_run`'s ``out``): each
+    time window's counts, window after window (``window_counts``), or with one window the
+    whole image's counts of the ``k_winners`` neurons that fired most at each position
+    (:func:`keep_k_winners`; 0: every neuron's)."""
+    return _keep_k_winners(out.get("window_counts", out["counts"]), p.k_winners)
 
 
 def _pool(counts: torch.Tensor, n: int, side: int, pool: int) -> torch.Tensor:
@@ -1463,9 +1471,8 @@ def _features_together(nets, images, *, seed: int, progress: bool, checkpoints,
                 x = net0.retina._intensities(_as_float(checked[b:e]), p).to(net0.device)
                 outs = _features_runs(x.reshape(-1, x.shape[-1]), layers, p, rng)
                 for i, out in zip(todo, outs):
-                    # the k winners (one window) or each time window's counts, window by window
-                    kept = _keep_k_winners(out.get("window_counts", out["counts"]), p.k_winners)
-                    feats[i][b:e] = _pool(kept, e - b, p.side, p.pool).cpu().numpy()
+                    feats[i][b:e] = _pool(_coded_counts(out, p), e - b, p.side,
+                                          p.pool).cpu().numpy()
                     filters[i][b:e] = (out["counts"].reshape(e - b, -1, p.n_filters).sum(1)
                                        .cpu().numpy())
                     # batch mean (the batch is small)
