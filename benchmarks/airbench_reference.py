@@ -33,12 +33,14 @@ in the JSON list at PATH (``results/airbench_reference.json``; a run of the same
 replaced). The whitening filters here come from the patches' centred covariance, with a
 bias that centres them.
 
-``--exact`` follows the current airbench94.py where it differs from the above (which follows
-the paper's version, legacy/airbench94.py): the whitening
+``--exact`` follows airbench94.py's code where the above differs from it: the whitening
 filters from the patches' uncentred second moments, with a bias that starts at 0 and
-learns at the base rate (not 64 times faster); the learning rate ends at 0.07 of its
-peak, not 0; Lookahead starts after 3 epochs, and every epoch ends with the weights set
-to the average.
+learns at the base rate (not 64 times faster), and a learning rate that ends at 0.07 of
+its peak, not 0 (as every version of that file has them); Lookahead starting after 3 epochs,
+every epoch ending with the weights set to the average (as its first release has it, commit
+01a2367 of KellerJordan/cifar10-airbench; the later legacy/airbench94.py averages from the
+first step and sets the weights to the average only at the end, as the tier's
+``schedule="airbench"`` does).
 """
 
 from __future__ import annotations

@@ -15,10 +15,13 @@ does: :func:`~snnlib.tiers.conversion.qcfs_from_relu`, at the peak learning rate
 ``run.WHITENED_QCFS_MAX_LR``),
 converts it and simulates it on the validation images (``v0 = QCFS_V0``, or each
 of ``--v0``), printing its accuracy at each of ``--steps``. ``--levels`` sets the
-QCFS copy's levels (``QCFS_LEVELS`` by default). With ``--checkpoint PATH`` the
-ReLU CNN is checkpointed there (``train_cnn``'s checkpoint: a finished run with the
-same settings is loaded, not retrained) and the QCFS copy beside it, so that other
-levels, ``--v0`` or ``--steps`` reuse the trainings. ``--signed`` also simulates the
+QCFS copy's levels (``QCFS_LEVELS`` by default); ``--qcfs-distill A`` distils the ReLU CNN
+into it (``TrainParams.distill``: a share A of each target from the ReLU CNN's outputs);
+``--qcfs-init-percentile P`` starts each QCFS threshold at the P-th percentile of its ReLU's
+activations (``QCFS_INIT_PERCENTILE`` by default).
+With ``--checkpoint PATH`` the ReLU CNN is checkpointed there (``train_cnn``'s checkpoint: a
+finished run with the same settings is loaded, not retrained) and the QCFS copy beside it, so
+that other levels, ``--v0`` or ``--steps`` reuse the trainings. ``--signed`` also simulates the
 QCFS copy with signed IF neurons (``simulate(signed=True)``). ``--calibrate T ...`` also
 simulates each QCFS spiking copy after bias calibration at each T
 (:func:`~snnlib.tiers.conversion.calibrate_biases` on the 1,000 training images the
@@ -73,6 +76,12 @@ def main() -> int:
                         help="then fine-tune a QCFS copy this many epochs and simulate it")
     parser.add_argument("--qcfs-max-lr", type=float, default=None,
                         help="the QCFS fine-tuning's peak learning rate (default: QCFS_MAX_LR)")
+    parser.add_argument("--qcfs-init-percentile", type=float, default=None, metavar="P",
+                        help="each QCFS threshold starts at this percentile of its ReLU's "
+                             "activations (default: QCFS_INIT_PERCENTILE)")
+    parser.add_argument("--qcfs-distill", type=float, default=0.0, metavar="ALPHA",
+                        help="the QCFS fine-tuning learns this share of each target from the "
+                             "ReLU CNN's outputs (TrainParams.distill; default 0: labels only)")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32],
                         help="simulation steps at which the QCFS copy is scored")
     parser.add_argument("--levels", type=int, default=None,
@@ -114,8 +123,15 @@ def main() -> int:
                      f"got {args.calibration_rounds}")
     if args.qcfs_max_lr is not None and not args.qcfs_max_lr > 0:
         parser.error(f"--qcfs-max-lr must be positive, got {args.qcfs_max_lr}")
+    if args.qcfs_init_percentile is not None and not 0.0 < args.qcfs_init_percentile <= 100.0:
+        parser.error(f"--qcfs-init-percentile must lie in (0, 100], got "
+                     f"{args.qcfs_init_percentile}")
+    if not 0.0 <= args.qcfs_distill <= 1.0:
+        parser.error(f"--qcfs-distill must lie in [0, 1], got {args.qcfs_distill}")
     needing = [name for name, value in (("--levels", args.levels), ("--v0", args.v0),
                                         ("--qcfs-max-lr", args.qcfs_max_lr),
+                                        ("--qcfs-distill", args.qcfs_distill or None),
+                                        ("--qcfs-init-percentile", args.qcfs_init_percentile),
                                         ("--signed", args.signed or None),
                                         ("--calibrate", args.calibrate)) if value is not None]
     if needing and not args.qcfs_epochs:
@@ -186,14 +202,20 @@ def main() -> int:
         levels = C.QCFS_LEVELS if args.levels is None else args.levels
         q_lr = C.QCFS_MAX_LR if args.qcfs_max_lr is None else args.qcfs_max_lr
         x_train = C.images_to_tensor(cifar.images[train_idx[:1000]])
-        q_model = C.qcfs_from_relu(model, x_train, levels=levels, seed=args.seed)
+        q_pct = (C.QCFS_INIT_PERCENTILE if args.qcfs_init_percentile is None
+                 else args.qcfs_init_percentile)
+        q_model = C.qcfs_from_relu(model, x_train, levels=levels, percentile=q_pct,
+                                   seed=args.seed)
         q_path = (None if args.checkpoint is None
                   else f"{args.checkpoint}.qcfs_L{levels}_e{args.qcfs_epochs}"
-                  + ("" if q_lr == C.QCFS_MAX_LR else f"_lr{q_lr:g}") + ".pt")
+                  + ("" if q_lr == C.QCFS_MAX_LR else f"_lr{q_lr:g}")
+                  + (f"_kd{args.qcfs_distill:g}" if args.qcfs_distill else "")
+                  + ("" if q_pct == C.QCFS_INIT_PERCENTILE else f"_p{q_pct:g}") + ".pt")
         q_history = C.train_cnn(
             q_model, cifar.images[train_idx], cifar.labels[train_idx],
             replace(train, epochs=args.qcfs_epochs, max_lr=q_lr, small_crop_px=None,
-                    small_crop_epochs=0), seed=args.seed + 1,
+                    small_crop_epochs=0, distill=args.qcfs_distill), seed=args.seed + 1,
+            teacher=model if args.qcfs_distill else None,
             numerics=numbers, progress=True, checkpoint=q_path, restart_stale=True,
             init_key=runs.cache_key(q_model, levels, version=cnn.TRAIN_VERSION))
         q_min = q_history["total_wall_s"] / 60  # in epochs (a finished checkpoint: its own)
@@ -201,6 +223,7 @@ def main() -> int:
         q_cnn = C.evaluate_cnn(q_folded, x_val, cifar.labels[val_idx])["accuracy"]
         q_net, _ = C.normalise(q_folded, x_train)
         qcfs = {"epochs": args.qcfs_epochs, "levels": levels, "max_lr": q_lr,
+                "distill": args.qcfs_distill, "init_percentile": q_pct,
                 "train_min": round(q_min, 2),
                 "cnn": q_cnn, "snn": {}}
         for signed in (False, True) if args.signed else (False,):

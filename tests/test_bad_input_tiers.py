@@ -530,6 +530,7 @@ def conversion_entries() -> dict[str, list[Bad]]:
                 lambda v: C().TrainParams(warmup=v)),
             Bad("label_smoothing", outside(0, 1, hi_open=True),
                 lambda v: C().TrainParams(label_smoothing=v)),
+            Bad("distill", outside(0, 1), lambda v: C().TrainParams(distill=v)),
             *[Bad(f, bad_flag(), lambda v, f=f: C().TrainParams(**{f: v}))
               for f in ("augment", "bf16")],
         ],
@@ -697,6 +698,9 @@ def conversion_entries() -> dict[str, list[Bad]]:
                 lambda v: train(seed=v)),
             Bad("eval_labels", bad_labels(), lambda v: train(eval_images=rgb(), eval_labels=v)),
             Bad("eval_images", bad_rgb(), lambda v: train(eval_images=v, eval_labels=LABELS)),
+            Bad("teacher", bad_type(),
+                lambda v: train(teacher=v, p=C().TrainParams(epochs=1, batch_size=2,
+                                                              augment=False, distill=0.5))),
         ],
     }
 

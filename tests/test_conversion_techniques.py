@@ -1,15 +1,19 @@
 """Tier 3's fast-training techniques (snnlib.tiers.conversion.cnn): the whitening layer
 whitens, the derandomised flips alternate, Lookahead averages as its formula says, test-time
 augmentation averages the six views, training with all of them resumes to the same weights,
-and a network with a whitening layer and global pooling still converts."""
+a distilled network learns from its teacher, and a network with a whitening layer and global
+pooling still converts."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from snnlib import runs
 from snnlib.tiers import conversion as C
 from snnlib.tiers.conversion import cnn
 
@@ -181,9 +185,6 @@ def test_training_with_every_technique_learns_and_resumes_to_the_same_weights(tm
 
 def test_a_checkpoint_made_before_the_technique_fields_still_resumes(tmp_path):
     from dataclasses import asdict
-
-    from snnlib import runs
-
     images, labels = _class_images(32)
     tiny = C.ConvNetParams(widths=(4,), pool_after=(0,))
     p = C.TrainParams(epochs=2, batch_size=16, max_lr=0.05)
@@ -208,7 +209,6 @@ def test_a_checkpoint_made_before_the_technique_fields_still_resumes(tmp_path):
 
 @pytest.mark.parametrize("cycle", [True, False])
 def test_the_momentum_cycles_around_its_value_or_stays(tmp_path, cycle):
-    from snnlib import runs
 
     images, labels = _class_images(32)
     tiny = C.ConvNetParams(widths=(4,), pool_after=(0,))
@@ -245,3 +245,101 @@ def test_a_whitened_globally_pooled_network_converts():
     cnn_pred = net(x).argmax(1)
     out = C.simulate(normed, x, cnn_pred.numpy(), steps=[256])
     assert out["accuracy"][256] >= 0.95  # agrees with its CNN
+
+
+def test_distillation_targets_mix_the_label_with_the_teachers_probabilities():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    labels = torch.tensor([0, 1])
+    soft = torch.softmax(logits, 1)
+    onehot = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    torch.testing.assert_close(cnn.distilled_targets(labels, logits, 0.0, 3), onehot)
+    torch.testing.assert_close(cnn.distilled_targets(labels, logits, 1.0, 3), soft)
+    mixed = cnn.distilled_targets(labels, logits, 0.3, 3)
+    torch.testing.assert_close(mixed, 0.7 * onehot + 0.3 * soft)
+    torch.testing.assert_close(mixed.sum(1), torch.ones(2))
+    # the loss the training takes with them: the cross-entropy with the targets smoothed,
+    # q = (1 - eps) targets + eps / K, as TrainParams.distill writes it
+    student = torch.tensor([[0.1, 0.2, 0.3], [1.0, -1.0, 0.0]])
+    q = 0.8 * mixed + 0.2 / 3
+    expected = -(q * torch.log_softmax(student, 1)).sum(1).mean()
+    torch.testing.assert_close(nn.CrossEntropyLoss(label_smoothing=0.2)(student, mixed), expected)
+
+
+def test_a_distilled_network_learns_from_its_teacher_not_the_labels(tmp_path):
+    images, labels = _class_images(96)
+    x = C.images_to_tensor(images)
+    p = C.TrainParams(epochs=3, batch_size=16, max_lr=0.05, label_smoothing=0.2)
+    torch.manual_seed(0)
+    teacher = C.ConvNet(STEM)
+    C.train_cnn(teacher, images, labels, p, seed=1, progress=False)
+    assert C.evaluate_cnn(teacher, x, labels)["accuracy"] >= 0.9
+    teacher.train().zero_grad(set_to_none=True)  # handed back as it came, without gradients
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    taught = replace(p, distill=1.0)
+    wrong = np.zeros_like(labels)  # every image labelled 0: only the teacher knows better
+
+    def student(labels_given, params, checkpoint=None, on_epoch=None):
+        torch.manual_seed(5)
+        net = C.ConvNet(STEM)
+        C.train_cnn(net, images, labels_given, params, seed=2, progress=False, teacher=teacher,
+                    checkpoint=checkpoint, on_epoch=on_epoch)
+        return net
+
+    alone = student(wrong, taught)
+    assert teacher.training  # back in its own mode, unchanged (eval mode: the same statistics)
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in before.items())
+    assert all(w.grad is None for w in teacher.parameters())
+    assert C.evaluate_cnn(alone, x, labels)["accuracy"] >= 0.9
+    # with the teacher's share at 1 the labels play no part: the same weights, bit for bit
+    for a, b in zip(alone.state_dict().values(), student(labels, taught).state_dict().values()):
+        assert torch.equal(a, b)
+    half = student(wrong, replace(p, distill=0.5)).state_dict()
+    assert any(not torch.equal(a, b) for a, b in zip(alone.state_dict().values(), half.values()))
+    torch.manual_seed(5)
+    blind = C.ConvNet(STEM)  # the same start without the teacher: the wrong labels win
+    C.train_cnn(blind, images, wrong, p, seed=2, progress=False)
+    assert C.evaluate_cnn(blind, x, labels)["accuracy"] <= 0.6
+
+    def stop(epoch, history):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        student(wrong, taught, checkpoint=tmp_path / "s.pt", on_epoch=stop)
+    assert teacher.training
+    other = C.ConvNet(STEM)  # another teacher: the checkpoint is another run's
+    with pytest.raises(runs.CheckpointError, match="another training run"):
+        C.train_cnn(C.ConvNet(STEM), images, wrong, taught, seed=2, progress=False,
+                    teacher=other, checkpoint=tmp_path / "s.pt")
+    assert other.training
+    resumed = student(wrong, taught, checkpoint=tmp_path / "s.pt")
+    for a, b in zip(resumed.state_dict().values(), alone.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_distillation_needs_its_teacher_and_a_share_in_range():
+    images, labels = _class_images(8)
+    net = C.ConvNet(STEM)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="distill"):
+            C.TrainParams(distill=bad)
+    with pytest.raises(ValueError, match="give the trained network as teacher"):
+        C.train_cnn(net, images, labels, C.TrainParams(epochs=1, distill=0.5), seed=0,
+                    progress=False)
+    with pytest.raises(ValueError, match="uses no teacher"):
+        C.train_cnn(net, images, labels, C.TrainParams(epochs=1), seed=0, progress=False,
+                    teacher=C.ConvNet(STEM))
+    with pytest.raises(TypeError, match="teacher"):
+        C.train_cnn(net, images, labels, C.TrainParams(epochs=1, distill=0.5), seed=0,
+                    progress=False, teacher="the CNN")
+    with pytest.raises(ValueError, match="another network"):
+        C.train_cnn(net, images, labels, C.TrainParams(epochs=1, distill=0.5), seed=0,
+                    progress=False, teacher=net)
+    windows = C.TrainParams(epochs=2, distill=0.5, small_crop_px=24, small_crop_epochs=1)
+    with pytest.raises(ValueError, match="small_crop_px"):
+        C.train_cnn(net, images, labels, windows, seed=0, progress=False,
+                    teacher=C.ConvNet(STEM))
+    five = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 5))
+    with pytest.raises(ValueError, match="5 classes"):
+        C.train_cnn(net, images, labels, C.TrainParams(epochs=1, distill=0.5), seed=0,
+                    progress=False, teacher=five)

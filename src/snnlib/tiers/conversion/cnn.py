@@ -33,8 +33,8 @@ from .numerics import Numerics, activations_compiled, fingerprint, numerics_scop
 __all__ = ["ConvNet", "ConvNetParams", "LOOKAHEAD_EVERY", "LOOKAHEAD_START", "QCFS",
            "QCFS_INIT_PERCENTILE", "QCFS_LEVELS", "QCFS_MAX_LR", "TRAIN_VERSION", "TrainParams",
            "WHITENING_EPS", "WHITENING_PATCH_IMAGES", "augment", "bf16_supported",
-           "evaluate_cnn", "fold_batchnorm", "images_to_tensor", "set_whitening", "train_cnn",
-           "tta_logits"]
+           "distilled_targets", "evaluate_cnn", "fold_batchnorm", "images_to_tensor",
+           "set_whitening", "train_cnn", "tta_logits"]
 
 TRAIN_VERSION = 1
 """Part of every training checkpoint's key: raised when :func:`train_cnn` changes."""
@@ -623,16 +623,33 @@ class TrainParams:
         :math:`\\bar w \\leftarrow \\rho \\bar w + (1 - \\rho) w`, :math:`w \\leftarrow \\bar w`,
         with :math:`\\rho = 0.95^{5} (t / T)^3` growing with the step :math:`t`
         (airbench's Lookahead schedule); each epoch ends with the weights set to
-        the average (with ``schedule="airbench"``, as the paper's version of airbench,
-        legacy/airbench94.py, does, only the last).
+        the average (with ``schedule="airbench"``, as legacy/airbench94.py of
+        KellerJordan/cifar10-airbench does, only the last).
     schedule : {"one_cycle", "airbench"}
         ``"one_cycle"``: PyTorch's one-cycle schedule (above). ``"airbench"``:
         airbench's, the learning rate rising linearly from 0.2 ``max_lr`` to
-        ``max_lr`` over ``warmup`` of the steps and falling linearly to 0, the
+        ``max_lr`` over ``warmup`` of the steps and falling linearly to 0
+        (airbench94.py's code ends at 0.07 ``max_lr``), the
         momentum fixed (so ``cycle_momentum=False``), and ``lookahead``'s
         averaging from the start (its first average is taken at step
         :data:`LOOKAHEAD_EVERY`) with the weights set to the average only at the
         end of training (not at the end of every epoch).
+    distill : float
+        Knowledge distillation (Hinton et al. 2015), for fine-tuning a copy of a
+        trained network (the QCFS copy of :func:`.convert.qcfs_from_relu`): each
+        image's target mixes its label with what the ``teacher`` given to
+        :func:`train_cnn` (the trained network) makes of the same augmented image,
+
+        .. math:: q = (1 - \\varepsilon)\\left[(1 - \\alpha)\\, e_y + \\alpha\\,
+                  \\mathrm{softmax}(z^{\\mathrm{teacher}})\\right] + \\varepsilon / K,
+
+        with :math:`\\alpha` = ``distill``, :math:`\\varepsilon` = ``label_smoothing``,
+        :math:`K` classes and :math:`e_y` the one-hot label; the loss is the
+        cross-entropy :math:`-\\sum_k q_k \\log \\mathrm{softmax}(z)_k` (temperature 1).
+        It is meant to pass on the teacher's graded judgement, which a network
+        with coarser activations may not reach from the labels alone in a few
+        epochs. 0: the labels alone (no teacher); 1: the teacher alone. Each
+        step then also runs the teacher forward (no gradients).
     bf16 : bool
         Forward and backward passes in bfloat16 under ``torch.autocast``
         (the weights stay float32). On CPUs with AMX or AVX-512 BF16 units
@@ -660,6 +677,7 @@ class TrainParams:
     lookahead: bool = False
     bf16: bool = False
     schedule: str = "one_cycle"
+    distill: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("augment", "bf16", "alternate_flips", "lookahead", "cycle_momentum"):
@@ -721,6 +739,7 @@ class TrainParams:
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"TrainParams.label_smoothing must be in [0, 1), got "
                              f"{self.label_smoothing!r}.")
+        check.finite_number("TrainParams.distill", self.distill, at_least=0, at_most=1)
 
 
 def images_to_tensor(images) -> torch.Tensor:
@@ -834,7 +853,8 @@ def _evaluate_cnn(model: nn.Module, images: torch.Tensor, labels, *, batch: int 
 def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *, seed: int,
               checkpoint=None, progress: bool = True, eval_images=None, eval_labels=None,
               on_epoch=None, restart_stale: bool = False, init_key: str | None = None,
-              device: str = "cpu", numerics: Numerics | None = None) -> dict:
+              device: str = "cpu", numerics: Numerics | None = None,
+              teacher: nn.Module | None = None) -> dict:
     """Train ``model`` on uint8 ``images`` ``(N, 32, 32, 3)``; resumable from ``checkpoint``.
 
     Each epoch takes the images in a new shuffled order, in batches of
@@ -861,6 +881,15 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
     ``device``: where the model trains (``"cpu"`` or ``"cuda"``); the crops,
     flips and shuffles are drawn on the CPU, so they are the same on every
     device.
+
+    ``teacher``: the trained network whose outputs ``p.distill`` mixes into the
+    targets (:class:`TrainParams`): needed when ``p.distill > 0``, refused when
+    ``p.distill`` is 0, when it is ``model`` itself and with ``p.small_crop_px``
+    (its windows would not fit the teacher's pooling). It runs in eval mode,
+    without gradients, on ``device`` and in the training's memory format, and
+    is handed back in its own mode and the default format (after an
+    interruption too); a checkpoint written with another teacher counts as
+    another run's.
 
     ``numerics`` (:class:`.numerics.Numerics`): the arithmetic, applied for
     the call (:func:`.numerics.numerics_scope`); None: the process's own.
@@ -900,6 +929,24 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                          f"{'only eval_images' if eval_labels is None else 'only eval_labels'}")
     check.instance("device", device, str, where=where)
     check.instance("numerics", numerics, Numerics, none=True, where=where)
+    check.instance("teacher", teacher, nn.Module, none=True, where=where)
+    if (teacher is None) != (p.distill == 0):
+        raise ValueError(f"{where}: p.distill={p.distill} " + (
+            "mixes a teacher's outputs into the targets: give the trained network as teacher"
+            if teacher is None else "uses no teacher: set p.distill > 0 to learn from it, or "
+                                    "leave teacher out"))
+    if teacher is not None:
+        if teacher is model:
+            raise ValueError(f"{where}: the teacher must be another network than the model it "
+                             "teaches (a trained copy that stays fixed)")
+        if p.small_crop_px is not None:
+            raise ValueError(f"{where}: p.small_crop_px trains on windows that the teacher's "
+                             "pooling was not made for; distil on whole images (small_crop_px="
+                             "None)")
+        _finite_module("teacher", teacher, where)
+        if _n_classes(teacher) != _n_classes(model):
+            raise ValueError(f"{where}: the teacher decides between {_n_classes(teacher)} "
+                             f"classes and the model between {_n_classes(model)}")
     if numerics is not None and numerics.bf16 != p.bf16:
         raise ValueError(f"{where}: p.bf16={p.bf16} but numerics.bf16={numerics.bf16}: the "
                          "training's precision must be the numerics' (params_for_profile "
@@ -937,6 +984,10 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
         layout = ({"memory_format": torch.channels_last}
                   if numerics is not None and numerics.channels_last else {})
         model.to(device, **layout)
+        teacher_key = (None if teacher is None
+                       else runs.cache_key(teacher, version=TRAIN_VERSION))
+        teacher_was_training = teacher is not None and teacher.training
+        n_classes = _n_classes(model)
         y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         # a last batch of one image is left out (its batch norms would have no statistics
         # on a 1 x 1 map): that epoch's last image in its shuffled order
@@ -989,12 +1040,13 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                      or _with_defaults(state.get("model_params"), ConvNetParams)
                      != asdict(model.params)
                      or state.get("init_key") != init_key
-                     or state.get("numerics") != numerics_key)
+                     or state.get("numerics") != numerics_key
+                     or state.get("teacher_key") != teacher_key)
             if stale and not restart_stale:
                 raise runs.CheckpointError(
                     f"{path} was written by another training run (other parameters, network, "
-                    "images, seed, starting weights or arithmetic); remove it or choose another "
-                    "checkpoint.")
+                    "images, seed, starting weights, arithmetic or teacher); remove it or choose "
+                    "another checkpoint.")
             if stale:
                 runs.set_aside(path, "written by another training run")
         if path is not None and path.exists():
@@ -1011,6 +1063,8 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
             set_whitening(model, x[:WHITENING_PATCH_IMAGES])
         loss_fn = nn.CrossEntropyLoss(label_smoothing=p.label_smoothing)
         try:
+            if teacher is not None:
+                teacher.to(device, **layout).eval()
             for epoch in range(start_epoch, p.epochs):
                 t0 = time.perf_counter()
                 model.train()
@@ -1035,7 +1089,13 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                         yb = y[idx].to(device, non_blocking=True)
                         with runs.autocast(device, p.bf16):
                             out = model(xb)
-                            loss = loss_fn(out.float(), yb)
+                            if teacher is None:
+                                loss = loss_fn(out.float(), yb)
+                            else:
+                                with torch.no_grad():
+                                    taught = teacher(xb).float()
+                                loss = loss_fn(out.float(), distilled_targets(
+                                    yb, taught, p.distill, n_classes))
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
                         opt.step()
@@ -1071,16 +1131,33 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                         "history": history, "epoch": epoch + 1, "params": asdict(p),
                         "n_images": len(x), "seed": seed, "data_key": data_key,
                         "model_params": asdict(model.params), "init_key": init_key,
-                        "numerics": numerics_key,
+                        "numerics": numerics_key, "teacher_key": teacher_key,
                         "lookahead": None if lookahead is None else lookahead.average})
                 if on_epoch is not None:
                     on_epoch(epoch + 1, history)
         finally:  # handed back in the default memory format, even after an interruption
             if layout:
                 model.to(memory_format=torch.contiguous_format)
+            if teacher is not None:
+                teacher.train(teacher_was_training)
+                if layout:
+                    teacher.to(memory_format=torch.contiguous_format)
         model.eval()
         history["total_wall_s"] = float(sum(history["wall_s"]))
         return history
+
+
+def distilled_targets(labels: torch.Tensor, teacher_logits: torch.Tensor, share: float,
+                      n_classes: int) -> torch.Tensor:
+    """Knowledge distillation's targets (:attr:`TrainParams.distill`), before label smoothing:
+
+    .. math:: (1 - \\alpha)\\, e_y + \\alpha\\, \\mathrm{softmax}(z^{\\mathrm{teacher}}),
+
+    ``share`` = :math:`\\alpha`, ``labels`` :math:`y` ``(N,)``, ``teacher_logits``
+    :math:`z^{\\mathrm{teacher}}` ``(N, n_classes)``; each row sums to 1.
+    """
+    onehot = nn.functional.one_hot(labels, n_classes).to(teacher_logits.dtype)
+    return (1.0 - share) * onehot + share * torch.softmax(teacher_logits, dim=1)
 
 
 def _airbench_lr_factor(step: int, rise: int, total: int) -> float:
