@@ -548,14 +548,33 @@ def test_the_full_profiles_qcfs_learning_rate_is_the_best_at_t4_on_validation():
 
     from snnlib.tiers.conversion import run
 
+    # the fine-tunings that differ only in their rate (not those distilled or started from
+    # other thresholds; a run stored before --qcfs-max-lr existed ran at QCFS_MAX_LR)
     sweep = [r for r in json.loads(TECHNIQUES.read_text())
-             if r["name"].startswith("M, 17 epochs, fine-tuned with QCFS (4 levels, 2 epochs")]
-    # (a run stored before --qcfs-max-lr existed ran at QCFS_MAX_LR)
+             if r["name"].startswith("M, 17 epochs, fine-tuned with QCFS (4 levels, 2 epochs")
+             and not r["qcfs"].get("distill")
+             and r["qcfs"].get("init_percentile", C.QCFS_INIT_PERCENTILE)
+             == C.QCFS_INIT_PERCENTILE]
     rates = {r["qcfs"].get("max_lr", C.QCFS_MAX_LR): r["qcfs"]["snn"]["signed, v0 = 0.5"]
              ["accuracy"]["4"] for r in sweep}
     assert len(rates) >= 4
     assert max(rates, key=rates.get) == run.WHITENED_QCFS_MAX_LR
 
+
+
+def test_the_qcfs_thresholds_start_where_validation_put_them():
+    import json
+
+    calibrated = "signed, v0 = 0.5, biases calibrated at T = 4 in 2 rounds"
+    runs_ = [r for r in json.loads(TECHNIQUES.read_text())
+             if r["name"].startswith("M, 17 epochs, fine-tuned with QCFS (4 levels, 2 epochs, "
+                                     "peak learning rate 0.1)")
+             and not r["qcfs"].get("distill") and calibrated in r["qcfs"]["snn"]]
+    # (a run stored before --qcfs-init-percentile existed started at QCFS_INIT_PERCENTILE)
+    starts = {r["qcfs"].get("init_percentile", C.QCFS_INIT_PERCENTILE):
+              r["qcfs"]["snn"][calibrated]["accuracy"]["4"] for r in runs_}
+    assert {99.0, 99.5, 99.9} <= set(starts)
+    assert max(starts, key=starts.get) == C.QCFS_INIT_PERCENTILE
 
 QCFS_CHOICE = "D, fine-tuned with QCFS (4 levels, 2 epochs): starting potentials and neurons"
 """The stored QCFS run that compared starting potentials and neurons (chapter 6 shows it)."""
