@@ -559,6 +559,12 @@ def test_the_full_profiles_qcfs_learning_rate_is_the_best_at_t4_on_validation():
              ["accuracy"]["4"] for r in sweep}
     assert len(rates) >= 4
     assert max(rates, key=rates.get) == run.WHITENED_QCFS_MAX_LR
+    # and with the bias calibration the tier makes
+    calibrated = "signed, v0 = 0.5, biases calibrated at T = 4 in 2 rounds"
+    after = {r["qcfs"].get("max_lr", C.QCFS_MAX_LR): r["qcfs"]["snn"][calibrated]["accuracy"]["4"]
+             for r in sweep if calibrated in r["qcfs"]["snn"]}
+    assert len(after) >= 3
+    assert max(after, key=after.get) == run.WHITENED_QCFS_MAX_LR
 
 
 
