@@ -543,44 +543,48 @@ def test_techniques_table_reads_every_run_but_the_qcfs_ones():
         k: v for k, v in dataclasses.asdict(tp).items() if k not in ("bf16", "epochs")}
 
 
-def test_the_full_profiles_qcfs_learning_rate_is_the_best_at_t4_on_validation():
+M17_QCFS = "M, 17 epochs, fine-tuned with QCFS (4 levels, 2 epochs"
+"""Name prefix of the stored two-epoch QCFS fine-tunings of row "M, 17 epochs"."""
+CALIBRATED = "signed, v0 = 0.5, biases calibrated at T = 4 in 2 rounds"
+"""The spiking copy the tier reports: signed neurons, biases calibrated as the tier does."""
+
+
+def _at_t4_by(vary: str, neurons: str) -> dict:
+    """The stored fine-tunings of :data:`M17_QCFS` that differ from the full profile's only in
+    ``vary`` (``"max_lr"`` or ``"init_percentile"``; none distilled): the accuracy of their
+    copy with ``neurons`` at T = 4, by their value of ``vary`` (a run stored before an option
+    existed ran at its default)."""
     import json
 
     from snnlib.tiers.conversion import run
 
-    # the fine-tunings that differ only in their rate (not those distilled or started from
-    # other thresholds; a run stored before --qcfs-max-lr existed ran at QCFS_MAX_LR)
-    sweep = [r for r in json.loads(TECHNIQUES.read_text())
-             if r["name"].startswith("M, 17 epochs, fine-tuned with QCFS (4 levels, 2 epochs")
-             and not r["qcfs"].get("distill")
-             and r["qcfs"].get("init_percentile", C.QCFS_INIT_PERCENTILE)
-             == C.QCFS_INIT_PERCENTILE]
-    rates = {r["qcfs"].get("max_lr", C.QCFS_MAX_LR): r["qcfs"]["snn"]["signed, v0 = 0.5"]
-             ["accuracy"]["4"] for r in sweep}
+    default = {"max_lr": C.QCFS_MAX_LR, "init_percentile": C.QCFS_INIT_PERCENTILE}
+    tier = {"max_lr": run.WHITENED_QCFS_MAX_LR, "init_percentile": C.QCFS_INIT_PERCENTILE}
+    rows = [r for r in json.loads(TECHNIQUES.read_text())
+            if r["name"].startswith(M17_QCFS) and not r["qcfs"].get("distill")
+            and neurons in r["qcfs"]["snn"]
+            and all(r["qcfs"].get(k, default[k]) == v for k, v in tier.items() if k != vary)]
+    return {r["qcfs"].get(vary, default[vary]): r["qcfs"]["snn"][neurons]["accuracy"]["4"]
+            for r in rows}
+
+
+def test_the_full_profiles_qcfs_learning_rate_is_the_best_at_t4_on_validation():
+    from snnlib.tiers.conversion import run
+
+    rates = _at_t4_by("max_lr", "signed, v0 = 0.5")
     assert len(rates) >= 4
     assert max(rates, key=rates.get) == run.WHITENED_QCFS_MAX_LR
     # and with the bias calibration the tier makes
-    calibrated = "signed, v0 = 0.5, biases calibrated at T = 4 in 2 rounds"
-    after = {r["qcfs"].get("max_lr", C.QCFS_MAX_LR): r["qcfs"]["snn"][calibrated]["accuracy"]["4"]
-             for r in sweep if calibrated in r["qcfs"]["snn"]}
+    after = _at_t4_by("max_lr", CALIBRATED)
     assert len(after) >= 3
     assert max(after, key=after.get) == run.WHITENED_QCFS_MAX_LR
 
 
-
 def test_the_qcfs_thresholds_start_where_validation_put_them():
-    import json
-
-    calibrated = "signed, v0 = 0.5, biases calibrated at T = 4 in 2 rounds"
-    runs_ = [r for r in json.loads(TECHNIQUES.read_text())
-             if r["name"].startswith("M, 17 epochs, fine-tuned with QCFS (4 levels, 2 epochs, "
-                                     "peak learning rate 0.1)")
-             and not r["qcfs"].get("distill") and calibrated in r["qcfs"]["snn"]]
-    # (a run stored before --qcfs-init-percentile existed started at QCFS_INIT_PERCENTILE)
-    starts = {r["qcfs"].get("init_percentile", C.QCFS_INIT_PERCENTILE):
-              r["qcfs"]["snn"][calibrated]["accuracy"]["4"] for r in runs_}
+    starts = _at_t4_by("init_percentile", CALIBRATED)
     assert {99.0, 99.5, 99.9} <= set(starts)
     assert max(starts, key=starts.get) == C.QCFS_INIT_PERCENTILE
+
 
 QCFS_CHOICE = "D, fine-tuned with QCFS (4 levels, 2 epochs): starting potentials and neurons"
 """The stored QCFS run that compared starting potentials and neurons (chapter 6 shows it)."""
