@@ -25,3 +25,16 @@ def tuning_split(labels: np.ndarray, n_train: int, n_val: int, *, seed: int
     itr = train[data.balanced_subset(labels[train], n_train // 10, seed=seed)]
     iva = val[data.balanced_subset(labels[val], n_val // 10, seed=seed)]
     return np.random.default_rng(seed).permutation(itr), iva
+
+
+def first_per_class(labels: np.ndarray, n: int) -> np.ndarray:
+    """Positions in ``labels`` of the first ``n / 10`` entries of each class, in ``labels``'
+    order: a class-balanced subset of the validation split without a draw (all of it, in its
+    order, when ``n`` is its size). Exits with a message unless ``n`` is a positive multiple of
+    10 within every class."""
+    labels = np.asarray(labels)
+    per_class = np.bincount(labels, minlength=10)
+    if n % 10 or not 0 < n // 10 <= per_class.min():
+        raise SystemExit(f"the validation images must be a positive multiple of 10 with at most "
+                         f"{per_class.min()} of each class, {10 * per_class.min()} in all; got {n}")
+    return np.sort(np.concatenate([np.flatnonzero(labels == k)[:n // 10] for k in range(10)]))

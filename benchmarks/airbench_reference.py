@@ -50,6 +50,7 @@ import math
 import sys
 import time
 
+from _split import first_per_class
 from cnn_techniques import add_store_arguments, check_store_arguments, print_and_store
 
 
@@ -62,7 +63,8 @@ def main() -> int:
                         help="pool straight after the convolution, or after the activation")
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--train", type=int, default=45000, help="training images (split's first N)")
-    parser.add_argument("--val", type=int, default=5000, help="validation images")
+    parser.add_argument("--val", type=int, default=5000,
+                        help="validation images (the split's first N / 10 of each class)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--whiten-fp32", action="store_true",
                         help="the whitening layer in float32 (the rest in bfloat16)")
@@ -76,6 +78,9 @@ def main() -> int:
     for name in ("batch_size", "train", "val"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
+    if args.val > 5000 or args.val % 10:
+        parser.error(f"--val must be a multiple of 10 up to 5000 (the validation split's images, "
+                     f"as many of each class), got {args.val}")
 
     import numpy as np
     import torch
@@ -91,7 +96,8 @@ def main() -> int:
     torch.manual_seed(args.seed)
     cifar = data.load_cifar10("train")
     train_idx, val_idx = data.validation_split(cifar.labels)
-    train_idx, val_idx = train_idx[:args.train], val_idx[:args.val]
+    train_idx, val_idx = train_idx[:args.train], val_idx[first_per_class(cifar.labels[val_idx],
+                                                                         args.val)]
     x = C.images_to_tensor(cifar.images[train_idx])
     y = torch.as_tensor(cifar.labels[train_idx]).long()
     x_val = C.images_to_tensor(cifar.images[val_idx])

@@ -61,12 +61,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from _fields import parse_sets
+from _split import first_per_class
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=45000, help="training images (split's first N)")
-    parser.add_argument("--val", type=int, default=5000, help="validation images")
+    parser.add_argument("--val", type=int, default=5000,
+                        help="validation images (the split's first N / 10 of each class)")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                         help="a ConvNetParams or TrainParams field")
     parser.add_argument("--seed", type=int, default=2026)
@@ -113,8 +115,12 @@ def main() -> int:
         parser.error(f"--v0 values must lie in [0, 1) (fractions of the threshold), got {args.v0}")
     if args.percentiles is not None and any(not 0.0 < p <= 100.0 for p in args.percentiles):
         parser.error(f"--percentiles must lie in (0, 100], got {args.percentiles}")
-    if args.snn_val < 10:
-        parser.error(f"--snn-val must be at least 10 images (one per class), got {args.snn_val}")
+    if not 10 <= args.val <= 5000 or args.val % 10:
+        parser.error(f"--val must be a multiple of 10 from 10 to 5000 (the validation split's "
+                     f"images, as many of each class), got {args.val}")
+    if args.snn_val < 10 or args.snn_val % 10 or (args.percentiles and args.snn_val > args.val):
+        parser.error(f"--snn-val must be a multiple of 10 from 10 to --val ({args.val}), as many "
+                     f"images of each class, got {args.snn_val}")
     if args.calibrate is not None and any(t < 1 for t in args.calibrate):
         parser.error(f"--calibrate takes positive numbers of steps, got {args.calibrate}")
     if args.calibration_rounds is not None and (args.calibrate is None
@@ -155,7 +161,8 @@ def main() -> int:
         parser.error(str(error))
     cifar = data.load_cifar10("train")
     train_idx, val_idx = data.validation_split(cifar.labels)
-    train_idx, val_idx = train_idx[:args.train], val_idx[:args.val]
+    train_idx, val_idx = train_idx[:args.train], val_idx[first_per_class(cifar.labels[val_idx],
+                                                                         args.val)]
     x_val = C.images_to_tensor(cifar.images[val_idx])
     torch.manual_seed(args.seed)
     model = C.ConvNet(net)
@@ -183,8 +190,7 @@ def main() -> int:
         x_cal = C.images_to_tensor(cifar.images[train_idx[:1000]])
         # the first snn_val / 10 validation images of each class
         y_val = cifar.labels[val_idx]
-        pick = np.sort(np.concatenate([np.flatnonzero(y_val == k)[:args.snn_val // 10]
-                                       for k in range(10)]))
+        pick = first_per_class(y_val, args.snn_val)
         x_snn, y_snn = x_val[pick], y_val[pick]
         on_them = C.evaluate_cnn(folded, x_snn, y_snn)["accuracy"]
         conversion = {"images": len(pick), "steps": args.steps, "cnn_accuracy": on_them,

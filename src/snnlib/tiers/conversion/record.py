@@ -62,15 +62,25 @@ def rounds_clause(rounds: int) -> str:
 
 def describe_training(training: dict) -> str:
     """How the CNN trained, in words, from :class:`.cnn.TrainParams` as a dict: epochs, batch,
-    learning rate, and whichever of augmentation, label smoothing, alternating flips, a fixed
-    momentum, faster batch-norm biases, Lookahead and bfloat16 it used."""
+    learning rate, and whichever of augmentation, smaller windows in the first epochs, cutout,
+    label smoothing, distillation, alternating flips, a fixed momentum, faster batch-norm
+    biases, Lookahead and bfloat16 it used."""
     extras = []
     if training.get("augment"):
         extras.append(f"crops of up to {training.get('translate_px', 4)} pixels and "
                       + ("alternating" if training.get("alternate_flips") else "random")
                       + " flips")
+        if training.get("small_crop_px") and training.get("small_crop_epochs"):
+            k = training["small_crop_epochs"]
+            side = training["small_crop_px"]
+            extras.append(("the first epoch" if k == 1 else f"the first {k} epochs")
+                          + f" on windows of {side} x {side} pixels")
+        if training.get("cutout_px"):
+            extras.append(f"cutout of {training['cutout_px']} pixels")
     if training.get("label_smoothing"):
         extras.append(f"label smoothing {training['label_smoothing']:g}")
+    if training.get("distill"):
+        extras.append(f"distilled from a trained network (share {training['distill']:g})")
     if training.get("cycle_momentum") is False:
         extras.append(f"momentum {training['momentum']:g} throughout")
     if training.get("bias_lr_scale", 1.0) != 1.0:
