@@ -586,6 +586,27 @@ def test_the_qcfs_thresholds_start_where_validation_put_them():
     assert max(starts, key=starts.get) == C.QCFS_INIT_PERCENTILE
 
 
+def test_the_starting_potential_is_the_best_at_t4_under_the_tiers_calibration():
+    import json
+
+    from snnlib.tiers.conversion import convert
+
+    row = next(r for r in json.loads(TECHNIQUES.read_text())
+               if r["name"].startswith(M17_QCFS) and "starting potentials" in r["name"])
+    suffix = ", biases calibrated at T = 4 in 2 rounds"
+    starts = {float(name.split("v0 = ")[1].split(",")[0]): sim["accuracy"]["4"]
+              for name, sim in row["qcfs"]["snn"].items()
+              if name.startswith("signed, v0 = ") and name.endswith(suffix)}
+    assert {0.4, 0.5, 0.6} <= set(starts)
+    assert max(starts, key=starts.get) == convert.QCFS_V0
+    # the same network, fine-tuning and calibration as the row that chose the rounds: the
+    # same copy at 0.5
+    rounds = next(r for r in json.loads(TECHNIQUES.read_text())
+                  if r["name"] == M17_QCFS + ", peak learning rate 0.1), biases calibrated in "
+                  "rounds")
+    assert starts[0.5] == rounds["qcfs"]["snn"][CALIBRATED]["accuracy"]["4"]
+
+
 QCFS_CHOICE = "D, fine-tuned with QCFS (4 levels, 2 epochs): starting potentials and neurons"
 """The stored QCFS run that compared starting potentials and neurons (chapter 6 shows it)."""
 
