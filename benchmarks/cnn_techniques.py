@@ -119,8 +119,8 @@ def main() -> int:
         parser.error(f"--val must be a multiple of 10 from 10 to 5000 (the validation split's "
                      f"images, as many of each class), got {args.val}")
     if args.snn_val < 10 or args.snn_val % 10 or (args.percentiles and args.snn_val > args.val):
-        parser.error(f"--snn-val must be a multiple of 10 from 10 to --val ({args.val}), as many "
-                     f"images of each class, got {args.snn_val}")
+        parser.error(f"--snn-val (default 1000) must be a multiple of 10 from 10 to --val "
+                     f"({args.val}), as many images of each class, got {args.snn_val}")
     if args.calibrate is not None and any(t < 1 for t in args.calibrate):
         parser.error(f"--calibrate takes positive numbers of steps, got {args.calibrate}")
     if args.calibration_rounds is not None and (args.calibrate is None

@@ -85,12 +85,15 @@ def test_the_record_describes_the_airbench_order_and_training():
     assert describe_training(train) == (
         "5 epochs, batch 1024, one-cycle SGD up to lr 1.5, crops of up to 4 pixels and random "
         "flips, momentum 0.85 throughout, batch-norm biases learning 64 times faster")
-    more = asdict(C.TrainParams(epochs=4, small_crop_px=24, small_crop_epochs=1, cutout_px=12,
-                                distill=0.5, label_smoothing=0.2))
-    assert describe_training(more) == (
+    windows = asdict(C.TrainParams(epochs=4, small_crop_px=24, small_crop_epochs=1,
+                                   cutout_px=12))
+    assert describe_training(windows) == (
         "4 epochs, batch 128, one-cycle SGD up to lr 0.1, crops of up to 4 pixels and random "
-        "flips, the first epoch on windows of 24 x 24 pixels, cutout of 12 pixels, label "
-        "smoothing 0.2, distilled from a trained network (share 0.5)")
+        "flips, the first epoch on windows of 24 x 24 pixels, cutout of 12 x 12 pixels")
+    distilled = asdict(C.TrainParams(epochs=2, distill=0.5, label_smoothing=0.2))
+    assert describe_training(distilled) == (
+        "2 epochs, batch 128, one-cycle SGD up to lr 0.1, crops of up to 4 pixels and random "
+        "flips, label smoothing 0.2, distilled from a trained network (the teacher's share 0.5)")
 
 
 def test_without_bn_scale_only_the_shift_learns():

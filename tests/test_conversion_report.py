@@ -589,11 +589,17 @@ def test_the_qcfs_thresholds_start_where_validation_put_them():
 def test_the_starting_potential_is_the_best_at_t4_under_the_tiers_calibration():
     import json
 
-    from snnlib.tiers.conversion import convert
+    from snnlib.tiers.conversion import convert, run
+    from snnlib.tiers.conversion.record import rounds_clause
 
     row = next(r for r in json.loads(TECHNIQUES.read_text())
                if r["name"].startswith(M17_QCFS) and "starting potentials" in r["name"])
-    suffix = ", biases calibrated at T = 4 in 2 rounds"
+    # fine-tuned as the full profile does
+    assert row["qcfs"]["max_lr"] == run.WHITENED_QCFS_MAX_LR
+    assert row["qcfs"]["init_percentile"] == C.QCFS_INIT_PERCENTILE
+    assert not row["qcfs"]["distill"] and row["qcfs"]["levels"] == C.QCFS_LEVELS
+    suffix = (f", biases calibrated at T = {convert.QCFS_CALIBRATION_STEPS}"
+              f"{rounds_clause(convert.QCFS_CALIBRATION_ROUNDS)}")
     starts = {float(name.split("v0 = ")[1].split(",")[0]): sim["accuracy"]["4"]
               for name, sim in row["qcfs"]["snn"].items()
               if name.startswith("signed, v0 = ") and name.endswith(suffix)}

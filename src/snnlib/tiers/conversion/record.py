@@ -76,11 +76,13 @@ def describe_training(training: dict) -> str:
             extras.append(("the first epoch" if k == 1 else f"the first {k} epochs")
                           + f" on windows of {side} x {side} pixels")
         if training.get("cutout_px"):
-            extras.append(f"cutout of {training['cutout_px']} pixels")
+            side = training["cutout_px"]
+            extras.append(f"cutout of {side} x {side} pixels")
     if training.get("label_smoothing"):
         extras.append(f"label smoothing {training['label_smoothing']:g}")
     if training.get("distill"):
-        extras.append(f"distilled from a trained network (share {training['distill']:g})")
+        extras.append(f"distilled from a trained network (the teacher's share "
+                      f"{training['distill']:g})")
     if training.get("cycle_momentum") is False:
         extras.append(f"momentum {training['momentum']:g} throughout")
     if training.get("bias_lr_scale", 1.0) != 1.0:
