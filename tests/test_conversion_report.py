@@ -564,8 +564,11 @@ def _at_t4_by(vary: str, neurons: str) -> dict:
             if r["name"].startswith(M17_QCFS) and not r["qcfs"].get("distill")
             and neurons in r["qcfs"]["snn"]
             and all(r["qcfs"].get(k, default[k]) == v for k, v in tier.items() if k != vary)]
-    return {r["qcfs"].get(vary, default[vary]): r["qcfs"]["snn"][neurons]["accuracy"]["4"]
-            for r in rows}
+    by: dict = {}
+    for r in rows:  # two runs of the same setting (another row's reruns) must agree
+        key, value = r["qcfs"].get(vary, default[vary]), r["qcfs"]["snn"][neurons]["accuracy"]["4"]
+        assert by.setdefault(key, value) == value, (vary, key, r["name"])
+    return by
 
 
 def test_the_full_profiles_qcfs_learning_rate_is_the_best_at_t4_on_validation():
