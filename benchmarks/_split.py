@@ -27,14 +27,26 @@ def tuning_split(labels: np.ndarray, n_train: int, n_val: int, *, seed: int
     return np.random.default_rng(seed).permutation(itr), iva
 
 
+VALIDATION_IMAGES = 10 * data.VALIDATION_PER_CLASS
+"""Images in the validation split (:func:`snnlib.data.validation_split`), as many of each class."""
+
+
+def count_problem(n: int, at_most: int = VALIDATION_IMAGES) -> str | None:
+    """What is wrong with taking ``n`` images, as many of each class, from at most ``at_most``
+    (a multiple of 10); None when nothing is."""
+    if n % 10 or not 10 <= n <= at_most:
+        return f"must be a multiple of 10 from 10 to {at_most} (as many images of each class), " \
+               f"got {n}"
+    return None
+
+
 def first_per_class(labels: np.ndarray, n: int) -> np.ndarray:
     """Positions in ``labels`` of the first ``n / 10`` entries of each class, in ``labels``'
     order: a class-balanced subset of the validation split without a draw (all of it, in its
     order, when ``n`` is its size). Exits with a message unless ``n`` is a positive multiple of
-    10 within every class."""
+    10 within every class (:func:`count_problem`)."""
     labels = np.asarray(labels)
-    per_class = np.bincount(labels, minlength=10)
-    if n % 10 or not 0 < n // 10 <= per_class.min():
-        raise SystemExit(f"the validation images must be a positive multiple of 10 with at most "
-                         f"{per_class.min()} of each class, {10 * per_class.min()} in all; got {n}")
+    problem = count_problem(n, at_most=10 * int(np.bincount(labels, minlength=10).min()))
+    if problem:
+        raise SystemExit(f"the validation images {problem}")
     return np.sort(np.concatenate([np.flatnonzero(labels == k)[:n // 10] for k in range(10)]))

@@ -50,7 +50,7 @@ import math
 import sys
 import time
 
-from _split import first_per_class
+from _split import count_problem, first_per_class
 from cnn_techniques import add_store_arguments, check_store_arguments, print_and_store
 
 
@@ -75,12 +75,11 @@ def main() -> int:
     check_store_arguments(parser, args)
     if not args.epochs > 0:
         parser.error(f"--epochs must be positive, got {args.epochs}")
-    for name in ("batch_size", "train", "val"):
+    for name in ("batch_size", "train"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
-    if args.val > 5000 or args.val % 10:
-        parser.error(f"--val must be a multiple of 10 up to 5000 (the validation split's images, "
-                     f"as many of each class), got {args.val}")
+    if problem := count_problem(args.val):
+        parser.error(f"--val {problem}")
 
     import numpy as np
     import torch

@@ -61,7 +61,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from _fields import parse_sets
-from _split import first_per_class
+from _split import VALIDATION_IMAGES, count_problem, first_per_class
 
 
 def main() -> int:
@@ -115,12 +115,10 @@ def main() -> int:
         parser.error(f"--v0 values must lie in [0, 1) (fractions of the threshold), got {args.v0}")
     if args.percentiles is not None and any(not 0.0 < p <= 100.0 for p in args.percentiles):
         parser.error(f"--percentiles must lie in (0, 100], got {args.percentiles}")
-    if not 10 <= args.val <= 5000 or args.val % 10:
-        parser.error(f"--val must be a multiple of 10 from 10 to 5000 (the validation split's "
-                     f"images, as many of each class), got {args.val}")
-    if args.snn_val < 10 or args.snn_val % 10 or (args.percentiles and args.snn_val > args.val):
-        parser.error(f"--snn-val (default 1000) must be a multiple of 10 from 10 to --val "
-                     f"({args.val}), as many images of each class, got {args.snn_val}")
+    if problem := count_problem(args.val):
+        parser.error(f"--val {problem}")
+    if problem := count_problem(args.snn_val, args.val if args.percentiles else VALIDATION_IMAGES):
+        parser.error(f"--snn-val (default 1000; at most --val) {problem}")
     if args.calibrate is not None and any(t < 1 for t in args.calibrate):
         parser.error(f"--calibrate takes positive numbers of steps, got {args.calibrate}")
     if args.calibration_rounds is not None and (args.calibrate is None

@@ -185,6 +185,7 @@ def test_training_with_every_technique_learns_and_resumes_to_the_same_weights(tm
 
 def test_a_checkpoint_made_before_the_technique_fields_still_resumes(tmp_path):
     from dataclasses import asdict
+
     images, labels = _class_images(32)
     tiny = C.ConvNetParams(widths=(4,), pool_after=(0,))
     p = C.TrainParams(epochs=2, batch_size=16, max_lr=0.05)
@@ -209,7 +210,6 @@ def test_a_checkpoint_made_before_the_technique_fields_still_resumes(tmp_path):
 
 @pytest.mark.parametrize("cycle", [True, False])
 def test_the_momentum_cycles_around_its_value_or_stays(tmp_path, cycle):
-
     images, labels = _class_images(32)
     tiny = C.ConvNetParams(widths=(4,), pool_after=(0,))
     p = C.TrainParams(epochs=2, batch_size=16, max_lr=0.05, momentum=0.8, cycle_momentum=cycle)
