@@ -18,7 +18,11 @@ of ``--v0``), printing its accuracy at each of ``--steps``. ``--levels`` sets th
 QCFS copy's levels (``QCFS_LEVELS`` by default); ``--qcfs-distill A`` distils the ReLU CNN
 into it (``TrainParams.distill``: a share A of each target from the ReLU CNN's outputs);
 ``--qcfs-init-percentile P`` starts each QCFS threshold at the P-th percentile of its ReLU's
-activations (``QCFS_INIT_PERCENTILE`` by default).
+activations (``QCFS_INIT_PERCENTILE`` by default). ``--qcfs-from-start`` trains the QCFS network
+from the first epoch instead (as Bu et al. do; thresholds starting at that percentile of the
+untrained ReLU network's activations) and simulates it as it would the fine-tuned copy; with
+``--checkpoint PATH`` it is checkpointed beside PATH (``PATH.qcfs_L4_from_start.pt`` for four
+levels), so that a ReLU CNN's checkpoint at PATH stays as it is.
 With ``--checkpoint PATH`` the ReLU CNN is checkpointed there (``train_cnn``'s checkpoint: a
 finished run with the same settings is loaded, not retrained) and the QCFS copy beside it, so
 that other levels, ``--v0`` or ``--steps`` reuse the trainings. ``--signed`` also simulates the
@@ -44,6 +48,7 @@ its table of techniques from ``results/cnn_techniques.json``.
         --qcfs-epochs 2 --v0 0.3 0.5 0.7 --signed
     python benchmarks/cnn_techniques.py --set epochs=5 --checkpoint runs/tech/e5.pt \\
         --qcfs-epochs 2 --signed --calibrate 2 4 8
+    python benchmarks/cnn_techniques.py --set epochs=5 --qcfs-from-start --signed --calibrate 4
     python benchmarks/cnn_techniques.py --set epochs=5 --checkpoint runs/tech/e5.pt \\
         --percentiles 99.9 99.99 100 --steps 16 32 64 128 --snn-val 1000
     python benchmarks/cnn_techniques.py --set epochs=5 --name "A: the VGG design" \\
@@ -84,6 +89,9 @@ def main() -> int:
     parser.add_argument("--qcfs-distill", type=float, default=0.0, metavar="ALPHA",
                         help="the QCFS fine-tuning learns this share of each target from the "
                              "ReLU CNN's outputs (TrainParams.distill; default 0: labels only)")
+    parser.add_argument("--qcfs-from-start", action="store_true",
+                        help="train the QCFS network from the first epoch (no ReLU CNN, no "
+                             "fine-tuning) and simulate it")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32],
                         help="simulation steps at which the QCFS copy is scored")
     parser.add_argument("--levels", type=int, default=None,
@@ -105,7 +113,8 @@ def main() -> int:
                         help="validation images the --percentiles copies are simulated on "
                              "(the first N / 10 of each class)")
     parser.add_argument("--checkpoint", default=None, metavar="PATH",
-                        help="checkpoint the ReLU CNN here (and the QCFS copy beside it)")
+                        help="checkpoint the ReLU CNN here (and the QCFS copy, or the QCFS "
+                             "network of --qcfs-from-start, beside it)")
     add_store_arguments(parser)
     args = parser.parse_args()
     check_store_arguments(parser, args)
@@ -138,8 +147,17 @@ def main() -> int:
                                         ("--qcfs-init-percentile", args.qcfs_init_percentile),
                                         ("--signed", args.signed or None),
                                         ("--calibrate", args.calibrate)) if value is not None]
-    if needing and not args.qcfs_epochs:
-        parser.error(f"{', '.join(needing)} set the QCFS copy: give --qcfs-epochs too")
+    if needing and not (args.qcfs_epochs or args.qcfs_from_start):
+        parser.error(f"{', '.join(needing)} set the QCFS copy: give --qcfs-epochs "
+                     "(or --qcfs-from-start) too")
+    if args.qcfs_from_start:
+        clash = [name for name, value in (("--qcfs-epochs", args.qcfs_epochs),
+                                          ("--qcfs-max-lr", args.qcfs_max_lr),
+                                          ("--qcfs-distill", args.qcfs_distill),
+                                          ("--percentiles", args.percentiles)) if value]
+        if clash:
+            parser.error(f"--qcfs-from-start trains no ReLU CNN to fine-tune, distil or convert: "
+                         f"drop {', '.join(clash)}")
 
     import numpy as np
     import torch
@@ -157,6 +175,10 @@ def main() -> int:
         train = C.TrainParams(**{"bf16": numbers.bf16, **train_set})
     except (ValueError, TypeError) as error:
         parser.error(str(error))
+    if net.quantisation_levels is not None:
+        parser.error("--set quantisation_levels: the QCFS network is trained with "
+                     "--qcfs-from-start (its thresholds start at percentiles) or fine-tuned "
+                     "with --qcfs-epochs")
     cifar = data.load_cifar10("train")
     train_idx, val_idx = data.validation_split(cifar.labels)
     train_idx, val_idx = train_idx[:args.train], val_idx[first_per_class(cifar.labels[val_idx],
@@ -164,20 +186,46 @@ def main() -> int:
     x_val = C.images_to_tensor(cifar.images[val_idx])
     torch.manual_seed(args.seed)
     model = C.ConvNet(net)
+    levels = C.QCFS_LEVELS if args.levels is None else args.levels
+    x_train = C.images_to_tensor(cifar.images[train_idx[:1000]])
+    q_pct = (C.QCFS_INIT_PERCENTILE if args.qcfs_init_percentile is None
+             else args.qcfs_init_percentile)
+    init_key = None
+    if args.qcfs_from_start:
+        # the thresholds start at percentiles of the activations as training sees them: the
+        # whitening layer set as train_cnn would set it, then each batch norm's statistics of
+        # the images (one pass in training mode, its running averages made exact averages)
+        if model.whitening is not None:
+            C.set_whitening(model, C.images_to_tensor(
+                cifar.images[train_idx[:cnn.WHITENING_PATCH_IMAGES]]))
+        norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+        with torch.no_grad():
+            model.train()(x_train)
+        for m in norms:
+            m.momentum = net.bn_momentum
+        model = C.qcfs_from_relu(model, x_train, levels=levels, percentile=q_pct, seed=args.seed)
+        init_key = runs.cache_key(model, levels, "from start", version=cnn.TRAIN_VERSION)
+        q_start_path = (None if args.checkpoint is None
+                        else f"{args.checkpoint}.qcfs_L{levels}_from_start"
+                        + ("" if q_pct == C.QCFS_INIT_PERCENTILE else f"_p{q_pct:g}") + ".pt")
     curve = dict(eval_images=cifar.images[val_idx], eval_labels=cifar.labels[val_idx]) \
         if args.curve else {}
     start = time.perf_counter()
-    resumed = args.checkpoint is not None and Path(args.checkpoint).exists()
+    path = q_start_path if args.qcfs_from_start else args.checkpoint
+    resumed = path is not None and Path(path).exists()
     history = C.train_cnn(model, cifar.images[train_idx], cifar.labels[train_idx], train,
                           seed=args.seed, numerics=numbers, progress=True,
-                          checkpoint=args.checkpoint, restart_stale=True, **curve)
+                          checkpoint=path, restart_stale=True, init_key=init_key, **curve)
     call_s = time.perf_counter() - start
     plain = C.evaluate_cnn(model, x_val, cifar.labels[val_idx])["accuracy"]
     t0 = time.perf_counter()
     tta = C.evaluate_cnn(model, x_val, cifar.labels[val_idx], tta=True)["accuracy"]
     tta_s = time.perf_counter() - t0
     print(f"training {history['total_wall_s'] / 60:.2f} min in epochs"
-          + (f" (some or all read from {args.checkpoint}: this call {call_s / 60:.2f} min)"
+          + (f" (some or all read from {path}: this call {call_s / 60:.2f} min)"
              if resumed else f" ({call_s / 60:.2f} min with the setup)") + "; "
           f"validation {100 * plain:.2f}%, with test-time augmentation {100 * tta:.2f}% "
           f"({tta_s:.0f} s for {len(val_idx)} images)", flush=True)
@@ -202,12 +250,12 @@ def main() -> int:
                   f"{scores} (its CNN on them: {100 * on_them:.2f}%; {sim['wall_s']:.0f} s)",
                   flush=True)
     qcfs = None
-    if args.qcfs_epochs:
-        levels = C.QCFS_LEVELS if args.levels is None else args.levels
+    if args.qcfs_from_start:
+        q_model, q_min = model, history["total_wall_s"] / 60
+        qcfs = {"epochs": "from the start", "levels": levels, "init_percentile": q_pct,
+                "train_min": round(q_min, 2)}
+    elif args.qcfs_epochs:
         q_lr = C.QCFS_MAX_LR if args.qcfs_max_lr is None else args.qcfs_max_lr
-        x_train = C.images_to_tensor(cifar.images[train_idx[:1000]])
-        q_pct = (C.QCFS_INIT_PERCENTILE if args.qcfs_init_percentile is None
-                 else args.qcfs_init_percentile)
         q_model = C.qcfs_from_relu(model, x_train, levels=levels, percentile=q_pct,
                                    seed=args.seed)
         q_path = (None if args.checkpoint is None
@@ -223,13 +271,17 @@ def main() -> int:
             numerics=numbers, progress=True, checkpoint=q_path, restart_stale=True,
             init_key=runs.cache_key(q_model, levels, version=cnn.TRAIN_VERSION))
         q_min = q_history["total_wall_s"] / 60  # in epochs (a finished checkpoint: its own)
+        qcfs = {"epochs": args.qcfs_epochs, "levels": levels, "max_lr": q_lr,
+                "distill": args.qcfs_distill, "init_percentile": q_pct,
+                "train_min": round(q_min, 2)}
+    if qcfs is not None:
         q_folded = C.fold_batchnorm(q_model)
         q_cnn = C.evaluate_cnn(q_folded, x_val, cifar.labels[val_idx])["accuracy"]
         q_net, _ = C.normalise(q_folded, x_train)
-        qcfs = {"epochs": args.qcfs_epochs, "levels": levels, "max_lr": q_lr,
-                "distill": args.qcfs_distill, "init_percentile": q_pct,
-                "train_min": round(q_min, 2),
-                "cnn": q_cnn, "snn": {}}
+        qcfs.update(cnn=q_cnn, snn={})
+        trained = (f"trained from the start in {q_min:.2f} min" if args.qcfs_from_start
+                   else f"{args.qcfs_epochs} epochs in {q_min:.2f} min")
+        relu_clause = "" if args.qcfs_from_start else f"the ReLU CNN: {100 * plain:.2f}%; "
         for signed in (False, True) if args.signed else (False,):
             for v0 in args.v0 or [convert.QCFS_V0]:
                 name = f"{'signed' if signed else 'IF'}, v0 = {v0}"
@@ -250,14 +302,14 @@ def main() -> int:
                     qcfs["snn"][what] = {
                         "accuracy": {int(t): a for t, a in sim["accuracy"].items()},
                         "synaptic_ops_per_image": sim["synaptic_ops_per_image"]}
-                    print(f"QCFS copy (L = {levels}): {args.qcfs_epochs} epochs in {q_min:.2f} "
-                          f"min, its CNN {100 * q_cnn:.2f}%; spiking copy, {what}: " + ", ".join(
+                    print(f"QCFS copy (L = {levels}): {trained}, "
+                          f"its CNN {100 * q_cnn:.2f}%; spiking copy, {what}: " + ", ".join(
                               f"T = {t}: {100 * a:.2f}%" for t, a in sim["accuracy"].items())
-                          + f" (the ReLU CNN: {100 * plain:.2f}%; {sim['wall_s']:.0f} s)",
+                          + f" ({relu_clause}{sim['wall_s']:.0f} s)",
                           flush=True)
     result = {"split": "validation (last 500 training images per class)",
               "train_images": len(train_idx), "val_images": len(val_idx),
-              "net": asdict(net), "training": asdict(train),
+              "net": asdict(model.params), "training": asdict(train),
               "numerics": numbers.describe(),
               "train_min": round(history["total_wall_s"] / 60, 2),
               "resumed_from_checkpoint": resumed,

@@ -547,26 +547,32 @@ M17_QCFS = "M, 17 epochs, fine-tuned with QCFS (4 levels, 2 epochs"
 """Name prefix of the stored two-epoch QCFS fine-tunings of row "M, 17 epochs"."""
 CALIBRATED = "signed, v0 = 0.5, biases calibrated at T = 4 in 2 rounds"
 """The spiking copy the tier reports: signed neurons, biases calibrated as the tier does."""
+FROM_START = "M, 17 epochs, with QCFS (4 levels) from the start, biases calibrated in rounds"
+"""The stored run of M trained with QCFS activations from its first epoch."""
 
 
 def _at_t4_by(vary: str, neurons: str) -> dict:
-    """The stored fine-tunings of :data:`M17_QCFS` that differ from the full profile's only in
-    ``vary`` (``"max_lr"`` or ``"init_percentile"``; none distilled): the accuracy of their
-    copy with ``neurons`` at T = 4, by their value of ``vary`` (a run stored before an option
-    existed ran at its default)."""
+    """The stored QCFS fine-tunings of row "M, 17 epochs" that differ from the full profile's
+    only in ``vary`` (``"max_lr"``, ``"init_percentile"`` or ``"levels"``; none distilled): the
+    accuracy of their copy with ``neurons`` at T = 4, by their value of ``vary`` (a run stored
+    before an option existed ran at its default)."""
     import json
 
+    from snnlib import profiles
     from snnlib.tiers.conversion import run
 
     default = {"max_lr": C.QCFS_MAX_LR, "init_percentile": C.QCFS_INIT_PERCENTILE}
-    tier = {"max_lr": run.WHITENED_QCFS_MAX_LR, "init_percentile": C.QCFS_INIT_PERCENTILE}
+    tier = {"max_lr": run.WHITENED_QCFS_MAX_LR, "init_percentile": C.QCFS_INIT_PERCENTILE,
+            "levels": C.QCFS_LEVELS,
+            "epochs": profiles.get_profile("full").conversion.qcfs_epochs}
     rows = [r for r in json.loads(TECHNIQUES.read_text())
-            if r["name"].startswith(M17_QCFS) and not r["qcfs"].get("distill")
-            and neurons in r["qcfs"]["snn"]
-            and all(r["qcfs"].get(k, default[k]) == v for k, v in tier.items() if k != vary)]
+            if r["name"].startswith("M, 17 epochs, fine-tuned with QCFS (")
+            and not r["qcfs"].get("distill") and neurons in r["qcfs"]["snn"]
+            and all(r["qcfs"].get(k, default.get(k)) == v for k, v in tier.items() if k != vary)]
     by: dict = {}
     for r in rows:  # two runs of the same setting (another row's reruns) must agree
-        key, value = r["qcfs"].get(vary, default[vary]), r["qcfs"]["snn"][neurons]["accuracy"]["4"]
+        key = r["qcfs"].get(vary, default.get(vary))
+        value = r["qcfs"]["snn"][neurons]["accuracy"]["4"]
         assert by.setdefault(key, value) == value, (vary, key, r["name"])
     return by
 
@@ -587,6 +593,32 @@ def test_the_qcfs_thresholds_start_where_validation_put_them():
     starts = _at_t4_by("init_percentile", CALIBRATED)
     assert {99.0, 99.5, 99.9} <= set(starts)
     assert max(starts, key=starts.get) == C.QCFS_INIT_PERCENTILE
+
+
+def test_the_qcfs_levels_are_the_best_at_t4_on_the_full_profiles_network():
+    # chosen first on row I's network; checked again on the full profile's, fine-tuned and
+    # calibrated as the tier does
+    levels = _at_t4_by("levels", CALIBRATED)
+    assert {3, 4, 5, 8} <= set(levels)  # three levels within one image of four
+    assert max(levels, key=levels.get) == C.QCFS_LEVELS
+
+
+def test_the_tier_fine_tunes_because_qcfs_from_the_start_was_worse_at_t4():
+    import json
+
+    from dataclasses import replace
+
+    rows = json.loads(TECHNIQUES.read_text())
+    relu = next(r for r in rows if r["name"] == "M, 17 epochs")
+    start = next(r for r in rows if r["name"] == FROM_START)
+    assert start["qcfs"]["epochs"] == "from the start"
+    assert start["qcfs"]["init_percentile"] == C.QCFS_INIT_PERCENTILE
+    # the same network and training as the ReLU CNN the tier fine-tunes, QCFS from the start
+    assert C.TrainParams(**start["training"]) == C.TrainParams(**relu["training"])
+    assert C.ConvNetParams(**start["net"]) == replace(C.ConvNetParams(**relu["net"]),
+                                                      quantisation_levels=C.QCFS_LEVELS)
+    from_start = start["qcfs"]["snn"][CALIBRATED]["accuracy"]["4"]
+    assert from_start < _at_t4_by("levels", CALIBRATED)[C.QCFS_LEVELS]
 
 
 def test_the_starting_potential_is_the_best_at_t4_under_the_tiers_calibration():
@@ -627,6 +659,12 @@ def test_qcfs_choice_table_and_the_tiers_choice_agree():
     # the tier's neurons and v0 are the best at T = 4 on validation
     best = max(table.index, key=lambda name: float(_row(table, name)[2].rstrip("%")))
     assert best == f"{'signed' if C.QCFS_SIGNED else 'IF'}, v0 = {C.QCFS_V0}"
+
+
+def test_qcfs_choice_table_names_a_relu_cnn_only_where_there_is_one():
+    assert ", the ReLU CNN 84.14%" in report.qcfs_choice_table(TECHNIQUES, QCFS_CHOICE).caption
+    caption = report.qcfs_choice_table(TECHNIQUES, FROM_START).caption
+    assert caption.endswith("its CNN 87.44%") and "ReLU" not in caption
 
 
 def test_qcfs_choice_line_quotes_the_best_of_each_kind():

@@ -466,14 +466,16 @@ def qcfs_choice_table(path, name: str | None = None):
     """The QCFS copy's neurons and starting potential, chosen on the validation split: one
     row per (neurons, v0) of a QCFS run in the JSON list at ``path`` (the one named ``name``;
     None: the last), accuracy at each T, with the QCFS CNN's and the ReLU CNN's accuracy in
-    the caption."""
+    the caption (a network trained with QCFS from the start has no ReLU CNN)."""
     r = _last_qcfs_run(path, "report.qcfs_choice_table", name)
     q = r["qcfs"]
     rows = {name: {f"T = {t}": a for t, a in sim["accuracy"].items()}
             for name, sim in q["snn"].items()}
+    relu = ("" if q["epochs"] == "from the start"  # trained with QCFS: no ReLU CNN
+            else f", the ReLU CNN {r['val_accuracy']:.2%}")
     return viz.table(rows, formats=".2%", index_name="neurons, v0",
                      caption=f"{r['name']}; validation accuracy of the spiking copy; its CNN "
-                             f"{q['cnn']:.2%}, the ReLU CNN {r['val_accuracy']:.2%}")
+                             f"{q['cnn']:.2%}{relu}")
 
 
 def qcfs_choice_line(path, steps: int = 4, name: str | None = None) -> str:
