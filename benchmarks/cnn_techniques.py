@@ -17,6 +17,8 @@ converts it and simulates it on the validation images (``v0 = QCFS_V0``, or each
 of ``--v0``), printing its accuracy at each of ``--steps``. ``--levels`` sets the
 QCFS copy's levels (``QCFS_LEVELS`` by default); ``--qcfs-distill A`` distils the ReLU CNN
 into it (``TrainParams.distill``: a share A of each target from the ReLU CNN's outputs);
+``--burst G ...`` simulates each QCFS copy with neurons that fire bursts of up to G spikes a step
+(``simulate``'s ``burst``, after Li and Zeng 2022: T steps then resolve ``G x T`` levels).
 ``--qcfs-init-percentile P`` starts each QCFS threshold at the P-th percentile of its ReLU's
 activations (``QCFS_INIT_PERCENTILE`` by default). ``--qcfs-from-start`` trains the QCFS network
 from the first epoch instead (as Bu et al. do; thresholds starting at that percentile of the
@@ -68,6 +70,8 @@ from pathlib import Path
 from _fields import parse_sets
 from _split import VALIDATION_IMAGES, count_problem, first_per_class
 
+from snnlib.neurons import BURSTS
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -100,6 +104,10 @@ def main() -> int:
                         help="the spiking copy's starting potentials (default: the tier's QCFS_V0)")
     parser.add_argument("--signed", action="store_true",
                         help="also simulate the QCFS copy with signed IF neurons (negative spikes)")
+    parser.add_argument("--burst", type=int, nargs="+", default=None, metavar="G",
+                        help="simulate each QCFS spiking copy with neurons that fire bursts of "
+                             "up to G spikes a step (simulate's burst: 1, 2, 4 or 8), each "
+                             "tried; not with --calibrate")
     parser.add_argument("--calibrate", type=int, nargs="+", default=None, metavar="T",
                         help="also simulate each QCFS spiking copy with its biases calibrated "
                              "for T steps (calibrate_biases), for each T")
@@ -128,6 +136,11 @@ def main() -> int:
         parser.error(f"--val {problem}")
     if problem := count_problem(args.snn_val, args.val if args.percentiles else VALIDATION_IMAGES):
         parser.error(f"--snn-val (default 1000; at most --val) {problem}")
+    if args.burst is not None and any(b not in BURSTS for b in args.burst):
+        parser.error(f"--burst takes {', '.join(map(str, BURSTS))} (the most spikes a neuron "
+                     f"fires in one step), got {args.burst}")
+    if args.burst is not None and args.calibrate is not None:
+        parser.error("--burst: the bias calibration has no bursts; not with --calibrate")
     if args.calibrate is not None and any(t < 1 for t in args.calibrate):
         parser.error(f"--calibrate takes positive numbers of steps, got {args.calibrate}")
     if args.calibration_rounds is not None and (args.calibrate is None
@@ -146,6 +159,7 @@ def main() -> int:
                                         ("--qcfs-distill", args.qcfs_distill or None),
                                         ("--qcfs-init-percentile", args.qcfs_init_percentile),
                                         ("--signed", args.signed or None),
+                                        ("--burst", args.burst),
                                         ("--calibrate", args.calibrate)) if value is not None]
     if needing and not (args.qcfs_epochs or args.qcfs_from_start):
         parser.error(f"{', '.join(needing)} set the QCFS copy: give --qcfs-epochs "
@@ -296,9 +310,10 @@ def main() -> int:
                         nets.append((what, calibrated))
                         print(f"{what}: calibrated in {time.perf_counter() - t0:.0f} s",
                               flush=True)
-                for what, snn_net in nets:
+                for (what, snn_net), burst in ((n, b) for n in nets for b in args.burst or [1]):
+                    what += "" if burst == 1 else f", bursts of up to {burst}"
                     sim = C.simulate(snn_net, x_val, cifar.labels[val_idx], steps=args.steps,
-                                     v0=v0, signed=signed, bf16=numbers.bf16)
+                                     v0=v0, signed=signed, bf16=numbers.bf16, burst=burst)
                     qcfs["snn"][what] = {
                         "accuracy": {int(t): a for t, a in sim["accuracy"].items()},
                         "synaptic_ops_per_image": sim["synaptic_ops_per_image"]}

@@ -386,8 +386,9 @@ register("neurons.if_rate", lambda **kw: M.neurons.if_rate(**kw),
          {"z": st.sampled_from([[0.1, NAN], [INF], [], ["a"]]), "steps": bad_int(low=1),
           "threshold": positive(), "v0": NONFINITE | NOT_NUMBERS})
 register("neurons.IFNeurons", lambda **kw: M.neurons.IFNeurons(**kw),
-         lambda: dict(v0=0.0, signed=False),
-         {"v0": NONFINITE | NOT_NUMBERS, "signed": st.sampled_from([1, "yes", None])})
+         lambda: dict(v0=0.0, signed=False, burst=1),
+         {"v0": NONFINITE | NOT_NUMBERS, "signed": st.sampled_from([1, "yes", None]),
+          "burst": st.sampled_from([0, 3, -2, 16, 1.5, "2", True, None])})
 register("neurons.signed_if_step", lambda **kw: M.neurons.signed_if_step(**kw),
          lambda: dict(v=torch.zeros(3), n=torch.zeros(3), z=torch.full((3,), 0.5), threshold=1.0),
          {"v": st.sampled_from([None, [0.0], torch.full((3,), NAN), torch.zeros(4)]),

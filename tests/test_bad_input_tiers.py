@@ -96,6 +96,7 @@ def bad_type(*values):
 
 BAD_PROFILE = st.sampled_from([None, 5, "ci", "book", {"conversion": 1}, object()])
 BAD_DEVICE = st.sampled_from(["gpu", "tpu", "cuda:x", 5, b"cpu", ["cpu"]])
+BAD_BURST = st.sampled_from([0, 3, -2, 16, 1.5, "2", True, None])
 
 
 def _spot(draw, shape):
@@ -509,6 +510,7 @@ def conversion_entries() -> dict[str, list[Bad]]:
         ],
         "conversion.SpikingMaxPool": [
             Bad("kernel_size", bad_int(), lambda v: C().SpikingMaxPool(v)),
+            Bad("burst", BAD_BURST, lambda v: C().SpikingMaxPool(2, burst=v)),
         ],
         "conversion.QCFS": [
             Bad("levels", bad_int(), lambda v: C().QCFS(v)),
@@ -650,6 +652,7 @@ def conversion_entries() -> dict[str, list[Bad]]:
                 lambda v: simulate(generator=v, input="poisson")),
             Bad("bf16", bad_flag(), lambda v: simulate(bf16=v)),
             Bad("signed", bad_flag(), lambda v: simulate(signed=v)),
+            Bad("burst", BAD_BURST, lambda v: simulate(burst=v)),
             Bad("device", BAD_DEVICE, lambda v: simulate(device=v)),
         ],
         "conversion.simulate_parts": [

@@ -243,6 +243,52 @@ def test_signed_if_neuron_counts_follow_the_cumulative_drive():
         assert bool((events > count).any()), "vacuous: no negative spike was fired"
 
 
+def test_burst_neurons_resolve_the_staircase_of_burst_times_steps_levels():
+    """Under a constant input z, neurons firing bursts of up to G spikes of 1/G from v0 = 0.5
+    give after T steps the rounding staircase of L = G T levels, clip(floor(z L + 1/2), 0, L)
+    / L (the QCFS activation with threshold 1), plain or signed; every spike of a burst is
+    an event."""
+    g = torch.Generator().manual_seed(2)
+    z = torch.rand(1, 400, generator=g) * 1.6 - 0.3  # below 0, across [0, 1] and above 1
+    for burst in (2, 4, 8):
+        for steps in (1, 2, 4, 8):
+            levels = burst * steps
+            expected = torch.clamp(torch.floor(z * levels + 0.5), 0, levels) / levels
+            for signed in (False, True):
+                layer = N.IFNeurons(0.5, signed=signed, burst=burst)
+                out = [layer(z) for _ in range(steps)]
+                assert all(bool((o <= 1).all()) for o in out)  # at most one threshold a step
+                torch.testing.assert_close(sum(out) / steps, expected, rtol=0, atol=1e-6)
+                events = burst * sum(o.abs() for o in out)[0]
+                torch.testing.assert_close(layer.spike_map, events, rtol=0, atol=1e-4)
+    # one spike a step resolves only L = T: bursts are what add the levels
+    plain = N.IFNeurons(0.5)
+    one = sum(plain(z) for _ in range(2)) / 2
+    assert not torch.allclose(one, torch.clamp(torch.floor(z * 4 + 0.5), 0, 4) / 4)
+
+
+def test_signed_burst_neurons_counts_follow_the_cumulative_drive():
+    """Under inputs of at most one (G thresholds of 1/G) per step, a signed burst neuron's net
+    count, in spikes of 1/G, is max(0, floor(v0 + G x the inputs so far)) at every step."""
+    g = torch.Generator().manual_seed(3)
+    z = torch.randint(-64, 65, (60, 300), generator=g) / 64  # dyadic: every sum exact
+    for burst in (2, 4):
+        for v0 in (0.0, 0.5):
+            layer = N.IFNeurons(v0, signed=True, burst=burst)
+            count, events = torch.zeros(300), torch.zeros(300)
+            largest = 0.0
+            for t in range(60):
+                s = layer(z[t:t + 1])[0] * burst
+                count += s
+                events += s.abs()
+                largest = max(largest, float(s.abs().max()))
+                expected = torch.clamp(torch.floor(v0 + burst * z[:t + 1].sum(0)), min=0)
+                assert torch.equal(count, expected)
+            assert torch.equal(layer.spike_map, events)
+            assert bool((events > count).any()), "vacuous: no spike was taken back"
+            assert largest >= 2, "vacuous: no step fired or took back a burst"
+
+
 def test_signed_if_neuron_takes_back_what_a_plain_one_keeps():
     # an early surplus, then a deficit: the cumulative drive ends at v0 = 0.5, no spike owed
     z = torch.tensor([[1.0], [-1.0], [0.0], [0.0]])

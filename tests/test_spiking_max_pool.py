@@ -57,6 +57,40 @@ def test_signed_spikes_and_currents_sum_to_the_max_of_their_sums():
                                atol=1e-5, rtol=1e-5)
 
 
+def test_bursts_in_give_bursts_out_counted_as_their_spikes():
+    """Behind neurons firing up to 4 spikes of 1/4 a step, the pool's output sums to the max
+    of the inputs' sums and passes on at most one a step, and each 1/4 of it is an event."""
+    g = torch.Generator().manual_seed(2)
+    bursts = [torch.randint(0, 5, (2, 3, 6, 6), generator=g).float() / 4 for _ in range(20)]
+    pool = C.SpikingMaxPool(2, burst=4)
+    out = _run(pool, bursts)
+    assert set((4 * out).unique().tolist()) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+    torch.testing.assert_close(out.sum(0), F.max_pool2d(torch.stack(bursts).sum(0), 2))
+    torch.testing.assert_close(pool.spike_map, 4 * out.abs().sum(dim=(0, 1, 2)))
+
+
+def test_a_burst_network_is_simulated_with_burst_neurons_and_pools():
+    """simulate(burst=2) runs every activation as IFNeurons(burst=2): on a one-layer network
+    with analog input, the output layer's sum after T steps is its weights times the
+    staircase of 2 T levels of the layer's currents; the bursts count as events."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(4 * 16 * 16, 10))
+    x = torch.rand(6, 3, 32, 32)
+    y = [0, 1, 2, 3, 4, 5]
+    plain = C.simulate(net, x, y, steps=[4], v0=0.5)
+    burst = C.simulate(net, x, y, steps=[4], v0=0.5, burst=2)
+    with torch.no_grad():
+        z = net[0](x)
+        staircase = torch.clamp(torch.floor(z * 8 + 0.5), 0, 8) / 8
+        logits = net[4](net[3](F.max_pool2d(staircase, 2)))
+    np.testing.assert_array_equal(burst["predictions"][4], logits.argmax(1).numpy())
+    # every spike of a burst is an event: the layer fires the staircase's 8 T z spikes
+    events = float(torch.clamp(torch.floor(z * 8 + 0.5), 0, 8).sum()) / len(x)
+    assert burst["spikes_per_image"][0] == pytest.approx(events, rel=1e-4)
+    assert burst["spikes_per_image"][0] > plain["spikes_per_image"][0]
+
+
 def test_the_pool_refuses_a_new_batch_without_a_reset_and_odd_pools():
     pool = C.SpikingMaxPool(2)
     pool(torch.zeros(1, 2, 4, 4))

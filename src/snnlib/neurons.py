@@ -51,6 +51,7 @@ Chen & Qu (2022), signed neuron with memory, *IJCAI*.
 from __future__ import annotations
 
 import math
+import numbers
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import NamedTuple
@@ -648,6 +649,19 @@ def if_rate(z, steps: int, threshold: float = 1.0, v0: float = 0.0) -> np.ndarra
     return np.clip(np.floor((steps * z + v0) / threshold + 1e-9), 0, steps) / steps
 
 
+BURSTS = (1, 2, 4, 8)
+"""The largest bursts :class:`IFNeurons` fire (``burst``): powers of two, whose spikes of
+``1 / burst`` are exact in bfloat16."""
+
+
+def check_burst(burst, where: str) -> int:
+    """``burst`` if it is one of :data:`BURSTS`, else a ValueError naming ``where``."""
+    if isinstance(burst, bool) or not isinstance(burst, numbers.Integral) or burst not in BURSTS:
+        raise ValueError(f"{where}: burst must be one of {BURSTS} (the most spikes a neuron "
+                         f"fires in one step), got {burst!r}")
+    return int(burst)
+
+
 class IFNeurons(torch.nn.Module):
     """IF neurons with threshold 1 and reset by subtraction (:func:`if_step`), with state.
 
@@ -661,6 +675,20 @@ class IFNeurons(torch.nn.Module):
     takes back one of its earlier spikes with a negative spike, so that its
     net count follows its cumulative input.
 
+    With ``burst`` :math:`\\Gamma > 1` they fire bursts (after Li and Zeng 2022, whose
+    neurons fire up to :math:`\\Gamma` spikes of a whole threshold; here the threshold is
+    divided by :math:`\\Gamma`, so that one step passes on at most one, as a plain neuron's):
+    the threshold is :math:`1/\\Gamma`, and in one step a neuron fires
+    :math:`k = \\mathrm{clip}(\\lfloor \\Gamma v \\rfloor, 0, \\Gamma)` spikes, each worth
+    :math:`1/\\Gamma`, :math:`v \\leftarrow v - k/\\Gamma`; a signed one whose potential
+    is below zero takes back :math:`\\min(\\lceil -\\Gamma v \\rceil, n, \\Gamma)` of its
+    :math:`n` spikes so far. It returns :math:`k/\\Gamma`: at most 1 per step, as a plain
+    neuron, but in steps of :math:`1/\\Gamma`, so that over :math:`T` steps its rate
+    resolves :math:`1/(\\Gamma T)`: the staircase of :math:`L = \\Gamma T` levels. ``v0`` is
+    a fraction of the threshold (the potential starts at :math:`v_0/\\Gamma`), and each
+    spike of a burst is an event. ``burst`` is 1, 2, 4 or 8 (spikes of
+    :math:`1/\\Gamma` are exact in bfloat16).
+
     ``spike_map`` counts the spike events (of either sign: a negative spike
     is an event too) over the batch and the channels since the
     last :meth:`reset_state` (one value per position, or per unit of a flat
@@ -669,12 +697,13 @@ class IFNeurons(torch.nn.Module):
     updated in place (the converted network calls this millions of times).
     """
 
-    def __init__(self, v0: float = 0.0, signed: bool = False) -> None:
+    def __init__(self, v0: float = 0.0, signed: bool = False, burst: int = 1) -> None:
         super().__init__()
         check.number("v0", v0, where="neurons.IFNeurons")
         check.flag("signed", signed, where="neurons.IFNeurons")
         self.v0 = v0
         self.signed = signed
+        self.burst = check_burst(burst, "neurons.IFNeurons")
         self.v: torch.Tensor | None = None
         self.n: torch.Tensor | None = None
         self.spike_map: torch.Tensor | None = None
@@ -696,12 +725,22 @@ class IFNeurons(torch.nn.Module):
             raise ValueError(f"neurons.IFNeurons: z has shape {tuple(z.shape)}, the potential "
                              f"{tuple(self.v.shape)}; call reset_state() before a new batch")
         if self.v is None:
-            self.v = torch.full_like(z, self.v0, dtype=torch.float32,
+            self.v = torch.full_like(z, self.v0 / self.burst, dtype=torch.float32,
                                      memory_format=torch.preserve_format)
             if self.signed:
                 self.n = torch.zeros_like(self.v)
         self.v.add_(z)  # if_step (signed_if_step), in place
-        if self.signed:
+        if self.burst > 1:
+            u = self.v * self.burst  # the potential in thresholds of 1 / burst
+            k = torch.floor(u).clamp_(0, self.burst)
+            if self.signed:
+                k = torch.where(u < 0, -torch.minimum(torch.ceil(-u), self.n).clamp_(0, self.burst),
+                                k)
+                self.n.add_(k)
+            self.v.sub_(k / self.burst)  # exact: the burst is a power of two
+            events = k.abs()
+            s = (k / self.burst).to(z.dtype)
+        elif self.signed:
             s = (self.v >= 1.0).float().sub_(((self.v < 0) & (self.n > 0)).float())
             self.n.add_(s)
             self.v.sub_(s)

@@ -66,7 +66,7 @@ from torch.nn import functional as F
 from ... import _validate as check
 from ... import runs
 from ...encoding import PoissonParams, poisson_step
-from ...neurons import IFNeurons
+from ...neurons import IFNeurons, check_burst
 from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, ConvNet, _finite_module, _image_batch,
                   _labels_for, _n_classes, fold_batchnorm)
 from .numerics import Numerics, fingerprint, numerics_scope
@@ -494,7 +494,7 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
              input: Literal["analog", "poisson"] = "analog", v0: float = 0.0,
              generator: torch.Generator | None = None, bf16: bool = False,
              batch: int = 100, bar=None, max_rate_hz: float = 1000.0, dt_ms: float = 1.0,
-             device: str = "cpu", signed: bool = False) -> dict:
+             device: str = "cpu", signed: bool = False, burst: int = 1) -> dict:
     """Run the converted network for ``max(steps)`` steps; accuracy at every ``T`` in ``steps``.
 
     ``net`` is a normalised network (:func:`normalise`): each ReLU becomes
@@ -519,7 +519,10 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
     the CPU, so they are the same on every device). ``signed``: signed IF
     neurons with memory (``IFNeurons(signed=True)``, after Wang et al. 2022),
     which take back a spike with a negative one when their potential falls
-    below zero; their spike counts include the negative spikes.
+    below zero; their spike counts include the negative spikes. ``burst``: the most
+    spikes a neuron fires in one step (``IFNeurons(burst=...)``, after Li and Zeng 2022:
+    spikes of ``1 / burst`` each, so that T steps resolve the rates of a QCFS network of
+    ``burst x T`` levels); every spike of a burst is counted as an event.
 
     Returns ``accuracy`` ``{T: fraction}``, ``predictions`` ``{T: array}``;
     per spiking layer: ``spikes_per_image`` (over ``max(steps)`` steps),
@@ -541,6 +544,7 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
                         f"numpy.random.Generator, got {type(generator).__name__}")
     check.positive_int("batch", batch, where=where)
     check.flag("signed", signed, where=where)
+    check_burst(burst, where)
     check.finite_number("max_rate_hz", max_rate_hz, above=0, where=where)
     check.finite_number("dt_ms", dt_ms, above=0, where=where)
     if max_rate_hz * dt_ms / 1000.0 > 1:
@@ -552,7 +556,7 @@ def simulate(net: nn.Sequential, images: torch.Tensor, labels, *, steps: Sequenc
     if input == "poisson" and generator is None:
         generator = torch.Generator().manual_seed(0)
     start = time.perf_counter()
-    snn, spiking = _spiking_copy(net, v0, signed)
+    snn, spiking = _spiking_copy(net, v0, signed, burst)
     snn = snn.to(device=device, memory_format=torch.channels_last)
     labels = torch.as_tensor(np.asarray(labels))
     n = len(images)
@@ -787,13 +791,17 @@ class SpikingMaxPool(nn.Module):
     signed spikes it is -1, 0 or 1. ``spike_map`` counts its output events over
     the batch and the channels since :meth:`reset_state` (one value per output position),
     what the next layer's synaptic operations are counted from. ``kernel_size`` as
-    :class:`torch.nn.MaxPool2d`'s (the stride is the kernel's, no padding).
+    :class:`torch.nn.MaxPool2d`'s (the stride is the kernel's, no padding). Behind neurons
+    that fire bursts of up to ``burst`` spikes of :math:`1/\\Gamma` each
+    (:class:`snnlib.neurons.IFNeurons`' ``burst``), an output of :math:`y` is
+    :math:`\\Gamma |y|` events.
     """
 
-    def __init__(self, kernel_size: int = 2) -> None:
+    def __init__(self, kernel_size: int = 2, burst: int = 1) -> None:
         super().__init__()
         self.kernel_size = check.positive_int("kernel_size", kernel_size,
                                               where="SpikingMaxPool")
+        self.burst = check_burst(burst, "SpikingMaxPool")
         self.total: torch.Tensor | None = None
         self.last: torch.Tensor | None = None
         self.spike_map: torch.Tensor | None = None
@@ -818,6 +826,8 @@ class SpikingMaxPool(nn.Module):
         passed = y.float()
         self.last = passed if self.last is None else self.last + passed
         m = passed.abs().sum(dim=(0, 1))
+        if self.burst > 1:
+            m.mul_(self.burst)
         self.spike_map = m if self.spike_map is None else self.spike_map.add_(m)
         return y
 
@@ -835,18 +845,19 @@ def _pool_chain_ends(net: nn.Sequential) -> list[int]:
     return ends
 
 
-def _spiking_copy(net: nn.Sequential, v0: float, signed: bool = False
+def _spiking_copy(net: nn.Sequential, v0: float, signed: bool = False, burst: int = 1
                   ) -> tuple[nn.Sequential, list[IFNeurons]]:
     """A copy of a normalised network with every activation replaced by IF neurons (signed ones
-    with ``signed``) and every max pool by a :class:`SpikingMaxPool`."""
+    with ``signed``, firing bursts of up to ``burst`` spikes) and every max pool by a
+    :class:`SpikingMaxPool`."""
     snn = copy.deepcopy(net).eval()
     spiking = []
     for k in relu_layers(snn):
-        snn[k] = IFNeurons(v0, signed)
+        snn[k] = IFNeurons(v0, signed, burst)
         spiking.append(snn[k])
     for k, m in enumerate(snn):
         if isinstance(m, nn.MaxPool2d):
-            snn[k] = SpikingMaxPool(_max_pool_kernel(m, k))
+            snn[k] = SpikingMaxPool(_max_pool_kernel(m, k), burst)
     return snn, spiking
 
 
