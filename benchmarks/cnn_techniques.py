@@ -205,6 +205,13 @@ def main() -> int:
     q_pct = (C.QCFS_INIT_PERCENTILE if args.qcfs_init_percentile is None
              else args.qcfs_init_percentile)
     init_key = None
+
+    def qcfs_checkpoint(run: str) -> str | None:
+        """Where a QCFS training named ``run`` is checkpointed: beside --checkpoint."""
+        return (None if args.checkpoint is None
+                else f"{args.checkpoint}.qcfs_L{levels}_{run}"
+                + ("" if q_pct == C.QCFS_INIT_PERCENTILE else f"_p{q_pct:g}") + ".pt")
+
     if args.qcfs_from_start:
         # the thresholds start at percentiles of the activations as training sees them: the
         # whitening layer set as train_cnn would set it, then each batch norm's statistics of
@@ -212,23 +219,20 @@ def main() -> int:
         if model.whitening is not None:
             C.set_whitening(model, C.images_to_tensor(
                 cifar.images[train_idx[:cnn.WHITENING_PATCH_IMAGES]]))
-        norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None
+        # (this ReLU network is only read: qcfs_from_relu builds the one that trains, with
+        # its own momentum)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None
         with torch.no_grad():
             model.train()(x_train)
-        for m in norms:
-            m.momentum = net.bn_momentum
         model = C.qcfs_from_relu(model, x_train, levels=levels, percentile=q_pct, seed=args.seed)
         init_key = runs.cache_key(model, levels, "from start", version=cnn.TRAIN_VERSION)
-        q_start_path = (None if args.checkpoint is None
-                        else f"{args.checkpoint}.qcfs_L{levels}_from_start"
-                        + ("" if q_pct == C.QCFS_INIT_PERCENTILE else f"_p{q_pct:g}") + ".pt")
     curve = dict(eval_images=cifar.images[val_idx], eval_labels=cifar.labels[val_idx]) \
         if args.curve else {}
     start = time.perf_counter()
-    path = q_start_path if args.qcfs_from_start else args.checkpoint
+    path = qcfs_checkpoint("from_start") if args.qcfs_from_start else args.checkpoint
     resumed = path is not None and Path(path).exists()
     history = C.train_cnn(model, cifar.images[train_idx], cifar.labels[train_idx], train,
                           seed=args.seed, numerics=numbers, progress=True,
@@ -247,7 +251,6 @@ def main() -> int:
     if args.percentiles:
         # the tier's conversion: batch norm folded, lambdas from 1,000 training images
         folded = C.fold_batchnorm(model)
-        x_cal = C.images_to_tensor(cifar.images[train_idx[:1000]])
         # the first snn_val / 10 validation images of each class
         y_val = cifar.labels[val_idx]
         pick = first_per_class(y_val, args.snn_val)
@@ -256,7 +259,7 @@ def main() -> int:
         conversion = {"images": len(pick), "steps": args.steps, "cnn_accuracy": on_them,
                       "accuracy": {}}
         for pct in args.percentiles:
-            snn, _ = C.normalise(folded, x_cal, percentile=pct)
+            snn, _ = C.normalise(folded, x_train, percentile=pct)
             sim = C.simulate(snn, x_snn, y_snn, steps=args.steps, bf16=numbers.bf16)
             conversion["accuracy"][f"p{pct:g}"] = {int(t): a for t, a in sim["accuracy"].items()}
             scores = ", ".join(f"T = {t}: {100 * a:.2f}%" for t, a in sim["accuracy"].items())
@@ -272,11 +275,9 @@ def main() -> int:
         q_lr = C.QCFS_MAX_LR if args.qcfs_max_lr is None else args.qcfs_max_lr
         q_model = C.qcfs_from_relu(model, x_train, levels=levels, percentile=q_pct,
                                    seed=args.seed)
-        q_path = (None if args.checkpoint is None
-                  else f"{args.checkpoint}.qcfs_L{levels}_e{args.qcfs_epochs}"
-                  + ("" if q_lr == C.QCFS_MAX_LR else f"_lr{q_lr:g}")
-                  + (f"_kd{args.qcfs_distill:g}" if args.qcfs_distill else "")
-                  + ("" if q_pct == C.QCFS_INIT_PERCENTILE else f"_p{q_pct:g}") + ".pt")
+        q_path = qcfs_checkpoint(f"e{args.qcfs_epochs}"
+                                 + ("" if q_lr == C.QCFS_MAX_LR else f"_lr{q_lr:g}")
+                                 + (f"_kd{args.qcfs_distill:g}" if args.qcfs_distill else ""))
         q_history = C.train_cnn(
             q_model, cifar.images[train_idx], cifar.labels[train_idx],
             replace(train, epochs=args.qcfs_epochs, max_lr=q_lr, small_crop_px=None,

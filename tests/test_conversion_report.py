@@ -517,10 +517,15 @@ def test_spike_raster_draws_every_recorded_spike():
 TECHNIQUES = Path(__file__).resolve().parents[1] / "results" / "cnn_techniques.json"
 
 
-def test_techniques_table_reads_every_run_but_the_qcfs_ones():
+def _stored() -> list[dict]:
+    """The runs stored in :data:`TECHNIQUES` (read afresh: a test may change its copy)."""
     import json
 
-    found = json.loads(TECHNIQUES.read_text())
+    return json.loads(TECHNIQUES.read_text())
+
+
+def test_techniques_table_reads_every_run_but_the_qcfs_ones():
+    found = _stored()
     table = report.techniques_table(TECHNIQUES)
     plain = [r for r in found if not r.get("qcfs")]
     assert table.index == tuple(sorted(r["name"] for r in plain))
@@ -556,7 +561,6 @@ def _at_t4_by(vary: str, neurons: str) -> dict:
     only in ``vary`` (``"max_lr"``, ``"init_percentile"`` or ``"levels"``; none distilled): the
     accuracy of their copy with ``neurons`` at T = 4, by their value of ``vary`` (a run stored
     before an option existed ran at its default)."""
-    import json
 
     from snnlib import profiles
     from snnlib.tiers.conversion import run
@@ -565,7 +569,7 @@ def _at_t4_by(vary: str, neurons: str) -> dict:
     tier = {"max_lr": run.WHITENED_QCFS_MAX_LR, "init_percentile": C.QCFS_INIT_PERCENTILE,
             "levels": C.QCFS_LEVELS,
             "epochs": profiles.get_profile("full").conversion.qcfs_epochs}
-    rows = [r for r in json.loads(TECHNIQUES.read_text())
+    rows = [r for r in _stored()
             if r["name"].startswith("M, 17 epochs, fine-tuned with QCFS (")
             and not r["qcfs"].get("distill") and neurons in r["qcfs"]["snn"]
             and "4" in r["qcfs"]["snn"][neurons]["accuracy"]
@@ -605,11 +609,9 @@ def test_the_qcfs_levels_are_the_best_at_t4_on_the_full_profiles_network():
 
 
 def test_the_tier_fine_tunes_because_qcfs_from_the_start_was_worse_at_t4():
-    import json
-
     from dataclasses import replace
 
-    rows = json.loads(TECHNIQUES.read_text())
+    rows = _stored()
     relu = next(r for r in rows if r["name"] == "M, 17 epochs")
     start = next(r for r in rows if r["name"] == FROM_START)
     assert start["qcfs"]["epochs"] == "from the start"
@@ -626,9 +628,8 @@ def test_bursts_give_the_eight_level_copy_more_at_four_steps_than_the_tiers_copy
     """The eight-level copy simulated with bursts of up to two beats, at T = 4 and 8, both its
     own one-spike copy and the tier's calibrated copy (chapter 6 compares it with the latter),
     and it is the same fine-tuning as the eight-level row of the levels check."""
-    import json
 
-    rows = {r["name"]: r for r in json.loads(TECHNIQUES.read_text())}
+    rows = {r["name"]: r for r in _stored()}
     eight = "M, 17 epochs, fine-tuned with QCFS (8 levels, 2 epochs, peak learning rate 0.1)"
     q = rows[eight + ", bursts of up to 2"]["qcfs"]
     assert q["levels"] == 8 and q["cnn"] == rows[eight + ", biases calibrated in rounds"][
@@ -641,12 +642,10 @@ def test_bursts_give_the_eight_level_copy_more_at_four_steps_than_the_tiers_copy
 
 
 def test_the_starting_potential_is_the_best_at_t4_under_the_tiers_calibration():
-    import json
-
     from snnlib.tiers.conversion import convert, run
     from snnlib.tiers.conversion.record import rounds_clause
 
-    row = next(r for r in json.loads(TECHNIQUES.read_text())
+    row = next(r for r in _stored()
                if r["name"].startswith(M17_QCFS) and "starting potentials" in r["name"])
     # fine-tuned as the full profile does
     assert row["qcfs"]["max_lr"] == run.WHITENED_QCFS_MAX_LR
@@ -661,7 +660,7 @@ def test_the_starting_potential_is_the_best_at_t4_under_the_tiers_calibration():
     assert max(starts, key=starts.get) == convert.QCFS_V0
     # the same network, fine-tuning and calibration as the row that chose the rounds: the
     # same copy at 0.5
-    rounds = next(r for r in json.loads(TECHNIQUES.read_text())
+    rounds = next(r for r in _stored()
                   if r["name"] == M17_QCFS + ", peak learning rate 0.1), biases calibrated in "
                   "rounds")
     assert starts[0.5] == rounds["qcfs"]["snn"][CALIBRATED]["accuracy"]["4"]
@@ -687,12 +686,10 @@ def test_qcfs_choice_table_names_a_relu_cnn_only_where_there_is_one():
 
 
 def test_qcfs_choice_line_quotes_the_best_of_each_kind():
-    import json
-
-    stored = [r for r in json.loads(TECHNIQUES.read_text()) if r.get("qcfs")]
+    stored = [r for r in _stored() if r.get("qcfs")]
     assert len(stored) >= 2 and stored[-1]["name"] != QCFS_CHOICE
     # without a name: the last QCFS run; with one, that run (at a T the last run has)
-    steps = int(next(iter(stored[-1]["qcfs"]["snn"].values()))["accuracy"].popitem()[0])
+    steps = int(list(next(iter(stored[-1]["qcfs"]["snn"].values()))["accuracy"])[-1])
     assert report.qcfs_choice_line(TECHNIQUES, steps) == report.qcfs_choice_line(
         TECHNIQUES, steps, name=stored[-1]["name"])
     q = next(r for r in stored if r["name"] == QCFS_CHOICE)["qcfs"]
@@ -719,7 +716,7 @@ def test_technique_tables_refuse_what_is_not_a_list_of_runs(tmp_path):
         report.techniques_table(bad)
     import json
 
-    plain_only = [r for r in json.loads(TECHNIQUES.read_text()) if not r.get("qcfs")]
+    plain_only = [r for r in _stored() if not r.get("qcfs")]
     bad.write_text(json.dumps(plain_only))
     with pytest.raises(ValueError, match="no run with a QCFS copy"):
         report.qcfs_choice_table(bad)

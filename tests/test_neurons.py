@@ -261,7 +261,8 @@ def test_burst_neurons_resolve_the_staircase_of_burst_times_steps_levels():
                 torch.testing.assert_close(sum(out) / steps, expected, rtol=0, atol=1e-6)
                 events = burst * sum(o.abs() for o in out)[0]
                 torch.testing.assert_close(layer.spike_map, events, rtol=0, atol=1e-4)
-    # one spike a step resolves only L = T: bursts are what add the levels
+    # one spike a step resolves only L = T, another staircase on these z: neurons that
+    # ignored their burst would fail the comparison above
     plain = N.IFNeurons(0.5)
     one = sum(plain(z) for _ in range(2)) / 2
     assert not torch.allclose(one, torch.clamp(torch.floor(z * 4 + 0.5), 0, 4) / 4)

@@ -737,9 +737,10 @@ class IFNeurons(torch.nn.Module):
                 k = torch.where(u < 0, -torch.minimum(torch.ceil(-u), self.n).clamp_(0, self.burst),
                                 k)
                 self.n.add_(k)
-            self.v.sub_(k / self.burst)  # exact: the burst is a power of two
             events = k.abs()
-            s = (k / self.burst).to(z.dtype)
+            k.div_(self.burst)  # each spike's worth: exact, the burst is a power of two
+            self.v.sub_(k)
+            s = k.to(z.dtype)
         elif self.signed:
             s = (self.v >= 1.0).float().sub_(((self.v < 0) & (self.n > 0)).float())
             self.n.add_(s)
