@@ -15,10 +15,11 @@ does: :func:`~snnlib.tiers.conversion.qcfs_from_relu`, at the peak learning rate
 ``run.WHITENED_QCFS_MAX_LR``),
 converts it and simulates it on the validation images (``v0 = QCFS_V0``, or each
 of ``--v0``), printing its accuracy at each of ``--steps``. ``--levels`` sets the
-QCFS copy's levels (``QCFS_LEVELS`` by default); ``--qcfs-distill A`` distils the ReLU CNN
+QCFS copy's levels (``DEFAULT_LEVELS``, 4, by default); ``--qcfs-distill A`` distils the ReLU CNN
 into it (``TrainParams.distill``: a share A of each target from the ReLU CNN's outputs);
 ``--burst G ...`` simulates each QCFS copy with neurons that fire bursts of up to G spikes a step
-(``simulate``'s ``burst``, after Li and Zeng 2022: T steps then resolve ``G x T`` levels).
+(``simulate``'s ``burst``, after Li and Zeng 2022: T steps then resolve ``G x T`` levels),
+each ``--calibrate`` copy calibrated with the bursts it fires.
 ``--qcfs-init-percentile P`` starts each QCFS threshold at the P-th percentile of its ReLU's
 activations (``QCFS_INIT_PERCENTILE`` by default). ``--qcfs-from-start`` trains the QCFS network
 from the first epoch instead (as Bu et al. do; thresholds starting at that percentile of the
@@ -72,6 +73,11 @@ from _split import VALIDATION_IMAGES, count_problem, first_per_class
 
 from snnlib.neurons import BURSTS
 
+DEFAULT_LEVELS = 4
+"""``--levels``' default: the stored runs made without ``--levels`` have four (the tier's
+``QCFS_LEVELS`` when they ran; the tier now has eight with bursts), so their command lines
+still say what they ran."""
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -99,7 +105,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32],
                         help="simulation steps at which the QCFS copy is scored")
     parser.add_argument("--levels", type=int, default=None,
-                        help="the QCFS copy's levels L (default: the tier's QCFS_LEVELS)")
+                        help="the QCFS copy's levels L (default: 4, DEFAULT_LEVELS)")
     parser.add_argument("--v0", type=float, nargs="+", default=None,
                         help="the spiking copy's starting potentials (default: the tier's QCFS_V0)")
     parser.add_argument("--signed", action="store_true",
@@ -107,7 +113,7 @@ def main() -> int:
     parser.add_argument("--burst", type=int, nargs="+", default=None, metavar="G",
                         help="simulate each QCFS spiking copy with neurons that fire bursts of "
                              "up to G spikes a step (simulate's burst: 1, 2, 4 or 8), each "
-                             "tried; not with --calibrate")
+                             "tried (with --calibrate, calibrated with those bursts)")
     parser.add_argument("--calibrate", type=int, nargs="+", default=None, metavar="T",
                         help="also simulate each QCFS spiking copy with its biases calibrated "
                              "for T steps (calibrate_biases), for each T")
@@ -139,8 +145,6 @@ def main() -> int:
     if args.burst is not None and any(b not in BURSTS for b in args.burst):
         parser.error(f"--burst takes {', '.join(map(str, BURSTS))} (the most spikes a neuron "
                      f"fires in one step), got {args.burst}")
-    if args.burst is not None and args.calibrate is not None:
-        parser.error("--burst: the bias calibration has no bursts; not with --calibrate")
     if args.calibrate is not None and any(t < 1 for t in args.calibrate):
         parser.error(f"--calibrate takes positive numbers of steps, got {args.calibrate}")
     if args.calibration_rounds is not None and (args.calibrate is None
@@ -200,7 +204,7 @@ def main() -> int:
     x_val = C.images_to_tensor(cifar.images[val_idx])
     torch.manual_seed(args.seed)
     model = C.ConvNet(net)
-    levels = C.QCFS_LEVELS if args.levels is None else args.levels
+    levels = DEFAULT_LEVELS if args.levels is None else args.levels
     x_train = C.images_to_tensor(cifar.images[train_idx[:1000]])
     q_pct = (C.QCFS_INIT_PERCENTILE if args.qcfs_init_percentile is None
              else args.qcfs_init_percentile)
@@ -300,19 +304,21 @@ def main() -> int:
         for signed in (False, True) if args.signed else (False,):
             for v0 in args.v0 or [convert.QCFS_V0]:
                 name = f"{'signed' if signed else 'IF'}, v0 = {v0}"
-                nets = [(name, q_net)]
-                for t in args.calibrate or []:
-                    for r in args.calibration_rounds or [1]:
-                        t0 = time.perf_counter()
-                        calibrated, _ = C.calibrate_biases(
-                            q_net, x_train, steps=t, levels=levels, v0=v0, signed=signed,
-                            bf16=numbers.bf16, rounds=r)
-                        what = f"{name}, biases calibrated at T = {t}{rounds_clause(r)}"
-                        nets.append((what, calibrated))
-                        print(f"{what}: calibrated in {time.perf_counter() - t0:.0f} s",
-                              flush=True)
-                for (what, snn_net), burst in ((n, b) for n in nets for b in args.burst or [1]):
-                    what += "" if burst == 1 else f", bursts of up to {burst}"
+                nets = []  # (what, network, burst): each calibrated with the bursts it fires
+                for burst in args.burst or [1]:
+                    bursts = "" if burst == 1 else f", bursts of up to {burst}"
+                    nets.append((name + bursts, q_net, burst))
+                    for t in args.calibrate or []:
+                        for r in args.calibration_rounds or [1]:
+                            t0 = time.perf_counter()
+                            calibrated, _ = C.calibrate_biases(
+                                q_net, x_train, steps=t, levels=levels, v0=v0, signed=signed,
+                                bf16=numbers.bf16, rounds=r, burst=burst)
+                            what = f"{name}, biases calibrated at T = {t}{rounds_clause(r)}"
+                            nets.append((what + bursts, calibrated, burst))
+                            print(f"{what}{bursts}: calibrated in "
+                                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+                for what, snn_net, burst in nets:
                     sim = C.simulate(snn_net, x_val, cifar.labels[val_idx], steps=args.steps,
                                      v0=v0, signed=signed, bf16=numbers.bf16, burst=burst)
                     qcfs["snn"][what] = {

@@ -600,6 +600,8 @@ def conversion_entries() -> dict[str, list[Bad]]:
                 lambda v: C().calibrate_biases(conv()[2], x(), steps=4, desc=v)),
             Bad("rounds", bad_int(), lambda v: C().calibrate_biases(conv()[2], x(), steps=4,
                                                                     rounds=v)),
+            Bad("burst", BAD_BURST, lambda v: C().calibrate_biases(conv()[2], x(), steps=4,
+                                                                   burst=v)),
             Bad("reference", st.sampled_from([5, 2.5, "x", [1, 2], object(),
                                               torch.nn.Sequential()]),
                 lambda v: C().calibrate_biases(conv()[2], x(), steps=4, reference=v)),
@@ -663,6 +665,7 @@ def conversion_entries() -> dict[str, list[Bad]]:
             Bad("part_images", bad_int(), lambda v: parts(SCRATCH, part_images=v)),
             Bad("seed", st.one_of(st.floats(), st.text(max_size=2), st.none()),
                 lambda v: parts(SCRATCH, seed=v)),
+            Bad("burst", BAD_BURST, lambda v: parts(SCRATCH, burst=v)),
         ],
         "conversion.smallest_steps_within": [
             Bad("accuracy", st.one_of(

@@ -651,6 +651,15 @@ def test_simulation_in_parts_equals_one_run_and_resumes(tmp_path):
     assert parts["rate_per_step"] == pytest.approx(
         [s / (m * 16) for s, m in zip(parts["spikes_per_image"], parts["neurons"])])
     assert all(0 < r < 1 for r in parts["rate_per_step"])
+    # bursts are passed on: the same predictions and events as simulate's
+    burst = C.simulate(normed, x, labels, steps=[4, 16], v0=0.5, signed=True, burst=2)
+    parts2 = C.simulate_parts(normed, x, labels, steps=[4, 16], folder=tmp_path / "b",
+                              part_images=12, progress=False, v0=0.5, signed=True, burst=2)
+    for t in (4, 16):
+        assert np.array_equal(parts2["predictions"][t], burst["predictions"][t])
+    assert parts2["spikes_per_image"] == pytest.approx(burst["spikes_per_image"])
+    assert parts2["spikes_per_image"] != pytest.approx(C.simulate(
+        normed, x, labels, steps=[4, 16], v0=0.5, signed=True)["spikes_per_image"])
     first = C.simulate_parts(normed, x, labels, steps=[4, 16], folder=tmp_path / "p",
                              input="poisson", seed=5, part_images=12, progress=False)
     # a part is recomputed when anything it depends on changes, and only then
@@ -661,7 +670,7 @@ def test_simulation_in_parts_equals_one_run_and_resumes(tmp_path):
                      progress=False)
     assert mtimes() == before
     for change in ({"bf16": True}, {"steps": [4, 32]}, {"input": "poisson"}, {"seed": 9},
-                   {"v0": 0.5}, {"signed": True}):
+                   {"v0": 0.5}, {"signed": True}, {"burst": 2}):
         C.simulate_parts(normed, x, labels, folder=folder, part_images=12, progress=False,
                          **{"steps": [4, 16], **change})
         assert all(a != b for a, b in zip(mtimes(), before)), change
@@ -750,6 +759,9 @@ def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):
     qcfs = record["qcfs"]
     assert set(qcfs["accuracy_vs_steps"]) == {"1", "2", "4", "8", "16"}
     assert qcfs["levels"] == C.QCFS_LEVELS and len(qcfs["thresholds"]) == 6
+    # simulated (and calibrated) with the tier's bursts, in folders of their own
+    assert qcfs["burst"] == C.QCFS_BURST > 1 and f"bursts of up to {C.QCFS_BURST}" in qcfs["what"]
+    assert (out / f"snn_qcfs_signed_burst{C.QCFS_BURST}_calibrated").is_dir()
     assert qcfs["training"]["epochs"] == 1 and qcfs["operations_per_image"]["accumulates"] > 0
     assert qcfs["training"]["max_lr"] == C.QCFS_MAX_LR  # the vgg design's (ci)
     # the tier's QCFS copy is bias-calibrated; the uncalibrated one is recorded beside it
@@ -922,13 +934,31 @@ def test_calibrate_biases_adds_the_mean_rate_error_of_constant_currents():
     x = torch.rand(6, 3, 32, 32)
     for steps in (3, 4, 7):
         out, corrections = C.calibrate_biases(net, x, steps=steps, levels=None, v0=0.0,
-                                              signed=False)
+                                              signed=False, burst=1)
         expected = torch.tensor([v - np.floor(steps * v) / steps for v in z])
         assert len(corrections) == 1
         torch.testing.assert_close(corrections[0], expected.float(), atol=1e-6, rtol=0)
         torch.testing.assert_close(out[0].bias, torch.tensor(z) + expected.float(), atol=1e-6,
                                    rtol=0)
     torch.testing.assert_close(net[0].bias, torch.tensor(z))  # net itself unchanged
+
+
+@pytest.mark.parametrize("burst", [2, 4, 8])
+def test_calibrate_biases_with_bursts_adds_the_error_of_g_t_levels(burst):
+    # neurons firing bursts of up to G spikes of 1/G from v0 = 0, fed z in [0, 1), emit
+    # floor(G T z) / G in T steps: the rate error against z is z - floor(G T z) / (G T)
+    z = [0.3, 0.55, 0.9, 0.05, 0.7]
+    net = _constant_current_net(z)
+    x = torch.rand(6, 3, 32, 32)
+    for steps in (1, 3, 4):
+        _, corrections = C.calibrate_biases(net, x, steps=steps, levels=None, v0=0.0,
+                                            signed=False, burst=burst)
+        n = burst * steps
+        expected = torch.tensor([v - np.floor(n * v) / n for v in z]).float()
+        torch.testing.assert_close(corrections[0], expected, atol=1e-6, rtol=0)
+        # (not the error of one spike a step)
+        one = torch.tensor([v - np.floor(steps * v) / steps for v in z]).float()
+        assert float((corrections[0] - one).abs().max()) > 0.05
 
 
 def _calibration_net(seed: int = 0) -> nn.Sequential:
@@ -951,11 +981,16 @@ def test_calibrate_biases_leaves_a_qcfs_layer_with_constant_input_alone_at_t_equ
     # (which gets the image as a constant current) needs no correction; at T != L it does
     net = _calibration_net()
     x = torch.rand(30, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    _, at_l = C.calibrate_biases(net, x, steps=4, levels=4, v0=0.5, signed=True)
+    _, at_l = C.calibrate_biases(net, x, steps=4, levels=4, v0=0.5, signed=True, burst=1)
     assert float(at_l[0].abs().max()) < 1e-6
-    _, at_2 = C.calibrate_biases(net, x, steps=2, levels=4, v0=0.5, signed=True)
+    _, at_2 = C.calibrate_biases(net, x, steps=2, levels=4, v0=0.5, signed=True, burst=1)
     assert float(at_2[0].abs().max()) > 2e-3
     assert [e.shape for e in at_l] == [(8,), (8,)]
+    # with bursts of up to G spikes of 1/G, the staircase of G T levels: L = 8 at T = 4, G = 2
+    _, burst = C.calibrate_biases(net, x, steps=4, levels=8, v0=0.5, signed=True, burst=2)
+    assert float(burst[0].abs().max()) < 1e-6
+    _, one = C.calibrate_biases(net, x, steps=4, levels=8, v0=0.5, signed=True, burst=1)
+    assert float(one[0].abs().max()) > 2e-3
 
 
 def test_calibrated_network_has_smaller_mean_rate_errors():
@@ -963,19 +998,20 @@ def test_calibrated_network_has_smaller_mean_rate_errors():
     net = _calibration_net()
     x = torch.rand(30, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     size = lambda es: float(sum(e.abs().sum() for e in es))
-    for steps in (2, 4, 8):
-        once, before = C.calibrate_biases(net, x, steps=steps, levels=4)
-        _, after = C.calibrate_biases(once, x, steps=steps, levels=4, reference=net)
-        assert size(after) < 0.5 * size(before), steps
+    for steps, burst in ((2, 1), (4, 1), (8, 1), (2, 2), (4, 2)):
+        once, before = C.calibrate_biases(net, x, steps=steps, levels=4 * burst, burst=burst)
+        _, after = C.calibrate_biases(once, x, steps=steps, levels=4 * burst, reference=net,
+                                      burst=burst)
+        assert size(after) < 0.5 * size(before), (steps, burst)
 
 
 def test_calibration_in_rounds_adds_the_errors_each_round_leaves():
     # two rounds are one round, then the errors left (against the same CNN) added too
     net = _calibration_net()
     x = torch.rand(30, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    once, first = C.calibrate_biases(net, x, steps=2, levels=4)
-    twice_by_hand, second = C.calibrate_biases(once, x, steps=2, levels=4, reference=net)
-    twice, total = C.calibrate_biases(net, x, steps=2, levels=4, rounds=2)
+    once, first = C.calibrate_biases(net, x, steps=2, levels=4, burst=1)
+    twice_by_hand, second = C.calibrate_biases(once, x, steps=2, levels=4, reference=net, burst=1)
+    twice, total = C.calibrate_biases(net, x, steps=2, levels=4, rounds=2, burst=1)
     for t, a, b in zip(total, first, second):
         torch.testing.assert_close(t, a + b)
     for m, n in zip(twice, twice_by_hand):
@@ -999,14 +1035,15 @@ def test_calibration_targets_are_the_qcfs_cnns_activations_at_every_layer():
         two.bias.zero_()
     net = nn.Sequential(one, nn.ReLU(), two, nn.ReLU(), nn.Flatten(), nn.Linear(1024, 2))
     x = torch.rand(3, 3, 32, 32)
-    _, corrections = C.calibrate_biases(net, x, steps=4, levels=4, v0=0.5, signed=True)
+    _, corrections = C.calibrate_biases(net, x, steps=4, levels=4, v0=0.5, signed=True, burst=1)
     assert [float(e) for e in corrections] == [0.0, 0.0]
     # without levels the target is the ReLU network's own activation: 1.5 and 0.75
-    _, relu = C.calibrate_biases(net, x, steps=4, levels=None, v0=0.5, signed=True)
+    _, relu = C.calibrate_biases(net, x, steps=4, levels=None, v0=0.5, signed=True, burst=1)
     assert [float(e) for e in relu] == pytest.approx([0.5, 0.25])
 
 
-def _calibration_by_definition(net, x, *, steps, levels, v0, signed, rounds, batch):
+def _calibration_by_definition(net, x, *, steps, levels, v0, signed, rounds, batch, burst=1,
+                               bf16=False):
     """calibrate_biases as its docstring defines it: each layer measured by simulating the
     whole corrected network up to it from the image, its target by the whole CNN up to it."""
     out = copy.deepcopy(net).eval()
@@ -1024,13 +1061,15 @@ def _calibration_by_definition(net, x, *, steps, levels, v0, signed, rounds, bat
                 y = ann(x[first:first + batch])
                 a_sum = a_sum + y.sum(dim=(0, 2, 3) if y.ndim == 4 else 0)
                 count += y.numel() // y.shape[1]
-            snn, _ = C.convert._spiking_copy(out[:k + 1], v0, signed)
+            snn, _ = C.convert._spiking_copy(out[:k + 1], v0, signed, burst)
             snn = snn.to(memory_format=torch.channels_last)
             for first in range(0, len(x), batch):
                 C.convert._reset(snn)
                 for _ in range(steps):
-                    y = snn(x[first:first + batch].contiguous(memory_format=torch.channels_last))
-                    r_sum = r_sum + y.sum(dim=(0, 2, 3) if y.ndim == 4 else 0)
+                    with runs.autocast("cpu", bf16):
+                        y = snn(x[first:first + batch].contiguous(
+                            memory_format=torch.channels_last))
+                    r_sum = r_sum + y.float().sum(dim=(0, 2, 3) if y.ndim == 4 else 0)
             e = a_sum / count - r_sum / (steps * count)
             with torch.no_grad():
                 layer.bias.add_(e)
@@ -1038,8 +1077,11 @@ def _calibration_by_definition(net, x, *, steps, levels, v0, signed, rounds, bat
     return out, corrections
 
 
-@pytest.mark.parametrize("levels, signed, v0", [(4, True, 0.5), (None, False, 0.0)])
-def test_calibration_stage_by_stage_is_the_definition_bit_for_bit(levels, signed, v0):
+@pytest.mark.parametrize("levels, signed, v0, burst, bf16", [
+    (4, True, 0.5, 1, False), (None, False, 0.0, 1, False), (8, True, 0.5, 2, False),
+    (None, False, 0.0, 4, False), (8, True, 0.5, 2, True), (4, True, 0.5, 1, True)])
+def test_calibration_stage_by_stage_is_the_definition_bit_for_bit(levels, signed, v0, burst,
+                                                                  bf16):
     # calibrate_biases simulates each stage once on the spikes of the corrected stages below
     # (kept between stages) instead of the whole network up to each layer from the image:
     # the same arithmetic on the same values, so the same biases to the last bit; here with
@@ -1055,7 +1097,8 @@ def test_calibration_stage_by_stage_is_the_definition_bit_for_bit(levels, signed
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.3)
                 m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.4 - 0.1)
     x = torch.rand(14, 3, 32, 32, generator=torch.Generator().manual_seed(4))
-    kw = dict(steps=3, levels=levels, v0=v0, signed=signed, rounds=2, batch=8)
+    kw = dict(steps=3, levels=levels, v0=v0, signed=signed, rounds=2, batch=8, burst=burst,
+              bf16=bf16)
     got, got_e = C.calibrate_biases(net, x, **kw)
     want, want_e = _calibration_by_definition(net, x, **kw)
     assert len(got_e) == 4

@@ -1143,6 +1143,10 @@ def _conversion_readme(rec: runs.TierRecord) -> list[str]:
         epochs_q, wall_q = _dig(q, "training/epochs"), _dig(q, "training/wall_s")
         signed = ("signed IF neurons with memory, which take back a spike when their "
                   "potential falls below zero, " if q.get("signed") else "")
+        if q.get("burst", 1) > 1:
+            signed += (f"firing bursts of up to {q['burst']} spikes a step, each worth "
+                       f"1/{q['burst']} of a plain neuron's threshold (Li and Zeng's burst "
+                       "spikes), ")
         cal = q.get("bias_calibration")
         calibrated = ""
         if cal:

@@ -30,7 +30,7 @@ from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, ConvNet,
                   TrainParams, augment, bf16_supported, evaluate_cnn, fold_batchnorm,
                   images_to_tensor, set_whitening, train_cnn, tta_logits)
 from .convert import (PERCENTILE, PERCENTILES, QCFS_CALIBRATION_ROUNDS, QCFS_CALIBRATION_STEPS,
-                      QCFS_SHORT_STEPS, QCFS_SIGNED, QCFS_V0,
+                      QCFS_BURST, QCFS_SHORT_STEPS, QCFS_SIGNED, QCFS_V0,
                       SIM_VERSION, SNN_PART_IMAGES, STEPS_ANALYSED, SpikingMaxPool,
                       calibrate_biases, normalise, qcfs_from_relu, rates_vs_activations,
                       relu_layers, simulate, simulate_parts, smallest_steps_within,
@@ -40,7 +40,7 @@ from . import numerics, plots, report  # noqa: E402  (modules: conversion.plots.
 
 __all__ = ["ConvNet", "ConvNetParams", "PERCENTILE", "PERCENTILES", "QCFS",
            "QCFS_CALIBRATION_ROUNDS", "QCFS_CALIBRATION_STEPS", "QCFS_INIT_PERCENTILE",
-           "QCFS_LEVELS", "QCFS_MAX_LR",
+           "QCFS_BURST", "QCFS_LEVELS", "QCFS_MAX_LR",
            "QCFS_SHORT_STEPS", "QCFS_SIGNED",
            "QCFS_V0", "SIM_VERSION",
            "SNN_PART_IMAGES", "STEPS_ANALYSED", "SpikingMaxPool", "TrainParams", "augment",

@@ -277,10 +277,10 @@ def _compiled_qcfs(x: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Ten
     return _Compiled(x, lam, levels)
 
 
-QCFS_LEVELS = 4
-"""Quantisation levels ``L`` of the clip-floor-shift network (Bu et al. use 4 on CIFAR-10),
-chosen on the validation split as the one whose signed spiking copy is most accurate at
-T = 4: row I's network (F trained for 16 epochs, the full profile's then) fine-tuned for 2
+QCFS_LEVELS = 8
+"""Quantisation levels ``L`` of the clip-floor-shift network (Bu et al. use 4 on CIFAR-10).
+With one spike a step, 4 was chosen on the validation split as the levels whose signed
+spiking copy is most accurate at T = 4: row I's network (F trained for 16 epochs, the full profile's then) fine-tuned for 2
 epochs with L levels (``benchmarks/cnn_techniques.py --set epochs=16 ... --qcfs-epochs 2
 --levels L --signed --steps 1 2 4 8 16``), simulated with signed neurons from v0 = 0.5 on the 5,000 validation
 images, reached 87.02% (L = 2), 88.06% (L = 4) and 87.44% (L = 8) at T = 4, and 86.96%,
@@ -289,7 +289,11 @@ Checked again on the full profile's network, row "M, 17 epochs" fine-tuned and c
 the tier does (2 epochs at ``run.WHITENED_QCFS_MAX_LR``, biases calibrated for T = 4 in 2
 rounds, signed neurons from v0 = 0.5): L = 3 / 4 / 5 / 8 reached 88.96 / 88.98 / 88.70 /
 88.00% at T = 4 and 89.38 / 89.26 / 89.14 / 89.24% at T = 8 (the QCFS CNNs 87.82 / 88.92 /
-89.24 / 89.20%; the ReLU CNN 90.08%): 4 stays, level with 3 at T = 4."""
+89.24 / 89.20%; the ReLU CNN 90.08%): 4 was the best, level with 3 at T = 4. With one
+spike a step, a copy at T = 4 resolves only four levels; with bursts of up to two spikes of
+half the threshold (``convert.QCFS_BURST``) it resolves eight, and the eight-level copy then
+beat the four-level one at T = 4 (``convert.QCFS_BURST`` gives the figures): the tier
+fine-tunes with 8."""
 QCFS_INIT_PERCENTILE = 99.0
 """Percentile of the ReLU network's activations that each QCFS threshold starts at. Chosen on
 the validation split as the start whose signed spiking copy was most accurate at T = 4: row

@@ -72,7 +72,8 @@ from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, ConvNet, _finite_modu
 from .numerics import Numerics, fingerprint, numerics_scope
 
 __all__ = ["PERCENTILE", "PERCENTILES", "QCFS_CALIBRATION_ROUNDS", "QCFS_CALIBRATION_STEPS",
-           "QCFS_SHORT_STEPS", "QCFS_SIGNED", "QCFS_V0", "SIM_VERSION", "SNN_PART_IMAGES",
+           "QCFS_BURST", "QCFS_SHORT_STEPS", "QCFS_SIGNED", "QCFS_V0", "SIM_VERSION",
+           "SNN_PART_IMAGES",
            "STEPS_ANALYSED", "SpikingMaxPool", "calibrate_biases", "normalise", "qcfs_from_relu",
            "rates_vs_activations", "record_spikes", "relu_layers", "simulate", "simulate_parts",
            "smallest_steps_within", "synaptic_operations"]
@@ -84,7 +85,9 @@ most accurate at T = 4: first on row D (5 epochs) without calibration, and again
 profile's design, row "M, 17 epochs" fine-tuned and calibrated as the tier does
 (``benchmarks/cnn_techniques.py ... --signed --calibrate 4 --calibration-rounds 2 --v0 0.4 0.5
 0.6``): 88.24 / 88.98 / 88.54% at T = 4 and 89.08 / 89.26 / 89.34% at T = 8 (uncalibrated
-84.06 / 87.92 / 88.40% at T = 4)."""
+84.06 / 87.92 / 88.40% at T = 4). Checked again for the tier's eight-level copy with bursts
+(``QCFS_BURST``; M trained again), calibrated with them: 88.64 / 89.00 / 88.94% at T = 4 and
+89.26 / 89.28 / 89.00% at T = 8."""
 QCFS_SIGNED = True
 """The QCFS network is simulated with signed IF neurons with memory
 (:class:`snnlib.neurons.IFNeurons` with ``signed=True``, after Wang et al. 2022): a
@@ -93,6 +96,26 @@ count follows the staircase of its summed input whatever the order the input cam
 Chosen on the validation split (``benchmarks/cnn_techniques.py --signed``): at T = 4
 they kept the QCFS network within 1 point of its CNN where plain IF neurons lost about
 10 points."""
+QCFS_BURST = 2
+"""The most spikes a neuron of the QCFS network's spiking copy fires in one step
+(:class:`snnlib.neurons.IFNeurons`' ``burst``, after Li and Zeng 2022): spikes of half the
+threshold, so that T steps resolve the staircase of 2T levels and the copy of the
+eight-level QCFS network (``QCFS_LEVELS``) has all its levels at T = 4. Chosen with
+``QCFS_LEVELS`` on the validation split against one spike a step (no other burst size, and
+no four-level copy with bursts, was tried), on the full profile's network (row "M, 17
+epochs", fine-tuned as the tier does): with one spike a step, 4 levels calibrated as the tier does
+were the best at T = 4 (88.98%; 3 / 5 / 8 levels 88.96 / 88.70 / 88.00%), and on the same
+training 8 levels with bursts of up to 2 reached 89.66% uncalibrated (89.58% at T = 8, against
+89.26%; the ReLU CNN 90.08%). On M trained again (ReLU CNN 89.70%; eight-level QCFS CNN
+89.04%) both were calibrated as the tier does: the burst copy reached 89.00% at T = 4 and
+89.28% at T = 8 (uncalibrated / in one round 88.26 / 88.92% and 88.80 / 89.00%; row "M, 17
+epochs, fine-tuned with QCFS (8 levels, 2 epochs, peak learning rate 0.1), bursts of up to 2,
+biases calibrated with bursts" of ``results/cnn_techniques.json``), the four-level copy with
+one spike a step 88.00% and 89.08% (its QCFS CNN 88.46%; row "M trained again for 17 epochs
+(the network of the burst rows), fine-tuned with QCFS (4 levels, ...), biases calibrated in
+rounds"). Every spike of a burst is an event: 97.6 M
+accumulates per image at T = 4 for the uncalibrated burst copy, against 61.2 M for the
+four-level copy at T = 4 and 121.3 M at T = 8."""
 QCFS_SHORT_STEPS = (4, 8)
 """The few-step simulations of the QCFS network that :func:`.run.run_tier` runs on their
 own, so that their operations per image are counted over exactly that many steps."""
@@ -273,8 +296,9 @@ def qcfs_from_relu(model: ConvNet, images: torch.Tensor, *, levels: int = QCFS_L
 
 QCFS_CALIBRATION_STEPS = 4
 """The T for which :func:`.run.run_tier` calibrates the QCFS network's biases
-(:func:`calibrate_biases`, on the 1,000 training images of the normalisation). Chosen on
-the validation split, calibrating in one round, as the T whose calibration gave the signed
+(:func:`calibrate_biases`, on the 1,000 training images of the normalisation, with the
+tier's neurons). Chosen on the validation split, for the four-level copy with one spike a
+step, calibrating in one round, as the T whose calibration gave the signed
 spiking copy the best accuracy at T = 4 (the harder of the tier's two few-step targets): row
 "M, 17 epochs, fine-tuned with QCFS (4 levels, 2 epochs, peak learning rate 0.1), biases calibrated" of
 ``results/cnn_techniques.json``, 87.92% at T = 4 and 89.08% at T = 8 uncalibrated; calibrated
@@ -286,7 +310,9 @@ validation split as the number whose signed copy was most accurate at T = 4: row
 epochs, fine-tuned with QCFS (4 levels, 2 epochs, peak learning rate 0.1), biases calibrated
 in rounds" of ``results/cnn_techniques.json``: after 1 / 2 / 3 rounds, 88.38 / 88.98 / 88.92%
 at T = 4 and 89.50 / 89.26 / 89.38% at T = 8 (uncalibrated 87.92 and 89.08%; its QCFS CNN
-88.92%)."""
+88.92%). Checked again for the tier's eight-level copy with bursts (``QCFS_BURST``): 1 / 2
+rounds gave 88.92 / 89.00% at T = 4 and 89.00 / 89.28% at T = 8 (uncalibrated 88.26 and
+88.80%)."""
 
 
 @torch.no_grad()
@@ -296,7 +322,7 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
                      device: str = "cpu", progress: bool = False,
                      desc: str = "tier 3, bias calibration",
                      reference: nn.Sequential | None = None,
-                     rounds: int = 1) -> tuple[nn.Sequential, list]:
+                     rounds: int = 1, burst: int = QCFS_BURST) -> tuple[nn.Sequential, list]:
     """Bias correction of a normalised network for a simulation of ``steps`` steps (Li et al.
     2021).
 
@@ -325,6 +351,10 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
     ReLU network). The spiking layers are simulated as :func:`simulate` does (analog input,
     initial potential ``v0``, ``signed`` neurons, ``bf16``), on ``images`` (training images:
     the correction is a choice made on data) in batches of ``batch``; ``progress`` shows a bar.
+    ``burst``: neurons that fire bursts of up to :math:`\\Gamma` = ``burst`` spikes of
+    :math:`1/\\Gamma` a step (:func:`simulate`'s ``burst``; by default the tier's,
+    ``QCFS_BURST``, as ``levels``, ``v0`` and ``signed`` are); the rates then move in steps of
+    :math:`1/(\\Gamma T)`.
 
     One pass under-corrects where rates move in steps of :math:`1/T`: ``rounds``
     passes over the layers each measure the errors left after the passes before
@@ -332,7 +362,9 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
 
     The network is simulated stage by stage (a stage: the modules after one activation up
     to the next), each stage on the spikes of the corrected stages below it, kept for every
-    image and step between stages (as int8: spikes are -1, 0 or 1), and each CNN stage on
+    image and step between stages (as int8: a neuron's spikes in one step are :math:`k/\\Gamma`
+    with :math:`k` an integer from :math:`-\\Gamma` to :math:`\\Gamma`, kept as :math:`k`), and
+    each CNN stage on
     the CNN's activations of the stage below. That is the same arithmetic on the same
     values as simulating the whole network up to each layer from the image (the same
     biases to the last bit, ``tests/test_conversion.py``), at about twice the cost of one
@@ -359,6 +391,7 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
     check.flag("progress", progress, where=where)
     check.instance("desc", desc, str, where=where)
     check.positive_int("rounds", rounds, where=where)
+    check_burst(burst, where)
     _device(device, where)
     acts = relu_layers(net)
     if not acts:
@@ -383,7 +416,7 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
         return y.float().sum(dim=(0, 2, 3) if y.ndim == 4 else 0)
 
     def spiking_stage(j: int) -> nn.Sequential:
-        snn, _ = _spiking_copy(out[starts[j]:acts[j] + 1], v0, signed)
+        snn, _ = _spiking_copy(out[starts[j]:acts[j] + 1], v0, signed, burst)
         return snn.to(device=device, memory_format=torch.channels_last)
 
     def stage_inputs(trains, b: int, first: int):
@@ -394,7 +427,9 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
                 memory_format=torch.channels_last)
             return [x] * steps
         spikes, dtype = trains[b]
-        return (s.to(dtype) for s in spikes)  # one step's copy at a time
+        if burst == 1:
+            return (s.to(dtype) for s in spikes)  # one step's copy at a time
+        return (s.to(dtype).div_(burst) for s in spikes)  # k / G: exact (G a power of 2)
 
     from ...progress import tqdm
     bar = tqdm(total=rounds * (2 * len(acts) - 1) * len(images), disable=not progress,
@@ -404,7 +439,7 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
     corrections: list = [0.0] * len(acts)
     ann_in = None  # the CNN's activations entering the stage, per batch (first round)
     for _ in range(rounds):
-        trains = None  # the spikes entering the stage, per batch: (int8 spikes per step, dtype)
+        trains = None  # the spikes entering the stage, per batch: (int8 counts per step, dtype)
         for j, (k, layer) in enumerate(zip(acts, feeding)):
             if k not in targets:
                 # the CNN's stage, its activation as the CNN computes it (normalise made it a
@@ -437,7 +472,8 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
             layer.bias.add_(e.to(layer.bias))
             corrections[j] = corrections[j] + e
             if j + 1 < len(acts):
-                # the corrected stage's spikes (exactly -1, 0 or 1), the next stage's input
+                # the corrected stage's spikes (k / G, k an integer in [-G, G]; kept as k), the
+                # next stage's input
                 snn = spiking_stage(j)
                 new = []
                 for b, first in enumerate(firsts):
@@ -446,7 +482,7 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
                     for x in stage_inputs(trains, b, first):
                         with runs.autocast(device, bf16):
                             y = snn(x)
-                        spikes.append(y.to(torch.int8))
+                        spikes.append((y if burst == 1 else y * burst).to(torch.int8))
                     new.append((spikes, y.dtype))
                     bar.update(len(y))
                 trains = new
@@ -1069,7 +1105,8 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
                    folder, input: Literal["analog", "poisson"] = "analog", seed: int = 0,
                    bf16: bool = False, v0: float = 0.0, part_images: int = SNN_PART_IMAGES,
                    progress: bool = True, desc: str = "tier 3, SNN", device: str = "cpu",
-                   numerics: Numerics | None = None, signed: bool = False) -> dict:
+                   numerics: Numerics | None = None, signed: bool = False,
+                   burst: int = 1) -> dict:
     """:func:`simulate` in parts of ``part_images`` images, each saved in ``folder``; resumable.
 
     A part is recomputed when its network's weights, its images or labels,
@@ -1085,7 +1122,8 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
     the call; with reproducible numerics a part computed with other threads
     or CPU kernels is recomputed (:func:`.numerics.fingerprint` is part of
     its key). None: the process's own arithmetic, not part of the key.
-    ``signed``: signed IF neurons with memory (:func:`simulate`'s ``signed``).
+    ``signed``: signed IF neurons with memory (:func:`simulate`'s ``signed``); ``burst``:
+    neurons that fire bursts of up to ``burst`` spikes a step (:func:`simulate`'s ``burst``).
     """
     import os
     from pathlib import Path
@@ -1099,6 +1137,7 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
     check.instance("desc", desc, str, where=where)
     check.instance("numerics", numerics, Numerics, none=True, where=where)
     check.flag("signed", signed, where=where)
+    check_burst(burst, where)
     if numerics is not None and numerics.reproducible and bf16:
         raise ValueError(f"{where}: bf16=True with reproducible numerics (float32 only)")
     _max_steps(_steps(steps, where), len(images), where)
@@ -1106,11 +1145,12 @@ def simulate_parts(net: nn.Sequential, images: torch.Tensor, labels, *, steps: S
         return _simulate_parts(net, images, labels, steps=steps, folder=Path(folder), input=input,
                                seed=seed, bf16=bf16, v0=v0, part_images=part_images,
                                progress=progress, desc=desc, device=device,
-                               numerics_key=fingerprint(numerics), signed=signed)
+                               numerics_key=fingerprint(numerics), signed=signed,
+                               burst=int(burst))
 
 
 def _simulate_parts(net, images, labels, *, steps, folder, input, seed, bf16, v0, part_images,
-                    progress, desc, device, numerics_key, signed) -> dict:
+                    progress, desc, device, numerics_key, signed, burst) -> dict:
     """:func:`simulate_parts` after its checks, inside its numerics."""
     from ...progress import tqdm
 
@@ -1131,6 +1171,8 @@ def _simulate_parts(net, images, labels, *, steps, folder, input, seed, bf16, v0
             key_parts += (numerics_key,)
         if signed:  # (plain neurons keep the keys of earlier runs)
             key_parts += ("signed",)
+        if burst > 1:  # (and so do neurons of one spike a step)
+            key_parts += ("burst", burst)
         if any(isinstance(m, nn.MaxPool2d) for m in net):  # (pools hold no weights to hash;
             key_parts += ("layers", [type(m).__name__ for m in net])  # others keep their keys)
         part_key = runs.cache_key(*key_parts, version=SIM_VERSION)
@@ -1138,7 +1180,8 @@ def _simulate_parts(net, images, labels, *, steps, folder, input, seed, bf16, v0
         if saved is None:
             g = torch.Generator().manual_seed(int(seed) * 1_000_003 + first)
             r = simulate(net, x, labels[first:last], steps=steps, input=input, generator=g,
-                         bf16=bf16, v0=v0, bar=bar, device=device, signed=signed)
+                         bf16=bf16, v0=v0, bar=bar, device=device, signed=signed,
+                         burst=burst)
             saved = {"key": np.array(part_key), "wall_s": np.array(r["wall_s"]),
                      "predictions": np.stack([r["predictions"][t] for t in steps]),
                      "input_map": r["input_map"],

@@ -110,26 +110,41 @@ def confusions(record, cnn_predictions, labels):
     return fig
 
 
-def qcfs_staircase(levels: int = 4):
+def qcfs_staircase(levels: int = 4, burst: int = 1):
     """IF neurons simulated for ``levels`` steps from :math:`v_0 = 0` and :math:`v_0 = 1/2`,
     against the QCFS activation with ``levels`` levels and :math:`\\lambda = 1`.
 
     With :math:`v_0 = 1/2` the simulated rate equals
     :math:`h(z) = \\frac{1}{L}\\mathrm{clip}(\\lfloor zL + \\frac{1}{2}\\rfloor, 0, L)`
     (:class:`.cnn.QCFS`) wherever the staircase is not on an edge.
+
+    With ``burst`` :math:`\\Gamma > 1` (``levels`` a multiple of it), both neurons start at
+    :math:`v_0 = 1/2` and run for :math:`T = L/\\Gamma` steps: one firing a spike a step at
+    most (a staircase of :math:`T` levels), one firing bursts of up to :math:`\\Gamma`
+    spikes of :math:`1/\\Gamma` (:class:`snnlib.neurons.IFNeurons`' ``burst``), whose rate
+    is :math:`h(z)` with :math:`L = \\Gamma T` levels.
     """
-    from ...neurons import IFNeurons
+    from ...neurons import IFNeurons, check_burst
     from .cnn import QCFS
 
-    check.positive_int("levels", levels, where="plots.qcfs_staircase")
+    where = "plots.qcfs_staircase"
+    check.positive_int("levels", levels, where=where)
+    burst = check_burst(burst, where)
+    if levels % burst:
+        raise ValueError(f"{where}: levels must be a multiple of burst (T = levels / burst "
+                         f"steps), got levels={levels} and burst={burst}")
+    steps = levels // burst
+    neurons = ((0.0, 1), (0.5, 1)) if burst == 1 else ((0.5, 1), (0.5, burst))
     z = torch.linspace(-0.25, 1.25, 601)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for v0, style in ((0.0, "-"), (0.5, "--")):
-        layer = IFNeurons(v0=v0)
-        for _ in range(levels):
+    for (v0, b), style in zip(neurons, ("-", "--")):
+        layer = IFNeurons(v0=v0, burst=b)
+        for _ in range(steps):
             layer(z[None, :])
-        ax.plot(z, layer.spike_map / levels, style,
-                label=f"IF neuron, {levels} steps, $v_0$ = {v0}")
+        # spike events over T steps, each worth 1/b: the rate is events / (b T)
+        ax.plot(z, layer.spike_map / (b * steps), style,
+                label=f"IF neuron, {steps} steps, $v_0$ = {v0}"
+                      + (f", bursts of up to {b}" if b > 1 else ""))
     ax.plot(z, QCFS(levels=levels, threshold=1.0)(z).detach(), ":", color="k", lw=2,
             label=f"QCFS, L = {levels}, λ = 1")
     ax.set(xlabel="input per step z", ylabel="spikes per step")

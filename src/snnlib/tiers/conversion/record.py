@@ -170,7 +170,9 @@ def summary_lines(record: runs.TierRecord) -> list[str]:
         f"fine-tuned with QCFS ({q['levels']} levels, {q['training']['epochs']} epochs, "
         f"{q['training']['wall_s']:.0f} s): CNN accuracy {q['cnn_accuracy']:.4f} "
         f"({q['cnn_accuracy_on_snn_images']:.4f} on the SNN's images)",
-        f"its SNN ({'signed IF neurons, ' if q.get('signed') else ''}v0 = {q['v0']}) by steps: "
+        f"its SNN ({'signed IF neurons, ' if q.get('signed') else ''}"
+        f"{'bursts of up to %d, ' % q['burst'] if q.get('burst', 1) > 1 else ''}"
+        f"v0 = {q['v0']}) by steps: "
         + ", ".join(
             f"T={t} {a:.4f}" for t, a in q["accuracy_vs_steps"].items()),
     ]

@@ -219,8 +219,10 @@ def qcfs_training_line(record) -> str:
     record = _record(record, "report.qcfs_training_line")
     q, cnn = record.specific["qcfs"], record.specific["cnn"]
     return (f"fine-tuned for {q['training']['epochs']} epochs in {q['training']['wall_s']:.0f} s; "
-            f"QCFS CNN {q['cnn_accuracy']:.1%} on the test images (ReLU CNN "
-            f"{cnn['accuracy']:.1%})")
+            f"QCFS CNN ({q['levels']} levels) {q['cnn_accuracy']:.1%} on the test images (ReLU "
+            f"CNN {cnn['accuracy']:.1%})"
+            + (f"; its spiking copy fires bursts of up to {q['burst']} spikes a step"
+               if q.get("burst", 1) > 1 else ""))
 
 
 def qcfs_table(record):
@@ -380,13 +382,14 @@ def full_profile_items(path) -> list:
             columns["before bias calibration"] = fq["uncalibrated"]["accuracy_vs_steps"]
             formats["before bias calibration"] = ".2%"
         items += [
-            f"fine-tuned with QCFS for {fq['training']['epochs']} epochs in "
+            f"fine-tuned with QCFS ({fq['levels']} levels) for {fq['training']['epochs']} "
+            f"epochs in "
             f"{fq['training']['wall_s'] / 60:.0f} min: CNN {fq['cnn_accuracy']:.2%}"
             + (f"; {calibration_line(full)}" if "bias_calibration" in fq else ""),
             viz.table(_by_steps(columns), formats=formats, index_name="steps T"),
             f"smallest T within 1 point of the QCFS CNN: {fq['smallest_steps_within_1_point']}, "
             f"within 0.1 point: {fq['smallest_steps_within_0.1_point']}"
-            + ("; simulated with signed neurons" if fq.get("signed") else ""),
+            + _neurons_clause(fq),
         ]
         if "short_simulations" in fq:
             items.append(operations_table(full))
@@ -394,6 +397,16 @@ def full_profile_items(path) -> list:
             items.append("(this record predates the short QCFS simulations: no operation "
                          "counts at T = 4 and 8)")
     return items
+
+
+def _neurons_clause(q: dict) -> str:
+    """"; simulated with ..." naming a QCFS record's signed neurons and bursts ("" for plain
+    neurons of one spike a step)."""
+    burst = q.get("burst", 1)
+    if not q.get("signed") and burst == 1:
+        return ""
+    return ("; simulated with " + ("signed neurons" if q.get("signed") else "IF neurons")
+            + (f" firing bursts of up to {burst} spikes a step" if burst > 1 else ""))
 
 
 def _techniques(path, where: str) -> list[dict]:

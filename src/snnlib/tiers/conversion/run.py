@@ -18,7 +18,7 @@ from .. import _profile_section
 from .cnn import (QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, TRAIN_VERSION, ConvNet,
                   ConvNetParams, TrainParams, _evaluate_cnn, evaluate_cnn, fold_batchnorm,
                   images_to_tensor, train_cnn)
-from .convert import (PERCENTILE, PERCENTILES, QCFS_CALIBRATION_ROUNDS,
+from .convert import (PERCENTILE, PERCENTILES, QCFS_BURST, QCFS_CALIBRATION_ROUNDS,
                       QCFS_CALIBRATION_STEPS, QCFS_SHORT_STEPS,
                       QCFS_SIGNED, QCFS_V0, SIM_VERSION, STEPS_ANALYSED, _fed_layers,
                       calibrate_biases, normalise,
@@ -118,8 +118,9 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
     4. The CNN is fine-tuned with clip-floor-shift activations
        (:func:`qcfs_from_relu`, ``sizes.qcfs_epochs``, checkpointed in
        ``out_dir/cnn_qcfs.pt``), converted with its trained thresholds and
-       simulated with signed IF neurons (``QCFS_SIGNED``) starting at
-       ``v0 = 0.5`` for ``sizes.qcfs_steps`` on the tier's test images; then its
+       simulated with signed IF neurons (``QCFS_SIGNED``) that fire bursts of up to
+       ``QCFS_BURST`` spikes a step, starting at
+       ``v0 = 0.5``, for ``sizes.qcfs_steps`` on the tier's test images; then its
        biases are calibrated for ``QCFS_CALIBRATION_STEPS`` steps in
        ``QCFS_CALIBRATION_ROUNDS`` rounds on the normalisation's training images
        (:func:`calibrate_biases`, cached in
@@ -261,13 +262,13 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
     q_net, q_lambdas = normalise(q_folded, calibration)
     q_steps = ([t for t in STEPS_ANALYSED if t < sizes.qcfs_steps]
                + [sizes.qcfs_steps])
-    # (plain neurons in folders of their own names, signed ones in "_signed" folders, so
-    # that a run directory made before keeps its simulations)
-    tag = "_signed" if QCFS_SIGNED else ""
+    # (plain neurons in folders of their own names, signed ones in "_signed" folders, bursts
+    # in "_burst" ones, so that a run directory made before keeps its simulations)
+    tag = ("_signed" if QCFS_SIGNED else "") + (f"_burst{QCFS_BURST}" if QCFS_BURST > 1 else "")
     q_raw = simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=q_steps, seed=seed,
                            v0=QCFS_V0, folder=out / f"snn_qcfs{tag}", bf16=snn_bf16,
                            progress=progress, desc="tier 3, SNN (fine-tuned QCFS, uncalibrated)",
-                           device=device, numerics=numerics, signed=QCFS_SIGNED)
+                           device=device, numerics=numerics, signed=QCFS_SIGNED, burst=QCFS_BURST)
     # bias calibration for few steps (Li et al. 2021), on the normalisation's training images
     q_net, q_corrections, q_cal_wall = _calibrated(
         q_net, calibration, out / "qcfs_calibration.npz", bf16=snn_bf16, device=device,
@@ -276,21 +277,23 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
     q_sim = simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=q_steps, seed=seed,
                            v0=QCFS_V0, folder=out / f"snn_qcfs{tag}", bf16=snn_bf16,
                            progress=progress, desc="tier 3, SNN (fine-tuned QCFS)", device=device,
-                           numerics=numerics, signed=QCFS_SIGNED)
+                           numerics=numerics, signed=QCFS_SIGNED, burst=QCFS_BURST)
     # the few-step simulations on their own: operations counted over exactly T steps (their
     # accuracy is the long simulation's at T, since a neuron's first T steps do not depend
     # on how long the run goes on)
     q_short = {t: simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=[t], seed=seed,
                                  v0=QCFS_V0, folder=out / f"snn_qcfs{tag}_T{t}", bf16=snn_bf16,
                                  progress=progress, desc=f"tier 3, SNN (QCFS, T = {t})",
-                                 device=device, numerics=numerics, signed=QCFS_SIGNED)
+                                 device=device, numerics=numerics, signed=QCFS_SIGNED,
+                                 burst=QCFS_BURST)
                for t in QCFS_SHORT_STEPS if t < q_steps[-1]}
     q_check = None
     if snn_bf16:  # the staircase's edges are what QCFS relies on: measure what bfloat16 moves
         q_check = simulate_parts(q_net, x_test[:n_var], y_test[:n_var], steps=q_steps, seed=seed,
                                  v0=QCFS_V0, folder=out / f"snn_qcfs{tag}_float32", bf16=False,
                                  progress=progress, desc="tier 3, SNN (QCFS, float32 check)",
-                                 device=device, numerics=numerics, signed=QCFS_SIGNED)
+                                 device=device, numerics=numerics, signed=QCFS_SIGNED,
+                                 burst=QCFS_BURST)
     main = sims["analog, p99.99"]
     cnn_on_snn = float(np.mean(cnn["predictions"][:n_snn] == y_test[:n_snn]))
     q_cnn_on_snn = float(np.mean(q_cnn["predictions"][:n_snn] == y_test[:n_snn]))
@@ -368,11 +371,14 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
                      f"{QCFS_INIT_PERCENTILE:g}th percentile of its activations), converted with "
                      f"the trained thresholds and simulated with "
                      f"{'signed IF neurons with memory' if QCFS_SIGNED else 'IF neurons'} "
-                     f"starting at v0 = {QCFS_V0}, its biases calibrated for "
+                     + (f"that fire bursts of up to {QCFS_BURST} spikes a step, each worth "
+                        f"1/{QCFS_BURST} of a plain neuron's threshold, "
+                        if QCFS_BURST > 1 else "")
+                     + f"starting at v0 = {QCFS_V0}, its biases calibrated for "
                      f"T = {QCFS_CALIBRATION_STEPS} on {len(calibration)} training images"
                      f"{rounds_clause(QCFS_CALIBRATION_ROUNDS)}"),
             "levels": QCFS_LEVELS, "init_percentile": QCFS_INIT_PERCENTILE, "v0": QCFS_V0,
-            "signed": QCFS_SIGNED,
+            "signed": QCFS_SIGNED, "burst": QCFS_BURST,
             "training": {"epochs": q_tp.epochs, "max_lr": q_tp.max_lr,
                          "wall_s": q_history["total_wall_s"], "loss": q_history["loss"],
                          "train_accuracy": q_history["train_accuracy"],
@@ -382,7 +388,7 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
             "bias_calibration": {
                 "what": (f"each spiking layer's mean rate error per channel, over "
                          f"{len(calibration)} training images and {QCFS_CALIBRATION_STEPS} "
-                         f"steps, added to its bias, layer after layer"
+                         f"steps (with the same neurons), added to its bias, layer after layer"
                          f"{rounds_clause(QCFS_CALIBRATION_ROUNDS)} (calibrate_biases, after "
                          f"Li et al. 2021)"),
                 "steps": QCFS_CALIBRATION_STEPS, "rounds": QCFS_CALIBRATION_ROUNDS,
@@ -473,7 +479,7 @@ CALIBRATION_VERSION = 3
 
 def _calibrated(net, images, path, *, bf16: bool, device: str, numerics, progress: bool):
     """``calibrate_biases(net, images, steps=QCFS_CALIBRATION_STEPS,
-    rounds=QCFS_CALIBRATION_ROUNDS)`` with the tier's neurons, its corrections and the
+    rounds=QCFS_CALIBRATION_ROUNDS)`` with the tier's neurons (``QCFS_SIGNED``, ``QCFS_BURST``), its corrections and the
     corrected biases cached at ``path`` (recomputed when the network, the images, the
     settings, the simulation code or the arithmetic differ); returns the calibrated network,
     the corrections and the seconds the calibration took (when it was computed)."""
@@ -481,14 +487,15 @@ def _calibrated(net, images, path, *, bf16: bool, device: str, numerics, progres
 
     key = runs.cache_key(net, images, QCFS_CALIBRATION_STEPS, QCFS_CALIBRATION_ROUNDS,
                          QCFS_LEVELS, QCFS_V0, QCFS_SIGNED, bf16, fingerprint(numerics),
-                         SIM_VERSION, version=CALIBRATION_VERSION)
+                         SIM_VERSION, *(("burst", QCFS_BURST) if QCFS_BURST > 1 else ()),
+                         version=CALIBRATION_VERSION)
     saved = runs.cached_npz(path, key)
     if saved is None:
         start = time.perf_counter()
         calibrated, corrections = calibrate_biases(
             net, images, steps=QCFS_CALIBRATION_STEPS, levels=QCFS_LEVELS, v0=QCFS_V0,
             signed=QCFS_SIGNED, bf16=bf16, device=device, progress=progress,
-            rounds=QCFS_CALIBRATION_ROUNDS)
+            rounds=QCFS_CALIBRATION_ROUNDS, burst=QCFS_BURST)
         wall = time.perf_counter() - start
         # the corrected biases themselves, so that the cached network is the computed one bit
         # for bit (adding the summed corrections of several rounds would round differently)
