@@ -75,7 +75,7 @@ from snnlib.neurons import BURSTS
 
 DEFAULT_LEVELS = 4
 """``--levels``' default: the stored runs made without ``--levels`` have four (the tier's
-``QCFS_LEVELS`` when they ran; the tier's is sixteen, with bursts of up to four), so their command lines
+``QCFS_LEVELS`` when they ran; the tier's is 32, with bursts of up to eight), so their command lines
 still say what they ran."""
 
 
