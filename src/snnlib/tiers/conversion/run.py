@@ -265,35 +265,32 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
     # (plain neurons in folders of their own names, signed ones in "_signed" folders, bursts
     # in "_burst" ones, so that a run directory made before keeps its simulations)
     tag = ("_signed" if QCFS_SIGNED else "") + (f"_burst{QCFS_BURST}" if QCFS_BURST > 1 else "")
-    q_raw = simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=q_steps, seed=seed,
-                           v0=QCFS_V0, folder=out / f"snn_qcfs{tag}", bf16=snn_bf16,
-                           progress=progress, desc="tier 3, SNN (fine-tuned QCFS, uncalibrated)",
-                           device=device, numerics=numerics, signed=QCFS_SIGNED, burst=QCFS_BURST)
+    # what every simulation of the QCFS copy shares: its neurons, seed, device and arithmetic
+    q_kw = dict(seed=seed, v0=QCFS_V0, signed=QCFS_SIGNED, burst=QCFS_BURST, device=device,
+                numerics=numerics, progress=progress)
+    q_raw = simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=q_steps,
+                           folder=out / f"snn_qcfs{tag}", bf16=snn_bf16,
+                           desc="tier 3, SNN (fine-tuned QCFS, uncalibrated)", **q_kw)
     # bias calibration for few steps (Li et al. 2021), on the normalisation's training images
     q_net, q_corrections, q_cal_wall = _calibrated(
         q_net, calibration, out / "qcfs_calibration.npz", bf16=snn_bf16, device=device,
         numerics=numerics, progress=progress)
     tag += "_calibrated"
-    q_sim = simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=q_steps, seed=seed,
-                           v0=QCFS_V0, folder=out / f"snn_qcfs{tag}", bf16=snn_bf16,
-                           progress=progress, desc="tier 3, SNN (fine-tuned QCFS)", device=device,
-                           numerics=numerics, signed=QCFS_SIGNED, burst=QCFS_BURST)
+    q_sim = simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=q_steps,
+                           folder=out / f"snn_qcfs{tag}", bf16=snn_bf16,
+                           desc="tier 3, SNN (fine-tuned QCFS)", **q_kw)
     # the few-step simulations on their own: operations counted over exactly T steps (their
     # accuracy is the long simulation's at T, since a neuron's first T steps do not depend
     # on how long the run goes on)
-    q_short = {t: simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=[t], seed=seed,
-                                 v0=QCFS_V0, folder=out / f"snn_qcfs{tag}_T{t}", bf16=snn_bf16,
-                                 progress=progress, desc=f"tier 3, SNN (QCFS, T = {t})",
-                                 device=device, numerics=numerics, signed=QCFS_SIGNED,
-                                 burst=QCFS_BURST)
+    q_short = {t: simulate_parts(q_net, x_test[:n_snn], y_test[:n_snn], steps=[t],
+                                 folder=out / f"snn_qcfs{tag}_T{t}", bf16=snn_bf16,
+                                 desc=f"tier 3, SNN (QCFS, T = {t})", **q_kw)
                for t in QCFS_SHORT_STEPS if t < q_steps[-1]}
     q_check = None
     if snn_bf16:  # the staircase's edges are what QCFS relies on: measure what bfloat16 moves
-        q_check = simulate_parts(q_net, x_test[:n_var], y_test[:n_var], steps=q_steps, seed=seed,
-                                 v0=QCFS_V0, folder=out / f"snn_qcfs{tag}_float32", bf16=False,
-                                 progress=progress, desc="tier 3, SNN (QCFS, float32 check)",
-                                 device=device, numerics=numerics, signed=QCFS_SIGNED,
-                                 burst=QCFS_BURST)
+        q_check = simulate_parts(q_net, x_test[:n_var], y_test[:n_var], steps=q_steps,
+                                 folder=out / f"snn_qcfs{tag}_float32", bf16=False,
+                                 desc="tier 3, SNN (QCFS, float32 check)", **q_kw)
     main = sims["analog, p99.99"]
     cnn_on_snn = float(np.mean(cnn["predictions"][:n_snn] == y_test[:n_snn]))
     q_cnn_on_snn = float(np.mean(q_cnn["predictions"][:n_snn] == y_test[:n_snn]))
