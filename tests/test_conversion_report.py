@@ -638,9 +638,27 @@ AGAIN_FOUR = ("M trained again for 17 epochs (the network of the burst rows), fi
 """The four-level copy with one spike a step of the same training as :data:`BURST_ROW`."""
 
 
-def test_the_tiers_levels_and_bursts_are_the_best_at_t4_on_the_full_profiles_network():
+def _tiers_calibration() -> str:
+    """", biases calibrated at T = 4 in 2 rounds": how ``cnn_techniques.py`` names a copy
+    calibrated as the tier calibrates (``QCFS_CALIBRATION_STEPS``, ``QCFS_CALIBRATION_ROUNDS``)."""
     from snnlib.tiers.conversion import convert
     from snnlib.tiers.conversion.record import rounds_clause
+
+    return (f", biases calibrated at T = {convert.QCFS_CALIBRATION_STEPS}"
+            f"{rounds_clause(convert.QCFS_CALIBRATION_ROUNDS)}")
+
+
+def _signed_at_t4_by_v0(qcfs_runs, suffix: str) -> dict:
+    """{v0: accuracy at T = 4} of the signed copies of ``qcfs_runs`` whose names end in
+    ``suffix``."""
+    return {float(name.split("v0 = ")[1].split(",")[0]): sim["accuracy"]["4"]
+            for q in qcfs_runs for name, sim in q["snn"].items()
+            if name.startswith("signed, v0 = ") and name.endswith(suffix)}
+
+
+def test_the_tiers_levels_and_bursts_are_the_best_at_t4_on_the_full_profiles_network():
+    from snnlib import profiles
+    from snnlib.tiers.conversion import convert, run
 
     # one spike a step: L = 3, 4, 5, 8 fine-tuned and calibrated as the tier does; four is the
     # best (three within one image of it); bursts then beat it on the same training
@@ -650,9 +668,6 @@ def test_the_tiers_levels_and_bursts_are_the_best_at_t4_on_the_full_profiles_net
     assert max(levels, key=levels.get) == CHOICE_LEVELS
     # on M trained again (one ReLU CNN for the four rows), each copy calibrated for T = 4 in
     # the tier's rounds with its own bursts: the tier's levels and bursts are the best at T = 4
-    from snnlib import profiles
-    from snnlib.tiers.conversion import run
-
     rows = {r["name"]: r for r in _stored()}
     assert rows[TIER_ROW]["val_accuracy"] == rows[SIXTEEN_ROW]["val_accuracy"] == rows[
         BURST_ROW]["val_accuracy"] == rows[AGAIN_FOUR]["val_accuracy"]
@@ -665,8 +680,7 @@ def test_the_tiers_levels_and_bursts_are_the_best_at_t4_on_the_full_profiles_net
     assert rows[BURST_ROW]["qcfs"]["levels"] == 8 and rows[SIXTEEN_ROW]["qcfs"]["levels"] == 16
     q = rows[TIER_ROW]["qcfs"]
     assert (q["levels"], C.QCFS_LEVELS, C.QCFS_BURST) == (32, 32, 8)
-    calibrated = (f"signed, v0 = {convert.QCFS_V0}, biases calibrated at T = "
-                  f"{convert.QCFS_CALIBRATION_STEPS}{rounds_clause(convert.QCFS_CALIBRATION_ROUNDS)}")
+    calibrated = f"signed, v0 = {convert.QCFS_V0}{_tiers_calibration()}"
     tier = q["snn"][f"{calibrated}, bursts of up to {C.QCFS_BURST}"]["accuracy"]
     sixteen = rows[SIXTEEN_ROW]["qcfs"]["snn"][calibrated + ", bursts of up to 4"]["accuracy"]
     eight = rows[BURST_ROW]["qcfs"]["snn"][calibrated + ", bursts of up to 2"]["accuracy"]
@@ -682,16 +696,13 @@ def test_the_tiers_calibration_rounds_are_the_best_at_t4_for_the_eight_level_bur
     """(Checked on the eight-level copy with bursts of up to two; the tier's copy has no run in
     one round.)"""
     from snnlib.tiers.conversion import convert
-    from snnlib.tiers.conversion.record import rounds_clause
 
     q = next(r for r in _stored() if r["name"] == BURST_ROW)["qcfs"]
     bursts = ", bursts of up to 2"
     by = {name: sim["accuracy"]["4"] for name, sim in q["snn"].items()
           if name.startswith("signed") and name.endswith(bursts)}
     assert len(by) == 3
-    assert max(by, key=by.get) == (
-        f"signed, v0 = {convert.QCFS_V0}, biases calibrated at T = "
-        f"{convert.QCFS_CALIBRATION_STEPS}{rounds_clause(convert.QCFS_CALIBRATION_ROUNDS)}{bursts}")
+    assert max(by, key=by.get) == f"signed, v0 = {convert.QCFS_V0}{_tiers_calibration()}{bursts}"
 
 
 def test_the_tier_fine_tunes_because_qcfs_from_the_start_was_worse_at_t4():
@@ -731,7 +742,6 @@ def test_bursts_give_the_eight_level_copy_more_at_four_steps_than_the_four_level
 
 def test_the_starting_potential_is_the_best_at_t4_under_the_tiers_calibration():
     from snnlib.tiers.conversion import convert, run
-    from snnlib.tiers.conversion.record import rounds_clause
 
     row = next(r for r in _stored()
                if r["name"].startswith(M17_QCFS) and "starting potentials" in r["name"])
@@ -739,11 +749,7 @@ def test_the_starting_potential_is_the_best_at_t4_under_the_tiers_calibration():
     assert row["qcfs"]["max_lr"] == run.WHITENED_QCFS_MAX_LR
     assert row["qcfs"]["init_percentile"] == C.QCFS_INIT_PERCENTILE
     assert not row["qcfs"]["distill"] and row["qcfs"]["levels"] == CHOICE_LEVELS
-    suffix = (f", biases calibrated at T = {convert.QCFS_CALIBRATION_STEPS}"
-              f"{rounds_clause(convert.QCFS_CALIBRATION_ROUNDS)}")
-    starts = {float(name.split("v0 = ")[1].split(",")[0]): sim["accuracy"]["4"]
-              for name, sim in row["qcfs"]["snn"].items()
-              if name.startswith("signed, v0 = ") and name.endswith(suffix)}
+    starts = _signed_at_t4_by_v0([row["qcfs"]], _tiers_calibration())
     assert {0.4, 0.5, 0.6} <= set(starts)
     assert max(starts, key=starts.get) == convert.QCFS_V0
     # the same network, fine-tuning and calibration as the row that chose the rounds: the
@@ -756,16 +762,11 @@ def test_the_starting_potential_is_the_best_at_t4_under_the_tiers_calibration():
 
 def test_the_starting_potential_is_still_the_best_at_t4_with_bursts_of_two():
     from snnlib.tiers.conversion import convert
-    from snnlib.tiers.conversion.record import rounds_clause
 
     rows = {r["name"]: r for r in _stored()}
     eight, others = rows[BURST_ROW]["qcfs"], rows[BURST_ROW + ": starting potentials"]["qcfs"]
     assert others["cnn"] == eight["cnn"]  # the same fine-tuning, read from its checkpoint
-    suffix = (f", biases calibrated at T = {convert.QCFS_CALIBRATION_STEPS}"
-              f"{rounds_clause(convert.QCFS_CALIBRATION_ROUNDS)}, bursts of up to 2")
-    starts = {float(name.split("v0 = ")[1].split(",")[0]): sim["accuracy"]["4"]
-              for q in (eight, others) for name, sim in q["snn"].items()
-              if name.startswith("signed, v0 = ") and name.endswith(suffix)}
+    starts = _signed_at_t4_by_v0([eight, others], _tiers_calibration() + ", bursts of up to 2")
     assert set(starts) == {0.4, 0.5, 0.6}
     assert max(starts, key=starts.get) == convert.QCFS_V0
 

@@ -432,9 +432,8 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
                 memory_format=torch.channels_last)
             return [x] * steps
         spikes, dtype = trains[b]
-        if burst == 1:
-            return (s.to(dtype) for s in spikes)  # one step's copy at a time
-        return (s.to(dtype).div_(burst) for s in spikes)  # k / G: exact (G a power of 2)
+        # one step's copy at a time, k / G: exact (G a power of 2)
+        return (s.to(dtype).div_(burst) for s in spikes)
 
     from ...progress import tqdm
     bar = tqdm(total=rounds * (2 * len(acts) - 1) * len(images), disable=not progress,
@@ -487,7 +486,7 @@ def calibrate_biases(net: nn.Sequential, images: torch.Tensor, *, steps: int,
                     for x in stage_inputs(trains, b, first):
                         with runs.autocast(device, bf16):
                             y = snn(x)
-                        spikes.append((y if burst == 1 else y * burst).to(torch.int8))
+                        spikes.append((y * burst).to(torch.int8))
                     new.append((spikes, y.dtype))
                     bar.update(len(y))
                 trains = new
