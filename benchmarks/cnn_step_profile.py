@@ -118,11 +118,17 @@ def main() -> int:
         if not args.no_compile:
             compiled = torch.compile(model)
             start = time.perf_counter()
-            step(compiled)
-            step(compiled)
-            print(f"compiling the whole network (and its first two steps): "
-                  f"{time.perf_counter() - start:.1f} s")
-            variants["compiled"] = compiled
+            try:
+                step(compiled)
+                step(compiled)
+            except Exception as err:  # no C++ compiler, or the compiler failed here
+                print(f"torch.compile could not compile the network here "
+                      f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                      "timing the eager step only")
+            else:
+                print(f"compiling the whole network (and its first two steps): "
+                      f"{time.perf_counter() - start:.1f} s")
+                variants["compiled"] = compiled
         times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.repeats):
             for name, m in variants.items():
