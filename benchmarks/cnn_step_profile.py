@@ -33,30 +33,16 @@ import statistics
 import time
 
 
-def conv_macs_per_image(model, image_px: int = 32) -> tuple[float, float]:
-    """The multiply-accumulates of ``model``'s convolutions for one image, all of them and
-    the first alone: :math:`\\sum_\\ell H_\\ell W_\\ell C^{out}_\\ell C^{in}_\\ell k_\\ell^2 /
-    g_\\ell` over the output maps (counted with forward hooks on one image)."""
-    import torch
+def conv_macs_per_image(net) -> tuple[float, float]:
+    """The multiply-accumulates of the convolutions of ``net`` (an ``nn.Sequential``, such as
+    a ConvNet's ``features``) for one image, all of them and the first alone (the tier's own
+    count, :func:`snnlib.tiers.conversion.convert._layer_macs`, without the linear layers)."""
     from torch import nn
 
-    macs: list[float] = []
+    from snnlib.tiers.conversion.convert import _layer_macs
 
-    def hook(module, inputs, output):
-        k = module.kernel_size[0] * module.kernel_size[1]
-        macs.append(output.numel() * module.in_channels * k / module.groups)
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, nn.Conv2d)]
-    try:
-        was_training = model.training
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, 3, image_px, image_px))
-        model.train(was_training)
-    finally:
-        for h in handles:
-            h.remove()
-    return float(sum(macs)), float(macs[0])
+    conv = [n for k, n in _layer_macs(net).items() if isinstance(net[k], nn.Conv2d)]
+    return float(sum(conv)), float(conv[0])
 
 
 def main() -> int:
@@ -89,7 +75,7 @@ def main() -> int:
     y = torch.randint(0, 10, (args.batch,), generator=gen)
     if model.whitening is not None:
         cnn.set_whitening(model, x)
-    macs, first_macs = conv_macs_per_image(model)
+    macs, first_macs = conv_macs_per_image(model.features)
     layout = torch.channels_last if numerics.channels_last else torch.contiguous_format
     model = model.to(memory_format=layout).train()
     x = x.contiguous(memory_format=layout)
@@ -148,7 +134,10 @@ def main() -> int:
     forward = by_name.get("aten::mkldnn_convolution", 0.0)
     backward = by_name.get("aten::convolution_backward", 0.0)
     flops = 2 * args.batch * args.steps
-    rate = lambda ops, s: ops / s / 1e12 if s > 0 else float("nan")  # noqa: E731
+
+    def rate(ops: float, seconds: float) -> float:
+        return ops / seconds / 1e12 if seconds > 0 else float("nan")
+
     print(f"profiled eager steps: {total / args.steps:.3f} s of CPU time per step")
     print(f"  convolutions forward:  {forward / total:6.1%} of it, "
           f"{rate(flops * macs, forward):.2f} TFLOP/s")

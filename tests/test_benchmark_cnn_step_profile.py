@@ -33,7 +33,7 @@ def test_conv_macs_of_the_full_profiles_cnn():
 
     net, _ = params_for_profile(profiles.get_profile("full"))
     model = cnn.ConvNet(net).eval()
-    total, first = step_profile.conv_macs_per_image(model)
+    total, first = step_profile.conv_macs_per_image(model.features)
     # whitening 2 x 2 (no padding): 31 x 31 x 24 of 12; then 31 (64 of 24 x 9), pooled to 15:
     # 15 (64 of 64 x 9), 15 (256 of 64 x 9), pooled to 7: 7 (256 of 256 x 9) twice, pooled
     # to 3: 3 (256 of 256 x 9)

@@ -1016,22 +1016,8 @@ def synaptic_operations(net: nn.Sequential, spike_maps: Sequence[torch.Tensor], 
     mods = list(net)
     acts = relu_layers(net)
     weighted = [k for k, m in enumerate(mods) if isinstance(m, (nn.Conv2d, nn.Linear))]
-    shapes: dict[int, tuple[int, ...]] = {}
-    macs: list[int] = []
-    hooks = []
-    for k in range(len(mods)):
-        hooks.append(mods[k].register_forward_hook(
-            lambda m, i, o, k=k: shapes.__setitem__(k, tuple(i[0].shape[1:]))))
-    with torch.no_grad():
-        net(torch.zeros(1, 3, 32, 32))
-    for h in hooks:
-        h.remove()
-    for k in weighted:
-        m = mods[k]
-        out_units = (m.out_channels * _conv_out_positions(m, shapes[k]) if isinstance(m, nn.Conv2d)
-                     else m.out_features)
-        fan_in = m.weight[0].numel()
-        macs.append(out_units * fan_in)
+    shapes = _input_shapes(net)
+    macs = list(_layer_macs(net, shapes).values())
     if len(spike_maps) != len(acts):
         raise ValueError(f"need one spike map per spiking layer ({len(acts)}), got {len(spike_maps)}.")
 
@@ -1078,6 +1064,42 @@ def synaptic_operations(net: nn.Sequential, spike_maps: Sequence[torch.Tensor], 
     return {"accumulates": float(sum(per_layer)), "multiply_accumulates": first_mac,
             "bias_additions": float(steps * biases),
             "cnn_multiply_accumulates": float(sum(macs)), "per_layer_accumulates": per_layer}
+
+
+def _input_shapes(net: nn.Sequential, image_px: int = 32) -> dict[int, tuple[int, ...]]:
+    """The input shape (without the batch) of each module of ``net``, by its index, for one
+    ``image_px`` x ``image_px`` RGB image (run in eval mode, so batch norms' statistics stay
+    as they are; ``net`` is handed back in its own mode)."""
+    mods = list(net)
+    shapes: dict[int, tuple[int, ...]] = {}
+    hooks = [mods[k].register_forward_hook(
+        lambda m, i, o, k=k: shapes.__setitem__(k, tuple(i[0].shape[1:])))
+        for k in range(len(mods))]
+    was_training = net.training
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, 3, image_px, image_px))
+    finally:
+        net.train(was_training)
+        for h in hooks:
+            h.remove()
+    return shapes
+
+
+def _layer_macs(net: nn.Sequential, shapes: dict[int, tuple[int, ...]] | None = None
+                ) -> dict[int, int]:
+    """The multiply-accumulates per image of each convolution and linear layer of ``net``, by
+    its index: :math:`\\mathrm{MAC}_l` = output units x fan-in, with :math:`H_l W_l
+    C^{out}_l` output units and :math:`C^{in}_l k_l^2 / g_l` inputs each for a convolution
+    (``shapes``: :func:`_input_shapes`, computed when not given)."""
+    shapes = _input_shapes(net) if shapes is None else shapes
+    macs = {}
+    for k, m in enumerate(net):
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            out_units = (m.out_channels * _conv_out_positions(m, shapes[k])
+                         if isinstance(m, nn.Conv2d) else m.out_features)
+            macs[k] = out_units * m.weight[0].numel()
+    return macs
 
 
 def _conv_out_positions(m: nn.Conv2d, in_shape: tuple[int, ...]) -> int:
