@@ -285,7 +285,8 @@ def main() -> int:
         q_history = C.train_cnn(
             q_model, cifar.images[train_idx], cifar.labels[train_idx],
             replace(train, epochs=args.qcfs_epochs, max_lr=q_lr, small_crop_px=None,
-                    small_crop_epochs=0, distill=args.qcfs_distill), seed=args.seed + 1,
+                    small_crop_epochs=0, distill=args.qcfs_distill, optimizer="sgd"),
+            seed=args.seed + 1,
             teacher=model if args.qcfs_distill else None,
             numerics=numbers, progress=True, checkpoint=q_path, restart_stale=True,
             init_key=runs.cache_key(q_model, levels, version=cnn.TRAIN_VERSION))

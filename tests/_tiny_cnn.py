@@ -1,7 +1,9 @@
-"""A tiny tier-3 CNN with non-trivial batch-norm statistics, for the conversion tests."""
+"""A tiny tier-3 CNN with non-trivial batch-norm statistics, and images of two classes, for
+the conversion tests."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -48,3 +50,12 @@ def converted_agreement(folded: nn.Sequential, images: torch.Tensor, steps):
     assert len(set(decisions.tolist())) > 3, "vacuous: the CNN gives one class"
     decisions = decisions.numpy()
     return C.simulate(normed, images, decisions, steps=steps), normed, decisions
+
+
+def class_images(n: int, seed: int = 0):
+    """uint8 images of two classes (dark, bright) with noise, and their labels."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    images = np.clip(rng.normal(80 + 100 * labels[:, None, None, None], 30, (n, 32, 32, 3)),
+                     0, 255).astype(np.uint8)
+    return images, labels

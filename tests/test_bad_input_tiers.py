@@ -533,8 +533,31 @@ def conversion_entries() -> dict[str, list[Bad]]:
             Bad("label_smoothing", outside(0, 1, hi_open=True),
                 lambda v: C().TrainParams(label_smoothing=v)),
             Bad("distill", outside(0, 1), lambda v: C().TrainParams(distill=v)),
+            Bad("optimizer", st.one_of(st.sampled_from(["adam", "", "Muon", "SGD", None, 1]),
+                                       st.text(max_size=4).filter(
+                                           lambda v: v not in ("sgd", "muon"))),
+                lambda v: C().TrainParams(optimizer=v)),
+            Bad("muon_lr", not_positive(), lambda v: C().TrainParams(muon_lr=v)),
+            Bad("muon_momentum", outside(0, 1, hi_open=True),
+                lambda v: C().TrainParams(muon_momentum=v)),
             *[Bad(f, bad_flag(), lambda v, f=f: C().TrainParams(**{f: v}))
               for f in ("augment", "bf16")],
+        ],
+        "conversion.Muon": [
+            Bad("params", st.sampled_from([[torch.zeros(3)], [torch.zeros(())],
+                                           [torch.zeros(2, 2), torch.zeros(4)]]),
+                lambda v: C().Muon(v, lr=0.1)),
+            Bad("lr", not_positive(), lambda v: C().Muon([torch.zeros(2, 3)], lr=v)),
+            Bad("momentum", outside(0, 1, hi_open=True),
+                lambda v: C().Muon([torch.zeros(2, 3)], lr=0.1, momentum=v)),
+            Bad("newton_schulz_steps", bad_int(),
+                lambda v: C().Muon([torch.zeros(2, 3)], lr=0.1, newton_schulz_steps=v)),
+        ],
+        "conversion.orthogonalise": [
+            Bad("g", st.one_of(st.sampled_from([torch.zeros(3), torch.zeros(2, 3, 4),
+                                                np.zeros((2, 3)), None, [[1.0]]])),
+                lambda v: C().orthogonalise(v)),
+            Bad("steps", bad_int(low=0), lambda v: C().orthogonalise(torch.ones(2, 3), v)),
         ],
         "conversion.augment": [
             Bad("x", st.one_of(bad_image_batch().filter(lambda v: not torch.is_tensor(v)

@@ -94,6 +94,11 @@ def test_the_record_describes_the_airbench_order_and_training():
     assert describe_training(distilled) == (
         "2 epochs, batch 128, one-cycle SGD up to lr 0.1, crops of up to 4 pixels and random "
         "flips, label smoothing 0.2, distilled from a trained network (the teacher's share 0.5)")
+    muon = asdict(C.TrainParams(epochs=8, optimizer="muon", augment=False, schedule="airbench",
+                                cycle_momentum=False, momentum=0.85))
+    assert describe_training(muon) == (
+        "8 epochs, batch 128, SGD on airbench's linear schedule up to lr 0.1 (the convolutions' "
+        "filters by Muon up to lr 0.17, momentum 0.6), momentum 0.85 throughout")
 
 
 def test_without_bn_scale_only_the_shift_learns():

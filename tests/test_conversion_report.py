@@ -93,8 +93,9 @@ def test_network_lines_name_the_arithmetic_and_no_machine_value():
         "CNN: a fixed first layer that whitens 2 x 2 patches (ON and OFF copies, 24 channels), "
         "convolutions of 64, 64, 256, 256, 256, 256 channels (starting as identities), batch "
         "norm without a learned scale, ReLU, 2 x 2 max pooling straight after convolutions 1, "
-        "3, 5, global max pooling, one linear layer (logits times 0.111)\ntraining: 18 "
-        "epochs, batch 1024, SGD on airbench's linear schedule up to lr 1.5, crops of up to 2 "
+        "3, 5, global max pooling, one linear layer (logits times 0.111)\ntraining: 8 "
+        "epochs, batch 1024, SGD on airbench's linear schedule up to lr 1.5 (the convolutions' "
+        "filters by Muon up to lr 0.17, momentum 0.6), crops of up to 2 "
         "pixels and alternating flips, label smoothing 0.2, momentum 0.85 throughout, "
         "batch-norm biases learning 64 times faster, Lookahead; arithmetic: ")
     assert text.count("bfloat16") <= 1  # said once, by the arithmetic, where it is used
@@ -562,8 +563,22 @@ def test_techniques_table_reads_every_run_but_the_qcfs_ones():
     training = {**dataclasses.asdict(C.TrainParams()), **best["training"]}
     assert net == {**dataclasses.asdict(cp), "widths": list(cp.widths),
                    "pool_after": list(cp.pool_after)}
-    assert {k: v for k, v in training.items() if k not in ("bf16", "epochs")} == {
-        k: v for k, v in dataclasses.asdict(tp).items() if k not in ("bf16", "epochs")}
+    chosen = dataclasses.asdict(tp)
+    assert {k: v for k, v in training.items() if k not in ("bf16", "epochs", "optimizer")} == {
+        k: v for k, v in chosen.items() if k not in ("bf16", "epochs", "optimizer")}
+    # and its optimiser is the one that did better in the profile's epochs, the same network
+    by_name = {r["name"]: r for r in plain}
+    muon, sgd = by_name[MUON_8], by_name["M, 8 epochs"]
+    assert muon["training"] == {**sgd["training"], "optimizer": "muon"}
+    assert muon["net"] == sgd["net"] == best["net"]
+    assert muon["training"]["epochs"] == tp.epochs
+    assert tp.optimizer == ("muon" if muon["val_accuracy"] > sgd["val_accuracy"] else "sgd")
+    assert {k: v for k, v in muon["training"].items() if k != "bf16"} == {
+        k: v for k, v in chosen.items() if k != "bf16"}
+
+
+MUON_8 = "M, 8 epochs, filters trained with Muon (peak learning rate 0.17, momentum 0.6)"
+"""The stored run of M trained for the full profile's 8 epochs with Muon for its filters."""
 
 
 M17_QCFS = "M, 17 epochs, fine-tuned with QCFS (4 levels, 2 epochs"

@@ -13,6 +13,8 @@ import pytest
 import torch
 from torch import nn
 
+from _tiny_cnn import class_images as _class_images
+
 from snnlib import runs
 from snnlib.tiers import conversion as C
 from snnlib.tiers.conversion import cnn
@@ -31,15 +33,6 @@ def _smooth_images(n: int, seed: int = 0) -> torch.Tensor:
     x = nn.functional.avg_pool2d(x, 5, stride=1)  # (n, 3, 32, 32), spatially correlated
     x = 0.6 * x + 0.4 * x.mean(1, keepdim=True)  # colours correlated
     return (x - x.min()) / (x.max() - x.min())
-
-
-def _class_images(n: int, seed: int = 0):
-    """uint8 images of two classes (dark, bright) with noise, and their labels."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, n)
-    images = np.clip(rng.normal(80 + 100 * labels[:, None, None, None], 30, (n, 32, 32, 3)),
-                     0, 255).astype(np.uint8)
-    return images, labels
 
 
 def test_params_of_the_techniques_are_validated():

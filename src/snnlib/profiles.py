@@ -273,7 +273,7 @@ PROFILES: dict[str, Profile] = {
                                               layer2_train_images=4000, readout_images=5000,
                                               readout_epochs=1),
                     dog_lif=DogLIFSizes(filters=512, train_patches=100_000, mirror_test=True),
-                    conversion=ConversionSizes(width=64, train_images=None, epochs=18,
+                    conversion=ConversionSizes(width=64, train_images=None, epochs=8,
                                                snn_images=None, steps=128, variant_images=500,
                                                qcfs_epochs=2, qcfs_steps=64, design="whitened")),
 }

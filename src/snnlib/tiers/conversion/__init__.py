@@ -17,6 +17,8 @@ Bu et al. 2022), in three modules:
   (:func:`calibrate_biases`);
 - :mod:`.run`: the tier's pipeline (:func:`run_tier`), which writes the
   common record (:mod:`.record`);
+- :mod:`.muon`: the Muon optimiser (:class:`Muon`, :func:`orthogonalise`), which
+  :func:`train_cnn` can use for the convolutions' filters;
 - :mod:`.numerics`: the arithmetic of each profile (float32, fixed threads,
   deterministic algorithms and capped CPU kernels at ``ci`` and ``book``, so
   that their numbers are the same on every machine; bfloat16 at ``full``);
@@ -35,10 +37,11 @@ from .convert import (PERCENTILE, PERCENTILES, QCFS_CALIBRATION_ROUNDS, QCFS_CAL
                       calibrate_biases, normalise, qcfs_from_relu, rates_vs_activations,
                       relu_layers, simulate, simulate_parts, smallest_steps_within,
                       synaptic_operations)
+from .muon import Muon, orthogonalise
 from .run import params_for_profile, run_tier
 from . import numerics, plots, report  # noqa: E402  (modules: conversion.plots.raster, ...)
 
-__all__ = ["ConvNet", "ConvNetParams", "PERCENTILE", "PERCENTILES", "QCFS",
+__all__ = ["ConvNet", "ConvNetParams", "Muon", "PERCENTILE", "PERCENTILES", "QCFS",
            "QCFS_CALIBRATION_ROUNDS", "QCFS_CALIBRATION_STEPS", "QCFS_INIT_PERCENTILE",
            "QCFS_BURST", "QCFS_LEVELS", "QCFS_MAX_LR",
            "QCFS_SHORT_STEPS", "QCFS_SIGNED",
@@ -46,6 +49,6 @@ __all__ = ["ConvNet", "ConvNetParams", "PERCENTILE", "PERCENTILES", "QCFS",
            "SNN_PART_IMAGES", "STEPS_ANALYSED", "SpikingMaxPool", "TrainParams", "augment",
            "bf16_supported", "calibrate_biases",
            "evaluate_cnn", "fold_batchnorm", "images_to_tensor", "normalise",
-           "params_for_profile", "qcfs_from_relu", "rates_vs_activations", "relu_layers",
+           "orthogonalise", "params_for_profile", "qcfs_from_relu", "rates_vs_activations", "relu_layers",
            "run_tier", "set_whitening", "simulate", "simulate_parts", "smallest_steps_within",
            "synaptic_operations", "train_cnn", "tta_logits"]

@@ -7,8 +7,9 @@ clip-floor-shift activation (:class:`QCFS`, Bu et al. 2022), and average
 pooling or max pooling of the activations (whose spiking copy,
 :class:`.convert.SpikingMaxPool`, passes a spike whenever the largest running
 count of its inputs grows, so that its count is the maximum of theirs). It trains with
-SGD, one-cycle learning rates, crops and flips (:func:`train_cnn`),
-resumable from a checkpoint written after every epoch.
+SGD (or Muon for the convolutions' filters, :mod:`.muon`), one-cycle or airbench's learning
+rates, crops and flips (:func:`train_cnn`), resumable from a checkpoint written after every
+epoch.
 
 :mod:`.convert` turns it into a spiking network; :mod:`.run` is the tier's
 pipeline.
@@ -29,6 +30,7 @@ from ... import _validate as check
 from ... import runs
 from ..._compile import CompiledOrEager
 from .numerics import Numerics, activations_compiled, fingerprint, numerics_scope
+from .muon import Muon
 
 __all__ = ["ConvNet", "ConvNetParams", "LOOKAHEAD_EVERY", "LOOKAHEAD_START", "QCFS",
            "QCFS_INIT_PERCENTILE", "QCFS_LEVELS", "QCFS_MAX_LR", "TRAIN_VERSION", "TrainParams",
@@ -672,6 +674,19 @@ class TrainParams:
         converted in float32. The ``full`` profile sets it where the device
         has such units; ``ci`` and ``book`` train in float32, reproducibly
         (:mod:`.numerics`), since the rounding differs between processors.
+    optimizer : {"sgd", "muon"}
+        ``"sgd"``: every weight learns by SGD with Nesterov momentum (above).
+        ``"muon"``: the convolutions' filters (not the fixed whitening layer's) learn
+        by :class:`.muon.Muon` (Jordan et al. 2024: Nesterov momentum
+        ``muon_momentum``, each update orthogonalised, the filters kept at a fixed
+        norm, no weight decay) at a peak learning rate ``muon_lr`` on the same
+        schedule (``schedule``, ``warmup``; its momentum never cycles); the batch
+        norms' biases, the whitening layer's bias and the linear layer learn by SGD
+        as with ``"sgd"``.
+    muon_lr, muon_momentum : float
+        Muon's peak learning rate (the length of each filter update's every
+        direction, relative to filters of mean squared norm 1) and momentum, with
+        ``optimizer="muon"``.
     """
 
     epochs: int = 30
@@ -693,6 +708,9 @@ class TrainParams:
     bf16: bool = False
     schedule: str = "one_cycle"
     distill: float = 0.0
+    optimizer: str = "sgd"
+    muon_lr: float = 0.17
+    muon_momentum: float = 0.6
 
     def __post_init__(self) -> None:
         for name in ("augment", "bf16", "alternate_flips", "lookahead", "cycle_momentum"):
@@ -755,6 +773,14 @@ class TrainParams:
             raise ValueError(f"TrainParams.label_smoothing must be in [0, 1), got "
                              f"{self.label_smoothing!r}.")
         check.finite_number("TrainParams.distill", self.distill, at_least=0, at_most=1)
+        if self.optimizer not in ("sgd", "muon"):
+            raise ValueError(f"TrainParams.optimizer must be 'sgd' or 'muon', got "
+                             f"{self.optimizer!r}.")
+        check.finite_number("TrainParams.muon_lr", self.muon_lr, above=0)
+        check.finite_number("TrainParams.muon_momentum", self.muon_momentum, at_least=0)
+        if self.muon_momentum >= 1:
+            raise ValueError(f"TrainParams.muon_momentum must be in [0, 1), got "
+                             f"{self.muon_momentum!r}.")
 
 
 def images_to_tensor(images) -> torch.Tensor:
@@ -1007,37 +1033,32 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
         # a last batch of one image is left out (its batch norms would have no statistics
         # on a 1 x 1 map): that epoch's last image in its shuffled order
         steps_per_epoch = len(x) // p.batch_size + (len(x) % p.batch_size > 1)
+        # with Muon, the convolutions' filters learn by it, everything else by SGD
+        filters = ([m.weight for m in model.modules()
+                    if isinstance(m, nn.Conv2d) and m.weight.requires_grad]
+                   if p.optimizer == "muon" else [])
+        filter_ids = {id(w) for w in filters}
+        rest = [w for w in model.parameters() if id(w) not in filter_ids]
         if p.bias_lr_scale == 1.0:
-            groups, max_lrs = [{"params": list(model.parameters())}], p.max_lr
+            groups, max_lrs = [{"params": rest}], [p.max_lr]
         else:  # batch norms' biases faster, their weight decay per step unchanged
             bias_ids = {id(m.bias) for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
-            biases = [w for w in model.parameters() if id(w) in bias_ids]
+            biases = [w for w in rest if id(w) in bias_ids]
             groups = [{"params": biases, "weight_decay": p.weight_decay / p.bias_lr_scale},
-                      {"params": [w for w in model.parameters() if id(w) not in bias_ids]}]
+                      {"params": [w for w in rest if id(w) not in bias_ids]}]
             max_lrs = [p.max_lr * p.bias_lr_scale, p.max_lr]
         opt = torch.optim.SGD(groups, lr=p.max_lr, momentum=p.momentum, nesterov=True,
                               weight_decay=p.weight_decay)
+        steps_kw = dict(schedule=p.schedule, warmup=p.warmup, epochs=p.epochs,
+                        steps_per_epoch=steps_per_epoch)
         total_steps = p.epochs * steps_per_epoch
-        if p.schedule == "airbench":  # linear from 0.2 max_lr up, then linearly down to 0
-            rise = max(1, int(p.warmup * total_steps))
-            for group, peak in zip(opt.param_groups,
-                                   max_lrs if isinstance(max_lrs, list) else [max_lrs]):
-                group["lr"] = group["initial_lr"] = peak
-            sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda k: _airbench_lr_factor(k, rise, total_steps))
-        else:
-            # PyTorch divides by zero when the warm-up is exactly one step (warmup x steps
-            # = 1 in floats); a warm-up a hair longer is the same schedule: step 0 at the
-            # starting rate, then the anneal
-            pct_start = p.warmup
-            while pct_start * total_steps == 1:
-                pct_start = math.nextafter(pct_start, 1.0)
-            sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt, max_lr=max_lrs, epochs=p.epochs, steps_per_epoch=steps_per_epoch,
-                pct_start=pct_start, final_div_factor=1e4, cycle_momentum=p.cycle_momentum,
-                # rounded: 0.9 - 0.05 is 0.8500000000000001
-                base_momentum=round(p.momentum - 0.05, 12),
-                max_momentum=round(p.momentum + 0.05, 12))
+        sched = _lr_schedule(opt, max_lrs, cycle_momentum=p.cycle_momentum,
+                             momentum=p.momentum, **steps_kw)
+        muon = (Muon(filters, lr=p.muon_lr, momentum=p.muon_momentum)
+                if filters else None)
+        muon_sched = (_lr_schedule(muon, [p.muon_lr], cycle_momentum=False,
+                                   momentum=p.muon_momentum, **steps_kw)
+                      if muon is not None else None)
         g = torch.Generator().manual_seed(seed)
         base_flips = (torch.rand(len(x), generator=torch.Generator().manual_seed(seed + 1)) < 0.5
                       if p.alternate_flips else None)
@@ -1068,6 +1089,9 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
             model.load_state_dict(state["model"])  # onto the model's device
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
+            if muon is not None:
+                muon.load_state_dict(state["muon_optimizer"])
+                muon_sched.load_state_dict(state["muon_scheduler"])
             g.set_state(state["generator"])
             history, start_epoch = state["history"], state["epoch"]
             if state.get("lookahead") is not None:  # loaded on the CPU: to the model's device
@@ -1112,9 +1136,14 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                                 loss = loss_fn(out.float(), distilled_targets(
                                     yb, taught, p.distill, n_classes))
                         opt.zero_grad(set_to_none=True)
+                        if muon is not None:
+                            muon.zero_grad(set_to_none=True)
                         loss.backward()
                         opt.step()
                         sched.step()
+                        if muon is not None:
+                            muon.step()
+                            muon_sched.step()
                         if (p.lookahead and step >= lookahead_start * total_steps
                                 and step % LOOKAHEAD_EVERY == 0):
                             if lookahead is None:
@@ -1143,6 +1172,8 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
                     runs.save_torch(path, {
                         "model": model.state_dict(), "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(), "generator": g.get_state(),
+                        "muon_optimizer": None if muon is None else muon.state_dict(),
+                        "muon_scheduler": None if muon is None else muon_sched.state_dict(),
                         "history": history, "epoch": epoch + 1, "params": asdict(p),
                         "n_images": len(x), "seed": seed, "data_key": data_key,
                         "model_params": asdict(model.params), "init_key": init_key,
@@ -1173,6 +1204,31 @@ def distilled_targets(labels: torch.Tensor, teacher_logits: torch.Tensor, share:
     """
     onehot = nn.functional.one_hot(labels, n_classes).to(teacher_logits.dtype)
     return (1.0 - share) * onehot + share * torch.softmax(teacher_logits, dim=1)
+
+
+def _lr_schedule(opt: torch.optim.Optimizer, max_lrs: list, *, schedule: str, warmup: float,
+                 epochs: int, steps_per_epoch: int, cycle_momentum: bool, momentum: float):
+    """The learning-rate schedule of :class:`TrainParams` (``schedule``) for ``opt``, one peak
+    per parameter group (``max_lrs``)."""
+    total_steps = epochs * steps_per_epoch
+    if schedule == "airbench":  # linear from 0.2 max_lr up, then linearly down to 0
+        rise = max(1, int(warmup * total_steps))
+        for group, peak in zip(opt.param_groups, max_lrs):
+            group["lr"] = group["initial_lr"] = peak
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: _airbench_lr_factor(k, rise, total_steps))
+    # PyTorch divides by zero when the warm-up is exactly one step (warmup x steps = 1 in
+    # floats); a warm-up a hair longer is the same schedule: step 0 at the starting rate,
+    # then the anneal
+    pct_start = warmup
+    while pct_start * total_steps == 1:
+        pct_start = math.nextafter(pct_start, 1.0)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=max_lrs if len(max_lrs) > 1 else max_lrs[0], epochs=epochs,
+        steps_per_epoch=steps_per_epoch, pct_start=pct_start, final_div_factor=1e4,
+        cycle_momentum=cycle_momentum,
+        # rounded: 0.9 - 0.05 is 0.8500000000000001
+        base_momentum=round(momentum - 0.05, 12), max_momentum=round(momentum + 0.05, 12))
 
 
 def _airbench_lr_factor(step: int, rise: int, total: int) -> float:

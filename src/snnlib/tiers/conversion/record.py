@@ -64,7 +64,7 @@ def describe_training(training: dict) -> str:
     """How the CNN trained, in words, from :class:`.cnn.TrainParams` as a dict: epochs, batch,
     learning rate, and whichever of augmentation, smaller windows in the first epochs, cutout,
     label smoothing, distillation, alternating flips, a fixed momentum, faster batch-norm
-    biases, Lookahead and bfloat16 it used."""
+    biases, Lookahead and bfloat16 it used, and Muon for the filters where it did."""
     extras = []
     if training.get("augment"):
         extras.append(f"crops of up to {training.get('translate_px', 4)} pixels and "
@@ -94,8 +94,11 @@ def describe_training(training: dict) -> str:
     n = training["epochs"]
     schedule = ("SGD on airbench's linear schedule" if training.get("schedule") == "airbench"
                 else "one-cycle SGD")
+    muon = (f" (the convolutions' filters by Muon up to lr {training.get('muon_lr', 0.17):g}, "
+            f"momentum {training.get('muon_momentum', 0.6):g})"
+            if training.get("optimizer") == "muon" else "")
     return (f"{n} epoch{'' if n == 1 else 's'}, batch {training['batch_size']}, {schedule} up to "
-            f"lr {training['max_lr']:g}" + "".join(f", {e}" for e in extras))
+            f"lr {training['max_lr']:g}{muon}" + "".join(f", {e}" for e in extras))
 
 
 def _events(ops: dict) -> runs.SynapticEvents:
