@@ -1,8 +1,10 @@
 """Tier 3: where a training step of the full profile's CNN spends its time, and whether
 compiling the whole network speeds it up.
 
-One training step (forward, label-smoothed cross-entropy, backward, SGD with Nesterov
-momentum) of the ``full`` profile's CNN (:func:`snnlib.tiers.conversion.run.params_for_profile`)
+One training step (forward, label-smoothed cross-entropy, backward, the optimiser's step:
+SGD with Nesterov momentum, and :class:`snnlib.tiers.conversion.Muon` for the convolutions'
+filters where the profile trains with it) of the ``full`` profile's CNN
+(:func:`snnlib.tiers.conversion.run.params_for_profile`)
 on a batch of ``--batch`` random images, in the full profile's arithmetic (bfloat16 autocast
 where the CPU has it, channels-last), timed:
 
@@ -32,6 +34,9 @@ import argparse
 import statistics
 import time
 
+MUON_STEP = "Muon step"
+"""The profiler's label of Muon's step (its time includes the operations inside it)."""
+
 
 def conv_macs_per_image(net) -> tuple[float, float]:
     """The multiply-accumulates of the convolutions of ``net`` (an ``nn.Sequential``, such as
@@ -58,10 +63,10 @@ def main() -> int:
 
     import torch
     from torch import nn
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import ProfilerActivity, profile, record_function
 
     from snnlib import profiles
-    from snnlib.tiers.conversion import cnn
+    from snnlib.tiers.conversion import Muon, cnn
     from snnlib.tiers.conversion.numerics import numerics_for_profile, numerics_scope
     from snnlib.tiers.conversion.run import params_for_profile
 
@@ -80,17 +85,28 @@ def main() -> int:
     model = model.to(memory_format=layout).train()
     x = x.contiguous(memory_format=layout)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=tp.label_smoothing)
-    opt = torch.optim.SGD([w for w in model.parameters() if w.requires_grad], lr=1e-3,
+    filters = ([m.weight for m in model.modules()
+                if isinstance(m, nn.Conv2d) and m.weight.requires_grad]
+               if tp.optimizer == "muon" else [])
+    opt = torch.optim.SGD([w for w in model.parameters()
+                           if w.requires_grad and all(w is not f for f in filters)], lr=1e-3,
                           momentum=tp.momentum, nesterov=True)
+    muon = Muon(filters, lr=1e-3, momentum=tp.muon_momentum) if filters else None
     print(f"the full profile's CNN: widths {net.widths}, {macs:.3g} convolution "
-          f"multiply-accumulates per image; batches of {args.batch}; {numerics.describe()}")
+          f"multiply-accumulates per image; batches of {args.batch}; {numerics.describe()}; "
+          + ("Muon for the filters, SGD for the rest" if muon is not None else "SGD"))
 
     def step(m) -> None:
         with torch.autocast("cpu", torch.bfloat16, enabled=numerics.bf16):
             loss = loss_fn(m(x).float(), y)
         opt.zero_grad(set_to_none=True)
+        if muon is not None:
+            muon.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if muon is not None:
+            with record_function(MUON_STEP):
+                muon.step()
 
     def timed(m) -> float:
         start = time.perf_counter()
@@ -143,7 +159,11 @@ def main() -> int:
           f"{rate(flops * macs, forward):.2f} TFLOP/s")
     print(f"  convolutions backward: {backward / total:6.1%} of it, "
           f"{rate(flops * 2 * (macs - first_macs), backward):.2f} TFLOP/s")
-    print(f"  everything else:       {(total - forward - backward) / total:6.1%}")
+    muon_s = sum(e.cpu_time_total for e in events if e.key == MUON_STEP) / 1e6
+    if muon is not None:
+        print(f"  Muon's step:           {muon_s / total:6.1%} of it (its orthogonalisation "
+              "included)")
+    print(f"  everything else:       {(total - forward - backward - muon_s) / total:6.1%}")
     return 0
 
 

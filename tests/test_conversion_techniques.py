@@ -188,12 +188,13 @@ def test_a_checkpoint_made_before_the_technique_fields_still_resumes(tmp_path):
                     checkpoint=tmp_path / "cnn.pt", on_epoch=lambda e, h: (_ for _ in ()).throw(
                         KeyboardInterrupt()))
     state = runs.load_torch(tmp_path / "cnn.pt")
-    new = {"translate_px", "alternate_flips", "bias_lr_scale", "lookahead", "cycle_momentum"}
+    new = {"translate_px", "alternate_flips", "bias_lr_scale", "lookahead", "cycle_momentum",
+           "optimizer", "muon_lr", "muon_momentum"}
     state["params"] = {k: v for k, v in state["params"].items() if k not in new}
     state["model_params"] = {k: v for k, v in state["model_params"].items()
                              if k not in {"whitening_px", "global_pool", "identity_init",
                                           "pool_first", "bn_scale", "logit_scale"}}
-    del state["lookahead"]
+    del state["lookahead"], state["muon_optimizer"], state["muon_scheduler"]
     runs.save_torch(tmp_path / "cnn.pt", state)  # as the earlier code wrote it
     again = C.train_cnn(C.ConvNet(tiny), images, labels, p, seed=1, progress=False,
                         checkpoint=tmp_path / "cnn.pt")

@@ -681,8 +681,9 @@ class TrainParams:
         ``muon_momentum``, each update orthogonalised, the filters kept at a fixed
         norm, no weight decay) at a peak learning rate ``muon_lr`` on the same
         schedule (``schedule``, ``warmup``; its momentum never cycles); the batch
-        norms' biases, the whitening layer's bias and the linear layer learn by SGD
-        as with ``"sgd"``.
+        norms' scales (with ``ConvNetParams.bn_scale``) and biases, the whitening
+        layer's bias, QCFS thresholds and the linear layer learn by SGD as with
+        ``"sgd"``.
     muon_lr, muon_momentum : float
         Muon's peak learning rate (the length of each filter update's every
         direction, relative to filters of mean squared norm 1) and momentum, with
