@@ -85,11 +85,10 @@ def main() -> int:
     model = model.to(memory_format=layout).train()
     x = x.contiguous(memory_format=layout)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=tp.label_smoothing)
-    filters = ([m.weight for m in model.modules()
-                if isinstance(m, nn.Conv2d) and m.weight.requires_grad]
-               if tp.optimizer == "muon" else [])
+    filters = cnn._muon_filters(model) if tp.optimizer == "muon" else []
+    filter_ids = {id(w) for w in filters}
     opt = torch.optim.SGD([w for w in model.parameters()
-                           if w.requires_grad and all(w is not f for f in filters)], lr=1e-3,
+                           if w.requires_grad and id(w) not in filter_ids], lr=1e-3,
                           momentum=tp.momentum, nesterov=True)
     muon = Muon(filters, lr=1e-3, momentum=tp.muon_momentum) if filters else None
     print(f"the full profile's CNN: widths {net.widths}, {macs:.3g} convolution "

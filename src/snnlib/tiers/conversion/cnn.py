@@ -1035,9 +1035,7 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
         # on a 1 x 1 map): that epoch's last image in its shuffled order
         steps_per_epoch = len(x) // p.batch_size + (len(x) % p.batch_size > 1)
         # with Muon, the convolutions' filters learn by it, everything else by SGD
-        filters = ([m.weight for m in model.modules()
-                    if isinstance(m, nn.Conv2d) and m.weight.requires_grad]
-                   if p.optimizer == "muon" else [])
+        filters = _muon_filters(model) if p.optimizer == "muon" else []
         filter_ids = {id(w) for w in filters}
         rest = [w for w in model.parameters() if id(w) not in filter_ids]
         if p.bias_lr_scale == 1.0:
@@ -1205,6 +1203,13 @@ def distilled_targets(labels: torch.Tensor, teacher_logits: torch.Tensor, share:
     """
     onehot = nn.functional.one_hot(labels, n_classes).to(teacher_logits.dtype)
     return (1.0 - share) * onehot + share * torch.softmax(teacher_logits, dim=1)
+
+
+def _muon_filters(model: nn.Module) -> list:
+    """The weights ``optimizer="muon"`` trains by Muon: every convolution's filters that learn
+    (not the fixed whitening layer's)."""
+    return [m.weight for m in model.modules()
+            if isinstance(m, nn.Conv2d) and m.weight.requires_grad]
 
 
 def _lr_schedule(opt: torch.optim.Optimizer, max_lrs: list, *, schedule: str, warmup: float,
