@@ -331,7 +331,7 @@ def main() -> int:
                           + f" ({relu_clause}{sim['wall_s']:.0f} s)",
                           flush=True)
     result = {"split": "validation (last 500 training images per class)",
-              "train_images": len(train_idx), "val_images": len(val_idx),
+              "train_images": len(train_idx), "val_images": len(val_idx), "seed": args.seed,
               "net": asdict(model.params), "training": asdict(train),
               "numerics": numbers.describe(),
               "train_min": round(history["total_wall_s"] / 60, 2),
