@@ -284,13 +284,29 @@ def test_qcfs_from_relu_rounds_each_activation_to_its_levels():
 
 
 def test_augment_crops_and_flips_reproducibly():
-    x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).reshape(2, 3, 32, 32)
+    n, pad = 64, 4
+    x = torch.arange(n * 3 * 32 * 32, dtype=torch.float32).reshape(n, 3, 32, 32)
     a = C.augment(x, torch.Generator().manual_seed(0))
     b = C.augment(x, torch.Generator().manual_seed(0))
     assert a.shape == x.shape and torch.equal(a, b)
     same = C.augment(x, torch.Generator().manual_seed(0), pad=0)
-    for k in range(2):  # without padding, each image is itself or its mirror
+    flipped = 0
+    for k in range(n):  # without padding, each image is itself or its mirror
         assert torch.equal(same[k], x[k]) or torch.equal(same[k], x[k].flip(2))
+        flipped += not torch.equal(same[k], x[k])
+    assert 0 < flipped < n  # a coin per image: some flip, some do not
+    # with padding, each image is a 32 x 32 window of its reflection-padded self (or that
+    # window's mirror) at an offset of 0 to 2 pad each way, and the offsets vary
+    padded = torch.nn.functional.pad(x, (pad,) * 4, mode="reflect")
+    offsets = set()
+    for k in range(n):
+        windows = {(i, j): padded[k, :, i:i + 32, j:j + 32]
+                   for i in range(2 * pad + 1) for j in range(2 * pad + 1)}
+        found = [place for place, w in windows.items()
+                 if torch.equal(a[k], w) or torch.equal(a[k], w.flip(2))]
+        assert len(found) == 1, k  # every pixel of the arange images differs: one place only
+        offsets |= set(found)
+    assert len(offsets) > 10
 
 
 def test_training_learns_and_resumes_to_the_same_weights(tmp_path):
@@ -318,8 +334,8 @@ def test_training_learns_and_resumes_to_the_same_weights(tmp_path):
     again = C.train_cnn(resumed, images, labels, p, seed=1, progress=False,
                         checkpoint=tmp_path / "cnn.pt")
     assert len(again["loss"]) == 4
-    for a, b in zip(resumed.state_dict().values(), full.state_dict().values()):
-        torch.testing.assert_close(a, b)
+    for a, b in zip(resumed.state_dict().values(), full.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
     with pytest.raises(ValueError, match="another training run"):
         C.train_cnn(C.ConvNet(TINY), images, labels, replace(p, max_lr=0.01), seed=1,
                     progress=False, checkpoint=tmp_path / "cnn.pt")
@@ -610,7 +626,7 @@ def test_synaptic_operations_count_every_synapse_a_spike_crosses():
         _synapses(nn.Sequential(mods[0]), (3, side, side)))
 
 
-def test_signed_simulation_in_parts_and_a_short_run_read_the_long_one(tmp_path):
+def test_signed_simulation_in_parts_and_a_short_run_read_the_long_one(tmp_path, monkeypatch):
     """What run_tier relies on for its short QCFS simulations: with signed neurons, the
     parts give the whole run, and a run of T steps predicts what a longer run predicts at
     T, while its operations are counted over T steps only (and differ from plain ones)."""
@@ -618,7 +634,27 @@ def test_signed_simulation_in_parts_and_a_short_run_read_the_long_one(tmp_path):
     x = torch.rand(24, 3, 32, 32)
     normed, _ = C.normalise(net, x, percentile=99.9)
     labels = net(x).argmax(1).numpy()
+    events, net_counts = [], []  # per spiking layer: |spikes| and spikes, summed
+    real_copy = C.convert._spiking_copy
+
+    def watched_copy(*args, **kwargs):
+        snn, spiking = real_copy(*args, **kwargs)
+        for j, layer in enumerate(spiking):
+            events.append(0.0)
+            net_counts.append(0.0)
+
+            def hook(module, inputs, out, j=j):
+                events[j] += float(out.float().abs().sum())
+                net_counts[j] += float(out.float().sum())
+            layer.register_forward_hook(hook)
+        return snn, spiking
+
+    monkeypatch.setattr(C.convert, "_spiking_copy", watched_copy)
     long = C.simulate(normed, x, labels, steps=[4, 8, 32], v0=0.5, signed=True)
+    monkeypatch.undo()
+    # a negative spike is an event like a positive one: the counts are of |spikes|
+    assert long["spikes_per_image"] == pytest.approx([e / len(x) for e in events])
+    assert any(e > c + 1 for e, c in zip(events, net_counts))  # negative spikes happen
     plain = C.simulate(normed, x, labels, steps=[4, 8, 32], v0=0.5)
     for t in (4, 8):
         short = C.simulate_parts(normed, x, labels, steps=[t], v0=0.5, signed=True,
@@ -630,7 +666,7 @@ def test_signed_simulation_in_parts_and_a_short_run_read_the_long_one(tmp_path):
         # the analog image enters the first layer every step: T times one image's MACs
         assert ops["multiply_accumulates"] == pytest.approx(
             long["synaptic_ops_per_image"]["multiply_accumulates"] * t / 32)
-    # negative spikes happen in this network, and count as events
+    # and they differ from the plain neurons' (which never fire negative spikes)
     assert long["spikes_per_image"] != pytest.approx(plain["spikes_per_image"])
 
 
@@ -650,6 +686,9 @@ def test_simulation_in_parts_equals_one_run_and_resumes(tmp_path):
     parts = C.simulate_parts(normed, x, labels, steps=[4, 16], folder=tmp_path / "a",
                              part_images=12, progress=False)
     assert parts["accuracy"] == whole["accuracy"]
+    for t in (4, 16):
+        assert np.array_equal(parts["predictions"][t], whole["predictions"][t])
+    assert parts["rate_per_step"] == pytest.approx(whole["rate_per_step"])
     assert parts["spikes_per_image"] == pytest.approx(whole["spikes_per_image"])
     assert parts["synaptic_ops_per_image"]["accumulates"] == pytest.approx(
         whole["synaptic_ops_per_image"]["accumulates"])
@@ -805,6 +844,9 @@ def test_rates_approach_the_activations_they_stand_for():
         assert err[512] < err[8] < err[1]
     first = r["error"][0]
     assert first[64] <= 1 / 64 + 1e-6 and first[512] <= 1 / 512 + 1e-6
+    for t in (64, 512):  # every first-layer neuron: floor(T a) / T, within 1/T below a
+        gap = r["rates"][t][0] - r["activations"][0].clamp(max=1)
+        assert -1 / t - 1e-6 <= float(gap.min()) and float(gap.max()) <= 1e-6
     assert 0 < r["clipped"][0] < 0.05  # normalised at p99: about 1% of activations above 1
     assert r["rates"][512][0].shape == r["activations"][0].shape
     with pytest.raises(ValueError, match="steps"):
@@ -1128,7 +1170,7 @@ def test_calibrate_biases_checks_its_arguments():
         C.calibrate_biases(nn.Sequential(nn.Flatten(), nn.Linear(3072, 2)), x, steps=4)
     no_bias = nn.Sequential(nn.Conv2d(3, 2, 1, bias=False), nn.ReLU(), nn.Flatten(),
                             nn.Linear(2048, 2))
-    with pytest.raises(ValueError, match="bias"):
+    with pytest.raises(ValueError, match="has no weighted layer with a bias"):
         C.calibrate_biases(no_bias, x, steps=4)
     with pytest.raises(TypeError, match="nn.Sequential"):
         C.calibrate_biases(nn.Linear(2, 2), x, steps=4)

@@ -412,6 +412,14 @@ def test_accuracy_figures_draw_the_record_curves(record):
         "analog, p99.99", "analog, p99.9", "analog, p100", "CNN"}
     assert {t.get_text() for t in right.get_legend().get_texts()} == {
         "analog, p99.99", "poisson, p99.99", "CNN"}
+    var, drawn = s["variants"]["accuracy_vs_steps"], 0
+    for panel in (left, right):  # each line is the curve its label names
+        for line in panel.get_lines():
+            if line.get_label() in var:
+                curve = var[line.get_label()]
+                np.testing.assert_allclose(line.get_ydata(), [100 * curve[t] for t in curve])
+                drawn += 1
+    assert drawn == 5  # three percentiles, then analog and Poisson input
     ax = plots.qcfs_accuracy(record).axes[0]
     q = s["qcfs"]["accuracy_vs_steps"]
     np.testing.assert_allclose(_ydata(ax)[1], [100 * q[t] for t in q])
@@ -419,9 +427,11 @@ def test_accuracy_figures_draw_the_record_curves(record):
 
 
 def test_rate_error_figure_has_a_line_per_layer_and_the_bound(record):
-    error = [{1: 0.5, 2: 0.3, 4: 0.2} for _ in range(6)]
+    error = [{1: 0.5 / (j + 1), 2: 0.3 / (j + 1), 4: 0.2 / (j + 1)} for j in range(6)]
     ax = plots.rate_errors(record, {"error": error}, 100).axes[0]
     assert len(ax.get_lines()) == 7 and ax.get_title() == "rate error by layer, 100 test images"
+    for j in range(6):  # each layer's own errors, in order
+        np.testing.assert_allclose(_ydata(ax)[j], list(error[j].values()))
     assert _ydata(ax)[-1] == [1.0, 0.5, 0.25]
 
 
@@ -435,6 +445,9 @@ def test_confusions_count_the_cnn_on_the_snn_images(record):
     expected = metrics.confusion_matrix(labels[:40], predictions[:40], 10)
     shown = fig.axes[0].collections[0].get_array().reshape(10, 10)
     np.testing.assert_allclose(shown, expected / np.maximum(expected.sum(1, keepdims=True), 1))
+    snn = np.array(record.confusion)  # beside it, the record's SNN, row by row
+    shown = fig.axes[1].collections[0].get_array().reshape(10, 10)
+    np.testing.assert_allclose(shown, snn / np.maximum(snn.sum(1, keepdims=True), 1))
     with pytest.raises(ValueError, match="cnn_predictions"):
         plots.confusions(rec, predictions[:10], labels)
 

@@ -102,6 +102,32 @@ def test_derandomised_flips_flip_exactly_the_images_asked():
     torch.testing.assert_close(out[~flip], x[~flip])
 
 
+def test_derandomised_flips_alternate_from_epoch_to_epoch(monkeypatch):
+    images, labels = _class_images(48)
+    images[:, 0, 0, 0] = np.arange(48)  # each image's first value names it
+    real, seen = cnn._augment, []
+
+    def spy(x, generator, pad=4, flip=None):
+        seen.append((torch.round(x[:, 0, 0, 0] * 255).long(), flip.clone()))
+        return real(x, generator, pad, flip)
+
+    monkeypatch.setattr(cnn, "_augment", spy)
+    p = C.TrainParams(epochs=3, batch_size=16, max_lr=0.05, alternate_flips=True)
+    C.train_cnn(C.ConvNet(C.ConvNetParams(widths=(4,), pool_after=(0,))), images, labels, p,
+                seed=1, progress=False)
+    assert len(seen) == 3 * 3  # 3 batches an epoch
+    by_epoch = []
+    for epoch in range(3):
+        flips = torch.zeros(48, dtype=torch.long) - 1
+        for ids, flip in seen[3 * epoch:3 * epoch + 3]:
+            flips[ids] = flip.long()
+        assert bool((flips >= 0).all())  # every image once an epoch
+        by_epoch.append(flips.bool())
+    assert 0 < int(by_epoch[0].sum()) < 48  # a random half, roughly, in the first
+    assert torch.equal(by_epoch[1], ~by_epoch[0])  # then every image the other way
+    assert torch.equal(by_epoch[2], by_epoch[0])
+
+
 def test_lookahead_moves_the_weights_to_their_running_average():
     net = nn.Linear(3, 2)
     look = cnn._Lookahead(net)
@@ -196,9 +222,15 @@ def test_a_checkpoint_made_before_the_technique_fields_still_resumes(tmp_path):
                                           "pool_first", "bn_scale", "logit_scale"}}
     del state["lookahead"], state["muon_optimizer"], state["muon_scheduler"]
     runs.save_torch(tmp_path / "cnn.pt", state)  # as the earlier code wrote it
-    again = C.train_cnn(C.ConvNet(tiny), images, labels, p, seed=1, progress=False,
+    resumed = C.ConvNet(tiny)
+    again = C.train_cnn(resumed, images, labels, p, seed=1, progress=False,
                         checkpoint=tmp_path / "cnn.pt")
     assert len(again["loss"]) == 2 and not (tmp_path / "cnn.pt.stale").exists()
+    torch.manual_seed(0)
+    whole = C.ConvNet(tiny)  # the same training, never interrupted
+    C.train_cnn(whole, images, labels, p, seed=1, progress=False)
+    for a, b in zip(resumed.state_dict().values(), whole.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
     assert asdict(p)["translate_px"] == 4  # the defaults are what the earlier code did
 
 
