@@ -188,11 +188,15 @@ def test_spike_counts_leave_the_network_unchanged(images):
         np.testing.assert_array_equal(net.theta_mv(k), before[k][1])
 
 
-def test_normalised_weights_stay_within_the_stdp_bounds():
+def test_normalised_weights_stay_within_the_stdp_bounds(images):
     net = T.BrianSTDPNetwork(small(), seed=0)
-    for k, lp in ((1, net.params.layer1), (2, net.params.layer2)):
-        w = net.weights(k)
-        assert w.min() >= lp.stdp.w_min and w.max() <= lp.stdp.w_max
+    for trained in (False, True):  # at the start, and after both layers learned
+        if trained:
+            net.fit(images, layer=1, progress=False)
+            net.fit(images, layer=2, progress=False)
+        for k, lp in ((1, net.params.layer1), (2, net.params.layer2)):
+            w = net.weights(k)
+            assert w.min() >= lp.stdp.w_min and w.max() <= lp.stdp.w_max
     with pytest.raises(ValueError, match="mean weight after normalisation"):
         T.LayerParams(weight_sum_per_input=3.0)  # above DC_STDP's w_max of 1
 
@@ -203,6 +207,9 @@ def test_naive_loop_trains_the_same_network(images):
     result = net.fit_naive(images[:2])
     assert result["images"] == 2 and result["rate_hz"][0] > 0
     assert np.abs(net.weights(1) - before).max() > 1e-3
+    # normalised after every image, with thresholds raised by the spikes, as fit does
+    np.testing.assert_allclose(net.weights(1).sum(axis=1), 0.1 * 1024, rtol=1e-6)
+    assert net.theta_mv(1).max() > 0
 
 
 @pytest.mark.parametrize(

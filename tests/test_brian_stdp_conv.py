@@ -241,12 +241,15 @@ def test_competitive_stdp_finds_the_two_patterns_and_homeostasis_shares_the_wins
 def test_only_the_winner_learns_and_thresholds_follow_the_homeostasis_rule():
     p = params(layer1=N.ConvLayerParams(n_filters=3, patch_batch=10, theta_eta_mv=0.5,
                                         win_target=0.75))
-    learner = N.ConvLearner(p, 1, seed=1)
+    # thresholds lowered for two neurons, so that they can win; the third can never fire
+    learner = N.ConvLearner(p, 1, seed=1, thresholds=np.array([-10.0, -10.0, 50.0]))
     patches, _, _, _ = _two_patterns(10, seed=0)
     before_f, before_th = learner.filters.copy(), learner.thresholds.copy()
     stats = learner.step(patches)
     winners = learner.last_winners
+    assert (winners >= 0).any()  # else nothing below could fail
     moved = np.abs(learner.filters - before_f).sum(axis=1) > 1e-12
+    assert moved[:2].any() and not moved[2]
     np.testing.assert_array_equal(moved, np.isin(np.arange(3), winners[winners >= 0]))
     wins = np.bincount(winners[winners >= 0], minlength=3)
     np.testing.assert_allclose(learner.thresholds - before_th, 0.5 * (3 * wins / 10 - 0.75))
@@ -259,7 +262,7 @@ def test_layer_two_learns_from_given_spike_trains(alpha):
     (with and without feed-forward inhibition)."""
     p = params(layer2=N.ConvLayerParams(n_filters=3, field_px=3, w_sum_mv=10.0, patch_batch=20,
                                         feedforward_inhibition=alpha))
-    learner = N.ConvLearner(p, 2, seed=0, thresholds=np.full(3, -10.0))
+    learner = N.ConvLearner(p, 2, seed=0, thresholds=np.array([-10.0, -10.0, 50.0]))
     rng = np.random.default_rng(0)
     fields = [(rng.choice(p.inputs2, 30, replace=False), rng.integers(0, 5, 30)) for _ in range(20)]
     before = learner.filters.copy()
@@ -268,6 +271,7 @@ def test_layer_two_learns_from_given_spike_trains(alpha):
     assert stats["no_winner"] < 1 and learner.filters.shape == (3, p.inputs2)
     moved = np.abs(learner.filters - before).sum(axis=1) > 1e-12
     np.testing.assert_array_equal(moved, np.isin(np.arange(3), winners[winners >= 0]))
+    assert moved.any() and not moved[2]  # the third neuron, far from its threshold, never wins
 
 
 @pytest.mark.parametrize("m", [2, 3])

@@ -112,6 +112,7 @@ def test_rstdp_readout_learns_a_task_that_rewards_can_teach():
     # weights stay normalised (a neuron with weights clipped at w_max falls short)
     sums, w = readout.weights().sum(axis=1), readout.weights()
     full = (w < 15.0).all(axis=1)
+    assert full.any()
     np.testing.assert_allclose(sums[full], 3.0 * 20, rtol=1e-6)
     assert np.all(sums <= 3.0 * 20 * (1 + 1e-9)) and np.all(sums > 0.5 * 3.0 * 20)
     assert len(result["history"]) == 5 and result["history"][-1]["images"] == 100

@@ -267,11 +267,15 @@ def test_winner_take_all_and_the_winners_stdp_change():
     expected = 3 * 0.1 * sum(x[k] for k in (1, 3, 5, 7, 9))   # 3 rows; spikes at steps 1, 3, ...
     assert out["dw"][1, :h] == pytest.approx(torch.full((h,), expected), rel=1e-5)
     assert (out["dw"][1, h:] == 0).all() and (out["dw"][0] == 0).all()
-    # a neuron that crosses a step earlier wins even with the smaller jump
-    w[0, :h] = 14.0 / h
-    w[1, :h] = 20.0 / h * 0 + 6.9 / h
-    first = D.layer_run(torch.ones(1, h), w, torch.zeros(2), p, np.random.default_rng(0), learn=True)
+    # a neuron that crosses a step earlier wins even with the smaller jump: neuron 0's 6.9 mV
+    # crosses its threshold lowered by 7 mV at the first step, neuron 1's 12.9 mV only at the
+    # second; with equal thresholds both cross at the second step and the larger jump wins
+    w[0, :h], w[1, :h] = 6.9 / h, 12.9 / h
+    first = D.layer_run(torch.ones(1, h), w, torch.tensor([-7.0, 0.0]), p,
+                        np.random.default_rng(0), learn=True)
     assert first["winner"].tolist() == [0]
+    tie = D.layer_run(torch.ones(1, h), w, torch.zeros(2), p, np.random.default_rng(0), learn=True)
+    assert tie["winner"].tolist() == [1]
 
 
 @pytest.mark.parametrize("push_pull", [0.0, 1.0])
@@ -374,6 +378,9 @@ def test_retina_gives_signed_intensities_in_range(retina):
     assert x.min() >= -1 and x.max() <= 1
     assert (x > 0).any() and (x < 0).any()
     assert (x.abs() == 1).float().mean() < 0.05  # the scale is a high quantile: few clipped
+    # on the images it was fitted to, exactly the quantile's share of the values is clipped
+    fitted = fit.intensities(_images(40), p)
+    assert abs(float((fitted.abs() >= 1).float().mean()) - (1 - p.scale_quantile)) < 0.002
 
 
 @pytest.mark.parametrize("retina", ["zca", "dog"])
@@ -494,6 +501,14 @@ def test_features_are_seeded_and_resume_from_their_checkpoint(tmp_path):
     assert not np.array_equal(a["features"], e["features"])
     d = net.features(test, seed=2, progress=False, part_images=4)
     assert not np.array_equal(a["features"], d["features"])
+    # synaptic operations: each input spike once per neuron of its position, and an input of
+    # intensity |x| fires with probability |x| p_max a step (Poisson); five images, so that the
+    # last batch is short
+    odd = _images(5, seed=6)
+    x = net.retina.intensities(odd, SMALL)
+    expected = SMALL.n_filters * SMALL.steps * SMALL.p_max * float(x.abs().sum()) / len(odd)
+    ops = net.features(odd, seed=1, progress=False)["synaptic_ops_per_image"]
+    assert ops == pytest.approx(expected, rel=0.01)
 
 
 def _same(a: dict, b: dict) -> None:
@@ -554,6 +569,21 @@ def test_a_layer_and_its_twin_simulated_together_give_their_own_features(tmp_pat
         D.features_together([stdp], test, seed=1, checkpoints=str(tmp_path))
 
 
+def test_homeostasis_moves_each_threshold_by_its_share_of_the_wins():
+    """theta_k <- theta_k + eta (K wins_k / n - 1), floored at -0.9 v_gap; the spread of the
+    wins is their coefficient of variation."""
+    p = D.DoGLIFParams(n_filters=8, steps=10, patch_batch=100)
+    net = D.DoGLIF(p, seed=0, learn=False)
+    patches = torch.from_numpy(np.random.default_rng(2).uniform(-1, 1, (100, 75))).float()
+    out = D.layer_run(patches, net.w_mv, net.theta_mv, p, np.random.default_rng(1), learn=True)
+    wins = torch.bincount(out["winner"][out["winner"] >= 0], minlength=8).float()
+    assert len(set(wins.tolist())) > 1  # the neurons won different numbers of patches
+    step = net.learn_batch(patches, np.random.default_rng(1))
+    expected = (p.theta_eta_mv * (8 * wins / 100 - 1)).clamp(min=-0.9 * p.v_gap_mv)
+    assert torch.allclose(net.theta_mv, expected)
+    assert step["wins_cv"] == pytest.approx(float(wins.std() / wins.mean()))
+
+
 def test_random_network_adapts_thresholds_but_keeps_its_weights():
     net = D.DoGLIF(SMALL, seed=0, learn=False)
     w0 = net.w_mv.clone()
@@ -586,8 +616,8 @@ def test_features_compile_at_their_own_sizes_before_the_first_batch(monkeypatch)
     calls, ready = [], L._fused_ready
     monkeypatch.setattr(L, "_fused_ready", lambda x, w, *a: calls.append((len(x), len(w)))
                         or ready(x, w, *a))
-    net.features(_images(SMALL.image_batch + 2, seed=4), seed=1, progress=False)
-    full, tail = SMALL.image_batch * SMALL.side ** 2, 2 * SMALL.side ** 2
+    net.features(_images(SMALL.image_batch + 1, seed=4), seed=1, progress=False)
+    full, tail = SMALL.image_batch * SMALL.side ** 2, 1 * SMALL.side ** 2  # a short last batch
     assert calls[0] == (full, SMALL.n_filters)
     assert set(calls) == {(full, SMALL.n_filters), (tail, SMALL.n_filters)}
 
