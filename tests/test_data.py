@@ -289,7 +289,11 @@ def test_dataset_subset_keeps_images_and_labels_together(tmp_path, small_batches
     idx = sl.data.balanced_subset(ds.labels, 3, seed=0)
     sub = ds.subset(idx)
     np.testing.assert_array_equal(sub.images, ds.images[idx])
+    np.testing.assert_array_equal(sub.labels, ds.labels[idx])
     np.testing.assert_array_equal(np.bincount(sub.labels), [3] * 10)
+    backwards = ds.subset(idx[::-1])  # an order balanced_subset does not give
+    np.testing.assert_array_equal(backwards.images, ds.images[idx[::-1]])
+    np.testing.assert_array_equal(backwards.labels, ds.labels[idx[::-1]])
 
 
 def test_download_into_a_root_named_like_the_batches_folder(tmp_path, small_batches):

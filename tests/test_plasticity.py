@@ -212,6 +212,11 @@ def test_run_rstdp_records_weights_that_move_only_at_reward():
     out = P.run_rstdp(pre, post, reward, torch.full((1, 1), 0.5), p)
     w = out["w"][:, 0, 0]
     assert torch.all(w[:300] == 0.5) and w[-1] < 0.5  # punishment undoes a causal pairing
+    assert torch.all(w[300:] == w[300])  # one reward, one change
+    # its size: eta r e(t), the pairing's window A+ e^(-5 ms / tau+) decayed from step 20 to
+    # step 300 with tau_elig
+    assert float(w[300]) - 0.5 == pytest.approx(
+        -1.0 * 0.1 * math.exp(-5.0 / stdp.tau_plus_ms) * math.exp(-280 * DT / 200.0), rel=1e-4)
     e = out["eligibility"][:, 0, 0, 0]
     assert e[20] == pytest.approx(float(P.stdp_window(5.0, stdp)), rel=1e-5)
     assert e[299] == pytest.approx(float(e[20]) * math.exp(-279 * DT / 200.0), rel=1e-4)

@@ -82,6 +82,16 @@ def test_the_torch_backend_finds_sklearns_optimum_and_chooses_the_same_c():
     assert a["c"] == b["c"]
     assert np.mean(a["predictions"] == b["predictions"]) > 0.98
     assert set(np.unique(b["predictions"])) <= {3, 5, 7, 9}
+    # C is the best on the held-out fifth (here neither the first nor the middle of the grid),
+    # and the test labels have no say in it
+    cs = (0.0003, 0.003, 0.1)
+    for backend in ("sklearn", "torch"):
+        chosen = readout.logistic_regression(x, y, xt, yt, cs=cs, backend=backend)
+        assert len(set(chosen["validation"].values())) > 1
+        assert chosen["c"] == max(cs, key=chosen["validation"].get) == 0.1
+        shuffled = readout.logistic_regression(x, y, xt, np.roll(yt, 40), cs=cs,
+                                               backend=backend)
+        assert (shuffled["c"], shuffled["validation"]) == (chosen["c"], chosen["validation"])
     assert b["fit_dtype"] == "float64" and 1 <= b["iterations"] <= 3000
     # the optimum itself: scikit-learn's coefficients, and a vanishing gradient there
     from sklearn.preprocessing import StandardScaler

@@ -157,5 +157,5 @@ def test_bad_input_is_refused_with_a_clear_message():
         R.gaussian_blur(torch.zeros(1, 8, 8), 1.0, truncate=0.0)
     with pytest.raises(ValueError, match="size must be"):
         R.extract_patches(torch.zeros(1, 1, 8, 8), 9)
-    with pytest.raises(ValueError, match="patches must be"):
+    with pytest.raises(ValueError, match=r"zca_apply: patches must be \(n, 5\)"):
         R.zca_apply(torch.zeros(3, 4), R.zca_fit(torch.rand(10, 5)))
