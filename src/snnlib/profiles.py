@@ -5,7 +5,7 @@ variable ``SNNLIB_PROFILE`` (default ``book``):
 
 - ``ci``: tiny; every notebook runs in well under a minute (nbval, CI).
 - ``book``: what the rendered book shows; all chapters together execute in
-  about 20 minutes on 2 cores.
+  about 16 minutes on 2 cores (longer on a first run, while Brian2 compiles).
 - ``full``: the headline numbers, on all of CIFAR-10 where a tier allows;
   may take hours, checkpointed, writes ``results/*.json``.
 
@@ -77,8 +77,9 @@ class BrianSTDPSizes:
     layer2_train_images : int or None
         Training images of hidden layer 2, the first of layer 1's (classes
         interleaved at random, so close to balanced, not exactly); None: all
-        of them. (Layer 2 trains at about a third of layer 1's speed: it
-        re-presents the images it stays silent for.)
+        of them. (Layer 2 trains at about half of layer 1's speed, 2.1 against
+        4.2 images per second in the full Diehl and Cook record: it re-presents
+        the images it stays silent for.)
     readout_images : int
         Training images of the R-STDP output layer and of the
         logistic-regression baselines: the hidden layers' images first (when

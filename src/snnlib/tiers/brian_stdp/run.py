@@ -52,8 +52,8 @@ def params_for_profile(profile) -> BrianSTDPParams:
     - STDP keeps Diehl & Cook's hard bounds: soft bounds gave fields as
       smooth but more alike (measured with per-image normalisation);
     - layer 2 has the same neurons and rule; it receives only layer 1's spikes, so its sum per input is
-      far larger (LAYER2_SUM, with ``w_max`` raised to match). At the book
-      size (100 + 50 neurons, 400 images) about a fifth of the training
+      far larger (LAYER2_SUM, with ``w_max`` raised to match). In one
+      measurement (100 + 50 neurons, 400 images) about a fifth of the training
       images still need a boost before layer 2 fires: layer 2 may need
       more tuning.
 
