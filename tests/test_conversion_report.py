@@ -587,12 +587,12 @@ def test_techniques_table_reads_every_run_but_the_qcfs_ones():
     assert muon["training"]["epochs"] == tp.epochs
     # each trained from two seeds (a run stored before "seed" was stored ran with the default,
     # 2026); the profile's optimiser is the better on average
-    runs = {name: [by_name[name], by_name[f"{name}, seed 2027"]]
+    by_seed = {name: [by_name[name], by_name[f"{name}, seed 2027"]]
             for name in (MUON_8, "M, 8 epochs")}
-    for (first, again) in runs.values():
+    for first, again in by_seed.values():
         assert (first.get("seed", 2026), again["seed"]) == (2026, 2027)
         assert (again["net"], again["training"]) == (first["net"], first["training"])
-    mean = {name: sum(r["val_accuracy"] for r in rs) / len(rs) for name, rs in runs.items()}
+    mean = {name: sum(r["val_accuracy"] for r in rs) / len(rs) for name, rs in by_seed.items()}
     assert tp.optimizer == ("muon" if mean[MUON_8] > mean["M, 8 epochs"] else "sgd")
     assert {k: v for k, v in muon["training"].items() if k != "bf16"} == {
         k: v for k, v in chosen.items() if k != "bf16"}

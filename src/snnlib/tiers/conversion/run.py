@@ -54,10 +54,11 @@ at most 2 pixels with alternating flips and Lookahead (row M of
 ``results/cnn_techniques.json``, with :data:`WHITENED_NET`), and the convolutions' filters
 trained by Muon (:mod:`.muon`; peak learning rate 0.17 and momentum 0.6, airbench's Muon
 recipe for batches of 2,000 with its rate divided by the square root of 2 for batches half
-as large; at 0.24, 8 epochs reached 89.16%, within the noise of 0.17's 89.00%). The full profile trains it for 8 epochs, what fits in its 15 minutes of training
-on two CPU cores of about 100 s an epoch on 45,000 images: on the validation split, 8 epochs
-with Muon reached 89.00% in 13.1 minutes (90.30% with six views; row "M, 8 epochs, filters
-trained with Muon ..."), where 8 epochs of M with SGD reached 88.50% in 13.3 minutes (89.32%;
+as large; at 0.24, 8 epochs reached 89.16%, within the noise of 0.17's 89.00%). The full
+profile trains it for 8 epochs, what fits in its 15 minutes of training on two CPU cores
+of about 100 s an epoch on 45,000 images: on the validation split, 8 epochs with Muon
+reached 89.00% in 13.1 minutes (90.30% with six views; row "M, 8 epochs, filters trained
+with Muon ..."), where 8 epochs of M with SGD reached 88.50% in 13.3 minutes (89.32%;
 row "M, 8 epochs"), both on the same machine the same day. M with SGD for 17 epochs reached
 90.08% (row "M, 17 epochs"), twice the training time."""
 
