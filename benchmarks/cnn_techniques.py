@@ -182,17 +182,10 @@ def main() -> int:
 
     from snnlib import data, runs
     from snnlib.tiers import conversion as C
-    from snnlib.tiers.conversion import cnn, convert, numerics
+    from snnlib.tiers.conversion import cnn, convert
     from snnlib.tiers.conversion.record import rounds_clause
 
-    numbers = numerics.fast()
-    numerics.use_numerics(numbers)
-    try:
-        net_set, train_set = parse_sets(args.set, C.ConvNetParams, C.TrainParams)
-        net = C.ConvNetParams(**net_set)
-        train = C.TrainParams(**{"bf16": numbers.bf16, **train_set})
-    except (ValueError, TypeError) as error:
-        parser.error(str(error))
+    numbers, net, train = fast_settings(parser, args.set)
     if net.quantisation_levels is not None:
         parser.error("--set quantisation_levels: the QCFS network is trained with "
                      "--qcfs-from-start (its thresholds start at percentiles) or fine-tuned "
@@ -342,6 +335,23 @@ def main() -> int:
               "qcfs": qcfs}
     print_and_store(args, result, "cnn_techniques.py")
     return 0
+
+
+def fast_settings(parser: argparse.ArgumentParser, pairs: list[str]):
+    """The ``full`` profile's arithmetic (:func:`~snnlib.tiers.conversion.numerics.fast`, put
+    in use) and the ``ConvNetParams`` and ``TrainParams`` that ``--set`` ``pairs`` give
+    (training in bfloat16 where the CPU has it); a parser error for a bad pair."""
+    from snnlib.tiers import conversion as C
+    from snnlib.tiers.conversion import numerics
+
+    numbers = numerics.fast()
+    numerics.use_numerics(numbers)
+    try:
+        net_set, train_set = parse_sets(pairs, C.ConvNetParams, C.TrainParams)
+        return (numbers, C.ConvNetParams(**net_set),
+                C.TrainParams(**{"bf16": numbers.bf16, **train_set}))
+    except (ValueError, TypeError) as error:
+        parser.error(str(error))
 
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:

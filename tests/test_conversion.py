@@ -18,7 +18,7 @@ from snnlib import neurons as N
 from snnlib import runs
 from snnlib.tiers import conversion as C
 
-from _tiny_cnn import converted_agreement, trained_like
+from _tiny_cnn import converted_agreement, spread_readout, trained_like
 
 TINY = C.ConvNetParams(widths=(4, 6), pool_after=(0, 1))
 
@@ -139,6 +139,77 @@ def test_normalisation_keeps_the_function_and_bounds_the_activations():
     # max-norm: every activation at most 1 (one spike per step) on the calibration images
     assert all(float(a.detach().max()) <= 1.0 + 1e-5 for a in acts)
     assert max(float(a.detach().max()) for a in acts) > 0.99
+
+
+@pytest.mark.parametrize("design", ["vgg", "airbench"])
+def test_channel_wise_normalisation_keeps_the_function_and_bounds_each_channel(design):
+    # ReLU(x / lambda) = ReLU(x) / lambda for lambda > 0, channel by channel, so the normalised
+    # network computes the same logits; each channel's activations reach exactly its
+    # percentile 1 (max-norm: its maximum is 1), where the layer-wise scale leaves most
+    # channels well below 1
+    net = C.fold_batchnorm(_trained_like(AIRBENCH_ORDER if design == "airbench" else TINY,
+                                         seed=2))
+    x = torch.rand(64, 3, 32, 32)
+    for pct in (100.0, 99.0):
+        normed, lambdas = C.normalise(net, x, percentile=pct, channel_wise=True)
+        torch.testing.assert_close(normed(x), net(x), atol=1e-4, rtol=1e-4)
+        acts = []
+        hooks = [normed[k].register_forward_hook(lambda m, i, o: acts.append(o))
+                 for k in C.relu_layers(normed)]
+        with torch.no_grad():
+            normed(x)
+        for h in hooks:
+            h.remove()
+        assert [len(lam) for lam in lambdas] == [a.shape[1] for a in acts]
+        for lam, a in zip(lambdas, acts):
+            per_channel = a.transpose(0, 1).reshape(a.shape[1], -1)
+            live = lam > 1e-6
+            if pct == 100.0:
+                torch.testing.assert_close(per_channel.amax(1)[live], torch.ones(int(live.sum())))
+            else:
+                # the percentile of a random sample of positions: close to 1, not exactly
+                q = torch.quantile(per_channel, 0.99, dim=1)[live]
+                assert float((q - 1).abs().max()) < 0.15
+        _, layer = C.normalise(net, x, percentile=pct)
+        # the layer's scale is the largest channel's (max-norm), or near it
+        assert all(float(lam.max()) <= 1.2 * lay for lam, lay in zip(lambdas, layer))
+
+
+def test_channel_wise_normalisation_resolves_small_channels_finely():
+    # channels whose activations differ in size by a factor of 10. With analog input the
+    # first layer's rate after T steps is floor(T a / lambda) / T, so the activation it stands
+    # for, lambda times the rate, is off by less than lambda / T: layer-wise lambda is set by
+    # the large channels, so the small ones are resolved about ten times more coarsely than
+    # with their own lambda
+    x = torch.rand(100, 3, 32, 32)
+    folded = C.fold_batchnorm(_trained_like(seed=1))
+    with torch.no_grad():
+        conv = next(m for m in folded if isinstance(m, nn.Conv2d))
+        conv.weight[::2] *= 10
+        conv.bias[::2] *= 10
+    small = torch.arange(1, conv.out_channels, 2)
+    error = {}
+    for channel_wise in (False, True):
+        normed, lambdas = C.normalise(folded, x, percentile=100.0, channel_wise=channel_wise)
+        lam = (lambdas[0] if channel_wise
+               else torch.full((conv.out_channels,), lambdas[0]))[small].view(1, -1, 1, 1)
+        out = C.rates_vs_activations(normed, x, steps=[16], keep_rates=True)
+        rate, act = out["rates"][16][0][:, small], out["activations"][0][:, small]
+        assert float((act - rate).min()) >= 0 and float((act - rate).max()) < 1 / 16 + 1e-5
+        error[channel_wise] = float(((act - rate) * lam).abs().mean())  # in the CNN's units
+    assert error[True] < error[False] / 4
+
+
+def test_channel_wise_normalisation_refuses_what_it_cannot_scale():
+    net = C.fold_batchnorm(_trained_like())
+    x = torch.rand(8, 3, 32, 32)
+    with pytest.raises(TypeError, match="channel_wise"):
+        C.normalise(net, x, channel_wise="yes")
+    grouped = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+                            nn.Conv2d(4, 4, 3, padding=1, groups=2), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(4 * 32 * 32, 2))
+    with pytest.raises(ValueError, match="groups=2"):
+        C.normalise(grouped, x, channel_wise=True)
 
 
 def test_converted_network_approaches_its_cnn_as_t_grows():
@@ -792,6 +863,10 @@ def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):
             > longer["4"]["operations_per_image"]["accumulates"])
     assert set(record["snn"]["accuracy_vs_steps"]) == {"1", "2", "4", "8", "16", "32"}
     assert record["snn_images"] == 50 and record["variants"]["images"] == 20
+    # the channel-wise copy, its neurons starting half-way, beside the layer-wise ones
+    assert set(record["variants"]["accuracy_vs_steps"][C.run.CHANNEL_VARIANT]) == {
+        "1", "2", "4", "8", "16", "32"}
+    assert C.run.CHANNEL_VARIANT == "analog, p99.9, channel-wise, v0 = 0.5"
     assert record["cnn"]["multiply_accumulates_per_image"] > 0
     # the ci profile's arithmetic: float32, fixed threads (no bfloat16 CNN measured)
     assert rec.parameters["numerics"] == asdict(C.numerics.REPRODUCIBLE)

@@ -409,7 +409,7 @@ def test_accuracy_figures_draw_the_record_curves(record):
     assert ax.get_title() == "10000 test images, full profile"
     left, right = plots.variants(record).axes
     assert {t.get_text() for t in left.get_legend().get_texts()} == {
-        "analog, p99.99", "analog, p99.9", "analog, p100", "CNN"}
+        "analog, p99.99", "analog, p99.9", "analog, p100", C.run.CHANNEL_VARIANT, "CNN"}
     assert {t.get_text() for t in right.get_legend().get_texts()} == {
         "analog, p99.99", "poisson, p99.99", "CNN"}
     var, drawn = s["variants"]["accuracy_vs_steps"], 0
@@ -419,7 +419,7 @@ def test_accuracy_figures_draw_the_record_curves(record):
                 curve = var[line.get_label()]
                 np.testing.assert_allclose(line.get_ydata(), [100 * curve[t] for t in curve])
                 drawn += 1
-    assert drawn == 5  # three percentiles, then analog and Poisson input
+    assert drawn == 6  # three percentiles and the channel-wise copy, then analog and Poisson
     ax = plots.qcfs_accuracy(record).axes[0]
     q = s["qcfs"]["accuracy_vs_steps"]
     np.testing.assert_allclose(_ydata(ax)[1], [100 * q[t] for t in q])
@@ -996,3 +996,48 @@ def test_the_bias_calibration_is_shown_beside_the_uncalibrated_copy(record, tmp_
         "biases calibrated for T = 4 on 1,000 training images in 2 rounds, 31 s; ")
     assert items[4].columns[-1] == "before bias calibration"
     assert _column(items[4], "before bias calibration")[2] == f"{before['4']:.2%}"
+
+
+def _peer_run(name: str = "a CNN") -> dict:
+    """A run of benchmarks/peer_conversion.py as it stores one (made-up numbers)."""
+    return {"name": name, "cnn_accuracy": 0.875, "steps": [4, 64], "train_images": 45000,
+            "val_images": 500,
+            "copies": {"ours, p99.9": {"accuracy": {"4": 0.25, "64": 0.87},
+                                       "image_steps_per_s": 848.9},
+                       "SpikingJelly, 99.9%, layer-wise": {"accuracy": {"4": 0.355, "64": 0.255},
+                                                           "image_steps_per_s": 738.5}}}
+
+
+def test_peer_table_shows_each_copy_of_the_named_run(tmp_path):
+    import json
+
+    path = tmp_path / "peer.json"
+    path.write_text(json.dumps([_peer_run("another CNN"), _peer_run()]))
+    table = report.peer_table(path, "a CNN")
+    assert table.index == ("ours, p99.9", "SpikingJelly, 99.9%, layer-wise")  # the order run
+    assert _row(table, "ours, p99.9") == ["25.0%", "87.0%", "849"]
+    assert _row(table, "SpikingJelly, 99.9%, layer-wise") == ["35.5%", "25.5%", "738"]
+    assert "a CNN: the CNN 87.50%" in repr(table) and "500 validation images" in repr(table)
+    with pytest.raises(ValueError, match="no run named 'a third CNN'.*'another CNN'"):
+        report.peer_table(path, "a third CNN")
+    with pytest.raises(FileNotFoundError, match="peer_conversion.py"):
+        report.peer_table(tmp_path / "none.json", "a CNN")
+    with pytest.raises(TypeError, match="name"):
+        report.peer_table(path, None)
+
+
+def test_the_stored_peer_runs_compare_the_same_images_and_steps():
+    # every copy of a stored run was scored at every step the run names, and ours converge to
+    # within a point of the CNN at the longest simulation (the converters' sanity check)
+    import json
+
+    for run in json.loads((Path(__file__).parents[1] / "results"
+                           / "peer_conversion.json").read_text()):
+        assert run["split"].startswith("validation")
+        longest = str(max(run["steps"]))
+        for copy_name, res in run["copies"].items():
+            assert sorted(map(int, res["accuracy"])) == sorted(run["steps"]), copy_name
+            assert res["image_steps_per_s"] > 0
+        best_ours = max(res["accuracy"][longest] for c, res in run["copies"].items()
+                        if c.startswith("ours"))
+        assert best_ours > run["cnn_accuracy"] - 0.01, run["name"]

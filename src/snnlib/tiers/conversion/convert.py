@@ -71,7 +71,7 @@ from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, ConvNet, _finite_modu
                   _labels_for, _n_classes, fold_batchnorm)
 from .numerics import Numerics, fingerprint, numerics_scope
 
-__all__ = ["PERCENTILE", "PERCENTILES", "QCFS_CALIBRATION_ROUNDS", "QCFS_CALIBRATION_STEPS",
+__all__ = ["CHANNEL_PERCENTILE", "PERCENTILE", "PERCENTILES", "QCFS_CALIBRATION_ROUNDS", "QCFS_CALIBRATION_STEPS",
            "QCFS_BURST", "QCFS_SHORT_STEPS", "QCFS_SIGNED", "QCFS_V0", "SIM_VERSION",
            "SNN_PART_IMAGES",
            "STEPS_ANALYSED", "SpikingMaxPool", "calibrate_biases", "normalise", "qcfs_from_relu",
@@ -180,7 +180,8 @@ def _v0(v0, where: str) -> float:
 
 @torch.no_grad()
 def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 99.99,
-              batch: int = 250, seed: int = 0) -> tuple[nn.Sequential, list[float]]:
+              batch: int = 250, seed: int = 0, channel_wise: bool = False
+              ) -> tuple[nn.Sequential, list]:
     """Data-based weight normalisation (Rueckauer et al. 2017); returns the scaled copy and the :math:`\\lambda_l`.
 
     :math:`\\lambda_l` is the ``percentile`` of layer :math:`l`'s activations
@@ -195,6 +196,18 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     ``seed``; the maximum (``percentile=100``) over all of them. The
     percentile is over all activations, zeros included (some implementations
     take it over the non-zero ones only, which gives larger thresholds).
+
+    ``channel_wise``: one :math:`\\lambda_{l,c}` for each channel :math:`c` of each layer,
+    the ``percentile`` of that channel's activations (at every position of every image;
+    up to 200,000 positions per layer and batch, the same positions for all its channels),
+    at least :math:`10^{-6}`; channel :math:`o`'s weights from channel :math:`i` become
+    :math:`W_{l,oi} \\lambda_{l-1,i} / \\lambda_{l,o}` and its bias
+    :math:`b_{l,o} / \\lambda_{l,o}` (pools act on each channel alone, so the scales pass
+    through them; after a flattening each input of the linear layer takes its channel's
+    :math:`\\lambda`). A channel whose activations are rarely large then fires as often as
+    one whose are often large (Kim et al. 2020's channel-wise normalisation; SpikingJelly's
+    ``channel_wise`` conversion). The :math:`\\lambda`'s are then returned as one 1-D tensor per
+    layer (a QCFS layer's, its threshold for every channel).
     """
     where = "normalise"
     _sequential("net", net, where, finite=True)
@@ -202,6 +215,7 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     check.number("percentile", percentile, low=0, low_open=True, high=100, where=where)
     check.positive_int("batch", batch, where=where)
     check.integer("seed", seed, where=where)
+    check.flag("channel_wise", channel_wise, where=where)
     for k in relu_layers(net):
         if isinstance(net[k], QCFS) and not float(net[k].threshold) > 0:
             raise ValueError(f"{where}: net[{k}] is a QCFS activation with threshold "
@@ -214,6 +228,8 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
         4 * (n_batches * sum(min(200_000, batch * s) for s in sizes)
              + 3 * min(batch, len(images)) * sum(sizes)), where=where)
     acts = relu_layers(net)
+    if channel_wise:
+        return _normalise_channels(net, images, acts, percentile, batch, seed)
     samples: dict[int, list[torch.Tensor]] = {k: [] for k in acts}
     g = torch.Generator().manual_seed(seed)
     maxima: dict[int, float] = {k: 0.0 for k in acts}
@@ -246,6 +262,65 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
         if net[k].bias is not None:
             net[k].bias.div_(lam)
         previous = lam
+    for k in acts:  # the activations are now IF neurons with threshold 1
+        net[k] = nn.ReLU()
+    return net, lambdas
+
+
+def _normalise_channels(net: nn.Sequential, images: torch.Tensor, acts: list[int],
+                        percentile: float, batch: int, seed: int) -> tuple[nn.Sequential, list]:
+    """:func:`normalise` with ``channel_wise=True``, on its deep copy ``net`` (checked)."""
+    samples: dict[int, list[torch.Tensor]] = {k: [] for k in acts}
+    maxima: dict[int, torch.Tensor | None] = {k: None for k in acts}
+    g = torch.Generator().manual_seed(seed)
+
+    def record(k: int, o: torch.Tensor) -> None:
+        per_channel = o.transpose(0, 1).reshape(o.shape[1], -1)  # (C, positions)
+        keep = max(1, 200_000 // per_channel.shape[0])
+        pick = torch.randperm(per_channel.shape[1], generator=g)[:keep]
+        samples[k].append(per_channel[:, pick])
+        top = per_channel.amax(1)
+        maxima[k] = top if maxima[k] is None else torch.maximum(maxima[k], top)
+
+    hooks = [net[k].register_forward_hook(lambda m, i, o, k=k: record(k, o)) for k in acts]
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            net(images[i:i + batch])
+    for h in hooks:
+        h.remove()
+    lambdas: list[torch.Tensor] = []
+    for k in acts:
+        n_channels = len(maxima[k])
+        if isinstance(net[k], QCFS):
+            lam = torch.full((n_channels,), float(net[k].threshold))
+        elif percentile == 100:
+            lam = maxima[k].float()
+        else:
+            lam = torch.quantile(torch.cat(samples[k], 1).float(), percentile / 100.0, dim=1)
+        lambdas.append(lam.clamp_min(1e-6))
+    previous = None  # the input image: no scale
+    weighted = [k for k, m in enumerate(net) if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        for j, k in enumerate(weighted):
+            layer = net[k]
+            out_scale = (lambdas[j] if j < len(lambdas)
+                         else torch.ones(layer.weight.shape[0]))
+            w = layer.weight
+            if previous is not None:
+                fan_in = w.shape[1]
+                if isinstance(layer, nn.Conv2d) and layer.groups != 1:
+                    raise ValueError("normalise: channel_wise=True takes convolutions without "
+                                     f"groups; net[{k}] has groups={layer.groups}")
+                if fan_in % len(previous):
+                    raise ValueError(f"normalise: net[{k}] takes {fan_in} inputs, not a "
+                                     f"multiple of the {len(previous)} channels before it")
+                scale_in = previous.repeat_interleave(fan_in // len(previous))
+                w.mul_(scale_in.view(1, -1, *([1] * (w.dim() - 2))).to(w.dtype))
+            if j < len(lambdas):
+                w.div_(out_scale.view(-1, *([1] * (w.dim() - 1))).to(w.dtype))
+                if layer.bias is not None:
+                    layer.bias.div_(out_scale.to(layer.bias.dtype))
+            previous = out_scale
     for k in acts:  # the activations are now IF neurons with threshold 1
         net[k] = nn.ReLU()
     return net, lambdas
@@ -1121,6 +1196,16 @@ highest accuracy at the full profile's longest simulation (T = 128):
 split, the full profile's then) ``--percentiles 99.9 99.99 100 --steps 8 16 32 64 128 --snn-val 1000`` gave 88.10% at
 T = 128 for 99.99, 87.70% for 99.9 and 81.20% for 100 (its CNN 88.40% on those 1,000
 images); 99.9 was ahead at T = 16 and 32 (54.60% and 79.20%, against 38.40% and 76.30%)."""
+CHANNEL_PERCENTILE = 99.9
+"""The percentile of the tier's channel-wise copy (:func:`normalise` with
+``channel_wise=True``, simulated with every neuron starting half-way to its threshold,
+``v0 = 0.5``), simulated beside the layer-wise ones on the variant images. Chosen on the
+validation split as the channel-wise copy most accurate at few steps:
+``benchmarks/peer_conversion.py`` on the full profile's network (M trained with Muon for 8
+epochs on the training split) gave 45.60% / 72.40% / 86.80% at T = 4 / 8 / 16 for 99.9
+with ``v0 = 0.5``, against 18.80% / 58.00% / 77.80% with ``v0 = 0``, and 22.40% / 36.00% /
+67.40% for 100 with ``v0 = 0.5`` (the layer-wise 99.99th percentile, the tier's: 12.00% /
+46.40% / 71.60%; its CNN 88.60% on those 500 images; ``results/peer_conversion.json``)."""
 SNN_PART_IMAGES = 500
 """Images per checkpointed part of a simulation (a killed run resumes at a part)."""
 SIM_VERSION = 3

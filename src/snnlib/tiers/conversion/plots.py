@@ -58,14 +58,15 @@ def accuracy_curve(record):
 
 
 def variants(record):
-    """Two panels on the variant images: the normalisation percentiles (analog input), and
-    analog against Poisson input (99.99th percentile)."""
+    """Two panels on the variant images: the normalisations (analog input: the percentiles,
+    and the channel-wise copy where the record has it), and analog against Poisson input
+    (99.99th percentile)."""
     var = _record(record, "plots.variants").specific["variants"]
     curves = var["accuracy_vs_steps"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     viz.accuracy_vs_steps({k: v for k, v in curves.items()
                            if k.startswith("analog") and "float32" not in k},
-                          var["cnn_accuracy"], ax=axes[0], title="normalisation percentile")
+                          var["cnn_accuracy"], ax=axes[0], title="normalisation")
     viz.accuracy_vs_steps({k: v for k, v in curves.items() if k.endswith("p99.99")},
                           var["cnn_accuracy"], ax=axes[1], title="analog vs Poisson input")
     return fig

@@ -30,10 +30,11 @@ from ... import runs, viz
 from .record import describe_cnn, describe_training, rounds_clause, spiking_layer_names
 
 __all__ = ["accumulates_line", "accuracy_table", "calibration_line", "costs_table", "firing_table",
-           "float32_gap_line", "full_profile_items", "lambda_table", "layer_names", "network_lines",
-           "operations_table", "qcfs_choice_line", "qcfs_choice_table", "qcfs_float32_line",
-           "qcfs_steps_line", "qcfs_table", "qcfs_training_line", "reference_table", "show",
-           "smallest_steps_line", "techniques_table", "training_line", "variants_table"]
+           "float32_gap_line", "full_profile_items", "lambda_table", "layer_names",
+           "network_lines", "operations_table", "peer_table", "qcfs_choice_line",
+           "qcfs_choice_table", "qcfs_float32_line", "qcfs_steps_line", "qcfs_table",
+           "qcfs_training_line", "reference_table", "show", "smallest_steps_line",
+           "techniques_table", "training_line", "variants_table"]
 
 
 def _record(record, where: str) -> runs.TierRecord:
@@ -473,6 +474,31 @@ def reference_table(path):
     return viz.table(rows, formats={"validation": ".2%", "with test-time augmentation": ".2%",
                                     "epochs": "g", "training (min)": ".1f"},
                      caption=_split_caption(found))
+
+
+def peer_table(path, name: str):
+    """The tier's conversion beside SpikingJelly's on the same CNN, on the validation split:
+    the run named ``name`` of ``benchmarks/peer_conversion.py`` stored in the JSON list at
+    ``path``, one row per spiking copy (in the order it ran: ours at each percentile, in
+    float32 and bfloat16, then SpikingJelly's), with its accuracy at each simulated T and its
+    speed in image-steps per second (images times steps simulated per second)."""
+    where = "report.peer_table"
+    check.instance("name", name, str, where=where)
+    found = runs.stored_benchmark_runs(
+        path, where, "peer_conversion.py",
+        ("name", "cnn_accuracy", "steps", "copies", "train_images", "val_images"))
+    run = next((r for r in found if r["name"] == name), None)
+    if run is None:
+        raise ValueError(f"{where}: {path} holds no run named {name!r}; it holds "
+                         f"{[r['name'] for r in found]}")
+    rows = {copy: {**{f"T = {t}": res["accuracy"][str(t)] for t in run["steps"]},
+                   "image-steps/s": res["image_steps_per_s"]}
+            for copy, res in run["copies"].items()}
+    return viz.table(rows, formats={**{f"T = {t}": ".1%" for t in run["steps"]},
+                                    "image-steps/s": ",.0f"},
+                     index_name="spiking copy",
+                     caption=f"{run['name']}: the CNN {run['cnn_accuracy']:.2%}; "
+                             f"{_split_caption([run])}")
 
 
 def qcfs_choice_table(path, name: str | None = None):

@@ -18,7 +18,7 @@ from .. import _profile_section
 from .cnn import (QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, TRAIN_VERSION, ConvNet,
                   ConvNetParams, TrainParams, _evaluate_cnn, evaluate_cnn, fold_batchnorm,
                   images_to_tensor, train_cnn)
-from .convert import (PERCENTILE, PERCENTILES, QCFS_BURST, QCFS_CALIBRATION_ROUNDS,
+from .convert import (CHANNEL_PERCENTILE, PERCENTILE, PERCENTILES, QCFS_BURST, QCFS_CALIBRATION_ROUNDS,
                       QCFS_CALIBRATION_STEPS, QCFS_SHORT_STEPS,
                       QCFS_SIGNED, QCFS_V0, SIM_VERSION, STEPS_ANALYSED, _fed_layers,
                       calibrate_biases, normalise,
@@ -26,7 +26,11 @@ from .convert import (PERCENTILE, PERCENTILES, QCFS_BURST, QCFS_CALIBRATION_ROUN
 from .numerics import fingerprint, numerics_for_profile, numerics_in_use, numerics_scope
 from .record import rounds_clause, spiking_layer_names, to_record
 
-__all__ = ["params_for_profile", "run_tier"]
+__all__ = ["CHANNEL_VARIANT", "params_for_profile", "run_tier"]
+
+CHANNEL_VARIANT = f"analog, p{CHANNEL_PERCENTILE:g}, channel-wise, v0 = 0.5"
+"""The variant normalised channel by channel (``normalise(channel_wise=True)`` at
+:data:`.convert.CHANNEL_PERCENTILE`), its neurons starting half-way (``v0 = 0.5``)."""
 
 
 WHITENED_NET = {"pool": "max", "pool_first": True, "bn_scale": False, "logit_scale": 1 / 9,
@@ -119,8 +123,9 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
     3. The network is normalised on 1,000 training images at each of
        ``PERCENTILES`` and simulated with analog input for ``sizes.steps``
        steps: the tier (``PERCENTILE``) on ``sizes.snn_images`` test images,
-       the others, and Poisson input, on the first ``sizes.variant_images``
-       of them. Simulations are checkpointed in parts.
+       the others, Poisson input, and a copy normalised channel by channel at
+       ``CHANNEL_PERCENTILE`` with its neurons starting half-way (``CHANNEL_VARIANT``), on
+       the first ``sizes.variant_images`` of them. Simulations are checkpointed in parts.
     4. The CNN is fine-tuned with clip-floor-shift activations
        (:func:`qcfs_from_relu`, ``sizes.qcfs_epochs``, checkpointed in
        ``out_dir/cnn_qcfs.pt``), converted with its trained thresholds and
@@ -247,6 +252,14 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
         nets[PERCENTILE], x_test[:n_var], y_test[:n_var], steps=steps, input="poisson",
         seed=seed, folder=out / "snn_poisson_p99.99", bf16=snn_bf16, progress=progress,
         desc="tier 3, SNN (Poisson input)", device=device, numerics=numerics)
+    # normalised channel by channel, every neuron starting half-way to its threshold
+    channel_net, _ = normalise(folded, calibration, percentile=CHANNEL_PERCENTILE,
+                               channel_wise=True)
+    variants[CHANNEL_VARIANT] = simulate_parts(
+        channel_net, x_test[:n_var], y_test[:n_var], steps=steps, seed=seed, v0=0.5,
+        folder=out / f"snn_analog_p{CHANNEL_PERCENTILE:g}_channels_v0.5", bf16=snn_bf16,
+        progress=progress, desc="tier 3, SNN (channel-wise, v0 = 0.5)", device=device,
+        numerics=numerics)
     if snn_bf16:
         variants["analog, p99.99, float32"] = simulate_parts(
             nets[PERCENTILE], x_test[:n_var], y_test[:n_var], steps=steps, seed=seed,
