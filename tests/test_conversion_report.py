@@ -409,7 +409,7 @@ def test_accuracy_figures_draw_the_record_curves(record):
     assert ax.get_title() == "10000 test images, full profile"
     left, right = plots.variants(record).axes
     assert {t.get_text() for t in left.get_legend().get_texts()} == {
-        "analog, p99.99", "analog, p99.9", "analog, p100", C.run.CHANNEL_VARIANT, "CNN"}
+        "analog, p99.99", "analog, p99.9", "analog, p100", "CNN"}
     assert {t.get_text() for t in right.get_legend().get_texts()} == {
         "analog, p99.99", "poisson, p99.99", "CNN"}
     var, drawn = s["variants"]["accuracy_vs_steps"], 0
@@ -419,7 +419,7 @@ def test_accuracy_figures_draw_the_record_curves(record):
                 curve = var[line.get_label()]
                 np.testing.assert_allclose(line.get_ydata(), [100 * curve[t] for t in curve])
                 drawn += 1
-    assert drawn == 6  # three percentiles and the channel-wise copy, then analog and Poisson
+    assert drawn == 5  # three percentiles, then analog and Poisson input
     ax = plots.qcfs_accuracy(record).axes[0]
     q = s["qcfs"]["accuracy_vs_steps"]
     np.testing.assert_allclose(_ydata(ax)[1], [100 * q[t] for t in q])
@@ -898,6 +898,23 @@ def test_the_short_simulations_become_variants_of_the_record(record):
         1e7, 2e6)
     assert four.inference.images_per_s == 100.0
     assert variants["QCFS fine-tuned, T = 8"].synaptic_events.accumulates == 2e7
+
+
+def test_the_channel_wise_copy_is_drawn_with_the_normalisations(record):
+    # a record made since the tier simulates it (made-up curve): drawn in the left panel
+    # only, and listed in the variants table
+    specific = copy.deepcopy(record.specific)
+    var = specific["variants"]["accuracy_vs_steps"]
+    var[C.run.CHANNEL_VARIANT] = {t: 0.5 + 0.001 * int(t) for t in var["analog, p99.99"]}
+    rec = dataclasses.replace(record, specific=specific)
+    left, right = plots.variants(rec).axes
+    assert [ln.get_label() for ln in left.get_lines()].count(C.run.CHANNEL_VARIANT) == 1
+    line = next(ln for ln in left.get_lines() if ln.get_label() == C.run.CHANNEL_VARIANT)
+    curve = var[C.run.CHANNEL_VARIANT]
+    np.testing.assert_allclose(line.get_ydata(), [100 * curve[t] for t in curve])
+    assert C.run.CHANNEL_VARIANT not in [ln.get_label() for ln in right.get_lines()]
+    assert left.get_title() == "normalisation"
+    assert _row(report.variants_table(rec), C.run.CHANNEL_VARIANT)[0] == _pct(curve["1"])
 
 
 def test_reference_table_shows_each_airbench_run(tmp_path):
