@@ -2,10 +2,10 @@
 
 Loads (or trains) the ReLU CNN that ``benchmarks/cnn_techniques.py`` trains with the same
 ``--set``, ``--seed``, ``--train`` and ``--checkpoint`` (its 45,000 training images; a finished
-checkpoint is read, not retrained), converts it twice and simulates both copies for the same
-steps on the same validation images (:func:`snnlib.data.validation_split`, the first
-``--val / 10`` of each class; no test image is read), with analog input (the image is the
-first layer's current every step) in float32:
+checkpoint is read, not retrained), converts it with both converters and simulates the copies
+for the same steps on the same validation images (:func:`snnlib.data.validation_split`, the
+first ``--val / 10`` of each class; no test image is read), with analog input (the image is
+the first layer's current every step) in float32:
 
 * **ours**: :func:`~snnlib.tiers.conversion.fold_batchnorm`, then
   :func:`~snnlib.tiers.conversion.normalise` at each ``--percentiles`` P on 1,000 training
@@ -13,9 +13,10 @@ first layer's current every step) in float32:
   (IF neurons with reset by subtraction; max pools by
   :class:`~snnlib.tiers.conversion.convert.SpikingMaxPool`, exact in the spike counts); the
   tier's percentile (:data:`~snnlib.tiers.conversion.PERCENTILE`) again in bfloat16, the full
-  profile's arithmetic, for its speed; and normalised channel by channel
-  (``normalise(channel_wise=True)``) at each ``--channel-percentiles`` P, with the neurons
-  starting at 0 and at half the threshold (``simulate(v0=0.5)``);
+  profile's arithmetic, for its speed; and at each ``--channel-percentiles`` P, with the
+  neurons starting at half the threshold (``simulate(v0=0.5)``), then normalised channel by
+  channel (``normalise(channel_wise=True)``) with the neurons starting at 0 and at half the
+  threshold; its tensors are kept channels-last (``simulate``'s layout);
 * **SpikingJelly** 2.0's ``ann2snn.Converter`` with its ``RateCodingRecipe`` at each of its
   ``--modes`` (``"99.9%"``: the layer's 99.9th percentile; ``"Max"``: its largest activation),
   calibrated on the same 1,000 training images (in batches of 100, the recipe's running
@@ -23,7 +24,7 @@ first layer's current every step) in float32:
   default) and channel-wise ones with half-threshold starting potentials and max pools moved
   in front of the neurons where they follow a ReLU (``channel_wise``, ``half_threshold``,
   ``pre_spike_maxpool``); stepped as its CIFAR-10 example does (``reset_net``, then one call
-  a step, the outputs summed).
+  a step, the outputs summed), in PyTorch's default memory layout, as that example runs.
 
 Prints, for each copy, its accuracy at each of ``--steps`` and its speed in image-steps per
 second (both run on the same threads, in batches of 100 images), and one line of JSON
@@ -35,14 +36,15 @@ and h5py, which the book does not use); install it beside the project's environm
     pip install --no-deps spikingjelly==2.0.0 "loguru>=0.7,<1"
 
 The two networks measured (``M`` is the full profile's design: the ``--set`` of the rows
-"M, 8 epochs, filters trained with Muon ..." in ``results/cnn_techniques.json``)::
+"M, 8 epochs, filters trained with Muon ..." in ``results/cnn_techniques.json``; each stored
+run keeps its whole command line)::
 
-    python benchmarks/peer_conversion.py --set $M epochs=8 optimizer=muon \\
-        --checkpoint runs/tech/M8muon.pt --append results/peer_conversion.json \\
-        --name "the full profile's CNN (max pools on currents)"
     python benchmarks/peer_conversion.py --set widths=32,32,64,64,128,128 epochs=5 \\
         --checkpoint runs/tech/vgg32.pt --append results/peer_conversion.json \\
-        --name "the book profile's VGG design (average pools)"
+        --name "the book profile's VGG design at 32 channels (average pools), 5 epochs"
+    python benchmarks/peer_conversion.py --set $M epochs=8 optimizer=muon \\
+        --checkpoint runs/tech/M8muon.pt --append results/peer_conversion.json \\
+        --name "the full profile's CNN (max pools on currents), 8 epochs with Muon"
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=45000,
                         help="training images the CNN learned from (the split's first N)")
-    parser.add_argument("--val", type=int, default=1000,
+    parser.add_argument("--val", type=int, default=500,
                         help="validation images simulated (the split's first N / 10 of each "
                              "class)")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
@@ -189,6 +191,8 @@ def main() -> int:
         if pct == C.PERCENTILE:
             ours(f"ours, p{pct:g}, bfloat16", snn, bf16=True)
     for pct in args.channel_percentiles:
+        snn, _ = C.normalise(folded, x_cal, percentile=pct)
+        ours(f"ours, p{pct:g}, half threshold", snn, v0=0.5)
         snn, _ = C.normalise(folded, x_cal, percentile=pct, channel_wise=True)
         ours(f"ours, p{pct:g}, channel-wise", snn)
         ours(f"ours, p{pct:g}, channel-wise, half threshold", snn, v0=0.5)

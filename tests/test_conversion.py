@@ -170,9 +170,9 @@ def test_channel_wise_normalisation_keeps_the_function_and_bounds_each_channel(d
                 # the percentile of a random sample of positions: close to 1, not exactly
                 q = torch.quantile(per_channel, 0.99, dim=1)[live]
                 assert float((q - 1).abs().max()) < 0.15
-        _, layer = C.normalise(net, x, percentile=pct)
-        # the layer's scale is the largest channel's (max-norm), or near it
-        assert all(float(lam.max()) <= 1.2 * lay for lam, lay in zip(lambdas, layer))
+        if pct == 100.0:  # max-norm: the layer's scale is its largest channel's
+            _, layer = C.normalise(net, x, percentile=pct)
+            assert [float(lam.max()) for lam in lambdas] == pytest.approx(layer)
 
 
 def test_channel_wise_normalisation_resolves_small_channels_finely():
@@ -863,10 +863,17 @@ def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):
             > longer["4"]["operations_per_image"]["accumulates"])
     assert set(record["snn"]["accuracy_vs_steps"]) == {"1", "2", "4", "8", "16", "32"}
     assert record["snn_images"] == 50 and record["variants"]["images"] == 20
-    # the channel-wise copy, its neurons starting half-way, beside the layer-wise ones
-    assert set(record["variants"]["accuracy_vs_steps"][C.run.CHANNEL_VARIANT]) == {
-        "1", "2", "4", "8", "16", "32"}
+    # the copies whose neurons start half-way, layer by layer and channel by channel, beside
+    # the others; the same images, so the same CNN decisions: they differ in the spiking copy
+    var = record["variants"]["accuracy_vs_steps"]
+    for name in (C.run.HALF_VARIANT, C.run.CHANNEL_VARIANT):
+        assert set(var[name]) == {"1", "2", "4", "8", "16", "32"}
+    assert C.run.HALF_VARIANT == "analog, p99.9, v0 = 0.5"
     assert C.run.CHANNEL_VARIANT == "analog, p99.9, channel-wise, v0 = 0.5"
+    # v0 = 0.5 was simulated: starting half-way, the neurons fire more (up to one spike more
+    # each), so more spikes cross synapses than in the p99.9 copy starting at 0
+    ops = record["variants"]["accumulates_per_image"]
+    assert ops[C.run.HALF_VARIANT] > ops["analog, p99.9"]
     assert record["cnn"]["multiply_accumulates_per_image"] > 0
     # the ci profile's arithmetic: float32, fixed threads (no bfloat16 CNN measured)
     assert rec.parameters["numerics"] == asdict(C.numerics.REPRODUCIBLE)

@@ -1043,9 +1043,10 @@ def test_peer_table_shows_each_copy_of_the_named_run(tmp_path):
         report.peer_table(path, None)
 
 
-def test_the_stored_peer_runs_compare_the_same_images_and_steps():
-    # every copy of a stored run was scored at every step the run names, and ours converge to
-    # within a point of the CNN at the longest simulation (the converters' sanity check)
+def test_the_stored_peer_runs_score_every_copy_at_every_step_and_ours_converge():
+    # results/peer_conversion.json as chapter 6 reads it: every copy of a run was scored at
+    # every step the run names, and ours converge to within a point of the CNN at the longest
+    # simulation (the converters' sanity check)
     import json
 
     for run in json.loads((Path(__file__).parents[1] / "results"

@@ -31,7 +31,8 @@ The IF neuron itself (reset by subtraction) is :class:`snnlib.neurons.IFNeurons`
 from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, ConvNet, ConvNetParams,
                   TrainParams, augment, bf16_supported, evaluate_cnn, fold_batchnorm,
                   images_to_tensor, set_whitening, train_cnn, tta_logits)
-from .convert import (CHANNEL_PERCENTILE, PERCENTILE, PERCENTILES, QCFS_CALIBRATION_ROUNDS, QCFS_CALIBRATION_STEPS,
+from .convert import (CHANNEL_PERCENTILE, PERCENTILE, PERCENTILES, QCFS_CALIBRATION_ROUNDS,
+                      QCFS_CALIBRATION_STEPS,
                       QCFS_BURST, QCFS_SHORT_STEPS, QCFS_SIGNED, QCFS_V0,
                       SIM_VERSION, SNN_PART_IMAGES, STEPS_ANALYSED, SpikingMaxPool,
                       calibrate_biases, normalise, qcfs_from_relu, rates_vs_activations,
@@ -41,7 +42,8 @@ from .muon import Muon, orthogonalise
 from .run import params_for_profile, run_tier
 from . import numerics, plots, report  # noqa: E402  (modules: conversion.plots.raster, ...)
 
-__all__ = ["CHANNEL_PERCENTILE", "ConvNet", "ConvNetParams", "Muon", "PERCENTILE", "PERCENTILES", "QCFS",
+__all__ = ["CHANNEL_PERCENTILE", "ConvNet", "ConvNetParams", "Muon", "PERCENTILE", "PERCENTILES",
+           "QCFS",
            "QCFS_CALIBRATION_ROUNDS", "QCFS_CALIBRATION_STEPS", "QCFS_INIT_PERCENTILE",
            "QCFS_BURST", "QCFS_LEVELS", "QCFS_MAX_LR",
            "QCFS_SHORT_STEPS", "QCFS_SIGNED",

@@ -71,7 +71,8 @@ from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, ConvNet, _finite_modu
                   _labels_for, _n_classes, fold_batchnorm)
 from .numerics import Numerics, fingerprint, numerics_scope
 
-__all__ = ["CHANNEL_PERCENTILE", "PERCENTILE", "PERCENTILES", "QCFS_CALIBRATION_ROUNDS", "QCFS_CALIBRATION_STEPS",
+__all__ = ["CHANNEL_PERCENTILE", "PERCENTILE", "PERCENTILES", "QCFS_CALIBRATION_ROUNDS",
+           "QCFS_CALIBRATION_STEPS",
            "QCFS_BURST", "QCFS_SHORT_STEPS", "QCFS_SIGNED", "QCFS_V0", "SIM_VERSION",
            "SNN_PART_IMAGES",
            "STEPS_ANALYSED", "SpikingMaxPool", "calibrate_biases", "normalise", "qcfs_from_relu",
@@ -198,9 +199,11 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     take it over the non-zero ones only, which gives larger thresholds).
 
     ``channel_wise``: one :math:`\\lambda_{l,c}` for each channel :math:`c` of each layer,
-    the ``percentile`` of that channel's activations (at every position of every image;
-    up to 200,000 positions per layer and batch, the same positions for all its channels),
-    at least :math:`10^{-6}`; channel :math:`o`'s weights from channel :math:`i` become
+    the ``percentile`` of that channel's activations at every position of every image (up
+    to ``CHANNEL_SAMPLES`` activations per layer and batch: as many positions, drawn at random,
+    for each of its channels), at least :math:`10^{-6}` (a channel silent on more than
+    ``100 - percentile`` percent of its positions then passes on almost nothing); channel
+    :math:`o`'s weights from channel :math:`i` become
     :math:`W_{l,oi} \\lambda_{l-1,i} / \\lambda_{l,o}` and its bias
     :math:`b_{l,o} / \\lambda_{l,o}` (pools act on each channel alone, so the scales pass
     through them; after a flattening each input of the linear layer takes its channel's
@@ -225,7 +228,8 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     n_batches = -(-len(images) // batch)
     check.fits_in_memory(
         f"normalising on {len(images)} images in batches of batch={batch}",
-        4 * (n_batches * sum(min(200_000, batch * s) for s in sizes)
+        4 * (n_batches * sum(min(CHANNEL_SAMPLES if channel_wise else 200_000, batch * s)
+                             for s in sizes)
              + 3 * min(batch, len(images)) * sum(sizes)), where=where)
     acts = relu_layers(net)
     if channel_wise:
@@ -267,6 +271,13 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     return net, lambdas
 
 
+CHANNEL_SAMPLES = 2_000_000
+"""Activations per layer and batch that ``normalise(channel_wise=True)`` keeps to take each
+channel's percentile: :math:`2\times 10^6 / C` positions for each of a layer's :math:`C`
+channels (7,812 per batch of 250 images for 256 channels: 31,250 over the 1,000 images
+the tier normalises on, so the 99.9th percentile rests on about 31 of them)."""
+
+
 def _normalise_channels(net: nn.Sequential, images: torch.Tensor, acts: list[int],
                         percentile: float, batch: int, seed: int) -> tuple[nn.Sequential, list]:
     """:func:`normalise` with ``channel_wise=True``, on its deep copy ``net`` (checked)."""
@@ -276,7 +287,7 @@ def _normalise_channels(net: nn.Sequential, images: torch.Tensor, acts: list[int
 
     def record(k: int, o: torch.Tensor) -> None:
         per_channel = o.transpose(0, 1).reshape(o.shape[1], -1)  # (C, positions)
-        keep = max(1, 200_000 // per_channel.shape[0])
+        keep = max(1, CHANNEL_SAMPLES // per_channel.shape[0])
         pick = torch.randperm(per_channel.shape[1], generator=g)[:keep]
         samples[k].append(per_channel[:, pick])
         top = per_channel.amax(1)
@@ -1197,15 +1208,16 @@ split, the full profile's then) ``--percentiles 99.9 99.99 100 --steps 8 16 32 6
 T = 128 for 99.99, 87.70% for 99.9 and 81.20% for 100 (its CNN 88.40% on those 1,000
 images); 99.9 was ahead at T = 16 and 32 (54.60% and 79.20%, against 38.40% and 76.30%)."""
 CHANNEL_PERCENTILE = 99.9
-"""The percentile of the tier's channel-wise copy (:func:`normalise` with
-``channel_wise=True``, simulated with every neuron starting half-way to its threshold,
-``v0 = 0.5``), simulated beside the layer-wise ones on the variant images. Chosen on the
-validation split as the channel-wise copy most accurate at few steps:
+"""The percentile of the tier's two copies whose neurons start half-way to their threshold
+(``v0 = 0.5``), normalised layer by layer and channel by channel (:func:`normalise` with
+``channel_wise=True``), simulated beside the others on the variant images. Chosen on the
+validation split as the more accurate at few steps of 99.9 and 100:
 ``benchmarks/peer_conversion.py`` on the full profile's network (M trained with Muon for 8
-epochs on the training split) gave 45.60% / 72.40% / 86.80% at T = 4 / 8 / 16 for 99.9
-with ``v0 = 0.5``, against 18.80% / 58.00% / 77.80% with ``v0 = 0``, and 22.40% / 36.00% /
-67.40% for 100 with ``v0 = 0.5`` (the layer-wise 99.99th percentile, the tier's: 12.00% /
-46.40% / 71.60%; its CNN 88.60% on those 500 images; ``results/peer_conversion.json``)."""
+epochs on the training split; its CNN 88.60% on those 500 images) gave, at T = 4 / 8 / 16,
+46.60% / 73.00% / 87.00% layer by layer and 43.80% / 69.20% / 86.40% channel by channel at
+99.9, against 12.20% / 14.60% / 20.40% and 22.40% / 36.00% / 67.40% at 100 (the tier's own
+copy, layer by layer at 99.99 with ``v0 = 0``: 12.00% / 46.40% / 71.60%;
+``results/peer_conversion.json``)."""
 SNN_PART_IMAGES = 500
 """Images per checkpointed part of a simulation (a killed run resumes at a part)."""
 SIM_VERSION = 3

@@ -479,8 +479,9 @@ def reference_table(path):
 def peer_table(path, name: str):
     """The tier's conversion beside SpikingJelly's on the same CNN, on the validation split:
     the run named ``name`` of ``benchmarks/peer_conversion.py`` stored in the JSON list at
-    ``path``, one row per spiking copy (in the order it ran: ours at each percentile, in
-    float32 and bfloat16, then SpikingJelly's), with its accuracy at each simulated T and its
+    ``path``, one row per spiking copy in the order it ran (ours: layer by layer at each
+    percentile, one of them again in bfloat16, then with neurons starting half-way and
+    channel by channel; then SpikingJelly's), with its accuracy at each simulated T and its
     speed in image-steps per second (images times steps simulated per second)."""
     where = "report.peer_table"
     check.instance("name", name, str, where=where)

@@ -18,7 +18,8 @@ from .. import _profile_section
 from .cnn import (QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, TRAIN_VERSION, ConvNet,
                   ConvNetParams, TrainParams, _evaluate_cnn, evaluate_cnn, fold_batchnorm,
                   images_to_tensor, train_cnn)
-from .convert import (CHANNEL_PERCENTILE, PERCENTILE, PERCENTILES, QCFS_BURST, QCFS_CALIBRATION_ROUNDS,
+from .convert import (CHANNEL_PERCENTILE, PERCENTILE, PERCENTILES, QCFS_BURST,
+                      QCFS_CALIBRATION_ROUNDS,
                       QCFS_CALIBRATION_STEPS, QCFS_SHORT_STEPS,
                       QCFS_SIGNED, QCFS_V0, SIM_VERSION, STEPS_ANALYSED, _fed_layers,
                       calibrate_biases, normalise,
@@ -26,11 +27,13 @@ from .convert import (CHANNEL_PERCENTILE, PERCENTILE, PERCENTILES, QCFS_BURST, Q
 from .numerics import fingerprint, numerics_for_profile, numerics_in_use, numerics_scope
 from .record import rounds_clause, spiking_layer_names, to_record
 
-__all__ = ["CHANNEL_VARIANT", "params_for_profile", "run_tier"]
+__all__ = ["CHANNEL_VARIANT", "HALF_VARIANT", "params_for_profile", "run_tier"]
 
+HALF_VARIANT = f"analog, p{CHANNEL_PERCENTILE:g}, v0 = 0.5"
+"""The variant normalised layer by layer at :data:`.convert.CHANNEL_PERCENTILE`, its neurons
+starting half-way to their threshold (``v0 = 0.5``)."""
 CHANNEL_VARIANT = f"analog, p{CHANNEL_PERCENTILE:g}, channel-wise, v0 = 0.5"
-"""The variant normalised channel by channel (``normalise(channel_wise=True)`` at
-:data:`.convert.CHANNEL_PERCENTILE`), its neurons starting half-way (``v0 = 0.5``)."""
+"""The same, normalised channel by channel (``normalise(channel_wise=True)``)."""
 
 
 WHITENED_NET = {"pool": "max", "pool_first": True, "bn_scale": False, "logit_scale": 1 / 9,
@@ -123,9 +126,9 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
     3. The network is normalised on 1,000 training images at each of
        ``PERCENTILES`` and simulated with analog input for ``sizes.steps``
        steps: the tier (``PERCENTILE``) on ``sizes.snn_images`` test images,
-       the others, Poisson input, and a copy normalised channel by channel at
-       ``CHANNEL_PERCENTILE`` with its neurons starting half-way (``CHANNEL_VARIANT``), on
-       the first ``sizes.variant_images`` of them. Simulations are checkpointed in parts.
+       the others, Poisson input, and two copies at ``CHANNEL_PERCENTILE`` whose neurons
+       start half-way to their threshold, normalised layer by layer (``HALF_VARIANT``) and
+       channel by channel (``CHANNEL_VARIANT``), on the first ``sizes.variant_images`` of them. Simulations are checkpointed in parts.
     4. The CNN is fine-tuned with clip-floor-shift activations
        (:func:`qcfs_from_relu`, ``sizes.qcfs_epochs``, checkpointed in
        ``out_dir/cnn_qcfs.pt``), converted with its trained thresholds and
@@ -252,14 +255,18 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
         nets[PERCENTILE], x_test[:n_var], y_test[:n_var], steps=steps, input="poisson",
         seed=seed, folder=out / "snn_poisson_p99.99", bf16=snn_bf16, progress=progress,
         desc="tier 3, SNN (Poisson input)", device=device, numerics=numerics)
-    # normalised channel by channel, every neuron starting half-way to its threshold
-    channel_net, _ = normalise(folded, calibration, percentile=CHANNEL_PERCENTILE,
-                               channel_wise=True)
-    variants[CHANNEL_VARIANT] = simulate_parts(
-        channel_net, x_test[:n_var], y_test[:n_var], steps=steps, seed=seed, v0=0.5,
-        folder=out / f"snn_analog_p{CHANNEL_PERCENTILE:g}_channels_v0.5", bf16=snn_bf16,
-        progress=progress, desc="tier 3, SNN (channel-wise, v0 = 0.5)", device=device,
-        numerics=numerics)
+    # every neuron starting half-way to its threshold, normalised layer by layer, then
+    # channel by channel
+    for name, channel_wise in ((HALF_VARIANT, False), (CHANNEL_VARIANT, True)):
+        half_net = (nets[CHANNEL_PERCENTILE] if not channel_wise and CHANNEL_PERCENTILE in nets
+                    else normalise(folded, calibration, percentile=CHANNEL_PERCENTILE,
+                                   channel_wise=channel_wise)[0])
+        variants[name] = simulate_parts(
+            half_net, x_test[:n_var], y_test[:n_var], steps=steps, seed=seed, v0=0.5,
+            folder=out / (f"snn_analog_p{CHANNEL_PERCENTILE:g}"
+                          + ("_channels" if channel_wise else "") + "_v0.5"),
+            bf16=snn_bf16, progress=progress, device=device, numerics=numerics,
+            desc="tier 3, SNN (" + ("channel-wise, " if channel_wise else "") + "v0 = 0.5)")
     if snn_bf16:
         variants["analog, p99.99, float32"] = simulate_parts(
             nets[PERCENTILE], x_test[:n_var], y_test[:n_var], steps=steps, seed=seed,
