@@ -132,7 +132,6 @@ def main() -> int:
         if any(not 0.0 < p <= 100.0 for p in values):
             parser.error(f"{flag} must lie in (0, 100], got {values}")
     try:
-        import spikingjelly  # noqa: F401
         from spikingjelly.activation_based import ann2snn
     except ImportError as error:
         parser.error(f"SpikingJelly 2.0 is needed ({error}); install it with: {INSTALL}")
@@ -185,14 +184,14 @@ def main() -> int:
                     "image_steps_per_s": len(val_idx) * max(args.steps) / sim["wall_s"],
                     "wall_s": sim["wall_s"]})
 
+    layer_wise = {pct: C.normalise(folded, x_cal, percentile=pct)[0]
+                  for pct in dict.fromkeys(args.percentiles + args.channel_percentiles)}
     for pct in args.percentiles:
-        snn, _ = C.normalise(folded, x_cal, percentile=pct)
-        ours(f"ours, p{pct:g}", snn)
+        ours(f"ours, p{pct:g}", layer_wise[pct])
         if pct == C.PERCENTILE:
-            ours(f"ours, p{pct:g}, bfloat16", snn, bf16=True)
+            ours(f"ours, p{pct:g}, bfloat16", layer_wise[pct], bf16=True)
     for pct in args.channel_percentiles:
-        snn, _ = C.normalise(folded, x_cal, percentile=pct)
-        ours(f"ours, p{pct:g}, half threshold", snn, v0=0.5)
+        ours(f"ours, p{pct:g}, half threshold", layer_wise[pct], v0=0.5)
         snn, _ = C.normalise(folded, x_cal, percentile=pct, channel_wise=True)
         ours(f"ours, p{pct:g}, channel-wise", snn)
         ours(f"ours, p{pct:g}, channel-wise, half threshold", snn, v0=0.5)

@@ -869,6 +869,7 @@ def test_cli_runs_tier3_at_ci_size_and_resumes(tmp_path, monkeypatch):
     for name in (C.run.HALF_VARIANT, C.run.CHANNEL_VARIANT):
         assert set(var[name]) == {"1", "2", "4", "8", "16", "32"}
     assert C.run.HALF_VARIANT == "analog, p99.9, v0 = 0.5"
+    assert C.CHANNEL_PERCENTILE in C.PERCENTILES  # its layer-wise network is one of the tier's
     assert C.run.CHANNEL_VARIANT == "analog, p99.9, channel-wise, v0 = 0.5"
     # v0 = 0.5 was simulated: starting half-way, the neurons fire more (up to one spike more
     # each), so more spikes cross synapses than in the p99.9 copy starting at 0

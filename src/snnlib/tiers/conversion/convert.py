@@ -242,11 +242,7 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
         samples[k].append(o.flatten()[torch.randperm(o.numel(), generator=g)[:200_000]])
         maxima[k] = max(maxima[k], float(o.max()))
 
-    hooks = [net[k].register_forward_hook(lambda m, i, o, k=k: record(k, o)) for k in acts]
-    for i in range(0, len(images), batch):
-        net(images[i:i + batch])
-    for h in hooks:
-        h.remove()
+    _pass_with_hooks(net, images, acts, batch, record)
     lambdas = []
     for k in acts:
         if isinstance(net[k], QCFS):
@@ -278,6 +274,20 @@ channels (7,812 per batch of 250 images for 256 channels: 31,250 over the 1,000 
 the tier normalises on, so the 99.9th percentile rests on about 31 of them)."""
 
 
+def _pass_with_hooks(net: nn.Sequential, images: torch.Tensor, acts: list[int], batch: int,
+                     record) -> None:
+    """Run ``images`` through ``net`` in batches of ``batch``, calling ``record(k, output)``
+    with the output of each activation ``net[k]``, ``k`` in ``acts`` (the hooks removed after,
+    also on an error)."""
+    hooks = [net[k].register_forward_hook(lambda m, i, o, k=k: record(k, o)) for k in acts]
+    try:
+        for i in range(0, len(images), batch):
+            net(images[i:i + batch])
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 def _normalise_channels(net: nn.Sequential, images: torch.Tensor, acts: list[int],
                         percentile: float, batch: int, seed: int) -> tuple[nn.Sequential, list]:
     """:func:`normalise` with ``channel_wise=True``, on its deep copy ``net`` (checked)."""
@@ -293,12 +303,7 @@ def _normalise_channels(net: nn.Sequential, images: torch.Tensor, acts: list[int
         top = per_channel.amax(1)
         maxima[k] = top if maxima[k] is None else torch.maximum(maxima[k], top)
 
-    hooks = [net[k].register_forward_hook(lambda m, i, o, k=k: record(k, o)) for k in acts]
-    with torch.no_grad():
-        for i in range(0, len(images), batch):
-            net(images[i:i + batch])
-    for h in hooks:
-        h.remove()
+    _pass_with_hooks(net, images, acts, batch, record)
     lambdas: list[torch.Tensor] = []
     for k in acts:
         n_channels = len(maxima[k])
@@ -311,27 +316,25 @@ def _normalise_channels(net: nn.Sequential, images: torch.Tensor, acts: list[int
         lambdas.append(lam.clamp_min(1e-6))
     previous = None  # the input image: no scale
     weighted = [k for k, m in enumerate(net) if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        for j, k in enumerate(weighted):
-            layer = net[k]
-            out_scale = (lambdas[j] if j < len(lambdas)
-                         else torch.ones(layer.weight.shape[0]))
-            w = layer.weight
-            if previous is not None:
-                fan_in = w.shape[1]
-                if isinstance(layer, nn.Conv2d) and layer.groups != 1:
-                    raise ValueError("normalise: channel_wise=True takes convolutions without "
-                                     f"groups; net[{k}] has groups={layer.groups}")
-                if fan_in % len(previous):
-                    raise ValueError(f"normalise: net[{k}] takes {fan_in} inputs, not a "
-                                     f"multiple of the {len(previous)} channels before it")
-                scale_in = previous.repeat_interleave(fan_in // len(previous))
-                w.mul_(scale_in.view(1, -1, *([1] * (w.dim() - 2))).to(w.dtype))
-            if j < len(lambdas):
-                w.div_(out_scale.view(-1, *([1] * (w.dim() - 1))).to(w.dtype))
-                if layer.bias is not None:
-                    layer.bias.div_(out_scale.to(layer.bias.dtype))
-            previous = out_scale
+    for j, k in enumerate(weighted):  # (normalise runs without gradients)
+        layer = net[k]
+        out_scale = lambdas[j] if j < len(lambdas) else torch.ones(layer.weight.shape[0])
+        w = layer.weight
+        if previous is not None:
+            fan_in = w.shape[1]
+            if isinstance(layer, nn.Conv2d) and layer.groups != 1:
+                raise ValueError("normalise: channel_wise=True takes convolutions without "
+                                 f"groups; net[{k}] has groups={layer.groups}")
+            if fan_in % len(previous):
+                raise ValueError(f"normalise: net[{k}] takes {fan_in} inputs, not a "
+                                 f"multiple of the {len(previous)} channels before it")
+            scale_in = previous.repeat_interleave(fan_in // len(previous))
+            w.mul_(scale_in.view(1, -1, *([1] * (w.dim() - 2))).to(w.dtype))
+        if j < len(lambdas):
+            w.div_(out_scale.view(-1, *([1] * (w.dim() - 1))).to(w.dtype))
+            if layer.bias is not None:
+                layer.bias.div_(out_scale.to(layer.bias.dtype))
+        previous = out_scale
     for k in acts:  # the activations are now IF neurons with threshold 1
         net[k] = nn.ReLU()
     return net, lambdas
@@ -1199,7 +1202,8 @@ def _conv_out_positions(m: nn.Conv2d, in_shape: tuple[int, ...]) -> int:
 STEPS_ANALYSED = tuple(2 ** k for k in range(9))
 """Numbers of steps at which the converted network's accuracy is read (1 ... 256)."""
 PERCENTILES = (99.9, 99.99, 100.0)
-"""Normalisation percentiles compared; the tier uses ``PERCENTILE``."""
+"""Normalisation percentiles compared; the tier uses ``PERCENTILE``, and
+``CHANNEL_PERCENTILE`` must be one of them (its layer-wise network is reused)."""
 PERCENTILE = 99.99
 """The tier's normalisation percentile, chosen on the validation split as the one with the
 highest accuracy at the full profile's longest simulation (T = 128):

@@ -128,7 +128,8 @@ def run_tier(profile, *, out_dir, seed: int = 2026, device: str | None = None,
        steps: the tier (``PERCENTILE``) on ``sizes.snn_images`` test images,
        the others, Poisson input, and two copies at ``CHANNEL_PERCENTILE`` whose neurons
        start half-way to their threshold, normalised layer by layer (``HALF_VARIANT``) and
-       channel by channel (``CHANNEL_VARIANT``), on the first ``sizes.variant_images`` of them. Simulations are checkpointed in parts.
+       channel by channel (``CHANNEL_VARIANT``), on the first ``sizes.variant_images`` of
+       them. Simulations are checkpointed in parts.
     4. The CNN is fine-tuned with clip-floor-shift activations
        (:func:`qcfs_from_relu`, ``sizes.qcfs_epochs``, checkpointed in
        ``out_dir/cnn_qcfs.pt``), converted with its trained thresholds and
@@ -255,18 +256,16 @@ def _run_tier(profile, *, out_dir, seed: int, device: str, progress: bool, numer
         nets[PERCENTILE], x_test[:n_var], y_test[:n_var], steps=steps, input="poisson",
         seed=seed, folder=out / "snn_poisson_p99.99", bf16=snn_bf16, progress=progress,
         desc="tier 3, SNN (Poisson input)", device=device, numerics=numerics)
-    # every neuron starting half-way to its threshold, normalised layer by layer, then
-    # channel by channel
-    for name, channel_wise in ((HALF_VARIANT, False), (CHANNEL_VARIANT, True)):
-        half_net = (nets[CHANNEL_PERCENTILE] if not channel_wise and CHANNEL_PERCENTILE in nets
-                    else normalise(folded, calibration, percentile=CHANNEL_PERCENTILE,
-                                   channel_wise=channel_wise)[0])
+    # every neuron starting half-way to its threshold, normalised layer by layer (one of the
+    # networks above), then channel by channel
+    half_nets = {HALF_VARIANT: ("", nets[CHANNEL_PERCENTILE]),
+                 CHANNEL_VARIANT: ("channels_", normalise(
+                     folded, calibration, percentile=CHANNEL_PERCENTILE, channel_wise=True)[0])}
+    for name, (folder, half_net) in half_nets.items():
         variants[name] = simulate_parts(
             half_net, x_test[:n_var], y_test[:n_var], steps=steps, seed=seed, v0=0.5,
-            folder=out / (f"snn_analog_p{CHANNEL_PERCENTILE:g}"
-                          + ("_channels" if channel_wise else "") + "_v0.5"),
-            bf16=snn_bf16, progress=progress, device=device, numerics=numerics,
-            desc="tier 3, SNN (" + ("channel-wise, " if channel_wise else "") + "v0 = 0.5)")
+            folder=out / f"snn_analog_p{CHANNEL_PERCENTILE:g}_{folder}v0.5", bf16=snn_bf16,
+            progress=progress, desc=f"tier 3, SNN ({name})", device=device, numerics=numerics)
     if snn_bf16:
         variants["analog, p99.99, float32"] = simulate_parts(
             nets[PERCENTILE], x_test[:n_var], y_test[:n_var], steps=steps, seed=seed,
