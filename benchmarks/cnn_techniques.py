@@ -72,6 +72,7 @@ from _fields import parse_sets
 from _split import VALIDATION_IMAGES, count_problem, first_per_class
 
 from snnlib.neurons import BURSTS
+from snnlib.runs import provenance
 
 DEFAULT_LEVELS = 4
 """``--levels``' default: the stored runs made without ``--levels`` have four (the tier's
@@ -378,11 +379,12 @@ def print_and_store(args: argparse.Namespace, result: dict, script: str) -> None
 
 
 def store(path: Path, name: str, result: dict, command: list[str]) -> None:
-    """Put ``result`` (with ``name`` and ``command``) in the JSON list at ``path``, replacing a
-    run of the same name; written whole to a temporary file first, so that an interruption
-    leaves the old list."""
+    """Put ``result`` (with ``name``, ``command`` and where it ran: :func:`snnlib.runs.provenance`,
+    whose machine names the CPU) in the JSON list at ``path``, replacing a run of the same name;
+    written whole to a temporary file first, so that an interruption leaves the old list."""
     runs = json.loads(path.read_text()) if path.exists() else []
-    entry = {"name": name, "command": shlex.join(command), **result}
+    entry = {"name": name, "command": shlex.join(command), **result,
+             "provenance": provenance()}
     runs = [r for r in runs if r.get("name") != name] + [entry]
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(runs, indent=1) + "\n")

@@ -2,12 +2,15 @@
 without SpikingJelly (which the project does not install)."""
 
 import importlib.util
+import json
 import sys
 import types
 from pathlib import Path
 
 import pytest
 import torch
+
+from snnlib import runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,3 +98,16 @@ def test_bad_arguments_are_refused_before_anything_runs(peer, monkeypatch, capsy
         peer.main()
     assert stop.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_stored_run_replaces_its_namesake_and_says_which_cpu_ran_it(peer, tmp_path):
+    store = sys.modules["cnn_techniques"].store
+    path = tmp_path / "runs.json"
+    store(path, "a", {"val_accuracy": 0.5}, ["python", "benchmarks/x.py", "--name", "a b"])
+    store(path, "b", {"val_accuracy": 0.6}, ["python", "benchmarks/x.py"])
+    store(path, "a", {"val_accuracy": 0.7}, ["python", "benchmarks/x.py"])
+    stored = json.loads(path.read_text())
+    assert [(r["name"], r["val_accuracy"]) for r in stored] == [("b", 0.6), ("a", 0.7)]
+    cpu = stored[-1]["provenance"]["machine"]["cpu"]
+    assert cpu["model"] and set(cpu["flags"]) <= set(runs.CPU_FLAGS)
+    assert not path.with_suffix(".tmp").exists()

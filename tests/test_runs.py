@@ -361,6 +361,27 @@ def test_a_bad_record_is_refused_with_the_file_and_the_command(tmp_path):
         runs.load_record(path)
 
 
+CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC 9B14
+flags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni sse4_2
+
+processor\t: 1
+model name\t: some other core
+flags\t\t: amx_tile amx_bf16
+"""
+
+
+def test_the_cpu_is_described_by_its_first_core():
+    cpu = runs.cpu_description(CPUINFO)
+    assert cpu == {"model": "AMD EPYC 9B14", "family": "25", "model_number": "17",
+                   "flags": ["avx2", "avx512f", "avx512_vnni", "avx512_bf16"]}
+    bare = runs.cpu_description("")
+    assert bare["model"] and bare["family"] is None and bare["flags"] == []
+
+
 def test_a_record_survives_json_and_says_where_it_ran(tmp_path):
     record = runs.load_record(RESULTS / "conversion.json")
     fresh = replace(record, provenance=runs.provenance("cpu"))
@@ -369,5 +390,6 @@ def test_a_record_survives_json_and_says_where_it_ran(tmp_path):
     assert again == fresh
     prov = again.provenance
     assert prov["device"]["type"] == "cpu" and prov["machine"]["cores"] == os.cpu_count()
+    assert prov["device"]["name"] == prov["machine"]["cpu"]["model"] == runs.cpu_description()["model"]
     assert torch.__version__.startswith(prov["versions"]["torch"])
     assert set(prov["versions"]) == {"python", "snnlib", "numpy", "torch", "brian2"}

@@ -52,9 +52,9 @@ import numpy as np
 
 from . import _validate as check
 
-__all__ = ["CheckpointError", "DEVICE_ENV", "KEY_OMITS_DEFAULT", "RECORD_FORMAT", "RecordError",
+__all__ = ["CPU_FLAGS", "CheckpointError", "DEVICE_ENV", "KEY_OMITS_DEFAULT", "RECORD_FORMAT", "RecordError",
            "Speed", "SynapticEvents", "TierRecord", "Variant", "atomic_write", "autocast", "cache_key",
-           "cached_npz", "get_device", "git_commit", "legacy_view", "load_npz", "load_record",
+           "cached_npz", "cpu_description", "get_device", "git_commit", "legacy_view", "load_npz", "load_record",
            "load_torch", "migrate_record", "provenance", "record_from_dict", "save_json",
            "save_npz", "save_record", "save_torch", "set_aside", "stored_benchmark_runs"]
 
@@ -388,8 +388,48 @@ def _version(package: str) -> str | None:
         return None
 
 
+#: The vector extensions that set PyTorch's speed on a CPU, as ``/proc/cpuinfo`` names them.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_description(cpuinfo: str | None = None) -> dict:
+    """The processor, as Linux's ``/proc/cpuinfo`` describes its first core.
+
+    Returns ``{"model": ..., "family": ..., "model_number": ..., "flags": [...]}``:
+    the model name, the family and model numbers (which tell processors of one
+    model name apart: "AMD EPYC" with family 25 and model 17 is a Zen 4), and
+    which of :data:`CPU_FLAGS` it has. Two machines of one kind can differ
+    in speed by a factor of two or more for the same network (AMX multiplies
+    bfloat16 matrices that AVX-512 does in several instructions), so a timing
+    is read beside this. ``cpuinfo`` is the file's text (read when None);
+    where there is no such file, only ``model`` is filled, from
+    :func:`platform.processor`.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first core's block is enough: the others repeat it
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    return {"model": fields.get("model name") or platform.processor() or platform.machine(),
+            "family": fields.get("cpu family"), "model_number": fields.get("model"),
+            "flags": [f for f in CPU_FLAGS if f in flags]}
+
+
 def provenance(device: str = "cpu", *, commit: str | None = None) -> dict:
     """Where and with what a record was made: commit, date, machine, device, versions.
+
+    The machine's ``cpu`` is :func:`cpu_description`; a CPU device is named by
+    its model name.
 
     ``commit`` defaults to :func:`git_commit` now; a run passes the commit it
     read when it started.
@@ -398,8 +438,9 @@ def provenance(device: str = "cpu", *, commit: str | None = None) -> dict:
     if commit is not None:
         check.text("commit", commit, nonempty=False, where="runs.provenance")
     machine = {"cores": os.cpu_count(), "platform": platform.platform(),
-               "processor": platform.processor() or platform.machine()}
-    dev = {"type": device.split(":")[0], "name": machine["processor"]}
+               "processor": platform.processor() or platform.machine(),
+               "cpu": cpu_description()}
+    dev = {"type": device.split(":")[0], "name": machine["cpu"]["model"]}
     if dev["type"] == "cuda":
         import torch
 
