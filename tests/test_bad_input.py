@@ -832,6 +832,9 @@ register("runs.autocast", lambda **kw: M.runs.autocast(**kw),
          lambda: dict(device="cpu", enabled=False),
          {"device": st.sampled_from([5, None, "tpu", ""]),
           "enabled": st.sampled_from([1, "yes", None])})
+register("runs.cpu_description", lambda **kw: M.runs.cpu_description(**kw),
+         lambda: dict(cpuinfo="model name\t: x\n"),
+         {"cpuinfo": st.sampled_from([5, 1.5, b"x", ["model name: x"]])})
 register("runs.provenance", lambda **kw: M.runs.provenance(**kw),
          lambda: dict(device="cpu", commit="abc"),
          {"device": st.sampled_from([5, None, ""]), "commit": st.sampled_from([5, 1.5, b"x"])})

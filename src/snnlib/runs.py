@@ -405,7 +405,9 @@ def cpu_description(cpuinfo: str | None = None) -> dict:
     where there is no such file, only ``model`` is filled, from
     :func:`platform.processor`.
     """
-    if cpuinfo is None:
+    if cpuinfo is not None:
+        check.text("cpuinfo", cpuinfo, nonempty=False, where="runs.cpu_description")
+    else:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
