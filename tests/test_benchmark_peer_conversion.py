@@ -1,28 +1,18 @@
 """benchmarks/peer_conversion.py: its SpikingJelly copies, how it steps them, and its refusal
 without SpikingJelly (which the project does not install)."""
 
-import importlib.util
-import json
 import sys
 import types
-from pathlib import Path
 
 import pytest
 import torch
 
-from snnlib import runs
-
-ROOT = Path(__file__).resolve().parents[1]
+from _benchmarks import load_benchmark
 
 
 @pytest.fixture
 def peer(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # its sibling modules
-    spec = importlib.util.spec_from_file_location("peer_conversion",
-                                                  ROOT / "benchmarks" / "peer_conversion.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("peer_conversion", monkeypatch)
 
 
 def test_each_mode_is_tried_layer_wise_and_channel_wise(peer):
@@ -98,16 +88,3 @@ def test_bad_arguments_are_refused_before_anything_runs(peer, monkeypatch, capsy
         peer.main()
     assert stop.value.code == 2
     assert message in capsys.readouterr().err
-
-
-def test_a_stored_run_replaces_its_namesake_and_says_which_cpu_ran_it(peer, tmp_path):
-    store = sys.modules["cnn_techniques"].store
-    path = tmp_path / "runs.json"
-    store(path, "a", {"val_accuracy": 0.5}, ["python", "benchmarks/x.py", "--name", "a b"])
-    store(path, "b", {"val_accuracy": 0.6}, ["python", "benchmarks/x.py"])
-    store(path, "a", {"val_accuracy": 0.7}, ["python", "benchmarks/x.py"])
-    stored = json.loads(path.read_text())
-    assert [(r["name"], r["val_accuracy"]) for r in stored] == [("b", 0.6), ("a", 0.7)]
-    cpu = stored[-1]["provenance"]["machine"]["cpu"]
-    assert cpu["model"] and set(cpu["flags"]) <= set(runs.CPU_FLAGS)
-    assert not path.with_suffix(".tmp").exists()

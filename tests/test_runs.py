@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import platform
 from dataclasses import replace
 from pathlib import Path
 
@@ -378,8 +379,21 @@ def test_the_cpu_is_described_by_its_first_core():
     cpu = runs.cpu_description(CPUINFO)
     assert cpu == {"model": "AMD EPYC 9B14", "family": "25", "model_number": "17",
                    "flags": ["avx2", "avx512f", "avx512_vnni", "avx512_bf16"]}
-    bare = runs.cpu_description("")
+    bare = runs.cpu_description("\n\n")
     assert bare["model"] and bare["family"] is None and bare["flags"] == []
+    arm = runs.cpu_description("\nprocessor\t: 0\nFeatures\t: fp asimd sve bf16\n"
+                               "CPU part\t: 0xd40\n")
+    assert arm["flags"] == ["asimd", "sve", "bf16"] and arm["model_number"] is None
+
+
+def test_without_a_cpuinfo_file_the_cpu_is_named_by_platform(monkeypatch):
+    def missing(self):
+        raise FileNotFoundError(self)
+
+    monkeypatch.setattr(Path, "read_text", missing)
+    cpu = runs.cpu_description()
+    assert cpu["model"] == (platform.processor() or platform.machine())
+    assert cpu["family"] is None and cpu["flags"] == []
 
 
 def test_a_record_survives_json_and_says_where_it_ran(tmp_path):

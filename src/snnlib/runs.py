@@ -388,17 +388,20 @@ def _version(package: str) -> str | None:
         return None
 
 
-#: The vector extensions that set PyTorch's speed on a CPU, as ``/proc/cpuinfo`` names them.
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+#: The vector extensions that set PyTorch's speed on a CPU, as ``/proc/cpuinfo`` names them:
+#: x86-64's (its ``flags``) and ARM's (its ``Features``).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8",
+             "asimd", "sve", "sve2", "bf16", "i8mm")
 
 
 def cpu_description(cpuinfo: str | None = None) -> dict:
     """The processor, as Linux's ``/proc/cpuinfo`` describes its first core.
 
     Returns ``{"model": ..., "family": ..., "model_number": ..., "flags": [...]}``:
-    the model name, the family and model numbers (which tell processors of one
-    model name apart: "AMD EPYC" with family 25 and model 17 is a Zen 4), and
-    which of :data:`CPU_FLAGS` it has. Two machines of one kind can differ
+    the model name, the family and model as the file writes them (text; on
+    x86-64 they tell processors of one model name apart: "AMD EPYC" with
+    family 25 and model 17 is a Zen 4; None where the file has no such line),
+    and which of :data:`CPU_FLAGS` it has (from ``flags``, or ARM's ``Features``). Two machines of one kind can differ
     in speed by a factor of two or more for the same network (AMX multiplies
     bfloat16 matrices that AVX-512 does in several instructions), so a timing
     is read beside this. ``cpuinfo`` is the file's text (read when None);
@@ -421,7 +424,7 @@ def cpu_description(cpuinfo: str | None = None) -> dict:
         key, sep, value = line.partition(":")
         if sep:
             fields.setdefault(key.strip(), value.strip())
-    flags = set(fields.get("flags", "").split())
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
     return {"model": fields.get("model name") or platform.processor() or platform.machine(),
             "family": fields.get("cpu family"), "model_number": fields.get("model"),
             "flags": [f for f in CPU_FLAGS if f in flags]}
