@@ -124,18 +124,27 @@ def test_a_pool_first_network_converts():
     assert out["neurons"] == [4 * 16 * 16, 6 * 8 * 8]
 
 
+def _activations(net: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
+    """The output of each of ``net``'s activation layers on ``x``."""
+    acts = []
+    hooks = [net[k].register_forward_hook(lambda m, i, o: acts.append(o))
+             for k in C.relu_layers(net)]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return acts
+
+
 def test_normalisation_keeps_the_function_and_bounds_the_activations():
     net = C.fold_batchnorm(_trained_like())
     x = torch.rand(64, 3, 32, 32)
     normed, lambdas = C.normalise(net, x, percentile=100.0)
     torch.testing.assert_close(normed(x), net(x), atol=1e-4, rtol=1e-4)
     assert len(lambdas) == 2 and all(lam > 0 for lam in lambdas)
-    acts = []
-    hooks = [normed[k].register_forward_hook(lambda m, i, o: acts.append(o))
-             for k in C.relu_layers(normed)]
-    normed(x)
-    for h in hooks:
-        h.remove()
+    acts = _activations(normed, x)
     # max-norm: every activation at most 1 (one spike per step) on the calibration images
     assert all(float(a.detach().max()) <= 1.0 + 1e-5 for a in acts)
     assert max(float(a.detach().max()) for a in acts) > 0.99
@@ -153,13 +162,7 @@ def test_channel_wise_normalisation_keeps_the_function_and_bounds_each_channel(d
     for pct in (100.0, 99.0):
         normed, lambdas = C.normalise(net, x, percentile=pct, channel_wise=True)
         torch.testing.assert_close(normed(x), net(x), atol=1e-4, rtol=1e-4)
-        acts = []
-        hooks = [normed[k].register_forward_hook(lambda m, i, o: acts.append(o))
-                 for k in C.relu_layers(normed)]
-        with torch.no_grad():
-            normed(x)
-        for h in hooks:
-            h.remove()
+        acts = _activations(normed, x)
         assert [len(lam) for lam in lambdas] == [a.shape[1] for a in acts]
         for lam, a in zip(lambdas, acts):
             per_channel = a.transpose(0, 1).reshape(a.shape[1], -1)

@@ -404,6 +404,7 @@ def test_a_record_survives_json_and_says_where_it_ran(tmp_path):
     assert again == fresh
     prov = again.provenance
     assert prov["device"]["type"] == "cpu" and prov["machine"]["cores"] == os.cpu_count()
-    assert prov["device"]["name"] == prov["machine"]["cpu"]["model"] == runs.cpu_description()["model"]
+    cpu = runs.cpu_description()
+    assert prov["device"]["name"] == prov["machine"]["cpu"]["model"] == cpu["model"]
     assert torch.__version__.startswith(prov["versions"]["torch"])
     assert set(prov["versions"]) == {"python", "snnlib", "numpy", "torch", "brian2"}

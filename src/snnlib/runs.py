@@ -52,11 +52,12 @@ import numpy as np
 
 from . import _validate as check
 
-__all__ = ["CPU_FLAGS", "CheckpointError", "DEVICE_ENV", "KEY_OMITS_DEFAULT", "RECORD_FORMAT", "RecordError",
-           "Speed", "SynapticEvents", "TierRecord", "Variant", "atomic_write", "autocast", "cache_key",
-           "cached_npz", "cpu_description", "get_device", "git_commit", "legacy_view", "load_npz", "load_record",
-           "load_torch", "migrate_record", "provenance", "record_from_dict", "save_json",
-           "save_npz", "save_record", "save_torch", "set_aside", "stored_benchmark_runs"]
+__all__ = ["CPU_FLAGS", "CheckpointError", "DEVICE_ENV", "KEY_OMITS_DEFAULT", "RECORD_FORMAT",
+           "RecordError", "Speed", "SynapticEvents", "TierRecord", "Variant", "atomic_write",
+           "autocast", "cache_key", "cached_npz", "cpu_description", "get_device", "git_commit",
+           "legacy_view", "load_npz", "load_record", "load_torch", "migrate_record",
+           "provenance", "record_from_dict", "save_json", "save_npz", "save_record",
+           "save_torch", "set_aside", "stored_benchmark_runs"]
 
 DEVICE_ENV = "SNNLIB_DEVICE"
 RECORD_FORMAT = 2
@@ -401,12 +402,12 @@ def cpu_description(cpuinfo: str | None = None) -> dict:
     the model name, the family and model as the file writes them (text; on
     x86-64 they tell processors of one model name apart: "AMD EPYC" with
     family 25 and model 17 is a Zen 4; None where the file has no such line),
-    and which of :data:`CPU_FLAGS` it has (from ``flags``, or ARM's ``Features``). Two machines of one kind can differ
-    in speed by a factor of two or more for the same network (AMX multiplies
-    bfloat16 matrices that AVX-512 does in several instructions), so a timing
-    is read beside this. ``cpuinfo`` is the file's text (read when None);
-    where there is no such file, only ``model`` is filled, from
-    :func:`platform.processor`.
+    and which of :data:`CPU_FLAGS` it has (from ``flags``, or ARM's
+    ``Features``). Two machines of one kind can differ in speed by a factor of
+    two or more for the same network (AMX multiplies bfloat16 matrices that
+    AVX-512 does in several instructions), so a timing is read beside this.
+    ``cpuinfo`` is the file's text (read when None); where there is no such
+    file, only ``model`` is filled, from :func:`platform.processor`.
     """
     if cpuinfo is not None:
         check.text("cpuinfo", cpuinfo, nonempty=False, where="runs.cpu_description")

@@ -32,8 +32,7 @@ from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, ConvNet,
                   TrainParams, augment, bf16_supported, evaluate_cnn, fold_batchnorm,
                   images_to_tensor, set_whitening, train_cnn, tta_logits)
 from .convert import (CHANNEL_PERCENTILE, PERCENTILE, PERCENTILES, QCFS_CALIBRATION_ROUNDS,
-                      QCFS_CALIBRATION_STEPS,
-                      QCFS_BURST, QCFS_SHORT_STEPS, QCFS_SIGNED, QCFS_V0,
+                      QCFS_CALIBRATION_STEPS, QCFS_BURST, QCFS_SHORT_STEPS, QCFS_SIGNED, QCFS_V0,
                       SIM_VERSION, SNN_PART_IMAGES, STEPS_ANALYSED, SpikingMaxPool,
                       calibrate_biases, normalise, qcfs_from_relu, rates_vs_activations,
                       relu_layers, simulate, simulate_parts, smallest_steps_within,
@@ -43,14 +42,11 @@ from .run import params_for_profile, run_tier
 from . import numerics, plots, report  # noqa: E402  (modules: conversion.plots.raster, ...)
 
 __all__ = ["CHANNEL_PERCENTILE", "ConvNet", "ConvNetParams", "Muon", "PERCENTILE", "PERCENTILES",
-           "QCFS",
-           "QCFS_CALIBRATION_ROUNDS", "QCFS_CALIBRATION_STEPS", "QCFS_INIT_PERCENTILE",
-           "QCFS_BURST", "QCFS_LEVELS", "QCFS_MAX_LR",
-           "QCFS_SHORT_STEPS", "QCFS_SIGNED",
-           "QCFS_V0", "SIM_VERSION",
-           "SNN_PART_IMAGES", "STEPS_ANALYSED", "SpikingMaxPool", "TrainParams", "augment",
-           "bf16_supported", "calibrate_biases",
-           "evaluate_cnn", "fold_batchnorm", "images_to_tensor", "normalise",
-           "orthogonalise", "params_for_profile", "qcfs_from_relu", "rates_vs_activations", "relu_layers",
-           "run_tier", "set_whitening", "simulate", "simulate_parts", "smallest_steps_within",
-           "synaptic_operations", "train_cnn", "tta_logits"]
+           "QCFS", "QCFS_CALIBRATION_ROUNDS", "QCFS_CALIBRATION_STEPS", "QCFS_INIT_PERCENTILE",
+           "QCFS_BURST", "QCFS_LEVELS", "QCFS_MAX_LR", "QCFS_SHORT_STEPS", "QCFS_SIGNED", "QCFS_V0",
+           "SIM_VERSION", "SNN_PART_IMAGES", "STEPS_ANALYSED", "SpikingMaxPool", "TrainParams",
+           "augment", "bf16_supported", "calibrate_biases", "evaluate_cnn", "fold_batchnorm",
+           "images_to_tensor", "normalise", "orthogonalise", "params_for_profile", "qcfs_from_relu",
+           "rates_vs_activations", "relu_layers", "run_tier", "set_whitening", "simulate",
+           "simulate_parts", "smallest_steps_within", "synaptic_operations", "train_cnn",
+           "tta_logits"]

@@ -72,12 +72,10 @@ from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, ConvNet, _finite_modu
 from .numerics import Numerics, fingerprint, numerics_scope
 
 __all__ = ["CHANNEL_PERCENTILE", "PERCENTILE", "PERCENTILES", "QCFS_CALIBRATION_ROUNDS",
-           "QCFS_CALIBRATION_STEPS",
-           "QCFS_BURST", "QCFS_SHORT_STEPS", "QCFS_SIGNED", "QCFS_V0", "SIM_VERSION",
-           "SNN_PART_IMAGES",
-           "STEPS_ANALYSED", "SpikingMaxPool", "calibrate_biases", "normalise", "qcfs_from_relu",
-           "rates_vs_activations", "record_spikes", "relu_layers", "simulate", "simulate_parts",
-           "smallest_steps_within", "synaptic_operations"]
+           "QCFS_CALIBRATION_STEPS", "QCFS_BURST", "QCFS_SHORT_STEPS", "QCFS_SIGNED", "QCFS_V0",
+           "SIM_VERSION", "SNN_PART_IMAGES", "STEPS_ANALYSED", "SpikingMaxPool", "calibrate_biases",
+           "normalise", "qcfs_from_relu", "rates_vs_activations", "record_spikes", "relu_layers",
+           "simulate", "simulate_parts", "smallest_steps_within", "synaptic_operations"]
 
 QCFS_V0 = 0.5
 """Initial potential of the QCFS network's IF neurons (the shift of the activation), as a
@@ -228,7 +226,7 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     n_batches = -(-len(images) // batch)
     check.fits_in_memory(
         f"normalising on {len(images)} images in batches of batch={batch}",
-        4 * (n_batches * sum(min(CHANNEL_SAMPLES if channel_wise else 200_000, batch * s)
+        4 * (n_batches * sum(min(CHANNEL_SAMPLES if channel_wise else LAYER_SAMPLES, batch * s)
                              for s in sizes)
              + 3 * min(batch, len(images)) * sum(sizes)), where=where)
     acts = relu_layers(net)
@@ -239,7 +237,7 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     maxima: dict[int, float] = {k: 0.0 for k in acts}
 
     def record(k: int, o: torch.Tensor) -> None:
-        samples[k].append(o.flatten()[torch.randperm(o.numel(), generator=g)[:200_000]])
+        samples[k].append(o.flatten()[torch.randperm(o.numel(), generator=g)[:LAYER_SAMPLES]])
         maxima[k] = max(maxima[k], float(o.max()))
 
     _pass_with_hooks(net, images, acts, batch, record)
@@ -267,9 +265,12 @@ def normalise(net: nn.Sequential, images: torch.Tensor, *, percentile: float = 9
     return net, lambdas
 
 
+LAYER_SAMPLES = 200_000
+"""Activations per layer and batch, drawn at random, that :func:`normalise` keeps to take a
+layer's percentile (layer by layer)."""
 CHANNEL_SAMPLES = 2_000_000
 """Activations per layer and batch that ``normalise(channel_wise=True)`` keeps to take each
-channel's percentile: :math:`2\times 10^6 / C` positions for each of a layer's :math:`C`
+channel's percentile: :math:`2 \\times 10^6 / C` positions for each of a layer's :math:`C`
 channels (7,812 per batch of 250 images for 256 channels: 31,250 over the 1,000 images
 the tier normalises on, so the 99.9th percentile rests on about 31 of them)."""
 

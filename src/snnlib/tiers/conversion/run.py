@@ -19,11 +19,10 @@ from .cnn import (QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, TRAIN_VERSION,
                   ConvNetParams, TrainParams, _evaluate_cnn, evaluate_cnn, fold_batchnorm,
                   images_to_tensor, train_cnn)
 from .convert import (CHANNEL_PERCENTILE, PERCENTILE, PERCENTILES, QCFS_BURST,
-                      QCFS_CALIBRATION_ROUNDS,
-                      QCFS_CALIBRATION_STEPS, QCFS_SHORT_STEPS,
+                      QCFS_CALIBRATION_ROUNDS, QCFS_CALIBRATION_STEPS, QCFS_SHORT_STEPS,
                       QCFS_SIGNED, QCFS_V0, SIM_VERSION, STEPS_ANALYSED, _fed_layers,
-                      calibrate_biases, normalise,
-                      qcfs_from_relu, simulate_parts, smallest_steps_within)
+                      calibrate_biases, normalise, qcfs_from_relu, simulate_parts,
+                      smallest_steps_within)
 from .numerics import fingerprint, numerics_for_profile, numerics_in_use, numerics_scope
 from .record import rounds_clause, spiking_layer_names, to_record
 
