@@ -1,6 +1,6 @@
 # snn-cifar-book: the two commands of the README, and helpers.
 #   make book   build the book (executes every chapter) into _build/html
-#   make test   pytest on tests/ and nbval on notebooks/ (ci profile)
+#   make test   pytest on tests/ and nbval on notebooks/ (ci profile), in two processes
 # Both create the virtual environment .venv on first use.
 
 PYTHON ?= python3
@@ -16,7 +16,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 help:
 	@echo "make book     build the book, executing every chapter (SNNLIB_PROFILE, default book)"
 	@echo "make browser-test  open every page of _build/html in headless Chromium, offline; screenshots in _build/screens"
-	@echo "make test     run pytest and nbval on the notebooks (ci profile)"
+	@echo "make test     run pytest and nbval on the notebooks (ci profile; TEST_WORKERS=0: in one process)"
 	@echo "make execute  re-execute the notebooks in place at the book profile (commit their outputs)"
 	@echo "make data     find or download CIFAR-10 into \$$SNNLIB_DATA_DIR (default ~/.cache/snnlib) and validate it"
 	@echo "make lab      open the notebooks in JupyterLab"
@@ -42,8 +42,20 @@ book: $(STAMP)
 browser-test: $(STAMP)
 	$(PY) tests/browser/check_book.py _build/html --screens _build/screens
 
+# The tests run in TEST_WORKERS processes (pytest-xdist; 0: in pytest's own process), each
+# test module and each notebook's cells in one of them, in order (--dist loadscope), and
+# one thread each: two processes of PyTorch's default two threads fight over two cores
+# (make test then took 609 s on the project's 2-core machine, against 399 s in one process
+# and 314 s in two of one thread).
+TEST_WORKERS ?= 2
+ifeq ($(TEST_WORKERS),0)
+TEST_RUN := SNNLIB_PROFILE=ci $(PY) -m pytest
+else
+TEST_RUN := OMP_NUM_THREADS=1 SNNLIB_PROFILE=ci $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
+endif
+
 test: $(STAMP)
-	SNNLIB_PROFILE=ci $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900
+	$(TEST_RUN) tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900
 
 execute: $(STAMP)
 	SNNLIB_PROFILE=book $(BIN)/jupyter nbconvert --to notebook --execute --inplace \

@@ -181,8 +181,14 @@ def test_channels_last_training_computes_the_same_network():
     (w_default, loss_default), (w_last, loss_last) = trained
     np.testing.assert_allclose(loss_last, loss_default, rtol=1e-4)
     for key in w_default:
-        torch.testing.assert_close(w_last[key].float(), w_default[key].float(), rtol=1e-3,
-                                   atol=1e-4, msg=key)
+        # Within rounding of the tensor's scale: the two formats sum the same products in
+        # other orders, and eight steps of SGD and batch norm carry those differences on (with
+        # one thread, oneDNN's other kernels leave about 4e-4 of the largest weight, a weight
+        # near zero then differing by more than its own 1e-3); a format mixed up would differ
+        # by the weights' whole size.
+        last, default = w_last[key].float(), w_default[key].float()
+        scale = float(default.abs().max()) or 1.0
+        assert float((last - default).abs().max()) <= 2e-3 * scale, key
 
 
 def test_without_channels_last_a_batch_keeps_the_layout_it_comes_in():
