@@ -16,7 +16,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 help:
 	@echo "make book     build the book, executing every chapter (SNNLIB_PROFILE, default book)"
 	@echo "make browser-test  open every page of _build/html in headless Chromium, offline; screenshots in _build/screens"
-	@echo "make test     run pytest and nbval on the notebooks (ci profile; TEST_WORKERS=0: in one process)"
+	@echo "make test     run pytest and nbval on the notebooks (ci profile; 2 processes, TEST_WORKERS=N to change, 0: one)"
 	@echo "make execute  re-execute the notebooks in place at the book profile (commit their outputs)"
 	@echo "make data     find or download CIFAR-10 into \$$SNNLIB_DATA_DIR (default ~/.cache/snnlib) and validate it"
 	@echo "make lab      open the notebooks in JupyterLab"
@@ -42,16 +42,18 @@ book: $(STAMP)
 browser-test: $(STAMP)
 	$(PY) tests/browser/check_book.py _build/html --screens _build/screens
 
-# The tests run in TEST_WORKERS processes (pytest-xdist; 0: in pytest's own process), each
-# test module and each notebook's cells in one of them, in order (--dist loadscope), and
-# one thread each: two processes of PyTorch's default two threads fight over two cores
-# (make test then took 609 s on the project's 2-core machine, against 399 s in one process
-# and 314 s in two of one thread).
+# The tests run in TEST_WORKERS processes (pytest-xdist; 0 or empty: in pytest's own
+# process), each test module and each notebook's cells in one of them, in order
+# (--dist loadscope). OMP_NUM_THREADS=1 gives each process one thread, except where the code
+# sets its own (tier 3's reproducible arithmetic, two): two processes of PyTorch's default
+# two threads fight over two cores. On the project's 2-core machine, warm caches, pytest
+# took 609 s that way, against 399 s in one process and 314 s in two of one thread.
 TEST_WORKERS ?= 2
-ifeq ($(TEST_WORKERS),0)
+ifeq ($(filter-out 0,$(strip $(TEST_WORKERS))),)
 TEST_RUN := SNNLIB_PROFILE=ci $(PY) -m pytest
 else
-TEST_RUN := OMP_NUM_THREADS=1 SNNLIB_PROFILE=ci $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
+TEST_RUN := OMP_NUM_THREADS=1 SNNLIB_PROFILE=ci $(PY) -m pytest -n $(strip $(TEST_WORKERS)) \
+	--dist loadscope
 endif
 
 test: $(STAMP)
