@@ -72,7 +72,7 @@ from _fields import parse_sets
 from _split import VALIDATION_IMAGES, count_problem, first_per_class
 
 from snnlib.neurons import BURSTS
-from snnlib.runs import provenance
+from snnlib.runs import atomic_write, provenance
 
 DEFAULT_LEVELS = 4
 """``--levels``' default: the stored runs made without ``--levels`` have four (the tier's
@@ -381,14 +381,13 @@ def print_and_store(args: argparse.Namespace, result: dict, script: str) -> None
 def store(path: Path, name: str, result: dict, command: list[str]) -> None:
     """Put ``result`` (with ``name``, ``command`` and where it ran: :func:`snnlib.runs.provenance`,
     whose machine names the CPU) in the JSON list at ``path``, replacing a run of the same name;
-    written whole to a temporary file first, so that an interruption leaves the old list."""
+    written whole through :func:`snnlib.runs.atomic_write`, so that an interruption leaves the
+    old list."""
     runs = json.loads(path.read_text()) if path.exists() else []
     entry = {"name": name, "command": shlex.join(command), **result,
              "provenance": provenance()}
-    runs = [r for r in runs if r.get("name") != name] + [entry]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(runs, indent=1) + "\n")
-    tmp.replace(path)
+    text = json.dumps([r for r in runs if r.get("name") != name] + [entry], indent=1) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 if __name__ == "__main__":

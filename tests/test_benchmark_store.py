@@ -31,4 +31,4 @@ def test_a_stored_run_replaces_its_namesake_and_says_which_cpu_ran_it(techniques
     prov = stored[-1]["provenance"]
     assert prov["machine"]["cpu"] == cpu and prov["device"]["name"] == "a test CPU"
     assert prov["git_commit"] == runs.git_commit()
-    assert not path.with_suffix(".tmp").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["runs.json"]  # no temporary file left
