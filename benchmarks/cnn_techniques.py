@@ -38,6 +38,10 @@ spiking copies are simulated in bfloat16 where the CPU has it, as the ``full`` p
 normalised at each percentile P of its activations on 1,000 training images) and scores
 each spiking copy (analog input) on ``--snn-val`` validation images (the first tenth of
 them from each class) at each of ``--steps``.
+``--set activation=gelu`` trains with airbench's GELU activations, which do not convert: the
+run also scores the same weights with ReLUs in their place (:func:`~snnlib.tiers.conversion.relu_twin`),
+and the QCFS copy of ``--qcfs-epochs`` is fine-tuned from the GELU network (``--percentiles``,
+which converts the trained network itself, refuses it).
 ``--append PATH --name NAME`` also stores the run's JSON, with its command line, under
 NAME in the JSON list at PATH (a run of the same name is replaced): chapter 6 draws
 its table of techniques from ``results/cnn_techniques.json``.
@@ -191,6 +195,10 @@ def main() -> int:
         parser.error("--set quantisation_levels: the QCFS network is trained with "
                      "--qcfs-from-start (its thresholds start at percentiles) or fine-tuned "
                      "with --qcfs-epochs")
+    if args.percentiles and net.activation != "relu":
+        parser.error(f"--percentiles converts the trained CNN itself, which needs ReLU "
+                     f"activations (--set activation={net.activation}); a GELU network reaches "
+                     f"a spiking copy through its QCFS copy (--qcfs-epochs)")
     cifar = data.load_cifar10("train")
     train_idx, val_idx = data.validation_split(cifar.labels)
     train_idx, val_idx = train_idx[:args.train], val_idx[first_per_class(cifar.labels[val_idx],
@@ -245,6 +253,15 @@ def main() -> int:
              if resumed else f" ({call_s / 60:.2f} min with the setup)") + "; "
           f"validation {100 * plain:.2f}%, with test-time augmentation {100 * tta:.2f}% "
           f"({tta_s:.0f} s for {len(val_idx)} images)", flush=True)
+    as_relu = None
+    if net.activation != "relu":  # the same weights with ReLUs: what converting it directly gives
+        twin = C.relu_twin(model)
+        as_relu = {"val_accuracy": C.evaluate_cnn(twin, x_val, cifar.labels[val_idx])["accuracy"],
+                   "val_accuracy_tta": C.evaluate_cnn(twin, x_val, cifar.labels[val_idx],
+                                                      tta=True)["accuracy"]}
+        print(f"the same weights with ReLUs in place of the {net.activation.upper()}s: "
+              f"validation {100 * as_relu['val_accuracy']:.2f}%, with test-time augmentation "
+              f"{100 * as_relu['val_accuracy_tta']:.2f}%", flush=True)
     conversion = None
     if args.percentiles:
         # the tier's conversion: batch norm folded, lambdas from 1,000 training images
@@ -295,7 +312,9 @@ def main() -> int:
         qcfs.update(cnn=q_cnn, snn={})
         trained = (f"trained from the start in {q_min:.2f} min" if args.qcfs_from_start
                    else f"{args.qcfs_epochs} epochs in {q_min:.2f} min")
-        relu_clause = "" if args.qcfs_from_start else f"the ReLU CNN: {100 * plain:.2f}%; "
+        relu_clause = ("" if args.qcfs_from_start
+                       else f"the {net.activation.replace('relu', 'ReLU').replace('gelu', 'GELU')} "
+                            f"CNN: {100 * plain:.2f}%; ")
         for signed in (False, True) if args.signed else (False,):
             for v0 in args.v0 or [convert.QCFS_V0]:
                 name = f"{'signed' if signed else 'IF'}, v0 = {v0}"
@@ -332,7 +351,8 @@ def main() -> int:
               "resumed_from_checkpoint": resumed,
               "epoch_s": [round(w, 1) for w in history["wall_s"]],
               "eval_curve": history["eval_accuracy"] if args.curve else None,
-              "val_accuracy": plain, "val_accuracy_tta": tta, "conversion": conversion,
+              "val_accuracy": plain, "val_accuracy_tta": tta, "as_relu": as_relu,
+              "conversion": conversion,
               "qcfs": qcfs}
     print_and_store(args, result, "cnn_techniques.py")
     return 0

@@ -507,6 +507,11 @@ def conversion_entries() -> dict[str, list[Bad]]:
             Bad("pool", st.one_of(st.sampled_from(["min", "", "MAX", None, 2, b"avg"]),
                                   st.text(max_size=3).filter(lambda v: v not in ("avg", "max"))),
                 lambda v: params(pool=v)),
+            Bad("activation", st.one_of(st.sampled_from(["ReLU", "GELU", "tanh", "", None, 2,
+                                                         b"relu"]),
+                                        st.text(max_size=4).filter(
+                                            lambda v: v not in ("relu", "gelu"))),
+                lambda v: params(activation=v)),
         ],
         "conversion.SpikingMaxPool": [
             Bad("kernel_size", bad_int(), lambda v: C().SpikingMaxPool(v)),
@@ -579,6 +584,8 @@ def conversion_entries() -> dict[str, list[Bad]]:
         ],
         "conversion.fold_batchnorm": [Bad("model", bad_type(torch.nn.Sequential()),
                                           lambda v: C().fold_batchnorm(v))],
+        "conversion.relu_twin": [Bad("model", bad_type(torch.nn.Sequential()),
+                                     lambda v: C().relu_twin(v))],
         "conversion.set_whitening": [
             Bad("model", bad_type(torch.nn.Sequential(), conv()[0]),  # conv()[0]: no whitening
                 lambda v: C().set_whitening(v, x())),

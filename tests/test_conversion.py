@@ -351,10 +351,45 @@ def test_qcfs_from_relu_rounds_each_activation_to_its_levels():
     fine = C.qcfs_from_relu(relu, x, levels=4096, percentile=100.0)
     with torch.no_grad():
         torch.testing.assert_close(fine(x), relu(x), atol=2e-2, rtol=0)
-    with pytest.raises(ValueError, match="ReLU ConvNet"):
+    with pytest.raises(ValueError, match="ReLU or GELU ConvNet"):
         C.qcfs_from_relu(q, x)
     with pytest.raises(ValueError, match="levels"):
         C.qcfs_from_relu(relu, x, levels=0)
+
+
+def test_gelu_network_computes_x_phi_x_and_converts_only_through_its_qcfs_copy():
+    relu = _trained_like(seed=7)
+    gelu = C.ConvNet(replace(relu.params, activation="gelu"))
+    gelu.load_state_dict(relu.state_dict())
+    gelu.eval()
+    gelus = [m for m in gelu.features if isinstance(m, nn.GELU)]
+    assert len(gelus) == sum(isinstance(m, nn.ReLU) for m in relu.features) > 0
+    assert not any(isinstance(m, nn.ReLU) for m in gelu.features)
+    # GELU(z) = z Phi(z), Phi the standard normal distribution function (not tanh's approximation)
+    z = torch.linspace(-4.0, 4.0, 81, dtype=torch.float64)
+    phi = 0.5 * (1 + torch.erf(z / 2 ** 0.5))
+    torch.testing.assert_close(gelus[0](z), z * phi, atol=1e-12, rtol=0)
+    x = torch.rand(40, 3, 32, 32)
+    twin = C.relu_twin(gelu)
+    assert twin.params.activation == "relu" and not twin.training
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x), relu(x), atol=0, rtol=0)  # the same weights, ReLUs
+        assert float((gelu(x) - relu(x)).abs().max()) > 1e-3  # and GELUs compute otherwise
+    with pytest.raises(ValueError, match="GELU activations"):
+        C.fold_batchnorm(gelu)
+    # its QCFS copy starts where the ReLU network's would: thresholds from the twin's activations
+    q_gelu = C.qcfs_from_relu(gelu, x, levels=4, percentile=99.0)
+    q_relu = C.qcfs_from_relu(relu, x, levels=4, percentile=99.0)
+    assert q_gelu.params == q_relu.params and q_gelu.params.activation == "relu"
+    for (k, a), (k2, b) in zip(q_gelu.state_dict().items(), q_relu.state_dict().items()):
+        assert k == k2 and torch.equal(a, b), k
+    with pytest.raises(ValueError, match="QCFS activations"):
+        C.relu_twin(q_gelu)
+    with pytest.raises(ValueError, match="activation must be 'relu'"):
+        C.ConvNetParams(quantisation_levels=4, activation="gelu")
+    # a GELU network's caches never stand for a ReLU network's
+    assert (runs.cache_key(gelu.params, version=1) != runs.cache_key(relu.params, version=1)
+            == runs.cache_key(replace(relu.params, activation="relu"), version=1))
 
 
 def test_augment_crops_and_flips_reproducibly():

@@ -30,7 +30,7 @@ The IF neuron itself (reset by subtraction) is :class:`snnlib.neurons.IFNeurons`
 
 from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, QCFS_MAX_LR, ConvNet, ConvNetParams,
                   TrainParams, augment, bf16_supported, evaluate_cnn, fold_batchnorm,
-                  images_to_tensor, set_whitening, train_cnn, tta_logits)
+                  images_to_tensor, relu_twin, set_whitening, train_cnn, tta_logits)
 from .convert import (CHANNEL_PERCENTILE, PERCENTILE, PERCENTILES, QCFS_CALIBRATION_ROUNDS,
                       QCFS_CALIBRATION_STEPS, QCFS_BURST, QCFS_SHORT_STEPS, QCFS_SIGNED, QCFS_V0,
                       SIM_VERSION, SNN_PART_IMAGES, STEPS_ANALYSED, SpikingMaxPool,
@@ -47,6 +47,6 @@ __all__ = ["CHANNEL_PERCENTILE", "ConvNet", "ConvNetParams", "Muon", "PERCENTILE
            "SIM_VERSION", "SNN_PART_IMAGES", "STEPS_ANALYSED", "SpikingMaxPool", "TrainParams",
            "augment", "bf16_supported", "calibrate_biases", "evaluate_cnn", "fold_batchnorm",
            "images_to_tensor", "normalise", "orthogonalise", "params_for_profile", "qcfs_from_relu",
-           "rates_vs_activations", "relu_layers", "run_tier", "set_whitening", "simulate",
+           "rates_vs_activations", "relu_layers", "relu_twin", "run_tier", "set_whitening", "simulate",
            "simulate_parts", "smallest_steps_within", "synaptic_operations", "train_cnn",
            "tta_logits"]

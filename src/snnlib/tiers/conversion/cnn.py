@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -110,6 +110,13 @@ class ConvNetParams:
         With ``global_pool`` and ``pool="max"``, the last map's maximum over its
         positions instead of its average (airbench's last max pool); it converts
         as a :class:`.convert.SpikingMaxPool` over the whole map.
+    activation : {"relu", "gelu"}
+        The activation where ``quantisation_levels`` is None: ``"relu"``, which converts
+        (an IF neuron's rate is a ReLU of its input current), or ``"gelu"``,
+        :math:`\mathrm{GELU}(x) = x\,\Phi(x)` with :math:`\Phi` the standard normal
+        distribution function (airbench's activation), which does not: a GELU network
+        reaches a spiking copy only through a QCFS copy fine-tuned from it
+        (:func:`.convert.qcfs_from_relu`). Left out of cache keys at its default.
     """
 
     widths: tuple[int, ...] = (64, 64, 128, 128, 256, 256)
@@ -125,6 +132,7 @@ class ConvNetParams:
     bn_momentum: float = 0.1
     bn_eps: float = 1e-5
     global_max: bool = False
+    activation: str = field(default="relu", metadata=runs.KEY_OMITS_DEFAULT)
 
     def __post_init__(self) -> None:
         _int_sequence("ConvNetParams.widths", self.widths, low=1, nonempty=True)
@@ -156,6 +164,14 @@ class ConvNetParams:
         check.finite_number("ConvNetParams.bn_eps", self.bn_eps, above=0)
         if self.pool not in ("avg", "max"):
             raise ValueError(f"ConvNetParams.pool must be 'avg' or 'max', got {self.pool!r}.")
+        if self.activation not in ("relu", "gelu"):
+            raise ValueError(f"ConvNetParams.activation must be 'relu' or 'gelu', got "
+                             f"{self.activation!r}.")
+        if q is not None and self.activation != "relu":
+            raise ValueError(f"ConvNetParams: quantisation_levels={q!r} replaces the activation "
+                             f"with clip-floor-shift steps, so activation must be 'relu', got "
+                             f"{self.activation!r} (qcfs_from_relu makes the QCFS copy of a "
+                             f"GELU network).")
         if self.global_max and not (self.global_pool and self.pool == "max"):
             raise ValueError("ConvNetParams.global_max needs global_pool=True and pool='max' (a "
                              "maximum of averaged spikes would not be a spike train).")
@@ -335,8 +351,9 @@ class ConvNet(nn.Module):
         self.params = params
 
         def activation() -> nn.Module:
-            return (nn.ReLU() if params.quantisation_levels is None
-                    else QCFS(params.quantisation_levels))
+            if params.quantisation_levels is not None:
+                return QCFS(params.quantisation_levels)
+            return nn.GELU() if params.activation == "gelu" else nn.ReLU()
 
         layers: list[nn.Module] = []
         c_in = 3
@@ -502,6 +519,11 @@ def fold_batchnorm(model: ConvNet) -> nn.Sequential:
     the same function as the original in eval mode.
     """
     check.instance("model", model, ConvNet, where="fold_batchnorm")
+    if model.params.activation != "relu":
+        raise ValueError(f"fold_batchnorm: model has {model.params.activation.upper()} "
+                         f"activations, which IF neurons cannot follow (their rate is a ReLU of "
+                         f"the current); convert its QCFS copy instead: qcfs_from_relu(model, "
+                         f"images), fine-tuned with train_cnn")
     _finite_module("model", model, "fold_batchnorm")
     for m in model.features:
         if isinstance(m, nn.BatchNorm2d) and bool((m.running_var + m.eps <= 0).any()):
@@ -539,6 +561,21 @@ def fold_batchnorm(model: ConvNet) -> nn.Sequential:
         layers.append(m)
         k += 1
     return nn.Sequential(*layers).eval()
+
+
+def relu_twin(model: ConvNet) -> ConvNet:
+    """The same network with ReLU activations: a :class:`ConvNet` of ``model``'s parameters with
+    ``activation="relu"``, its weights, biases and batch-norm statistics copied, in ``model``'s
+    mode. For a ReLU network, a copy that computes the same function; for a GELU network,
+    :math:`\max(0, x)` in place of each :math:`x\,\Phi(x)`, the network a spiking copy would
+    follow if each GELU were taken for the ReLU it approaches for large :math:`|x|`."""
+    check.instance("model", model, ConvNet, where="relu_twin")
+    if model.params.quantisation_levels is not None:
+        raise ValueError("relu_twin: model has QCFS activations (quantisation_levels="
+                         f"{model.params.quantisation_levels}); it converts as it is")
+    twin = ConvNet(replace(model.params, activation="relu"))
+    twin.load_state_dict(model.state_dict())
+    return twin.train(model.training)
 
 
 @torch.no_grad()

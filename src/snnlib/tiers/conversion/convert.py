@@ -68,7 +68,7 @@ from ... import runs
 from ...encoding import PoissonParams, poisson_step
 from ...neurons import IFNeurons, check_burst
 from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, ConvNet, _finite_module, _image_batch,
-                  _labels_for, _n_classes, fold_batchnorm)
+                  _labels_for, _n_classes, fold_batchnorm, relu_twin)
 from .numerics import Numerics, fingerprint, numerics_scope
 
 __all__ = ["CHANNEL_PERCENTILE", "PERCENTILE", "PERCENTILES", "QCFS_CALIBRATION_ROUNDS",
@@ -360,6 +360,11 @@ def qcfs_from_relu(model: ConvNet, images: torch.Tensor, *, levels: int = QCFS_L
     (:func:`train_cnn`) adapts the weights and thresholds to the staircase;
     the result converts with :func:`normalise` (which takes the trained
     thresholds as :math:`\\lambda_l`) and simulates with ``v0 = 0.5``.
+
+    A GELU network (``ConvNetParams.activation="gelu"``, airbench's activation, which does
+    not convert) is copied the same way, its thresholds starting at the percentiles of the
+    activations of its :func:`~.cnn.relu_twin` (the same weights with ReLUs); the fine-tuning
+    then adapts the weights, trained with GELUs, to the staircase.
     Starting from the ReLU network instead of from scratch (Bu et al. train
     from scratch for hundreds of epochs) keeps the training short, and on the
     validation split it did better at few steps: the full profile's network
@@ -371,14 +376,15 @@ def qcfs_from_relu(model: ConvNet, images: torch.Tensor, *, levels: int = QCFS_L
     if not isinstance(model, ConvNet):
         raise TypeError(f"{where}: model must be a ConvNet, got {type(model).__name__}.")
     if model.params.quantisation_levels is not None:
-        raise ValueError(f"{where}: model must be a ReLU ConvNet; this one already has QCFS "
+        raise ValueError(f"{where}: model must be a ReLU or GELU ConvNet; this one already has QCFS "
                          "activations.")
     check.positive_int("levels", levels, where=where)
     _image_batch("images", images, where)
     check.number("percentile", percentile, low=0, low_open=True, high=100, where=where)
     check.integer("seed", seed, where=where)
-    _, lambdas = normalise(fold_batchnorm(model), images, percentile=percentile, seed=seed)
-    q = ConvNet(replace(model.params, quantisation_levels=levels))
+    relu = model if model.params.activation == "relu" else relu_twin(model)
+    _, lambdas = normalise(fold_batchnorm(relu), images, percentile=percentile, seed=seed)
+    q = ConvNet(replace(model.params, quantisation_levels=levels, activation="relu"))
     missing, unexpected = q.load_state_dict(model.state_dict(), strict=False)
     assert not unexpected and all(k.endswith(".threshold") for k in missing), (missing, unexpected)
     for act, lam in zip((m for m in q.features if isinstance(m, QCFS)), lambdas):

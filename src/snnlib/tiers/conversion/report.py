@@ -506,13 +506,15 @@ def qcfs_choice_table(path, name: str | None = None):
     """The QCFS copy's neurons and starting potential, chosen on the validation split: one
     row per (neurons, v0) of a QCFS run in the JSON list at ``path`` (the one named ``name``;
     None: the last), accuracy at each T, with the QCFS CNN's and the ReLU CNN's accuracy in
-    the caption (a network trained with QCFS from the start has no ReLU CNN)."""
+    the caption (a network trained with QCFS from the start has no ReLU CNN; one fine-tuned from
+    a GELU network names its GELU CNN)."""
     r = _last_qcfs_run(path, "report.qcfs_choice_table", name)
     q = r["qcfs"]
     rows = {name: {f"T = {t}": a for t, a in sim["accuracy"].items()}
             for name, sim in q["snn"].items()}
+    kind = {"relu": "ReLU", "gelu": "GELU"}[r["net"].get("activation", "relu")]
     relu = ("" if q["epochs"] == "from the start"  # trained with QCFS: no ReLU CNN
-            else f", the ReLU CNN {r['val_accuracy']:.2%}")
+            else f", the {kind} CNN {r['val_accuracy']:.2%}")
     return viz.table(rows, formats=".2%", index_name="neurons, v0",
                      caption=f"{r['name']}; validation accuracy of the spiking copy; its CNN "
                              f"{q['cnn']:.2%}{relu}")
