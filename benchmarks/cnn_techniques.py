@@ -195,6 +195,9 @@ def main() -> int:
         parser.error("--set quantisation_levels: the QCFS network is trained with "
                      "--qcfs-from-start (its thresholds start at percentiles) or fine-tuned "
                      "with --qcfs-epochs")
+    if args.qcfs_from_start and net.activation != "relu":
+        parser.error(f"--qcfs-from-start trains the QCFS network from the first epoch, so no "
+                     f"network trains with --set activation={net.activation}")
     if args.percentiles and net.activation != "relu":
         parser.error(f"--percentiles converts the trained CNN itself, which needs ReLU "
                      f"activations (--set activation={net.activation}); a GELU network reaches "
@@ -259,7 +262,7 @@ def main() -> int:
         as_relu = {"val_accuracy": C.evaluate_cnn(twin, x_val, cifar.labels[val_idx])["accuracy"],
                    "val_accuracy_tta": C.evaluate_cnn(twin, x_val, cifar.labels[val_idx],
                                                       tta=True)["accuracy"]}
-        print(f"the same weights with ReLUs in place of the {net.activation.upper()}s: "
+        print(f"the same weights with ReLUs in place of the {cnn.ACTIVATIONS[net.activation]}s: "
               f"validation {100 * as_relu['val_accuracy']:.2f}%, with test-time augmentation "
               f"{100 * as_relu['val_accuracy_tta']:.2f}%", flush=True)
     conversion = None
@@ -313,8 +316,7 @@ def main() -> int:
         trained = (f"trained from the start in {q_min:.2f} min" if args.qcfs_from_start
                    else f"{args.qcfs_epochs} epochs in {q_min:.2f} min")
         relu_clause = ("" if args.qcfs_from_start
-                       else f"the {net.activation.replace('relu', 'ReLU').replace('gelu', 'GELU')} "
-                            f"CNN: {100 * plain:.2f}%; ")
+                       else f"the {cnn.ACTIVATIONS[net.activation]} CNN: {100 * plain:.2f}%; ")
         for signed in (False, True) if args.signed else (False,):
             for v0 in args.v0 or [convert.QCFS_V0]:
                 name = f"{'signed' if signed else 'IF'}, v0 = {v0}"

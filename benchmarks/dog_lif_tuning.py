@@ -83,7 +83,7 @@ def pyramid(features: np.ndarray, params: D.DoGLIFParams, grids, sqrt: bool) -> 
     ``grids`` side by side, optionally square-rooted.
 
     Every grid must divide ``params.pool`` (``main`` pools on their least common multiple
-    ``L``): with ``S`` positions per side, the coarse grid's edge :math:`\lfloor iS/g \rfloor`
+    ``L``): with ``S`` positions per side, the coarse grid's edge :math:`\\lfloor iS/g \\rfloor`
     is the fine grid's edge number :math:`iL/g`, so each coarse region is a union of fine
     ones and the sums are those of pooling the positions directly (``tests/test_dog_lif.py``
     checks it).

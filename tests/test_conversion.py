@@ -5,6 +5,7 @@ network approaches its CNN as T grows."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import shutil
 import warnings
 from dataclasses import asdict, replace
@@ -372,24 +373,40 @@ def test_gelu_network_computes_x_phi_x_and_converts_only_through_its_qcfs_copy()
     x = torch.rand(40, 3, 32, 32)
     twin = C.relu_twin(gelu)
     assert twin.params.activation == "relu" and not twin.training
+    assert C.relu_twin(copy.deepcopy(gelu).train()).training  # the model's mode, either way
     with torch.no_grad():
         torch.testing.assert_close(twin(x), relu(x), atol=0, rtol=0)  # the same weights, ReLUs
         assert float((gelu(x) - relu(x)).abs().max()) > 1e-3  # and GELUs compute otherwise
     with pytest.raises(ValueError, match="GELU activations"):
         C.fold_batchnorm(gelu)
+    # nor does a folded network that still has GELUs simulate as if they were ReLUs
+    folded = C.fold_batchnorm(twin)
+    with_gelus = nn.Sequential(*[nn.GELU() if isinstance(m, nn.ReLU) else m for m in folded])
+    with pytest.raises(ValueError, match="GELU activations"):
+        C.normalise(with_gelus, x)
+    normed, _ = C.normalise(folded, x)
+    with pytest.raises(ValueError, match="GELU activations"):
+        C.simulate(nn.Sequential(*[nn.GELU() if isinstance(m, nn.ReLU) else m for m in normed]),
+                   x[:4], [0, 1, 2, 3], steps=[1])
     # its QCFS copy starts where the ReLU network's would: thresholds from the twin's activations
     q_gelu = C.qcfs_from_relu(gelu, x, levels=4, percentile=99.0)
     q_relu = C.qcfs_from_relu(relu, x, levels=4, percentile=99.0)
     assert q_gelu.params == q_relu.params and q_gelu.params.activation == "relu"
-    for (k, a), (k2, b) in zip(q_gelu.state_dict().items(), q_relu.state_dict().items()):
+    for (k, a), (k2, b) in zip(q_gelu.state_dict().items(), q_relu.state_dict().items(),
+                               strict=True):
         assert k == k2 and torch.equal(a, b), k
     with pytest.raises(ValueError, match="QCFS activations"):
         C.relu_twin(q_gelu)
     with pytest.raises(ValueError, match="activation must be 'relu'"):
         C.ConvNetParams(quantisation_levels=4, activation="gelu")
-    # a GELU network's caches never stand for a ReLU network's
-    assert (runs.cache_key(gelu.params, version=1) != runs.cache_key(relu.params, version=1)
-            == runs.cache_key(replace(relu.params, activation="relu"), version=1))
+    # a GELU network's caches never stand for a ReLU network's, and a ReLU network keeps the
+    # keys of the caches made before the field existed (the same class name and values)
+    kept = [f.name for f in dataclasses.fields(relu.params) if f.name != "activation"]
+    old = dataclasses.make_dataclass("ConvNetParams", [(n, object) for n in kept], frozen=True)
+    key = runs.cache_key(old(**{n: getattr(relu.params, n) for n in kept}), version=1)
+    assert runs.cache_key(relu.params, version=1) == key != runs.cache_key(gelu.params, version=1)
+    assert "ReLU" in C.record.describe_cnn(dataclasses.asdict(relu.params))
+    assert "GELU" in C.record.describe_cnn(dataclasses.asdict(gelu.params))
 
 
 def test_augment_crops_and_flips_reproducibly():

@@ -850,7 +850,7 @@ def test_the_tier_trains_with_relus_because_a_gelu_trainings_gain_did_not_surviv
     assert gelu["val_accuracy"] > relu["val_accuracy"]
     assert gelu["as_relu"]["val_accuracy"] < relu["val_accuracy"] - 0.1
     # ... and after the fine-tuning the tier's copy at T = 4 gains less than one standard error
-    # of the 5,000 validation images (sqrt(p (1 - p) / n), about 0.45 points)
+    # of the 5,000 validation images (sqrt(p (1 - p) / n), about 0.44 points)
     n, at4 = gelu["val_images"], {r["name"]: r["qcfs"]["snn"][CALIBRATED + ", bursts of up to 8"]
                                   ["accuracy"]["4"] for r in (gelu, relu)}
     p = at4[MUON_QCFS]

@@ -47,6 +47,6 @@ __all__ = ["CHANNEL_PERCENTILE", "ConvNet", "ConvNetParams", "Muon", "PERCENTILE
            "SIM_VERSION", "SNN_PART_IMAGES", "STEPS_ANALYSED", "SpikingMaxPool", "TrainParams",
            "augment", "bf16_supported", "calibrate_biases", "evaluate_cnn", "fold_batchnorm",
            "images_to_tensor", "normalise", "orthogonalise", "params_for_profile", "qcfs_from_relu",
-           "rates_vs_activations", "relu_layers", "relu_twin", "run_tier", "set_whitening", "simulate",
-           "simulate_parts", "smallest_steps_within", "synaptic_operations", "train_cnn",
+           "rates_vs_activations", "relu_layers", "relu_twin", "run_tier", "set_whitening",
+           "simulate", "simulate_parts", "smallest_steps_within", "synaptic_operations", "train_cnn",
            "tta_logits"]

@@ -3,7 +3,8 @@
 The CNN (:class:`ConvNet`) has only what has a spiking equivalent:
 convolutions and a linear layer, batch norm (folded into the convolutions
 before conversion, :func:`fold_batchnorm`), ReLU or the quantised
-clip-floor-shift activation (:class:`QCFS`, Bu et al. 2022), and average
+clip-floor-shift activation (:class:`QCFS`, Bu et al. 2022; GELU, airbench's activation,
+for measuring what it would buy: such a network converts only through a QCFS copy), and average
 pooling or max pooling of the activations (whose spiking copy,
 :class:`.convert.SpikingMaxPool`, passes a spike whenever the largest running
 count of its inputs grows, so that its count is the maximum of theirs). It trains with
@@ -42,9 +43,15 @@ TRAIN_VERSION = 1
 """Part of every training checkpoint's key: raised when :func:`train_cnn` changes."""
 
 
+ACTIVATIONS = {"relu": "ReLU", "gelu": "GELU"}
+"""The activations a :class:`ConvNet` can have where it is not quantised
+(``ConvNetParams.activation``), by the name they are written with."""
+
+
 @dataclass(frozen=True)
 class ConvNetParams:
-    """A VGG-style CNN that converts: 3 x 3 convolutions, batch norm, ReLU, average or max pooling.
+    """A VGG-style CNN that converts: 3 x 3 convolutions, batch norm, ReLU (or QCFS; GELU trains
+    but does not convert), average or max pooling.
 
     Attributes
     ----------
@@ -53,8 +60,8 @@ class ConvNetParams:
         (0-based) a 2 x 2 pool (``pool``) halves the image.
     pool_after : tuple of int
     quantisation_levels : int or None
-        None: ReLU. L: the clip-floor-shift activation with L levels (Bu et
-        al. 2022), trained so that the SNN is accurate after few steps.
+        None: ``activation`` (ReLU by default). L: the clip-floor-shift activation with L
+        levels (Bu et al. 2022), trained so that the SNN is accurate after few steps.
     whitening_px : int or None
         A first convolution that whitens the image's ``k x k`` patches
         (Jordan 2024, airbench), before the others: its ``2 x 3 k^2`` filters
@@ -113,7 +120,7 @@ class ConvNetParams:
     activation : {"relu", "gelu"}
         The activation where ``quantisation_levels`` is None: ``"relu"``, which converts
         (an IF neuron's rate is a ReLU of its input current), or ``"gelu"``,
-        :math:`\mathrm{GELU}(x) = x\,\Phi(x)` with :math:`\Phi` the standard normal
+        :math:`\\mathrm{GELU}(x) = x\\,\\Phi(x)` with :math:`\\Phi` the standard normal
         distribution function (airbench's activation), which does not: a GELU network
         reaches a spiking copy only through a QCFS copy fine-tuned from it
         (:func:`.convert.qcfs_from_relu`). Left out of cache keys at its default.
@@ -164,9 +171,9 @@ class ConvNetParams:
         check.finite_number("ConvNetParams.bn_eps", self.bn_eps, above=0)
         if self.pool not in ("avg", "max"):
             raise ValueError(f"ConvNetParams.pool must be 'avg' or 'max', got {self.pool!r}.")
-        if self.activation not in ("relu", "gelu"):
-            raise ValueError(f"ConvNetParams.activation must be 'relu' or 'gelu', got "
-                             f"{self.activation!r}.")
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
+            raise ValueError(f"ConvNetParams.activation must be one of "
+                             f"{', '.join(map(repr, ACTIVATIONS))}, got {self.activation!r}.")
         if q is not None and self.activation != "relu":
             raise ValueError(f"ConvNetParams: quantisation_levels={q!r} replaces the activation "
                              f"with clip-floor-shift steps, so activation must be 'relu', got "
@@ -516,11 +523,12 @@ def fold_batchnorm(model: ConvNet) -> nn.Sequential:
     that follows a max pool too, where its scale is positive (a maximum commutes
     with a positive scale and a shift common to the window). The
     linear layer takes ``params.logit_scale``. Exact: the folded network computes
-    the same function as the original in eval mode.
+    the same function as the original in eval mode. A GELU network
+    (``ConvNetParams.activation="gelu"``) is refused: no IF neuron follows a GELU.
     """
     check.instance("model", model, ConvNet, where="fold_batchnorm")
     if model.params.activation != "relu":
-        raise ValueError(f"fold_batchnorm: model has {model.params.activation.upper()} "
+        raise ValueError(f"fold_batchnorm: model has {ACTIVATIONS[model.params.activation]} "
                          f"activations, which IF neurons cannot follow (their rate is a ReLU of "
                          f"the current); convert its QCFS copy instead: qcfs_from_relu(model, "
                          f"images), fine-tuned with train_cnn")
@@ -567,8 +575,9 @@ def relu_twin(model: ConvNet) -> ConvNet:
     """The same network with ReLU activations: a :class:`ConvNet` of ``model``'s parameters with
     ``activation="relu"``, its weights, biases and batch-norm statistics copied, in ``model``'s
     mode. For a ReLU network, a copy that computes the same function; for a GELU network,
-    :math:`\max(0, x)` in place of each :math:`x\,\Phi(x)`, the network a spiking copy would
-    follow if each GELU were taken for the ReLU it approaches for large :math:`|x|`."""
+    :math:`\\max(0, x)` in place of each :math:`x\\,\\Phi(x)`, the network a spiking copy would
+    follow if each GELU were taken for the ReLU it approaches for large :math:`|x|`. The twin is
+    built on the CPU, whatever device ``model`` is on."""
     check.instance("model", model, ConvNet, where="relu_twin")
     if model.params.quantisation_levels is not None:
         raise ValueError("relu_twin: model has QCFS activations (quantisation_levels="
@@ -1063,8 +1072,11 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
         layout = ({"memory_format": torch.channels_last}
                   if numerics is not None and numerics.channels_last else {})
         model.to(device, **layout)
-        teacher_key = (None if teacher is None
-                       else runs.cache_key(teacher, version=TRAIN_VERSION))
+        # (a GELU teacher and its ReLU twin share their weights: the activation tells them apart)
+        teacher_key = (None if teacher is None else runs.cache_key(
+            teacher, *([teacher.params.activation] if isinstance(teacher, ConvNet)
+                       and teacher.params.activation != "relu" else []),
+            version=TRAIN_VERSION))
         teacher_was_training = teacher is not None and teacher.training
         n_classes = _n_classes(model)
         y = torch.as_tensor(np.asarray(labels), dtype=torch.long)

@@ -136,6 +136,10 @@ def _sequential(name: str, net, where: str, *, finite: bool = False) -> nn.Seque
     if not isinstance(net, nn.Sequential):
         raise TypeError(f"{where}: {name} must be an nn.Sequential (fold_batchnorm or normalise "
                         f"gives one), got {type(net).__name__}")
+    if any(isinstance(m, nn.GELU) for m in net.modules()):
+        raise ValueError(f"{where}: {name} has GELU activations, which IF neurons cannot follow "
+                         "(their rate is a ReLU of the current); convert a QCFS copy of the "
+                         "network instead (qcfs_from_relu, fine-tuned with train_cnn)")
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
         raise ValueError(f"{where}: {name} still has batch norms (a CNN's own layers, such as "
                          "model.features?); fold them into the convolutions first: "
@@ -344,7 +348,7 @@ def _normalise_channels(net: nn.Sequential, images: torch.Tensor, acts: list[int
 @torch.no_grad()
 def qcfs_from_relu(model: ConvNet, images: torch.Tensor, *, levels: int = QCFS_LEVELS,
                    percentile: float = QCFS_INIT_PERCENTILE, seed: int = 0) -> ConvNet:
-    """A copy of a trained ReLU :class:`ConvNet` with clip-floor-shift activations, to fine-tune.
+    """A copy of a trained ReLU or GELU :class:`ConvNet` with QCFS activations, to fine-tune.
 
     The copy has the same convolutions, batch norms and linear layer; each
     ReLU becomes a :class:`QCFS` with ``levels`` levels whose threshold
@@ -360,24 +364,25 @@ def qcfs_from_relu(model: ConvNet, images: torch.Tensor, *, levels: int = QCFS_L
     (:func:`train_cnn`) adapts the weights and thresholds to the staircase;
     the result converts with :func:`normalise` (which takes the trained
     thresholds as :math:`\\lambda_l`) and simulates with ``v0 = 0.5``.
-
-    A GELU network (``ConvNetParams.activation="gelu"``, airbench's activation, which does
-    not convert) is copied the same way, its thresholds starting at the percentiles of the
-    activations of its :func:`~.cnn.relu_twin` (the same weights with ReLUs); the fine-tuning
-    then adapts the weights, trained with GELUs, to the staircase.
     Starting from the ReLU network instead of from scratch (Bu et al. train
     from scratch for hundreds of epochs) keeps the training short, and on the
     validation split it did better at few steps: the full profile's network
     trained with QCFS from its first epoch for the same 17 epochs gave a signed
     copy, calibrated as the tier's, 1.2 points less accurate at T = 4 and at
     T = 8 than this copy fine-tuned for 2 (``results/cnn_techniques.json``).
+
+    A GELU network (``ConvNetParams.activation="gelu"``, airbench's activation, which does
+    not convert) is copied the same way, its thresholds starting at the percentiles of the
+    activations of its :func:`~.cnn.relu_twin` (the same weights with ReLUs): before any
+    training the copy computes the twin's staircase, not the GELU network's function, and the
+    fine-tuning adapts the weights, trained with GELUs, to it.
     """
     where = "qcfs_from_relu"
     if not isinstance(model, ConvNet):
         raise TypeError(f"{where}: model must be a ConvNet, got {type(model).__name__}.")
     if model.params.quantisation_levels is not None:
-        raise ValueError(f"{where}: model must be a ReLU or GELU ConvNet; this one already has QCFS "
-                         "activations.")
+        raise ValueError(f"{where}: model must be a ReLU or GELU ConvNet; this one already "
+                         "has QCFS activations.")
     check.positive_int("levels", levels, where=where)
     _image_batch("images", images, where)
     check.number("percentile", percentile, low=0, low_open=True, high=100, where=where)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ... import runs
 from ...data import CLASS_NAMES
+from .cnn import ACTIVATIONS
 
 MOVES = [m for m in runs.common_moves() if m[0] not in ("test_images", "class_names")] + [
     ("train_images", "train_images"),
@@ -43,7 +44,8 @@ def describe_cnn(cnn: dict) -> str:
                  + (" (starting as identities)" if cnn.get("identity_init") else ""))
     parts.append(("batch norm without a learned scale, " if cnn.get("bn_scale") is False
                   else "batch norm, ")
-                 + ("clip-floor-shift activations" if cnn.get("quantisation_levels") else "ReLU"))
+                 + ("clip-floor-shift activations" if cnn.get("quantisation_levels")
+                    else ACTIVATIONS[cnn.get("activation", "relu")]))
     parts.append(f"2 x 2 {'max' if cnn.get('pool') == 'max' else 'average'} pooling "
                  + ("straight after convolutions " if cnn.get("pool_first")
                     else "after convolutions ")

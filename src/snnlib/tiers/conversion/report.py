@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ... import _validate as check
 from ... import runs, viz
+from .cnn import ACTIVATIONS
 from .record import describe_cnn, describe_training, rounds_clause, spiking_layer_names
 
 __all__ = ["accumulates_line", "accuracy_table", "calibration_line", "costs_table", "firing_table",
@@ -512,7 +513,7 @@ def qcfs_choice_table(path, name: str | None = None):
     q = r["qcfs"]
     rows = {name: {f"T = {t}": a for t, a in sim["accuracy"].items()}
             for name, sim in q["snn"].items()}
-    kind = {"relu": "ReLU", "gelu": "GELU"}[r["net"].get("activation", "relu")]
+    kind = ACTIVATIONS[r["net"].get("activation", "relu")]
     relu = ("" if q["epochs"] == "from the start"  # trained with QCFS: no ReLU CNN
             else f", the {kind} CNN {r['val_accuracy']:.2%}")
     return viz.table(rows, formats=".2%", index_name="neurons, v0",
