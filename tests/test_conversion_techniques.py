@@ -369,3 +369,35 @@ def test_distillation_needs_its_teacher_and_a_share_in_range():
     with pytest.raises(ValueError, match="5 classes"):
         C.train_cnn(net, images, labels, C.TrainParams(epochs=1, distill=0.5), seed=0,
                     progress=False, teacher=five)
+
+
+def test_a_gelu_training_and_its_relu_twin_never_share_a_checkpoint(tmp_path):
+    images, labels = _class_images(32)
+    relu_params = C.ConvNetParams(widths=(4,), pool_after=(0,))
+    gelu_params = replace(relu_params, activation="gelu")
+    p = C.TrainParams(epochs=2, batch_size=16, max_lr=0.05)
+
+    def stop(epoch, history):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        C.train_cnn(C.ConvNet(gelu_params), images, labels, p, seed=1, progress=False,
+                    checkpoint=tmp_path / "cnn.pt", on_epoch=stop)
+    # the same weights would load, but a ReLU network is another training run
+    with pytest.raises(runs.CheckpointError, match="another training run"):
+        C.train_cnn(C.ConvNet(relu_params), images, labels, p, seed=1, progress=False,
+                    checkpoint=tmp_path / "cnn.pt")
+    resumed = C.train_cnn(C.ConvNet(gelu_params), images, labels, p, seed=1, progress=False,
+                          checkpoint=tmp_path / "cnn.pt")
+    assert len(resumed["loss"]) == 2
+    # a GELU teacher and its ReLU twin share their weights, not their checkpoints
+    torch.manual_seed(3)
+    teacher = C.ConvNet(gelu_params).eval()
+    taught = replace(p, distill=0.5)
+    with pytest.raises(KeyboardInterrupt):
+        C.train_cnn(C.ConvNet(relu_params), images, labels, taught, seed=2, progress=False,
+                    teacher=teacher, checkpoint=tmp_path / "s.pt", on_epoch=stop)
+    with pytest.raises(runs.CheckpointError, match="another training run"):
+        C.train_cnn(C.ConvNet(relu_params), images, labels, taught, seed=2, progress=False,
+                    teacher=C.relu_twin(teacher), checkpoint=tmp_path / "s.pt")
