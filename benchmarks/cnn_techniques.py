@@ -315,8 +315,8 @@ def main() -> int:
         qcfs.update(cnn=q_cnn, snn={})
         trained = (f"trained from the start in {q_min:.2f} min" if args.qcfs_from_start
                    else f"{args.qcfs_epochs} epochs in {q_min:.2f} min")
-        relu_clause = ("" if args.qcfs_from_start
-                       else f"the {cnn.ACTIVATIONS[net.activation]} CNN: {100 * plain:.2f}%; ")
+        cnn_clause = ("" if args.qcfs_from_start
+                      else f"the {cnn.ACTIVATIONS[net.activation]} CNN: {100 * plain:.2f}%; ")
         for signed in (False, True) if args.signed else (False,):
             for v0 in args.v0 or [convert.QCFS_V0]:
                 name = f"{'signed' if signed else 'IF'}, v0 = {v0}"
@@ -343,7 +343,7 @@ def main() -> int:
                     print(f"QCFS copy (L = {levels}): {trained}, "
                           f"its CNN {100 * q_cnn:.2f}%; spiking copy, {what}: " + ", ".join(
                               f"T = {t}: {100 * a:.2f}%" for t, a in sim["accuracy"].items())
-                          + f" ({relu_clause}{sim['wall_s']:.0f} s)",
+                          + f" ({cnn_clause}{sim['wall_s']:.0f} s)",
                           flush=True)
     result = {"split": "validation (last 500 training images per class)",
               "train_images": len(train_idx), "val_images": len(val_idx), "seed": args.seed,

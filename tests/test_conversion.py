@@ -380,14 +380,15 @@ def test_gelu_network_computes_x_phi_x_and_converts_only_through_its_qcfs_copy()
     with pytest.raises(ValueError, match="GELU activations"):
         C.fold_batchnorm(gelu)
     # nor does a folded network that still has GELUs simulate as if they were ReLUs
+    def with_gelus(net):
+        return nn.Sequential(*[nn.GELU() if isinstance(m, nn.ReLU) else m for m in net])
+
     folded = C.fold_batchnorm(twin)
-    with_gelus = nn.Sequential(*[nn.GELU() if isinstance(m, nn.ReLU) else m for m in folded])
     with pytest.raises(ValueError, match="GELU activations"):
-        C.normalise(with_gelus, x)
+        C.normalise(with_gelus(folded), x)
     normed, _ = C.normalise(folded, x)
     with pytest.raises(ValueError, match="GELU activations"):
-        C.simulate(nn.Sequential(*[nn.GELU() if isinstance(m, nn.ReLU) else m for m in normed]),
-                   x[:4], [0, 1, 2, 3], steps=[1])
+        C.simulate(with_gelus(normed), x[:4], [0, 1, 2, 3], steps=[1])
     # its QCFS copy starts where the ReLU network's would: thresholds from the twin's activations
     q_gelu = C.qcfs_from_relu(gelu, x, levels=4, percentile=99.0)
     q_relu = C.qcfs_from_relu(relu, x, levels=4, percentile=99.0)

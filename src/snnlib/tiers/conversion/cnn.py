@@ -48,6 +48,13 @@ ACTIVATIONS = {"relu": "ReLU", "gelu": "GELU"}
 (``ConvNetParams.activation``), by the name they are written with."""
 
 
+def gelu_refusal(where: str, name: str) -> ValueError:
+    """The error for a network with GELU activations where a spiking copy is asked for."""
+    return ValueError(f"{where}: {name} has GELU activations, which IF neurons cannot follow "
+                      f"(their rate is a ReLU of the current); convert its QCFS copy instead: "
+                      f"qcfs_from_relu, fine-tuned with train_cnn")
+
+
 @dataclass(frozen=True)
 class ConvNetParams:
     """A VGG-style CNN that converts: 3 x 3 convolutions, batch norm, ReLU (or QCFS; GELU trains
@@ -528,10 +535,7 @@ def fold_batchnorm(model: ConvNet) -> nn.Sequential:
     """
     check.instance("model", model, ConvNet, where="fold_batchnorm")
     if model.params.activation != "relu":
-        raise ValueError(f"fold_batchnorm: model has {ACTIVATIONS[model.params.activation]} "
-                         f"activations, which IF neurons cannot follow (their rate is a ReLU of "
-                         f"the current); convert its QCFS copy instead: qcfs_from_relu(model, "
-                         f"images), fine-tuned with train_cnn")
+        raise gelu_refusal("fold_batchnorm", "model")
     _finite_module("model", model, "fold_batchnorm")
     for m in model.features:
         if isinstance(m, nn.BatchNorm2d) and bool((m.running_var + m.eps <= 0).any()):
@@ -1072,10 +1076,10 @@ def train_cnn(model: ConvNet, images, labels, p: TrainParams = TrainParams(), *,
         layout = ({"memory_format": torch.channels_last}
                   if numerics is not None and numerics.channels_last else {})
         model.to(device, **layout)
-        # (a GELU teacher and its ReLU twin share their weights: the activation tells them apart)
+        # a teacher is its weights and its design (a GELU teacher and its ReLU twin share
+        # their weights; pooling and logit scale are not weights either)
         teacher_key = (None if teacher is None else runs.cache_key(
-            teacher, *([teacher.params.activation] if isinstance(teacher, ConvNet)
-                       and teacher.params.activation != "relu" else []),
+            teacher, teacher.params if isinstance(teacher, ConvNet) else None,
             version=TRAIN_VERSION))
         teacher_was_training = teacher is not None and teacher.training
         n_classes = _n_classes(model)

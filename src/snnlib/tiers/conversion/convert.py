@@ -68,7 +68,7 @@ from ... import runs
 from ...encoding import PoissonParams, poisson_step
 from ...neurons import IFNeurons, check_burst
 from .cnn import (QCFS, QCFS_INIT_PERCENTILE, QCFS_LEVELS, ConvNet, _finite_module, _image_batch,
-                  _labels_for, _n_classes, fold_batchnorm, relu_twin)
+                  _labels_for, _n_classes, fold_batchnorm, gelu_refusal, relu_twin)
 from .numerics import Numerics, fingerprint, numerics_scope
 
 __all__ = ["CHANNEL_PERCENTILE", "PERCENTILE", "PERCENTILES", "QCFS_CALIBRATION_ROUNDS",
@@ -137,9 +137,7 @@ def _sequential(name: str, net, where: str, *, finite: bool = False) -> nn.Seque
         raise TypeError(f"{where}: {name} must be an nn.Sequential (fold_batchnorm or normalise "
                         f"gives one), got {type(net).__name__}")
     if any(isinstance(m, nn.GELU) for m in net.modules()):
-        raise ValueError(f"{where}: {name} has GELU activations, which IF neurons cannot follow "
-                         "(their rate is a ReLU of the current); convert a QCFS copy of the "
-                         "network instead (qcfs_from_relu, fine-tuned with train_cnn)")
+        raise gelu_refusal(where, name)
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
         raise ValueError(f"{where}: {name} still has batch norms (a CNN's own layers, such as "
                          "model.features?); fold them into the convolutions first: "

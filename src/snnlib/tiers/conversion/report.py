@@ -514,11 +514,11 @@ def qcfs_choice_table(path, name: str | None = None):
     rows = {name: {f"T = {t}": a for t, a in sim["accuracy"].items()}
             for name, sim in q["snn"].items()}
     kind = ACTIVATIONS[r["net"].get("activation", "relu")]
-    relu = ("" if q["epochs"] == "from the start"  # trained with QCFS: no ReLU CNN
-            else f", the {kind} CNN {r['val_accuracy']:.2%}")
+    trained = ("" if q["epochs"] == "from the start"  # trained with QCFS: no ReLU CNN
+               else f", the {kind} CNN {r['val_accuracy']:.2%}")
     return viz.table(rows, formats=".2%", index_name="neurons, v0",
                      caption=f"{r['name']}; validation accuracy of the spiking copy; its CNN "
-                             f"{q['cnn']:.2%}{relu}")
+                             f"{q['cnn']:.2%}{trained}")
 
 
 def qcfs_choice_line(path, steps: int = 4, name: str | None = None) -> str:
